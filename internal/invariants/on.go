@@ -1,0 +1,7 @@
+//go:build invariants
+
+package invariants
+
+// Enabled reports whether expensive invariant checks run (build tag
+// invariants).
+const Enabled = true
