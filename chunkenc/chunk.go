@@ -1,0 +1,159 @@
+package chunkenc
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Encoding names the format of a chunk. It is the first byte of every chunk.
+type Encoding uint8
+
+// The encodings. Values are part of the on-disk format: never renumber.
+const (
+	// EncXOR is Gorilla XOR as in Prometheus: the bytes after the encoding
+	// byte are exactly a Prometheus tsdb/chunkenc XOR chunk. Appendable; the
+	// head keeps open chunks in it.
+	EncXOR Encoding = 1
+	// EncPack is Myelin's sealed-chunk encoding: timestamps and values are
+	// modelled per chunk (interval + jitter, decimal scaling, deltas) and
+	// packed with per-chunk parameters. Write-once: built from all samples
+	// of the chunk at seal time.
+	EncPack Encoding = 2
+)
+
+func (e Encoding) String() string {
+	switch e {
+	case EncXOR:
+		return "xor"
+	case EncPack:
+		return "pack"
+	}
+	return fmt.Sprintf("encoding(%d)", uint8(e))
+}
+
+// Encodings lists every known encoding, in numeric order.
+var Encodings = []Encoding{EncXOR, EncPack}
+
+// ParseEncoding returns the encoding with the given String name.
+func ParseEncoding(name string) (Encoding, error) {
+	for _, e := range Encodings {
+		if e.String() == name {
+			return e, nil
+		}
+	}
+	return 0, fmt.Errorf("chunkenc: unknown encoding %q", name)
+}
+
+var (
+	// ErrOutOfOrder is returned when a timestamp is not greater than the
+	// previous one in the chunk.
+	ErrOutOfOrder = errors.New("chunkenc: timestamps not strictly increasing")
+	// ErrFull is returned when a chunk cannot take more samples.
+	ErrFull = errors.New("chunkenc: chunk full")
+	// ErrEmpty is returned when encoding a chunk of no samples.
+	ErrEmpty = errors.New("chunkenc: empty chunk")
+)
+
+// CorruptError reports a chunk that cannot be decoded.
+type CorruptError struct {
+	Enc    Encoding
+	Offset int // byte offset in the chunk where decoding failed, -1 if unknown
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("chunkenc: corrupt %s chunk at byte %d: %s", e.Enc, e.Offset, e.Reason)
+}
+
+func corrupt(enc Encoding, off int, reason string) error {
+	return &CorruptError{Enc: enc, Offset: off, Reason: reason}
+}
+
+// MaxSamples is the most samples one chunk holds, in any encoding (the
+// XOR header stores the count in 16 bits).
+const MaxSamples = 1<<16 - 1
+
+// EncodingOf returns the encoding of a chunk.
+func EncodingOf(chunk []byte) (Encoding, error) {
+	if len(chunk) == 0 {
+		return 0, corrupt(0, 0, "no encoding byte")
+	}
+	e := Encoding(chunk[0])
+	switch e {
+	case EncXOR, EncPack:
+		return e, nil
+	}
+	return e, corrupt(e, 0, "unknown encoding")
+}
+
+// NumSamples returns the number of samples in a chunk without decoding it.
+func NumSamples(chunk []byte) (int, error) {
+	enc, err := EncodingOf(chunk)
+	if err != nil {
+		return 0, err
+	}
+	switch enc {
+	case EncXOR:
+		return xorNumSamples(chunk)
+	case EncPack:
+		return packNumSamples(chunk)
+	}
+	panic("BUG: unhandled encoding")
+}
+
+// checkSamples validates input of an encoder: equal lengths, 1..MaxSamples
+// samples, strictly increasing timestamps.
+func checkSamples(ts []int64, vs []float64) error {
+	if len(ts) != len(vs) {
+		return fmt.Errorf("chunkenc: %d timestamps but %d values", len(ts), len(vs))
+	}
+	if len(ts) == 0 {
+		return ErrEmpty
+	}
+	if len(ts) > MaxSamples {
+		return fmt.Errorf("chunkenc: %d samples: %w", len(ts), ErrFull)
+	}
+	for i := 1; i < len(ts); i++ {
+		if ts[i] <= ts[i-1] {
+			return fmt.Errorf("chunkenc: sample %d at %d after %d: %w", i, ts[i], ts[i-1], ErrOutOfOrder)
+		}
+	}
+	return nil
+}
+
+// Encode appends a sealed chunk of the samples (ts[i], vs[i]) in encoding
+// enc to dst and returns the extended slice. Timestamps must be strictly
+// increasing; 1 to MaxSamples samples. ts and vs are only read.
+func Encode(dst []byte, enc Encoding, ts []int64, vs []float64) ([]byte, error) {
+	if err := checkSamples(ts, vs); err != nil {
+		return dst, err
+	}
+	switch enc {
+	case EncXOR:
+		return appendXOR(dst, ts, vs), nil
+	case EncPack:
+		return appendPack(dst, ts, vs), nil
+	}
+	return dst, errUnknownEncoding(enc)
+}
+
+func errUnknownEncoding(enc Encoding) error {
+	return fmt.Errorf("chunkenc: cannot encode %s", enc)
+}
+
+// Decode appends the samples of chunk to ts and vs and returns the extended
+// slices. On error the slices are returned as they were passed in.
+func Decode(ts []int64, vs []float64, chunk []byte) ([]int64, []float64, error) {
+	var it Iterator
+	it.Reset(chunk)
+	n0 := len(ts)
+	for it.Next() {
+		t, v := it.At()
+		ts = append(ts, t)
+		vs = append(vs, v)
+	}
+	if err := it.Err(); err != nil {
+		return ts[:n0], vs[:n0], err
+	}
+	return ts, vs, nil
+}

@@ -1,0 +1,124 @@
+// Package chunkenc holds Myelin's chunk encodings: the unit of compression
+// is a chunk, the samples (int64 millisecond timestamp, float64 value) of
+// one series over a time span, in time order.
+//
+// The package is pure: no I/O, no locks, no knowledge of tenants, Pebble or
+// Raft. It must not import anything but the standard library.
+//
+// # Use
+//
+// The engine keeps each active series' open chunk in memory as an XOR
+// (appendable, streaming). When the chunk is sealed it re-encodes the
+// samples with an Encoder into EncPack, which models the whole chunk at
+// once. Merging small sealed chunks into a larger one for cold data is the
+// same operation: Decode the chunks, Encode the concatenation.
+//
+//  1. x := NewXOR(nil); x.Append(t, v) ...; x.Bytes() is always a readable
+//     chunk (valid until the next Append).
+//  2. On seal: ts, vs, _ = Decode(ts[:0], vs[:0], x.Bytes());
+//     sealed, _ = enc.Encode(dst, EncPack, ts, vs).
+//  3. Reading: one Iterator per goroutine, Reset(chunk), Next/Seek/At, Err.
+//
+// Samples must have strictly increasing timestamps; any int64 timestamps
+// and any float64 bit pattern (every NaN payload, ±Inf, -0, the Prometheus
+// staleness marker 0x7ff0000000000002) round-trip bit for bit.
+//
+// # Format
+//
+// Every chunk starts with one encoding byte (type Encoding); readers
+// dispatch on it, so new encodings can be added without rewriting data.
+// Bits are written most significant first. Values are never renumbered.
+//
+// ## EncXOR (1)
+//
+//	byte 0      1
+//	bytes 1-2   sample count, uint16 big-endian
+//	bits        Prometheus's XOR stream, unchanged
+//
+// The bytes after the encoding byte are exactly a Prometheus tsdb/chunkenc
+// XOR chunk (tested byte for byte against Prometheus), so data can move
+// between Myelin and Prometheus tooling. The stream: sample 0 as a varint
+// timestamp and 64 value bits; sample 1 as a uvarint delta and an XOR
+// value; then per sample a delta-of-delta in a prefix code ('0' for 0,
+// '10' + 14 bits, '110' + 17 bits, '1110' + 20 bits, '1111' + 64 bits; the
+// n-bit buckets hold [-(2^(n-1)-1), 2^(n-1)]) and the value as Gorilla XOR
+// against the previous value: '0' same value; '10' + the meaningful bits in
+// the previous window; '11' + 5 bits leading zeros (capped at 31) + 6 bits
+// window length (0 means 64) + the window.
+//
+// XOR is the head format because it appends in O(1) with no look-ahead.
+// Its weak spots on monitoring data are what EncPack fixes: 1 ms of scrape
+// jitter costs 16 bits (twice: late, then on time again), an unchanged
+// value still costs 1 bit per sample, and a decimal gauge like 0.1 -> 0.2
+// costs ~50 bits because its binary mantissa changes entirely.
+//
+// ## EncPack (2)
+//
+//	byte 0      2
+//	uvarint     n, the sample count (1..65535)
+//	bits        timestamps section, then values section; the last byte
+//	            is padded with zero bits
+//
+// Varints inside the bit stream are the usual byte-wise (u)varints written
+// as 8-bit groups; signed ones are zigzag-encoded.
+//
+// Timestamps section:
+//
+//	varint      t0
+//	(n >= 2)
+//	uvarint     d, the chunk's interval: the majority delta
+//	ints(n-1)   r_i = (t_i - t_{i-1}) - d, wrapping 64-bit arithmetic
+//
+// A regular scrape makes every r_i zero (2 bits for the whole chunk). Jitter
+// shows as a few nonzero r_i, often a pair +x, -x (one late scrape), which
+// the pairs stream kind codes in one record plus one bit. Measured on the
+// shared recorded data: 0.9-1.5 bits per sample, against 3.4 for XOR.
+//
+// Values section, a 2-bit mode, then:
+//
+//	0 const     64 bits: every value has these bits
+//	1 decimal   see below
+//	2 xor       64 bits first value, then XOR values as in EncXOR
+//
+// Decimal mode models each value as v = m / 10^e with an integer mantissa
+// |m| < 2^53 (ALP's idea, with an exact check: the division of an exact
+// integer by an exact power of ten is correctly rounded, so the decoder
+// reproduces v bit for bit):
+//
+//	5 bits      e, 0..17
+//	uvarint     k, number of exceptions
+//	k times     uvarint gap to the previous exception's position (first: the
+//	            position itself), 64 bits raw value
+//	2 bits      order: 0 r_i = m_i - m_0, 1 delta, 2 delta-of-delta
+//	varint      m_0
+//	uvarint     g >= 1, gcd of the residuals
+//	ints(n-1)   residuals / g
+//
+// Exceptions are values that are not decimals at e (NaN, ±Inf, -0, binary
+// noise like 0.20199999999999999); their mantissa slot repeats the previous
+// mantissa so they cost nothing in the residual stream. The encoder picks e
+// by cost (digits for everyone against 72 bits per exception), the order by
+// the residuals' total bit length, and the mode by exact bit count
+// (decimal against xor). The gcd removes common factors such as 4096-byte
+// pages in memory gauges or the trailing zeros of a rescaled exponent.
+//
+// Integer streams, ints(m): m is known to the reader. A 2-bit kind, then:
+//
+//	0 zero      nothing: all m residuals are 0
+//	1 rice      6 bits k; m Rice(k) codes of zigzag(r)
+//	2 runs      uvarint c, 6 bits kg, 6 bits kv; c records of
+//	            Rice(kg) zero-run length, Rice(kv) zigzag(r)-1
+//	3 pairs     as runs, plus one bit per record: 1 if the next residual
+//	            is -r (and belongs to the record)
+//
+// Rice(k) of u: q = u>>k one-bits, a zero bit, the low k bits of u; if
+// q >= 24 instead 24 one-bits, 6 bits bitlen(u)-1 and bitlen(u) bits of u,
+// bounding an outlier's cost. The writer computes the exact size of each
+// kind (for k within two of the mean's bit length) and writes the smallest.
+//
+// Why block, not stream: EncPack chooses the interval, exponent, order,
+// gcd and Rice parameters from the whole chunk; that is where its gain
+// over XOR comes from, and a sealed chunk is written once and read many
+// times. Decoding reconstructs whole chunks into reusable buffers, which is
+// faster per sample than XOR's bit-serial decode.
+package chunkenc
