@@ -1,0 +1,63 @@
+// Package fuzz holds the fuzz targets of Myelin's chunk encodings
+// (package chunkenc) and their seed corpora. Nothing imports it; its only
+// non-test code is deriveSamples, the map from fuzz input to a valid sample
+// sequence, and its inverse appendSamples. It does not import chunkenc
+// outside tests and must not test anything but decoders and encoders.
+//
+// # Targets
+//
+// All targets are generic over chunkenc.Encodings, so a new encoding is
+// fuzzed without changes here.
+//
+//   - FuzzChunkDecode: arbitrary bytes as a chunk, fed to NumSamples, Decode,
+//     Iterator.Next and Iterator.Seek. Nothing panics; Next returns true at
+//     most MaxSamples times; errors are *chunkenc.CorruptError with an offset
+//     inside the chunk; NumSamples agrees with a successful Decode; Seek never
+//     moves backwards; Decode allocates at most 256 bytes per input byte plus
+//     48 per returned sample plus 64 KiB (see allocPerByte for why: a decoder
+//     must not trust a sample-count field to size its buffers); and a chunk
+//     that decodes has strictly increasing timestamps and re-encodes, in every
+//     encoding, to the same samples.
+//   - FuzzChunkRoundTrip: the input becomes samples (deriveSamples: per
+//     sample a mode byte picks a timestamp mode such as regular, jittered,
+//     raw, huge gaps up to math.MaxInt64 or XOR bucket edges, and a value
+//     mode such as raw bits, small integers, decimals, NaN payloads, ±Inf,
+//     -0 or the staleness marker). Every encoding must round-trip them bit
+//     for bit through Decode and the Iterator, Seek must agree with a linear
+//     scan, and appending them one by one to a chunkenc.XOR must give the
+//     bytes of Encode(EncXOR).
+//   - FuzzXORvsPrometheus: EncXOR against Prometheus's tsdb/chunkenc XOR
+//     chunk: equal bytes after our encoding byte for derived samples, and
+//     Prometheus reads every body our decoder accepts to the same samples.
+//
+// # Running
+//
+// Seeds only (part of `go test ./...`, a second or two):
+//
+//	go test ./fuzz
+//
+// Fuzzing one target (the go tool fuzzes one target at a time):
+//
+//	go test -run '^$' -fuzz '^FuzzChunkDecode$' -fuzztime 60s -fuzzminimizetime 5s ./fuzz
+//
+// -fuzzminimizetime bounds the minimization of each new interesting input;
+// with the default (60 s) large real-data seeds stall the run for minutes.
+// A failing input is written to testdata/fuzz/<Target>/<hash>; rename it to
+// say what it shows and commit it: every crasher stays a seed. Re-run one
+// with go test -run 'FuzzChunkDecode/<name>' ./fuzz.
+//
+// # Seed corpora
+//
+// testdata/fuzz/<Target>/seed-* are windows of the real series in the
+// shared data directory (tsdata.SharedDir): for FuzzChunkDecode, chunks of
+// 120 and up to 1024 samples in every encoding plus a truncated and a
+// bit-flipped one per data file; for the other two targets, the same
+// windows as deriveSamples inputs (appendSamples). Rewrite them, e.g. after
+// an encoding's format changes, with
+//
+//	go test ./fuzz -run TestWriteSeeds -write-seeds
+//
+// It deletes only seed-* files; crashers and hand-named seeds stay. The
+// targets also add a few seeds in code (empty input, one byte, each
+// encoding byte alone, all 0xff, every mode byte of deriveSamples).
+package fuzz
