@@ -132,8 +132,3 @@ func (r *bitReader) readByte() (byte, bool) {
 	v, ok := r.readBits(8)
 	return byte(v), ok
 }
-
-// bitsLeft is the number of unread bits.
-func (r *bitReader) bitsLeft() int {
-	return int(r.n) + 8*len(r.src)
-}

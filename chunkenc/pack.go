@@ -431,11 +431,6 @@ type decException struct {
 	bits uint64
 }
 
-func decodePack(ts []int64, vs []float64, chunk []byte) ([]int64, []float64, error) {
-	var d packDecoder
-	return d.decode(ts, vs, chunk)
-}
-
 // decode appends the samples of an EncPack chunk to ts and vs. On error
 // the returned slices have their input lengths.
 func (d *packDecoder) decode(ts []int64, vs []float64, chunk []byte) ([]int64, []float64, error) {

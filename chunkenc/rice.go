@@ -12,14 +12,6 @@ const riceEscape = 24
 func zigzag(x int64) uint64   { return uint64(x<<1) ^ uint64(x>>63) }
 func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
-// riceLen is the number of bits writeRice uses for u.
-func riceLen(u uint64, k uint8) int {
-	if q := u >> k; q < riceEscape {
-		return int(q) + 1 + int(k)
-	}
-	return riceEscape + 6 + bits.Len64(u)
-}
-
 func (w *bitWriter) writeRice(u uint64, k uint8) {
 	q := u >> k
 	if q < riceEscape {
