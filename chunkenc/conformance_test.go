@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
@@ -117,4 +118,35 @@ func checkChunk(t *testing.T, it *Iterator, chunk []byte, ts []int64, vs []float
 	if ts[len(ts)-1] < math.MaxInt64 {
 		require.False(t, it.Seek(ts[len(ts)-1]+1))
 	}
+}
+
+func TestRecode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	ts, vs := randomSeries(rng, 3000)
+	var e Encoder
+	// A head chunk and two sealed chunks of consecutive samples.
+	head := NewXOR(nil)
+	for i := range 1000 {
+		require.NoError(t, head.Append(ts[i], vs[i]))
+	}
+	c1, err := Encode(nil, EncPack, ts[1000:2000], vs[1000:2000])
+	require.NoError(t, err)
+	c2, err := Encode(nil, EncXOR, ts[2000:], vs[2000:])
+	require.NoError(t, err)
+	for _, enc := range Encodings {
+		merged, err := e.Recode(nil, enc, head.Bytes(), c1, c2)
+		require.NoError(t, err)
+		var it Iterator
+		checkChunk(t, &it, merged, ts, vs)
+	}
+	_, err = e.Recode(nil, EncPack, c1, head.Bytes())
+	require.ErrorIs(t, err, ErrOutOfOrder)
+	_, err = e.Recode(nil, EncPack, []byte{byte(EncPack), 5})
+	var ce *CorruptError
+	require.ErrorAs(t, err, &ce)
+}
+
+func TestXORSize(t *testing.T) {
+	// The head keeps one XOR per active series: keep it small.
+	require.LessOrEqual(t, unsafe.Sizeof(XOR{}), uintptr(72))
 }

@@ -2,6 +2,7 @@ package chunkenc
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/bits"
 )
@@ -56,6 +57,11 @@ type Encoder struct {
 	xs   []uint8 // smallest decimal exponent of each value
 	// orderBits scores the residual orders of ms (see decimals).
 	orderBits [3]int
+
+	// Recode's decoded samples.
+	it Iterator
+	ts []int64
+	vs []float64
 	exc       []int // positions of values outside the decimal model
 
 	// stats are counters for tests and tuning: bits spent on timestamps
@@ -639,4 +645,31 @@ func (d *packDecoder) decodeDec(vs []float64) string {
 		vs[x.pos] = math.Float64frombits(x.bits)
 	}
 	return ""
+}
+
+// Recode decodes chunks, which must hold increasing timestamps across them
+// (e.g. consecutive chunks of one series), and appends one chunk of all
+// their samples in encoding enc to dst. It seals a head chunk
+// (Recode(dst, EncPack, head.Bytes())) and merges small sealed chunks into
+// a larger block for cold data. The samples must fit in one chunk
+// (MaxSamples).
+func (e *Encoder) Recode(dst []byte, enc Encoding, chunks ...[]byte) ([]byte, error) {
+	e.ts, e.vs = e.ts[:0], e.vs[:0]
+	for i, c := range chunks {
+		var err error
+		n0 := len(e.ts)
+		e.it.Reset(c)
+		for e.it.Next() {
+			t, v := e.it.At()
+			e.ts = append(e.ts, t)
+			e.vs = append(e.vs, v)
+		}
+		if err = e.it.Err(); err != nil {
+			return dst, fmt.Errorf("recode chunk %d: %w", i, err)
+		}
+		if n0 > 0 && n0 < len(e.ts) && e.ts[n0] <= e.ts[n0-1] {
+			return dst, fmt.Errorf("recode chunk %d: starts at %d, not after %d: %w", i, e.ts[n0], e.ts[n0-1], ErrOutOfOrder)
+		}
+	}
+	return e.Encode(dst, enc, e.ts, e.vs)
 }

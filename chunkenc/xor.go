@@ -9,7 +9,7 @@ import (
 // XOR is an appendable chunk in the EncXOR encoding. The zero value is not
 // usable; create one with NewXOR or Reset.
 //
-// Memory: the struct is 56 bytes plus the chunk bytes (about 1.1 bytes per
+// Memory: the struct is 72 bytes plus the chunk bytes (about 1.1 bytes per
 // sample on real data); it is what the head keeps per active series.
 type XOR struct {
 	w        bitWriter // w.b[hdr] is the encoding byte, w.b[hdr+1:hdr+3] the count
