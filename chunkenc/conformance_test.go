@@ -150,3 +150,41 @@ func TestXORSize(t *testing.T) {
 	// The head keeps one XOR per active series: keep it small.
 	require.LessOrEqual(t, unsafe.Sizeof(XOR{}), uintptr(72))
 }
+
+func TestNoAllocsWhenWarm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	ts, vs := randomSeries(rng, 1024)
+	for _, enc := range Encodings {
+		t.Run(enc.String(), func(t *testing.T) {
+			var e Encoder
+			var it Iterator
+			buf, err := e.Encode(nil, enc, ts, vs)
+			require.NoError(t, err)
+			chunk := append([]byte(nil), buf...)
+			it.Reset(chunk)
+			for it.Next() {
+			}
+			encAllocs := testing.AllocsPerRun(20, func() {
+				buf, _ = e.Encode(buf[:0], enc, ts, vs)
+			})
+			require.Zero(t, encAllocs, "Encode allocations")
+			decAllocs := testing.AllocsPerRun(20, func() {
+				it.Reset(chunk)
+				for it.Next() {
+					it.At()
+				}
+				it.Reset(chunk)
+				it.Seek(ts[500])
+			})
+			require.Zero(t, decAllocs, "Iterator allocations")
+			x := NewXOR(make([]byte, 0, 4096))
+			appAllocs := testing.AllocsPerRun(1, func() {
+				x.Reset(x.Bytes()[:0])
+				for i := range 200 {
+					_ = x.Append(ts[i], vs[i])
+				}
+			})
+			require.Zero(t, appAllocs, "XOR appends within capacity")
+		})
+	}
+}
