@@ -163,6 +163,14 @@ func xorValueBits(delta uint64, leading, trailing *uint8) int {
 // readXORValue reads what writeXORValue wrote and returns the new value
 // bits.
 func readXORValue(r *bitReader, prev uint64, leading, trailing *uint8) (uint64, bool) {
+	if r.n == 0 {
+		r.refill()
+	}
+	if r.n > 0 && r.buf>>63 == 0 { // fast path: unchanged value
+		r.buf <<= 1
+		r.n--
+		return prev, true
+	}
 	bit, ok := r.readBit()
 	if !ok {
 		return 0, false
@@ -272,13 +280,24 @@ func (it *xorIter) next() (bool, error) {
 	default:
 		var dod int64
 		var nb uint8
-		for nb = 0; nb < 4; nb++ { // unary prefix: 0, 10, 110, 1110, 1111
-			bit, ok := it.r.readBit()
-			if !ok {
-				return false, it.fail("truncated timestamp")
-			}
-			if !bit {
-				break
+		if it.r.n < 4 {
+			it.r.refill()
+		}
+		if it.r.n >= 4 {
+			// Fast path: the prefix 0, 10, 110, 1110 or 1111 from the buffer.
+			nb = min(uint8(bits.LeadingZeros64(^it.r.buf)), 4)
+			used := min(nb+1, 4)
+			it.r.buf <<= used
+			it.r.n -= used
+		} else {
+			for nb = 0; nb < 4; nb++ {
+				bit, ok := it.r.readBit()
+				if !ok {
+					return false, it.fail("truncated timestamp")
+				}
+				if !bit {
+					break
+				}
 			}
 		}
 		if nb > 0 {
