@@ -1,0 +1,24 @@
+// Package server holds Myelin's HTTP APIs: remote-write ingest, the
+// Prometheus query API, tenancy and limits. It is the only package that
+// maps errors to HTTP status codes (400 bad input, 429 limits, 5xx
+// retryable) and never touches Pebble directly.
+//
+// # Tenancy
+//
+// A tenant is named by the X-Scope-OrgID header (ValidateTenant: Cortex's
+// rules). With multi-tenancy off every request belongs to DefaultTenant.
+// Handlers put the tenant into the request context (WithTenant); storage
+// reached through Prometheus interfaces that carry no tenant reads it from
+// there (TenantFrom).
+//
+// # Query API
+//
+// QueryAPI is Prometheus's own web/api/v1 implementation restricted to the
+// read endpoints (query, query_range, query_exemplars, format_query,
+// parse_query, labels, label/<name>/values, series, metadata,
+// status/buildinfo), under /api/v1 and /prometheus/api/v1, GET and POST.
+// Reusing it makes the JSON, status codes and error types exactly
+// Prometheus's, which Grafana and promtool rely on; writing our own would
+// only add ways to differ. Its storage.Queryable is tenant-less, so ours
+// opens the tenant's querier on the first call that carries a context.
+package server

@@ -1,0 +1,337 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/grafana/regexp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/prometheus/prometheus/util/features"
+	"github.com/prometheus/prometheus/util/notifications"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+)
+
+// Storage is what the query API needs from storage: a querier over one
+// tenant's data in [mint, maxt].
+type Storage interface {
+	Querier(tenant string, mint, maxt int64) (storage.Querier, error)
+}
+
+// QueryOptions configure the query API and its PromQL engine.
+type QueryOptions struct {
+	// Timeout bounds one query's evaluation. Zero means 2m (Prometheus's
+	// default).
+	Timeout time.Duration
+	// MaxSamples bounds the samples one query may hold in memory. Zero
+	// means 50,000,000 (Prometheus's default).
+	MaxSamples int
+	// LookbackDelta is how far back instant selectors look. Zero means 5m.
+	LookbackDelta time.Duration
+	// EnableExperimental turns on all of Prometheus 3's experimental PromQL
+	// features at once: experimental functions, duration expressions,
+	// extended range selectors, binop fill modifiers, delayed name
+	// removal. Off by default, as in Prometheus.
+	EnableExperimental bool
+	// MultiTenant: the tenant comes from the X-Scope-OrgID header (400 if
+	// missing); otherwise every request is DefaultTenant.
+	MultiTenant bool
+	// Version is reported by /api/v1/status/buildinfo.
+	Version    string
+	Logger     *slog.Logger          // nil means discard
+	Registerer prometheus.Registerer // nil means none
+}
+
+func (o QueryOptions) withDefaults() QueryOptions {
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	if o.MaxSamples == 0 {
+		o.MaxSamples = 50_000_000
+	}
+	if o.LookbackDelta == 0 {
+		o.LookbackDelta = 5 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	return o
+}
+
+// Validate reports every problem with the options at once.
+func (o QueryOptions) Validate() error {
+	var errs []error
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("query timeout %v is negative", o.Timeout))
+	}
+	if o.MaxSamples < 0 {
+		errs = append(errs, fmt.Errorf("query max samples %d is negative", o.MaxSamples))
+	}
+	if o.LookbackDelta < 0 {
+		errs = append(errs, fmt.Errorf("lookback delta %v is negative", o.LookbackDelta))
+	}
+	return errors.Join(errs...)
+}
+
+// queryPaths are the endpoints of the Prometheus HTTP API we serve, below
+// /api/v1. The rest of Prometheus's API (targets, rules, admin, status of
+// its TSDB, remote read) belongs to a scraping Prometheus, not to us.
+var queryPaths = []string{
+	"/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query",
+	"/labels", "/label/", "/series", "/metadata", "/status/buildinfo",
+}
+
+// QueryAPI serves the read side of the Prometheus HTTP API for many
+// tenants. It is Prometheus's own web/api/v1 implementation, so JSON
+// shapes, status codes and error types are exactly Prometheus's (what
+// Grafana and promtool expect); storage.Queryable has no tenant, so the
+// queryable it runs on takes the tenant from each call's context, which
+// the API passes down from the request.
+type QueryAPI struct {
+	opts   QueryOptions
+	engine *promql.Engine
+	router *route.Router
+}
+
+// NewQueryAPI returns the query API over s.
+func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	parserOpts := parser.Options{}
+	if opts.EnableExperimental {
+		parserOpts = parser.Options{
+			EnableExperimentalFunctions:  true,
+			ExperimentalDurationExpr:     true,
+			EnableExtendedRangeSelectors: true,
+			EnableBinopFillModifiers:     true,
+		}
+	}
+	p := parser.NewParser(parserOpts)
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger:        opts.Logger,
+		Reg:           opts.Registerer,
+		MaxSamples:    opts.MaxSamples,
+		Timeout:       opts.Timeout,
+		LookbackDelta: opts.LookbackDelta,
+		// Subqueries without a step use Prometheus's default evaluation
+		// interval.
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		EnableDelayedNameRemoval: opts.EnableExperimental,
+		Parser:                   p,
+	})
+	q := tenantQueryable{s: s}
+	api := v1.NewAPI(
+		engine, q, nil, nil, noExemplars{},
+		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
+		func(context.Context) v1.TargetRetriever { return noTargets{} },
+		func(context.Context) v1.AlertmanagerRetriever { return noTargets{} },
+		func() config.Config { return config.DefaultConfig },
+		map[string]string{},
+		v1.GlobalURLOptions{},
+		func(h http.HandlerFunc) http.HandlerFunc { return h },
+		nil, "", false, false, 0,
+		opts.Logger,
+		nil,
+		0, 0, 0,
+		false,
+		regexp.MustCompile(`^$`), // no CORS origins
+		nil,
+		&v1.PrometheusVersion{Version: opts.Version, GoVersion: goVersion()},
+		func() []notifications.Notification { return nil },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
+		nil, nil,
+		v1.DefaultStatsRenderer,
+		false, nil,
+		false, false, false,
+		false,
+		opts.LookbackDelta,
+		false, false,
+		nil,
+		features.DefaultRegistry,
+		v1.OpenAPIOptions{},
+		p,
+	)
+	router := route.New()
+	api.Register(router.WithPrefix("/api/v1"))
+	return &QueryAPI{opts: opts, engine: engine, router: router}, nil
+}
+
+// Engine returns the PromQL engine the API evaluates queries with.
+func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
+
+// ServeHTTP serves /api/v1/<path> and /prometheus/api/v1/<path> for the
+// query paths; anything else is 404.
+func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := strings.TrimPrefix(r.URL.Path, "/prometheus")
+	rest, ok := strings.CutPrefix(p, "/api/v1")
+	if !ok || !servedQueryPath(rest) {
+		http.NotFound(w, r)
+		return
+	}
+	tenant, err := tenantOf(r, a.opts.MultiTenant)
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	}
+	r2 := r.WithContext(WithTenant(r.Context(), tenant))
+	if p != r.URL.Path {
+		u := *r.URL
+		u.Path = p
+		u.RawPath = ""
+		r2.URL = &u
+	}
+	a.router.ServeHTTP(w, r2)
+}
+
+func servedQueryPath(rest string) bool {
+	for _, q := range queryPaths {
+		if strings.HasSuffix(q, "/") {
+			if strings.HasPrefix(rest, q) && strings.HasSuffix(rest, "/values") {
+				return true
+			}
+			continue
+		}
+		if rest == q {
+			return true
+		}
+	}
+	return false
+}
+
+// writeAPIError writes an error in the Prometheus API's JSON shape.
+func writeAPIError(w http.ResponseWriter, code int, errorType, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, `{"status":"error","errorType":%q,"error":%q}`, errorType, msg)
+}
+
+// tenantQueryable adapts Storage to the tenant-less
+// storage.SampleAndChunkQueryable the Prometheus API wants: the queriers it
+// returns resolve the tenant from the context of each call.
+type tenantQueryable struct{ s Storage }
+
+var _ storage.SampleAndChunkQueryable = tenantQueryable{}
+
+func (q tenantQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &tenantQuerier{s: q.s, mint: mint, maxt: maxt}, nil
+}
+
+// ChunkQuerier serves remote read, which we do not route.
+func (q tenantQueryable) ChunkQuerier(int64, int64) (storage.ChunkQuerier, error) {
+	return nil, errors.New("server: chunk queries are not supported")
+}
+
+// tenantQuerier opens the tenant's querier on first use. A request has one
+// tenant, but the type does not rely on it.
+type tenantQuerier struct {
+	s          Storage
+	mint, maxt int64
+	mu         struct {
+		sync.Mutex
+		byTenant map[string]storage.Querier
+	}
+}
+
+func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
+	tenant, ok := TenantFrom(ctx)
+	if !ok {
+		return nil, ErrNoTenant
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if sq, ok := q.mu.byTenant[tenant]; ok {
+		return sq, nil
+	}
+	sq, err := q.s.Querier(tenant, q.mint, q.maxt)
+	if err != nil {
+		return nil, fmt.Errorf("open querier of tenant %s: %w", tenant, err)
+	}
+	if q.mu.byTenant == nil {
+		q.mu.byTenant = map[string]storage.Querier{}
+	}
+	q.mu.byTenant[tenant] = sq
+	return sq, nil
+}
+
+func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	sq, err := q.querier(ctx)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	return sq.Select(ctx, sortSeries, hints, ms...)
+}
+
+func (q *tenantQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	sq, err := q.querier(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sq.LabelValues(ctx, name, hints, ms...)
+}
+
+func (q *tenantQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	sq, err := q.querier(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sq.LabelNames(ctx, hints, ms...)
+}
+
+func (q *tenantQuerier) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var errs []error
+	for _, sq := range q.mu.byTenant {
+		errs = append(errs, sq.Close())
+	}
+	q.mu.byTenant = nil
+	return errors.Join(errs...)
+}
+
+// noTargets answers the API's questions about scrape targets and
+// alertmanagers: Myelin scrapes nothing. /api/v1/metadata, which asks the
+// targets, is therefore empty until metadata is stored from remote write.
+type noTargets struct{}
+
+func (noTargets) ScrapePools() []string                       { return nil }
+func (noTargets) TargetsActive() map[string][]*scrape.Target  { return nil }
+func (noTargets) TargetsDropped() map[string][]*scrape.Target { return nil }
+func (noTargets) TargetsDroppedCounts() map[string]int        { return nil }
+func (noTargets) Alertmanagers() []*url.URL                   { return nil }
+func (noTargets) DroppedAlertmanagers() []*url.URL            { return nil }
+func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) {
+	return nil, errors.New("server: no scrape pools")
+}
+
+// noExemplars answers exemplar queries: none are stored yet.
+type noExemplars struct{}
+
+func (noExemplars) ExemplarQuerier(context.Context) (storage.ExemplarQuerier, error) {
+	return noExemplars{}, nil
+}
+
+func (noExemplars) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
+	return []exemplar.QueryResult{}, nil
+}

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// TenantHeader names the tenant of a request, as in Cortex and Mimir.
+const TenantHeader = "X-Scope-OrgID"
+
+// DefaultTenant is the tenant of every request when multi-tenancy is off.
+const DefaultTenant = "anonymous"
+
+// maxTenantLength is Cortex's limit on tenant IDs.
+const maxTenantLength = 150
+
+var (
+	// ErrNoTenant is returned for a request without a tenant header.
+	ErrNoTenant = errors.New("server: no org id: missing " + TenantHeader + " header")
+)
+
+// ValidateTenant checks a tenant ID with Cortex's rules: 1 to 150
+// characters from [a-zA-Z0-9!-_.*'()], and not "." or "..". The rules keep
+// tenant IDs safe as path elements and label values.
+func ValidateTenant(id string) error {
+	switch {
+	case id == "":
+		return ErrNoTenant
+	case len(id) > maxTenantLength:
+		return fmt.Errorf("server: tenant ID is %d characters long, the maximum is %d", len(id), maxTenantLength)
+	case id == "." || id == "..":
+		return fmt.Errorf("server: tenant ID %q is not allowed", id)
+	}
+	for i := 0; i < len(id); i++ {
+		if !tenantChar(id[i]) {
+			return fmt.Errorf("server: tenant ID %q has unsupported character %q at position %d", id, id[i], i)
+		}
+	}
+	return nil
+}
+
+func tenantChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '-', '_', '.', '*', '\'', '(', ')':
+		return true
+	}
+	return false
+}
+
+type tenantKey struct{}
+
+// WithTenant returns a context that carries the tenant ID.
+func WithTenant(ctx context.Context, tenant string) context.Context {
+	return context.WithValue(ctx, tenantKey{}, tenant)
+}
+
+// TenantFrom returns the tenant ID carried by ctx.
+func TenantFrom(ctx context.Context) (string, bool) {
+	t, ok := ctx.Value(tenantKey{}).(string)
+	return t, ok && t != ""
+}
+
+// tenantOf returns the tenant of a request: the header's value when
+// multi-tenancy is on, DefaultTenant otherwise.
+func tenantOf(r *http.Request, multiTenant bool) (string, error) {
+	if !multiTenant {
+		return DefaultTenant, nil
+	}
+	id := r.Header.Get(TenantHeader)
+	if err := ValidateTenant(id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
