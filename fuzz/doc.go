@@ -1,5 +1,7 @@
-// Package fuzz holds the fuzz targets of Myelin's chunk encodings
-// (package chunkenc) and their seed corpora. Nothing imports it; its only
+// Package fuzz holds the fuzz targets of every Myelin decoder that reads
+// bytes from outside, the chunk encodings (package chunkenc) and the
+// remote-write decoder (package server/remotewrite), and their seed
+// corpora. Nothing imports it; its only
 // non-test code is deriveSamples, the map from fuzz input to a valid sample
 // sequence, and its inverse appendSamples. It does not import chunkenc
 // outside tests and must not test anything but decoders and encoders.
@@ -15,7 +17,7 @@
 //     inside the chunk; NumSamples agrees with a successful Decode; Seek never
 //     moves backwards; Decode allocates at most 256 bytes per input byte plus
 //     48 per returned sample plus 64 KiB (see allocPerByte for why: a decoder
-//     must not trust a sample-count field to size its buffers); and a chunk
+//     may size its buffers by the chunk's sample count, at most MaxSamples); and a chunk
 //     that decodes has strictly increasing timestamps and re-encodes, in every
 //     encoding, to the same samples.
 //   - FuzzChunkRoundTrip: the input becomes samples (deriveSamples: per
@@ -29,6 +31,9 @@
 //   - FuzzXORvsPrometheus: EncXOR against Prometheus's tsdb/chunkenc XOR
 //     chunk: equal bytes after our encoding byte for derived samples, and
 //     Prometheus reads every body our decoder accepts to the same samples.
+//   - FuzzRemoteWriteDecode and FuzzRemoteWriteSnappy: the remote-write
+//     decoder against prompb.WriteRequest.Unmarshal, uncompressed and as
+//     snappy-compressed HTTP bodies (details in remotewrite_test.go).
 //
 // # Running
 //

@@ -1,0 +1,303 @@
+package fuzz
+
+// Fuzz targets of the remote-write decoder (package server/remotewrite)
+// against Prometheus's gogo-generated prompb.WriteRequest.Unmarshal:
+//
+//   - FuzzRemoteWriteDecode: arbitrary bytes as an uncompressed
+//     WriteRequest. Nothing panics; an error is a *remotewrite.ProtoError
+//     with an offset inside the input. If we accept, prompb accepts and
+//     decodes the same series, labels, samples (bit for bit), exemplar,
+//     histogram and metadata counts, and Series.Hash is labels.StableHash.
+//     If prompb accepts and we reject, the reason must be one of the
+//     deliberate deviations of remotewrite's doc.go (ReasonOverflow,
+//     ReasonFieldNumber, ReasonPacked) or the memory bound (ErrTooLarge).
+//     The same bytes, snappy-compressed,
+//     decode through Decoder.Decode to the same result.
+//   - FuzzRemoteWriteSnappy: arbitrary bytes as the compressed HTTP body.
+//     Nothing panics; the buffer allocated is at most 22x the body (a
+//     snappy bomb cannot make us allocate); every body that the strict
+//     snappy decoder accepts within the limits is not rejected as
+//     ErrSnappy; and a body that decodes agrees with Unmarshal of the
+//     decompressed bytes.
+//
+// Seeds: testdata/fuzz/FuzzRemoteWrite*/seed-* are small requests of real
+// series from the shared data (plus damaged variants), written by
+//
+//	go test ./fuzz -run TestWriteRemoteWriteSeeds -write-seeds
+//
+// Fuzz one target with
+//
+//	go test -run '^$' -fuzz '^FuzzRemoteWriteDecode$' -fuzztime 60s ./fuzz
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/myelindb/myelin/internal/tsdata"
+	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+)
+
+// rwLimit keeps fuzzing memory small; the checks do not depend on it.
+const rwLimit = 4 << 20
+
+func FuzzRemoteWriteDecode(f *testing.F) {
+	for _, s := range rwHandSeeds(f) {
+		f.Add(s)
+	}
+	d, err := remotewrite.NewDecoder(remotewrite.Options{MaxCompressedBytes: rwLimit, MaxDecompressedBytes: rwLimit})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r remotewrite.Request
+		err := r.Unmarshal(data)
+		var want prompb.WriteRequest
+		perr := want.Unmarshal(data)
+		switch {
+		case err == nil && perr != nil:
+			t.Fatalf("we accept %x, prompb rejects it: %v", data, perr)
+		case errors.Is(err, remotewrite.ErrTooLarge):
+			// The memory bound of Unmarshal (10 bytes per body byte + 1
+			// MiB): a documented deviation, unreachable for real requests.
+			return
+		case err != nil:
+			var pe *remotewrite.ProtoError
+			if !errors.As(err, &pe) || !errors.Is(err, remotewrite.ErrMalformed) {
+				t.Fatalf("error %v (%T) is not a *ProtoError", err, err)
+			}
+			if pe.Offset < 0 || pe.Offset > len(data) || pe.Field == "" {
+				t.Fatalf("error %v: offset %d of %d bytes, field %q", err, pe.Offset, len(data), pe.Field)
+			}
+			if perr == nil && !stricterOnPurpose(pe.Reason) {
+				t.Fatalf("prompb accepts %x, we reject it: %v", data, err)
+			}
+		default:
+			if err := rwCompare(&want, &r); err != nil {
+				t.Fatalf("decoding %x: %v", data, err)
+			}
+		}
+
+		// The snappy path gives the same answer.
+		var r2 remotewrite.Request
+		err2 := d.Decode(&r2, snappy.Encode(nil, data))
+		if (err == nil) != (err2 == nil) {
+			t.Fatalf("Unmarshal: %v; Decode of its snappy form: %v", err, err2)
+		}
+		if err == nil {
+			if err := rwCompare(&want, &r2); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+		}
+	})
+}
+
+// stricterOnPurpose: the reasons doc.go lists under "Deviations from prompb".
+func stricterOnPurpose(r remotewrite.Reason) bool {
+	switch r {
+	case remotewrite.ReasonOverflow, remotewrite.ReasonFieldNumber, remotewrite.ReasonPacked:
+		return true
+	}
+	return false
+}
+
+func FuzzRemoteWriteSnappy(f *testing.F) {
+	for _, s := range rwHandSeeds(f) {
+		f.Add(snappy.Encode(nil, s))
+	}
+	f.Add(binary.AppendUvarint(nil, 1<<32-1)) // bomb header
+	f.Add(binary.AppendUvarint(nil, rwLimit))
+	f.Add([]byte{})
+	d, err := remotewrite.NewDecoder(remotewrite.Options{MaxCompressedBytes: rwLimit, MaxDecompressedBytes: rwLimit})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r remotewrite.Request
+		err := d.Decode(&r, data)
+		if r.BufferBytes() > 22*len(data) {
+			t.Fatalf("allocated %d bytes for a %d-byte body", r.BufferBytes(), len(data))
+		}
+		if err != nil && !errors.Is(err, remotewrite.ErrSnappy) && !errors.Is(err, remotewrite.ErrTooLarge) && !errors.Is(err, remotewrite.ErrMalformed) {
+			t.Fatalf("error %v wraps no sentinel", err)
+		}
+		n, lerr := snappy.DecodedLen(data)
+		if lerr != nil || n > rwLimit {
+			if err == nil {
+				t.Fatalf("decoded a body with snappy length %d (%v)", n, lerr)
+			}
+			return
+		}
+		plain, serr := snappy.DecodeStrict(nil, data)
+		if serr == nil && errors.Is(err, remotewrite.ErrSnappy) {
+			t.Fatalf("valid snappy body of %d bytes (%d uncompressed) rejected: %v", len(data), len(plain), err)
+		}
+		if serr != nil {
+			return // ours may accept S2 extensions; nothing to compare
+		}
+		var r2 remotewrite.Request
+		err2 := r2.Unmarshal(plain)
+		if (err == nil) != (err2 == nil) {
+			t.Fatalf("Decode: %v; Unmarshal of the decompressed bytes: %v", err, err2)
+		}
+		if err == nil && len(r.Series) != len(r2.Series) {
+			t.Fatalf("Decode: %d series, Unmarshal: %d", len(r.Series), len(r2.Series))
+		}
+	})
+}
+
+// rwCompare checks that got holds exactly what prompb decoded into want.
+func rwCompare(want *prompb.WriteRequest, got *remotewrite.Request) error {
+	if len(got.Series) != len(want.Timeseries) || len(got.Metadata) != len(want.Metadata) {
+		return fmt.Errorf("%d series %d metadata, want %d %d", len(got.Series), len(got.Metadata), len(want.Timeseries), len(want.Metadata))
+	}
+	for i, ws := range want.Timeseries {
+		gs := got.Series[i]
+		if len(gs.Labels) != len(ws.Labels) || len(gs.Samples) != len(ws.Samples) ||
+			gs.Exemplars != len(ws.Exemplars) || gs.Histograms != len(ws.Histograms) {
+			return fmt.Errorf("series %d: %d labels %d samples %d exemplars %d histograms, want %d %d %d %d", i,
+				len(gs.Labels), len(gs.Samples), gs.Exemplars, gs.Histograms,
+				len(ws.Labels), len(ws.Samples), len(ws.Exemplars), len(ws.Histograms))
+		}
+		var b labels.ScratchBuilder
+		sorted, first := true, true
+		prev := ""
+		for j, wl := range ws.Labels {
+			gl := gs.Labels[j]
+			if string(gl.Name) != wl.Name || string(gl.Value) != wl.Value {
+				return fmt.Errorf("series %d label %d: %q=%q, want %q=%q", i, j, gl.Name, gl.Value, wl.Name, wl.Value)
+			}
+			if wl.Value != "" {
+				sorted = sorted && (first || wl.Name > prev)
+				prev, first = wl.Name, false
+				b.Add(wl.Name, wl.Value)
+			}
+		}
+		for j, w := range ws.Samples {
+			g := gs.Samples[j]
+			if g.T != w.Timestamp || math.Float64bits(g.V) != math.Float64bits(w.Value) {
+				return fmt.Errorf("series %d sample %d: %d %x, want %d %x", i, j, g.T, math.Float64bits(g.V), w.Timestamp, math.Float64bits(w.Value))
+			}
+		}
+		if sorted {
+			if h := labels.StableHash(b.Labels()); gs.Hash != h {
+				return fmt.Errorf("series %d: hash %x, labels.StableHash %x", i, gs.Hash, h)
+			}
+		}
+	}
+	return nil
+}
+
+// rwHandSeeds are small hand-made requests: empty, one series, every
+// field type (exemplar, histogram, metadata, unknown fields).
+func rwHandSeeds(tb testing.TB) [][]byte {
+	tb.Helper()
+	reqs := []*prompb.WriteRequest{
+		{},
+		{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "node"}},
+			Samples: []prompb.Sample{{Value: 1, Timestamp: 1795238701122}, {Value: math.Float64frombits(0x7ff0000000000002), Timestamp: 1795238716122}},
+		}}},
+		{
+			Timeseries: []prompb.TimeSeries{{
+				Labels:    []prompb.Label{{Name: "__name__", Value: "rpc_seconds"}, {Name: "empty", Value: ""}},
+				Exemplars: []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "f00"}}, Value: 0.3, Timestamp: 5}},
+				Histograms: []prompb.Histogram{{
+					Count: &prompb.Histogram_CountInt{CountInt: 3}, Sum: 1.5, Schema: 3,
+					ZeroCount:     &prompb.Histogram_ZeroCountInt{ZeroCountInt: 1},
+					PositiveSpans: []prompb.BucketSpan{{Offset: -1, Length: 2}}, PositiveDeltas: []int64{1, 1},
+					NegativeCounts: []float64{2}, Timestamp: 7,
+				}},
+			}},
+			Metadata: []prompb.MetricMetadata{{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: "rpc_seconds", Help: "h", Unit: "seconds"}},
+		},
+	}
+	var out [][]byte
+	for _, r := range reqs {
+		b, err := r.Marshal()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	// Unknown fields of every wire type, a group, the reserved field 2.
+	out = append(out, []byte{0x10, 0x01, 0x0a, 0x0d, 0x39, 1, 2, 3, 4, 5, 6, 7, 8, 0x4d, 1, 2, 3, 4, 0x43, 0x44})
+	return out
+}
+
+// TestWriteRemoteWriteSeeds rewrites the seed-* files of the two targets
+// from the shared data when run with -write-seeds; otherwise it is skipped.
+func TestWriteRemoteWriteSeeds(t *testing.T) {
+	if !*writeSeeds {
+		t.Skip("run with -write-seeds to rewrite testdata/fuzz/FuzzRemoteWrite*/" + seedPrefix + "*")
+	}
+	dir := tsdata.RequireSharedDir(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	decode, snap := map[string][]byte{}, map[string][]byte{}
+	for _, c := range []struct {
+		file            string
+		series, samples int
+	}{
+		{"recorded/node_15s", 24, 2},
+		{"recorded/prometheus_15s", 12, 4},
+		{"recorded/other_15s", 12, 1},
+	} {
+		body := rwRealRequest(t, filepath.Join(dir, filepath.FromSlash(c.file)+".tsv.gz"), c.series, c.samples)
+		name := seedPrefix + strings.ReplaceAll(c.file, "/", "_")
+		decode[name] = body
+		snap[name] = snappy.Encode(nil, body)
+		cut := 1 + rng.IntN(len(body)-1)
+		decode[fmt.Sprintf("%s-truncated-%d", name, cut)] = body[:cut]
+		flipped := append([]byte(nil), body...)
+		bit := rng.IntN(8 * len(body))
+		flipped[bit/8] ^= 1 << (bit % 8)
+		decode[fmt.Sprintf("%s-bitflip-%d", name, bit)] = flipped
+		sflipped := snappy.Encode(nil, body)
+		sbit := rng.IntN(8 * len(sflipped))
+		sflipped[sbit/8] ^= 1 << (sbit % 8)
+		snap[fmt.Sprintf("%s-bitflip-%d", name, sbit)] = sflipped
+	}
+	for target, files := range map[string]map[string][]byte{"FuzzRemoteWriteDecode": decode, "FuzzRemoteWriteSnappy": snap} {
+		if err := writeCorpus(filepath.Join("testdata", "fuzz", target), files); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// rwRealRequest is a WriteRequest of the first nSeries series of a data
+// file with nSamples samples each, from the middle of the series.
+func rwRealRequest(tb testing.TB, path string, nSeries, nSamples int) []byte {
+	tb.Helper()
+	req := &prompb.WriteRequest{}
+	err := tsdata.ReadFile(path, func(s *tsdata.Series) error {
+		if len(req.Timeseries) == nSeries || len(s.T) < nSamples {
+			return nil
+		}
+		var ts prompb.TimeSeries
+		for _, l := range s.Labels {
+			ts.Labels = append(ts.Labels, prompb.Label{Name: l.Name, Value: l.Value})
+		}
+		k := (len(s.T) - nSamples) / 2
+		for i := k; i < k+nSamples; i++ {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: s.T[i], Value: s.V[i]})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := req.Marshal()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}

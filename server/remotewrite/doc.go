@@ -1,0 +1,100 @@
+// Package remotewrite decodes Prometheus remote-write 1.0 requests on the
+// hot path of ingestion, and holds the pure per-series validation rules
+// the server applies to them.
+//
+// It owns: snappy decompression with size limits, a zero-allocation
+// protobuf decoder for prometheus.WriteRequest into a reusable Request,
+// the 64-bit series hash, and validation of label sets and timestamps. It
+// must not do I/O, hold package-level mutable state, know about tenants,
+// HTTP status codes, Raft or storage: the server maps its errors (all of
+// them are 400s: ErrTooLarge, ErrSnappy, ErrMalformed, and *SeriesError
+// per series) and decides what to store.
+//
+// # Caller protocol
+//
+//  1. Once: d, err := NewDecoder(Options{...}).
+//  2. Per request, with a Request from a pool (one goroutine at a time):
+//     err := d.Decode(req, body). body is the HTTP body, already limited to
+//     Options.MaxCompressedBytes+1 bytes by the reader. On error, answer
+//     400 with err's text; the Request may be reused.
+//  3. For each req.Series[i]: lim.ValidateLabels(s.Labels) and
+//     lim.ValidateSamples(s.Labels, s.Samples, now); store the valid ones
+//     (without empty-valued labels: DropEmpty) under s.Hash, count and
+//     report the rest (the first *SeriesError names its series).
+//  4. len(req.Exemplars), len(req.Histograms), len(req.Metadata): not
+//     stored yet; say so in the response or a metric.
+//  5. Copy whatever outlives the request (label bytes alias the Request's
+//     buffer), then return the Request to the pool (dropping it instead if
+//     BufferBytes is larger than the pool should keep).
+//
+// # Wire format
+//
+// The HTTP body is one snappy block (https://github.com/google/snappy/
+// blob/main/format_description.txt; not the framed stream format): a
+// varint with the uncompressed length (at most 2^32-1), then literals and
+// copies. We read the length first and reject it against
+// MaxDecompressedBytes, and against 22 times the body length (a copy of
+// 64 bytes in 3 is the densest snappy element), before allocating; then
+// decompress into the Request's reused buffer.
+//
+// The uncompressed body is a protobuf (proto3) prometheus.WriteRequest,
+// prompb/remote.proto and types.proto of Prometheus:
+//
+//	WriteRequest   { repeated TimeSeries timeseries = 1; reserved 2;
+//	                 repeated MetricMetadata metadata = 3; }
+//	TimeSeries     { repeated Label labels = 1; repeated Sample samples = 2;
+//	                 repeated Exemplar exemplars = 3; repeated Histogram histograms = 4; }
+//	Label          { string name = 1; string value = 2; }
+//	Sample         { double value = 1; int64 timestamp = 2; }
+//
+// Every field is a tag varint (field number << 3 | wire type) and a value:
+// wire type 0 a varint (7 bits per byte, least significant first, high bit
+// = more; at most 10 bytes), 1 eight bytes little-endian (double), 2 a
+// varint length and that many bytes (strings, embedded messages, packed
+// repeated scalars), 5 four bytes; 3 and 4 open and close a deprecated
+// group. A typical sample is 0x12 len 0x09 <8-byte double> 0x10 <varint ms>.
+//
+// What the decoder checks, as prompb's Unmarshal does: every length and
+// fixed-size value lies inside its enclosing message; known fields have
+// their declared wire type; unknown fields of every wire type are skipped
+// (groups by nesting depth); exemplars, histograms and metadata are
+// checked against their schema (wire types, nested BucketSpans and
+// Labels, packed and unpacked repeated scalars) though not decoded. A
+// repeated scalar field (Label.name, Sample.timestamp, ...) that occurs
+// twice keeps the last value; missing fields are zero or empty.
+//
+// # Deviations from prompb
+//
+// Deliberately stricter than gogo-generated prompb.WriteRequest.Unmarshal
+// (v0.314), each with its ProtoError.Reason (or ErrTooLarge), so that
+// fuzz/ can tell them apart:
+//
+//   - ReasonOverflow: a 10-byte varint whose last byte is above 1 (a value
+//     of more than 64 bits). gogo silently drops the high bits.
+//   - ReasonFieldNumber: field numbers above 2^29-1, which gogo truncates
+//     to int32 (so a huge number may alias field 1), and field number 0
+//     inside a skipped group, which gogo does not look at.
+//   - ReasonPacked: a packed repeated field of a histogram whose bytes are
+//     not whole elements; gogo reads the last element on past the field.
+//   - ErrTooLarge from Unmarshal: the decoded elements (Series 72 bytes,
+//     Label 48, Sample 16, Span 24) may take at most 10 bytes of memory per
+//     body byte plus 1 MiB, else the whole request is rejected. Real
+//     requests take 2-3 per byte; only floods of empty labels or series (2
+//     bytes on the wire each) exceed it, which would otherwise turn a
+//     100 MiB body into 2.4-3.6 GiB. prompb has no such bound.
+//
+// Also different: strings are not copied (Label bytes alias the body),
+// label bytes are not checked for UTF-8 here (ValidateLabels does, as
+// prompb does not), and the snappy decoder (klauspost's s2) also accepts
+// S2's repeat-offset extension, a superset of snappy, where Prometheus
+// uses golang/snappy.
+//
+// # Series hash
+//
+// Series.Hash is xxhash64 (github.com/cespare/xxhash/v2) of name, 0xff,
+// value, 0xff for each label with a non-empty value, in wire order:
+// exactly labels.StableHash of Prometheus (and Labels.Hash of its
+// slicelabels build; its default stringlabels Hash hashes a different
+// encoding). It is stable across processes and versions because it will
+// place series on Raft groups: never change it without a migration.
+package remotewrite

@@ -1,0 +1,281 @@
+package remotewrite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Per-series validation errors; a *SeriesError wraps one of them.
+var (
+	ErrMissingName       = errors.New("remotewrite: series has no metric name")
+	ErrInvalidMetricName = errors.New("remotewrite: invalid metric name")
+	ErrInvalidLabelName  = errors.New("remotewrite: invalid label name")
+	ErrInvalidLabelValue = errors.New("remotewrite: label value is not valid UTF-8")
+	ErrDuplicateLabel    = errors.New("remotewrite: duplicate label name")
+	ErrUnsortedLabels    = errors.New("remotewrite: labels not sorted by name")
+	ErrTooManyLabels     = errors.New("remotewrite: too many labels")
+	ErrLabelNameTooLong  = errors.New("remotewrite: label name too long")
+	ErrLabelValueTooLong = errors.New("remotewrite: label value too long")
+	ErrTooFarInFuture    = errors.New("remotewrite: sample timestamp too far in the future")
+)
+
+// Default limits, those of Cortex and Mimir (-validation.max-label-names-
+// per-series, -validation.max-length-label-name, -validation.max-length-
+// label-value, -validation.create-grace-period).
+const (
+	DefaultMaxLabelNames      = 30
+	DefaultMaxLabelNameBytes  = 1024
+	DefaultMaxLabelValueBytes = 2048
+	DefaultMaxFutureSkew      = 10 * time.Minute
+)
+
+// metricName is the label that holds the metric name.
+const metricName = "__name__"
+
+// Limits are the per-series validation limits of one tenant.
+type Limits struct {
+	// MaxLabelNames: most labels per series, __name__ included, empty
+	// values not counted. Zero means DefaultMaxLabelNames.
+	MaxLabelNames int
+	// MaxLabelNameBytes: longest label name. Zero means
+	// DefaultMaxLabelNameBytes.
+	MaxLabelNameBytes int
+	// MaxLabelValueBytes: longest label value (the metric name included).
+	// Zero means DefaultMaxLabelValueBytes.
+	MaxLabelValueBytes int
+	// MaxFutureSkew: reject samples later than now plus this. Zero means
+	// DefaultMaxFutureSkew.
+	MaxFutureSkew time.Duration
+	// LegacyNames restricts names to Prometheus 2's character set: metric
+	// names [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*.
+	// False (the default) is Prometheus 3: any non-empty valid UTF-8.
+	LegacyNames bool
+}
+
+// Validate reports every problem of l at once.
+func (l Limits) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxLabelNames", int64(l.MaxLabelNames)},
+		{"MaxLabelNameBytes", int64(l.MaxLabelNameBytes)},
+		{"MaxLabelValueBytes", int64(l.MaxLabelValueBytes)},
+		{"MaxFutureSkew", int64(l.MaxFutureSkew)},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("remotewrite: limit %s is negative", f.name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SeriesError is a validation error of one series. It wraps one of the
+// Err* sentinels of this file.
+type SeriesError struct {
+	Err    error  // the sentinel, e.g. ErrInvalidLabelName
+	Detail string // which label or sample, e.g. `label "a-b"`
+	Series string // the series as {__name__="x", a="b"}, long values truncated
+}
+
+func (e *SeriesError) Error() string {
+	if e.Detail == "" {
+		return fmt.Sprintf("%v in series %s", e.Err, e.Series)
+	}
+	return fmt.Sprintf("%v (%s) in series %s", e.Err, e.Detail, e.Series)
+}
+
+func (e *SeriesError) Unwrap() error { return e.Err }
+
+func seriesErr(err error, ls []Label, detail string) error {
+	return &SeriesError{Err: err, Detail: detail, Series: renderLabels(ls)}
+}
+
+// ValidateLabels checks the labels of one series, in wire order, with
+// Prometheus and Cortex semantics. Labels with an empty value are absent
+// in Prometheus: they are ignored here (not checked, not counted) and the
+// caller drops them when storing (DropEmpty). It returns the first
+// problem found, as a *SeriesError, in this order: missing or invalid
+// metric name, too many labels, then per label: invalid name, name too
+// long, value not UTF-8, value too long, unsorted, duplicate.
+// It allocates only for the error.
+func (l *Limits) ValidateLabels(ls []Label) error {
+	// Zero fields mean defaults, read field by field: a withDefaults copy
+	// of Limits per series cost 10% of decoding + validation.
+	maxNames := orDefault(l.MaxLabelNames, DefaultMaxLabelNames)
+	maxNameBytes := orDefault(l.MaxLabelNameBytes, DefaultMaxLabelNameBytes)
+	maxValueBytes := orDefault(l.MaxLabelValueBytes, DefaultMaxLabelValueBytes)
+	var name []byte
+	n := 0
+	for _, lb := range ls {
+		if len(lb.Value) == 0 {
+			continue
+		}
+		n++
+		if string(lb.Name) == metricName {
+			name = lb.Value
+		}
+	}
+	if name == nil {
+		return seriesErr(ErrMissingName, ls, "")
+	}
+	if !validName(name, l.LegacyNames, true) {
+		return seriesErr(ErrInvalidMetricName, ls, "")
+	}
+	if n > maxNames {
+		return seriesErr(ErrTooManyLabels, ls, fmt.Sprintf("%d labels, limit %d", n, maxNames))
+	}
+	var prev []byte
+	first := true
+	for _, lb := range ls {
+		if len(lb.Value) == 0 {
+			continue
+		}
+		switch {
+		case !validName(lb.Name, l.LegacyNames, false):
+			return seriesErr(ErrInvalidLabelName, ls, "label "+quote(lb.Name))
+		case len(lb.Name) > maxNameBytes:
+			return seriesErr(ErrLabelNameTooLong, ls, fmt.Sprintf("label %s of %d bytes, limit %d", quote(lb.Name), len(lb.Name), maxNameBytes))
+		case !utf8.Valid(lb.Value):
+			return seriesErr(ErrInvalidLabelValue, ls, "label "+quote(lb.Name))
+		case len(lb.Value) > maxValueBytes:
+			return seriesErr(ErrLabelValueTooLong, ls, fmt.Sprintf("label %s value of %d bytes, limit %d", quote(lb.Name), len(lb.Value), maxValueBytes))
+		}
+		if !first {
+			switch c := bytes.Compare(prev, lb.Name); {
+			case c > 0:
+				return seriesErr(ErrUnsortedLabels, ls, fmt.Sprintf("label %s after %s", quote(lb.Name), quote(prev)))
+			case c == 0:
+				return seriesErr(ErrDuplicateLabel, ls, "label "+quote(lb.Name))
+			}
+		}
+		prev, first = lb.Name, false
+	}
+	return nil
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// ValidateSamples checks the sample timestamps of the series with labels
+// ls against now: none may be later than now + MaxFutureSkew. It returns
+// the first bad sample as a *SeriesError. Out-of-order and duplicate
+// samples are the engine's to judge, not checked here.
+func (l *Limits) ValidateSamples(ls []Label, ss []Sample, now time.Time) error {
+	skew := l.MaxFutureSkew
+	if skew == 0 {
+		skew = DefaultMaxFutureSkew
+	}
+	maxT := now.Add(skew).UnixMilli()
+	for i, s := range ss {
+		if s.T > maxT {
+			ahead := fmt.Sprintf("%d ms", s.T-now.UnixMilli())
+			if d := s.T - now.UnixMilli(); d > 0 && d < math.MaxInt64/int64(time.Millisecond) {
+				ahead = (time.Duration(d) * time.Millisecond).String()
+			}
+			return seriesErr(ErrTooFarInFuture, ls, fmt.Sprintf("sample %d at %d ms is %s ahead of now, limit %v",
+				i, s.T, ahead, skew))
+		}
+	}
+	return nil
+}
+
+// DropEmpty appends to dst the labels of ls with a non-empty value.
+func DropEmpty(dst, ls []Label) []Label {
+	for _, l := range ls {
+		if len(l.Value) > 0 {
+			dst = append(dst, l)
+		}
+	}
+	return dst
+}
+
+// validName reports whether b is a valid metric name (metric) or label
+// name: non-empty valid UTF-8, or in legacy mode the Prometheus 2 charset.
+func validName(b []byte, legacy, metric bool) bool {
+	if !legacy {
+		return len(b) > 0 && utf8.Valid(b)
+	}
+	return isLegacyName(b, metric)
+}
+
+// isLegacyName reports whether b matches [a-zA-Z_][a-zA-Z0-9_]*, with ':'
+// also allowed anywhere if colon (metric names).
+func isLegacyName(b []byte, colon bool) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for i, c := range b {
+		ok := c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			(i > 0 && c >= '0' && c <= '9') || (colon && c == ':')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Rendering limits for error messages: a 1 MB label value must not become
+// a 1 MB error body.
+const (
+	maxRenderValueBytes = 64
+	maxRenderLabels     = 32
+)
+
+// renderLabels renders ls as labels.Labels.String does, {__name__="x",
+// a="b"}, in wire order with values over maxRenderValueBytes truncated and
+// at most maxRenderLabels labels.
+func renderLabels(ls []Label) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, l := range ls {
+		if i == maxRenderLabels {
+			fmt.Fprintf(&b, ", ...(%d more)", len(ls)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if isLegacyName(l.Name, false) && len(l.Name) <= maxRenderValueBytes {
+			b.Write(l.Name)
+		} else {
+			b.WriteString(quote(l.Name))
+		}
+		b.WriteByte('=')
+		b.WriteString(quote(l.Value))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// quote Go-quotes v, truncated to maxRenderValueBytes (on a rune boundary)
+// with the full length noted: "aaaa...(1048576 bytes)".
+func quote(v []byte) string {
+	if len(v) <= maxRenderValueBytes {
+		return strconv.Quote(string(v))
+	}
+	q := strconv.Quote(string(truncate(v)))
+	return q[:len(q)-1] + "...(" + strconv.Itoa(len(v)) + " bytes)\""
+}
+
+func truncate(v []byte) []byte {
+	if len(v) <= maxRenderValueBytes {
+		return v
+	}
+	n := maxRenderValueBytes
+	for n > 0 && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return v[:n]
+}
