@@ -1,0 +1,169 @@
+package raftgroup
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Snapshot body (see "Snapshots" in doc.go).
+const (
+	snapMagic      = "mysn"
+	snapVersion    = 1
+	snapKindRef    = 0 // the state is the applier's own checkpoint
+	snapKindState  = 1 // Applier.Snapshot's stream follows the header
+	snapHeaderSize = len(snapMagic) + 2 + 8
+)
+
+// fsm adapts an Applier to raft.BatchingFSM. Raft calls ApplyBatch,
+// Snapshot and Restore from its one FSM goroutine, and Persist from the
+// snapshot goroutine, concurrently with ApplyBatch.
+//
+// Locking: the counters are atomics read by Stats; failed is set once.
+type fsm struct {
+	applier Applier
+	// openLast is the last log index when the group was opened: entries
+	// up to it that reach the applier are replay.
+	openLast uint64
+
+	skipThrough atomic.Uint64 // entries <= this are already in the applier's state
+	lastCommand atomic.Uint64 // index of the last LogCommand seen (applied or skipped)
+	applied     atomic.Uint64 // entries handed to Applier.Apply
+	replayed    atomic.Uint64 // of those, entries with index <= openLast
+	skipped     atomic.Uint64 // entries not applied because index <= skipThrough
+	failed      atomic.Pointer[error]
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func (f *fsm) failure() error {
+	if p := f.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in order. The response of an entry
+// is nil or the error Applier.Apply returned for it; raft hands it to the
+// entry's future on the leader.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	resp := make([]any, len(logs))
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		f.lastCommand.Store(l.Index)
+		if l.Index <= f.skipThrough.Load() {
+			f.skipped.Add(1)
+			continue
+		}
+		if err := f.failure(); err != nil {
+			resp[i] = err
+			continue
+		}
+		err := f.applier.Apply(l.Index, l.Data)
+		f.applied.Add(1)
+		if l.Index <= f.openLast {
+			f.replayed.Add(1)
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, ErrApplierFailed) {
+			err = fmt.Errorf("apply entry %d: %w", l.Index, err)
+			f.failed.CompareAndSwap(nil, &err)
+		}
+		resp[i] = err
+	}
+	return resp
+}
+
+// Snapshot implements raft.FSM. It runs between applies and returns at
+// once; the checkpoint happens in Persist.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.failure(); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	return &fsmSnapshot{f: f, covers: f.lastCommand.Load()}, nil
+}
+
+// Restore implements raft.FSM: it is called when a leader installs a
+// snapshot on this replica (never at start: NoSnapshotRestoreOnStart).
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	kind, idx, err := readSnapHeader(rc)
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case snapKindState:
+		got, err := f.applier.Restore(rc)
+		if err != nil {
+			return fmt.Errorf("restore snapshot at %d: %w", idx, err)
+		}
+		idx = got
+	case snapKindRef:
+		// A reference only describes a state this replica already holds.
+		if f.skipThrough.Load() < idx {
+			return fmt.Errorf("restore snapshot at %d: %w", idx, ErrSnapshotUnavailable)
+		}
+	}
+	if idx > f.skipThrough.Load() {
+		f.skipThrough.Store(idx)
+	}
+	return nil
+}
+
+// fsmSnapshot is a snapshot taken by raft: Persist checkpoints the applier
+// and records the checkpoint's index.
+type fsmSnapshot struct {
+	f      *fsm
+	covers uint64 // last LogCommand index raft had applied at Snapshot
+}
+
+// Persist checkpoints the applier (concurrently with Apply) and writes the
+// reference header. Raft truncates the log only after Persist succeeded.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	idx, err := s.f.applier.Checkpoint()
+	if err == nil && idx < s.covers {
+		err = fmt.Errorf("applier checkpointed index %d, want at least %d: %w", idx, s.covers, ErrApplierBehind)
+	}
+	if err == nil {
+		_, err = sink.Write(appendSnapHeader(nil, snapKindRef, idx))
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("persist snapshot: %w", err), sink.Cancel())
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}
+
+func appendSnapHeader(dst []byte, kind byte, index uint64) []byte {
+	dst = append(dst, snapMagic...)
+	dst = append(dst, snapVersion, kind)
+	return binary.BigEndian.AppendUint64(dst, index)
+}
+
+func readSnapHeader(r io.Reader) (kind byte, index uint64, err error) {
+	var h [snapHeaderSize]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, 0, fmt.Errorf("read snapshot header: %w", err)
+	}
+	if string(h[:4]) != snapMagic || h[4] != snapVersion || h[5] > snapKindState {
+		return 0, 0, fmt.Errorf("read snapshot header %x: %w", h[:6], ErrSnapshotFormat)
+	}
+	return h[5], binary.BigEndian.Uint64(h[6:]), nil
+}
+
+func unixNano(ns int64) time.Time { return time.Unix(0, ns) }

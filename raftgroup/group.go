@@ -1,0 +1,500 @@
+package raftgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+)
+
+// Applier is what a group needs from storage (the engine, wired by cmd).
+// Raft calls Apply, Snapshot and Restore from one goroutine in log order;
+// Checkpoint runs concurrently with Apply.
+type Applier interface {
+	// Apply applies the committed entry at index. It must be deterministic
+	// (no clock, no rand, no map order): every replica applies the same
+	// entries and must reach the same state. The returned error is the
+	// entry's outcome and goes to its proposer; the entry counts as applied
+	// either way. An applier that can no longer apply (an I/O error, state
+	// unknown) returns an error wrapping ErrApplierFailed: the group then
+	// stops applying and truncating and fails every proposal until it is
+	// reopened. batch belongs to raft and is valid only during the call.
+	Apply(index uint64, batch []byte) error
+	// CheckpointIndex is the index of the durable state the applier
+	// recovered when it was opened; called once by Open. Entries after it
+	// are replayed to Apply; entries at or below it are not.
+	CheckpointIndex() uint64
+	// Checkpoint makes durable every entry applied before the call and
+	// returns the highest durable index. Afterwards raft may delete the
+	// log up to that index.
+	Checkpoint() (index uint64, err error)
+	// Snapshot streams the applier's state at its last checkpoint for a
+	// replica that is behind the log's first entry, and returns the index
+	// it covers. Restore replaces the state with such a stream. Used once
+	// groups have followers; a single replica never calls them.
+	Snapshot(w io.Writer) (index uint64, err error)
+	Restore(r io.Reader) (index uint64, err error)
+}
+
+var (
+	// ErrNotLeader: this replica is not the group's leader; the error is a
+	// *NotLeaderError naming the leader if one is known. The entry was not
+	// proposed.
+	ErrNotLeader = errors.New("raftgroup: not the leader")
+	// ErrLeadershipLost: the leader stepped down while the entry was in
+	// flight; it may or may not be committed. Retry (apply is idempotent
+	// for identical samples).
+	ErrLeadershipLost = errors.New("raftgroup: leadership lost, entry may or may not be committed")
+	// ErrClosed: the group is closed.
+	ErrClosed = errors.New("raftgroup: closed")
+	// ErrApplierFailed is wrapped by an Applier whose state is unknown
+	// after an error; the group fails every later proposal.
+	ErrApplierFailed = errors.New("raftgroup: applier failed")
+	// ErrApplierBehind: the applier's durable state is older than the last
+	// snapshot, so the log entries it would need were deleted.
+	ErrApplierBehind = errors.New("raftgroup: applier behind the log")
+	// ErrSnapshotUnavailable: a snapshot references state this replica does
+	// not hold.
+	ErrSnapshotUnavailable = errors.New("raftgroup: snapshot state unavailable")
+	// ErrSnapshotFormat: a snapshot body has an unknown header.
+	ErrSnapshotFormat = errors.New("raftgroup: unknown snapshot format")
+)
+
+// NotLeaderError is returned (as ErrNotLeader) by Propose on a replica that
+// is not the leader. Leader and LeaderID are empty when no leader is known.
+type NotLeaderError struct {
+	Leader   string // transport address of the leader
+	LeaderID string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == "" {
+		return "raftgroup: not the leader, leader unknown"
+	}
+	return fmt.Sprintf("raftgroup: not the leader, leader is %s at %s", e.LeaderID, e.Leader)
+}
+
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// CorruptLogError reports an undecodable log store record.
+type CorruptLogError struct {
+	Index  uint64 // log index, 0 for a stable store value
+	Reason string
+}
+
+func (e *CorruptLogError) Error() string {
+	return fmt.Sprintf("raftgroup: corrupt log entry %d: %s", e.Index, e.Reason)
+}
+
+// Group is one replica of a Raft group. Its methods are safe for
+// concurrent use.
+type Group struct {
+	opts    Options // immutable after Open
+	raft    *raft.Raft
+	fsm     *fsm
+	logs    raft.LogStore
+	metrics *metrics
+	store   io.Closer // the log and stable store
+
+	obsCh     chan raft.Observation
+	observer  *raft.Observer
+	done      chan struct{} // closed by Close: stops the observer goroutine
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	mu struct {
+		sync.Mutex
+		closed bool
+		// leaderChanged is closed and replaced on every leader change.
+		leaderChanged chan struct{}
+	}
+}
+
+// Stats are counters of a replica since Open.
+type Stats struct {
+	FirstIndex   uint64 // first index in the log (0: empty)
+	LastIndex    uint64 // last index in the log
+	AppliedIndex uint64 // last index raft applied
+	Applied      uint64 // entries handed to Applier.Apply
+	Replayed     uint64 // of those, entries that were in the log at Open
+	Skipped      uint64 // entries at or below the applier's checkpoint, not applied
+}
+
+// Open opens (or on first start bootstraps as the single voter) the
+// replica in opts.Dir. The replica leads only after an election
+// (HeartbeatTimeout to twice that); WaitLeader waits for it.
+func Open(opts Options) (*Group, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open group %s: %w", opts.ID, err)
+	}
+	g := &Group{opts: opts, done: make(chan struct{})}
+	g.mu.leaderChanged = make(chan struct{})
+	hlog := newHCLogger(opts.Logger)
+
+	var logs raft.LogStore
+	var stable raft.StableStore
+	switch opts.LogStore {
+	case LogStorePebble:
+		p, err := openPebbleLog(filepath.Join(opts.Dir, "log"), opts.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("open group %s: %w", opts.ID, err)
+		}
+		logs, stable, g.store = p, p, p
+	default:
+		dir := filepath.Join(opts.Dir, "wal")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open group %s: %w", opts.ID, err)
+		}
+		// raftwal.WAL.Close leaves its meta store open (and its flock
+		// held), so the group owns and closes it.
+		meta := &metadb.BoltMetaDB{}
+		w, err := raftwal.Open(dir, raftwal.WithMetaStore(meta))
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("open group %s wal: %w", opts.ID, err), meta.Close())
+		}
+		logs, stable, g.store = w, w, walCloser{w, meta}
+	}
+	g.logs = logs
+	fail := func(err error) (*Group, error) {
+		return nil, errors.Join(fmt.Errorf("open group %s: %w", opts.ID, err), g.store.Close())
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(opts.Dir, 2, hlog)
+	if err != nil {
+		return fail(err)
+	}
+	// INVARIANT: the applier's durable state covers the last snapshot, or
+	// the entries between them are gone from the log.
+	from := opts.Applier.CheckpointIndex()
+	if snapIdx, err := lastSnapshotIndex(snaps); err != nil {
+		return fail(err)
+	} else if from < snapIdx {
+		return fail(fmt.Errorf("applier at %d, snapshot at %d: %w", from, snapIdx, ErrApplierBehind))
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return fail(err)
+	}
+	g.fsm = &fsm{applier: opts.Applier, openLast: last}
+	g.fsm.skipThrough.Store(from)
+
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(opts.ID)
+	conf.HeartbeatTimeout = opts.HeartbeatTimeout
+	conf.ElectionTimeout = opts.HeartbeatTimeout
+	conf.LeaderLeaseTimeout = opts.HeartbeatTimeout / 2
+	conf.MaxAppendEntries = opts.MaxAppendEntries
+	conf.BatchApplyCh = true
+	conf.SnapshotThreshold = opts.SnapshotThreshold
+	conf.SnapshotInterval = opts.SnapshotInterval
+	conf.TrailingLogs = opts.TrailingLogs
+	conf.NoSnapshotRestoreOnStart = true // the applier recovers itself
+	conf.NoLegacyTelemetry = true
+	conf.Logger = hlog
+
+	trans := opts.Transport
+	if trans == nil {
+		_, trans = raft.NewInmemTransport(raft.ServerAddress(opts.ID))
+	}
+	existing, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		return fail(err)
+	}
+	if !existing {
+		servers := []raft.Server{{Suffrage: raft.Voter, ID: conf.LocalID, Address: trans.LocalAddr()}}
+		if len(opts.Voters) > 0 {
+			servers = servers[:0]
+			for _, v := range opts.Voters {
+				servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(v.ID), Address: raft.ServerAddress(v.Address)})
+			}
+		}
+		err := raft.BootstrapCluster(conf, logs, stable, snaps, trans, raft.Configuration{Servers: servers})
+		if err != nil {
+			return fail(fmt.Errorf("bootstrap: %w", err))
+		}
+	}
+	g.metrics = newMetrics(g)
+	if opts.Registerer != nil {
+		if err := g.metrics.register(opts.Registerer); err != nil {
+			g.metrics.unregister(opts.Registerer)
+			return fail(fmt.Errorf("register metrics: %w", err))
+		}
+	}
+	g.raft, err = raft.NewRaft(conf, g.fsm, logs, stable, snaps, trans)
+	if err != nil {
+		if opts.Registerer != nil {
+			g.metrics.unregister(opts.Registerer)
+		}
+		return fail(err)
+	}
+	// Non-blocking with one slot: a dropped observation means one is
+	// pending, and the goroutine wakes the waiters after it anyway.
+	g.obsCh = make(chan raft.Observation, 1)
+	g.observer = raft.NewObserver(g.obsCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	g.raft.RegisterObserver(g.observer)
+	g.wg.Add(1)
+	go g.watchLeader()
+	return g, nil
+}
+
+func lastSnapshotIndex(snaps raft.SnapshotStore) (uint64, error) {
+	metas, err := snaps.List()
+	if err != nil || len(metas) == 0 {
+		return 0, err
+	}
+	_, rc, err := snaps.Open(metas[0].ID)
+	if err != nil {
+		return 0, fmt.Errorf("open snapshot %s: %w", metas[0].ID, err)
+	}
+	defer rc.Close()
+	_, idx, err := readSnapHeader(rc)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot %s: %w", metas[0].ID, err)
+	}
+	return idx, nil
+}
+
+// watchLeader wakes WaitLeader calls on every leader change until Close.
+func (g *Group) watchLeader() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.obsCh:
+			g.mu.Lock()
+			close(g.mu.leaderChanged)
+			g.mu.leaderChanged = make(chan struct{})
+			g.mu.Unlock()
+		case <-g.done:
+			return
+		}
+	}
+}
+
+// WaitLeader blocks until the group has a leader; if it is this replica,
+// also until the entries it inherited are applied (a raft barrier), so
+// reads after it see every acknowledged write.
+func (g *Group) WaitLeader(ctx context.Context) error {
+	for {
+		g.mu.Lock()
+		closed, changed := g.mu.closed, g.mu.leaderChanged
+		g.mu.Unlock()
+		if closed {
+			return fmt.Errorf("wait for leader of %s: %w", g.opts.ID, ErrClosed)
+		}
+		if _, id := g.raft.LeaderWithID(); id != "" {
+			if string(id) != g.opts.ID {
+				return nil
+			}
+			if err := g.raft.Barrier(g.timeout(ctx)).Error(); err != nil {
+				return fmt.Errorf("barrier of %s: %w", g.opts.ID, g.mapErr(err))
+			}
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for leader of %s: %w", g.opts.ID, ctx.Err())
+		}
+	}
+}
+
+func (g *Group) timeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl), time.Millisecond)
+	}
+	return g.opts.ApplyTimeout
+}
+
+// Propose appends batch to the group's log and returns its index once it
+// is committed and applied, with the error Applier.Apply returned for it.
+// Concurrent proposals share log writes and fsyncs (group commit, see
+// doc.go). Propose takes ownership of batch: raft may still read it after
+// Propose returns (replication, its log cache), so never modify it. When ctx ends first, Propose returns ctx's error
+// and the entry may still commit.
+func (g *Group) Propose(ctx context.Context, batch []byte) (uint64, error) {
+	start := time.Now()
+	idx, err := g.propose(ctx, batch)
+	result := resultOK
+	switch {
+	case err == nil:
+		g.metrics.propose.Observe(time.Since(start).Seconds())
+	case errors.Is(err, ErrApplierFailed):
+		result = resultApplierFail
+	case errors.Is(err, ErrNotLeader):
+		result = resultNotLeader
+	case idx != 0:
+		result = resultRefused
+	default:
+		result = resultUnknown
+	}
+	g.metrics.proposals.WithLabelValues(result).Inc()
+	return idx, err
+}
+
+func (g *Group) propose(ctx context.Context, batch []byte) (uint64, error) {
+	if err := g.fsm.failure(); err != nil {
+		return 0, fmt.Errorf("propose to %s: %w", g.opts.ID, err)
+	}
+	wait := ctx.Done() != nil
+	g.mu.Lock()
+	if g.mu.closed {
+		g.mu.Unlock()
+		return 0, fmt.Errorf("propose to %s: %w", g.opts.ID, ErrClosed)
+	}
+	if wait {
+		g.wg.Add(1) // for the waiter below; before Close's wg.Wait
+	}
+	g.mu.Unlock()
+	if g.raft.State() != raft.Leader {
+		if wait {
+			g.wg.Done()
+		}
+		return 0, g.notLeader()
+	}
+	f := g.raft.Apply(batch, g.timeout(ctx))
+	if wait {
+		// Wait for the future in a goroutine of ours so ctx can end the
+		// wait; raft resolves every future by the end of its shutdown.
+		done := make(chan struct{})
+		go func() {
+			defer g.wg.Done()
+			_ = f.Error()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("propose to %s: %w", g.opts.ID, ctx.Err())
+		}
+	}
+	if err := f.Error(); err != nil {
+		return 0, fmt.Errorf("propose to %s: %w", g.opts.ID, g.mapErr(err))
+	}
+	if err, _ := f.Response().(error); err != nil {
+		return f.Index(), err
+	}
+	return f.Index(), nil
+}
+
+func (g *Group) notLeader() error {
+	addr, id := g.raft.LeaderWithID()
+	return &NotLeaderError{Leader: string(addr), LeaderID: string(id)}
+}
+
+func (g *Group) mapErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader):
+		return g.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return ErrLeadershipLost
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	}
+	return err
+}
+
+// Checkpoint takes a snapshot now: the applier checkpoints, then raft
+// deletes the log up to the checkpoint less TrailingLogs. Raft also does
+// this by itself every SnapshotThreshold entries; cmd calls Checkpoint
+// at a graceful shutdown so the next start replays nothing.
+func (g *Group) Checkpoint() error {
+	err := g.raft.Snapshot().Error()
+	if err == nil || errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return nil
+	}
+	return fmt.Errorf("checkpoint %s: %w", g.opts.ID, g.mapErr(err))
+}
+
+// Leader returns the ID and transport address of the group's leader as
+// this replica knows it; empty strings when no leader is known.
+func (g *Group) Leader() (id, address string) {
+	addr, lid := g.raft.LeaderWithID()
+	return string(lid), string(addr)
+}
+
+// Stats returns the replica's counters.
+func (g *Group) Stats() Stats {
+	first, _ := g.logs.FirstIndex() // 0 on error: Stats is for display and tests
+	return Stats{
+		FirstIndex:   first,
+		LastIndex:    g.raft.LastIndex(),
+		AppliedIndex: g.raft.AppliedIndex(),
+		Applied:      g.fsm.applied.Load(),
+		Replayed:     g.fsm.replayed.Load(),
+		Skipped:      g.fsm.skipped.Load(),
+	}
+}
+
+// Close shuts raft down (in-flight proposals fail with ErrClosed or
+// ErrLeadershipLost), stops the group's goroutines and closes the log. It
+// does not checkpoint. Close is idempotent; later calls return the first
+// call's error.
+func (g *Group) Close() error {
+	g.closeOnce.Do(func() {
+		g.mu.Lock()
+		g.mu.closed = true
+		g.mu.Unlock()
+		err := g.raft.Shutdown().Error()
+		g.raft.DeregisterObserver(g.observer)
+		close(g.done)
+		g.wg.Wait()
+		if g.opts.Registerer != nil {
+			g.metrics.unregister(g.opts.Registerer)
+		}
+		g.closeErr = errors.Join(err, g.store.Close())
+		if g.closeErr != nil {
+			g.closeErr = fmt.Errorf("close group %s: %w", g.opts.ID, g.closeErr)
+		}
+	})
+	return g.closeErr
+}
+
+type walCloser struct {
+	w    *raftwal.WAL
+	meta *metadb.BoltMetaDB
+}
+
+func (c walCloser) Close() error { return errors.Join(c.w.Close(), c.meta.Close()) }
+
+// newHCLogger sends raft's hclog output to l, one record per line, at
+// the level hclog wrote in the line, so only cmd decides where logs go.
+func newHCLogger(l *slog.Logger) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   "raft",
+		Level:  hclog.Info,
+		Output: slogWriter{l},
+	})
+}
+
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.Contains(msg, "[ERROR]"):
+		level = slog.LevelError
+	case strings.Contains(msg, "[WARN]"):
+		level = slog.LevelWarn
+	}
+	w.l.Log(context.Background(), level, msg, "component", "raft")
+	return len(p), nil
+}

@@ -1,0 +1,145 @@
+package raftgroup
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// LogStore names an implementation of the on-disk Raft log.
+type LogStore string
+
+const (
+	// LogStoreWAL is github.com/hashicorp/raft-wal in Dir/wal (default:
+	// faster, see "Log store" in doc.go).
+	LogStoreWAL LogStore = "raft-wal"
+	// LogStorePebble is a Pebble instance of its own in Dir/log.
+	LogStorePebble LogStore = "pebble"
+)
+
+// Voter is a replica of a group: its Raft server ID and transport address.
+type Voter struct {
+	ID, Address string
+}
+
+// Options configure a group replica. The zero value of every field but
+// Dir, ID and Applier is a usable default.
+type Options struct {
+	// Dir holds the replica's Raft log, stable store and snapshot metadata.
+	// It is created if missing. Required.
+	Dir string
+	// ID is the replica's Raft server ID, unique in the cluster for all
+	// time. Required.
+	ID string
+	// Applier is the state machine. Required.
+	Applier Applier
+	// Transport carries Raft RPCs; the group owns it after Open succeeds
+	// (raft closes it). Nil means an in-memory transport with address ID,
+	// enough for a group of one replica.
+	Transport raft.Transport
+	// Voters are the replicas a new group is bootstrapped with, this one
+	// included; every replica of the group must be given the same list.
+	// Nil means a group of this replica alone. Ignored when Dir already
+	// holds the group (membership then lives in the log).
+	Voters []Voter
+	// LogStore selects the log implementation. Empty means LogStoreWAL.
+	LogStore LogStore
+
+	// SnapshotThreshold: take a snapshot (an Applier checkpoint) once this
+	// many entries were appended since the last one. Zero means 8192.
+	// The log holds at most about SnapshotThreshold + TrailingLogs +
+	// (entries per second) * 2 * SnapshotInterval entries, and a restart
+	// replays at most that many less TrailingLogs.
+	SnapshotThreshold uint64
+	// SnapshotInterval: how often raft checks SnapshotThreshold (it waits a
+	// random time in [interval, 2*interval)). Zero means 2s.
+	SnapshotInterval time.Duration
+	// TrailingLogs: entries kept behind a snapshot so a lagging follower can
+	// catch up from the log instead of a snapshot. Zero means 1024.
+	TrailingLogs uint64
+	// HeartbeatTimeout: a follower that hears nothing from a leader for
+	// this long starts an election; also the election timeout. A replica of
+	// a single-voter group waits this long after start before it leads.
+	// Zero means 1s.
+	HeartbeatTimeout time.Duration
+	// MaxAppendEntries: the most entries raft writes to the log in one
+	// StoreLogs (one fsync) and sends in one AppendEntries RPC. Zero means
+	// 256.
+	MaxAppendEntries int
+	// ApplyTimeout bounds how long Propose waits for room in raft's apply
+	// queue when ctx has no deadline. Zero means 10s.
+	ApplyTimeout time.Duration
+
+	Logger *slog.Logger // nil means discard
+	// Registerer receives the replica's metrics (labelled group=ID), and
+	// Close unregisters them. Nil means no metrics.
+	Registerer prometheus.Registerer
+}
+
+func (o Options) withDefaults() Options {
+	if o.LogStore == "" {
+		o.LogStore = LogStoreWAL
+	}
+	if o.SnapshotThreshold == 0 {
+		o.SnapshotThreshold = 8192
+	}
+	if o.SnapshotInterval == 0 {
+		o.SnapshotInterval = 2 * time.Second
+	}
+	if o.TrailingLogs == 0 {
+		o.TrailingLogs = 1024
+	}
+	if o.HeartbeatTimeout == 0 {
+		o.HeartbeatTimeout = time.Second
+	}
+	if o.MaxAppendEntries == 0 {
+		o.MaxAppendEntries = 256
+	}
+	if o.ApplyTimeout == 0 {
+		o.ApplyTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Validate reports every problem of o at once.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Dir == "" {
+		errs = append(errs, errors.New("missing Dir"))
+	}
+	if o.ID == "" {
+		errs = append(errs, errors.New("missing ID"))
+	}
+	if o.Applier == nil {
+		errs = append(errs, errors.New("missing Applier"))
+	}
+	if len(o.Voters) > 0 && !slices.ContainsFunc(o.Voters, func(v Voter) bool { return v.ID == o.ID }) {
+		errs = append(errs, fmt.Errorf("ID %q is not one of Voters %v", o.ID, o.Voters))
+	}
+	switch o.LogStore {
+	case "", LogStorePebble, LogStoreWAL:
+	default:
+		errs = append(errs, fmt.Errorf("LogStore %q: want %q or %q", o.LogStore, LogStorePebble, LogStoreWAL))
+	}
+	if o.HeartbeatTimeout != 0 && o.HeartbeatTimeout < 5*time.Millisecond {
+		errs = append(errs, fmt.Errorf("HeartbeatTimeout %v: want at least 5ms", o.HeartbeatTimeout))
+	}
+	if o.SnapshotInterval < 0 || o.ApplyTimeout < 0 {
+		errs = append(errs, errors.New("SnapshotInterval and ApplyTimeout must not be negative"))
+	}
+	if o.MaxAppendEntries < 0 || o.MaxAppendEntries > 1024 {
+		errs = append(errs, fmt.Errorf("MaxAppendEntries %d: want 0..1024", o.MaxAppendEntries))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("raftgroup options: %w", err)
+	}
+	return nil
+}
