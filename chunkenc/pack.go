@@ -55,6 +55,7 @@ type Encoder struct {
 	gs   []int64 // grid residuals of timestamps
 	ms   []int64 // decimal mantissas
 	xs   []uint8 // smallest decimal exponent of each value
+	exc  []int   // positions of values outside the decimal model
 	// orderBits scores the residual orders of ms (see decimals).
 	orderBits [3]int
 
@@ -62,13 +63,11 @@ type Encoder struct {
 	it Iterator
 	ts []int64
 	vs []float64
-	exc       []int // positions of values outside the decimal model
 
 	// stats are counters for tests and tuning: bits spent on timestamps
-	// and on values, chunks per value mode.
+	// and on values.
 	stats struct {
 		tBits, vBits int
-		modes        [3]int
 	}
 }
 
