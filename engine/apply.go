@@ -1,0 +1,383 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/myelindb/myelin/chunkenc"
+)
+
+// Per-sample rejections, with Prometheus's meaning. Apply reports them in
+// SeriesError; they never fail the batch.
+var (
+	// ErrOutOfOrder: the sample is older than the series' newest sample.
+	ErrOutOfOrder = errors.New("engine: out-of-order sample")
+	// ErrDuplicateSample: the series has a sample at this timestamp with a
+	// different value. (Same timestamp and same value bits is accepted: a
+	// retried write is idempotent.)
+	ErrDuplicateSample = errors.New("engine: duplicate sample for timestamp")
+	// ErrTooOld: the sample is older than the tenant's newest sample minus
+	// Options.Retention.
+	ErrTooOld = errors.New("engine: sample too old for retention")
+)
+
+// SeriesError reports the samples of one series of a batch that Apply
+// refused.
+type SeriesError struct {
+	Series   int   // index in Batch.Series
+	Rejected int   // number of samples refused
+	Err      error // the first refusal; errors.Is one of ErrOutOfOrder, ErrDuplicateSample, ErrTooOld
+}
+
+// Apply decodes and applies the write batch of log entry index. See
+// ApplyBatch. A batch that does not decode is refused the same way on every
+// replica: the index counts as applied and the error wraps ErrCorruptBatch.
+func (g *Group) Apply(index uint64, data []byte) ([]SeriesError, error) {
+	g.decodeMu.Lock()
+	defer g.decodeMu.Unlock()
+	b, err := g.decoder.decode(data)
+	if err != nil {
+		if err2 := g.applyEmpty(index); err2 != nil {
+			return nil, err2
+		}
+		return nil, fmt.Errorf("apply entry %d: %w", index, err)
+	}
+	return g.ApplyBatch(index, b)
+}
+
+// applyEmpty records index as applied without data.
+func (g *Group) applyEmpty(index uint64) error {
+	_, err := g.ApplyBatch(index, &Batch{})
+	return err
+}
+
+// ApplyBatch applies b as log entry index. It is deterministic: the state
+// after it depends only on the entries applied so far and the Options, not
+// on time, scheduling or map order.
+//
+// Entries must come in increasing index order; an index at or below the
+// applied index is ignored (a replay). Per-sample refusals are returned as
+// SeriesErrors (sorted by series) and never stop the rest of the batch. A
+// returned error is an I/O failure: the group is then unusable until the
+// store is reopened.
+//
+// Sealed chunks, new series and postings, and the applied index go to Pebble
+// in one atomic batch. Open chunks stay in memory until Checkpoint.
+func (g *Group) ApplyBatch(index uint64, b *Batch) ([]SeriesError, error) {
+	g.applyMu.Lock()
+	defer g.applyMu.Unlock()
+	if g.db.closed() {
+		return nil, ErrClosed
+	}
+	g.mu.Lock()
+	if err := g.mu.failed; err != nil {
+		g.mu.Unlock()
+		return nil, err
+	}
+	if index <= g.mu.applied {
+		g.mu.Unlock()
+		return nil, nil
+	}
+	pb := g.db.pdb.NewBatch()
+	defer pb.Close()
+	var t *tenant
+	var err error
+	if b.Tenant != "" {
+		t, err = g.tenantLocked(b.Tenant, true, pb)
+	}
+	stored := max(g.mu.stored, index)
+	g.mu.Unlock()
+	if err != nil {
+		return nil, g.fail(fmt.Errorf("apply entry %d: %w", index, err))
+	}
+
+	var errs []SeriesError
+	if t != nil {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		a := appender{g: g, t: t, pb: pb, scratch: &g.scratch, index: index}
+		errs, err = a.applyLocked(b)
+		if err != nil {
+			return nil, g.fail(fmt.Errorf("apply entry %d: %w", index, err))
+		}
+	}
+	if err := pb.Set(groupKey(g.scratch.key[:0], g.id, kindApplied), binary.BigEndian.AppendUint64(nil, stored), nil); err != nil {
+		return nil, g.fail(err)
+	}
+	// NoSync: the Raft log is the write-ahead log. A crash loses a suffix
+	// of applied entries, which Raft replays; Pebble's WAL keeps the
+	// surviving batches a prefix. Checkpoint syncs.
+	if err := pb.Commit(pebble.NoSync); err != nil {
+		return nil, g.fail(fmt.Errorf("commit entry %d: %w", index, err))
+	}
+	g.mu.Lock()
+	g.mu.applied, g.mu.stored = index, stored
+	g.mu.Unlock()
+	return errs, nil
+}
+
+// fail marks the group failed with err and returns err.
+func (g *Group) fail(err error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.mu.failed == nil {
+		g.mu.failed = fmt.Errorf("engine: group %d failed, reopen the store: %w", g.id, err)
+	}
+	return err
+}
+
+// applyScratch holds buffers reused across Apply calls; guarded by
+// Group.applyMu.
+type applyScratch struct {
+	key, lbl, val []byte
+	ts            []int64
+	vs            []float64
+}
+
+// appender applies one batch to one tenant. The caller holds t.mu.
+type appender struct {
+	g       *Group
+	t       *tenant
+	pb      *pebble.Batch
+	scratch *applyScratch
+	index   uint64 // of the entry being applied
+}
+
+func (a *appender) applyLocked(b *Batch) ([]SeriesError, error) {
+	var errs []SeriesError
+	t, sc := a.t, a.scratch
+	opts := &a.g.db.opts
+	retMs := opts.Retention.Milliseconds()
+	nextID0 := t.mu.nextID
+	for i := range b.Series {
+		bs := &b.Series[i]
+		sc.lbl = sc.lbl[:0]
+		for j := 0; j+1 < len(bs.Labels); j += 2 {
+			sc.lbl = appendLabelPair(sc.lbl, b.Symbols[bs.Labels[j]], b.Symbols[bs.Labels[j+1]])
+		}
+		h := xxhash.Sum64(sc.lbl)
+		s := t.lookupLocked(h, sc.lbl)
+		if s == nil && !t.mu.allInHead {
+			var err error
+			if s, err = a.lookupStoredLocked(h, sc.lbl); err != nil {
+				return nil, err
+			}
+		}
+		var se SeriesError
+		for j, smp := range bs.Samples {
+			var rej error
+			switch {
+			case retMs > 0 && smp.T < t.mu.maxT && uint64(t.mu.maxT-smp.T) > uint64(retMs):
+				rej = ErrTooOld
+			case s != nil && t.hasLastLocked(s):
+				lt, lv := t.lastLocked(s)
+				switch {
+				case smp.T < lt:
+					rej = ErrOutOfOrder
+				case smp.T == lt && math.Float64bits(smp.V) == math.Float64bits(lv):
+					continue // an idempotent retry: accepted, nothing to do
+				case smp.T == lt:
+					rej = ErrDuplicateSample
+				}
+			}
+			if rej != nil {
+				if se.Rejected == 0 {
+					se.Err = fmt.Errorf("sample %d at %d: %w", j, smp.T, rej)
+				}
+				se.Rejected++
+				continue
+			}
+			if s == nil {
+				var err error
+				if s, err = a.createLocked(h, sc.lbl); err != nil {
+					return nil, err
+				}
+			}
+			if err := a.appendLocked(s, smp); err != nil {
+				return nil, err
+			}
+			t.mu.maxT = max(t.mu.maxT, smp.T)
+			if len(t.mu.lastOfEmpty) > 0 {
+				delete(t.mu.lastOfEmpty, s)
+			}
+		}
+		if se.Rejected > 0 {
+			se.Series = i
+			errs = append(errs, se)
+		}
+	}
+	if err := a.retainLocked(); err != nil {
+		return nil, err
+	}
+	if err := a.evictLocked(); err != nil {
+		return nil, err
+	}
+	if t.mu.nextID != nextID0 {
+		k := t.ks.metaKey(sc.key[:0], metaNextSeries)
+		if err := a.pb.Set(k, binary.BigEndian.AppendUint64(nil, t.mu.nextID), nil); err != nil {
+			return nil, err
+		}
+	}
+	return errs, nil
+}
+
+// lookupStoredLocked finds a series in Pebble that is not in the head and
+// adds it to the head with an empty open chunk. Either it was evicted (its
+// 'e' key holds its newest sample, for the out-of-order check), or it was
+// created by an entry after the recovered checkpoint and is being replayed
+// from that entry (an 'e' key written by a later entry is ignored: at this
+// point of the replay the series was not evicted yet).
+func (a *appender) lookupStoredLocked(h uint64, lbls []byte) (*memSeries, error) {
+	t, db := a.t, a.g.db
+	prefix := t.ks.hashPrefix(nil, h)
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != len(prefix)+8 {
+			return nil, fmt.Errorf("hash key %x: bad length", k)
+		}
+		id := binary.BigEndian.Uint64(k[len(prefix):])
+		v, closer, err := db.pdb.Get(t.ks.seriesKey(a.scratch.key[:0], id))
+		if err != nil {
+			return nil, fmt.Errorf("read labels of series %d: %w", id, err)
+		}
+		same := string(v) == string(lbls)
+		closer.Close()
+		if same {
+			s := &memSeries{id: id, lbls: string(lbls)}
+			s.head.Reset(nil)
+			t.insertLocked(h, s)
+			return s, a.reviveLocked(s)
+		}
+	}
+	return nil, it.Error()
+}
+
+// createLocked allocates the next series id and writes the series and its
+// hash entry.
+func (a *appender) createLocked(h uint64, lbls []byte) (*memSeries, error) {
+	t, sc := a.t, a.scratch
+	s := &memSeries{id: t.mu.nextID, lbls: string(lbls)}
+	t.mu.nextID++
+	s.head.Reset(nil)
+	if err := a.pb.Set(t.ks.seriesKey(sc.key[:0], s.id), lbls, nil); err != nil {
+		return nil, err
+	}
+	if err := a.pb.Set(t.ks.hashKey(sc.key[:0], h, s.id), nil, nil); err != nil {
+		return nil, err
+	}
+	t.insertLocked(h, s)
+	return s, nil
+}
+
+// appendLocked appends an accepted sample to s, cutting the open chunk
+// first when it is full or the sample is in a later partition.
+func (a *appender) appendLocked(s *memSeries, smp Sample) error {
+	pw := a.g.db.partitionMs
+	n := s.head.NumSamples()
+	if n == 0 || smp.T >= s.partEnd {
+		p := partitionOf(smp.T, pw)
+		// First sample of the series in this partition (or of a series
+		// being replayed, where rewriting postings is harmless: same key,
+		// same value).
+		if n > 0 {
+			if err := a.sealLocked(s); err != nil {
+				return err
+			}
+		}
+		if err := a.writePostings(s, p); err != nil {
+			return err
+		}
+		s.mint, s.partEnd = smp.T, partitionEnd(p, pw)
+	} else if n >= a.g.db.opts.ChunkSamples {
+		if err := a.sealLocked(s); err != nil {
+			return err
+		}
+		s.mint = smp.T
+	}
+	if err := s.head.Append(smp.T, smp.V); err != nil {
+		panic(fmt.Sprintf("BUG: append checked sample %d to series %d: %v", smp.T, s.id, err))
+	}
+	a.t.markDirtyLocked(s)
+	return nil
+}
+
+// sealLocked writes the open chunk of s to Pebble in the seal encoding and
+// empties it.
+func (a *appender) sealLocked(s *memSeries) error {
+	sc, opts := a.scratch, &a.g.db.opts
+	maxt, _, _ := s.head.Last()
+	sc.val = binary.AppendUvarint(sc.val[:0], uint64(maxt-s.mint))
+	if opts.SealEncoding == chunkenc.EncXOR {
+		sc.val = append(sc.val, s.head.Bytes()...)
+	} else {
+		var err error
+		if sc.ts, sc.vs, err = chunkenc.Decode(sc.ts[:0], sc.vs[:0], s.head.Bytes()); err != nil {
+			return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
+		}
+		if sc.val, err = chunkenc.Encode(sc.val, opts.SealEncoding, sc.ts, sc.vs); err != nil {
+			return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
+		}
+	}
+	p := partitionOf(s.mint, a.g.db.partitionMs)
+	if p >= a.t.mu.retainPart { // else the chunk is past retention: drop it
+		k := a.t.ks.chunkKey(sc.key[:0], p, s.id, s.mint)
+		if err := a.pb.Set(k, sc.val, nil); err != nil {
+			return err
+		}
+	}
+	s.head.Reset(s.head.Bytes()[:0])
+	return nil
+}
+
+// retainLocked applies retention after a batch: when the oldest partition
+// to keep moves forward, the chunks and postings of the partitions it
+// passed go with two DeleteRanges.
+//
+// The ranges are [old, new), disjoint: Pebble fragments overlapping range
+// tombstones on every iterator it opens, and ranges from partition 0 made
+// apply 50x slower in tests that cut every batch. Nothing is written below
+// the cut afterwards: sealLocked drops chunks of dropped partitions, and a
+// sample accepted in this batch is at or above the old cut, so its
+// postings are covered by this batch's range, which comes after them.
+func (a *appender) retainLocked() error {
+	t := a.t
+	rp := retainPartition(t.mu.maxT, a.g.db.opts.Retention.Milliseconds(), a.g.db.partitionMs)
+	if rp <= t.mu.retainPart {
+		return nil
+	}
+	old := t.mu.retainPart
+	t.mu.retainPart = rp
+	if err := a.pb.DeleteRange(t.ks.chunkPart(nil, old), t.ks.chunkPart(nil, rp), nil); err != nil {
+		return err
+	}
+	return a.pb.DeleteRange(t.ks.postingsPart(nil, old), t.ks.postingsPart(nil, rp), nil)
+}
+
+// writePostings writes the postings of s in partition p: one key per label
+// and one in the all-series list (empty name and value).
+func (a *appender) writePostings(s *memSeries, p uint32) error {
+	ks, sc := a.t.ks, a.scratch
+	var err error
+	put := func(name, value string) {
+		if err != nil {
+			return
+		}
+		sc.key = binary.BigEndian.AppendUint64(ks.postingsValue(sc.key[:0], p, name, value), s.id)
+		err = a.pb.Set(sc.key, nil, nil)
+	}
+	put("", "")
+	if err2 := forEachLabel(s.lbls, put); err2 != nil {
+		return fmt.Errorf("postings of series %d: %w", s.id, err2)
+	}
+	return err
+}

@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Checkpoint makes everything applied so far survive a restart: it writes
+// the open chunk of every series changed since the last checkpoint and each
+// tenant's newest sample time, with the applied index as the checkpoint
+// index, in one synced Pebble batch. After it returns, OpenGroup recovers to
+// the current applied index and the Raft log up to it may be truncated.
+//
+// Why write open chunks instead of sealing them: sealing at a checkpoint
+// would make chunk boundaries depend on when each replica checkpoints (a
+// local decision), so replicas would store different chunks, and every
+// checkpoint would cut short chunks (a 10-sample XOR chunk costs ~3.5
+// bytes/sample against ~1.3 at 120). Open-chunk keys are overwritten in
+// place and cost one key per series changed since the last checkpoint.
+func (g *Group) Checkpoint() error {
+	g.applyMu.Lock()
+	defer g.applyMu.Unlock()
+	return g.checkpointLocked()
+}
+
+// checkpointLocked is Checkpoint; the caller holds applyMu.
+func (g *Group) checkpointLocked() error {
+	if g.db.closed() {
+		return ErrClosed
+	}
+	g.mu.Lock()
+	if err := g.mu.failed; err != nil {
+		g.mu.Unlock()
+		return err
+	}
+	applied := g.mu.applied
+	ts := make([]*tenant, 0, len(g.mu.tenants))
+	for _, t := range g.mu.tenants {
+		ts = append(ts, t)
+	}
+	g.mu.Unlock()
+	slices.SortFunc(ts, func(a, b *tenant) int { return strings.Compare(a.name, b.name) })
+
+	pb := g.db.pdb.NewBatch()
+	defer pb.Close()
+	// Hold every tenant's write lock until the commit: the dirty lists are
+	// cleared only once the batch is durable. (Apply is excluded by
+	// applyMu.)
+	for _, t := range ts {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+	}
+	var key []byte
+	for _, t := range ts {
+		// Deletes before sets: a series evicted and then revived is both.
+		for _, id := range t.mu.evictedOpen {
+			if err := pb.Delete(t.ks.openKey(key[:0], id), nil); err != nil {
+				return err
+			}
+		}
+		for _, s := range t.mu.dirty {
+			if s.evicted {
+				continue
+			}
+			key = t.ks.openKey(key[:0], s.id)
+			if err := pb.Set(key, s.head.Bytes(), nil); err != nil {
+				return err
+			}
+		}
+		if t.mu.maxT != minTime {
+			key = t.ks.metaKey(key[:0], metaMaxTime)
+			if err := pb.Set(key, appendTime(nil, t.mu.maxT), nil); err != nil {
+				return err
+			}
+		}
+	}
+	if err := pb.Set(groupKey(key[:0], g.id, kindCheckpoint), binary.BigEndian.AppendUint64(nil, applied), nil); err != nil {
+		return err
+	}
+	if err := pb.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit checkpoint of group %d at %d: %w", g.id, applied, err)
+	}
+	for _, t := range ts {
+		for _, s := range t.mu.dirty {
+			s.dirty = false
+		}
+		clear(t.mu.dirty)
+		t.mu.dirty = t.mu.dirty[:0]
+		t.mu.evictedOpen = t.mu.evictedOpen[:0]
+	}
+	return nil
+}

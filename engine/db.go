@@ -1,0 +1,348 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/myelindb/myelin/chunkenc"
+)
+
+// DB is the store of one node: one Pebble database holding the data of all
+// the node's group replicas. Safe for concurrent use.
+type DB struct {
+	opts        Options // immutable after Open
+	partitionMs int64   // opts.Partition in milliseconds
+	pdb         *pebble.DB
+	mu          struct {
+		sync.Mutex
+		groups map[uint32]*Group
+		closed bool
+	}
+}
+
+// ErrClosed is returned by operations on a closed DB.
+var ErrClosed = errors.New("engine: closed")
+
+// Open opens (creating if needed) the store in opts.Dir.
+func Open(opts Options) (*DB, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	pdb, err := pebble.Open(opts.Dir, &pebble.Options{
+		FS:     opts.FS,
+		Logger: pebbleLogger{opts},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open pebble %s: %w", opts.Dir, err)
+	}
+	db := &DB{opts: opts, partitionMs: opts.Partition.Milliseconds(), pdb: pdb}
+	db.mu.groups = map[uint32]*Group{}
+	return db, nil
+}
+
+// Close closes the store. Stop applying and close queriers first: Close
+// does not wait for them (Apply and Querier after Close return ErrClosed).
+// Idempotent.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.mu.closed {
+		return nil
+	}
+	db.mu.closed = true
+	if err := db.pdb.Close(); err != nil {
+		return fmt.Errorf("close pebble %s: %w", db.opts.Dir, err)
+	}
+	return nil
+}
+
+// closed reports whether Close was called.
+func (db *DB) closed() bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.mu.closed
+}
+
+// pebbleLogger sends Pebble's log lines to the engine's logger.
+type pebbleLogger struct{ opts Options }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.opts.Logger.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.opts.Logger.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+// Group is one Raft group's replica in the store. Apply and Checkpoint are
+// called from one goroutine (the group's FSM); queriers from any.
+type Group struct {
+	db *DB
+	id uint32
+	// decodeMu guards decoder, whose batch is valid until the next
+	// decode; Apply holds it for the whole call.
+	decodeMu sync.Mutex
+	decoder  batchDecoder
+	// applyMu serializes Apply and Checkpoint.
+	applyMu sync.Mutex
+	scratch applyScratch // guarded by applyMu
+	mu      struct {
+		sync.Mutex
+		// applied is the index of the last applied entry.
+		applied uint64
+		// stored is the applied index stored in Pebble: applied, or more
+		// while entries after a checkpoint are being replayed.
+		stored     uint64
+		nextTenant uint32
+		tenants    map[string]*tenant
+		// failed is set when a Pebble write failed after the head changed:
+		// head and Pebble disagree and the group must be reopened.
+		failed error
+	}
+}
+
+// OpenGroup loads group id, creating it if it does not exist, and returns
+// it with the index it recovered to: the index of its last checkpoint (0 for
+// a new group). The caller must replay every log entry after that index,
+// in order, before applying new ones. Calling OpenGroup again for the same
+// id returns the same Group.
+func (db *DB) OpenGroup(id uint32) (*Group, uint64, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.mu.closed {
+		return nil, 0, ErrClosed
+	}
+	if g, ok := db.mu.groups[id]; ok {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g, g.mu.applied, nil
+	}
+	g := &Group{db: db, id: id}
+	g.mu.tenants = map[string]*tenant{}
+	g.mu.nextTenant = 1
+	if err := g.load(); err != nil {
+		return nil, 0, fmt.Errorf("open group %d: %w", id, err)
+	}
+	db.mu.groups[id] = g
+	return g, g.mu.applied, nil
+}
+
+func (db *DB) getUint64(key []byte) (uint64, bool, error) {
+	v, closer, err := db.pdb.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("key %x: value of %d bytes, want 8", key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// load reads the group's checkpoint: tenants, their head series and open
+// chunks.
+func (g *Group) load() error {
+	db := g.db
+	var err error
+	if g.mu.applied, _, err = db.getUint64(groupKey(nil, g.id, kindCheckpoint)); err != nil {
+		return fmt.Errorf("read checkpoint index: %w", err)
+	}
+	if g.mu.stored, _, err = db.getUint64(groupKey(nil, g.id, kindApplied)); err != nil {
+		return fmt.Errorf("read applied index: %w", err)
+	}
+	v, closer, err := db.pdb.Get(groupKey(nil, g.id, kindNextTenant))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("read next tenant id: %w", err)
+	default:
+		if len(v) == 4 {
+			g.mu.nextTenant = binary.BigEndian.Uint32(v)
+		}
+		closer.Close()
+	}
+	prefix := groupKey(nil, g.id, kindTenant)
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	if err != nil {
+		return err
+	}
+	type nameID struct {
+		name string
+		id   uint32
+	}
+	var ts []nameID
+	for it.First(); it.Valid(); it.Next() {
+		if len(it.Value()) != 4 {
+			it.Close()
+			return fmt.Errorf("tenant key %q: bad value", it.Key())
+		}
+		ts = append(ts, nameID{string(it.Key()[len(prefix):]), binary.BigEndian.Uint32(it.Value())})
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("read tenants: %w", err)
+	}
+	for _, x := range ts {
+		t, err := g.loadTenant(x.name, x.id)
+		if err != nil {
+			return fmt.Errorf("load tenant %q: %w", x.name, err)
+		}
+		g.mu.tenants[x.name] = t
+	}
+	return nil
+}
+
+func newTenant(name string, ks keyspace) *tenant {
+	t := &tenant{name: name, ks: ks}
+	t.mu.byHash = map[uint64]*memSeries{}
+	t.mu.nextID = 1
+	t.mu.maxT = minTime
+	t.mu.allInHead = true
+	t.mu.lastOfEmpty = map[*memSeries]Sample{}
+	t.mu.evictEpoch = math.MinInt64 // = evictEpoch(minTime), as after a restart
+	return t
+}
+
+// loadTenant restores a tenant's head from its checkpoint.
+func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
+	db := g.db
+	t := newTenant(name, keyspace{group: g.id, tenant: id})
+	var err error
+	var ok bool
+	if t.mu.nextID, ok, err = db.getUint64(t.ks.metaKey(nil, metaNextSeries)); err != nil {
+		return nil, err
+	} else if !ok {
+		t.mu.nextID = 1
+	}
+	if u, ok, err := db.getUint64(t.ks.metaKey(nil, metaMaxTime)); err != nil {
+		return nil, err
+	} else if ok {
+		t.mu.maxT = int64(u ^ 1<<63)
+	}
+	prefix := appendPrefix(nil, g.id, id, kindOpen)
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var ts []int64
+	var vs []float64
+	var key []byte
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != prefixLen+8 {
+			return nil, fmt.Errorf("open chunk key %x: bad length", k)
+		}
+		sid := binary.BigEndian.Uint64(k[prefixLen:])
+		key = t.ks.seriesKey(key[:0], sid)
+		lv, closer, err := db.pdb.Get(key)
+		if err != nil {
+			return nil, fmt.Errorf("read labels of series %d: %w", sid, err)
+		}
+		s := &memSeries{id: sid, lbls: string(lv)}
+		closer.Close()
+		ts, vs, err = chunkenc.Decode(ts[:0], vs[:0], it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("decode open chunk of series %d: %w", sid, err)
+		}
+		// Re-appending reproduces the chunk byte for byte: XOR appends
+		// are deterministic.
+		s.head.Reset(make([]byte, 0, len(it.Value())))
+		for i := range ts {
+			if err := s.head.Append(ts[i], vs[i]); err != nil {
+				return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
+			}
+		}
+		if len(ts) > 0 {
+			s.mint = ts[0]
+			s.partEnd = partitionEnd(partitionOf(s.mint, db.partitionMs), db.partitionMs)
+		}
+		t.insertLocked(xxhash.Sum64String(s.lbls), s)
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	t.mu.allInHead = uint64(t.mu.numSeries) == t.mu.nextID-1
+	t.mu.retainPart = retainPartition(t.mu.maxT, db.opts.Retention.Milliseconds(), db.partitionMs)
+	t.mu.evictEpoch = evictEpoch(t.mu.maxT, db.opts.EvictIdle.Milliseconds())
+	return t, nil
+}
+
+// AppliedIndex returns the index of the last applied entry.
+func (g *Group) AppliedIndex() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mu.applied
+}
+
+// tenantLocked returns the tenant named name, creating it (and writing its
+// id to pb) if create is set. nil if it does not exist and create is false.
+// Tenant ids are allocated in apply order, so replicas agree on them.
+func (g *Group) tenantLocked(name string, create bool, pb *pebble.Batch) (*tenant, error) {
+	if t, ok := g.mu.tenants[name]; ok || !create {
+		return t, nil
+	}
+	// A tenant created by an entry after the checkpoint that is being
+	// replayed already has an id in Pebble; load() found it. So a name
+	// missing from the map is new.
+	id := g.mu.nextTenant
+	if id == math.MaxUint32 {
+		return nil, fmt.Errorf("create tenant %q: tenant ids exhausted", name)
+	}
+	g.mu.nextTenant++
+	if err := pb.Set(tenantNameKey(nil, g.id, name), binary.BigEndian.AppendUint32(nil, id), nil); err != nil {
+		return nil, err
+	}
+	if err := pb.Set(groupKey(nil, g.id, kindNextTenant), binary.BigEndian.AppendUint32(nil, g.mu.nextTenant), nil); err != nil {
+		return nil, err
+	}
+	t := newTenant(name, keyspace{group: g.id, tenant: id})
+	g.mu.tenants[name] = t
+	return t, nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, pebble.ErrNotFound) }
+
+// DropGroup deletes every key of group id with one range delete (synced) and
+// forgets the group: for a replica removed from this node. The Group must
+// not be used afterwards (its Apply fails); a later OpenGroup(id) starts it
+// empty. Do not call OpenGroup(id) concurrently with DropGroup(id).
+func (db *DB) DropGroup(id uint32) error {
+	db.mu.Lock()
+	if db.mu.closed {
+		db.mu.Unlock()
+		return ErrClosed
+	}
+	g := db.mu.groups[id]
+	delete(db.mu.groups, id)
+	db.mu.Unlock()
+	// Lock order: applyMu before db.mu (Apply checks closed() under
+	// applyMu), so db.mu is released first.
+	if g != nil {
+		g.applyMu.Lock()
+		defer g.applyMu.Unlock()
+		g.fail(fmt.Errorf("group %d dropped", id))
+	}
+	lo := binary.BigEndian.AppendUint32(nil, id)
+	hi := []byte{0xff, 0xff, 0xff, 0xff, 0xff} // above every key of group 2^32-1
+	if id != math.MaxUint32 {
+		hi = binary.BigEndian.AppendUint32(nil, id+1)
+	}
+	if err := db.pdb.DeleteRange(lo, hi, pebble.Sync); err != nil {
+		return fmt.Errorf("drop group %d: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+// Package engine is the storage engine of one node: it applies write
+// batches to an in-memory head of open chunks, keeps sealed chunks, series
+// and postings in one Pebble database, and answers selects for PromQL as a
+// storage.Querier.
+//
+// It owns the Pebble key schema, the write batch encoding, chunk cutting,
+// and the checkpoint/recovery protocol. It must not import server or
+// raftgroup (an arch test enforces it), must not read the clock or use
+// randomness on the apply path, and must not depend on map iteration order
+// for anything it writes.
+//
+// # Caller protocol (one Raft group replica)
+//
+//  1. Open the store once per node: db, err := Open(opts).
+//  2. g, from, err := db.OpenGroup(id) loads the group's last checkpoint and
+//     returns its index. Replay every committed log entry after from, in
+//     order, with g.Apply; then apply new entries as they commit.
+//  3. g.Apply(index, entry) from one goroutine, indexes increasing. An
+//     index at or below the applied index is ignored. Per-sample refusals
+//     come back as []SeriesError; an error return is an I/O failure that
+//     leaves the group unusable until the store is reopened.
+//  4. g.Checkpoint() now and then (it syncs); afterwards the Raft log up to
+//     g.AppliedIndex() may be truncated.
+//  5. g.Querier(tenant, mint, maxt) or g.Queryable(tenant) from any
+//     goroutine; Close queriers.
+//  6. Raft snapshots: g.Snapshot(w) checkpoints and streams the group's keys
+//     (layout in Snapshot's doc); g.Restore(r) on another replica replaces
+//     its group with them and resumes at the snapshot's index.
+//  7. db.Close().
+//
+// # Determinism
+//
+// Replicas that apply the same entries hold the same bytes after a
+// checkpoint (TestReplicasHoldIdenticalData compares whole stores): tenant
+// and series ids are allocated in apply order; a head chunk is cut when it
+// holds Options.ChunkSamples samples or a sample falls in a later time
+// partition; retention ("too old") is relative to the newest sample time of
+// the tenant seen by apply, never the wall clock. Checkpoints do not cut
+// chunks, so when a replica checkpoints does not change what it stores.
+//
+// # Samples
+//
+// Prometheus semantics, per series: a sample older than the series' newest
+// is ErrOutOfOrder; one at the same timestamp with different value bits is
+// ErrDuplicateSample, with the same bits it is accepted and ignored (retries
+// are idempotent); one older than the tenant's newest sample minus
+// Options.Retention is ErrTooOld. A refused sample never stops the rest of
+// the batch.
+//
+// # Batch encoding (version 1)
+//
+// A batch is the Raft log entry: one tenant, an interned string table, and
+// series as label references plus samples. uvarint and varint are
+// encoding/binary's.
+//
+//	batch   = version:byte(1) tenant:string
+//	          nsym:uvarint string*nsym
+//	          nseries:uvarint series*nseries
+//	string  = len:uvarint bytes
+//	series  = nlabels:uvarint (name:uvarint value:uvarint)*nlabels
+//	          nsamples:uvarint sample*nsamples
+//	sample  = tdelta:varint value:8 bytes little-endian IEEE 754 bits
+//
+// Label references index the string table; names are non-empty and strictly
+// increasing, values non-empty. tdelta is the difference to the previous
+// sample of the series (to 0 for the first); samples need not be sorted
+// (Apply refuses the out-of-order ones). Values are stored as raw bits so
+// the StaleNaN marker round-trips. DecodeBatch checks every count against
+// the remaining input before allocating and reports the byte offset of the
+// first problem. Native histograms will come as version 2 with a sample
+// kind per series; version 1 stays decodable.
+//
+// # Pebble key schema
+//
+// Every key starts with the group (uint32 big-endian) and the tenant id
+// (uint32 BE, allocated per group in apply order, 0 reserved for group
+// meta), then a kind byte. Dropping a group replica is one DeleteRange over
+// [group, group+1); dropping a tenant is one DeleteRange over its prefix
+// plus the point delete of its name.
+//
+//	[g][0]'a'                              -> applied index, uint64 BE
+//	[g][0]'k'                              -> checkpoint index, uint64 BE
+//	[g][0]'n'                              -> next tenant id, uint32 BE
+//	[g][0]'t' name                         -> tenant id, uint32 BE
+//	[g][t]'m' 'i'                          -> next series id, uint64 BE
+//	[g][t]'m' 'x'                          -> newest sample time at the checkpoint
+//	[g][t]'s' id:8                         -> labels
+//	[g][t]'h' hash:8 id:8                  -> (empty)
+//	[g][t]'p' part:4 esc(name) esc(value) id:8 -> (empty)
+//	[g][t]'c' part:4 id:8 mint:8           -> uvarint(maxt-mint) chunk
+//	[g][t]'o' id:8                         -> open chunk (EncXOR) at the checkpoint
+//	[g][t]'e' id:8                         -> index:8 t:8 vbits:8, newest sample at eviction
+//
+// Integers are big-endian so keys sort numerically; times (mint, the 'x'
+// value) have the sign bit flipped so negative times sort first. labels is
+// the series identity: (uvarint len, name, uvarint len, value) per label in
+// name order. hash is xxhash64 of labels; the 'h' keys find a series by
+// label set (a prefix scan of 8+8-byte keys, then the labels compared, so a
+// hash collision only costs a read).
+//
+// Time partitions: part = floor(t / Options.Partition) + 2^31 (so negative
+// times sort first), 1 day by default. A series is in the postings of every
+// partition in which it has a sample, written when its first sample in that
+// partition is applied; a chunk never spans partitions (the head cuts at the
+// boundary). A query over [mint, maxt] reads only the partitions that
+// overlap it, and retention deletes whole partitions of 'p' and 'c' keys
+// with two DeleteRanges per tenant instead of a scan. The empty name and
+// value (esc("") esc("")) list all series of a partition, for matchers
+// that match the empty value and need "all minus".
+//
+// esc(s) is s with 0x00 written as 0x00 0xff, followed by 0x00 0x01: it
+// sorts like s, and no escaped string is a prefix of another, so a
+// name/value pair is unambiguous and all values of a name, or all values
+// with a given prefix, are one contiguous range. That range is what makes
+// the regex fast paths cheap: =~"api|db" reads two postings lists,
+// =~"api.*" scans only values starting with "api", and a value that does not
+// match is skipped with one seek past its postings.
+//
+// Chunk key order, partition before series: a query of N series over P
+// partitions does N*P forward seeks with one iterator, in key order, and
+// reads each series' chunks of a partition contiguously. The alternative,
+// series before partition, would save seeks on 30-day queries of one series
+// but makes retention a per-series scan; and with 1-day partitions a 30-day
+// query of 10k series is 300k seeks over sorted keys, which is cheap next
+// to decoding the ~14M samples they return. The chunk value starts with its
+// maxt so a reader skips chunks outside the range without decoding.
+//
+// Retention: after each batch, when maxT - Options.Retention enters a new
+// partition, the 'c' and 'p' keys of the partitions it passed are deleted
+// with two DeleteRanges (disjoint from earlier ones: Pebble fragments
+// overlapping tombstones on every iterator), and readers clamp to the kept
+// partitions. Series keys ('s', 'h', 'e') of series that only had data in
+// dropped partitions stay (TODO: collect them).
+//
+// Open chunks: the head keeps each active series' open chunk in memory as
+// an appendable XOR chunk and seals it (re-encoded in Options.SealEncoding)
+// into a 'c' key when it is cut. Checkpoint writes the open chunk of every
+// series changed since the last checkpoint to its 'o' key, deletes the 'o'
+// keys of series evicted since, and writes the tenants' newest sample times
+// to 'm' 'x' and the checkpoint index, in one synced batch.
+//
+// Eviction: every Options.EvictIdle/4 of a tenant's sample time, apply scans
+// the head once; a series whose newest sample is older than maxT -
+// EvictIdle has its open chunk sealed, its newest sample and the entry
+// index written to its 'e' key, and leaves memory. A later sample for it
+// finds it by label hash in Pebble and takes the newest sample from 'e' for
+// the out-of-order and duplicate checks.
+//
+// # Recovery
+//
+// Apply commits without sync (the Raft log is the write-ahead log) one
+// Pebble batch per entry holding the sealed chunks, new series and postings
+// and the applied index. So after a crash Pebble holds everything up to some
+// applied index A (a prefix: Pebble's WAL is ordered) and the head
+// checkpoint at index C <= A. OpenGroup restores the head from C and
+// reports C; the entries in (C, A] are replayed and rewrite the same keys
+// with the same values: series created in (C, A] are found by label hash in
+// Pebble and keep their ids, chunks cut in (C, A] are cut again at the same
+// samples and encode to the same bytes. The stored applied index never goes
+// down. Eviction keeps this: it does not touch 'o' keys (the checkpoint
+// does), and an 'e' key written at an index after the entry being replayed
+// is ignored, because at that point of the log the series was not yet
+// evicted.
+package engine

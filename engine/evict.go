@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// evictEpoch returns the eviction epoch of sample time maxT: eviction scans
+// run when it changes, every idleMs/4 of sample time.
+func evictEpoch(maxT, idleMs int64) int64 {
+	if maxT == minTime {
+		return math.MinInt64
+	}
+	iv := max(idleMs/4, 1)
+	e := maxT / iv
+	if maxT%iv != 0 && maxT < 0 {
+		e--
+	}
+	return e
+}
+
+// evictLocked runs after a batch. When the tenant's sample time enters a
+// new eviction epoch it scans the head once and evicts every series whose
+// newest sample is older than maxT - EvictIdle: its open chunk is sealed to
+// Pebble, its newest sample is written to its 'e' key (with the entry
+// index), and it leaves memory. The next Checkpoint deletes its 'o' key.
+//
+// The scan is O(series in the head) once per epoch (15 minutes of sample
+// time by default), not per batch. It ranges over a map, which is fine for
+// determinism: each series' writes touch only its own keys, so the order
+// does not change the resulting Pebble state.
+func (a *appender) evictLocked() error {
+	t, opts := a.t, &a.g.db.opts
+	idleMs := opts.EvictIdle.Milliseconds()
+	e := evictEpoch(t.mu.maxT, idleMs)
+	if e == t.mu.evictEpoch {
+		return nil
+	}
+	t.mu.evictEpoch = e
+	if t.mu.maxT < math.MinInt64+idleMs {
+		return nil
+	}
+	horizon := t.mu.maxT - idleMs
+	for h, head := range t.mu.byHash {
+		var keep *memSeries // rebuilt chain, reversed: order in a chain does not matter
+		for s := head; s != nil; {
+			next := s.next
+			evict := false
+			if t.hasLastLocked(s) {
+				lt, _ := t.lastLocked(s)
+				evict = lt < horizon
+			}
+			if evict {
+				if err := a.evictSeriesLocked(s); err != nil {
+					return err
+				}
+			} else {
+				s.next = keep
+				keep = s
+			}
+			s = next
+		}
+		if keep == nil {
+			delete(t.mu.byHash, h)
+		} else {
+			t.mu.byHash[h] = keep
+		}
+	}
+	return nil
+}
+
+// evictSeriesLocked seals s, records its newest sample and marks it
+// evicted; the caller unlinks it.
+func (a *appender) evictSeriesLocked(s *memSeries) error {
+	t := a.t
+	// A series with an empty open chunk was revived from its 'e' key and
+	// accepted nothing since: that key is still right, and rewriting it
+	// (with a new index) would make the bytes depend on whether the
+	// replica restarted in between (a restart forgets revived series).
+	if s.head.NumSamples() > 0 {
+		lt, lv := t.lastLocked(s)
+		if err := a.sealLocked(s); err != nil {
+			return fmt.Errorf("evict series %d: %w", s.id, err)
+		}
+		v := binary.BigEndian.AppendUint64(nil, a.index)
+		v = binary.BigEndian.AppendUint64(v, uint64(lt))
+		v = binary.BigEndian.AppendUint64(v, math.Float64bits(lv))
+		if err := a.pb.Set(t.ks.evictedKey(a.scratch.key[:0], s.id), v, nil); err != nil {
+			return err
+		}
+	}
+	delete(t.mu.lastOfEmpty, s)
+	s.evicted = true
+	t.mu.evictedOpen = append(t.mu.evictedOpen, s.id)
+	t.mu.numSeries--
+	t.mu.allInHead = false
+	return nil
+}
+
+// reviveLocked restores the newest sample of a series found in Pebble from
+// its 'e' key, if it was evicted before the entry being applied.
+func (a *appender) reviveLocked(s *memSeries) error {
+	t := a.t
+	v, closer, err := a.g.db.pdb.Get(t.ks.evictedKey(a.scratch.key[:0], s.id))
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("read eviction of series %d: %w", s.id, err)
+	}
+	defer closer.Close()
+	if len(v) != 24 {
+		return fmt.Errorf("eviction of series %d: value of %d bytes, want 24", s.id, len(v))
+	}
+	if binary.BigEndian.Uint64(v) >= a.index {
+		return nil // evicted by a later entry: a replay
+	}
+	t.mu.lastOfEmpty[s] = Sample{T: int64(binary.BigEndian.Uint64(v[8:])), V: math.Float64frombits(binary.BigEndian.Uint64(v[16:]))}
+	return nil
+}

@@ -1,0 +1,206 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/prometheus/model/histogram"
+	promchunk "github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/myelindb/myelin/chunkenc"
+)
+
+// seriesIterator iterates the samples of a series in [mint, maxt]: its
+// sealed chunks from the snapshot, then its open chunk copy. On first use it
+// copies the series' chunks in the range out of Pebble (one iterator, one
+// seek per partition) so no Pebble iterator outlives a call.
+//
+// INVARIANT: emitted timestamps strictly increase. Chunks never overlap
+// once a group has replayed its log, but between OpenGroup and the end of
+// the replay Pebble may hold chunks sealed after the recovered open chunk
+// started (see Recovery in doc.go); samples at or before the last emitted
+// one are skipped, so such a read sees each sample once.
+type seriesIterator struct {
+	s      *series
+	loaded bool
+	chunks []storedChunk
+	buf    []byte // backing of chunks[i].data
+	ci     int    // index of the current chunk, -1 before the first
+	cur    chunkenc.Iterator
+	t      int64
+	v      float64
+	state  iterState
+	err    error
+	key    []byte
+}
+
+type storedChunk struct {
+	mint, maxt int64
+	off, end   int // data in buf
+}
+
+type iterState uint8
+
+const (
+	iterStart iterState = iota
+	iterValid
+	iterDone
+)
+
+func (it *seriesIterator) reset(s *series) {
+	it.s = s
+	it.loaded = false
+	it.chunks = it.chunks[:0]
+	it.buf = it.buf[:0]
+	it.ci = -1
+	it.state = iterStart
+	it.err = nil
+	it.cur.Reset(nil)
+}
+
+func (it *seriesIterator) load() bool {
+	if it.loaded {
+		return true
+	}
+	it.loaded = true
+	s := it.s
+	lo := s.ks.chunkPart(nil, s.p0)
+	hi := s.ks.chunkPart(nil, s.p1)
+	hi = successor(hi)
+	pit, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return it.fail(err)
+	}
+	err = s.chunks(pit, &it.key, func(cmint, cmaxt int64, data []byte) (bool, error) {
+		off := len(it.buf)
+		it.buf = append(it.buf, data...)
+		it.chunks = append(it.chunks, storedChunk{mint: cmint, maxt: cmaxt, off: off, end: len(it.buf)})
+		return true, nil
+	})
+	if err2 := pit.Close(); err == nil {
+		err = err2
+	}
+	if err != nil {
+		return it.fail(fmt.Errorf("read chunks of series %d: %w", s.id, err))
+	}
+	if s.hasHead && s.head.maxt >= s.mint && s.head.mint <= s.maxt {
+		off := len(it.buf)
+		it.buf = append(it.buf, s.head.chunk...)
+		it.chunks = append(it.chunks, storedChunk{mint: s.head.mint, maxt: s.head.maxt, off: off, end: len(it.buf)})
+	}
+	return true
+}
+
+func (it *seriesIterator) fail(err error) bool {
+	it.err = err
+	it.state = iterDone
+	return false
+}
+
+func (it *seriesIterator) data(i int) []byte {
+	c := it.chunks[i]
+	return it.buf[c.off:c.end]
+}
+
+// Next implements promchunk.Iterator.
+func (it *seriesIterator) Next() promchunk.ValueType {
+	if it.state == iterDone || !it.load() {
+		return promchunk.ValNone
+	}
+	for {
+		if it.ci >= 0 {
+			if it.cur.Next() {
+				t, v := it.cur.At()
+				if t < it.s.mint || (it.state == iterValid && t <= it.t) {
+					continue
+				}
+				return it.at(t, v)
+			}
+			if err := it.cur.Err(); err != nil {
+				it.fail(fmt.Errorf("series %d chunk at %d: %w", it.s.id, it.chunks[it.ci].mint, err))
+				return promchunk.ValNone
+			}
+		}
+		it.ci++
+		if it.ci >= len(it.chunks) {
+			it.state = iterDone
+			return promchunk.ValNone
+		}
+		it.cur.Reset(it.data(it.ci))
+	}
+}
+
+func (it *seriesIterator) at(t int64, v float64) promchunk.ValueType {
+	if t > it.s.maxt {
+		it.state = iterDone
+		return promchunk.ValNone
+	}
+	it.t, it.v, it.state = t, v, iterValid
+	return promchunk.ValFloat
+}
+
+// millis is int64 under another name. Seek's parameter uses it because go
+// vet's stdmethods check wants every Seek(int64, ...) to be io.Seeker's; the
+// alias is the same type, so Seek still implements promchunk.Iterator.
+type millis = int64
+
+// Seek implements promchunk.Iterator: it moves to the first sample at or
+// after t, never backwards.
+func (it *seriesIterator) Seek(t millis) promchunk.ValueType {
+	if it.state == iterDone {
+		return promchunk.ValNone
+	}
+	if it.state == iterValid && it.t >= t {
+		return promchunk.ValFloat
+	}
+	if !it.load() {
+		return promchunk.ValNone
+	}
+	t = max(t, it.s.mint)
+	if it.ci < 0 || it.chunks[it.ci].maxt < t {
+		ci := it.ci + 1
+		for ci < len(it.chunks) && it.chunks[ci].maxt < t {
+			ci++
+		}
+		if ci >= len(it.chunks) {
+			it.ci = len(it.chunks)
+			it.state = iterDone
+			return promchunk.ValNone
+		}
+		it.ci = ci
+		it.cur.Reset(it.data(ci))
+	}
+	if it.cur.Seek(t) {
+		if ct, v := it.cur.At(); it.state != iterValid || ct > it.t {
+			return it.at(ct, v)
+		}
+		return it.Next()
+	}
+	if err := it.cur.Err(); err != nil {
+		it.fail(fmt.Errorf("series %d chunk at %d: %w", it.s.id, it.chunks[it.ci].mint, err))
+		return promchunk.ValNone
+	}
+	return it.Next()
+}
+
+// At implements promchunk.Iterator.
+func (it *seriesIterator) At() (int64, float64) { return it.t, it.v }
+
+// AtHistogram implements promchunk.Iterator; the engine stores floats only.
+func (it *seriesIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
+	panic("BUG: AtHistogram on a float series")
+}
+
+// AtFloatHistogram implements promchunk.Iterator.
+func (it *seriesIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	panic("BUG: AtFloatHistogram on a float series")
+}
+
+// AtT implements promchunk.Iterator.
+func (it *seriesIterator) AtT() int64 { return it.t }
+
+// AtST implements promchunk.Iterator: no start timestamps.
+func (it *seriesIterator) AtST() int64 { return 0 }
+
+// Err implements promchunk.Iterator.
+func (it *seriesIterator) Err() error { return it.err }

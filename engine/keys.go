@@ -1,0 +1,263 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Key kinds: the byte after the group and tenant prefix (doc.go has the
+// whole schema). Values are part of the on-disk format: never reuse one.
+const (
+	// Group meta, under tenant id 0.
+	kindApplied    = 'a' // -> uint64 BE applied index
+	kindCheckpoint = 'k' // -> uint64 BE index of the last head checkpoint
+	kindNextTenant = 'n' // -> uint32 BE next tenant id
+	kindTenant     = 't' // + tenant name -> uint32 BE tenant id
+
+	// Per tenant.
+	kindMeta     = 'm' // + metaXxx byte
+	kindSeries   = 's' // + series id -> encoded labels
+	kindHash     = 'h' // + labels hash + series id -> empty
+	kindPostings = 'p' // + partition + esc(name) + esc(value) + series id -> empty
+	kindChunk    = 'c' // + partition + series id + chunk mint -> uvarint(maxt-mint) + chunk
+	kindOpen     = 'o' // + series id -> head (open) chunk, EncXOR, as of the checkpoint
+	kindEvicted  = 'e' // + series id -> uint64 BE index, time:8, value bits:8 of the newest sample
+)
+
+// Tenant meta keys ([g][t]['m'][sub]).
+const (
+	metaNextSeries = 'i' // -> uint64 BE next series id; written by Apply
+	metaMaxTime    = 'x' // -> uint64 BE (sign-flipped) newest sample time; written by Checkpoint
+)
+
+// groupMetaTenant is the tenant id under which group meta keys live. Real
+// tenants get ids from 1.
+const groupMetaTenant = 0
+
+const prefixLen = 4 + 4 + 1 // group, tenant, kind
+
+func appendPrefix(dst []byte, group, tenant uint32, kind byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, group)
+	dst = binary.BigEndian.AppendUint32(dst, tenant)
+	return append(dst, kind)
+}
+
+// appendTime appends t as 8 bytes that sort like the signed value.
+func appendTime(dst []byte, t int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(t)^(1<<63))
+}
+
+func readTime(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
+
+// partitionOf returns the partition number of time t: floor(t/width) offset
+// by 2^31 so that it sorts as an unsigned big-endian uint32, clamped to the
+// uint32 range (with 1 day partitions that is +-5.8 million years).
+func partitionOf(t, width int64) uint32 {
+	p := t / width
+	if t%width != 0 && t < 0 {
+		p--
+	}
+	// Clamp before adding the offset: p + 2^31 overflows for t near
+	// math.MaxInt64 with width 1.
+	return uint32(max(-1<<31, min(p, math.MaxUint32-1<<31)) + 1<<31)
+}
+
+// partitionEnd returns the first time after partition p: math.MaxInt64 for
+// the last partition, which partitionOf clamps all later times into.
+func partitionEnd(p uint32, width int64) int64 {
+	next := int64(p) - 1<<31 + 1
+	if p == math.MaxUint32 || next > math.MaxInt64/width {
+		return math.MaxInt64
+	}
+	return next * width // >= (1-2^31)*width: no underflow for width < 2^32
+}
+
+// appendEscaped appends s in an order-preserving, self-delimiting form:
+// 0x00 becomes 0x00 0xff and the string ends with 0x00 0x01. Escaped
+// strings compare like the raw strings, and no escaped string is a prefix of
+// another, so name/value pairs concatenate without ambiguity. (CockroachDB
+// encodes bytes the same way.)
+func appendEscaped(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			dst = append(dst, 0, 0xff)
+		} else {
+			dst = append(dst, s[i])
+		}
+	}
+	return append(dst, 0, 1)
+}
+
+// appendEscapedPrefix appends s escaped without the terminator: every
+// escaped string with raw prefix s starts with it.
+func appendEscapedPrefix(dst []byte, s string) []byte {
+	e := appendEscaped(dst, s)
+	return e[:len(e)-2]
+}
+
+var errBadEscape = errors.New("bad escaped string")
+
+// readEscaped decodes an escaped string from the start of b, appending it
+// to dst, and returns the rest of b.
+func readEscaped(dst []byte, b []byte) ([]byte, []byte, error) {
+	for i := 0; i < len(b); i++ {
+		if b[i] != 0 {
+			continue
+		}
+		if i+1 >= len(b) {
+			return dst, nil, errBadEscape
+		}
+		switch b[i+1] {
+		case 1:
+			return append(dst, b[:i]...), b[i+2:], nil
+		case 0xff:
+			dst = append(dst, b[:i+1]...)
+			b = b[i+2:]
+			i = -1
+		default:
+			return dst, nil, errBadEscape
+		}
+	}
+	return dst, nil, errBadEscape
+}
+
+// skipEscaped returns b after the escaped string at its start.
+func skipEscaped(b []byte) ([]byte, error) {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] == 0 {
+			if b[i+1] == 1 {
+				return b[i+2:], nil
+			}
+			if b[i+1] != 0xff {
+				return nil, errBadEscape
+			}
+			i++
+		}
+	}
+	return nil, errBadEscape
+}
+
+// successor returns the smallest key greater than every key with prefix
+// p, in a new slice. p must not be all 0xff bytes.
+func successor(p []byte) []byte {
+	s := append([]byte(nil), p...)
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] != 0xff {
+			s[i]++
+			return s[:i+1]
+		}
+	}
+	panic("BUG: successor of all-0xff key")
+}
+
+// Keys of one group and tenant. A keyspace is a value; methods append to
+// dst so hot paths reuse buffers.
+type keyspace struct {
+	group, tenant uint32
+}
+
+func (k keyspace) seriesKey(dst []byte, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendPrefix(dst, k.group, k.tenant, kindSeries), id)
+}
+
+func (k keyspace) hashKey(dst []byte, hash, id uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(appendPrefix(dst, k.group, k.tenant, kindHash), hash)
+	return binary.BigEndian.AppendUint64(dst, id)
+}
+
+func (k keyspace) hashPrefix(dst []byte, hash uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendPrefix(dst, k.group, k.tenant, kindHash), hash)
+}
+
+func (k keyspace) postingsPart(dst []byte, part uint32) []byte {
+	return binary.BigEndian.AppendUint32(appendPrefix(dst, k.group, k.tenant, kindPostings), part)
+}
+
+// postingsName is the prefix of all postings of label name in part.
+func (k keyspace) postingsName(dst []byte, part uint32, name string) []byte {
+	return appendEscaped(k.postingsPart(dst, part), name)
+}
+
+// postingsValue is the prefix of the postings list of name=value in part.
+func (k keyspace) postingsValue(dst []byte, part uint32, name, value string) []byte {
+	return appendEscaped(k.postingsName(dst, part, name), value)
+}
+
+func (k keyspace) chunkPart(dst []byte, part uint32) []byte {
+	return binary.BigEndian.AppendUint32(appendPrefix(dst, k.group, k.tenant, kindChunk), part)
+}
+
+func (k keyspace) chunkSeries(dst []byte, part uint32, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(k.chunkPart(dst, part), id)
+}
+
+func (k keyspace) chunkKey(dst []byte, part uint32, id uint64, mint int64) []byte {
+	return appendTime(k.chunkSeries(dst, part, id), mint)
+}
+
+func (k keyspace) openKey(dst []byte, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendPrefix(dst, k.group, k.tenant, kindOpen), id)
+}
+
+func (k keyspace) evictedKey(dst []byte, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendPrefix(dst, k.group, k.tenant, kindEvicted), id)
+}
+
+func (k keyspace) metaKey(dst []byte, sub byte) []byte {
+	return append(appendPrefix(dst, k.group, k.tenant, kindMeta), sub)
+}
+
+func groupKey(dst []byte, group uint32, kind byte) []byte {
+	return appendPrefix(dst, group, groupMetaTenant, kind)
+}
+
+func tenantNameKey(dst []byte, group uint32, name string) []byte {
+	return append(groupKey(dst, group, kindTenant), name...)
+}
+
+// appendLabelPair appends one label of the series-key value encoding:
+// uvarint len(name), name, uvarint len(value), value. A label set is its
+// pairs in name order; the encoding is the identity of a series (equal label
+// sets have equal bytes) and the input of its hash.
+func appendLabelPair(dst []byte, name, value string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(name)))
+	dst = append(dst, name...)
+	dst = binary.AppendUvarint(dst, uint64(len(value)))
+	return append(dst, value...)
+}
+
+// forEachLabel calls f for each label of an encoded label set. The strings
+// alias enc.
+func forEachLabel(enc string, f func(name, value string)) error {
+	for len(enc) > 0 {
+		var s [2]string
+		for i := range s {
+			l, n := uvarintString(enc)
+			if n <= 0 || uint64(len(enc)-n) < l {
+				return fmt.Errorf("decode labels: %w", errBadLabels)
+			}
+			s[i] = enc[n : n+int(l)]
+			enc = enc[n+int(l):]
+		}
+		f(s[0], s[1])
+	}
+	return nil
+}
+
+var errBadLabels = errors.New("engine: corrupt label set")
+
+func uvarintString(s string) (uint64, int) {
+	var x uint64
+	var sh uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			return x | uint64(c)<<sh, i + 1
+		}
+		x |= uint64(c&0x7f) << sh
+		sh += 7
+	}
+	return 0, 0
+}

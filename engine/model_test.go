@@ -1,0 +1,370 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/chunkenc"
+)
+
+type randSource interface{ IntN(int) int }
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+
+// seedFromEnv returns $ENGINE_SEED or a fresh seed, and logs it.
+func seedFromEnv(t testing.TB) uint64 {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("ENGINE_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		require.NoError(t, err)
+		seed = v
+	}
+	t.Logf("seed %d (rerun with ENGINE_SEED=%d)", seed, seed)
+	return seed
+}
+
+// model is the naive oracle: every sample of every series in slices, and
+// the rules of Apply written the obvious way.
+type model struct {
+	retentionMs, partitionMs int64
+	tenants                  map[string]*modelTenant
+}
+
+type modelTenant struct {
+	maxT   int64
+	series map[string]*modelSeries
+}
+
+type modelSeries struct {
+	lset    labels.Labels
+	samples []Sample
+}
+
+func newModel(opts Options) *model {
+	return &model{retentionMs: opts.Retention.Milliseconds(), partitionMs: opts.Partition.Milliseconds(), tenants: map[string]*modelTenant{}}
+}
+
+func (m *model) apply(b *Batch) []string {
+	mt := m.tenants[b.Tenant]
+	if mt == nil {
+		mt = &modelTenant{maxT: math.MinInt64, series: map[string]*modelSeries{}}
+		m.tenants[b.Tenant] = mt
+	}
+	var errs []string
+	for i := range b.Series {
+		lset := b.Labels(i)
+		s := mt.series[lset.String()]
+		rejected, first := 0, ""
+		for _, smp := range b.Series[i].Samples {
+			var kind string
+			switch {
+			case m.retentionMs > 0 && mt.maxT != math.MinInt64 && smp.T < mt.maxT-m.retentionMs:
+				kind = "too-old"
+			case s != nil && len(s.samples) > 0:
+				last := s.samples[len(s.samples)-1]
+				if smp.T < last.T {
+					kind = "out-of-order"
+				} else if smp.T == last.T {
+					if math.Float64bits(smp.V) == math.Float64bits(last.V) {
+						continue
+					}
+					kind = "duplicate"
+				}
+			}
+			if kind != "" {
+				if rejected == 0 {
+					first = kind
+				}
+				rejected++
+				continue
+			}
+			if s == nil {
+				s = &modelSeries{lset: lset}
+				mt.series[lset.String()] = s
+			}
+			s.samples = append(s.samples, smp)
+			mt.maxT = max(mt.maxT, smp.T)
+		}
+		if rejected > 0 {
+			errs = append(errs, fmt.Sprintf("%d:%d:%s", i, rejected, first))
+		}
+	}
+	return errs
+}
+
+func errKinds(errs []SeriesError) []string {
+	var out []string
+	for _, e := range errs {
+		kind := "?"
+		switch {
+		case errors.Is(e.Err, ErrTooOld):
+			kind = "too-old"
+		case errors.Is(e.Err, ErrOutOfOrder):
+			kind = "out-of-order"
+		case errors.Is(e.Err, ErrDuplicateSample):
+			kind = "duplicate"
+		}
+		out = append(out, fmt.Sprintf("%d:%d:%s", e.Series, e.Rejected, kind))
+	}
+	return out
+}
+
+func matchesAll(lset labels.Labels, ms []*labels.Matcher) bool {
+	for _, m := range ms {
+		if !m.Matches(lset.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *model) selectSeries(tenant string, mint, maxt int64, ms []*labels.Matcher) []seriesSamples {
+	mt := m.tenants[tenant]
+	if mt == nil {
+		return nil
+	}
+	var out []seriesSamples
+	var lsets []labels.Labels
+	rp := retainPartition(mt.maxT, m.retentionMs, m.partitionMs)
+	for _, s := range mt.series {
+		if !matchesAll(s.lset, ms) {
+			continue
+		}
+		var smp []Sample
+		for _, x := range s.samples {
+			if x.T >= mint && x.T <= maxt && partitionOf(x.T, m.partitionMs) >= rp {
+				smp = append(smp, x)
+			}
+		}
+		if len(smp) > 0 {
+			out = append(out, seriesSamples{s.lset.String(), smp})
+			lsets = append(lsets, s.lset)
+		}
+	}
+	idx := make([]int, len(out))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return labels.Compare(lsets[a], lsets[b]) })
+	sorted := make([]seriesSamples, len(out))
+	for i, j := range idx {
+		sorted[i] = out[j]
+	}
+	if len(sorted) == 0 {
+		return nil
+	}
+	return sorted
+}
+
+// labelQuery answers label names (name == "") or values with the engine's
+// documented granularity: series with a sample in a partition that overlaps
+// [mint, maxt].
+func (m *model) labelQuery(tenant string, mint, maxt int64, name string, ms []*labels.Matcher) []string {
+	mt := m.tenants[tenant]
+	if mt == nil {
+		return nil
+	}
+	p0, p1 := partitionOf(mint, m.partitionMs), partitionOf(maxt, m.partitionMs)
+	p0 = max(p0, retainPartition(mt.maxT, m.retentionMs, m.partitionMs))
+	set := map[string]bool{}
+	for _, s := range mt.series {
+		if !matchesAll(s.lset, ms) {
+			continue
+		}
+		in := false
+		for _, x := range s.samples {
+			if p := partitionOf(x.T, m.partitionMs); p >= p0 && p <= p1 {
+				in = true
+				break
+			}
+		}
+		if !in {
+			continue
+		}
+		s.lset.Range(func(l labels.Label) {
+			if name == "" {
+				set[l.Name] = true
+			} else if l.Name == name {
+				set[l.Value] = true
+			}
+		})
+	}
+	var out []string
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func randomMatchers(rng *rand.Rand) []*labels.Matcher {
+	names := []string{"__name__", "job", "instance", "zone", "nope"}
+	values := []string{"up", "api", "db", "api.*", "api|db", "", ".+", ".*a.*", "host-1", "host-[12]", "db|", "\x00odd", "mem_bytes|up"}
+	var ms []*labels.Matcher
+	for range 1 + rng.IntN(2) {
+		mt := labels.MatchType(rng.IntN(4))
+		ms = append(ms, labels.MustNewMatcher(mt, names[rng.IntN(len(names))], values[rng.IntN(len(values))]))
+	}
+	return ms
+}
+
+func randomRange(rng *rand.Rand, maxTs int64) (int64, int64) {
+	if rng.IntN(8) == 0 {
+		return math.MinInt64, math.MaxInt64
+	}
+	if rng.IntN(2) == 0 { // recent: what retention keeps
+		mint := maxTs - int64(rng.IntN(4000))
+		return mint, mint + int64(rng.IntN(4000))
+	}
+	mint := int64(rng.IntN(int(maxTs+2000))) - 1000
+	if rng.IntN(3) == 0 {
+		return mint / 2, mint/2 + int64(rng.IntN(int(maxTs+1)))
+	}
+	return mint, mint + int64(rng.IntN(5000))
+}
+
+func TestModel(t *testing.T) {
+	for _, tc := range []struct {
+		enc       chunkenc.Encoding
+		retention time.Duration
+	}{{chunkenc.EncXOR, 2 * time.Second}, {chunkenc.EncPack, 2 * time.Second}, {chunkenc.EncPack, 0}} {
+		t.Run(fmt.Sprintf("%s/retention=%v", tc.enc, tc.retention), func(t *testing.T) {
+			seed := seedFromEnv(t)
+			runModel(t, seed, tc.enc, tc.retention, 150)
+		})
+	}
+}
+
+func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.Duration, steps int) {
+	rng := newRand(seed + 1)
+	opts := testOptions(vfs.NewMem())
+	opts.SealEncoding = enc
+	opts.ChunkSamples = 2 + rng.IntN(6)
+	opts.Retention = retention
+	fs := opts.FS
+	batches := randomBatches(t, seed, steps)
+	mdl := newModel(opts)
+
+	db, err := Open(opts)
+	require.NoError(t, err)
+	g, _, err := db.OpenGroup(3)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, db.Close()) }()
+
+	var maxTs int64
+	var nonEmpty, selects, restarts, rejections int
+	wantErrs := make([][]string, len(batches))
+	check := func(step int) {
+		ctx := context.Background()
+		for range 4 {
+			tenant := []string{"alpha", "beta", "alpha", "beta", "gamma"}[rng.IntN(5)]
+			mint, maxt := randomRange(rng, maxTs)
+			ms := randomMatchers(rng)
+			want := mdl.selectSeries(tenant, mint, maxt, ms)
+			got := selectAll(t, g, tenant, mint, maxt, ms...)
+			require.Equal(t, want, got, "step %d select %s %v [%d,%d]", step, tenant, ms, mint, maxt)
+			selects++
+			if len(got) > 0 {
+				nonEmpty++
+			}
+
+			q, err := g.Querier(tenant, mint, maxt)
+			require.NoError(t, err)
+			var lms []*labels.Matcher
+			if rng.IntN(2) == 0 {
+				lms = ms
+			}
+			names, _, err := q.LabelNames(ctx, nil, lms...)
+			require.NoError(t, err)
+			require.Equal(t, mdl.labelQuery(tenant, mint, maxt, "", lms), nilIfEmpty(names), "step %d label names %v", step, lms)
+			name := []string{"job", "instance", "zone", "__name__"}[rng.IntN(4)]
+			vals, _, err := q.LabelValues(ctx, name, nil, lms...)
+			require.NoError(t, err)
+			require.Equal(t, mdl.labelQuery(tenant, mint, maxt, name, lms), nilIfEmpty(vals), "step %d label values %s %v", step, name, lms)
+			require.NoError(t, q.Close())
+		}
+	}
+	for i, b := range batches {
+		idx := uint64(i + 1)
+		wantErrs[i] = mdl.apply(b)
+		for _, s := range b.Series {
+			for _, x := range s.Samples {
+				maxTs = max(maxTs, x.T)
+			}
+		}
+		errs, err := g.Apply(idx, AppendBatch(nil, b))
+		require.NoError(t, err)
+		require.Equal(t, wantErrs[i], errKinds(errs), "step %d errors", i)
+		rejections += len(errs)
+		if rng.IntN(5) == 0 {
+			check(i)
+		}
+		switch rng.IntN(25) {
+		case 0:
+			require.NoError(t, g.Checkpoint())
+		case 1: // restart, maybe after a checkpoint; replay from the recovered index
+			if rng.IntN(2) == 0 {
+				require.NoError(t, g.Checkpoint())
+			}
+			restarts++
+			require.NoError(t, db.Close())
+			db, err = Open(opts)
+			require.NoError(t, err)
+			var from uint64
+			g, from, err = db.OpenGroup(3)
+			require.NoError(t, err)
+			for j := from; j < idx; j++ {
+				errs, err := g.Apply(j+1, AppendBatch(nil, batches[j]))
+				require.NoError(t, err)
+				require.Equal(t, wantErrs[j], errKinds(errs), "replay of %d after restart at %d", j+1, idx)
+			}
+			check(i)
+		}
+	}
+	check(len(batches))
+	require.NoError(t, g.Checkpoint())
+	t.Logf("chunk samples %d: %d selects (%d non-empty), %d restarts, %d series with rejections",
+		opts.ChunkSamples, selects, nonEmpty, restarts, rejections)
+
+	// A replica that never restarted holds the same bytes.
+	opts.FS = vfs.NewMem()
+	db2, err := Open(opts)
+	require.NoError(t, err)
+	defer db2.Close()
+	g2, _, err := db2.OpenGroup(3)
+	require.NoError(t, err)
+	for i, b := range batches {
+		_, err := g2.Apply(uint64(i+1), AppendBatch(nil, b))
+		require.NoError(t, err)
+	}
+	require.NoError(t, g2.Checkpoint())
+	d := dump(t, db)
+	requireSameDump(t, dump(t, db2), d)
+	evicted := 0
+	for _, kv := range d {
+		if kv[2*(prefixLen-1):2*prefixLen] == fmt.Sprintf("%x", kindEvicted) {
+			evicted++
+		}
+	}
+	t.Logf("%d series evicted at least once", evicted)
+	_ = fs
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,194 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/promql/promqltest"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/internal/tsdata"
+)
+
+// TestPromQLScripts runs Prometheus's own PromQL test scripts (kept
+// unchanged in the shared directory, read from there, never copied) with
+// the same PromQL engine over our storage. A script is cut at its "clear"
+// commands into independent parts; parts that need what we do not store
+// yet (native histograms, start timestamps) are skipped and counted.
+func TestPromQLScripts(t *testing.T) {
+	data := tsdata.RequireSharedDir(t) // .../shared/data
+	dir := filepath.Join(filepath.Dir(data), "promqltest-testdata")
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*.test"))
+	require.NoError(t, err)
+	if len(files) == 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no PromQL test scripts in %s", dir)
+		}
+		t.Skipf("no PromQL test scripts in %s", dir)
+	}
+	engine := promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery)
+	ran, skipped := 0, 0
+	for _, f := range files {
+		content, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for i, part := range splitScript(string(content)) {
+			if reason := unsupported(part); reason != "" {
+				skipped++
+				continue
+			}
+			ran++
+			t.Run(fmt.Sprintf("%s/part%d", filepath.Base(f), i), func(t *testing.T) {
+				promqltest.RunTestWithStorage(t, part, engine, newScriptStorage)
+			})
+		}
+	}
+	t.Logf("ran %d script parts, skipped %d (native histograms, start timestamps)", ran, skipped)
+}
+
+// splitScript cuts a promqltest script at its top-level "clear" commands.
+func splitScript(s string) []string {
+	var parts []string
+	var cur strings.Builder
+	for _, line := range strings.SplitAfter(s, "\n") {
+		if strings.TrimSpace(line) == "clear" {
+			parts = append(parts, cur.String())
+			cur.Reset()
+			continue
+		}
+		cur.WriteString(line)
+	}
+	return append(parts, cur.String())
+}
+
+// unsupported says why a script part cannot run on our storage yet.
+func unsupported(part string) string {
+	switch {
+	case strings.Contains(part, "{{"):
+		return "native histograms"
+	case strings.Contains(part, "load_with_nhcb"):
+		return "native histograms"
+	case strings.Contains(part, "}@st") || strings.Contains(part, "@st "):
+		return "start timestamps"
+	}
+	return ""
+}
+
+// scriptStorage is storage.Storage over one tenant of a fresh in-memory
+// engine: appends become one batch per Commit.
+type scriptStorage struct {
+	db    *DB
+	g     *Group
+	index atomic.Uint64
+}
+
+const scriptTenant = "promqltest"
+
+func newScriptStorage(t testing.TB) storage.Storage {
+	opts := Options{Dir: "db", FS: vfs.NewMem()}
+	db, err := Open(opts)
+	require.NoError(t, err)
+	g, _, err := db.OpenGroup(1)
+	require.NoError(t, err)
+	return &scriptStorage{db: db, g: g}
+}
+
+func (s *scriptStorage) Querier(mint, maxt int64) (storage.Querier, error) {
+	return s.g.Querier(scriptTenant, mint, maxt)
+}
+
+func (s *scriptStorage) ChunkQuerier(int64, int64) (storage.ChunkQuerier, error) {
+	return nil, errors.New("chunk querier not supported")
+}
+
+func (s *scriptStorage) Appender(context.Context) storage.Appender {
+	return &scriptAppender{s: s, bb: NewBatchBuilder(scriptTenant)}
+}
+
+func (s *scriptStorage) AppenderV2(context.Context) storage.AppenderV2 {
+	return &scriptAppenderV2{scriptAppender{s: s, bb: NewBatchBuilder(scriptTenant)}}
+}
+
+func (s *scriptStorage) StartTime() (int64, error) { return math.MinInt64, nil }
+func (s *scriptStorage) Close() error              { return s.db.Close() }
+
+type scriptAppender struct {
+	s  *scriptStorage
+	bb *BatchBuilder
+	// series collects samples per label set, in append order.
+	order  []labels.Labels
+	series map[string][]Sample
+}
+
+func (a *scriptAppender) Append(_ storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
+	if a.series == nil {
+		a.series = map[string][]Sample{}
+	}
+	k := l.String()
+	if _, ok := a.series[k]; !ok {
+		a.order = append(a.order, l)
+	}
+	a.series[k] = append(a.series[k], Sample{T: t, V: v})
+	return 0, nil
+}
+
+func (a *scriptAppender) Commit() error {
+	for _, l := range a.order {
+		if err := a.bb.Add(l, a.series[l.String()]); err != nil {
+			return err
+		}
+	}
+	errs, err := a.s.g.ApplyBatch(a.s.index.Add(1), a.bb.Batch())
+	if err != nil {
+		return err
+	}
+	for _, e := range errs {
+		return fmt.Errorf("series %s: %w", a.order[e.Series], e.Err)
+	}
+	return nil
+}
+
+func (a *scriptAppender) Rollback() error                   { return nil }
+func (a *scriptAppender) SetOptions(*storage.AppendOptions) {}
+func (a *scriptAppender) AppendExemplar(storage.SeriesRef, labels.Labels, exemplar.Exemplar) (storage.SeriesRef, error) {
+	return 0, errors.New("exemplars not supported")
+}
+func (a *scriptAppender) AppendHistogram(storage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, errors.New("native histograms not supported")
+}
+func (a *scriptAppender) AppendHistogramSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, errors.New("native histograms not supported")
+}
+func (a *scriptAppender) UpdateMetadata(storage.SeriesRef, labels.Labels, metadata.Metadata) (storage.SeriesRef, error) {
+	return 0, nil
+}
+func (a *scriptAppender) AppendSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64) (storage.SeriesRef, error) {
+	return 0, errors.New("start timestamps not supported")
+}
+
+type scriptAppenderV2 struct{ a scriptAppender }
+
+func (a *scriptAppenderV2) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
+	switch {
+	case h != nil || fh != nil:
+		return 0, errors.New("native histograms not supported")
+	case st != 0:
+		return 0, errors.New("start timestamps not supported")
+	}
+	return a.a.Append(0, ls, t, v)
+}
+
+func (a *scriptAppenderV2) Commit() error   { return a.a.Commit() }
+func (a *scriptAppenderV2) Rollback() error { return a.a.Rollback() }

@@ -1,0 +1,468 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	promchunk "github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/myelindb/myelin/chunkenc"
+)
+
+// Queryable returns a storage.Queryable over tenant's data in the group, for
+// promql.Engine.
+func (g *Group) Queryable(tenant string) storage.Queryable {
+	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+		return g.Querier(tenant, mint, maxt)
+	})
+}
+
+// Querier returns a querier over tenant's samples in [mint, maxt], head and
+// Pebble together. Close it when done: it holds Pebble snapshots.
+//
+// Semantics: Select returns the series with at least one sample in the
+// range (narrowed by hints.Start/End), with only those samples. Label names
+// and values are answered from the postings of the time partitions that
+// overlap the range, so they may include series whose samples in those
+// partitions lie just outside it (Prometheus is block-granular the same
+// way).
+func (g *Group) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
+	if g.db.closed() {
+		return nil, ErrClosed
+	}
+	g.mu.Lock()
+	t := g.mu.tenants[tenant]
+	g.mu.Unlock()
+	return &querier{g: g, t: t, mint: mint, maxt: maxt}, nil
+}
+
+type querier struct {
+	g          *Group
+	t          *tenant // nil: the tenant has no data
+	mint, maxt int64
+	mu         struct {
+		sync.Mutex
+		snaps  []*pebble.Snapshot
+		closed bool
+	}
+}
+
+var _ storage.Querier = (*querier)(nil)
+
+// Close releases the querier's snapshots. Series returned by Select must
+// not be iterated after it. Idempotent.
+func (q *querier) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.mu.closed {
+		return nil
+	}
+	q.mu.closed = true
+	var errs []error
+	for _, s := range q.mu.snaps {
+		errs = append(errs, s.Close())
+	}
+	q.mu.snaps = nil
+	return errors.Join(errs...)
+}
+
+// view is a consistent read view: a snapshot and, taken under the same
+// tenant lock, the partitions that hold data.
+type view struct {
+	snap   *pebble.Snapshot
+	r      indexReader
+	p0, p1 uint32 // partitions to read, clamped to those the tenant has
+	empty  bool
+	// retainPart is the tenant's oldest partition under retention.
+	retainPart uint32
+}
+
+// openViewLocked opens a view over the tenant's keys for [mint, maxt]. The
+// caller holds t.mu (read).
+func (q *querier) openViewLocked(mint, maxt int64) (*view, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.mu.closed {
+		return nil, errors.New("engine: querier closed")
+	}
+	t := q.t
+	pw := q.g.db.partitionMs
+	v := &view{snap: q.g.db.pdb.NewSnapshot()}
+	q.mu.snaps = append(q.mu.snaps, v.snap)
+	lo := appendPrefix(nil, t.ks.group, t.ks.tenant, 0)
+	hi := appendPrefix(nil, t.ks.group, t.ks.tenant+1, 0)
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	v.r = indexReader{ks: t.ks, it: it}
+	v.p0, v.p1 = partitionOf(mint, pw), partitionOf(maxt, pw)
+	if t.mu.maxT == minTime {
+		v.empty = true
+		return v, nil
+	}
+	// Clamp to the partitions that exist: the newest holds maxT, the
+	// oldest is the first postings key. Without it a query with mint =
+	// math.MinInt64 would visit 2^31 empty partitions.
+	v.p1 = min(v.p1, partitionOf(t.mu.maxT, pw))
+	v.p0 = max(v.p0, t.mu.retainPart)
+	v.retainPart = t.mu.retainPart
+	first := appendPrefix(nil, t.ks.group, t.ks.tenant, kindPostings)
+	if !it.SeekGE(first) || !bytes.HasPrefix(it.Key(), first) || len(it.Key()) < prefixLen+4 {
+		v.empty = true
+		return v, it.Error()
+	}
+	v.p0 = max(v.p0, binary.BigEndian.Uint32(it.Key()[prefixLen:]))
+	v.empty = v.p0 > v.p1
+	return v, nil
+}
+
+func (v *view) close() error { return v.r.it.Close() }
+
+// narrow applies select hints to the querier's range.
+func (q *querier) narrow(hints *storage.SelectHints) (int64, int64) {
+	mint, maxt := q.mint, q.maxt
+	if hints != nil && (hints.Start != 0 || hints.End != 0) {
+		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
+	}
+	return mint, maxt
+}
+
+// Select implements storage.Querier.
+func (q *querier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	mint, maxt := q.narrow(hints)
+	if q.t == nil || mint > maxt {
+		return storage.EmptySeriesSet()
+	}
+	ss, err := q.selectSeries(ctx, mint, maxt, hints, ms)
+	if err != nil {
+		return storage.ErrSeriesSet(fmt.Errorf("select %v in [%d, %d]: %w", ms, mint, maxt, err))
+	}
+	if sortSeries {
+		slices.SortFunc(ss, func(a, b *series) int { return labels.Compare(a.lset, b.lset) })
+	}
+	if hints != nil && hints.Limit > 0 && len(ss) > hints.Limit {
+		ss = ss[:hints.Limit]
+	}
+	return &seriesSet{list: ss}
+}
+
+func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, hints *storage.SelectHints, ms []*labels.Matcher) ([]*series, error) {
+	t := q.t
+	// Phase 1, without the tenant lock: postings and labels from a
+	// snapshot (the long part: seeks over the index).
+	t.mu.RLock()
+	v, err := q.openViewLocked(mint, maxt)
+	t.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	defer v.close()
+	if v.empty {
+		return nil, nil
+	}
+	ids, err := v.seriesIDs(ms)
+	if err != nil {
+		return nil, err
+	}
+	encs := make([]string, len(ids))
+	for i, id := range ids {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		enc, err := v.r.labels(id)
+		if err != nil {
+			return nil, err
+		}
+		encs[i] = string(enc)
+	}
+
+	// Phase 2, under the read lock: a second snapshot and the open chunks,
+	// one point in time (Apply holds the write lock across its commit, so
+	// no chunk is both cut from a head copy and missing from the
+	// snapshot). Sealed chunks are read from this snapshot. A series
+	// created between the two snapshots is not selected: the select is as
+	// of the first, with samples as of the second.
+	heads := make([]headCopy, len(ids))
+	t.mu.RLock()
+	v2, err := q.openViewLocked(mint, maxt)
+	if err == nil {
+		for i, id := range ids {
+			if ms := t.lookupStringLocked(xxhash.Sum64String(encs[i]), encs[i]); ms != nil && ms.id == id {
+				heads[i], _ = copyHeadLocked(ms)
+			}
+		}
+	}
+	t.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	defer v2.close()
+
+	var out []*series
+	var sb labels.ScratchBuilder
+	pw := q.g.db.partitionMs
+	for i, id := range ids {
+		s := &series{snap: v2.snap, ks: t.ks, id: id, mint: mint, maxt: maxt, p0: v.p0, p1: v.p1, pw: pw, head: heads[i]}
+		// An idle series' open chunk may be in a partition that retention
+		// dropped.
+		s.hasHead = s.head.chunk != nil && partitionOf(s.head.mint, pw) >= v2.retainPart
+		ok, err := s.hasSamples(&v2.r)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if s.lset, err = decodeLabels(&sb, encs[i]); err != nil {
+			return nil, fmt.Errorf("series %d: %w", id, err)
+		}
+		if hints != nil && hints.ShardCount > 0 && labels.StableHash(s.lset)%hints.ShardCount != hints.ShardIndex {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// seriesIDs returns the sorted ids of the series matching ms in the view's
+// partitions.
+func (v *view) seriesIDs(ms []*labels.Matcher) ([]uint64, error) {
+	var ids []uint64
+	nparts := 0
+	err := v.r.partitions(v.p0, v.p1, func(p uint32) error {
+		l, err := v.r.postingsForMatchers(p, ms)
+		ids = append(ids, l...)
+		nparts++
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if nparts > 1 {
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+	}
+	return ids, nil
+}
+
+// LabelNames implements storage.LabelQuerier.
+func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return q.labelQuery(ctx, hints, ms, func(r *indexReader, dst map[string]struct{}, p uint32) error {
+		return r.labelNames(dst, p)
+	}, func(n, _ string, dst map[string]struct{}) {
+		dst[n] = struct{}{}
+	})
+}
+
+// LabelValues implements storage.LabelQuerier.
+func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return q.labelQuery(ctx, hints, ms, func(r *indexReader, dst map[string]struct{}, p uint32) error {
+		return r.labelValues(dst, p, name)
+	}, func(n, v string, dst map[string]struct{}) {
+		if n == name {
+			dst[v] = struct{}{}
+		}
+	})
+}
+
+// labelQuery answers a label query: without matchers from the postings
+// keys alone (scan reads one key per distinct name or value per
+// partition); with matchers from the label sets of the matching series.
+func (q *querier) labelQuery(ctx context.Context, hints *storage.LabelHints, ms []*labels.Matcher,
+	scan func(*indexReader, map[string]struct{}, uint32) error, fromSeries func(n, v string, dst map[string]struct{}),
+) ([]string, annotations.Annotations, error) {
+	if q.t == nil || q.mint > q.maxt {
+		return nil, nil, nil
+	}
+	q.t.mu.RLock()
+	v, err := q.openViewLocked(q.mint, q.maxt)
+	q.t.mu.RUnlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer v.close()
+	if v.empty {
+		return nil, nil, nil
+	}
+	set := map[string]struct{}{}
+	if len(ms) == 0 {
+		err = v.r.partitions(v.p0, v.p1, func(p uint32) error { return scan(&v.r, set, p) })
+	} else {
+		var ids []uint64
+		if ids, err = v.seriesIDs(ms); err == nil {
+			for i, id := range ids {
+				if i%1024 == 0 && ctx.Err() != nil {
+					return nil, nil, ctx.Err()
+				}
+				var enc []byte
+				if enc, err = v.r.labels(id); err != nil {
+					break
+				}
+				if err = forEachLabel(string(enc), func(n, val string) { fromSeries(n, val, set) }); err != nil {
+					break
+				}
+			}
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("label query %v: %w", ms, err)
+	}
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
+		out = out[:hints.Limit]
+	}
+	return out, nil, nil
+}
+
+// seriesSet is a storage.SeriesSet over a slice.
+type seriesSet struct {
+	list []*series
+	cur  *series
+}
+
+func (s *seriesSet) Next() bool {
+	if len(s.list) == 0 {
+		s.cur = nil
+		return false
+	}
+	s.cur, s.list = s.list[0], s.list[1:]
+	return true
+}
+
+func (s *seriesSet) At() storage.Series                { return s.cur }
+func (s *seriesSet) Err() error                        { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return nil }
+
+// series is one selected series: labels, the open chunk copied at select
+// time, and where its sealed chunks are. Sealed chunks are read when the
+// series is iterated, so a select of many series holds only their labels
+// and open chunks.
+type series struct {
+	lset       labels.Labels
+	snap       *pebble.Snapshot
+	ks         keyspace
+	id         uint64
+	mint, maxt int64
+	p0, p1     uint32
+	pw         int64
+	head       headCopy
+	hasHead    bool
+}
+
+func (s *series) Labels() labels.Labels { return s.lset }
+
+// hasSamples reports whether the series has a sample in [mint, maxt]. It
+// reads chunk keys and the maxt prefix of values, and decodes a chunk only
+// when it covers the whole range.
+func (s *series) hasSamples(r *indexReader) (bool, error) {
+	if s.hasHead {
+		if ok, err := sampleIn(s.head.chunk, s.head.mint, s.head.maxt, s.mint, s.maxt); ok || err != nil {
+			return ok, err
+		}
+	}
+	found := false
+	err := s.chunks(r.it, &r.key, func(cmint, cmaxt int64, data []byte) (bool, error) {
+		ok, err := sampleIn(data, cmint, cmaxt, s.mint, s.maxt)
+		found = ok
+		return !ok, err
+	})
+	return found, err
+}
+
+// sampleIn reports whether a chunk spanning [cmint, cmaxt] has a sample in
+// [mint, maxt].
+func sampleIn(chunk []byte, cmint, cmaxt, mint, maxt int64) (bool, error) {
+	switch {
+	case cmaxt < mint || cmint > maxt:
+		return false, nil
+	case cmint >= mint || cmaxt <= maxt: // a sample at cmint or at cmaxt is inside
+		return true, nil
+	}
+	var it chunkenc.Iterator
+	it.Reset(chunk)
+	if it.Seek(mint) {
+		t, _ := it.At()
+		return t <= maxt, nil
+	}
+	return false, it.Err()
+}
+
+// chunks calls f with every sealed chunk of the series that overlaps
+// [mint, maxt], in time order, until f returns false. data is valid only
+// during the call.
+func (s *series) chunks(it *pebble.Iterator, key *[]byte, f func(cmint, cmaxt int64, data []byte) (bool, error)) error {
+	for p := s.p0; p <= s.p1; p++ {
+		*key = s.ks.chunkSeries((*key)[:0], p, s.id)
+		n := len(*key)
+		for ok := it.SeekGE(*key); ok && bytes.HasPrefix(it.Key(), *key); ok = it.Next() {
+			k := it.Key()
+			if len(k) != n+8 {
+				return fmt.Errorf("chunk key %x: bad length", k)
+			}
+			cmint := readTime(k[n:])
+			if cmint > s.maxt {
+				return nil
+			}
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return err
+			}
+			d, m := binary.Uvarint(v)
+			if m <= 0 {
+				return fmt.Errorf("chunk %x: bad maxt", k)
+			}
+			cmaxt := cmint + int64(d)
+			if cmaxt < s.mint {
+				continue
+			}
+			if more, err := f(cmint, cmaxt, v[m:]); err != nil || !more {
+				return err
+			}
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		// Jump over partitions in which no series has chunks.
+		if !it.Valid() {
+			break
+		}
+		{
+			k := it.Key()
+			if len(k) >= prefixLen+4 && k[prefixLen-1] == kindChunk {
+				if q := binary.BigEndian.Uint32(k[prefixLen:]); q > p+1 {
+					p = q - 1
+				}
+			}
+		}
+		if p >= s.p1 { // also stops p++ from wrapping at MaxUint32
+			break
+		}
+	}
+	return nil
+}
+
+// Iterator implements storage.Series. It reuses it if it is one of ours.
+func (s *series) Iterator(it promchunk.Iterator) promchunk.Iterator {
+	si, ok := it.(*seriesIterator)
+	if !ok {
+		si = &seriesIterator{}
+	}
+	si.reset(s)
+	return si
+}
