@@ -13,12 +13,18 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/server/remotewrite"
 )
 
 // version is set at link time with -ldflags "-X main.version=v1.2.3";
@@ -29,9 +35,6 @@ var version string
 // after SIGTERM. 30 s is the default Kubernetes/systemd grace period; past it
 // we close connections rather than be killed mid-write.
 const shutdownTimeout = 30 * time.Second
-
-// notImplemented is the body of the 501 answers on the ingest/query paths.
-const notImplemented = "not implemented yet: ingest/query arrive with the single-node server"
 
 // errUsage means the command line was wrong; the flag package has already
 // said why.
@@ -52,29 +55,60 @@ func main() {
 }
 
 type config struct {
+	configFile   string
 	dataDir      string
 	listenAddr   string
 	multitenancy bool
 	version      bool
+	retention    time.Duration
+
+	queryTimeout       time.Duration
+	queryMaxSamples    int
+	lookbackDelta      time.Duration
+	queryExperimental  bool
+	maxLabelNames      int
+	maxLabelNameBytes  int
+	maxLabelValueBytes int
+	maxFutureSkew      time.Duration
+	legacyNames        bool
+	maxRecvBytes       int
 }
 
 // parseFlags parses args. It returns help == true after printing the usage
 // for -help, and an error wrapping errUsage for a bad command line.
+// -config.file names a YAML file that maps flag names to values; flags on
+// the command line override it.
 func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err error) {
 	fs := flag.NewFlagSet("myelin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.dataDir, "data.dir", "./data", "Directory for the node's data; created if missing.")
+	fs.StringVar(&cfg.configFile, "config.file", "", "YAML file of flag values, e.g. `query.timeout: 1m`; command-line flags override it.")
+	fs.StringVar(&cfg.dataDir, "data.dir", "./data", "Directory for the node's data (engine and Raft log); created if missing.")
 	fs.StringVar(&cfg.listenAddr, "http.listen-address", ":9009", "Address (host:port) the HTTP server listens on; port 0 picks a free port.")
 	fs.BoolVar(&cfg.multitenancy, "auth.multitenancy-enabled", true,
 		"Require the X-Scope-OrgID header naming the tenant on ingest and query requests;\n"+
-			"if false, every request belongs to the tenant \"anonymous\". Takes effect once ingest/query exist.")
+			"if false, every request belongs to the tenant \"anonymous\".")
+	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this; 0 keeps everything.")
+	fs.DurationVar(&cfg.queryTimeout, "query.timeout", 2*time.Minute, "Maximum time one query may take.")
+	fs.IntVar(&cfg.queryMaxSamples, "query.max-samples", 50_000_000, "Maximum number of samples one query may load into memory.")
+	fs.DurationVar(&cfg.lookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back an instant selector looks for the latest sample.")
+	fs.BoolVar(&cfg.queryExperimental, "query.enable-experimental", false,
+		"Enable all of Prometheus 3's experimental PromQL features: experimental functions,\n"+
+			"duration expressions, extended range selectors, binop fill modifiers, delayed name removal.")
+	fs.IntVar(&cfg.maxLabelNames, "validation.max-label-names-per-series", 30, "Refuse series with more labels than this.")
+	fs.IntVar(&cfg.maxLabelNameBytes, "validation.max-length-label-name", 1024, "Refuse series with a longer label name (bytes).")
+	fs.IntVar(&cfg.maxLabelValueBytes, "validation.max-length-label-value", 2048, "Refuse series with a longer label value (bytes).")
+	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future.")
+	fs.BoolVar(&cfg.legacyNames, "validation.legacy-names", false, "Accept only Prometheus 2's metric and label name characters (default: any UTF-8, as Prometheus 3).")
+	fs.IntVar(&cfg.maxRecvBytes, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, decompressed (bytes).")
 	fs.BoolVar(&cfg.version, "version", false, "Print the version and exit.")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: myelin [flags]
 
-Myelin is a multi-tenant, Prometheus-compatible time-series database.
-This build serves /ready and /metrics; ingest and query answer 501 until the
-single-node server lands. SIGINT/SIGTERM shut it down gracefully.
+Myelin is a multi-tenant, Prometheus-compatible time-series database. This
+runs a single node: remote write on /api/v1/push and /api/v1/write, the
+Prometheus query API under /api/v1 and /prometheus/api/v1, /ready and
+/metrics. Every write goes through a Raft log on disk before it is
+acknowledged. SIGINT/SIGTERM shut it down gracefully.
 
 Flags:
 `)
@@ -91,7 +125,47 @@ Flags:
 		fs.Usage()
 		return cfg, false, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
+	if cfg.configFile != "" {
+		if err := applyConfigFile(fs, cfg.configFile); err != nil {
+			fmt.Fprintln(stderr, err)
+			return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
 	return cfg, false, nil
+}
+
+// applyConfigFile sets the flags named in a YAML file that were not set on
+// the command line.
+func applyConfigFile(fs *flag.FlagSet, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	names := make([]string, 0, len(values))
+	for name := range values {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, name := range names {
+		if fs.Lookup(name) == nil || name == "config.file" {
+			errs = append(errs, fmt.Errorf("config file %s: unknown setting %q", path, name))
+			continue
+		}
+		if set[name] {
+			continue
+		}
+		if err := fs.Set(name, fmt.Sprint(values[name])); err != nil {
+			errs = append(errs, fmt.Errorf("config file %s: %s: %w", path, name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // run is main without the process: it serves until ctx is done, then shuts
@@ -123,8 +197,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listenAddr, err)
 	}
+	h := &handler{mux: http.NewServeMux()}
 	srv := &http.Server{
-		Handler:           newHandler(reg, logger),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -133,31 +208,91 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger.Info("listening", "addr", ln.Addr().String())
 
 	// The server goroutine is owned here: started now, stopped by Shutdown
-	// below, and waited for on serveErr.
+	// below, and waited for on serveErr. Until the node is open it answers
+	// 503 (and /ready says not ready).
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serve http: %w", err)
-	case <-ctx.Done():
+	n, err := openNode(ctx, cfg, logger, reg)
+	if err == nil {
+		err = h.install(n, cfg, reg, logger)
+	}
+	if err == nil {
+		logger.Info("ready")
+		select {
+		case err = <-serveErr:
+			err = fmt.Errorf("serve http: %w", err)
+			serveErr <- nil
+		case <-ctx.Done():
+		}
 	}
 	logger.Info("shutting down", "timeout", shutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
-	if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
+	// Stop accepting and finish in-flight requests, then checkpoint.
+	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+		err = errors.Join(err, fmt.Errorf("shut down http server: %w", serr))
+	}
+	if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
+	if n != nil {
+		if cerr := n.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close node: %w", cerr))
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("shut down http server: %w", err)
+		return err
 	}
 	logger.Info("stopped")
 	return nil
 }
 
-func newHandler(reg *prometheus.Registry, logger *slog.Logger) http.Handler {
-	mux := http.NewServeMux()
+// handler answers 503 on everything but /metrics until install.
+type handler struct {
+	mux   *http.ServeMux
+	ready atomic.Bool
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.ready.Load() {
+		http.Error(w, "not ready: opening storage and replaying the Raft log", http.StatusServiceUnavailable)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// install routes the APIs to n and marks the node ready.
+func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger *slog.Logger) error {
+	write, err := server.NewWriteHandler(n, server.WriteOptions{
+		Decoder: remotewrite.Options{MaxDecompressedBytes: cfg.maxRecvBytes},
+		Limits: remotewrite.Limits{
+			MaxLabelNames:      cfg.maxLabelNames,
+			MaxLabelNameBytes:  cfg.maxLabelNameBytes,
+			MaxLabelValueBytes: cfg.maxLabelValueBytes,
+			MaxFutureSkew:      cfg.maxFutureSkew,
+			LegacyNames:        cfg.legacyNames,
+		},
+		MultiTenant: cfg.multitenancy,
+		Logger:      logger,
+	})
+	if err != nil {
+		return err
+	}
+	query, err := server.NewQueryAPI(n, server.QueryOptions{
+		Timeout:            cfg.queryTimeout,
+		MaxSamples:         cfg.queryMaxSamples,
+		LookbackDelta:      cfg.lookbackDelta,
+		EnableExperimental: cfg.queryExperimental,
+		MultiTenant:        cfg.multitenancy,
+		Version:            versionString(),
+		Logger:             logger,
+		Registerer:         reg,
+	})
+	if err != nil {
+		return err
+	}
+	mux := h.mux
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ready\n")
@@ -166,14 +301,13 @@ func newHandler(reg *prometheus.Registry, logger *slog.Logger) http.Handler {
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		Registry: reg,
 	}))
-	todo := func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, notImplemented, http.StatusNotImplemented)
+	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/prometheus/api/v1/push", "/prometheus/api/v1/write"} {
+		mux.Handle(p, write)
 	}
-	// The Prometheus API prefixes cover /api/v1/push, /api/v1/write,
-	// /api/v1/query and /api/v1/query_range too.
-	mux.HandleFunc("/api/v1/", todo)
-	mux.HandleFunc("/prometheus/api/v1/", todo)
-	return mux
+	mux.Handle("/api/v1/", query)
+	mux.Handle("/prometheus/api/v1/", query)
+	h.ready.Store(true)
+	return nil
 }
 
 func versionString() string {

@@ -86,6 +86,10 @@ func NewDecoder(opts Options) (*Decoder, error) {
 	return &Decoder{opts: opts.withDefaults()}, nil
 }
 
+// MaxCompressedBytes is the longest body Decode accepts; readers of HTTP
+// bodies stop one byte past it.
+func (d *Decoder) MaxCompressedBytes() int { return d.opts.MaxCompressedBytes }
+
 // Decode decompresses body, a snappy block (not the framed stream
 // format), into r's reusable buffer and decodes it with r.Unmarshal. The
 // size limits are checked before anything is allocated, so a snappy bomb

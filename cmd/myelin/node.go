@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/myelindb/myelin/engine"
+	"github.com/myelindb/myelin/raftgroup"
+	"github.com/myelindb/myelin/server"
+)
+
+// node is a single-node database: one engine, one Raft group of one
+// replica. Every write goes through the group's log (the write-ahead log)
+// before it is applied to the engine.
+type node struct {
+	db     *engine.DB
+	eg     *engine.Group
+	rg     *raftgroup.Group
+	logger *slog.Logger
+}
+
+// groupID is the only group of a single node.
+const groupID = 1
+
+func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer) (n *node, err error) {
+	db, err := engine.Open(engine.Options{
+		Dir:       filepath.Join(cfg.dataDir, "engine"),
+		Retention: cfg.retention,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open engine: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, db.Close())
+		}
+	}()
+	eg, recovered, err := db.OpenGroup(groupID)
+	if err != nil {
+		return nil, fmt.Errorf("open engine group %d: %w", groupID, err)
+	}
+	logger.Info("engine open", "group", groupID, "checkpoint_index", recovered)
+	start := time.Now()
+	rg, err := raftgroup.Open(raftgroup.Options{
+		Dir:        filepath.Join(cfg.dataDir, "raft", fmt.Sprint(groupID)),
+		ID:         fmt.Sprintf("node-1-group-%d", groupID),
+		Applier:    &engineApplier{g: eg, checkpoint: recovered},
+		Logger:     logger,
+		Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open raft group %d: %w", groupID, err)
+	}
+	// Until the log is replayed the node must not answer queries or take
+	// writes: acknowledged samples would be missing.
+	if err := rg.WaitLeader(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("wait for raft group %d: %w", groupID, err), rg.Close())
+	}
+	logger.Info("raft group ready", "group", groupID, "replayed", rg.Stats().Replayed, "took", time.Since(start))
+	return &node{db: db, eg: eg, rg: rg, logger: logger}, nil
+}
+
+// Write implements server.Writer: the batch is proposed to the group and
+// returns once committed and applied.
+func (n *node) Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
+	_, err := n.rg.Propose(ctx, engine.AppendBatch(nil, b))
+	var refused seriesErrors
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.As(err, &refused):
+		return refused, nil
+	case errors.Is(err, raftgroup.ErrNotLeader), errors.Is(err, raftgroup.ErrLeadershipLost),
+		errors.Is(err, raftgroup.ErrClosed):
+		return nil, fmt.Errorf("%w: %w", server.ErrUnavailable, err)
+	}
+	return nil, err
+}
+
+// Querier implements server.Storage.
+func (n *node) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
+	return n.eg.Querier(tenant, mint, maxt)
+}
+
+// Close checkpoints, so the next start replays nothing, and closes the
+// group and the engine.
+func (n *node) Close() error {
+	var errs []error
+	if err := n.rg.Checkpoint(); err != nil {
+		errs = append(errs, fmt.Errorf("checkpoint: %w", err))
+	}
+	errs = append(errs, n.rg.Close(), n.db.Close())
+	return errors.Join(errs...)
+}
+
+// engineApplier is the raftgroup.Applier of an engine group.
+type engineApplier struct {
+	g          *engine.Group
+	checkpoint uint64 // the index OpenGroup recovered to
+}
+
+var _ raftgroup.Applier = (*engineApplier)(nil)
+
+// seriesErrors carries the per-series refusals of an applied batch back
+// to its proposer as the entry's outcome.
+type seriesErrors []engine.SeriesError
+
+func (e seriesErrors) Error() string {
+	return fmt.Sprintf("%d series had samples refused; first: %v", len(e), e[0].Err)
+}
+
+func (a *engineApplier) Apply(index uint64, batch []byte) error {
+	errs, err := a.g.Apply(index, batch)
+	switch {
+	case err == nil && len(errs) == 0:
+		return nil
+	case err == nil:
+		return seriesErrors(errs)
+	case errors.Is(err, engine.ErrCorruptBatch):
+		return err // the same on every replica: the proposer's problem
+	}
+	return fmt.Errorf("%w: %w", raftgroup.ErrApplierFailed, err)
+}
+
+func (a *engineApplier) CheckpointIndex() uint64 { return a.checkpoint }
+
+// Checkpoint reads the applied index before checkpointing: read after, it
+// could name entries applied during the checkpoint that it does not hold.
+func (a *engineApplier) Checkpoint() (uint64, error) {
+	idx := a.g.AppliedIndex()
+	return idx, a.g.Checkpoint()
+}
+
+func (a *engineApplier) Snapshot(io.Writer) (uint64, error) {
+	return 0, fmt.Errorf("engine state snapshots arrive with replication: %w", raftgroup.ErrSnapshotUnavailable)
+}
+
+func (a *engineApplier) Restore(io.Reader) (uint64, error) {
+	return 0, fmt.Errorf("engine state snapshots arrive with replication: %w", raftgroup.ErrSnapshotUnavailable)
+}

@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/myelindb/myelin/engine"
+	"github.com/myelindb/myelin/server/remotewrite"
+)
+
+// Writer makes a write batch durable: when Write returns without error the
+// batch is committed to its Raft group's log on a quorum and applied, and
+// the per-series refusals of the apply are returned.
+type Writer interface {
+	Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError, error)
+}
+
+// ErrUnavailable marks Writer errors the sender should retry (no leader,
+// shutting down, overloaded): the handler answers 503.
+var ErrUnavailable = errors.New("server: temporarily unavailable")
+
+// WriteOptions configure the remote-write handler.
+type WriteOptions struct {
+	Decoder     remotewrite.Options
+	Limits      remotewrite.Limits
+	MultiTenant bool
+	// Now is the clock for "too far in the future"; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger // nil means discard
+}
+
+// WriteHandler serves Prometheus remote write 1.0 (POST /api/v1/push and
+// /api/v1/write). See ServeHTTP for the answers it gives.
+type WriteHandler struct {
+	w    Writer
+	dec  *remotewrite.Decoder
+	opts WriteOptions
+	reqs sync.Pool // *remotewrite.Request
+}
+
+// maxPooledRequestBytes: requests whose buffers grew past this are not
+// pooled, so one huge request does not pin its memory.
+const maxPooledRequestBytes = 16 << 20
+
+// NewWriteHandler returns a remote-write handler that writes through w.
+func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
+	if err := opts.Limits.Validate(); err != nil {
+		return nil, err
+	}
+	dec, err := remotewrite.NewDecoder(opts.Decoder)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &WriteHandler{w: w, dec: dec, opts: opts}
+	h.reqs.New = func() any { return new(remotewrite.Request) }
+	return h, nil
+}
+
+// ServeHTTP answers as the remote-write spec asks:
+//   - 204 when every sample was written;
+//   - 400 for bad input, with a body that says what and where: an
+//     undecodable body, or series that were refused (invalid labels,
+//     samples too far in the future, out of order, duplicates, too old).
+//     The valid series of a partly bad request are written all the same,
+//     and the body says how many; the sender must not retry a 400;
+//   - 405 for a method other than POST, 415 for remote write 2.0 (not yet
+//     supported), 503 when the write could not be made durable and a retry
+//     may succeed, 500 for other failures.
+func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "remote write requires POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
+		return
+	}
+	tenant, err := tenantOf(r, h.opts.MultiTenant)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	body, err := readLimited(r.Body, h.dec.MaxCompressedBytes())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	req := h.reqs.Get().(*remotewrite.Request)
+	defer func() {
+		if req.BufferBytes() <= maxPooledRequestBytes {
+			h.reqs.Put(req)
+		}
+	}()
+	if err := h.dec.Decode(req, body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	res, err := h.write(r.Context(), tenant, req)
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			code = http.StatusServiceUnavailable
+		}
+		h.opts.Logger.Warn("remote write failed", "tenant", tenant, "err", err)
+		http.Error(w, err.Error(), code)
+		return
+	}
+	if msg := res.message(); msg != "" {
+		http.Error(w, msg, http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// writeResult counts what happened to one request.
+type writeResult struct {
+	series, samples             int // written
+	badSeries, badSamples       int // refused
+	firstErr                    error
+	histograms, exemplars, meta int // not stored yet
+}
+
+func (res *writeResult) refuse(samples int, err error) {
+	res.badSeries++
+	res.badSamples += samples
+	if res.firstErr == nil {
+		res.firstErr = err
+	}
+}
+
+// message is the 400 body, or "" if nothing was refused.
+func (res *writeResult) message() string {
+	var parts []string
+	if res.badSeries > 0 {
+		parts = append(parts, fmt.Sprintf("%v; %d series (%d samples) refused in total", res.firstErr, res.badSeries, res.badSamples))
+	}
+	if res.histograms > 0 {
+		parts = append(parts, fmt.Sprintf("native histograms are not supported yet: %d histogram samples were not written", res.histograms))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%d samples) were written", res.series, res.samples)
+}
+
+func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrite.Request) (*writeResult, error) {
+	res := &writeResult{histograms: len(req.Histograms), exemplars: len(req.Exemplars), meta: len(req.Metadata)}
+	now := h.opts.Now()
+	bb := engine.NewBatchBuilder(tenant)
+	var kept []int // index in req.Series of each batch series
+	var scratch []remotewrite.Label
+	sb := labels.NewScratchBuilder(16)
+	for i := range req.Series {
+		s := &req.Series[i]
+		if len(s.Samples) == 0 {
+			continue
+		}
+		if err := h.opts.Limits.ValidateLabels(s.Labels); err != nil {
+			res.refuse(len(s.Samples), err)
+			continue
+		}
+		if err := h.opts.Limits.ValidateSamples(s.Labels, s.Samples, now); err != nil {
+			res.refuse(len(s.Samples), err)
+			continue
+		}
+		scratch = remotewrite.DropEmpty(scratch[:0], s.Labels)
+		sb.Reset()
+		for _, l := range scratch {
+			sb.Add(string(l.Name), string(l.Value))
+		}
+		// The builder retains the samples slice; the request's buffer is
+		// reused after we answer, so copy.
+		samples := make([]engine.Sample, len(s.Samples))
+		for j, x := range s.Samples {
+			samples[j] = engine.Sample{T: x.T, V: x.V}
+		}
+		if err := bb.Add(sb.Labels(), samples); err != nil {
+			res.refuse(len(s.Samples), fmt.Errorf("series %s: %w", s, err))
+			continue
+		}
+		kept = append(kept, i)
+	}
+	if len(kept) == 0 {
+		return res, nil
+	}
+	errs, err := h.w.Write(ctx, bb.Batch())
+	if err != nil {
+		return nil, err
+	}
+	refused := make(map[int]engine.SeriesError, len(errs))
+	for _, e := range errs {
+		refused[e.Series] = e
+	}
+	for bi, ri := range kept {
+		s := &req.Series[ri]
+		e, ok := refused[bi]
+		if !ok {
+			res.series++
+			res.samples += len(s.Samples)
+			continue
+		}
+		res.samples += len(s.Samples) - e.Rejected
+		if e.Rejected < len(s.Samples) {
+			res.series++
+		}
+		res.badSeries++
+		res.badSamples += e.Rejected
+		if res.firstErr == nil {
+			res.firstErr = fmt.Errorf("%w: %d of %d samples refused in series %s", e.Err, e.Rejected, len(s.Samples), s)
+		}
+	}
+	return res, nil
+}
+
+// checkContentType accepts remote write 1.0: no content type, or
+// application/x-protobuf without a proto parameter or with
+// prometheus.WriteRequest.
+func checkContentType(ct string) error {
+	if ct == "" {
+		return nil
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return fmt.Errorf("bad Content-Type %q: %v", ct, err)
+	}
+	if mt != "application/x-protobuf" {
+		return fmt.Errorf("unsupported Content-Type %q: want application/x-protobuf", ct)
+	}
+	switch params["proto"] {
+	case "", "prometheus.WriteRequest":
+		return nil
+	}
+	return fmt.Errorf("unsupported remote write message %q: this server accepts prometheus.WriteRequest (remote write 1.0)", params["proto"])
+}
+
+// readLimited reads all of r, failing if it holds more than limit bytes.
+func readLimited(r io.Reader, limit int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("request body larger than %d bytes", limit)
+	}
+	return b, nil
+}

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/engine"
+)
+
+// groupWriter applies batches straight to an engine group, standing in for
+// a Raft group.
+type groupWriter struct {
+	g     *engine.Group
+	index atomic.Uint64
+	err   error
+}
+
+func (w *groupWriter) Write(_ context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
+	if w.err != nil {
+		return nil, w.err
+	}
+	return w.g.ApplyBatch(w.index.Add(1), b)
+}
+
+func newGroupWriter(t *testing.T) *groupWriter {
+	db, err := engine.Open(engine.Options{Dir: "db", FS: vfs.NewMem()})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, db.Close()) })
+	g, _, err := db.OpenGroup(1)
+	require.NoError(t, err)
+	return &groupWriter{g: g}
+}
+
+func series(lset []string, samples ...prompb.Sample) prompb.TimeSeries {
+	var ls []prompb.Label
+	for i := 0; i < len(lset); i += 2 {
+		ls = append(ls, prompb.Label{Name: lset[i], Value: lset[i+1]})
+	}
+	return prompb.TimeSeries{Labels: ls, Samples: samples}
+}
+
+func encodeWrite(t *testing.T, ts ...prompb.TimeSeries) []byte {
+	req := prompb.WriteRequest{Timeseries: ts}
+	b, err := req.Marshal()
+	require.NoError(t, err)
+	return snappy.Encode(nil, b)
+}
+
+func post(h http.Handler, path, tenant, contentType string, body []byte) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	r.Header.Set("Content-Encoding", "snappy")
+	if contentType != "" {
+		r.Header.Set("Content-Type", contentType)
+	}
+	if tenant != "" {
+		r.Header.Set(TenantHeader, tenant)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// stored returns tenant's samples of every series as "labels: t=v ...".
+func stored(t *testing.T, g *engine.Group, tenant string) []string {
+	q, err := g.Querier(tenant, 0, 1<<62)
+	require.NoError(t, err)
+	defer q.Close()
+	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	var out []string
+	for ss.Next() {
+		s := ss.At()
+		var b strings.Builder
+		b.WriteString(s.Labels().String() + ":")
+		it := s.Iterator(nil)
+		for it.Next() != 0 {
+			ts, v := it.At()
+			fmt.Fprintf(&b, " %d=%g", ts, v)
+		}
+		require.NoError(t, it.Err())
+		out = append(out, b.String())
+	}
+	require.NoError(t, ss.Err())
+	return out
+}
+
+func TestWriteHandler(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	gw := newGroupWriter(t)
+	h, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	up := []string{"__name__", "up", "job", "a"}
+
+	w := post(h, "/api/v1/push", "t1", "application/x-protobuf", encodeWrite(t,
+		series(up, prompb.Sample{Timestamp: 1000, Value: 1}, prompb.Sample{Timestamp: 2000, Value: 0}),
+		series([]string{"__name__", "x", "empty", "", "k", "v"}, prompb.Sample{Timestamp: 1000, Value: 7}),
+	))
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	require.Equal(t, []string{`{__name__="up", job="a"}: 1000=1 2000=0`, `{__name__="x", k="v"}: 1000=7`}, stored(t, gw.g, "t1"))
+	require.Empty(t, stored(t, gw.g, "t2"), "tenants are isolated")
+
+	for _, tc := range []struct {
+		name, path, tenant, contentType string
+		body                            []byte
+		wantCode                        int
+		wantBody                        string
+	}{
+		{"no-tenant", "/api/v1/push", "", "", encodeWrite(t, series(up, prompb.Sample{Timestamp: 3000, Value: 1})), 400, "X-Scope-OrgID"},
+		{"bad-snappy", "/api/v1/write", "t1", "", []byte("not snappy"), 400, "snappy"},
+		{"bad-protobuf", "/api/v1/write", "t1", "", snappy.Encode(nil, []byte{0x0a, 0x05, 0x01}), 400, "malformed"},
+		{"snappy-bomb", "/api/v1/write", "t1", "", []byte{0xff, 0xff, 0xff, 0xff, 0x7f, 0}, 400, ""},
+		{"rw2", "/api/v1/write", "t1", "application/x-protobuf;proto=io.prometheus.write.v2.Request", nil, 415, "io.prometheus.write.v2.Request"},
+		{"bad-label-name", "/api/v1/push", "t1", "", encodeWrite(t,
+			series([]string{"__name__", "ok", "job", "a"}, prompb.Sample{Timestamp: 1000, Value: 1}),
+			series([]string{"__name__", "bad", "b\xffad", "v"}, prompb.Sample{Timestamp: 1000, Value: 1}),
+			series([]string{"__name__", "bad2", "l", "v", "a", "v"}, prompb.Sample{Timestamp: 1000, Value: 1}),
+		), 400, `1 series (1 samples) were written`},
+		{"future", "/api/v1/push", "t1", "", encodeWrite(t,
+			series([]string{"__name__", "future"}, prompb.Sample{Timestamp: now.Add(time.Hour).UnixMilli(), Value: 1})), 400, "future"},
+		{"out-of-order", "/api/v1/push", "t1", "", encodeWrite(t,
+			series(up, prompb.Sample{Timestamp: 1500, Value: 5}, prompb.Sample{Timestamp: 3000, Value: 1})), 400, "out-of-order"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := post(h, tc.path, tc.tenant, tc.contentType, tc.body)
+			require.Equal(t, tc.wantCode, w.Code, w.Body.String())
+			require.Contains(t, w.Body.String(), tc.wantBody)
+			t.Logf("%d %s", w.Code, w.Body.String())
+		})
+	}
+	// The valid parts of the partly bad requests were stored.
+	got := stored(t, gw.g, "t1")
+	require.Contains(t, got, `{__name__="ok", job="a"}: 1000=1`)
+	require.Contains(t, got, `{__name__="up", job="a"}: 1000=1 2000=0 3000=1`)
+	for _, s := range got {
+		require.NotContains(t, s, "bad")
+		require.NotContains(t, s, "future")
+	}
+
+	r := httptest.NewRequest(http.MethodGet, "/api/v1/push", nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+
+	gw.err = fmt.Errorf("propose: %w", ErrUnavailable)
+	w = post(h, "/api/v1/push", "t1", "", encodeWrite(t, series(up, prompb.Sample{Timestamp: 4000, Value: 1})))
+	require.Equal(t, http.StatusServiceUnavailable, w.Code)
+	gw.err = fmt.Errorf("disk on fire")
+	w = post(h, "/api/v1/push", "t1", "", encodeWrite(t, series(up, prompb.Sample{Timestamp: 4000, Value: 1})))
+	require.Equal(t, http.StatusInternalServerError, w.Code)
+}
