@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/myelindb/myelin/engine"
@@ -35,17 +37,19 @@ type WriteOptions struct {
 	Limits      remotewrite.Limits
 	MultiTenant bool
 	// Now is the clock for "too far in the future"; nil means time.Now.
-	Now    func() time.Time
-	Logger *slog.Logger // nil means discard
+	Now        func() time.Time
+	Logger     *slog.Logger          // nil means discard
+	Registerer prometheus.Registerer // nil means no metrics
 }
 
 // WriteHandler serves Prometheus remote write 1.0 (POST /api/v1/push and
 // /api/v1/write). See ServeHTTP for the answers it gives.
 type WriteHandler struct {
-	w    Writer
-	dec  *remotewrite.Decoder
-	opts WriteOptions
-	reqs sync.Pool // *remotewrite.Request
+	w       Writer
+	dec     *remotewrite.Decoder
+	opts    WriteOptions
+	reqs    sync.Pool // *remotewrite.Request
+	metrics *writeMetrics
 }
 
 // maxPooledRequestBytes: requests whose buffers grew past this are not
@@ -67,7 +71,7 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &WriteHandler{w: w, dec: dec, opts: opts}
+	h := &WriteHandler{w: w, dec: dec, opts: opts, metrics: newWriteMetrics(opts.Registerer)}
 	h.reqs.New = func() any { return new(remotewrite.Request) }
 	return h, nil
 }
@@ -83,24 +87,32 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //     supported), 503 when the write could not be made durable and a retry
 //     may succeed, 500 for other failures.
 func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+	tenant := h.serve(cw, r)
+	h.metrics.requests.WithLabelValues(tenant, strconv.Itoa(cw.code)).Inc()
+}
+
+// serve is ServeHTTP; it returns the tenant for the metrics ("" when
+// unknown).
+func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) string {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "remote write requires POST", http.StatusMethodNotAllowed)
-		return
+		return ""
 	}
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
-		return
+		return ""
 	}
 	tenant, err := tenantOf(r, h.opts.MultiTenant)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return ""
 	}
 	body, err := readLimited(r.Body, h.dec.MaxCompressedBytes())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return tenant
 	}
 	req := h.reqs.Get().(*remotewrite.Request)
 	defer func() {
@@ -110,7 +122,7 @@ func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if err := h.dec.Decode(req, body); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return tenant
 	}
 	res, err := h.write(r.Context(), tenant, req)
 	if err != nil {
@@ -120,13 +132,39 @@ func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.opts.Logger.Warn("remote write failed", "tenant", tenant, "err", err)
 		http.Error(w, err.Error(), code)
-		return
+		return tenant
 	}
+	h.count(tenant, res)
 	if msg := res.message(); msg != "" {
 		http.Error(w, msg, http.StatusBadRequest)
-		return
+		return tenant
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return tenant
+}
+
+func (h *WriteHandler) count(tenant string, res *writeResult) {
+	m := h.metrics
+	m.samples.WithLabelValues(tenant).Add(float64(res.samples))
+	for r, n := range res.discarded {
+		m.discarded.WithLabelValues(tenant, r).Add(float64(n))
+	}
+	for kind, n := range map[string]int{"histograms": res.histograms, "exemplars": res.exemplars, "metadata": res.meta} {
+		if n > 0 {
+			m.unexpected.WithLabelValues(tenant, kind).Add(float64(n))
+		}
+	}
+}
+
+// codeWriter remembers the status code written.
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *codeWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // writeResult counts what happened to one request.
@@ -134,7 +172,8 @@ type writeResult struct {
 	series, samples             int // written
 	badSeries, badSamples       int // refused
 	firstErr                    error
-	histograms, exemplars, meta int // not stored yet
+	discarded                   map[string]int // refused samples by reason
+	histograms, exemplars, meta int            // not stored yet
 }
 
 func (res *writeResult) refuse(samples int, err error) {
@@ -143,6 +182,14 @@ func (res *writeResult) refuse(samples int, err error) {
 	if res.firstErr == nil {
 		res.firstErr = err
 	}
+	res.discard(samples, err)
+}
+
+func (res *writeResult) discard(samples int, err error) {
+	if res.discarded == nil {
+		res.discarded = map[string]int{}
+	}
+	res.discarded[reason(err)] += samples
 }
 
 // message is the 400 body, or "" if nothing was refused.
@@ -222,6 +269,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrit
 		}
 		res.badSeries++
 		res.badSamples += e.Rejected
+		res.discard(e.Rejected, e.Err)
 		if res.firstErr == nil {
 			res.firstErr = fmt.Errorf("%w: %d of %d samples refused in series %s", e.Err, e.Rejected, len(s.Samples), s)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
@@ -99,7 +100,8 @@ func stored(t *testing.T, g *engine.Group, tenant string) []string {
 func TestWriteHandler(t *testing.T) {
 	now := time.UnixMilli(1_000_000)
 	gw := newGroupWriter(t)
-	h, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Now: func() time.Time { return now }})
+	reg := prometheus.NewRegistry()
+	h, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Now: func() time.Time { return now }, Registerer: reg})
 	require.NoError(t, err)
 	up := []string{"__name__", "up", "job", "a"}
 
@@ -146,6 +148,40 @@ func TestWriteHandler(t *testing.T) {
 	for _, s := range got {
 		require.NotContains(t, s, "bad")
 		require.NotContains(t, s, "future")
+	}
+
+	for _, c := range []struct {
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{"myelin_ingested_samples_total", map[string]string{"tenant": "t1"}, 2 + 1 + 1 + 1},
+		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "label_invalid"}, 1},
+		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "labels_not_sorted"}, 1},
+		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "too_far_in_future"}, 1},
+		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "sample_out_of_order"}, 1},
+		{"myelin_write_requests_total", map[string]string{"tenant": "t1", "code": "204"}, 1},
+		{"myelin_write_requests_total", map[string]string{"tenant": "t1", "code": "400"}, 6},
+		{"myelin_write_requests_total", map[string]string{"tenant": "", "code": "415"}, 1},
+	} {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		got := -1.0
+		for _, mf := range mfs {
+			if mf.GetName() != c.metric {
+				continue
+			}
+		metrics:
+			for _, m := range mf.GetMetric() {
+				for _, lp := range m.GetLabel() {
+					if lp.GetValue() != c.labels[lp.GetName()] {
+						continue metrics
+					}
+				}
+				got = m.GetCounter().GetValue()
+			}
+		}
+		require.Equal(t, c.want, got, "%s%v", c.metric, c.labels)
 	}
 
 	r := httptest.NewRequest(http.MethodGet, "/api/v1/push", nil)

@@ -72,6 +72,10 @@ type config struct {
 	maxFutureSkew      time.Duration
 	legacyNames        bool
 	maxRecvBytes       int
+
+	// effective is every flag's value after the config file and the
+	// command line, served by /config.
+	effective map[string]string
 }
 
 // parseFlags parses args. It returns help == true after printing the usage
@@ -131,6 +135,8 @@ Flags:
 			return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
 		}
 	}
+	cfg.effective = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { cfg.effective[f.Name] = f.Value.String() })
 	return cfg, false, nil
 }
 
@@ -275,6 +281,7 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 		},
 		MultiTenant: cfg.multitenancy,
 		Logger:      logger,
+		Registerer:  reg,
 	})
 	if err != nil {
 		return err
@@ -292,20 +299,39 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 	if err != nil {
 		return err
 	}
-	mux := h.mux
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:                           "myelin_http_request_duration_seconds",
+		Help:                           "Time to answer HTTP requests, per handler, method and status code.",
+		Buckets:                        prometheus.DefBuckets,
+		NativeHistogramBucketFactor:    1.1,
+		NativeHistogramMaxBucketNumber: 100,
+	}, []string{"handler", "method", "code"})
+	reg.MustRegister(duration)
+	handle := func(pattern, name string, hh http.Handler) {
+		h.mux.Handle(pattern, promhttp.InstrumentHandlerDuration(duration.MustCurryWith(prometheus.Labels{"handler": name}), hh))
+	}
+	handle("GET /ready", "ready", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ready\n")
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	}))
+	handle("GET /config", "config", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/yaml; charset=utf-8")
+		b, err := yaml.Marshal(cfg.effective)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Write(b)
+	}))
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		Registry: reg,
 	}))
 	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/prometheus/api/v1/push", "/prometheus/api/v1/write"} {
-		mux.Handle(p, write)
+		handle(p, "push", write)
 	}
-	mux.Handle("/api/v1/", query)
-	mux.Handle("/prometheus/api/v1/", query)
+	handle("/api/v1/", "query", query)
+	handle("/prometheus/api/v1/", "query", query)
 	h.ready.Store(true)
 	return nil
 }

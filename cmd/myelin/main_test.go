@@ -67,6 +67,10 @@ func TestRun(t *testing.T) {
 		{"query_range", "POST", "/api/v1/query_range?query=up&start=1&end=3&step=1", "t1", nil, 200, `"values":[[1,"0"],[2,"1"],[3,"2"]]`},
 		{"prometheus prefix", "GET", "/prometheus/api/v1/labels", "t1", nil, 200, `["__name__","job"]`},
 		{"metrics after ingest", "GET", "/metrics", "", nil, 200, "myelin_raft_proposals_total"},
+		{"ingested samples metric", "GET", "/metrics", "", nil, 200, `myelin_ingested_samples_total{tenant="t1"} 5`},
+		{"discarded samples metric", "GET", "/metrics", "", nil, 200, `myelin_discarded_samples_total{reason="sample_out_of_order",tenant="t1"} 2`},
+		{"http metrics", "GET", "/metrics", "", nil, 200, `myelin_http_request_duration_seconds_count{code="204",handler="push",method="post"}`},
+		{"config", "GET", "/config", "", nil, 200, "query.timeout: 2m0s"},
 		{"unknown path", "GET", "/nope", "", nil, 404, "not found"},
 		{"ready wrong method", "POST", "/ready", "", nil, 405, ""},
 	} {
