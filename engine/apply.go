@@ -227,11 +227,11 @@ func (a *appender) applyLocked(b *Batch) ([]SeriesError, error) {
 }
 
 // lookupStoredLocked finds a series in Pebble that is not in the head and
-// adds it to the head with an empty open chunk. Either it was evicted (its
-// 'e' key holds its newest sample, for the out-of-order check), or it was
-// created by an entry after the recovered checkpoint and is being replayed
-// from that entry (an 'e' key written by a later entry is ignored: at this
-// point of the replay the series was not evicted yet).
+// adds it to the head with an empty open chunk. Either it was evicted (an
+// 'e' record holds its newest sample, for the out-of-order check), or it
+// was created by an entry after the recovered checkpoint and is being
+// replayed from that entry (records written by later entries are ignored:
+// at this point of the replay they did not exist).
 func (a *appender) lookupStoredLocked(h uint64, lbls []byte) (*memSeries, error) {
 	t, db := a.t, a.g.db
 	prefix := t.ks.hashPrefix(nil, h)

@@ -267,6 +267,9 @@ func (d *batchDecoder) decode(src []byte) (*Batch, error) {
 	// Two passes: find the extent, then slice.
 	start := r.off
 	spans := d.spans[:0]
+	if cap(spans) < nsym {
+		spans = make([]span, 0, nsym)
+	}
 	for range nsym {
 		l, err := r.count("symbol length", 1)
 		if err != nil {
@@ -281,6 +284,9 @@ func (d *batchDecoder) decode(src []byte) (*Batch, error) {
 		b.Symbols = nil
 	} else {
 		table := string(src[start:r.off])
+		if cap(b.Symbols) < nsym {
+			b.Symbols = make([]string, 0, nsym)
+		}
 		for _, sp := range spans {
 			b.Symbols = append(b.Symbols, table[sp.a:sp.b])
 		}
@@ -302,6 +308,9 @@ func (d *batchDecoder) decode(src []byte) (*Batch, error) {
 		samples = make([]Sample, 0, c)
 	}
 	ext := d.ext[:0]
+	if cap(ext) < nser {
+		ext = make([]extent, 0, nser)
+	}
 	for i := range nser {
 		nl, err := r.count("label count", minLabelBytes)
 		if err != nil {
@@ -365,6 +374,8 @@ func (d *batchDecoder) decode(src []byte) (*Batch, error) {
 	b.Series = b.Series[:0]
 	if nser == 0 {
 		b.Series = nil
+	} else if cap(b.Series) < nser {
+		b.Series = make([]BatchSeries, 0, nser)
 	}
 	for _, e := range ext {
 		b.Series = append(b.Series, BatchSeries{Labels: refs[e.l0:e.l1:e.l1], Samples: samples[e.s0:e.s1:e.s1]})

@@ -61,6 +61,9 @@ func (g *Group) checkpointLocked() error {
 			if err := pb.Delete(t.ks.openKey(key[:0], id), nil); err != nil {
 				return err
 			}
+			if err := g.pruneEvictionsLocked(pb, t.ks, id, applied); err != nil {
+				return fmt.Errorf("checkpoint group %d: %w", g.id, err)
+			}
 		}
 		for _, s := range t.mu.dirty {
 			if s.evicted {

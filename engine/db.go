@@ -314,8 +314,6 @@ func (g *Group) tenantLocked(name string, create bool, pb *pebble.Batch) (*tenan
 	return t, nil
 }
 
-func isNotFound(err error) bool { return errors.Is(err, pebble.ErrNotFound) }
-
 // DropGroup deletes every key of group id with one range delete (synced) and
 // forgets the group: for a replica removed from this node. The Group must
 // not be used afterwards (its Apply fails); a later OpenGroup(id) starts it

@@ -75,8 +75,9 @@
 // Every key starts with the group (uint32 big-endian) and the tenant id
 // (uint32 BE, allocated per group in apply order, 0 reserved for group
 // meta), then a kind byte. Dropping a group replica is one DeleteRange over
-// [group, group+1); dropping a tenant is one DeleteRange over its prefix
-// plus the point delete of its name.
+// [group, group+1) (DB.DropGroup); dropping a tenant can be one DeleteRange
+// over its prefix plus the point delete of its name (not built yet: it must
+// be a replicated operation).
 //
 //	[g][0]'a'                              -> applied index, uint64 BE
 //	[g][0]'k'                              -> checkpoint index, uint64 BE
@@ -89,7 +90,7 @@
 //	[g][t]'p' part:4 esc(name) esc(value) id:8 -> (empty)
 //	[g][t]'c' part:4 id:8 mint:8           -> uvarint(maxt-mint) chunk
 //	[g][t]'o' id:8                         -> open chunk (EncXOR) at the checkpoint
-//	[g][t]'e' id:8                         -> index:8 t:8 vbits:8, newest sample at eviction
+//	[g][t]'e' id:8 index:8                 -> t:8 vbits:8, newest sample at eviction
 //
 // Integers are big-endian so keys sort numerically; times (mint, the 'x'
 // value) have the sign bit flipped so negative times sort first. labels is
@@ -122,7 +123,7 @@
 // series before partition, would save seeks on 30-day queries of one series
 // but makes retention a per-series scan; and with 1-day partitions a 30-day
 // query of 10k series is 300k seeks over sorted keys, which is cheap next
-// to decoding the ~14M samples they return. The chunk value starts with its
+// to decoding the 1.7 billion samples (at a 15s interval) they return. The chunk value starts with its
 // maxt so a reader skips chunks outside the range without decoding.
 //
 // Retention: after each batch, when maxT - Options.Retention enters a new
@@ -141,8 +142,8 @@
 //
 // Eviction: every Options.EvictIdle/4 of a tenant's sample time, apply scans
 // the head once; a series whose newest sample is older than maxT -
-// EvictIdle has its open chunk sealed, its newest sample and the entry
-// index written to its 'e' key, and leaves memory. A later sample for it
+// EvictIdle has its open chunk sealed, its newest sample written to an 'e'
+// record keyed by the entry index, and leaves memory. A later sample for it
 // finds it by label hash in Pebble and takes the newest sample from 'e' for
 // the out-of-order and duplicate checks.
 //
@@ -158,7 +159,13 @@
 // Pebble and keep their ids, chunks cut in (C, A] are cut again at the same
 // samples and encode to the same bytes. The stored applied index never goes
 // down. Eviction keeps this: it does not touch 'o' keys (the checkpoint
-// does), and an 'e' key written at an index after the entry being replayed
-// is ignored, because at that point of the log the series was not yet
-// evicted.
+// does), and eviction records are keyed by entry index: a replayed entry
+// reads the newest record written before it, which is the one the original
+// run read even if the series was evicted again later. Checkpoint deletes
+// the records older than each series' newest.
+//
+// Reads between OpenGroup and the end of the replay see the recovered head
+// and whatever Pebble holds; a chunk sealed in (C, A] may overlap the
+// recovered open chunk, and the series iterator emits each timestamp once.
+// Raft should not serve reads from a replica that has not caught up.
 package engine

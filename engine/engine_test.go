@@ -612,3 +612,62 @@ func TestDropGroup(t *testing.T) {
 		require.False(t, strings.HasPrefix(kv, "00000007"), "key of the dropped group: %s", kv)
 	}
 }
+
+// TestEvictReviveEvictReplay: a series evicted at entry 2, revived at 4 and
+// evicted again at 6; a restart recovers the checkpoint at 3 and replays
+// 4..6. The replay of 4 must see the eviction of 2 (not ignore it because
+// the newest eviction record is from 6), or it accepts a sample the
+// original run refused.
+func TestEvictReviveEvictReplay(t *testing.T) {
+	opts := testOptions(nil)
+	opts.Partition = time.Hour
+	opts.EvictIdle = 4 * time.Second
+	x := labels.FromStrings("__name__", "x")
+	y := labels.FromStrings("__name__", "y")
+	entries := []*Batch{
+		buildBatch(t, "t", x, []Sample{{1000, 1}}, y, []Sample{{1000, 1}}),
+		buildBatch(t, "t", y, []Sample{{10_000, 1}}), // x idle: evicted
+		buildBatch(t, "t", y, []Sample{{11_000, 1}}),
+		buildBatch(t, "t", x, []Sample{{500, 2}, {12_000, 2}}), // 500 is out of order
+		buildBatch(t, "t", y, []Sample{{20_000, 1}}),
+		buildBatch(t, "t", y, []Sample{{30_000, 1}}), // x evicted again
+	}
+	run := func(restart bool) (*DB, [][]string) {
+		opts.FS = vfs.NewMem()
+		db, err := Open(opts)
+		require.NoError(t, err)
+		g, _, err := db.OpenGroup(7)
+		require.NoError(t, err)
+		var errs [][]string
+		for i, b := range entries {
+			e, err := g.ApplyBatch(uint64(i+1), b)
+			require.NoError(t, err)
+			errs = append(errs, errKinds(e))
+			if restart && i+1 == 3 {
+				require.NoError(t, g.Checkpoint())
+			}
+		}
+		if restart {
+			require.NoError(t, db.Close())
+			db, err = Open(opts)
+			require.NoError(t, err)
+			var from uint64
+			g, from, err = db.OpenGroup(7)
+			require.NoError(t, err)
+			require.Equal(t, uint64(3), from)
+			for i := from; i < uint64(len(entries)); i++ {
+				e, err := g.ApplyBatch(i+1, entries[i])
+				require.NoError(t, err)
+				require.Equal(t, errs[i], errKinds(e), "replay of entry %d", i+1)
+			}
+		}
+		require.NoError(t, g.Checkpoint())
+		return db, errs
+	}
+	ref, errs := run(false)
+	defer ref.Close()
+	require.Equal(t, []string{"0:1:out-of-order"}, errs[3])
+	db, _ := run(true)
+	defer db.Close()
+	requireSameDump(t, dump(t, ref), dump(t, db))
+}

@@ -2,8 +2,11 @@ package engine
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // evictEpoch returns the eviction epoch of sample time maxT: eviction scans
@@ -23,8 +26,8 @@ func evictEpoch(maxT, idleMs int64) int64 {
 // evictLocked runs after a batch. When the tenant's sample time enters a
 // new eviction epoch it scans the head once and evicts every series whose
 // newest sample is older than maxT - EvictIdle: its open chunk is sealed to
-// Pebble, its newest sample is written to its 'e' key (with the entry
-// index), and it leaves memory. The next Checkpoint deletes its 'o' key.
+// Pebble, its newest sample is written to an 'e' record keyed by the entry
+// index, and it leaves memory. The next Checkpoint deletes its 'o' key.
 //
 // The scan is O(series in the head) once per epoch (15 minutes of sample
 // time by default), not per batch. It ranges over a map, which is fine for
@@ -74,19 +77,18 @@ func (a *appender) evictLocked() error {
 // evicted; the caller unlinks it.
 func (a *appender) evictSeriesLocked(s *memSeries) error {
 	t := a.t
-	// A series with an empty open chunk was revived from its 'e' key and
-	// accepted nothing since: that key is still right, and rewriting it
-	// (with a new index) would make the bytes depend on whether the
-	// replica restarted in between (a restart forgets revived series).
+	// A series with an empty open chunk was revived from an 'e' record
+	// and accepted nothing since: that record is still right, and a new
+	// one would make the bytes depend on whether the replica restarted in
+	// between (a restart forgets revived series).
 	if s.head.NumSamples() > 0 {
 		lt, lv := t.lastLocked(s)
 		if err := a.sealLocked(s); err != nil {
 			return fmt.Errorf("evict series %d: %w", s.id, err)
 		}
-		v := binary.BigEndian.AppendUint64(nil, a.index)
-		v = binary.BigEndian.AppendUint64(v, uint64(lt))
+		v := binary.BigEndian.AppendUint64(nil, uint64(lt))
 		v = binary.BigEndian.AppendUint64(v, math.Float64bits(lv))
-		if err := a.pb.Set(t.ks.evictedKey(a.scratch.key[:0], s.id), v, nil); err != nil {
+		if err := a.pb.Set(t.ks.evictedKey(a.scratch.key[:0], s.id, a.index), v, nil); err != nil {
 			return err
 		}
 	}
@@ -99,23 +101,51 @@ func (a *appender) evictSeriesLocked(s *memSeries) error {
 }
 
 // reviveLocked restores the newest sample of a series found in Pebble from
-// its 'e' key, if it was evicted before the entry being applied.
+// its newest eviction record written before the entry being applied.
+// Records are keyed by entry index, so a replay after a restart sees the
+// record that was current at that point of the log even if the series was
+// evicted again later (Checkpoint deletes records the recovered state can
+// no longer need).
 func (a *appender) reviveLocked(s *memSeries) error {
 	t := a.t
-	v, closer, err := a.g.db.pdb.Get(t.ks.evictedKey(a.scratch.key[:0], s.id))
+	lo := t.ks.evictedKey(nil, s.id, 0)
+	it, err := a.g.db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: t.ks.evictedKey(nil, s.id, a.index)})
 	if err != nil {
-		if isNotFound(err) {
-			return nil
-		}
+		return err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return it.Error()
+	}
+	v, err := it.ValueAndErr()
+	if err != nil {
 		return fmt.Errorf("read eviction of series %d: %w", s.id, err)
 	}
-	defer closer.Close()
-	if len(v) != 24 {
-		return fmt.Errorf("eviction of series %d: value of %d bytes, want 24", s.id, len(v))
+	if len(v) != 16 {
+		return fmt.Errorf("eviction of series %d: value of %d bytes, want 16", s.id, len(v))
 	}
-	if binary.BigEndian.Uint64(v) >= a.index {
-		return nil // evicted by a later entry: a replay
-	}
-	t.mu.lastOfEmpty[s] = Sample{T: int64(binary.BigEndian.Uint64(v[8:])), V: math.Float64frombits(binary.BigEndian.Uint64(v[16:]))}
+	t.mu.lastOfEmpty[s] = Sample{T: int64(binary.BigEndian.Uint64(v)), V: math.Float64frombits(binary.BigEndian.Uint64(v[8:]))}
 	return nil
+}
+
+// pruneEvictionsLocked adds to pb the deletion of the eviction records of
+// series id older than its newest one at or before index: after a
+// checkpoint at index no replay starts before it, so they are dead.
+func (g *Group) pruneEvictionsLocked(pb *pebble.Batch, ks keyspace, id, index uint64) error {
+	lo := ks.evictedKey(nil, id, 0)
+	it, err := g.db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: ks.evictedKey(nil, id, index+1)})
+	if err != nil {
+		return err
+	}
+	var newest []byte
+	if it.Last() {
+		newest = append(newest, it.Key()...)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	if newest == nil {
+		return nil
+	}
+	return pb.DeleteRange(lo, newest, nil)
 }

@@ -23,7 +23,7 @@ const (
 	kindPostings = 'p' // + partition + esc(name) + esc(value) + series id -> empty
 	kindChunk    = 'c' // + partition + series id + chunk mint -> uvarint(maxt-mint) + chunk
 	kindOpen     = 'o' // + series id -> head (open) chunk, EncXOR, as of the checkpoint
-	kindEvicted  = 'e' // + series id -> uint64 BE index, time:8, value bits:8 of the newest sample
+	kindEvicted  = 'e' // + series id + entry index -> time:8, value bits:8 of the newest sample
 )
 
 // Tenant meta keys ([g][t]['m'][sub]).
@@ -201,8 +201,11 @@ func (k keyspace) openKey(dst []byte, id uint64) []byte {
 	return binary.BigEndian.AppendUint64(appendPrefix(dst, k.group, k.tenant, kindOpen), id)
 }
 
-func (k keyspace) evictedKey(dst []byte, id uint64) []byte {
-	return binary.BigEndian.AppendUint64(appendPrefix(dst, k.group, k.tenant, kindEvicted), id)
+// evictedKey is the eviction record of series id by entry index; index 0
+// gives the prefix of the series' records.
+func (k keyspace) evictedKey(dst []byte, id, index uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(appendPrefix(dst, k.group, k.tenant, kindEvicted), id)
+	return binary.BigEndian.AppendUint64(dst, index)
 }
 
 func (k keyspace) metaKey(dst []byte, sub byte) []byte {

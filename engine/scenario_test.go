@@ -278,7 +278,9 @@ func describeKey(k, v []byte) string {
 		_, m := binary.Uvarint(v)
 		n, _ := chunkenc.NumSamples(v[m:])
 		s += fmt.Sprintf(" %s id%d mint=%d samples=%d", part(rest), be(rest[4:12]), readTime(rest[12:]), n)
-	case kind == kindOpen || kind == kindEvicted || kind == kindHash:
+	case kind == kindEvicted:
+		s += fmt.Sprintf(" id%d index%d t=%d", be(rest[:8]), be(rest[8:]), int64(be(v[:8])))
+	case kind == kindOpen || kind == kindHash:
 		s += fmt.Sprintf(" %x", rest)
 	}
 	return s
