@@ -19,6 +19,9 @@ type XOR struct {
 	v        float64 // last value
 	leading  uint8   // leading zeros of the current XOR window; 0xff: none yet
 	trailing uint8
+	// n mirrors the count in the header, so asking for it does not touch
+	// the chunk's bytes (the head asks for every series on every apply).
+	n uint16
 }
 
 const xorHeaderLen = 3 // encoding byte + uint16 sample count
@@ -37,9 +40,7 @@ func (x *XOR) Reset(buf []byte) {
 }
 
 // NumSamples returns the number of samples appended.
-func (x *XOR) NumSamples() int {
-	return int(binary.BigEndian.Uint16(x.w.b[x.hdr+1:]))
-}
+func (x *XOR) NumSamples() int { return int(x.n) }
 
 // Bytes returns the chunk's encoded bytes, a valid EncXOR chunk. The slice
 // aliases the chunk's buffer: it is valid until the next Append or Reset.
@@ -101,7 +102,8 @@ func (x *XOR) append(n int, t int64, v float64) {
 		x.writeValue(v)
 	}
 	x.t, x.v = t, v
-	binary.BigEndian.PutUint16(x.w.b[x.hdr+1:], uint16(n+1))
+	x.n = uint16(n + 1)
+	binary.BigEndian.PutUint16(x.w.b[x.hdr+1:], x.n)
 }
 
 // fitsDoD reports whether dod is in the range Prometheus stores in an
