@@ -152,6 +152,7 @@ type series struct {
 	labels []prompb.Label
 	kind   int
 	v      float64
+	rate   float64 // counters: mean increase per scrape
 }
 
 // build makes the requests of every shard, in time order.
@@ -174,7 +175,7 @@ func build(cfg config) ([][][]byte, int) {
 				}
 				l = append(l, prompb.Label{Name: "instance", Value: fmt.Sprintf("host-%d:9100", inst)}, prompb.Label{Name: "job", Value: "node"})
 				sortLabels(l)
-				all = append(all, series{labels: l, kind: f.kind, v: math.Round(rng.Float64()*1e4) / 100})
+				all = append(all, series{labels: l, kind: f.kind, v: math.Round(rng.Float64()*1e4) / 100, rate: math.Round(rng.ExpFloat64()*500) / 100})
 			}
 		}
 	}
@@ -210,15 +211,22 @@ func build(cfg config) ([][][]byte, int) {
 			n = 0
 		}
 		for st := 0; st < steps; st++ {
-			t := startT + int64(st)*step + rng.Int64N(3) // a little scrape jitter
+			// Scrape jitter as recorded in the shared data: most scrapes on
+			// time, one in ten a few ms late.
+			t := startT + int64(st)*step
+			if rng.IntN(10) == 0 {
+				t += 1 + rng.Int64N(5)
+			}
 			for _, i := range idx {
 				s := &all[i]
 				switch s.kind {
-				case 0:
-					s.v += math.Round(rng.Float64()*300) / 100
-				case 1:
-					s.v = math.Round((s.v+rng.NormFloat64()*10)*100) / 100
-				case 3:
+				case 0: // a counter of centiseconds or bytes at a varying rate
+					s.v = math.Round((s.v+s.rate*(0.5+rng.Float64()))*100) / 100
+				case 1: // a gauge that moves now and then, in pages
+					if rng.IntN(4) == 0 {
+						s.v += float64(4096 * (rng.IntN(21) - 10))
+					}
+				case 3: // a true float, like a load average
 					s.v = math.Abs(s.v*0.9 + rng.Float64())
 				}
 				req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: s.labels, Samples: []prompb.Sample{{Timestamp: t, Value: s.v}}})
