@@ -13,10 +13,10 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run build test check lint bench fuzz clean
+.PHONY: help run build test e2e-deps check lint bench fuzz clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "Variables: TESTFLAGS, TESTTIMEOUT=$(TESTTIMEOUT), FUZZTIME=$(FUZZTIME), ARGS (for run)"
 
 run: build ## build and start a single node (data in ./data, HTTP on :9009)
@@ -27,6 +27,17 @@ build: ## build bin/myelin
 
 test: ## run all tests (honours TESTFLAGS)
 	$(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
+
+# The end-to-end tests in cmd/myelin run a real Prometheus (Debian's 2.42):
+# without it they skip, or fail when CI is set. .ci/run installs it the same way.
+e2e-deps: ## install Prometheus for the end-to-end tests (apt-get, if missing)
+	@if command -v prometheus >/dev/null 2>&1; then \
+		echo "prometheus found: $$(command -v prometheus)"; \
+	else \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		$$sudo apt-get update -q && \
+		$$sudo apt-get install -y -q --no-install-recommends prometheus; \
+	fi
 
 # vet's stdmethods check takes any Seek(int64 ...) for io.Seeker; Prometheus's
 # chunkenc.Iterator (which the engine implements) and ours have Seek(t int64),
