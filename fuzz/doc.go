@@ -1,7 +1,7 @@
 // Package fuzz holds the fuzz targets of every Myelin decoder that reads
-// bytes from outside, the chunk encodings (package chunkenc) and the
-// remote-write decoder (package server/remotewrite), and their seed
-// corpora. Nothing imports it; its only
+// bytes from outside: the chunk encodings (package chunkenc), the write
+// batches of the Raft log (package engine) and the remote-write decoder
+// (package server/remotewrite), and their seed corpora. Nothing imports it; its only
 // non-test code is deriveSamples, the map from fuzz input to a valid sample
 // sequence, and its inverse appendSamples. It does not import chunkenc
 // outside tests and must not test anything but decoders and encoders.
@@ -31,6 +31,9 @@
 //   - FuzzXORvsPrometheus: EncXOR against Prometheus's tsdb/chunkenc XOR
 //     chunk: equal bytes after our encoding byte for derived samples, and
 //     Prometheus reads every body our decoder accepts to the same samples.
+//   - FuzzBatchDecode: engine.DecodeBatch, the decoder of Raft log entries,
+//     never panics, fails only with ErrCorruptBatch, and what it accepts
+//     re-encodes stably.
 //   - FuzzRemoteWriteDecode and FuzzRemoteWriteSnappy: the remote-write
 //     decoder against prompb.WriteRequest.Unmarshal, uncompressed and as
 //     snappy-compressed HTTP bodies (details in remotewrite_test.go).
