@@ -98,6 +98,35 @@ func (bb *BatchBuilder) Add(lset labels.Labels, samples []Sample) error {
 	return nil
 }
 
+// AddLabels is Add for a label set held as bytes, such as a decoded
+// remote-write request: label i is at(i), for i < n. Symbols are looked up
+// without converting the bytes; only a symbol new to the batch is copied.
+// The same rules as Add apply.
+func (bb *BatchBuilder) AddLabels(n int, at func(i int) (name, value []byte), samples []Sample) error {
+	if n == 0 {
+		return fmt.Errorf("add series: %w", ErrInvalidLabels)
+	}
+	refs := make([]uint32, 0, 2*n)
+	var prev []byte
+	for i := range n {
+		name, value := at(i)
+		if len(name) == 0 || len(value) == 0 || (i > 0 && string(name) <= string(prev)) {
+			return fmt.Errorf("add series (label %d %q=%q): %w", i, name, value, ErrInvalidLabels)
+		}
+		prev = name
+		refs = append(refs, bb.internBytes(name), bb.internBytes(value))
+	}
+	bb.b.Series = append(bb.b.Series, BatchSeries{Labels: refs, Samples: samples})
+	return nil
+}
+
+func (bb *BatchBuilder) internBytes(b []byte) uint32 {
+	if r, ok := bb.sym[string(b)]; ok { // no allocation: the compiler's map lookup
+		return r
+	}
+	return bb.intern(string(b))
+}
+
 func (bb *BatchBuilder) intern(s string) uint32 {
 	if r, ok := bb.sym[s]; ok {
 		return r

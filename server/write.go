@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/server/remotewrite"
@@ -213,7 +212,6 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrit
 	bb := engine.NewBatchBuilder(tenant)
 	var kept []int // index in req.Series of each batch series
 	var scratch []remotewrite.Label
-	sb := labels.NewScratchBuilder(16)
 	for i := range req.Series {
 		s := &req.Series[i]
 		if len(s.Samples) == 0 {
@@ -228,17 +226,13 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrit
 			continue
 		}
 		scratch = remotewrite.DropEmpty(scratch[:0], s.Labels)
-		sb.Reset()
-		for _, l := range scratch {
-			sb.Add(string(l.Name), string(l.Value))
-		}
 		// The builder retains the samples slice; the request's buffer is
 		// reused after we answer, so copy.
 		samples := make([]engine.Sample, len(s.Samples))
 		for j, x := range s.Samples {
 			samples[j] = engine.Sample{T: x.T, V: x.V}
 		}
-		if err := bb.Add(sb.Labels(), samples); err != nil {
+		if err := bb.AddLabels(len(scratch), func(i int) ([]byte, []byte) { return scratch[i].Name, scratch[i].Value }, samples); err != nil {
 			res.refuse(len(s.Samples), fmt.Errorf("series %s: %w", s, err))
 			continue
 		}
