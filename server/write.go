@@ -212,6 +212,9 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrit
 	bb := engine.NewBatchBuilder(tenant)
 	var kept []int // index in req.Series of each batch series
 	var scratch []remotewrite.Label
+	// One copy of all samples for the batch (the request's buffer is reused
+	// after we answer); series take consecutive parts of it.
+	flat := make([]engine.Sample, 0, len(req.Samples))
 	for i := range req.Series {
 		s := &req.Series[i]
 		if len(s.Samples) == 0 {
@@ -226,12 +229,11 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrit
 			continue
 		}
 		scratch = remotewrite.DropEmpty(scratch[:0], s.Labels)
-		// The builder retains the samples slice; the request's buffer is
-		// reused after we answer, so copy.
-		samples := make([]engine.Sample, len(s.Samples))
-		for j, x := range s.Samples {
-			samples[j] = engine.Sample{T: x.T, V: x.V}
+		start := len(flat)
+		for _, x := range s.Samples {
+			flat = append(flat, engine.Sample{T: x.T, V: x.V})
 		}
+		samples := flat[start:len(flat):len(flat)]
 		if err := bb.AddLabels(len(scratch), func(i int) ([]byte, []byte) { return scratch[i].Name, scratch[i].Value }, samples); err != nil {
 			res.refuse(len(s.Samples), fmt.Errorf("series %s: %w", s, err))
 			continue
