@@ -300,6 +300,7 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(newNodeCollector(n))
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:                           "myelin_http_request_duration_seconds",
 		Help:                           "Time to answer HTTP requests, per handler, method and status code.",

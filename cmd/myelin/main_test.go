@@ -71,6 +71,8 @@ func TestRun(t *testing.T) {
 		{"discarded samples metric", "GET", "/metrics", "", nil, 200, `myelin_discarded_samples_total{reason="sample_out_of_order",tenant="t1"} 2`},
 		{"http metrics", "GET", "/metrics", "", nil, 200, `myelin_http_request_duration_seconds_count{code="204",handler="push",method="post"}`},
 		{"config", "GET", "/config", "", nil, 200, "query.timeout: 2m0s"},
+		{"head series metric", "GET", "/metrics", "", nil, 200, `myelin_head_series{tenant="t1"} 1`},
+		{"pebble metrics", "GET", "/metrics", "", nil, 200, "myelin_pebble_disk_bytes"},
 		{"unknown path", "GET", "/nope", "", nil, 404, "not found"},
 		{"ready wrong method", "POST", "/ready", "", nil, 405, ""},
 	} {
