@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -96,8 +97,31 @@ func filterFor(m *labels.Matcher) (f valueFilter, negate bool) {
 // that match all of ms.
 func (r *indexReader) postingsForMatchers(p uint32, ms []*labels.Matcher) ([]uint64, error) {
 	var pos, neg [][]uint64
+	// Matchers of one literal value (foo="bar") are intersected by
+	// leapfrogging over their postings with seeks instead of reading every
+	// list whole: selecting one series by its full label set then costs a
+	// few seeks, not a read of its job's and metric's whole lists (which
+	// made a 1-series select 20x slower than Prometheus's in
+	// BenchmarkEngineSelect). Large results cost a seek per list per
+	// series instead of a Next; small next to reading their chunks.
+	var lits [][]byte
+	for _, m := range ms {
+		if f, negate := filterFor(m); !negate && len(f.literals) == 1 {
+			lits = append(lits, r.ks.postingsValue(nil, p, m.Name, f.literals[0]))
+		}
+	}
+	if len(lits) >= 2 {
+		ids, err := r.leapfrog(lits)
+		if err != nil || len(ids) == 0 {
+			return nil, err
+		}
+		pos = append(pos, ids)
+	}
 	for _, m := range ms {
 		f, negate := filterFor(m)
+		if len(lits) >= 2 && !negate && len(f.literals) == 1 {
+			continue // in the leapfrog result
+		}
 		ids, err := r.valuePostings(p, m.Name, f)
 		if err != nil {
 			return nil, err
@@ -129,6 +153,40 @@ func (r *indexReader) postingsForMatchers(p uint32, ms []*labels.Matcher) ([]uin
 		res = subtract(res, l)
 	}
 	return res, nil
+}
+
+// leapfrog returns the sorted ids present in every postings list, each
+// list given by its key prefix (postingsValue). It seeks each list in turn
+// to the current candidate id; a list that lands past it raises the
+// candidate, and a candidate all lists agree on is emitted.
+func (r *indexReader) leapfrog(prefixes [][]byte) ([]uint64, error) {
+	var ids []uint64
+	var cand uint64
+	agree := 0
+	for i := 0; ; i = (i + 1) % len(prefixes) {
+		pre := prefixes[i]
+		r.key = binary.BigEndian.AppendUint64(append(r.key[:0], pre...), cand)
+		if !r.it.SeekGE(r.key) || !bytes.HasPrefix(r.it.Key(), pre) {
+			return ids, r.it.Error() // this list is exhausted
+		}
+		k := r.it.Key()
+		if len(k) != len(pre)+8 {
+			return nil, fmt.Errorf("postings key %x: bad length", k)
+		}
+		id := binary.BigEndian.Uint64(k[len(pre):])
+		if id != cand {
+			cand, agree = id, 1
+			continue
+		}
+		if agree++; agree < len(prefixes) {
+			continue
+		}
+		ids = append(ids, cand)
+		if cand == math.MaxUint64 {
+			return ids, nil
+		}
+		cand, agree = cand+1, 0
+	}
 }
 
 // valuePostings returns the sorted union of the postings of name=v in
