@@ -39,10 +39,7 @@ e2e-deps: ## install Prometheus for the end-to-end tests (apt-get, if missing)
 		$$sudo apt-get install -y -q --no-install-recommends prometheus; \
 	fi
 
-# vet's stdmethods check takes any Seek(int64 ...) for io.Seeker; Prometheus's
-# chunkenc.Iterator (which the engine implements) and ours have Seek(t int64),
-# so that one check is off.
-VETFLAGS    ?= -stdmethods=false
+VETFLAGS    ?=
 
 check: lint ## lint, then tests with -race -tags invariants
 	$(MAKE) test TESTFLAGS="-race -tags invariants"
