@@ -246,31 +246,22 @@ func (r *indexReader) valuePostings(p uint32, name string, f valueFilter) ([]uin
 
 // labelNames appends the label names with postings in partition p.
 func (r *indexReader) labelNames(dst map[string]struct{}, p uint32) error {
-	lo := r.ks.postingsPart(nil, p)
-	ok := r.it.SeekGE(lo)
-	for ok && bytes.HasPrefix(r.it.Key(), lo) {
-		k := r.it.Key()
-		rest, err := skipEscaped(k[len(lo):])
-		if err != nil {
-			return fmt.Errorf("postings key %x: %w", k, err)
+	return r.distinct(r.ks.postingsPart(nil, p), func(name []byte) {
+		if len(name) > 0 { // "" holds the all-series postings
+			addString(dst, name)
 		}
-		nameEnd := len(k) - len(rest)
-		if r.val, _, err = readEscaped(r.val[:0], k[len(lo):nameEnd]); err != nil {
-			return fmt.Errorf("postings key %x: %w", k, err)
-		}
-		if len(r.val) > 0 {
-			if _, ok := dst[string(r.val)]; !ok {
-				dst[string(r.val)] = struct{}{}
-			}
-		}
-		ok = r.it.SeekGE(successor(k[:nameEnd]))
-	}
-	return r.it.Error()
+	})
 }
 
 // labelValues adds the values of name with postings in partition p.
 func (r *indexReader) labelValues(dst map[string]struct{}, p uint32, name string) error {
-	lo := r.ks.postingsName(nil, p, name)
+	return r.distinct(r.ks.postingsName(nil, p, name), func(v []byte) { addString(dst, v) })
+}
+
+// distinct calls fn with every distinct escaped string that follows the key
+// prefix lo, unescaped, in key order, skipping the rest of each run of keys
+// with one seek. fn must not retain its argument.
+func (r *indexReader) distinct(lo []byte, fn func([]byte)) error {
 	ok := r.it.SeekGE(lo)
 	for ok && bytes.HasPrefix(r.it.Key(), lo) {
 		k := r.it.Key()
@@ -282,12 +273,17 @@ func (r *indexReader) labelValues(dst map[string]struct{}, p uint32, name string
 		if r.val, _, err = readEscaped(r.val[:0], k[len(lo):end]); err != nil {
 			return fmt.Errorf("postings key %x: %w", k, err)
 		}
-		if _, ok := dst[string(r.val)]; !ok {
-			dst[string(r.val)] = struct{}{}
-		}
+		fn(r.val)
 		ok = r.it.SeekGE(successor(k[:end]))
 	}
 	return r.it.Error()
+}
+
+// addString adds b to the set, copying it only when it is new.
+func addString(dst map[string]struct{}, b []byte) {
+	if _, ok := dst[string(b)]; !ok {
+		dst[string(b)] = struct{}{}
+	}
 }
 
 // labels returns the encoded labels of series id. The slice is valid until
