@@ -144,6 +144,12 @@ func errUnknownEncoding(enc Encoding) error {
 // Decode appends the samples of chunk to ts and vs and returns the extended
 // slices. On error the slices are returned as they were passed in.
 func Decode(ts []int64, vs []float64, chunk []byte) ([]int64, []float64, error) {
+	if enc, err := EncodingOf(chunk); err == nil && enc == EncPack {
+		// A block decodes straight into the caller's slices; going through
+		// an Iterator would decode into its buffers and copy.
+		var d packDecoder
+		return d.decode(ts, vs, chunk)
+	}
 	var it Iterator
 	it.Reset(chunk)
 	n0 := len(ts)
