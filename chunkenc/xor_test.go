@@ -1,6 +1,7 @@
 package chunkenc
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -102,4 +103,54 @@ func requireBitsEqual(t testing.TB, want, got []float64) {
 			t.Fatalf("value %d: got %x want %x", i, math.Float64bits(got[i]), math.Float64bits(want[i]))
 		}
 	}
+}
+
+// TestXORLoad: a chunk loaded with Load and appended to is byte for byte
+// the chunk the same samples make when appended in one go, at every split.
+func TestXORLoad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	type series struct {
+		name string
+		ts   []int64
+		vs   []float64
+	}
+	cases := []series{
+		{"constant then change", []int64{1, 2, 3, 4, 5}, []float64{1, 1, 1, 2, 2}},
+		{"change at once", []int64{10, 20, 30}, []float64{1, 2, 3}},
+		{"all equal", []int64{10, 20, 30, 40}, []float64{5, 5, 5, 5}},
+		{"nan and stale", []int64{1000, 2000, 3000, 4000}, []float64{math.NaN(), 1, math.Float64frombits(0x7ff0000000000002), 1}},
+		{"large gaps", []int64{math.MinInt64 + 1, 0, math.MaxInt64 - 1, math.MaxInt64}, []float64{1, -1, 0, 1e300}},
+	}
+	for i := range 50 {
+		ts, vs := randomSeries(rng, 1+rng.IntN(130))
+		cases = append(cases, series{fmt.Sprint("random ", i), ts, vs})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := NewXOR(nil)
+			for i := range tc.ts {
+				require.NoError(t, want.Append(tc.ts[i], tc.vs[i]))
+			}
+			for k := 0; k <= len(tc.ts); k++ {
+				part := NewXOR(nil)
+				for i := range k {
+					require.NoError(t, part.Append(tc.ts[i], tc.vs[i]))
+				}
+				var got XOR
+				require.NoError(t, got.Load(nil, part.Bytes()))
+				require.Equal(t, part.Bytes(), got.Bytes(), "loaded bytes, split %d", k)
+				for i := k; i < len(tc.ts); i++ {
+					require.NoError(t, got.Append(tc.ts[i], tc.vs[i]))
+				}
+				require.Equal(t, want.Bytes(), got.Bytes(), "split at %d", k)
+				lt, lv, ok := got.Last()
+				wt, wv, _ := want.Last()
+				require.True(t, ok)
+				require.Equal(t, wt, lt)
+				require.Equal(t, math.Float64bits(wv), math.Float64bits(lv))
+			}
+		})
+	}
+	var x XOR
+	require.Error(t, x.Load(nil, []byte{byte(EncXOR), 0, 5}), "count beyond the data")
 }

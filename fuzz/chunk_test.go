@@ -104,6 +104,22 @@ func FuzzChunkDecode(f *testing.F) {
 		itErr := it.Err()
 		checkCorrupt(t, "Iterator", itErr, len(data))
 
+		// XOR.Load (the engine's restart path) fails exactly where the
+		// iterator does, and a loaded chunk takes appends.
+		if enc, err := chunkenc.EncodingOf(data); err == nil && enc == chunkenc.EncXOR {
+			var x chunkenc.XOR
+			lErr := x.Load(nil, data)
+			if (lErr == nil) != (itErr == nil) {
+				t.Fatalf("XOR.Load error %v, Iterator error %v", lErr, itErr)
+			}
+			if lErr == nil && x.NumSamples() != nextOK {
+				t.Fatalf("XOR.Load: %d samples, Iterator %d", x.NumSamples(), nextOK)
+			}
+			if lt, _, ok := x.Last(); lErr == nil && ok && lt < math.MaxInt64 {
+				_ = x.Append(lt+1, 1)
+			}
+		}
+
 		// Decode, with an allocation check.
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
