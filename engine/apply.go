@@ -31,7 +31,7 @@ var (
 type SeriesError struct {
 	Series   int   // index in Batch.Series
 	Rejected int   // number of samples refused
-	Err      error // the first refusal; errors.Is one of ErrOutOfOrder, ErrDuplicateSample, ErrTooOld
+	Err      error // the first refusal; errors.Is one of ErrOutOfOrder, ErrDuplicateSample, ErrTooOld, ErrInvalidLabels
 }
 
 // Apply decodes and applies the write batch of log entry index. See
@@ -134,9 +134,9 @@ func (g *Group) fail(err error) error {
 // applyScratch holds buffers reused across Apply calls; guarded by
 // Group.applyMu.
 type applyScratch struct {
-	key, lbl, val []byte
-	ts            []int64
-	vs            []float64
+	key, val []byte
+	ts       []int64
+	vs       []float64
 }
 
 // appender applies one batch to one tenant. The caller holds t.mu.
@@ -156,15 +156,11 @@ func (a *appender) applyLocked(b *Batch) ([]SeriesError, error) {
 	nextID0 := t.mu.nextID
 	for i := range b.Series {
 		bs := &b.Series[i]
-		sc.lbl = sc.lbl[:0]
-		for j := 0; j+1 < len(bs.Labels); j += 2 {
-			sc.lbl = appendLabelPair(sc.lbl, b.Symbols[bs.Labels[j]], b.Symbols[bs.Labels[j+1]])
-		}
-		h := xxhash.Sum64(sc.lbl)
-		s := t.lookupLocked(h, sc.lbl)
+		h := xxhash.Sum64(bs.Labels)
+		s := t.lookupLocked(h, bs.Labels)
 		if s == nil && !t.mu.allInHead {
 			var err error
-			if s, err = a.lookupStoredLocked(h, sc.lbl); err != nil {
+			if s, err = a.lookupStoredLocked(h, bs.Labels); err != nil {
 				return nil, err
 			}
 		}
@@ -193,8 +189,17 @@ func (a *appender) applyLocked(b *Batch) ([]SeriesError, error) {
 				continue
 			}
 			if s == nil {
+				// A new series: its labels are checked now (DecodeBatch
+				// does not). Invalid ones refuse the series' samples.
+				if err := CheckLabels(bs.Labels); err != nil {
+					if se.Rejected == 0 {
+						se.Err = err
+					}
+					se.Rejected = len(bs.Samples) // none was accepted: s is nil
+					break
+				}
 				var err error
-				if s, err = a.createLocked(h, sc.lbl); err != nil {
+				if s, err = a.createLocked(h, bs.Labels); err != nil {
 					return nil, err
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/stretchr/testify/require"
@@ -44,10 +45,13 @@ func TestBatchRoundTrip(t *testing.T) {
 			got, err := DecodeBatch(enc[6:])
 			require.NoError(t, err)
 			require.Equal(t, tc.b.Tenant, got.Tenant)
-			require.Equal(t, tc.b.Symbols, got.Symbols)
 			require.Len(t, got.Series, len(tc.b.Series))
 			for i := range got.Series {
-				require.Equal(t, tc.b.Labels(i), got.Labels(i))
+				want, err := tc.b.Labels(i)
+				require.NoError(t, err)
+				gotLabels, err := got.Labels(i)
+				require.NoError(t, err)
+				require.Equal(t, want, gotLabels)
 				require.Len(t, got.Series[i].Samples, len(tc.b.Series[i].Samples))
 				for j, s := range got.Series[i].Samples {
 					w := tc.b.Series[i].Samples[j]
@@ -67,12 +71,12 @@ func TestBatchGolden(t *testing.T) {
 		labels.FromStrings("__name__", "up", "job", "a"), []Sample{{1000, 1}, {2000, 0}},
 		labels.FromStrings("__name__", "up"), []Sample{{1500, 2}},
 	)
-	const want = "01" + "0174" + // version, tenant "t"
-		"04" + "085f5f6e616d655f5f" + "027570" + "036a6f62" + "0161" + // symbols
+	const want = "02" + "0174" + // version, tenant "t"
 		"02" + // two series
-		"02" + "00" + "01" + "02" + "03" + "02" + // labels: __name__=up job=a; 2 samples
-		"d00f" + "000000000000f03f" + "d00f" + "0000000000000000" +
-		"01" + "00" + "01" + "01" + "b817" + "0000000000000040"
+		"12" + "5f5f6e616d655f5fff" + "7570ff" + "6a6f62ff" + "61ff" + // __name__=up job=a
+		"02" + "d00f" + "000000000000f03f" + "d00f" + "0000000000000000" + // 2 samples
+		"0c" + "5f5f6e616d655f5fff" + "7570ff" +
+		"01" + "b817" + "0000000000000040"
 	require.Equal(t, want, hex.EncodeToString(AppendBatch(nil, b)))
 }
 
@@ -84,17 +88,14 @@ func TestDecodeBatchErrors(t *testing.T) {
 		offset int
 	}{
 		{"empty", nil, 0},
-		{"bad version", []byte{2}, 0},
-		{"no tenant length", []byte{1}, 1},
-		{"empty tenant", []byte{1, 0}, 2},
-		{"tenant too long", []byte{1, 5, 'a'}, 2},
-		{"symbol count too big", []byte{1, 1, 't', 0x7f}, 4},
-		{"huge symbol count", []byte{1, 1, 't', 0xff, 0xff, 0xff, 0xff, 0x0f}, 8},
-		{"symbol ref out of range", []byte{1, 1, 't', 1, 1, 'a', 1, 1, 0, 1, 0}, 10},
-		{"series count exceeds input", []byte{1, 1, 't', 1, 1, 'a', 1, 1, 0}, 7},
-		{"empty value", []byte{1, 1, 't', 2, 1, 'a', 0, 1, 1, 0, 1, 0}, 11},
-		{"unsorted names", []byte{1, 1, 't', 2, 1, 'b', 1, 'a', 1, 2, 0, 0, 1, 1, 0}, 13},
-		{"no labels", []byte{1, 1, 't', 0, 1, 0, 0, 0, 0}, 6},
+		{"bad version", []byte{1}, 0},
+		{"no tenant length", []byte{2}, 1},
+		{"empty tenant", []byte{2, 0}, 2},
+		{"tenant too long", []byte{2, 5, 'a'}, 2},
+		{"series count exceeds input", []byte{2, 1, 't', 1, 4, 'a', 0xff, 'b', 0xff}, 4},
+		{"huge series count", []byte{2, 1, 't', 0xff, 0xff, 0xff, 0xff, 0x0f}, 8},
+		{"label set exceeds input", []byte{2, 1, 't', 1, 9, 'a', 0xff, 'b', 0xff, 0}, 5},
+		{"no labels", []byte{2, 1, 't', 1, 0, 0, 0, 0, 0, 0}, 5},
 		{"truncated value", valid[:len(valid)-1], len(valid) - 9},
 		{"trailing byte", append(append([]byte(nil), valid...), 0), len(valid)},
 	} {
@@ -136,6 +137,8 @@ func TestBatchBuilderRejectsInvalidLabels(t *testing.T) {
 		{"empty", labels.EmptyLabels()},
 		{"empty value", labels.FromStrings("a", "")},
 		{"empty name", labels.FromStrings("", "x")},
+		{"separator in value", labels.FromStrings("a", "b\xffc")},
+		{"separator in name", labels.FromStrings("a\xff", "b")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := NewBatchBuilder("t").Add(tc.lset, nil)
@@ -190,8 +193,54 @@ func TestBatchBuilderAddLabelsMatchesAdd(t *testing.T) {
 		{{"a", "1"}, {"a", "2"}},
 		{{"a", ""}},
 		{{"", "x"}},
+		{{"a", "\xff"}},
 	} {
 		err := bad.AddLabels(len(pairs), func(i int) ([]byte, []byte) { return []byte(pairs[i][0]), []byte(pairs[i][1]) }, samples)
 		require.ErrorIs(t, err, ErrInvalidLabels, "%v", pairs)
 	}
+}
+
+func TestCheckLabels(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		enc  string
+		ok   bool
+	}{
+		{"one label", "a\xffb\xff", true},
+		{"two labels", "a\xff1\xffb\xff2\xff", true},
+		{"empty", "", false},
+		{"empty value", "a\xff\xff", false},
+		{"empty name", "\xffa\xff", false},
+		{"unterminated name", "a", false},
+		{"unterminated value", "a\xffb", false},
+		{"unsorted names", "b\xff1\xffa\xff1\xff", false},
+		{"duplicate names", "a\xff1\xffa\xff2\xff", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckLabels([]byte(tc.enc))
+			if tc.ok {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, ErrInvalidLabels)
+			}
+		})
+	}
+}
+
+// TestApplyRefusesInvalidLabels: DecodeBatch leaves label sets to Apply,
+// which refuses the samples of a series with invalid labels and applies
+// the rest of the batch.
+func TestApplyRefusesInvalidLabels(t *testing.T) {
+	_, g := openTest(t, testOptions(vfs.NewMem()))
+	b := buildBatch(t, "t", labels.FromStrings("a", "b"), []Sample{{1, 1}})
+	b.Series = append(b.Series,
+		BatchSeries{Labels: []byte("b\xff1\xffa\xff1\xff"), Samples: []Sample{{1, 1}, {2, 2}}},
+		BatchSeries{Labels: []byte("c\xffd\xff"), Samples: []Sample{{1, 1}}})
+	errs, err := g.Apply(1, AppendBatch(nil, b))
+	require.NoError(t, err)
+	require.Len(t, errs, 1)
+	require.Equal(t, 1, errs[0].Series)
+	require.Equal(t, 2, errs[0].Rejected)
+	require.ErrorIs(t, errs[0].Err, ErrInvalidLabels)
+	require.Len(t, selectAll(t, g, "t", math.MinInt64, math.MaxInt64), 2)
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -157,6 +158,9 @@ func (db *DB) getUint64(key []byte) (uint64, bool, error) {
 // chunks.
 func (g *Group) load() error {
 	db := g.db
+	if err := g.checkFormat(); err != nil {
+		return err
+	}
 	var err error
 	if g.mu.applied, _, err = db.getUint64(groupKey(nil, g.id, kindCheckpoint)); err != nil {
 		return fmt.Errorf("read checkpoint index: %w", err)
@@ -217,6 +221,42 @@ func newTenant(name string, ks keyspace) *tenant {
 }
 
 // loadTenant restores a tenant's head from its checkpoint.
+// checkFormat checks the group's on-disk format, writing it for a new
+// group.
+func (g *Group) checkFormat() error {
+	db := g.db
+	key := groupKey(nil, g.id, kindFormat)
+	v, closer, err := db.pdb.Get(key)
+	switch {
+	case err == nil:
+		defer closer.Close()
+		if len(v) != 1 || v[0] != formatVersion {
+			return fmt.Errorf("%w: group %d has format %x, this binary reads %d", ErrFormat, g.id, v, formatVersion)
+		}
+		return nil
+	case !errors.Is(err, pebble.ErrNotFound):
+		return fmt.Errorf("read format: %w", err)
+	}
+	// No format key: a new group, unless it holds data of a version
+	// before the key existed.
+	prefix := appendPrefix(nil, g.id, 0, 0)[:4]
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	if err != nil {
+		return err
+	}
+	found := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("read group: %w", err)
+	}
+	if found {
+		return fmt.Errorf("%w: group %d has data but no format key (written before format %d)", ErrFormat, g.id, formatVersion)
+	}
+	if err := db.pdb.Set(key, []byte{formatVersion}, pebble.Sync); err != nil {
+		return fmt.Errorf("write format: %w", err)
+	}
+	return nil
+}
+
 func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 	db := g.db
 	t := newTenant(name, keyspace{group: g.id, tenant: id})
@@ -238,9 +278,18 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 		return nil, err
 	}
 	defer it.Close()
-	var ts []int64
-	var vs []float64
+	// The labels come from a second iterator over the 's' keys, in the
+	// same id order: a merge join instead of a point Get per series (the
+	// Gets were 36% of loading 10k series).
+	sprefix := appendPrefix(nil, g.id, id, kindSeries)
+	sit, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: sprefix, UpperBound: successor(sprefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer sit.Close()
+	sit.First()
 	var key []byte
+	var ci chunkenc.Iterator // for the first time of a chunk
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()
 		if len(k) != prefixLen+8 {
@@ -248,26 +297,30 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 		}
 		sid := binary.BigEndian.Uint64(k[prefixLen:])
 		key = t.ks.seriesKey(key[:0], sid)
-		lv, closer, err := db.pdb.Get(key)
-		if err != nil {
-			return nil, fmt.Errorf("read labels of series %d: %w", sid, err)
-		}
-		s := &memSeries{id: sid, lbls: string(lv)}
-		closer.Close()
-		ts, vs, err = chunkenc.Decode(ts[:0], vs[:0], it.Value())
-		if err != nil {
-			return nil, fmt.Errorf("decode open chunk of series %d: %w", sid, err)
-		}
-		// Re-appending reproduces the chunk byte for byte: XOR appends
-		// are deterministic.
-		s.head.Reset(make([]byte, 0, len(it.Value())))
-		for i := range ts {
-			if err := s.head.Append(ts[i], vs[i]); err != nil {
-				return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
+		// A few Nexts over series without an open chunk, else a seek.
+		for i := 0; sit.Valid() && bytes.Compare(sit.Key(), key) < 0; i++ {
+			if i == 8 {
+				sit.SeekGE(key)
+				break
 			}
+			sit.Next()
 		}
-		if len(ts) > 0 {
-			s.mint = ts[0]
+		if !sit.Valid() || !bytes.Equal(sit.Key(), key) {
+			if err := sit.Error(); err != nil {
+				return nil, fmt.Errorf("read labels of series %d: %w", sid, err)
+			}
+			return nil, fmt.Errorf("read labels of series %d: %w", sid, pebble.ErrNotFound)
+		}
+		s := &memSeries{id: sid, lbls: string(sit.Value())}
+		// The open chunk is stored in EncXOR, the head's own format:
+		// Load adopts it and recovers its appender state.
+		if err := s.head.Load(make([]byte, 0, len(it.Value())), it.Value()); err != nil {
+			return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
+		}
+		if s.head.NumSamples() > 0 {
+			ci.Reset(s.head.Bytes())
+			ci.Next()
+			s.mint, _ = ci.At()
 			s.partEnd = partitionEnd(partitionOf(s.mint, db.partitionMs), db.partitionMs)
 		}
 		t.insertLocked(xxhash.Sum64String(s.lbls), s)

@@ -64,7 +64,10 @@ func (m *model) apply(b *Batch) []string {
 	}
 	var errs []string
 	for i := range b.Series {
-		lset := b.Labels(i)
+		lset, err := b.Labels(i)
+		if err != nil {
+			panic(err) // the model test builds valid batches
+		}
 		s := mt.series[lset.String()]
 		rejected, first := 0, ""
 		for _, smp := range b.Series[i].Samples {

@@ -44,6 +44,9 @@ func FuzzBatchDecode(f *testing.F) {
 			}
 			return
 		}
+		for i := range b.Series {
+			_, _ = b.Labels(i) // label sets are checked lazily: never panics
+		}
 		again := engine.AppendBatch(nil, &b)
 		b2, err := engine.DecodeBatch(again)
 		if err != nil {

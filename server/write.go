@@ -44,11 +44,14 @@ type WriteOptions struct {
 // WriteHandler serves Prometheus remote write 1.0 (POST /api/v1/push and
 // /api/v1/write). See ServeHTTP for the answers it gives.
 type WriteHandler struct {
-	w       Writer
-	dec     *remotewrite.Decoder
-	opts    WriteOptions
-	reqs    sync.Pool // *remotewrite.Request
-	metrics *writeMetrics
+	w    Writer
+	dec  *remotewrite.Decoder
+	opts WriteOptions
+	reqs sync.Pool // *remotewrite.Request
+	// builders: *engine.BatchBuilder. A builder holds at most the label
+	// sets and series of one request, like a pooled Request.
+	builders sync.Pool
+	metrics  *writeMetrics
 }
 
 // maxPooledRequestBytes: requests whose buffers grew past this are not
@@ -72,6 +75,7 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 	}
 	h := &WriteHandler{w: w, dec: dec, opts: opts, metrics: newWriteMetrics(opts.Registerer)}
 	h.reqs.New = func() any { return new(remotewrite.Request) }
+	h.builders.New = func() any { return engine.NewBatchBuilder("") }
 	return h, nil
 }
 
@@ -209,9 +213,14 @@ func (res *writeResult) message() string {
 func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrite.Request) (*writeResult, error) {
 	res := &writeResult{histograms: len(req.Histograms), exemplars: len(req.Exemplars), meta: len(req.Metadata)}
 	now := h.opts.Now()
-	bb := engine.NewBatchBuilder(tenant)
+	bb := h.builders.Get().(*engine.BatchBuilder)
+	defer func() {
+		if bb.BufferBytes() <= maxPooledRequestBytes {
+			h.builders.Put(bb)
+		}
+	}()
+	bb.Reset(tenant)
 	var kept []int // index in req.Series of each batch series
-	var scratch []remotewrite.Label
 	// One copy of all samples for the batch (the request's buffer is reused
 	// after we answer); series take consecutive parts of it.
 	flat := make([]engine.Sample, 0, len(req.Samples))
@@ -220,7 +229,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrit
 		if len(s.Samples) == 0 {
 			continue
 		}
-		if err := h.opts.Limits.ValidateLabels(s.Labels); err != nil {
+		if err := h.opts.Limits.ValidateSeries(s); err != nil {
 			res.refuse(len(s.Samples), err)
 			continue
 		}
@@ -228,16 +237,15 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrit
 			res.refuse(len(s.Samples), err)
 			continue
 		}
-		scratch = remotewrite.DropEmpty(scratch[:0], s.Labels)
 		start := len(flat)
 		for _, x := range s.Samples {
 			flat = append(flat, engine.Sample{T: x.T, V: x.V})
 		}
-		samples := flat[start:len(flat):len(flat)]
-		if err := bb.AddLabels(len(scratch), func(i int) ([]byte, []byte) { return scratch[i].Name, scratch[i].Value }, samples); err != nil {
-			res.refuse(len(s.Samples), fmt.Errorf("series %s: %w", s, err))
-			continue
-		}
+		// Valid labels, without the empty-valued ones, in wire order are
+		// sorted and unique: s.Key is then the engine's encoding of the
+		// label set to store (remotewrite.Series.Key), and the batch takes
+		// it as one copy instead of label by label.
+		bb.AddEncoded(s.Key, flat[start:len(flat):len(flat)])
 		kept = append(kept, i)
 	}
 	if len(kept) == 0 {

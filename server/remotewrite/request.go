@@ -43,6 +43,17 @@ type Series struct {
 	// set that is stored (empty values dropped), and it equals
 	// labels.StableHash of that set, in every process and version.
 	Hash uint64
+	// Key is the input of Hash: name, 0xff, value, 0xff for each label
+	// with a non-empty value, in wire order; a sub-slice of a buffer the
+	// Request owns, valid until it is reused. For a series that passes
+	// ValidateLabels it is exactly the engine's encoding of the label set
+	// that is stored (engine.AppendLabel). KeyLabels is the number of
+	// labels in it. Two series with equal Key and KeyLabels have the same
+	// non-empty labels in the same order, even if one holds 0xff bytes
+	// (invalid UTF-8): 2*KeyLabels separators leave none inside a name or
+	// value.
+	Key       []byte
+	KeyLabels int
 	// Exemplars and Histograms count this series' exemplars and native
 	// histograms; their bytes are in Request.Exemplars and
 	// Request.Histograms.
@@ -69,9 +80,9 @@ type Request struct {
 	// Body is the uncompressed WriteRequest the slices point into.
 	Body []byte
 
-	buf     []byte // decompressed body, reused by Decoder.Decode
-	hashBuf []byte // scratch for the hash of one label set
-	budget  int    // bytes of decoded elements still allowed; see memPerByte
+	buf    []byte // decompressed body, reused by Decoder.Decode
+	keys   []byte // Series.Key of all series, series after series
+	budget int    // bytes of decoded elements still allowed; see memPerByte
 }
 
 // Memory bound of decoding: the elements appended to a Request (Series,
@@ -110,6 +121,7 @@ func (r *Request) Reset() {
 	clear(r.Labels) // drop references into the old body
 	r.Series = r.Series[:0]
 	r.Labels = r.Labels[:0]
+	r.keys = r.keys[:0]
 	r.Samples = r.Samples[:0]
 	r.Exemplars = r.Exemplars[:0]
 	r.Histograms = r.Histograms[:0]
@@ -185,13 +197,14 @@ func (r *Request) Unmarshal(body []byte) error {
 // for their lengths: they may point into arrays that append has since
 // outgrown, which link lets the GC free.
 func (r *Request) link() {
-	nl, ns := 0, 0
+	nl, ns, nk := 0, 0, 0
 	for i := range r.Series {
 		s := &r.Series[i]
-		l, n := len(s.Labels), len(s.Samples)
+		l, n, k := len(s.Labels), len(s.Samples), len(s.Key)
 		s.Labels = r.Labels[nl : nl+l : nl+l]
 		s.Samples = r.Samples[ns : ns+n : ns+n]
-		nl, ns = nl+l, ns+n
+		s.Key = r.keys[nk : nk+k : nk+k]
+		nl, ns, nk = nl+l, ns+n, nk+k
 	}
 	if invariants.Enabled && (nl != len(r.Labels) || ns != len(r.Samples)) {
 		panic(fmt.Sprintf("BUG: series cover %d labels and %d samples of %d and %d", nl, ns, len(r.Labels), len(r.Samples)))
@@ -289,12 +302,17 @@ func (r *Request) decodeSeries(b []byte, pos, end int) error {
 		return r.tooLarge()
 	}
 	ls := r.Labels[l0:]
-	r.hashBuf = appendHashInput(r.hashBuf[:0], ls)
+	k0 := len(r.keys)
+	var nk int
+	r.keys, nk = appendHashInput(r.keys, ls)
+	key := r.keys[k0:]
 	r.Series = append(r.Series, Series{
 		// Lengths only; link makes them sub-slices.
 		Labels:     ls[:len(ls):len(ls)],
 		Samples:    r.Samples[s0:len(r.Samples):len(r.Samples)],
-		Hash:       xxhash.Sum64(r.hashBuf),
+		Hash:       xxhash.Sum64(key),
+		Key:        key[:len(key):len(key)],
+		KeyLabels:  nk,
 		Exemplars:  nex,
 		Histograms: nh,
 	})
@@ -306,10 +324,12 @@ func (r *Request) decodeSeries(b []byte, pos, end int) error {
 const hashSep = 0xff
 
 // appendHashInput appends the labels.StableHash input of ls, skipping
-// labels with an empty value (they are dropped before storing).
-func appendHashInput(dst []byte, ls []Label) []byte {
+// labels with an empty value (they are dropped before storing), and
+// returns the number of labels appended.
+func appendHashInput(dst []byte, ls []Label) ([]byte, int) {
 	// Four appends per label measured 20% faster than sizing once and
 	// copying (44 vs 55 ns per node_exporter series).
+	n := 0
 	for _, l := range ls {
 		if len(l.Value) == 0 {
 			continue
@@ -318,8 +338,9 @@ func appendHashInput(dst []byte, ls []Label) []byte {
 		dst = append(dst, hashSep)
 		dst = append(dst, l.Value...)
 		dst = append(dst, hashSep)
+		n++
 	}
-	return dst
+	return dst, n
 }
 
 // decodeLabel decodes the Label in b[pos:end]. As in proto3, a field that

@@ -2,9 +2,11 @@ package remotewrite
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -107,6 +109,53 @@ func seriesErr(err error, ls []Label, detail string) error {
 // long, value not UTF-8, value too long, unsorted, duplicate.
 // It allocates only for the error.
 func (l *Limits) ValidateLabels(ls []Label) error {
+	return l.validateLabels(ls, false)
+}
+
+// ValidateSeries is ValidateLabels(s.Labels), faster: when s.Key is all
+// ASCII, as nearly every real label set is, one pass over it replaces a
+// UTF-8 check per name and value (those were 8% of the write path).
+func (l *Limits) ValidateSeries(s *Series) error {
+	return l.validateLabels(s.Labels, asciiKey(s.Key, s.KeyLabels))
+}
+
+// asciiKey reports whether the names and values in a Series.Key of n
+// labels are all ASCII: every byte is below 0x80 except the 2n
+// separators. (A 0xff inside a name or value makes more than 2n.)
+//
+// Eight bytes at a time: the bytes with the high bit set must be exactly
+// the 0xff bytes. A per-byte loop over words holding a separator (nearly
+// all of them) cost 80 ns per node_exporter series; this costs ~15.
+func asciiKey(key []byte, n int) bool {
+	const (
+		high = 0x8080808080808080
+		low  = 0x7f7f7f7f7f7f7f7f
+	)
+	seps := 0
+	for len(key) > 0 {
+		var w uint64
+		if len(key) >= 8 {
+			w = binary.LittleEndian.Uint64(key)
+			key = key[8:]
+		} else {
+			for i, c := range key { // the tail, zero-padded
+				w |= uint64(c) << (8 * i)
+			}
+			key = nil
+		}
+		x := ^w // 0xff bytes of w are zero bytes of x
+		ff := ^((x&low + low) | x | low)
+		if w&high != ff {
+			return false
+		}
+		seps += bits.OnesCount64(ff)
+	}
+	return seps == 2*n
+}
+
+// validateLabels is ValidateLabels; ascii says that every name and value
+// is known to be ASCII.
+func (l *Limits) validateLabels(ls []Label, ascii bool) error {
 	// Zero fields mean defaults, read field by field: a withDefaults copy
 	// of Limits per series cost 10% of decoding + validation.
 	maxNames := orDefault(l.MaxLabelNames, DefaultMaxLabelNames)
@@ -126,7 +175,7 @@ func (l *Limits) ValidateLabels(ls []Label) error {
 	if name == nil {
 		return seriesErr(ErrMissingName, ls, "")
 	}
-	if !validName(name, l.LegacyNames, true) {
+	if !validName(name, l.LegacyNames, true, ascii) {
 		return seriesErr(ErrInvalidMetricName, ls, "")
 	}
 	if n > maxNames {
@@ -139,11 +188,11 @@ func (l *Limits) ValidateLabels(ls []Label) error {
 			continue
 		}
 		switch {
-		case !validName(lb.Name, l.LegacyNames, false):
+		case !validName(lb.Name, l.LegacyNames, false, ascii):
 			return seriesErr(ErrInvalidLabelName, ls, "label "+quote(lb.Name))
 		case len(lb.Name) > maxNameBytes:
 			return seriesErr(ErrLabelNameTooLong, ls, fmt.Sprintf("label %s of %d bytes, limit %d", quote(lb.Name), len(lb.Name), maxNameBytes))
-		case !utf8.Valid(lb.Value):
+		case !ascii && !utf8.Valid(lb.Value):
 			return seriesErr(ErrInvalidLabelValue, ls, "label "+quote(lb.Name))
 		case len(lb.Value) > maxValueBytes:
 			return seriesErr(ErrLabelValueTooLong, ls, fmt.Sprintf("label %s value of %d bytes, limit %d", quote(lb.Name), len(lb.Value), maxValueBytes))
@@ -202,10 +251,11 @@ func DropEmpty(dst, ls []Label) []Label {
 }
 
 // validName reports whether b is a valid metric name (metric) or label
-// name: non-empty valid UTF-8, or in legacy mode the Prometheus 2 charset.
-func validName(b []byte, legacy, metric bool) bool {
+// name: non-empty valid UTF-8 (known to be if ascii), or in legacy mode
+// the Prometheus 2 charset.
+func validName(b []byte, legacy, metric, ascii bool) bool {
 	if !legacy {
-		return len(b) > 0 && utf8.Valid(b)
+		return len(b) > 0 && (ascii || utf8.Valid(b))
 	}
 	return isLegacyName(b, metric)
 }

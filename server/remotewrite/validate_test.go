@@ -2,6 +2,7 @@ package remotewrite
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,9 @@ func TestValidateLabels(t *testing.T) {
 		{"empty label name", Limits{}, lbls("", "x", "__name__", "up"), ErrInvalidLabelName, `label ""`},
 		{"invalid utf8 label name", Limits{}, lbls("__name__", "up", "a\xffb", "x"), ErrInvalidLabelName, `label "a\xffb"`},
 		{"invalid utf8 value", Limits{}, lbls("__name__", "up", "a", "\xc3"), ErrInvalidLabelValue, `label "a"`},
+		{"separator byte in value", Limits{}, lbls("__name__", "up", "a", "x\xffy"), ErrInvalidLabelValue, `label "a"`},
+		{"separator byte in long value", Limits{}, lbls("__name__", "up", "a", "0123456789\xff"), ErrInvalidLabelValue, `label "a"`},
+		{"utf8 value", Limits{}, lbls("__name__", "up", "a", "naïve"), nil, ""},
 		{"duplicate", Limits{}, lbls("__name__", "up", "a", "1", "a", "2"), ErrDuplicateLabel, `label "a"`},
 		{"unsorted", Limits{}, lbls("__name__", "up", "b", "1", "a", "2"), ErrUnsortedLabels, `label "a" after "b"`},
 		{"too many", Limits{MaxLabelNames: 2}, lbls("__name__", "up", "a", "1", "b", "2"), ErrTooManyLabels, "3 labels, limit 2"},
@@ -53,6 +57,10 @@ func TestValidateLabels(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.lim.ValidateLabels(tc.in)
+			key, n := appendHashInput(nil, tc.in)
+			if err2 := tc.lim.ValidateSeries(&Series{Labels: tc.in, Key: key, KeyLabels: n}); fmt.Sprint(err2) != fmt.Sprint(err) {
+				t.Fatalf("ValidateSeries: %v, ValidateLabels: %v", err2, err)
+			}
 			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -110,10 +118,10 @@ func TestNameValidityMatchesPrometheus(t *testing.T) {
 			if legacy {
 				scheme = model.LegacyValidation
 			}
-			if got, want := validName([]byte(n), legacy, false), scheme.IsValidLabelName(n); got != want {
+			if got, want := validName([]byte(n), legacy, false, false), scheme.IsValidLabelName(n); got != want {
 				t.Errorf("label name %q legacy=%v: %v, Prometheus %v", n, legacy, got, want)
 			}
-			if got, want := validName([]byte(n), legacy, true), scheme.IsValidMetricName(n); got != want {
+			if got, want := validName([]byte(n), legacy, true, false), scheme.IsValidMetricName(n); got != want {
 				t.Errorf("metric name %q legacy=%v: %v, Prometheus %v", n, legacy, got, want)
 			}
 		}
@@ -153,6 +161,31 @@ func TestRenderLabels(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestASCIIKey(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ls   []Label
+		want bool
+	}{
+		{"ascii", lbls("__name__", "node_cpu_seconds_total", "cpu", "0"), true},
+		{"ascii, short", lbls("a", "b"), true},
+		{"empty values skipped", lbls("a", "", "b", "c"), true},
+		{"utf8 value", lbls("a", "naïve"), false},
+		{"utf8 name in the tail", lbls("__name__", "x", "é", "1"), false},
+		{"0xff in value", lbls("a", "x\xffy"), false},
+		{"0xff in long value", lbls("__name__", "up", "a", "0123456789\xff"), false},
+		{"0x80 byte", lbls("a", "\x80"), false},
+		{"0x7f byte", lbls("a", "\x7f"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key, n := appendHashInput(nil, tc.ls)
+			if got := asciiKey(key, n); got != tc.want {
+				t.Fatalf("asciiKey(%q, %d) = %v, want %v", key, n, got, tc.want)
 			}
 		})
 	}
