@@ -18,7 +18,8 @@ package bench
 //		-args -engine.series=1000000 -engine.scrapes=240
 //
 // -engine.select-series sets the series count of the 24h data set of
-// BenchmarkEngineSelect and BenchmarkEngineDisk.
+// BenchmarkEngineSelect and BenchmarkEngineDisk. BenchmarkEngineRestart
+// reopens a store of -engine.series series (its comment has the 1M run).
 
 import (
 	"context"
@@ -288,7 +289,16 @@ type promStore struct {
 // openProm opens a tsdb with Prometheus's default options (2h head chunk
 // range, WAL on).
 func openProm(dir string, lsets []labels.Labels, scrape []engine.Sample) (store, error) {
-	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, tsdb.DefaultOptions(), nil)
+	return openPromWith(dir, lsets, scrape, nil)
+}
+
+// openPromWith is openProm with options changed by set (if not nil).
+func openPromWith(dir string, lsets []labels.Labels, scrape []engine.Sample, set func(*tsdb.Options)) (store, error) {
+	opts := tsdb.DefaultOptions()
+	if set != nil {
+		set(opts)
+	}
+	db, err := tsdb.Open(dir, slog.New(slog.DiscardHandler), nil, opts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -597,4 +607,83 @@ func dirBytes(dir string) (int64, error) {
 		return nil
 	})
 	return n, err
+}
+
+// BenchmarkEngineRestart: reopening a store that holds -engine.series
+// active series after -engine.scrapes scrapes, until it can answer
+// queries ("restart-s"; ns/op is the same). Myelin is closed after a
+// checkpoint, as a node shuts down (Raft then replays nothing); its
+// restart loads the open chunks written at the checkpoint. Prometheus is
+// closed as it shuts down by default, and replays its WAL into the head
+// on open ("prometheus"); "prometheus-snapshot" closes with
+// EnableMemorySnapshotOnShutdown, its fastest restart (head chunks
+// snapshotted on shutdown, no WAL replay).
+//
+//	go test -run '^$' -bench EngineRestart -benchtime 3x -timeout 0 ./bench/ -args -engine.series=1000000
+func BenchmarkEngineRestart(b *testing.B) {
+	w := newWorkload(b, *engineSeries)
+	lsets := w.labels()
+	scrape := make([]engine.Sample, w.n)
+	promSnapshot := func(dir string, lsets []labels.Labels, scrape []engine.Sample) (store, error) {
+		return openPromWith(dir, lsets, scrape, func(o *tsdb.Options) { o.EnableMemorySnapshotOnShutdown = true })
+	}
+	for _, kind := range append(storeKinds[:len(storeKinds):len(storeKinds)], storeKind{"prometheus-snapshot", promSnapshot}) {
+		b.Run(kind.name, func(b *testing.B) {
+			dir := b.TempDir()
+			st, err := kind.open(dir, lsets, scrape)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ingest(b, st, w, scrape, *engineScrapes)
+			if ms, ok := st.(*myelinStore); ok {
+				if err := ms.settle(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := st.close(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				st, err := kind.open(dir, nil, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := checkSeries(st, w.n); err != nil {
+					b.Fatal(errors.Join(err, st.close()))
+				}
+				if err := st.close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "restart-s")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(w.n), "ns/series")
+		})
+	}
+}
+
+// checkSeries checks that the store, reopened, has all n series.
+func checkSeries(st store, n int) error {
+	q, err := st.querier(baseMs, baseMs+int64(*engineScrapes)*scrapeMs)
+	if err != nil {
+		return err
+	}
+	vals, _, err := q.LabelValues(context.Background(), "instance", nil)
+	if err != nil {
+		return errors.Join(err, q.Close())
+	}
+	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+"))
+	got := 0
+	for ss.Next() {
+		got++
+	}
+	if err := errors.Join(ss.Err(), q.Close()); err != nil {
+		return err
+	}
+	if got != n {
+		return fmt.Errorf("reopened store has %d series (%d instances), want %d", got, len(vals), n)
+	}
+	return nil
 }
