@@ -340,7 +340,11 @@ func (a *appender) sealLocked(s *memSeries) error {
 			return err
 		}
 	}
-	s.head.Reset(s.head.Bytes()[:0])
+	// A new buffer that grows with the chunk, not the old one: reused, it
+	// kept every series at the capacity of its largest chunk (1.3 KB for
+	// node_exporter's decimal counters) while the open chunk holds half
+	// that on average. Growing costs ~10 ns per sample; see docs/design.md.
+	s.head.Reset(nil)
 	return nil
 }
 
