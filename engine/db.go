@@ -36,9 +36,13 @@ func Open(opts Options) (*DB, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
+	cache := pebble.NewCache(opts.CacheBytes)
+	defer cache.Unref() // the DB holds its own reference
 	pdb, err := pebble.Open(opts.Dir, &pebble.Options{
-		FS:     opts.FS,
-		Logger: pebbleLogger{opts},
+		FS:           opts.FS,
+		Logger:       pebbleLogger{opts},
+		Cache:        cache,
+		MemTableSize: uint64(opts.MemTableBytes),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open pebble %s: %w", opts.Dir, err)

@@ -43,14 +43,26 @@ type Options struct {
 	// means 1h; a series scraped every 15s is never evicted, one that
 	// stopped leaves within 75 minutes.
 	EvictIdle time.Duration
+	// CacheBytes is the size of Pebble's block cache, shared by index and
+	// chunk reads. Zero means 64 MiB. Pebble's own default, 8 MiB, let
+	// the postings and index blocks of a 1000-series store fall out:
+	// every short select read them again with pread.
+	CacheBytes int64
+	// MemTableBytes is the size of one Pebble memtable (up to two are
+	// live while one flushes). Zero means 32 MiB. Pebble's default, 4
+	// MiB, flushed an L0 table every few thousand series' seals and
+	// compacted them again.
+	MemTableBytes int64
 	// Logger; nil means discard.
 	Logger *slog.Logger
 }
 
 const (
-	defaultChunkSamples = 120
-	defaultPartition    = 24 * time.Hour
-	defaultEvictIdle    = time.Hour
+	defaultCacheBytes    = 64 << 20
+	defaultMemTableBytes = 32 << 20
+	defaultChunkSamples  = 120
+	defaultPartition     = 24 * time.Hour
+	defaultEvictIdle     = time.Hour
 )
 
 func (o Options) withDefaults() Options {
@@ -68,6 +80,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.EvictIdle == 0 {
 		o.EvictIdle = defaultEvictIdle
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = defaultCacheBytes
+	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = defaultMemTableBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -95,6 +113,13 @@ func (o Options) Validate() error {
 	}
 	if o.EvictIdle < 0 || o.EvictIdle%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("engine: EvictIdle %v is not a positive whole number of milliseconds", o.EvictIdle))
+	}
+	if o.CacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("engine: CacheBytes %d is negative", o.CacheBytes))
+	}
+	// Pebble requires a memtable below 4 GiB.
+	if o.MemTableBytes < 0 || o.MemTableBytes >= 4<<30 {
+		errs = append(errs, fmt.Errorf("engine: MemTableBytes %d not in [1, 4 GiB)", o.MemTableBytes))
 	}
 	if o.Retention < 0 {
 		errs = append(errs, fmt.Errorf("engine: negative Retention %v", o.Retention))
