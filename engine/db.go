@@ -38,12 +38,13 @@ func Open(opts Options) (*DB, error) {
 	opts = opts.withDefaults()
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
-	pdb, err := pebble.Open(opts.Dir, &pebble.Options{
+	po := &pebble.Options{
 		FS:           opts.FS,
 		Logger:       pebbleLogger{opts},
 		Cache:        cache,
 		MemTableSize: uint64(opts.MemTableBytes),
-	})
+	}
+	pdb, err := pebble.Open(opts.Dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble %s: %w", opts.Dir, err)
 	}
