@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
@@ -83,7 +85,9 @@ func (g *Group) ApplyBatch(index uint64, b *Batch) ([]SeriesError, error) {
 		g.mu.Unlock()
 		return nil, nil
 	}
-	pb := g.db.pdb.NewBatch()
+	// Indexed: a merge of sealed chunks reads the chunks sealed earlier in
+	// the same entry.
+	pb := g.db.pdb.NewIndexedBatch()
 	defer pb.Close()
 	var t *tenant
 	var err error
@@ -137,6 +141,8 @@ type applyScratch struct {
 	key, val []byte
 	ts       []int64
 	vs       []float64
+	mts      []int64 // merged samples of a run
+	mvs      []float64
 }
 
 // appender applies one batch to one tenant. The caller holds t.mu.
@@ -295,7 +301,7 @@ func (a *appender) appendLocked(s *memSeries, smp Sample) error {
 		// being replayed, where rewriting postings is harmless: same key,
 		// same value).
 		if n > 0 {
-			if err := a.sealLocked(s); err != nil {
+			if err := a.sealLocked(s, true); err != nil {
 				return err
 			}
 		}
@@ -304,7 +310,7 @@ func (a *appender) appendLocked(s *memSeries, smp Sample) error {
 		}
 		s.mint, s.partEnd = smp.T, partitionEnd(p, pw)
 	} else if n >= a.g.db.opts.ChunkSamples {
-		if err := a.sealLocked(s); err != nil {
+		if err := a.sealLocked(s, false); err != nil {
 			return err
 		}
 		s.mint = smp.T
@@ -317,28 +323,50 @@ func (a *appender) appendLocked(s *memSeries, smp Sample) error {
 }
 
 // sealLocked writes the open chunk of s to Pebble in the seal encoding and
-// empties it.
-func (a *appender) sealLocked(s *memSeries) error {
+// empties it. final says the series will seal no more chunks in this
+// partition (the next sample is in a later one, or it is being evicted).
+//
+// Sealed chunks are merged in runs (Options.MergeChunks): the chunk that
+// completes a run of MergeChunks chunks of the series in a partition, or
+// the last chunk of a partition, is written together with the run's
+// earlier chunks as one chunk at the run's first key, and their keys are
+// deleted. A head chunk stays at ChunkSamples (memory per series) while
+// the stored chunks hold up to MergeChunks*ChunkSamples samples (pack:
+// 0.371x of Prometheus's XOR at 1024 samples against 0.475x at 120, and
+// one Pebble key instead of eight). The run (s.run, s.runMint) is part of
+// the checkpointed head, so replicas merge at the same chunks whether or
+// not they restarted.
+func (a *appender) sealLocked(s *memSeries, final bool) error {
 	sc, opts := a.scratch, &a.g.db.opts
 	maxt, _, _ := s.head.Last()
-	sc.val = binary.AppendUvarint(sc.val[:0], uint64(maxt-s.mint))
-	if opts.SealEncoding == chunkenc.EncXOR {
-		sc.val = append(sc.val, s.head.Bytes()...)
-	} else {
-		var err error
-		if sc.ts, sc.vs, err = chunkenc.Decode(sc.ts[:0], sc.vs[:0], s.head.Bytes()); err != nil {
-			return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
-		}
-		if sc.val, err = chunkenc.Encode(sc.val, opts.SealEncoding, sc.ts, sc.vs); err != nil {
-			return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
-		}
-	}
 	p := partitionOf(s.mint, a.g.db.partitionMs)
-	if p >= a.t.mu.retainPart { // else the chunk is past retention: drop it
-		k := a.t.ks.chunkKey(sc.key[:0], p, s.id, s.mint)
-		if err := a.pb.Set(k, sc.val, nil); err != nil {
-			return err
+	if p < a.t.mu.retainPart { // the chunk is past retention: drop it
+		s.run = 0
+		s.head.Reset(nil)
+		return nil
+	}
+	var err error
+	if sc.ts, sc.vs, err = chunkenc.Decode(sc.ts[:0], sc.vs[:0], s.head.Bytes()); err != nil {
+		return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
+	}
+	mint := s.mint
+	if s.run > 0 && (final || int(s.run)+1 >= opts.MergeChunks) {
+		if err := a.mergeRunLocked(s, p); err != nil {
+			return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
 		}
+		mint, s.run = s.runMint, 0
+	} else if !final && opts.MergeChunks > 1 {
+		if s.run == 0 {
+			s.runMint = s.mint
+		}
+		s.run++
+	}
+	sc.val = binary.AppendUvarint(sc.val[:0], uint64(maxt-mint))
+	if sc.val, err = chunkenc.Encode(sc.val, opts.SealEncoding, sc.ts, sc.vs); err != nil {
+		return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
+	}
+	if err := a.pb.Set(a.t.ks.chunkKey(sc.key[:0], p, s.id, mint), sc.val, nil); err != nil {
+		return err
 	}
 	// A new buffer that grows with the chunk, not the old one: reused, it
 	// kept every series at the capacity of its largest chunk (1.3 KB for
@@ -346,6 +374,75 @@ func (a *appender) sealLocked(s *memSeries) error {
 	// that on average. Growing costs ~10 ns per sample; see docs/design.md.
 	s.head.Reset(nil)
 	return nil
+}
+
+// mergeRunLocked puts the samples of the run's earlier chunks (keys from
+// s.runMint up to s.mint in partition p, read through the batch, so chunks
+// sealed earlier in this entry count) in front of the chunk being sealed
+// (a.scratch.ts/vs) and deletes their keys; the caller writes the result
+// at s.runMint.
+//
+// A replay after a crash may find the merged chunk the lost run already
+// wrote at s.runMint next to the run's chunks rewritten by the replay: the
+// samples are the same, so they are sorted and deduplicated by time, and
+// the result is the chunk the first run wrote.
+func (a *appender) mergeRunLocked(s *memSeries, p uint32) error {
+	sc, ks := a.scratch, a.t.ks
+	lo := ks.chunkKey(nil, p, s.id, s.runMint)
+	hi := ks.chunkKey(nil, p, s.id, s.mint)
+	it, err := a.pb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	mts, mvs := sc.mts[:0], sc.mvs[:0]
+	for it.First(); it.Valid(); it.Next() {
+		v := it.Value()
+		_, n := binary.Uvarint(v)
+		if n <= 0 {
+			return errors.Join(fmt.Errorf("chunk %x: bad header", it.Key()), it.Close())
+		}
+		if mts, mvs, err = chunkenc.Decode(mts, mvs, v[n:]); err != nil {
+			return errors.Join(fmt.Errorf("merge chunk %x: %w", it.Key(), err), it.Close())
+		}
+		if err := a.pb.Delete(it.Key(), nil); err != nil {
+			return errors.Join(err, it.Close())
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	mts, mvs = append(mts, sc.ts...), append(mvs, sc.vs...)
+	if !strictlyIncreasing(mts) { // only in a replay; see above
+		mts, mvs = sortDedup(mts, mvs)
+	}
+	sc.mts, sc.mvs, sc.ts, sc.vs = sc.ts, sc.vs, mts, mvs
+	return nil
+}
+
+func strictlyIncreasing(ts []int64) bool {
+	for i := 1; i < len(ts); i++ {
+		if ts[i] <= ts[i-1] {
+			return false
+		}
+	}
+	return true
+}
+
+// sortDedup sorts samples by time and keeps the first of equal times.
+func sortDedup(ts []int64, vs []float64) ([]int64, []float64) {
+	idx := make([]int, len(ts))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(ts[a], ts[b]) })
+	ots, ovs := make([]int64, 0, len(ts)), make([]float64, 0, len(ts))
+	for _, i := range idx {
+		if len(ots) > 0 && ots[len(ots)-1] == ts[i] {
+			continue
+		}
+		ots, ovs = append(ots, ts[i]), append(ovs, vs[i])
+	}
+	return ots, ovs
 }
 
 // retainLocked applies retention after a batch: when the oldest partition

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -54,7 +55,7 @@ func (g *Group) checkpointLocked() error {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 	}
-	var key []byte
+	var key, val []byte
 	for _, t := range ts {
 		// Deletes before sets: a series evicted and then revived is both.
 		for _, id := range t.mu.evictedOpen {
@@ -70,7 +71,8 @@ func (g *Group) checkpointLocked() error {
 				continue
 			}
 			key = t.ks.openKey(key[:0], s.id)
-			if err := pb.Set(key, s.head.Bytes(), nil); err != nil {
+			val = appendOpen(val[:0], s)
+			if err := pb.Set(key, val, nil); err != nil {
 				return err
 			}
 		}
@@ -96,4 +98,29 @@ func (g *Group) checkpointLocked() error {
 		t.mu.evictedOpen = t.mu.evictedOpen[:0]
 	}
 	return nil
+}
+
+// appendOpen appends the 'o' value of s: its merge run, then its open
+// chunk (doc.go has the layout).
+func appendOpen(dst []byte, s *memSeries) []byte {
+	dst = append(dst, s.run)
+	if s.run > 0 {
+		dst = appendTime(dst, s.runMint)
+	}
+	return append(dst, s.head.Bytes()...)
+}
+
+// parseOpen splits an 'o' value into the merge run and the open chunk.
+func parseOpen(v []byte) (run uint8, runMint int64, chunk []byte, err error) {
+	if len(v) == 0 {
+		return 0, 0, nil, errors.New("empty open chunk record")
+	}
+	run, v = v[0], v[1:]
+	if run > 0 {
+		if len(v) < 8 {
+			return 0, 0, nil, errors.New("truncated open chunk record")
+		}
+		runMint, v = int64(binary.BigEndian.Uint64(v)^(1<<63)), v[8:]
+	}
+	return run, runMint, v, nil
 }

@@ -317,9 +317,14 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 			return nil, fmt.Errorf("read labels of series %d: %w", sid, pebble.ErrNotFound)
 		}
 		s := &memSeries{id: sid, lbls: string(sit.Value())}
+		run, runMint, chunk, err := parseOpen(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
+		}
+		s.run, s.runMint = run, runMint
 		// The open chunk is stored in EncXOR, the head's own format:
 		// Load adopts it and recovers its appender state.
-		if err := s.head.Load(make([]byte, 0, len(it.Value())), it.Value()); err != nil {
+		if err := s.head.Load(make([]byte, 0, len(chunk)), chunk); err != nil {
 			return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
 		}
 		if s.head.NumSamples() > 0 {

@@ -94,7 +94,7 @@
 //	[g][t]'h' hash:8 id:8                  -> (empty)
 //	[g][t]'p' part:4 esc(name) esc(value) id:8 -> (empty)
 //	[g][t]'c' part:4 id:8 mint:8           -> uvarint(maxt-mint) chunk
-//	[g][t]'o' id:8                         -> open chunk (EncXOR) at the checkpoint
+//	[g][t]'o' id:8                         -> run:1 [runMint:8] open chunk (EncXOR), at the checkpoint
 //	[g][t]'e' id:8 index:8                 -> t:8 vbits:8, newest sample at eviction
 //
 // Integers are big-endian so keys sort numerically; times (mint, the 'x'
@@ -152,7 +152,24 @@
 // into a 'c' key when it is cut. Checkpoint writes the open chunk of every
 // series changed since the last checkpoint to its 'o' key, deletes the 'o'
 // keys of series evicted since, and writes the tenants' newest sample times
-// to 'm' 'x' and the checkpoint index, in one synced batch.
+// to 'm' 'x' and the checkpoint index, in one synced batch. The 'o' value
+// starts with the series' merge run: the number of sealed chunks in it
+// (one byte) and, if not zero, the mint of its first chunk (8 bytes, sign
+// bit flipped, as in keys).
+//
+// Merge runs: sealed chunks of a series within a partition are merged in
+// runs of Options.MergeChunks (8): the seal that completes a run, or the
+// last seal of a partition (a sample in a later partition, or eviction),
+// reads the run's earlier chunks through the apply batch (an indexed
+// batch: they may have been sealed by the same entry), deletes their keys
+// and writes all the samples as one chunk at the first one's key. So the
+// head keeps ChunkSamples (120) per series in memory while stored chunks
+// hold up to 960 samples: BenchmarkEngineDisk's raw key and value bytes
+// drop from 0.77 to 0.43 per sample. The run state is part of the head
+// and its checkpoint, so merges happen at the same seals on every replica,
+// restarted or not; a replay that finds a run already merged by entries
+// lost in a crash deduplicates the samples (identical) and writes the
+// same chunk.
 //
 // Eviction: every Options.EvictIdle/4 of a tenant's sample time, apply scans
 // the head once; a series whose newest sample is older than maxT -

@@ -165,9 +165,12 @@ func TestApplyCutsChunksAndPartitions(t *testing.T) {
 		}
 	}
 	require.NoError(t, it.Close())
-	// 4 samples per chunk, never across a partition: 0-300,400-700,800-900 | ...
-	// The last chunk (2800-2900) is open, in the head.
-	require.Equal(t, []int64{0, 400, 800, 1000, 1400, 1800, 2000, 2400}, mints)
+	// 4 samples per chunk, never across a partition: 0-300,400-700,800-900
+	// | ... Merged in runs of up to 8 (MergeChunks), the last run of a
+	// partition when the next partition starts: 0-900 | 1000-1900 | then
+	// 2000-2300 and 2400-2700 wait for their run to end. The last chunk
+	// (2800-2900) is open, in the head.
+	require.Equal(t, []int64{0, 1000, 2000, 2400}, mints)
 	got := selectAll(t, g, "t", math.MinInt64, math.MaxInt64)
 	require.Len(t, got, 1)
 	require.Equal(t, smp, got[0].samples)
@@ -706,6 +709,70 @@ func TestFormatCheck(t *testing.T) {
 			_, _, err = db.OpenGroup(9)
 			require.ErrorIs(t, err, ErrFormat)
 			require.NoError(t, db.DropGroup(9))
+		})
+	}
+}
+
+// TestMergeRunsAcrossRestarts: sealed chunks merge in runs of MergeChunks,
+// and a replica that checkpoints and restarts mid-run (or replays entries
+// whose merges already reached Pebble) stores the same bytes as one that
+// never stopped.
+func TestMergeRunsAcrossRestarts(t *testing.T) {
+	opts := testOptions(nil)
+	opts.ChunkSamples, opts.MergeChunks, opts.Partition = 2, 3, time.Hour
+	var batches []*Batch
+	for i := range 40 {
+		smp := []Sample{{int64(i) * 1000, float64(i % 3)}}
+		if i%7 == 0 { // some entries seal twice
+			smp = append(smp, Sample{int64(i)*1000 + 500, 1})
+		}
+		batches = append(batches, buildBatch(t, "t",
+			labels.FromStrings("__name__", "a"), smp,
+			labels.FromStrings("__name__", "b"), []Sample{{int64(i) * 1000, 2}}))
+	}
+	opts.FS = vfs.NewMem()
+	refDB, ref := openTest(t, opts)
+	for i, b := range batches {
+		apply(t, ref, uint64(i+1), b)
+	}
+	require.NoError(t, ref.Checkpoint())
+	want := dump(t, refDB)
+	var chunks []string
+	for _, kv := range want {
+		if kv[16:18] == "63" { // kind 'c' after group and tenant
+			chunks = append(chunks, kv)
+		}
+	}
+	// Series a: 46 samples in 23 chunks of 2, 22 sealed: 7 runs of 3 and
+	// one open run of 1. Series b: 40 samples, 19 sealed: 6 runs and 1.
+	require.Len(t, chunks, 8+7, "merged chunk keys")
+
+	for _, cp := range []int{3, 5, 10, 17} { // checkpoint after entry cp, then crash later
+		t.Run(fmt.Sprint("checkpoint at ", cp), func(t *testing.T) {
+			opts.FS = vfs.NewMem()
+			db, err := Open(opts)
+			require.NoError(t, err)
+			g, _, err := db.OpenGroup(7)
+			require.NoError(t, err)
+			for i := range cp + 6 {
+				apply(t, g, uint64(i+1), batches[i])
+				if i+1 == cp {
+					require.NoError(t, g.Checkpoint())
+				}
+			}
+			require.NoError(t, db.Close()) // later applies reached Pebble, not the checkpoint
+			db, err = Open(opts)
+			require.NoError(t, err)
+			defer db.Close()
+			g, idx, err := db.OpenGroup(7)
+			require.NoError(t, err)
+			require.Equal(t, uint64(cp), idx)
+			for i := idx; i < uint64(len(batches)); i++ {
+				apply(t, g, i+1, batches[i])
+			}
+			require.NoError(t, g.Checkpoint())
+			requireSameDump(t, want, dump(t, db))
+			require.Equal(t, selectAll(t, ref, "t", math.MinInt64, math.MaxInt64), selectAll(t, g, "t", math.MinInt64, math.MaxInt64))
 		})
 	}
 }

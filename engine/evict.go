@@ -83,7 +83,7 @@ func (a *appender) evictSeriesLocked(s *memSeries) error {
 	// between (a restart forgets revived series).
 	if s.head.NumSamples() > 0 {
 		lt, lv := t.lastLocked(s)
-		if err := a.sealLocked(s); err != nil {
+		if err := a.sealLocked(s, true); err != nil {
 			return fmt.Errorf("evict series %d: %w", s.id, err)
 		}
 		v := binary.BigEndian.AppendUint64(nil, uint64(lt))

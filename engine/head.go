@@ -34,6 +34,11 @@ type memSeries struct {
 	// has accepted a sample (a cut is followed by the append that caused
 	// it).
 	head chunkenc.XOR
+	// runMint is the mint of the first sealed chunk of the current run,
+	// run the number of chunks in it (see sealLocked); both are
+	// checkpointed with the open chunk.
+	runMint int64
+	run     uint8
 	// dirty: head changed since the last checkpoint; the series is in
 	// tenant.mu.dirty.
 	dirty bool

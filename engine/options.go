@@ -26,6 +26,12 @@ type Options struct {
 	// (~1.3 bytes/sample at 120 vs ~2 at 30), and it bounds the head at
 	// about 160 bytes of chunk per active series.
 	ChunkSamples int
+	// MergeChunks: sealed chunks of a series are merged in runs of this
+	// many (within a partition; the last run of a partition may be
+	// shorter) into one stored chunk. Zero means 8: 960-sample chunks at
+	// the default ChunkSamples, near pack's best size (1024) while the
+	// head keeps 120. 1 disables merging.
+	MergeChunks int
 	// SealEncoding is the encoding of sealed chunks. Zero means
 	// chunkenc.EncPack.
 	SealEncoding chunkenc.Encoding
@@ -61,6 +67,7 @@ const (
 	defaultCacheBytes    = 64 << 20
 	defaultMemTableBytes = 32 << 20
 	defaultChunkSamples  = 120
+	defaultMergeChunks   = 8
 	defaultPartition     = 24 * time.Hour
 	defaultEvictIdle     = time.Hour
 )
@@ -71,6 +78,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ChunkSamples == 0 {
 		o.ChunkSamples = defaultChunkSamples
+	}
+	if o.MergeChunks == 0 {
+		o.MergeChunks = defaultMergeChunks
 	}
 	if o.SealEncoding == 0 {
 		o.SealEncoding = chunkenc.EncPack
@@ -113,6 +123,11 @@ func (o Options) Validate() error {
 	}
 	if o.EvictIdle < 0 || o.EvictIdle%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("engine: EvictIdle %v is not a positive whole number of milliseconds", o.EvictIdle))
+	}
+	if o.MergeChunks < 0 || o.MergeChunks > 255 {
+		errs = append(errs, fmt.Errorf("engine: MergeChunks %d not in [1, 255]", o.MergeChunks))
+	} else if d := o.withDefaults(); d.ChunkSamples > 0 && d.MergeChunks*d.ChunkSamples > chunkenc.MaxSamples {
+		errs = append(errs, fmt.Errorf("engine: MergeChunks %d x ChunkSamples %d exceeds %d samples per chunk", d.MergeChunks, d.ChunkSamples, chunkenc.MaxSamples))
 	}
 	if o.CacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("engine: CacheBytes %d is negative", o.CacheBytes))
