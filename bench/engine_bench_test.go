@@ -17,9 +17,15 @@ package bench
 //	go test -run '^$' -bench 'EngineApply|EngineHeadBytes' -benchtime 1x -timeout 0 ./bench/ \
 //		-args -engine.series=1000000 -engine.scrapes=240
 //
-// -engine.select-series sets the series count of the 24h data set of
-// BenchmarkEngineSelect and BenchmarkEngineDisk. BenchmarkEngineRestart
-// reopens a store of -engine.series series (its comment has the 1M run).
+// -engine.select-series and -engine.select-days set the data set of
+// BenchmarkEngineSelect and BenchmarkEngineDisk (1000 series x 24h); with
+// 30 days the selects add a 30-day window:
+//
+//	go test -run '^$' -bench EngineSelect -benchtime 3x -timeout 0 ./bench/ \
+//		-args -engine.select-series=1000 -engine.select-days=30
+//
+// BenchmarkEngineRestart reopens a store of -engine.series series (its
+// comment has the 1M run).
 
 import (
 	"context"
@@ -52,7 +58,9 @@ var (
 	engineScrapes = flag.Int("engine.scrapes", 240,
 		"scrapes (15s apart) of every series appended by BenchmarkEngineApply and BenchmarkEngineHeadBytes; 240 is 1h")
 	engineSelectSeries = flag.Int("engine.select-series", 1000,
-		"series of the 24h data set of BenchmarkEngineSelect and BenchmarkEngineDisk")
+		"series of the data set of BenchmarkEngineSelect and BenchmarkEngineDisk")
+	engineSelectDays = flag.Int("engine.select-days", 1,
+		"days of the data set of BenchmarkEngineSelect and BenchmarkEngineDisk; 30 adds 30-day selects")
 )
 
 const (
@@ -446,8 +454,10 @@ type dayStore struct {
 	maxtMs  int64 // at or after the newest sample
 }
 
-// openDay ingests 24h into a new store in dir and settles it.
+// openDay ingests -engine.select-days days (24h by default) into a new
+// store in dir and settles it.
 func openDay(b *testing.B, kind storeKind, dir string) *dayStore {
+	scrapes := *engineSelectDays * dayScrapes
 	w := newWorkload(b, *engineSelectSeries)
 	lsets := w.labels()
 	scrape := make([]engine.Sample, w.n)
@@ -455,13 +465,13 @@ func openDay(b *testing.B, kind storeKind, dir string) *dayStore {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ingest(b, st, w, scrape, dayScrapes)
+	ingest(b, st, w, scrape, scrapes)
 	if err := st.settle(); err != nil {
 		b.Fatal(errors.Join(err, st.close()))
 	}
 	return &dayStore{
-		st: st, lsets: lsets, samples: w.n * dayScrapes,
-		maxtMs: baseMs + dayScrapes*scrapeMs - 1,
+		st: st, lsets: lsets, samples: w.n * scrapes,
+		maxtMs: baseMs + int64(scrapes)*scrapeMs - 1,
 	}
 }
 
@@ -493,7 +503,11 @@ func BenchmarkEngineSelect(b *testing.B) {
 				{strconv.Itoa(len(d.lsets)) + "series", all, len(d.lsets)},
 			}
 			for _, set := range sets {
-				for _, win := range []time.Duration{time.Hour, 24 * time.Hour} {
+				wins := []time.Duration{time.Hour, 24 * time.Hour}
+				if *engineSelectDays >= 30 {
+					wins = append(wins, 30*24*time.Hour)
+				}
+				for _, win := range wins {
 					name := set.name + "/" + strings.TrimSuffix(win.String(), "0m0s")
 					b.Run(name, func(b *testing.B) {
 						benchSelect(b, d.st, d.maxtMs-win.Milliseconds()+1, d.maxtMs, set.ms, set.series)
