@@ -20,7 +20,7 @@ const minTime = math.MinInt64
 // poorly compressible values.
 type memSeries struct {
 	id   uint64
-	lbls string     // encoded labels (appendLabelPair); INVARIANT: immutable
+	lbls string     // encoded labels (AppendLabel); INVARIANT: immutable
 	next *memSeries // next series with the same labels hash
 	// mint is the time of the first sample of the open chunk; valid when
 	// the chunk is not empty.

@@ -249,9 +249,6 @@ func AppendLabel[S string | []byte](dst []byte, name, value S) []byte {
 	return append(dst, LabelSep)
 }
 
-// appendLabelPair is AppendLabel for strings.
-func appendLabelPair(dst []byte, name, value string) []byte { return AppendLabel(dst, name, value) }
-
 // forEachLabel calls f for each label of an encoded label set. The strings
 // alias enc.
 func forEachLabel(enc string, f func(name, value string)) error {
