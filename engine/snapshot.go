@@ -23,17 +23,29 @@ const snapshotVersion byte = 1
 // byte (an empty key ends the stream: every real key has a tenant and a
 // kind). The restored group is at the checkpoint index.
 func (g *Group) Snapshot(w io.Writer) error {
+	_, err := g.SnapshotIndex(w)
+	return err
+}
+
+// SnapshotIndex is Snapshot, and returns the applied index the stream
+// covers (the index a group restored from it is at).
+func (g *Group) SnapshotIndex(w io.Writer) (uint64, error) {
 	// Checkpoint and snapshot under applyMu, so that the snapshot holds
 	// exactly the checkpoint (no apply committed in between).
 	g.applyMu.Lock()
 	if err := g.checkpointLocked(); err != nil {
 		g.applyMu.Unlock()
-		return fmt.Errorf("snapshot group %d: %w", g.id, err)
+		return 0, fmt.Errorf("snapshot group %d: %w", g.id, err)
 	}
+	index := g.AppliedIndex()
 	snap := g.db.pdb.NewSnapshot()
 	g.applyMu.Unlock()
 	defer snap.Close()
+	return index, g.streamSnapshot(w, snap)
+}
 
+// streamSnapshot writes every key of the group in snap to w.
+func (g *Group) streamSnapshot(w io.Writer, snap *pebble.Snapshot) error {
 	lo := binary.BigEndian.AppendUint32(nil, g.id)
 	hi := binary.BigEndian.AppendUint32(nil, g.id+1)
 	opts := &pebble.IterOptions{LowerBound: lo}

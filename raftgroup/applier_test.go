@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -22,6 +23,7 @@ type chainApplier struct {
 	path      string
 	recovered uint64 // checkpoint index at open
 	failAt    uint64 // Apply of this index fails with ErrApplierFailed
+	restores  atomic.Int32
 	mu        struct {
 		sync.Mutex
 		st      chainState
@@ -124,6 +126,7 @@ func (a *chainApplier) Snapshot(w io.Writer) (uint64, error) {
 }
 
 func (a *chainApplier) Restore(r io.Reader) (uint64, error) {
+	a.restores.Add(1)
 	var st chainState
 	if err := json.NewDecoder(r).Decode(&st); err != nil {
 		return 0, err

@@ -9,26 +9,33 @@
 // declares Applier and cmd wires the engine to it. It never interprets a
 // batch.
 //
-// This first step runs one replica per group, bootstrapped as the single
-// voter. The transport is pluggable (Options.Transport; an in-memory one
-// by default) and Options.Voters bootstraps several replicas, so groups
-// of three, multiplexed over one listener per node, fit without changing
-// the API (issue 6); TestThreeReplicas runs one over in-memory transports.
-// Metrics go to Options.Registerer, labelled with the group ID.
+// A group has one replica (a single node, in-memory transport) or
+// several on different nodes. A node's replicas share one listener: Mux
+// reads a small header on every accepted connection and hands it to the
+// group's raft.StreamLayer (Mux.Transport), or to the node's HTTP server
+// for requests forwarded by other nodes. Options.Voters bootstraps a new
+// group (every replica gets the same list), Options.Join opens a replica
+// that waits to be added (Group.AddVoter on the leader). Reads use
+// Group.VerifyRead (a read index). Metrics go to Options.Registerer,
+// labelled with the group ID.
 //
 // # Caller protocol
 //
 //  1. Open the applier (the engine group) and note the index of its
 //     durable checkpoint; the Applier reports it as CheckpointIndex.
 //  2. g, err := Open(Options{Dir, ID, Applier, ...}). The first Open of a
-//     Dir bootstraps a one-voter cluster; later ones recover from the log.
+//     Dir bootstraps a group of Voters (default: this replica alone), or
+//     with Join waits to be added; later ones recover from the log. For
+//     several replicas, Transport comes from the node's Mux
+//     (Mux.Transport(group, ...)).
 //     Open fails with ErrApplierBehind if the applier's checkpoint is
 //     older than the last snapshot (its data was lost; the log it would
 //     need is gone).
 //  3. g.WaitLeader(ctx): after the election, raft replays the log entries
 //     after the checkpoint to Apply; WaitLeader returns once they are
 //     applied, so reads after it see every acknowledged write. Until then
-//     Propose fails with ErrNotLeader.
+//     Propose fails with ErrNotLeader. With several replicas, check
+//     g.VerifyRead(ctx) before every read instead (leadership can move).
 //  4. g.Propose(ctx, batch) from any number of goroutines. It returns the
 //     entry's index after commit and apply, with the Applier's error for
 //     the entry. ErrNotLeader (a *NotLeaderError naming the leader): not
@@ -86,15 +93,46 @@
 //
 //	magic "mysn" | version:byte(1) | kind:byte | index:uint64 big-endian | state
 //
-// kind 0 (written now): a reference, state is empty; the applier holds the
-// state up to index durably. kind 1: the state follows as written by
-// Applier.Snapshot and is read by Applier.Restore. With followers (issue
-// 6) a replica that is behind the first log entry gets a snapshot from the
-// leader: the plan is a SnapshotStore whose Open streams kind 1 from the
-// applier's last checkpoint (engine: a Pebble checkpoint), so the data is
-// copied only when a follower needs it. The streamed state may be newer
-// than the snapshot's index; Restore records the index it covers and the
-// FSM drops entries at or below it.
+// kind 0: a reference, state is empty; the applier holds the state up to
+// index durably. Every snapshot a replica takes itself is kind 0. kind 1:
+// the state follows as written by Applier.Snapshot and is read by
+// Applier.Restore; index is the index the state covers. When raft on the
+// leader opens a snapshot to send it to a replica that is behind the
+// log's first entry, the snapshot store (streamingSnapshots) writes kind 1
+// from the applier (concurrently with Apply; the engine streams a Pebble
+// snapshot taken at a checkpoint) to a temporary file in
+// Dir/snapshots-stream and sends that: raft sends the size before the
+// body, so a pipe would not do. The data is copied only when a follower
+// needs it. The streamed state may be newer than the snapshot's raft
+// index; the receiver's FSM records the index Restore returns and drops
+// the entries at or below it that the leader sends next.
+//
+// # Node listener
+//
+// Every connection to a node's Mux starts with (version 1)
+//
+//	magic "myrx" | version:byte(1) | kind:byte | group:uint32 big-endian
+//
+// kind 1 (KindRaft): raft RPCs of that group; kind 2 (KindHTTP): an HTTP
+// connection forwarded by another node (group 0). The header is read
+// within MuxOptions.HeaderTimeout (after the TLS handshake when TLS is
+// on); a connection naming an unknown group or kind is closed. Raft's
+// NetworkTransport then speaks its own protocol on the connection and
+// pools connections per peer.
+//
+// # Reads and membership
+//
+// Group.VerifyRead makes a read on the leader linearizable: it applies a
+// barrier once per term (every entry earlier leaders committed is then
+// applied) and confirms leadership with a quorum (raft VerifyLeader). A
+// follower must not serve reads from its own state; cmd forwards them.
+// AddVoter and RemoveServer change the configuration one server at a
+// time (raft's own rules).
+//
+// An applier failure (ErrApplierFailed) shuts the replica's raft down:
+// it leaves the group as if it had crashed, so it can neither lead nor
+// vote with a state machine that no longer applies; the others go on if
+// they are a quorum.
 //
 // # Group commit
 //
@@ -143,4 +181,5 @@
 //	Dir/wal/        raft-wal segments and wal-meta.db (LogStoreWAL)
 //	Dir/log/        the Pebble log store (LogStorePebble)
 //	Dir/snapshots/  raft snapshot metadata and the bodies above
+//	Dir/snapshots-stream/  kind 1 bodies being sent (removed at Open)
 package raftgroup

@@ -37,6 +37,8 @@ type fsm struct {
 	replayed    atomic.Uint64 // of those, entries with index <= openLast
 	skipped     atomic.Uint64 // entries not applied because index <= skipThrough
 	failed      atomic.Pointer[error]
+	// failedCh is closed when failed is set.
+	failedCh chan struct{}
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -81,7 +83,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		if errors.Is(err, ErrApplierFailed) {
 			err = fmt.Errorf("apply entry %d: %w", l.Index, err)
-			f.failed.CompareAndSwap(nil, &err)
+			if f.failed.CompareAndSwap(nil, &err) {
+				close(f.failedCh)
+			}
 		}
 		resp[i] = err
 	}

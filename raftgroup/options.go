@@ -47,6 +47,10 @@ type Options struct {
 	// Nil means a group of this replica alone. Ignored when Dir already
 	// holds the group (membership then lives in the log).
 	Voters []Voter
+	// Join: do not bootstrap a new Dir; the replica waits until a leader
+	// adds it (Group.AddVoter on the leader) and catches up from the log
+	// or a snapshot. Must not be set with Voters.
+	Join bool
 	// LogStore selects the log implementation. Empty means LogStoreWAL.
 	LogStore LogStore
 
@@ -123,6 +127,9 @@ func (o Options) Validate() error {
 	}
 	if len(o.Voters) > 0 && !slices.ContainsFunc(o.Voters, func(v Voter) bool { return v.ID == o.ID }) {
 		errs = append(errs, fmt.Errorf("ID %q is not one of Voters %v", o.ID, o.Voters))
+	}
+	if o.Join && len(o.Voters) > 0 {
+		errs = append(errs, errors.New("set either Join or Voters: a joining replica is added by the leader"))
 	}
 	switch o.LogStore {
 	case "", LogStorePebble, LogStoreWAL:

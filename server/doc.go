@@ -21,4 +21,14 @@
 // Prometheus's, which Grafana and promtool rely on; writing our own would
 // only add ways to differ. Its storage.Queryable is tenant-less, so ours
 // opens the tenant's querier on the first call that carries a context.
+//
+// # Cluster
+//
+// Forwarder routes the requests of a replicated group: the leader serves
+// writes, and reads after Leadership.VerifyRead; a follower proxies both
+// to the leader (Dial reaches the leader's HTTP server, cmd does it over
+// the node's Raft listener) and marks the request with ForwardedHeader so
+// it is never forwarded twice; with no leader the answer is 503, which
+// senders retry. A follower never answers a read from its own state.
+// AdminHandler serves /admin/raft/... (status, data dump, membership).
 package server

@@ -1,11 +1,14 @@
 // Command myelin runs a Myelin node.
 //
-// For now it is the skeleton of the single-node server: it parses the flags,
-// creates the data directory, and serves /ready and /metrics (Go runtime and
-// process metrics). The ingest and query paths (/api/v1/push, /api/v1/write,
-// /api/v1/query, /prometheus/api/v1/...) answer 501 Not Implemented until the
-// single-node server lands. SIGINT or SIGTERM shut it down gracefully, exit
-// status 0.
+// It parses the flags (and -config.file), opens the engine and the node's
+// Raft group replica, and serves remote write, the Prometheus query API,
+// /ready, /metrics and, in cluster mode, /admin/raft/... . Without
+// -cluster.node-id the node is a single node: one group of one replica.
+// With it the node holds one replica of a group of (normally) three, all
+// Raft traffic of the node goes through one listener (-raft.listen-address,
+// raftgroup.Mux), and requests reaching a follower are forwarded to the
+// leader over that listener (server.Forwarder). SIGINT or SIGTERM shut it
+// down gracefully, exit status 0.
 //
 // Exit status: 0 after a clean shutdown or -help/-version, 2 for bad flags,
 // 1 for any other error. `myelin -help` lists the flags.

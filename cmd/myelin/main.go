@@ -74,6 +74,8 @@ type config struct {
 	legacyNames        bool
 	maxRecvBytes       int
 
+	cluster clusterConfig
+
 	// effective is every flag's value after the config file and the
 	// command line, served by /config.
 	effective map[string]string
@@ -105,15 +107,18 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future.")
 	fs.BoolVar(&cfg.legacyNames, "validation.legacy-names", false, "Accept only Prometheus 2's metric and label name characters (default: any UTF-8, as Prometheus 3).")
 	fs.IntVar(&cfg.maxRecvBytes, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, decompressed (bytes).")
+	cfg.cluster.register(fs)
 	fs.BoolVar(&cfg.version, "version", false, "Print the version and exit.")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: myelin [flags]
 
-Myelin is a multi-tenant, Prometheus-compatible time-series database. This
-runs a single node: remote write on /api/v1/push and /api/v1/write, the
-Prometheus query API under /api/v1 and /prometheus/api/v1, /ready and
-/metrics. Every write goes through a Raft log on disk before it is
-acknowledged. SIGINT/SIGTERM shut it down gracefully.
+Myelin is a multi-tenant, Prometheus-compatible time-series database. It
+serves remote write on /api/v1/push and /api/v1/write, the Prometheus
+query API under /api/v1 and /prometheus/api/v1, /ready and /metrics.
+Every write goes through a Raft log on disk before it is acknowledged.
+Without -cluster.node-id it runs a single node; with it, one replica of a
+Raft group of three (see -cluster.peers and README "Cluster").
+SIGINT/SIGTERM shut it down gracefully.
 
 Flags:
 `)
@@ -135,6 +140,10 @@ Flags:
 			fmt.Fprintln(stderr, err)
 			return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
 		}
+	}
+	if err := cfg.cluster.parse(); err != nil {
+		fmt.Fprintln(stderr, err)
+		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	cfg.effective = map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { cfg.effective[f.Name] = f.Value.String() })
@@ -224,6 +233,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err == nil {
 		err = h.install(n, cfg, reg, logger)
 	}
+	// In cluster mode the same handler also serves the requests other
+	// nodes forward over the Raft listener; owned like srv.
+	var fsrv *http.Server
+	fwdErr := make(chan error, 1)
+	if err == nil && n.clustered() {
+		fsrv = &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		go func() { fwdErr <- fsrv.Serve(n.mux.HTTPListener()) }()
+	}
 	if err == nil {
 		logger.Info("ready")
 		select {
@@ -242,6 +263,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
+	}
+	if fsrv != nil {
+		if serr := fsrv.Shutdown(shutdownCtx); serr != nil {
+			err = errors.Join(err, fmt.Errorf("shut down forwarded-request server: %w", serr))
+		}
+		if serr := <-fwdErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) {
+			err = errors.Join(err, serr)
+		}
 	}
 	if n != nil {
 		if cerr := n.Close(); cerr != nil {
@@ -314,6 +343,14 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 	}
 	handle("GET /ready", "ready", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		// A cluster node can serve (itself or by forwarding) only while
+		// its group has a leader.
+		if n.clustered() {
+			if id, _ := n.Leader(); id == "" {
+				http.Error(w, "not ready: the Raft group has no leader", http.StatusServiceUnavailable)
+				return
+			}
+		}
 		io.WriteString(w, "ready\n")
 	}))
 	handle("GET /config", "config", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -335,11 +372,23 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		Registry: reg,
 	}))
-	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/prometheus/api/v1/push", "/prometheus/api/v1/write"} {
-		handle(p, "push", write)
+	var writes, reads http.Handler = write, query
+	if n.clustered() {
+		fwd, err := server.NewForwarder(n, server.ForwardOptions{NodeID: cfg.cluster.nodeID, Dial: n.dialHTTP, Logger: logger})
+		if err != nil {
+			return err
+		}
+		writes, reads = fwd.Writes(write), fwd.Reads(query)
+		admin := server.NewAdminHandler(n, 0)
+		handle("GET /admin/raft/status", "admin", http.HandlerFunc(admin.Status))
+		handle("GET /admin/raft/data", "admin", http.HandlerFunc(admin.Data))
+		handle("/admin/raft/members", "admin", fwd.Writes(http.HandlerFunc(admin.Members)))
 	}
-	handle("/api/v1/", "query", query)
-	handle("/prometheus/api/v1/", "query", query)
+	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/prometheus/api/v1/push", "/prometheus/api/v1/write"} {
+		handle(p, "push", writes)
+	}
+	handle("/api/v1/", "query", reads)
+	handle("/prometheus/api/v1/", "query", reads)
 	h.ready.Store(true)
 	return nil
 }

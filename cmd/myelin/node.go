@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,15 +19,24 @@ import (
 	"github.com/myelindb/myelin/server"
 )
 
-// node is a single-node database: one engine, one Raft group of one
-// replica. Every write goes through the group's log (the write-ahead log)
-// before it is applied to the engine.
+// node is one engine and one replica of one Raft group: a single node (a
+// group of one replica) or, in cluster mode, one of the group's replicas
+// on other nodes, reached through the node's Raft listener (mux). Every
+// write goes through the group's log (the write-ahead log) before it is
+// applied to the engine.
 type node struct {
-	db     *engine.DB
-	eg     *engine.Group
-	rg     *raftgroup.Group
+	db  *engine.DB
+	eg  *engine.Group
+	rg  *raftgroup.Group
+	mux *raftgroup.Mux // nil for a single node
+	// rgp is rg for the Mux's address resolver, which raft calls before
+	// Open returns.
+	rgp    atomic.Pointer[raftgroup.Group]
+	cfg    clusterConfig
 	logger *slog.Logger
 }
+
+func (n *node) clustered() bool { return n.mux != nil }
 
 // groupID is the only group of a single node.
 const groupID = 1
@@ -53,6 +64,9 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		return nil, fmt.Errorf("open engine group %d: %w", groupID, err)
 	}
 	logger.Info("engine open", "group", groupID, "checkpoint_index", recovered)
+	if cfg.cluster.nodeID != "" {
+		return openClusterNode(ctx, cfg, logger, reg, db, eg, recovered)
+	}
 	start := time.Now()
 	rg, err := raftgroup.Open(raftgroup.Options{
 		Dir:     filepath.Join(cfg.dataDir, "raft", fmt.Sprint(groupID)),
@@ -61,9 +75,12 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		// A group of one voter has nobody to hear from: its only wait is
 		// the election timeout at start, which a short timeout cuts from
 		// 1-2 s to a few hundred ms without risking spurious elections.
-		HeartbeatTimeout: singleVoterHeartbeat,
-		Logger:           logger,
-		Registerer:       reg,
+		HeartbeatTimeout:  singleVoterHeartbeat,
+		LogStore:          raftgroup.LogStore(cfg.cluster.logStore),
+		SnapshotThreshold: cfg.cluster.snapshotThr,
+		TrailingLogs:      cfg.cluster.trailing,
+		Logger:            logger,
+		Registerer:        reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open raft group %d: %w", groupID, err)
@@ -75,6 +92,69 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 	}
 	logger.Info("raft group ready", "group", groupID, "replayed", rg.Stats().Replayed, "took", time.Since(start))
 	return &node{db: db, eg: eg, rg: rg, logger: logger}, nil
+}
+
+// openClusterNode opens the node's Raft listener and its replica of the
+// group. It does not wait for a leader: writes and reads are routed to
+// the leader (server.Forwarder) and /ready says whether one is known.
+func openClusterNode(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer,
+	db *engine.DB, eg *engine.Group, recovered uint64) (n *node, err error) {
+	cc := cfg.cluster
+	tlsConf, err := cc.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cc.listenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("raft listen on %s: %w", cc.listenAddr, err)
+	}
+	n = &node{db: db, eg: eg, cfg: cc, logger: logger}
+	mux, err := raftgroup.NewMux(raftgroup.MuxOptions{
+		Listener:  ln,
+		Advertise: cc.advertise,
+		TLS:       tlsConf,
+		Resolve:   n.resolve,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, errors.Join(err, ln.Close())
+	}
+	n.mux = mux
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, mux.Close())
+		}
+	}()
+	logger.Info("raft listening", "addr", ln.Addr().String(), "advertise", cc.advertise, "tls", tlsConf != nil)
+	tr, err := mux.Transport(groupID, raftgroup.TransportOptions{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	opts := raftgroup.Options{
+		Dir:               filepath.Join(cfg.dataDir, "raft", fmt.Sprint(groupID)),
+		ID:                cc.nodeID,
+		Applier:           &engineApplier{g: eg, checkpoint: recovered},
+		Transport:         tr,
+		Join:              cc.join,
+		LogStore:          raftgroup.LogStore(cc.logStore),
+		HeartbeatTimeout:  cc.heartbeat,
+		SnapshotThreshold: cc.snapshotThr,
+		TrailingLogs:      cc.trailing,
+		Logger:            logger,
+		Registerer:        reg,
+	}
+	if !cc.join {
+		opts.Voters = cc.voters()
+	}
+	rg, err := raftgroup.Open(opts)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open raft group %d: %w", groupID, err), tr.Close())
+	}
+	n.rg = rg
+	n.rgp.Store(rg)
+	logger.Info("raft group open", "group", groupID, "node_id", cc.nodeID, "join", cc.join, "voters", opts.Voters)
+	return n, nil
 }
 
 // Write implements server.Writer: the batch is proposed to the group and
@@ -106,7 +186,11 @@ func (n *node) Close() error {
 	if err := n.rg.Checkpoint(); err != nil {
 		errs = append(errs, fmt.Errorf("checkpoint: %w", err))
 	}
-	errs = append(errs, n.rg.Close(), n.db.Close())
+	errs = append(errs, n.rg.Close())
+	if n.mux != nil {
+		errs = append(errs, n.mux.Close())
+	}
+	errs = append(errs, n.db.Close())
 	return errors.Join(errs...)
 }
 
@@ -148,10 +232,18 @@ func (a *engineApplier) Checkpoint() (uint64, error) {
 	return idx, a.g.Checkpoint()
 }
 
-func (a *engineApplier) Snapshot(io.Writer) (uint64, error) {
-	return 0, fmt.Errorf("engine state snapshots arrive with replication: %w", raftgroup.ErrSnapshotUnavailable)
+// Snapshot streams the group's state for a replica that is behind the
+// leader's log (engine.Group.SnapshotIndex: a checkpoint, then every key
+// of the group from a Pebble snapshot).
+func (a *engineApplier) Snapshot(w io.Writer) (uint64, error) {
+	return a.g.SnapshotIndex(w)
 }
 
-func (a *engineApplier) Restore(io.Reader) (uint64, error) {
-	return 0, fmt.Errorf("engine state snapshots arrive with replication: %w", raftgroup.ErrSnapshotUnavailable)
+// Restore replaces the group's state with a leader's stream; the group is
+// then at the index the stream covers.
+func (a *engineApplier) Restore(r io.Reader) (uint64, error) {
+	if err := a.g.Restore(r); err != nil {
+		return 0, fmt.Errorf("%w: %w", raftgroup.ErrApplierFailed, err)
+	}
+	return a.g.AppliedIndex(), nil
 }
