@@ -62,6 +62,8 @@ type config struct {
 	multitenancy bool
 	version      bool
 	retention    time.Duration
+	cacheBytes   int64
+	memTable     int64
 
 	queryTimeout       time.Duration
 	queryMaxSamples    int
@@ -95,6 +97,8 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 		"Require the X-Scope-OrgID header naming the tenant on ingest and query requests;\n"+
 			"if false, every request belongs to the tenant \"anonymous\".")
 	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this; 0 keeps everything.")
+	fs.Int64Var(&cfg.cacheBytes, "storage.cache-size", 64<<20, "Block cache of the embedded Pebble store, shared by index and chunk reads (bytes).")
+	fs.Int64Var(&cfg.memTable, "storage.memtable-size", 32<<20, "Size of one memtable of the embedded Pebble store (bytes); up to two are in memory.")
 	fs.DurationVar(&cfg.queryTimeout, "query.timeout", 2*time.Minute, "Maximum time one query may take.")
 	fs.IntVar(&cfg.queryMaxSamples, "query.max-samples", 50_000_000, "Maximum number of samples one query may load into memory.")
 	fs.DurationVar(&cfg.lookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back an instant selector looks for the latest sample.")

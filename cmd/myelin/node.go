@@ -47,9 +47,11 @@ const singleVoterHeartbeat = 200 * time.Millisecond
 
 func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer) (n *node, err error) {
 	db, err := engine.Open(engine.Options{
-		Dir:       filepath.Join(cfg.dataDir, "engine"),
-		Retention: cfg.retention,
-		Logger:    logger,
+		Dir:           filepath.Join(cfg.dataDir, "engine"),
+		Retention:     cfg.retention,
+		CacheBytes:    cfg.cacheBytes,
+		MemTableBytes: cfg.memTable,
+		Logger:        logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open engine: %w", err)
