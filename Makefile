@@ -13,14 +13,17 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run build test e2e-deps check lint bench fuzz clean
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "Variables: TESTFLAGS, TESTTIMEOUT=$(TESTTIMEOUT), FUZZTIME=$(FUZZTIME), ARGS (for run)"
+	@echo "Variables: TESTFLAGS, TESTTIMEOUT=$(TESTTIMEOUT), FUZZTIME=$(FUZZTIME), ARGS (for run), SERIES, HOURS, BENCHARGS (for bench)"
 
 run: build ## build and start a single node (data in ./data, HTTP on :9009)
 	./bin/myelin $(ARGS)
+
+cluster: build ## start 3 nodes on loopback (HTTP :9101-9103, Raft :9201-9203, data in ./data/cluster)
+	BIN=./bin/myelin ./scripts/cluster.sh $(ARGS)
 
 build: ## build bin/myelin
 	$(GO) build -o bin/myelin ./cmd/myelin
@@ -52,9 +55,25 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy diff
 	$(STATICCHECK) ./...
 	$(GO) mod tidy -diff
 
-bench: ## run every benchmark once (smoke test; real runs use -count 10 and benchstat)
-	@if [ ! -d bench ]; then echo "no ./bench directory yet"; exit 0; fi; \
-	echo "$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/..."; \
+# `make bench`: Myelin against Prometheus on one remote-write load, plus the
+# chunk-encoding and engine benchmarks; prints the table of ratios and writes
+# bench/results/<date>-<commit>.md with SVG plots. About 10 minutes on 2 cores.
+# SERIES and HOURS size the load; BENCHARGS adds flags of bench/cmd/compare.
+SERIES      ?=
+HOURS       ?=
+BENCHARGS   ?=
+
+bench: build e2e-deps ## Myelin vs Prometheus side by side: table of ratios, report and plots in bench/results
+	$(GO) run ./bench/cmd/compare -series $(or $(SERIES),50000) -hours $(or $(HOURS),2) \
+		-command "make bench$(if $(SERIES), SERIES=$(SERIES))$(if $(HOURS), HOURS=$(HOURS))" $(BENCHARGS)
+
+# One large run (requests built while sending; chunk and engine benchmarks skipped).
+bench-scale: build e2e-deps ## one large side-by-side run: SERIES=1000000 HOURS=0.25 by default (~30 min)
+	$(GO) run ./bench/cmd/compare -series $(or $(SERIES),1000000) -hours $(or $(HOURS),0.25) \
+		-prebuild=false -chunks=false -engine=false -label scale \
+		-command "make bench-scale SERIES=$(or $(SERIES),1000000) HOURS=$(or $(HOURS),0.25)" $(BENCHARGS)
+
+bench-go: ## run every Go benchmark in ./bench once (smoke test; real runs use -count 10 and benchstat)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
 
 fuzz: ## run each fuzz target in ./fuzz for FUZZTIME

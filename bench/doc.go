@@ -2,6 +2,17 @@
 // real data (internal/tsdata.SharedDir), and the tools under bench/cmd.
 // It has no production code and nothing imports it.
 //
+// Myelin against Prometheus, side by side (bench/cmd/compare, the engine
+// of `make bench`): one remote-write load into each server in turn, then
+// ingest CPU, memory, disk and query latency as ratios, with plots, in
+// bench/results/<date>-<commit>.md. bench/cmd/loadgen is the same load and
+// measurement against any one receiver. Their parts: bench/internal/load
+// (workloads, sending, /proc measurements), bench/internal/query (the
+// query set and result checksums), bench/internal/report (table, plots).
+//
+//	make bench                           # about 10 minutes on 2 cores
+//	make bench-scale SERIES=1000000      # one large run
+//
 // Chunk encodings (chunkenc_bench_test.go):
 //
 //	go test -run '^$' -bench Chunk -benchtime 1x ./bench/    # smoke run, well under a minute
