@@ -300,15 +300,23 @@ type promStore struct {
 	scrape []engine.Sample
 }
 
-// openProm opens a tsdb with Prometheus's default options (2h head chunk
-// range, WAL on).
+// openProm opens a tsdb as a Prometheus server with default flags opens
+// it (see openPromWith).
 func openProm(dir string, lsets []labels.Labels, scrape []engine.Sample) (store, error) {
 	return openPromWith(dir, lsets, scrape, nil)
 }
 
 // openPromWith is openProm with options changed by set (if not nil).
+//
+// The options are those of a Prometheus server started with its defaults
+// except retention, which keeps everything as Myelin's store does: the
+// library's DefaultOptions delete data past 15 days (a 30-day select
+// read half the samples) and never compact blocks past 2h, where the
+// server compacts up to a tenth of its retention (36h at 15 days).
 func openPromWith(dir string, lsets []labels.Labels, scrape []engine.Sample, set func(*tsdb.Options)) (store, error) {
 	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = 0
+	opts.MaxBlockDuration = (36 * time.Hour).Milliseconds()
 	if set != nil {
 		set(opts)
 	}
