@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -243,4 +244,31 @@ func TestApplyRefusesInvalidLabels(t *testing.T) {
 	require.Equal(t, 2, errs[0].Rejected)
 	require.ErrorIs(t, errs[0].Err, ErrInvalidLabels)
 	require.Len(t, selectAll(t, g, "t", math.MinInt64, math.MaxInt64), 2)
+}
+
+func TestBatchSizeIsExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 200 {
+		bb := NewBatchBuilder(fmt.Sprint("tenant-", i))
+		for j := range rng.IntN(20) {
+			var smp []Sample
+			for range rng.IntN(10) {
+				var ts int64
+				switch rng.IntN(3) {
+				case 0:
+					ts = rng.Int64()
+				case 1:
+					ts = -rng.Int64()
+				default:
+					ts = rng.Int64N(1 << uint(rng.IntN(62)))
+				}
+				smp = append(smp, Sample{ts, rng.Float64()})
+			}
+			require.NoError(t, bb.Add(labels.FromStrings("__name__", fmt.Sprint("m", j), "x", strings.Repeat("v", 1+rng.IntN(300))), smp))
+		}
+		b := bb.Batch()
+		enc := AppendBatch(nil, b)
+		require.Equal(t, len(enc), batchSize(b))
+		require.LessOrEqual(t, cap(enc), len(enc)*5/4+64, "grown once to the size (plus the allocator's size class)")
+	}
 }

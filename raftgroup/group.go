@@ -1,6 +1,7 @@
 package raftgroup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -185,11 +186,13 @@ func Open(opts Options) (*Group, error) {
 	// the cache serves the recent ones from memory. Measured with
 	// BenchmarkProposeReplicated (3 replicas, 64 proposers): raft-wal's
 	// GetLog was 27% of the CPU profile without it.
-	cache, err := raft.NewLogCache(logCacheEntries, logs)
-	if err != nil {
-		panic("BUG: raft log cache: " + err.Error()) // only for a capacity <= 0
+	if n := cmp.Or(opts.LogCacheEntries, logCacheEntries); n > 0 {
+		cache, err := raft.NewLogCache(n, logs)
+		if err != nil {
+			panic("BUG: raft log cache: " + err.Error()) // only for a capacity <= 0
+		}
+		logs = cache
 	}
-	logs = cache
 	g.logs = logs
 	fail := func(err error) (*Group, error) {
 		return nil, errors.Join(fmt.Errorf("open group %s: %w", opts.ID, err), g.store.Close())

@@ -51,6 +51,13 @@ type Options struct {
 	// adds it (Group.AddVoter on the leader) and catches up from the log
 	// or a snapshot. Must not be set with Voters.
 	Join bool
+	// LogCacheEntries: recent log entries kept in memory, which the
+	// leader replicates to followers without reading them back from disk.
+	// Zero means 512 (two AppendEntries of MaxAppendEntries in flight);
+	// negative means none, for a group of one replica, which never reads
+	// entries back (512 remote-write batches are ~40 MB it would hold for
+	// nothing).
+	LogCacheEntries int
 	// LogStore selects the log implementation. Empty means LogStoreWAL.
 	LogStore LogStore
 

@@ -78,6 +78,7 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		// the election timeout at start, which a short timeout cuts from
 		// 1-2 s to a few hundred ms without risking spurious elections.
 		HeartbeatTimeout:  singleVoterHeartbeat,
+		LogCacheEntries:   -1, // no followers to replicate to
 		LogStore:          raftgroup.LogStore(cfg.cluster.logStore),
 		SnapshotThreshold: cfg.cluster.snapshotThr,
 		TrailingLogs:      cfg.cluster.trailing,
