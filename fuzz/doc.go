@@ -37,6 +37,13 @@
 //   - FuzzRemoteWriteDecode and FuzzRemoteWriteSnappy: the remote-write
 //     decoder against prompb.WriteRequest.Unmarshal, uncompressed and as
 //     snappy-compressed HTTP bodies (details in remotewrite_test.go).
+//   - FuzzRingDecode and FuzzRingPlan: the cluster state of raftgroup/ring
+//     (the future metadata group's state machine) never panics on
+//     arbitrary bytes, re-encodes stably, and the placement planner keeps
+//     its invariants on any state that decodes (details in ring_test.go).
+//
+// FuzzChunkDecode also loads EncXOR inputs with chunkenc.XOR.Load, which
+// must fail exactly where the iterator does.
 //
 // # Running
 //

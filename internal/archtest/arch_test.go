@@ -148,9 +148,8 @@ func check(mod string, pkgs []pkg) []string {
 		}
 		reach(mod, byPath, p.ImportPath, func(imp string, chain []string) bool {
 			if !inModule(mod, imp) {
-				if topDir(r) == "chunkenc" && !chunkencMayImport(byPath, imp) {
-					msgs = append(msgs, fmt.Sprintf("%s imports %s (%s): chunkenc may import only the standard library, github.com/klauspost/compress/... and the module's internal packages (STYLE.md)",
-						r, imp, via(mod, chain, imp)))
+				if pr, ok := pureRuleOf(r); ok && !pr.mayImport(byPath, imp) {
+					msgs = append(msgs, fmt.Sprintf("%s imports %s (%s): %s", r, imp, via(mod, chain, imp), pr.message()))
 				}
 				return false
 			}
@@ -160,9 +159,8 @@ func check(mod string, pkgs []pkg) []string {
 					r, rel(imp), via(mod, chain, imp), topDir(r), top))
 				return false
 			}
-			if topDir(r) == "chunkenc" && top != "chunkenc" && !isInternal(rel(imp)) {
-				msgs = append(msgs, fmt.Sprintf("%s imports %s (%s): chunkenc may import only the standard library, github.com/klauspost/compress/... and the module's internal packages (STYLE.md)",
-					r, rel(imp), via(mod, chain, imp)))
+			if pr, ok := pureRuleOf(r); ok && !under(rel(imp), pr.rel) && !isInternal(rel(imp)) {
+				msgs = append(msgs, fmt.Sprintf("%s imports %s (%s): %s", r, rel(imp), via(mod, chain, imp), pr.message()))
 				return false
 			}
 			return true
@@ -208,12 +206,54 @@ func via(mod string, chain []string, imp string) string {
 	return "via " + strings.Join(parts, " → ")
 }
 
-func chunkencMayImport(byPath map[string]pkg, imp string) bool {
+// pureRule: the packages under rel (module-relative) are pure code that
+// may import only the standard library, the external modules listed, the
+// module's internal packages and their own subpackages.
+type pureRule struct {
+	rel      string
+	external []string // module paths; their subpackages are allowed too
+}
+
+// pureRules (STYLE.md): chunkenc has no I/O and no engine types;
+// raftgroup/ring is a value type and planner with no I/O, lock or clock,
+// the state machine of the metadata group, so that it tests and fuzzes
+// alone.
+var pureRules = []pureRule{
+	{rel: "chunkenc", external: []string{"github.com/klauspost/compress"}},
+	{rel: "raftgroup/ring", external: []string{"github.com/cespare/xxhash/v2"}},
+}
+
+func pureRuleOf(rel string) (pureRule, bool) {
+	for _, pr := range pureRules {
+		if under(rel, pr.rel) {
+			return pr, true
+		}
+	}
+	return pureRule{}, false
+}
+
+func (pr pureRule) mayImport(byPath map[string]pkg, imp string) bool {
 	if p, ok := byPath[imp]; ok && p.Standard {
 		return true
 	}
-	return imp == "github.com/klauspost/compress" || strings.HasPrefix(imp, "github.com/klauspost/compress/")
+	for _, ext := range pr.external {
+		if under(imp, ext) {
+			return true
+		}
+	}
+	return false
 }
+
+func (pr pureRule) message() string {
+	var ext []string
+	for _, e := range pr.external {
+		ext = append(ext, e+"/...")
+	}
+	return fmt.Sprintf("%s may import only the standard library, %s and the module's internal packages (STYLE.md)", pr.rel, strings.Join(ext, ", "))
+}
+
+// under reports whether path is dir or below it.
+func under(path, dir string) bool { return path == dir || strings.HasPrefix(path, dir+"/") }
 
 func allImports(p pkg) []string {
 	return slices.Concat(p.Imports, p.TestImports, p.XTestImports)

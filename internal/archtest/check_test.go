@@ -103,6 +103,16 @@ func TestCheck(t *testing.T) {
 			want: []string{"engine imports bench: nothing may import bench/", "internal/x imports fuzz: nothing may import fuzz/"},
 		},
 		{
+			name: "ring imports raft",
+			pkgs: append(std, p("raftgroup/ring", "github.com/hashicorp/raft", "github.com/cespare/xxhash/v2", "fmt", "internal/invariants"), p("internal/invariants")),
+			want: []string{"raftgroup/ring imports github.com/hashicorp/raft (via raftgroup/ring → github.com/hashicorp/raft): raftgroup/ring may import only the standard library, github.com/cespare/xxhash/v2/..."},
+		},
+		{
+			name: "ring imports its parent",
+			pkgs: []pkg{p("raftgroup/ring/internal/x", "raftgroup"), p("raftgroup")},
+			want: []string{"raftgroup/ring/internal/x imports raftgroup (via raftgroup/ring/internal/x → raftgroup): raftgroup/ring may import only"},
+		},
+		{
 			name: "banned package names",
 			pkgs: []pkg{p("engine/util"), p("internal/common"), {ImportPath: mod + "/server/helpers", Name: "misc"}},
 			want: []string{`package engine/util is named "util"`, `package internal/common is named "common"`, `package server/helpers is named "misc"`},

@@ -1,0 +1,79 @@
+package ring
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestOptionsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+		ok   bool
+	}{
+		{"defaults", Options{}, true},
+		{"factor 5", Options{ReplicationFactor: 5}, true},
+		{"negative factor", Options{ReplicationFactor: -1}, false},
+		{"huge factor", Options{ReplicationFactor: 100}, false},
+		{"too many groups", Options{GroupsPerNode: 1000}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.opts.Validate(); (err == nil) != tc.ok {
+				t.Errorf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+	err := Options{ReplicationFactor: -1, GroupsPerNode: -1}.Validate()
+	if err == nil || len(err.(interface{ Unwrap() []error }).Unwrap()) != 2 {
+		t.Errorf("Validate reports %v, want both problems", err)
+	}
+}
+
+func TestApplyRejects(t *testing.T) {
+	base := mustState(t, Options{})
+	for _, n := range []string{"a", "b", "c"} {
+		run(t, base, Event{Kind: EventJoin, Node: NodeID(n)})
+	}
+	// Groups 1..3 on a, b, c; leaders a, b, c.
+	for _, tc := range []struct {
+		name string
+		st   Step
+	}{
+		{"add existing node", Step{Kind: StepAddNode, Node: "a"}},
+		{"add empty node", Step{Kind: StepAddNode}},
+		{"state of unknown node", Step{Kind: StepSetNodeState, Node: "x", State: NodeDead}},
+		{"bad state", Step{Kind: StepSetNodeState, Node: "a", State: 9}},
+		{"remove active node", Step{Kind: StepRemoveNode, Node: "a"}},
+		{"create existing group", Step{Kind: StepCreateGroup, Group: 1, Node: "a"}},
+		{"create group 0", Step{Kind: StepCreateGroup, Group: 0, Node: "a"}},
+		{"create on unknown node", Step{Kind: StepCreateGroup, Group: 9, Node: "x"}},
+		{"add replica twice", Step{Kind: StepAddReplica, Group: 1, Node: "a"}},
+		{"add to unknown group", Step{Kind: StepAddReplica, Group: 9, Node: "a"}},
+		{"remove the leader", Step{Kind: StepRemoveReplica, Group: 1, Node: "a"}},
+		{"remove below the factor", Step{Kind: StepRemoveReplica, Group: 1, Node: "b"}},
+		{"remove missing replica", Step{Kind: StepRemoveReplica, Group: 1, Node: "x"}},
+		{"transfer to a non-replica", Step{Kind: StepTransferLeader, Group: 1, Node: "x"}},
+		{"unknown kind", Step{Kind: 99}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := base.Clone()
+			if err := s.Apply(tc.st); !errors.Is(err, ErrInvalidStep) {
+				t.Fatalf("Apply(%v) = %v, want ErrInvalidStep", tc.st, err)
+			}
+			if !s.Equal(base) {
+				t.Errorf("a refused step changed the state")
+			}
+		})
+	}
+}
+
+func TestRemoveNodeHoldingReplica(t *testing.T) {
+	s := mustState(t, Options{})
+	run(t, s, Event{Kind: EventJoin, Node: "a"})
+	if err := s.Apply(Step{Kind: StepSetNodeState, Node: "a", State: NodeDead}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(Step{Kind: StepRemoveNode, Node: "a"}); !errors.Is(err, ErrInvalidStep) {
+		t.Fatalf("removed a node holding a replica: %v", err)
+	}
+}

@@ -1,0 +1,37 @@
+// Package distributor splits a write batch by owning Raft group and
+// proposes the parts in parallel. It is the thin layer between the
+// remote-write handler (server.WriteHandler, through server.Writer) and
+// the groups: it owns no state but the ring it is given, does no I/O of
+// its own, and never interprets a group's answer beyond mapping refused
+// series back. It must not import raftgroup (cmd wires a GroupWriter that
+// reaches the group leaders) nor the server package above it.
+//
+// # Placement
+//
+// Series i of a batch of tenant t belongs to group
+// ring.Lookup(ring.Hash(t, Series[i].Labels)): the label bytes are the
+// engine's encoding, so no label is decoded on the way.
+//
+// # Caller protocol
+//
+//  1. d := New(w, current), where w proposes a batch to one group and
+//     current returns the ring to route with (the metadata cache's latest;
+//     it may change between calls, never during one).
+//  2. refused, err := d.Write(ctx, batch) from any number of goroutines.
+//     Write splits the batch (one part per group, series in their original
+//     order; a batch of one group goes as it is), calls w.Write for every
+//     part concurrently and waits for all of them. Parts alias the batch's
+//     label and sample slices: w must not keep them after it returns.
+//  3. err == nil: every part was committed; refused holds the per-series
+//     refusals of all parts, with Series the index in the original batch,
+//     sorted. err != nil: at least one part was not (or not known to be)
+//     committed; err wraps ErrIncomplete and every part's error (so
+//     errors.Is finds, e.g., the cause the server maps to 503). The server
+//     answers 5xx: the sender retries the whole request, and parts that
+//     were committed accept their identical samples again (the engine's
+//     apply is idempotent for identical samples).
+//
+// Siblings of a failed part are not cancelled: a proposal that was sent
+// may commit anyway, so cancelling would not undo it, and the caller has
+// to wait for every goroutine it started either way.
+package distributor
