@@ -86,8 +86,13 @@ func (g *Group) checkpointLocked() error {
 	if err := pb.Set(groupKey(key[:0], g.id, kindCheckpoint), binary.BigEndian.AppendUint64(nil, applied), nil); err != nil {
 		return err
 	}
-	if err := pb.Commit(pebble.Sync); err != nil {
+	if err := pb.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit checkpoint of group %d at %d: %w", g.id, applied, err)
+	}
+	// Durable only once flushed (no Pebble WAL): this is the point after
+	// which Raft may delete the log up to applied.
+	if err := g.db.syncPebble(); err != nil {
+		return fmt.Errorf("sync checkpoint of group %d at %d: %w", g.id, applied, err)
 	}
 	for _, t := range ts {
 		for _, s := range t.mu.dirty {

@@ -699,9 +699,9 @@ func TestFormatCheck(t *testing.T) {
 			apply(t, g9, 1, buildBatch(t, "t", labels.FromStrings("a", "b"), []Sample{{1, 1}}))
 			require.NoError(t, g9.Checkpoint())
 			if tc.value == nil {
-				require.NoError(t, db.pdb.Delete(key, pebble.Sync))
+				require.NoError(t, db.pdb.Delete(key, pebble.NoSync))
 			} else {
-				require.NoError(t, db.pdb.Set(key, tc.value, pebble.Sync))
+				require.NoError(t, db.pdb.Set(key, tc.value, pebble.NoSync))
 			}
 			db.mu.Lock()
 			delete(db.mu.groups, 9) // forget it, as a restart would

@@ -168,7 +168,10 @@ func (g *Group) restoreLocked(r io.Reader, partial *bool) error {
 		}
 	}
 	*partial = true
-	if err := pb.Commit(pebble.Sync); err != nil {
+	if err := pb.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("restore group %d: %w", g.id, err)
+	}
+	if err := db.syncPebble(); err != nil {
 		return fmt.Errorf("restore group %d: %w", g.id, err)
 	}
 	g.mu.Lock()
