@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -270,5 +271,43 @@ func TestBatchSizeIsExact(t *testing.T) {
 		enc := AppendBatch(nil, b)
 		require.Equal(t, len(enc), batchSize(b))
 		require.LessOrEqual(t, cap(enc), len(enc)*5/4+64, "grown once to the size (plus the allocator's size class)")
+	}
+}
+
+func TestCompressedBatch(t *testing.T) {
+	b := buildBatch(t, "tenant-2",
+		labels.FromStrings("__name__", "up", "job", "a"), []Sample{{1, 0}, {2, math.Inf(1)}},
+		labels.FromStrings("__name__", "up", "job", "b"), []Sample{{-5, math.Float64frombits(value.StaleNaN)}},
+	)
+	enc := AppendBatch(nil, b)
+	c := CompressBatch([]byte("x"), enc)
+	require.Equal(t, "x", string(c[:1]))
+	require.Equal(t, BatchVersionS2, c[1])
+	got, err := DecodeBatch(c[1:])
+	require.NoError(t, err)
+	require.Equal(t, enc, AppendBatch(nil, &got), "decodes to the same batch")
+
+	// The group's decoder reuses its buffer across both versions.
+	var d batchDecoder
+	for _, in := range [][]byte{c[1:], enc, c[1:]} {
+		got, err := d.decode(in)
+		require.NoError(t, err)
+		require.Equal(t, enc, AppendBatch(nil, got))
+	}
+
+	for _, tc := range []struct {
+		name string
+		in   []byte
+	}{
+		{"bad s2", []byte{BatchVersionS2, 0x05, 0xff, 0xff}},
+		{"empty s2", []byte{BatchVersionS2}},
+		{"huge decoded length", append([]byte{BatchVersionS2}, binary.AppendUvarint(nil, 1<<40)...)},
+		{"compressed v3", CompressBatch(nil, CompressBatch(nil, enc))},
+		{"truncated", c[1 : len(c)-3]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeBatch(tc.in)
+			require.ErrorIs(t, err, ErrCorruptBatch)
+		})
 	}
 }

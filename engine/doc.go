@@ -68,6 +68,14 @@
 // have yet, and refuses that series' samples if it is invalid. Native
 // histograms will come as a new version with a sample kind per series.
 //
+// Version 3 (BatchVersionS2, CompressBatch) is the byte 3 followed by an S2
+// block (github.com/klauspost/compress/s2, the block format, not the
+// stream) whose content is a version-2 batch; the node proposes this form.
+// The decompressed length is read from the block header and refused above
+// 1 GiB before allocating. A 2,000-series remote-write batch shrinks ~10x
+// (label sets repeat names and values), for ~30 ns per series to compress
+// and ~20 to decompress.
+//
 // Version 1 interned the label strings of a batch in a symbol table and
 // named them by index: 2.3x smaller entries, but interning cost ~90 ns per
 // series on the server and rebuilding the label set another ~40 on apply;

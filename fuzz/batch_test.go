@@ -36,6 +36,7 @@ func FuzzBatchDecode(f *testing.F) {
 	seed := engine.AppendBatch(nil, bb.Batch())
 	f.Add(seed)
 	f.Add(seed[:len(seed)/2])
+	f.Add(engine.CompressBatch(nil, seed))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := engine.DecodeBatch(data)
 		if err != nil {
