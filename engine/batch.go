@@ -96,24 +96,6 @@ func (bb *BatchBuilder) Add(lset labels.Labels, samples []Sample) error {
 	return nil
 }
 
-// AddLabels is Add for a label set held as bytes, such as a decoded
-// remote-write request: label i is at(i), for i < n. The same rules as Add
-// apply.
-func (bb *BatchBuilder) AddLabels(n int, at func(i int) (name, value []byte), samples []Sample) error {
-	start := len(bb.buf)
-	for i := range n {
-		name, value := at(i)
-		bb.buf = AppendLabel(bb.buf, name, value)
-	}
-	if err := CheckLabels(bb.buf[start:]); err != nil {
-		bad := string(bb.buf[start:])
-		bb.buf = bb.buf[:start]
-		return fmt.Errorf("add series (labels %q): %w", bad, err)
-	}
-	bb.add(samples)
-	return nil
-}
-
 // AddEncoded is Add for a label set already in the engine's encoding
 // (BatchSeries.Labels), which the caller has checked: the remote-write
 // hash input of a validated series is one. enc is copied. An invalid enc

@@ -173,7 +173,7 @@ func TestPartitions(t *testing.T) {
 	}
 }
 
-func TestBatchBuilderAddLabelsMatchesAdd(t *testing.T) {
+func TestBatchBuilderAddEncodedMatchesAdd(t *testing.T) {
 	lsets := []labels.Labels{
 		labels.FromStrings("__name__", "up", "job", "a"),
 		labels.FromStrings("__name__", "up", "job", "b", "zone", "a"),
@@ -182,24 +182,11 @@ func TestBatchBuilderAddLabelsMatchesAdd(t *testing.T) {
 	viaAdd, viaBytes := NewBatchBuilder("t"), NewBatchBuilder("t")
 	for _, ls := range lsets {
 		require.NoError(t, viaAdd.Add(ls, samples))
-		var pairs [][2][]byte
-		ls.Range(func(l labels.Label) { pairs = append(pairs, [2][]byte{[]byte(l.Name), []byte(l.Value)}) })
-		require.NoError(t, viaBytes.AddLabels(len(pairs), func(i int) ([]byte, []byte) { return pairs[i][0], pairs[i][1] }, samples))
+		var enc []byte
+		ls.Range(func(l labels.Label) { enc = AppendLabel(enc, l.Name, l.Value) })
+		viaBytes.AddEncoded(enc, samples)
 	}
 	require.Equal(t, AppendBatch(nil, viaAdd.Batch()), AppendBatch(nil, viaBytes.Batch()))
-
-	bad := NewBatchBuilder("t")
-	for _, pairs := range [][][2]string{
-		nil,
-		{{"b", "1"}, {"a", "1"}},
-		{{"a", "1"}, {"a", "2"}},
-		{{"a", ""}},
-		{{"", "x"}},
-		{{"a", "\xff"}},
-	} {
-		err := bad.AddLabels(len(pairs), func(i int) ([]byte, []byte) { return []byte(pairs[i][0]), []byte(pairs[i][1]) }, samples)
-		require.ErrorIs(t, err, ErrInvalidLabels, "%v", pairs)
-	}
 }
 
 func TestCheckLabels(t *testing.T) {

@@ -103,7 +103,7 @@ func seriesErr(err error, ls []Label, detail string) error {
 // ValidateLabels checks the labels of one series, in wire order, with
 // Prometheus and Cortex semantics. Labels with an empty value are absent
 // in Prometheus: they are ignored here (not checked, not counted) and the
-// caller drops them when storing (DropEmpty). It returns the first
+// caller drops them when storing (Series.Key holds the others). It returns the first
 // problem found, as a *SeriesError, in this order: missing or invalid
 // metric name, too many labels, then per label: invalid name, name too
 // long, value not UTF-8, value too long, unsorted, duplicate.
@@ -238,16 +238,6 @@ func (l *Limits) ValidateSamples(ls []Label, ss []Sample, now time.Time) error {
 		}
 	}
 	return nil
-}
-
-// DropEmpty appends to dst the labels of ls with a non-empty value.
-func DropEmpty(dst, ls []Label) []Label {
-	for _, l := range ls {
-		if len(l.Value) > 0 {
-			dst = append(dst, l)
-		}
-	}
-	return dst
 }
 
 // validName reports whether b is a valid metric name (metric) or label
