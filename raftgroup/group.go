@@ -233,6 +233,10 @@ func Open(opts Options) (*Group, error) {
 	conf.SnapshotInterval = opts.SnapshotInterval
 	conf.TrailingLogs = opts.TrailingLogs
 	conf.NoSnapshotRestoreOnStart = true // the applier recovers itself
+	// A replica removed from the configuration stays a follower: a
+	// cluster may add it back (a placement that moved away and back), and
+	// its owner closes it once it knows it left.
+	conf.ShutdownOnRemove = false
 	conf.NoLegacyTelemetry = true
 	conf.Logger = hlog
 

@@ -33,14 +33,9 @@ func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
 func (g *Group) Status() (Status, error) {
 	st := Status{ID: g.opts.ID, State: g.raft.State().String(), Term: g.raft.CurrentTerm(), Stats: g.Stats()}
 	st.LeaderID, st.Leader = g.Leader()
-	f := g.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return st, fmt.Errorf("configuration of %s: %w", g.opts.ID, g.mapErr(err))
-	}
-	for _, s := range f.Configuration().Servers {
-		st.Members = append(st.Members, Member{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
-	}
-	return st, nil
+	var err error
+	st.Members, err = g.Members()
+	return st, err
 }
 
 // VerifyRead returns nil if a read served now by this replica sees every
@@ -103,4 +98,40 @@ func (g *Group) MemberAddress(id string) string {
 		}
 	}
 	return ""
+}
+
+// AddNonvoter adds the replica id at address as a non-voter: it receives
+// the log (or a snapshot) but does not count for the quorum, so the group
+// keeps committing while a new copy is made. Promote it with AddVoter
+// once it has caught up. Call it on the leader.
+func (g *Group) AddNonvoter(ctx context.Context, id, address string) error {
+	err := g.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(address), 0, g.timeout(ctx)).Error()
+	if err != nil {
+		return fmt.Errorf("add non-voter %s at %s to %s: %w", id, address, g.opts.ID, g.mapErr(err))
+	}
+	return nil
+}
+
+// TransferLeadership asks the voter id at address to take over as leader
+// and returns once it has (or the attempt failed). Call it on the leader.
+func (g *Group) TransferLeadership(id, address string) error {
+	err := g.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(address)).Error()
+	if err != nil {
+		return fmt.Errorf("transfer leadership of %s to %s: %w", g.opts.ID, id, g.mapErr(err))
+	}
+	return nil
+}
+
+// Members returns the group's latest configuration as this replica knows
+// it (committed or not).
+func (g *Group) Members() ([]Member, error) {
+	f := g.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("configuration of %s: %w", g.opts.ID, g.mapErr(err))
+	}
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Member{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package raftgroup
 
 import (
+	"cmp"
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,7 @@ const (
 )
 
 func newMetrics(g *Group) *metrics {
-	labels := prometheus.Labels{"group": g.opts.ID}
+	labels := prometheus.Labels{"group": cmp.Or(g.opts.Name, g.opts.ID)}
 	m := &metrics{
 		propose: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:        "myelin_raft_propose_duration_seconds",

@@ -36,6 +36,10 @@ type Options struct {
 	// ID is the replica's Raft server ID, unique in the cluster for all
 	// time. Required.
 	ID string
+	// Name labels the replica's metrics (group="Name") and its log lines.
+	// Empty means ID. A node with many groups, all with its node ID as
+	// their Raft ID, names each by its group number.
+	Name string
 	// Applier is the state machine. Required.
 	Applier Applier
 	// Transport carries Raft RPCs; the group owns it after Open succeeds
