@@ -24,11 +24,8 @@
 //
 // # Cluster
 //
-// Forwarder routes the requests of a replicated group: the leader serves
-// writes, and reads after Leadership.VerifyRead; a follower proxies both
-// to the leader (Dial reaches the leader's HTTP server, cmd does it over
-// the node's Raft listener) and marks the request with ForwardedHeader so
-// it is never forwarded twice; with no leader the answer is 503, which
-// senders retry. A follower never answers a read from its own state.
-// AdminHandler serves /admin/raft/... (status, data dump, membership).
+// RingHandler and TenantsHandler serve the cluster's status pages (/ring,
+// /status/tenants) as HTML or JSON from data cmd gathers; the
+// distributor (server/distributor) and the fan-out querier
+// (server/querier) are the Writer and Storage of a cluster node.
 package server

@@ -1,0 +1,164 @@
+package querier
+
+import (
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql/parser/posrange"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/stretchr/testify/require"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata/")
+
+func TestRequestRoundTrip(t *testing.T) {
+	m := labels.MustNewMatcher
+	ms := []*labels.Matcher{
+		m(labels.MatchEqual, "__name__", "up"), m(labels.MatchNotEqual, "job", ""),
+		m(labels.MatchRegexp, "instance", "host-[0-9]+"), m(labels.MatchNotRegexp, "zone", "eu-.*"),
+	}
+	for _, tc := range []struct {
+		name string
+		path string
+		req  request
+	}{
+		{"select bare", PathSelect, request{group: 1, tenant: "t", mint: -5, maxt: math.MaxInt64}},
+		{"select sorted", PathSelect, request{group: math.MaxUint32, tenant: "tenant-a", mint: math.MinInt64, maxt: 7, matchers: ms, sortSeries: true}},
+		{"select hints", PathSelect, request{group: 3, tenant: "t", mint: 1, maxt: 2, matchers: ms[:1], hints: &storage.SelectHints{
+			Start: -1, End: 99, Limit: 10, Step: 15_000, Func: "rate", Grouping: []string{"job", "le"}, By: true,
+			Range: 300_000, ShardCount: 4, ShardIndex: 3, DisableTrimming: true,
+		}}},
+		{"select series", PathSelect, request{group: 3, tenant: "t", hints: &storage.SelectHints{Func: "series"}}},
+		{"labels", PathLabels, request{group: 2, tenant: "t", mint: 1, maxt: 2, matchers: ms, limit: 5}},
+		{"values", PathValues, request{group: 2, tenant: "t", mint: 1, maxt: 2, name: "job", limit: 0}},
+		{"values empty name", PathValues, request{group: 2, tenant: "", name: ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			enc := appendRequest(nil, tc.path, &tc.req)
+			got, err := decodeRequest(tc.path, enc)
+			require.NoError(t, err)
+			require.Equal(t, requestString(&tc.req), requestString(got))
+			require.Equal(t, tc.req.hints, got.hints)
+			// Every proper prefix fails, and so does a trailing byte.
+			for n := range len(enc) {
+				_, err := decodeRequest(tc.path, enc[:n])
+				require.ErrorIs(t, err, ErrCorrupt, "prefix of %d bytes", n)
+			}
+			_, err = decodeRequest(tc.path, append(enc, 0))
+			require.ErrorIs(t, err, ErrCorrupt)
+		})
+	}
+}
+
+func requestString(r *request) string {
+	var ms []string
+	for _, m := range r.matchers {
+		ms = append(ms, m.String())
+	}
+	return fmt.Sprintf("group=%d tenant=%q mint=%d maxt=%d matchers=%q sort=%v name=%q limit=%d",
+		r.group, r.tenant, r.mint, r.maxt, ms, r.sortSeries, r.name, r.limit)
+}
+
+func TestDecodeRequestRejects(t *testing.T) {
+	good := appendRequest(nil, PathSelect, &request{group: 1, tenant: "t"})
+	for _, tc := range []struct {
+		name string
+		path string
+		body []byte
+		want string
+	}{
+		{"empty", PathSelect, nil, "version: truncated"},
+		{"version", PathSelect, append([]byte{2}, good[1:]...), "version 2"},
+		{"bad regexp", PathLabels, appendRequest(nil, PathLabels, &request{matchers: []*labels.Matcher{{Type: labels.MatchRegexp, Name: "a", Value: "("}}}), "matcher 0"},
+		{"matcher type", PathLabels, func() []byte {
+			b := appendRequest(nil, PathLabels, &request{matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "a", "b")}})
+			b[1+1+1+1+1+1] = 7 // version, group, tenant len, mint, maxt, count
+			return b
+		}(), "matcher type 7"},
+		{"huge count", PathLabels, []byte{Version, 1, 0, 0, 0, 0xff, 0xff, 0x03}, "count"},
+		{"bool", PathSelect, append(appendRequest(nil, PathSelect, &request{})[:6], flagHints, 0, 0, 0, 0, 0, 0, 2), "not a bool"},
+		{"unknown path", "/x", good, "unknown path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := decodeRequest(tc.path, tc.body)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+// TestWireGolden freezes the wire format: a request and a response of
+// each kind, byte for byte. Run with -rewrite after a deliberate format
+// change (which bumps Version and updates doc.go).
+func TestWireGolden(t *testing.T) {
+	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"), labels.MustNewMatcher(labels.MatchNotRegexp, "job", "d.*")}
+	stale := math.Float64frombits(value.StaleNaN)
+	series := []storage.Series{
+		storage.NewListSeries(labels.FromStrings("__name__", "up", "job", "api"), []chunks.Sample{
+			fSample{1000, 1}, fSample{16000, 0}, fSample{31000, stale},
+		}),
+		storage.NewListSeries(labels.FromStrings("__name__", "up", "job", "db"), nil),
+	}
+	var ws annotations.Annotations
+	ws.Add(annotations.NewPossibleNonCounterInfo("up", posrange.PositionRange{}))
+	fq := &fakeQuerier{series: series, ws: ws}
+	h := NewHandler(fakeLocal{fq}, HandlerOptions{})
+	respond := func(path string, req *request) []byte {
+		rec := httptest.NewRecorder()
+		body := appendRequest(nil, path, req)
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader(string(body))))
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		return rec.Body.Bytes()
+	}
+	sel := &request{group: 7, tenant: "t1", mint: 0, maxt: 60_000, matchers: ms, sortSeries: true,
+		hints: &storage.SelectHints{Start: 0, End: 60_000, Step: 15_000, Func: "rate", Range: 60_000}}
+	for _, tc := range []struct {
+		file string
+		data []byte
+	}{
+		{"select_request", appendRequest(nil, PathSelect, sel)},
+		{"select_response", respond(PathSelect, sel)},
+		{"values_request", appendRequest(nil, PathValues, &request{group: 7, tenant: "t1", maxt: 60_000, name: "job", limit: 2})},
+		{"labels_response", appendTrailer(appendStringFrame(appendStringFrame([]byte{Version}, "__name__"), "job"), &trailer{count: 2})},
+		{"error_trailer", appendTrailer([]byte{Version}, &trailer{count: 1, err: "select on group 7: disk on fire"})},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			path := filepath.Join("testdata", tc.file+".hex")
+			got := hex.Dump(tc.data)
+			if *rewrite {
+				require.NoError(t, os.MkdirAll("testdata", 0o755))
+				require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+			}
+			want, err := os.ReadFile(path)
+			require.NoError(t, err, "run with -rewrite to create it")
+			require.Equal(t, string(want), got)
+		})
+	}
+}
+
+// fSample is a float chunks.Sample.
+type fSample struct {
+	t int64
+	f float64
+}
+
+func (s fSample) T() int64                      { return s.t }
+func (s fSample) ST() int64                     { return 0 }
+func (s fSample) F() float64                    { return s.f }
+func (s fSample) H() *histogram.Histogram       { return nil }
+func (s fSample) FH() *histogram.FloatHistogram { return nil }
+func (s fSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s fSample) Copy() chunks.Sample           { return s }
