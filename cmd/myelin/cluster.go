@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,26 +19,30 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
+	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup"
-	"github.com/myelindb/myelin/server"
 )
 
 // clusterConfig are the flags of cluster mode (and the Raft log flags,
 // which a single node honours too). Without -cluster.node-id the node is
 // a single node (one group of one replica) as before.
 type clusterConfig struct {
-	nodeID      string
-	peersFlag   string
-	join        bool
-	listenAddr  string
-	advertise   string
-	heartbeat   time.Duration
-	tlsCert     string
-	tlsKey      string
-	tlsCA       string
-	snapshotThr uint64
-	trailing    uint64
-	logStore    string
+	nodeID            string
+	peersFlag         string
+	joinAddr          string
+	replication       int
+	groupsPerNode     int
+	deadAfter         time.Duration
+	heartbeatInterval time.Duration
+	listenAddr        string
+	advertise         string
+	heartbeat         time.Duration
+	tlsCert           string
+	tlsKey            string
+	tlsCA             string
+	snapshotThr       uint64
+	trailing          uint64
+	logStore          string
 
 	peers map[string]string // node ID -> Raft address, from peersFlag
 	order []string          // IDs of peers, sorted
@@ -58,12 +60,18 @@ func (c *clusterConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.nodeID, "cluster.node-id", "", "This node's ID in the cluster (letters, digits, '-', '_'), unique for all time;\n"+
 		"empty runs a single node. Also its Raft server ID.")
 	fs.StringVar(&c.peersFlag, "cluster.peers", "",
-		"The group's initial voters, this node included: comma-separated ID=RAFT_ADDRESS,\n"+
-			"e.g. `1=10.0.0.1:9095,2=10.0.0.2:9095,3=10.0.0.3:9095`. Every node of a new cluster gets\n"+
-			"the same list and bootstraps the same configuration; later starts recover it from the log.\n"+
-			"This node dials a peer at the address given here (then the one in the group's configuration).")
-	fs.BoolVar(&c.join, "cluster.join", false, "Start as a new replica that waits to be added to a running group\n"+
-		"(POST /admin/raft/members on any node) instead of bootstrapping one.")
+		"Optional: the nodes a new cluster starts with (the metadata group's first voters), this node\n"+
+			"included: comma-separated ID=RAFT_ADDRESS, e.g. `1=10.0.0.1:9095,2=10.0.0.2:9095,3=10.0.0.3:9095`.\n"+
+			"Every one of them gets the same list. Alternatively start one node alone and the others with\n"+
+			"-cluster.join.")
+	fs.StringVar(&c.joinAddr, "cluster.join", "", "Raft address (host:port) of any node of a running cluster: this node asks to be added\n"+
+		"through it, then the placement gives it groups. Empty (or this node's own address) with\n"+
+		"no -cluster.peers starts a new cluster of this node. Ignored once the node has joined.")
+	fs.IntVar(&c.replication, "cluster.replication-factor", 3, "Replicas per Raft group once the cluster has that many nodes (a new cluster only).")
+	fs.IntVar(&c.groupsPerNode, "cluster.groups-per-node", 1, "Raft groups created per node (a new cluster only); each node leads about this many.")
+	fs.DurationVar(&c.deadAfter, "cluster.dead-after", time.Minute, "A node not heard from for this long is declared dead and its replicas are replaced\n"+
+		"on other nodes (a dead node that comes back rejoins by itself).")
+	fs.DurationVar(&c.heartbeatInterval, "cluster.heartbeat-interval", time.Second, "How often a node reports to the metadata leader; placement changes run as often.")
 	fs.StringVar(&c.listenAddr, "raft.listen-address", ":9095", "Address of the node's Raft listener (all its groups and forwarded requests) in cluster mode.")
 	fs.StringVar(&c.advertise, "raft.advertise-address", "", "Raft address other nodes reach this one at; empty means -raft.listen-address\n"+
 		"(which then needs a host).")
@@ -88,7 +96,7 @@ func (c *clusterConfig) parse() error {
 		errs = append(errs, fmt.Errorf("-raft.log-store %q: want raft-wal or pebble", c.logStore))
 	}
 	if c.nodeID == "" {
-		if c.peersFlag != "" || c.join {
+		if c.peersFlag != "" || c.joinAddr != "" {
 			errs = append(errs, errors.New("-cluster.peers and -cluster.join need -cluster.node-id"))
 		}
 		return errors.Join(errs...)
@@ -119,12 +127,21 @@ func (c *clusterConfig) parse() error {
 	}
 	slices.Sort(c.order)
 	switch {
-	case c.join && len(c.peers) > 0 && c.peers[c.nodeID] != "":
-		errs = append(errs, errors.New("-cluster.join: this node must not be in -cluster.peers (it is added later)"))
-	case !c.join && len(c.peers) == 0:
-		errs = append(errs, errors.New("-cluster.node-id needs -cluster.peers (or -cluster.join)"))
-	case !c.join && c.peers[c.nodeID] == "":
+	case c.joinAddr != "" && len(c.peers) > 0:
+		errs = append(errs, errors.New("-cluster.join and -cluster.peers exclude each other: peers start a new cluster, join enters a running one"))
+	case len(c.peers) > 0 && c.peers[c.nodeID] == "":
 		errs = append(errs, fmt.Errorf("-cluster.peers does not name this node %q", c.nodeID))
+	}
+	if c.joinAddr != "" {
+		if _, _, err := net.SplitHostPort(c.joinAddr); err != nil {
+			errs = append(errs, fmt.Errorf("-cluster.join %q: %w", c.joinAddr, err))
+		}
+	}
+	if c.replication < 1 || c.replication > 9 || c.groupsPerNode < 1 || c.groupsPerNode > 64 {
+		errs = append(errs, errors.New("-cluster.replication-factor wants 1..9 and -cluster.groups-per-node 1..64"))
+	}
+	if c.heartbeatInterval < 10*time.Millisecond || c.deadAfter < 3*c.heartbeatInterval {
+		errs = append(errs, errors.New("-cluster.heartbeat-interval wants at least 10ms and -cluster.dead-after at least three of them"))
 	}
 	if c.advertise == "" {
 		c.advertise = c.listenAddr
@@ -166,8 +183,8 @@ func (c *clusterConfig) tlsConfig() (*tls.Config, error) {
 	return conf, nil
 }
 
-// voters is the bootstrap configuration: every peer at its address, this
-// node at its advertised one.
+// voters is the metadata group's bootstrap configuration: every peer at
+// its address, this node at its advertised one; nil without peers.
 func (c *clusterConfig) voters() []raftgroup.Voter {
 	var vs []raftgroup.Voter
 	for _, id := range c.order {
@@ -180,90 +197,14 @@ func (c *clusterConfig) voters() []raftgroup.Voter {
 	return vs
 }
 
-// resolve is the address to dial node id at: -cluster.peers, else the
-// group configuration's (nodes added later). "" if unknown.
-func (n *node) resolve(id string) string {
-	if id == n.cfg.nodeID {
-		return n.cfg.advertise
-	}
-	if a := n.cfg.peers[id]; a != "" {
-		return a
-	}
-	if rg := n.rgp.Load(); rg != nil {
-		return rg.MemberAddress(id)
-	}
-	return ""
-}
-
-// Leader implements server.Leadership.
-func (n *node) Leader() (id string, local bool) {
-	if n.rg.IsLeader() {
-		return n.cfg.nodeID, true
-	}
-	id, _ = n.rg.Leader()
-	return id, false
-}
-
-// VerifyRead implements server.Leadership.
-func (n *node) VerifyRead(ctx context.Context) error { return n.rg.VerifyRead(ctx) }
-
-// dialHTTP connects to the HTTP server of node id over its Raft listener
-// (forwarded requests).
-func (n *node) dialHTTP(ctx context.Context, id string) (net.Conn, error) {
-	addr := n.resolve(id)
-	if addr == "" {
-		return nil, fmt.Errorf("no address for node %s", id)
-	}
-	return n.mux.Dial(ctx, addr, raftgroup.KindHTTP, 0)
-}
-
-// nodeStatus is GET /admin/raft/status.
-type nodeStatus struct {
-	NodeID string `json:"node_id"`
-	Group  uint32 `json:"group"`
-	raftgroup.Status
-	EngineApplied uint64 `json:"engine_applied_index"`
-	Error         string `json:"error,omitempty"`
-	Checksum      string `json:"checksum,omitempty"` // sha256 of /admin/raft/data
-	Series        int    `json:"series,omitempty"`
-	Samples       int    `json:"samples,omitempty"`
-}
-
-// Status implements server.Membership.
-func (n *node) Status(ctx context.Context, checksum bool) (any, error) {
-	st, err := n.rg.Status()
-	if err != nil {
-		return nil, err
-	}
-	ns := nodeStatus{NodeID: n.cfg.nodeID, Group: groupID, Status: st, EngineApplied: n.eg.AppliedIndex()}
-	if err := n.rg.Err(); err != nil {
-		ns.Error = err.Error()
-	}
-	if checksum {
-		h := sha256.New()
-		series, samples, err := n.dump(ctx, h)
-		if err != nil {
-			return nil, err
-		}
-		ns.Checksum, ns.Series, ns.Samples = hex.EncodeToString(h.Sum(nil)), series, samples
-	}
-	return ns, nil
-}
-
-// Dump implements server.Membership.
-func (n *node) Dump(ctx context.Context, w io.Writer) error {
-	_, _, err := n.dump(ctx, w)
-	return err
-}
-
-// dump writes every float sample of the group on this replica, one line
+// dumpGroup writes every float sample of the group on this replica, one line
 // per sample: tenant, series labels, timestamp (ms) and the value's bits
 // in hex, tenants and series sorted. Replicas with identical data write
 // identical bytes.
-func (n *node) dump(ctx context.Context, w io.Writer) (series, samples int, err error) {
+func dumpGroup(ctx context.Context, eg *engine.Group, w io.Writer) (series, samples int, err error) {
 	all := labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")
-	for _, ts := range n.eg.Stats() {
-		q, err := n.eg.Querier(ts.Tenant, math.MinInt64, math.MaxInt64)
+	for _, ts := range eg.Stats() {
+		q, err := eg.Querier(ts.Tenant, math.MinInt64, math.MaxInt64)
 		if err != nil {
 			return series, samples, fmt.Errorf("dump tenant %s: %w", ts.Tenant, err)
 		}
@@ -294,27 +235,4 @@ func (n *node) dump(ctx context.Context, w io.Writer) (series, samples int, err 
 		}
 	}
 	return series, samples, nil
-}
-
-// AddVoter implements server.Membership.
-func (n *node) AddVoter(ctx context.Context, id, address string) error {
-	if !nodeIDRe.MatchString(id) {
-		return fmt.Errorf("%w: node id %q", server.ErrBadRequest, id)
-	}
-	if _, _, err := net.SplitHostPort(address); err != nil {
-		return fmt.Errorf("%w: address %q: %v", server.ErrBadRequest, address, err)
-	}
-	return membershipErr(n.rg.AddVoter(ctx, id, address))
-}
-
-// RemoveServer implements server.Membership.
-func (n *node) RemoveServer(ctx context.Context, id string) error {
-	return membershipErr(n.rg.RemoveServer(ctx, id))
-}
-
-func membershipErr(err error) error {
-	if errors.Is(err, raftgroup.ErrNotLeader) || errors.Is(err, raftgroup.ErrLeadershipLost) || errors.Is(err, raftgroup.ErrClosed) {
-		return fmt.Errorf("%w: %w", server.ErrUnavailable, err)
-	}
-	return err
 }

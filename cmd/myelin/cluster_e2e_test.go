@@ -32,8 +32,8 @@ import (
 // same batch until it is acknowledged), so at the end the acknowledged
 // samples are exactly the samples every replica must hold.
 
-// clusterNode is one myelin process of a test cluster.
-type clusterNode struct {
+// e2eNode is one myelin process of a test cluster.
+type e2eNode struct {
 	id       string
 	raftAddr string // where its Raft listener listens
 	dataDir  string
@@ -49,11 +49,11 @@ type testClusterE2E struct {
 	t       *testing.T
 	proxies map[[2]string]*tcpProxy // [from, to] -> proxy, with -proxies
 	mu      sync.Mutex
-	nodes   []*clusterNode
+	nodes   []*e2eNode
 }
 
 // pick returns node i (modulo) and its HTTP address if it is up.
-func (c *testClusterE2E) pick(i int) (n *clusterNode, addr string, up bool) {
+func (c *testClusterE2E) pick(i int) (n *e2eNode, addr string, up bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n = c.nodes[i%len(c.nodes)]
@@ -61,7 +61,7 @@ func (c *testClusterE2E) pick(i int) (n *clusterNode, addr string, up bool) {
 }
 
 // kill sends SIGKILL to n and waits for it.
-func (c *testClusterE2E) kill(n *clusterNode) {
+func (c *testClusterE2E) kill(n *e2eNode) {
 	c.mu.Lock()
 	n.up = false
 	c.mu.Unlock()
@@ -69,7 +69,7 @@ func (c *testClusterE2E) kill(n *clusterNode) {
 }
 
 // replace puts n in old's place in the node list.
-func (c *testClusterE2E) replace(old, n *clusterNode) {
+func (c *testClusterE2E) replace(old, n *e2eNode) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.nodes = append(without(c.nodes, old), n)
@@ -82,7 +82,7 @@ func newClusterE2E(t *testing.T, n int, proxies bool, args ...string) *testClust
 	dir := t.TempDir()
 	for i := range n {
 		id := strconv.Itoa(i + 1)
-		c.nodes = append(c.nodes, &clusterNode{id: id, raftAddr: freeAddr(t), dataDir: filepath.Join(dir, "node-"+id), args: args})
+		c.nodes = append(c.nodes, &e2eNode{id: id, raftAddr: freeAddr(t), dataDir: filepath.Join(dir, "node-"+id), args: args})
 	}
 	if proxies {
 		for _, a := range c.nodes {
@@ -97,7 +97,7 @@ func newClusterE2E(t *testing.T, n int, proxies bool, args ...string) *testClust
 }
 
 // peers is the -cluster.peers value for node from.
-func (c *testClusterE2E) peers(from *clusterNode) string {
+func (c *testClusterE2E) peers(from *e2eNode) string {
 	var ps []string
 	for _, n := range c.nodes {
 		addr := n.raftAddr
@@ -111,13 +111,13 @@ func (c *testClusterE2E) peers(from *clusterNode) string {
 
 // start starts node n's process and waits until it logged its HTTP
 // address (not until ready: a node is ready once the group has a leader).
-func (c *testClusterE2E) start(n *clusterNode, extra ...string) {
+func (c *testClusterE2E) start(n *e2eNode, extra ...string) {
 	t := c.t
 	t.Helper()
 	args := []string{"-data.dir", n.dataDir, "-http.listen-address", "127.0.0.1:0", "-auth.multitenancy-enabled=false",
 		"-cluster.node-id", n.id, "-raft.listen-address", n.raftAddr}
 	args = append(append(args, n.args...), extra...)
-	if !slices.Contains(extra, "-cluster.join") {
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "-cluster.join") }) {
 		args = append(args, "-cluster.peers", c.peers(n))
 	}
 	cmd := exec.Command(os.Args[0], args...)
@@ -133,6 +133,9 @@ func (c *testClusterE2E) start(n *clusterNode, extra ...string) {
 		p.kill()
 		if t.Failed() {
 			t.Logf("node %s (pid %d) log:\n%s", n.id, cmd.Process.Pid, tail(p.log.String(), 40))
+			if dir := os.Getenv("MYELIN_TEST_LOG_DIR"); dir != "" {
+				os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-node-%s-%d.log", t.Name(), n.id, cmd.Process.Pid)), []byte(p.log.String()), 0o644)
+			}
 		}
 	})
 	p.addr = p.log.addr(t, p.done)
@@ -141,7 +144,8 @@ func (c *testClusterE2E) start(n *clusterNode, extra ...string) {
 	c.mu.Unlock()
 }
 
-// startAll starts every node and waits until all are ready.
+// startAll starts every node and waits until all are ready and the ring
+// has placed every group.
 func (c *testClusterE2E) startAll() {
 	for _, n := range c.nodes {
 		c.start(n)
@@ -149,166 +153,263 @@ func (c *testClusterE2E) startAll() {
 	for _, n := range c.nodes {
 		waitReady(c.t, n.http)
 	}
+	c.waitRing(c.nodes, 60*time.Second)
 }
 
-// raftStatus is the part of /admin/raft/status the tests read.
-type raftStatus struct {
+// nodeStatus is the part of a node's /admin/raft/status the tests read:
+// its replicas.
+type nodeStatus struct {
+	NodeID   string          `json:"node_id"`
+	Replicas []replicaReport `json:"replicas"`
+}
+
+type replicaReport struct {
+	Group         uint32 `json:"group"`
 	State         string `json:"state"`
 	LeaderID      string `json:"leader_id"`
 	EngineApplied uint64 `json:"engine_applied_index"`
 	Checksum      string `json:"checksum"`
 	Samples       int    `json:"samples"`
-	Members       []struct {
-		ID string `json:"id"`
-	} `json:"members"`
-	Stats struct {
+	Stats         struct {
 		FirstIndex   uint64
 		LastIndex    uint64
 		AppliedIndex uint64
 	} `json:"stats"`
 }
 
+// ringJSON is the part of /ring?format=json the tests read.
+type ringJSON struct {
+	Converged bool `json:"converged"`
+	Nodes     []struct {
+		ID       string `json:"id"`
+		State    string `json:"state"`
+		Replicas int    `json:"replicas"`
+		Leaders  int    `json:"leaders"`
+	} `json:"nodes"`
+	Groups []struct {
+		ID       uint32 `json:"id"`
+		Leader   string `json:"leader"`
+		Replicas []struct {
+			Node  string `json:"node"`
+			Voter bool   `json:"voter"`
+		} `json:"replicas"`
+	} `json:"groups"`
+}
+
 var clusterHTTP = &http.Client{Timeout: 10 * time.Second}
 
-func (n *clusterNode) status(checksum bool) (raftStatus, error) {
-	var st raftStatus
-	u := "http://" + n.http + "/admin/raft/status"
-	if checksum {
-		u += "?checksum=1"
-	}
+func getJSON(u string, out any) error {
 	resp, err := clusterHTTP.Get(u)
 	if err != nil {
-		return st, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
-		return st, fmt.Errorf("status of node %s: %d %s", n.id, resp.StatusCode, b)
+		return fmt.Errorf("GET %s: %d %s", u, resp.StatusCode, b)
 	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-// leader waits until one of the live nodes says it leads and a quorum
-// agrees, and returns it.
-func (c *testClusterE2E) leader(live []*clusterNode) *clusterNode {
+func (n *e2eNode) status(checksum bool) (nodeStatus, error) {
+	var st nodeStatus
+	u := "http://" + n.http + "/admin/raft/status"
+	if checksum {
+		u += "?checksum=1"
+	}
+	return st, getJSON(u, &st)
+}
+
+func (n *e2eNode) ring() (ringJSON, error) {
+	var r ringJSON
+	return r, getJSON("http://"+n.http+"/ring?format=json", &r)
+}
+
+// waitRing waits until the ring, asked on the live nodes, has converged
+// with exactly the live nodes active, and returns it.
+func (c *testClusterE2E) waitRing(live []*e2eNode, timeout time.Duration) ringJSON {
 	c.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(timeout)
+	var last string
 	for time.Now().Before(deadline) {
-		votes := map[string]int{}
 		for _, n := range live {
-			if st, err := n.status(false); err == nil && st.LeaderID != "" {
-				votes[st.LeaderID]++
+			r, err := n.ring()
+			if err != nil {
+				last = err.Error()
+				continue
 			}
+			ok := r.Converged && len(r.Nodes) == len(live)
+			for _, nd := range r.Nodes {
+				ok = ok && nd.State == "active" && slices.ContainsFunc(live, func(l *e2eNode) bool { return l.id == nd.ID })
+			}
+			if ok {
+				return r
+			}
+			b, _ := json.Marshal(r)
+			last = string(b)
+			break
 		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.t.Fatalf("ring did not converge on %d nodes within %v: %s", len(live), timeout, last)
+	return ringJSON{}
+}
+
+// leader waits until the ring names a live leader of its first group,
+// and returns that node.
+func (c *testClusterE2E) leader(live []*e2eNode) *e2eNode {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
 		for _, n := range live {
-			if votes[n.id] >= 2 {
-				if st, err := n.status(false); err == nil && st.State == "Leader" {
-					return n
+			r, err := n.ring()
+			if err != nil || len(r.Groups) == 0 {
+				continue
+			}
+			for _, l := range live {
+				if l.id == r.Groups[0].Leader {
+					if st, err := l.status(false); err == nil && slices.ContainsFunc(st.Replicas, func(rr replicaReport) bool {
+						return rr.Group == r.Groups[0].ID && rr.State == "Leader"
+					}) {
+						return l
+					}
 				}
 			}
+			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.t.Fatal("no leader within 20s")
+	c.t.Fatal("no leader of the first group within 30s")
 	return nil
 }
 
-// converge waits until the live nodes applied the same index and hold
-// identical data, and returns their common status.
-func (c *testClusterE2E) converge(live []*clusterNode) raftStatus {
+// converged is the common state of a group's replicas.
+type converged struct {
+	groups  int
+	samples int
+}
+
+// converge waits until, in every group, the replicas on the live nodes
+// applied the same index and hold identical data, and there are as many
+// as the cluster places (3, or fewer live nodes).
+func (c *testClusterE2E) converge(live []*e2eNode) converged {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	var last []string
 	for time.Now().Before(deadline) {
-		var sts []raftStatus
 		last = last[:0]
+		byGroup := map[uint32][]replicaReport{}
+		ok := true
 		for _, n := range live {
 			st, err := n.status(true)
 			if err != nil {
 				last = append(last, err.Error())
+				ok = false
 				break
 			}
-			sts = append(sts, st)
-			last = append(last, fmt.Sprintf("node %s: %s applied %d samples %d checksum %.12s", n.id, st.State, st.EngineApplied, st.Samples, st.Checksum))
+			for _, r := range st.Replicas {
+				byGroup[r.Group] = append(byGroup[r.Group], r)
+				last = append(last, fmt.Sprintf("node %s group %d: %s applied %d samples %d checksum %.12s", n.id, r.Group, r.State, r.EngineApplied, r.Samples, r.Checksum))
+			}
 		}
-		if len(sts) == len(live) && !slices.ContainsFunc(sts, func(s raftStatus) bool {
-			return s.EngineApplied != sts[0].EngineApplied || s.Checksum != sts[0].Checksum
-		}) {
-			return sts[0]
+		var res converged
+		for _, rs := range byGroup {
+			if len(rs) < min(3, len(live)) || slices.ContainsFunc(rs, func(r replicaReport) bool {
+				return r.EngineApplied != rs[0].EngineApplied || r.Checksum != rs[0].Checksum
+			}) {
+				ok = false
+			}
+			res.groups++
+			res.samples += rs[0].Samples
 		}
-		time.Sleep(100 * time.Millisecond)
+		if ok && len(byGroup) > 0 {
+			return res
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	c.t.Fatalf("replicas did not converge within 30s:\n%s", strings.Join(last, "\n"))
-	return raftStatus{}
+	c.t.Fatalf("replicas did not converge within 60s:\n%s", strings.Join(last, "\n"))
+	return converged{}
 }
 
-// checkData requires every live replica to hold exactly the acknowledged
-// samples, bit for bit (/admin/raft/data, the replica's own state), and
-// the leader to answer them through the query API, asked via another
-// node (forwarded).
-func (c *testClusterE2E) checkData(live []*clusterNode, w *clusterWriter) {
+// checkData requires the groups' replicas together to hold exactly the
+// acknowledged samples, bit for bit (/admin/raft/data of every replica on
+// the live nodes, their own state; a series may sit in two groups after a
+// rebalance), and the query API of every live node to answer them.
+func (c *testClusterE2E) checkData(live []*e2eNode, w *clusterWriter) {
 	t := c.t
 	t.Helper()
 	want := w.ackedLines()
+	got := map[string]bool{}
 	for _, n := range live {
-		resp, err := clusterHTTP.Get("http://" + n.http + "/admin/raft/data")
+		st, err := n.status(false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := map[string]bool{}
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if line := sc.Text(); strings.HasPrefix(line, "anonymous {__name__=\"cw\"") {
-				got[line] = true
-			} else if strings.HasPrefix(line, "anonymous {__name__=\"probe\"") {
-				t.Errorf("node %s holds a sample that was never acknowledged: %s", n.id, line)
+		for _, r := range st.Replicas {
+			resp, err := clusterHTTP.Get(fmt.Sprintf("http://%s/admin/raft/data?group=%d", n.http, r.Group))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		resp.Body.Close()
-		if err := sc.Err(); err != nil {
-			t.Fatal(err)
-		}
-		missing := 0
-		for l := range want {
-			if !got[l] {
-				if missing < 5 {
-					t.Errorf("node %s lacks acknowledged sample %s", n.id, l)
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if line := sc.Text(); strings.HasPrefix(line, "anonymous {__name__=\"cw\"") {
+					got[line] = true
+				} else if strings.HasPrefix(line, "anonymous {__name__=\"probe\"") {
+					t.Errorf("node %s holds a sample that was never acknowledged: %s", n.id, line)
 				}
-				missing++
+			}
+			resp.Body.Close()
+			if err := sc.Err(); err != nil {
+				t.Fatal(err)
 			}
 		}
-		t.Logf("node %s: %d samples acknowledged, %d stored, %d missing", n.id, len(want), len(got), missing)
-		if missing > 0 || len(got) != len(want) {
-			t.Fatalf("node %s: %d acknowledged samples, %d stored, %d missing", n.id, len(want), len(got), missing)
+	}
+	missing := 0
+	for l := range want {
+		if !got[l] {
+			if missing < 5 {
+				t.Errorf("no replica holds acknowledged sample %s", l)
+			}
+			missing++
 		}
 	}
-	// The query API, asked on a follower and answered by the leader.
-	leader := c.leader(live)
-	via := live[0]
-	if via == leader {
-		via = live[1]
+	t.Logf("%d samples acknowledged, %d stored, %d missing", len(want), len(got), missing)
+	if missing > 0 || len(got) != len(want) {
+		t.Fatalf("%d acknowledged samples, %d stored, %d missing", len(want), len(got), missing)
 	}
+	for _, via := range live {
+		if n := c.queryCount(via, w, w.maxT()+1, true); n != len(want) {
+			t.Fatalf("query through node %s returned %d samples, want %d", via.id, n, len(want))
+		}
+	}
+}
+
+// queryCount queries every cw sample through node via at time at, fails
+// the test on a sample that was never acknowledged (strict; otherwise on
+// one the writer never sent: a batch in flight may be committed before
+// its acknowledgment arrives), and returns how many it got (-1 if the
+// query failed).
+func (c *testClusterE2E) queryCount(via *e2eNode, w *clusterWriter, at int64, strict bool) int {
 	api := apiClient{name: "node " + via.id, base: "http://" + via.http + "/api/v1"}
-	res, err := api.query(fmt.Sprintf("cw[%ds]", 600), w.maxT()+1)
+	res, err := api.query(fmt.Sprintf("cw[%ds]", 3600), at)
 	if err != nil {
-		t.Fatal(err)
+		return -1
 	}
 	n := 0
 	for key, pts := range res {
 		for _, p := range pts {
 			v, err := strconv.ParseFloat(p.value, 64)
 			if err != nil {
-				t.Fatal(err)
+				c.t.Error(err)
+				return n
 			}
 			n++
-			if !w.isAcked(key, p.tMillis, v) {
-				t.Fatalf("query answer %s %v is not an acknowledged sample", key, p)
+			if strict && !w.isAcked(key, p.tMillis, v) || !strict && !w.isSent(key, p.tMillis, v) {
+				c.t.Errorf("query answer %s %v through node %s is not an acknowledged sample", key, p, via.id)
 			}
 		}
 	}
-	if n != len(want) {
-		t.Fatalf("query through node %s returned %d samples, want %d", via.id, n, len(want))
-	}
+	return n
 }
 
 // clusterWriter sends remote-write batches to the nodes, one at a time,
@@ -322,7 +423,7 @@ type clusterWriter struct {
 	base   int64
 	stop   chan struct{}
 	done   chan struct{}
-	probe  atomic.Pointer[clusterNode] // if set, also send probe batches to it
+	probe  atomic.Pointer[e2eNode] // if set, also send probe batches to it
 
 	mu struct {
 		sync.Mutex
@@ -377,7 +478,7 @@ func (w *clusterWriter) body(name string, k int64) []byte {
 
 // send posts one batch to node n at addr: acknowledged, or an error for
 // a 4xx (neither: retry).
-func send(n *clusterNode, addr string, body []byte) (bool, error) {
+func send(n *e2eNode, addr string, body []byte) (bool, error) {
 	req, err := http.NewRequest("POST", "http://"+addr+"/api/v1/push", strings.NewReader(string(body)))
 	if err != nil {
 		return false, err
@@ -411,7 +512,7 @@ func (w *clusterWriter) run() {
 				return
 			default:
 			}
-			if p := w.probe.Load(); p != nil {
+			if p := w.probe.Load(); p != nil && k%4 == 0 {
 				probeK++
 				w.c.mu.Lock()
 				addr := p.http
@@ -525,6 +626,24 @@ func (w *clusterWriter) isAcked(key string, t int64, v float64) bool {
 	return false
 }
 
+// isSent reports whether the writer sent (or is sending) the sample: the
+// value its timestamp and series give (see body), batches in order.
+func (w *clusterWriter) isSent(key string, t int64, v float64) bool {
+	k := (t - w.base) / 10
+	w.mu.Lock()
+	inFlight := int64(len(w.mu.acked))
+	w.mu.Unlock()
+	if (t-w.base)%10 != 0 || k < 0 || k > inFlight {
+		return false
+	}
+	for s := range w.series {
+		if labelsKey(map[string]string{"__name__": "cw", "s": strconv.Itoa(s)}) == key {
+			return math.Float64bits(v) == math.Float64bits(float64(k)+float64(s)/8)
+		}
+	}
+	return false
+}
+
 func (w *clusterWriter) maxT() int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -629,17 +748,28 @@ func (p *tcpProxy) unblock() {
 	p.mu.Unlock()
 }
 
-func without(nodes []*clusterNode, n *clusterNode) []*clusterNode {
-	return slices.DeleteFunc(slices.Clone(nodes), func(x *clusterNode) bool { return x == n })
+func without(nodes []*e2eNode, n *e2eNode) []*e2eNode {
+	return slices.DeleteFunc(slices.Clone(nodes), func(x *e2eNode) bool { return x == n })
 }
 
-// TestClusterKillLeader: kill -9 the leader while a client writes; a new
-// leader takes over within the failover budget, writes go on, and every
-// acknowledged sample is on every replica (the killed one restarted).
+// The tests start the nodes with -cluster.peers (the metadata group's
+// first voters; the ring then places three groups of three replicas) and
+// a short heartbeat; -cluster.dead-after is long unless a test kills a
+// node for good.
+var e2eClusterArgs = []string{"-cluster.heartbeat-interval=200ms"}
+
+func newCluster(t *testing.T, n int, proxies bool, args ...string) *testClusterE2E {
+	return newClusterE2E(t, n, proxies, append(slices.Clone(e2eClusterArgs), args...)...)
+}
+
+// TestClusterKillLeader: kill -9 the leader of a group while a client
+// writes; a new leader takes over within the failover budget, writes go
+// on, and every acknowledged sample is on every replica (the killed node
+// restarted).
 func TestClusterKillLeader(t *testing.T) {
-	c := newClusterE2E(t, 3, false)
+	c := newCluster(t, 3, false)
 	c.startAll()
-	w := startClusterWriter(t, c, 4)
+	w := startClusterWriter(t, c, 16) // every batch spans every group
 	w.waitAcks(100, 20*time.Second)
 	old := c.leader(c.nodes)
 	killed := time.Now()
@@ -649,7 +779,7 @@ func TestClusterKillLeader(t *testing.T) {
 	first, by, _ := w.firstAckAfter(killed)
 	failover := first.Sub(killed)
 	newLeader := c.leader(live)
-	t.Logf("failover (kill -9 of leader %s to first acknowledged write, via node %s): %v; new leader %s",
+	t.Logf("failover (kill -9 of node %s, leader of a group, to first acknowledged write, via node %s): %v; new leader %s",
 		old.id, by, failover, newLeader.id)
 	w.waitAcks(100, 20*time.Second)
 	// The killed node comes back and catches up.
@@ -657,7 +787,7 @@ func TestClusterKillLeader(t *testing.T) {
 	w.waitAcks(50, 20*time.Second)
 	w.halt()
 	st := c.converge(c.nodes)
-	t.Logf("converged at index %d: %d samples, checksum %.16s", st.EngineApplied, st.Samples, st.Checksum)
+	t.Logf("converged: %d groups, %d samples", st.groups, st.samples)
 	c.checkData(c.nodes, w)
 	// Generous for a loaded CI machine; the log line above has the real value.
 	if failover > 5*time.Second {
@@ -665,41 +795,38 @@ func TestClusterKillLeader(t *testing.T) {
 	}
 }
 
-// TestClusterFollowerRestart: a follower killed under load and restarted
-// catches up from the leader's log (no snapshot needed, the log still has
-// the entries) and ends identical to the leader.
+// TestClusterFollowerRestart: a node killed under load and restarted
+// (before it is declared dead) catches up every group from its leader's
+// log (no snapshot needed, the log still has the entries) and ends
+// identical to the leaders.
 func TestClusterFollowerRestart(t *testing.T) {
-	c := newClusterE2E(t, 3, false)
+	c := newCluster(t, 3, false)
 	c.startAll()
 	w := startClusterWriter(t, c, 4)
 	w.waitAcks(50, 20*time.Second)
-	leader := c.leader(c.nodes)
 	f := c.nodes[0]
-	if f == leader {
-		f = c.nodes[1]
-	}
 	c.kill(f)
 	w.waitAcks(150, 20*time.Second)
 	c.start(f)
 	w.waitAcks(50, 20*time.Second)
 	w.halt()
 	st := c.converge(c.nodes)
-	t.Logf("converged at index %d: %d samples", st.EngineApplied, st.Samples)
+	t.Logf("converged: %d groups, %d samples", st.groups, st.samples)
 	c.checkData(c.nodes, w)
 	if log := f.proc.log.String(); strings.Contains(log, "Installed remote snapshot") {
-		t.Errorf("restarted follower %s installed a snapshot; want catch-up from the log", f.id)
+		t.Errorf("restarted node %s installed a snapshot; want catch-up from the log", f.id)
 	}
 }
 
-// TestClusterPartitionLeader cuts the leader off from both followers
-// (TCP proxies between all nodes): the majority elects a new leader and
-// takes writes, the old leader acknowledges none (probe batches sent to
-// it are never acknowledged nor stored), and after healing all three
-// hold the same, acknowledged, data.
+// TestClusterPartitionLeader cuts a group's leader off from both other
+// nodes (TCP proxies between all nodes): the majority elects new leaders
+// and takes writes, the cut-off node acknowledges none (probe batches
+// sent to it are never acknowledged nor stored), and after healing all
+// three hold the same, acknowledged, data.
 func TestClusterPartitionLeader(t *testing.T) {
-	c := newClusterE2E(t, 3, true)
+	c := newCluster(t, 3, true)
 	c.startAll()
-	w := startClusterWriter(t, c, 4)
+	w := startClusterWriter(t, c, 16) // every batch spans every group
 	w.waitAcks(50, 20*time.Second)
 	old := c.leader(c.nodes)
 	cut := time.Now()
@@ -710,23 +837,23 @@ func TestClusterPartitionLeader(t *testing.T) {
 	}
 	w.probe.Store(old)
 	majority := without(c.nodes, old)
-	newLeader := c.leader(majority)
-	w.waitAcks(100, 20*time.Second)
+	w.waitAcks(100, 30*time.Second)
 	first, _, _ := w.firstAckAfter(cut)
-	t.Logf("partition of leader %s: new leader %s, first acknowledged write %v after the cut", old.id, newLeader.id, first.Sub(cut))
+	t.Logf("partition of node %s: first acknowledged write %v after the cut", old.id, first.Sub(cut))
 	w.probe.Store(nil)
 	w.mu.Lock()
 	// A request sent before the cut may have been committed before it
 	// and answered after; one sent after the cut must not be.
 	for i, at := range w.mu.sentTimes {
 		if at.After(cut) && w.mu.ackedBy[i] == old.id {
-			t.Errorf("old leader %s acknowledged batch %d, sent during the partition", old.id, w.mu.acked[i])
+			t.Errorf("cut-off node %s acknowledged batch %d, sent during the partition", old.id, w.mu.acked[i])
 		}
 	}
 	if len(w.mu.probeAcks) > 0 {
-		t.Errorf("old leader acknowledged %d probe batches during the partition", len(w.mu.probeAcks))
+		t.Errorf("cut-off node acknowledged %d probe batches during the partition", len(w.mu.probeAcks))
 	}
 	w.mu.Unlock()
+	c.leader(majority)
 	for _, p := range c.proxies {
 		p.unblock()
 	}
@@ -736,14 +863,16 @@ func TestClusterPartitionLeader(t *testing.T) {
 	c.checkData(c.nodes, w)
 }
 
-// TestClusterReplaceNode: a follower dies; it is removed, and a new node
-// joins through the admin API after the log was truncated, so it catches
-// up from a streamed snapshot of the leader's engine state, then the log.
-// The log stays bounded meanwhile (its first index advances).
-func TestClusterReplaceNode(t *testing.T) {
+// TestClusterDeadNodeReplaced: a node dies for good; after
+// -cluster.dead-after the metadata leader declares it dead and places its
+// replicas on a new node that joined meanwhile, which catches up from a
+// streamed snapshot of the leaders' engine state (the logs were
+// truncated), then the log. Nobody touches the ring by hand.
+func TestClusterDeadNodeReplaced(t *testing.T) {
 	// Pebble log store: raft-wal still serves truncated entries from its
 	// open segment, and the join would not need the snapshot.
-	c := newClusterE2E(t, 3, false, "-raft.log-store=pebble", "-raft.snapshot-threshold=32", "-raft.trailing-logs=16")
+	c := newCluster(t, 3, false, "-raft.log-store=pebble", "-raft.snapshot-threshold=32", "-raft.trailing-logs=16",
+		"-cluster.dead-after=3s")
 	c.startAll()
 	w := startClusterWriter(t, c, 4)
 	w.waitAcks(100, 20*time.Second)
@@ -754,60 +883,45 @@ func TestClusterReplaceNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Stats.FirstIndex > 1 {
-			t.Logf("leader's log truncated: first index %d, last %d", st.Stats.FirstIndex, st.Stats.LastIndex)
+		truncated := false
+		for _, r := range st.Replicas {
+			if r.State == "Leader" && r.Stats.FirstIndex > 1 {
+				t.Logf("group %d leader's log truncated: first index %d, last %d", r.Group, r.Stats.FirstIndex, r.Stats.LastIndex)
+				truncated = true
+			}
+		}
+		if truncated {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("leader's log not truncated within 20s: %+v", st.Stats)
+			t.Fatalf("leader's log not truncated within 20s: %+v", st)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	dead := c.nodes[0]
-	if dead == leader {
-		dead = c.nodes[1]
-	}
 	c.kill(dead)
 	live := without(c.nodes, dead)
 	w.waitAcks(50, 20*time.Second)
-	// Replace the dead node by a new one: one call that removes, then
-	// adds (asked on any node; followers forward it to the leader).
-	admin := func(method, q string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, "http://"+live[1].http+"/admin/raft/members?"+q, nil)
-		resp, err := clusterHTTP.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("%s /admin/raft/members?%s: %d %s", method, q, resp.StatusCode, b)
-		}
-	}
-	n4 := &clusterNode{id: "4", raftAddr: freeAddr(t), dataDir: filepath.Join(t.TempDir(), "node-4"), args: dead.args}
+	n4 := &e2eNode{id: "4", raftAddr: freeAddr(t), dataDir: filepath.Join(t.TempDir(), "node-4"), args: dead.args}
 	c.replace(dead, n4)
-	c.start(n4, "-cluster.join")
-	admin("POST", "id=4&address="+n4.raftAddr+"&replace="+dead.id)
+	c.start(n4, "-cluster.join="+live[0].raftAddr)
+	r := c.waitRing(c.nodes, 60*time.Second)
 	w.waitAcks(100, 20*time.Second)
 	w.halt()
 	st := c.converge(c.nodes)
-	t.Logf("converged at index %d with node 4: %d samples, members %v", st.EngineApplied, st.Samples, st.Members)
-	if len(st.Members) != 3 {
-		t.Errorf("members %v, want 3", st.Members)
-	}
+	t.Logf("converged with node 4: %d groups, %d samples; ring %+v", st.groups, st.samples, r.Nodes)
 	if !strings.Contains(n4.proc.log.String(), "Installed remote snapshot") {
 		t.Errorf("node 4 did not install a snapshot")
 	}
 	c.checkData(c.nodes, w)
 }
 
-// TestClusterTLS runs the group with mutual TLS on the Raft listeners
-// (raft traffic and forwarded requests): writes through every node are
-// acknowledged and all replicas converge.
+// TestClusterTLS runs the cluster with mutual TLS on the Raft listeners
+// (raft traffic, control RPCs and remote reads): writes through every
+// node are acknowledged and all replicas converge.
 func TestClusterTLS(t *testing.T) {
 	cert, key := writeTestCert(t)
-	c := newClusterE2E(t, 3, false, "-raft.tls-cert-file", cert, "-raft.tls-key-file", key, "-raft.tls-ca-file", cert)
+	c := newCluster(t, 3, false, "-raft.tls-cert-file", cert, "-raft.tls-key-file", key, "-raft.tls-ca-file", cert)
 	c.startAll()
 	w := startClusterWriter(t, c, 4)
 	w.waitAcks(60, 20*time.Second)
@@ -825,7 +939,7 @@ func TestClusterTLS(t *testing.T) {
 // all: every acknowledged sample is still there, on every replica (the
 // Raft logs are the write-ahead log; engines replay their tails).
 func TestClusterKillAll(t *testing.T) {
-	c := newClusterE2E(t, 3, false)
+	c := newCluster(t, 3, false)
 	c.startAll()
 	w := startClusterWriter(t, c, 4)
 	w.waitAcks(100, 20*time.Second)
@@ -840,6 +954,130 @@ func TestClusterKillAll(t *testing.T) {
 	w.waitAcks(20, 30*time.Second)
 	w.halt()
 	st := c.converge(c.nodes)
-	t.Logf("after restarting all: index %d, %d samples", st.EngineApplied, st.Samples)
+	t.Logf("after restarting all: %d groups, %d samples", st.groups, st.samples)
 	c.checkData(c.nodes, w)
+}
+
+// TestClusterScale grows a 3-node cluster to 5 under write and query
+// load, drains a node, then kills one: groups are created and replicas
+// and leaders spread evenly (automatically), no acknowledged sample is
+// lost, and every query meanwhile returns every sample acknowledged
+// before it was sent.
+func TestClusterScale(t *testing.T) {
+	c := newCluster(t, 3, false, "-cluster.dead-after=3s")
+	c.startAll()
+	w := startClusterWriter(t, c, 16)
+	qc := startQueryChecker(t, c, w)
+	w.waitAcks(50, 20*time.Second)
+	for _, id := range []string{"4", "5"} {
+		n := &e2eNode{id: id, raftAddr: freeAddr(t), dataDir: filepath.Join(t.TempDir(), "node-"+id), args: c.nodes[0].args}
+		c.start(n, "-cluster.join="+c.nodes[1].raftAddr)
+		c.mu.Lock()
+		c.nodes = append(c.nodes, n)
+		c.mu.Unlock()
+	}
+	r := c.waitRing(c.nodes, 90*time.Second)
+	checkBalanced(t, r, 5)
+	w.waitAcks(50, 20*time.Second)
+
+	// Drain node 2 under load: its replicas move, then it leaves.
+	drained := c.nodes[1]
+	resp, err := clusterHTTP.Post("http://"+c.nodes[0].http+"/admin/cluster/drain?node="+drained.id, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("drain: %d %s", resp.StatusCode, b)
+	}
+	live := without(c.nodes, drained)
+	r = c.waitRing(live, 90*time.Second)
+	checkBalanced(t, r, 4)
+	c.kill(drained)
+	c.mu.Lock()
+	c.nodes = without(c.nodes, drained)
+	c.mu.Unlock()
+	w.waitAcks(50, 20*time.Second)
+
+	// Kill node 3: declared dead, its replicas are replaced.
+	victim := c.nodes[1]
+	c.kill(victim)
+	live = without(live, victim)
+	r = c.waitRing(live, 90*time.Second)
+	checkBalanced(t, r, 3)
+	w.waitAcks(50, 20*time.Second)
+	w.halt()
+	qc.halt()
+	t.Logf("queries during the changes: %d complete, %d failed (5xx while a group had no leader), 0 incomplete", qc.ok.Load(), qc.failed.Load())
+	st := c.converge(live)
+	t.Logf("converged on %d nodes: %d groups, %d samples", len(live), st.groups, st.samples)
+	c.checkData(live, w)
+}
+
+// checkBalanced: every active node holds about as many replicas and
+// leads about as many groups as any other.
+func checkBalanced(t *testing.T, r ringJSON, nodes int) {
+	t.Helper()
+	minR, maxR, minL, maxL := 1<<30, 0, 1<<30, 0
+	for _, n := range r.Nodes {
+		minR, maxR = min(minR, n.Replicas), max(maxR, n.Replicas)
+		minL, maxL = min(minL, n.Leaders), max(maxL, n.Leaders)
+	}
+	t.Logf("%d nodes, %d groups: replicas per node %d-%d, leaders per node %d-%d", len(r.Nodes), len(r.Groups), minR, maxR, minL, maxL)
+	if len(r.Nodes) != nodes || maxR-minR > 1 || maxL-minL > 1 {
+		t.Errorf("unbalanced ring: %+v", r.Nodes)
+	}
+	for _, g := range r.Groups {
+		if len(g.Replicas) != min(3, nodes) {
+			t.Errorf("group %d has %d replicas, want %d", g.ID, len(g.Replicas), min(3, nodes))
+		}
+	}
+}
+
+// queryChecker queries all samples through the nodes in turn while the
+// cluster changes: an answer must hold every sample acknowledged before
+// the query was sent.
+type queryChecker struct {
+	stop, done chan struct{}
+	ok, failed atomic.Int64
+}
+
+func startQueryChecker(t *testing.T, c *testClusterE2E, w *clusterWriter) *queryChecker {
+	q := &queryChecker{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(q.done)
+		for i := 0; ; i++ {
+			select {
+			case <-q.stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			n, _, up := c.pick(i)
+			if !up {
+				continue
+			}
+			want := len(w.ackedLines())
+			got := c.queryCount(n, w, time.Now().UnixMilli()+60_000, false)
+			switch {
+			case got < 0:
+				q.failed.Add(1)
+			case got < want:
+				t.Errorf("query through node %s returned %d samples, %d were acknowledged before it was sent", n.id, got, want)
+			default:
+				q.ok.Add(1)
+			}
+		}
+	}()
+	t.Cleanup(q.halt)
+	return q
+}
+
+func (q *queryChecker) halt() {
+	select {
+	case <-q.stop:
+	default:
+		close(q.stop)
+	}
+	<-q.done
 }

@@ -7,14 +7,14 @@ import (
 // nodeCollector exports the engine's head and Pebble statistics at scrape
 // time.
 type nodeCollector struct {
-	n *node
+	n backend
 
 	headSeries, diskBytes, memtableBytes, readAmp *prometheus.Desc
 	compactions, flushes                          *prometheus.Desc
 	cacheBytes, cacheHits, cacheMisses            *prometheus.Desc
 }
 
-func newNodeCollector(n *node) *nodeCollector {
+func newNodeCollector(n backend) *nodeCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
@@ -40,10 +40,15 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, t := range c.n.eg.Stats() {
-		ch <- prometheus.MustNewConstMetric(c.headSeries, prometheus.GaugeValue, float64(t.HeadSeries), t.Tenant)
+	// A cluster node holds several groups: sum per tenant.
+	series := map[string]int{}
+	for _, t := range c.n.tenantStats() {
+		series[t.Tenant] += t.HeadSeries
 	}
-	m := c.n.db.PebbleMetrics()
+	for tenant, n := range series {
+		ch <- prometheus.MustNewConstMetric(c.headSeries, prometheus.GaugeValue, float64(n), tenant)
+	}
+	m := c.n.engineDB().PebbleMetrics()
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	counter := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)

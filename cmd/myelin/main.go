@@ -233,21 +233,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	n, err := openNode(ctx, cfg, logger, reg)
+	n, err := openBackend(ctx, cfg, logger, reg)
 	if err == nil {
 		err = h.install(n, cfg, reg, logger)
 	}
-	// In cluster mode the same handler also serves the requests other
-	// nodes forward over the Raft listener; owned like srv.
+	// A cluster node also serves other nodes over its Raft listener: the
+	// control RPCs and the querier's remote reads. Owned like srv.
 	var fsrv *http.Server
 	fwdErr := make(chan error, 1)
-	if err == nil && n.clustered() {
+	if c, ok := n.(*clusterNode); ok && err == nil {
 		fsrv = &http.Server{
-			Handler:           h,
+			Handler:           c.internalHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
-		go func() { fwdErr <- fsrv.Serve(n.mux.HTTPListener()) }()
+		go func() { fwdErr <- fsrv.Serve(c.mux.HTTPListener()) }()
 	}
 	if err == nil {
 		logger.Info("ready")
@@ -303,7 +303,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // install routes the APIs to n and marks the node ready.
-func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger *slog.Logger) error {
+func (h *handler) install(n backend, cfg config, reg *prometheus.Registry, logger *slog.Logger) error {
 	write, err := server.NewWriteHandler(n, server.WriteOptions{
 		Decoder: remotewrite.Options{MaxDecompressedBytes: cfg.maxRecvBytes},
 		Limits: remotewrite.Limits{
@@ -347,11 +347,11 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 	}
 	handle("GET /ready", "ready", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		// A cluster node can serve (itself or by forwarding) only while
-		// its group has a leader.
-		if n.clustered() {
-			if id, _ := n.Leader(); id == "" {
-				http.Error(w, "not ready: the Raft group has no leader", http.StatusServiceUnavailable)
+		// A cluster node serves once it is a member and every group has
+		// a leader.
+		if c, ok := n.(*clusterNode); ok {
+			if err := c.ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 		}
@@ -377,16 +377,12 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 		Registry: reg,
 	}))
 	var writes, reads http.Handler = write, query
-	if n.clustered() {
-		fwd, err := server.NewForwarder(n, server.ForwardOptions{NodeID: cfg.cluster.nodeID, Dial: n.dialHTTP, Logger: logger})
-		if err != nil {
-			return err
-		}
-		writes, reads = fwd.Writes(write), fwd.Reads(query)
-		admin := server.NewAdminHandler(n, 0)
-		handle("GET /admin/raft/status", "admin", http.HandlerFunc(admin.Status))
-		handle("GET /admin/raft/data", "admin", http.HandlerFunc(admin.Data))
-		handle("/admin/raft/members", "admin", fwd.Writes(http.HandlerFunc(admin.Members)))
+	if c, ok := n.(*clusterNode); ok {
+		handle("GET /ring", "ring", server.RingHandler(c.ringStatus))
+		handle("GET /status/tenants", "tenants", server.TenantsHandler(c.tenantsStatus))
+		handle("POST /admin/cluster/drain", "admin", http.HandlerFunc(c.serveDrain))
+		handle("GET /admin/raft/status", "admin", http.HandlerFunc(c.serveReplicas))
+		handle("GET /admin/raft/data", "admin", http.HandlerFunc(c.serveData))
 	}
 	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/prometheus/api/v1/push", "/prometheus/api/v1/write"} {
 		handle(p, "push", writes)

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,20 +18,13 @@ import (
 	"github.com/myelindb/myelin/server"
 )
 
-// node is one engine and one replica of one Raft group: a single node (a
-// group of one replica) or, in cluster mode, one of the group's replicas
-// on other nodes, reached through the node's Raft listener (mux). Every
-// write goes through the group's log (the write-ahead log) before it is
-// applied to the engine.
+// node is a single node: one engine and one Raft group of one replica.
+// Every write goes through the group's log (the write-ahead log) before
+// it is applied to the engine. A cluster node is a clusterNode.
 type node struct {
-	db  *engine.DB
-	eg  *engine.Group
-	rg  *raftgroup.Group
-	mux *raftgroup.Mux // nil for a single node
-	// rgp is rg for the Mux's address resolver, which raft calls before
-	// Open returns.
-	rgp    atomic.Pointer[raftgroup.Group]
-	cfg    clusterConfig
+	db     *engine.DB
+	eg     *engine.Group
+	rg     *raftgroup.Group
 	logger *slog.Logger
 	// encBufs holds *[]byte buffers for encoding a batch before it is
 	// compressed into its log entry.
@@ -44,8 +35,6 @@ type node struct {
 // rather than pooled.
 const maxPooledBatchBytes = 16 << 20
 
-func (n *node) clustered() bool { return n.mux != nil }
-
 // groupID is the only group of a single node.
 const groupID = 1
 
@@ -53,7 +42,20 @@ const groupID = 1
 // one-replica group.
 const singleVoterHeartbeat = 200 * time.Millisecond
 
-func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer) (n *node, err error) {
+// backend is what the HTTP APIs run on: a single node or a cluster node.
+type backend interface {
+	server.Writer
+	server.Storage
+	// tenantStats is the engine's per-tenant head statistics of the
+	// groups this node holds, for /metrics.
+	tenantStats() []engine.TenantStats
+	engineDB() *engine.DB
+	Close() error
+}
+
+// openBackend opens the engine and, on it, a single node or (with
+// -cluster.node-id) a cluster node.
+func openBackend(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer) (b backend, err error) {
 	db, err := engine.Open(engine.Options{
 		Dir:           filepath.Join(cfg.dataDir, "engine"),
 		Retention:     cfg.retention,
@@ -64,19 +66,26 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 	if err != nil {
 		return nil, fmt.Errorf("open engine: %w", err)
 	}
-	defer func() {
+	if cfg.cluster.nodeID != "" {
+		c, err := openCluster(ctx, cfg, logger, reg, db)
 		if err != nil {
-			err = errors.Join(err, db.Close())
+			return nil, errors.Join(err, db.Close())
 		}
-	}()
+		return c, nil
+	}
+	n, err := openNode(ctx, cfg, logger, reg, db)
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return n, nil
+}
+
+func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, db *engine.DB) (*node, error) {
 	eg, recovered, err := db.OpenGroup(groupID)
 	if err != nil {
 		return nil, fmt.Errorf("open engine group %d: %w", groupID, err)
 	}
 	logger.Info("engine open", "group", groupID, "checkpoint_index", recovered)
-	if cfg.cluster.nodeID != "" {
-		return openClusterNode(ctx, cfg, logger, reg, db, eg, recovered)
-	}
 	start := time.Now()
 	rg, err := raftgroup.Open(raftgroup.Options{
 		Dir:     filepath.Join(cfg.dataDir, "raft", fmt.Sprint(groupID)),
@@ -103,69 +112,6 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 	}
 	logger.Info("raft group ready", "group", groupID, "replayed", rg.Stats().Replayed, "took", time.Since(start))
 	return &node{db: db, eg: eg, rg: rg, logger: logger}, nil
-}
-
-// openClusterNode opens the node's Raft listener and its replica of the
-// group. It does not wait for a leader: writes and reads are routed to
-// the leader (server.Forwarder) and /ready says whether one is known.
-func openClusterNode(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer,
-	db *engine.DB, eg *engine.Group, recovered uint64) (n *node, err error) {
-	cc := cfg.cluster
-	tlsConf, err := cc.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cc.listenAddr)
-	if err != nil {
-		return nil, fmt.Errorf("raft listen on %s: %w", cc.listenAddr, err)
-	}
-	n = &node{db: db, eg: eg, cfg: cc, logger: logger}
-	mux, err := raftgroup.NewMux(raftgroup.MuxOptions{
-		Listener:  ln,
-		Advertise: cc.advertise,
-		TLS:       tlsConf,
-		Resolve:   n.resolve,
-		Logger:    logger,
-	})
-	if err != nil {
-		return nil, errors.Join(err, ln.Close())
-	}
-	n.mux = mux
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, mux.Close())
-		}
-	}()
-	logger.Info("raft listening", "addr", ln.Addr().String(), "advertise", cc.advertise, "tls", tlsConf != nil)
-	tr, err := mux.Transport(groupID, raftgroup.TransportOptions{Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	opts := raftgroup.Options{
-		Dir:               filepath.Join(cfg.dataDir, "raft", fmt.Sprint(groupID)),
-		ID:                cc.nodeID,
-		Applier:           &engineApplier{g: eg, checkpoint: recovered},
-		Transport:         tr,
-		Join:              cc.join,
-		LogStore:          raftgroup.LogStore(cc.logStore),
-		HeartbeatTimeout:  cc.heartbeat,
-		SnapshotThreshold: cc.snapshotThr,
-		TrailingLogs:      cc.trailing,
-		Logger:            logger,
-		Registerer:        reg,
-	}
-	if !cc.join {
-		opts.Voters = cc.voters()
-	}
-	rg, err := raftgroup.Open(opts)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("open raft group %d: %w", groupID, err), tr.Close())
-	}
-	n.rg = rg
-	n.rgp.Store(rg)
-	logger.Info("raft group open", "group", groupID, "node_id", cc.nodeID, "join", cc.join, "voters", opts.Voters)
-	return n, nil
 }
 
 // Write implements server.Writer: the batch is proposed to the group and
@@ -196,6 +142,9 @@ func (n *node) Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError
 	return nil, err
 }
 
+func (n *node) tenantStats() []engine.TenantStats { return n.eg.Stats() }
+func (n *node) engineDB() *engine.DB              { return n.db }
+
 // Querier implements server.Storage.
 func (n *node) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
 	return n.eg.Querier(tenant, mint, maxt)
@@ -209,9 +158,6 @@ func (n *node) Close() error {
 		errs = append(errs, fmt.Errorf("checkpoint: %w", err))
 	}
 	errs = append(errs, n.rg.Close())
-	if n.mux != nil {
-		errs = append(errs, n.mux.Close())
-	}
 	errs = append(errs, n.db.Close())
 	return errors.Join(errs...)
 }

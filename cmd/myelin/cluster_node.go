@@ -1,0 +1,584 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/myelindb/myelin/engine"
+	"github.com/myelindb/myelin/raftgroup"
+	"github.com/myelindb/myelin/raftgroup/cluster"
+	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/server/distributor"
+	"github.com/myelindb/myelin/server/querier"
+)
+
+// clusterNode is a node of a cluster: its engine holds its replicas of
+// many Raft groups, placed by the metadata (raftgroup/cluster); writes
+// are split by group and proposed to each group's leader, on this node
+// or another (server/distributor); queries fan out to the leaders of the
+// groups that may hold the data (server/querier).
+type clusterNode struct {
+	db     *engine.DB
+	mux    *raftgroup.Mux
+	cn     *cluster.Node
+	store  *engineStorage
+	dist   *distributor.Distributor
+	query  *querier.Querier
+	client *http.Client // to other nodes' HTTP over the Mux
+	cfg    config
+	logger *slog.Logger
+
+	encBufs sync.Pool // *[]byte: encoded batches before compression
+	// samples counts the samples this node accepted per tenant
+	// (*atomic.Int64), for the tenant status page.
+	samples sync.Map
+	rates   server.RateTracker
+}
+
+// ringWindow is how the querier widens the ring's history (ring.Window):
+// samples up to -validation.create-grace-period in the future, and a
+// node routing with a ring up to 30 s old.
+func (c *clusterNode) ringWindow() ring.Window {
+	return ring.Window{FutureMillis: c.cfg.maxFutureSkew.Milliseconds(), StaleMillis: (30 * time.Second).Milliseconds()}
+}
+
+func openCluster(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, db *engine.DB) (c *clusterNode, err error) {
+	cc := cfg.cluster
+	tlsConf, err := cc.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cc.listenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("raft listen on %s: %w", cc.listenAddr, err)
+	}
+	c = &clusterNode{db: db, store: &engineStorage{db: db, groups: map[ring.GroupID]*engine.Group{}}, cfg: cfg, logger: logger}
+	var cnp atomic.Pointer[cluster.Node]
+	mux, err := raftgroup.NewMux(raftgroup.MuxOptions{
+		Listener:  ln,
+		Advertise: cc.advertise,
+		TLS:       tlsConf,
+		Resolve: func(id string) string {
+			if cn := cnp.Load(); cn != nil {
+				return cn.Resolve(id)
+			}
+			return cc.peers[id]
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		return nil, errors.Join(err, ln.Close())
+	}
+	c.mux = mux
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, mux.Close())
+		}
+	}()
+	logger.Info("raft listening", "addr", ln.Addr().String(), "advertise", cc.advertise, "tls", tlsConf != nil)
+	cn, err := cluster.Start(cluster.Options{
+		NodeID:    cc.nodeID,
+		Advertise: cc.advertise,
+		Dir:       filepath.Join(cfg.dataDir, "raft"),
+		Mux:       mux,
+		Storage:   c.store,
+		Peers:     cc.voters(),
+		Join:      cc.joinAddr,
+		Ring:      ring.Options{ReplicationFactor: cc.replication, GroupsPerNode: cc.groupsPerNode},
+		DeadAfter: cc.deadAfter,
+		Heartbeat: cc.heartbeatInterval,
+		Raft: raftgroup.Options{
+			LogStore:          raftgroup.LogStore(cc.logStore),
+			HeartbeatTimeout:  cc.heartbeat,
+			SnapshotThreshold: cc.snapshotThr,
+			TrailingLogs:      cc.trailing,
+		},
+		Outcome:    outcomeCodec{},
+		Tenants:    c.clusterTenants,
+		Registerer: reg,
+		Logger:     logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cnp.Store(cn)
+	c.cn = cn
+	c.client = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return mux.Dial(ctx, addr, raftgroup.KindHTTP, 0)
+		},
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     time.Minute,
+	}}
+	c.dist = distributor.New(groupWriter{c}, func() *ring.Ring { return cn.View().State.Ring() })
+	c.query = querier.New(groupsOf{c}, querier.Options{Logger: logger})
+	logger.Info("cluster node started", "node_id", cc.nodeID, "join", cc.joinAddr, "peers", len(cc.peers))
+	return c, nil
+}
+
+// internalHandler serves what other nodes call over the Mux: the cluster
+// control RPCs and the querier's remote protocol.
+func (c *clusterNode) internalHandler() http.Handler {
+	m := http.NewServeMux()
+	m.Handle(cluster.PathPrefix, c.cn.Handler())
+	qh := querier.NewHandler(localGroups{c}, querier.HandlerOptions{Logger: c.logger})
+	for _, p := range []string{querier.PathSelect, querier.PathLabels, querier.PathValues} {
+		m.Handle(p, qh)
+	}
+	return m
+}
+
+// Write implements server.Writer: the distributor splits the batch by
+// owning group and writes the parts in parallel (Write below).
+func (c *clusterNode) Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
+	refused, err := c.dist.Write(ctx, b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", server.ErrUnavailable, err)
+	}
+	n := 0
+	for _, s := range b.Series {
+		n += len(s.Samples)
+	}
+	for _, r := range refused {
+		n -= r.Rejected
+	}
+	v, _ := c.samples.LoadOrStore(b.Tenant, new(atomic.Int64))
+	v.(*atomic.Int64).Add(int64(n))
+	return refused, nil
+}
+
+// groupWriter is the distributor's GroupWriter.
+type groupWriter struct{ c *clusterNode }
+
+var _ distributor.GroupWriter = groupWriter{}
+
+// Write proposes b to group g through its leader: the log entry is the
+// compressed batch (engine.CompressBatch).
+func (w groupWriter) Write(ctx context.Context, g ring.GroupID, b *engine.Batch) ([]engine.SeriesError, error) {
+	c := w.c
+	buf, _ := c.encBufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	*buf = engine.AppendBatch((*buf)[:0], b)
+	entry := engine.CompressBatch(nil, *buf)
+	if cap(*buf) <= maxPooledBatchBytes {
+		c.encBufs.Put(buf)
+	}
+	err := c.cn.Propose(ctx, g, entry)
+	var refused seriesErrors
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.As(err, &refused):
+		return refused, nil
+	}
+	return nil, err
+}
+
+func (c *clusterNode) engineDB() *engine.DB { return c.db }
+
+func (c *clusterNode) tenantStats() []engine.TenantStats {
+	var out []engine.TenantStats
+	for _, g := range c.cn.View().State.Groups {
+		if eg := c.store.group(g.ID); eg != nil {
+			out = append(out, eg.Stats()...)
+		}
+	}
+	return out
+}
+
+// Querier implements server.Storage: the fan-out over the groups.
+func (c *clusterNode) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
+	return c.query.Querier(tenant, mint, maxt)
+}
+
+// groupsOf is querier.Groups over the cluster.
+type groupsOf struct{ c *clusterNode }
+
+func (g groupsOf) Owners(mint, maxt int64) []ring.GroupID {
+	return g.c.cn.View().State.Owners(mint, maxt, g.c.ringWindow())
+}
+
+func (g groupsOf) Querier(ctx context.Context, id ring.GroupID, tenant string, mint, maxt int64) (storage.Querier, error) {
+	_, addr, local := g.c.cn.Leader(id)
+	if local {
+		if q, err := (localGroups{g.c}).Querier(ctx, id, tenant, mint, maxt); err == nil || !errors.Is(err, querier.ErrNotLeader) {
+			return q, err
+		}
+		// Leadership moved: ask the new leader.
+		if _, addr, local = g.c.cn.Leader(id); local {
+			return nil, fmt.Errorf("%w: group %d has no leader", server.ErrUnavailable, id)
+		}
+	}
+	if addr == "" {
+		return nil, fmt.Errorf("%w: group %d has no known leader", server.ErrUnavailable, id)
+	}
+	return querier.NewRemote(g.c.client, "http://"+addr, id, tenant, mint, maxt), nil
+}
+
+// localGroups is querier.LocalGroups: reads of groups this node leads.
+type localGroups struct{ c *clusterNode }
+
+func (l localGroups) Querier(ctx context.Context, id ring.GroupID, tenant string, mint, maxt int64) (storage.Querier, error) {
+	rg := l.c.cn.Replica(id)
+	eg := l.c.store.group(id)
+	if rg == nil || eg == nil {
+		return nil, fmt.Errorf("group %d: no replica here: %w", id, querier.ErrNotLeader)
+	}
+	if err := rg.VerifyRead(ctx); err != nil {
+		return nil, fmt.Errorf("group %d: %w: %w", id, querier.ErrNotLeader, err)
+	}
+	return eg.Querier(tenant, mint, maxt)
+}
+
+// clusterTenants is cluster.Options.Tenants: the series of the groups
+// this node leads and the samples it accepted.
+func (c *clusterNode) clusterTenants(led []ring.GroupID) []cluster.TenantStat {
+	m := map[string]*cluster.TenantStat{}
+	get := func(t string) *cluster.TenantStat {
+		if m[t] == nil {
+			m[t] = &cluster.TenantStat{Tenant: t}
+		}
+		return m[t]
+	}
+	for _, id := range led {
+		if eg := c.store.group(id); eg != nil {
+			for _, ts := range eg.Stats() {
+				get(ts.Tenant).Series += ts.HeadSeries
+			}
+		}
+	}
+	c.samples.Range(func(k, v any) bool {
+		get(k.(string)).Samples += v.(*atomic.Int64).Load()
+		return true
+	})
+	out := make([]cluster.TenantStat, 0, len(m))
+	for _, t := range m {
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b cluster.TenantStat) int { return cmpString(a.Tenant, b.Tenant) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ringStatus is the /ring page's data.
+func (c *clusterNode) ringStatus(ctx context.Context) (*server.RingStatus, error) {
+	st, err := c.cn.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// cluster.Status has the page's JSON shape (server.RingStatus).
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	var rs server.RingStatus
+	if err := json.Unmarshal(b, &rs); err != nil {
+		return nil, err
+	}
+	rs.NodeID = c.cfg.cluster.nodeID
+	return &rs, nil
+}
+
+// tenantsStatus is the /status/tenants page's data, cluster-wide.
+func (c *clusterNode) tenantsStatus(ctx context.Context) ([]server.TenantStatus, error) {
+	st, err := c.cn.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	totals := map[string]int64{}
+	for _, t := range st.Tenants {
+		totals[t.Tenant] = t.Samples
+	}
+	rates := c.rates.Observe(time.Now(), totals)
+	out := make([]server.TenantStatus, 0, len(st.Tenants))
+	for _, t := range st.Tenants {
+		out = append(out, server.TenantStatus{Tenant: t.Tenant, Series: t.Series, Samples: t.Samples, SamplesPerSecond: rates[t.Tenant]})
+	}
+	return out, nil
+}
+
+// ready reports whether this node can serve: it is an active member and
+// every group has a leader it knows of.
+func (c *clusterNode) ready() error {
+	v := c.cn.View()
+	nd := v.State.Node(ring.NodeID(c.cfg.cluster.nodeID))
+	if nd == nil || nd.State != ring.NodeActive {
+		return errors.New("this node is not an active cluster member yet")
+	}
+	for _, g := range v.State.Groups {
+		if id, _, _ := c.cn.Leader(g.ID); id == "" {
+			return fmt.Errorf("group %d has no known leader", g.ID)
+		}
+	}
+	return nil
+}
+
+// replicaStatus is one entry of GET /admin/raft/status in cluster mode.
+type replicaStatus struct {
+	Group uint32 `json:"group"`
+	raftgroup.Status
+	EngineApplied uint64 `json:"engine_applied_index"`
+	Error         string `json:"error,omitempty"`
+	Checksum      string `json:"checksum,omitempty"` // sha256 of /admin/raft/data?group=G
+	Series        int    `json:"series,omitempty"`
+	Samples       int    `json:"samples,omitempty"`
+}
+
+// serveReplicas serves GET /admin/raft/status[?checksum=1]: this node's
+// replicas.
+func (c *clusterNode) serveReplicas(w http.ResponseWriter, r *http.Request) {
+	out := struct {
+		NodeID   string          `json:"node_id"`
+		Replicas []replicaStatus `json:"replicas"`
+	}{NodeID: c.cfg.cluster.nodeID}
+	for _, g := range c.cn.View().State.Groups {
+		rg, eg := c.cn.Replica(g.ID), c.store.group(g.ID)
+		if rg == nil || eg == nil {
+			continue
+		}
+		st, err := rg.Status()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		rs := replicaStatus{Group: uint32(g.ID), Status: st, EngineApplied: eg.AppliedIndex()}
+		if err := rg.Err(); err != nil {
+			rs.Error = err.Error()
+		}
+		if r.URL.Query().Get("checksum") == "1" {
+			h := sha256.New()
+			series, samples, err := dumpGroup(r.Context(), eg, h)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			rs.Checksum, rs.Series, rs.Samples = hex.EncodeToString(h.Sum(nil)), series, samples
+		}
+		out.Replicas = append(out.Replicas, rs)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(out)
+}
+
+// serveData serves GET /admin/raft/data?group=G: every sample of this
+// node's replica of G.
+func (c *clusterNode) serveData(w http.ResponseWriter, r *http.Request) {
+	g, err := strconv.ParseUint(r.URL.Query().Get("group"), 10, 32)
+	if err != nil {
+		http.Error(w, "want ?group=N: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	eg := c.store.group(ring.GroupID(g))
+	if eg == nil {
+		http.Error(w, "no replica of that group here", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if _, _, err := dumpGroup(r.Context(), eg, w); err != nil {
+		fmt.Fprintf(w, "\nerror: %v\n", err)
+	}
+}
+
+// serveDrain serves POST /admin/cluster/drain?node=ID.
+func (c *clusterNode) serveDrain(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("node")
+	if id == "" {
+		http.Error(w, "missing ?node=ID", http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	err := c.cn.Drain(ctx, id)
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, ring.ErrUnknownNode), errors.Is(err, ring.ErrLastNode):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	default:
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	}
+}
+
+// Close stops the cluster node (checkpointing every replica) and the
+// engine.
+func (c *clusterNode) Close() error {
+	err := c.cn.Close()
+	c.client.CloseIdleConnections()
+	return errors.Join(err, c.mux.Close(), c.db.Close())
+}
+
+// engineStorage is cluster.Storage over the node's engine.
+type engineStorage struct {
+	db *engine.DB
+	mu sync.Mutex
+	// groups: the open replicas' engine groups.
+	groups map[ring.GroupID]*engine.Group
+}
+
+func (s *engineStorage) Open(g ring.GroupID) (raftgroup.Applier, error) {
+	eg, recovered, err := s.db.OpenGroup(uint32(g))
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.groups[g] = eg
+	s.mu.Unlock()
+	return &engineApplier{g: eg, checkpoint: recovered}, nil
+}
+
+func (s *engineStorage) Close(g ring.GroupID) error {
+	s.mu.Lock()
+	delete(s.groups, g)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *engineStorage) Drop(g ring.GroupID) error {
+	s.Close(g)
+	return s.db.DropGroup(uint32(g))
+}
+
+func (s *engineStorage) group(g ring.GroupID) *engine.Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.groups[g]
+}
+
+// outcomeCodec carries per-series refusals (seriesErrors) to a proposer
+// on another node (cluster.OutcomeCodec). Layout (version 1):
+//
+//	version:byte(1) | n:uvarint { series:uvarint rejected:uvarint kind:byte msg:str }
+//
+// or version:byte(1) | 0 | msg:str for any other outcome.
+type outcomeCodec struct{}
+
+// refusalKinds are the engine's refusal sentinels, by kind byte (index+1).
+var refusalKinds = []error{engine.ErrOutOfOrder, engine.ErrDuplicateSample, engine.ErrTooOld, engine.ErrInvalidLabels}
+
+func (outcomeCodec) Encode(err error) []byte {
+	b := []byte{1}
+	var refused seriesErrors
+	if !errors.As(err, &refused) {
+		b = append(b, 0)
+		return appendOutcomeStr(b, err.Error())
+	}
+	b = binary.AppendUvarint(b, uint64(len(refused)))
+	for _, e := range refused {
+		b = binary.AppendUvarint(b, uint64(e.Series))
+		b = binary.AppendUvarint(b, uint64(e.Rejected))
+		kind := byte(0)
+		for i, s := range refusalKinds {
+			if errors.Is(e.Err, s) {
+				kind = byte(i + 1)
+			}
+		}
+		b = append(b, kind)
+		b = appendOutcomeStr(b, e.Err.Error())
+	}
+	return b
+}
+
+func appendOutcomeStr(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func (outcomeCodec) Decode(b []byte) error {
+	bad := fmt.Errorf("decode apply outcome %x: malformed", b[:min(len(b), 32)])
+	if len(b) < 2 || b[0] != 1 {
+		return bad
+	}
+	b = b[1:]
+	uv := func() (uint64, bool) {
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
+			return 0, false
+		}
+		b = b[k:]
+		return v, true
+	}
+	str := func() (string, bool) {
+		l, ok := uv()
+		if !ok || l > uint64(len(b)) {
+			return "", false
+		}
+		s := string(b[:l])
+		b = b[l:]
+		return s, true
+	}
+	n, ok := uv()
+	if !ok {
+		return bad
+	}
+	if n == 0 {
+		msg, ok := str()
+		if !ok {
+			return bad
+		}
+		return errors.New(msg)
+	}
+	if n > uint64(len(b)) {
+		return bad
+	}
+	out := make(seriesErrors, 0, n)
+	for range n {
+		series, ok1 := uv()
+		rejected, ok2 := uv()
+		if !ok1 || !ok2 || len(b) == 0 {
+			return bad
+		}
+		kind := b[0]
+		b = b[1:]
+		msg, ok := str()
+		if !ok || int(kind) > len(refusalKinds) {
+			return bad
+		}
+		e := engine.SeriesError{Series: int(series), Rejected: int(rejected), Err: errors.New(msg)}
+		if kind > 0 {
+			e.Err = &remoteRefusal{kind: refusalKinds[kind-1], msg: msg}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// remoteRefusal is an engine refusal decoded from another node: its text
+// as it was, matching its sentinel with errors.Is.
+type remoteRefusal struct {
+	kind error
+	msg  string
+}
+
+func (e *remoteRefusal) Error() string        { return e.msg }
+func (e *remoteRefusal) Is(target error) bool { return target == e.kind }
