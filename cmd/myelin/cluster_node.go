@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup"
@@ -219,21 +221,125 @@ func (g groupsOf) Owners(mint, maxt int64) []ring.GroupID {
 	return g.c.cn.View().State.Owners(mint, maxt, g.c.ringWindow())
 }
 
-func (g groupsOf) Querier(ctx context.Context, id ring.GroupID, tenant string, mint, maxt int64) (storage.Querier, error) {
-	_, addr, local := g.c.cn.Leader(id)
+func (g groupsOf) Querier(_ context.Context, id ring.GroupID, tenant string, mint, maxt int64) (storage.Querier, error) {
+	return &leaderQuerier{c: g.c, g: id, tenant: tenant, mint: mint, maxt: maxt}, nil
+}
+
+// leaderRetry bounds how long a read waits for a group to have a leader
+// it can reach: longer than an election (about 1 s here), so a query
+// during a failover or a leadership transfer waits instead of failing.
+const leaderRetry = 3 * time.Second
+
+// leaderQuerier reads one group through its current leader, local or
+// remote, found anew for every call; a call that meets no leader, or a
+// node that is no longer the leader, retries within leaderRetry.
+//
+// Locking: mu guards open, the queriers opened so far; series sets of
+// the calls may still read from them, so Close closes them all.
+type leaderQuerier struct {
+	c          *clusterNode
+	g          ring.GroupID
+	tenant     string
+	mint, maxt int64
+	mu         sync.Mutex
+	open       []storage.Querier
+}
+
+// do runs fn on a querier of the group's leader until it succeeds, fails
+// for another reason than the leader, or leaderRetry passes.
+func (l *leaderQuerier) do(ctx context.Context, fn func(q storage.Querier) error) error {
+	deadline := time.Now().Add(leaderRetry)
+	for {
+		q, err := l.leader(ctx)
+		if err == nil {
+			l.mu.Lock()
+			l.open = append(l.open, q)
+			l.mu.Unlock()
+			err = fn(q)
+		}
+		// Retry what a new leader can answer: not-leader answers, no
+		// leader, a node that went away; not corrupt data.
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) || errors.Is(err, querier.ErrCorrupt) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// leader opens a querier on the group's leader as this node knows it.
+func (l *leaderQuerier) leader(ctx context.Context) (storage.Querier, error) {
+	_, addr, local := l.c.cn.Leader(l.g)
 	if local {
-		if q, err := (localGroups{g.c}).Querier(ctx, id, tenant, mint, maxt); err == nil || !errors.Is(err, querier.ErrNotLeader) {
-			return q, err
-		}
-		// Leadership moved: ask the new leader.
-		if _, addr, local = g.c.cn.Leader(id); local {
-			return nil, fmt.Errorf("%w: group %d has no leader", server.ErrUnavailable, id)
-		}
+		return localGroups{l.c}.Querier(ctx, l.g, l.tenant, l.mint, l.maxt)
 	}
 	if addr == "" {
-		return nil, fmt.Errorf("%w: group %d has no known leader", server.ErrUnavailable, id)
+		return nil, fmt.Errorf("%w: group %d has no known leader", server.ErrUnavailable, l.g)
 	}
-	return querier.NewRemote(g.c.client, "http://"+addr, id, tenant, mint, maxt), nil
+	return querier.NewRemote(l.c.client, "http://"+addr, l.g, l.tenant, l.mint, l.maxt), nil
+}
+
+func (l *leaderQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	var out storage.SeriesSet
+	err := l.do(ctx, func(q storage.Querier) error {
+		set := q.Select(ctx, sortSeries, hints, ms...)
+		// The first Next shows whether the leader answered at all.
+		if ok := set.Next(); !ok && set.Err() != nil {
+			return set.Err()
+		} else {
+			out = &peekedSet{SeriesSet: set, first: ok}
+		}
+		return nil
+	})
+	if err != nil {
+		return storage.ErrSeriesSet(fmt.Errorf("select from group %d: %w", l.g, err))
+	}
+	return out
+}
+
+func (l *leaderQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) (vals []string, ws annotations.Annotations, err error) {
+	err = l.do(ctx, func(q storage.Querier) (err error) {
+		vals, ws, err = q.LabelValues(ctx, name, hints, ms...)
+		return err
+	})
+	return vals, ws, err
+}
+
+func (l *leaderQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) (names []string, ws annotations.Annotations, err error) {
+	err = l.do(ctx, func(q storage.Querier) (err error) {
+		names, ws, err = q.LabelNames(ctx, hints, ms...)
+		return err
+	})
+	return names, ws, err
+}
+
+func (l *leaderQuerier) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, q := range l.open {
+		errs = append(errs, q.Close())
+	}
+	l.open = nil
+	return errors.Join(errs...)
+}
+
+// peekedSet is a series set whose first Next was already called.
+type peekedSet struct {
+	storage.SeriesSet
+	first   bool // the result of that Next, not yet returned
+	started bool
+}
+
+func (p *peekedSet) Next() bool {
+	if !p.started {
+		p.started = true
+		return p.first
+	}
+	return p.SeriesSet.Next()
 }
 
 // localGroups is querier.LocalGroups: reads of groups this node leads.

@@ -267,7 +267,7 @@ func (n *Node) reconcileMeta(ctx context.Context, v *View, members []raftgroup.M
 	voters := 0
 	for _, m := range members {
 		nd := v.State.Node(ring.NodeID(m.ID))
-		if m.Voter && (nd == nil && !v.Removed(ring.NodeID(m.ID)) || nd != nil && nd.State == ring.NodeActive) {
+		if m.Voter && (nd == nil && !v.Gone(ring.NodeID(m.ID)) || nd != nil && nd.State == ring.NodeActive) {
 			voters++
 		}
 	}
@@ -303,7 +303,7 @@ func (n *Node) reconcileMeta(ctx context.Context, v *View, members []raftgroup.M
 		case nd == nil:
 			// Removed after a drain or death; a peer that has not joined
 			// yet stays.
-			leave = v.Removed(id) || !slices.ContainsFunc(n.opts.Peers, func(p raftgroup.Voter) bool { return p.ID == m.ID })
+			leave = v.Gone(id) || !slices.ContainsFunc(n.opts.Peers, func(p raftgroup.Voter) bool { return p.ID == m.ID })
 		case nd.State == ring.NodeDead:
 			leave = true
 		case nd.State == ring.NodeDraining && m.Voter:

@@ -33,12 +33,20 @@ type View struct {
 	// pending maps a group created but not yet bootstrapped to the node
 	// that must bootstrap it (the node of its StepCreateGroup).
 	pending map[ring.GroupID]ring.NodeID
+	// removed: nodes removed from the metadata; true if drained.
 	removed map[ring.NodeID]bool
 }
 
 // Removed reports whether node id was drained and removed: it may not
 // join again under that ID (IDs are unique for all time).
 func (v *View) Removed(id ring.NodeID) bool { return v.removed[id] }
+
+// Gone reports whether node id was removed from the metadata, drained or
+// after it was declared dead (a dead node may join again).
+func (v *View) Gone(id ring.NodeID) bool {
+	_, ok := v.removed[id]
+	return ok
+}
 
 // Bootstraps reports whether node must bootstrap group g: it created it
 // and nobody has started it yet.
@@ -55,7 +63,7 @@ func (v *View) Bootstraps(g ring.GroupID, node ring.NodeID) bool {
 //
 //	"mymt" | version:byte(1) | index:uint64 big-endian
 //	pending:uvarint { group:uvarint node:str }
-//	removed:uvarint { node:str }      (drained and removed nodes, sorted)
+//	removed:uvarint { node:str drained:byte }   (removed nodes, sorted)
 //	state: the rest, ring.AppendState
 type metaFSM struct {
 	path string
@@ -141,8 +149,11 @@ func (f *metaFSM) apply(index uint64, entry []byte) error {
 	if err := f.state.Apply(st); err != nil {
 		return err
 	}
-	if drained {
-		f.removed[st.Node] = true
+	switch st.Kind {
+	case ring.StepRemoveNode:
+		f.removed[st.Node] = drained
+	case ring.StepAddNode:
+		delete(f.removed, st.Node) // a dead node came back
 	}
 	if st.Kind == ring.StepCreateGroup {
 		f.pending[st.Group] = st.Node
@@ -211,6 +222,11 @@ func (f *metaFSM) encodeLocked() []byte {
 	b = binary.AppendUvarint(b, uint64(len(removed)))
 	for _, id := range removed {
 		b = appendStr(b, string(id))
+		drained := byte(0)
+		if f.removed[id] {
+			drained = 1
+		}
+		b = append(b, drained)
 	}
 	return ring.AppendState(b, f.state)
 }
@@ -251,7 +267,11 @@ func (f *metaFSM) decode(b []byte) (err error) {
 		if id, b, err = readStr(b); err != nil {
 			return err
 		}
-		removed[ring.NodeID(id)] = true
+		if len(b) == 0 || b[0] > 1 {
+			return fmt.Errorf("%w: removed node flag", ErrCorruptMeta)
+		}
+		removed[ring.NodeID(id)] = b[0] == 1
+		b = b[1:]
 	}
 	s, err := ring.DecodeState(b)
 	if err != nil {
