@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -582,109 +581,32 @@ func (s *engineStorage) group(g ring.GroupID) *engine.Group {
 	return s.groups[g]
 }
 
-// outcomeCodec carries per-series refusals (seriesErrors) to a proposer
-// on another node (cluster.OutcomeCodec). Layout (version 1):
-//
-//	version:byte(1) | n:uvarint { series:uvarint rejected:uvarint kind:byte msg:str }
-//
-// or version:byte(1) | 0 | msg:str for any other outcome.
+// outcomeCodec carries apply outcomes to a proposer on another node
+// (cluster.OutcomeCodec): 'R' and the refusals (engine.AppendSeriesErrors)
+// for per-series refusals, 'E' and the error text for any other outcome.
 type outcomeCodec struct{}
 
-// refusalKinds are the engine's refusal sentinels, by kind byte (index+1).
-var refusalKinds = []error{engine.ErrOutOfOrder, engine.ErrDuplicateSample, engine.ErrTooOld, engine.ErrInvalidLabels}
-
 func (outcomeCodec) Encode(err error) []byte {
-	b := []byte{1}
 	var refused seriesErrors
-	if !errors.As(err, &refused) {
-		b = append(b, 0)
-		return appendOutcomeStr(b, err.Error())
+	if errors.As(err, &refused) {
+		return engine.AppendSeriesErrors([]byte{'R'}, refused)
 	}
-	b = binary.AppendUvarint(b, uint64(len(refused)))
-	for _, e := range refused {
-		b = binary.AppendUvarint(b, uint64(e.Series))
-		b = binary.AppendUvarint(b, uint64(e.Rejected))
-		kind := byte(0)
-		for i, s := range refusalKinds {
-			if errors.Is(e.Err, s) {
-				kind = byte(i + 1)
-			}
-		}
-		b = append(b, kind)
-		b = appendOutcomeStr(b, e.Err.Error())
-	}
-	return b
-}
-
-func appendOutcomeStr(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+	return append([]byte{'E'}, err.Error()...)
 }
 
 func (outcomeCodec) Decode(b []byte) error {
-	bad := fmt.Errorf("decode apply outcome %x: malformed", b[:min(len(b), 32)])
-	if len(b) < 2 || b[0] != 1 {
-		return bad
-	}
-	b = b[1:]
-	uv := func() (uint64, bool) {
-		v, k := binary.Uvarint(b)
-		if k <= 0 {
-			return 0, false
+	switch {
+	case len(b) > 0 && b[0] == 'R':
+		errs, err := engine.DecodeSeriesErrors(b[1:])
+		if err != nil {
+			return fmt.Errorf("decode apply outcome: %w", err)
 		}
-		b = b[k:]
-		return v, true
-	}
-	str := func() (string, bool) {
-		l, ok := uv()
-		if !ok || l > uint64(len(b)) {
-			return "", false
+		if len(errs) == 0 {
+			return nil
 		}
-		s := string(b[:l])
-		b = b[l:]
-		return s, true
+		return seriesErrors(errs)
+	case len(b) > 0 && b[0] == 'E':
+		return errors.New(string(b[1:]))
 	}
-	n, ok := uv()
-	if !ok {
-		return bad
-	}
-	if n == 0 {
-		msg, ok := str()
-		if !ok {
-			return bad
-		}
-		return errors.New(msg)
-	}
-	if n > uint64(len(b)) {
-		return bad
-	}
-	out := make(seriesErrors, 0, n)
-	for range n {
-		series, ok1 := uv()
-		rejected, ok2 := uv()
-		if !ok1 || !ok2 || len(b) == 0 {
-			return bad
-		}
-		kind := b[0]
-		b = b[1:]
-		msg, ok := str()
-		if !ok || int(kind) > len(refusalKinds) {
-			return bad
-		}
-		e := engine.SeriesError{Series: int(series), Rejected: int(rejected), Err: errors.New(msg)}
-		if kind > 0 {
-			e.Err = &remoteRefusal{kind: refusalKinds[kind-1], msg: msg}
-		}
-		out = append(out, e)
-	}
-	return out
+	return fmt.Errorf("decode apply outcome %q: unknown kind", b[:min(len(b), 1)])
 }
-
-// remoteRefusal is an engine refusal decoded from another node: its text
-// as it was, matching its sentinel with errors.Is.
-type remoteRefusal struct {
-	kind error
-	msg  string
-}
-
-func (e *remoteRefusal) Error() string        { return e.msg }
-func (e *remoteRefusal) Is(target error) bool { return target == e.kind }

@@ -321,3 +321,19 @@ func readStr(b []byte) (string, []byte, error) {
 func appendStarted(dst []byte, g ring.GroupID) []byte {
 	return binary.AppendUvarint(append(dst, entryStarted), uint64(g))
 }
+
+// DecodeMetadata decodes a metadata checkpoint or snapshot (the format of
+// metaFSM) into a view. Errors wrap ErrCorruptMeta.
+func DecodeMetadata(b []byte) (*View, error) {
+	f := &metaFSM{}
+	if err := f.decode(b); err != nil {
+		return nil, err
+	}
+	return &View{State: f.state, Index: f.index, pending: f.pending, removed: f.removed}, nil
+}
+
+// AppendMetadata appends the encoding of v, as a checkpoint holds it.
+func AppendMetadata(dst []byte, v *View) []byte {
+	f := &metaFSM{state: v.State, pending: v.pending, removed: v.removed, index: v.Index}
+	return append(dst, f.encodeLocked()...)
+}
