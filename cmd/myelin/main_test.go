@@ -138,6 +138,11 @@ func TestRunErrors(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	singleDir, clusterDir := t.TempDir(), t.TempDir()
+	if err := errors.Join(os.MkdirAll(filepath.Join(singleDir, "raft", "1"), 0o755),
+		os.MkdirAll(filepath.Join(clusterDir, "raft", "meta"), 0o755)); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name    string
 		args    []string
@@ -145,6 +150,9 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{"data dir under a file", []string{"-data.dir", filepath.Join(file, "data")}, "create data dir"},
 		{"bad listen address", []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:99999"}, "listen on 127.0.0.1:99999"},
+		{"single node's data in cluster mode", []string{"-data.dir", singleDir, "-http.listen-address", "127.0.0.1:0",
+			"-cluster.node-id", "a", "-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1"}, "holds a single node's data"},
+		{"cluster data as a single node", []string{"-data.dir", clusterDir, "-http.listen-address", "127.0.0.1:0"}, "holds a cluster node's data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(context.Background(), tc.args, io.Discard, io.Discard)

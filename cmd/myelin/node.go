@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -42,6 +43,23 @@ const groupID = 1
 // one-replica group.
 const singleVoterHeartbeat = 200 * time.Millisecond
 
+// checkMode refuses a data directory written in the other mode: a
+// single node's group 1 and a cluster's group 1 are different groups, and
+// the engine would skip the new group's log up to the old one's
+// checkpoint. Moving data between the modes is not supported.
+func checkMode(cfg config) error {
+	single := filepath.Join(cfg.dataDir, "raft", fmt.Sprint(groupID))
+	meta := filepath.Join(cfg.dataDir, "raft", "meta")
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	switch {
+	case cfg.cluster.nodeID != "" && exists(single):
+		return fmt.Errorf("data directory %s holds a single node's data (%s); cluster mode needs an empty one", cfg.dataDir, single)
+	case cfg.cluster.nodeID == "" && exists(meta):
+		return fmt.Errorf("data directory %s holds a cluster node's data (%s); start it with its -cluster.node-id", cfg.dataDir, meta)
+	}
+	return nil
+}
+
 // backend is what the HTTP APIs run on: a single node or a cluster node.
 type backend interface {
 	server.Writer
@@ -56,6 +74,9 @@ type backend interface {
 // openBackend opens the engine and, on it, a single node or (with
 // -cluster.node-id) a cluster node.
 func openBackend(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer) (b backend, err error) {
+	if err := checkMode(cfg); err != nil {
+		return nil, err
+	}
 	db, err := engine.Open(engine.Options{
 		Dir:           filepath.Join(cfg.dataDir, "engine"),
 		Retention:     cfg.retention,
