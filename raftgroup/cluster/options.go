@@ -101,10 +101,10 @@ func (o Options) Validate() error {
 		errs = append(errs, errors.New("NodeID: want 1 to 1024 bytes"))
 	}
 	if _, _, err := net.SplitHostPort(o.Advertise); err != nil {
-		errs = append(errs, fmt.Errorf("Advertise %q: %w", o.Advertise, err))
+		errs = append(errs, fmt.Errorf("advertise address %q: %w", o.Advertise, err))
 	}
 	if o.Dir == "" || o.Mux == nil || o.Storage == nil || o.Outcome == nil {
-		errs = append(errs, errors.New("Dir, Mux, Storage and Outcome are required"))
+		errs = append(errs, errors.New("options Dir, Mux, Storage and Outcome are required"))
 	}
 	if o.DeadAfter < 0 || o.Heartbeat < 0 {
 		errs = append(errs, errors.New("DeadAfter and Heartbeat must not be negative"))
