@@ -54,11 +54,21 @@ type clusterNode struct {
 	rates   server.RateTracker
 }
 
+// maxRingAge: a node routes writes only while it heard from the metadata
+// leader this recently, so no write is routed with a ring older than the
+// querier's window (ringStaleness) allows for.
+const maxRingAge = 15 * time.Second
+
+// ringStaleness is how long after a ring change the querier still asks
+// the groups of the ring before it: maxRingAge plus the time a heartbeat
+// takes to carry the change.
+const ringStaleness = 30 * time.Second
+
 // ringWindow is how the querier widens the ring's history (ring.Window):
 // samples up to -validation.create-grace-period in the future, and a
-// node routing with a ring up to 30 s old.
+// node routing with a ring up to ringStaleness old.
 func (c *clusterNode) ringWindow() ring.Window {
-	return ring.Window{FutureMillis: c.cfg.maxFutureSkew.Milliseconds(), StaleMillis: (30 * time.Second).Milliseconds()}
+	return ring.Window{FutureMillis: c.cfg.maxFutureSkew.Milliseconds(), StaleMillis: ringStaleness.Milliseconds()}
 }
 
 func openCluster(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, db *engine.DB) (c *clusterNode, err error) {
@@ -151,6 +161,11 @@ func (c *clusterNode) internalHandler() http.Handler {
 // Write implements server.Writer: the distributor splits the batch by
 // owning group and writes the parts in parallel (Write below).
 func (c *clusterNode) Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
+	// Routing with a ring older than the querier's window could put
+	// samples where no query looks (see ringWindow).
+	if age := c.cn.MetadataAge(); age > maxRingAge {
+		return nil, fmt.Errorf("%w: no word from the metadata leader for %v: this node's ring may be stale", server.ErrUnavailable, age.Round(time.Second))
+	}
 	refused, err := c.dist.Write(ctx, b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", server.ErrUnavailable, err)

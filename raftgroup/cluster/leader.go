@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -42,6 +43,11 @@ func (n *Node) heartbeatLoop() {
 		cancel()
 		if err == nil {
 			n.leaders.Store(&reply.Leaders)
+			// Fresh only if this node's own metadata has caught up with
+			// the leader's as of the reply.
+			if n.fsm.View().State.Generation >= reply.Generation {
+				n.lastReply.Store(n.opts.Now().UnixNano())
+			}
 		}
 		if err != nil && n.base.Err() == nil {
 			n.opts.Logger.Debug("heartbeat", "err", err)
@@ -50,6 +56,21 @@ func (n *Node) heartbeatLoop() {
 			return
 		}
 	}
+}
+
+// MetadataAge is how long ago this node last heard from the metadata
+// leader with its own metadata caught up to the leader's (zero on the
+// leader itself): a bound on how stale its ring may be. A node whose metadata is older than the querier's staleness window
+// must not route writes (ring.Window.StaleMillis).
+func (n *Node) MetadataAge() time.Duration {
+	if n.meta.IsLeader() {
+		return 0
+	}
+	last := n.lastReply.Load()
+	if last == 0 {
+		return time.Duration(math.MaxInt64)
+	}
+	return n.opts.Now().Sub(time.Unix(0, last))
 }
 
 // report describes this node's replicas.

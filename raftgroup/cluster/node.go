@@ -72,6 +72,8 @@ type Node struct {
 	planMu sync.Mutex // serializes planning and proposing on the metadata leader
 	// leaders: each group's leader per the last heartbeat reply.
 	leaders atomic.Pointer[map[uint32]string]
+	// lastReply: when the last heartbeat reply came (unix ns).
+	lastReply atomic.Int64
 }
 
 // replica is this node's replica of a data group.
