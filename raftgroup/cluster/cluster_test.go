@@ -124,6 +124,7 @@ type serveHTTP struct{ wg sync.WaitGroup }
 type testCluster struct {
 	t     *testing.T
 	dir   string
+	ring  ring.Options
 	nodes []*testNode
 }
 
@@ -158,7 +159,7 @@ func (c *testCluster) start(id, addr, join string) *testNode {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 4})).With("node", id)
 	n, err := Start(Options{
 		NodeID: id, Advertise: addr, Dir: tn.dir, Mux: tn.mux, Storage: tn.storage, Join: join,
-		Outcome: textOutcome{}, Heartbeat: 100 * time.Millisecond, DeadAfter: 2 * time.Second,
+		Outcome: textOutcome{}, Heartbeat: 100 * time.Millisecond, DeadAfter: 2 * time.Second, Ring: c.ring,
 		Raft:   raftgroup.Options{HeartbeatTimeout: 200 * time.Millisecond},
 		Logger: logger,
 	})
@@ -316,5 +317,25 @@ func checkReplicasEqual(t *testing.T, c *testCluster, st *Status) {
 			}
 			return true
 		}, 10*time.Second, 50*time.Millisecond, fmt.Sprintf("group %d replicas differ (first %s: %v)", g.ID, wantFrom, want))
+	}
+}
+
+// TestGroupsPerNode: with two groups per node, three nodes run six groups
+// of three replicas, and each node leads two.
+func TestGroupsPerNode(t *testing.T) {
+	c := newTestCluster(t)
+	c.ring = ring.Options{GroupsPerNode: 2}
+	defer c.close()
+	first := c.start("a", "", "")
+	c.start("b", "", first.addr)
+	c.start("c", "", first.addr)
+	st := c.waitConverged(first, 3, 60*time.Second)
+	require.Len(t, st.Groups, 6)
+	for _, nd := range st.Nodes {
+		require.Equal(t, 6, nd.Replicas, nd.ID)
+		require.Equal(t, 2, nd.Leaders, nd.ID)
+	}
+	for _, g := range st.Groups {
+		require.InDelta(t, 1.0/6, g.Ownership, 1e-9, "group %d", g.ID)
 	}
 }
