@@ -989,6 +989,9 @@ func TestClusterScale(t *testing.T) {
 	for _, id := range []string{"4", "5"} {
 		n := &e2eNode{id: id, raftAddr: freeAddr(t), dataDir: filepath.Join(t.TempDir(), "node-"+id), args: c.nodes[0].args}
 		c.start(n, "-cluster.join="+c.nodes[1].raftAddr)
+		// Clients reach a node once it is ready, as behind a load
+		// balancer that checks /ready.
+		waitReady(t, n.http)
 		c.mu.Lock()
 		c.nodes = append(c.nodes, n)
 		c.mu.Unlock()
