@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -396,18 +397,8 @@ func (c *clusterNode) clusterTenants(led []ring.GroupID) []cluster.TenantStat {
 	for _, t := range m {
 		out = append(out, *t)
 	}
-	slices.SortFunc(out, func(a, b cluster.TenantStat) int { return cmpString(a.Tenant, b.Tenant) })
+	slices.SortFunc(out, func(a, b cluster.TenantStat) int { return strings.Compare(a.Tenant, b.Tenant) })
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // ringStatus is the /ring page's data.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/myelindb/myelin/raftgroup"
@@ -228,14 +229,6 @@ func (n *Node) leaderStatus(_ context.Context) (*Status, error) {
 	for _, t := range tenants {
 		st.Tenants = append(st.Tenants, *t)
 	}
-	slices.SortFunc(st.Tenants, func(a, b TenantStat) int {
-		if a.Tenant < b.Tenant {
-			return -1
-		}
-		if a.Tenant > b.Tenant {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(st.Tenants, func(a, b TenantStat) int { return strings.Compare(a.Tenant, b.Tenant) })
 	return st, nil
 }
