@@ -73,6 +73,19 @@ bench-scale: build e2e-deps ## one large side-by-side run: SERIES=1000000 HOURS=
 		-prebuild=false -chunks=false -engine=false -label scale \
 		-command "make bench-scale SERIES=$(or $(SERIES),1000000) HOURS=$(or $(HOURS),0.25)" $(BENCHARGS)
 
+# `make bench-cluster`: one remote-write load and the query set against a plain
+# single node and against clusters of NODES nodes, all on loopback (so it shows
+# the overhead of replication and fan-out, not scale); prints the table of
+# ratios and writes bench/results/<date>-<commit>-cluster.md. About 10 minutes
+# on 2 cores. SERIES and HOURS size the load; BENCHARGS adds flags of
+# bench/cmd/clusterbench.
+NODES       ?= 1,3,5
+
+.PHONY: bench-cluster
+bench-cluster: build ## single node vs clusters of NODES=1,3,5 on loopback: write and query overhead (~10 min)
+	$(GO) run ./bench/cmd/clusterbench -nodes $(NODES) -series $(or $(SERIES),20000) -hours $(or $(HOURS),1) \
+		-command "make bench-cluster NODES=$(NODES)$(if $(SERIES), SERIES=$(SERIES))$(if $(HOURS), HOURS=$(HOURS))" $(BENCHARGS)
+
 bench-go: ## run every Go benchmark in ./bench once (smoke test; real runs use -count 10 and benchstat)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
 

@@ -13,6 +13,15 @@
 //	make bench                           # about 10 minutes on 2 cores
 //	make bench-scale SERIES=1000000      # one large run
 //
+// The cost of clustering (bench/cmd/clusterbench, the engine of `make
+// bench-cluster`): the same load and query set against a plain single node
+// and clusters of 1, 3 and 5 nodes on loopback, started and stopped by
+// bench/internal/cluster; write throughput, CPU and memory summed over the
+// nodes, query p50/p99, and the query results of every node checked
+// against the single node's.
+//
+//	make bench-cluster                   # about 10 minutes on 2 cores
+//
 // Chunk encodings (chunkenc_bench_test.go):
 //
 //	go test -run '^$' -bench Chunk -benchtime 1x ./bench/    # smoke run, well under a minute

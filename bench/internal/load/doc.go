@@ -17,7 +17,9 @@
 //     time order and a series never spans shards.
 //  3. Send posts each shard's requests in order, shards concurrently,
 //     retrying 5xx and 429 with backoff as Prometheus does, and samples the
-//     accepted count every RateEvery.
+//     accepted count every RateEvery. Given several URLs (a cluster's
+//     nodes) it sends the requests round-robin over them.
 //  4. Measure before and after with Proc and DirBytes, waiting with Settle
-//     for the receiver to go quiet.
+//     for the receiver to go quiet; ReadProcs and SettleAll do the same for
+//     a group of processes.
 package load

@@ -258,6 +258,36 @@ func TestSend(t *testing.T) {
 	require.ErrorContains(t, err, "400 no")
 }
 
+// TestSendRoundRobin: with several URLs every request goes to one of them
+// in turn, and every sample arrives once.
+func TestSendRoundRobin(t *testing.T) {
+	var hits [3]atomic.Int64
+	var srvs []*httptest.Server
+	var urls []string
+	for i := range hits {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			hits[i].Add(1)
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		defer srv.Close()
+		srvs = append(srvs, srv)
+		urls = append(urls, srv.URL)
+	}
+	p := Build(Synthetic(100, 1), Options{Hours: 0.1, Batch: 50, Shards: 3}, true)
+	res, err := Send(t.Context(), srvs[0].Client(), Target{WriteURL: "http://unused.invalid", WriteURLs: urls}, p, time.Second)
+	require.NoError(t, err)
+	require.Equal(t, p.Samples, res.Samples)
+	var total int64
+	for i := range hits {
+		n := hits[i].Load()
+		total += n
+		// Round-robin over all shards' requests: counts differ by at most one.
+		require.InDelta(t, float64(p.Requests)/3, float64(n), 1, "server %d", i)
+	}
+	require.Equal(t, int64(p.Requests), total)
+}
+
 func TestParseProc(t *testing.T) {
 	stat := []byte("1234 (my (odd) name) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0")
 	status := []byte("Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n")

@@ -72,6 +72,22 @@ func parseProc(stat, status []byte) (Proc, error) {
 	return p, nil
 }
 
+// ReadProcs returns the sum over processes pids of their CPU time, RSS
+// and peak RSS (a cluster's nodes on one machine).
+func ReadProcs(pids []int) (Proc, error) {
+	var sum Proc
+	for _, pid := range pids {
+		p, err := ReadProc(pid)
+		if err != nil {
+			return sum, fmt.Errorf("read process %d: %w", pid, err)
+		}
+		sum.CPUSeconds += p.CPUSeconds
+		sum.RSS += p.RSS
+		sum.HWM += p.HWM
+	}
+	return sum, nil
+}
+
 // SelfCPU returns this process's user + system CPU seconds.
 func SelfCPU() float64 {
 	var ru syscall.Rusage
@@ -119,12 +135,31 @@ func DirBytes(dir string, skip ...string) (int64, error) {
 // CPU over every period of quiet and dir unchanged in size, or until
 // maxWait. It returns how long it waited.
 func Settle(ctx context.Context, pid int, dir string, quiet time.Duration, idleCPU float64, maxWait time.Duration) (time.Duration, error) {
+	return SettleAll(ctx, []int{pid}, []string{dir}, quiet, idleCPU, maxWait)
+}
+
+// SettleAll is Settle for a group of processes (a cluster's nodes): less
+// than idleCPU seconds of CPU summed over pids in a period of quiet, and
+// the summed size of dirs unchanged. It returns by maxWait even if quiet
+// is longer.
+func SettleAll(ctx context.Context, pids []int, dirs []string, quiet time.Duration, idleCPU float64, maxWait time.Duration) (time.Duration, error) {
 	t0 := time.Now()
-	last, err := ReadProc(pid)
+	dirsBytes := func() (int64, error) {
+		var n int64
+		for _, d := range dirs {
+			b, err := DirBytes(d)
+			if err != nil {
+				return 0, err
+			}
+			n += b
+		}
+		return n, nil
+	}
+	last, err := ReadProcs(pids)
 	if err != nil {
 		return 0, err
 	}
-	lastSize, err := DirBytes(dir)
+	lastSize, err := dirsBytes()
 	if err != nil {
 		return 0, err
 	}
@@ -132,13 +167,13 @@ func Settle(ctx context.Context, pid int, dir string, quiet time.Duration, idleC
 		select {
 		case <-ctx.Done():
 			return time.Since(t0), ctx.Err()
-		case <-time.After(quiet):
+		case <-time.After(min(quiet, maxWait-time.Since(t0))): // never past maxWait
 		}
-		p, err := ReadProc(pid)
+		p, err := ReadProcs(pids)
 		if err != nil {
 			return time.Since(t0), err
 		}
-		size, err := DirBytes(dir)
+		size, err := dirsBytes()
 		if err != nil {
 			return time.Since(t0), err
 		}

@@ -16,7 +16,22 @@ import (
 // Target is where to send.
 type Target struct {
 	WriteURL string // e.g. http://127.0.0.1:9009/api/v1/push
-	Tenant   string // X-Scope-OrgID; empty sends none
+	// WriteURLs, if set, replace WriteURL: the requests of all shards go
+	// to them round-robin, in the order they are sent (the nodes of a
+	// cluster, any of which accepts any write). A request's retries go to
+	// the URL its first attempt went to. A shard waits for each answer
+	// before it sends its next request, so its series stay in time order
+	// whichever node gets them.
+	WriteURLs []string
+	Tenant    string // X-Scope-OrgID; empty sends none
+}
+
+// urls returns the URLs requests go to, in round-robin order.
+func (t Target) urls() []string {
+	if len(t.WriteURLs) > 0 {
+		return t.WriteURLs
+	}
+	return []string{t.WriteURL}
 }
 
 // RatePoint is the accepted samples per second over one sampling period.
@@ -33,19 +48,23 @@ type SendResult struct {
 	Rate    []RatePoint
 }
 
-// Send posts every shard's requests in order, shards concurrently, and
-// samples the accepted count every rateEvery. The first request refused
-// for good (a 4xx other than 429, or 20 failed attempts) stops it.
+// Send posts every shard's requests in order, shards concurrently, to
+// tgt's URL or round-robin over its URLs, and samples the accepted count
+// every rateEvery. The first request refused for good (a 4xx other than
+// 429, or 20 failed attempts) stops it.
 func Send(ctx context.Context, client *http.Client, tgt Target, p *Plan, rateEvery time.Duration) (SendResult, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var accepted, retries atomic.Int64
+	urls := tgt.urls()
+	var sent atomic.Uint64 // requests started, for the round-robin
 	var wg sync.WaitGroup
 	t0 := time.Now()
 	for _, next := range p.Shards {
 		wg.Go(func() {
 			for r, ok := next(); ok; r, ok = next() {
-				n, err := post(ctx, client, tgt, r.Body)
+				u := urls[(sent.Add(1)-1)%uint64(len(urls))]
+				n, err := post(ctx, client, Target{WriteURL: u, Tenant: tgt.Tenant}, r.Body)
 				retries.Add(int64(n))
 				if err != nil {
 					cancel(err)

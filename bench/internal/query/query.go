@@ -76,10 +76,13 @@ func maps(v url.Values) url.Values {
 
 // Result is the outcome of one query's runs.
 type Result struct {
-	Name     string  `json:"name"`
-	Query    string  `json:"query"`
-	MedianS  float64 `json:"median_s"`
-	MaxS     float64 `json:"max_s"`
+	Name    string  `json:"name"`
+	Query   string  `json:"query"`
+	MedianS float64 `json:"median_s"`
+	MaxS    float64 `json:"max_s"`
+	// P99S is the 99th percentile by nearest rank: the ceil(0.99 n)-th
+	// fastest of n runs, so the max below 100 runs.
+	P99S     float64 `json:"p99_s"`
 	Checksum string  `json:"checksum"` // of the canonical result; "" on error
 	Series   int     `json:"series"`   // series, or names/values, in the result
 	Err      string  `json:"error,omitempty"`
@@ -136,7 +139,7 @@ func RunInterleaved(ctx context.Context, clients []Client, qs []Query, runs int)
 		}
 		for k := range clients {
 			if res := &out[k][j]; res.Err == "" {
-				res.MedianS, res.MaxS = median(times[k]), slices.Max(times[k])
+				res.MedianS, res.MaxS, res.P99S = median(times[k]), slices.Max(times[k]), Percentile(times[k], 0.99)
 			} else {
 				res.Checksum = ""
 			}
@@ -176,6 +179,18 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// Percentile returns the p-th quantile (0 < p <= 1) of xs by nearest
+// rank: the ceil(p n)-th smallest of n values; NaN if xs is empty.
+func Percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(p*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
 }
 
 func (c Client) get(ctx context.Context, q Query) ([]byte, error) {

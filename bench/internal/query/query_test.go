@@ -1,6 +1,7 @@
 package query
 
 import (
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -124,6 +125,29 @@ func TestRun(t *testing.T) {
 func TestMedian(t *testing.T) {
 	require.Equal(t, 2.0, median([]float64{3, 1, 2}))
 	require.Equal(t, 2.5, median([]float64{4, 1, 2, 3}))
+}
+
+func TestPercentile(t *testing.T) {
+	hundred := make([]float64, 100)
+	for i := range hundred {
+		hundred[i] = float64(100 - i) // 100 down to 1
+	}
+	for _, tc := range []struct {
+		name string
+		xs   []float64
+		p    float64
+		want float64
+	}{
+		{"one value", []float64{7}, 0.99, 7},
+		{"p99 of 20 is the max", []float64{5, 1, 9, 3, 2, 4, 6, 8, 7, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}, 0.99, 20},
+		{"p99 of 100 is the 99th", hundred, 0.99, 99},
+		{"p50 of 4 is the 2nd", []float64{4, 3, 2, 1}, 0.5, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, Percentile(tc.xs, tc.p))
+		})
+	}
+	require.True(t, math.IsNaN(Percentile(nil, 0.99)))
 }
 
 func TestRunInterleaved(t *testing.T) {
