@@ -27,6 +27,7 @@ const metadataVoters = 3
 // and how the leader learns the replicas' state for the status page.
 func (n *Node) heartbeatLoop() {
 	defer n.wg.Done()
+	failing := false // the last heartbeat failed (log one line per outage)
 	for {
 		ctx, cancel := n.ctx(max(n.opts.Heartbeat*2, 2*time.Second))
 		rep := n.report()
@@ -49,7 +50,20 @@ func (n *Node) heartbeatLoop() {
 				n.lastReply.Store(n.opts.Now().UnixNano())
 			}
 		}
-		if err != nil && n.base.Err() == nil {
+		var re *rpcError
+		switch {
+		case err == nil || n.base.Err() != nil:
+			failing = false
+		case errors.As(err, &re) && re.Code == http.StatusGone:
+			if !failing {
+				n.opts.Logger.Warn("this node was drained and removed from the cluster: stop it (its ID cannot rejoin)")
+			}
+			failing = true
+		case !failing:
+			// One line per outage; the state of every try is in Debug.
+			n.opts.Logger.Warn("cannot reach the metadata leader; retrying", "err", err)
+			failing = true
+		default:
 			n.opts.Logger.Debug("heartbeat", "err", err)
 		}
 		if !n.sleep(n.opts.Heartbeat) {
