@@ -14,67 +14,22 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/myelindb/myelin/raftgroup/cluster"
 )
 
-// RingStatus is the cluster's placement as one node sees it, served by
-// RingHandler at GET /ring. Its JSON shape is an API: other code decodes it.
-type RingStatus struct {
-	NodeID            string `json:"node_id"`    // the node answering
-	Generation        uint64 `json:"generation"` // metadata state version
-	ReplicationFactor int    `json:"replication_factor"`
-	GroupsPerNode     int    `json:"groups_per_node"`
-	MetadataLeader    string `json:"metadata_leader"`
-	// Converged: every group's Raft configuration equals its desired
-	// replicas, all voters, caught up, led by its preferred leader; every
-	// node active or gone.
-	Converged bool          `json:"converged"`
-	Nodes     []NodeStatus  `json:"nodes"`
-	Groups    []GroupStatus `json:"groups"`
-	Epochs    []EpochStatus `json:"epochs"`
-	Errors    []string      `json:"errors,omitempty"` // nodes that did not answer, etc.
-}
+// RingStatus is the cluster's state as the metadata leader sees it,
+// served by RingHandler at GET /ring (raftgroup/cluster assembles it;
+// its JSON shape is an API: other code decodes it).
+type RingStatus = cluster.Status
 
-// NodeStatus is one node of the ring.
-type NodeStatus struct {
-	ID               string `json:"id"`
-	Address          string `json:"address"`
-	State            string `json:"state"` // "active", "draining", "dead"
-	Replicas         int    `json:"replicas"`
-	Leaders          int    `json:"leaders"`
-	PreferredLeaders int    `json:"preferred_leaders"`
-	MetadataVoter    bool   `json:"metadata_voter"`
-	// LastSeen: the failure detector's last successful probe; nil if never.
-	LastSeen *time.Time `json:"last_seen,omitempty"`
-}
-
-// GroupStatus is one replicated group.
-type GroupStatus struct {
-	ID              uint32          `json:"id"`
-	Ownership       float64         `json:"ownership"` // share of the hash space, 0..1
-	Tokens          int             `json:"tokens"`
-	PreferredLeader string          `json:"preferred_leader"`
-	Leader          string          `json:"leader"` // the current Raft leader, "" unknown
-	Replicas        []ReplicaStatus `json:"replicas"`
-}
-
-// ReplicaStatus is one replica of a group: desired (in the metadata
-// state), in the Raft configuration, or both.
-type ReplicaStatus struct {
-	Node         string `json:"node"`
-	Desired      bool   `json:"desired"` // in the metadata state
-	Voter        bool   `json:"voter"`   // in the Raft configuration
-	State        string `json:"state"`   // Leader, Follower, Candidate; "" unreachable
-	AppliedIndex uint64 `json:"applied_index"`
-	Lag          uint64 `json:"lag"` // leader's applied index minus this one's
-}
-
-// EpochStatus is one placement epoch: from From on, writes are placed
-// over Groups groups.
-type EpochStatus struct {
-	Generation uint64    `json:"generation"`
-	From       time.Time `json:"from"`
-	Groups     int       `json:"groups"`
-}
+// NodeStatus, GroupStatus, ReplicaStatus and EpochStatus are its parts.
+type (
+	NodeStatus    = cluster.NodeStatus
+	GroupStatus   = cluster.GroupStatus
+	ReplicaStatus = cluster.ReplicaStatus
+	EpochStatus   = cluster.EpochStatus
+)
 
 // TenantStatus is one tenant's ingest, served by TenantsHandler.
 type TenantStatus struct {

@@ -48,7 +48,7 @@ type clusterNode struct {
 	cfg    config
 	logger *slog.Logger
 
-	encBufs sync.Pool // *[]byte: encoded batches before compression
+	entries entryEncoder
 	// samples counts the samples this node accepted per tenant
 	// (*atomic.Int64), for the tenant status page.
 	samples sync.Map
@@ -191,17 +191,7 @@ var _ distributor.GroupWriter = groupWriter{}
 // Write proposes b to group g through its leader: the log entry is the
 // compressed batch (engine.CompressBatch).
 func (w groupWriter) Write(ctx context.Context, g ring.GroupID, b *engine.Batch) ([]engine.SeriesError, error) {
-	c := w.c
-	buf, _ := c.encBufs.Get().(*[]byte)
-	if buf == nil {
-		buf = new([]byte)
-	}
-	*buf = engine.AppendBatch((*buf)[:0], b)
-	entry := engine.CompressBatch(nil, *buf)
-	if cap(*buf) <= maxPooledBatchBytes {
-		c.encBufs.Put(buf)
-	}
-	err := c.cn.Propose(ctx, g, entry)
+	err := w.c.cn.Propose(ctx, g, w.c.entries.encode(b))
 	var refused seriesErrors
 	switch {
 	case err == nil:
@@ -407,17 +397,8 @@ func (c *clusterNode) ringStatus(ctx context.Context) (*server.RingStatus, error
 	if err != nil {
 		return nil, err
 	}
-	// cluster.Status has the page's JSON shape (server.RingStatus).
-	b, err := json.Marshal(st)
-	if err != nil {
-		return nil, err
-	}
-	var rs server.RingStatus
-	if err := json.Unmarshal(b, &rs); err != nil {
-		return nil, err
-	}
-	rs.NodeID = c.cfg.cluster.nodeID
-	return &rs, nil
+	st.NodeID = c.cfg.cluster.nodeID
+	return st, nil
 }
 
 // tenantsStatus is the /status/tenants page's data, cluster-wide.

@@ -23,13 +23,34 @@ import (
 // Every write goes through the group's log (the write-ahead log) before
 // it is applied to the engine. A cluster node is a clusterNode.
 type node struct {
-	db     *engine.DB
-	eg     *engine.Group
-	rg     *raftgroup.Group
-	logger *slog.Logger
-	// encBufs holds *[]byte buffers for encoding a batch before it is
+	db      *engine.DB
+	eg      *engine.Group
+	rg      *raftgroup.Group
+	logger  *slog.Logger
+	entries entryEncoder
+}
+
+// entryEncoder makes log entries of write batches. The entry is the
+// compressed batch: ~10x smaller for remote-write batches, whose label
+// sets repeat (engine.CompressBatch). Safe for concurrent use.
+type entryEncoder struct {
+	// bufs holds *[]byte buffers for encoding a batch before it is
 	// compressed into its log entry.
-	encBufs sync.Pool
+	bufs sync.Pool
+}
+
+// encode returns b's log entry, newly allocated (raft keeps it).
+func (e *entryEncoder) encode(b *engine.Batch) []byte {
+	buf, _ := e.bufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	*buf = engine.AppendBatch((*buf)[:0], b)
+	entry := engine.CompressBatch(nil, *buf)
+	if cap(*buf) <= maxPooledBatchBytes {
+		e.bufs.Put(buf)
+	}
+	return entry
 }
 
 // maxPooledBatchBytes: encode buffers that grew past this are dropped
@@ -138,18 +159,7 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 // Write implements server.Writer: the batch is proposed to the group and
 // returns once committed and applied.
 func (n *node) Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
-	// The log entry is the compressed batch: ~10x smaller for remote-write
-	// batches, whose label sets repeat (engine.CompressBatch).
-	buf, _ := n.encBufs.Get().(*[]byte)
-	if buf == nil {
-		buf = new([]byte)
-	}
-	*buf = engine.AppendBatch((*buf)[:0], b)
-	entry := engine.CompressBatch(nil, *buf)
-	if cap(*buf) <= maxPooledBatchBytes {
-		n.encBufs.Put(buf)
-	}
-	_, err := n.rg.Propose(ctx, entry)
+	_, err := n.rg.Propose(ctx, n.entries.encode(b))
 	var refused seriesErrors
 	switch {
 	case err == nil:

@@ -12,55 +12,65 @@ import (
 )
 
 // Status is the cluster as the metadata leader sees it: the metadata,
-// and each replica as its node last reported it. The JSON shape is the
-// /ring page's (server.RingStatus).
+// and each replica as its node last reported it (reports older than
+// three heartbeats are left out). server.RingHandler serves it at /ring;
+// its JSON shape is an API (bench and tests decode it).
 type Status struct {
-	NodeID            string        `json:"node_id"`
-	Generation        uint64        `json:"generation"`
-	ReplicationFactor int           `json:"replication_factor"`
-	GroupsPerNode     int           `json:"groups_per_node"`
-	MetadataLeader    string        `json:"metadata_leader"`
-	Converged         bool          `json:"converged"`
-	Nodes             []NodeStatus  `json:"nodes"`
-	Groups            []GroupStatus `json:"groups"`
-	Epochs            []EpochStatus `json:"epochs"`
-	Errors            []string      `json:"errors,omitempty"`
-	Tenants           []TenantStat  `json:"tenants,omitempty"`
+	NodeID            string `json:"node_id"`    // the node answering
+	Generation        uint64 `json:"generation"` // metadata state version
+	ReplicationFactor int    `json:"replication_factor"`
+	GroupsPerNode     int    `json:"groups_per_node"`
+	MetadataLeader    string `json:"metadata_leader"`
+	// Converged: every node is active; every group has its target number
+	// of replicas, all voters in its Raft configuration, caught up, and
+	// led by its preferred leader; the planner has nothing left to do;
+	// the metadata group's members are the nodes and its voters
+	// min(3, active nodes) active ones.
+	Converged bool          `json:"converged"`
+	Nodes     []NodeStatus  `json:"nodes"`
+	Groups    []GroupStatus `json:"groups"`
+	Epochs    []EpochStatus `json:"epochs"`
+	Errors    []string      `json:"errors,omitempty"` // nodes without a recent report
+	Tenants   []TenantStat  `json:"tenants,omitempty"`
 }
 
-// NodeStatus is a node of Status.
+// NodeStatus is one node of Status.
 type NodeStatus struct {
-	ID               string     `json:"id"`
-	Address          string     `json:"address"`
-	State            string     `json:"state"`
-	Replicas         int        `json:"replicas"`
-	Leaders          int        `json:"leaders"`
-	PreferredLeaders int        `json:"preferred_leaders"`
-	MetadataVoter    bool       `json:"metadata_voter"`
-	LastSeen         *time.Time `json:"last_seen,omitempty"`
+	ID               string `json:"id"`
+	Address          string `json:"address"`
+	State            string `json:"state"` // "active", "draining", "dead"
+	Replicas         int    `json:"replicas"`
+	Leaders          int    `json:"leaders"`
+	PreferredLeaders int    `json:"preferred_leaders"`
+	MetadataVoter    bool   `json:"metadata_voter"`
+	// LastSeen: the node's last heartbeat to this metadata leader; nil if
+	// none since it took over.
+	LastSeen *time.Time `json:"last_seen,omitempty"`
 }
 
-// GroupStatus is a group of Status.
+// GroupStatus is one group of Status.
 type GroupStatus struct {
 	ID              uint32          `json:"id"`
-	Ownership       float64         `json:"ownership"`
+	Ownership       float64         `json:"ownership"` // share of the hash space, 0..1
 	Tokens          int             `json:"tokens"`
 	PreferredLeader string          `json:"preferred_leader"`
-	Leader          string          `json:"leader"`
+	Leader          string          `json:"leader"` // the current Raft leader, "" unknown
 	Replicas        []ReplicaStatus `json:"replicas"`
 }
 
-// ReplicaStatus is a replica of GroupStatus.
+// ReplicaStatus is one replica of a group: placed by the metadata, in
+// the Raft configuration, or both.
 type ReplicaStatus struct {
 	Node         string `json:"node"`
-	Desired      bool   `json:"desired"`
-	Voter        bool   `json:"voter"`
-	State        string `json:"state"`
+	Desired      bool   `json:"desired"` // placed by the metadata
+	Voter        bool   `json:"voter"`   // a voter in the leader's configuration
+	State        string `json:"state"`   // Leader, Follower, Candidate; "" unreported
 	AppliedIndex uint64 `json:"applied_index"`
-	Lag          uint64 `json:"lag"`
+	Lag          uint64 `json:"lag"` // the leader's applied index minus this one's
 }
 
-// EpochStatus is an epoch of Status.
+// EpochStatus is one ring epoch: from From on, writes are placed over
+// Groups groups.
 type EpochStatus struct {
 	Generation uint64    `json:"generation"`
 	From       time.Time `json:"from"`
