@@ -41,10 +41,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -201,7 +199,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%s clusterbench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 	}
 	in := report.ClusterInput{
-		Date: time.Now(), Commit: commit(), Machine: machine(), Command: cfg.command,
+		Date: time.Now(), Commit: report.Commit(), Machine: report.Machine(), Command: cfg.command,
 		Series: cfg.series, Hours: cfg.opts.Hours, Shards: cfg.opts.Shards, Batch: cfg.opts.Batch, QueryRuns: cfg.queryRuns,
 	}
 	// Every configuration gets the same scrapes: one end time for all.
@@ -414,48 +412,4 @@ func finish(stdout io.Writer, cfg config, in report.ClusterInput) error {
 		return errFailed{path}
 	}
 	return nil
-}
-
-// commit is the short commit of HEAD, with -dirty for uncommitted changes
-// to tracked files (as bench/cmd/compare names its reports).
-func commit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
-		c += "-dirty"
-	}
-	return c
-}
-
-// machine describes the CPU, cores, memory and OS, as bench/cmd/compare
-// does.
-func machine() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for l := range strings.SplitSeq(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
-			mem = fmt.Sprintf(", %.0f GiB RAM", float64(kb)/(1<<20))
-		}
-	}
-	osName := runtime.GOOS
-	if b, err := os.ReadFile("/etc/os-release"); err == nil {
-		for l := range strings.SplitSeq(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "PRETTY_NAME="); ok {
-				osName = strings.Trim(v, `"`)
-			}
-		}
-	}
-	return fmt.Sprintf("%s, %d cores%s, %s, %s", model, runtime.NumCPU(), mem, osName, runtime.Version())
 }

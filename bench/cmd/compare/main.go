@@ -37,7 +37,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -142,7 +141,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 
 	in := report.Input{
-		Date: time.Now(), Commit: commit(), Machine: machine(), Command: cfg.command,
+		Date: time.Now(), Commit: report.Commit(), Machine: report.Machine(), Command: cfg.command,
 		Hours: cfg.opts.Hours, Shards: cfg.opts.Shards, Batch: cfg.opts.Batch,
 		PrometheusVersion: firstLine(exec.Command(cfg.promBin, "--version")),
 	}
@@ -378,47 +377,6 @@ func write(dir, base, plotFormat string, in report.Input, rows []report.Row) (st
 		return "", err
 	}
 	return path, os.WriteFile(filepath.Join(dir, base+".json"), raw, 0o644)
-}
-
-func commit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
-		c += "-dirty"
-	}
-	return c
-}
-
-// machine describes the CPU, cores, memory and OS.
-func machine() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
-			mem = fmt.Sprintf(", %.0f GiB RAM", float64(kb)/(1<<20))
-		}
-	}
-	osName := runtime.GOOS
-	if b, err := os.ReadFile("/etc/os-release"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "PRETTY_NAME="); ok {
-				osName = strings.Trim(v, `"`)
-			}
-		}
-	}
-	return fmt.Sprintf("%s, %d cores%s, %s, %s", model, runtime.NumCPU(), mem, osName, runtime.Version())
 }
 
 func firstLine(cmd *exec.Cmd) string {

@@ -8,12 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestMachine(t *testing.T) {
-	m := machine()
-	require.Contains(t, m, "cores")
-	require.Contains(t, m, "go1.")
-}
-
 func TestRunBadFlags(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.Error(t, run([]string{"-no-such-flag"}, &stdout, &stderr))
