@@ -339,3 +339,42 @@ func TestGroupsPerNode(t *testing.T) {
 		require.InDelta(t, 1.0/6, g.Ownership, 1e-9, "group %d", g.ID)
 	}
 }
+
+// TestMetadataLeaderDies: the metadata leader's node dies; the other
+// metadata voters elect a new leader, which declares the node dead after
+// DeadAfter and replaces its replicas and its metadata vote.
+func TestMetadataLeaderDies(t *testing.T) {
+	c := newTestCluster(t)
+	defer c.close()
+	first := c.start("a", "", "")
+	for _, id := range []string{"b", "c", "d"} {
+		c.start(id, "", first.addr)
+	}
+	st := c.waitConverged(first, 4, 60*time.Second)
+	var leader *testNode
+	for _, n := range c.nodes {
+		if n.id == st.MetadataLeader {
+			leader = n
+		}
+	}
+	require.NotNil(t, leader)
+	c.stop(leader)
+	via := c.nodes[0]
+	st = c.waitConverged(via, 3, 60*time.Second)
+	require.NotEqual(t, leader.id, st.MetadataLeader)
+	voters := 0
+	for _, nd := range st.Nodes {
+		require.NotEqual(t, leader.id, nd.ID)
+		if nd.MetadataVoter {
+			voters++
+		}
+	}
+	require.Equal(t, 3, voters)
+	for _, g := range st.Groups {
+		require.Len(t, g.Replicas, 3, "group %d", g.ID)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		require.NoError(t, via.node.Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(g.ID))))
+		cancel()
+	}
+	checkReplicasEqual(t, c, st)
+}
