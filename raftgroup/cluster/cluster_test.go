@@ -378,3 +378,36 @@ func TestMetadataLeaderDies(t *testing.T) {
 	}
 	checkReplicasEqual(t, c, st)
 }
+
+// TestNodeMoves: a node restarts at another address with its data; the
+// metadata takes the new address and its groups go on with it.
+func TestNodeMoves(t *testing.T) {
+	c := newTestCluster(t)
+	defer c.close()
+	first := c.start("a", "", "")
+	c.start("b", "", first.addr)
+	c.start("c", "", first.addr)
+	c.waitConverged(first, 3, 60*time.Second)
+	var moved *testNode
+	for _, n := range c.nodes {
+		if n.id == "c" {
+			moved = n
+		}
+	}
+	c.stop(moved)
+	// Same ID and directory, new port. The in-memory appliers start
+	// empty; the groups' leaders send them the state again.
+	n := c.start("c", "", first.addr)
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		st, err := first.node.Status(ctx)
+		return err == nil && slices.ContainsFunc(st.Nodes, func(nd NodeStatus) bool { return nd.ID == "c" && nd.Address == n.addr })
+	}, 20*time.Second, 50*time.Millisecond, "the metadata never took c's new address")
+	st := c.waitConverged(first, 3, 60*time.Second)
+	for _, g := range st.Groups {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		require.NoError(t, n.node.Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(g.ID))))
+		cancel()
+	}
+}

@@ -135,6 +135,14 @@ func (n *Node) heartbeat(ctx context.Context, rep Report) (HeartbeatReply, error
 	}
 	n.leader.Unlock()
 	nd := v.State.Node(id)
+	if nd != nil && nd.State != ring.NodeDead && nd.Addr != rep.Addr && rep.Addr != "" {
+		// The node restarted at another address: everybody dials it there
+		// from now on (raft transports resolve addresses through the
+		// metadata, so no group configuration needs rewriting).
+		if err := n.step(ctx, ring.Step{Kind: ring.StepSetNodeAddr, Node: id, Addr: rep.Addr}); err != nil {
+			return HeartbeatReply{}, fmt.Errorf("new address of %s: %w", id, err)
+		}
+	}
 	if nd == nil || nd.State == ring.NodeDead {
 		if err := n.plan(ctx, ring.Event{Kind: ring.EventJoin, Node: id, Addr: rep.Addr}); err != nil {
 			return HeartbeatReply{}, fmt.Errorf("join %s: %w", id, err)
@@ -224,6 +232,17 @@ func (n *Node) plan(ctx context.Context, ev ring.Event) error {
 		}
 		n.opts.Logger.Info("metadata step", "step", st.String())
 	}
+	return nil
+}
+
+// step commits one metadata step outside a plan.
+func (n *Node) step(ctx context.Context, st ring.Step) error {
+	n.planMu.Lock()
+	defer n.planMu.Unlock()
+	if _, err := n.meta.Propose(ctx, ring.AppendStep(nil, st)); err != nil {
+		return fmt.Errorf("propose %v: %w", st, err)
+	}
+	n.opts.Logger.Info("metadata step", "step", st.String())
 	return nil
 }
 

@@ -111,6 +111,7 @@ func TestStepRoundTrip(t *testing.T) {
 		{Kind: StepSetNodeState, Node: "a", State: NodeDead},
 		{Kind: StepCreateGroup, Group: 1 << 31, Node: "b", AtMillis: -5},
 		{Kind: StepTransferLeader, Group: 3, Node: "c"},
+		{Kind: StepSetNodeAddr, Node: "c", Addr: "10.0.0.9:9095"},
 	} {
 		t.Run(st.String(), func(t *testing.T) {
 			enc := AppendStep(nil, st)

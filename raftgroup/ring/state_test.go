@@ -53,6 +53,7 @@ func TestApplyRejects(t *testing.T) {
 		{"remove below the factor", Step{Kind: StepRemoveReplica, Group: 1, Node: "b"}},
 		{"remove missing replica", Step{Kind: StepRemoveReplica, Group: 1, Node: "x"}},
 		{"transfer to a non-replica", Step{Kind: StepTransferLeader, Group: 1, Node: "x"}},
+		{"address of unknown node", Step{Kind: StepSetNodeAddr, Node: "x", Addr: "h:1"}},
 		{"unknown kind", Step{Kind: 99}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,5 +76,20 @@ func TestRemoveNodeHoldingReplica(t *testing.T) {
 	}
 	if err := s.Apply(Step{Kind: StepRemoveNode, Node: "a"}); !errors.Is(err, ErrInvalidStep) {
 		t.Fatalf("removed a node holding a replica: %v", err)
+	}
+}
+
+func TestSetNodeAddr(t *testing.T) {
+	s := mustState(t, Options{})
+	run(t, s, Event{Kind: EventJoin, Node: "a", Addr: "h:1"})
+	gen := s.Generation
+	if err := s.Apply(Step{Kind: StepSetNodeAddr, Node: "a", Addr: "h:2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Node("a").Addr; got != "h:2" || s.Generation != gen+1 {
+		t.Fatalf("address %q at generation %d, want h:2 at %d", got, s.Generation, gen+1)
+	}
+	if steps, err := Plan(s, Event{}); err != nil || len(steps) > 0 {
+		t.Fatalf("Plan after an address change = %v, %v; want nothing to do", steps, err)
 	}
 }

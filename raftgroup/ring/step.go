@@ -31,6 +31,9 @@ const (
 	// StepTransferLeader makes Node, an active replica, Group's preferred
 	// leader.
 	StepTransferLeader StepKind = 7
+	// StepSetNodeAddr sets Node's address to Addr: a node that restarts
+	// at another address keeps its ID, its replicas and its data.
+	StepSetNodeAddr StepKind = 8
 )
 
 // Step is one change of the cluster metadata; only the fields its kind
@@ -60,6 +63,8 @@ func (st Step) String() string {
 		return fmt.Sprintf("remove-replica %d on %s", st.Group, st.Node)
 	case StepTransferLeader:
 		return fmt.Sprintf("transfer-leader %d to %s", st.Group, st.Node)
+	case StepSetNodeAddr:
+		return fmt.Sprintf("set-node-addr %s %s", st.Node, st.Addr)
 	}
 	return fmt.Sprintf("Step(%d)", st.Kind)
 }
@@ -170,6 +175,14 @@ func (s *State) apply(st Step) error {
 			return invalid("node is not an active replica")
 		}
 		group.Leader = st.Node
+	case StepSetNodeAddr:
+		if node == nil {
+			return invalid("unknown node")
+		}
+		if len(st.Addr) > MaxNameBytes {
+			return invalid("bad address")
+		}
+		node.Addr = st.Addr
 	default:
 		return invalid("unknown kind %d", st.Kind)
 	}
