@@ -120,8 +120,8 @@ Myelin is a multi-tenant, Prometheus-compatible time-series database. It
 serves remote write on /api/v1/push and /api/v1/write, the Prometheus
 query API under /api/v1 and /prometheus/api/v1, /ready and /metrics.
 Every write goes through a Raft log on disk before it is acknowledged.
-Without -cluster.node-id it runs a single node; with it, one replica of a
-Raft group of three (see -cluster.peers and README "Cluster").
+Without -cluster.node-id it runs a single node; with it, a member of a
+cluster (see -cluster.join and README "Cluster").
 SIGINT/SIGTERM shut it down gracefully.
 
 Flags:
