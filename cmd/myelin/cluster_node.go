@@ -231,9 +231,9 @@ func (g groupsOf) Querier(_ context.Context, id ring.GroupID, tenant string, min
 }
 
 // leaderRetry bounds how long a read waits for a group to have a leader
-// it can reach: longer than an election (about 1 s here), so a query
+// it can reach: several elections (about 1 s each here), so a query
 // during a failover or a leadership transfer waits instead of failing.
-const leaderRetry = 3 * time.Second
+const leaderRetry = 5 * time.Second
 
 // leaderQuerier reads one group through its current leader, local or
 // remote, found anew for every call; a call that meets no leader, or a
@@ -254,8 +254,9 @@ type leaderQuerier struct {
 // for another reason than the leader, or leaderRetry passes.
 func (l *leaderQuerier) do(ctx context.Context, fn func(q storage.Querier) error) error {
 	deadline := time.Now().Add(leaderRetry)
-	for {
-		q, err := l.leader(ctx)
+	failed := map[ring.NodeID]bool{} // nodes this call got no answer from
+	for attempt := 0; ; attempt++ {
+		id, q, err := l.leader(ctx, attempt, failed)
 		if err == nil {
 			l.mu.Lock()
 			l.open = append(l.open, q)
@@ -267,24 +268,46 @@ func (l *leaderQuerier) do(ctx context.Context, fn func(q storage.Querier) error
 		if err == nil || ctx.Err() != nil || time.Now().After(deadline) || errors.Is(err, querier.ErrCorrupt) {
 			return err
 		}
+		if id != "" {
+			failed[id] = true
+		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-// leader opens a querier on the group's leader as this node knows it.
-func (l *leaderQuerier) leader(ctx context.Context) (storage.Querier, error) {
-	_, addr, local := l.c.cn.Leader(l.g)
+// leader opens a querier on the group's leader as this node knows it; if
+// that node already failed this call (it died, or the knowledge is stale)
+// it tries the group's other replicas in turn, one of which is elected.
+func (l *leaderQuerier) leader(ctx context.Context, attempt int, failed map[ring.NodeID]bool) (ring.NodeID, storage.Querier, error) {
+	id, addr, local := l.c.cn.Leader(l.g)
+	if failed[id] || id == "" {
+		var others []ring.NodeID
+		if grp := l.c.cn.View().State.Group(l.g); grp != nil {
+			for _, r := range grp.Replicas {
+				if !failed[r] {
+					others = append(others, r)
+				}
+			}
+		}
+		if len(others) == 0 {
+			clear(failed) // all tried: start over
+		} else {
+			id = others[attempt%len(others)]
+			addr, local = l.c.cn.Resolve(string(id)), string(id) == l.c.cfg.cluster.nodeID
+		}
+	}
 	if local {
-		return localGroups{l.c}.Querier(ctx, l.g, l.tenant, l.mint, l.maxt)
+		q, err := localGroups{l.c}.Querier(ctx, l.g, l.tenant, l.mint, l.maxt)
+		return id, q, err
 	}
 	if addr == "" {
-		return nil, fmt.Errorf("%w: group %d has no known leader", server.ErrUnavailable, l.g)
+		return id, nil, fmt.Errorf("%w: group %d has no known leader", server.ErrUnavailable, l.g)
 	}
-	return querier.NewRemote(l.c.client, "http://"+addr, l.g, l.tenant, l.mint, l.maxt), nil
+	return id, querier.NewRemote(l.c.client, "http://"+addr, l.g, l.tenant, l.mint, l.maxt), nil
 }
 
 func (l *leaderQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
