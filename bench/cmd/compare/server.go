@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/myelindb/myelin/bench/internal/load"
@@ -84,20 +83,10 @@ func (s *server) pid() int { return s.cmd.Process.Pid }
 
 // stop sends SIGTERM and waits up to a minute, then kills.
 func (s *server) stop() error {
-	select {
-	case <-s.exited:
-		return nil
-	default:
-	}
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := load.Stop(s.cmd.Process, s.exited, time.Minute); err != nil {
 		return fmt.Errorf("stop %s: %w", s.name, err)
 	}
-	select {
-	case <-s.exited:
-		return nil
-	case <-time.After(time.Minute):
-		return errors.Join(fmt.Errorf("%s did not stop within a minute; killed", s.name), s.cmd.Process.Kill())
-	}
+	return nil
 }
 
 // startMyelin runs a single Myelin node with its data in dir/myelin.

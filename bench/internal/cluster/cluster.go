@@ -13,8 +13,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/myelindb/myelin/bench/internal/load"
 )
 
 // Options say what to start.
@@ -327,22 +328,10 @@ func (c *Cluster) Stop() error {
 }
 
 func (n *Node) stop() error {
-	select {
-	case <-n.exited:
-		return nil
-	default:
+	if err := load.Stop(n.cmd.Process, n.exited, time.Minute); err != nil {
+		return fmt.Errorf("stop node %s (log %s): %w", n.ID, n.LogPath, err)
 	}
-	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("stop %s: %w", n.ID, err)
-	}
-	select {
-	case <-n.exited:
-		return nil
-	case <-time.After(time.Minute):
-		err := n.cmd.Process.Kill()
-		<-n.exited
-		return errors.Join(fmt.Errorf("node %s did not stop within a minute; killed (log %s)", n.ID, n.LogPath), err)
-	}
+	return nil
 }
 
 func get(ctx context.Context, url string) (int, []byte, error) {

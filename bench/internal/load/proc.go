@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -184,3 +185,28 @@ func SettleAll(ctx context.Context, pids []int, dirs []string, quiet time.Durati
 	}
 	return time.Since(t0), nil
 }
+
+// Stop asks process p to stop (SIGTERM) and waits until exited is closed
+// (the caller's Wait returned), at most grace; then it kills p and waits
+// for exited. It returns ErrKilled (wrapped) if it had to kill.
+func Stop(p *os.Process, exited <-chan struct{}, grace time.Duration) error {
+	select {
+	case <-exited:
+		return nil
+	default:
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("signal pid %d: %w", p.Pid, err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(grace):
+		err := p.Kill()
+		<-exited
+		return errors.Join(fmt.Errorf("pid %d did not stop within %v: %w", p.Pid, grace, ErrKilled), err)
+	}
+}
+
+// ErrKilled: Stop had to kill the process.
+var ErrKilled = errors.New("load: process killed")
