@@ -22,7 +22,7 @@ import (
 type chainApplier struct {
 	path      string
 	recovered uint64 // checkpoint index at open
-	failAt    uint64 // Apply of this index fails with ErrApplierFailed
+	failAt    uint64 // Apply of this index fails (errWriteFailed)
 	restores  atomic.Int32
 	mu        struct {
 		sync.Mutex
@@ -42,7 +42,11 @@ type chainEntry struct {
 	Batch string
 }
 
-var errBadBatch = errors.New("bad batch")
+// outcomeBad is the outcome of an entry "bad"; errWriteFailed the
+// failure of Apply at failAt.
+const outcomeBad = "bad batch"
+
+var errWriteFailed = errors.New("write failed")
 
 var _ Applier = (*chainApplier)(nil)
 
@@ -64,14 +68,14 @@ func openChain(t testing.TB, path string) *chainApplier {
 	return a
 }
 
-func (a *chainApplier) Apply(index uint64, batch []byte) error {
+func (a *chainApplier) Apply(index uint64, batch []byte) ([]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if index == a.failAt {
-		return fmt.Errorf("write entry %d: %w", index, ErrApplierFailed)
+		return nil, fmt.Errorf("write entry %d: %w", index, errWriteFailed)
 	}
 	if index <= a.mu.st.Index {
-		return nil
+		return nil, nil
 	}
 	h := sha256.New()
 	h.Write(a.mu.st.Hash[:])
@@ -85,9 +89,9 @@ func (a *chainApplier) Apply(index uint64, batch []byte) error {
 		a.mu.changed = nil
 	}
 	if string(batch) == "bad" {
-		return errBadBatch
+		return []byte(outcomeBad), nil
 	}
-	return nil
+	return nil, nil
 }
 
 func (a *chainApplier) CheckpointIndex() uint64 { return a.recovered }

@@ -93,7 +93,10 @@ func BenchmarkLogStore(b *testing.B) {
 // nopApplier applies nothing; it measures the group's own cost.
 type nopApplier struct{ index atomic.Uint64 }
 
-func (a *nopApplier) Apply(index uint64, _ []byte) error  { a.index.Store(index); return nil }
+func (a *nopApplier) Apply(index uint64, _ []byte) ([]byte, error) {
+	a.index.Store(index)
+	return nil, nil
+}
 func (a *nopApplier) CheckpointIndex() uint64             { return 0 }
 func (a *nopApplier) Checkpoint() (uint64, error)         { return a.index.Load(), nil }
 func (a *nopApplier) Snapshot(io.Writer) (uint64, error)  { return a.index.Load(), nil }
@@ -128,7 +131,7 @@ func BenchmarkPropose(b *testing.B) {
 				for range tc.p {
 					wg.Go(func() {
 						for left.Add(-1) >= 0 {
-							if _, err := g.Propose(context.Background(), data); err != nil {
+							if _, _, err := g.Propose(context.Background(), data); err != nil {
 								b.Error(err)
 								return
 							}
@@ -206,7 +209,7 @@ func BenchmarkProposeReplicated(b *testing.B) {
 				for range p {
 					wg.Go(func() {
 						for left.Add(-1) >= 0 {
-							if _, err := leader.Propose(context.Background(), data); err != nil {
+							if _, _, err := leader.Propose(context.Background(), data); err != nil {
 								b.Error(err)
 								return
 							}

@@ -120,7 +120,7 @@ func crashChild(t *testing.T, dir, round string, store LogStore) {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
 				b := fmt.Sprintf("r%s-w%d-%d-%s", round, w, i, strings.Repeat("x", i%50))
-				idx, err := g.Propose(ctx, []byte(b))
+				idx, _, err := g.Propose(ctx, []byte(b))
 				if err != nil {
 					t.Error(err)
 					return

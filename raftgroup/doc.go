@@ -37,8 +37,8 @@
 //     Propose fails with ErrNotLeader. With several replicas, check
 //     g.VerifyRead(ctx) before every read instead (leadership can move).
 //  4. g.Propose(ctx, batch) from any number of goroutines. It returns the
-//     entry's index after commit and apply, with the Applier's error for
-//     the entry. ErrNotLeader (a *NotLeaderError naming the leader): not
+//     entry's index after commit and apply, with the Applier's outcome for
+//     the entry (opaque bytes, nil if none). ErrNotLeader (a *NotLeaderError naming the leader): not
 //     proposed, send it to the leader. ErrLeadershipLost, ctx errors and
 //     ErrClosed: the outcome is unknown, retry (apply of identical samples
 //     is idempotent). ErrApplierFailed: the replica must be reopened.
@@ -51,10 +51,14 @@
 // # Apply and restart
 //
 // Raft calls Applier.Apply from one goroutine in log order, for committed
-// LogCommand entries only. Apply must be deterministic and its error is
-// the entry's outcome, identical on every replica; only an error wrapping
-// ErrApplierFailed stops the group (it fails every later proposal and
-// takes no more snapshots, so no log entry the applier lacks is deleted).
+// LogCommand entries only. Apply must be deterministic and returns the
+// entry's outcome, bytes identical on every replica that the group hands
+// to the proposer without reading them (carried between nodes as they
+// are); an error from Apply stops the group (it fails every later
+// proposal with ErrApplierFailed and takes no more snapshots, so no log
+// entry the applier lacks is deleted). Rejected: the outcome as an error
+// value, which needed a codec for errors between nodes and a sentinel the
+// engine could not import to tell a refusal from a failure.
 //
 // Raft starts with NoSnapshotRestoreOnStart: the applier's own durable
 // state is the starting point. On restart raft replays the entries after
@@ -67,9 +71,9 @@
 // returned. Checkpoint must read the applied index before it checkpoints
 // (idx := g.AppliedIndex(); err := g.Checkpoint(); return idx, err): read
 // after, it could name entries applied during the checkpoint that are not
-// in it. Apply returns per-series refusals and undecodable batches as an
-// error value for the proposer, and wraps any other engine error (I/O, the
-// group's state unknown) with ErrApplierFailed.
+// in it. Apply returns per-series refusals and undecodable batches as the
+// outcome, and any other engine error (I/O, the group's state unknown) as
+// its error.
 //
 // INVARIANT: every snapshot's index is at or below a durable applier
 // checkpoint, so the log always holds every entry after the applier's

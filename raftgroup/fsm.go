@@ -56,7 +56,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 }
 
 // ApplyBatch applies committed entries in order. The response of an entry
-// is nil or the error Applier.Apply returned for it; raft hands it to the
+// is the outcome Applier.Apply returned for it ([]byte, nil if none), or
+// the failure (an error wrapping ErrApplierFailed); raft hands it to the
 // entry's future on the leader.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
@@ -73,21 +74,25 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			resp[i] = err
 			continue
 		}
-		err := f.applier.Apply(l.Index, l.Data)
+		outcome, err := f.applier.Apply(l.Index, l.Data)
 		f.applied.Add(1)
 		if l.Index <= f.openLast {
 			f.replayed.Add(1)
 		}
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, ErrApplierFailed) {
+		if err != nil {
+			if !errors.Is(err, ErrApplierFailed) {
+				err = fmt.Errorf("%w: %w", ErrApplierFailed, err)
+			}
 			err = fmt.Errorf("apply entry %d: %w", l.Index, err)
 			if f.failed.CompareAndSwap(nil, &err) {
 				close(f.failedCh)
 			}
+			resp[i] = err
+			continue
 		}
-		resp[i] = err
+		if outcome != nil {
+			resp[i] = outcome
+		}
 	}
 	return resp
 }

@@ -26,13 +26,15 @@ import (
 type Applier interface {
 	// Apply applies the committed entry at index. It must be deterministic
 	// (no clock, no rand, no map order): every replica applies the same
-	// entries and must reach the same state. The returned error is the
-	// entry's outcome and goes to its proposer; the entry counts as applied
-	// either way. An applier that can no longer apply (an I/O error, state
-	// unknown) returns an error wrapping ErrApplierFailed: the group then
-	// stops applying and truncating and fails every proposal until it is
-	// reopened. batch belongs to raft and is valid only during the call.
-	Apply(index uint64, batch []byte) error
+	// entries and must reach the same state. outcome is the entry's result
+	// for its proposer (nil: nothing to report; per-series refusals, say),
+	// opaque to the group and identical on every replica; the entry counts
+	// as applied either way. A non-nil error means the applier can no
+	// longer apply (an I/O error, state unknown): the group then stops
+	// applying and truncating and fails every proposal with an error
+	// wrapping ErrApplierFailed until it is reopened. entry belongs to
+	// raft and is valid only during the call; outcome must not alias it.
+	Apply(index uint64, entry []byte) (outcome []byte, err error)
 	// CheckpointIndex is the index of the durable state the applier
 	// recovered when it was opened; called once by Open. Entries after it
 	// are replayed to Apply; entries at or below it are not.
@@ -60,7 +62,7 @@ var (
 	ErrLeadershipLost = errors.New("raftgroup: leadership lost, entry may or may not be committed")
 	// ErrClosed: the group is closed.
 	ErrClosed = errors.New("raftgroup: closed")
-	// ErrApplierFailed is wrapped by an Applier whose state is unknown
+	// ErrApplierFailed wraps the error of an Applier whose state is unknown
 	// after an error; the group fails every later proposal.
 	ErrApplierFailed = errors.New("raftgroup: applier failed")
 	// ErrApplierBehind: the applier's durable state is older than the last
@@ -372,40 +374,41 @@ func (g *Group) timeout(ctx context.Context) time.Duration {
 }
 
 // Propose appends batch to the group's log and returns its index once it
-// is committed and applied, with the error Applier.Apply returned for it.
+// is committed and applied, with the outcome Applier.Apply returned for it.
 // Concurrent proposals share log writes and fsyncs (group commit, see
 // doc.go). Propose takes ownership of batch: raft may still read it after
 // Propose returns (replication, its log cache), so never modify it. When ctx ends first, Propose returns ctx's error
 // and the entry may still commit.
-func (g *Group) Propose(ctx context.Context, batch []byte) (uint64, error) {
+func (g *Group) Propose(ctx context.Context, batch []byte) (index uint64, outcome []byte, err error) {
 	start := time.Now()
-	idx, err := g.propose(ctx, batch)
+	idx, outcome, err := g.propose(ctx, batch)
 	result := resultOK
 	switch {
+	case err == nil && outcome != nil:
+		result = resultOutcome
+		g.metrics.propose.Observe(time.Since(start).Seconds())
 	case err == nil:
 		g.metrics.propose.Observe(time.Since(start).Seconds())
 	case errors.Is(err, ErrApplierFailed):
 		result = resultApplierFail
 	case errors.Is(err, ErrNotLeader):
 		result = resultNotLeader
-	case idx != 0:
-		result = resultRefused
 	default:
 		result = resultUnknown
 	}
 	g.metrics.proposals.WithLabelValues(result).Inc()
-	return idx, err
+	return idx, outcome, err
 }
 
-func (g *Group) propose(ctx context.Context, batch []byte) (uint64, error) {
+func (g *Group) propose(ctx context.Context, batch []byte) (uint64, []byte, error) {
 	if err := g.fsm.failure(); err != nil {
-		return 0, fmt.Errorf("propose to %s: %w", g.opts.ID, err)
+		return 0, nil, fmt.Errorf("propose to %s: %w", g.opts.ID, err)
 	}
 	wait := ctx.Done() != nil
 	g.mu.Lock()
 	if g.mu.closed {
 		g.mu.Unlock()
-		return 0, fmt.Errorf("propose to %s: %w", g.opts.ID, ErrClosed)
+		return 0, nil, fmt.Errorf("propose to %s: %w", g.opts.ID, ErrClosed)
 	}
 	if wait {
 		g.wg.Add(1) // for the waiter below; before Close's wg.Wait
@@ -415,7 +418,7 @@ func (g *Group) propose(ctx context.Context, batch []byte) (uint64, error) {
 		if wait {
 			g.wg.Done()
 		}
-		return 0, g.notLeader()
+		return 0, nil, g.notLeader()
 	}
 	f := g.raft.Apply(batch, g.timeout(ctx))
 	if wait {
@@ -430,16 +433,19 @@ func (g *Group) propose(ctx context.Context, batch []byte) (uint64, error) {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			return 0, fmt.Errorf("propose to %s: %w", g.opts.ID, ctx.Err())
+			return 0, nil, fmt.Errorf("propose to %s: %w", g.opts.ID, ctx.Err())
 		}
 	}
 	if err := f.Error(); err != nil {
-		return 0, fmt.Errorf("propose to %s: %w", g.opts.ID, g.mapErr(err))
+		return 0, nil, fmt.Errorf("propose to %s: %w", g.opts.ID, g.mapErr(err))
 	}
-	if err, _ := f.Response().(error); err != nil {
-		return f.Index(), err
+	switch r := f.Response().(type) {
+	case error:
+		return f.Index(), nil, r
+	case []byte:
+		return f.Index(), r, nil
 	}
-	return f.Index(), nil
+	return f.Index(), nil, nil
 }
 
 func (g *Group) notLeader() error {

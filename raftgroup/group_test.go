@@ -48,7 +48,7 @@ func openLeader(t testing.TB, opts Options) *Group {
 
 func propose(t testing.TB, g *Group, batch string) uint64 {
 	t.Helper()
-	idx, err := g.Propose(context.Background(), []byte(batch))
+	idx, _, err := g.Propose(context.Background(), []byte(batch))
 	if err != nil {
 		t.Fatalf("propose %q: %v", batch, err)
 	}
@@ -165,9 +165,9 @@ func TestApplierErrorGoesToProposer(t *testing.T) {
 	g := openLeader(t, testOptions(dir, a, ""))
 	defer g.Close()
 	propose(t, g, "ok")
-	idx, err := g.Propose(context.Background(), []byte("bad"))
-	if !errors.Is(err, errBadBatch) || idx == 0 {
-		t.Fatalf("Propose(bad) = %d, %v; want an index and errBadBatch", idx, err)
+	idx, outcome, err := g.Propose(context.Background(), []byte("bad"))
+	if err != nil || string(outcome) != outcomeBad || idx == 0 {
+		t.Fatalf("Propose(bad) = %d, %q, %v; want an index and outcome %q", idx, outcome, err, outcomeBad)
 	}
 	if next := propose(t, g, "ok2"); next != idx+1 {
 		t.Errorf("next index %d, want %d", next, idx+1)
@@ -181,10 +181,10 @@ func TestApplierFailureStopsGroup(t *testing.T) {
 	defer g.Close()
 	idx := propose(t, g, "ok")
 	a.failAt = idx + 1
-	if _, err := g.Propose(context.Background(), []byte("x")); !errors.Is(err, ErrApplierFailed) {
+	if _, _, err := g.Propose(context.Background(), []byte("x")); !errors.Is(err, ErrApplierFailed) {
 		t.Fatalf("Propose at failing index: %v, want ErrApplierFailed", err)
 	}
-	if _, err := g.Propose(context.Background(), []byte("y")); !errors.Is(err, ErrApplierFailed) {
+	if _, _, err := g.Propose(context.Background(), []byte("y")); !errors.Is(err, ErrApplierFailed) {
 		t.Fatalf("Propose after failure: %v, want ErrApplierFailed", err)
 	}
 	if err := g.Checkpoint(); err == nil {
@@ -218,7 +218,7 @@ func TestProposeNotLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	_, err = g.Propose(context.Background(), []byte("x"))
+	_, _, err = g.Propose(context.Background(), []byte("x"))
 	var nl *NotLeaderError
 	if !errors.Is(err, ErrNotLeader) || !errors.As(err, &nl) {
 		t.Fatalf("Propose on a follower: %v, want *NotLeaderError", err)
@@ -237,7 +237,7 @@ func TestProposeAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ctx := range []context.Context{context.Background(), t.Context()} {
-		if _, err := g.Propose(ctx, []byte("x")); !errors.Is(err, ErrClosed) {
+		if _, _, err := g.Propose(ctx, []byte("x")); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Propose after Close: %v, want ErrClosed", err)
 		}
 	}
@@ -260,7 +260,7 @@ func TestConcurrentProposals(t *testing.T) {
 				wg.Go(func() {
 					for i := range each {
 						b := fmt.Sprintf("w%d-%d", w, i)
-						idx, err := g.Propose(t.Context(), []byte(b))
+						idx, _, err := g.Propose(t.Context(), []byte(b))
 						if err != nil {
 							t.Error(err)
 							return
@@ -344,7 +344,7 @@ func TestThreeReplicas(t *testing.T) {
 	for i := range 50 {
 		last = propose(t, leader, fmt.Sprint("b", i))
 	}
-	_, err := follower.Propose(ctx, []byte("x"))
+	_, _, err := follower.Propose(ctx, []byte("x"))
 	var nl *NotLeaderError
 	if !errors.As(err, &nl) || nl.LeaderID != leaderID || nl.Leader != leaderID {
 		t.Fatalf("Propose on a follower: %v, want NotLeaderError naming %s", err, leaderID)
@@ -368,8 +368,8 @@ func TestMetrics(t *testing.T) {
 		opts.Registerer = reg
 		g := openLeader(t, opts)
 		propose(t, g, "ok")
-		if _, err := g.Propose(t.Context(), []byte("bad")); !errors.Is(err, errBadBatch) {
-			t.Fatal(err)
+		if _, outcome, err := g.Propose(t.Context(), []byte("bad")); err != nil || string(outcome) != outcomeBad {
+			t.Fatal(outcome, err)
 		}
 		if err := g.Checkpoint(); err != nil {
 			t.Fatal(err)

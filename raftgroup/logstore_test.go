@@ -153,7 +153,7 @@ func TestFormatGolden(t *testing.T) {
 func TestFSMRestore(t *testing.T) {
 	src := &chainApplier{}
 	for i := uint64(1); i <= 5; i++ {
-		if err := src.Apply(i, []byte{byte(i)}); err != nil {
+		if _, err := src.Apply(i, []byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

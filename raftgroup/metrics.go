@@ -18,7 +18,7 @@ type metrics struct {
 // Proposal results, the values of the "result" label.
 const (
 	resultOK          = "ok"           // committed and applied
-	resultRefused     = "refused"      // committed, Applier.Apply returned an error
+	resultOutcome     = "refused"      // committed, Applier.Apply returned an outcome (refusals)
 	resultNotLeader   = "not_leader"   // not proposed
 	resultUnknown     = "unknown"      // leadership lost, ctx ended, closed: may be committed
 	resultApplierFail = "applier_fail" // the applier failed, group stopped

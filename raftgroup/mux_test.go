@@ -320,7 +320,7 @@ func TestReplicaApplierFailure(t *testing.T) {
 	if err := f.Err(); !errors.Is(err, ErrApplierFailed) {
 		t.Fatalf("failed replica's Err() = %v, want ErrApplierFailed", err)
 	}
-	if _, err := f.Propose(ctx, []byte("y")); !errors.Is(err, ErrApplierFailed) {
+	if _, _, err := f.Propose(ctx, []byte("y")); !errors.Is(err, ErrApplierFailed) {
 		t.Fatalf("Propose on the failed replica: %v, want ErrApplierFailed", err)
 	}
 	c.checkSame(ctx, 1, last, fi)

@@ -113,10 +113,13 @@ func runScript(t *testing.T, file string) {
 			got = append(got, open(fresh))
 		case "propose":
 			for _, b := range f[1:] {
-				idx, err := g.Propose(context.Background(), []byte(b))
+				idx, outcome, err := g.Propose(context.Background(), []byte(b))
 				line := fmt.Sprintf("%d %s", idx, b)
 				if err != nil {
 					line += ": " + errName(err)
+				}
+				if outcome != nil {
+					line += ": outcome " + string(outcome)
 				}
 				got = append(got, line)
 			}
@@ -182,7 +185,6 @@ func errName(err error) string {
 		{ErrApplierFailed, "ErrApplierFailed"},
 		{ErrNotLeader, "ErrNotLeader"},
 		{ErrClosed, "ErrClosed"},
-		{errBadBatch, "errBadBatch"},
 	} {
 		if errors.Is(err, s.err) {
 			return s.name

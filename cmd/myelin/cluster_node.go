@@ -124,7 +124,6 @@ func openCluster(ctx context.Context, cfg config, logger *slog.Logger, reg prome
 			SnapshotThreshold: cc.snapshotThr,
 			TrailingLogs:      cc.trailing,
 		},
-		Outcome:    outcomeCodec{},
 		Tenants:    c.clusterTenants,
 		Registerer: reg,
 		Logger:     logger,
@@ -191,15 +190,11 @@ var _ distributor.GroupWriter = groupWriter{}
 // Write proposes b to group g through its leader: the log entry is the
 // compressed batch (engine.CompressBatch).
 func (w groupWriter) Write(ctx context.Context, g ring.GroupID, b *engine.Batch) ([]engine.SeriesError, error) {
-	err := w.c.cn.Propose(ctx, g, w.c.entries.encode(b))
-	var refused seriesErrors
-	switch {
-	case err == nil:
-		return nil, nil
-	case errors.As(err, &refused):
-		return refused, nil
+	outcome, err := w.c.cn.Propose(ctx, g, w.c.entries.encode(b))
+	if err != nil {
+		return nil, err
 	}
-	return nil, err
+	return decodeOutcome(outcome)
 }
 
 func (c *clusterNode) engineDB() *engine.DB { return c.db }
@@ -589,34 +584,4 @@ func (s *engineStorage) group(g ring.GroupID) *engine.Group {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.groups[g]
-}
-
-// outcomeCodec carries apply outcomes to a proposer on another node
-// (cluster.OutcomeCodec): 'R' and the refusals (engine.AppendSeriesErrors)
-// for per-series refusals, 'E' and the error text for any other outcome.
-type outcomeCodec struct{}
-
-func (outcomeCodec) Encode(err error) []byte {
-	var refused seriesErrors
-	if errors.As(err, &refused) {
-		return engine.AppendSeriesErrors([]byte{'R'}, refused)
-	}
-	return append([]byte{'E'}, err.Error()...)
-}
-
-func (outcomeCodec) Decode(b []byte) error {
-	switch {
-	case len(b) > 0 && b[0] == 'R':
-		errs, err := engine.DecodeSeriesErrors(b[1:])
-		if err != nil {
-			return fmt.Errorf("decode apply outcome: %w", err)
-		}
-		if len(errs) == 0 {
-			return nil
-		}
-		return seriesErrors(errs)
-	case len(b) > 0 && b[0] == 'E':
-		return errors.New(string(b[1:]))
-	}
-	return fmt.Errorf("decode apply outcome %q: unknown kind", b[:min(len(b), 1)])
 }

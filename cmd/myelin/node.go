@@ -159,13 +159,10 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 // Write implements server.Writer: the batch is proposed to the group and
 // returns once committed and applied.
 func (n *node) Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
-	_, err := n.rg.Propose(ctx, n.entries.encode(b))
-	var refused seriesErrors
+	_, outcome, err := n.rg.Propose(ctx, n.entries.encode(b))
 	switch {
 	case err == nil:
-		return nil, nil
-	case errors.As(err, &refused):
-		return refused, nil
+		return decodeOutcome(outcome)
 	case errors.Is(err, raftgroup.ErrNotLeader), errors.Is(err, raftgroup.ErrLeadershipLost),
 		errors.Is(err, raftgroup.ErrClosed):
 		return nil, fmt.Errorf("%w: %w", server.ErrUnavailable, err)
@@ -201,25 +198,38 @@ type engineApplier struct {
 
 var _ raftgroup.Applier = (*engineApplier)(nil)
 
-// seriesErrors carries the per-series refusals of an applied batch back
-// to its proposer as the entry's outcome.
-type seriesErrors []engine.SeriesError
-
-func (e seriesErrors) Error() string {
-	return fmt.Sprintf("%d series had samples refused; first: %v", len(e), e[0].Err)
-}
-
-func (a *engineApplier) Apply(index uint64, batch []byte) error {
+// Apply applies the batch; its refusals are the entry's outcome, encoded
+// for the proposer: 'R' and the refusals (engine.AppendSeriesErrors), or
+// 'E' and the text of an error that refused the whole entry.
+func (a *engineApplier) Apply(index uint64, batch []byte) ([]byte, error) {
 	errs, err := a.g.Apply(index, batch)
 	switch {
 	case err == nil && len(errs) == 0:
-		return nil
+		return nil, nil
 	case err == nil:
-		return seriesErrors(errs)
+		return engine.AppendSeriesErrors([]byte{'R'}, errs), nil
 	case errors.Is(err, engine.ErrCorruptBatch):
-		return err // the same on every replica: the proposer's problem
+		// The same on every replica: the proposer's problem.
+		return append([]byte{'E'}, err.Error()...), nil
 	}
-	return fmt.Errorf("%w: %w", raftgroup.ErrApplierFailed, err)
+	return nil, err
+}
+
+// decodeOutcome decodes an engineApplier outcome.
+func decodeOutcome(b []byte) ([]engine.SeriesError, error) {
+	switch {
+	case len(b) == 0:
+		return nil, nil
+	case b[0] == 'R':
+		errs, err := engine.DecodeSeriesErrors(b[1:])
+		if err != nil {
+			return nil, fmt.Errorf("decode apply outcome: %w", err)
+		}
+		return errs, nil
+	case b[0] == 'E':
+		return nil, errors.New(string(b[1:]))
+	}
+	return nil, fmt.Errorf("decode apply outcome %q: unknown kind", b[:1])
 }
 
 func (a *engineApplier) CheckpointIndex() uint64 { return a.checkpoint }

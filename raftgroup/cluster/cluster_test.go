@@ -29,15 +29,15 @@ type memApplier struct {
 	index   uint64
 }
 
-func (a *memApplier) Apply(index uint64, b []byte) error {
+func (a *memApplier) Apply(index uint64, b []byte) ([]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.index = index
 	if len(b) != 8 {
-		return errors.New("refused: not 8 bytes")
+		return []byte("refused: not 8 bytes"), nil
 	}
 	a.entries = append(a.entries, binary.BigEndian.Uint64(b))
-	return nil
+	return nil, nil
 }
 func (a *memApplier) CheckpointIndex() uint64 { return 0 }
 func (a *memApplier) Checkpoint() (uint64, error) {
@@ -103,11 +103,6 @@ func (s *memStorage) get(g ring.GroupID) *memApplier {
 	return s.groups[g]
 }
 
-type textOutcome struct{}
-
-func (textOutcome) Encode(err error) []byte { return []byte(err.Error()) }
-func (textOutcome) Decode(b []byte) error   { return errors.New(string(b)) }
-
 // testNode is one in-process cluster member with its own Mux.
 type testNode struct {
 	id      string
@@ -159,7 +154,7 @@ func (c *testCluster) start(id, addr, join string) *testNode {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 4})).With("node", id)
 	n, err := Start(Options{
 		NodeID: id, Advertise: addr, Dir: tn.dir, Mux: tn.mux, Storage: tn.storage, Join: join,
-		Outcome: textOutcome{}, Heartbeat: 100 * time.Millisecond, DeadAfter: 2 * time.Second, Ring: c.ring,
+		Heartbeat: 100 * time.Millisecond, DeadAfter: 2 * time.Second, Ring: c.ring,
 		Raft:   raftgroup.Options{HeartbeatTimeout: 200 * time.Millisecond},
 		Logger: logger,
 	})
@@ -246,15 +241,17 @@ func TestJoinDrainDead(t *testing.T) {
 	for i, n := range c.nodes {
 		for _, g := range st.Groups {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := n.node.Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(i*100)+uint64(g.ID)))
+			outcome, err := n.node.Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(i*100)+uint64(g.ID)))
 			cancel()
 			require.NoError(t, err)
+			require.Nil(t, outcome)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	err := c.nodes[1].node.Propose(ctx, ring.GroupID(st.Groups[0].ID), []byte("bad"))
+	outcome, err := c.nodes[1].node.Propose(ctx, ring.GroupID(st.Groups[0].ID), []byte("bad"))
 	cancel()
-	require.ErrorContains(t, err, "refused")
+	require.NoError(t, err)
+	require.Equal(t, "refused: not 8 bytes", string(outcome))
 
 	// A fourth node joins: groups are created and replicas move to it.
 	d := c.start("d", "", c.nodes[1].addr)
@@ -373,7 +370,8 @@ func TestMetadataLeaderDies(t *testing.T) {
 	for _, g := range st.Groups {
 		require.Len(t, g.Replicas, 3, "group %d", g.ID)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		require.NoError(t, via.node.Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(g.ID))))
+		_, err := via.node.Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(g.ID)))
+		require.NoError(t, err)
 		cancel()
 	}
 	checkReplicasEqual(t, c, st)
@@ -407,7 +405,8 @@ func TestNodeMoves(t *testing.T) {
 	st := c.waitConverged(first, 3, 60*time.Second)
 	for _, g := range st.Groups {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		require.NoError(t, n.node.Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(g.ID))))
+		_, err := n.node.Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(g.ID)))
+		require.NoError(t, err)
 		cancel()
 	}
 }

@@ -4,7 +4,7 @@
 // the node's one listener (raftgroup.Mux). It keeps the Raft
 // configurations following the placement and routes proposals to group
 // leaders. It knows nothing of the engine: cmd wires a Storage that opens
-// each group's state machine, and an OutcomeCodec for apply outcomes. It
+// each group's state machine, whose apply outcomes it carries as bytes. It
 // must not import engine or server.
 //
 // # Caller protocol

@@ -151,7 +151,7 @@ func (n *Node) heartbeat(ctx context.Context, rep Report) (HeartbeatReply, error
 	}
 	for _, r := range rep.Replicas {
 		if v.Bootstraps(ring.GroupID(r.Group), id) && r.State == "Leader" {
-			if _, err := n.meta.Propose(ctx, appendStarted(nil, ring.GroupID(r.Group))); err != nil {
+			if err := n.proposeMeta(ctx, appendStarted(nil, ring.GroupID(r.Group))); err != nil {
 				return HeartbeatReply{}, fmt.Errorf("record start of group %d: %w", r.Group, err)
 			}
 		}
@@ -223,8 +223,8 @@ func (n *Node) plan(ctx context.Context, ev ring.Event) error {
 		return err
 	}
 	for _, st := range steps {
-		if _, err := n.meta.Propose(ctx, ring.AppendStep(nil, st)); err != nil {
-			if errors.Is(err, ring.ErrInvalidStep) {
+		if err := n.proposeMeta(ctx, ring.AppendStep(nil, st)); err != nil {
+			if errors.Is(err, errRefused) {
 				n.opts.Logger.Warn("planned step refused; replanning later", "step", st.String(), "err", err)
 				return nil
 			}
@@ -239,7 +239,7 @@ func (n *Node) plan(ctx context.Context, ev ring.Event) error {
 func (n *Node) step(ctx context.Context, st ring.Step) error {
 	n.planMu.Lock()
 	defer n.planMu.Unlock()
-	if _, err := n.meta.Propose(ctx, ring.AppendStep(nil, st)); err != nil {
+	if err := n.proposeMeta(ctx, ring.AppendStep(nil, st)); err != nil {
 		return fmt.Errorf("propose %v: %w", st, err)
 	}
 	n.opts.Logger.Info("metadata step", "step", st.String())
@@ -388,12 +388,26 @@ func (n *Node) reconcileMeta(ctx context.Context, v *View, members []raftgroup.M
 	}
 }
 
+// proposeMeta commits a metadata entry (on the metadata leader). An entry
+// the state machine refused (a step that no longer fits) is an error
+// wrapping errRefused.
+func (n *Node) proposeMeta(ctx context.Context, entry []byte) error {
+	_, outcome, err := n.meta.Propose(ctx, entry)
+	if err == nil && outcome != nil {
+		err = fmt.Errorf("%w: %s", errRefused, outcome)
+	}
+	return err
+}
+
+// errRefused: the metadata state machine refused a committed entry.
+var errRefused = errors.New("cluster: metadata entry refused")
+
 // Propose commits entry in group g through its leader, on this node or
-// another, and returns the applier's outcome for it (nil: applied without
-// refusal). An error wrapping ErrUnavailable means the entry may or may
+// another, and returns the applier's outcome for it (nil: nothing to
+// report). An error wrapping ErrUnavailable means the entry may or may
 // not have been committed: retry (applying identical samples again is
 // harmless).
-func (n *Node) Propose(ctx context.Context, g ring.GroupID, entry []byte) error {
+func (n *Node) Propose(ctx context.Context, g ring.GroupID, entry []byte) ([]byte, error) {
 	var errs []error
 	var hint string                       // the leader a 421 named
 	unreachable := map[ring.NodeID]bool{} // nodes a call to failed
@@ -418,25 +432,24 @@ func (n *Node) Propose(ctx context.Context, g ring.GroupID, entry []byte) error 
 				errs = append(errs, fmt.Errorf("group %d: replica not open here yet", g))
 				break
 			}
-			_, err := rg.Propose(ctx, entry)
+			_, outcome, err := rg.Propose(ctx, entry)
 			switch {
 			case err == nil:
-				return nil
+				return outcome, nil
 			case errors.Is(err, raftgroup.ErrNotLeader):
 				errs = append(errs, err)
-			case errors.Is(err, raftgroup.ErrLeadershipLost), errors.Is(err, raftgroup.ErrClosed),
-				errors.Is(err, raftgroup.ErrApplierFailed), ctx.Err() != nil:
-				return fmt.Errorf("%w: group %d: %w", ErrUnavailable, g, err)
 			default:
-				return err // the applier's outcome
+				// Leadership lost, closed, the applier failed, ctx ended:
+				// the entry may or may not commit.
+				return nil, fmt.Errorf("%w: group %d: %w", ErrUnavailable, g, err)
 			}
 		case addr != "":
-			h, body, err := n.call(ctx, http.MethodPost, addr, "propose", url.Values{"group": {strconv.FormatUint(uint64(g), 10)}}, entry, nil)
+			_, body, err := n.call(ctx, http.MethodPost, addr, "propose", url.Values{"group": {strconv.FormatUint(uint64(g), 10)}}, entry, nil)
 			if err == nil {
-				if h.Get(outcomeHeader) == "refused" {
-					return n.opts.Outcome.Decode(body)
+				if len(body) == 0 {
+					return nil, nil
 				}
-				return nil
+				return body, nil
 			}
 			errs = append(errs, err)
 			var re *rpcError
@@ -448,7 +461,7 @@ func (n *Node) Propose(ctx context.Context, g ring.GroupID, entry []byte) error 
 				unreachable[id] = true
 			}
 			if ctx.Err() != nil {
-				return fmt.Errorf("%w: propose to group %d: %w", ErrUnavailable, g, errors.Join(errs...))
+				return nil, fmt.Errorf("%w: propose to group %d: %w", ErrUnavailable, g, errors.Join(errs...))
 			}
 		default:
 			errs = append(errs, fmt.Errorf("group %d: no leader known (node %q)", g, id))
@@ -458,7 +471,7 @@ func (n *Node) Propose(ctx context.Context, g ring.GroupID, entry []byte) error 
 			break
 		}
 	}
-	return fmt.Errorf("%w: propose to group %d: %w", ErrUnavailable, g, errors.Join(errs...))
+	return nil, fmt.Errorf("%w: propose to group %d: %w", ErrUnavailable, g, errors.Join(errs...))
 }
 
 // sleepCtx waits d unless ctx ends or the node closes first.

@@ -119,10 +119,17 @@ func (f *metaFSM) publishLocked() {
 	f.view.Store(&View{State: f.state.Clone(), Index: f.index, pending: maps.Clone(f.pending), removed: maps.Clone(f.removed)})
 }
 
-func (f *metaFSM) Apply(index uint64, entry []byte) error {
+// Apply applies one metadata entry. An entry that does not decode or a
+// step the state refuses (it no longer fits: planned on an older state)
+// changes nothing; its error text is the entry's outcome. The metadata
+// FSM never fails: its state is in memory until Checkpoint.
+func (f *metaFSM) Apply(index uint64, entry []byte) ([]byte, error) {
 	err := f.apply(index, entry)
 	f.changed()
-	return err
+	if err != nil {
+		return []byte(err.Error()), nil
+	}
+	return nil, nil
 }
 
 func (f *metaFSM) apply(index uint64, entry []byte) error {

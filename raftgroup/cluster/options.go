@@ -63,10 +63,6 @@ type Options struct {
 	// log store, snapshot policy); Dir, ID, Name, Applier, Transport,
 	// Voters, Join and Registerer are set per group.
 	Raft raftgroup.Options
-	// Outcome encodes a data group's apply outcome (the error a local
-	// Propose returned for a committed entry) for a proposer on another
-	// node, and decodes it there. Required.
-	Outcome OutcomeCodec
 	// Tenants returns this node's share of each tenant for the status
 	// page: the series of group g if it leads g is asked per group.
 	// Nil means no tenant statistics.
@@ -103,8 +99,8 @@ func (o Options) Validate() error {
 	if _, _, err := net.SplitHostPort(o.Advertise); err != nil {
 		errs = append(errs, fmt.Errorf("advertise address %q: %w", o.Advertise, err))
 	}
-	if o.Dir == "" || o.Mux == nil || o.Storage == nil || o.Outcome == nil {
-		errs = append(errs, errors.New("options Dir, Mux, Storage and Outcome are required"))
+	if o.Dir == "" || o.Mux == nil || o.Storage == nil {
+		errs = append(errs, errors.New("options Dir, Mux and Storage are required"))
 	}
 	if o.DeadAfter < 0 || o.Heartbeat < 0 {
 		errs = append(errs, errors.New("DeadAfter and Heartbeat must not be negative"))
@@ -119,13 +115,4 @@ func (o Options) Validate() error {
 		return fmt.Errorf("cluster options: %w", err)
 	}
 	return nil
-}
-
-// OutcomeCodec carries apply outcomes between nodes.
-type OutcomeCodec interface {
-	// Encode encodes err, an outcome Propose returned for a committed
-	// entry.
-	Encode(err error) []byte
-	// Decode returns the outcome Encode encoded.
-	Decode(b []byte) error
 }

@@ -22,7 +22,8 @@ import (
 //	POST drain?node=ID      plan the node's drain; metadata leader only
 //	GET  status             Status (JSON); metadata leader only
 //	GET  replica?group=G    raftgroup.Status of this node's replica (404: none)
-//	POST propose?group=G    body: a log entry; this node's replica must lead
+//	POST propose?group=G    body: a log entry; this node's replica must lead;
+//	                        200: committed, the body is the apply outcome
 //
 // A call that needs a leader this node is not answers 421 with the
 // leader's Mux address (metadata) or node ID (data group) in the header
@@ -30,8 +31,7 @@ import (
 const PathPrefix = "/internal/cluster/"
 
 const (
-	leaderHeader  = "Myelin-Leader"
-	outcomeHeader = "Myelin-Outcome"
+	leaderHeader = "Myelin-Leader"
 )
 
 // Report is what a node tells the metadata leader at every heartbeat.
@@ -189,21 +189,16 @@ func (n *Node) servePropose(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not the leader of group "+strconv.FormatUint(g, 10), http.StatusMisdirectedRequest)
 		return
 	}
-	_, err = rg.Propose(r.Context(), entry)
-	switch {
-	case err == nil:
-		w.Header().Set(outcomeHeader, "ok")
-		w.WriteHeader(http.StatusOK)
-	case errors.Is(err, raftgroup.ErrNotLeader), errors.Is(err, raftgroup.ErrLeadershipLost),
-		errors.Is(err, raftgroup.ErrClosed), errors.Is(err, raftgroup.ErrApplierFailed),
-		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	_, outcome, err := rg.Propose(r.Context(), entry)
+	if err != nil {
+		// Not proposed, or its fate unknown: the caller retries.
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-	default:
-		// Committed, and the applier refused (part of) it: the outcome.
-		w.Header().Set(outcomeHeader, "refused")
-		w.WriteHeader(http.StatusOK)
-		w.Write(n.opts.Outcome.Encode(err))
+		return
 	}
+	// Committed and applied: the body is the outcome (empty: none).
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	w.Write(outcome)
 }
 
 // maxEntryBytes bounds a forwarded log entry (a compressed write batch).
