@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
@@ -122,6 +119,7 @@ type Group struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
+	closing   atomic.Bool // set when Close starts, for the logger
 
 	// readTerm is the term in which this replica, as leader, applied a
 	// barrier: from then on every entry committed before its term is
@@ -159,7 +157,9 @@ func Open(opts Options) (*Group, error) {
 	}
 	g := &Group{opts: opts, done: make(chan struct{})}
 	g.mu.leaderChanged = make(chan struct{})
-	hlog := newHCLogger(opts.Logger)
+	hlog := newHCLogger(opts.Logger, func() bool {
+		return g.closing.Load() || opts.Stopping != nil && opts.Stopping()
+	})
 
 	var logs raft.LogStore
 	var stable raft.StableStore
@@ -178,7 +178,7 @@ func Open(opts Options) (*Group, error) {
 		// raftwal.WAL.Close leaves its meta store open (and its flock
 		// held), so the group owns and closes it.
 		meta := &metadb.BoltMetaDB{}
-		w, err := raftwal.Open(dir, raftwal.WithMetaStore(meta))
+		w, err := raftwal.Open(dir, raftwal.WithMetaStore(meta), raftwal.WithSegmentSize(opts.WALSegmentBytes))
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("open group %s wal: %w", opts.ID, err), meta.Close())
 		}
@@ -510,6 +510,7 @@ func (g *Group) Stats() Stats {
 // call's error.
 func (g *Group) Close() error {
 	g.closeOnce.Do(func() {
+		g.closing.Store(true)
 		g.mu.Lock()
 		g.mu.closed = true
 		g.mu.Unlock()
@@ -534,28 +535,3 @@ type walCloser struct {
 }
 
 func (c walCloser) Close() error { return errors.Join(c.w.Close(), c.meta.Close()) }
-
-// newHCLogger sends raft's hclog output to l, one record per line, at
-// the level hclog wrote in the line, so only cmd decides where logs go.
-func newHCLogger(l *slog.Logger) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
-		Name:   "raft",
-		Level:  hclog.Info,
-		Output: slogWriter{l},
-	})
-}
-
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	msg := strings.TrimSpace(string(p))
-	level := slog.LevelInfo
-	switch {
-	case strings.Contains(msg, "[ERROR]"):
-		level = slog.LevelError
-	case strings.Contains(msg, "[WARN]"):
-		level = slog.LevelWarn
-	}
-	w.l.Log(context.Background(), level, msg, "component", "raft")
-	return len(p), nil
-}

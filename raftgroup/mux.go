@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -38,13 +39,19 @@ const (
 // ErrUnknownGroup: a connection named a group this node does not serve.
 var ErrUnknownGroup = errors.New("raftgroup: unknown group")
 
+// ErrNoListener: a Mux without a listener was asked to dial another node.
+var ErrNoListener = errors.New("raftgroup: this node has no Raft listener (a cluster of one; start it with -raft.listen-address to let others in)")
+
 // MuxOptions configure a node's Raft listener.
 type MuxOptions struct {
-	// Listener accepts the node's Raft connections; the Mux owns it.
-	// Required.
+	// Listener accepts the node's Raft connections; the Mux owns it. Nil
+	// makes a Mux that listens nowhere, for a node that is a cluster of
+	// one nobody can join: its groups have one replica and never send a
+	// Raft RPC, and a Dial fails with ErrNoListener.
 	Listener net.Listener
 	// Advertise is the address other nodes dial to reach this one. Empty
-	// means Listener.Addr().
+	// means Listener.Addr(); required without a Listener (it is the
+	// node's address in its groups' configurations).
 	Advertise string
 	// TLS, if set, secures every connection both ways: the listener serves
 	// TLS with it, and dials use it as the client config (set Certificates,
@@ -80,8 +87,8 @@ func (o MuxOptions) withDefaults() MuxOptions {
 // Validate reports every problem of o at once.
 func (o MuxOptions) Validate() error {
 	var errs []error
-	if o.Listener == nil {
-		errs = append(errs, errors.New("missing Listener"))
+	if o.Listener == nil && o.Advertise == "" {
+		errs = append(errs, errors.New("a Mux without a Listener needs Advertise"))
 	}
 	if o.DialTimeout < 0 || o.HeaderTimeout < 0 {
 		errs = append(errs, errors.New("DialTimeout and HeaderTimeout must not be negative"))
@@ -114,6 +121,7 @@ type Mux struct {
 	}
 	closeOnce sync.Once
 	closeErr  error
+	stopping  atomic.Bool
 }
 
 // NewMux starts serving opts.Listener.
@@ -129,10 +137,23 @@ func NewMux(opts MuxOptions) (*Mux, error) {
 	m := &Mux{opts: opts, addr: muxAddr(addr), done: make(chan struct{})}
 	m.mu.groups = map[uint32]*streamLayer{}
 	m.mu.conns = map[net.Conn]struct{}{}
-	m.wg.Add(1)
-	go m.acceptLoop()
+	if opts.Listener != nil {
+		m.wg.Add(1)
+		go m.acceptLoop()
+	}
 	return m, nil
 }
+
+// Listening reports whether the Mux has a listener (others can reach it).
+func (m *Mux) Listening() bool { return m.opts.Listener != nil }
+
+// Stop marks the node as shutting down (Stopping); the Mux keeps
+// serving until Close. Call it when a shutdown begins, so the errors
+// about peers that stop at the same time are logged as expected.
+func (m *Mux) Stop() { m.stopping.Store(true) }
+
+// Stopping reports whether Stop or Close was called.
+func (m *Mux) Stopping() bool { return m.stopping.Load() }
 
 // Addr is the address other nodes dial to reach this one.
 func (m *Mux) Addr() string { return string(m.addr) }
@@ -238,6 +259,9 @@ func readMuxHeader(r io.Reader) (ConnKind, uint32, error) {
 // group, for KindRaft): it dials, does the TLS handshake if configured,
 // and writes the header, all within DialTimeout and ctx.
 func (m *Mux) Dial(ctx context.Context, address string, kind ConnKind, group uint32) (net.Conn, error) {
+	if m.opts.Listener == nil {
+		return nil, fmt.Errorf("dial %s: %w", address, ErrNoListener)
+	}
 	ctx, cancel := context.WithTimeout(ctx, m.opts.DialTimeout)
 	defer cancel()
 	var c net.Conn
@@ -326,7 +350,7 @@ func (m *Mux) Transport(group uint32, opts TransportOptions) (*raft.NetworkTrans
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		ServerAddressProvider: provider,
-		Logger:                newHCLogger(opts.Logger),
+		Logger:                newHCLogger(opts.Logger, m.Stopping),
 		Stream:                l,
 		MaxPool:               opts.MaxPool,
 		Timeout:               opts.Timeout,
@@ -359,6 +383,7 @@ func (m *Mux) HTTPListener() net.Listener {
 // are closed by their groups. Idempotent.
 func (m *Mux) Close() error {
 	m.closeOnce.Do(func() {
+		m.stopping.Store(true)
 		m.mu.Lock()
 		m.mu.closed = true
 		for c := range m.mu.conns {
@@ -366,7 +391,10 @@ func (m *Mux) Close() error {
 		}
 		m.mu.Unlock()
 		close(m.done)
-		err := m.opts.Listener.Close()
+		var err error
+		if m.opts.Listener != nil {
+			err = m.opts.Listener.Close()
+		}
 		m.wg.Wait()
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			m.closeErr = fmt.Errorf("close raft listener: %w", err)

@@ -64,6 +64,12 @@ type Options struct {
 	LogCacheEntries int
 	// LogStore selects the log implementation. Empty means LogStoreWAL.
 	LogStore LogStore
+	// WALSegmentBytes: the size of one raft-wal segment file, allocated
+	// on disk when the segment is created (LogStoreWAL). The log's disk
+	// footprint is whole segments: the live entries plus up to one
+	// segment. Zero means 8 MiB (raft-wal's own default is 64 MiB, which
+	// made a tiny node's data directory 65 MB).
+	WALSegmentBytes int
 
 	// SnapshotThreshold: take a snapshot (an Applier checkpoint) once this
 	// many entries were appended since the last one. Zero means 8192.
@@ -91,6 +97,10 @@ type Options struct {
 	ApplyTimeout time.Duration
 
 	Logger *slog.Logger // nil means discard
+	// Stopping reports whether the node is shutting down: raft's errors
+	// about unreachable peers are then expected and logged at INFO (the
+	// whole cluster may be stopping). Nil means never.
+	Stopping func() bool
 	// Registerer receives the replica's metrics (labelled group=ID), and
 	// Close unregisters them. Nil means no metrics.
 	Registerer prometheus.Registerer
@@ -99,6 +109,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.LogStore == "" {
 		o.LogStore = LogStoreWAL
+	}
+	if o.WALSegmentBytes == 0 {
+		o.WALSegmentBytes = 8 << 20
 	}
 	if o.SnapshotThreshold == 0 {
 		o.SnapshotThreshold = 8192
@@ -146,6 +159,9 @@ func (o Options) Validate() error {
 	case "", LogStorePebble, LogStoreWAL:
 	default:
 		errs = append(errs, fmt.Errorf("LogStore %q: want %q or %q", o.LogStore, LogStorePebble, LogStoreWAL))
+	}
+	if o.WALSegmentBytes != 0 && (o.WALSegmentBytes < 64<<10 || o.WALSegmentBytes > 1<<30) {
+		errs = append(errs, fmt.Errorf("WALSegmentBytes %d: want 64 KiB to 1 GiB", o.WALSegmentBytes))
 	}
 	if o.HeartbeatTimeout != 0 && o.HeartbeatTimeout < 5*time.Millisecond {
 		errs = append(errs, fmt.Errorf("HeartbeatTimeout %v: want at least 5ms", o.HeartbeatTimeout))
