@@ -161,29 +161,11 @@ func Open(opts Options) (*Group, error) {
 		return g.closing.Load() || opts.Stopping != nil && opts.Stopping()
 	})
 
-	var logs raft.LogStore
-	var stable raft.StableStore
-	switch opts.LogStore {
-	case LogStorePebble:
-		p, err := openPebbleLog(filepath.Join(opts.Dir, "log"), opts.Logger)
-		if err != nil {
-			return nil, fmt.Errorf("open group %s: %w", opts.ID, err)
-		}
-		logs, stable, g.store = p, p, p
-	default:
-		dir := filepath.Join(opts.Dir, "wal")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("open group %s: %w", opts.ID, err)
-		}
-		// raftwal.WAL.Close leaves its meta store open (and its flock
-		// held), so the group owns and closes it.
-		meta := &metadb.BoltMetaDB{}
-		w, err := raftwal.Open(dir, raftwal.WithMetaStore(meta), raftwal.WithSegmentSize(opts.WALSegmentBytes))
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("open group %s wal: %w", opts.ID, err), meta.Close())
-		}
-		logs, stable, g.store = w, w, walCloser{w, meta}
+	logs, stable, store, err := openLogStore(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open group %s: %w", opts.ID, err)
 	}
+	g.store = store
 	// The leader reads every entry back from the log to replicate it;
 	// the cache serves the recent ones from memory. Measured with
 	// BenchmarkProposeReplicated (3 replicas, 64 proposers): raft-wal's
@@ -288,6 +270,78 @@ func Open(opts Options) (*Group, error) {
 	g.wg.Add(1)
 	go g.watchLeader()
 	return g, nil
+}
+
+// openLogStore opens the replica's log and stable store (one store; the
+// closer closes it).
+func openLogStore(opts Options) (raft.LogStore, raft.StableStore, io.Closer, error) {
+	switch opts.LogStore {
+	case LogStorePebble:
+		p, err := openPebbleLog(filepath.Join(opts.Dir, "log"), opts.Logger)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return p, p, p, nil
+	}
+	dir := filepath.Join(opts.Dir, "wal")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, nil, err
+	}
+	// raftwal.WAL.Close leaves its meta store open (and its flock
+	// held), so the group owns and closes it.
+	meta := &metadb.BoltMetaDB{}
+	w, err := raftwal.Open(dir, raftwal.WithMetaStore(meta), raftwal.WithSegmentSize(opts.WALSegmentBytes))
+	if err != nil {
+		return nil, nil, nil, errors.Join(fmt.Errorf("wal: %w", err), meta.Close())
+	}
+	return w, w, walCloser{w, meta}, nil
+}
+
+// Recover rewrites the stopped replica in opts.Dir into a group whose
+// only members are voters (raft's RecoverCluster): it replays the log
+// after the applier's checkpoint into opts.Applier, checkpoints it, and
+// records the new configuration in a snapshot that replaces the log.
+// The next Open starts from there, with the new configuration and the
+// same data. It is how a replica's data moves under a new Raft server
+// ID. Idempotent: recovering a recovered replica changes nothing but the
+// snapshot.
+func Recover(opts Options, voters []Voter) error {
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+	opts = opts.withDefaults()
+	logs, stable, store, err := openLogStore(opts)
+	if err != nil {
+		return fmt.Errorf("recover group %s: %w", opts.ID, err)
+	}
+	hlog := newHCLogger(opts.Logger, nil)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(opts.Dir, 2, hlog)
+	if err != nil {
+		return errors.Join(fmt.Errorf("recover group %s: %w", opts.ID, err), store.Close())
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return errors.Join(fmt.Errorf("recover group %s: %w", opts.ID, err), store.Close())
+	}
+	f := &fsm{applier: opts.Applier, openLast: last, failedCh: make(chan struct{})}
+	f.skipThrough.Store(opts.Applier.CheckpointIndex())
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(opts.ID)
+	conf.Logger = hlog
+	conf.NoSnapshotRestoreOnStart = true
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(opts.ID))
+	var servers []raft.Server
+	for _, v := range voters {
+		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(v.ID), Address: raft.ServerAddress(v.Address)})
+	}
+	err = raft.RecoverCluster(conf, f, logs, stable, snaps, trans, raft.Configuration{Servers: servers})
+	if ferr := f.failure(); err == nil && ferr != nil {
+		err = ferr
+	}
+	if err != nil {
+		err = fmt.Errorf("recover group %s: %w", opts.ID, err)
+	}
+	return errors.Join(err, trans.Close(), store.Close())
 }
 
 func lastSnapshotIndex(snaps raft.SnapshotStore) (uint64, error) {
