@@ -241,14 +241,14 @@ func TestJoinDrainDead(t *testing.T) {
 	for i, n := range c.nodes {
 		for _, g := range st.Groups {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			outcome, err := n.node.Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(i*100)+uint64(g.ID)))
+			outcome, err := n.node.Router().Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(i*100)+uint64(g.ID)))
 			cancel()
 			require.NoError(t, err)
 			require.Nil(t, outcome)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	outcome, err := c.nodes[1].node.Propose(ctx, ring.GroupID(st.Groups[0].ID), []byte("bad"))
+	outcome, err := c.nodes[1].node.Router().Propose(ctx, ring.GroupID(st.Groups[0].ID), []byte("bad"))
 	cancel()
 	require.NoError(t, err)
 	require.Equal(t, "refused: not 8 bytes", string(outcome))
@@ -370,7 +370,7 @@ func TestMetadataLeaderDies(t *testing.T) {
 	for _, g := range st.Groups {
 		require.Len(t, g.Replicas, 3, "group %d", g.ID)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := via.node.Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(g.ID)))
+		_, err := via.node.Router().Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(g.ID)))
 		require.NoError(t, err)
 		cancel()
 	}
@@ -405,7 +405,7 @@ func TestNodeMoves(t *testing.T) {
 	st := c.waitConverged(first, 3, 60*time.Second)
 	for _, g := range st.Groups {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := n.node.Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(g.ID)))
+		_, err := n.node.Router().Propose(ctx, ring.GroupID(g.ID), binary.BigEndian.AppendUint64(nil, uint64(g.ID)))
 		require.NoError(t, err)
 		cancel()
 	}

@@ -7,35 +7,58 @@
 // each group's state machine, whose apply outcomes it carries as bytes. It
 // must not import engine or server.
 //
+// A single node is a cluster of one: the same code, with one metadata
+// voter and groups of one replica, on a Mux that may listen nowhere
+// (raftgroup.MuxOptions); its groups elect themselves after a short
+// timeout (singleVoterHeartbeat) and take Options.Raft's before a second
+// replica joins.
+//
+// # Roles
+//
+// Node composes one type per role; each holds only what it needs:
+//
+//   - metadata (metadata.go, meta.go): this node's replica of the
+//     metadata group: its state machine (metaFSM over ring.State), the
+//     applied View, proposals, and calls to the metadata leader.
+//   - placement (placement.go): this node's data replicas: opens the ones
+//     placed here, drops the ones moved away, and for each group it leads
+//     makes one configuration change at a time towards the placement.
+//   - reporter (reporter.go): the heartbeat to the metadata leader, which
+//     is also how a node joins; it keeps the leaders the replies name.
+//   - metaLeader (metaleader.go, status.go): what the metadata leader
+//     does: takes heartbeats, declares silent nodes dead, plans and
+//     commits placement steps, keeps the metadata voters on active
+//     nodes, assembles Status.
+//   - Router (router.go): proposals and reads to group leaders, with one
+//     leader lookup, one retry policy and one client.
+//   - rpcClient and Handler (rpc.go): the control RPCs between nodes.
+//
 // # Caller protocol
 //
 //  1. Open the node's Mux (raftgroup.NewMux) with a Resolve that asks the
-//     node (Node.Resolve) once it exists.
+//     node (Node.Resolve) once it exists; without a listener for a node
+//     nobody else joins.
 //  2. n, err := Start(Options{...}): opens the metadata replica
 //     (bootstrapping a new cluster with Peers, or alone; joining through
 //     Join; or recovering Dir/meta) and starts the node's loops. It does
-//     not wait for the cluster.
+//     not wait for the cluster: Ready says when it can serve.
 //  3. Serve n.Handler() under PathPrefix on the HTTP server of the Mux's
 //     KindHTTP connections (the control RPCs, see rpc.go).
-//  4. Write with n.Propose(ctx, group, entry); read a group through its
-//     leader (n.Leader, n.Replica); route with n.View().State.
+//  4. Write with n.Router().Propose(ctx, group, entry); read a group
+//     through n.Router().Read; route with n.Router().Ring and Owners.
 //  5. n.Drain(ctx, id) to move a node's replicas away and remove it.
-//  6. n.Close(): stops the loops, checkpoints and closes every replica.
+//  6. n.Stop() when a shutdown begins; n.Close(): stops the loops,
+//     checkpoints and closes every replica.
 //
 // # Loops (goroutines owned by Node, stopped by Close)
 //
-//   - heartbeat: every Options.Heartbeat, report this node and its
-//     replicas to the metadata leader; the report is also how a node
-//     joins (or rejoins after being declared dead).
-//   - control: open the replicas the metadata places here; for each
-//     group this node leads, make one configuration change towards the
-//     placement (add non-voter, promote once caught up, then remove,
-//     then hand leadership to the preferred leader); close and delete
-//     replicas the placement moved away, once their group's leader has
-//     removed them.
-//   - metadata (on its leader only): declare dead the nodes silent for
-//     DeadAfter, plan a reconcile, keep the metadata group's voters on
-//     (up to three) active nodes.
+//   - reporter: every Options.Heartbeat (fast retries until the first
+//     success), report this node and its replicas to the metadata leader.
+//   - placement: open, drop and reconcile replicas, every half heartbeat
+//     and at every metadata change.
+//   - metaLeader (acting on the metadata leader only): declare dead the
+//     nodes silent for DeadAfter, plan a reconcile, keep the metadata
+//     group's voters on (up to three) active nodes.
 //
 // docs/design.md "Scale-out" has the reasons.
 //

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/raftgroup/ring"
@@ -82,7 +84,7 @@ func (n *Node) Handler() http.Handler {
 
 // notMetaLeader answers 421 naming the metadata leader, or 503.
 func (n *Node) notMetaLeader(w http.ResponseWriter) {
-	if _, addr := n.meta.Leader(); addr != "" {
+	if _, addr := n.meta.g.Leader(); addr != "" {
 		w.Header().Set(leaderHeader, addr)
 		http.Error(w, "not the metadata leader", http.StatusMisdirectedRequest)
 		return
@@ -96,11 +98,11 @@ func (n *Node) serveHeartbeat(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "decode report: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if !n.meta.IsLeader() {
+	if !n.meta.isLeader() {
 		n.notMetaLeader(w)
 		return
 	}
-	reply, err := n.heartbeat(r.Context(), rep)
+	reply, err := n.leader.heartbeat(r.Context(), rep)
 	if errors.Is(err, ErrRemoved) {
 		http.Error(w, err.Error(), http.StatusGone)
 		return
@@ -113,11 +115,11 @@ func (n *Node) serveHeartbeat(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) serveDrain(w http.ResponseWriter, r *http.Request) {
-	if !n.meta.IsLeader() {
+	if !n.meta.isLeader() {
 		n.notMetaLeader(w)
 		return
 	}
-	if err := n.drain(r.Context(), ring.NodeID(r.URL.Query().Get("node"))); err != nil {
+	if err := n.leader.drain(r.Context(), ring.NodeID(r.URL.Query().Get("node"))); err != nil {
 		code := http.StatusServiceUnavailable
 		if errors.Is(err, ring.ErrUnknownNode) || errors.Is(err, ring.ErrLastNode) {
 			code = http.StatusBadRequest
@@ -129,11 +131,11 @@ func (n *Node) serveDrain(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) serveStatus(w http.ResponseWriter, r *http.Request) {
-	if !n.meta.IsLeader() {
+	if !n.meta.isLeader() {
 		n.notMetaLeader(w)
 		return
 	}
-	st, err := n.leaderStatus(r.Context())
+	st, err := n.leader.status()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
@@ -220,9 +222,35 @@ type rpcError struct {
 
 func (e *rpcError) Error() string { return fmt.Sprintf("%d %s", e.Code, e.Msg) }
 
+// rpcClient sends control RPCs and forwarded requests to other nodes'
+// internal handlers over the Mux. One per node, shared by its roles.
+type rpcClient struct {
+	client *http.Client
+}
+
+func newRPCClient(mux *raftgroup.Mux) *rpcClient {
+	return &rpcClient{client: &http.Client{
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return mux.Dial(ctx, addr, raftgroup.KindHTTP, 0)
+			},
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     time.Minute,
+		},
+	}}
+}
+
+func (c *rpcClient) close() { c.client.CloseIdleConnections() }
+
 // call sends one control RPC to the node at addr; out, if not nil,
-// receives the JSON answer. It returns the response headers.
-func (n *Node) call(ctx context.Context, method, addr, path string, q url.Values, body []byte, out any) (http.Header, []byte, error) {
+// receives the JSON answer. It returns the response headers and body.
+// Without a deadline in ctx it gives up after 30 s.
+func (c *rpcClient) call(ctx context.Context, method, addr, path string, q url.Values, body []byte, out any) (http.Header, []byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
 	u := "http://" + addr + PathPrefix + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -235,7 +263,7 @@ func (n *Node) call(ctx context.Context, method, addr, path string, q url.Values
 	if err != nil {
 		return nil, nil, err
 	}
-	resp, err := n.client.Do(req)
+	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", method, u, err)
 	}
@@ -257,57 +285,8 @@ func (n *Node) call(ctx context.Context, method, addr, path string, q url.Values
 }
 
 // replicaStatus asks the node at addr for its replica of g.
-func (n *Node) replicaStatus(ctx context.Context, addr string, g ring.GroupID) (raftgroup.Status, error) {
+func (c *rpcClient) replicaStatus(ctx context.Context, addr string, g ring.GroupID) (raftgroup.Status, error) {
 	var st raftgroup.Status
-	_, _, err := n.call(ctx, http.MethodGet, addr, "replica", url.Values{"group": {strconv.FormatUint(uint64(g), 10)}}, nil, &st)
+	_, _, err := c.call(ctx, http.MethodGet, addr, "replica", url.Values{"group": {strconv.FormatUint(uint64(g), 10)}}, nil, &st)
 	return st, err
-}
-
-// metaCall sends a metadata-leader RPC: to the leader this node knows,
-// else to the join address, the peers and the known nodes, following one
-// 421 redirect.
-func (n *Node) metaCall(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
-	var addrs []string
-	if _, a := n.meta.Leader(); a != "" {
-		addrs = append(addrs, a)
-	}
-	if n.opts.Join != "" {
-		addrs = append(addrs, n.opts.Join)
-	}
-	for _, p := range n.opts.Peers {
-		addrs = append(addrs, p.Address)
-	}
-	for _, nd := range n.fsm.View().State.Nodes {
-		addrs = append(addrs, n.Resolve(string(nd.ID)))
-	}
-	if ms, err := n.meta.Members(); err == nil {
-		for _, m := range ms {
-			if m.Voter {
-				addrs = append(addrs, n.Resolve(m.ID))
-			}
-		}
-	}
-	var errs []error
-	tried := map[string]bool{}
-	for len(addrs) > 0 {
-		addr := addrs[0]
-		addrs = addrs[1:]
-		if tried[addr] {
-			continue
-		}
-		tried[addr] = true
-		_, _, err := n.call(ctx, method, addr, path, q, body, out)
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, err)
-		var re *rpcError
-		if errors.As(err, &re) && re.Code == http.StatusMisdirectedRequest && re.Leader != "" {
-			addrs = append([]string{re.Leader}, addrs...)
-		}
-		if ctx.Err() != nil || len(errs) >= 8 {
-			break
-		}
-	}
-	return fmt.Errorf("%w: metadata leader: %w", ErrUnavailable, errors.Join(errs...))
 }

@@ -83,41 +83,43 @@ const convergedLag = 1000
 
 // Status returns the cluster's status from the metadata leader.
 func (n *Node) Status(ctx context.Context) (*Status, error) {
-	if n.meta.IsLeader() {
-		return n.leaderStatus(ctx)
+	if n.meta.isLeader() {
+		return n.leader.status()
 	}
 	var st Status
-	if err := n.metaCall(ctx, http.MethodGet, "status", nil, nil, &st); err != nil {
+	if err := n.meta.callLeader(ctx, http.MethodGet, "status", nil, nil, &st); err != nil {
 		return nil, err
 	}
 	st.NodeID = n.opts.NodeID
 	return &st, nil
 }
 
-func (n *Node) leaderStatus(_ context.Context) (*Status, error) {
-	v := n.fsm.View()
+// status assembles the cluster's status from the metadata and the
+// nodes' recent reports.
+func (l *metaLeader) status() (*Status, error) {
+	v := l.meta.View()
 	s := v.State
-	ms, err := n.meta.Status()
+	ms, err := l.meta.g.Status()
 	if err != nil {
 		return nil, err
 	}
 	st := &Status{
-		NodeID: n.opts.NodeID, Generation: s.Generation, ReplicationFactor: s.ReplicationFactor,
-		GroupsPerNode: s.GroupsPerNode, MetadataLeader: n.opts.NodeID, Converged: true,
+		NodeID: l.opts.NodeID, Generation: s.Generation, ReplicationFactor: s.ReplicationFactor,
+		GroupsPerNode: s.GroupsPerNode, MetadataLeader: l.opts.NodeID, Converged: true,
 	}
-	n.leader.Lock()
-	leaders := n.freshLeadersLocked(n.opts.Now())
-	reports := make(map[ring.NodeID]Report, len(n.leader.reports))
-	for k, r := range n.leader.reports {
-		if n.opts.Now().Sub(n.leader.lastSeen[k]) <= 3*n.opts.Heartbeat {
+	l.mu.Lock()
+	leaders := l.freshLeadersLocked(l.opts.Now())
+	reports := make(map[ring.NodeID]Report, len(l.mu.reports))
+	for k, r := range l.mu.reports {
+		if l.opts.Now().Sub(l.mu.lastSeen[k]) <= 3*l.opts.Heartbeat {
 			reports[k] = r
 		}
 	}
-	seen := make(map[ring.NodeID]time.Time, len(n.leader.lastSeen))
-	for k, t := range n.leader.lastSeen {
+	seen := make(map[ring.NodeID]time.Time, len(l.mu.lastSeen))
+	for k, t := range l.mu.lastSeen {
 		seen[k] = t
 	}
-	n.leader.Unlock()
+	l.mu.Unlock()
 	// replicaOf: what node reported about its replica of g.
 	replicaOf := func(node ring.NodeID, g ring.GroupID) (ReplicaReport, bool) {
 		for _, r := range reports[node].Replicas {
