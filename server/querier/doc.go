@@ -5,11 +5,14 @@
 //
 // It owns the fan-out and merge rules, the wire format of the remote
 // protocol, and both of its ends (Handler, Remote). It does not know where
-// groups live, which node leads them, or how leadership is confirmed: cmd
-// implements Groups (the ring history and the leaders) and LocalGroups
-// (the groups this node leads, with a quorum-confirmed read). It must not
-// import raftgroup (only the value package raftgroup/ring) nor the server
-// package above it; it holds no package-level mutable state.
+// groups live, which node leads them, or how leadership is confirmed: a
+// Router (raftgroup/cluster's) answers the owners of a range and routes
+// each read to a group's leader with retries; Routed turns it into the
+// Groups of the fan-out, and Verified into the LocalGroups of the handler
+// (the engine's replicas this node leads, with a quorum-confirmed read).
+// It must not import raftgroup or raftgroup/cluster (only the value
+// package raftgroup/ring) nor the server package above it; it holds no
+// package-level mutable state.
 //
 // # Fan-out
 //
@@ -70,9 +73,10 @@
 // that does not decode is 400.
 //
 // Response: a status other than 200 is an error before any data, the body
-// its text: 503 when LocalGroups' error wraps ErrNotLeader (the client's
-// error wraps ErrNotLeader too, so the caller can find the new leader and
-// retry), 400 for a bad request, 500 otherwise. A 200 body is a stream of
+// its text: 503 when LocalGroups refuses the read (this node does not lead
+// the group, or a quorum did not confirm it: the caller tries the group's
+// new leader), 400 for a bad request, 500 otherwise; the client's error
+// wraps ErrRemote. A 200 body is a stream of
 // frames:
 //
 //	response = version:byte(1) frame* trailer
@@ -140,11 +144,13 @@
 //
 // Client (the node answering a query):
 //
-//  1. f := New(groups, Options{...}); pass f as server.Storage.
-//  2. groups.Querier returns the group's engine querier when this node
-//     leads g, otherwise NewRemote(client, leaderURL, g, tenant, mint,
-//     maxt); on an error wrapping ErrNotLeader it may look the leader up
-//     again.
+//  1. f := New(Routed(router, local, window, answerTimeout), Options{...});
+//     pass f as server.Storage.
+//  2. Routed's group queriers ask the router for the leader on every call:
+//     the engine's querier when this node leads the group, otherwise
+//     NewRemote(client, leaderURL, g, tenant, mint, maxt) whose answer must
+//     start within answerTimeout; the router retries on the new leader or
+//     another replica.
 //  3. Close every querier f returns (PromQL does); it closes the group
 //     queriers and any response body not read to the end.
 package querier

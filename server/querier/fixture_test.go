@@ -26,7 +26,7 @@ type localGroups map[ring.GroupID]*engine.Group
 func (l localGroups) Querier(_ context.Context, g ring.GroupID, tenant string, mint, maxt int64) (storage.Querier, error) {
 	eg, ok := l[g]
 	if !ok {
-		return nil, fmt.Errorf("group %d: %w", g, ErrNotLeader)
+		return nil, fmt.Errorf("group %d: not led here", g)
 	}
 	return eg.Querier(tenant, mint, maxt)
 }

@@ -16,15 +16,11 @@ import (
 	"github.com/myelindb/myelin/raftgroup/ring"
 )
 
-// ErrNotLeader: this node cannot serve a consistent read of the group (it
-// does not lead it, or a quorum did not confirm its leadership). The
-// handler answers 503; the client's error wraps it, so the caller can
-// retry on the new leader.
-var ErrNotLeader = errors.New("querier: not the group leader")
-
 // LocalGroups opens queriers on the groups this node leads. Querier
-// returns an error wrapping ErrNotLeader when the node cannot serve a read
-// of g consistent with every acknowledged write.
+// returns an error when the node cannot serve a read of g consistent with
+// every acknowledged write (it does not lead g, or a quorum did not
+// confirm its leadership); the handler answers 503 and the caller tries
+// the group's new leader. Verified builds one.
 type LocalGroups interface {
 	Querier(ctx context.Context, g ring.GroupID, tenant string, mint, maxt int64) (storage.Querier, error)
 }
@@ -110,7 +106,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q, err := h.local.Querier(ctx, req.group, req.tenant, req.mint, req.maxt)
 	if err != nil {
-		h.fail(w, fmt.Errorf("open querier of group %d: %w", req.group, err))
+		http.Error(w, fmt.Sprintf("open querier of group %d: %v", req.group, err), http.StatusServiceUnavailable)
 		return
 	}
 	defer func() {
@@ -132,11 +128,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // fail answers an error that happened before the response started.
 func (h *Handler) fail(w http.ResponseWriter, err error) {
-	code := http.StatusInternalServerError
-	if errors.Is(err, ErrNotLeader) {
-		code = http.StatusServiceUnavailable
-	}
-	http.Error(w, err.Error(), code)
+	http.Error(w, err.Error(), http.StatusInternalServerError)
 }
 
 func (h *Handler) serveStrings(w http.ResponseWriter, req *request, ss []string, ws annotations.Annotations, err error) {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -31,12 +32,13 @@ var ErrRemote = errors.New("querier: remote error")
 //
 // Locking: mu guards the set of response bodies still open.
 type Remote struct {
-	c          *http.Client
-	baseURL    string
-	group      ring.GroupID
-	tenant     string
-	mint, maxt int64
-	mu         struct {
+	c             *http.Client
+	baseURL       string
+	group         ring.GroupID
+	tenant        string
+	mint, maxt    int64
+	answerTimeout time.Duration // 0: no bound of its own
+	mu            struct {
 		sync.Mutex
 		open   map[*remoteSet]struct{}
 		closed bool
@@ -50,6 +52,15 @@ var _ storage.Querier = (*Remote)(nil)
 // slash) through c.
 func NewRemote(c *http.Client, baseURL string, g ring.GroupID, tenant string, mint, maxt int64) *Remote {
 	return &Remote{c: c, baseURL: baseURL, group: g, tenant: tenant, mint: mint, maxt: maxt}
+}
+
+// WithAnswerTimeout bounds how long each call waits for the node's answer
+// to start (the status and the version byte; a stream may then take as
+// long as ctx allows): a node that is frozen or cut off fails the call
+// within d, so the caller can try another. Returns r.
+func (r *Remote) WithAnswerTimeout(d time.Duration) *Remote {
+	r.answerTimeout = d
+	return r
 }
 
 // Close closes the response bodies of selects not read to the end; their
@@ -78,6 +89,24 @@ func (r *Remote) call(ctx context.Context, path string, req *request) (io.ReadCl
 	}
 	req.group, req.tenant, req.mint, req.maxt = r.group, r.tenant, r.mint, r.maxt
 	body := appendRequest(nil, path, req)
+	ctx, cancel := context.WithCancel(ctx)
+	var timer *time.Timer
+	if r.answerTimeout > 0 {
+		timer = time.AfterFunc(r.answerTimeout, cancel)
+	}
+	rc, br, err := r.start(ctx, path, body)
+	if timer != nil && !timer.Stop() && err != nil {
+		err = fmt.Errorf("no answer within %v: %w", r.answerTimeout, err)
+	}
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return cancelBody{ReadCloser: rc, cancel: cancel}, br, nil
+}
+
+// start posts body to path and reads the response's status and version.
+func (r *Remote) start(ctx context.Context, path string, body []byte) (io.ReadCloser, *bufio.Reader, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, r.baseURL+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, nil, err
@@ -90,11 +119,7 @@ func (r *Remote) call(ctx context.Context, path string, req *request) (io.ReadCl
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		_ = resp.Body.Close()
-		sentinel := ErrRemote
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			sentinel = ErrNotLeader
-		}
-		return nil, nil, fmt.Errorf("%w: status %d: %s", sentinel, resp.StatusCode, bytes.TrimSpace(msg))
+		return nil, nil, fmt.Errorf("%w: status %d: %s", ErrRemote, resp.StatusCode, bytes.TrimSpace(msg))
 	}
 	br := bufio.NewReaderSize(resp.Body, 32<<10)
 	v, err := br.ReadByte()
@@ -106,6 +131,19 @@ func (r *Remote) call(ctx context.Context, path string, req *request) (io.ReadCl
 		return nil, nil, cutShort(err)
 	}
 	return resp.Body, br, nil
+}
+
+// cancelBody is a response body whose Close also ends its request's
+// context.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 func (r *Remote) errorf(op string, err error) error {

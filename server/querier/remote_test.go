@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -314,10 +315,11 @@ func TestRemoteNotLeader(t *testing.T) {
 	rq := NewRemote(srv.Client(), srv.URL, 9, tenant, t0, t0+1000)
 	defer rq.Close()
 	_, err := selectAll(t, rq, true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
-	require.ErrorIs(t, err, ErrNotLeader)
+	require.ErrorIs(t, err, ErrRemote)
+	require.Contains(t, err.Error(), "status 503")
 	require.Contains(t, err.Error(), "group 9")
 	_, _, err = rq.LabelNames(context.Background(), nil)
-	require.ErrorIs(t, err, ErrNotLeader)
+	require.ErrorIs(t, err, ErrRemote)
 	require.Contains(t, err.Error(), "group 9")
 
 	// Through the fan-out: the error names the group.
@@ -328,7 +330,7 @@ func TestRemoteNotLeader(t *testing.T) {
 	require.NoError(t, err)
 	defer q.Close()
 	_, err = selectAll(t, q, false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
-	require.ErrorIs(t, err, ErrNotLeader)
+	require.ErrorIs(t, err, ErrRemote)
 	require.Contains(t, err.Error(), "select on group 9")
 }
 
@@ -548,3 +550,58 @@ func readAllLoose(ss storage.SeriesSet) (int, error) {
 	}
 	return n, ss.Err()
 }
+
+// TestRemoteAnswerTimeout: a node that accepts the request but does not
+// answer (frozen, cut off) fails the call after the answer timeout, so
+// the caller can try another; an answer that started in time streams on.
+func TestRemoteAnswerTimeout(t *testing.T) {
+	release := make(chan struct{})
+	frozen := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer frozen.Close()
+	defer close(release)
+	rq := NewRemote(frozen.Client(), frozen.URL, 1, tenant, t0, t0+1000).WithAnswerTimeout(50 * time.Millisecond)
+	defer rq.Close()
+	_, _, err := rq.LabelNames(context.Background(), nil)
+	require.ErrorContains(t, err, "no answer within 50ms")
+
+	groups := protocolData(t)
+	h := NewHandler(groups, HandlerOptions{FlushBytes: 64}) // many writes
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &slowWriter{ResponseWriter: w, delay: 60 * time.Millisecond}
+		h.ServeHTTP(sw, r)
+		if sw.writes < 4 {
+			t.Errorf("the stream took %d writes, want several past the answer timeout", sw.writes)
+		}
+	}))
+	defer slow.Close()
+	rq2 := NewRemote(slow.Client(), slow.URL, 1, tenant, t0, t0+1000).WithAnswerTimeout(150 * time.Millisecond)
+	defer rq2.Close()
+	_, err = selectAll(t, rq2, true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	require.NoError(t, err)
+}
+
+// slowWriter flushes at once, then waits before every later write: the
+// answer starts in time, the stream takes longer than the timeout's
+// remainder would allow.
+type slowWriter struct {
+	http.ResponseWriter
+	delay  time.Duration
+	writes int
+}
+
+func (w *slowWriter) Write(b []byte) (int, error) {
+	if w.writes > 0 {
+		time.Sleep(w.delay)
+	}
+	w.writes++
+	n, err := w.ResponseWriter.Write(b)
+	w.ResponseWriter.(http.Flusher).Flush()
+	return n, err
+}
+
+func (w *slowWriter) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
