@@ -19,17 +19,93 @@ import (
 )
 
 // RingStatus is the cluster's state as the metadata leader sees it,
-// served by RingHandler at GET /ring (raftgroup/cluster assembles it;
-// its JSON shape is an API: other code decodes it).
-type RingStatus = cluster.Status
+// served by RingHandler at GET /ring. Its JSON shape is an API (bench and
+// tests decode it, operators script against it); server owns it, apart
+// from the cluster's own status (raftgroup/cluster.Status, which travels
+// between nodes and may change with the cluster): RingStatusOf converts.
+type RingStatus struct {
+	NodeID            string `json:"node_id"`    // the node answering
+	Generation        uint64 `json:"generation"` // metadata state version
+	ReplicationFactor int    `json:"replication_factor"`
+	GroupsPerNode     int    `json:"groups_per_node"`
+	MetadataLeader    string `json:"metadata_leader"`
+	// Converged: every node is active; every group has its target number
+	// of replicas, all voters, caught up, and led by its preferred leader;
+	// the placement has nothing left to do; the metadata group's voters
+	// are min(3, active nodes) active ones.
+	Converged bool          `json:"converged"`
+	Nodes     []NodeStatus  `json:"nodes"`
+	Groups    []GroupStatus `json:"groups"`
+	Epochs    []EpochStatus `json:"epochs"`
+	Errors    []string      `json:"errors,omitempty"` // nodes without a recent report
+}
 
-// NodeStatus, GroupStatus, ReplicaStatus and EpochStatus are its parts.
-type (
-	NodeStatus    = cluster.NodeStatus
-	GroupStatus   = cluster.GroupStatus
-	ReplicaStatus = cluster.ReplicaStatus
-	EpochStatus   = cluster.EpochStatus
-)
+// NodeStatus is one node of RingStatus.
+type NodeStatus struct {
+	ID               string `json:"id"`
+	Address          string `json:"address"`
+	State            string `json:"state"` // "active", "draining", "dead"
+	Replicas         int    `json:"replicas"`
+	Leaders          int    `json:"leaders"`
+	PreferredLeaders int    `json:"preferred_leaders"`
+	MetadataVoter    bool   `json:"metadata_voter"`
+	// LastSeen: the node's last heartbeat to the metadata leader; nil if
+	// none since it took over.
+	LastSeen *time.Time `json:"last_seen,omitempty"`
+}
+
+// GroupStatus is one group of RingStatus.
+type GroupStatus struct {
+	ID              uint32          `json:"id"`
+	Ownership       float64         `json:"ownership"` // share of the hash space, 0..1
+	Tokens          int             `json:"tokens"`
+	PreferredLeader string          `json:"preferred_leader"`
+	Leader          string          `json:"leader"` // the current Raft leader, "" unknown
+	Replicas        []ReplicaStatus `json:"replicas"`
+}
+
+// ReplicaStatus is one replica of a group: placed by the metadata, in the
+// Raft configuration, or both.
+type ReplicaStatus struct {
+	Node         string `json:"node"`
+	Desired      bool   `json:"desired"` // placed by the metadata
+	Voter        bool   `json:"voter"`   // a voter in the leader's configuration
+	State        string `json:"state"`   // Leader, Follower, Candidate; "" unreported
+	AppliedIndex uint64 `json:"applied_index"`
+	Lag          uint64 `json:"lag"` // the leader's applied index minus this one's
+}
+
+// EpochStatus is one ring epoch: from From on, writes are placed over
+// Groups groups.
+type EpochStatus struct {
+	Generation uint64    `json:"generation"`
+	From       time.Time `json:"from"`
+	Groups     int       `json:"groups"`
+}
+
+// RingStatusOf converts the cluster's status into the page's.
+func RingStatusOf(st *cluster.Status) *RingStatus {
+	out := &RingStatus{
+		NodeID: st.NodeID, Generation: st.Generation, ReplicationFactor: st.ReplicationFactor,
+		GroupsPerNode: st.GroupsPerNode, MetadataLeader: st.MetadataLeader, Converged: st.Converged,
+		Errors: st.Errors,
+	}
+	for _, n := range st.Nodes {
+		out.Nodes = append(out.Nodes, NodeStatus{ID: n.ID, Address: n.Address, State: n.State, Replicas: n.Replicas,
+			Leaders: n.Leaders, PreferredLeaders: n.PreferredLeaders, MetadataVoter: n.MetadataVoter, LastSeen: n.LastSeen})
+	}
+	for _, g := range st.Groups {
+		gs := GroupStatus{ID: g.ID, Ownership: g.Ownership, Tokens: g.Tokens, PreferredLeader: g.PreferredLeader, Leader: g.Leader}
+		for _, r := range g.Replicas {
+			gs.Replicas = append(gs.Replicas, ReplicaStatus(r))
+		}
+		out.Groups = append(out.Groups, gs)
+	}
+	for _, e := range st.Epochs {
+		out.Epochs = append(out.Epochs, EpochStatus(e))
+	}
+	return out
+}
 
 // TenantStatus is one tenant's ingest, served by TenantsHandler.
 type TenantStatus struct {

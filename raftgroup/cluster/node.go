@@ -126,6 +126,9 @@ func Start(opts Options) (*Node, error) {
 	opts = opts.withDefaults()
 	n := &Node{opts: opts, life: newLifecycle(), rpc: newRPCClient(opts.Mux)}
 	metaDir := filepath.Join(opts.Dir, "meta")
+	if err := migrateSingleNode(opts, metaDir); err != nil {
+		return nil, fmt.Errorf("start node %s: %w", opts.NodeID, err)
+	}
 	if err := os.MkdirAll(metaDir, 0o755); err != nil {
 		return nil, fmt.Errorf("start node %s: %w", opts.NodeID, err)
 	}
@@ -227,4 +230,56 @@ func (n *Node) Close() error {
 		n.rpc.close()
 	})
 	return n.closeErr
+}
+
+// ID is this node's ID.
+func (n *Node) ID() string { return n.opts.NodeID }
+
+// singleNodeGroup is the directory, under Options.Dir, of the one Raft
+// group of Myelin's former single-node mode (before a single node was a
+// cluster of one).
+const singleNodeGroup = "1"
+
+// migrateSingleNode turns a data directory of the former single-node mode
+// (Dir/1: one group, Raft server ID "node-1-group-1", no metadata) into
+// this node's replica of group 1 of a new cluster of one: raftgroup's
+// Recover replays its log into the engine, checkpoints, and records this
+// node as the group's only voter, then the directory moves to
+// Dir/groups/1. The metadata, created next, places group 1 on this node
+// (the first group of a new cluster is group 1), and the replica opens
+// from the moved directory instead of bootstrapping. Crash-safe: Recover
+// is idempotent, the move is one rename, and until it happens Dir/meta
+// does not exist. A directory with such data cannot join or found a
+// cluster of several nodes.
+func migrateSingleNode(opts Options, metaDir string) error {
+	old := filepath.Join(opts.Dir, singleNodeGroup)
+	if _, err := os.Stat(metaDir); err == nil {
+		return nil
+	}
+	if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if len(opts.Peers) > 0 || opts.Join != "" && opts.Join != opts.Advertise {
+		return fmt.Errorf("%s holds a single node's data: it cannot join or found a cluster of several nodes (start it alone, or with an empty data directory)", old)
+	}
+	opts.Logger.Info("migrating the data of the former single-node mode into a cluster of one", "dir", old)
+	a, err := opts.Storage.Open(1)
+	if err != nil {
+		return fmt.Errorf("migrate %s: open group 1: %w", old, err)
+	}
+	ro := raftOptions(opts, old, "1", a)
+	ro.ID = "node-1-group-1" // the former single node's server ID
+	err = raftgroup.Recover(ro, []raftgroup.Voter{{ID: opts.NodeID, Address: opts.Advertise}})
+	if err = errors.Join(err, opts.Storage.Close(1)); err != nil {
+		return fmt.Errorf("migrate %s: %w", old, err)
+	}
+	groups := filepath.Join(opts.Dir, "groups")
+	if err := os.MkdirAll(groups, 0o755); err != nil {
+		return fmt.Errorf("migrate %s: %w", old, err)
+	}
+	if err := os.Rename(old, filepath.Join(groups, "1")); err != nil {
+		return fmt.Errorf("migrate %s: %w", old, err)
+	}
+	opts.Logger.Info("migrated: the former single node's data is group 1 of this node")
+	return nil
 }
