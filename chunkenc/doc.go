@@ -135,4 +135,26 @@
 // over XOR comes from, and a sealed chunk is written once and read many
 // times. Decoding reconstructs whole chunks into reusable buffers, which is
 // faster per sample than XOR's bit-serial decode.
+//
+// # Format freeze
+//
+// testdata/xor.golden and testdata/pack.golden hold the chunks of fixed
+// inputs (golden_test.go), each with its layout as read by this doc, that
+// together take every branch above: one sample and the most samples (1-,
+// 2- and 3-byte counts), negative and int64-extreme timestamps, regular
+// and jittered scrapes under both timestamp models (re-anchoring, a
+// MinInt64 residual), every integer stream kind and the Rice escape, every
+// value mode, the three decimal orders, a gcd above 1, exceptions of every
+// kind (NaN payloads, the staleness marker, ±Inf, -0, binary noise), XOR
+// fallback for true doubles and when it beats decimals, every XOR value
+// code, and every EncXOR delta-of-delta bucket at both edges. TestGolden
+// compares the encoders' output byte for byte, decodes the stored chunks
+// bit for bit, and fails when no case takes a branch any more.
+//
+// A format change updates this doc, the encoding byte (a new Encoding:
+// stored chunks must still read) and the golden files together; rewrite
+// them with go test ./chunkenc -run TestGolden -rewrite and review the
+// diff. An encoder that chooses other parameters within the format also
+// changes the files; the test then reports that the old chunks still
+// decode.
 package chunkenc
