@@ -3,7 +3,13 @@
 // one series over a time span, in time order.
 //
 // The package is pure: no I/O, no locks, no knowledge of tenants, Pebble or
-// Raft. It must not import anything but the standard library.
+// Raft. It must not import anything but the standard library and
+// internal/invariants (internal/archtest allows no other module). Under the
+// invariants build tag every encoder decodes what it wrote and compares it
+// bit for bit, and the appender checks its state (the INVARIANTs of XOR,
+// bitWriter, intsPlan and the pack writer) after every sample; in normal
+// builds invariants.Enabled is a false constant and the checks compile
+// away.
 //
 // # Use
 //
