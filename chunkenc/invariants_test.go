@@ -63,3 +63,24 @@ func TestInvariantsInEncoders(t *testing.T) {
 	require.Panics(t, func() { x.append(1, 10, 1) }, "same timestamp")
 	require.Panics(t, func() { x.append(2, 11, 1) }, "sample number skipped")
 }
+
+// TestXORLoadZeroBitWindow: a chunk of another writer may code an
+// unchanged value as a new window of zero bits (found by FuzzChunkDecode
+// under -tags invariants). Load must leave the state of a writer without
+// a window, and appends must still read.
+func TestXORLoadZeroBitWindow(t *testing.T) {
+	chunk := []byte("\x01\x00\r0000000000\xc4\b@ 0A00000")
+	ts, vs, err := Decode(nil, nil, chunk)
+	require.NoError(t, err)
+	var x XOR
+	require.NoError(t, x.Load(nil, chunk))
+	x.checkInvariants()
+	require.Equal(t, uint8(0xff), x.leading)
+	last := ts[len(ts)-1]
+	for i, v := range []float64{vs[len(vs)-1], 2.5, 2.5, -1} {
+		require.NoError(t, x.Append(last+int64(i+1)*1000, v))
+		ts, vs = append(ts, last+int64(i+1)*1000), append(vs, v)
+	}
+	var it Iterator
+	checkDecodes(&it, x.Bytes(), ts, vs)
+}

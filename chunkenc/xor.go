@@ -112,7 +112,11 @@ func (x *XOR) Load(buf, chunk []byte) error {
 		n:        uint16(it.total),
 	}
 	if !window {
-		x.leading = 0xff
+		// The state of a writer that has not opened a window. A chunk of
+		// another writer may have opened one for a value that did not
+		// change (a window code of zero bits); ours never does, and what
+		// it appends reads the same either way (a new window code).
+		x.leading, x.trailing = 0xff, 0
 	}
 	// The writer ORs bits into the last byte: clear what follows the
 	// last bit read (zero in every chunk we wrote).
