@@ -119,7 +119,8 @@
 // mantissa so they cost nothing in the residual stream. The encoder picks e
 // by cost (digits for everyone against 72 bits per exception), the order by
 // the residuals' total bit length, and the mode by exact bit count
-// (decimal against xor). The gcd removes common factors such as 4096-byte
+// (decimal against xor; xor is only tried when decimals cost more than 16
+// bits per value). The gcd removes common factors such as 4096-byte
 // pages in memory gauges or the trailing zeros of a rescaled exponent.
 //
 // Integer streams, ints(m): m is known to the reader. A 2-bit kind, then:
@@ -133,8 +134,9 @@
 //
 // Rice(k) of u: q = u>>k one-bits, a zero bit, the low k bits of u; if
 // q >= 24 instead 24 one-bits, 6 bits bitlen(u)-1 and bitlen(u) bits of u,
-// bounding an outlier's cost. The writer computes the exact size of each
-// kind (for k within two of the mean's bit length) and writes the smallest.
+// bounding an outlier's cost. The writer estimates the size of each kind
+// from a histogram of bit lengths (for k from three below to one above the
+// bit length of the mean) and writes the smallest.
 //
 // Why block, not stream: EncPack chooses the interval, exponent, order,
 // gcd and Rice parameters from the whole chunk; that is where its gain

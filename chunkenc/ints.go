@@ -20,8 +20,8 @@ import (
 //	           the record). This is scrape jitter: a late sample is +x then -x
 //	           against the interval.
 //
-// The writer computes the exact cost of each kind for a few k around the
-// mean and writes the cheapest.
+// The writer estimates the cost of each kind for a few k around the mean
+// (ustats.best) and writes the cheapest.
 const (
 	intsZero  = 0
 	intsRice  = 1

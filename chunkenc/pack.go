@@ -384,7 +384,7 @@ func scaleMantissa(m int64, k uint8) (int64, bool) {
 
 // writeDec writes the valDec mode: 5 bits exponent, the exceptions
 // (uvarint count, then per exception a uvarint gap to the previous
-// exception and the 64 value bits), 1 bit order (0 delta, 1
+// exception and the 64 value bits), 2 bits order (0 m_i - m_0, 1 delta, 2
 // delta-of-delta), varint m0, uvarint gcd of the residuals, and the integer
 // stream of residuals divided by the gcd.
 //
