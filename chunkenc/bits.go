@@ -1,13 +1,30 @@
 package chunkenc
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // bitWriter appends bits, most significant first, to a byte slice. After
 // every call the slice holds all bits written so far (the last byte padded
 // with zero bits), so a head chunk's bytes are always readable.
+//
+// INVARIANT: free <= 7, free == 0 if b is empty, and the free low bits of
+// the last byte are zero: the writer ORs bits into them (XOR.Load clears
+// them for that reason).
 type bitWriter struct {
 	b    []byte
 	free uint8 // unused low bits of the last byte of b, 0..7
+}
+
+// checkInvariants panics if w breaks its INVARIANT.
+func (w *bitWriter) checkInvariants() {
+	if w.free > 7 || (len(w.b) == 0 && w.free != 0) {
+		panic(fmt.Sprintf("BUG: bit writer has %d free bits in %d bytes", w.free, len(w.b)))
+	}
+	if w.free > 0 && w.b[len(w.b)-1]&(1<<w.free-1) != 0 {
+		panic(fmt.Sprintf("BUG: bit writer's %d free bits in %#02x are not zero", w.free, w.b[len(w.b)-1]))
+	}
 }
 
 func (w *bitWriter) writeBit(bit bool) {

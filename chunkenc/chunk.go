@@ -3,6 +3,7 @@ package chunkenc
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Encoding names the format of a chunk. It is the first byte of every chunk.
@@ -135,6 +136,26 @@ func Encode(dst []byte, enc Encoding, ts []int64, vs []float64) ([]byte, error) 
 		return appendPack(dst, ts, vs), nil
 	}
 	return dst, errUnknownEncoding(enc)
+}
+
+// checkDecodes panics unless chunk, just encoded from (ts, vs), decodes to
+// exactly those samples, bit for bit. It runs after every encode under the
+// invariants build tag: a full decode, too slow for production, and the
+// one check that catches any writer and reader drifting apart. It decodes
+// with it, reusing its buffers (an Encoder passes its own, so a warm
+// Encoder still allocates nothing).
+func checkDecodes(it *Iterator, chunk []byte, ts []int64, vs []float64) {
+	it.Reset(chunk)
+	i := 0
+	for ; it.Next(); i++ {
+		t, v := it.At()
+		if i >= len(ts) || t != ts[i] || math.Float64bits(v) != math.Float64bits(vs[i]) {
+			panic(fmt.Sprintf("BUG: %s chunk of %d samples decodes to (%d, %#x) at sample %d", it.enc, len(ts), t, math.Float64bits(v), i))
+		}
+	}
+	if err := it.Err(); err != nil || i != len(ts) {
+		panic(fmt.Sprintf("BUG: %s chunk of %d samples decodes to %d: %v", it.enc, len(ts), i, err))
+	}
 }
 
 func errUnknownEncoding(enc Encoding) error {

@@ -3,7 +3,13 @@
 // one series over a time span, in time order.
 //
 // The package is pure: no I/O, no locks, no knowledge of tenants, Pebble or
-// Raft. It must not import anything but the standard library.
+// Raft. It must not import anything but the standard library and
+// internal/invariants (internal/archtest allows no other module). Under the
+// invariants build tag every encoder decodes what it wrote and compares it
+// bit for bit, and the appender checks its state (the INVARIANTs of XOR,
+// bitWriter, intsPlan and the pack writer) after every sample; in normal
+// builds invariants.Enabled is a false constant and the checks compile
+// away.
 //
 // # Use
 //
@@ -113,7 +119,8 @@
 // mantissa so they cost nothing in the residual stream. The encoder picks e
 // by cost (digits for everyone against 72 bits per exception), the order by
 // the residuals' total bit length, and the mode by exact bit count
-// (decimal against xor). The gcd removes common factors such as 4096-byte
+// (decimal against xor; xor is only tried when decimals cost more than 16
+// bits per value). The gcd removes common factors such as 4096-byte
 // pages in memory gauges or the trailing zeros of a rescaled exponent.
 //
 // Integer streams, ints(m): m is known to the reader. A 2-bit kind, then:
@@ -127,12 +134,35 @@
 //
 // Rice(k) of u: q = u>>k one-bits, a zero bit, the low k bits of u; if
 // q >= 24 instead 24 one-bits, 6 bits bitlen(u)-1 and bitlen(u) bits of u,
-// bounding an outlier's cost. The writer computes the exact size of each
-// kind (for k within two of the mean's bit length) and writes the smallest.
+// bounding an outlier's cost. The writer estimates the size of each kind
+// from a histogram of bit lengths (for k from three below to one above the
+// bit length of the mean) and writes the smallest.
 //
 // Why block, not stream: EncPack chooses the interval, exponent, order,
 // gcd and Rice parameters from the whole chunk; that is where its gain
 // over XOR comes from, and a sealed chunk is written once and read many
 // times. Decoding reconstructs whole chunks into reusable buffers, which is
 // faster per sample than XOR's bit-serial decode.
+//
+// # Format freeze
+//
+// testdata/xor.golden and testdata/pack.golden hold the chunks of fixed
+// inputs (golden_test.go), each with its layout as read by this doc, that
+// together take every branch above: one sample and the most samples (1-,
+// 2- and 3-byte counts), negative and int64-extreme timestamps, regular
+// and jittered scrapes under both timestamp models (re-anchoring, a
+// MinInt64 residual), every integer stream kind and the Rice escape, every
+// value mode, the three decimal orders, a gcd above 1, exceptions of every
+// kind (NaN payloads, the staleness marker, ±Inf, -0, binary noise), XOR
+// fallback for true doubles and when it beats decimals, every XOR value
+// code, and every EncXOR delta-of-delta bucket at both edges. TestGolden
+// compares the encoders' output byte for byte, decodes the stored chunks
+// bit for bit, and fails when no case takes a branch any more.
+//
+// A format change updates this doc, the encoding byte (a new Encoding:
+// stored chunks must still read) and the golden files together; rewrite
+// them with go test ./chunkenc -run TestGolden -rewrite and review the
+// diff. An encoder that chooses other parameters within the format also
+// changes the files; the test then reports that the old chunks still
+// decode.
 package chunkenc

@@ -1,6 +1,11 @@
 package chunkenc
 
-import "math/bits"
+import (
+	"fmt"
+	"math/bits"
+
+	"github.com/myelindb/myelin/internal/invariants"
+)
 
 // Integer streams. A stream of m int64 residuals (m known to the reader) is
 // written as a 2-bit kind and its parameters, then the codes:
@@ -15,8 +20,8 @@ import "math/bits"
 //	           the record). This is scrape jitter: a late sample is +x then -x
 //	           against the interval.
 //
-// The writer computes the exact cost of each kind for a few k around the
-// mean and writes the cheapest.
+// The writer estimates the cost of each kind for a few k around the mean
+// (ustats.best) and writes the cheapest.
 const (
 	intsZero  = 0
 	intsRice  = 1
@@ -108,6 +113,9 @@ func (rs *runStats) record(gap int, r int64) {
 }
 
 // intsPlan is a chosen stream kind with its parameters and estimated size.
+//
+// INVARIANT: k, kg, kv <= maxRiceK (their fields are 6 bits); recs is the
+// number of records writePlanned writes for the residuals planned.
 type intsPlan struct {
 	kind   uint8
 	k      uint8 // intsRice
@@ -181,6 +189,9 @@ func (c intCoder) writeInts(w *bitWriter, rs []int64) { c.writePlanned(w, rs, c.
 
 // writePlanned writes rs as planned by plan(rs).
 func (intCoder) writePlanned(w *bitWriter, rs []int64, p intsPlan) {
+	if invariants.Enabled && (p.k > maxRiceK || p.kg > maxRiceK || p.kv > maxRiceK || p.kind > intsPairs) {
+		panic(fmt.Sprintf("BUG: integer stream plan %+v", p))
+	}
 	w.writeBits(uint64(p.kind), 2)
 	switch p.kind {
 	case intsZero:
@@ -194,6 +205,7 @@ func (intCoder) writePlanned(w *bitWriter, rs []int64, p intsPlan) {
 		w.writeBits(uint64(p.kg), 6)
 		w.writeBits(uint64(p.kv), 6)
 		gap := uint64(0)
+		recs := 0
 		for i := 0; i < len(rs); i++ {
 			r := rs[i]
 			if r == 0 {
@@ -203,6 +215,7 @@ func (intCoder) writePlanned(w *bitWriter, rs []int64, p intsPlan) {
 			w.writeRice(gap, p.kg)
 			w.writeRice(zigzag(r)-1, p.kv)
 			gap = 0
+			recs++
 			if p.kind == intsPairs {
 				pair := i+1 < len(rs) && rs[i+1] == -r
 				w.writeBit(pair)
@@ -210,6 +223,11 @@ func (intCoder) writePlanned(w *bitWriter, rs []int64, p intsPlan) {
 					i++
 				}
 			}
+		}
+		if invariants.Enabled && recs != p.recs {
+			// The reader takes the count for the records: a chunk that
+			// cannot be read.
+			panic(fmt.Sprintf("BUG: integer stream kind %d planned %d records, wrote %d", p.kind, p.recs, recs))
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+
+	"github.com/myelindb/myelin/internal/invariants"
 )
 
 // Value modes of an EncPack chunk.
@@ -53,13 +55,18 @@ type Encoder struct {
 	ints intCoder
 	rs   []int64 // residuals
 	gs   []int64 // grid residuals of timestamps
-	ms   []int64 // decimal mantissas
-	xs   []uint8 // smallest decimal exponent of each value
-	exc  []int   // positions of values outside the decimal model
+	// ms are the decimal mantissas. INVARIANT (after decimals): |m| <
+	// 2^53 for every m, an exception's slot repeating the mantissa before
+	// it; so residuals of any order stay below 2^55 and their gcd fits an
+	// int64.
+	ms  []int64
+	xs  []uint8 // smallest decimal exponent of each value
+	exc []int   // positions of values outside the decimal model, increasing
 	// orderBits scores the residual orders of ms (see decimals).
 	orderBits [3]int
 
-	// Recode's decoded samples.
+	// Recode's decoded samples and its reader, which checkDecodes reuses
+	// under the invariants build tag once Recode has read its chunks.
 	it Iterator
 	ts []int64
 	vs []float64
@@ -91,6 +98,7 @@ func appendPack(dst []byte, ts []int64, vs []float64) []byte {
 }
 
 func (e *Encoder) appendPack(dst []byte, ts []int64, vs []float64) []byte {
+	start := len(dst)
 	dst = append(dst, byte(EncPack))
 	dst = binary.AppendUvarint(dst, uint64(len(ts)))
 	e.w = bitWriter{b: dst}
@@ -100,6 +108,10 @@ func (e *Encoder) appendPack(dst []byte, ts []int64, vs []float64) []byte {
 	e.writeValues(vs)
 	e.stats.tBits += b1 - b0
 	e.stats.vBits += e.bitLen() - b1
+	if invariants.Enabled {
+		e.w.checkInvariants()
+		checkDecodes(&e.it, e.w.b[start:], ts, vs)
+	}
 	dst = e.w.b
 	e.w.b = nil
 	return dst
@@ -123,7 +135,12 @@ func (e *Encoder) writeTimestamps(ts []int64) {
 	if len(ts) == 1 {
 		return
 	}
+	// INVARIANT: d >= 1. Timestamps strictly increase, so every gap, taken
+	// as a wrapping uint64, is nonzero, and d is one of them.
 	d := majorityDelta(ts)
+	if invariants.Enabled && d == 0 {
+		panic("BUG: pack interval 0")
+	}
 	e.w.writeUvarint(d)
 	// Both models' residuals in one pass; the one with fewer nonzero
 	// residuals wins (planning both exactly cost a third of the encoder's
@@ -222,6 +239,9 @@ func (e *Encoder) writeValues(vs []float64) {
 		e.w.free = free
 		if mark > 0 {
 			e.w.b[mark-1] = lastByte
+		}
+		if invariants.Enabled && e.bitLen() != start {
+			panic(fmt.Sprintf("BUG: pack rollback to bit %d reached bit %d", start, e.bitLen()))
 		}
 	}
 	e.w.writeBits(valXOR, 2)
@@ -364,15 +384,25 @@ func scaleMantissa(m int64, k uint8) (int64, bool) {
 
 // writeDec writes the valDec mode: 5 bits exponent, the exceptions
 // (uvarint count, then per exception a uvarint gap to the previous
-// exception and the 64 value bits), 1 bit order (0 delta, 1
+// exception and the 64 value bits), 2 bits order (0 m_i - m_0, 1 delta, 2
 // delta-of-delta), varint m0, uvarint gcd of the residuals, and the integer
 // stream of residuals divided by the gcd.
+//
+// INVARIANT: exp <= maxDecExp (the field is 5 bits); at most n/8
+// exceptions, at increasing positions (decimals refuses more); order is
+// 0..2; the gcd g is >= 1 and divides every residual exactly.
 func (e *Encoder) writeDec(vs []float64, exp uint8) {
+	if invariants.Enabled && (exp > maxDecExp || len(e.exc) > len(vs)/8 || len(e.ms) != len(vs)) {
+		panic(fmt.Sprintf("BUG: pack decimals of %d values at e=%d with %d mantissas and %d exceptions", len(vs), exp, len(e.ms), len(e.exc)))
+	}
 	e.w.writeBits(valDec, 2)
 	e.w.writeBits(uint64(exp), 5)
 	e.w.writeUvarint(uint64(len(e.exc)))
 	prev := -1
 	for _, i := range e.exc {
+		if invariants.Enabled && i <= prev {
+			panic(fmt.Sprintf("BUG: pack exception at %d after %d", i, prev))
+		}
 		e.w.writeUvarint(uint64(i - prev - 1))
 		e.w.writeBits(math.Float64bits(vs[i]), 64)
 		prev = i
@@ -414,6 +444,9 @@ func (e *Encoder) writeDec(vs []float64, exp uint8) {
 	e.w.writeUvarint(g)
 	if g > 1 {
 		for i := range e.rs {
+			if invariants.Enabled && e.rs[i]%int64(g) != 0 {
+				panic(fmt.Sprintf("BUG: pack gcd %d does not divide residual %d", g, e.rs[i]))
+			}
 			e.rs[i] /= int64(g)
 		}
 	}

@@ -2,8 +2,11 @@ package chunkenc
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/bits"
+
+	"github.com/myelindb/myelin/internal/invariants"
 )
 
 // XOR is an appendable chunk in the EncXOR encoding. The zero value is not
@@ -11,17 +14,48 @@ import (
 //
 // Memory: the struct is 72 bytes plus the chunk bytes (about 1.1 bytes per
 // sample on real data); it is what the head keeps per active series.
+//
+// The fields are the writer's state, what the next sample is coded
+// against; checkInvariants checks them after every append under the
+// invariants build tag.
 type XOR struct {
-	w        bitWriter // w.b[hdr] is the encoding byte, w.b[hdr+1:hdr+3] the count
-	hdr      int
-	t        int64   // last timestamp
-	tDelta   uint64  // last timestamp delta
-	v        float64 // last value
-	leading  uint8   // leading zeros of the current XOR window; 0xff: none yet
+	w   bitWriter // w.b[hdr] is the encoding byte, w.b[hdr+1:hdr+3] the count
+	hdr int
+	// INVARIANT: with n >= 1 samples, t and v are the last sample's; with
+	// n >= 2, tDelta is t minus the timestamp before it (wrapping uint64),
+	// never 0: timestamps strictly increase.
+	t      int64   // last timestamp
+	tDelta uint64  // last timestamp delta
+	v      float64 // last value
+	// INVARIANT: leading is 0xff (trailing 0) until a value differs from
+	// the one before it; from then on it is the window of the last new
+	// window code: leading <= 31 (its field is 5 bits) and leading +
+	// trailing < 64 (the window holds at least one bit).
+	leading  uint8 // leading zeros of the current XOR window; 0xff: none yet
 	trailing uint8
 	// n mirrors the count in the header, so asking for it does not touch
 	// the chunk's bytes (the head asks for every series on every apply).
+	// INVARIANT: n == the header's count <= MaxSamples.
 	n uint16
+}
+
+// checkInvariants panics if x breaks an INVARIANT of XOR. It reads a few
+// fields and the header; it runs after every append under the invariants
+// build tag.
+func (x *XOR) checkInvariants() {
+	x.w.checkInvariants()
+	if len(x.w.b) < x.hdr+xorHeaderLen || x.w.b[x.hdr] != byte(EncXOR) {
+		panic(fmt.Sprintf("BUG: XOR chunk of %d bytes has no header at %d", len(x.w.b), x.hdr))
+	}
+	if c := binary.BigEndian.Uint16(x.w.b[x.hdr+1:]); c != x.n {
+		panic(fmt.Sprintf("BUG: XOR chunk header counts %d samples, the appender %d", c, x.n))
+	}
+	if x.n >= 2 && x.tDelta == 0 {
+		panic(fmt.Sprintf("BUG: XOR chunk of %d samples has a zero timestamp delta", x.n))
+	}
+	if x.leading == 0xff && x.trailing != 0 || x.leading != 0xff && (x.leading > 31 || x.leading+x.trailing >= 64) {
+		panic(fmt.Sprintf("BUG: XOR window with %d leading and %d trailing zeros", x.leading, x.trailing))
+	}
 }
 
 const xorHeaderLen = 3 // encoding byte + uint16 sample count
@@ -78,12 +112,19 @@ func (x *XOR) Load(buf, chunk []byte) error {
 		n:        uint16(it.total),
 	}
 	if !window {
-		x.leading = 0xff
+		// The state of a writer that has not opened a window. A chunk of
+		// another writer may have opened one for a value that did not
+		// change (a window code of zero bits); ours never does, and what
+		// it appends reads the same either way (a new window code).
+		x.leading, x.trailing = 0xff, 0
 	}
 	// The writer ORs bits into the last byte: clear what follows the
 	// last bit read (zero in every chunk we wrote).
 	if x.w.free > 0 {
 		x.w.b[len(x.w.b)-1] &^= 1<<x.w.free - 1
+	}
+	if invariants.Enabled {
+		x.checkInvariants()
 	}
 	return nil
 }
@@ -113,8 +154,12 @@ func (x *XOR) Append(t int64, v float64) error {
 	return nil
 }
 
-// append writes sample number n without checks.
+// append writes sample number n without checks: Append and appendXOR
+// have made them.
 func (x *XOR) append(n int, t int64, v float64) {
+	if invariants.Enabled && (n != int(x.n) || n >= MaxSamples || n > 0 && t <= x.t) {
+		panic(fmt.Sprintf("BUG: XOR append of sample %d at %d to %d samples ending at %d", n, t, x.n, x.t))
+	}
 	var buf [binary.MaxVarintLen64]byte
 	switch n {
 	case 0:
@@ -153,6 +198,9 @@ func (x *XOR) append(n int, t int64, v float64) {
 	x.t, x.v = t, v
 	x.n = uint16(n + 1)
 	binary.BigEndian.PutUint16(x.w.b[x.hdr+1:], x.n)
+	if invariants.Enabled {
+		x.checkInvariants()
+	}
 }
 
 // fitsDoD reports whether dod is in the range Prometheus stores in an
@@ -259,6 +307,10 @@ func appendXOR(dst []byte, ts []int64, vs []float64) []byte {
 	x := XOR{w: bitWriter{b: append(dst, byte(EncXOR), 0, 0)}, hdr: len(dst), leading: 0xff}
 	for i := range ts {
 		x.append(i, ts[i], vs[i])
+	}
+	if invariants.Enabled {
+		var it Iterator // decoding XOR needs no buffers: no allocation
+		checkDecodes(&it, x.w.b[len(dst):], ts, vs)
 	}
 	return x.w.b
 }

@@ -41,6 +41,10 @@
 //     (the future metadata group's state machine) never panics on
 //     arbitrary bytes, re-encodes stably, and the placement planner keeps
 //     its invariants on any state that decodes (details in ring_test.go).
+//   - FuzzMetadataDecode: cluster.DecodeMetadata, the decoder of the
+//     metadata group's checkpoints and snapshots ("mymt", with a ring
+//     state inside), never panics, fails only with ErrCorruptMeta, and
+//     what it accepts re-encodes stably (details in cluster_test.go).
 //
 // FuzzChunkDecode also loads EncXOR inputs with chunkenc.XOR.Load, which
 // must fail exactly where the iterator does.
@@ -75,4 +79,14 @@
 // It deletes only seed-* files; crashers and hand-named seeds stay. The
 // targets also add a few seeds in code (empty input, one byte, each
 // encoding byte alone, all 0xff, every mode byte of deriveSamples).
+//
+// testdata/fuzz/<Target>/golden-* come from the format-freeze golden files
+// (chunkenc/testdata/*.golden, raftgroup/cluster/testdata/meta.golden),
+// whose inputs take every branch of those formats: for FuzzChunkDecode
+// each golden chunk and each pack chunk less its last byte, for
+// FuzzChunkRoundTrip the golden samples, for FuzzMetadataDecode the golden
+// checkpoint whole and truncated, for FuzzRingDecode its ring state.
+// After the golden files change, rewrite them (deleting only golden-*) with
+//
+//	go test ./fuzz -run TestWriteGoldenSeeds -write-golden-seeds
 package fuzz

@@ -62,9 +62,14 @@ func (v *View) Bootstraps(g ring.GroupID, node ring.NodeID) bool {
 // Checkpoint file and snapshot stream (version 1):
 //
 //	"mymt" | version:byte(1) | index:uint64 big-endian
-//	pending:uvarint { group:uvarint node:str }
+//	pending:uvarint { group:uvarint node:str }  (sorted by group)
 //	removed:uvarint { node:str drained:byte }   (removed nodes, sorted)
 //	state: the rest, ring.AppendState
+//
+// str is a uvarint length and that many bytes (at most ring.MaxNameBytes).
+// Equal metadata encodes to equal bytes: testdata/meta.golden holds a
+// fixed view's encoding (TestMetaGolden). A format change updates this
+// doc, metaVersion and the golden file together.
 type metaFSM struct {
 	path string
 	// checkpoint is the index of the file read at open.

@@ -1,0 +1,218 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/raftgroup/ring"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata/")
+
+// goldenMetaFSM drives a metadata FSM through a fixed history, applying
+// the planner's steps as the metadata group's leader proposes them: five
+// nodes join (two groups per node, so ten groups and ten ring epochs);
+// all groups but two (created by a and b) are started; d is drained and
+// removed, e is declared dead and removed; f joins; then a is being
+// drained and c was declared dead, both with their replicas not yet moved
+// (only the first step of each plan is applied).
+func goldenMetaFSM(t *testing.T) *metaFSM {
+	f, err := openMetaFSM(t.TempDir(), ring.Options{GroupsPerNode: 2}, func() {})
+	require.NoError(t, err)
+	index := uint64(0)
+	apply := func(entry []byte) {
+		t.Helper()
+		index++
+		outcome, err := f.Apply(index, entry)
+		require.NoError(t, err)
+		require.Nil(t, outcome, "entry %d refused: %s", index, outcome)
+	}
+	now := int64(1_795_238_700_000)
+	// plan applies the first limit steps of the plan for ev (all if
+	// limit < 0).
+	plan := func(ev ring.Event, limit int) {
+		t.Helper()
+		now += 60_000
+		ev.AtMillis = now
+		steps, err := ring.Plan(f.View().State, ev)
+		require.NoError(t, err)
+		require.NotEmpty(t, steps, "event %+v", ev)
+		if limit >= 0 {
+			steps = steps[:limit]
+		}
+		for _, st := range steps {
+			apply(ring.AppendStep(nil, st))
+		}
+	}
+	for _, n := range []ring.NodeID{"a", "b", "c", "d", "e"} {
+		plan(ring.Event{Kind: ring.EventJoin, Node: n, Addr: "10.0.0." + string(n) + ":9095"}, -1)
+	}
+	for _, g := range f.View().State.Groups {
+		if g.ID != 2 && g.ID != 4 {
+			apply(appendStarted(nil, g.ID))
+		}
+	}
+	plan(ring.Event{Kind: ring.EventDrain, Node: "d"}, -1)
+	plan(ring.Event{Kind: ring.EventDead, Node: "e"}, -1)
+	plan(ring.Event{Kind: ring.EventJoin, Node: "f", Addr: "[fd00::f]:9095"}, -1)
+	plan(ring.Event{Kind: ring.EventDrain, Node: "a"}, 1)
+	plan(ring.Event{Kind: ring.EventDead, Node: "c"}, 1)
+	return f
+}
+
+// describeView lists what a view holds, for the golden file's header.
+func describeView(v *View) string {
+	var b strings.Builder
+	s := v.State
+	fmt.Fprintf(&b, "# index %d, generation %d, replication factor %d, %d groups per node\n",
+		v.Index, s.Generation, s.ReplicationFactor, s.GroupsPerNode)
+	for _, n := range s.Nodes {
+		fmt.Fprintf(&b, "# node %s %s %s\n", n.ID, n.Addr, n.State)
+	}
+	for _, g := range s.Groups {
+		fmt.Fprintf(&b, "# group %d replicas %v leader %s\n", g.ID, g.Replicas, g.Leader)
+	}
+	for _, e := range s.Epochs {
+		fmt.Fprintf(&b, "# epoch generation %d from %d: %d tokens\n", e.Generation, e.FromMillis, len(e.Ring.Tokens()))
+	}
+	for _, g := range slices.Sorted(maps.Keys(v.pending)) {
+		fmt.Fprintf(&b, "# pending group %d, bootstrapped by %s\n", g, v.pending[g])
+	}
+	for _, n := range slices.Sorted(maps.Keys(v.removed)) {
+		how := "dead"
+		if v.removed[n] {
+			how = "drained"
+		}
+		fmt.Fprintf(&b, "# removed node %s, %s\n", n, how)
+	}
+	return b.String()
+}
+
+// TestMetaGolden freezes the metadata checkpoint and snapshot format
+// ("mymt" version 1, metaFSM): the fixed view of goldenMetaFSM must encode
+// byte for byte to testdata/meta.golden (hex.Dump below a description of
+// the view), its checkpoint file and snapshot must be those bytes, and the
+// stored bytes must decode to the same view and encode again identically.
+// A format change updates metaFSM's doc, metaVersion and this file
+// together (go test ./raftgroup/cluster -run TestMetaGolden -rewrite).
+func TestMetaGolden(t *testing.T) {
+	f := goldenMetaFSM(t)
+	v := f.View()
+	checkGoldenView(t, v)
+
+	enc := AppendMetadata(nil, v)
+	text := "# metaFSM checkpoint (\"mymt\" version 1) of goldenMetaFSM in meta_golden_test.go.\n" +
+		"# Rewrite: go test ./raftgroup/cluster -run TestMetaGolden -rewrite\n" +
+		describeView(v) + hex.Dump(enc)
+	path := filepath.Join("testdata", "meta.golden")
+	if *rewrite {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run with -rewrite to create it")
+	if text != string(want) {
+		t.Errorf("the view or its encoding changed (a format change: bump metaVersion, update metaFSM's doc, -rewrite):\n%s\nwant:\n%s", text, want)
+	}
+
+	// The stored bytes decode, even if the encoder or the view changed,
+	// encode back to themselves, and hold the view.
+	stored, err := parseHexDump(string(want))
+	require.NoError(t, err)
+	dec, err := DecodeMetadata(stored)
+	require.NoError(t, err, "decode %s: stored checkpoints would not open", path)
+	require.Equal(t, stored, AppendMetadata(nil, dec), "stored bytes re-encoded")
+	requireSameView(t, v, dec)
+
+	// A checkpoint and a snapshot are those bytes.
+	_, err = f.Checkpoint()
+	require.NoError(t, err)
+	file, err := os.ReadFile(f.path)
+	require.NoError(t, err)
+	require.Equal(t, enc, file, "checkpoint file")
+	var snap bytes.Buffer
+	_, err = f.Snapshot(&snap)
+	require.NoError(t, err)
+	require.Equal(t, enc, snap.Bytes(), "snapshot")
+
+	// Decoding is a function of the bytes: twice gives equal views, and an
+	// FSM restored from the snapshot reports the same view.
+	again, err := DecodeMetadata(enc)
+	require.NoError(t, err)
+	requireSameView(t, dec, again)
+	g, err := openMetaFSM(t.TempDir(), ring.Options{}, func() {})
+	require.NoError(t, err)
+	_, err = g.Restore(bytes.NewReader(snap.Bytes()))
+	require.NoError(t, err)
+	requireSameView(t, v, g.View())
+	require.Equal(t, enc, AppendMetadata(nil, g.View()))
+}
+
+// checkGoldenView checks that the fixed view holds what the golden test
+// is meant to cover, so a change of the planner cannot quietly make it
+// trivial.
+func checkGoldenView(t *testing.T, v *View) {
+	t.Helper()
+	states := map[ring.NodeState]int{}
+	for _, n := range v.State.Nodes {
+		states[n.State]++
+	}
+	require.Positive(t, states[ring.NodeActive], "active nodes")
+	require.Positive(t, states[ring.NodeDraining], "draining nodes")
+	require.Positive(t, states[ring.NodeDead], "dead nodes")
+	require.True(t, v.Removed("d") && v.Gone("d"), "d drained and removed")
+	require.True(t, !v.Removed("e") && v.Gone("e"), "e dead and removed")
+	require.Len(t, v.pending, 2, "pending bootstraps")
+	require.GreaterOrEqual(t, len(v.State.Epochs), 3, "ring epochs")
+	multi := 0
+	for _, g := range v.State.Groups {
+		if len(g.Replicas) > 1 {
+			multi++
+		}
+	}
+	require.Positive(t, multi, "groups with several replicas")
+}
+
+func requireSameView(t *testing.T, want, got *View) {
+	t.Helper()
+	require.Equal(t, want.Index, got.Index, "index")
+	require.True(t, want.State.Equal(got.State), "ring state")
+	require.Equal(t, want.pending, got.pending, "pending bootstraps")
+	require.Equal(t, want.removed, got.removed, "removed nodes")
+}
+
+// parseHexDump reads the bytes of the hex.Dump lines of text, skipping
+// every other line.
+func parseHexDump(text string) ([]byte, error) {
+	var out []byte
+	for _, line := range strings.Split(text, "\n") {
+		if len(line) < 10 || line[8:10] != "  " {
+			continue
+		}
+		o, err := hex.DecodeString(line[:8])
+		if err != nil {
+			continue
+		}
+		off := int(o[0])<<24 | int(o[1])<<16 | int(o[2])<<8 | int(o[3])
+		if off != len(out) {
+			return nil, fmt.Errorf("dump line at %08x after %d bytes", off, len(out))
+		}
+		hexPart, _, _ := strings.Cut(line[10:], "|")
+		b, err := hex.DecodeString(strings.Join(strings.Fields(hexPart), ""))
+		if err != nil {
+			return nil, fmt.Errorf("dump line at %08x: %w", off, err)
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
