@@ -8,12 +8,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/myelindb/myelin/raftgroup/cluster"
 )
@@ -534,5 +537,32 @@ func IndexHandler(version, nodeID string, ready func() error) http.Handler {
 			p.Ready, p.NotReady = false, err.Error()
 		}
 		writeStatusHTML(w, "index", p)
+	})
+}
+
+// ReadyHandler serves GET /ready: 200 "ready" when ready returns nil,
+// else 503 with its reason.
+func ReadyHandler(ready func() error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+}
+
+// ConfigHandler serves GET /config: every flag's effective value, as
+// YAML by flag name.
+func ConfigHandler(effective map[string]string) http.Handler {
+	b, err := yaml.Marshal(effective)
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/yaml; charset=utf-8")
+		w.Write(b)
 	})
 }

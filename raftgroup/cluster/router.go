@@ -86,12 +86,31 @@ func (r *Router) Owners(mint, maxt int64, w ring.Window) []ring.GroupID {
 	return r.meta.View().State.Owners(mint, maxt, w)
 }
 
-// Ring returns the current ring, or an error wrapping ErrUnavailable
-// when this node has not heard from the metadata leader for longer than
-// maxAge: routing writes with a ring older than the querier's window
-// could put samples where no query looks. nil ring: no groups yet.
-func (r *Router) Ring(maxAge time.Duration) (*ring.Ring, error) {
-	if age := r.hints.metadataAge(); age > maxAge {
+// maxRingAge: a node routes writes only while it heard from the metadata
+// leader this recently, so no write is routed with a ring older than the
+// querier's window (ringStaleness) allows for.
+const maxRingAge = 15 * time.Second
+
+// ringStaleness is how long after a ring change the querier still asks
+// the groups of the ring before it: maxRingAge plus the time a heartbeat
+// takes to carry the change.
+const ringStaleness = 30 * time.Second
+
+// ReadWindow is how the querier widens the ring's history (ring.Window):
+// samples up to future (the create grace period) ahead of now, and a
+// node routing writes with a ring up to ringStaleness old.
+func ReadWindow(future time.Duration) ring.Window {
+	return ring.Window{FutureMillis: future.Milliseconds(), StaleMillis: ringStaleness.Milliseconds()}
+}
+
+// Ring returns the ring to route writes with, or an error wrapping
+// ErrUnavailable when there is none yet or this node has not heard from
+// the metadata leader for maxRingAge: routing with a ring older than the
+// querier's window could put samples where no query looks. The price:
+// when the metadata group has lost its quorum, writes stop after
+// maxRingAge even where data groups are healthy.
+func (r *Router) Ring() (*ring.Ring, error) {
+	if age := r.hints.metadataAge(); age > maxRingAge {
 		return nil, fmt.Errorf("%w: no word from the metadata leader for %v: this node's ring may be stale", ErrUnavailable, age.Round(time.Second))
 	}
 	rg := r.meta.View().State.Ring()
