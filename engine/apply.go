@@ -12,37 +12,17 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/write"
 )
 
-// Per-sample rejections, with Prometheus's meaning. Apply reports them in
-// SeriesError; they never fail the batch.
-var (
-	// ErrOutOfOrder: the sample is older than the series' newest sample.
-	ErrOutOfOrder = errors.New("engine: out-of-order sample")
-	// ErrDuplicateSample: the series has a sample at this timestamp with a
-	// different value. (Same timestamp and same value bits is accepted: a
-	// retried write is idempotent.)
-	ErrDuplicateSample = errors.New("engine: duplicate sample for timestamp")
-	// ErrTooOld: the sample is older than the tenant's newest sample minus
-	// Options.Retention.
-	ErrTooOld = errors.New("engine: sample too old for retention")
-)
-
-// SeriesError reports the samples of one series of a batch that Apply
-// refused.
-type SeriesError struct {
-	Series   int   // index in Batch.Series
-	Rejected int   // number of samples refused
-	Err      error // the first refusal; errors.Is one of ErrOutOfOrder, ErrDuplicateSample, ErrTooOld, ErrInvalidLabels
-}
-
-// Apply decodes and applies the write batch of log entry index. See
-// ApplyBatch. A batch that does not decode is refused the same way on every
-// replica: the index counts as applied and the error wraps ErrCorruptBatch.
-func (g *Group) Apply(index uint64, data []byte) ([]SeriesError, error) {
+// Apply decodes and applies the write batch of log entry index (an encoded
+// write.Batch, either version). See ApplyBatch. A batch that does not
+// decode is refused the same way on every replica: the index counts as
+// applied and the error wraps write.ErrCorrupt.
+func (g *Group) Apply(index uint64, data []byte) ([]write.Refusal, error) {
 	g.decodeMu.Lock()
 	defer g.decodeMu.Unlock()
-	b, err := g.decoder.decode(data)
+	b, err := g.decoder.Decode(data)
 	if err != nil {
 		if err2 := g.applyEmpty(index); err2 != nil {
 			return nil, err2
@@ -54,7 +34,7 @@ func (g *Group) Apply(index uint64, data []byte) ([]SeriesError, error) {
 
 // applyEmpty records index as applied without data.
 func (g *Group) applyEmpty(index uint64) error {
-	_, err := g.ApplyBatch(index, &Batch{})
+	_, err := g.ApplyBatch(index, &write.Batch{})
 	return err
 }
 
@@ -64,13 +44,13 @@ func (g *Group) applyEmpty(index uint64) error {
 //
 // Entries must come in increasing index order; an index at or below the
 // applied index is ignored (a replay). Per-sample refusals are returned as
-// SeriesErrors (sorted by series) and never stop the rest of the batch. A
+// write.Refusals (sorted by series) and never stop the rest of the batch. A
 // returned error is an I/O failure: the group is then unusable until the
 // store is reopened.
 //
 // Sealed chunks, new series and postings, and the applied index go to Pebble
 // in one atomic batch. Open chunks stay in memory until Checkpoint.
-func (g *Group) ApplyBatch(index uint64, b *Batch) ([]SeriesError, error) {
+func (g *Group) ApplyBatch(index uint64, b *write.Batch) ([]write.Refusal, error) {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
 	if g.db.closed() {
@@ -100,7 +80,7 @@ func (g *Group) ApplyBatch(index uint64, b *Batch) ([]SeriesError, error) {
 		return nil, g.fail(fmt.Errorf("apply entry %d: %w", index, err))
 	}
 
-	var errs []SeriesError
+	var errs []write.Refusal
 	if t != nil {
 		t.mu.Lock()
 		defer t.mu.Unlock()
@@ -154,8 +134,8 @@ type appender struct {
 	index   uint64 // of the entry being applied
 }
 
-func (a *appender) applyLocked(b *Batch) ([]SeriesError, error) {
-	var errs []SeriesError
+func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
+	var errs []write.Refusal
 	t, sc := a.t, a.scratch
 	opts := &a.g.db.opts
 	retMs := opts.Retention.Milliseconds()
@@ -170,21 +150,21 @@ func (a *appender) applyLocked(b *Batch) ([]SeriesError, error) {
 				return nil, err
 			}
 		}
-		var se SeriesError
+		var se write.Refusal
 		for j, smp := range bs.Samples {
 			var rej error
 			switch {
 			case retMs > 0 && smp.T < t.mu.maxT && uint64(t.mu.maxT-smp.T) > uint64(retMs):
-				rej = ErrTooOld
+				rej = write.ErrTooOld
 			case s != nil && t.hasLastLocked(s):
 				lt, lv := t.lastLocked(s)
 				switch {
 				case smp.T < lt:
-					rej = ErrOutOfOrder
+					rej = write.ErrOutOfOrder
 				case smp.T == lt && math.Float64bits(smp.V) == math.Float64bits(lv):
 					continue // an idempotent retry: accepted, nothing to do
 				case smp.T == lt:
-					rej = ErrDuplicateSample
+					rej = write.ErrDuplicateSample
 				}
 			}
 			if rej != nil {
@@ -195,9 +175,9 @@ func (a *appender) applyLocked(b *Batch) ([]SeriesError, error) {
 				continue
 			}
 			if s == nil {
-				// A new series: its labels are checked now (DecodeBatch
+				// A new series: its labels are checked now (write.Decode
 				// does not). Invalid ones refuse the series' samples.
-				if err := CheckLabels(bs.Labels); err != nil {
+				if err := write.CheckLabels(bs.Labels); err != nil {
 					if se.Rejected == 0 {
 						se.Err = err
 					}
@@ -292,7 +272,7 @@ func (a *appender) createLocked(h uint64, lbls []byte) (*memSeries, error) {
 
 // appendLocked appends an accepted sample to s, cutting the open chunk
 // first when it is full or the sample is in a later partition.
-func (a *appender) appendLocked(s *memSeries, smp Sample) error {
+func (a *appender) appendLocked(s *memSeries, smp write.Sample) error {
 	pw := a.g.db.partitionMs
 	n := s.head.NumSamples()
 	if n == 0 || smp.T >= s.partEnd {
@@ -482,7 +462,7 @@ func (a *appender) writePostings(s *memSeries, p uint32) error {
 		err = a.pb.Set(sc.key, nil, nil)
 	}
 	put("", "")
-	if err2 := forEachLabel(s.lbls, put); err2 != nil {
+	if err2 := write.ForEachLabel(s.lbls, put); err2 != nil {
 		return fmt.Errorf("postings of series %d: %w", s.id, err2)
 	}
 	return err

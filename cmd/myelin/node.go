@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +16,7 @@ import (
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/write"
 )
 
 // node is a single node: one engine and one Raft group of one replica.
@@ -27,35 +27,8 @@ type node struct {
 	eg      *engine.Group
 	rg      *raftgroup.Group
 	logger  *slog.Logger
-	entries entryEncoder
+	entries write.Encoder // log entries of write batches
 }
-
-// entryEncoder makes log entries of write batches. The entry is the
-// compressed batch: ~10x smaller for remote-write batches, whose label
-// sets repeat (engine.CompressBatch). Safe for concurrent use.
-type entryEncoder struct {
-	// bufs holds *[]byte buffers for encoding a batch before it is
-	// compressed into its log entry.
-	bufs sync.Pool
-}
-
-// encode returns b's log entry, newly allocated (raft keeps it).
-func (e *entryEncoder) encode(b *engine.Batch) []byte {
-	buf, _ := e.bufs.Get().(*[]byte)
-	if buf == nil {
-		buf = new([]byte)
-	}
-	*buf = engine.AppendBatch((*buf)[:0], b)
-	entry := engine.CompressBatch(nil, *buf)
-	if cap(*buf) <= maxPooledBatchBytes {
-		e.bufs.Put(buf)
-	}
-	return entry
-}
-
-// maxPooledBatchBytes: encode buffers that grew past this are dropped
-// rather than pooled.
-const maxPooledBatchBytes = 16 << 20
 
 // groupID is the only group of a single node.
 const groupID = 1
@@ -158,11 +131,18 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 
 // Write implements server.Writer: the batch is proposed to the group and
 // returns once committed and applied.
-func (n *node) Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
-	_, outcome, err := n.rg.Propose(ctx, n.entries.encode(b))
+func (n *node) Write(ctx context.Context, b *write.Batch) ([]write.Refusal, error) {
+	_, outcome, err := n.rg.Propose(ctx, n.entries.Entry(b))
 	switch {
 	case err == nil:
-		return decodeOutcome(outcome)
+		o, err := write.DecodeOutcome(outcome)
+		if err == nil {
+			err = o.Err
+		}
+		if err != nil {
+			return nil, err
+		}
+		return o.Refused, nil
 	case errors.Is(err, raftgroup.ErrNotLeader), errors.Is(err, raftgroup.ErrLeadershipLost),
 		errors.Is(err, raftgroup.ErrClosed):
 		return nil, fmt.Errorf("%w: %w", server.ErrUnavailable, err)
@@ -198,38 +178,18 @@ type engineApplier struct {
 
 var _ raftgroup.Applier = (*engineApplier)(nil)
 
-// Apply applies the batch; its refusals are the entry's outcome, encoded
-// for the proposer: 'R' and the refusals (engine.AppendSeriesErrors), or
-// 'E' and the text of an error that refused the whole entry.
+// Apply applies the batch; its refusals, or the error that refused the
+// whole entry, are the entry's outcome (write.AppendOutcome).
 func (a *engineApplier) Apply(index uint64, batch []byte) ([]byte, error) {
-	errs, err := a.g.Apply(index, batch)
+	refused, err := a.g.Apply(index, batch)
 	switch {
-	case err == nil && len(errs) == 0:
-		return nil, nil
 	case err == nil:
-		return engine.AppendSeriesErrors([]byte{'R'}, errs), nil
-	case errors.Is(err, engine.ErrCorruptBatch):
+		return write.AppendOutcome(nil, write.Outcome{Refused: refused}), nil
+	case errors.Is(err, write.ErrCorrupt):
 		// The same on every replica: the proposer's problem.
-		return append([]byte{'E'}, err.Error()...), nil
+		return write.AppendOutcome(nil, write.Outcome{Err: err}), nil
 	}
 	return nil, err
-}
-
-// decodeOutcome decodes an engineApplier outcome.
-func decodeOutcome(b []byte) ([]engine.SeriesError, error) {
-	switch {
-	case len(b) == 0:
-		return nil, nil
-	case b[0] == 'R':
-		errs, err := engine.DecodeSeriesErrors(b[1:])
-		if err != nil {
-			return nil, fmt.Errorf("decode apply outcome: %w", err)
-		}
-		return errs, nil
-	case b[0] == 'E':
-		return nil, errors.New(string(b[1:]))
-	}
-	return nil, fmt.Errorf("decode apply outcome %q: unknown kind", b[:1])
 }
 
 func (a *engineApplier) CheckpointIndex() uint64 { return a.checkpoint }

@@ -20,7 +20,7 @@
 //  3. For each req.Series[i]: lim.ValidateSeries(s) (ValidateLabels,
 //     faster) and lim.ValidateSamples(s.Labels, s.Samples, now); store the
 //     valid ones (without empty-valued labels) under s.Key, which for a
-//     valid series is the engine's encoding of that label set, and s.Hash;
+//     valid series is write's encoding of that label set, and s.Hash;
 //     count and report the rest (the first *SeriesError names its series).
 //  4. len(req.Exemplars), len(req.Histograms), len(req.Metadata): not
 //     stored yet; say so in the response or a metric.
