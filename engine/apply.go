@@ -20,16 +20,34 @@ import (
 // decode is refused the same way on every replica: the index counts as
 // applied and the error wraps write.ErrCorrupt.
 func (g *Group) Apply(index uint64, data []byte) ([]write.Refusal, error) {
+	o, err := g.apply(index, data)
+	if err == nil {
+		err = o.Err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return o.Refused, nil
+}
+
+// apply is Apply with what the entry refused as an Outcome: the
+// per-series refusals, or the decoding error that refused the whole
+// entry. The error return is only an I/O failure.
+func (g *Group) apply(index uint64, data []byte) (write.Outcome, error) {
 	g.decodeMu.Lock()
 	defer g.decodeMu.Unlock()
 	b, err := g.decoder.Decode(data)
 	if err != nil {
-		if err2 := g.applyEmpty(index); err2 != nil {
-			return nil, err2
+		if err := g.applyEmpty(index); err != nil {
+			return write.Outcome{}, err
 		}
-		return nil, fmt.Errorf("apply entry %d: %w", index, err)
+		return write.Outcome{Err: fmt.Errorf("apply entry %d: %w", index, err)}, nil
 	}
-	return g.ApplyBatch(index, b)
+	refused, err := g.ApplyBatch(index, b)
+	if err != nil {
+		return write.Outcome{}, err
+	}
+	return write.Outcome{Refused: refused}, nil
 }
 
 // applyEmpty records index as applied without data.

@@ -32,6 +32,13 @@
 //     its group with them and resumes at the snapshot's index.
 //  7. db.Close().
 //
+// Under Raft, NewApplier(g, from) is the group's raftgroup.Applier (cmd
+// wires it; engine does not import raftgroup): Apply returns step 3's
+// refusals, or the error that refused an undecodable entry, as an encoded
+// write.Outcome for the proposer, and only I/O failures as errors;
+// Checkpoint, Snapshot and Restore are steps 4 and 6 with the index each
+// covers.
+//
 // # Determinism
 //
 // Replicas that apply the same entries hold the same bytes after a

@@ -573,7 +573,7 @@ func (s *engineStorage) Open(g ring.GroupID) (raftgroup.Applier, error) {
 	s.mu.Lock()
 	s.groups[g] = eg
 	s.mu.Unlock()
-	return &engineApplier{g: eg, checkpoint: recovered}, nil
+	return engine.NewApplier(eg, recovered), nil
 }
 
 func (s *engineStorage) Close(g ring.GroupID) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,6 +28,9 @@ type node struct {
 	logger  *slog.Logger
 	entries write.Encoder // log entries of write batches
 }
+
+// The engine group is the state machine of its raft group.
+var _ raftgroup.Applier = (*engine.Applier)(nil)
 
 // groupID is the only group of a single node.
 const groupID = 1
@@ -105,7 +107,7 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 	rg, err := raftgroup.Open(raftgroup.Options{
 		Dir:     filepath.Join(cfg.dataDir, "raft", fmt.Sprint(groupID)),
 		ID:      fmt.Sprintf("node-1-group-%d", groupID),
-		Applier: &engineApplier{g: eg, checkpoint: recovered},
+		Applier: engine.NewApplier(eg, recovered),
 		// A group of one voter has nobody to hear from: its only wait is
 		// the election timeout at start, which a short timeout cuts from
 		// 1-2 s to a few hundred ms without risking spurious elections.
@@ -168,51 +170,4 @@ func (n *node) Close() error {
 	errs = append(errs, n.rg.Close())
 	errs = append(errs, n.db.Close())
 	return errors.Join(errs...)
-}
-
-// engineApplier is the raftgroup.Applier of an engine group.
-type engineApplier struct {
-	g          *engine.Group
-	checkpoint uint64 // the index OpenGroup recovered to
-}
-
-var _ raftgroup.Applier = (*engineApplier)(nil)
-
-// Apply applies the batch; its refusals, or the error that refused the
-// whole entry, are the entry's outcome (write.AppendOutcome).
-func (a *engineApplier) Apply(index uint64, batch []byte) ([]byte, error) {
-	refused, err := a.g.Apply(index, batch)
-	switch {
-	case err == nil:
-		return write.AppendOutcome(nil, write.Outcome{Refused: refused}), nil
-	case errors.Is(err, write.ErrCorrupt):
-		// The same on every replica: the proposer's problem.
-		return write.AppendOutcome(nil, write.Outcome{Err: err}), nil
-	}
-	return nil, err
-}
-
-func (a *engineApplier) CheckpointIndex() uint64 { return a.checkpoint }
-
-// Checkpoint reads the applied index before checkpointing: read after, it
-// could name entries applied during the checkpoint that it does not hold.
-func (a *engineApplier) Checkpoint() (uint64, error) {
-	idx := a.g.AppliedIndex()
-	return idx, a.g.Checkpoint()
-}
-
-// Snapshot streams the group's state for a replica that is behind the
-// leader's log (engine.Group.SnapshotIndex: a checkpoint, then every key
-// of the group from a Pebble snapshot).
-func (a *engineApplier) Snapshot(w io.Writer) (uint64, error) {
-	return a.g.SnapshotIndex(w)
-}
-
-// Restore replaces the group's state with a leader's stream; the group is
-// then at the index the stream covers.
-func (a *engineApplier) Restore(r io.Reader) (uint64, error) {
-	if err := a.g.Restore(r); err != nil {
-		return 0, fmt.Errorf("%w: %w", raftgroup.ErrApplierFailed, err)
-	}
-	return a.g.AppliedIndex(), nil
 }
