@@ -91,7 +91,10 @@
 // carried, stored without re-encoding. hash is xxhash64 of labels, equal
 // to labels.StableHash; the 'h' keys find a series by label set (a prefix
 // scan of 8+8-byte keys, then the labels compared, so a hash collision
-// only costs a read).
+// only costs a read). TestKeySchemaGolden freezes the schema: it applies
+// fixed entries and compares every key and value of the store with
+// testdata/keyschema.golden (rewritten with -rewrite, with a
+// formatVersion bump and this doc).
 //
 // Format version: [g][0]'f' holds the group's format byte (2), written
 // when the group is created. OpenGroup refuses a group with another

@@ -22,7 +22,7 @@ import (
 	"github.com/myelindb/myelin/write"
 )
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/scenarios")
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/scenarios and testdata/keyschema.golden")
 
 // TestScenarios runs the command scripts in testdata/scenarios. A script is
 // a list of cases separated by blank lines; a case is a command line, input
