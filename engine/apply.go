@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/internal/invariants"
 	"github.com/myelindb/myelin/write"
 )
 
@@ -83,6 +84,10 @@ func (g *Group) ApplyBatch(index uint64, b *write.Batch) ([]write.Refusal, error
 		g.mu.Unlock()
 		return nil, nil
 	}
+	// INVARIANT: the applied index strictly increases, and the stored
+	// one ('a') never goes down: during a replay it stays at the index
+	// the store reached before the crash, which the replayed entries
+	// rewrite with the same keys and values.
 	// Indexed: a merge of sealed chunks reads the chunks sealed earlier in
 	// the same entry.
 	pb := g.db.pdb.NewIndexedBatch()
@@ -118,6 +123,9 @@ func (g *Group) ApplyBatch(index uint64, b *write.Batch) ([]write.Refusal, error
 		return nil, g.fail(fmt.Errorf("commit entry %d: %w", index, err))
 	}
 	g.mu.Lock()
+	if invariants.Enabled && (index <= g.mu.applied || stored < g.mu.stored || stored < index) {
+		panic(fmt.Sprintf("BUG: group %d: entry %d applied after %d, stored index %d after %d", g.id, index, g.mu.applied, stored, g.mu.stored))
+	}
 	g.mu.applied, g.mu.stored = index, stored
 	g.mu.Unlock()
 	return errs, nil
@@ -275,6 +283,13 @@ func (a *appender) lookupStoredLocked(h uint64, lbls []byte) (*memSeries, error)
 // hash entry.
 func (a *appender) createLocked(h uint64, lbls []byte) (*memSeries, error) {
 	t, sc := a.t, a.scratch
+	// INVARIANT: series ids are allocated in apply order, from 1, and
+	// never reused: nextID is past every id in Pebble (it is stored with
+	// every batch that creates a series, and a replayed entry finds the
+	// series it created by label hash instead of creating it again).
+	if invariants.Enabled {
+		a.checkNewID(t.mu.nextID)
+	}
 	s := &memSeries{id: t.mu.nextID, lbls: string(lbls)}
 	t.mu.nextID++
 	s.head.Reset(nil)
@@ -288,8 +303,29 @@ func (a *appender) createLocked(h uint64, lbls []byte) (*memSeries, error) {
 	return s, nil
 }
 
+// checkNewID panics unless id is a fresh series id of the tenant: not 0
+// and without a series key, in Pebble or earlier in this entry.
+func (a *appender) checkNewID(id uint64) {
+	_, closer, err := a.pb.Get(a.t.ks.seriesKey(nil, id))
+	switch {
+	case err == nil:
+		closer.Close()
+		panic(fmt.Sprintf("BUG: tenant %q: new series id %d is in use", a.t.name, id))
+	case !errors.Is(err, pebble.ErrNotFound):
+		panic(fmt.Sprintf("BUG: tenant %q: check series id %d: %v", a.t.name, id, err))
+	case id == 0:
+		panic(fmt.Sprintf("BUG: tenant %q: series id 0", a.t.name))
+	}
+}
+
 // appendLocked appends an accepted sample to s, cutting the open chunk
 // first when it is full or the sample is in a later partition.
+//
+// INVARIANT: the samples appended to a head chunk have strictly
+// increasing timestamps (applyLocked refuses older and equal ones; XOR
+// Append checks it again, for the price of a compare) and lie in the
+// partition of its first one, s.mint (a sample at or after s.partEnd
+// cuts the chunk first).
 func (a *appender) appendLocked(s *memSeries, smp write.Sample) error {
 	pw := a.g.db.partitionMs
 	n := s.head.NumSamples()
@@ -312,6 +348,9 @@ func (a *appender) appendLocked(s *memSeries, smp write.Sample) error {
 			return err
 		}
 		s.mint = smp.T
+	}
+	if invariants.Enabled && (smp.T < s.mint || smp.T >= s.partEnd || partitionOf(smp.T, pw) != partitionOf(s.mint, pw)) {
+		panic(fmt.Sprintf("BUG: series %d: sample at %d outside the head chunk's partition [%d, %d)", s.id, smp.T, s.mint, s.partEnd))
 	}
 	if err := s.head.Append(smp.T, smp.V); err != nil {
 		panic(fmt.Sprintf("BUG: append checked sample %d to series %d: %v", smp.T, s.id, err))
@@ -360,8 +399,14 @@ func (a *appender) sealLocked(s *memSeries, final bool) error {
 		s.run++
 	}
 	sc.val = binary.AppendUvarint(sc.val[:0], uint64(maxt-mint))
+	hdr := len(sc.val)
 	if sc.val, err = chunkenc.Encode(sc.val, opts.SealEncoding, sc.ts, sc.vs); err != nil {
 		return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
+	}
+	// INVARIANT: a sealed chunk decodes back to the samples it was built
+	// from, which run from its key's mint to the maxt in its value.
+	if invariants.Enabled {
+		checkSealed(s.id, sc.val[hdr:], mint, maxt, sc.ts, sc.vs)
 	}
 	if err := a.pb.Set(a.t.ks.chunkKey(sc.key[:0], p, s.id, mint), sc.val, nil); err != nil {
 		return err
@@ -415,6 +460,25 @@ func (a *appender) mergeRunLocked(s *memSeries, p uint32) error {
 	}
 	sc.mts, sc.mvs, sc.ts, sc.vs = sc.ts, sc.vs, mts, mvs
 	return nil
+}
+
+// checkSealed panics unless chunk holds exactly the samples ts, vs (value
+// bits compared), from mint to maxt.
+func checkSealed(id uint64, chunk []byte, mint, maxt int64, ts []int64, vs []float64) {
+	gts, gvs, err := chunkenc.Decode(nil, nil, chunk)
+	if err != nil {
+		panic(fmt.Sprintf("BUG: sealed chunk of series %d does not decode: %v", id, err))
+	}
+	if len(ts) == 0 || ts[0] != mint || ts[len(ts)-1] != maxt {
+		panic(fmt.Sprintf("BUG: sealed chunk of series %d: %d samples, key says [%d, %d]", id, len(ts), mint, maxt))
+	}
+	same := len(gts) == len(ts)
+	for i := 0; same && i < len(ts); i++ {
+		same = gts[i] == ts[i] && math.Float64bits(gvs[i]) == math.Float64bits(vs[i])
+	}
+	if !same {
+		panic(fmt.Sprintf("BUG: sealed chunk of series %d decodes to %d other samples than the %d it was built from", id, len(gts), len(ts)))
+	}
 }
 
 func strictlyIncreasing(ts []int64) bool {

@@ -61,6 +61,8 @@ type tenant struct {
 		// numSeries counts series in byHash.
 		numSeries int
 		// nextID is the id of the next new series. Series ids start at 1.
+		// INVARIANT: above every series id of the tenant, in the head or
+		// in Pebble (createLocked checks it under the invariants tag).
 		nextID uint64
 		// maxT is the newest accepted sample time; retention is relative
 		// to it, not to the wall clock.
