@@ -8,8 +8,9 @@
 // golden tests (testdata/, rewritten with -rewrite), and a change updates
 // this doc, the version and the golden file together. It is pure: it does
 // no I/O and imports only the standard library,
-// github.com/klauspost/compress and Prometheus's model/labels (an arch test
-// enforces it). It knows nothing of Pebble, Raft or HTTP.
+// github.com/klauspost/compress, Prometheus's model/labels and the
+// module's internal/invariants (an arch test enforces it). It knows
+// nothing of Pebble, Raft or HTTP.
 //
 // # Caller protocol
 //
