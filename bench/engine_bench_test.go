@@ -50,6 +50,7 @@ import (
 
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/internal/tsdata"
+	"github.com/myelindb/myelin/write"
 )
 
 var (
@@ -198,10 +199,10 @@ func (w workload) labels() []labels.Labels {
 // fill sets scrape[i] to the k-th sample of series i: the recorded values
 // cycled, every 15s, each instance copy shifted by a fixed offset within the
 // interval so copies do not all share timestamps.
-func (w workload) fill(scrape []engine.Sample, k int) {
+func (w workload) fill(scrape []write.Sample, k int) {
 	for i := range scrape {
 		s, c := w.copyOf(i)
-		scrape[i] = engine.Sample{
+		scrape[i] = write.Sample{
 			T: baseMs + int64(k)*scrapeMs + int64(c*7919%scrapeMs),
 			V: s.v[k%len(s.v)],
 		}
@@ -225,7 +226,7 @@ type store interface {
 
 type storeKind struct {
 	name string
-	open func(dir string, lsets []labels.Labels, scrape []engine.Sample) (store, error)
+	open func(dir string, lsets []labels.Labels, scrape []write.Sample) (store, error)
 }
 
 var storeKinds = []storeKind{
@@ -237,12 +238,12 @@ type myelinStore struct {
 	db      *engine.DB
 	g       *engine.Group
 	index   uint64
-	batches []*engine.Batch
+	batches []*write.Batch
 }
 
 // openMyelin opens a store in dir and builds the write batches of a scrape
 // once: they point into scrape, so refilling scrape refills them.
-func openMyelin(dir string, lsets []labels.Labels, scrape []engine.Sample) (store, error) {
+func openMyelin(dir string, lsets []labels.Labels, scrape []write.Sample) (store, error) {
 	db, err := engine.Open(engine.Options{Dir: dir})
 	if err != nil {
 		return nil, err
@@ -253,7 +254,7 @@ func openMyelin(dir string, lsets []labels.Labels, scrape []engine.Sample) (stor
 	}
 	s := &myelinStore{db: db, g: g, index: from}
 	for lo := 0; lo < len(lsets); lo += batchSeries {
-		bb := engine.NewBatchBuilder(benchTenant)
+		bb := write.NewBuilder(benchTenant)
 		for i := lo; i < min(lo+batchSeries, len(lsets)); i++ {
 			if err := bb.Add(lsets[i], scrape[i:i+1:i+1]); err != nil {
 				return nil, errors.Join(err, db.Close())
@@ -297,12 +298,12 @@ func (s *myelinStore) close() error { return s.db.Close() }
 type promStore struct {
 	db     *tsdb.DB
 	lsets  []labels.Labels
-	scrape []engine.Sample
+	scrape []write.Sample
 }
 
 // openProm opens a tsdb as a Prometheus server with default flags opens
 // it (see openPromWith).
-func openProm(dir string, lsets []labels.Labels, scrape []engine.Sample) (store, error) {
+func openProm(dir string, lsets []labels.Labels, scrape []write.Sample) (store, error) {
 	return openPromWith(dir, lsets, scrape, nil)
 }
 
@@ -313,7 +314,7 @@ func openProm(dir string, lsets []labels.Labels, scrape []engine.Sample) (store,
 // library's DefaultOptions delete data past 15 days (a 30-day select
 // read half the samples) and never compact blocks past 2h, where the
 // server compacts up to a tenth of its retention (36h at 15 days).
-func openPromWith(dir string, lsets []labels.Labels, scrape []engine.Sample, set func(*tsdb.Options)) (store, error) {
+func openPromWith(dir string, lsets []labels.Labels, scrape []write.Sample, set func(*tsdb.Options)) (store, error) {
 	opts := tsdb.DefaultOptions()
 	opts.RetentionDuration = 0
 	opts.MaxBlockDuration = (36 * time.Hour).Milliseconds()
@@ -368,7 +369,7 @@ func (s *promStore) blocks() (dirs []string, samples int64) {
 }
 
 // ingest appends scrapes [0, n) of w, each scrape filled outside the timer.
-func ingest(b *testing.B, st store, w workload, scrape []engine.Sample, n int) {
+func ingest(b *testing.B, st store, w workload, scrape []write.Sample, n int) {
 	for k := range n {
 		b.StopTimer()
 		w.fill(scrape, k)
@@ -386,7 +387,7 @@ func ingest(b *testing.B, st store, w workload, scrape []engine.Sample, n int) {
 func BenchmarkEngineApply(b *testing.B) {
 	w := newWorkload(b, *engineSeries)
 	lsets := w.labels()
-	scrape := make([]engine.Sample, w.n)
+	scrape := make([]write.Sample, w.n)
 	for _, kind := range storeKinds {
 		b.Run(kind.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -419,7 +420,7 @@ func BenchmarkEngineApply(b *testing.B) {
 // Prometheus's mmapped head chunks.
 func BenchmarkEngineHeadBytes(b *testing.B) {
 	w := newWorkload(b, *engineSeries)
-	scrape := make([]engine.Sample, w.n)
+	scrape := make([]write.Sample, w.n)
 	for _, kind := range storeKinds {
 		b.Run(kind.name, func(b *testing.B) {
 			var perSeries float64
@@ -468,7 +469,7 @@ func openDay(b *testing.B, kind storeKind, dir string) *dayStore {
 	scrapes := *engineSelectDays * dayScrapes
 	w := newWorkload(b, *engineSelectSeries)
 	lsets := w.labels()
-	scrape := make([]engine.Sample, w.n)
+	scrape := make([]write.Sample, w.n)
 	st, err := kind.open(dir, lsets, scrape)
 	if err != nil {
 		b.Fatal(err)
@@ -681,8 +682,8 @@ func dirBytes(dir, suffix string) (int64, error) {
 func BenchmarkEngineRestart(b *testing.B) {
 	w := newWorkload(b, *engineSeries)
 	lsets := w.labels()
-	scrape := make([]engine.Sample, w.n)
-	promSnapshot := func(dir string, lsets []labels.Labels, scrape []engine.Sample) (store, error) {
+	scrape := make([]write.Sample, w.n)
+	promSnapshot := func(dir string, lsets []labels.Labels, scrape []write.Sample) (store, error) {
 		return openPromWith(dir, lsets, scrape, func(o *tsdb.Options) { o.EnableMemorySnapshotOnShutdown = true })
 	}
 	for _, kind := range append(storeKinds[:len(storeKinds):len(storeKinds)], storeKind{"prometheus-snapshot", promSnapshot}) {

@@ -12,49 +12,48 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/internal/invariants"
+	"github.com/myelindb/myelin/write"
 )
 
-// Per-sample rejections, with Prometheus's meaning. Apply reports them in
-// SeriesError; they never fail the batch.
-var (
-	// ErrOutOfOrder: the sample is older than the series' newest sample.
-	ErrOutOfOrder = errors.New("engine: out-of-order sample")
-	// ErrDuplicateSample: the series has a sample at this timestamp with a
-	// different value. (Same timestamp and same value bits is accepted: a
-	// retried write is idempotent.)
-	ErrDuplicateSample = errors.New("engine: duplicate sample for timestamp")
-	// ErrTooOld: the sample is older than the tenant's newest sample minus
-	// Options.Retention.
-	ErrTooOld = errors.New("engine: sample too old for retention")
-)
-
-// SeriesError reports the samples of one series of a batch that Apply
-// refused.
-type SeriesError struct {
-	Series   int   // index in Batch.Series
-	Rejected int   // number of samples refused
-	Err      error // the first refusal; errors.Is one of ErrOutOfOrder, ErrDuplicateSample, ErrTooOld, ErrInvalidLabels
+// Apply decodes and applies the write batch of log entry index (an encoded
+// write.Batch, either version). See ApplyBatch. A batch that does not
+// decode is refused the same way on every replica: the index counts as
+// applied and the error wraps write.ErrCorrupt.
+func (g *Group) Apply(index uint64, data []byte) ([]write.Refusal, error) {
+	o, err := g.apply(index, data)
+	if err == nil {
+		err = o.Err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return o.Refused, nil
 }
 
-// Apply decodes and applies the write batch of log entry index. See
-// ApplyBatch. A batch that does not decode is refused the same way on every
-// replica: the index counts as applied and the error wraps ErrCorruptBatch.
-func (g *Group) Apply(index uint64, data []byte) ([]SeriesError, error) {
+// apply is Apply with what the entry refused as an Outcome: the
+// per-series refusals, or the decoding error that refused the whole
+// entry. The error return is only an I/O failure.
+func (g *Group) apply(index uint64, data []byte) (write.Outcome, error) {
 	g.decodeMu.Lock()
 	defer g.decodeMu.Unlock()
-	b, err := g.decoder.decode(data)
+	b, err := g.decoder.Decode(data)
 	if err != nil {
-		if err2 := g.applyEmpty(index); err2 != nil {
-			return nil, err2
+		if err := g.applyEmpty(index); err != nil {
+			return write.Outcome{}, err
 		}
-		return nil, fmt.Errorf("apply entry %d: %w", index, err)
+		return write.Outcome{Err: fmt.Errorf("apply entry %d: %w", index, err)}, nil
 	}
-	return g.ApplyBatch(index, b)
+	refused, err := g.ApplyBatch(index, b)
+	if err != nil {
+		return write.Outcome{}, err
+	}
+	return write.Outcome{Refused: refused}, nil
 }
 
 // applyEmpty records index as applied without data.
 func (g *Group) applyEmpty(index uint64) error {
-	_, err := g.ApplyBatch(index, &Batch{})
+	_, err := g.ApplyBatch(index, &write.Batch{})
 	return err
 }
 
@@ -64,13 +63,13 @@ func (g *Group) applyEmpty(index uint64) error {
 //
 // Entries must come in increasing index order; an index at or below the
 // applied index is ignored (a replay). Per-sample refusals are returned as
-// SeriesErrors (sorted by series) and never stop the rest of the batch. A
+// write.Refusals (sorted by series) and never stop the rest of the batch. A
 // returned error is an I/O failure: the group is then unusable until the
 // store is reopened.
 //
 // Sealed chunks, new series and postings, and the applied index go to Pebble
 // in one atomic batch. Open chunks stay in memory until Checkpoint.
-func (g *Group) ApplyBatch(index uint64, b *Batch) ([]SeriesError, error) {
+func (g *Group) ApplyBatch(index uint64, b *write.Batch) ([]write.Refusal, error) {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
 	if g.db.closed() {
@@ -85,6 +84,10 @@ func (g *Group) ApplyBatch(index uint64, b *Batch) ([]SeriesError, error) {
 		g.mu.Unlock()
 		return nil, nil
 	}
+	// INVARIANT: the applied index strictly increases, and the stored
+	// one ('a') never goes down: during a replay it stays at the index
+	// the store reached before the crash, which the replayed entries
+	// rewrite with the same keys and values.
 	// Indexed: a merge of sealed chunks reads the chunks sealed earlier in
 	// the same entry.
 	pb := g.db.pdb.NewIndexedBatch()
@@ -100,7 +103,7 @@ func (g *Group) ApplyBatch(index uint64, b *Batch) ([]SeriesError, error) {
 		return nil, g.fail(fmt.Errorf("apply entry %d: %w", index, err))
 	}
 
-	var errs []SeriesError
+	var errs []write.Refusal
 	if t != nil {
 		t.mu.Lock()
 		defer t.mu.Unlock()
@@ -120,6 +123,9 @@ func (g *Group) ApplyBatch(index uint64, b *Batch) ([]SeriesError, error) {
 		return nil, g.fail(fmt.Errorf("commit entry %d: %w", index, err))
 	}
 	g.mu.Lock()
+	if invariants.Enabled && (index <= g.mu.applied || stored < g.mu.stored || stored < index) {
+		panic(fmt.Sprintf("BUG: group %d: entry %d applied after %d, stored index %d after %d", g.id, index, g.mu.applied, stored, g.mu.stored))
+	}
 	g.mu.applied, g.mu.stored = index, stored
 	g.mu.Unlock()
 	return errs, nil
@@ -154,8 +160,8 @@ type appender struct {
 	index   uint64 // of the entry being applied
 }
 
-func (a *appender) applyLocked(b *Batch) ([]SeriesError, error) {
-	var errs []SeriesError
+func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
+	var errs []write.Refusal
 	t, sc := a.t, a.scratch
 	opts := &a.g.db.opts
 	retMs := opts.Retention.Milliseconds()
@@ -170,21 +176,21 @@ func (a *appender) applyLocked(b *Batch) ([]SeriesError, error) {
 				return nil, err
 			}
 		}
-		var se SeriesError
+		var se write.Refusal
 		for j, smp := range bs.Samples {
 			var rej error
 			switch {
 			case retMs > 0 && smp.T < t.mu.maxT && uint64(t.mu.maxT-smp.T) > uint64(retMs):
-				rej = ErrTooOld
+				rej = write.ErrTooOld
 			case s != nil && t.hasLastLocked(s):
 				lt, lv := t.lastLocked(s)
 				switch {
 				case smp.T < lt:
-					rej = ErrOutOfOrder
+					rej = write.ErrOutOfOrder
 				case smp.T == lt && math.Float64bits(smp.V) == math.Float64bits(lv):
 					continue // an idempotent retry: accepted, nothing to do
 				case smp.T == lt:
-					rej = ErrDuplicateSample
+					rej = write.ErrDuplicateSample
 				}
 			}
 			if rej != nil {
@@ -195,9 +201,9 @@ func (a *appender) applyLocked(b *Batch) ([]SeriesError, error) {
 				continue
 			}
 			if s == nil {
-				// A new series: its labels are checked now (DecodeBatch
+				// A new series: its labels are checked now (write.Decode
 				// does not). Invalid ones refuse the series' samples.
-				if err := CheckLabels(bs.Labels); err != nil {
+				if err := write.CheckLabels(bs.Labels); err != nil {
 					if se.Rejected == 0 {
 						se.Err = err
 					}
@@ -277,6 +283,13 @@ func (a *appender) lookupStoredLocked(h uint64, lbls []byte) (*memSeries, error)
 // hash entry.
 func (a *appender) createLocked(h uint64, lbls []byte) (*memSeries, error) {
 	t, sc := a.t, a.scratch
+	// INVARIANT: series ids are allocated in apply order, from 1, and
+	// never reused: nextID is past every id in Pebble (it is stored with
+	// every batch that creates a series, and a replayed entry finds the
+	// series it created by label hash instead of creating it again).
+	if invariants.Enabled {
+		a.checkNewID(t.mu.nextID)
+	}
 	s := &memSeries{id: t.mu.nextID, lbls: string(lbls)}
 	t.mu.nextID++
 	s.head.Reset(nil)
@@ -290,9 +303,30 @@ func (a *appender) createLocked(h uint64, lbls []byte) (*memSeries, error) {
 	return s, nil
 }
 
+// checkNewID panics unless id is a fresh series id of the tenant: not 0
+// and without a series key, in Pebble or earlier in this entry.
+func (a *appender) checkNewID(id uint64) {
+	_, closer, err := a.pb.Get(a.t.ks.seriesKey(nil, id))
+	switch {
+	case err == nil:
+		closer.Close()
+		panic(fmt.Sprintf("BUG: tenant %q: new series id %d is in use", a.t.name, id))
+	case !errors.Is(err, pebble.ErrNotFound):
+		panic(fmt.Sprintf("BUG: tenant %q: check series id %d: %v", a.t.name, id, err))
+	case id == 0:
+		panic(fmt.Sprintf("BUG: tenant %q: series id 0", a.t.name))
+	}
+}
+
 // appendLocked appends an accepted sample to s, cutting the open chunk
 // first when it is full or the sample is in a later partition.
-func (a *appender) appendLocked(s *memSeries, smp Sample) error {
+//
+// INVARIANT: the samples appended to a head chunk have strictly
+// increasing timestamps (applyLocked refuses older and equal ones; XOR
+// Append checks it again, for the price of a compare) and lie in the
+// partition of its first one, s.mint (a sample at or after s.partEnd
+// cuts the chunk first).
+func (a *appender) appendLocked(s *memSeries, smp write.Sample) error {
 	pw := a.g.db.partitionMs
 	n := s.head.NumSamples()
 	if n == 0 || smp.T >= s.partEnd {
@@ -314,6 +348,9 @@ func (a *appender) appendLocked(s *memSeries, smp Sample) error {
 			return err
 		}
 		s.mint = smp.T
+	}
+	if invariants.Enabled && (smp.T < s.mint || smp.T >= s.partEnd || partitionOf(smp.T, pw) != partitionOf(s.mint, pw)) {
+		panic(fmt.Sprintf("BUG: series %d: sample at %d outside the head chunk's partition [%d, %d)", s.id, smp.T, s.mint, s.partEnd))
 	}
 	if err := s.head.Append(smp.T, smp.V); err != nil {
 		panic(fmt.Sprintf("BUG: append checked sample %d to series %d: %v", smp.T, s.id, err))
@@ -362,8 +399,14 @@ func (a *appender) sealLocked(s *memSeries, final bool) error {
 		s.run++
 	}
 	sc.val = binary.AppendUvarint(sc.val[:0], uint64(maxt-mint))
+	hdr := len(sc.val)
 	if sc.val, err = chunkenc.Encode(sc.val, opts.SealEncoding, sc.ts, sc.vs); err != nil {
 		return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
+	}
+	// INVARIANT: a sealed chunk decodes back to the samples it was built
+	// from, which run from its key's mint to the maxt in its value.
+	if invariants.Enabled {
+		checkSealed(s.id, sc.val[hdr:], mint, maxt, sc.ts, sc.vs)
 	}
 	if err := a.pb.Set(a.t.ks.chunkKey(sc.key[:0], p, s.id, mint), sc.val, nil); err != nil {
 		return err
@@ -417,6 +460,25 @@ func (a *appender) mergeRunLocked(s *memSeries, p uint32) error {
 	}
 	sc.mts, sc.mvs, sc.ts, sc.vs = sc.ts, sc.vs, mts, mvs
 	return nil
+}
+
+// checkSealed panics unless chunk holds exactly the samples ts, vs (value
+// bits compared), from mint to maxt.
+func checkSealed(id uint64, chunk []byte, mint, maxt int64, ts []int64, vs []float64) {
+	gts, gvs, err := chunkenc.Decode(nil, nil, chunk)
+	if err != nil {
+		panic(fmt.Sprintf("BUG: sealed chunk of series %d does not decode: %v", id, err))
+	}
+	if len(ts) == 0 || ts[0] != mint || ts[len(ts)-1] != maxt {
+		panic(fmt.Sprintf("BUG: sealed chunk of series %d: %d samples, key says [%d, %d]", id, len(ts), mint, maxt))
+	}
+	same := len(gts) == len(ts)
+	for i := 0; same && i < len(ts); i++ {
+		same = gts[i] == ts[i] && math.Float64bits(gvs[i]) == math.Float64bits(vs[i])
+	}
+	if !same {
+		panic(fmt.Sprintf("BUG: sealed chunk of series %d decodes to %d other samples than the %d it was built from", id, len(gts), len(ts)))
+	}
 }
 
 func strictlyIncreasing(ts []int64) bool {
@@ -482,7 +544,7 @@ func (a *appender) writePostings(s *memSeries, p uint32) error {
 		err = a.pb.Set(sc.key, nil, nil)
 	}
 	put("", "")
-	if err2 := forEachLabel(s.lbls, put); err2 != nil {
+	if err2 := write.ForEachLabel(s.lbls, put); err2 != nil {
 		return fmt.Errorf("postings of series %d: %w", s.id, err2)
 	}
 	return err

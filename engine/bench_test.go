@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/write"
 )
 
 // benchLabels returns n realistic label sets: 10 labels, ~180 bytes.
@@ -41,11 +42,11 @@ func benchBatches(b *testing.B, lsets []labels.Labels, rounds, per int) [][]byte
 	for r := range rounds {
 		ts := int64(1_700_000_000_000) + int64(r)*15000
 		for lo := 0; lo < len(lsets); lo += per {
-			bb := NewBatchBuilder("bench")
+			bb := write.NewBuilder("bench")
 			for i := lo; i < min(lo+per, len(lsets)); i++ {
-				require.NoError(b, bb.Add(lsets[i], []Sample{{ts, float64(r*i%1000) * 1.5}}))
+				require.NoError(b, bb.Add(lsets[i], []write.Sample{{T: ts, V: float64(r*i%1000) * 1.5}}))
 			}
-			out = append(out, AppendBatch(nil, bb.Batch()))
+			out = append(out, write.Append(nil, bb.Batch()))
 		}
 	}
 	return out
@@ -113,9 +114,9 @@ func BenchmarkHeadBytesPerSeries(b *testing.B) {
 				for s := range samplesPer {
 					ts := int64(1_700_000_000_000) + int64(s)*15000
 					for lo := 0; lo < nSeries; lo += 5000 {
-						bb := NewBatchBuilder("bench")
+						bb := write.NewBuilder("bench")
 						for i := lo; i < lo+5000; i++ {
-							require.NoError(b, bb.Add(lsets[i], []Sample{{ts, float64(i*s%977) * 0.25}}))
+							require.NoError(b, bb.Add(lsets[i], []write.Sample{{T: ts, V: float64(i*s%977) * 0.25}}))
 						}
 						idx++
 						_, err := g.ApplyBatch(idx, bb.Batch())
@@ -135,20 +136,6 @@ func BenchmarkHeadBytesPerSeries(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodeBatch decodes a remote-write shaped batch: 1000 series of
-// 10 labels, one sample each.
-func BenchmarkDecodeBatch(b *testing.B) {
-	enc := benchBatches(b, benchLabels(1000), 1, 1000)[0]
-	b.SetBytes(int64(len(enc)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := DecodeBatch(enc); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/series")
-}
-
 // BenchmarkSelect selects and fully iterates 1 and 1000 series over 4h of
 // 15s samples (960 per series, 8 sealed chunks and the open one).
 func BenchmarkSelect(b *testing.B) {
@@ -161,9 +148,9 @@ func BenchmarkSelect(b *testing.B) {
 	require.NoError(b, err)
 	t0 := int64(1_700_000_000_000) / 86_400_000 * 86_400_000
 	for r := range rounds {
-		bb := NewBatchBuilder("bench")
+		bb := write.NewBuilder("bench")
 		for i, l := range lsets {
-			require.NoError(b, bb.Add(l, []Sample{{t0 + int64(r)*15000, float64((r * i) % 1000)}}))
+			require.NoError(b, bb.Add(l, []write.Sample{{T: t0 + int64(r)*15000, V: float64((r * i) % 1000)}}))
 		}
 		_, err := g.ApplyBatch(uint64(r+1), bb.Batch())
 		require.NoError(b, err)

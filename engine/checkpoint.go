@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/myelindb/myelin/internal/invariants"
 )
 
 // Checkpoint makes everything applied so far survive a restart: it writes
@@ -39,6 +41,12 @@ func (g *Group) checkpointLocked() error {
 		return err
 	}
 	applied := g.mu.applied
+	// INVARIANT: the checkpoint index ('k') is at or below the stored
+	// applied index ('a'): a recovered group never claims an entry whose
+	// sealed chunks and series the store does not hold.
+	if invariants.Enabled && applied > g.mu.stored {
+		panic(fmt.Sprintf("BUG: group %d: checkpoint at %d above the stored applied index %d", g.id, applied, g.mu.stored))
+	}
 	ts := make([]*tenant, 0, len(g.mu.tenants))
 	for _, t := range g.mu.tenants {
 		ts = append(ts, t)
@@ -101,6 +109,19 @@ func (g *Group) checkpointLocked() error {
 		clear(t.mu.dirty)
 		t.mu.dirty = t.mu.dirty[:0]
 		t.mu.evictedOpen = t.mu.evictedOpen[:0]
+		// INVARIANT: after a checkpoint no series in the head is dirty:
+		// every open chunk that changed since the previous checkpoint is
+		// in its 'o' key (a change puts the series on the dirty list,
+		// markDirtyLocked).
+		if invariants.Enabled {
+			for _, s := range t.mu.byHash {
+				for ; s != nil; s = s.next {
+					if s.dirty {
+						panic(fmt.Sprintf("BUG: tenant %q: series %d dirty after a checkpoint", t.name, s.id))
+					}
+				}
+			}
+		}
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/write"
 )
 
 func crashOptions(dir string) Options {
@@ -40,7 +42,7 @@ func TestCrashChild(t *testing.T) {
 	require.NoError(t, err)
 	fmt.Printf("recovered %d\n", from)
 	for i := from; i < uint64(len(batches)); i++ {
-		_, err := g.Apply(i+1, AppendBatch(nil, batches[i]))
+		_, err := g.Apply(i+1, write.Append(nil, batches[i]))
 		require.NoError(t, err)
 		if (i+1)%40 == 0 {
 			require.NoError(t, g.Checkpoint())

@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/write"
 )
 
 // DB is the store of one node: one Pebble database holding the data of all
@@ -116,7 +117,7 @@ type Group struct {
 	// decodeMu guards decoder, whose batch is valid until the next
 	// decode; Apply holds it for the whole call.
 	decodeMu sync.Mutex
-	decoder  batchDecoder
+	decoder  write.Decoder
 	// applyMu serializes Apply and Checkpoint.
 	applyMu sync.Mutex
 	scratch applyScratch // guarded by applyMu
@@ -237,7 +238,7 @@ func newTenant(name string, ks keyspace) *tenant {
 	t.mu.nextID = 1
 	t.mu.maxT = minTime
 	t.mu.allInHead = true
-	t.mu.lastOfEmpty = map[*memSeries]Sample{}
+	t.mu.lastOfEmpty = map[*memSeries]write.Sample{}
 	t.mu.evictEpoch = math.MinInt64 // = evictEpoch(minTime), as after a restart
 	return t
 }

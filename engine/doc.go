@@ -3,11 +3,12 @@
 // and postings in one Pebble database, and answers selects for PromQL as a
 // storage.Querier.
 //
-// It owns the Pebble key schema, the write batch encoding, chunk cutting,
-// and the checkpoint/recovery protocol. It must not import server or
-// raftgroup (an arch test enforces it), must not read the clock or use
-// randomness on the apply path, and must not depend on map iteration order
-// for anything it writes.
+// It owns the Pebble key schema, chunk cutting, and the checkpoint and
+// recovery protocol. The write batches it applies, the label set encoding
+// it stores and the refusals it reports are package write's (formats in
+// write/doc.go). It must not import server or raftgroup (an arch test
+// enforces it), must not read the clock or use randomness on the apply
+// path, and must not depend on map iteration order for anything it writes.
 //
 // # Caller protocol (one Raft group replica)
 //
@@ -15,10 +16,13 @@
 //  2. g, from, err := db.OpenGroup(id) loads the group's last checkpoint and
 //     returns its index. Replay every committed log entry after from, in
 //     order, with g.Apply; then apply new entries as they commit.
-//  3. g.Apply(index, entry) from one goroutine, indexes increasing. An
-//     index at or below the applied index is ignored. Per-sample refusals
-//     come back as []SeriesError; an error return is an I/O failure that
-//     leaves the group unusable until the store is reopened.
+//  3. g.Apply(index, entry) from one goroutine, indexes increasing; entry
+//     is an encoded write.Batch. An index at or below the applied index is
+//     ignored. Per-sample refusals come back as []write.Refusal; an entry
+//     that does not decode is refused whole (an error wrapping
+//     write.ErrCorrupt; the index counts as applied); any other error is
+//     an I/O failure that leaves the group unusable until the store is
+//     reopened.
 //  4. g.Checkpoint() now and then (it syncs); afterwards the Raft log up to
 //     g.AppliedIndex() may be truncated.
 //  5. g.Querier(tenant, mint, maxt) or g.Queryable(tenant) from any
@@ -27,6 +31,13 @@
 //     (layout in Snapshot's doc); g.Restore(r) on another replica replaces
 //     its group with them and resumes at the snapshot's index.
 //  7. db.Close().
+//
+// Under Raft, NewApplier(g, from) is the group's raftgroup.Applier (cmd
+// wires it; engine does not import raftgroup): Apply returns step 3's
+// refusals, or the error that refused an undecodable entry, as an encoded
+// write.Outcome for the proposer, and only I/O failures as errors;
+// Checkpoint, Snapshot and Restore are steps 4 and 6 with the index each
+// covers.
 //
 // # Determinism
 //
@@ -41,46 +52,14 @@
 // # Samples
 //
 // Prometheus semantics, per series: a sample older than the series' newest
-// is ErrOutOfOrder; one at the same timestamp with different value bits is
-// ErrDuplicateSample, with the same bits it is accepted and ignored (retries
-// are idempotent); one older than the tenant's newest sample minus
-// Options.Retention is ErrTooOld. A refused sample never stops the rest of
-// the batch.
-//
-// # Batch encoding (version 2)
-//
-// A batch is the Raft log entry: one tenant and its series, each as its
-// encoded label set plus samples. uvarint and varint are encoding/binary's.
-//
-//	batch   = version:byte(2) tenant:string
-//	          nseries:uvarint series*nseries
-//	string  = len:uvarint bytes
-//	series  = labels:string nsamples:uvarint sample*nsamples
-//	sample  = tdelta:varint value:8 bytes little-endian IEEE 754 bits
-//
-// labels is the label set as stored (see "labels" below). tdelta is the
-// difference to the previous sample of the series (to 0 for the first);
-// samples need not be sorted (Apply refuses the out-of-order ones). Values
-// are stored as raw bits so the StaleNaN marker round-trips. DecodeBatch
-// checks every count and length against the remaining input before
-// allocating and reports the byte offset of the first problem; Apply checks
-// a label set (CheckLabels) only when it names a series the tenant does not
-// have yet, and refuses that series' samples if it is invalid. Native
-// histograms will come as a new version with a sample kind per series.
-//
-// Version 3 (BatchVersionS2, CompressBatch) is the byte 3 followed by an S2
-// block (github.com/klauspost/compress/s2, the block format, not the
-// stream) whose content is a version-2 batch; the node proposes this form.
-// The decompressed length is read from the block header and refused above
-// 1 GiB before allocating. A 2,000-series remote-write batch shrinks ~10x
-// (label sets repeat names and values), for ~30 ns per series to compress
-// and ~20 to decompress.
-//
-// Version 1 interned the label strings of a batch in a symbol table and
-// named them by index: 2.3x smaller entries, but interning cost ~90 ns per
-// series on the server and rebuilding the label set another ~40 on apply;
-// version 2 copies the remote-write series key as is (docs/design.md has
-// the numbers). Version 1 was never released and is not decoded.
+// is write.ErrOutOfOrder; one at the same timestamp with different value
+// bits is write.ErrDuplicateSample, with the same bits it is accepted and
+// ignored (retries are idempotent); one older than the tenant's newest
+// sample minus Options.Retention is write.ErrTooOld; the samples of a new
+// series whose label set is not valid (write.CheckLabels, checked only
+// when the tenant does not have the series yet) are
+// write.ErrInvalidLabels. A refused sample never stops the rest of the
+// batch.
 //
 // # Pebble key schema
 //
@@ -107,14 +86,15 @@
 //
 // Integers are big-endian so keys sort numerically; times (mint, the 'x'
 // value) have the sign bit flipped so negative times sort first. labels is
-// the series identity: name 0xff value 0xff per label in name order
-// (AppendLabel); 0xff never occurs in UTF-8, and names and values are
-// non-empty. It is the input of Prometheus's labels.StableHash, and the
-// series key a remote-write decoder computes anyway, so the server hands
-// it over without re-encoding. hash is xxhash64 of labels, equal to
-// labels.StableHash; the 'h' keys find a series by label set (a prefix
+// the series identity: its label set in write's encoding (name 0xff value
+// 0xff per label in name order; write/doc.go), the bytes the batch
+// carried, stored without re-encoding. hash is xxhash64 of labels, equal
+// to labels.StableHash; the 'h' keys find a series by label set (a prefix
 // scan of 8+8-byte keys, then the labels compared, so a hash collision
-// only costs a read).
+// only costs a read). TestKeySchemaGolden freezes the schema: it applies
+// fixed entries and compares every key and value of the store with
+// testdata/keyschema.golden (rewritten with -rewrite, with a
+// formatVersion bump and this doc).
 //
 // Format version: [g][0]'f' holds the group's format byte (2), written
 // when the group is created. OpenGroup refuses a group with another

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/write"
 )
 
 // testOptions are small enough that a few samples exercise chunk cuts and
@@ -36,9 +37,9 @@ func openTest(t testing.TB, opts Options) (*DB, *Group) {
 	return db, g
 }
 
-func apply(t testing.TB, g *Group, index uint64, b *Batch) []SeriesError {
+func apply(t testing.TB, g *Group, index uint64, b *write.Batch) []write.Refusal {
 	t.Helper()
-	errs, err := g.Apply(index, AppendBatch(nil, b))
+	errs, err := g.Apply(index, write.Append(nil, b))
 	require.NoError(t, err)
 	return errs
 }
@@ -72,7 +73,7 @@ func requireSameDump(t testing.TB, want, got []string) {
 
 type seriesSamples struct {
 	lset    string
-	samples []Sample
+	samples []write.Sample
 }
 
 // selectAll runs a select and returns every series and its samples.
@@ -86,10 +87,10 @@ func selectAll(t testing.TB, g *Group, tenant string, mint, maxt int64, ms ...*l
 	for ss.Next() {
 		s := ss.At()
 		it := s.Iterator(nil)
-		var smp []Sample
+		var smp []write.Sample
 		for it.Next() != 0 {
 			ts, v := it.At()
-			smp = append(smp, Sample{ts, v})
+			smp = append(smp, write.Sample{T: ts, V: v})
 		}
 		require.NoError(t, it.Err())
 		out = append(out, seriesSamples{s.Labels().String(), smp})
@@ -111,18 +112,18 @@ func TestApplyRejections(t *testing.T) {
 	up := labels.FromStrings("__name__", "up")
 	for _, tc := range []struct {
 		name     string
-		other    []Sample // of another series, applied first
-		samples  []Sample
+		other    []write.Sample // of another series, applied first
+		samples  []write.Sample
 		rejected int
 		want     error
-		stored   []Sample
+		stored   []write.Sample
 	}{
-		{"in order", nil, []Sample{{1, 1}, {2, 2}}, 0, nil, []Sample{{1, 1}, {2, 2}}},
-		{"out of order", nil, []Sample{{2, 2}, {1, 1}, {3, 3}}, 1, ErrOutOfOrder, []Sample{{2, 2}, {3, 3}}},
-		{"duplicate same value accepted", nil, []Sample{{2, 2}, {2, 2}}, 0, nil, []Sample{{2, 2}}},
-		{"duplicate other value", nil, []Sample{{2, 2}, {2, 3}, {2, 4}}, 2, ErrDuplicateSample, []Sample{{2, 2}}},
-		{"too old", []Sample{{100000, 1}}, []Sample{{100000 - 60001, 1}, {100000 - 60000, 1}}, 1, ErrTooOld, []Sample{{40000, 1}}},
-		{"NaN duplicate by bits", nil, []Sample{{1, math.NaN()}, {1, math.NaN()}}, 0, nil, []Sample{{1, math.NaN()}}},
+		{"in order", nil, []write.Sample{{T: 1, V: 1}, {T: 2, V: 2}}, 0, nil, []write.Sample{{T: 1, V: 1}, {T: 2, V: 2}}},
+		{"out of order", nil, []write.Sample{{T: 2, V: 2}, {T: 1, V: 1}, {T: 3, V: 3}}, 1, write.ErrOutOfOrder, []write.Sample{{T: 2, V: 2}, {T: 3, V: 3}}},
+		{"duplicate same value accepted", nil, []write.Sample{{T: 2, V: 2}, {T: 2, V: 2}}, 0, nil, []write.Sample{{T: 2, V: 2}}},
+		{"duplicate other value", nil, []write.Sample{{T: 2, V: 2}, {T: 2, V: 3}, {T: 2, V: 4}}, 2, write.ErrDuplicateSample, []write.Sample{{T: 2, V: 2}}},
+		{"too old", []write.Sample{{T: 100000, V: 1}}, []write.Sample{{T: 100000 - 60001, V: 1}, {T: 100000 - 60000, V: 1}}, 1, write.ErrTooOld, []write.Sample{{T: 40000, V: 1}}},
+		{"NaN duplicate by bits", nil, []write.Sample{{T: 1, V: math.NaN()}, {T: 1, V: math.NaN()}}, 0, nil, []write.Sample{{T: 1, V: math.NaN()}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := testOptions(vfs.NewMem())
@@ -151,9 +152,9 @@ func TestApplyRejections(t *testing.T) {
 
 func TestApplyCutsChunksAndPartitions(t *testing.T) {
 	db, g := openTest(t, testOptions(vfs.NewMem()))
-	var smp []Sample
+	var smp []write.Sample
 	for ts := int64(0); ts < 3000; ts += 100 { // 30 samples over 3 partitions of 10
-		smp = append(smp, Sample{ts, float64(ts)})
+		smp = append(smp, write.Sample{T: ts, V: float64(ts)})
 	}
 	apply(t, g, 1, buildBatch(t, "t", labels.FromStrings("__name__", "m"), smp))
 	var mints []int64
@@ -183,10 +184,10 @@ func TestApplyCutsChunksAndPartitions(t *testing.T) {
 
 func TestApplyReplayIsNoop(t *testing.T) {
 	db, g := openTest(t, testOptions(vfs.NewMem()))
-	b := buildBatch(t, "t", labels.FromStrings("a", "b"), []Sample{{1, 1}})
+	b := buildBatch(t, "t", labels.FromStrings("a", "b"), []write.Sample{{T: 1, V: 1}})
 	apply(t, g, 5, b)
 	before := dump(t, db)
-	require.Empty(t, apply(t, g, 5, buildBatch(t, "t", labels.FromStrings("a", "b"), []Sample{{0, 1}})))
+	require.Empty(t, apply(t, g, 5, buildBatch(t, "t", labels.FromStrings("a", "b"), []write.Sample{{T: 0, V: 1}})))
 	require.Empty(t, apply(t, g, 3, b))
 	require.Equal(t, before, dump(t, db))
 	require.Equal(t, uint64(5), g.AppliedIndex())
@@ -195,22 +196,22 @@ func TestApplyReplayIsNoop(t *testing.T) {
 func TestApplyCorruptBatchCountsAsApplied(t *testing.T) {
 	_, g := openTest(t, testOptions(vfs.NewMem()))
 	_, err := g.Apply(1, []byte{1, 2, 3})
-	require.ErrorIs(t, err, ErrCorruptBatch)
+	require.ErrorIs(t, err, write.ErrCorrupt)
 	require.Equal(t, uint64(1), g.AppliedIndex())
 }
 
 // randomBatches returns n batches over a few tenants and series with mostly
 // increasing timestamps and some out-of-order, duplicate and old samples.
-func randomBatches(t testing.TB, seed uint64, n int) []*Batch {
+func randomBatches(t testing.TB, seed uint64, n int) []*write.Batch {
 	rng := newRand(seed)
-	var out []*Batch
+	var out []*write.Batch
 	ts := int64(0)
 	for range n {
 		tenant := []string{"alpha", "beta"}[rng.IntN(2)]
-		bb := NewBatchBuilder(tenant)
+		bb := write.NewBuilder(tenant)
 		for range 1 + rng.IntN(6) {
 			lset := randomLabels(rng)
-			var smp []Sample
+			var smp []write.Sample
 			for range rng.IntN(5) {
 				ts += int64(rng.IntN(300))
 				st := ts
@@ -221,7 +222,7 @@ func randomBatches(t testing.TB, seed uint64, n int) []*Batch {
 					st = max(0, ts-int64(rng.IntN(2)))
 				}
 				v := float64(rng.IntN(4))
-				smp = append(smp, Sample{st, v})
+				smp = append(smp, write.Sample{T: st, V: v})
 			}
 			require.NoError(t, bb.Add(lset, smp))
 		}
@@ -344,12 +345,12 @@ func TestSelectMatchers(t *testing.T) {
 		require.NoError(t, err)
 		series = append(series, l)
 	}
-	bb := NewBatchBuilder("t")
+	bb := write.NewBuilder("t")
 	for i, l := range series {
-		require.NoError(t, bb.Add(l, []Sample{{int64(i), 1}, {int64(1500 + i), 2}}))
+		require.NoError(t, bb.Add(l, []write.Sample{{T: int64(i), V: 1}, {T: int64(1500 + i), V: 2}}))
 	}
 	apply(t, g, 1, bb.Batch())
-	apply(t, g, 2, buildBatch(t, "other", series[0], []Sample{{1, 1}}))
+	apply(t, g, 2, buildBatch(t, "other", series[0], []write.Sample{{T: 1, V: 1}}))
 	m := labels.MustNewMatcher
 	for _, tc := range []struct {
 		name string
@@ -437,11 +438,11 @@ func TestRetentionDeletesPartitions(t *testing.T) {
 	opts.Retention = 3 * time.Second
 	db, g := openTest(t, opts)
 	idle := labels.FromStrings("__name__", "idle")
-	apply(t, g, 1, buildBatch(t, "t", idle, []Sample{{100, 1}, {200, 1}}))
+	apply(t, g, 1, buildBatch(t, "t", idle, []write.Sample{{T: 100, V: 1}, {T: 200, V: 1}}))
 	for i := range 10 {
 		ts := int64(i) * 1000
 		apply(t, g, uint64(i+2), buildBatch(t, "t", labels.FromStrings("__name__", "busy"),
-			[]Sample{{ts + 300, 1}, {ts + 400, 1}, {ts + 500, 1}, {ts + 600, 1}, {ts + 700, 1}}))
+			[]write.Sample{{T: ts + 300, V: 1}, {T: ts + 400, V: 1}, {T: ts + 500, V: 1}, {T: ts + 600, V: 1}, {T: ts + 700, V: 1}}))
 	}
 	// maxT 9700: keep partitions from floor(6700/1000) = 6.
 	parts := map[byte][]uint32{}
@@ -586,7 +587,7 @@ func TestUseAfterClose(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 	require.NoError(t, db.Close(), "idempotent")
-	_, err = g.Apply(1, AppendBatch(nil, buildBatch(t, "t", labels.FromStrings("a", "b"), []Sample{{1, 1}})))
+	_, err = g.Apply(1, write.Append(nil, buildBatch(t, "t", labels.FromStrings("a", "b"), []write.Sample{{T: 1, V: 1}})))
 	require.ErrorIs(t, err, ErrClosed)
 	require.ErrorIs(t, g.Checkpoint(), ErrClosed)
 	_, err = g.Querier("t", 0, 1)
@@ -599,12 +600,12 @@ func TestDropGroup(t *testing.T) {
 	db, g := openTest(t, testOptions(vfs.NewMem()))
 	other, _, err := db.OpenGroup(8)
 	require.NoError(t, err)
-	b := buildBatch(t, "t", labels.FromStrings("a", "b"), []Sample{{1, 1}})
+	b := buildBatch(t, "t", labels.FromStrings("a", "b"), []write.Sample{{T: 1, V: 1}})
 	apply(t, g, 1, b)
 	apply(t, other, 1, b)
 	require.NoError(t, g.Checkpoint())
 	require.NoError(t, db.DropGroup(7))
-	_, err = g.Apply(2, AppendBatch(nil, b))
+	_, err = g.Apply(2, write.Append(nil, b))
 	require.Error(t, err, "a dropped group refuses applies")
 	g2, idx, err := db.OpenGroup(7)
 	require.NoError(t, err)
@@ -630,13 +631,13 @@ func TestEvictReviveEvictReplay(t *testing.T) {
 	opts.EvictIdle = 4 * time.Second
 	x := labels.FromStrings("__name__", "x")
 	y := labels.FromStrings("__name__", "y")
-	entries := []*Batch{
-		buildBatch(t, "t", x, []Sample{{1000, 1}}, y, []Sample{{1000, 1}}),
-		buildBatch(t, "t", y, []Sample{{10_000, 1}}), // x idle: evicted
-		buildBatch(t, "t", y, []Sample{{11_000, 1}}),
-		buildBatch(t, "t", x, []Sample{{500, 2}, {12_000, 2}}), // 500 is out of order
-		buildBatch(t, "t", y, []Sample{{20_000, 1}}),
-		buildBatch(t, "t", y, []Sample{{30_000, 1}}), // x evicted again
+	entries := []*write.Batch{
+		buildBatch(t, "t", x, []write.Sample{{T: 1000, V: 1}}, y, []write.Sample{{T: 1000, V: 1}}),
+		buildBatch(t, "t", y, []write.Sample{{T: 10_000, V: 1}}), // x idle: evicted
+		buildBatch(t, "t", y, []write.Sample{{T: 11_000, V: 1}}),
+		buildBatch(t, "t", x, []write.Sample{{T: 500, V: 2}, {T: 12_000, V: 2}}), // 500 is out of order
+		buildBatch(t, "t", y, []write.Sample{{T: 20_000, V: 1}}),
+		buildBatch(t, "t", y, []write.Sample{{T: 30_000, V: 1}}), // x evicted again
 	}
 	run := func(restart bool) (*DB, [][]string) {
 		opts.FS = vfs.NewMem()
@@ -683,7 +684,7 @@ func TestEvictReviveEvictReplay(t *testing.T) {
 func TestFormatCheck(t *testing.T) {
 	fs := vfs.NewMem()
 	db, g := openTest(t, testOptions(fs))
-	apply(t, g, 1, buildBatch(t, "t", labels.FromStrings("a", "b"), []Sample{{1, 1}}))
+	apply(t, g, 1, buildBatch(t, "t", labels.FromStrings("a", "b"), []write.Sample{{T: 1, V: 1}}))
 	require.NoError(t, g.Checkpoint())
 	for _, tc := range []struct {
 		name  string
@@ -696,7 +697,7 @@ func TestFormatCheck(t *testing.T) {
 			key := groupKey(nil, 9, kindFormat)
 			g9, _, err := db.OpenGroup(9)
 			require.NoError(t, err)
-			apply(t, g9, 1, buildBatch(t, "t", labels.FromStrings("a", "b"), []Sample{{1, 1}}))
+			apply(t, g9, 1, buildBatch(t, "t", labels.FromStrings("a", "b"), []write.Sample{{T: 1, V: 1}}))
 			require.NoError(t, g9.Checkpoint())
 			if tc.value == nil {
 				require.NoError(t, db.pdb.Delete(key, pebble.NoSync))
@@ -720,15 +721,15 @@ func TestFormatCheck(t *testing.T) {
 func TestMergeRunsAcrossRestarts(t *testing.T) {
 	opts := testOptions(nil)
 	opts.ChunkSamples, opts.MergeChunks, opts.Partition = 2, 3, time.Hour
-	var batches []*Batch
+	var batches []*write.Batch
 	for i := range 40 {
-		smp := []Sample{{int64(i) * 1000, float64(i % 3)}}
+		smp := []write.Sample{{T: int64(i) * 1000, V: float64(i % 3)}}
 		if i%7 == 0 { // some entries seal twice
-			smp = append(smp, Sample{int64(i)*1000 + 500, 1})
+			smp = append(smp, write.Sample{T: int64(i)*1000 + 500, V: 1})
 		}
 		batches = append(batches, buildBatch(t, "t",
 			labels.FromStrings("__name__", "a"), smp,
-			labels.FromStrings("__name__", "b"), []Sample{{int64(i) * 1000, 2}}))
+			labels.FromStrings("__name__", "b"), []write.Sample{{T: int64(i) * 1000, V: 2}}))
 	}
 	opts.FS = vfs.NewMem()
 	refDB, ref := openTest(t, opts)

@@ -7,6 +7,8 @@ import (
 	"math"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/myelindb/myelin/write"
 )
 
 // evictEpoch returns the eviction epoch of sample time maxT: eviction scans
@@ -124,7 +126,7 @@ func (a *appender) reviveLocked(s *memSeries) error {
 	if len(v) != 16 {
 		return fmt.Errorf("eviction of series %d: value of %d bytes, want 16", s.id, len(v))
 	}
-	t.mu.lastOfEmpty[s] = Sample{T: int64(binary.BigEndian.Uint64(v)), V: math.Float64frombits(binary.BigEndian.Uint64(v[8:]))}
+	t.mu.lastOfEmpty[s] = write.Sample{T: int64(binary.BigEndian.Uint64(v)), V: math.Float64frombits(binary.BigEndian.Uint64(v[8:]))}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/write"
 )
 
 // minTime is the maxT of a tenant without samples.
@@ -20,7 +21,7 @@ const minTime = math.MinInt64
 // poorly compressible values.
 type memSeries struct {
 	id   uint64
-	lbls string     // encoded labels (AppendLabel); INVARIANT: immutable
+	lbls string     // encoded labels (write.AppendLabel); INVARIANT: immutable
 	next *memSeries // next series with the same labels hash
 	// mint is the time of the first sample of the open chunk; valid when
 	// the chunk is not empty.
@@ -60,6 +61,8 @@ type tenant struct {
 		// numSeries counts series in byHash.
 		numSeries int
 		// nextID is the id of the next new series. Series ids start at 1.
+		// INVARIANT: above every series id of the tenant, in the head or
+		// in Pebble (createLocked checks it under the invariants tag).
 		nextID uint64
 		// maxT is the newest accepted sample time; retention is relative
 		// to it, not to the wall clock.
@@ -77,7 +80,7 @@ type tenant struct {
 		// lastOfEmpty holds the newest sample of revived series (evicted,
 		// then looked up again) until their first append: their open
 		// chunk is empty but out-of-order checks need it.
-		lastOfEmpty map[*memSeries]Sample
+		lastOfEmpty map[*memSeries]write.Sample
 		// evictEpoch is floor(maxT / eviction interval) at the last
 		// eviction scan.
 		evictEpoch int64

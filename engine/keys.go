@@ -1,18 +1,16 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
-	"strings"
 )
 
 // formatVersion is the on-disk format of a group, stored under kindFormat
 // when the group is created and checked when it is opened. Bump it with
 // every incompatible change of the key schema (doc.go). Version 1 encoded
-// label sets with uvarint lengths; 2 uses LabelSep (AppendLabel).
+// label sets with uvarint lengths; 2 uses write's label set encoding
+// (write.AppendLabel).
 const formatVersion byte = 2
 
 // ErrFormat: a group's data was written in a format this binary cannot read.
@@ -231,73 +229,3 @@ func groupKey(dst []byte, group uint32, kind byte) []byte {
 func tenantNameKey(dst []byte, group uint32, name string) []byte {
 	return append(groupKey(dst, group, kindTenant), name...)
 }
-
-// LabelSep ends each name and each value in the engine's label set
-// encoding. It never occurs in valid UTF-8, so it cannot occur in a valid
-// label name or value.
-const LabelSep = 0xff
-
-// AppendLabel appends one label to an encoded label set: name, LabelSep,
-// value, LabelSep. A label set is its labels in name order; the encoding
-// is the identity of a series (equal label sets have equal bytes), the
-// 's' value of the key schema, and the input of labels.StableHash, so a
-// series' hash is Prometheus's own.
-func AppendLabel[S string | []byte](dst []byte, name, value S) []byte {
-	dst = append(dst, name...)
-	dst = append(dst, LabelSep)
-	dst = append(dst, value...)
-	return append(dst, LabelSep)
-}
-
-// forEachLabel calls f for each label of an encoded label set. The strings
-// alias enc.
-func forEachLabel(enc string, f func(name, value string)) error {
-	for len(enc) > 0 {
-		i := strings.IndexByte(enc, LabelSep)
-		if i < 0 {
-			return fmt.Errorf("decode labels: %w", errBadLabels)
-		}
-		j := strings.IndexByte(enc[i+1:], LabelSep)
-		if j < 0 {
-			return fmt.Errorf("decode labels: %w", errBadLabels)
-		}
-		f(enc[:i], enc[i+1:i+1+j])
-		enc = enc[i+2+j:]
-	}
-	return nil
-}
-
-// CheckLabels returns an error wrapping ErrInvalidLabels unless enc is a
-// valid encoded label set (AppendLabel): at least one label, names strictly
-// increasing, names and values non-empty. (They cannot hold LabelSep: it
-// ends them.)
-func CheckLabels(enc []byte) error {
-	if len(enc) == 0 {
-		return fmt.Errorf("no labels: %w", ErrInvalidLabels)
-	}
-	var prev []byte
-	for len(enc) > 0 {
-		i := bytes.IndexByte(enc, LabelSep)
-		if i < 0 {
-			return fmt.Errorf("label name not terminated: %w", ErrInvalidLabels)
-		}
-		name := enc[:i]
-		j := bytes.IndexByte(enc[i+1:], LabelSep)
-		if j < 0 {
-			return fmt.Errorf("label %q: value not terminated: %w", name, ErrInvalidLabels)
-		}
-		switch {
-		case i == 0:
-			return fmt.Errorf("empty label name: %w", ErrInvalidLabels)
-		case j == 0:
-			return fmt.Errorf("label %q: empty value: %w", name, ErrInvalidLabels)
-		case prev != nil && string(name) <= string(prev):
-			return fmt.Errorf("label %q after %q: names not strictly increasing: %w", name, prev, ErrInvalidLabels)
-		}
-		prev = name
-		enc = enc[i+2+j:]
-	}
-	return nil
-}
-
-var errBadLabels = errors.New("engine: corrupt label set")

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/write"
 )
 
 type randSource interface{ IntN(int) int }
@@ -49,14 +50,14 @@ type modelTenant struct {
 
 type modelSeries struct {
 	lset    labels.Labels
-	samples []Sample
+	samples []write.Sample
 }
 
 func newModel(opts Options) *model {
 	return &model{retentionMs: opts.Retention.Milliseconds(), partitionMs: opts.Partition.Milliseconds(), tenants: map[string]*modelTenant{}}
 }
 
-func (m *model) apply(b *Batch) []string {
+func (m *model) apply(b *write.Batch) []string {
 	mt := m.tenants[b.Tenant]
 	if mt == nil {
 		mt = &modelTenant{maxT: math.MinInt64, series: map[string]*modelSeries{}}
@@ -107,16 +108,16 @@ func (m *model) apply(b *Batch) []string {
 	return errs
 }
 
-func errKinds(errs []SeriesError) []string {
+func errKinds(errs []write.Refusal) []string {
 	var out []string
 	for _, e := range errs {
 		kind := "?"
 		switch {
-		case errors.Is(e.Err, ErrTooOld):
+		case errors.Is(e.Err, write.ErrTooOld):
 			kind = "too-old"
-		case errors.Is(e.Err, ErrOutOfOrder):
+		case errors.Is(e.Err, write.ErrOutOfOrder):
 			kind = "out-of-order"
-		case errors.Is(e.Err, ErrDuplicateSample):
+		case errors.Is(e.Err, write.ErrDuplicateSample):
 			kind = "duplicate"
 		}
 		out = append(out, fmt.Sprintf("%d:%d:%s", e.Series, e.Rejected, kind))
@@ -145,7 +146,7 @@ func (m *model) selectSeries(tenant string, mint, maxt int64, ms []*labels.Match
 		if !matchesAll(s.lset, ms) {
 			continue
 		}
-		var smp []Sample
+		var smp []write.Sample
 		for _, x := range s.samples {
 			if x.T >= mint && x.T <= maxt && partitionOf(x.T, m.partitionMs) >= rp {
 				smp = append(smp, x)
@@ -307,7 +308,7 @@ func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.D
 				maxTs = max(maxTs, x.T)
 			}
 		}
-		errs, err := g.Apply(idx, AppendBatch(nil, b))
+		errs, err := g.Apply(idx, write.Append(nil, b))
 		require.NoError(t, err)
 		require.Equal(t, wantErrs[i], errKinds(errs), "step %d errors", i)
 		rejections += len(errs)
@@ -329,7 +330,7 @@ func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.D
 			g, from, err = db.OpenGroup(3)
 			require.NoError(t, err)
 			for j := from; j < idx; j++ {
-				errs, err := g.Apply(j+1, AppendBatch(nil, batches[j]))
+				errs, err := g.Apply(j+1, write.Append(nil, batches[j]))
 				require.NoError(t, err)
 				require.Equal(t, wantErrs[j], errKinds(errs), "replay of %d after restart at %d", j+1, idx)
 			}
@@ -349,7 +350,7 @@ func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.D
 	g2, _, err := db2.OpenGroup(3)
 	require.NoError(t, err)
 	for i, b := range batches {
-		_, err := g2.Apply(uint64(i+1), AppendBatch(nil, b))
+		_, err := g2.Apply(uint64(i+1), write.Append(nil, b))
 		require.NoError(t, err)
 	}
 	require.NoError(t, g2.Checkpoint())

@@ -338,12 +338,3 @@ func subtract(a, b []uint64) []uint64 {
 	}
 	return out
 }
-
-// decodeLabels turns an encoded label set into labels.Labels.
-func decodeLabels(sb *labels.ScratchBuilder, enc string) (labels.Labels, error) {
-	sb.Reset()
-	if err := forEachLabel(enc, func(n, v string) { sb.Add(n, v) }); err != nil {
-		return labels.EmptyLabels(), err
-	}
-	return sb.Labels(), nil
-}

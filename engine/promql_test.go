@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/write"
 )
 
 // TestPromQLMatchesPrometheus runs the same queries through promql.Engine
@@ -46,7 +48,7 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 	index := uint64(0)
 	for i := range n {
 		ts := start + int64(i)*step
-		bb := NewBatchBuilder("t")
+		bb := write.NewBuilder("t")
 		for j, l := range lsets {
 			if j%7 == 3 && i > n/2 && i < n/2+30 {
 				continue // a gap: tests lookback and rate extrapolation
@@ -64,7 +66,7 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 			}
 			_, err := app.Append(0, l, ts, v)
 			require.NoError(t, err)
-			require.NoError(t, bb.Add(l, []Sample{{ts, v}}))
+			require.NoError(t, bb.Add(l, []write.Sample{{T: ts, V: v}}))
 		}
 		index++
 		require.Empty(t, apply(t, g, index, bb.Batch()))

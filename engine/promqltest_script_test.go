@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/internal/tsdata"
+	"github.com/myelindb/myelin/write"
 )
 
 // TestPromQLScripts runs Prometheus's own PromQL test scripts (kept
@@ -114,11 +115,11 @@ func (s *scriptStorage) ChunkQuerier(int64, int64) (storage.ChunkQuerier, error)
 }
 
 func (s *scriptStorage) Appender(context.Context) storage.Appender {
-	return &scriptAppender{s: s, bb: NewBatchBuilder(scriptTenant)}
+	return &scriptAppender{s: s, bb: write.NewBuilder(scriptTenant)}
 }
 
 func (s *scriptStorage) AppenderV2(context.Context) storage.AppenderV2 {
-	return &scriptAppenderV2{scriptAppender{s: s, bb: NewBatchBuilder(scriptTenant)}}
+	return &scriptAppenderV2{scriptAppender{s: s, bb: write.NewBuilder(scriptTenant)}}
 }
 
 func (s *scriptStorage) StartTime() (int64, error) { return math.MinInt64, nil }
@@ -126,21 +127,21 @@ func (s *scriptStorage) Close() error              { return s.db.Close() }
 
 type scriptAppender struct {
 	s  *scriptStorage
-	bb *BatchBuilder
+	bb *write.Builder
 	// series collects samples per label set, in append order.
 	order  []labels.Labels
-	series map[string][]Sample
+	series map[string][]write.Sample
 }
 
 func (a *scriptAppender) Append(_ storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
 	if a.series == nil {
-		a.series = map[string][]Sample{}
+		a.series = map[string][]write.Sample{}
 	}
 	k := l.String()
 	if _, ok := a.series[k]; !ok {
 		a.order = append(a.order, l)
 	}
-	a.series[k] = append(a.series[k], Sample{T: t, V: v})
+	a.series[k] = append(a.series[k], write.Sample{T: t, V: v})
 	return 0, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/write"
 )
 
 // Queryable returns a storage.Queryable over tenant's data in the group, for
@@ -225,7 +226,7 @@ func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, hints *sto
 		if !ok {
 			continue
 		}
-		if s.lset, err = decodeLabels(&sb, encs[i]); err != nil {
+		if s.lset, err = write.DecodeLabels(&sb, encs[i]); err != nil {
 			return nil, fmt.Errorf("series %d: %w", id, err)
 		}
 		if hints != nil && hints.ShardCount > 0 && labels.StableHash(s.lset)%hints.ShardCount != hints.ShardIndex {
@@ -310,7 +311,7 @@ func (q *querier) labelQuery(ctx context.Context, hints *storage.LabelHints, ms 
 				if enc, err = v.r.labels(id); err != nil {
 					break
 				}
-				if err = forEachLabel(string(enc), func(n, val string) { fromSeries(n, val, set) }); err != nil {
+				if err = write.ForEachLabel(string(enc), func(n, val string) { fromSeries(n, val, set) }); err != nil {
 					break
 				}
 			}

@@ -19,9 +19,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/write"
 )
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/scenarios")
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/scenarios and testdata/keyschema.golden")
 
 // TestScenarios runs the command scripts in testdata/scenarios. A script is
 // a list of cases separated by blank lines; a case is a command line, input
@@ -157,23 +158,23 @@ func (sc *scenario) run(cmd string, input []string) string {
 		require.NoError(t, sc.g.Checkpoint())
 		return fmt.Sprintf("checkpoint at %d", sc.g.AppliedIndex())
 	case "apply":
-		bb := NewBatchBuilder(a["tenant"])
+		bb := write.NewBuilder(a["tenant"])
 		for _, l := range input {
 			sel, rest, _ := strings.Cut(l, "}")
 			lset, err := parser.NewParser(parser.Options{}).ParseMetric(sel + "}")
 			require.NoError(t, err, "series %q", l)
-			var smp []Sample
+			var smp []write.Sample
 			for _, f := range strings.Fields(rest) {
 				ts, v, _ := strings.Cut(f, ":")
 				tv, err := strconv.ParseInt(ts, 10, 64)
 				require.NoError(t, err)
 				fv, err := strconv.ParseFloat(v, 64)
 				require.NoError(t, err)
-				smp = append(smp, Sample{tv, fv})
+				smp = append(smp, write.Sample{T: tv, V: fv})
 			}
 			require.NoError(t, bb.Add(lset, smp))
 		}
-		errs, err := sc.g.Apply(uint64(argInt(t, a, "index")), AppendBatch(nil, bb.Batch()))
+		errs, err := sc.g.Apply(uint64(argInt(t, a, "index")), write.Append(nil, bb.Batch()))
 		if err != nil {
 			return "error: " + err.Error()
 		}

@@ -3,10 +3,8 @@ package fuzz
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"testing"
 
-	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/raftgroup/ring"
 )
@@ -41,38 +39,6 @@ func FuzzMetadataDecode(f *testing.F) {
 		}
 		if b2 := cluster.AppendMetadata(nil, v2); !bytes.Equal(b1, b2) {
 			t.Fatalf("metadata does not re-encode stably")
-		}
-	})
-}
-
-// FuzzSeriesErrorsDecode feeds arbitrary bytes to
-// engine.DecodeSeriesErrors, the decoder of the per-series refusals a
-// group leader sends back to the node that forwarded a write. It must
-// not panic and fail only with engine.ErrCorruptRefusals; what decodes
-// re-encodes to refusals equal to it.
-func FuzzSeriesErrorsDecode(f *testing.F) {
-	f.Add([]byte{})
-	f.Add([]byte{1, 0})
-	f.Add(engine.AppendSeriesErrors(nil, []engine.SeriesError{
-		{Series: 3, Rejected: 2, Err: fmt.Errorf("at 5: %w", engine.ErrOutOfOrder)},
-		{Series: 4, Rejected: 1, Err: errors.New("other")},
-	}))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		errs, err := engine.DecodeSeriesErrors(data)
-		if err != nil {
-			if !errors.Is(err, engine.ErrCorruptRefusals) {
-				t.Fatalf("error %v does not match ErrCorruptRefusals", err)
-			}
-			return
-		}
-		again, err := engine.DecodeSeriesErrors(engine.AppendSeriesErrors(nil, errs))
-		if err != nil || len(again) != len(errs) {
-			t.Fatalf("re-encoded refusals: %d, %v; want %d", len(again), err, len(errs))
-		}
-		for i := range errs {
-			if again[i].Series != errs[i].Series || again[i].Rejected != errs[i].Rejected || again[i].Err.Error() != errs[i].Err.Error() {
-				t.Fatalf("refusal %d: %+v, want %+v", i, again[i], errs[i])
-			}
 		}
 	})
 }

@@ -1,6 +1,7 @@
 // Package fuzz holds the fuzz targets of every Myelin decoder that reads
 // bytes from outside: the chunk encodings (package chunkenc), the write
-// batches of the Raft log (package engine) and the remote-write decoder
+// batches of the Raft log and the apply outcomes (package write) and the
+// remote-write decoder
 // (package server/remotewrite), and their seed corpora. Nothing imports it; its only
 // non-test code is deriveSamples, the map from fuzz input to a valid sample
 // sequence, and its inverse appendSamples. It does not import chunkenc
@@ -31,9 +32,12 @@
 //   - FuzzXORvsPrometheus: EncXOR against Prometheus's tsdb/chunkenc XOR
 //     chunk: equal bytes after our encoding byte for derived samples, and
 //     Prometheus reads every body our decoder accepts to the same samples.
-//   - FuzzBatchDecode: engine.DecodeBatch, the decoder of Raft log entries,
-//     never panics, fails only with ErrCorruptBatch, and what it accepts
-//     re-encodes stably.
+//   - FuzzBatchDecode: write.Decode, the decoder of Raft log entries,
+//     never panics, fails only with write.ErrCorrupt, and what it accepts
+//     re-encodes stably. FuzzOutcomeDecode: write.DecodeOutcome, the
+//     decoder of the apply outcomes a group returns to the proposer, the
+//     same (write.ErrCorruptOutcome), and refusals keep their texts and
+//     sentinels.
 //   - FuzzRemoteWriteDecode and FuzzRemoteWriteSnappy: the remote-write
 //     decoder against prompb.WriteRequest.Unmarshal, uncompressed and as
 //     snappy-compressed HTTP bodies (details in remotewrite_test.go).

@@ -5,8 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/myelindb/myelin/write"
 )
 
 // writeMetrics count what the write path took and refused, per tenant.
@@ -59,10 +59,10 @@ func reason(err error) string {
 		{remotewrite.ErrLabelNameTooLong, "label_name_too_long"},
 		{remotewrite.ErrLabelValueTooLong, "label_value_too_long"},
 		{remotewrite.ErrTooFarInFuture, "too_far_in_future"},
-		{engine.ErrOutOfOrder, "sample_out_of_order"},
-		{engine.ErrDuplicateSample, "new_value_for_timestamp"},
-		{engine.ErrTooOld, "sample_too_old"},
-		{engine.ErrInvalidLabels, "label_invalid"},
+		{write.ErrOutOfOrder, "sample_out_of_order"},
+		{write.ErrDuplicateSample, "new_value_for_timestamp"},
+		{write.ErrTooOld, "sample_too_old"},
+		{write.ErrInvalidLabels, "label_invalid"},
 	} {
 		if errors.Is(err, r.err) {
 			return r.name

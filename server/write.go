@@ -15,15 +15,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/myelindb/myelin/write"
 )
 
 // Writer makes a write batch durable: when Write returns without error the
 // batch is committed to its Raft group's log on a quorum and applied, and
 // the per-series refusals of the apply are returned.
 type Writer interface {
-	Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError, error)
+	Write(ctx context.Context, b *write.Batch) ([]write.Refusal, error)
 }
 
 // ErrUnavailable marks Writer errors the sender should retry (no leader,
@@ -48,7 +48,7 @@ type WriteHandler struct {
 	dec  *remotewrite.Decoder
 	opts WriteOptions
 	reqs sync.Pool // *remotewrite.Request
-	// builders: *engine.BatchBuilder. A builder holds at most the label
+	// builders: *write.Builder. A builder holds at most the label
 	// sets and series of one request, like a pooled Request.
 	builders sync.Pool
 	metrics  *writeMetrics
@@ -75,7 +75,7 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 	}
 	h := &WriteHandler{w: w, dec: dec, opts: opts, metrics: newWriteMetrics(opts.Registerer)}
 	h.reqs.New = func() any { return new(remotewrite.Request) }
-	h.builders.New = func() any { return engine.NewBatchBuilder("") }
+	h.builders.New = func() any { return write.NewBuilder("") }
 	return h, nil
 }
 
@@ -213,7 +213,7 @@ func (res *writeResult) message() string {
 func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrite.Request) (*writeResult, error) {
 	res := &writeResult{histograms: len(req.Histograms), exemplars: len(req.Exemplars), meta: len(req.Metadata)}
 	now := h.opts.Now()
-	bb := h.builders.Get().(*engine.BatchBuilder)
+	bb := h.builders.Get().(*write.Builder)
 	defer func() {
 		if bb.BufferBytes() <= maxPooledRequestBytes {
 			h.builders.Put(bb)
@@ -223,7 +223,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrit
 	var kept []int // index in req.Series of each batch series
 	// One copy of all samples for the batch (the request's buffer is reused
 	// after we answer); series take consecutive parts of it.
-	flat := make([]engine.Sample, 0, len(req.Samples))
+	flat := make([]write.Sample, 0, len(req.Samples))
 	for i := range req.Series {
 		s := &req.Series[i]
 		if len(s.Samples) == 0 {
@@ -239,12 +239,12 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrit
 		}
 		start := len(flat)
 		for _, x := range s.Samples {
-			flat = append(flat, engine.Sample{T: x.T, V: x.V})
+			flat = append(flat, write.Sample{T: x.T, V: x.V})
 		}
 		// Valid labels, without the empty-valued ones, in wire order are
-		// sorted and unique: s.Key is then the engine's encoding of the
-		// label set to store (remotewrite.Series.Key), and the batch takes
-		// it as one copy instead of label by label.
+		// sorted and unique: s.Key is then write's encoding of the label
+		// set to store (remotewrite.Series.Key), and the batch takes it
+		// as one copy instead of label by label.
 		bb.AddEncoded(s.Key, flat[start:len(flat):len(flat)])
 		kept = append(kept, i)
 	}
@@ -255,7 +255,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrit
 	if err != nil {
 		return nil, err
 	}
-	refused := make(map[int]engine.SeriesError, len(errs))
+	refused := make(map[int]write.Refusal, len(errs))
 	for _, e := range errs {
 		refused[e.Series] = e
 	}

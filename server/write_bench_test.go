@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/engine"
+	"github.com/myelindb/myelin/write"
 )
 
 // logWriter is the node's write path without Raft: every batch is encoded
@@ -23,8 +24,8 @@ type logWriter struct {
 	buf   []byte
 }
 
-func (w *logWriter) Write(_ context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
-	w.buf = engine.AppendBatch(w.buf[:0], b)
+func (w *logWriter) Write(_ context.Context, b *write.Batch) ([]write.Refusal, error) {
+	w.buf = write.Append(w.buf[:0], b)
 	w.index++
 	return w.g.Apply(w.index, w.buf)
 }

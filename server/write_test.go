@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/engine"
+	"github.com/myelindb/myelin/write"
 )
 
 // groupWriter applies batches straight to an engine group, standing in for
@@ -29,7 +30,7 @@ type groupWriter struct {
 	err   error
 }
 
-func (w *groupWriter) Write(_ context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
+func (w *groupWriter) Write(_ context.Context, b *write.Batch) ([]write.Refusal, error) {
 	if w.err != nil {
 		return nil, w.err
 	}

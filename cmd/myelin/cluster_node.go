@@ -30,6 +30,7 @@ import (
 	"github.com/myelindb/myelin/server"
 	"github.com/myelindb/myelin/server/distributor"
 	"github.com/myelindb/myelin/server/querier"
+	"github.com/myelindb/myelin/write"
 )
 
 // clusterNode is a node of a cluster: its engine holds its replicas of
@@ -48,7 +49,7 @@ type clusterNode struct {
 	cfg    config
 	logger *slog.Logger
 
-	entries entryEncoder
+	entries write.Encoder // log entries of write batches
 	// samples counts the samples this node accepted per tenant
 	// (*atomic.Int64), for the tenant status page.
 	samples sync.Map
@@ -160,7 +161,7 @@ func (c *clusterNode) internalHandler() http.Handler {
 
 // Write implements server.Writer: the distributor splits the batch by
 // owning group and writes the parts in parallel (Write below).
-func (c *clusterNode) Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
+func (c *clusterNode) Write(ctx context.Context, b *write.Batch) ([]write.Refusal, error) {
 	// Routing with a ring older than the querier's window could put
 	// samples where no query looks (see ringWindow).
 	if age := c.cn.MetadataAge(); age > maxRingAge {
@@ -188,13 +189,20 @@ type groupWriter struct{ c *clusterNode }
 var _ distributor.GroupWriter = groupWriter{}
 
 // Write proposes b to group g through its leader: the log entry is the
-// compressed batch (engine.CompressBatch).
-func (w groupWriter) Write(ctx context.Context, g ring.GroupID, b *engine.Batch) ([]engine.SeriesError, error) {
-	outcome, err := w.c.cn.Propose(ctx, g, w.c.entries.encode(b))
+// compressed batch (write.Encoder).
+func (w groupWriter) Write(ctx context.Context, g ring.GroupID, b *write.Batch) ([]write.Refusal, error) {
+	outcome, err := w.c.cn.Propose(ctx, g, w.c.entries.Entry(b))
 	if err != nil {
 		return nil, err
 	}
-	return decodeOutcome(outcome)
+	o, err := write.DecodeOutcome(outcome)
+	if err == nil {
+		err = o.Err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return o.Refused, nil
 }
 
 func (c *clusterNode) engineDB() *engine.DB { return c.db }
@@ -565,7 +573,7 @@ func (s *engineStorage) Open(g ring.GroupID) (raftgroup.Applier, error) {
 	s.mu.Lock()
 	s.groups[g] = eg
 	s.mu.Unlock()
-	return &engineApplier{g: eg, checkpoint: recovered}, nil
+	return engine.NewApplier(eg, recovered), nil
 }
 
 func (s *engineStorage) Close(g ring.GroupID) error {

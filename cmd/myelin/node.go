@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +15,7 @@ import (
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/write"
 )
 
 // node is a single node: one engine and one Raft group of one replica.
@@ -27,35 +26,11 @@ type node struct {
 	eg      *engine.Group
 	rg      *raftgroup.Group
 	logger  *slog.Logger
-	entries entryEncoder
+	entries write.Encoder // log entries of write batches
 }
 
-// entryEncoder makes log entries of write batches. The entry is the
-// compressed batch: ~10x smaller for remote-write batches, whose label
-// sets repeat (engine.CompressBatch). Safe for concurrent use.
-type entryEncoder struct {
-	// bufs holds *[]byte buffers for encoding a batch before it is
-	// compressed into its log entry.
-	bufs sync.Pool
-}
-
-// encode returns b's log entry, newly allocated (raft keeps it).
-func (e *entryEncoder) encode(b *engine.Batch) []byte {
-	buf, _ := e.bufs.Get().(*[]byte)
-	if buf == nil {
-		buf = new([]byte)
-	}
-	*buf = engine.AppendBatch((*buf)[:0], b)
-	entry := engine.CompressBatch(nil, *buf)
-	if cap(*buf) <= maxPooledBatchBytes {
-		e.bufs.Put(buf)
-	}
-	return entry
-}
-
-// maxPooledBatchBytes: encode buffers that grew past this are dropped
-// rather than pooled.
-const maxPooledBatchBytes = 16 << 20
+// The engine group is the state machine of its raft group.
+var _ raftgroup.Applier = (*engine.Applier)(nil)
 
 // groupID is the only group of a single node.
 const groupID = 1
@@ -132,7 +107,7 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 	rg, err := raftgroup.Open(raftgroup.Options{
 		Dir:     filepath.Join(cfg.dataDir, "raft", fmt.Sprint(groupID)),
 		ID:      fmt.Sprintf("node-1-group-%d", groupID),
-		Applier: &engineApplier{g: eg, checkpoint: recovered},
+		Applier: engine.NewApplier(eg, recovered),
 		// A group of one voter has nobody to hear from: its only wait is
 		// the election timeout at start, which a short timeout cuts from
 		// 1-2 s to a few hundred ms without risking spurious elections.
@@ -158,11 +133,18 @@ func openNode(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 
 // Write implements server.Writer: the batch is proposed to the group and
 // returns once committed and applied.
-func (n *node) Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
-	_, outcome, err := n.rg.Propose(ctx, n.entries.encode(b))
+func (n *node) Write(ctx context.Context, b *write.Batch) ([]write.Refusal, error) {
+	_, outcome, err := n.rg.Propose(ctx, n.entries.Entry(b))
 	switch {
 	case err == nil:
-		return decodeOutcome(outcome)
+		o, err := write.DecodeOutcome(outcome)
+		if err == nil {
+			err = o.Err
+		}
+		if err != nil {
+			return nil, err
+		}
+		return o.Refused, nil
 	case errors.Is(err, raftgroup.ErrNotLeader), errors.Is(err, raftgroup.ErrLeadershipLost),
 		errors.Is(err, raftgroup.ErrClosed):
 		return nil, fmt.Errorf("%w: %w", server.ErrUnavailable, err)
@@ -188,71 +170,4 @@ func (n *node) Close() error {
 	errs = append(errs, n.rg.Close())
 	errs = append(errs, n.db.Close())
 	return errors.Join(errs...)
-}
-
-// engineApplier is the raftgroup.Applier of an engine group.
-type engineApplier struct {
-	g          *engine.Group
-	checkpoint uint64 // the index OpenGroup recovered to
-}
-
-var _ raftgroup.Applier = (*engineApplier)(nil)
-
-// Apply applies the batch; its refusals are the entry's outcome, encoded
-// for the proposer: 'R' and the refusals (engine.AppendSeriesErrors), or
-// 'E' and the text of an error that refused the whole entry.
-func (a *engineApplier) Apply(index uint64, batch []byte) ([]byte, error) {
-	errs, err := a.g.Apply(index, batch)
-	switch {
-	case err == nil && len(errs) == 0:
-		return nil, nil
-	case err == nil:
-		return engine.AppendSeriesErrors([]byte{'R'}, errs), nil
-	case errors.Is(err, engine.ErrCorruptBatch):
-		// The same on every replica: the proposer's problem.
-		return append([]byte{'E'}, err.Error()...), nil
-	}
-	return nil, err
-}
-
-// decodeOutcome decodes an engineApplier outcome.
-func decodeOutcome(b []byte) ([]engine.SeriesError, error) {
-	switch {
-	case len(b) == 0:
-		return nil, nil
-	case b[0] == 'R':
-		errs, err := engine.DecodeSeriesErrors(b[1:])
-		if err != nil {
-			return nil, fmt.Errorf("decode apply outcome: %w", err)
-		}
-		return errs, nil
-	case b[0] == 'E':
-		return nil, errors.New(string(b[1:]))
-	}
-	return nil, fmt.Errorf("decode apply outcome %q: unknown kind", b[:1])
-}
-
-func (a *engineApplier) CheckpointIndex() uint64 { return a.checkpoint }
-
-// Checkpoint reads the applied index before checkpointing: read after, it
-// could name entries applied during the checkpoint that it does not hold.
-func (a *engineApplier) Checkpoint() (uint64, error) {
-	idx := a.g.AppliedIndex()
-	return idx, a.g.Checkpoint()
-}
-
-// Snapshot streams the group's state for a replica that is behind the
-// leader's log (engine.Group.SnapshotIndex: a checkpoint, then every key
-// of the group from a Pebble snapshot).
-func (a *engineApplier) Snapshot(w io.Writer) (uint64, error) {
-	return a.g.SnapshotIndex(w)
-}
-
-// Restore replaces the group's state with a leader's stream; the group is
-// then at the index the stream covers.
-func (a *engineApplier) Restore(r io.Reader) (uint64, error) {
-	if err := a.g.Restore(r); err != nil {
-		return 0, fmt.Errorf("%w: %w", raftgroup.ErrApplierFailed, err)
-	}
-	return a.g.AppliedIndex(), nil
 }

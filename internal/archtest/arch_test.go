@@ -23,17 +23,21 @@ type pkg struct {
 }
 
 // layerRank orders the layers of STYLE.md: "Imports point down:
-// cmd → server → raftgroup, engine → chunkenc". A package of a layer may
-// depend on its own layer and on layers of lower rank only; raftgroup and
-// engine share a rank, so neither may import the other. A layer includes its
-// subpackages (server/distributor is server, raftgroup/ring is raftgroup).
-// Packages outside the layers (internal/..., bench, fuzz) are not ranked.
+// cmd → server → raftgroup, engine → chunkenc, write". A package of a
+// layer may depend on its own layer and on layers of lower rank only;
+// raftgroup and engine share a rank, so neither may import the other, and
+// so do chunkenc and write, the pure bottom layers (write is the write
+// vocabulary of DESIGN.md: batches, refusals and their codecs, used by
+// server, cmd and engine alike). A layer includes its subpackages
+// (server/distributor is server, raftgroup/ring is raftgroup). Packages
+// outside the layers (internal/..., bench, fuzz) are not ranked.
 var layerRank = map[string]int{
 	"cmd":       3,
 	"server":    2,
 	"raftgroup": 1,
 	"engine":    1,
 	"chunkenc":  0,
+	"write":     0,
 }
 
 // unimportable: nothing outside these trees imports them.
@@ -155,7 +159,7 @@ func check(mod string, pkgs []pkg) []string {
 			}
 			top := topDir(rel(imp))
 			if other, ok := layerRank[top]; ok && top != topDir(r) && other >= layer {
-				msgs = append(msgs, fmt.Sprintf("%s imports %s (%s): %s must not import %s; imports point down: cmd → server → raftgroup, engine → chunkenc (STYLE.md)",
+				msgs = append(msgs, fmt.Sprintf("%s imports %s (%s): %s must not import %s; imports point down: cmd → server → raftgroup, engine → chunkenc, write (STYLE.md)",
 					r, rel(imp), via(mod, chain, imp), topDir(r), top))
 				return false
 			}
@@ -215,9 +219,10 @@ type pureRule struct {
 }
 
 // pureRules (STYLE.md): chunkenc has no I/O and no engine types;
-// raftgroup/ring is a value type and planner with no I/O, lock or clock,
-// the state machine of the metadata group, so that it tests and fuzzes
-// alone.
+// write is vocabulary and codecs with no I/O (labels.Labels is the
+// label set type of its builder); raftgroup/ring is a value type and
+// planner with no I/O, lock or clock, the state machine of the metadata
+// group, so that it tests and fuzzes alone.
 //
 // chunkenc takes no external module, as its doc.go says: its encodings are
 // its own code, and it imports no compression library (the rule once
@@ -226,6 +231,7 @@ type pureRule struct {
 // chunkenc/doc.go first, then this list.
 var pureRules = []pureRule{
 	{rel: "chunkenc"},
+	{rel: "write", external: []string{"github.com/klauspost/compress", "github.com/prometheus/prometheus/model/labels"}},
 	{rel: "raftgroup/ring", external: []string{"github.com/cespare/xxhash/v2"}},
 }
 

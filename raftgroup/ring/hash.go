@@ -7,8 +7,8 @@ import "github.com/cespare/xxhash/v2"
 //
 //	tenant bytes | 0xff | labels
 //
-// where labels is the series' label set in the engine's encoding (name
-// 0xff value 0xff per label, names sorted: engine.BatchSeries.Labels, the
+// where labels is the series' label set in write's encoding (name
+// 0xff value 0xff per label, names sorted: write.Series.Labels, the
 // input of Prometheus's labels.StableHash). It is a format: every node
 // must place a series in the same group, so changing it moves every
 // series and needs a new ring format version. A valid tenant name never

@@ -4,21 +4,21 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/myelindb/myelin/engine"
+	"github.com/myelindb/myelin/write"
 )
 
 // BenchmarkSplit: splitting a remote-write sized batch (2,000 series of
 // node-exporter-like label sets, ~110 bytes each) by group.
 func BenchmarkSplit(b *testing.B) {
 	const n = 2000
-	bb := engine.NewBatchBuilder("tenant-a")
+	bb := write.NewBuilder("tenant-a")
 	for i := range n {
-		enc := engine.AppendLabel(nil, "__name__", "node_cpu_seconds_total")
-		enc = engine.AppendLabel(enc, "cpu", fmt.Sprint(i%64))
-		enc = engine.AppendLabel(enc, "instance", fmt.Sprintf("host-%03d.example.org:9100", i/64))
-		enc = engine.AppendLabel(enc, "job", "node")
-		enc = engine.AppendLabel(enc, "mode", "idle")
-		bb.AddEncoded(enc, []engine.Sample{{T: 1_700_000_000_000, V: float64(i)}})
+		enc := write.AppendLabel(nil, "__name__", "node_cpu_seconds_total")
+		enc = write.AppendLabel(enc, "cpu", fmt.Sprint(i%64))
+		enc = write.AppendLabel(enc, "instance", fmt.Sprintf("host-%03d.example.org:9100", i/64))
+		enc = write.AppendLabel(enc, "job", "node")
+		enc = write.AppendLabel(enc, "mode", "idle")
+		bb.AddEncoded(enc, []write.Sample{{T: 1_700_000_000_000, V: float64(i)}})
 	}
 	batch := bb.Batch()
 	for _, groups := range []int{3, 12, 48} {

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/write"
 )
 
 // GroupWriter proposes a batch to one Raft group: when Write returns
@@ -17,7 +17,7 @@ import (
 // indexes b.Series). It is called concurrently for different groups and
 // must not keep b after it returns.
 type GroupWriter interface {
-	Write(ctx context.Context, group ring.GroupID, b *engine.Batch) ([]engine.SeriesError, error)
+	Write(ctx context.Context, group ring.GroupID, b *write.Batch) ([]write.Refusal, error)
 }
 
 // ErrIncomplete: some part of a write was not committed. The write as a
@@ -45,7 +45,7 @@ type Part struct {
 	Group ring.GroupID
 	// Batch: the part's series, in their original order. Its label and
 	// sample slices alias the split batch.
-	Batch engine.Batch
+	Batch write.Batch
 	// Index[i] is the index in the split batch of Batch.Series[i].
 	Index []int
 }
@@ -53,7 +53,7 @@ type Part struct {
 // Split returns one part per group owning series of b, ordered by group.
 // It allocates the parts' series and indexes in two slices shared by all
 // parts (a counting sort by group), whatever the number of groups.
-func Split(r *ring.Ring, b *engine.Batch) []Part {
+func Split(r *ring.Ring, b *write.Batch) []Part {
 	n := len(b.Series)
 	owner := make([]int32, n) // dense group index of each series
 	counts := make([]int, r.NumGroups()+1)
@@ -66,7 +66,7 @@ func Split(r *ring.Ring, b *engine.Batch) []Part {
 		counts[g] += counts[g-1]
 	}
 	// counts[g] is now the start of group g's series.
-	series := make([]engine.BatchSeries, n)
+	series := make([]write.Series, n)
 	index := make([]int, n)
 	next := slices.Clone(counts[:len(counts)-1])
 	for i, o := range owner {
@@ -83,7 +83,7 @@ func Split(r *ring.Ring, b *engine.Batch) []Part {
 		}
 		parts = append(parts, Part{
 			Group: groups[g],
-			Batch: engine.Batch{Tenant: b.Tenant, Series: series[lo:hi:hi]},
+			Batch: write.Batch{Tenant: b.Tenant, Series: series[lo:hi:hi]},
 			Index: index[lo:hi:hi],
 		})
 	}
@@ -92,7 +92,7 @@ func Split(r *ring.Ring, b *engine.Batch) []Part {
 
 // Write splits b by owning group and writes the parts concurrently; see
 // the package doc for the outcome. It implements server.Writer.
-func (d *Distributor) Write(ctx context.Context, b *engine.Batch) ([]engine.SeriesError, error) {
+func (d *Distributor) Write(ctx context.Context, b *write.Batch) ([]write.Refusal, error) {
 	if len(b.Series) == 0 {
 		return nil, nil
 	}
@@ -118,7 +118,7 @@ func (d *Distributor) Write(ctx context.Context, b *engine.Batch) ([]engine.Seri
 		return refused, nil
 	}
 	type result struct {
-		refused []engine.SeriesError
+		refused []write.Refusal
 		err     error
 	}
 	results := make([]result, len(parts))
@@ -135,7 +135,7 @@ func (d *Distributor) Write(ctx context.Context, b *engine.Batch) ([]engine.Seri
 	}
 	wg.Wait()
 	var errs []error
-	var refused []engine.SeriesError
+	var refused []write.Refusal
 	for i, res := range results {
 		p := &parts[i]
 		if res.err != nil {
@@ -150,13 +150,13 @@ func (d *Distributor) Write(ctx context.Context, b *engine.Batch) ([]engine.Seri
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("write batch of tenant %s to %d groups: %w: %w", b.Tenant, len(parts), ErrIncomplete, errors.Join(errs...))
 	}
-	slices.SortFunc(refused, func(a, b engine.SeriesError) int { return a.Series - b.Series })
+	slices.SortFunc(refused, func(a, b write.Refusal) int { return a.Series - b.Series })
 	return refused, nil
 }
 
 // checkRefused rejects refusals naming series outside the part: a bug
 // of the writer, which would otherwise index out of range.
-func checkRefused(refused []engine.SeriesError, n int, g ring.GroupID) error {
+func checkRefused(refused []write.Refusal, n int, g ring.GroupID) error {
 	for _, e := range refused {
 		if e.Series < 0 || e.Series >= n {
 			return fmt.Errorf("group %d refused series %d of a %d-series part: %w", g, e.Series, n, ErrIncomplete)

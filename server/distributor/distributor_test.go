@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/write"
 )
 
 // evenRing returns a ring of groups 1..n, each owning 1/n of the space.
@@ -34,20 +34,20 @@ func evenRing(t testing.TB, n int) *ring.Ring {
 
 // batch returns a batch of n series; series i has i+1 samples and, when
 // bad(i), a label value "bad" that the fake writer refuses.
-func batch(t testing.TB, tenant string, n int, bad func(int) bool) *engine.Batch {
+func batch(t testing.TB, tenant string, n int, bad func(int) bool) *write.Batch {
 	t.Helper()
-	bb := engine.NewBatchBuilder(tenant)
+	bb := write.NewBuilder(tenant)
 	for i := range n {
 		v := "ok"
 		if bad != nil && bad(i) {
 			v = "bad"
 		}
-		enc := engine.AppendLabel(nil, "__name__", "m")
-		enc = engine.AppendLabel(enc, "i", fmt.Sprint(i))
-		enc = engine.AppendLabel(enc, "x", v)
-		samples := make([]engine.Sample, i%3+1)
+		enc := write.AppendLabel(nil, "__name__", "m")
+		enc = write.AppendLabel(enc, "i", fmt.Sprint(i))
+		enc = write.AppendLabel(enc, "x", v)
+		samples := make([]write.Sample, i%3+1)
 		for j := range samples {
-			samples[j] = engine.Sample{T: int64(j), V: float64(i)}
+			samples[j] = write.Sample{T: int64(j), V: float64(i)}
 		}
 		bb.AddEncoded(enc, samples)
 	}
@@ -64,27 +64,27 @@ type fakeWriter struct {
 	barrier *sync.WaitGroup
 
 	mu    sync.Mutex
-	parts map[ring.GroupID][]*engine.Batch
+	parts map[ring.GroupID][]*write.Batch
 }
 
-func (f *fakeWriter) Write(_ context.Context, g ring.GroupID, b *engine.Batch) ([]engine.SeriesError, error) {
+func (f *fakeWriter) Write(_ context.Context, g ring.GroupID, b *write.Batch) ([]write.Refusal, error) {
 	if f.barrier != nil {
 		f.barrier.Done()
 		f.barrier.Wait()
 	}
-	var refused []engine.SeriesError
+	var refused []write.Refusal
 	for i, s := range b.Series {
 		if got := f.r.Lookup(ring.Hash(b.Tenant, s.Labels)); got != g {
 			return nil, fmt.Errorf("series %d of group %d's part belongs to group %d", i, g, got)
 		}
 		if bytes.Contains(s.Labels, []byte("bad")) {
-			refused = append(refused, engine.SeriesError{Series: i, Rejected: len(s.Samples), Err: engine.ErrOutOfOrder})
+			refused = append(refused, write.Refusal{Series: i, Rejected: len(s.Samples), Err: write.ErrOutOfOrder})
 		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.parts == nil {
-		f.parts = map[ring.GroupID][]*engine.Batch{}
+		f.parts = map[ring.GroupID][]*write.Batch{}
 	}
 	f.parts[g] = append(f.parts[g], b)
 	if err := f.fail[g]; err != nil {
@@ -159,7 +159,7 @@ func TestWrite(t *testing.T) {
 			var got []int
 			for _, e := range refused {
 				got = append(got, e.Series)
-				if e.Rejected != len(b.Series[e.Series].Samples) || !errors.Is(e.Err, engine.ErrOutOfOrder) {
+				if e.Rejected != len(b.Series[e.Series].Samples) || !errors.Is(e.Err, write.ErrOutOfOrder) {
 					t.Fatalf("refusal %+v does not match series %d", e, e.Series)
 				}
 			}
@@ -200,8 +200,8 @@ func TestWriteNoRing(t *testing.T) {
 
 type badIndexWriter struct{}
 
-func (badIndexWriter) Write(_ context.Context, _ ring.GroupID, b *engine.Batch) ([]engine.SeriesError, error) {
-	return []engine.SeriesError{{Series: len(b.Series), Rejected: 1, Err: engine.ErrTooOld}}, nil
+func (badIndexWriter) Write(_ context.Context, _ ring.GroupID, b *write.Batch) ([]write.Refusal, error) {
+	return []write.Refusal{{Series: len(b.Series), Rejected: 1, Err: write.ErrTooOld}}, nil
 }
 
 func TestWriteBadRefusalIndex(t *testing.T) {

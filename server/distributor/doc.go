@@ -9,8 +9,8 @@
 // # Placement
 //
 // Series i of a batch of tenant t belongs to group
-// ring.Lookup(ring.Hash(t, Series[i].Labels)): the label bytes are the
-// engine's encoding, so no label is decoded on the way.
+// ring.Lookup(ring.Hash(t, Series[i].Labels)): the label bytes are in
+// write's label set encoding, so no label is decoded on the way.
 //
 // # Caller protocol
 //

@@ -15,6 +15,7 @@ import (
 
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/write"
 )
 
 const tenant = "t1"
@@ -53,7 +54,7 @@ type applier struct {
 	index map[*engine.Group]uint64
 }
 
-func (a *applier) apply(t testing.TB, g *engine.Group, b *engine.Batch) {
+func (a *applier) apply(t testing.TB, g *engine.Group, b *write.Batch) {
 	t.Helper()
 	if len(b.Series) == 0 {
 		return

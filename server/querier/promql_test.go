@@ -20,6 +20,7 @@ import (
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup/ring"
 	"github.com/myelindb/myelin/server/distributor"
+	"github.com/myelindb/myelin/write"
 )
 
 const (
@@ -33,7 +34,7 @@ var genStart = t0 / 3_600_000 * 3_600_000
 // generated is a data set: series and their samples, in time order.
 type generated struct {
 	lsets   []labels.Labels
-	samples [][]engine.Sample
+	samples [][]write.Sample
 }
 
 // generate makes 200 series of a few metric names and jobs over 2h at
@@ -95,7 +96,7 @@ func generate(seed uint64) *generated {
 		panic(fmt.Sprintf("BUG: %d series", len(g.lsets)))
 	}
 	stale := math.Float64frombits(value.StaleNaN)
-	g.samples = make([][]engine.Sample, len(g.lsets))
+	g.samples = make([][]write.Sample, len(g.lsets))
 	prev := make([]float64, len(g.lsets))
 	for i := range genSteps {
 		ts := genStart + int64(i)*genStep
@@ -112,7 +113,7 @@ func generate(seed uint64) *generated {
 			case j%23 == 7 && i > 3*genSteps/4:
 				continue
 			}
-			g.samples[j] = append(g.samples[j], engine.Sample{T: ts, V: v})
+			g.samples[j] = append(g.samples[j], write.Sample{T: ts, V: v})
 		}
 	}
 	return g
@@ -135,9 +136,9 @@ func evenRing(t testing.TB, n int) *ring.Ring {
 }
 
 // window returns the samples of s with timestamps in [from, to).
-func window(s []engine.Sample, from, to int64) []engine.Sample {
-	lo, _ := slices.BinarySearchFunc(s, from, func(x engine.Sample, t int64) int { return cmp.Compare(x.T, t) })
-	hi, _ := slices.BinarySearchFunc(s, to, func(x engine.Sample, t int64) int { return cmp.Compare(x.T, t) })
+func window(s []write.Sample, from, to int64) []write.Sample {
+	lo, _ := slices.BinarySearchFunc(s, from, func(x write.Sample, t int64) int { return cmp.Compare(x.T, t) })
+	hi, _ := slices.BinarySearchFunc(s, to, func(x write.Sample, t int64) int { return cmp.Compare(x.T, t) })
 	return s[lo:hi]
 }
 
@@ -146,7 +147,7 @@ func storeSingle(t testing.TB, g *engine.Group, d *generated) {
 	var a applier
 	for i := 0; i < genSteps; i += 20 {
 		from, to := genStart+int64(i)*genStep, genStart+int64(i+20)*genStep
-		bb := engine.NewBatchBuilder(tenant)
+		bb := write.NewBuilder(tenant)
 		for j, l := range d.lsets {
 			if w := window(d.samples[j], from, to); len(w) > 0 {
 				require.NoError(t, bb.Add(l, w))
@@ -166,8 +167,8 @@ func storeSplit(t testing.TB, groups localGroups, d *generated) (moved int) {
 	movedFrom, movedTo := genStart+int64(genSteps*4/10)*genStep, genStart+int64(genSteps*6/10)*genStep
 	for i := 0; i < genSteps; i += 20 {
 		from, to := genStart+int64(i)*genStep, genStart+int64(i+20)*genStep
-		bb := engine.NewBatchBuilder(tenant)
-		old := map[ring.GroupID]*engine.BatchBuilder{}
+		bb := write.NewBuilder(tenant)
+		old := map[ring.GroupID]*write.Builder{}
 		for j, l := range d.lsets {
 			w := window(d.samples[j], from, to)
 			if j%9 != 0 {
@@ -183,7 +184,7 @@ func storeSplit(t testing.TB, groups localGroups, d *generated) (moved int) {
 			og := owner%3 + 1
 			if ow := window(w, math.MinInt64, movedTo); len(ow) > 0 {
 				if old[og] == nil {
-					old[og] = engine.NewBatchBuilder(tenant)
+					old[og] = write.NewBuilder(tenant)
 				}
 				require.NoError(t, old[og].Add(l, ow))
 			}
@@ -203,10 +204,10 @@ func storeSplit(t testing.TB, groups localGroups, d *generated) (moved int) {
 	return moved
 }
 
-// encodeLabels returns l in the engine's encoding, the ring hash input.
+// encodeLabels returns l in write's encoding, the ring hash input.
 func encodeLabels(l labels.Labels) []byte {
 	var enc []byte
-	l.Range(func(l labels.Label) { enc = engine.AppendLabel(enc, l.Name, l.Value) })
+	l.Range(func(l labels.Label) { enc = write.AppendLabel(enc, l.Name, l.Value) })
 	return enc
 }
 

@@ -16,16 +16,17 @@ import (
 
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/write"
 )
 
-// write applies series → samples to g, one batch per call.
-func write(t testing.TB, a *applier, g *engine.Group, series map[string][]int64) {
+// writeSeries applies series → samples to g, one batch per call.
+func writeSeries(t testing.TB, a *applier, g *engine.Group, series map[string][]int64) {
 	t.Helper()
-	bb := engine.NewBatchBuilder(tenant)
+	bb := write.NewBuilder(tenant)
 	for name, ts := range series {
-		var samples []engine.Sample
+		var samples []write.Sample
 		for _, x := range ts {
-			samples = append(samples, engine.Sample{T: x, V: float64(x)})
+			samples = append(samples, write.Sample{T: x, V: float64(x)})
 		}
 		require.NoError(t, bb.Add(labels.FromStrings("__name__", name), samples))
 	}
@@ -62,7 +63,7 @@ func TestFanoutMerge(t *testing.T) {
 			var a applier
 			for i, data := range tc.groups {
 				if len(data) > 0 {
-					write(t, &a, groups[ring.GroupID(i+1)], data)
+					writeSeries(t, &a, groups[ring.GroupID(i+1)], data)
 				}
 			}
 			f := New(staticGroups{owners: ids, open: func(_ context.Context, g ring.GroupID, tenant string, mint, maxt int64) (storage.Querier, error) {
@@ -143,7 +144,7 @@ func sixGroups(t *testing.T) (localGroups, []ring.GroupID) {
 	for i, id := range ids {
 		data := map[string][]int64{"common": {int64(i)}}
 		data[string(rune('a'+i))] = []int64{1}
-		write(t, &a, groups[id], data)
+		writeSeries(t, &a, groups[id], data)
 	}
 	return groups, ids
 }

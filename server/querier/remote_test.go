@@ -23,6 +23,7 @@ import (
 
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/write"
 )
 
 const t0 = int64(1_700_000_000_000)
@@ -56,16 +57,16 @@ func protocolData(t testing.TB) localGroups {
 		{labels.FromStrings("__name__", "temp", "job", "db", "zone", "eu-1"), 240, func(i int) float64 { return specials[i%len(specials)] }},
 	}
 	for i := range 400 {
-		bb := engine.NewBatchBuilder(tenant)
+		bb := write.NewBuilder(tenant)
 		for _, d := range defs {
 			if i < d.n {
-				require.NoError(t, bb.Add(d.lset, []engine.Sample{{T: t0 + int64(i)*15_000, V: d.f(i)}}))
+				require.NoError(t, bb.Add(d.lset, []write.Sample{{T: t0 + int64(i)*15_000, V: d.f(i)}}))
 			}
 		}
 		a.apply(t, g, bb.Batch())
 	}
-	bb := engine.NewBatchBuilder("t2")
-	require.NoError(t, bb.Add(labels.FromStrings("__name__", "up", "job", "other"), []engine.Sample{{T: t0, V: 1}}))
+	bb := write.NewBuilder("t2")
+	require.NoError(t, bb.Add(labels.FromStrings("__name__", "up", "job", "other"), []write.Sample{{T: t0, V: 1}}))
 	a.apply(t, g, bb.Batch())
 	return groups
 }

@@ -20,7 +20,7 @@
 //  3. For each req.Series[i]: lim.ValidateSeries(s) (ValidateLabels,
 //     faster) and lim.ValidateSamples(s.Labels, s.Samples, now); store the
 //     valid ones (without empty-valued labels) under s.Key, which for a
-//     valid series is the engine's encoding of that label set, and s.Hash;
+//     valid series is write's encoding of that label set, and s.Hash;
 //     count and report the rest (the first *SeriesError names its series).
 //  4. len(req.Exemplars), len(req.Histograms), len(req.Metadata): not
 //     stored yet; say so in the response or a metric.
@@ -92,9 +92,10 @@
 //
 // # Series hash
 //
-// Series.Hash is xxhash64 (github.com/cespare/xxhash/v2) of name, 0xff,
-// value, 0xff for each label with a non-empty value, in wire order:
-// exactly labels.StableHash of Prometheus (and Labels.Hash of its
+// Series.Hash is xxhash64 (github.com/cespare/xxhash/v2) of Series.Key,
+// the labels with a non-empty value in wire order in write's label set
+// encoding (name, 0xff, value, 0xff per label; write/doc.go): exactly
+// labels.StableHash of Prometheus (and Labels.Hash of its
 // slicelabels build; its default stringlabels Hash hashes a different
 // encoding). It is stable across processes and versions because it will
 // place series on Raft groups: never change it without a migration.

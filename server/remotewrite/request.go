@@ -7,7 +7,9 @@ import (
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
+
 	"github.com/myelindb/myelin/internal/invariants"
+	"github.com/myelindb/myelin/write"
 )
 
 // Label is one label pair. Name and Value alias the request body: they are
@@ -38,20 +40,20 @@ type Series struct {
 	// Samples in wire order; a sub-slice of Request.Samples.
 	Samples []Sample
 	// Hash is labels.StableHash of the labels whose value is not empty, in
-	// wire order: xxhash64 over name, 0xff, value, 0xff per label. For a
-	// series that passes Limits.ValidateLabels it is the hash of the label
-	// set that is stored (empty values dropped), and it equals
-	// labels.StableHash of that set, in every process and version.
+	// wire order: xxhash64 of Key. For a series that passes
+	// Limits.ValidateLabels it is the hash of the label set that is stored
+	// (empty values dropped), and it equals labels.StableHash of that set,
+	// in every process and version.
 	Hash uint64
-	// Key is the input of Hash: name, 0xff, value, 0xff for each label
-	// with a non-empty value, in wire order; a sub-slice of a buffer the
-	// Request owns, valid until it is reused. For a series that passes
-	// ValidateLabels it is exactly the engine's encoding of the label set
-	// that is stored (engine.AppendLabel). KeyLabels is the number of
-	// labels in it. Two series with equal Key and KeyLabels have the same
-	// non-empty labels in the same order, even if one holds 0xff bytes
-	// (invalid UTF-8): 2*KeyLabels separators leave none inside a name or
-	// value.
+	// Key is the input of Hash: write's label set encoding (name, 0xff,
+	// value, 0xff per label; write.AppendLabel) of the labels with a
+	// non-empty value, in wire order; a sub-slice of a buffer the Request
+	// owns, valid until it is reused. For a series that passes
+	// ValidateLabels it is exactly the encoding of the label set that is
+	// stored. KeyLabels is the number of labels in it. Two series with
+	// equal Key and KeyLabels have the same non-empty labels in the same
+	// order, even if one holds 0xff bytes (invalid UTF-8): 2*KeyLabels
+	// separators leave none inside a name or value.
 	Key       []byte
 	KeyLabels int
 	// Exemplars and Histograms count this series' exemplars and native
@@ -319,25 +321,21 @@ func (r *Request) decodeSeries(b []byte, pos, end int) error {
 	return nil
 }
 
-// hashSep separates names and values in the hash input, as in
-// labels.StableHash: 0xff never occurs in valid UTF-8.
-const hashSep = 0xff
-
 // appendHashInput appends the labels.StableHash input of ls, skipping
 // labels with an empty value (they are dropped before storing), and
-// returns the number of labels appended.
+// returns the number of labels appended. The input is write's label set
+// encoding (name LabelSep value LabelSep per label), which StableHash
+// hashes too.
 func appendHashInput(dst []byte, ls []Label) ([]byte, int) {
-	// Four appends per label measured 20% faster than sizing once and
-	// copying (44 vs 55 ns per node_exporter series).
+	// Four appends per label (write.AppendLabel, inlined) measured 20%
+	// faster than sizing once and copying (44 vs 55 ns per node_exporter
+	// series).
 	n := 0
 	for _, l := range ls {
 		if len(l.Value) == 0 {
 			continue
 		}
-		dst = append(dst, l.Name...)
-		dst = append(dst, hashSep)
-		dst = append(dst, l.Value...)
-		dst = append(dst, hashSep)
+		dst = write.AppendLabel(dst, l.Name, l.Value)
 		n++
 	}
 	return dst, n

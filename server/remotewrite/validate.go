@@ -121,7 +121,8 @@ func (l *Limits) ValidateSeries(s *Series) error {
 
 // asciiKey reports whether the names and values in a Series.Key of n
 // labels are all ASCII: every byte is below 0x80 except the 2n
-// separators. (A 0xff inside a name or value makes more than 2n.)
+// separators (write.LabelSep, 0xff; TestASCIIKeySeparator pins it). (A
+// 0xff inside a name or value makes more than 2n.)
 //
 // Eight bytes at a time: the bytes with the high bit set must be exactly
 // the 0xff bytes. A per-byte loop over words holding a separator (nearly

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/myelindb/myelin/write"
 )
 
 func lbls(kv ...string) []Label {
@@ -163,6 +165,14 @@ func TestRenderLabels(t *testing.T) {
 				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestASCIIKeySeparator: asciiKey finds the separators as the bytes
+// whose bits are all set.
+func TestASCIIKeySeparator(t *testing.T) {
+	if write.LabelSep != 0xff {
+		t.Fatalf("write.LabelSep is %#x; asciiKey looks for 0xff", write.LabelSep)
 	}
 }
 

@@ -1,8 +1,7 @@
-package engine
+package write
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -10,15 +9,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/stretchr/testify/require"
 )
 
+// buildBatch builds a batch of tenant from label set, samples pairs.
 func buildBatch(t testing.TB, tenant string, series ...any) *Batch {
 	t.Helper()
-	bb := NewBatchBuilder(tenant)
+	bb := NewBuilder(tenant)
 	for i := 0; i+1 < len(series); i += 2 {
 		require.NoError(t, bb.Add(series[i].(labels.Labels), series[i+1].([]Sample)))
 	}
@@ -42,12 +41,13 @@ func TestBatchRoundTrip(t *testing.T) {
 		)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			enc := AppendBatch([]byte("prefix"), tc.b)
+			enc := Append([]byte("prefix"), tc.b)
 			require.Equal(t, "prefix", string(enc[:6]))
-			got, err := DecodeBatch(enc[6:])
+			got, err := Decode(enc[6:])
 			require.NoError(t, err)
 			require.Equal(t, tc.b.Tenant, got.Tenant)
 			require.Len(t, got.Series, len(tc.b.Series))
+			require.Equal(t, tc.b.NumSamples(), got.NumSamples())
 			for i := range got.Series {
 				want, err := tc.b.Labels(i)
 				require.NoError(t, err)
@@ -61,29 +61,13 @@ func TestBatchRoundTrip(t *testing.T) {
 					require.Equal(t, math.Float64bits(w.V), math.Float64bits(s.V), "value bits")
 				}
 			}
-			require.Equal(t, enc[6:], AppendBatch(nil, &got), "re-encoding is identical")
+			require.Equal(t, enc[6:], Append(nil, &got), "re-encoding is identical")
 		})
 	}
 }
 
-// TestBatchGolden freezes the format: a change here needs a BatchVersion
-// bump and a doc.go update.
-func TestBatchGolden(t *testing.T) {
-	b := buildBatch(t, "t",
-		labels.FromStrings("__name__", "up", "job", "a"), []Sample{{1000, 1}, {2000, 0}},
-		labels.FromStrings("__name__", "up"), []Sample{{1500, 2}},
-	)
-	const want = "02" + "0174" + // version, tenant "t"
-		"02" + // two series
-		"12" + "5f5f6e616d655f5fff" + "7570ff" + "6a6f62ff" + "61ff" + // __name__=up job=a
-		"02" + "d00f" + "000000000000f03f" + "d00f" + "0000000000000000" + // 2 samples
-		"0c" + "5f5f6e616d655f5fff" + "7570ff" +
-		"01" + "b817" + "0000000000000040"
-	require.Equal(t, want, hex.EncodeToString(AppendBatch(nil, b)))
-}
-
-func TestDecodeBatchErrors(t *testing.T) {
-	valid := AppendBatch(nil, buildBatch(t, "t", labels.FromStrings("a", "b", "c", "d"), []Sample{{1, 1}}))
+func TestDecodeErrors(t *testing.T) {
+	valid := Append(nil, buildBatch(t, "t", labels.FromStrings("a", "b", "c", "d"), []Sample{{1, 1}}))
 	for _, tc := range []struct {
 		name   string
 		in     []byte
@@ -102,36 +86,36 @@ func TestDecodeBatchErrors(t *testing.T) {
 		{"trailing byte", append(append([]byte(nil), valid...), 0), len(valid)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := DecodeBatch(tc.in)
-			require.ErrorIs(t, err, ErrCorruptBatch)
-			var ce *CorruptBatchError
+			_, err := Decode(tc.in)
+			require.ErrorIs(t, err, ErrCorrupt)
+			var ce *CorruptError
 			require.True(t, errors.As(err, &ce))
 			require.Equal(t, tc.offset, ce.Offset, "offset; err %v", err)
 		})
 	}
 }
 
-// TestDecodeBatchTruncations decodes every prefix and random corruptions of
-// a valid batch: errors, never panics.
-func TestDecodeBatchTruncations(t *testing.T) {
+// TestDecodeTruncations decodes every prefix and random corruptions of a
+// valid batch: errors, never panics.
+func TestDecodeTruncations(t *testing.T) {
 	b := buildBatch(t, "tenant",
 		labels.FromStrings("__name__", "up", "job", "a"), []Sample{{1000, 1}, {2000, 0}},
 		labels.FromStrings("__name__", "x", "z", "y"), []Sample{{1500, 2}},
 	)
-	enc := AppendBatch(nil, b)
+	enc := Append(nil, b)
 	for i := range enc {
-		_, err := DecodeBatch(enc[:i])
-		require.Error(t, err, "prefix of %d bytes", i)
+		_, err := Decode(enc[:i])
+		require.ErrorIs(t, err, ErrCorrupt, "prefix of %d bytes", i)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 2000 {
 		c := append([]byte(nil), enc...)
 		c[rng.IntN(len(c))] = byte(rng.Uint32())
-		_, _ = DecodeBatch(c) // must not panic
+		_, _ = Decode(c) // must not panic
 	}
 }
 
-func TestBatchBuilderRejectsInvalidLabels(t *testing.T) {
+func TestBuilderRejectsInvalidLabels(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		lset labels.Labels
@@ -143,101 +127,50 @@ func TestBatchBuilderRejectsInvalidLabels(t *testing.T) {
 		{"separator in name", labels.FromStrings("a\xff", "b")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := NewBatchBuilder("t").Add(tc.lset, nil)
+			bb := NewBuilder("t")
+			err := bb.Add(tc.lset, nil)
 			require.ErrorIs(t, err, ErrInvalidLabels)
+			require.Empty(t, bb.Batch().Series, "nothing added")
 		})
 	}
 }
 
-func TestPartitions(t *testing.T) {
-	for _, tc := range []struct {
-		t, width int64
-		part     int64 // relative to 2^31
-		end      int64
-	}{
-		{0, 1000, 0, 1000},
-		{999, 1000, 0, 1000},
-		{1000, 1000, 1, 2000},
-		{-1, 1000, -1, 0},
-		{-1000, 1000, -1, 0},
-		{-1001, 1000, -2, -1000},
-		{math.MaxInt64, 1, math.MaxUint32 - 1<<31, math.MaxInt64},
-		{math.MinInt64, 1, -1 << 31, -(1 << 31) + 1},
-		{math.MaxInt64, 86_400_000, 1<<31 - 1, math.MaxInt64}, // clamped
-	} {
-		t.Run(fmt.Sprint(tc.t, "/", tc.width), func(t *testing.T) {
-			p := partitionOf(tc.t, tc.width)
-			require.Equal(t, tc.part, int64(p)-1<<31)
-			require.Equal(t, tc.end, partitionEnd(p, tc.width))
-		})
-	}
-}
-
-func TestBatchBuilderAddEncodedMatchesAdd(t *testing.T) {
+func TestBuilderAddEncodedMatchesAdd(t *testing.T) {
 	lsets := []labels.Labels{
 		labels.FromStrings("__name__", "up", "job", "a"),
 		labels.FromStrings("__name__", "up", "job", "b", "zone", "a"),
 	}
 	samples := []Sample{{T: 1, V: 2}}
-	viaAdd, viaBytes := NewBatchBuilder("t"), NewBatchBuilder("t")
+	viaAdd, viaBytes := NewBuilder("t"), NewBuilder("t")
 	for _, ls := range lsets {
 		require.NoError(t, viaAdd.Add(ls, samples))
 		var enc []byte
 		ls.Range(func(l labels.Label) { enc = AppendLabel(enc, l.Name, l.Value) })
 		viaBytes.AddEncoded(enc, samples)
 	}
-	require.Equal(t, AppendBatch(nil, viaAdd.Batch()), AppendBatch(nil, viaBytes.Batch()))
+	require.Equal(t, Append(nil, viaAdd.Batch()), Append(nil, viaBytes.Batch()))
 }
 
-func TestCheckLabels(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		enc  string
-		ok   bool
-	}{
-		{"one label", "a\xffb\xff", true},
-		{"two labels", "a\xff1\xffb\xff2\xff", true},
-		{"empty", "", false},
-		{"empty value", "a\xff\xff", false},
-		{"empty name", "\xffa\xff", false},
-		{"unterminated name", "a", false},
-		{"unterminated value", "a\xffb", false},
-		{"unsorted names", "b\xff1\xffa\xff1\xff", false},
-		{"duplicate names", "a\xff1\xffa\xff2\xff", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := CheckLabels([]byte(tc.enc))
-			if tc.ok {
-				require.NoError(t, err)
-			} else {
-				require.ErrorIs(t, err, ErrInvalidLabels)
-			}
-		})
-	}
+func TestBuilderReset(t *testing.T) {
+	bb := NewBuilder("a")
+	require.NoError(t, bb.Add(labels.FromStrings("x", "1"), []Sample{{1, 1}}))
+	first := Append(nil, bb.Batch())
+	bb.Reset("b")
+	require.Empty(t, bb.Batch().Series)
+	require.NoError(t, bb.Add(labels.FromStrings("y", "2"), []Sample{{2, 2}}))
+	got := bb.Batch()
+	require.Equal(t, "b", got.Tenant)
+	require.Len(t, got.Series, 1)
+	require.Equal(t, "y\xff2\xff", string(got.Series[0].Labels))
+	bb.Reset("a")
+	require.NoError(t, bb.Add(labels.FromStrings("x", "1"), []Sample{{1, 1}}))
+	require.Equal(t, first, Append(nil, bb.Batch()), "a reset builder builds the same batch")
 }
 
-// TestApplyRefusesInvalidLabels: DecodeBatch leaves label sets to Apply,
-// which refuses the samples of a series with invalid labels and applies
-// the rest of the batch.
-func TestApplyRefusesInvalidLabels(t *testing.T) {
-	_, g := openTest(t, testOptions(vfs.NewMem()))
-	b := buildBatch(t, "t", labels.FromStrings("a", "b"), []Sample{{1, 1}})
-	b.Series = append(b.Series,
-		BatchSeries{Labels: []byte("b\xff1\xffa\xff1\xff"), Samples: []Sample{{1, 1}, {2, 2}}},
-		BatchSeries{Labels: []byte("c\xffd\xff"), Samples: []Sample{{1, 1}}})
-	errs, err := g.Apply(1, AppendBatch(nil, b))
-	require.NoError(t, err)
-	require.Len(t, errs, 1)
-	require.Equal(t, 1, errs[0].Series)
-	require.Equal(t, 2, errs[0].Rejected)
-	require.ErrorIs(t, errs[0].Err, ErrInvalidLabels)
-	require.Len(t, selectAll(t, g, "t", math.MinInt64, math.MaxInt64), 2)
-}
-
-func TestBatchSizeIsExact(t *testing.T) {
+func TestEncodedSizeIsExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range 200 {
-		bb := NewBatchBuilder(fmt.Sprint("tenant-", i))
+		bb := NewBuilder(fmt.Sprint("tenant-", i))
 		for j := range rng.IntN(20) {
 			var smp []Sample
 			for range rng.IntN(10) {
@@ -255,46 +188,82 @@ func TestBatchSizeIsExact(t *testing.T) {
 			require.NoError(t, bb.Add(labels.FromStrings("__name__", fmt.Sprint("m", j), "x", strings.Repeat("v", 1+rng.IntN(300))), smp))
 		}
 		b := bb.Batch()
-		enc := AppendBatch(nil, b)
-		require.Equal(t, len(enc), batchSize(b))
+		enc := Append(nil, b)
+		require.Equal(t, len(enc), encodedSize(b))
 		require.LessOrEqual(t, cap(enc), len(enc)*5/4+64, "grown once to the size (plus the allocator's size class)")
 	}
 }
 
-func TestCompressedBatch(t *testing.T) {
+func TestCompressed(t *testing.T) {
 	b := buildBatch(t, "tenant-2",
 		labels.FromStrings("__name__", "up", "job", "a"), []Sample{{1, 0}, {2, math.Inf(1)}},
 		labels.FromStrings("__name__", "up", "job", "b"), []Sample{{-5, math.Float64frombits(value.StaleNaN)}},
 	)
-	enc := AppendBatch(nil, b)
-	c := CompressBatch([]byte("x"), enc)
+	enc := Append(nil, b)
+	c := Compress([]byte("x"), enc)
 	require.Equal(t, "x", string(c[:1]))
-	require.Equal(t, BatchVersionS2, c[1])
-	got, err := DecodeBatch(c[1:])
+	require.Equal(t, VersionS2, c[1])
+	got, err := Decode(c[1:])
 	require.NoError(t, err)
-	require.Equal(t, enc, AppendBatch(nil, &got), "decodes to the same batch")
+	require.Equal(t, enc, Append(nil, &got), "decodes to the same batch")
 
-	// The group's decoder reuses its buffer across both versions.
-	var d batchDecoder
+	// A Decoder reuses its buffers across both versions.
+	var d Decoder
 	for _, in := range [][]byte{c[1:], enc, c[1:]} {
-		got, err := d.decode(in)
+		got, err := d.Decode(in)
 		require.NoError(t, err)
-		require.Equal(t, enc, AppendBatch(nil, got))
+		require.Equal(t, enc, Append(nil, got))
 	}
 
 	for _, tc := range []struct {
 		name string
 		in   []byte
 	}{
-		{"bad s2", []byte{BatchVersionS2, 0x05, 0xff, 0xff}},
-		{"empty s2", []byte{BatchVersionS2}},
-		{"huge decoded length", append([]byte{BatchVersionS2}, binary.AppendUvarint(nil, 1<<40)...)},
-		{"compressed v3", CompressBatch(nil, CompressBatch(nil, enc))},
+		{"bad s2", []byte{VersionS2, 0x05, 0xff, 0xff}},
+		{"empty s2", []byte{VersionS2}},
+		{"huge decoded length", append([]byte{VersionS2}, binary.AppendUvarint(nil, 1<<40)...)},
+		{"compressed v3", Compress(nil, Compress(nil, enc))},
 		{"truncated", c[1 : len(c)-3]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := DecodeBatch(tc.in)
-			require.ErrorIs(t, err, ErrCorruptBatch)
+			_, err := Decode(tc.in)
+			require.ErrorIs(t, err, ErrCorrupt)
 		})
 	}
+}
+
+// TestDecoderReuse: a Decoder's batch is valid until its next Decode, and
+// a smaller batch after a larger one decodes exactly (no stale series or
+// samples).
+func TestDecoderReuse(t *testing.T) {
+	big := buildBatch(t, "t",
+		labels.FromStrings("a", "1"), []Sample{{1, 1}, {2, 2}, {3, 3}},
+		labels.FromStrings("a", "2"), []Sample{{1, 1}},
+		labels.FromStrings("a", "3"), []Sample{{1, 1}},
+	)
+	small := buildBatch(t, "u", labels.FromStrings("b", "1"), []Sample{{9, 9}})
+	empty := buildBatch(t, "v")
+	var d Decoder
+	for _, b := range []*Batch{big, small, empty, big} {
+		want := Append(nil, b)
+		got, err := d.Decode(Compress(nil, want))
+		require.NoError(t, err)
+		require.Equal(t, want, Append(nil, got))
+		require.Equal(t, b.NumSamples(), got.NumSamples())
+	}
+}
+
+func TestEncoder(t *testing.T) {
+	b := buildBatch(t, "t", labels.FromStrings("__name__", "up", "job", "a"), []Sample{{1, 1}, {2, 2}})
+	var e Encoder
+	want := Compress(nil, Append(nil, b))
+	e1 := e.Entry(b)
+	e2 := e.Entry(b)
+	require.Equal(t, want, e1)
+	require.Equal(t, want, e2)
+	e1[0] = 0
+	require.Equal(t, want, e2, "entries do not share memory")
+	got, err := Decode(e2)
+	require.NoError(t, err)
+	require.Equal(t, Append(nil, b), Append(nil, &got))
 }

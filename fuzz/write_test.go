@@ -1,0 +1,119 @@
+package fuzz
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/myelindb/myelin/write"
+)
+
+// FuzzBatchDecode feeds arbitrary bytes to write.Decode, the decoder
+// of Raft log entries (written by any node's server, read by every
+// replica). It must not panic; an error must wrap write.ErrCorrupt;
+// a batch that decodes re-encodes to bytes that decode to the same batch.
+func FuzzBatchDecode(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{1})
+	f.Add([]byte{2, 0, 0, 0})
+	bb := write.NewBuilder("tenant-a")
+	for i, lset := range []labels.Labels{
+		labels.FromStrings("__name__", "up", "job", "node", "instance", "a:9100"),
+		labels.FromStrings("__name__", "up", "job", "node", "instance", "b:9100"),
+		labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", "0", "mode", "idle"),
+	} {
+		if err := bb.Add(lset, []write.Sample{
+			{T: 1_700_000_000_000 + int64(i), V: 1},
+			{T: 1_700_000_015_000, V: math.Float64frombits(0x7ff0000000000002)},
+			{T: -5, V: math.Inf(-1)},
+		}); err != nil {
+			f.Fatal(err)
+		}
+	}
+	seed := write.Append(nil, bb.Batch())
+	f.Add(seed)
+	f.Add(seed[:len(seed)/2])
+	f.Add(write.Compress(nil, seed))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := write.Decode(data)
+		if err != nil {
+			if !errors.Is(err, write.ErrCorrupt) {
+				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		for i := range b.Series {
+			_, _ = b.Labels(i) // label sets are checked lazily: never panics
+		}
+		again := write.Append(nil, &b)
+		b2, err := write.Decode(again)
+		if err != nil {
+			t.Fatalf("re-encoded batch does not decode: %v", err)
+		}
+		if again2 := write.Append(nil, &b2); !bytes.Equal(again, again2) {
+			t.Fatalf("encode/decode is not stable:\n%x\n%x", again, again2)
+		}
+		if b.Tenant != b2.Tenant || len(b.Series) != len(b2.Series) || b.NumSamples() != b2.NumSamples() {
+			t.Fatalf("batch changed in a round trip")
+		}
+	})
+}
+
+// FuzzOutcomeDecode feeds arbitrary bytes to write.DecodeOutcome, the
+// decoder of apply outcomes (the refusals a group leader sends back to
+// the node that forwarded a write). It must not panic and fail only with
+// write.ErrCorruptOutcome; what decodes re-encodes to an outcome with the
+// same refusals, texts and sentinels, and that encoding is stable.
+func FuzzOutcomeDecode(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{1, 0, 0, 0})
+	f.Add(write.AppendOutcome(nil, write.Outcome{Refused: []write.Refusal{
+		{Series: 3, Rejected: 2, Err: fmt.Errorf("at 5: %w", write.ErrOutOfOrder)},
+		{Series: 4, Rejected: 1, Err: errors.New("other")},
+		{Series: 5, Rejected: 1, Err: write.ErrInvalidLabels},
+	}}))
+	_, corrupt := write.Decode([]byte{2, 0})
+	f.Add(write.AppendOutcome(nil, write.Outcome{Err: fmt.Errorf("apply entry 9: %w", corrupt)}))
+	sentinels := []error{write.ErrOutOfOrder, write.ErrDuplicateSample, write.ErrTooOld, write.ErrInvalidLabels, write.ErrCorrupt}
+	same := func(a, b error) bool {
+		if a == nil || b == nil {
+			return a == b
+		}
+		for _, k := range sentinels {
+			if errors.Is(a, k) != errors.Is(b, k) {
+				return false
+			}
+		}
+		return a.Error() == b.Error()
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o, err := write.DecodeOutcome(data)
+		if err != nil {
+			if !errors.Is(err, write.ErrCorruptOutcome) {
+				t.Fatalf("error %v does not match ErrCorruptOutcome", err)
+			}
+			return
+		}
+		enc := write.AppendOutcome(nil, o)
+		again, err := write.DecodeOutcome(enc)
+		if err != nil {
+			t.Fatalf("re-encoded outcome does not decode: %v", err)
+		}
+		if !same(o.Err, again.Err) || len(again.Refused) != len(o.Refused) {
+			t.Fatalf("outcome changed in a round trip: %+v, want %+v", again, o)
+		}
+		for i := range o.Refused {
+			a, b := again.Refused[i], o.Refused[i]
+			if a.Series != b.Series || a.Rejected != b.Rejected || !same(a.Err, b.Err) {
+				t.Fatalf("refusal %d: %+v, want %+v", i, a, b)
+			}
+		}
+		if enc2 := write.AppendOutcome(nil, again); !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding is not stable:\n%x\n%x", enc, enc2)
+		}
+	})
+}

@@ -1,0 +1,117 @@
+// Package write is the write vocabulary shared by the server, the
+// distributor, the Raft groups' wiring and the engine: samples, write
+// batches and their codec, the label set encoding that identifies a
+// series, the refusals of samples and the apply outcome that carries them
+// back to the proposer, with their codec.
+//
+// It owns the formats below, each with a version byte; they are frozen by
+// golden tests (testdata/, rewritten with -rewrite), and a change updates
+// this doc, the version and the golden file together. It is pure: it does
+// no I/O and imports only the standard library,
+// github.com/klauspost/compress, Prometheus's model/labels and the
+// module's internal/invariants (an arch test enforces it). It knows
+// nothing of Pebble, Raft or HTTP.
+//
+// # Caller protocol
+//
+//  1. The server builds a batch per remote-write request: bb :=
+//     NewBuilder(tenant) (or Reset a pooled one), bb.AddEncoded(key,
+//     samples) per validated series (or bb.Add(labels, samples)), then
+//     bb.Batch().
+//  2. The node turns it into a Raft log entry with an Encoder:
+//     entry := enc.Entry(b) (Append, then Compress).
+//  3. Every replica's engine decodes the entry (a Decoder per group,
+//     Decoder.Decode; it reuses its buffers) and applies it. It reports
+//     what it refused as an Outcome, encoded with AppendOutcome: the bytes
+//     raft hands back to the proposer, identical on every replica. An
+//     empty outcome means every sample was applied.
+//  4. The proposer decodes it with DecodeOutcome and reports the
+//     per-series refusals (Outcome.Refused, each matching its sentinel)
+//     to the sender; a whole-entry error (Outcome.Err, matching
+//     ErrCorrupt for a batch that did not decode) fails the write.
+//
+// # Batch encoding (version 2)
+//
+// A batch is one tenant and its series, each as its encoded label set plus
+// samples. uvarint and varint are encoding/binary's.
+//
+//	batch   = version:byte(2) tenant:string
+//	          nseries:uvarint series*nseries
+//	string  = len:uvarint bytes
+//	series  = labels:string nsamples:uvarint sample*nsamples
+//	sample  = tdelta:varint value:8 bytes little-endian IEEE 754 bits
+//
+// labels is the label set encoding below. tdelta is the difference to the
+// previous sample of the series (to 0 for the first); samples need not be
+// sorted (the engine refuses the out-of-order ones). Values are stored as
+// raw bits so the StaleNaN marker round-trips. The tenant is not empty; a
+// series has a non-empty label set. Decode checks every count and length
+// against the remaining input before allocating (nothing it allocates is
+// more than a small multiple of the input) and reports the byte offset of
+// the first problem in a *CorruptError; it does not check the label sets
+// (CheckLabels): the engine checks one only when it names a series the
+// tenant does not have yet, and refuses that series' samples if it is
+// invalid.
+//
+// Version 3 (VersionS2, Compress) is the byte 3 followed by an S2 block
+// (github.com/klauspost/compress/s2, the block format, not the stream)
+// whose content is a version-2 batch; this is the form a node proposes
+// (Encoder). The decompressed length is read from the block header and
+// refused above 1 GiB before allocating. A 2,000-series remote-write batch
+// shrinks ~10x (label sets repeat names and values), for ~30 ns per series
+// to compress and ~20 to decompress.
+//
+// Version 1 interned the label strings of a batch in a symbol table and
+// named them by index: 2.3x smaller entries, but interning cost ~90 ns per
+// series on the server and rebuilding the label set another ~40 on apply;
+// version 2 copies the remote-write series key as is (docs/design.md has
+// the numbers). Version 1 was never released and is not decoded.
+//
+// Native histograms and exemplars will come as a new batch version, with
+// a sample kind per series (float, integer histogram, float histogram)
+// followed by that kind's samples, and exemplars per series after them.
+// Decoders dispatch on the version byte, so entries of versions 2 and 3
+// already in Raft logs stay readable, and a float-only batch may keep
+// being written as version 2.
+//
+// # Label set encoding
+//
+// A label set is encoded as name 0xff value 0xff per label, in name order
+// (AppendLabel; LabelSep is 0xff). 0xff never occurs in UTF-8, and names
+// and values are non-empty, so the bytes are unambiguous and equal label
+// sets have equal bytes: it is the identity of a series. It is the input
+// of Prometheus's labels.StableHash (xxhash64 of these bytes), and the
+// series key the remote-write decoder computes anyway
+// (server/remotewrite.Series.Key), so the server hands it to the batch
+// without re-encoding, the ring hashes it (raftgroup/ring.Hash), and the
+// engine stores it as the series' labels (engine/doc.go, key schema).
+// CheckLabels tells a valid encoding: at least one label, names strictly
+// increasing, names and values non-empty.
+//
+// # Outcome encoding (version 1)
+//
+// The outcome of applying an entry, as AppendOutcome writes it. An Outcome
+// with nothing to report encodes to zero bytes; otherwise:
+//
+//	outcome = version:byte(1) entry:cause nrefused:uvarint refusal*nrefused
+//	refusal = series:uvarint rejected:uvarint cause
+//	cause   = code:byte text:string
+//
+// entry is Outcome.Err (code 0 and an empty text when nil); series is the
+// index in the batch, rejected the number of samples refused, at most
+// 2^31-1 each. code says which sentinel the error matches: 0 none (no
+// error), 1 ErrOutOfOrder, 2 ErrDuplicateSample, 3 ErrTooOld,
+// 4 ErrInvalidLabels, 5 ErrCorrupt, 6 another error; text is its
+// Error() text. A decoded error has that text and matches its code's
+// sentinel with errors.Is; a code above 6 is corrupt (a new code is a new
+// version). DecodeOutcome bounds the refusal count by the input (4 bytes
+// each at least) before allocating, and wraps ErrCorruptOutcome with the
+// byte offset of a problem. An outcome lives only between a replica's
+// apply and its proposer (raft hands it back, a forwarded proposal carries
+// it between nodes); it is never stored.
+//
+// Rejected: a separate 'E' (error text) and 'R' (refusals) outcome in the
+// node's wiring next to the engine's refusal codec, two layers that had
+// to agree; and error values as the outcome, which needed a codec for
+// errors between nodes anyway (raftgroup/doc.go).
+package write
