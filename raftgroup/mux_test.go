@@ -243,7 +243,18 @@ func testTLS(t *testing.T) *tls.Config {
 // It uses the Pebble log store: raft-wal still serves entries below its
 // first index while they are in its open (tail) segment, so raft would
 // send them instead of a snapshot, which is correct but not this test.
+//
+// configLast: the entries just before the snapshot are membership changes,
+// not commands, so the snapshot's index is past the applier's last
+// command (a snapshot that could once never be sent: its index was
+// compared with the applier's).
 func TestJoinBySnapshot(t *testing.T) {
+	for _, configLast := range []bool{false, true} {
+		t.Run(fmt.Sprintf("configLast=%v", configLast), func(t *testing.T) { testJoinBySnapshot(t, configLast) })
+	}
+}
+
+func testJoinBySnapshot(t *testing.T, configLast bool) {
 	pebbleLog := func(o *Options) { o.LogStore = LogStorePebble }
 	c := startCluster(t, 3, []uint32{1}, nil, pebbleLog)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -252,6 +263,14 @@ func TestJoinBySnapshot(t *testing.T) {
 	l := c.groups[1][li]
 	for i := range 100 {
 		propose(t, l, fmt.Sprint("a", i))
+	}
+	if configLast {
+		if err := l.AddNonvoter(ctx, "ghost", "127.0.0.1:1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.RemoveServer(ctx, "ghost"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := l.Checkpoint(); err != nil {
 		t.Fatal(err)
@@ -269,6 +288,14 @@ func TestJoinBySnapshot(t *testing.T) {
 	c.appliers[1] = append(c.appliers[1], a4)
 	if err := l.AddVoter(ctx, "n4", c.muxes[3].Addr()); err != nil {
 		t.Fatal(err)
+	}
+	// The snapshot must reach it with no new command after it (a new
+	// command would move the applier past the snapshot's index).
+	for a4.restores.Load() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the joined replica got no snapshot")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	var last uint64
 	for i := range 20 {

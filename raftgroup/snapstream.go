@@ -34,7 +34,7 @@ func (s *streamingSnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser,
 	if err != nil {
 		return nil, nil, err
 	}
-	kind, _, err := readSnapHeader(rc)
+	kind, refIndex, err := readSnapHeader(rc)
 	rc.Close()
 	if err != nil {
 		return nil, nil, fmt.Errorf("open snapshot %s: %w", id, err)
@@ -59,11 +59,17 @@ func (s *streamingSnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser,
 	if err != nil {
 		return fail(err)
 	}
-	// INVARIANT: the streamed state covers the snapshot's index, so the
-	// entries after meta.Index that the follower gets next are either in
-	// the state (dropped by its FSM) or after it.
-	if idx < meta.Index {
-		return fail(fmt.Errorf("applier state at %d, snapshot at %d: %w", idx, meta.Index, ErrApplierBehind))
+	// INVARIANT: the streamed state covers every command entry at or
+	// below the snapshot's index, so the entries after meta.Index that
+	// the follower gets next are either in the state (dropped by its FSM)
+	// or after it. The reference's index is the applier checkpoint
+	// Persist took, which covers the last command raft had applied at the
+	// snapshot; the applier's index only grows. (Comparing with
+	// meta.Index itself was wrong: raft's index counts configuration
+	// entries and no-ops, the applier's only commands, so a snapshot
+	// taken after a membership change could never be sent.)
+	if idx < refIndex {
+		return fail(fmt.Errorf("applier state at %d, snapshot's checkpoint at %d: %w", idx, refIndex, ErrApplierBehind))
 	}
 	if _, err := f.WriteAt(appendSnapHeader(nil, snapKindState, idx), 0); err != nil {
 		return fail(err)
