@@ -2,14 +2,17 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/myelindb/myelin/chunkenc"
 	"github.com/myelindb/myelin/write"
@@ -21,6 +24,7 @@ type DB struct {
 	opts        Options // immutable after Open
 	partitionMs int64   // opts.Partition in milliseconds
 	pdb         *pebble.DB
+	collector   *collector // nil without Options.Registerer
 	mu          struct {
 		sync.Mutex
 		groups map[uint32]*Group
@@ -59,6 +63,12 @@ func Open(opts Options) (*DB, error) {
 	}
 	db := &DB{opts: opts, partitionMs: opts.Partition.Milliseconds(), pdb: pdb}
 	db.mu.groups = map[uint32]*Group{}
+	if opts.Registerer != nil {
+		db.collector = newCollector(db)
+		if err := opts.Registerer.Register(db.collector); err != nil {
+			return nil, errors.Join(fmt.Errorf("register engine metrics: %w", err), pdb.Close())
+		}
+	}
 	return db, nil
 }
 
@@ -72,6 +82,9 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.mu.closed = true
+	if db.collector != nil {
+		db.opts.Registerer.Unregister(db.collector)
+	}
 	// Flush first: without a WAL, the memtables would be lost (Raft would
 	// replay them, from the last checkpoint). A failed flush still closes.
 	flushErr := db.syncPebble()
@@ -161,6 +174,40 @@ func (db *DB) OpenGroup(id uint32) (*Group, uint64, error) {
 	db.mu.groups[id] = g
 	return g, g.mu.applied, nil
 }
+
+// Group returns the open group id, or nil if OpenGroup has not opened it
+// (or DropGroup dropped it).
+func (db *DB) Group(id uint32) *Group {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.mu.groups[id]
+}
+
+// openGroups returns the open groups in id order.
+func (db *DB) openGroups() []*Group {
+	db.mu.Lock()
+	gs := make([]*Group, 0, len(db.mu.groups))
+	for _, g := range db.mu.groups {
+		gs = append(gs, g)
+	}
+	db.mu.Unlock()
+	slices.SortFunc(gs, func(a, b *Group) int { return cmp.Compare(a.id, b.id) })
+	return gs
+}
+
+// Querier returns a querier over tenant's data in [mint, maxt] in the open
+// group id. Reading a replica is the caller's decision: with Raft, only
+// the group's leader, after confirming its leadership, reads consistently.
+func (db *DB) Querier(group uint32, tenant string, mint, maxt int64) (storage.Querier, error) {
+	g := db.Group(group)
+	if g == nil {
+		return nil, fmt.Errorf("querier of group %d: %w", group, ErrNoGroup)
+	}
+	return g.Querier(tenant, mint, maxt)
+}
+
+// ErrNoGroup: the group is not open on this store.
+var ErrNoGroup = errors.New("engine: group not open")
 
 func (db *DB) getUint64(key []byte) (uint64, bool, error) {
 	v, closer, err := db.pdb.Get(key)

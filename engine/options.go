@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/myelindb/myelin/chunkenc"
 )
@@ -61,6 +62,10 @@ type Options struct {
 	MemTableBytes int64
 	// Logger; nil means discard.
 	Logger *slog.Logger
+	// Registerer receives the engine's metrics (head series per tenant,
+	// Pebble's sizes, compactions and cache), collected at scrape time;
+	// Close unregisters them. Nil means none.
+	Registerer prometheus.Registerer
 }
 
 const (

@@ -68,6 +68,8 @@ var (
 	// ErrSnapshotUnavailable: a snapshot references state this replica does
 	// not hold.
 	ErrSnapshotUnavailable = errors.New("raftgroup: snapshot state unavailable")
+	// ErrNoState: Recover found no log, vote or snapshot in the directory.
+	ErrNoState = errors.New("raftgroup: no state to recover")
 	// ErrSnapshotFormat: a snapshot body has an unknown header.
 	ErrSnapshotFormat = errors.New("raftgroup: unknown snapshot format")
 )
@@ -304,7 +306,7 @@ func openLogStore(opts Options) (raft.LogStore, raft.StableStore, io.Closer, err
 // The next Open starts from there, with the new configuration and the
 // same data. It is how a replica's data moves under a new Raft server
 // ID. Idempotent: recovering a recovered replica changes nothing but the
-// snapshot.
+// snapshot. A directory without state is ErrNoState.
 func Recover(opts Options, voters []Voter) error {
 	if err := opts.Validate(); err != nil {
 		return err
@@ -321,6 +323,12 @@ func Recover(opts Options, voters []Voter) error {
 	}
 	last, err := logs.LastIndex()
 	if err != nil {
+		return errors.Join(fmt.Errorf("recover group %s: %w", opts.ID, err), store.Close())
+	}
+	if ok, err := raft.HasExistingState(logs, stable, snaps); err != nil || !ok {
+		if err == nil {
+			err = ErrNoState
+		}
 		return errors.Join(fmt.Errorf("recover group %s: %w", opts.ID, err), store.Close())
 	}
 	f := &fsm{applier: opts.Applier, openLast: last, failedCh: make(chan struct{})}

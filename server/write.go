@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/myelindb/myelin/raftgroup/cluster"
+	"github.com/myelindb/myelin/server/distributor"
 	"github.com/myelindb/myelin/server/remotewrite"
 	"github.com/myelindb/myelin/write"
 )
@@ -26,15 +28,23 @@ type Writer interface {
 	Write(ctx context.Context, b *write.Batch) ([]write.Refusal, error)
 }
 
-// ErrUnavailable marks Writer errors the sender should retry (no leader,
-// shutting down, overloaded): the handler answers 503.
-var ErrUnavailable = errors.New("server: temporarily unavailable")
+// retryable reports whether a Writer error means the sender should retry
+// the whole request (503): the distributor could not commit every part
+// (distributor.ErrIncomplete: no leader, a stale ring, shutting down), a
+// group was unavailable, or the request's context ended.
+func retryable(err error) bool {
+	return errors.Is(err, distributor.ErrIncomplete) || errors.Is(err, cluster.ErrUnavailable) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
 
 // WriteOptions configure the remote-write handler.
 type WriteOptions struct {
 	Decoder     remotewrite.Options
 	Limits      remotewrite.Limits
 	MultiTenant bool
+	// Tenants, if set, counts the samples written per tenant for the
+	// cluster's tenant page.
+	Tenants *Tenants
 	// Now is the clock for "too far in the future"; nil means time.Now.
 	Now        func() time.Time
 	Logger     *slog.Logger          // nil means discard
@@ -130,7 +140,7 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) string {
 	res, err := h.write(r.Context(), tenant, req)
 	if err != nil {
 		code := http.StatusInternalServerError
-		if errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if retryable(err) {
 			code = http.StatusServiceUnavailable
 		}
 		h.opts.Logger.Warn("remote write failed", "tenant", tenant, "err", err)
@@ -147,6 +157,7 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) string {
 }
 
 func (h *WriteHandler) count(tenant string, res *writeResult) {
+	h.opts.Tenants.Add(tenant, res.samples)
 	m := h.metrics
 	m.samples.WithLabelValues(tenant).Add(float64(res.samples))
 	for r, n := range res.discarded {

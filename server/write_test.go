@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/engine"
+	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/write"
 )
 
@@ -190,7 +191,7 @@ func TestWriteHandler(t *testing.T) {
 	h.ServeHTTP(rec, r)
 	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
 
-	gw.err = fmt.Errorf("propose: %w", ErrUnavailable)
+	gw.err = fmt.Errorf("propose: %w", cluster.ErrUnavailable)
 	w = post(h, "/api/v1/push", "t1", "", encodeWrite(t, series(up, prompb.Sample{Timestamp: 4000, Value: 1})))
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)
 	gw.err = fmt.Errorf("disk on fire")

@@ -111,7 +111,8 @@ func TestRunArgs(t *testing.T) {
 			wantStderr: []string{"Usage: myelin", "-data.dir", "-http.listen-address", "-auth.multitenancy-enabled", "-version"},
 		},
 		{name: "version", args: []string{"-version"}, wantStdout: "myelin "},
-		{name: "unknown flag", args: []string{"-nope"}, wantErr: errUsage, wantStderr: []string{"flag provided but not defined: -nope", "Usage: myelin"}},
+		// One bad flag: the problem and a hint, not the whole usage.
+		{name: "unknown flag", args: []string{"-nope"}, wantErr: errUsage, wantStderr: []string{"flag provided but not defined: -nope", "Run 'myelin -help'"}},
 		{name: "bad bool", args: []string{"-auth.multitenancy-enabled=maybe"}, wantErr: errUsage},
 		{name: "positional argument", args: []string{"serve"}, wantErr: errUsage, wantStderr: []string{"unexpected arguments"}},
 	} {
@@ -138,9 +139,9 @@ func TestRunErrors(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	singleDir, clusterDir := t.TempDir(), t.TempDir()
+	singleDir, otherNode := t.TempDir(), t.TempDir()
 	if err := errors.Join(os.MkdirAll(filepath.Join(singleDir, "raft", "1"), 0o755),
-		os.MkdirAll(filepath.Join(clusterDir, "raft", "meta"), 0o755)); err != nil {
+		os.WriteFile(filepath.Join(otherNode, "node-id"), []byte("b\n"), 0o644)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -150,9 +151,11 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{"data dir under a file", []string{"-data.dir", filepath.Join(file, "data")}, "create data dir"},
 		{"bad listen address", []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:99999"}, "listen on 127.0.0.1:99999"},
-		{"single node's data in cluster mode", []string{"-data.dir", singleDir, "-http.listen-address", "127.0.0.1:0",
-			"-cluster.node-id", "a", "-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1"}, "holds a single node's data"},
-		{"cluster data as a single node", []string{"-data.dir", clusterDir, "-http.listen-address", "127.0.0.1:0"}, "holds a cluster node's data"},
+		{"single node's data joining a cluster", []string{"-data.dir", singleDir, "-http.listen-address", "127.0.0.1:0",
+			"-cluster.node-id", "a", "-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1", "-cluster.join", "127.0.0.1:2"},
+			"holds a single node's data: it cannot join or found a cluster of several nodes"},
+		{"another node's data", []string{"-data.dir", otherNode, "-http.listen-address", "127.0.0.1:0", "-cluster.node-id", "a",
+			"-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1"}, `belongs to node "b", not -cluster.node-id "a"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(context.Background(), tc.args, io.Discard, io.Discard)

@@ -270,6 +270,11 @@ func migrateSingleNode(opts Options, metaDir string) error {
 	ro := raftOptions(opts, old, "1", a)
 	ro.ID = "node-1-group-1" // the former single node's server ID
 	err = raftgroup.Recover(ro, []raftgroup.Voter{{ID: opts.NodeID, Address: opts.Advertise}})
+	if errors.Is(err, raftgroup.ErrNoState) {
+		// The former node never wrote to its log: nothing to keep.
+		opts.Logger.Info("the former single node's group holds no state; removed", "dir", old)
+		return errors.Join(opts.Storage.Close(1), os.RemoveAll(old))
+	}
 	if err = errors.Join(err, opts.Storage.Close(1)); err != nil {
 		return fmt.Errorf("migrate %s: %w", old, err)
 	}

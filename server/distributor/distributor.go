@@ -11,33 +11,50 @@ import (
 	"github.com/myelindb/myelin/write"
 )
 
-// GroupWriter proposes a batch to one Raft group: when Write returns
-// without error, the batch is committed on a quorum of the group and
-// applied, and the per-series refusals of the apply are returned (Series
-// indexes b.Series). It is called concurrently for different groups and
-// must not keep b after it returns.
-type GroupWriter interface {
-	Write(ctx context.Context, group ring.GroupID, b *write.Batch) ([]write.Refusal, error)
+// Proposer commits a log entry in one Raft group (through its leader)
+// and returns the entry's apply outcome (write.AppendOutcome; nil when
+// every sample was applied). An error means the entry may or may not be
+// committed. raftgroup/cluster's Router implements it.
+type Proposer interface {
+	Propose(ctx context.Context, group ring.GroupID, entry []byte) (outcome []byte, err error)
 }
 
 // ErrIncomplete: some part of a write was not committed. The write as a
 // whole must be retried (5xx).
 var ErrIncomplete = errors.New("distributor: write not committed in every group")
 
-// ErrNoRing: there is no ring yet (no group exists).
-var ErrNoRing = errors.New("distributor: no ring")
-
 // Distributor routes write batches to groups. It is safe for concurrent
-// use; it holds no mutable state.
+// use; its only state is the pool of the entry encoder.
 type Distributor struct {
-	w    GroupWriter
-	ring func() *ring.Ring
+	p       Proposer
+	ring    func() (*ring.Ring, error)
+	entries write.Encoder
 }
 
-// New returns a distributor writing through w with the ring current
-// returns at each call.
-func New(w GroupWriter, current func() *ring.Ring) *Distributor {
-	return &Distributor{w: w, ring: current}
+// New returns a distributor proposing through p with the ring current
+// returns at each call (an error, e.g. no ring yet or a stale one, fails
+// the write with ErrIncomplete wrapping it).
+func New(p Proposer, current func() (*ring.Ring, error)) *Distributor {
+	return &Distributor{p: p, ring: current}
+}
+
+// propose encodes b as a log entry (write.Encoder: the compressed batch),
+// commits it in group g and decodes the outcome into b's refusals.
+func (d *Distributor) propose(ctx context.Context, g ring.GroupID, b *write.Batch) ([]write.Refusal, error) {
+	outcome, err := d.p.Propose(ctx, g, d.entries.Entry(b))
+	if err != nil {
+		return nil, err
+	}
+	o, err := write.DecodeOutcome(outcome)
+	if err != nil {
+		return nil, err
+	}
+	if o.Err != nil {
+		// The group refused the whole entry (it did not decode): the
+		// same on every replica, a bug of this node's encoder.
+		return nil, fmt.Errorf("group %d refused the entry: %w", g, o.Err)
+	}
+	return o.Refused, nil
 }
 
 // Part is the share of a batch that one group owns.
@@ -96,9 +113,9 @@ func (d *Distributor) Write(ctx context.Context, b *write.Batch) ([]write.Refusa
 	if len(b.Series) == 0 {
 		return nil, nil
 	}
-	r := d.ring()
-	if r == nil {
-		return nil, fmt.Errorf("write batch of tenant %s: %w: %w", b.Tenant, ErrIncomplete, ErrNoRing)
+	r, err := d.ring()
+	if err != nil {
+		return nil, fmt.Errorf("write batch of tenant %s: %w: %w", b.Tenant, ErrIncomplete, err)
 	}
 	var parts []Part
 	g := r.Groups()[0]
@@ -108,7 +125,7 @@ func (d *Distributor) Write(ctx context.Context, b *write.Batch) ([]write.Refusa
 	}
 	if len(parts) <= 1 {
 		// One group: send the batch itself (no copy); indexes are equal.
-		refused, err := d.w.Write(ctx, g, b)
+		refused, err := d.propose(ctx, g, b)
 		if err != nil {
 			return nil, fmt.Errorf("write %d series to group %d: %w: %w", len(b.Series), g, ErrIncomplete, err)
 		}
@@ -126,7 +143,7 @@ func (d *Distributor) Write(ctx context.Context, b *write.Batch) ([]write.Refusa
 	for i := range parts {
 		wg.Go(func() {
 			p := &parts[i]
-			refused, err := d.w.Write(ctx, p.Group, &p.Batch)
+			refused, err := d.propose(ctx, p.Group, &p.Batch)
 			if err == nil {
 				err = checkRefused(refused, len(p.Batch.Series), p.Group)
 			}

@@ -54,8 +54,9 @@ func batch(t testing.TB, tenant string, n int, bad func(int) bool) *write.Batch 
 	return bb.Batch()
 }
 
-// fakeWriter records the parts it gets and refuses the samples of series
-// labelled x="bad"; fail makes a group's write fail.
+// fakeWriter is a Proposer: it decodes the entries it gets, records the
+// parts, and refuses the samples of series labelled x="bad" in the
+// outcome; fail makes a group's proposal fail.
 type fakeWriter struct {
 	r    *ring.Ring
 	fail map[ring.GroupID]error
@@ -67,7 +68,12 @@ type fakeWriter struct {
 	parts map[ring.GroupID][]*write.Batch
 }
 
-func (f *fakeWriter) Write(_ context.Context, g ring.GroupID, b *write.Batch) ([]write.Refusal, error) {
+func (f *fakeWriter) Propose(_ context.Context, g ring.GroupID, entry []byte) ([]byte, error) {
+	d, err := write.Decode(entry)
+	if err != nil {
+		return nil, err
+	}
+	b := &d
 	if f.barrier != nil {
 		f.barrier.Done()
 		f.barrier.Wait()
@@ -90,7 +96,7 @@ func (f *fakeWriter) Write(_ context.Context, g ring.GroupID, b *write.Batch) ([
 	if err := f.fail[g]; err != nil {
 		return nil, err
 	}
-	return refused, nil
+	return write.AppendOutcome(nil, write.Outcome{Refused: refused}), nil
 }
 
 var errNoLeader = errors.New("no leader")
@@ -119,7 +125,7 @@ func TestWrite(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := evenRing(t, tc.groups)
 			w := &fakeWriter{r: r, fail: tc.fail}
-			d := New(w, func() *ring.Ring { return r })
+			d := New(w, func() (*ring.Ring, error) { return r, nil })
 			b := batch(t, "tenant-a", tc.series, tc.bad)
 			refused, err := d.Write(context.Background(), b)
 			if tc.wantErr != nil {
@@ -183,31 +189,54 @@ func TestWriteOneGroupSendsTheBatch(t *testing.T) {
 	r := evenRing(t, 1)
 	w := &fakeWriter{r: r}
 	b := batch(t, "t", 10, nil)
-	if _, err := New(w, func() *ring.Ring { return r }).Write(context.Background(), b); err != nil {
+	if _, err := New(w, func() (*ring.Ring, error) { return r, nil }).Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.parts[1]; len(got) != 1 || got[0] != b {
-		t.Fatalf("a batch of one group was copied")
+	if got := w.parts[1]; len(got) != 1 || len(got[0].Series) != len(b.Series) {
+		t.Fatalf("a batch of one group was not proposed as one entry: %d entries", len(got))
 	}
 }
 
 func TestWriteNoRing(t *testing.T) {
-	d := New(&fakeWriter{}, func() *ring.Ring { return nil })
-	if _, err := d.Write(context.Background(), batch(t, "t", 1, nil)); !errors.Is(err, ErrNoRing) || !errors.Is(err, ErrIncomplete) {
-		t.Fatalf("Write = %v, want ErrNoRing", err)
+	errStale := errors.New("ring may be stale")
+	d := New(&fakeWriter{}, func() (*ring.Ring, error) { return nil, errStale })
+	if _, err := d.Write(context.Background(), batch(t, "t", 1, nil)); !errors.Is(err, errStale) || !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("Write = %v, want the ring's error", err)
 	}
 }
 
 type badIndexWriter struct{}
 
-func (badIndexWriter) Write(_ context.Context, _ ring.GroupID, b *write.Batch) ([]write.Refusal, error) {
-	return []write.Refusal{{Series: len(b.Series), Rejected: 1, Err: write.ErrTooOld}}, nil
+func (badIndexWriter) Propose(_ context.Context, _ ring.GroupID, entry []byte) ([]byte, error) {
+	b, err := write.Decode(entry)
+	if err != nil {
+		return nil, err
+	}
+	return write.AppendOutcome(nil, write.Outcome{Refused: []write.Refusal{{Series: len(b.Series), Rejected: 1, Err: write.ErrTooOld}}}), nil
+}
+
+// TestWriteEntryRefused: an outcome that refuses the whole entry (the
+// group could not decode it) fails the write.
+func TestWriteEntryRefused(t *testing.T) {
+	r := evenRing(t, 1)
+	d := New(proposeFunc(func(context.Context, ring.GroupID, []byte) ([]byte, error) {
+		return write.AppendOutcome(nil, write.Outcome{Err: write.ErrCorrupt}), nil
+	}), func() (*ring.Ring, error) { return r, nil })
+	if _, err := d.Write(context.Background(), batch(t, "t", 3, nil)); !errors.Is(err, write.ErrCorrupt) || !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("Write = %v, want ErrCorrupt", err)
+	}
+}
+
+type proposeFunc func(ctx context.Context, g ring.GroupID, entry []byte) ([]byte, error)
+
+func (f proposeFunc) Propose(ctx context.Context, g ring.GroupID, entry []byte) ([]byte, error) {
+	return f(ctx, g, entry)
 }
 
 func TestWriteBadRefusalIndex(t *testing.T) {
 	for _, groups := range []int{1, 4} {
 		r := evenRing(t, groups)
-		d := New(badIndexWriter{}, func() *ring.Ring { return r })
+		d := New(badIndexWriter{}, func() (*ring.Ring, error) { return r, nil })
 		if _, err := d.Write(context.Background(), batch(t, "t", 40, nil)); !errors.Is(err, ErrIncomplete) {
 			t.Fatalf("%d groups: Write = %v, want ErrIncomplete", groups, err)
 		}
@@ -223,12 +252,12 @@ func TestWriteParallel(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(len(Split(r, b)))
 	w := &fakeWriter{r: r, barrier: &wg}
-	if _, err := New(w, func() *ring.Ring { return r }).Write(context.Background(), b); err != nil {
+	if _, err := New(w, func() (*ring.Ring, error) { return r, nil }).Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 
 	w = &fakeWriter{r: r}
-	d := New(w, func() *ring.Ring { return r })
+	d := New(w, func() (*ring.Ring, error) { return r, nil })
 	var callers sync.WaitGroup
 	errs := make([]error, 16)
 	for i := range errs {

@@ -3,8 +3,9 @@
 // remote-write handler (server.WriteHandler, through server.Writer) and
 // the groups: it owns no state but the ring it is given, does no I/O of
 // its own, and never interprets a group's answer beyond mapping refused
-// series back. It must not import raftgroup (cmd wires a GroupWriter that
-// reaches the group leaders) nor the server package above it.
+// series back. It must not import raftgroup or raftgroup/cluster (its
+// Proposer, the cluster's Router, reaches the group leaders) nor the
+// server package above it.
 //
 // # Placement
 //
@@ -14,14 +15,15 @@
 //
 // # Caller protocol
 //
-//  1. d := New(w, current), where w proposes a batch to one group and
-//     current returns the ring to route with (the metadata cache's latest;
-//     it may change between calls, never during one).
+//  1. d := New(p, current), where p proposes a log entry to one group and
+//     returns its apply outcome, and current returns the ring to route
+//     with (the metadata's latest, or an error when it may be stale; it
+//     may change between calls, never during one).
 //  2. refused, err := d.Write(ctx, batch) from any number of goroutines.
 //     Write splits the batch (one part per group, series in their original
-//     order; a batch of one group goes as it is), calls w.Write for every
-//     part concurrently and waits for all of them. Parts alias the batch's
-//     label and sample slices: w must not keep them after it returns.
+//     order; a batch of one group goes as it is), encodes each part as a
+//     log entry (write.Encoder), proposes them concurrently, waits for all
+//     of them, and decodes each outcome (write.DecodeOutcome).
 //  3. err == nil: every part was committed; refused holds the per-series
 //     refusals of all parts, with Series the index in the original batch,
 //     sorted. err != nil: at least one part was not (or not known to be)

@@ -1,26 +1,28 @@
-package main
+package engine
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// nodeCollector exports the engine's head and Pebble statistics at scrape
-// time.
-type nodeCollector struct {
-	n backend
+// collector exports the engine's head and Pebble statistics at scrape
+// time (Options.Registerer).
+type collector struct {
+	db *DB
 
 	headSeries, diskBytes, memtableBytes, readAmp *prometheus.Desc
 	compactions, flushes                          *prometheus.Desc
 	cacheBytes, cacheHits, cacheMisses            *prometheus.Desc
 }
 
-func newNodeCollector(n backend) *nodeCollector {
+var _ prometheus.Collector = (*collector)(nil)
+
+func newCollector(db *DB) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
-	return &nodeCollector{
-		n:             n,
-		headSeries:    d("myelin_head_series", "Series with an open chunk in memory, per tenant.", "tenant"),
+	return &collector{
+		db:            db,
+		headSeries:    d("myelin_head_series", "Series with an open chunk in memory in this node's replicas, per tenant.", "tenant"),
 		diskBytes:     d("myelin_pebble_disk_bytes", "Bytes the Pebble store uses on disk."),
 		memtableBytes: d("myelin_pebble_memtable_bytes", "Bytes allocated by Pebble's memtables."),
 		readAmp:       d("myelin_pebble_read_amplification", "Pebble's read amplification (sublevels a read may visit)."),
@@ -32,23 +34,28 @@ func newNodeCollector(n backend) *nodeCollector {
 	}
 }
 
-func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.headSeries, c.diskBytes, c.memtableBytes, c.readAmp,
 		c.compactions, c.flushes, c.cacheBytes, c.cacheHits, c.cacheMisses} {
 		ch <- d
 	}
 }
 
-func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
-	// A cluster node holds several groups: sum per tenant.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	if c.db.closed() {
+		return
+	}
+	// A node holds several groups: sum per tenant.
 	series := map[string]int{}
-	for _, t := range c.n.tenantStats() {
-		series[t.Tenant] += t.HeadSeries
+	for _, g := range c.db.openGroups() {
+		for _, t := range g.Stats() {
+			series[t.Tenant] += t.HeadSeries
+		}
 	}
 	for tenant, n := range series {
 		ch <- prometheus.MustNewConstMetric(c.headSeries, prometheus.GaugeValue, float64(n), tenant)
 	}
-	m := c.n.engineDB().PebbleMetrics()
+	m := c.db.PebbleMetrics()
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	counter := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/myelindb/myelin/raftgroup"
+)
+
+// config is every flag's value.
+type config struct {
+	configFile   string
+	dataDir      string
+	listenAddr   string
+	multitenancy bool
+	version      bool
+	logLevel     string
+	logFormat    string
+	retention    time.Duration
+	cacheBytes   int64
+	memTable     int64
+
+	queryTimeout       time.Duration
+	queryMaxSamples    int
+	lookbackDelta      time.Duration
+	queryExperimental  bool
+	maxLabelNames      int
+	maxLabelNameBytes  int
+	maxLabelValueBytes int
+	maxFutureSkew      time.Duration
+	legacyNames        bool
+	maxRecvBytes       int
+
+	cluster clusterConfig
+
+	// set: the flags given on the command line or in the config file.
+	set map[string]bool
+	// effective is every flag's value after the config file and the
+	// command line, served by /config.
+	effective map[string]string
+}
+
+// clusterConfig are the flags of the cluster and its Raft groups.
+type clusterConfig struct {
+	nodeID            string
+	peersFlag         string
+	joinAddr          string
+	replication       int
+	groupsPerNode     int
+	deadAfter         time.Duration
+	heartbeatInterval time.Duration
+	listenAddr        string
+	advertise         string
+	heartbeat         time.Duration
+	tlsCert           string
+	tlsKey            string
+	tlsCA             string
+	snapshotThr       uint64
+	trailing          uint64
+	logStore          string
+	walSegmentBytes   int
+
+	peers map[string]string // node ID -> Raft address, from peersFlag
+	order []string          // IDs of peers, sorted
+	// listen: the node opens its Raft listener (it is, or may become, a
+	// member of a cluster of several nodes); without it the node is a
+	// cluster of one that nobody can join.
+	listen bool
+}
+
+// defaultClusterHeartbeat is the Raft heartbeat and election timeout of a
+// replicated group. A follower notices a dead leader after 1-2x this and
+// elects a new one within a few round trips, so failover (kill to first
+// accepted write) stays under 3 s including a sender's retry backoff;
+// shorter timeouts were not needed and risk spurious elections when
+// fsync stalls on a busy disk.
+const defaultClusterHeartbeat = 500 * time.Millisecond
+
+// usageHeader opens `myelin -help`.
+const usageHeader = `Usage: myelin [flags]
+
+Myelin is a multi-tenant, Prometheus-compatible time-series database. It
+serves remote write on /api/v1/push and /api/v1/write, the Prometheus
+query API under /api/v1 and /prometheus/api/v1, /ready, /metrics and
+status pages from /. Every write goes through a Raft log on disk before
+it is acknowledged. Without cluster flags it runs as a cluster of one
+that opens no Raft port; -cluster.node-id with -raft.listen-address
+starts a cluster others can join (-cluster.join), see README "Cluster".
+SIGINT/SIGTERM shut it down gracefully.
+
+Flags:
+`
+
+// parseFlags parses args. It returns help == true after printing the usage
+// for -help, and an error wrapping errUsage for a bad command line (after
+// printing the problem and a hint, not the whole usage). -config.file
+// names a YAML file that maps flag names to values; flags on the command
+// line override it.
+func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err error) {
+	fs := flag.NewFlagSet("myelin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.configFile, "config.file", "", "YAML `file` of flag values by flag name (e.g. 'query.timeout: 1m'); command-line flags override it.")
+	fs.StringVar(&cfg.dataDir, "data.dir", "./data", "`Directory` for the node's data (engine and Raft logs); created if missing. One process per directory.")
+	fs.StringVar(&cfg.listenAddr, "http.listen-address", ":9009", "`Address` (host:port) the HTTP server listens on; port 0 picks a free port.")
+	fs.BoolVar(&cfg.multitenancy, "auth.multitenancy-enabled", true,
+		"Require the X-Scope-OrgID header naming the tenant on ingest and query requests;\n"+
+			"if false, every request belongs to the tenant \"anonymous\".")
+	fs.StringVar(&cfg.logLevel, "log.level", "info", "Only log messages with the given severity or above: debug, info, warn, error.")
+	fs.StringVar(&cfg.logFormat, "log.format", "logfmt", "Output format of log messages: logfmt or json.")
+	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this; 0 keeps everything.")
+	fs.Int64Var(&cfg.cacheBytes, "storage.cache-size", 64<<20, "Block cache of the embedded Pebble store, shared by index and chunk reads, in `bytes`.")
+	fs.Int64Var(&cfg.memTable, "storage.memtable-size", 32<<20, "Size of one memtable of the embedded Pebble store, in `bytes`; up to two are in memory.")
+	fs.DurationVar(&cfg.queryTimeout, "query.timeout", 2*time.Minute, "Maximum time one query may take.")
+	fs.IntVar(&cfg.queryMaxSamples, "query.max-samples", 50_000_000, "Maximum number of samples one query may load into memory.")
+	fs.DurationVar(&cfg.lookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back an instant selector looks for the latest sample.")
+	fs.BoolVar(&cfg.queryExperimental, "query.enable-experimental", false,
+		"Enable all of Prometheus 3's experimental PromQL features: experimental functions,\n"+
+			"duration expressions, extended range selectors, binop fill modifiers, delayed name removal.")
+	fs.IntVar(&cfg.maxLabelNames, "validation.max-label-names-per-series", 30, "Refuse series with more labels than this.")
+	fs.IntVar(&cfg.maxLabelNameBytes, "validation.max-length-label-name", 1024, "Refuse series with a longer label name, in `bytes`.")
+	fs.IntVar(&cfg.maxLabelValueBytes, "validation.max-length-label-value", 2048, "Refuse series with a longer label value, in `bytes`.")
+	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future.")
+	fs.BoolVar(&cfg.legacyNames, "validation.legacy-names", false, "Accept only Prometheus 2's metric and label name characters (default: any UTF-8, as Prometheus 3).")
+	fs.IntVar(&cfg.maxRecvBytes, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, decompressed, in `bytes`.")
+	cfg.cluster.register(fs)
+	fs.BoolVar(&cfg.version, "version", false, "Print the version and exit.")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Run 'myelin -help' to list the flags.")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			// Parse printed the short hint; -help wants the whole usage.
+			fmt.Fprint(fs.Output(), usageHeader)
+			fs.PrintDefaults()
+			return cfg, true, nil
+		}
+		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected arguments: %q\n", fs.Args())
+		fs.Usage()
+		return cfg, false, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	cfg.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { cfg.set[f.Name] = true })
+	if cfg.configFile != "" {
+		if err := applyConfigFile(fs, cfg.configFile, cfg.set); err != nil {
+			fmt.Fprintln(stderr, err)
+			return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	var errs []error
+	if _, err := parseLevel(cfg.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.logFormat != "logfmt" && cfg.logFormat != "json" {
+		errs = append(errs, fmt.Errorf("-log.format %q: want logfmt or json", cfg.logFormat))
+	}
+	errs = append(errs, cfg.cluster.parse(cfg.set))
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintln(stderr, err)
+		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg.effective = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { cfg.effective[f.Name] = f.Value.String() })
+	return cfg, false, nil
+}
+
+// applyConfigFile sets the flags named in a YAML file that were not set on
+// the command line, and marks them in set.
+func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	onCommandLine := maps.Clone(set)
+	names := make([]string, 0, len(values))
+	for name := range values {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, name := range names {
+		if fs.Lookup(name) == nil || name == "config.file" {
+			errs = append(errs, fmt.Errorf("config file %s: unknown setting %q", path, name))
+			continue
+		}
+		if onCommandLine[name] {
+			continue
+		}
+		if err := fs.Set(name, fmt.Sprint(values[name])); err != nil {
+			errs = append(errs, fmt.Errorf("config file %s: %s: %w", path, name, err))
+		}
+		set[name] = true
+	}
+	return errors.Join(errs...)
+}
+
+// parseLevel parses -log.level.
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("-log.level %q: want debug, info, warn or error", s)
+}
+
+// newLogger returns the process's logger: one handler, so the engine's,
+// raft's and the server's lines share one format and level.
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(cfg.logLevel) // checked by parseFlags
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (c *clusterConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.nodeID, "cluster.node-id", "", "This node's `ID` in the cluster (letters, digits, '-', '_'), unique for all time; also its\n"+
+		"Raft server ID. Empty: the ID in the data directory, or on a first start the host name.")
+	fs.StringVar(&c.peersFlag, "cluster.peers", "",
+		"Optional: the nodes a new cluster starts with (the metadata group's first voters), this node\n"+
+			"included, as comma-separated ID=RAFT_ADDRESS `list`, e.g. 1=10.0.0.1:9095,2=10.0.0.2:9095.\n"+
+			"Every one of them gets the same list. Alternatively start one node alone and the others with\n"+
+			"-cluster.join.")
+	fs.StringVar(&c.joinAddr, "cluster.join", "", "Raft `address` (host:port) of any node of a running cluster: this node asks to be added\n"+
+		"through it, then the placement gives it groups. Ignored once the node has joined.")
+	fs.IntVar(&c.replication, "cluster.replication-factor", 3, "Replicas per Raft group once the cluster has that many nodes (a new cluster only).")
+	fs.IntVar(&c.groupsPerNode, "cluster.groups-per-node", 1, "Raft groups created per node (a new cluster only); each node leads about this many.")
+	fs.DurationVar(&c.deadAfter, "cluster.dead-after", time.Minute, "A node not heard from for this long is declared dead and its replicas are replaced\n"+
+		"on other nodes (a dead node that comes back rejoins by itself).")
+	fs.DurationVar(&c.heartbeatInterval, "cluster.heartbeat-interval", time.Second, "How often a node reports to the metadata leader; placement changes run as often.")
+	fs.StringVar(&c.listenAddr, "raft.listen-address", ":9095", "`Address` of the node's Raft listener (all its groups and node-to-node requests). A node\n"+
+		"without any -cluster.* or -raft.listen-address flag opens none: a cluster of one.")
+	fs.StringVar(&c.advertise, "raft.advertise-address", "", "Raft `address` other nodes reach this one at; empty means -raft.listen-address\n"+
+		"(which then needs a host).")
+	fs.DurationVar(&c.heartbeat, "raft.heartbeat-timeout", defaultClusterHeartbeat, "Raft heartbeat and election timeout of a replicated group.")
+	fs.StringVar(&c.tlsCert, "raft.tls-cert-file", "", "PEM certificate `file` for the Raft listener and for dialing peers; enables TLS\n"+
+		"(with -raft.tls-key-file and -raft.tls-ca-file, mutual TLS).")
+	fs.StringVar(&c.tlsKey, "raft.tls-key-file", "", "PEM private key `file` of -raft.tls-cert-file.")
+	fs.StringVar(&c.tlsCA, "raft.tls-ca-file", "", "PEM CA certificates `file` that peer certificates must chain to (both directions).")
+	fs.Uint64Var(&c.snapshotThr, "raft.snapshot-threshold", 8192, "Take a Raft snapshot (an engine checkpoint) after this many log entries.")
+	fs.Uint64Var(&c.trailing, "raft.trailing-logs", 1024, "Log entries kept behind a snapshot, so a lagging replica catches up from the log.")
+	fs.StringVar(&c.logStore, "raft.log-store", string(raftgroup.LogStoreWAL), "Raft log implementation: raft-wal or pebble.")
+	fs.IntVar(&c.walSegmentBytes, "raft.wal-segment-size", 8<<20, "Size of one raft-wal segment file, allocated when created, in `bytes` (64 KiB to 1 GiB).")
+}
+
+var nodeIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// parse checks the flags and fills peers and listen; set holds the flags
+// given. It reports every problem.
+func (c *clusterConfig) parse(set map[string]bool) error {
+	var errs []error
+	switch raftgroup.LogStore(c.logStore) {
+	case raftgroup.LogStoreWAL, raftgroup.LogStorePebble:
+	default:
+		errs = append(errs, fmt.Errorf("-raft.log-store %q: want raft-wal or pebble", c.logStore))
+	}
+	if c.walSegmentBytes < 64<<10 || c.walSegmentBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("-raft.wal-segment-size %d: want 65536 to 1073741824", c.walSegmentBytes))
+	}
+	c.listen = c.nodeID != "" || c.peersFlag != "" || c.joinAddr != "" || set["raft.listen-address"] || set["raft.advertise-address"]
+	if c.nodeID != "" && !nodeIDRe.MatchString(c.nodeID) {
+		errs = append(errs, fmt.Errorf("-cluster.node-id %q: want 1-64 letters, digits, '-' or '_'", c.nodeID))
+	}
+	if (c.peersFlag != "" || c.joinAddr != "") && c.nodeID == "" {
+		errs = append(errs, errors.New("-cluster.peers and -cluster.join need -cluster.node-id"))
+	}
+	c.peers = map[string]string{}
+	for p := range strings.SplitSeq(c.peersFlag, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(p, "=")
+		if !ok || !nodeIDRe.MatchString(id) {
+			errs = append(errs, fmt.Errorf("-cluster.peers: %q: want ID=HOST:PORT", p))
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("-cluster.peers: %q: %w", p, err))
+			continue
+		}
+		if _, dup := c.peers[id]; dup {
+			errs = append(errs, fmt.Errorf("-cluster.peers: ID %q twice", id))
+		}
+		c.peers[id] = addr
+		c.order = append(c.order, id)
+	}
+	slices.Sort(c.order)
+	switch {
+	case c.joinAddr != "" && len(c.peers) > 0:
+		errs = append(errs, errors.New("-cluster.join and -cluster.peers exclude each other: peers start a new cluster, join enters a running one"))
+	case len(c.peers) > 0 && c.peers[c.nodeID] == "":
+		errs = append(errs, fmt.Errorf("-cluster.peers does not name this node %q", c.nodeID))
+	}
+	if c.joinAddr != "" {
+		if _, _, err := net.SplitHostPort(c.joinAddr); err != nil {
+			errs = append(errs, fmt.Errorf("-cluster.join %q: %w", c.joinAddr, err))
+		}
+	}
+	if c.replication < 1 || c.replication > 9 || c.groupsPerNode < 1 || c.groupsPerNode > 64 {
+		errs = append(errs, errors.New("-cluster.replication-factor wants 1..9 and -cluster.groups-per-node 1..64"))
+	}
+	if c.heartbeatInterval < 10*time.Millisecond || c.deadAfter < 3*c.heartbeatInterval {
+		errs = append(errs, errors.New("-cluster.heartbeat-interval wants at least 10ms and -cluster.dead-after at least three of them"))
+	}
+	if c.advertise == "" {
+		c.advertise = c.listenAddr
+	}
+	if host, _, err := net.SplitHostPort(c.advertise); c.listen && (err != nil || host == "") {
+		errs = append(errs, fmt.Errorf("-raft.advertise-address %q: want HOST:PORT (set it when -raft.listen-address has no host)", c.advertise))
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") || (c.tlsCA != "" && c.tlsCert == "") {
+		errs = append(errs, errors.New("-raft.tls-cert-file and -raft.tls-key-file go together; -raft.tls-ca-file needs them"))
+	}
+	if c.heartbeat < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("-raft.heartbeat-timeout %v: want at least 10ms", c.heartbeat))
+	}
+	return errors.Join(errs...)
+}
+
+// tlsConfig loads the Raft TLS files; nil without -raft.tls-cert-file.
+func (c *clusterConfig) tlsConfig() (*tls.Config, error) {
+	if c.tlsCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("load raft TLS key pair: %w", err)
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.tlsCA != "" {
+		pem, err := os.ReadFile(c.tlsCA)
+		if err != nil {
+			return nil, fmt.Errorf("read raft TLS CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("raft TLS CA %s: no PEM certificates", c.tlsCA)
+		}
+		conf.RootCAs, conf.ClientCAs = pool, pool
+		conf.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return conf, nil
+}
+
+// voters is the metadata group's bootstrap configuration: every peer at
+// its address, this node at its advertised one; nil without peers.
+func (c *clusterConfig) voters() []raftgroup.Voter {
+	var vs []raftgroup.Voter
+	for _, id := range c.order {
+		addr := c.peers[id]
+		if id == c.nodeID {
+			addr = c.advertise
+		}
+		vs = append(vs, raftgroup.Voter{ID: id, Address: addr})
+	}
+	return vs
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/myelindb/myelin/engine"
+	"github.com/myelindb/myelin/raftgroup"
+	"github.com/myelindb/myelin/raftgroup/cluster"
+	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/server/distributor"
+	"github.com/myelindb/myelin/server/querier"
+	"github.com/myelindb/myelin/server/remotewrite"
+)
+
+// node is what run wires: the engine, the node's Raft listener, its
+// cluster member (a cluster of one unless configured otherwise), and the
+// write and read paths over them.
+type node struct {
+	db      *engine.DB
+	mux     *raftgroup.Mux
+	cluster *cluster.Node
+	tenants *server.Tenants
+	dist    *distributor.Distributor
+	query   *querier.Querier
+	api     *server.ClusterAPI
+}
+
+// openNode opens the engine and starts the cluster member on it.
+func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logger, reg prometheus.Registerer) (n *node, err error) {
+	db, err := engine.Open(engine.Options{
+		Dir:           enginePath(cfg),
+		Retention:     cfg.retention,
+		CacheBytes:    cfg.cacheBytes,
+		MemTableBytes: cfg.memTable,
+		Logger:        logger,
+		Registerer:    reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open engine: %w", err)
+	}
+	n = &node{db: db, tenants: server.NewTenants(db)}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, n.close())
+			n = nil
+		}
+	}()
+	cc := cfg.cluster
+	tlsConf, err := cc.tlsConfig()
+	if err != nil {
+		return n, err
+	}
+	// A node that is not configured for a cluster opens no Raft port: it
+	// is a cluster of one (docs/design.md "One path"). Its address in its
+	// groups' configurations is never dialed.
+	var ln net.Listener
+	advertise := nodeID + ":0"
+	if cc.listen {
+		var lc net.ListenConfig
+		if ln, err = lc.Listen(ctx, "tcp", cc.listenAddr); err != nil {
+			return n, fmt.Errorf("raft listen on %s: %w", cc.listenAddr, err)
+		}
+		advertise = cc.advertise
+		logger.Info("raft listening", "addr", ln.Addr().String(), "advertise", advertise, "tls", tlsConf != nil)
+	}
+	var cn atomic.Pointer[cluster.Node]
+	n.mux, err = raftgroup.NewMux(raftgroup.MuxOptions{
+		Listener:  ln,
+		Advertise: advertise,
+		TLS:       tlsConf,
+		Resolve: func(id string) string {
+			if c := cn.Load(); c != nil {
+				return c.Resolve(id)
+			}
+			return cc.peers[id]
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return n, err
+	}
+	n.cluster, err = cluster.Start(cluster.Options{
+		NodeID:    nodeID,
+		Advertise: advertise,
+		Dir:       raftPath(cfg),
+		Mux:       n.mux,
+		Storage:   engineStorage{db},
+		Peers:     cc.voters(),
+		Join:      cc.joinAddr,
+		Ring:      ring.Options{ReplicationFactor: cc.replication, GroupsPerNode: cc.groupsPerNode},
+		DeadAfter: cc.deadAfter,
+		Heartbeat: cc.heartbeatInterval,
+		Raft: raftgroup.Options{
+			LogStore:          raftgroup.LogStore(cc.logStore),
+			WALSegmentBytes:   cc.walSegmentBytes,
+			HeartbeatTimeout:  cc.heartbeat,
+			SnapshotThreshold: cc.snapshotThr,
+			TrailingLogs:      cc.trailing,
+		},
+		Tenants:    n.tenants.Report,
+		Registerer: reg,
+		Logger:     logger,
+	})
+	if err != nil {
+		return n, err
+	}
+	cn.Store(n.cluster)
+	router := n.cluster.Router()
+	n.dist = distributor.New(router, router.Ring)
+	n.query = querier.New(querier.Routed(router, db.Querier, cluster.ReadWindow(cfg.maxFutureSkew), cluster.ForwardTimeout),
+		querier.Options{Logger: logger})
+	n.api = server.NewClusterAPI(n.cluster, db)
+	return n, nil
+}
+
+// internalHandler serves what other nodes call over the Raft listener:
+// the cluster's control RPCs and the querier's remote protocol.
+func (n *node) internalHandler(logger *slog.Logger) http.Handler {
+	m := http.NewServeMux()
+	m.Handle(cluster.PathPrefix, n.cluster.Handler())
+	qh := querier.NewHandler(querier.Verified(n.cluster.Router().VerifyRead, n.db.Querier), querier.HandlerOptions{Logger: logger})
+	for _, p := range []string{querier.PathSelect, querier.PathLabels, querier.PathValues} {
+		m.Handle(p, qh)
+	}
+	return m
+}
+
+// close stops the cluster member (checkpointing every replica), the
+// listener and the engine; any may be missing after a failed open.
+func (n *node) close() error {
+	var errs []error
+	if n.cluster != nil {
+		errs = append(errs, n.cluster.Close())
+	}
+	if n.mux != nil {
+		errs = append(errs, n.mux.Close())
+	}
+	return errors.Join(append(errs, n.db.Close())...)
+}
+
+// The engine is a Raft state machine without importing raftgroup.
+var _ raftgroup.Applier = (*engine.Applier)(nil)
+
+// engineStorage is cluster.Storage over the node's engine.
+type engineStorage struct{ db *engine.DB }
+
+func (s engineStorage) Open(g ring.GroupID) (raftgroup.Applier, error) {
+	eg, recovered, err := s.db.OpenGroup(uint32(g))
+	if err != nil {
+		return nil, err
+	}
+	return engine.NewApplier(eg, recovered), nil
+}
+
+// Close keeps the group open in the engine: its replica stopped, and a
+// later open of the replica finds its state there.
+func (s engineStorage) Close(ring.GroupID) error  { return nil }
+func (s engineStorage) Drop(g ring.GroupID) error { return s.db.DropGroup(uint32(g)) }
+
+// handler answers 503 on everything until install.
+type handler struct {
+	mux   *http.ServeMux
+	ready atomic.Bool
+}
+
+func newHandler() *handler { return &handler{mux: http.NewServeMux()} }
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.ready.Load() {
+		http.Error(w, "not ready: opening storage", http.StatusServiceUnavailable)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// install routes the public APIs to n.
+func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger *slog.Logger) error {
+	write, err := server.NewWriteHandler(n.dist, server.WriteOptions{
+		Decoder: remotewrite.Options{MaxDecompressedBytes: cfg.maxRecvBytes},
+		Limits: remotewrite.Limits{
+			MaxLabelNames:      cfg.maxLabelNames,
+			MaxLabelNameBytes:  cfg.maxLabelNameBytes,
+			MaxLabelValueBytes: cfg.maxLabelValueBytes,
+			MaxFutureSkew:      cfg.maxFutureSkew,
+			LegacyNames:        cfg.legacyNames,
+		},
+		MultiTenant: cfg.multitenancy,
+		Tenants:     n.tenants,
+		Logger:      logger,
+		Registerer:  reg,
+	})
+	if err != nil {
+		return err
+	}
+	query, err := server.NewQueryAPI(n.query, server.QueryOptions{
+		Timeout:            cfg.queryTimeout,
+		MaxSamples:         cfg.queryMaxSamples,
+		LookbackDelta:      cfg.lookbackDelta,
+		EnableExperimental: cfg.queryExperimental,
+		MultiTenant:        cfg.multitenancy,
+		Version:            versionString(),
+		Logger:             logger,
+		Registerer:         reg,
+	})
+	if err != nil {
+		return err
+	}
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:                           "myelin_http_request_duration_seconds",
+		Help:                           "Time to answer HTTP requests, per handler, method and status code.",
+		Buckets:                        prometheus.DefBuckets,
+		NativeHistogramBucketFactor:    1.1,
+		NativeHistogramMaxBucketNumber: 100,
+	}, []string{"handler", "method", "code"})
+	reg.MustRegister(duration)
+	handle := func(pattern, name string, hh http.Handler) {
+		h.mux.Handle(pattern, promhttp.InstrumentHandlerDuration(duration.MustCurryWith(prometheus.Labels{"handler": name}), hh))
+	}
+	handle("GET /{$}", "index", server.IndexHandler(versionString(), n.cluster.ID(), n.api.Ready))
+	handle("GET /ready", "ready", server.ReadyHandler(n.api.Ready))
+	handle("GET /config", "config", server.ConfigHandler(cfg.effective))
+	n.api.Register(handle)
+	// Profiling, as Prometheus and every Go server offer it.
+	h.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	h.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	h.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	h.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	h.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		Registry: reg,
+	}))
+	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/prometheus/api/v1/push", "/prometheus/api/v1/write"} {
+		handle(p, "push", write)
+	}
+	handle("/api/v1/", "query", query)
+	handle("/prometheus/api/v1/", "query", query)
+	h.ready.Store(true)
+	return nil
+}
