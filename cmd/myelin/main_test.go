@@ -241,8 +241,8 @@ func (w *logWatcher) addr(t *testing.T, done <-chan error) string {
 }
 
 func truncate(b []byte) string {
-	if len(b) > 200 {
-		return string(b[:200]) + "..."
+	if len(b) > 2000 {
+		return string(b[:2000]) + "..."
 	}
 	return string(b)
 }

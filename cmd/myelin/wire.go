@@ -93,6 +93,9 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 		}
 		return n, err
 	}
+	// Take the listener of other nodes' requests now: until the internal
+	// server serves it, their connections wait instead of being refused.
+	n.mux.HTTPListener()
 	n.cluster, err = cluster.Start(cluster.Options{
 		NodeID:    nodeID,
 		Advertise: advertise,

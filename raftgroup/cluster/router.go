@@ -184,6 +184,12 @@ func (r *Router) route(ctx context.Context, g ring.GroupID, try func(ctx context
 		case errors.As(err, &rd) && rd.leader != "" && !failed[ring.NodeID(rd.leader)]:
 			hint = rd.leader
 			continue // no wait: the leader is known
+		case errors.As(err, &rd) && rd.leader != "":
+			// The named leader did not answer earlier in this call;
+			// the replicas agree it leads, so the failure may have been
+			// a dropped connection: try it again after a wait.
+			delete(failed, ring.NodeID(rd.leader))
+			hint = rd.leader
 		case errors.As(err, &un):
 			failed[t.node] = true
 			continue // another replica at once
