@@ -59,6 +59,7 @@ func reason(err error) string {
 		{remotewrite.ErrLabelNameTooLong, "label_name_too_long"},
 		{remotewrite.ErrLabelValueTooLong, "label_value_too_long"},
 		{remotewrite.ErrTooFarInFuture, "too_far_in_future"},
+		{remotewrite.ErrTimestampUnreadable, "timestamp_out_of_range"},
 		{engine.ErrOutOfOrder, "sample_out_of_order"},
 		{engine.ErrDuplicateSample, "new_value_for_timestamp"},
 		{engine.ErrTooOld, "sample_too_old"},

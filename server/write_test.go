@@ -3,9 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/engine"
+	"github.com/myelindb/myelin/server/remotewrite"
 )
 
 // groupWriter applies batches straight to an engine group, standing in for
@@ -195,4 +199,52 @@ func TestWriteHandler(t *testing.T) {
 	gw.err = fmt.Errorf("disk on fire")
 	w = post(h, "/api/v1/push", "t1", "", encodeWrite(t, series(up, prompb.Sample{Timestamp: 4000, Value: 1})))
 	require.Equal(t, http.StatusInternalServerError, w.Code)
+}
+
+// A sample is accepted only if a query can read it back: the oldest and
+// newest readable timestamps round-trip through remote write and the
+// query API; a sample 1 ms outside them, or at math.MinInt64 (accepted
+// before and then invisible), is refused with a 400 that says why, and
+// the rest of the batch is written.
+func TestWriteReadableTimestamps(t *testing.T) {
+	gw := newGroupWriter(t)
+	now := time.UnixMilli(remotewrite.MaxTimestamp) // so that the newest is not in the future
+	h, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	at := func(name string, ts int64) prompb.TimeSeries {
+		return series([]string{"__name__", "x", "at", name}, prompb.Sample{Timestamp: ts, Value: 42})
+	}
+	w := post(h, "/api/v1/push", "t1", "", encodeWrite(t,
+		at("min-int64", math.MinInt64),
+		at("oldest", remotewrite.MinTimestamp),
+		at("before-oldest", remotewrite.MinTimestamp-1),
+		at("zero", 0),
+		at("newest", remotewrite.MaxTimestamp),
+		at("after-newest", remotewrite.MaxTimestamp+1),
+	))
+	require.Equal(t, http.StatusBadRequest, w.Code)
+	require.Equal(t, `remotewrite: sample timestamp outside the range queries can read (sample 0 at -9223372036854775808 ms; `+
+		`queries read -9223372036854 to 9223372036854 ms, 1677-09-21 to 2262-04-11) in series {__name__="x", at="min-int64"}; `+
+		"3 series (3 samples) refused in total; 3 series (3 samples) were written\n", w.Body.String())
+
+	api, err := NewQueryAPI(gw.g, QueryOptions{MultiTenant: true})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, time, want string
+	}{
+		{"oldest", "-9223372036.854", `[{"metric":{"__name__":"x","at":"oldest"},"values":[[-9223372036.854,"42"]]}]`},
+		{"zero", "0", `[{"metric":{"__name__":"x","at":"zero"},"values":[[0,"42"]]}]`},
+		{"newest", "9223372036.854", `[{"metric":{"__name__":"x","at":"newest"},"values":[[9223372036.854,"42"]]}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, resp := call(t, api, "GET", "/api/v1/query", "t1", url.Values{"query": {`x[1m]`}, "time": {tc.time}})
+			require.Equal(t, http.StatusOK, code, resp.Error)
+			require.JSONEq(t, `{"resultType":"matrix","result":`+tc.want+`}`, string(resp.Data))
+		})
+	}
+	code, resp := call(t, api, "GET", "/api/v1/series", "t1", url.Values{"match[]": {"x"}})
+	require.Equal(t, http.StatusOK, code, resp.Error)
+	var got []map[string]string
+	require.NoError(t, json.Unmarshal(resp.Data, &got))
+	require.ElementsMatch(t, []map[string]string{{"__name__": "x", "at": "oldest"}, {"__name__": "x", "at": "zero"}, {"__name__": "x", "at": "newest"}}, got)
 }
