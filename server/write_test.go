@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
@@ -247,4 +249,76 @@ func TestWriteReadableTimestamps(t *testing.T) {
 	var got []map[string]string
 	require.NoError(t, json.Unmarshal(resp.Data, &got))
 	require.ElementsMatch(t, []map[string]string{{"__name__": "x", "at": "oldest"}, {"__name__": "x", "at": "zero"}, {"__name__": "x", "at": "newest"}}, got)
+}
+
+// tenantsInMetrics returns the tenant label values in the write metrics.
+func tenantsInMetrics(t *testing.T, reg *prometheus.Registry) []string {
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "tenant" {
+					seen[lp.GetValue()] = true
+				}
+			}
+		}
+	}
+	var out []string
+	for tenant := range seen {
+		out = append(out, tenant)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Per-tenant series leave /metrics when their tenant goes idle, and the
+// number of tenants with series of their own is bounded: the rest are
+// counted together, not dropped.
+func TestWriteMetricsTenants(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	reg := prometheus.NewRegistry()
+	h, err := NewWriteHandler(newGroupWriter(t), WriteOptions{
+		MultiTenant: true, Now: func() time.Time { return now }, Registerer: reg,
+		TenantMetricsIdle: 15 * time.Minute, MetricsMaxTenants: 3,
+	})
+	require.NoError(t, err)
+	write := func(tenant string) {
+		body := encodeWrite(t, series([]string{"__name__", "up"}, prompb.Sample{Timestamp: now.UnixMilli(), Value: 1}))
+		w := post(h, "/api/v1/push", tenant, "", body)
+		require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	}
+
+	write("a")
+	write("b")
+	now = now.Add(10 * time.Minute)
+	write("a")
+	require.Equal(t, []string{"a", "b"}, tenantsInMetrics(t, reg))
+	now = now.Add(5 * time.Minute) // b idle for 15m
+	require.Equal(t, []string{"a"}, tenantsInMetrics(t, reg))
+	write("b") // back, counting from zero
+	require.Equal(t, 1.0, testutil.ToFloat64(h.metrics.samples.WithLabelValues("b")))
+
+	// Past 3 tenants, the others share one label value.
+	write("c")
+	write("d")
+	write("e")
+	require.Equal(t, []string{"<overflow>", "a", "b", "c"}, tenantsInMetrics(t, reg))
+	require.Equal(t, 2.0, testutil.ToFloat64(h.metrics.samples.WithLabelValues(OverflowTenant)))
+	require.Equal(t, 2.0, testutil.ToFloat64(h.metrics.requests.WithLabelValues(OverflowTenant, "204")))
+
+	// Once idle, tenants make room for others, without a scrape in between.
+	now = now.Add(15 * time.Minute)
+	write("d")
+	require.Equal(t, []string{"d"}, tenantsInMetrics(t, reg))
+
+	// A flood of made-up tenant IDs adds at most the limit.
+	for i := range 1000 {
+		post(h, "/api/v1/push", fmt.Sprintf("fake-%d", i), "", []byte("not snappy"))
+	}
+	require.Len(t, tenantsInMetrics(t, reg), 3+1)
+	require.Equal(t, 998.0, testutil.ToFloat64(h.metrics.requests.WithLabelValues(OverflowTenant, "400")))
+	now = now.Add(15 * time.Minute)
+	require.Empty(t, tenantsInMetrics(t, reg))
 }
