@@ -22,6 +22,19 @@
 // only add ways to differ. Its storage.Queryable is tenant-less, so ours
 // opens the tenant's querier on the first call that carries a context.
 //
+// # Query guards
+//
+// Prometheus's handlers parse what they are sent and evaluate it with no
+// bound but the samples limit, and the parser takes no context. In front
+// of them QueryAPI.ServeHTTP (the steps are in its comment):
+//
+//   - reads the form once, the body bounded (MaxFormBytes);
+//   - refuses, 400 bad_data, a query or match[] larger than
+//     MaxExpressionBytes or nested deeper than MaxExpressionDepth, found
+//     by a linear scan (exprDepth) before anything is parsed: the
+//     parser's time grows with the square of the depth (query_guard.go
+//     has the numbers).
+//
 // # Cluster
 //
 // RingHandler and TenantsHandler serve the cluster's status pages (/ring,

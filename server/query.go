@@ -51,6 +51,21 @@ type QueryOptions struct {
 	// MultiTenant: the tenant comes from the X-Scope-OrgID header (400 if
 	// missing); otherwise every request is DefaultTenant.
 	MultiTenant bool
+
+	// MaxExpressionBytes bounds a PromQL expression or series selector
+	// (query, match[]) in bytes, checked before it is parsed. Zero means
+	// DefaultMaxExpressionBytes. Mimir's name for it is
+	// -query-frontend.max-query-expression-size-bytes.
+	MaxExpressionBytes int
+	// MaxExpressionDepth bounds the nesting depth of an expression
+	// (exprDepth), checked before it is parsed. Zero means
+	// DefaultMaxExpressionDepth.
+	MaxExpressionDepth int
+	// MaxFormBytes bounds the body of a POST request (its form). Zero
+	// means 8*MaxExpressionBytes, 1 MiB by default: room for a query of
+	// the maximum size percent-encoded (at most 3x) and the other
+	// parameters.
+	MaxFormBytes int64
 	// Version is reported by /api/v1/status/buildinfo.
 	Version    string
 	Logger     *slog.Logger          // nil means discard
@@ -73,6 +88,15 @@ func (o QueryOptions) withDefaults() QueryOptions {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
+	if o.MaxExpressionBytes == 0 {
+		o.MaxExpressionBytes = DefaultMaxExpressionBytes
+	}
+	if o.MaxExpressionDepth == 0 {
+		o.MaxExpressionDepth = DefaultMaxExpressionDepth
+	}
+	if o.MaxFormBytes == 0 {
+		o.MaxFormBytes = 8 * int64(o.MaxExpressionBytes)
+	}
 	return o
 }
 
@@ -87,6 +111,18 @@ func (o QueryOptions) Validate() error {
 	}
 	if o.LookbackDelta < 0 {
 		errs = append(errs, fmt.Errorf("lookback delta %v is negative", o.LookbackDelta))
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"max expression bytes", int64(o.MaxExpressionBytes)},
+		{"max expression depth", int64(o.MaxExpressionDepth)},
+		{"max form bytes", o.MaxFormBytes},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("query %s %d is negative", f.name, f.v))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -105,6 +141,10 @@ var queryPaths = []string{
 // Grafana and promtool expect); storage.Queryable has no tenant, so the
 // queryable it runs on takes the tenant from each call's context, which
 // the API passes down from the request.
+//
+// In front of Prometheus's handlers it bounds what they cannot: it reads
+// the form once with a size limit and refuses expressions too large or
+// too deep to parse quickly (checkExpr).
 type QueryAPI struct {
 	opts   QueryOptions
 	engine *promql.Engine
@@ -175,14 +215,25 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	)
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
-	return &QueryAPI{opts: opts, engine: engine, router: router}, nil
+	return &QueryAPI{
+		opts:   opts,
+		engine: engine,
+		router: router,
+	}, nil
 }
 
 // Engine returns the PromQL engine the API evaluates queries with.
 func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 
 // ServeHTTP serves /api/v1/<path> and /prometheus/api/v1/<path> for the
-// query paths; anything else is 404.
+// query paths; anything else is 404. In order:
+//
+//  1. the tenant (400 if missing or invalid);
+//  2. the form, read once from the URL and a body of at most MaxFormBytes
+//     (400); the wrapped API reads it from the request;
+//  3. every query and match[] parameter against MaxExpressionBytes and
+//     MaxExpressionDepth (400), before any of them is parsed;
+//  4. Prometheus's handler.
 func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimPrefix(r.URL.Path, "/prometheus")
 	rest, ok := strings.CutPrefix(p, "/api/v1")
@@ -194,6 +245,18 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
+	}
+	if err := readForm(w, r, a.opts.MaxFormBytes); err != nil {
+		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	}
+	for _, param := range []string{"query", "match[]"} {
+		for _, expr := range r.Form[param] {
+			if err := checkExpr(expr, a.opts.MaxExpressionBytes, a.opts.MaxExpressionDepth); err != nil {
+				writeAPIError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("invalid parameter %q: %v", param, err))
+				return
+			}
+		}
 	}
 	r2 := r.WithContext(WithTenant(r.Context(), tenant))
 	if p != r.URL.Path {

@@ -50,7 +50,7 @@ type apiResponse struct {
 	Error     string          `json:"error"`
 }
 
-func call(t *testing.T, h http.Handler, method, path, tenant string, form url.Values) (int, apiResponse) {
+func call(t testing.TB, h http.Handler, method, path, tenant string, form url.Values) (int, apiResponse) {
 	t.Helper()
 	var body io.Reader
 	if method == http.MethodPost {
