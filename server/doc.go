@@ -33,7 +33,10 @@
 //     MaxExpressionBytes or nested deeper than MaxExpressionDepth, found
 //     by a linear scan (exprDepth) before anything is parsed: the
 //     parser's time grows with the square of the depth (query_guard.go
-//     has the numbers).
+//     has the numbers);
+//   - runs everything after it under the query timeout: parsing, Select,
+//     series and label lookups (which have no timeout in Prometheus),
+//     evaluation (which has its own too).
 //
 // # Cluster
 //

@@ -143,8 +143,9 @@ var queryPaths = []string{
 // the API passes down from the request.
 //
 // In front of Prometheus's handlers it bounds what they cannot: it reads
-// the form once with a size limit and refuses expressions too large or
-// too deep to parse quickly (checkExpr).
+// the form once with a size limit, refuses expressions too large or too
+// deep to parse quickly (checkExpr), puts every request under the query
+// timeout.
 type QueryAPI struct {
 	opts   QueryOptions
 	engine *promql.Engine
@@ -208,7 +209,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		false,
 		opts.LookbackDelta,
 		false, false,
-		nil,
+		overrideErrorCode,
 		features.DefaultRegistry,
 		v1.OpenAPIOptions{},
 		p,
@@ -222,6 +223,22 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	}, nil
 }
 
+// overrideErrorCode gives the endpoints that are not PromQL (series,
+// labels, label values) the codes PromQL has for a query that timed out,
+// 503, and for a client that went away, 499: Prometheus reports both as
+// 422 "execution" errors there, a code that says the query itself is bad.
+//
+// It is generic because the API's error number type is unexported.
+func overrideErrorCode[N any](_ N, err error) (int, bool) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, true
+	case errors.Is(err, context.Canceled):
+		return statusClientClosed, true
+	}
+	return 0, false
+}
+
 // Engine returns the PromQL engine the API evaluates queries with.
 func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 
@@ -233,7 +250,9 @@ func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 //     (400); the wrapped API reads it from the request;
 //  3. every query and match[] parameter against MaxExpressionBytes and
 //     MaxExpressionDepth (400), before any of them is parsed;
-//  4. Prometheus's handler.
+//  4. the query timeout, from here on: parsing, Select, label lookups and
+//     evaluation all run under it (503 past it);
+//  5. Prometheus's handler.
 func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimPrefix(r.URL.Path, "/prometheus")
 	rest, ok := strings.CutPrefix(p, "/api/v1")
@@ -258,7 +277,9 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	r2 := r.WithContext(WithTenant(r.Context(), tenant))
+	ctx, cancel := context.WithTimeout(WithTenant(r.Context(), tenant), a.opts.Timeout)
+	defer cancel()
+	r2 := r.WithContext(ctx)
 	if p != r.URL.Path {
 		u := *r.URL
 		u.Path = p
@@ -267,6 +288,10 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a.router.ServeHTTP(w, r2)
 }
+
+// statusClientClosed is nginx's code for a client that went away, which
+// Prometheus answers for a canceled query.
+const statusClientClosed = 499
 
 func servedQueryPath(rest string) bool {
 	for _, q := range queryPaths {
