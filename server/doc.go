@@ -34,9 +34,12 @@
 //     by a linear scan (exprDepth) before anything is parsed: the
 //     parser's time grows with the square of the depth (query_guard.go
 //     has the numbers);
-//   - runs everything after it under the query timeout: parsing, Select,
-//     series and label lookups (which have no timeout in Prometheus),
-//     evaluation (which has its own too).
+//   - runs everything after it under the query timeout: the wait for a
+//     slot, parsing, Select, series and label lookups (which have no
+//     timeout in Prometheus), evaluation (which has its own too);
+//   - lets at most MaxConcurrent requests parse or evaluate PromQL at once
+//     on the node, MaxQueued more wait, and answers 503 (retry) past
+//     either (queryGate; 429 is kept for per-tenant limits).
 //
 // # Cluster
 //

@@ -66,6 +66,12 @@ type QueryOptions struct {
 	// the maximum size percent-encoded (at most 3x) and the other
 	// parameters.
 	MaxFormBytes int64
+	// MaxConcurrent bounds the requests that parse or evaluate PromQL at
+	// once on this node (queryGate). Zero means DefaultMaxConcurrent.
+	MaxConcurrent int
+	// MaxQueued bounds the requests waiting for one of the MaxConcurrent
+	// slots; more are refused at once. Zero means DefaultMaxQueued.
+	MaxQueued int
 	// Version is reported by /api/v1/status/buildinfo.
 	Version    string
 	Logger     *slog.Logger          // nil means discard
@@ -97,6 +103,12 @@ func (o QueryOptions) withDefaults() QueryOptions {
 	if o.MaxFormBytes == 0 {
 		o.MaxFormBytes = 8 * int64(o.MaxExpressionBytes)
 	}
+	if o.MaxConcurrent == 0 {
+		o.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if o.MaxQueued == 0 {
+		o.MaxQueued = DefaultMaxQueued
+	}
 	return o
 }
 
@@ -119,6 +131,8 @@ func (o QueryOptions) Validate() error {
 		{"max expression bytes", int64(o.MaxExpressionBytes)},
 		{"max expression depth", int64(o.MaxExpressionDepth)},
 		{"max form bytes", o.MaxFormBytes},
+		{"max concurrent queries", int64(o.MaxConcurrent)},
+		{"max queued queries", int64(o.MaxQueued)},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("query %s %d is negative", f.name, f.v))
@@ -145,11 +159,13 @@ var queryPaths = []string{
 // In front of Prometheus's handlers it bounds what they cannot: it reads
 // the form once with a size limit, refuses expressions too large or too
 // deep to parse quickly (checkExpr), puts every request under the query
-// timeout.
+// timeout, and lets at most MaxConcurrent requests parse or evaluate PromQL
+// at once (queryGate).
 type QueryAPI struct {
 	opts   QueryOptions
 	engine *promql.Engine
 	router *route.Router
+	gate   *queryGate
 }
 
 // NewQueryAPI returns the query API over s.
@@ -220,6 +236,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		opts:   opts,
 		engine: engine,
 		router: router,
+		gate:   newQueryGate(opts.MaxConcurrent, opts.MaxQueued, opts.Registerer),
 	}, nil
 }
 
@@ -250,9 +267,11 @@ func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 //     (400); the wrapped API reads it from the request;
 //  3. every query and match[] parameter against MaxExpressionBytes and
 //     MaxExpressionDepth (400), before any of them is parsed;
-//  4. the query timeout, from here on: parsing, Select, label lookups and
-//     evaluation all run under it (503 past it);
-//  5. Prometheus's handler.
+//  4. the query timeout, from here on: the wait for a slot, parsing,
+//     Select, label lookups and evaluation all run under it (503 past it);
+//  5. for the endpoints that parse PromQL, a slot of the query gate
+//     (503 if none comes free), held until the response is written;
+//  6. Prometheus's handler.
 func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimPrefix(r.URL.Path, "/prometheus")
 	rest, ok := strings.CutPrefix(p, "/api/v1")
@@ -286,12 +305,36 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.RawPath = ""
 		r2.URL = &u
 	}
+	if !parsesPromQL(rest) {
+		a.router.ServeHTTP(w, r2)
+		return
+	}
+	leave, err := a.gate.enter(ctx)
+	switch {
+	case errors.Is(err, ErrTooManyQueries):
+		writeAPIError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	case err != nil: // the client went away
+		writeAPIError(w, statusClientClosed, "canceled", err.Error())
+		return
+	}
+	defer leave()
 	a.router.ServeHTTP(w, r2)
 }
 
 // statusClientClosed is nginx's code for a client that went away, which
 // Prometheus answers for a canceled query.
 const statusClientClosed = 499
+
+// parsesPromQL reports whether the endpoint below /api/v1 parses a PromQL
+// expression (as opposed to series selectors only).
+func parsesPromQL(rest string) bool {
+	switch rest {
+	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query":
+		return true
+	}
+	return false
+}
 
 func servedQueryPath(rest string) bool {
 	for _, q := range queryPaths {
