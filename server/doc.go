@@ -39,7 +39,9 @@
 //     timeout in Prometheus), evaluation (which has its own too);
 //   - lets at most MaxConcurrent requests parse or evaluate PromQL at once
 //     on the node, MaxQueued more wait, and answers 503 (retry) past
-//     either (queryGate; 429 is kept for per-tenant limits).
+//     either (queryGate; 429 is kept for per-tenant limits);
+//   - after a query that held many samples, returns the freed memory to
+//     the OS (memoryReleaser), which Go would keep for minutes.
 //
 // # Cluster
 //

@@ -72,6 +72,10 @@ type QueryOptions struct {
 	// MaxQueued bounds the requests waiting for one of the MaxConcurrent
 	// slots; more are refused at once. Zero means DefaultMaxQueued.
 	MaxQueued int
+	// FreeMemorySamples: after a query that held at least this many
+	// samples at once, freed memory is returned to the operating system
+	// (memoryReleaser). Zero means DefaultFreeMemorySamples.
+	FreeMemorySamples int
 	// Version is reported by /api/v1/status/buildinfo.
 	Version    string
 	Logger     *slog.Logger          // nil means discard
@@ -109,6 +113,9 @@ func (o QueryOptions) withDefaults() QueryOptions {
 	if o.MaxQueued == 0 {
 		o.MaxQueued = DefaultMaxQueued
 	}
+	if o.FreeMemorySamples == 0 {
+		o.FreeMemorySamples = DefaultFreeMemorySamples
+	}
 	return o
 }
 
@@ -133,6 +140,7 @@ func (o QueryOptions) Validate() error {
 		{"max form bytes", o.MaxFormBytes},
 		{"max concurrent queries", int64(o.MaxConcurrent)},
 		{"max queued queries", int64(o.MaxQueued)},
+		{"free memory samples", int64(o.FreeMemorySamples)},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("query %s %d is negative", f.name, f.v))
@@ -160,12 +168,16 @@ var queryPaths = []string{
 // the form once with a size limit, refuses expressions too large or too
 // deep to parse quickly (checkExpr), puts every request under the query
 // timeout, and lets at most MaxConcurrent requests parse or evaluate PromQL
-// at once (queryGate).
+// at once (queryGate). After a heavy query it returns the freed memory to
+// the operating system (memoryReleaser).
 type QueryAPI struct {
 	opts   QueryOptions
 	engine *promql.Engine
 	router *route.Router
 	gate   *queryGate
+	mem    *memoryReleaser
+	// freeMemory returns freed memory to the OS (func freeMemory).
+	freeMemory func()
 }
 
 // NewQueryAPI returns the query API over s.
@@ -200,7 +212,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	})
 	q := tenantQueryable{s: s}
 	api := v1.NewAPI(
-		engine, q, nil, nil, noExemplars{},
+		costEngine{engine}, q, nil, nil, noExemplars{},
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
 		func(context.Context) v1.AlertmanagerRetriever { return noTargets{} },
@@ -233,10 +245,12 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
 	return &QueryAPI{
-		opts:   opts,
-		engine: engine,
-		router: router,
-		gate:   newQueryGate(opts.MaxConcurrent, opts.MaxQueued, opts.Registerer),
+		opts:       opts,
+		engine:     engine,
+		router:     router,
+		gate:       newQueryGate(opts.MaxConcurrent, opts.MaxQueued, opts.Registerer),
+		mem:        &memoryReleaser{minSamples: opts.FreeMemorySamples, interval: freeMemoryInterval},
+		freeMemory: freeMemory,
 	}, nil
 }
 
@@ -271,7 +285,8 @@ func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 //     Select, label lookups and evaluation all run under it (503 past it);
 //  5. for the endpoints that parse PromQL, a slot of the query gate
 //     (503 if none comes free), held until the response is written;
-//  6. Prometheus's handler.
+//  6. Prometheus's handler; then, after a heavy query, memory goes back
+//     to the operating system.
 func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimPrefix(r.URL.Path, "/prometheus")
 	rest, ok := strings.CutPrefix(p, "/api/v1")
@@ -318,8 +333,14 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, statusClientClosed, "canceled", err.Error())
 		return
 	}
-	defer leave()
-	a.router.ServeHTTP(w, r2)
+	cost := new(queryCost)
+	func() {
+		defer leave() // even if the handler panics
+		a.router.ServeHTTP(w, r2.WithContext(context.WithValue(ctx, queryCostKey{}, cost)))
+	}()
+	if a.mem.queryDone(time.Now(), int(cost.peakSamples.Load())) {
+		a.freeMemory()
+	}
 }
 
 // statusClientClosed is nginx's code for a client that went away, which
