@@ -22,6 +22,27 @@
 // only add ways to differ. Its storage.Queryable is tenant-less, so ours
 // opens the tenant's querier on the first call that carries a context.
 //
+// # Query guards
+//
+// Prometheus's handlers parse what they are sent and evaluate it with no
+// bound but the samples limit, and the parser takes no context. In front
+// of them QueryAPI.ServeHTTP (the steps are in its comment):
+//
+//   - reads the form once, the body bounded (MaxFormBytes);
+//   - refuses, 400 bad_data, a query or match[] larger than
+//     MaxExpressionBytes or nested deeper than MaxExpressionDepth, found
+//     by a linear scan (exprDepth) before anything is parsed: the
+//     parser's time grows with the square of the depth (query_guard.go
+//     has the numbers);
+//   - runs everything after it under the query timeout: the wait for a
+//     slot, parsing, Select, series and label lookups (which have no
+//     timeout in Prometheus), evaluation (which has its own too);
+//   - lets at most MaxConcurrent requests parse or evaluate PromQL at once
+//     on the node, MaxQueued more wait, and answers 503 (retry) past
+//     either (queryGate; 429 is kept for per-tenant limits);
+//   - after a query that held many samples, returns the freed memory to
+//     the OS (memoryReleaser), which Go would keep for minutes.
+//
 // # Cluster
 //
 // RingHandler and TenantsHandler serve the cluster's status pages (/ring,

@@ -51,6 +51,31 @@ type QueryOptions struct {
 	// MultiTenant: the tenant comes from the X-Scope-OrgID header (400 if
 	// missing); otherwise every request is DefaultTenant.
 	MultiTenant bool
+
+	// MaxExpressionBytes bounds a PromQL expression or series selector
+	// (query, match[]) in bytes, checked before it is parsed. Zero means
+	// DefaultMaxExpressionBytes. Mimir's name for it is
+	// -query-frontend.max-query-expression-size-bytes.
+	MaxExpressionBytes int
+	// MaxExpressionDepth bounds the nesting depth of an expression
+	// (exprDepth), checked before it is parsed. Zero means
+	// DefaultMaxExpressionDepth.
+	MaxExpressionDepth int
+	// MaxFormBytes bounds the body of a POST request (its form). Zero
+	// means 8*MaxExpressionBytes, 1 MiB by default: room for a query of
+	// the maximum size percent-encoded (at most 3x) and the other
+	// parameters.
+	MaxFormBytes int64
+	// MaxConcurrent bounds the requests that parse or evaluate PromQL at
+	// once on this node (queryGate). Zero means DefaultMaxConcurrent.
+	MaxConcurrent int
+	// MaxQueued bounds the requests waiting for one of the MaxConcurrent
+	// slots; more are refused at once. Zero means DefaultMaxQueued.
+	MaxQueued int
+	// FreeMemorySamples: after a query that held at least this many
+	// samples at once, freed memory is returned to the operating system
+	// (memoryReleaser). Zero means DefaultFreeMemorySamples.
+	FreeMemorySamples int
 	// Version is reported by /api/v1/status/buildinfo.
 	Version    string
 	Logger     *slog.Logger          // nil means discard
@@ -73,6 +98,24 @@ func (o QueryOptions) withDefaults() QueryOptions {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
+	if o.MaxExpressionBytes == 0 {
+		o.MaxExpressionBytes = DefaultMaxExpressionBytes
+	}
+	if o.MaxExpressionDepth == 0 {
+		o.MaxExpressionDepth = DefaultMaxExpressionDepth
+	}
+	if o.MaxFormBytes == 0 {
+		o.MaxFormBytes = 8 * int64(o.MaxExpressionBytes)
+	}
+	if o.MaxConcurrent == 0 {
+		o.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if o.MaxQueued == 0 {
+		o.MaxQueued = DefaultMaxQueued
+	}
+	if o.FreeMemorySamples == 0 {
+		o.FreeMemorySamples = DefaultFreeMemorySamples
+	}
 	return o
 }
 
@@ -87,6 +130,21 @@ func (o QueryOptions) Validate() error {
 	}
 	if o.LookbackDelta < 0 {
 		errs = append(errs, fmt.Errorf("lookback delta %v is negative", o.LookbackDelta))
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"max expression bytes", int64(o.MaxExpressionBytes)},
+		{"max expression depth", int64(o.MaxExpressionDepth)},
+		{"max form bytes", o.MaxFormBytes},
+		{"max concurrent queries", int64(o.MaxConcurrent)},
+		{"max queued queries", int64(o.MaxQueued)},
+		{"free memory samples", int64(o.FreeMemorySamples)},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("query %s %d is negative", f.name, f.v))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -105,10 +163,21 @@ var queryPaths = []string{
 // Grafana and promtool expect); storage.Queryable has no tenant, so the
 // queryable it runs on takes the tenant from each call's context, which
 // the API passes down from the request.
+//
+// In front of Prometheus's handlers it bounds what they cannot: it reads
+// the form once with a size limit, refuses expressions too large or too
+// deep to parse quickly (checkExpr), puts every request under the query
+// timeout, and lets at most MaxConcurrent requests parse or evaluate PromQL
+// at once (queryGate). After a heavy query it returns the freed memory to
+// the operating system (memoryReleaser).
 type QueryAPI struct {
 	opts   QueryOptions
 	engine *promql.Engine
 	router *route.Router
+	gate   *queryGate
+	mem    *memoryReleaser
+	// freeMemory returns freed memory to the OS (func freeMemory).
+	freeMemory func()
 }
 
 // NewQueryAPI returns the query API over s.
@@ -143,7 +212,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	})
 	q := tenantQueryable{s: s}
 	api := v1.NewAPI(
-		engine, q, nil, nil, noExemplars{},
+		costEngine{engine}, q, nil, nil, noExemplars{},
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
 		func(context.Context) v1.AlertmanagerRetriever { return noTargets{} },
@@ -168,21 +237,56 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		false,
 		opts.LookbackDelta,
 		false, false,
-		nil,
+		overrideErrorCode,
 		features.DefaultRegistry,
 		v1.OpenAPIOptions{},
 		p,
 	)
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))
-	return &QueryAPI{opts: opts, engine: engine, router: router}, nil
+	return &QueryAPI{
+		opts:       opts,
+		engine:     engine,
+		router:     router,
+		gate:       newQueryGate(opts.MaxConcurrent, opts.MaxQueued, opts.Registerer),
+		mem:        &memoryReleaser{minSamples: opts.FreeMemorySamples, interval: freeMemoryInterval},
+		freeMemory: freeMemory,
+	}, nil
+}
+
+// overrideErrorCode gives the endpoints that are not PromQL (series,
+// labels, label values) the codes PromQL has for a query that timed out,
+// 503, and for a client that went away, 499: Prometheus reports both as
+// 422 "execution" errors there, a code that says the query itself is bad.
+//
+// It is generic because the API's error number type is unexported.
+func overrideErrorCode[N any](_ N, err error) (int, bool) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, true
+	case errors.Is(err, context.Canceled):
+		return statusClientClosed, true
+	}
+	return 0, false
 }
 
 // Engine returns the PromQL engine the API evaluates queries with.
 func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 
 // ServeHTTP serves /api/v1/<path> and /prometheus/api/v1/<path> for the
-// query paths; anything else is 404.
+// query paths; anything else is 404. In order:
+//
+//  1. the tenant (400 if missing or invalid);
+//  2. the form, read once from the URL and a body of at most MaxFormBytes
+//     (400); the wrapped API reads it from the request;
+//  3. every query and match[] parameter against MaxExpressionBytes and
+//     MaxExpressionDepth (400), before any of them is parsed;
+//  4. the query timeout, from here on: the wait for a slot, parsing,
+//     Select, label lookups and evaluation all run under it (503 past it);
+//  5. for the endpoints that parse PromQL, a slot of the query gate
+//     (503 if none comes free), held until the response is written;
+//  6. Prometheus's handler; then, after a heavy query, memory goes back
+//     to the operating system.
 func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimPrefix(r.URL.Path, "/prometheus")
 	rest, ok := strings.CutPrefix(p, "/api/v1")
@@ -195,14 +299,62 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
-	r2 := r.WithContext(WithTenant(r.Context(), tenant))
+	if err := readForm(w, r, a.opts.MaxFormBytes); err != nil {
+		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	}
+	for _, param := range []string{"query", "match[]"} {
+		for _, expr := range r.Form[param] {
+			if err := checkExpr(expr, a.opts.MaxExpressionBytes, a.opts.MaxExpressionDepth); err != nil {
+				writeAPIError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("invalid parameter %q: %v", param, err))
+				return
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(WithTenant(r.Context(), tenant), a.opts.Timeout)
+	defer cancel()
+	r2 := r.WithContext(ctx)
 	if p != r.URL.Path {
 		u := *r.URL
 		u.Path = p
 		u.RawPath = ""
 		r2.URL = &u
 	}
-	a.router.ServeHTTP(w, r2)
+	if !parsesPromQL(rest) {
+		a.router.ServeHTTP(w, r2)
+		return
+	}
+	leave, err := a.gate.enter(ctx)
+	switch {
+	case errors.Is(err, ErrTooManyQueries):
+		writeAPIError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	case err != nil: // the client went away
+		writeAPIError(w, statusClientClosed, "canceled", err.Error())
+		return
+	}
+	cost := new(queryCost)
+	func() {
+		defer leave() // even if the handler panics
+		a.router.ServeHTTP(w, r2.WithContext(context.WithValue(ctx, queryCostKey{}, cost)))
+	}()
+	if a.mem.queryDone(time.Now(), int(cost.peakSamples.Load())) {
+		a.freeMemory()
+	}
+}
+
+// statusClientClosed is nginx's code for a client that went away, which
+// Prometheus answers for a canceled query.
+const statusClientClosed = 499
+
+// parsesPromQL reports whether the endpoint below /api/v1 parses a PromQL
+// expression (as opposed to series selectors only).
+func parsesPromQL(rest string) bool {
+	switch rest {
+	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query":
+		return true
+	}
+	return false
 }
 
 func servedQueryPath(rest string) bool {

@@ -9,9 +9,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
 )
@@ -50,7 +53,7 @@ type apiResponse struct {
 	Error     string          `json:"error"`
 }
 
-func call(t *testing.T, h http.Handler, method, path, tenant string, form url.Values) (int, apiResponse) {
+func call(t testing.TB, h http.Handler, method, path, tenant string, form url.Values) (int, apiResponse) {
 	t.Helper()
 	var body io.Reader
 	if method == http.MethodPost {
@@ -141,4 +144,94 @@ func TestQueryAPIExperimental(t *testing.T) {
 	code, resp := call(t, api, "GET", "/api/v1/query", "", url.Values{"query": {"mad_over_time(up[1m])"}, "time": {"100"}})
 	require.Equal(t, 200, code, resp.Error)
 	require.JSONEq(t, `{"resultType":"vector","result":[]}`, string(resp.Data))
+}
+
+// blockingStorage answers every call after unblock is closed or, if
+// honorCtx, when the call's context ends (with its error).
+type blockingStorage struct {
+	unblock  chan struct{}
+	honorCtx bool
+}
+
+func (s blockingStorage) Querier(string, int64, int64) (storage.Querier, error) {
+	return blockingQuerier(s), nil
+}
+
+type blockingQuerier blockingStorage
+
+func (q blockingQuerier) wait(ctx context.Context) error {
+	done := ctx.Done()
+	if !q.honorCtx {
+		done = nil
+	}
+	select {
+	case <-q.unblock:
+		return nil
+	case <-done:
+		return ctx.Err()
+	}
+}
+
+func (q blockingQuerier) Select(ctx context.Context, _ bool, _ *storage.SelectHints, _ ...*labels.Matcher) storage.SeriesSet {
+	if err := q.wait(ctx); err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	return storage.EmptySeriesSet()
+}
+
+func (q blockingQuerier) LabelValues(ctx context.Context, _ string, _ *storage.LabelHints, _ ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return nil, nil, q.wait(ctx)
+}
+
+func (q blockingQuerier) LabelNames(ctx context.Context, _ *storage.LabelHints, _ ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return nil, nil, q.wait(ctx)
+}
+
+func (blockingQuerier) Close() error { return nil }
+
+// Every stage runs under the query timeout: the endpoints that are not
+// PromQL, which have no timeout of their own in Prometheus, time out as
+// PromQL does, with a 503; a client going away cancels them.
+func TestQueryAPITimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+		wantType   string
+	}{
+		{"query", "/api/v1/query", url.Values{"query": {"up"}, "time": {"100"}}, "timeout"},
+		{"query_range", "/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"100"}, "step": {"10"}}, "timeout"},
+		{"series", "/api/v1/series", url.Values{"match[]": {"up"}}, "execution"},
+		{"labels", "/api/v1/labels", nil, "execution"},
+		{"label-values", "/api/v1/label/job/values", nil, "execution"},
+		{"label-values-match", "/api/v1/label/job/values", url.Values{"match[]": {"up"}}, "execution"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := blockingStorage{unblock: make(chan struct{}), honorCtx: true}
+				api, err := NewQueryAPI(s, QueryOptions{Timeout: 2 * time.Minute})
+				require.NoError(t, err)
+				start := time.Now()
+				code, resp := call(t, api, "GET", tc.path, "", tc.form)
+				require.Equal(t, 2*time.Minute, time.Since(start))
+				require.Equal(t, http.StatusServiceUnavailable, code, resp.Error)
+				require.Equal(t, tc.wantType, resp.ErrorType, resp.Error)
+
+				// The client goes away after a minute.
+				ctx, cancel := context.WithCancel(context.Background())
+				go func() {
+					time.Sleep(time.Minute)
+					cancel()
+				}()
+				path := tc.path
+				if tc.form != nil {
+					path += "?" + tc.form.Encode()
+				}
+				r := httptest.NewRequestWithContext(ctx, "GET", path, nil)
+				w := httptest.NewRecorder()
+				api.ServeHTTP(w, r)
+				require.Equal(t, time.Minute, time.Since(start)-2*time.Minute)
+				require.Equal(t, statusClientClosed, w.Code, w.Body.String())
+			})
+		})
+	}
 }

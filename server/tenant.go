@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // TenantHeader names the tenant of a request, as in Cortex and Mimir.
@@ -19,11 +20,21 @@ const maxTenantLength = 150
 var (
 	// ErrNoTenant is returned for a request without a tenant header.
 	ErrNoTenant = errors.New("server: no org id: missing " + TenantHeader + " header")
+	// ErrManyTenantHeaders is returned for a request with more than one
+	// tenant header. Taking the first would let a request past a proxy
+	// that checks another one (the last, or all joined by commas) as a
+	// different tenant than the proxy approved.
+	ErrManyTenantHeaders = errors.New("server: more than one " + TenantHeader + " header")
 )
 
 // ValidateTenant checks a tenant ID with Cortex's rules: 1 to 150
 // characters from [a-zA-Z0-9!-_.*'()], and not "." or "..". The rules keep
 // tenant IDs safe as path elements and label values.
+//
+// '|' is refused like any other character outside the set: Cortex and
+// Mimir read "a|b" as several tenants for a federated query, which Myelin
+// does not support; the error says so rather than treat it as one
+// tenant's name.
 func ValidateTenant(id string) error {
 	switch {
 	case id == "":
@@ -32,6 +43,8 @@ func ValidateTenant(id string) error {
 		return fmt.Errorf("server: tenant ID is %d characters long, the maximum is %d", len(id), maxTenantLength)
 	case id == "." || id == "..":
 		return fmt.Errorf("server: tenant ID %q is not allowed", id)
+	case strings.IndexByte(id, '|') >= 0:
+		return fmt.Errorf("server: tenant ID %q names several tenants: queries across tenants (tenant federation) are not supported", id)
 	}
 	for i := 0; i < len(id); i++ {
 		if !tenantChar(id[i]) {
@@ -67,12 +80,20 @@ func TenantFrom(ctx context.Context) (string, bool) {
 }
 
 // tenantOf returns the tenant of a request: the header's value when
-// multi-tenancy is on, DefaultTenant otherwise.
+// multi-tenancy is on, DefaultTenant otherwise. A request with more than
+// one tenant header is refused (ErrManyTenantHeaders) whatever the values.
 func tenantOf(r *http.Request, multiTenant bool) (string, error) {
 	if !multiTenant {
 		return DefaultTenant, nil
 	}
-	id := r.Header.Get(TenantHeader)
+	ids := r.Header.Values(TenantHeader)
+	if len(ids) > 1 {
+		return "", fmt.Errorf("%w: %d of them; send exactly one", ErrManyTenantHeaders, len(ids))
+	}
+	var id string
+	if len(ids) == 1 {
+		id = ids[0]
+	}
 	if err := ValidateTenant(id); err != nil {
 		return "", err
 	}

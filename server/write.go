@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,10 +41,19 @@ type WriteOptions struct {
 	Decoder     remotewrite.Options
 	Limits      remotewrite.Limits
 	MultiTenant bool
+	// TenantMetricsIdle: a tenant's series in the write metrics are
+	// deleted after it has not written for this long. Zero means
+	// DefaultTenantMetricsIdle.
+	TenantMetricsIdle time.Duration
+	// MetricsMaxTenants: the write metrics have series of at most this
+	// many tenants; more are counted as OverflowTenant. Zero means
+	// DefaultMetricsMaxTenants.
+	MetricsMaxTenants int
 	// Tenants, if set, counts the samples written per tenant for the
 	// cluster's tenant page.
 	Tenants *Tenants
-	// Now is the clock for "too far in the future"; nil means time.Now.
+	// Now is the clock for "too far in the future" and for idle tenants;
+	// nil means time.Now.
 	Now        func() time.Time
 	Logger     *slog.Logger          // nil means discard
 	Registerer prometheus.Registerer // nil means no metrics
@@ -70,8 +78,14 @@ const maxPooledRequestBytes = 16 << 20
 
 // NewWriteHandler returns a remote-write handler that writes through w.
 func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
-	if err := opts.Limits.Validate(); err != nil {
+	if err := errors.Join(opts.Limits.Validate(), opts.validate()); err != nil {
 		return nil, err
+	}
+	if opts.TenantMetricsIdle == 0 {
+		opts.TenantMetricsIdle = DefaultTenantMetricsIdle
+	}
+	if opts.MetricsMaxTenants == 0 {
+		opts.MetricsMaxTenants = DefaultMetricsMaxTenants
 	}
 	dec, err := remotewrite.NewDecoder(opts.Decoder)
 	if err != nil {
@@ -83,7 +97,8 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &WriteHandler{w: w, dec: dec, opts: opts, metrics: newWriteMetrics(opts.Registerer)}
+	h := &WriteHandler{w: w, dec: dec, opts: opts,
+		metrics: newWriteMetrics(opts.Registerer, opts.TenantMetricsIdle, opts.MetricsMaxTenants, opts.Now)}
 	h.reqs.New = func() any { return new(remotewrite.Request) }
 	h.builders.New = func() any { return write.NewBuilder("") }
 	return h, nil
@@ -101,31 +116,46 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //     may succeed, 500 for other failures.
 func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
-	tenant := h.serve(cw, r)
-	h.metrics.requests.WithLabelValues(tenant, strconv.Itoa(cw.code)).Inc()
+	tenant, res := h.serve(cw, r)
+	h.metrics.record(tenant, cw.code, res)
+	if res != nil {
+		h.opts.Tenants.Add(tenant, res.samples)
+	}
+}
+
+// validate reports the problems of the options other than Limits.
+func (o WriteOptions) validate() error {
+	var errs []error
+	if o.TenantMetricsIdle < 0 {
+		errs = append(errs, fmt.Errorf("tenant metrics idle time %v is negative", o.TenantMetricsIdle))
+	}
+	if o.MetricsMaxTenants < 0 {
+		errs = append(errs, fmt.Errorf("metrics max tenants %d is negative", o.MetricsMaxTenants))
+	}
+	return errors.Join(errs...)
 }
 
 // serve is ServeHTTP; it returns the tenant for the metrics ("" when
-// unknown).
-func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) string {
+// unknown) and what was written (nil if the request got that far).
+func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *writeResult) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "remote write requires POST", http.StatusMethodNotAllowed)
-		return ""
+		return "", nil
 	}
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
-		return ""
+		return "", nil
 	}
 	tenant, err := tenantOf(r, h.opts.MultiTenant)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return ""
+		return "", nil
 	}
 	body, err := readLimited(r.Body, h.dec.MaxCompressedBytes())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return tenant
+		return tenant, nil
 	}
 	req := h.reqs.Get().(*remotewrite.Request)
 	defer func() {
@@ -135,7 +165,7 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) string {
 	}()
 	if err := h.dec.Decode(req, body); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return tenant
+		return tenant, nil
 	}
 	res, err := h.write(r.Context(), tenant, req)
 	if err != nil {
@@ -145,29 +175,14 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) string {
 		}
 		h.opts.Logger.Warn("remote write failed", "tenant", tenant, "err", err)
 		http.Error(w, err.Error(), code)
-		return tenant
+		return tenant, nil
 	}
-	h.count(tenant, res)
 	if msg := res.message(); msg != "" {
 		http.Error(w, msg, http.StatusBadRequest)
-		return tenant
+		return tenant, res
 	}
 	w.WriteHeader(http.StatusNoContent)
-	return tenant
-}
-
-func (h *WriteHandler) count(tenant string, res *writeResult) {
-	h.opts.Tenants.Add(tenant, res.samples)
-	m := h.metrics
-	m.samples.WithLabelValues(tenant).Add(float64(res.samples))
-	for r, n := range res.discarded {
-		m.discarded.WithLabelValues(tenant, r).Add(float64(n))
-	}
-	for kind, n := range map[string]int{"histograms": res.histograms, "exemplars": res.exemplars, "metadata": res.meta} {
-		if n > 0 {
-			m.unexpected.WithLabelValues(tenant, kind).Add(float64(n))
-		}
-	}
+	return tenant, res
 }
 
 // codeWriter remembers the status code written.
@@ -253,9 +268,9 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrit
 			flat = append(flat, write.Sample{T: x.T, V: x.V})
 		}
 		// Valid labels, without the empty-valued ones, in wire order are
-		// sorted and unique: s.Key is then write's encoding of the label
-		// set to store (remotewrite.Series.Key), and the batch takes it
-		// as one copy instead of label by label.
+		// sorted and unique: s.Key is then the engine's encoding of the
+		// label set to store (remotewrite.Series.Key), and the batch takes
+		// it as one copy instead of label by label.
 		bb.AddEncoded(s.Key, flat[start:len(flat):len(flat)])
 		kept = append(kept, i)
 	}

@@ -3,9 +3,13 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,12 +18,14 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup/cluster"
+	"github.com/myelindb/myelin/server/remotewrite"
 	"github.com/myelindb/myelin/write"
 )
 
@@ -197,4 +203,124 @@ func TestWriteHandler(t *testing.T) {
 	gw.err = fmt.Errorf("disk on fire")
 	w = post(h, "/api/v1/push", "t1", "", encodeWrite(t, series(up, prompb.Sample{Timestamp: 4000, Value: 1})))
 	require.Equal(t, http.StatusInternalServerError, w.Code)
+}
+
+// A sample is accepted only if a query can read it back: the oldest and
+// newest readable timestamps round-trip through remote write and the
+// query API; a sample 1 ms outside them, or at math.MinInt64 (accepted
+// before and then invisible), is refused with a 400 that says why, and
+// the rest of the batch is written.
+func TestWriteReadableTimestamps(t *testing.T) {
+	gw := newGroupWriter(t)
+	now := time.UnixMilli(remotewrite.MaxTimestamp) // so that the newest is not in the future
+	h, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	at := func(name string, ts int64) prompb.TimeSeries {
+		return series([]string{"__name__", "x", "at", name}, prompb.Sample{Timestamp: ts, Value: 42})
+	}
+	w := post(h, "/api/v1/push", "t1", "", encodeWrite(t,
+		at("min-int64", math.MinInt64),
+		at("oldest", remotewrite.MinTimestamp),
+		at("before-oldest", remotewrite.MinTimestamp-1),
+		at("zero", 0),
+		at("newest", remotewrite.MaxTimestamp),
+		at("after-newest", remotewrite.MaxTimestamp+1),
+	))
+	require.Equal(t, http.StatusBadRequest, w.Code)
+	require.Equal(t, `remotewrite: sample timestamp outside the range queries can read (sample 0 at -9223372036854775808 ms; `+
+		`queries read -9223372036854 to 9223372036854 ms, 1677-09-21 to 2262-04-11) in series {__name__="x", at="min-int64"}; `+
+		"3 series (3 samples) refused in total; 3 series (3 samples) were written\n", w.Body.String())
+
+	api, err := NewQueryAPI(gw.g, QueryOptions{MultiTenant: true})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, time, want string
+	}{
+		{"oldest", "-9223372036.854", `[{"metric":{"__name__":"x","at":"oldest"},"values":[[-9223372036.854,"42"]]}]`},
+		{"zero", "0", `[{"metric":{"__name__":"x","at":"zero"},"values":[[0,"42"]]}]`},
+		{"newest", "9223372036.854", `[{"metric":{"__name__":"x","at":"newest"},"values":[[9223372036.854,"42"]]}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, resp := call(t, api, "GET", "/api/v1/query", "t1", url.Values{"query": {`x[1m]`}, "time": {tc.time}})
+			require.Equal(t, http.StatusOK, code, resp.Error)
+			require.JSONEq(t, `{"resultType":"matrix","result":`+tc.want+`}`, string(resp.Data))
+		})
+	}
+	code, resp := call(t, api, "GET", "/api/v1/series", "t1", url.Values{"match[]": {"x"}})
+	require.Equal(t, http.StatusOK, code, resp.Error)
+	var got []map[string]string
+	require.NoError(t, json.Unmarshal(resp.Data, &got))
+	require.ElementsMatch(t, []map[string]string{{"__name__": "x", "at": "oldest"}, {"__name__": "x", "at": "zero"}, {"__name__": "x", "at": "newest"}}, got)
+}
+
+// tenantsInMetrics returns the tenant label values in the write metrics.
+func tenantsInMetrics(t *testing.T, reg *prometheus.Registry) []string {
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "tenant" {
+					seen[lp.GetValue()] = true
+				}
+			}
+		}
+	}
+	var out []string
+	for tenant := range seen {
+		out = append(out, tenant)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Per-tenant series leave /metrics when their tenant goes idle, and the
+// number of tenants with series of their own is bounded: the rest are
+// counted together, not dropped.
+func TestWriteMetricsTenants(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	reg := prometheus.NewRegistry()
+	h, err := NewWriteHandler(newGroupWriter(t), WriteOptions{
+		MultiTenant: true, Now: func() time.Time { return now }, Registerer: reg,
+		TenantMetricsIdle: 15 * time.Minute, MetricsMaxTenants: 3,
+	})
+	require.NoError(t, err)
+	write := func(tenant string) {
+		body := encodeWrite(t, series([]string{"__name__", "up"}, prompb.Sample{Timestamp: now.UnixMilli(), Value: 1}))
+		w := post(h, "/api/v1/push", tenant, "", body)
+		require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	}
+
+	write("a")
+	write("b")
+	now = now.Add(10 * time.Minute)
+	write("a")
+	require.Equal(t, []string{"a", "b"}, tenantsInMetrics(t, reg))
+	now = now.Add(5 * time.Minute) // b idle for 15m
+	require.Equal(t, []string{"a"}, tenantsInMetrics(t, reg))
+	write("b") // back, counting from zero
+	require.Equal(t, 1.0, testutil.ToFloat64(h.metrics.samples.WithLabelValues("b")))
+
+	// Past 3 tenants, the others share one label value.
+	write("c")
+	write("d")
+	write("e")
+	require.Equal(t, []string{"<overflow>", "a", "b", "c"}, tenantsInMetrics(t, reg))
+	require.Equal(t, 2.0, testutil.ToFloat64(h.metrics.samples.WithLabelValues(OverflowTenant)))
+	require.Equal(t, 2.0, testutil.ToFloat64(h.metrics.requests.WithLabelValues(OverflowTenant, "204")))
+
+	// Once idle, tenants make room for others, without a scrape in between.
+	now = now.Add(15 * time.Minute)
+	write("d")
+	require.Equal(t, []string{"d"}, tenantsInMetrics(t, reg))
+
+	// A flood of made-up tenant IDs adds at most the limit.
+	for i := range 1000 {
+		post(h, "/api/v1/push", fmt.Sprintf("fake-%d", i), "", []byte("not snappy"))
+	}
+	require.Len(t, tenantsInMetrics(t, reg), 3+1)
+	require.Equal(t, 998.0, testutil.ToFloat64(h.metrics.requests.WithLabelValues(OverflowTenant, "400")))
+	now = now.Add(15 * time.Minute)
+	require.Empty(t, tenantsInMetrics(t, reg))
 }

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/myelindb/myelin/raftgroup"
+	"github.com/myelindb/myelin/server"
 )
 
 // config is every flag's value.
@@ -44,6 +45,16 @@ type config struct {
 	maxFutureSkew      time.Duration
 	legacyNames        bool
 	maxRecvBytes       int
+
+	queryMaxConcurrency int
+	queryMaxQueued      int
+	maxExprBytes        int
+	maxExprDepth        int
+	metricsTenantIdle   time.Duration
+	metricsMaxTenants   int
+	httpReadTimeout     time.Duration
+	httpWriteTimeout    time.Duration
+	httpIdleTimeout     time.Duration
 
 	cluster clusterConfig
 
@@ -136,6 +147,33 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future.")
 	fs.BoolVar(&cfg.legacyNames, "validation.legacy-names", false, "Accept only Prometheus 2's metric and label name characters (default: any UTF-8, as Prometheus 3).")
 	fs.IntVar(&cfg.maxRecvBytes, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, decompressed, in `bytes`.")
+	// Query guards (server.QueryOptions): Prometheus's and Mimir's flag
+	// names where they have one; the depth limit has no counterpart and
+	// sits beside Mimir's size limit.
+	fs.IntVar(&cfg.queryMaxConcurrency, "query.max-concurrency", server.DefaultMaxConcurrent,
+		"Maximum number of queries (requests that parse or evaluate PromQL) the node runs at once; more wait in a queue,\n"+
+			"within -query.timeout, and get 503 after it. Prometheus's default is 20; 4 suits 2 cores, with a query at\n"+
+			"-query.max-samples holding ~1.2 GB.")
+	fs.IntVar(&cfg.queryMaxQueued, "query.max-queued-queries", server.DefaultMaxQueued,
+		"Maximum number of queries waiting for one of -query.max-concurrency slots; more get 503 at once.")
+	fs.IntVar(&cfg.maxExprBytes, "query-frontend.max-query-expression-size-bytes", server.DefaultMaxExpressionBytes,
+		"Refuse (400) a query expression or match[] selector larger than this, in `bytes`, before parsing it.")
+	fs.IntVar(&cfg.maxExprDepth, "query-frontend.max-query-expression-depth", server.DefaultMaxExpressionDepth,
+		"Refuse (400) a query expression nested deeper than this before parsing it: each level of brackets and each\n"+
+			"operator chained at one level counts. The parser's time grows with the square of the depth.")
+	fs.DurationVar(&cfg.metricsTenantIdle, "distributor.metrics-tenant-idle-timeout", server.DefaultTenantMetricsIdle,
+		"Delete a tenant's series from the write metrics on /metrics after it has not written for this long.")
+	fs.IntVar(&cfg.metricsMaxTenants, "distributor.metrics-max-tenants", server.DefaultMetricsMaxTenants,
+		"Maximum number of tenants with series of their own in the write metrics; more are counted as tenant=\"<overflow>\".")
+	// HTTP server timeouts: dskit's names (Cortex, Mimir, Loki).
+	fs.DurationVar(&cfg.httpReadTimeout, "server.http-read-timeout", 30*time.Second,
+		"Maximum time to read a request, headers and body (dskit's default).")
+	fs.DurationVar(&cfg.httpWriteTimeout, "server.http-write-timeout", 2*time.Minute+30*time.Second,
+		"Maximum time from the end of a request's headers to the end of its response; 0 means none. It must exceed\n"+
+			"-query.timeout, or the slowest queries are cut off without an answer (dskit's default is 30s; with a 2m\n"+
+			"query timeout this is 2m30s).")
+	fs.DurationVar(&cfg.httpIdleTimeout, "server.http-idle-timeout", 2*time.Minute,
+		"Close a keep-alive connection idle for this long (dskit's default).")
 	cfg.cluster.register(fs)
 	fs.BoolVar(&cfg.version, "version", false, "Print the version and exit.")
 	fs.Usage = func() {
@@ -169,6 +207,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	}
 	if cfg.logFormat != "logfmt" && cfg.logFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log.format %q: want logfmt or json", cfg.logFormat))
+	}
+	if cfg.httpWriteTimeout > 0 && cfg.httpWriteTimeout <= cfg.queryTimeout {
+		errs = append(errs, fmt.Errorf("-server.http-write-timeout %v must exceed -query.timeout %v (or be 0)", cfg.httpWriteTimeout, cfg.queryTimeout))
 	}
 	errs = append(errs, cfg.cluster.parse(cfg.set))
 	if err := errors.Join(errs...); err != nil {

@@ -86,6 +86,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.httpReadTimeout,
+		WriteTimeout:      cfg.httpWriteTimeout,
+		IdleTimeout:       cfg.httpIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("starting", "version", versionString(), "node_id", nodeID, "data_dir", cfg.dataDir,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -115,6 +116,8 @@ func TestRunArgs(t *testing.T) {
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: errUsage, wantStderr: []string{"flag provided but not defined: -nope", "Run 'myelin -help'"}},
 		{name: "bad bool", args: []string{"-auth.multitenancy-enabled=maybe"}, wantErr: errUsage},
 		{name: "positional argument", args: []string{"serve"}, wantErr: errUsage, wantStderr: []string{"unexpected arguments"}},
+		{name: "write timeout cuts queries", args: []string{"-query.timeout", "5m"}, wantErr: errUsage,
+			wantStderr: []string{"-server.http-write-timeout 2m30s must exceed -query.timeout 5m0s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -348,5 +351,43 @@ func TestRestartKeepsData(t *testing.T) {
 		if code != 200 || !strings.Contains(body, `"value":[100,"10"]`) {
 			t.Fatalf("m%d after restart: %d %s", i, code, body)
 		}
+	}
+}
+
+// A client that sends its body too slowly is cut off after
+// -server.http-read-timeout instead of holding its connection and
+// goroutine forever.
+func TestSlowBody(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := newLogWatcher()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0",
+			"-server.http-read-timeout", "500ms"}, io.Discard, stderr)
+	}()
+	addr := stderr.addr(t, done)
+	waitReady(t, addr)
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Half of a 100-byte body, then nothing.
+	if _, err := io.WriteString(conn, "POST /api/v1/push HTTP/1.1\r\nHost: x\r\nX-Scope-OrgID: t1\r\nContent-Length: 100\r\n\r\n"+strings.Repeat("x", 50)); err != nil {
+		t.Fatal(err)
+	}
+	// The server answers and closes; without a read timeout it waited for
+	// the rest forever, and this read ran into its own deadline.
+	if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("connection still open: %v (read %q)", err, got)
+	}
+	if !strings.HasPrefix(string(got), "HTTP/1.1 400 ") || !strings.Contains(string(got), "i/o timeout") {
+		t.Fatalf("answer %q, want a 400 for the body read timing out", got)
 	}
 }

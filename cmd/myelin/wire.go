@@ -201,10 +201,12 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 			MaxFutureSkew:      cfg.maxFutureSkew,
 			LegacyNames:        cfg.legacyNames,
 		},
-		MultiTenant: cfg.multitenancy,
-		Tenants:     n.tenants,
-		Logger:      logger,
-		Registerer:  reg,
+		MultiTenant:       cfg.multitenancy,
+		Tenants:           n.tenants,
+		TenantMetricsIdle: cfg.metricsTenantIdle,
+		MetricsMaxTenants: cfg.metricsMaxTenants,
+		Logger:            logger,
+		Registerer:        reg,
 	})
 	if err != nil {
 		return err
@@ -215,6 +217,10 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 		LookbackDelta:      cfg.lookbackDelta,
 		EnableExperimental: cfg.queryExperimental,
 		MultiTenant:        cfg.multitenancy,
+		MaxExpressionBytes: cfg.maxExprBytes,
+		MaxExpressionDepth: cfg.maxExprDepth,
+		MaxConcurrent:      cfg.queryMaxConcurrency,
+		MaxQueued:          cfg.queryMaxQueued,
 		Version:            versionString(),
 		Logger:             logger,
 		Registerer:         reg,

@@ -25,6 +25,24 @@ var (
 	ErrLabelNameTooLong  = errors.New("remotewrite: label name too long")
 	ErrLabelValueTooLong = errors.New("remotewrite: label value too long")
 	ErrTooFarInFuture    = errors.New("remotewrite: sample timestamp too far in the future")
+	// ErrTimestampUnreadable: the sample's timestamp is outside
+	// [MinTimestamp, MaxTimestamp], where no query can read it back.
+	ErrTimestampUnreadable = errors.New("remotewrite: sample timestamp outside the range queries can read")
+)
+
+// The sample timestamps (ms since the epoch) that queries can read back.
+// PromQL evaluates at times it holds as int64 nanoseconds
+// (time.Time.UnixNano, in promql.Engine), which reach from
+// 1677-09-21T00:12:43.145Z to 2262-04-11T23:47:16.854Z: a query at an
+// earlier or later time evaluates at a wrapped-around time instead, so a
+// sample outside these bounds would be stored and never seen again (and
+// one at math.MinInt64 is also the engine's "no data" marker). Prometheus
+// itself refuses nothing here, and its API's open-ended start and end
+// (v1.MinTime, v1.MaxTime) lie beyond these bounds, so /series finds
+// every sample within them.
+const (
+	MinTimestamp = math.MinInt64 / int64(time.Millisecond) // 1677-09-21T00:12:43.146Z
+	MaxTimestamp = math.MaxInt64 / int64(time.Millisecond) // 2262-04-11T23:47:16.854Z
 )
 
 // Default limits, those of Cortex and Mimir (-validation.max-label-names-
@@ -219,9 +237,11 @@ func orDefault(v, def int) int {
 }
 
 // ValidateSamples checks the sample timestamps of the series with labels
-// ls against now: none may be later than now + MaxFutureSkew. It returns
-// the first bad sample as a *SeriesError. Out-of-order and duplicate
-// samples are the engine's to judge, not checked here.
+// ls against now: none may be later than now + MaxFutureSkew
+// (ErrTooFarInFuture) or outside [MinTimestamp, MaxTimestamp]
+// (ErrTimestampUnreadable). It returns the first bad sample as a
+// *SeriesError. Out-of-order and duplicate samples are the engine's to
+// judge, not checked here.
 func (l *Limits) ValidateSamples(ls []Label, ss []Sample, now time.Time) error {
 	skew := l.MaxFutureSkew
 	if skew == 0 {
@@ -236,6 +256,10 @@ func (l *Limits) ValidateSamples(ls []Label, ss []Sample, now time.Time) error {
 			}
 			return seriesErr(ErrTooFarInFuture, ls, fmt.Sprintf("sample %d at %d ms is %s ahead of now, limit %v",
 				i, s.T, ahead, skew))
+		}
+		if s.T < MinTimestamp || s.T > MaxTimestamp {
+			return seriesErr(ErrTimestampUnreadable, ls, fmt.Sprintf("sample %d at %d ms; queries read %d to %d ms, 1677-09-21 to 2262-04-11",
+				i, s.T, int64(MinTimestamp), int64(MaxTimestamp)))
 		}
 	}
 	return nil

@@ -99,6 +99,11 @@ func TestValidateSamples(t *testing.T) {
 		{"1 ms over", Limits{}, []Sample{{T: ms}, {T: ms + 10*60*1000 + 1}}, ErrTooFarInFuture},
 		{"custom skew", Limits{MaxFutureSkew: time.Second}, []Sample{{T: ms + 1001}}, ErrTooFarInFuture},
 		{"max int64", Limits{}, []Sample{{T: 1<<63 - 1}}, ErrTooFarInFuture},
+		{"min int64", Limits{}, []Sample{{T: ms}, {T: -1 << 63}}, ErrTimestampUnreadable},
+		{"oldest readable", Limits{}, []Sample{{T: MinTimestamp}}, nil},
+		{"1 ms before the oldest readable", Limits{}, []Sample{{T: MinTimestamp - 1}}, ErrTimestampUnreadable},
+		{"newest readable", Limits{MaxFutureSkew: 1<<63 - 1}, []Sample{{T: MaxTimestamp}}, nil},
+		{"1 ms after the newest readable", Limits{MaxFutureSkew: 1<<63 - 1}, []Sample{{T: MaxTimestamp + 1}}, ErrTimestampUnreadable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.lim.ValidateSamples(ls, tc.in, now)
@@ -109,6 +114,28 @@ func TestValidateSamples(t *testing.T) {
 				t.Errorf("error %q does not name the series", err)
 			}
 		})
+	}
+}
+
+// The readable range is what PromQL's time.Time round trip preserves.
+func TestReadableTimestamps(t *testing.T) {
+	for _, ms := range []int64{MinTimestamp, MaxTimestamp} {
+		at := time.UnixMilli(ms)
+		if got := at.UnixNano() / int64(time.Millisecond); got != ms {
+			t.Errorf("%d ms: UnixNano round trip gives %d", ms, got)
+		}
+	}
+	for _, ms := range []int64{MinTimestamp - 1, MaxTimestamp + 1} {
+		at := time.UnixMilli(ms)
+		if got := at.UnixNano() / int64(time.Millisecond); got == ms {
+			t.Errorf("%d ms: UnixNano round trip works; the range is wider", ms)
+		}
+	}
+	if got := time.UnixMilli(MinTimestamp).UTC().Format(time.RFC3339Nano); got != "1677-09-21T00:12:43.146Z" {
+		t.Errorf("MinTimestamp is %s", got)
+	}
+	if got := time.UnixMilli(MaxTimestamp).UTC().Format(time.RFC3339Nano); got != "2262-04-11T23:47:16.854Z" {
+		t.Errorf("MaxTimestamp is %s", got)
 	}
 }
 
