@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/grafana/regexp"
+	"github.com/myelindb/myelin/server/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
@@ -49,7 +50,7 @@ type QueryOptions struct {
 	// removal. Off by default, as in Prometheus.
 	EnableExperimental bool
 	// MultiTenant: the tenant comes from the X-Scope-OrgID header (400 if
-	// missing); otherwise every request is DefaultTenant.
+	// missing); otherwise every request is tenant.Default.
 	MultiTenant bool
 
 	// MaxExpressionBytes bounds a PromQL expression or series selector
@@ -294,7 +295,7 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	tenant, err := tenantOf(r, a.opts.MultiTenant)
+	org, err := tenant.FromRequest(r, a.opts.MultiTenant)
 	if err != nil {
 		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
@@ -311,7 +312,7 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(WithTenant(r.Context(), tenant), a.opts.Timeout)
+	ctx, cancel := context.WithTimeout(tenant.With(r.Context(), org), a.opts.Timeout)
 	defer cancel()
 	r2 := r.WithContext(ctx)
 	if p != r.URL.Path {
@@ -407,23 +408,23 @@ type tenantQuerier struct {
 }
 
 func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
-	tenant, ok := TenantFrom(ctx)
+	org, ok := tenant.From(ctx)
 	if !ok {
-		return nil, ErrNoTenant
+		return nil, tenant.ErrMissing
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if sq, ok := q.mu.byTenant[tenant]; ok {
+	if sq, ok := q.mu.byTenant[org]; ok {
 		return sq, nil
 	}
-	sq, err := q.s.Querier(tenant, q.mint, q.maxt)
+	sq, err := q.s.Querier(org, q.mint, q.maxt)
 	if err != nil {
-		return nil, fmt.Errorf("open querier of tenant %s: %w", tenant, err)
+		return nil, fmt.Errorf("open querier of tenant %s: %w", org, err)
 	}
 	if q.mu.byTenant == nil {
 		q.mu.byTenant = map[string]storage.Querier{}
 	}
-	q.mu.byTenant[tenant] = sq
+	q.mu.byTenant[org] = sq
 	return sq, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myelindb/myelin/server/tenant"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -262,7 +263,7 @@ func TestQueryAPIForm(t *testing.T) {
 	api, err := NewQueryAPI(newTenantStorages(t), QueryOptions{MultiTenant: true, MaxExpressionBytes: 1000})
 	require.NoError(t, err)
 	do := func(r *http.Request) (int, apiResponse) {
-		r.Header.Set(TenantHeader, "a")
+		r.Header.Set(tenant.Header, "a")
 		w := httptest.NewRecorder()
 		api.ServeHTTP(w, r)
 		var resp apiResponse

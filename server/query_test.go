@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/myelindb/myelin/server/tenant"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -53,7 +54,7 @@ type apiResponse struct {
 	Error     string          `json:"error"`
 }
 
-func call(t testing.TB, h http.Handler, method, path, tenant string, form url.Values) (int, apiResponse) {
+func call(t testing.TB, h http.Handler, method, path, org string, form url.Values) (int, apiResponse) {
 	t.Helper()
 	var body io.Reader
 	if method == http.MethodPost {
@@ -65,8 +66,8 @@ func call(t testing.TB, h http.Handler, method, path, tenant string, form url.Va
 	if method == http.MethodPost {
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	if tenant != "" {
-		r.Header.Set(TenantHeader, tenant)
+	if org != "" {
+		r.Header.Set(tenant.Header, org)
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)

@@ -4,57 +4,12 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
+	"github.com/myelindb/myelin/server/tenant"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 )
-
-func TestValidateTenant(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		id      string
-		wantErr string
-	}{
-		{"simple", "team-a", ""},
-		{"all-special", "a!-_.*'()Z9", ""},
-		{"max-length", strings.Repeat("a", 150), ""},
-		{"empty", "", "missing X-Scope-OrgID"},
-		{"too-long", strings.Repeat("a", 151), "151 characters"},
-		{"dot", ".", "not allowed"},
-		{"dotdot", "..", "not allowed"},
-		{"slash", "a/b", `unsupported character '/' at position 1`},
-		{"pipe", "a|b", "tenant federation"},
-		{"space", "a b", "unsupported character"},
-		{"unicode", "é", "unsupported character"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := ValidateTenant(tc.id)
-			if tc.wantErr == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorContains(t, err, tc.wantErr)
-		})
-	}
-}
-
-func TestTenantOf(t *testing.T) {
-	r := httptest.NewRequest("GET", "/", nil)
-	_, err := tenantOf(r, true)
-	require.ErrorIs(t, err, ErrNoTenant)
-	id, err := tenantOf(r, false)
-	require.NoError(t, err)
-	require.Equal(t, DefaultTenant, id)
-	r.Header.Set(TenantHeader, "t1")
-	id, err = tenantOf(r, true)
-	require.NoError(t, err)
-	require.Equal(t, "t1", id)
-	id, err = tenantOf(r, false) // header ignored without multi-tenancy
-	require.NoError(t, err)
-	require.Equal(t, DefaultTenant, id)
-}
 
 // A proxy in front may check another of several tenant headers than the
 // first: a request with more than one is refused on every endpoint.
@@ -76,16 +31,16 @@ func TestManyTenantHeaders(t *testing.T) {
 					return
 				}
 				for _, v := range tc.values {
-					r.Header.Add(TenantHeader, v)
+					r.Header.Add(tenant.Header, v)
 				}
 			}
 			r := httptest.NewRequest("GET", "/", nil)
 			set(r)
-			_, err := tenantOf(r, true)
-			require.ErrorIs(t, err, ErrManyTenantHeaders)
-			id, err := tenantOf(r, false)
+			_, err := tenant.FromRequest(r, true)
+			require.ErrorIs(t, err, tenant.ErrManyHeaders)
+			id, err := tenant.FromRequest(r, false)
 			require.NoError(t, err, "the header is ignored without multi-tenancy")
-			require.Equal(t, DefaultTenant, id)
+			require.Equal(t, tenant.Default, id)
 
 			api, err := NewQueryAPI(newTenantStorages(t), QueryOptions{MultiTenant: true})
 			require.NoError(t, err)
@@ -94,7 +49,7 @@ func TestManyTenantHeaders(t *testing.T) {
 			w := httptest.NewRecorder()
 			api.ServeHTTP(w, r)
 			require.Equal(t, http.StatusBadRequest, w.Code)
-			require.JSONEq(t, `{"status":"error","errorType":"bad_data","error":"server: more than one X-Scope-OrgID header: 2 of them; send exactly one"}`, w.Body.String())
+			require.JSONEq(t, `{"status":"error","errorType":"bad_data","error":"tenant: more than one X-Scope-OrgID header: 2 of them; send exactly one"}`, w.Body.String())
 
 			gw := newGroupWriter(t)
 			wh, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true})

@@ -17,6 +17,7 @@ import (
 	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/server/distributor"
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/myelindb/myelin/server/tenant"
 	"github.com/myelindb/myelin/write"
 )
 
@@ -147,7 +148,7 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
 		return "", nil
 	}
-	tenant, err := tenantOf(r, h.opts.MultiTenant)
+	tenant, err := tenant.FromRequest(r, h.opts.MultiTenant)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return "", nil

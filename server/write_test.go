@@ -26,6 +26,7 @@ import (
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/myelindb/myelin/server/tenant"
 	"github.com/myelindb/myelin/write"
 )
 
@@ -68,14 +69,14 @@ func encodeWrite(t *testing.T, ts ...prompb.TimeSeries) []byte {
 	return snappy.Encode(nil, b)
 }
 
-func post(h http.Handler, path, tenant, contentType string, body []byte) *httptest.ResponseRecorder {
+func post(h http.Handler, path, org, contentType string, body []byte) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 	r.Header.Set("Content-Encoding", "snappy")
 	if contentType != "" {
 		r.Header.Set("Content-Type", contentType)
 	}
-	if tenant != "" {
-		r.Header.Set(TenantHeader, tenant)
+	if org != "" {
+		r.Header.Set(tenant.Header, org)
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)

@@ -27,12 +27,9 @@ var ErrUnavailable = errors.New("cluster: unavailable")
 // directory).
 var ErrRemoved = errors.New("cluster: node was removed from the cluster")
 
-// ErrClosed: the node is closed.
-var ErrClosed = errors.New("cluster: node closed")
-
-// ErrNotLeader: the replica asked to serve a read or a proposal does not
-// lead its group (any more).
-var ErrNotLeader = errors.New("cluster: not the group's leader")
+// A closed node's calls fail with raftgroup.ErrClosed, and a read asked
+// of a replica that does not lead with raftgroup.ErrNotLeader: one
+// sentinel per error, in the layer that detects it.
 
 // singleVoterHeartbeat is the heartbeat (and election) timeout of a group
 // that starts with this node as its only voter: it waits one timeout

@@ -181,7 +181,7 @@ func (p *placement) openReplica(v *View, g *ring.Group) (err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.mu.closed {
-		return errors.Join(ErrClosed, rg.Close())
+		return errors.Join(raftgroup.ErrClosed, rg.Close())
 	}
 	p.mu.replicas[g.ID] = &replica{id: g.ID, dir: dir, rg: rg}
 	p.opts.Logger.Info("replica open", "group", g.ID, "bootstrap", fresh && bootstrap, "join", fresh && !bootstrap)

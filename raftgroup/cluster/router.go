@@ -323,14 +323,14 @@ func (r *Router) Read(ctx context.Context, g ring.GroupID, try func(ctx context.
 
 // VerifyRead returns nil if this node's replica of g leads and a read
 // served by it now sees every acknowledged write (raftgroup's
-// VerifyRead); otherwise an error wrapping ErrNotLeader.
+// VerifyRead); otherwise an error wrapping raftgroup.ErrNotLeader.
 func (r *Router) VerifyRead(ctx context.Context, g ring.GroupID) error {
 	rg := r.reps.replica(g)
 	if rg == nil {
-		return fmt.Errorf("group %d: no replica here: %w", g, ErrNotLeader)
+		return fmt.Errorf("group %d: no replica here: %w", g, &raftgroup.NotLeaderError{})
 	}
 	if err := rg.VerifyRead(ctx); err != nil {
-		return fmt.Errorf("group %d: %w: %w", g, ErrNotLeader, err)
+		return fmt.Errorf("group %d: %w", g, err)
 	}
 	return nil
 }
