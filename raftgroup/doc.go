@@ -41,7 +41,10 @@
 //     the entry (opaque bytes, nil if none). ErrNotLeader (a *NotLeaderError naming the leader): not
 //     proposed, send it to the leader. ErrLeadershipLost, ctx errors and
 //     ErrClosed: the outcome is unknown, retry (apply of identical samples
-//     is idempotent). ErrApplierFailed: the replica must be reopened.
+//     is idempotent). ErrDiskFull (a *DiskFullError, or the log's own
+//     disk-full error) and ErrLogFailed: not proposed, the disk has no
+//     room or the log cannot write; retry later (see "Disk full").
+//     ErrApplierFailed: the replica must be reopened.
 //  5. Raft snapshots by itself every Options.SnapshotThreshold entries;
 //     g.Checkpoint() snapshots now (at a graceful shutdown, so that the
 //     next start replays nothing).
@@ -157,6 +160,48 @@
 // index per batch, the contract behind the engine's idempotent replay.
 // Revisit if a profile shows raft's per-entry cost.
 //
+// # Disk full
+//
+// A node's writes stop before its disk does. Options.Disk is the node's
+// DiskGuard: it reads the free space of the data directory (statfs,
+// every 2 s) and Propose refuses with a *DiskFullError (ErrDiskFull)
+// while less than its minimum is free, and, once a write met ENOSPC,
+// until the minimum plus a margin is free again. The refusal happens
+// before the entry reaches raft, so the leader keeps leading and reads
+// go on; the log and the engine report their ENOSPC errors to the guard.
+// The metadata group (ProposeBelowDiskMinimum) is refused only once a
+// write found the disk full.
+//
+// The raft-wal log (walStore) survives a disk that fills behind the
+// guard's back (another process, no minimum):
+//
+//  1. raft-wal cannot retry a failed segment rotation: its tail stays
+//     sealed and every later append fails, forever. So the log keeps a
+//     spare segment, preallocated ahead, which a rotation renames into
+//     place; when the spare cannot be made again, the group refuses
+//     proposals (ErrDiskFull) while the current segment still holds the
+//     ones in flight. Without a spare, a segment that cannot be
+//     preallocated is created without (raft-wal supports that), so the
+//     rotation still succeeds. Segments are preallocated a quarter
+//     larger than their size, because the append that seals a segment
+//     writes past it.
+//  2. An append that fails anyway (a batch larger than the room left,
+//     an I/O error) leaves raft-wal's writer unusable. The log then
+//     fails every append and truncation at once (ErrDiskFull or
+//     ErrLogFailed) and reopens itself once the guard sees room: a new
+//     raft-wal on the same files and metadata, opened while the old one
+//     serves reads, then swapped in; the entries of the failed append
+//     are removed if they reached the file (raft was told they did not),
+//     so no acknowledged entry is lost and no refused one appears. The
+//     raft messages of the election cycle a single replica goes through
+//     meanwhile (its appends fail, it steps down, elects itself, ...)
+//     are logged at DEBUG; the log store logs the outage, at most every
+//     5 minutes.
+//
+// A restart on a full disk opens the log (its tail has room, or is
+// created without preallocation) and refuses writes until there is room.
+// The Pebble log store has only the guard.
+//
 // # Log store
 //
 // Options.LogStore picks github.com/hashicorp/raft-wal (default, Dir/wal)
@@ -182,7 +227,8 @@
 //
 // Directory layout of a replica:
 //
-//	Dir/wal/        raft-wal segments and wal-meta.db (LogStoreWAL)
+//	Dir/wal/        raft-wal segments, wal-meta.db and the spare segment
+//	                (LogStoreWAL)
 //	Dir/log/        the Pebble log store (LogStorePebble)
 //	Dir/snapshots/  raft snapshot metadata and the bodies above
 //	Dir/snapshots-stream/  kind 1 bodies being sent (removed at Open)

@@ -12,9 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftwal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 )
 
 // Applier is what a group needs from storage (the engine, wired by cmd).
@@ -114,6 +113,7 @@ type Group struct {
 	logs    raft.LogStore
 	metrics *metrics
 	store   io.Closer // the log and stable store
+	wal     *walStore // the store if it is raft-wal, else nil
 
 	obsCh     chan raft.Observation
 	observer  *raft.Observer
@@ -159,15 +159,17 @@ func Open(opts Options) (*Group, error) {
 	}
 	g := &Group{opts: opts, done: make(chan struct{})}
 	g.mu.leaderChanged = make(chan struct{})
-	hlog := newHCLogger(opts.Logger, func() bool {
+	hlog := newGroupLogger(opts.Logger, func() bool {
 		return g.closing.Load() || opts.Stopping != nil && opts.Stopping()
+	}, func() bool {
+		return g.wal != nil && g.wal.isBroken()
 	})
 
-	logs, stable, store, err := openLogStore(opts)
+	logs, stable, store, wal, err := openLogStore(opts, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("open group %s: %w", opts.ID, err)
 	}
-	g.store = store
+	g.store, g.wal = store, wal
 	// The leader reads every entry back from the log to replicate it;
 	// the cache serves the recent ones from memory. Measured with
 	// BenchmarkProposeReplicated (3 replicas, 64 proposers): raft-wal's
@@ -275,28 +277,21 @@ func Open(opts Options) (*Group, error) {
 }
 
 // openLogStore opens the replica's log and stable store (one store; the
-// closer closes it).
-func openLogStore(opts Options) (raft.LogStore, raft.StableStore, io.Closer, error) {
+// closer closes it). wal is the raft-wal store, nil for Pebble.
+func openLogStore(opts Options, hlog hclog.Logger) (logs raft.LogStore, stable raft.StableStore, store io.Closer, wal *walStore, err error) {
 	switch opts.LogStore {
 	case LogStorePebble:
 		p, err := openPebbleLog(filepath.Join(opts.Dir, "log"), opts.Logger)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
-		return p, p, p, nil
+		return p, p, p, nil, nil
 	}
-	dir := filepath.Join(opts.Dir, "wal")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, nil, err
-	}
-	// raftwal.WAL.Close leaves its meta store open (and its flock
-	// held), so the group owns and closes it.
-	meta := &metadb.BoltMetaDB{}
-	w, err := raftwal.Open(dir, raftwal.WithMetaStore(meta), raftwal.WithSegmentSize(opts.WALSegmentBytes))
+	w, err := openWALStore(opts, hlog)
 	if err != nil {
-		return nil, nil, nil, errors.Join(fmt.Errorf("wal: %w", err), meta.Close())
+		return nil, nil, nil, nil, err
 	}
-	return w, w, walCloser{w, meta}, nil
+	return w, w, w, w, nil
 }
 
 // Recover rewrites the stopped replica in opts.Dir into a group whose
@@ -312,11 +307,11 @@ func Recover(opts Options, voters []Voter) error {
 		return err
 	}
 	opts = opts.withDefaults()
-	logs, stable, store, err := openLogStore(opts)
+	hlog := newHCLogger(opts.Logger, nil)
+	logs, stable, store, _, err := openLogStore(opts, hlog)
 	if err != nil {
 		return fmt.Errorf("recover group %s: %w", opts.ID, err)
 	}
-	hlog := newHCLogger(opts.Logger, nil)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(opts.Dir, 2, hlog)
 	if err != nil {
 		return errors.Join(fmt.Errorf("recover group %s: %w", opts.ID, err), store.Close())
@@ -455,6 +450,10 @@ func (g *Group) Propose(ctx context.Context, batch []byte) (index uint64, outcom
 		result = resultApplierFail
 	case errors.Is(err, ErrNotLeader):
 		result = resultNotLeader
+	case errors.Is(err, ErrDiskFull):
+		result = resultDiskFull
+	case errors.Is(err, ErrLogFailed):
+		result = resultLogFailed
 	default:
 		result = resultUnknown
 	}
@@ -464,6 +463,9 @@ func (g *Group) Propose(ctx context.Context, batch []byte) (index uint64, outcom
 
 func (g *Group) propose(ctx context.Context, batch []byte) (uint64, []byte, error) {
 	if err := g.fsm.failure(); err != nil {
+		return 0, nil, fmt.Errorf("propose to %s: %w", g.opts.ID, err)
+	}
+	if err := g.writes(); err != nil {
 		return 0, nil, fmt.Errorf("propose to %s: %w", g.opts.ID, err)
 	}
 	wait := ctx.Done() != nil
@@ -482,6 +484,10 @@ func (g *Group) propose(ctx context.Context, batch []byte) (uint64, []byte, erro
 		}
 		return 0, nil, g.notLeader()
 	}
+	var failedBefore uint64
+	if g.wal != nil {
+		failedBefore, _ = g.wal.failed()
+	}
 	f := g.raft.Apply(batch, g.timeout(ctx))
 	if wait {
 		// Wait for the future in a goroutine of ours so ctx can end the
@@ -499,6 +505,14 @@ func (g *Group) propose(ctx context.Context, batch []byte) (uint64, []byte, erro
 		}
 	}
 	if err := f.Error(); err != nil {
+		if g.wal != nil {
+			// The log refused the entry (raft's log cache keeps only the
+			// text of the store's error, and the log may have reopened
+			// since): say why.
+			if n, werr := g.wal.failed(); n != failedBefore && werr != nil {
+				err = werr
+			}
+		}
 		return 0, nil, fmt.Errorf("propose to %s: %w", g.opts.ID, g.mapErr(err))
 	}
 	switch r := f.Response().(type) {
@@ -508,6 +522,35 @@ func (g *Group) propose(ctx context.Context, batch []byte) (uint64, []byte, erro
 		return f.Index(), r, nil
 	}
 	return f.Index(), nil, nil
+}
+
+// writes returns nil if the replica may append an entry now; else a
+// *DiskFullError or an error wrapping ErrDiskFull or ErrLogFailed.
+// Options.Disk refuses below its minimum free space (only once the disk
+// is full for a group with ProposeBelowDiskMinimum); the log refuses
+// while it cannot write.
+func (g *Group) writes() error {
+	disk := g.opts.Disk.Err
+	if g.opts.ProposeBelowDiskMinimum {
+		disk = g.opts.Disk.FullErr
+	}
+	if err := disk(); err != nil {
+		return err
+	}
+	if g.wal != nil {
+		return g.wal.writes()
+	}
+	return nil
+}
+
+// Writable returns nil if a proposal to this replica would be appended
+// to the log, else why not (ErrDiskFull, ErrLogFailed, ErrApplierFailed).
+// For /ready: a replica that cannot write cannot serve writes.
+func (g *Group) Writable() error {
+	if err := g.fsm.failure(); err != nil {
+		return err
+	}
+	return g.writes()
 }
 
 func (g *Group) notLeader() error {
@@ -590,10 +633,3 @@ func (g *Group) Close() error {
 	})
 	return g.closeErr
 }
-
-type walCloser struct {
-	w    *raftwal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-func (c walCloser) Close() error { return errors.Join(c.w.Close(), c.meta.Close()) }

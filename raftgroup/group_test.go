@@ -375,7 +375,7 @@ func TestMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := `
-# HELP myelin_raft_proposals_total Proposals by result: ok, refused (by the applier), not_leader, unknown (may be committed), applier_fail.
+# HELP myelin_raft_proposals_total Proposals by result: ok, refused (by the applier), not_leader, unknown (may be committed), applier_fail, disk_full, log_failed.
 # TYPE myelin_raft_proposals_total counter
 myelin_raft_proposals_total{group="r1",result="ok"} 1
 myelin_raft_proposals_total{group="r1",result="refused"} 1

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hashicorp/raft-wal/types"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -104,6 +105,23 @@ type Options struct {
 	// Registerer receives the replica's metrics (labelled group=ID), and
 	// Close unregisters them. Nil means no metrics.
 	Registerer prometheus.Registerer
+
+	// Disk is the node's free-space guard: Propose refuses with
+	// ErrDiskFull while it says the disk is full or under its minimum,
+	// and the log reports disk-full errors to it. Nil means no guard
+	// (the log still refuses while it cannot write).
+	Disk *DiskGuard
+	// ProposeBelowDiskMinimum: refuse proposals only once a write found
+	// the disk full, not already under Disk's minimum. For the metadata
+	// group, whose entries are few and small and which the cluster needs
+	// to place, join and drain.
+	ProposeBelowDiskMinimum bool
+
+	// walVFS replaces raft-wal's file system (tests inject faults).
+	walVFS types.VFS
+	// walRetry: how often a broken raft-wal log retries to reopen; zero
+	// means walRetry (tests shorten it).
+	walRetry time.Duration
 }
 
 func (o Options) withDefaults() Options {
