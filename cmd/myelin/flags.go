@@ -34,6 +34,7 @@ type config struct {
 	retention    time.Duration
 	cacheBytes   int64
 	memTable     int64
+	minFreeBytes int64
 
 	queryTimeout       time.Duration
 	queryMaxSamples    int
@@ -101,6 +102,11 @@ type clusterConfig struct {
 // fsync stalls on a busy disk.
 const defaultClusterHeartbeat = 500 * time.Millisecond
 
+// defaultMinFreeBytes is -storage.min-free-disk-space-bytes' default:
+// room for two memtables' flush (2 x 32 MiB), the compactions after it,
+// and a checkpoint (docs/design.md "Disk full" has the measurement).
+const defaultMinFreeBytes = 256 << 20
+
 // usageHeader opens `myelin -help`.
 const usageHeader = `Usage: myelin [flags]
 
@@ -135,6 +141,10 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this; 0 keeps everything.")
 	fs.Int64Var(&cfg.cacheBytes, "storage.cache-size", 64<<20, "Block cache of the embedded Pebble store, shared by index and chunk reads, in `bytes`.")
 	fs.Int64Var(&cfg.memTable, "storage.memtable-size", 32<<20, "Size of one memtable of the embedded Pebble store, in `bytes`; up to two are in memory.")
+	fs.Int64Var(&cfg.minFreeBytes, "storage.min-free-disk-space-bytes", defaultMinFreeBytes,
+		"Refuse writes (503) while the data directory's file system has less than this many `bytes` free, so that\n"+
+			"checkpoints, compactions and the Raft log's next segment still fit; reads go on, writes resume\n"+
+			"by themselves once space is freed. 0 refuses writes only after one failed with \"no space left on device\".")
 	fs.DurationVar(&cfg.queryTimeout, "query.timeout", 2*time.Minute, "Maximum time one query may take.")
 	fs.IntVar(&cfg.queryMaxSamples, "query.max-samples", 50_000_000, "Maximum number of samples one query may load into memory.")
 	fs.DurationVar(&cfg.lookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back an instant selector looks for the latest sample.")
@@ -207,6 +217,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	}
 	if cfg.logFormat != "logfmt" && cfg.logFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log.format %q: want logfmt or json", cfg.logFormat))
+	}
+	if cfg.minFreeBytes < 0 {
+		errs = append(errs, fmt.Errorf("-storage.min-free-disk-space-bytes %d is negative", cfg.minFreeBytes))
 	}
 	if cfg.httpWriteTimeout > 0 && cfg.httpWriteTimeout <= cfg.queryTimeout {
 		errs = append(errs, fmt.Errorf("-server.http-write-timeout %v must exceed -query.timeout %v (or be 0)", cfg.httpWriteTimeout, cfg.queryTimeout))
