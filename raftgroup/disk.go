@@ -73,7 +73,8 @@ type DiskGuardOptions struct {
 	// refuses only after a write found the disk full.
 	MinFreeBytes uint64
 	// Interval: how often free space is read (statfs, a few
-	// microseconds). Zero means 2s.
+	// microseconds). Zero means 1s. MinFreeBytes must cover what the
+	// node writes in an interval besides a flush of its memtables.
 	Interval time.Duration
 	// ReminderEvery: while writes are refused, log a reminder this often
 	// (the first line is logged when refusing starts). Zero means 5m.
@@ -155,7 +156,7 @@ func NewDiskGuard(opts DiskGuardOptions) (*DiskGuard, error) {
 		return nil, errors.New("disk guard: Interval and ReminderEvery must not be negative")
 	}
 	if opts.Interval == 0 {
-		opts.Interval = 2 * time.Second
+		opts.Interval = time.Second
 	}
 	if opts.ReminderEvery == 0 {
 		opts.ReminderEvery = 5 * time.Minute
@@ -235,6 +236,13 @@ func (d *DiskGuard) FullErr() error {
 		return e
 	}
 	return nil
+}
+
+// Free returns the free bytes at the last reading (the least of Dirs).
+func (d *DiskGuard) Free() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mu.free
 }
 
 // Changed returns a channel closed at the next change of Err.

@@ -164,7 +164,7 @@
 //
 // A node's writes stop before its disk does. Options.Disk is the node's
 // DiskGuard: it reads the free space of the data directory (statfs,
-// every 2 s) and Propose refuses with a *DiskFullError (ErrDiskFull)
+// every second) and Propose refuses with a *DiskFullError (ErrDiskFull)
 // while less than its minimum is free, and, once a write met ENOSPC,
 // until the minimum plus a margin is free again. The refusal happens
 // before the entry reaches raft, so the leader keeps leading and reads

@@ -162,7 +162,7 @@ func Open(opts Options) (*Group, error) {
 	hlog := newGroupLogger(opts.Logger, func() bool {
 		return g.closing.Load() || opts.Stopping != nil && opts.Stopping()
 	}, func() bool {
-		return g.wal != nil && g.wal.isBroken()
+		return g.wal != nil && g.wal.isBroken() || opts.Disk.FullErr() != nil
 	})
 
 	logs, stable, store, wal, err := openLogStore(opts, hlog)
@@ -541,6 +541,24 @@ func (g *Group) writes() error {
 		return g.wal.writes()
 	}
 	return nil
+}
+
+// CaughtUp returns nil once the replica has applied every entry its log
+// held when it opened (or, on a follower whose tail the leader replaced,
+// everything the leader committed), and an error saying how far it is
+// otherwise. Until then writes wait behind the replay: after a restart
+// the node is not ready (raft leads before it has applied its log).
+func (g *Group) CaughtUp() error {
+	applied, target := g.raft.AppliedIndex(), g.fsm.openLast
+	if applied >= target {
+		return nil
+	}
+	if _, id := g.raft.LeaderWithID(); id != "" && string(id) != g.opts.ID {
+		if commit := g.raft.CommitIndex(); commit > 0 && applied >= commit {
+			return nil
+		}
+	}
+	return fmt.Errorf("replaying its log: %d of the %d entries applied", applied, target)
 }
 
 // Writable returns nil if a proposal to this replica would be appended

@@ -159,6 +159,42 @@ func TestLogBoundedUnderLoad(t *testing.T) {
 	}
 }
 
+// TestCaughtUp: after a restart the replica leads before it has applied
+// its log; CaughtUp says so until the replay is done.
+func TestCaughtUp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "applier.json")
+	g := openLeader(t, testOptions(filepath.Join(dir, "raft"), openChain(t, path), ""))
+	for i := range 50 {
+		propose(t, g, fmt.Sprint(i))
+	}
+	if err := g.CaughtUp(); err != nil {
+		t.Fatalf("CaughtUp of a replica that applied everything: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a := openChain(t, path)
+	a.gate = make(chan struct{}) // the replay waits
+	g, err := Open(testOptions(filepath.Join(dir, "raft"), a, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.CaughtUp(); err == nil || !strings.Contains(err.Error(), "replaying its log") {
+		t.Fatalf("CaughtUp before the replay: %v, want replaying", err)
+	}
+	close(a.gate)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := g.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.CaughtUp(); err != nil {
+		t.Fatalf("CaughtUp after the replay: %v", err)
+	}
+}
+
 func TestApplierErrorGoesToProposer(t *testing.T) {
 	dir := t.TempDir()
 	a := openChain(t, filepath.Join(dir, "applier.json"))

@@ -30,9 +30,10 @@ type hcLogger struct {
 	// closing reports whether the group is shutting down: connection
 	// errors to peers are then expected. Nil means never.
 	closing func() bool
-	// logDown reports whether the replica's log cannot be written (a
-	// full disk): the election cycle it causes is then expected (the
-	// log store logs the outage itself). Nil means never.
+	// logDown reports whether the replica's log cannot be written or the
+	// disk is full: the election cycle and the failing snapshots are
+	// then expected (the log store and the disk guard log the outage
+	// themselves). Nil means never.
 	logDown func() bool
 }
 
@@ -132,7 +133,7 @@ func logDownMessage(msg string) bool {
 		"failed to commit logs", "failed to append to logs", "failed to compact logs",
 		"entering follower state", "entering candidate state", "entering leader state",
 		"election won", "pre-vote successful", "heartbeat timeout reached",
-		"failed to take snapshot",
+		"creating new snapshot", "failed to take snapshot", // raft retries every few seconds
 	} {
 		if strings.HasPrefix(msg, p) {
 			return true

@@ -430,6 +430,7 @@ func (f *walFS) ensureSpare() {
 		if !errors.Is(err, os.ErrExist) {
 			os.Remove(filepath.Join(f.dir, spareName))
 		}
+		err = fmt.Errorf("raft log: preallocate the spare segment in %s: %w", f.dir, err)
 		f.mu.spareErr = err
 		f.report(err)
 		return
@@ -499,6 +500,7 @@ func (f *walFS) Create(dir, name string, size uint64) (types.WritableFile, error
 	if !IsDiskFull(err) || size == 0 {
 		return nil, err
 	}
+	err = fmt.Errorf("raft log: preallocate segment %s: %w", filepath.Join(dir, name), err)
 	f.full.Store(&err)
 	f.report(err)
 	// No room for a preallocated segment: make it without, so the

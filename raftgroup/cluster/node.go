@@ -190,10 +190,10 @@ func (n *Node) Drain(ctx context.Context, id string) error {
 }
 
 // Ready returns nil once the node can serve: it is an active member,
-// every group has a leader it knows of (after a start, the groups' logs
-// are replayed by then: a replica leads only after its replay), and this
-// node's replicas can write (not while the disk is full: the error wraps
-// raftgroup.ErrDiskFull and says why).
+// every group has a leader it knows of, this node's replicas have
+// replayed their logs (a replica leads before it has applied them, and
+// writes wait behind the replay), and they can write (not while the disk
+// is full: the error wraps raftgroup.ErrDiskFull and says why).
 func (n *Node) Ready() error {
 	v := n.meta.View()
 	nd := v.State.Node(ring.NodeID(n.opts.NodeID))
@@ -216,6 +216,9 @@ func (n *Node) Ready() error {
 		}
 		if err := rg.Writable(); err != nil {
 			return fmt.Errorf("this node's replica of group %d cannot write: %w", g.ID, err)
+		}
+		if err := rg.CaughtUp(); err != nil {
+			return fmt.Errorf("this node's replica of group %d is %w", g.ID, err)
 		}
 	}
 	return nil
