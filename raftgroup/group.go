@@ -127,6 +127,8 @@ type Group struct {
 	// barrier: from then on every entry committed before its term is
 	// applied here.
 	readTerm atomic.Uint64
+	// barrier is set while CaughtUp's barrier runs.
+	barrier atomic.Bool
 
 	mu struct {
 		sync.Mutex
@@ -144,6 +146,10 @@ type Stats struct {
 	Applied      uint64 // entries handed to Applier.Apply
 	Replayed     uint64 // of those, entries that were in the log at Open
 	Skipped      uint64 // entries at or below the applier's checkpoint, not applied
+	// SinceSnapshotBytes: bytes of the entries applied since the last
+	// snapshot (since Open before the first): what a crash now would
+	// replay, at most.
+	SinceSnapshotBytes uint64
 }
 
 // Open opens (or on first start bootstraps as the single voter) the
@@ -207,8 +213,7 @@ func Open(opts Options) (*Group, error) {
 	if err != nil {
 		return fail(err)
 	}
-	g.fsm = &fsm{applier: opts.Applier, openLast: last, failedCh: make(chan struct{})}
-	g.fsm.skipThrough.Store(from)
+	g.fsm = newFSM(opts.Applier, last, from, opts.SnapshotMaxLogBytes)
 
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(opts.ID)
@@ -271,8 +276,9 @@ func Open(opts Options) (*Group, error) {
 		return ok
 	})
 	g.raft.RegisterObserver(g.observer)
-	g.wg.Add(1)
+	g.wg.Add(2)
 	go g.watchLeader()
+	go g.snapshotLoop()
 	return g, nil
 }
 
@@ -326,8 +332,7 @@ func Recover(opts Options, voters []Voter) error {
 		}
 		return errors.Join(fmt.Errorf("recover group %s: %w", opts.ID, err), store.Close())
 	}
-	f := &fsm{applier: opts.Applier, openLast: last, failedCh: make(chan struct{})}
-	f.skipThrough.Store(opts.Applier.CheckpointIndex())
+	f := newFSM(opts.Applier, last, opts.Applier.CheckpointIndex(), opts.SnapshotMaxLogBytes)
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(opts.ID)
 	conf.Logger = hlog
@@ -410,9 +415,11 @@ func (g *Group) WaitLeader(ctx context.Context) error {
 			if string(id) != g.opts.ID {
 				return nil
 			}
+			term := g.raft.CurrentTerm()
 			if err := g.raft.Barrier(g.timeout(ctx)).Error(); err != nil {
 				return fmt.Errorf("barrier of %s: %w", g.opts.ID, g.mapErr(err))
 			}
+			g.readTerm.Store(term) // as VerifyRead's barrier
 			return nil
 		}
 		select {
@@ -543,22 +550,53 @@ func (g *Group) writes() error {
 	return nil
 }
 
-// CaughtUp returns nil once the replica has applied every entry its log
-// held when it opened (or, on a follower whose tail the leader replaced,
-// everything the leader committed), and an error saying how far it is
-// otherwise. Until then writes wait behind the replay: after a restart
-// the node is not ready (raft leads before it has applied its log).
+// CaughtUp returns nil once the replica has applied the entries its log
+// held when it opened (after a restart raft leads before it has applied
+// them, and writes wait behind the replay), else an error saying how far
+// the replay is. On the leader that is a barrier applied in its term
+// (VerifyRead's): CaughtUp starts one and says no until it is done. (Raft's
+// AppliedIndex counts the entries queued for the state machine, up to
+// thousands ahead of it.) A follower compares raft's applied index with
+// its log at open, or with its leader's commit index when the leader
+// replaced its tail.
 func (g *Group) CaughtUp() error {
-	applied, target := g.raft.AppliedIndex(), g.fsm.openLast
-	if applied >= target {
-		return nil
-	}
-	if _, id := g.raft.LeaderWithID(); id != "" && string(id) != g.opts.ID {
-		if commit := g.raft.CommitIndex(); commit > 0 && applied >= commit {
+	if g.raft.State() == raft.Leader {
+		term := g.raft.CurrentTerm()
+		if g.readTerm.Load() == term {
 			return nil
 		}
+		g.startBarrier(term)
+	} else {
+		applied := g.raft.AppliedIndex()
+		if applied >= g.fsm.openLast {
+			return nil
+		}
+		if _, id := g.raft.LeaderWithID(); id != "" {
+			if commit := g.raft.CommitIndex(); commit > 0 && applied >= commit {
+				return nil
+			}
+		}
 	}
-	return fmt.Errorf("replaying its log: %d of the %d entries applied", applied, target)
+	if last := g.fsm.lastIndex.Load(); last < g.fsm.openLast {
+		return fmt.Errorf("replaying its log: entry %d of %d applied", last, g.fsm.openLast)
+	}
+	return errors.New("confirming it has applied its log (a barrier)")
+}
+
+// startBarrier applies a barrier in term, in a goroutine of the group's,
+// unless one runs; readTerm records it.
+func (g *Group) startBarrier(term uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.mu.closed || !g.barrier.CompareAndSwap(false, true) {
+		return
+	}
+	g.wg.Go(func() {
+		defer g.barrier.Store(false)
+		if g.raft.Barrier(g.opts.ApplyTimeout).Error() == nil {
+			g.readTerm.Store(term)
+		}
+	})
 }
 
 // Writable returns nil if a proposal to this replica would be appended
@@ -624,6 +662,10 @@ func (g *Group) Stats() Stats {
 		Applied:      g.fsm.applied.Load(),
 		Replayed:     g.fsm.replayed.Load(),
 		Skipped:      g.fsm.skipped.Load(),
+		SinceSnapshotBytes: func() uint64 {
+			b, _ := g.fsm.sinceSnapshot(time.Now())
+			return b
+		}(),
 	}
 }
 

@@ -26,9 +26,11 @@ func testOptions(dir string, a Applier, store LogStore) Options {
 		LogStore:         store,
 		HeartbeatTimeout: 20 * time.Millisecond,
 		// Snapshots only when a test calls Checkpoint.
-		SnapshotThreshold: 1 << 40,
-		SnapshotInterval:  time.Hour,
-		TrailingLogs:      8,
+		SnapshotThreshold:   1 << 40,
+		SnapshotMaxLogBytes: 1 << 62,
+		SnapshotMaxLogAge:   24 * time.Hour,
+		SnapshotInterval:    time.Hour,
+		TrailingLogs:        8,
 	}
 }
 
@@ -192,6 +194,59 @@ func TestCaughtUp(t *testing.T) {
 	}
 	if err := g.CaughtUp(); err != nil {
 		t.Fatalf("CaughtUp after the replay: %v", err)
+	}
+}
+
+func TestSnapshotDue(t *testing.T) {
+	const maxBytes, maxAge = 1000, time.Minute
+	for _, tc := range []struct {
+		name  string
+		bytes uint64
+		age   time.Duration
+		want  bool
+	}{
+		{"nothing applied", 0, time.Hour, false},
+		{"little, recent", 999, time.Second, false},
+		{"bytes reached", 1000, time.Second, true},
+		{"age reached", 1, time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := snapshotDue(tc.bytes, tc.age, maxBytes, maxAge); got != tc.want {
+				t.Fatalf("snapshotDue(%d, %v) = %v, want %v", tc.bytes, tc.age, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSnapshotByLogBytes: with entries far below raft's entry threshold
+// the group snapshots (and truncates) by the bytes applied, so the log
+// after the last snapshot stays near SnapshotMaxLogBytes.
+func TestSnapshotByLogBytes(t *testing.T) {
+	for _, store := range logStores {
+		t.Run(string(store), func(t *testing.T) {
+			dir := t.TempDir()
+			a := openChain(t, filepath.Join(dir, "a.json"))
+			opts := testOptions(filepath.Join(dir, "raft"), a, store)
+			opts.SnapshotMaxLogBytes = 20 << 10
+			opts.SnapshotInterval = 5 * time.Millisecond
+			g := openLeader(t, opts)
+			defer g.Close()
+			entry := strings.Repeat("x", 1000)
+			var most uint64
+			deadline := time.Now().Add(20 * time.Second)
+			for i := 0; g.Stats().FirstIndex < 100; i++ {
+				if time.Now().After(deadline) {
+					t.Fatalf("no truncation past index 100 after %d entries: %+v", i, g.Stats())
+				}
+				propose(t, g, fmt.Sprint(i, entry))
+				most = max(most, g.Stats().SinceSnapshotBytes)
+			}
+			// The bound plus what is applied while a snapshot runs (the
+			// test applier's checkpoint rewrites its whole state).
+			if most > 80<<10 {
+				t.Errorf("up to %d bytes applied since a snapshot, want about 20 KiB and the entries applied during one", most)
+			}
+		})
 	}
 }
 

@@ -55,6 +55,8 @@ func newMetrics(g *Group) *metrics {
 			return s.LastIndex - s.FirstIndex + 1
 		}),
 		stat("myelin_raft_replayed_entries", "Log entries replayed to the applier since the replica opened.", func(s Stats) uint64 { return s.Replayed }),
+		stat("myelin_raft_log_bytes_since_snapshot", "Bytes of the entries applied since the last snapshot (engine checkpoint): at most what a crash now would replay.",
+			func(s Stats) uint64 { return s.SinceSnapshotBytes }),
 	}
 	return m
 }

@@ -23,6 +23,14 @@ const (
 	LogStorePebble LogStore = "pebble"
 )
 
+// The snapshot policy's defaults (docs/design.md "Restart time" has the
+// measurements): a restart after kill -9 under the make bench load
+// replays at most about this much log.
+const (
+	DefaultSnapshotMaxLogBytes = 64 << 20
+	DefaultSnapshotMaxLogAge   = time.Minute
+)
+
 // Voter is a replica of a group: its Raft server ID and transport address.
 type Voter struct {
 	ID, Address string
@@ -78,8 +86,19 @@ type Options struct {
 	// (entries per second) * 2 * SnapshotInterval entries, and a restart
 	// replays at most that many less TrailingLogs.
 	SnapshotThreshold uint64
+	// SnapshotMaxLogBytes: also take a snapshot once the entries applied
+	// since the last one hold this many bytes, so that a restart replays
+	// a bounded amount of log whatever the entries' size. Zero means
+	// DefaultSnapshotMaxLogBytes.
+	SnapshotMaxLogBytes uint64
+	// SnapshotMaxLogAge: also take a snapshot once this long has passed
+	// since the last one and entries were applied since, so that a slow
+	// trickle of writes is not replayed from hours back. Zero means
+	// DefaultSnapshotMaxLogAge.
+	SnapshotMaxLogAge time.Duration
 	// SnapshotInterval: how often raft checks SnapshotThreshold (it waits a
-	// random time in [interval, 2*interval)). Zero means 2s.
+	// random time in [interval, 2*interval)), and the group
+	// SnapshotMaxLogAge. Zero means 2s.
 	SnapshotInterval time.Duration
 	// TrailingLogs: entries kept behind a snapshot so a lagging follower can
 	// catch up from the log instead of a snapshot. Zero means 1024.
@@ -137,6 +156,12 @@ func (o Options) withDefaults() Options {
 	if o.SnapshotInterval == 0 {
 		o.SnapshotInterval = 2 * time.Second
 	}
+	if o.SnapshotMaxLogBytes == 0 {
+		o.SnapshotMaxLogBytes = DefaultSnapshotMaxLogBytes
+	}
+	if o.SnapshotMaxLogAge == 0 {
+		o.SnapshotMaxLogAge = DefaultSnapshotMaxLogAge
+	}
 	if o.TrailingLogs == 0 {
 		o.TrailingLogs = 1024
 	}
@@ -184,8 +209,8 @@ func (o Options) Validate() error {
 	if o.HeartbeatTimeout != 0 && o.HeartbeatTimeout < 5*time.Millisecond {
 		errs = append(errs, fmt.Errorf("HeartbeatTimeout %v: want at least 5ms", o.HeartbeatTimeout))
 	}
-	if o.SnapshotInterval < 0 || o.ApplyTimeout < 0 {
-		errs = append(errs, errors.New("SnapshotInterval and ApplyTimeout must not be negative"))
+	if o.SnapshotInterval < 0 || o.ApplyTimeout < 0 || o.SnapshotMaxLogAge < 0 {
+		errs = append(errs, errors.New("SnapshotInterval, SnapshotMaxLogAge and ApplyTimeout must not be negative"))
 	}
 	if o.MaxAppendEntries < 0 || o.MaxAppendEntries > 1024 {
 		errs = append(errs, fmt.Errorf("MaxAppendEntries %d: want 0..1024", o.MaxAppendEntries))
