@@ -82,6 +82,8 @@ type clusterConfig struct {
 	tlsKey            string
 	tlsCA             string
 	snapshotThr       uint64
+	snapshotLogBytes  uint64
+	snapshotLogAge    time.Duration
 	trailing          uint64
 	logStore          string
 	walSegmentBytes   int
@@ -319,6 +321,11 @@ func (c *clusterConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.tlsKey, "raft.tls-key-file", "", "PEM private key `file` of -raft.tls-cert-file.")
 	fs.StringVar(&c.tlsCA, "raft.tls-ca-file", "", "PEM CA certificates `file` that peer certificates must chain to (both directions).")
 	fs.Uint64Var(&c.snapshotThr, "raft.snapshot-threshold", 8192, "Take a Raft snapshot (an engine checkpoint) after this many log entries.")
+	fs.Uint64Var(&c.snapshotLogBytes, "raft.snapshot-max-log-bytes", raftgroup.DefaultSnapshotMaxLogBytes,
+		"Also take a Raft snapshot once the log entries since the last one hold this many `bytes`: a restart after\n"+
+			"a crash replays at most about this much log (64 MiB: ~2 s under the make bench load).")
+	fs.DurationVar(&c.snapshotLogAge, "raft.snapshot-max-log-age", raftgroup.DefaultSnapshotMaxLogAge,
+		"Also take a Raft snapshot once this long has passed since the last one with entries written since.")
 	fs.Uint64Var(&c.trailing, "raft.trailing-logs", 1024, "Log entries kept behind a snapshot, so a lagging replica catches up from the log.")
 	fs.StringVar(&c.logStore, "raft.log-store", string(raftgroup.LogStoreWAL), "Raft log implementation: raft-wal or pebble.")
 	fs.IntVar(&c.walSegmentBytes, "raft.wal-segment-size", 8<<20, "Size of one raft-wal segment file, allocated when created, in `bytes` (64 KiB to 1 GiB).")
@@ -392,6 +399,9 @@ func (c *clusterConfig) parse(set map[string]bool) error {
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") || (c.tlsCA != "" && c.tlsCert == "") {
 		errs = append(errs, errors.New("-raft.tls-cert-file and -raft.tls-key-file go together; -raft.tls-ca-file needs them"))
+	}
+	if c.snapshotLogBytes < 1<<20 || c.snapshotLogAge < time.Second {
+		errs = append(errs, errors.New("-raft.snapshot-max-log-bytes wants at least 1 MiB and -raft.snapshot-max-log-age at least 1s"))
 	}
 	if c.heartbeat < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("-raft.heartbeat-timeout %v: want at least 10ms", c.heartbeat))
