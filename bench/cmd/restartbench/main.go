@@ -291,14 +291,14 @@ func measure(ctx context.Context, c config, bin, dir string, stderr io.Writer) (
 
 	// Watch the log's sawtooth; kill in the cycle after the first drop.
 	const group = `group="1"`
-	prev, peak := 0, 0
+	saw := sawtooth{killAt: c.killAt}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for {
+	for killed := false; !killed; {
 		select {
 		case err := <-sent:
 			return res, fmt.Errorf("the load ended before the kill point (%d checkpoints seen, height %d, log at %d): %v; raise -hours",
-				res.CheckpointsObs, res.Height, prev, err)
+				saw.drops, saw.height, saw.prev, err)
 		case <-ctx.Done():
 			return res, ctx.Err()
 		case <-tick.C:
@@ -307,19 +307,9 @@ func measure(ctx context.Context, c config, bin, dir string, stderr io.Writer) (
 		if err != nil {
 			continue // not registered yet
 		}
-		cur := int(v)
-		if cur < prev/2 { // a truncation
-			res.CheckpointsObs++
-			res.Height = peak
-			peak = 0
-		}
-		peak = max(peak, cur)
-		prev = cur
-		if res.Height > 0 && float64(cur) >= c.killAt*float64(res.Height) {
-			res.KilledAt = cur
-			break
-		}
+		killed = saw.observe(int(v))
 	}
+	res.KilledAt, res.Height, res.CheckpointsObs = saw.prev, saw.height, saw.drops
 	n.kill()
 	elapsed := time.Since(t0)
 	cancelSend()
@@ -346,6 +336,27 @@ func measure(ctx context.Context, c config, bin, dir string, stderr io.Writer) (
 		res.ReplayPerSec = v / res.ReadySeconds
 	}
 	return res, nil
+}
+
+// sawtooth follows the log's length: it grows until a checkpoint lets
+// raft truncate it. The first drop gives the height; observe says when
+// the log is back at killAt of it.
+type sawtooth struct {
+	killAt float64
+	prev   int // the last value
+	peak   int // the highest since the last drop
+	height int // the peak before the last drop
+	drops  int
+}
+
+func (s *sawtooth) observe(cur int) (kill bool) {
+	if cur < s.prev/2 { // a truncation
+		s.drops++
+		s.height, s.peak = s.peak, 0
+	}
+	s.peak = max(s.peak, cur)
+	s.prev = cur
+	return s.height > 0 && float64(cur) >= s.killAt*float64(s.height)
 }
 
 // firstWrite sends one sample after the load's end until it is
