@@ -24,6 +24,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -327,7 +328,11 @@ func measure(ctx context.Context, c config, bin, dir string, stderr io.Writer) (
 		return res, err
 	}
 	res.ReadySeconds = time.Since(start).Seconds()
-	if err := firstWrite(ctx, n2.addr, p.End); err != nil {
+	// The probe's sample is near the newest the node has, as a sender's
+	// next one would be: a sample hours ahead would make the engine
+	// evict every series of the tenant as idle in that write.
+	step := int64(cmp.Or(c.opts.Interval, 15*time.Second) / time.Millisecond)
+	if err := firstWrite(ctx, n2.addr, p.Start+res.Samples/int64(p.Series)*step); err != nil {
 		return res, err
 	}
 	res.WriteSeconds = time.Since(start).Seconds()
@@ -359,12 +364,12 @@ func (s *sawtooth) observe(cur int) (kill bool) {
 	return s.height > 0 && float64(cur) >= s.killAt*float64(s.height)
 }
 
-// firstWrite sends one sample after the load's end until it is
+// firstWrite sends one sample of a new series at atMs until it is
 // accepted.
-func firstWrite(ctx context.Context, addr string, afterMs int64) error {
+func firstWrite(ctx context.Context, addr string, atMs int64) error {
 	req := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
 		Labels:  []prompb.Label{{Name: "__name__", Value: "restartbench_probe"}},
-		Samples: []prompb.Sample{{Timestamp: afterMs + 1, Value: 1}},
+		Samples: []prompb.Sample{{Timestamp: atMs, Value: 1}},
 	}}}
 	b, err := req.Marshal()
 	if err != nil {
