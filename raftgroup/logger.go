@@ -2,6 +2,7 @@ package raftgroup
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -51,7 +52,16 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	attrs := make([]any, 0, len(h.args)+len(args)+2)
 	attrs = append(attrs, "component", h.name)
 	attrs = append(attrs, h.args...)
-	attrs = append(attrs, args...)
+	for _, a := range args {
+		// hclog.Fmt values are printf formats with their arguments
+		// (raft logs its configurations that way).
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				a = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+		attrs = append(attrs, a)
+	}
 	h.l.Log(ctx, lvl, msg, attrs...)
 }
 

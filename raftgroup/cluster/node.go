@@ -35,7 +35,7 @@ var ErrRemoved = errors.New("cluster: node was removed from the cluster")
 // that starts with this node as its only voter: it waits one timeout
 // before it elects itself, and nobody else can be slow. The group takes
 // Options.Raft.HeartbeatTimeout before a second replica joins.
-const singleVoterHeartbeat = 200 * time.Millisecond
+const singleVoterHeartbeat = 100 * time.Millisecond
 
 // Node is one member of a cluster: the roles below, each a type of its
 // own, share its lifecycle (see the package doc). Its methods are safe
