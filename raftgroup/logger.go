@@ -94,6 +94,8 @@ func slogLevel(l hclog.Level) slog.Level {
 //     the group is closing: peers stopping with it.
 //   - "skipping application of old log": replay of entries the applier
 //     already holds (NoSnapshotRestoreOnStart).
+//   - "no known peers, aborting election": a replica opened to join its
+//     group waits for the leader to add it.
 func expectedLevel(l slog.Level, msg string, args []any, closing bool) slog.Level {
 	if l < slog.LevelWarn {
 		return l
@@ -104,6 +106,7 @@ func expectedLevel(l slog.Level, msg string, args []any, closing bool) slog.Leve
 			return slog.LevelInfo
 		}
 	case strings.HasPrefix(msg, "failed to get previous log"),
+		strings.HasPrefix(msg, "no known peers, aborting election"),
 		strings.HasPrefix(msg, "appendEntries rejected, sending older logs"),
 		strings.HasPrefix(msg, "skipping application of old log"):
 		return slog.LevelInfo

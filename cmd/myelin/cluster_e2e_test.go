@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1109,4 +1110,34 @@ func (q *queryChecker) halt() {
 		close(q.stop)
 	}
 	<-q.done
+}
+
+// TestClusterQuietStartStop: a normal start of three nodes, some writes,
+// and a stop of all three at once (Ctrl-C of make cluster) log no
+// warning and no error: an operator who sees one should look.
+func TestClusterQuietStartStop(t *testing.T) {
+	c := newCluster(t, 3, false)
+	c.startAll()
+	w := startClusterWriter(t, c, 2)
+	w.waitAcks(20, 20*time.Second)
+	w.halt()
+	for _, n := range c.nodes {
+		n.proc.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, n := range c.nodes {
+		select {
+		case err := <-n.proc.done:
+			n.proc.exit, n.proc.gone = err, true
+			if err != nil {
+				t.Errorf("node %s exited with %v", n.id, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("node %s still running 30s after SIGTERM", n.id)
+		}
+		for _, line := range strings.Split(n.proc.log.String(), "\n") {
+			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				t.Errorf("node %s logged: %s", n.id, line)
+			}
+		}
+	}
 }

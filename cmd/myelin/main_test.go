@@ -94,8 +94,16 @@ func TestRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return within 10s of cancel")
 	}
-	if log := stderr.String(); !strings.Contains(log, "msg=stopped") {
+	log := stderr.String()
+	if !strings.Contains(log, "msg=stopped") {
 		t.Fatalf("log has no clean stop:\n%s", log)
+	}
+	// A normal start, use and stop logs no warning or error (the pushes
+	// refused as out of order are the client's, answered 400).
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Errorf("a normal run logged: %s", line)
+		}
 	}
 }
 

@@ -9,9 +9,8 @@
 //
 // A single node is a cluster of one: the same code, with one metadata
 // voter and groups of one replica, on a Mux that may listen nowhere
-// (raftgroup.MuxOptions); its groups elect themselves after a short
-// timeout (singleVoterHeartbeat) and take Options.Raft's before a second
-// replica joins.
+// (raftgroup.MuxOptions); on such a node the groups elect themselves after
+// a short timeout (singleVoterHeartbeat).
 //
 // # Roles
 //

@@ -31,10 +31,12 @@ var ErrRemoved = errors.New("cluster: node was removed from the cluster")
 // of a replica that does not lead with raftgroup.ErrNotLeader: one
 // sentinel per error, in the layer that detects it.
 
-// singleVoterHeartbeat is the heartbeat (and election) timeout of a group
-// that starts with this node as its only voter: it waits one timeout
-// before it elects itself, and nobody else can be slow. The group takes
-// Options.Raft.HeartbeatTimeout before a second replica joins.
+// singleVoterHeartbeat is the heartbeat (and election) timeout of the
+// groups of a node that listens nowhere (a cluster of one for good): each
+// group has this node as its only voter and waits one timeout before it
+// elects itself; nobody else can be slow. (Raft's leader lease, half the
+// timeout, cannot change at run time, so a node that may get peers keeps
+// Options.Raft's timeouts from the start.)
 const singleVoterHeartbeat = 100 * time.Millisecond
 
 // Node is one member of a cluster: the roles below, each a type of its
