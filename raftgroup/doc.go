@@ -67,7 +67,8 @@
 // them). The applier may apply without syncing (the engine does): what a
 // crash loses after its checkpoint is replayed from the log.
 //
-// Wiring the engine (cmd): CheckpointIndex is the index OpenGroup
+// The engine's Applier (engine.NewApplier, which satisfies Applier
+// without importing this package): CheckpointIndex is the index OpenGroup
 // returned. Checkpoint must read the applied index before it checkpoints
 // (idx := g.AppliedIndex(); err := g.Checkpoint(); return idx, err): read
 // after, it could name entries applied during the checkpoint that are not

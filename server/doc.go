@@ -45,8 +45,20 @@
 //
 // # Cluster
 //
-// RingHandler and TenantsHandler serve the cluster's status pages (/ring,
-// /status/tenants) as HTML or JSON from data cmd gathers; the
-// distributor (server/distributor) and the fan-out querier
-// (server/querier) are the Writer and Storage of a cluster node.
+// Every node is a cluster member (a single node is a cluster of one):
+// the distributor (server/distributor) and the fan-out querier
+// (server/querier) are the Writer and Storage of the APIs. ClusterAPI
+// serves the node's view of its cluster: /ring and /status/tenants (HTML
+// or JSON, RingHandler and TenantsHandler over server's own RingStatus
+// types, converted from the cluster's status) and the admin endpoints
+// (drain, replica status, replica dump). Tenants counts the samples each
+// tenant wrote through this node for the tenants page. IndexHandler,
+// ReadyHandler and ConfigHandler serve /, /ready and /config.
+//
+// # Rooms
+//
+// The services around storage are packages of their own under server/
+// (docs/design.md "Rooms"): tenant (below all of them), limits, auth,
+// frontend, ruler, alertmanager, distributor, querier. None imports this
+// package; this package wires them into HTTP.
 package server
