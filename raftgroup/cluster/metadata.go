@@ -53,7 +53,9 @@ func openMetadata(opts Options, dir string, rpc *rpcClient, changed func()) (*me
 	// small segments keep its log a few hundred KB on disk.
 	ro.SnapshotThreshold, ro.TrailingLogs = 256, 256
 	ro.WALSegmentBytes = 256 << 10
-	ro.LogCacheEntries = 64
+	if opts.Mux.Listening() {
+		ro.LogCacheEntries = 64
+	}
 	switch {
 	case len(opts.Peers) > 0:
 		ro.Voters = opts.Peers
