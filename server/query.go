@@ -49,8 +49,8 @@ type QueryOptions struct {
 	// extended range selectors, binop fill modifiers, delayed name
 	// removal. Off by default, as in Prometheus.
 	EnableExperimental bool
-	// MultiTenant: the tenant comes from the X-Scope-OrgID header (400 if
-	// missing); otherwise every request is tenant.Default.
+	// MultiTenant: the tenant comes from the X-Scope-OrgID header (401 if
+	// missing, as in Mimir); otherwise every request is tenant.Default.
 	MultiTenant bool
 
 	// MaxExpressionBytes bounds a PromQL expression or series selector
@@ -277,7 +277,7 @@ func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 // ServeHTTP serves /api/v1/<path> and /prometheus/api/v1/<path> for the
 // query paths; anything else is 404. In order:
 //
-//  1. the tenant (400 if missing or invalid);
+//  1. the tenant (401 if missing, 400 if invalid);
 //  2. the form, read once from the URL and a body of at most MaxFormBytes
 //     (400); the wrapped API reads it from the request;
 //  3. every query and match[] parameter against MaxExpressionBytes and
@@ -297,7 +297,8 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	org, err := tenant.FromRequest(r, a.opts.MultiTenant)
 	if err != nil {
-		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
+		code, msg := tenantError(err)
+		writeAPIError(w, code, apiErrorType(code), msg)
 		return
 	}
 	if err := readForm(w, r, a.opts.MaxFormBytes); err != nil {
@@ -371,6 +372,20 @@ func servedQueryPath(rest string) bool {
 		}
 	}
 	return false
+}
+
+// apiErrorType is the errorType of the API's JSON for an error status
+// of ours that Prometheus's API does not answer itself.
+func apiErrorType(code int) string {
+	switch code {
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusTooManyRequests:
+		return "too_many_requests"
+	}
+	return "bad_data"
 }
 
 // writeAPIError writes an error in the Prometheus API's JSON shape.

@@ -62,7 +62,7 @@ func TestRun(t *testing.T) {
 		// value); older ones are out of order, as in Prometheus.
 		{"write again (idempotent)", "POST", "/api/v1/write", "t1", pushBody(t, "up", 3000), 204, ""},
 		{"write older again", "POST", "/api/v1/write", "t1", body, 400, "out-of-order"},
-		{"push without tenant", "POST", "/api/v1/push", "", body, 400, "X-Scope-OrgID"},
+		{"push without tenant", "POST", "/api/v1/push", "", body, 401, "no org id"},
 		{"query", "GET", "/api/v1/query?query=sum(up)&time=3", "t1", nil, 200, `"value":[3,"2"]`},
 		{"query other tenant", "GET", "/api/v1/query?query=sum(up)&time=3", "t2", nil, 200, `"result":[]`},
 		{"query_range", "POST", "/api/v1/query_range?query=up&start=1&end=3&step=1", "t1", nil, 200, `"values":[[1,"0"],[2,"1"],[3,"2"]]`},
