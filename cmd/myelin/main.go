@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/myelindb/myelin/server"
 )
 
 // version is set at link time with -ldflags "-X main.version=v1.2.3";
@@ -105,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	var internal *http.Server
 	internalErr := make(chan error, 1)
 	if err == nil {
-		err = h.install(n, cfg, reg, logger)
+		err = h.install(n, cfg, server.NewAuthGate(server.AuthOptions{}), reg, logger)
 	}
 	if err == nil && n.mux.Listening() {
 		// Other nodes' requests (control RPCs, forwarded writes, remote
