@@ -28,6 +28,8 @@ type config struct {
 	dataDir      string
 	listenAddr   string
 	multitenancy bool
+	authFile     string
+	authReload   time.Duration
 	version      bool
 	logLevel     string
 	logFormat    string
@@ -103,6 +105,7 @@ const defaultClusterHeartbeat = 500 * time.Millisecond
 
 // usageHeader opens `myelin -help`.
 const usageHeader = `Usage: myelin [flags]
+       myelin token create ... | myelin secret create ... (see Commands below)
 
 Myelin is a multi-tenant, Prometheus-compatible time-series database. It
 serves remote write on /api/v1/push and /api/v1/write, the Prometheus
@@ -130,6 +133,12 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.BoolVar(&cfg.multitenancy, "auth.multitenancy-enabled", true,
 		"Require the X-Scope-OrgID header naming the tenant on ingest and query requests;\n"+
 			"if false, every request belongs to the tenant \"anonymous\".")
+	fs.StringVar(&cfg.authFile, "auth.config-file", "",
+		"YAML `file` of auth tokens (their hashes, tenants and scopes; 'myelin token create' writes entries). Turns auth\n"+
+			"on: every endpoint but / and /ready then needs a token (Bearer, or Basic with the token as password), and\n"+
+			"the tenant comes from it. Reloaded when it changes and on SIGHUP; a bad file keeps the last good one.")
+	fs.DurationVar(&cfg.authReload, "auth.config-reload-interval", 10*time.Second,
+		"How often to check -auth.config-file for changes; 0 reloads it on SIGHUP only.")
 	fs.StringVar(&cfg.logLevel, "log.level", "info", "Only log messages with the given severity or above: debug, info, warn, error.")
 	fs.StringVar(&cfg.logFormat, "log.format", "logfmt", "Output format of log messages: logfmt or json.")
 	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this; 0 keeps everything.")
@@ -184,6 +193,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 			// Parse printed the short hint; -help wants the whole usage.
 			fmt.Fprint(fs.Output(), usageHeader)
 			fs.PrintDefaults()
+			fmt.Fprint(fs.Output(), "\n"+commandsUsage)
 			return cfg, true, nil
 		}
 		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
@@ -207,6 +217,12 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	}
 	if cfg.logFormat != "logfmt" && cfg.logFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log.format %q: want logfmt or json", cfg.logFormat))
+	}
+	if cfg.authFile != "" && !cfg.multitenancy {
+		errs = append(errs, errors.New("-auth.config-file needs -auth.multitenancy-enabled=true: tokens name the tenants they act on"))
+	}
+	if cfg.authReload < 0 {
+		errs = append(errs, fmt.Errorf("-auth.config-reload-interval %v is negative", cfg.authReload))
 	}
 	if cfg.httpWriteTimeout > 0 && cfg.httpWriteTimeout <= cfg.queryTimeout {
 		errs = append(errs, fmt.Errorf("-server.http-write-timeout %v must exceed -query.timeout %v (or be 0)", cfg.httpWriteTimeout, cfg.queryTimeout))

@@ -109,13 +109,14 @@ func TestRunArgs(t *testing.T) {
 	}{
 		{
 			name: "help", args: []string{"-help"},
-			wantStderr: []string{"Usage: myelin", "-data.dir", "-http.listen-address", "-auth.multitenancy-enabled", "-version"},
+			wantStderr: []string{"Usage: myelin", "-data.dir", "-http.listen-address", "-auth.multitenancy-enabled", "-auth.config-file", "-version", "myelin token create"},
 		},
 		{name: "version", args: []string{"-version"}, wantStdout: "myelin "},
 		// One bad flag: the problem and a hint, not the whole usage.
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: errUsage, wantStderr: []string{"flag provided but not defined: -nope", "Run 'myelin -help'"}},
 		{name: "bad bool", args: []string{"-auth.multitenancy-enabled=maybe"}, wantErr: errUsage},
-		{name: "positional argument", args: []string{"serve"}, wantErr: errUsage, wantStderr: []string{"unexpected arguments"}},
+		{name: "unknown command", args: []string{"serve"}, wantErr: errUsage, wantStderr: []string{"unknown command \"serve\"", "myelin token create"}},
+		{name: "argument after flags", args: []string{"-log.level", "info", "serve"}, wantErr: errUsage, wantStderr: []string{"unexpected arguments"}},
 		{name: "write timeout cuts queries", args: []string{"-query.timeout", "5m"}, wantErr: errUsage,
 			wantStderr: []string{"-server.http-write-timeout 2m30s must exceed -query.timeout 5m0s"}},
 	} {
