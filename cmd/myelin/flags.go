@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -82,6 +83,8 @@ type clusterConfig struct {
 	tlsCert           string
 	tlsKey            string
 	tlsCA             string
+	secretFile        string
+	insecure          bool
 	snapshotThr       uint64
 	trailing          uint64
 	logStore          string
@@ -321,6 +324,11 @@ func (c *clusterConfig) register(fs *flag.FlagSet) {
 		"(with -raft.tls-key-file and -raft.tls-ca-file, mutual TLS).")
 	fs.StringVar(&c.tlsKey, "raft.tls-key-file", "", "PEM private key `file` of -raft.tls-cert-file.")
 	fs.StringVar(&c.tlsCA, "raft.tls-ca-file", "", "PEM CA certificates `file` that peer certificates must chain to (both directions).")
+	fs.StringVar(&c.secretFile, "raft.secret-file", "", "`File` holding the cluster secret (at least 32 characters; 'myelin secret create -file F'), the same\n"+
+		"on every node: both ends of every node-to-node connection prove they hold it before anything else is sent.\n"+
+		"A node that listens for Raft needs it or mutual TLS (-raft.tls-*), or -raft.insecure.")
+	fs.BoolVar(&c.insecure, "raft.insecure", false, "Let a node listen for Raft with neither -raft.secret-file nor mutual TLS: anyone who reaches the\n"+
+		"Raft port can then read and write every tenant and join the cluster. Only for a network no stranger reaches.")
 	fs.Uint64Var(&c.snapshotThr, "raft.snapshot-threshold", 8192, "Take a Raft snapshot (an engine checkpoint) after this many log entries.")
 	fs.Uint64Var(&c.trailing, "raft.trailing-logs", 1024, "Log entries kept behind a snapshot, so a lagging replica catches up from the log.")
 	fs.StringVar(&c.logStore, "raft.log-store", string(raftgroup.LogStoreWAL), "Raft log implementation: raft-wal or pebble.")
@@ -396,6 +404,20 @@ func (c *clusterConfig) parse(set map[string]bool) error {
 	if (c.tlsCert == "") != (c.tlsKey == "") || (c.tlsCA != "" && c.tlsCert == "") {
 		errs = append(errs, errors.New("-raft.tls-cert-file and -raft.tls-key-file go together; -raft.tls-ca-file needs them"))
 	}
+	// A listening node authenticates its peers, or says it will not.
+	credential := c.secretFile != "" || (c.tlsCert != "" && c.tlsCA != "")
+	switch {
+	case c.listen && !credential && !c.insecure:
+		why := "neither -raft.secret-file nor mutual TLS"
+		if c.tlsCert != "" {
+			why = "TLS without -raft.tls-ca-file, which lets any client in"
+		}
+		errs = append(errs, fmt.Errorf("this node listens for Raft with %s: anyone who reaches the port could read and write "+
+			"every tenant and join the cluster. Give every node the same -raft.secret-file ('myelin secret create -file F'), "+
+			"or mutual TLS (-raft.tls-cert-file, -raft.tls-key-file, -raft.tls-ca-file); or accept an open port with -raft.insecure", why))
+	case c.insecure && credential:
+		errs = append(errs, errors.New("-raft.insecure with -raft.secret-file or mutual TLS: drop one of them"))
+	}
 	if c.heartbeat < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("-raft.heartbeat-timeout %v: want at least 10ms", c.heartbeat))
 	}
@@ -425,6 +447,28 @@ func (c *clusterConfig) tlsConfig() (*tls.Config, error) {
 		conf.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return conf, nil
+}
+
+// minSecretChars is the shortest cluster secret accepted: 32 characters
+// ('myelin secret create' writes 64 hex digits, 256 bits).
+const minSecretChars = 32
+
+// secret reads the cluster secret from -raft.secret-file (surrounding
+// white space dropped); nil without the flag.
+func (c *clusterConfig) secret() ([]byte, error) {
+	if c.secretFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(c.secretFile)
+	if err != nil {
+		return nil, fmt.Errorf("read cluster secret: %w", err)
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) < minSecretChars {
+		return nil, fmt.Errorf("cluster secret in %s has %d characters, want at least %d: make one with 'myelin secret create -file F'",
+			c.secretFile, len(b), minSecretChars)
+	}
+	return b, nil
 }
 
 // voters is the metadata group's bootstrap configuration: every peer at

@@ -156,10 +156,10 @@ func TestRunErrors(t *testing.T) {
 		{"data dir under a file", []string{"-data.dir", filepath.Join(file, "data")}, "create data dir"},
 		{"bad listen address", []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:99999"}, "listen on 127.0.0.1:99999"},
 		{"single node's data joining a cluster", []string{"-data.dir", singleDir, "-http.listen-address", "127.0.0.1:0",
-			"-cluster.node-id", "a", "-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1", "-cluster.join", "127.0.0.1:2"},
+			"-cluster.node-id", "a", "-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1", "-cluster.join", "127.0.0.1:2", "-raft.insecure"},
 			"holds a single node's data: it cannot join or found a cluster of several nodes"},
 		{"another node's data", []string{"-data.dir", otherNode, "-http.listen-address", "127.0.0.1:0", "-cluster.node-id", "a",
-			"-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1"}, `belongs to node "b", not -cluster.node-id "a"`},
+			"-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1", "-raft.insecure"}, `belongs to node "b", not -cluster.node-id "a"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(context.Background(), tc.args, io.Discard, io.Discard)

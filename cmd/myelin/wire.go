@@ -62,6 +62,10 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 	if err != nil {
 		return n, err
 	}
+	secret, err := cc.secret()
+	if err != nil {
+		return n, err
+	}
 	// A node that is not configured for a cluster opens no Raft port: it
 	// is a cluster of one (docs/design.md "One path"). Its address in its
 	// groups' configurations is never dialed.
@@ -73,20 +77,27 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 			return n, fmt.Errorf("raft listen on %s: %w", cc.listenAddr, err)
 		}
 		advertise = cc.advertise
-		logger.Info("raft listening", "addr", ln.Addr().String(), "advertise", advertise, "tls", tlsConf != nil)
+		logger.Info("raft listening", "addr", ln.Addr().String(), "advertise", advertise, "tls", tlsConf != nil,
+			"secret", secret != nil, "mutual_tls", tlsConf != nil && tlsConf.ClientCAs != nil)
+		if cc.insecure {
+			logger.Warn("raft listener open to anyone (-raft.insecure): whoever reaches it can read and write every tenant and join the cluster",
+				"addr", ln.Addr().String())
+		}
 	}
 	var cn atomic.Pointer[cluster.Node]
 	n.mux, err = raftgroup.NewMux(raftgroup.MuxOptions{
 		Listener:  ln,
 		Advertise: advertise,
 		TLS:       tlsConf,
+		Secret:    secret,
 		Resolve: func(id string) string {
 			if c := cn.Load(); c != nil {
 				return c.Resolve(id)
 			}
 			return cc.peers[id]
 		},
-		Logger: logger,
+		Logger:     logger,
+		Registerer: reg,
 	})
 	if err != nil {
 		if ln != nil {
