@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +17,8 @@ import (
 
 // TestE2EAuth: Debian's Prometheus 2.42, which drops remote_write
 // "headers", writes to myelin with auth on through the settings it does
-// send, `authorization: credentials:` (tenant e2e) and `basic_auth:`
+// send, `authorization: credentials_file:` (tenant e2e, its token made
+// by 'myelin token create' as the README says) and `basic_auth:`
 // (tenant e2e-basic, the token as the password); queries go with a
 // Bearer token, as Grafana's data source sends one. Every series
 // Prometheus has in the window is in myelin with identical samples and
@@ -23,21 +27,30 @@ import (
 func TestE2EAuth(t *testing.T) {
 	const basicTenant = "e2e-basic"
 	path, tokens := writeAuthFile(t, []auth.Entry{
-		{Name: "prometheus", Tenants: []string{e2eTenant}, Scopes: []auth.Scope{auth.ScopeWrite}},
 		{Name: "prometheus-basic", Tenants: []string{basicTenant}, Scopes: []auth.Scope{auth.ScopeWrite}},
 		{Name: "grafana", Tenants: []string{e2eTenant}, Scopes: []auth.Scope{auth.ScopeRead}},
 		{Name: "federated", Tenants: []string{e2eTenant, basicTenant}, Scopes: []auth.Scope{auth.ScopeRead}},
 	})
+	// Prometheus's token as the README makes it: its entry added to the
+	// file, the token itself in a file Prometheus reads.
+	tokenFile := filepath.Join(t.TempDir(), "e2e.token")
+	var out bytes.Buffer
+	if err := runCommand([]string{"token", "create", "-tenant", e2eTenant, "-scopes", "write", "-file", path}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokenFile, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	s := startE2EWith(t, []string{"-auth.config-file", path}, func(addr string) string {
 		return fmt.Sprintf(`remote_write:
   - url: http://%s/api/v1/push
     authorization:
-      credentials: %s
+      credentials_file: %s
 `+e2eQueueConfig+`  - url: http://%s/prometheus/api/v1/write
     basic_auth:
       username: %s
       password: %s
-`+e2eQueueConfig, addr, tokens["prometheus"], addr, basicTenant, tokens["prometheus-basic"])
+`+e2eQueueConfig, addr, tokenFile, addr, basicTenant, tokens["prometheus-basic"])
 	})
 	s.token = tokens["grafana"]
 	end := s.startMs + 14_000
