@@ -104,7 +104,7 @@ func (o MuxOptions) Validate() error {
 		errs = append(errs, errors.New("DialTimeout and HeaderTimeout must not be negative"))
 	}
 	if o.Secret != nil && len(o.Secret) < minSecretBytes {
-		errs = append(errs, fmt.Errorf("Secret has %d bytes, want at least %d", len(o.Secret), minSecretBytes))
+		errs = append(errs, fmt.Errorf("secret has %d bytes, want at least %d", len(o.Secret), minSecretBytes))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("raftgroup mux options: %w", err)

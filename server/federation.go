@@ -124,7 +124,7 @@ func (f *federatedQuerier) Select(ctx context.Context, sortSeries bool, hints *s
 	if !slices.ContainsFunc(pass, func(m *labels.Matcher) bool { return !m.Matches("") }) {
 		// The only matcher that selected anything was on the tenant: a
 		// querier wants one that does not match every series.
-		pass = append(pass, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+		pass = append(pass, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
 	}
 	sets := make([]storage.SeriesSet, len(f.ids))
 	if err := f.each(ctx, pos, func(ctx context.Context, i int) error {

@@ -29,15 +29,6 @@ const (
 	bravo       = "tenant-bravo"
 )
 
-// authFixture is a node with auth on, served by httptest, whose handler
-// the tests read routes from; tokens maps a credential's name to its
-// token.
-type authFixture struct {
-	h      *handler
-	base   string
-	tokens map[string]string
-}
-
 // writeAuthFile writes an auth config of one token per entry (the
 // entries' hashes are filled in) and returns its path and the tokens by
 // entry name.

@@ -58,7 +58,7 @@ func strangerClient() *http.Client {
 // strangerRead reads every series of tenant in every group from every
 // node's Raft port and returns the samples it got and the errors.
 func strangerRead(c *testClusterE2E, tenant string) (samples int, errs []error) {
-	all := labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")
+	all := labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")
 	for _, n := range c.nodes {
 		for g := ring.GroupID(1); g <= 3; g++ {
 			r := querier.NewRemote(strangerClient(), "http://"+n.raftAddr, g, tenant, math.MinInt64, math.MaxInt64)
@@ -83,7 +83,7 @@ func strangerRead(c *testClusterE2E, tenant string) (samples int, errs []error) 
 // were committed and the errors.
 func strangerWrite(c *testClusterE2E, tenant, name string) (committed int, errs []error) {
 	bb := write.NewBuilder(tenant)
-	if err := bb.Add(labels.FromStrings(labels.MetricName, name), []write.Sample{{T: time.Now().UnixMilli(), V: 666}}); err != nil {
+	if err := bb.Add(labels.FromStrings("__name__", name), []write.Sample{{T: time.Now().UnixMilli(), V: 666}}); err != nil {
 		panic(err)
 	}
 	var enc write.Encoder
