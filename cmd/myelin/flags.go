@@ -116,7 +116,9 @@ query API under /api/v1 and /prometheus/api/v1, /ready, /metrics and
 status pages from /. Every write goes through a Raft log on disk before
 it is acknowledged. Without cluster flags it runs as a cluster of one
 that opens no Raft port; -cluster.node-id with -raft.listen-address
-starts a cluster others can join (-cluster.join), see README "Cluster".
+starts a cluster others can join (-cluster.join), every node with the
+same -raft.secret-file, see README "Cluster". -auth.config-file turns on
+tokens for the HTTP API.
 SIGINT/SIGTERM shut it down gracefully.
 
 Flags:
