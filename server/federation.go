@@ -89,6 +89,8 @@ func (f *federatedQuerier) chosen(ms []*labels.Matcher) (pos []int, pass []*labe
 
 // each runs f for each position in pos, at most federationConcurrency at
 // once, with the tenant in the context; it returns the first error.
+// Each call gets its own copy of the matchers: a querier may sort them
+// in place (Prometheus's TSDB does).
 func (f *federatedQuerier) each(ctx context.Context, pos []int, fn func(ctx context.Context, i int) error) error {
 	sem := make(chan struct{}, federationConcurrency)
 	errs := make([]error, len(pos))
@@ -128,7 +130,7 @@ func (f *federatedQuerier) Select(ctx context.Context, sortSeries bool, hints *s
 	}
 	sets := make([]storage.SeriesSet, len(f.ids))
 	if err := f.each(ctx, pos, func(ctx context.Context, i int) error {
-		sets[i] = f.qs[i].Select(ctx, sortSeries, hints, pass...)
+		sets[i] = f.qs[i].Select(ctx, sortSeries, hints, slices.Clone(pass)...)
 		return nil
 	}); err != nil {
 		return storage.ErrSeriesSet(err)
@@ -167,7 +169,7 @@ func (f *federatedQuerier) LabelNames(ctx context.Context, hints *storage.LabelH
 		return nil, nil, nil
 	}
 	names, warns, err := f.union(ctx, pos, func(ctx context.Context, q storage.Querier) ([]string, annotations.Annotations, error) {
-		return q.LabelNames(ctx, unlimited(hints), pass...)
+		return q.LabelNames(ctx, unlimited(hints), slices.Clone(pass)...)
 	})
 	if err != nil {
 		return nil, warns, err
@@ -198,7 +200,7 @@ func (f *federatedQuerier) LabelValues(ctx context.Context, name string, hints *
 		return nil, nil, nil
 	}
 	values, warns, err := f.union(ctx, pos, func(ctx context.Context, q storage.Querier) ([]string, annotations.Annotations, error) {
-		return q.LabelValues(ctx, name, unlimited(hints), pass...)
+		return q.LabelValues(ctx, name, unlimited(hints), slices.Clone(pass)...)
 	})
 	return limited(values, hints), warns, err
 }
