@@ -146,7 +146,7 @@ func appendAuthEntry(path string, e auth.Entry, entry []byte) error {
 		return fmt.Errorf("auth config %s: %w", path, err)
 	}
 	if slices.ContainsFunc(f.Tokens, func(t auth.Entry) bool { return t.Name == e.Name }) {
-		return fmt.Errorf("%w: auth config %s has a token named %q already: give -name", errUsage, path, e.Name)
+		return fmt.Errorf("auth config %s has a token named %q already: give another -name", path, e.Name)
 	}
 	want := append(slices.Clone(f.Tokens), e)
 	base := old
