@@ -5,11 +5,26 @@
 //
 // # Tenancy
 //
-// A tenant is named by the X-Scope-OrgID header (ValidateTenant: Cortex's
-// rules). With multi-tenancy off every request belongs to DefaultTenant.
-// Handlers put the tenant into the request context (WithTenant); storage
+// A tenant is named by the X-Scope-OrgID header (server/tenant: Cortex's
+// rules). With multi-tenancy off every request belongs to tenant.Default.
+// A request without one is answered 401 "no org id", as Mimir does.
+// Handlers put the tenant into the request context (tenant.With); storage
 // reached through Prometheus interfaces that carry no tenant reads it from
-// there (TenantFrom).
+// there (tenant.From).
+//
+// # Auth
+//
+// AuthGate applies server/auth to every route cmd registers, each with
+// what it needs (auth.Need: public, write, read, metrics, admin): 429
+// past the failed-attempt limit, 401 without a known token, 403 for a
+// scope or tenant the token lacks; otherwise the request goes on with
+// X-Scope-OrgID set to the tenant(s) it acts as and no Authorization
+// header, so the handlers read the tenant as without auth. With auth
+// off (no keys) Wrap returns each handler as it is. A read whose header
+// names several tenants ("a|b", QueryOptions.Federation, on with auth
+// only) reads each and labels every series with __tenant_id__
+// (federation.go, Cortex's rules). docs/design.md "Auth" has the table of
+// routes and the reasons.
 //
 // # Query API
 //

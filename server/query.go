@@ -49,9 +49,14 @@ type QueryOptions struct {
 	// extended range selectors, binop fill modifiers, delayed name
 	// removal. Off by default, as in Prometheus.
 	EnableExperimental bool
-	// MultiTenant: the tenant comes from the X-Scope-OrgID header (400 if
-	// missing); otherwise every request is tenant.Default.
+	// MultiTenant: the tenant comes from the X-Scope-OrgID header (401 if
+	// missing, as in Mimir); otherwise every request is tenant.Default.
 	MultiTenant bool
+	// Federation: the header may name several tenants joined by '|'
+	// ("a|b"), read together with a __tenant_id__ label on every series
+	// (federation.go). Set it only behind a gate that lets a request
+	// name only tenants it may read (the auth gate, AuthGate).
+	Federation bool
 
 	// MaxExpressionBytes bounds a PromQL expression or series selector
 	// (query, match[]) in bytes, checked before it is parsed. Zero means
@@ -277,7 +282,8 @@ func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 // ServeHTTP serves /api/v1/<path> and /prometheus/api/v1/<path> for the
 // query paths; anything else is 404. In order:
 //
-//  1. the tenant (400 if missing or invalid);
+//  1. the tenant (401 if missing, 400 if invalid); with Federation, the
+//     tenants;
 //  2. the form, read once from the URL and a body of at most MaxFormBytes
 //     (400); the wrapped API reads it from the request;
 //  3. every query and match[] parameter against MaxExpressionBytes and
@@ -295,9 +301,14 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	org, err := tenant.FromRequest(r, a.opts.MultiTenant)
+	readTenant := tenant.FromRequest
+	if a.opts.Federation {
+		readTenant = tenant.SetFromRequest
+	}
+	org, err := readTenant(r, a.opts.MultiTenant)
 	if err != nil {
-		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
+		code, msg := tenantError(err)
+		writeAPIError(w, code, apiErrorType(code), msg)
 		return
 	}
 	if err := readForm(w, r, a.opts.MaxFormBytes); err != nil {
@@ -373,6 +384,20 @@ func servedQueryPath(rest string) bool {
 	return false
 }
 
+// apiErrorType is the errorType of the API's JSON for an error status
+// of ours that Prometheus's API does not answer itself.
+func apiErrorType(code int) string {
+	switch code {
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusTooManyRequests:
+		return "too_many_requests"
+	}
+	return "bad_data"
+}
+
 // writeAPIError writes an error in the Prometheus API's JSON shape.
 func writeAPIError(w http.ResponseWriter, code int, errorType, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -396,8 +421,10 @@ func (q tenantQueryable) ChunkQuerier(int64, int64) (storage.ChunkQuerier, error
 	return nil, errors.New("server: chunk queries are not supported")
 }
 
-// tenantQuerier opens the tenant's querier on first use. A request has one
-// tenant, but the type does not rely on it.
+// tenantQuerier opens the tenant's querier on first use: one tenant's,
+// or for an ID that names several (QueryOptions.Federation) a
+// federatedQuerier over theirs. A request has one tenant ID, but the type
+// does not rely on it.
 type tenantQuerier struct {
 	s          Storage
 	mint, maxt int64
@@ -417,7 +444,13 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 	if sq, ok := q.mu.byTenant[org]; ok {
 		return sq, nil
 	}
-	sq, err := q.s.Querier(org, q.mint, q.maxt)
+	var sq storage.Querier
+	var err error
+	if federatedID(org) {
+		sq, err = newFederatedQuerier(q.s, tenant.Split(org), q.mint, q.maxt)
+	} else {
+		sq, err = q.s.Querier(org, q.mint, q.maxt)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open querier of tenant %s: %w", org, err)
 	}

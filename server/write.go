@@ -112,6 +112,7 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //     samples too far in the future, out of order, duplicates, too old).
 //     The valid series of a partly bad request are written all the same,
 //     and the body says how many; the sender must not retry a 400;
+//   - 401 "no org id" for a request without a tenant, as Mimir answers;
 //   - 405 for a method other than POST, 415 for remote write 2.0 (not yet
 //     supported), 503 when the write could not be made durable and a retry
 //     may succeed, 500 for other failures.
@@ -150,7 +151,8 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 	}
 	tenant, err := tenant.FromRequest(r, h.opts.MultiTenant)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		code, msg := tenantError(err)
+		http.Error(w, msg, code)
 		return "", nil
 	}
 	body, err := readLimited(r.Body, h.dec.MaxCompressedBytes())

@@ -49,8 +49,11 @@ type e2eNode struct {
 type testClusterE2E struct {
 	t       *testing.T
 	proxies map[[2]string]*tcpProxy // [from, to] -> proxy, with -proxies
-	mu      sync.Mutex
-	nodes   []*e2eNode
+	// secretFile: the cluster secret every node gets, unless its flags
+	// choose mutual TLS or -raft.insecure.
+	secretFile string
+	mu         sync.Mutex
+	nodes      []*e2eNode
 }
 
 // pick returns node i (modulo) and its HTTP address if it is up.
@@ -81,6 +84,10 @@ func (c *testClusterE2E) replace(old, n *e2eNode) {
 func newClusterE2E(t *testing.T, n int, proxies bool, args ...string) *testClusterE2E {
 	c := &testClusterE2E{t: t, proxies: map[[2]string]*tcpProxy{}}
 	dir := t.TempDir()
+	c.secretFile = filepath.Join(dir, "cluster-secret")
+	if err := runCommand([]string{"secret", "create", "-file", c.secretFile}, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
 		id := strconv.Itoa(i + 1)
 		c.nodes = append(c.nodes, &e2eNode{id: id, raftAddr: freeAddr(t), dataDir: filepath.Join(dir, "node-"+id), args: args})
@@ -118,6 +125,11 @@ func (c *testClusterE2E) start(n *e2eNode, extra ...string) {
 	args := []string{"-data.dir", n.dataDir, "-http.listen-address", "127.0.0.1:0", "-auth.multitenancy-enabled=false",
 		"-cluster.node-id", n.id, "-raft.listen-address", n.raftAddr}
 	args = append(append(args, n.args...), extra...)
+	if !slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "-raft.tls-ca-file") || strings.HasPrefix(a, "-raft.insecure") || strings.HasPrefix(a, "-raft.secret-file")
+	}) {
+		args = append(args, "-raft.secret-file", c.secretFile)
+	}
 	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "-cluster.join") }) {
 		args = append(args, "-cluster.peers", c.peers(n))
 	}
