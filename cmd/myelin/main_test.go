@@ -368,12 +368,19 @@ func TestRestartKeepsData(t *testing.T) {
 // goroutine forever.
 func TestSlowBody(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
+	dir := t.TempDir()
 	go func() {
-		done <- run(ctx, []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0",
+		done <- run(ctx, []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0",
 			"-server.http-read-timeout", "500ms"}, io.Discard, stderr)
+	}()
+	// Stop the node before the data directory is removed.
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}()
 	addr := stderr.addr(t, done)
 	waitReady(t, addr)
