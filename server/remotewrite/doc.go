@@ -19,11 +19,12 @@
 //     accounted); then err := d.Decode(req, body). body is the HTTP body,
 //     already limited to Options.MaxCompressedBytes+1 bytes by the reader.
 //     On error, answer 400 with err's text; the Request may be reused.
-//  3. For each req.Series[i]: lim.ValidateSeries(s) (ValidateLabels,
-//     faster) and lim.ValidateSamples(s.Labels, s.Samples, now); store the
-//     valid ones (without empty-valued labels) under s.Key, which for a
-//     valid series is write's encoding of that label set, and s.Hash;
-//     count and report the rest (the first *SeriesError names its series).
+//  3. For each req.Series[i]: lim.CheckSeries(s) and lim.CheckSamples(
+//     s.Samples, now), which return a bare sentinel and never allocate;
+//     store the valid ones (without empty-valued labels) under s.Key,
+//     which for a valid series is write's encoding of that label set, and
+//     s.Hash; count the rest by sentinel, and report the first with
+//     ValidateSeries and ValidateSamples, whose *SeriesError names it.
 //  4. len(req.Exemplars), len(req.Histograms), len(req.Metadata): not
 //     stored yet; say so in the response or a metric.
 //  5. Copy whatever outlives the request (label bytes and samples alias
