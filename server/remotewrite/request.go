@@ -20,10 +20,9 @@ type Label struct {
 
 // Sample is one float sample: T in ms since the Unix epoch, V with every
 // NaN payload preserved (the staleness marker round-trips bit for bit).
-type Sample struct {
-	T int64
-	V float64
-}
+// It is write's Sample, so a write batch takes a series' samples as they
+// are, without a copy.
+type Sample = write.Sample
 
 // Span is the byte range [Start, End) of one embedded message in the
 // uncompressed body (Request.Body), and the index of its series (-1 for
