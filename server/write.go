@@ -47,6 +47,16 @@ type WriteOptions struct {
 	Decoder     remotewrite.Options
 	Limits      remotewrite.Limits
 	MultiTenant bool
+	// MaxInflightRequests: the node serves at most this many push
+	// requests at once and answers 429 to more. Zero means no limit
+	// (DefaultMaxInflightPushRequests is the flag's default).
+	MaxInflightRequests int
+	// MaxInflightBytes: the push requests being served hold at most this
+	// many bytes, bodies compressed and decompressed; a request that
+	// would go past it gets 429. Zero means no limit
+	// (DefaultMaxInflightPushBytes is the flag's default); otherwise it
+	// must admit one request at the decoder's limits.
+	MaxInflightBytes int
 	// TenantMetricsIdle: a tenant's series in the write metrics are
 	// deleted after it has not written for this long. Zero means
 	// DefaultTenantMetricsIdle.
@@ -72,12 +82,13 @@ type WriteHandler struct {
 	dec     *remotewrite.Decoder
 	opts    WriteOptions
 	states  sync.Pool // *pushState
+	limit   *pushLimiter
 	metrics *writeMetrics
 }
 
 // pushMemPerByte: a push request allocates at most this many bytes per
-// byte of its body, compressed plus decompressed, refused series
-// included (TestWriteMemory checks it for the
+// byte of its body, compressed plus decompressed (what pushLimiter
+// reserves), refused series included (TestWriteMemory checks it for the
 // worst cases). Measured per decompressed byte, up to the Raft proposal: 11.0
 // for a body at the decoder's budget (10 bytes of decoded elements per
 // body byte, remotewrite's memPerByte, plus the decompressed body),
@@ -130,6 +141,7 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &WriteHandler{w: w, dec: dec, opts: opts,
+		limit:   newPushLimiter(opts.MaxInflightRequests, opts.MaxInflightBytes, opts.Registerer),
 		metrics: newWriteMetrics(opts.Registerer, opts.TenantMetricsIdle, opts.MetricsMaxTenants, opts.Now)}
 	h.states.New = func() any { return new(pushState) }
 	return h, nil
@@ -142,6 +154,9 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //     samples too far in the future, out of order, duplicates, too old).
 //     The valid series of a partly bad request are written all the same,
 //     and the body says how many; the sender must not retry a 400;
+//   - 429 when the node serves as many push requests, or they hold as
+//     many bytes, as its in-flight limits allow (pushLimiter): retry
+//     later, with backoff;
 //   - 405 for a method other than POST, 415 for remote write 2.0 (not yet
 //     supported), 503 when the write could not be made durable and a retry
 //     may succeed, 500 for other failures.
@@ -163,11 +178,28 @@ func (o WriteOptions) validate() error {
 	if o.MetricsMaxTenants < 0 {
 		errs = append(errs, fmt.Errorf("metrics max tenants %d is negative", o.MetricsMaxTenants))
 	}
+	if o.MaxInflightRequests < 0 {
+		errs = append(errs, fmt.Errorf("max in-flight push requests %d is negative", o.MaxInflightRequests))
+	}
+	// A request at the decoder's limits must fit alone, or it would be
+	// refused forever (and retried forever).
+	d := o.Decoder
+	if d.MaxCompressedBytes == 0 {
+		d.MaxCompressedBytes = remotewrite.DefaultMaxCompressedBytes
+	}
+	if d.MaxDecompressedBytes == 0 {
+		d.MaxDecompressedBytes = remotewrite.DefaultMaxDecompressedBytes
+	}
+	if largest := d.MaxCompressedBytes + d.MaxDecompressedBytes; o.MaxInflightBytes < 0 || o.MaxInflightBytes > 0 && o.MaxInflightBytes < largest {
+		errs = append(errs, fmt.Errorf("max in-flight push bytes %d: want 0 (no limit) or at least %d, one request at the limits (%d bytes compressed, %d decompressed)",
+			o.MaxInflightBytes, largest, d.MaxCompressedBytes, d.MaxDecompressedBytes))
+	}
 	return errors.Join(errs...)
 }
 
 // serve is ServeHTTP; it returns the tenant for the metrics ("" when
-// unknown) and what was written (nil if the request got that far).
+// unknown) and what was written (nil if the request did not get that
+// far).
 func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *writeResult) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -183,6 +215,15 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return "", nil
 	}
+	// Past the cheap checks, the request takes its share of the node's
+	// limits before it allocates anything: a slot, then the bytes of its
+	// body and of its decompressed body.
+	var t pushTicket
+	if err := h.limit.admit(&t); err != nil {
+		http.Error(w, err.Error(), pushLimitCode)
+		return tenant, nil
+	}
+	defer t.release()
 	st := h.states.Get().(*pushState)
 	defer func() {
 		clear(st.batch) // drop references to the request
@@ -191,12 +232,22 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 			h.states.Put(st)
 		}
 	}()
-	body, err := h.readBody(st, r)
+	body, err := h.readBody(st, r, &t)
+	if err == nil {
+		var size int
+		if size, err = h.dec.DecodedLen(body); err == nil {
+			err = t.reserve(size)
+		}
+	}
 	if err == nil {
 		err = h.dec.Decode(&st.req, body)
 	}
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		code := http.StatusBadRequest
+		if errors.Is(err, ErrTooManyPushBytes) {
+			code = pushLimitCode
+		}
+		http.Error(w, err.Error(), code)
 		return tenant, nil
 	}
 	res, err := h.write(r.Context(), tenant, st)
@@ -217,33 +268,47 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 	return tenant, res
 }
 
+// readChunkBytes: a body without a Content-Length is read, and its bytes
+// reserved, this much at a time.
+const readChunkBytes = 64 << 10
+
 // readBody reads r's body into st.body, at most the decoder's
-// MaxCompressedBytes: into a buffer of the Content-Length, or one grown
-// by doubling for a body without one.
-func (h *WriteHandler) readBody(st *pushState, r *http.Request) ([]byte, error) {
+// MaxCompressedBytes, reserving its bytes in t before it reads them: the
+// Content-Length at once (the buffer is allocated to it exactly), a body
+// without one readChunkBytes at a time. Errors wrap ErrTooManyPushBytes
+// when a reservation failed (429); the others are 400s.
+func (h *WriteHandler) readBody(st *pushState, r *http.Request, t *pushTicket) ([]byte, error) {
 	limit := h.dec.MaxCompressedBytes()
 	tooLarge := func() error { return fmt.Errorf("request body larger than %d bytes", limit) }
 	if r.ContentLength > int64(limit) {
 		return nil, tooLarge()
 	}
 	if n := int(r.ContentLength); n >= 0 {
+		if err := t.reserve(n); err != nil {
+			return nil, err
+		}
 		st.body = grow(st.body[:0], n)[:n]
 		if _, err := io.ReadFull(r.Body, st.body); err != nil {
 			return nil, fmt.Errorf("read request body: %w", err)
 		}
 		return st.body, nil
 	}
-	buf := st.body[:0]
+	buf, reserved := st.body[:0], 0
 	for {
 		if len(buf) > limit {
 			return nil, tooLarge()
 		}
 		if len(buf) == cap(buf) {
 			// Double, as io.ReadAll does, up to one byte past the limit.
-			buf = grow(buf, min(max(2*cap(buf), 64<<10), limit+1))
+			buf = grow(buf, min(max(2*cap(buf), readChunkBytes), limit+1))
 			st.body = buf
 		}
-		n, err := r.Body.Read(buf[len(buf):min(cap(buf), limit+1)])
+		end := min(cap(buf), len(buf)+readChunkBytes, limit+1)
+		if err := t.reserve(end - reserved); err != nil {
+			return nil, err
+		}
+		reserved = max(reserved, end)
+		n, err := r.Body.Read(buf[len(buf):end])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			if len(buf) > limit {
