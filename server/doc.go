@@ -28,7 +28,8 @@
 //     first refused series alone gets its error text), build the batch
 //     in place (it aliases the Request's keys and samples) and Write it.
 //  5. Give the slot and bytes back; pool the state (body, Request, batch)
-//     unless it holds more than maxPooledStateBytes.
+//     unless it holds more than maxPooledStateBytes; after a push of 32
+//     MiB or more decompressed, return the freed memory to the OS.
 //
 // So a push allocates at most pushMemPerByte (12) bytes per byte it
 // reserved (TestWriteMemory, for the worst bodies within the limits), and

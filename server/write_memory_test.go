@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/raftgroup/ring"
 	"github.com/myelindb/myelin/server/distributor"
@@ -250,4 +251,22 @@ func BenchmarkWriteWorstCase(b *testing.B) {
 			b.ReportMetric(float64(retained)/(1<<20), "retained-MiB")
 		})
 	}
+}
+
+// After a push of freeMemoryPushBytes or more, the handler returns the
+// freed memory to the OS; after small ones it does not.
+func TestWriteFreesMemory(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	h, err := NewWriteHandler(nodeWriter(t, nil), WriteOptions{MultiTenant: true, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	frees := 0
+	h.freeMemory = func() { frees++ }
+	small, _, _ := worstBody(worstCases(now)[0], 1<<20, now.UnixMilli())
+	code, msg, _ := post1(h, small)
+	require.Equal(t, http.StatusBadRequest, code, msg)
+	require.Zero(t, frees)
+	large, _, _ := worstBody(worstCases(now)[0], freeMemoryPushBytes+1<<10, now.UnixMilli())
+	code, msg, _ = post1(h, large)
+	require.Equal(t, http.StatusBadRequest, code, msg)
+	require.Equal(t, 1, frees)
 }
