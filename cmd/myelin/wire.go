@@ -201,12 +201,14 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 			MaxFutureSkew:      cfg.maxFutureSkew,
 			LegacyNames:        cfg.legacyNames,
 		},
-		MultiTenant:       cfg.multitenancy,
-		Tenants:           n.tenants,
-		TenantMetricsIdle: cfg.metricsTenantIdle,
-		MetricsMaxTenants: cfg.metricsMaxTenants,
-		Logger:            logger,
-		Registerer:        reg,
+		MultiTenant:         cfg.multitenancy,
+		MaxInflightRequests: cfg.maxInflightPushes,
+		MaxInflightBytes:    cfg.maxInflightPushBytes,
+		Tenants:             n.tenants,
+		TenantMetricsIdle:   cfg.metricsTenantIdle,
+		MetricsMaxTenants:   cfg.metricsMaxTenants,
+		Logger:              logger,
+		Registerer:          reg,
 	})
 	if err != nil {
 		return err
