@@ -26,6 +26,39 @@
 // (federation.go, Cortex's rules). docs/design.md "Auth" has the table of
 // routes and the reasons.
 //
+// # Remote write: memory and in-flight limits
+//
+// WriteHandler serves a push in this order (ServeHTTP has the answers):
+//
+//  1. Method, content type and tenant: refused without reading the body.
+//  2. A slot of the node's in-flight requests
+//     (-distributor.instance-limits.max-inflight-push-requests), else 429.
+//  3. The body's bytes, reserved against the node's in-flight bytes
+//     (-distributor.instance-limits.max-inflight-push-requests-bytes)
+//     before they are read: the Content-Length, or 64 KiB chunks of a body
+//     without one; then the decompressed length the snappy header
+//     announces, before decompressing. Past the limit, 429.
+//  4. Decode (remotewrite: the Request's slices sized once for the body),
+//     validate each series without allocating (Limits.CheckSeries; the
+//     first refused series alone gets its error text), build the batch
+//     in place (it aliases the Request's keys and samples) and Write it.
+//  5. Give the slot and bytes back; pool the state (body, Request, batch)
+//     unless it holds more than maxPooledStateBytes; after a push of 32
+//     MiB or more decompressed, return the freed memory to the OS.
+//
+// So a push allocates at most pushMemPerByte (12) bytes per byte it
+// reserved (TestWriteMemory, for the worst bodies within the limits), and
+// all pushes together at most 12 times the in-flight bytes limit
+// (TestWriteInflightLimits, over HTTP). A refused series costs no
+// allocation, and nothing of a request outlives it but a bounded pooled
+// state, which two GCs free. A slow client holds its slot and bytes until
+// the server's read timeout cuts its body off.
+//
+// The limits answer 429, as the issue asked and as Mimir answers its
+// per-tenant rate limits; Prometheus retries a 429 only with
+// queue_config.retry_on_http_429 (off by default: it drops the batch),
+// while it always retries a 5xx. docs/design.md has the trade-off.
+//
 // # Query API
 //
 // QueryAPI is Prometheus's own web/api/v1 implementation restricted to the

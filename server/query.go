@@ -255,7 +255,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		engine:     engine,
 		router:     router,
 		gate:       newQueryGate(opts.MaxConcurrent, opts.MaxQueued, opts.Registerer),
-		mem:        &memoryReleaser{minSamples: opts.FreeMemorySamples, interval: freeMemoryInterval},
+		mem:        &memoryReleaser{minCost: opts.FreeMemorySamples, interval: freeMemoryInterval},
 		freeMemory: freeMemory,
 	}, nil
 }
@@ -350,7 +350,7 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer leave() // even if the handler panics
 		a.router.ServeHTTP(w, r2.WithContext(context.WithValue(ctx, queryCostKey{}, cost)))
 	}()
-	if a.mem.queryDone(time.Now(), int(cost.peakSamples.Load())) {
+	if a.mem.done(time.Now(), int(cost.peakSamples.Load())) {
 		a.freeMemory()
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/server/remotewrite"
 )
 
 // config is every flag's value.
@@ -48,6 +49,9 @@ type config struct {
 	maxFutureSkew      time.Duration
 	legacyNames        bool
 	maxRecvBytes       int
+
+	maxInflightPushes    int
+	maxInflightPushBytes int
 
 	queryMaxConcurrency int
 	queryMaxQueued      int
@@ -161,6 +165,16 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future.")
 	fs.BoolVar(&cfg.legacyNames, "validation.legacy-names", false, "Accept only Prometheus 2's metric and label name characters (default: any UTF-8, as Prometheus 3).")
 	fs.IntVar(&cfg.maxRecvBytes, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, decompressed, in `bytes`.")
+	// In-flight limits of the node's pushes: Mimir's names (its
+	// distributor instance limits); the defaults are for 2-core nodes.
+	fs.IntVar(&cfg.maxInflightPushes, "distributor.instance-limits.max-inflight-push-requests", server.DefaultMaxInflightPushRequests,
+		"Maximum number of remote-write requests the node serves at once; more get 429 (retry later). 0 means no limit.\n"+
+			"Mimir's default; memory is bounded by the bytes limit.")
+	fs.IntVar(&cfg.maxInflightPushBytes, "distributor.instance-limits.max-inflight-push-requests-bytes", server.DefaultMaxInflightPushBytes,
+		"Maximum `bytes` held by the remote-write requests being served, bodies compressed and decompressed; a request\n"+
+			"that would go past it gets 429 (retry later). A request allocates at most ~12 times its bytes, so this bounds the\n"+
+			"memory of pushes. 0 means no limit (Mimir's default); otherwise at least -distributor.max-recv-msg-size + 10 MiB,\n"+
+			"one request at the size limits.")
 	// Query guards (server.QueryOptions): Prometheus's and Mimir's flag
 	// names where they have one; the depth limit has no counterpart and
 	// sits beside Mimir's size limit.
@@ -228,6 +242,14 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	}
 	if cfg.authReload < 0 {
 		errs = append(errs, fmt.Errorf("-auth.config-reload-interval %v is negative", cfg.authReload))
+	}
+	if cfg.maxInflightPushes < 0 {
+		errs = append(errs, fmt.Errorf("-distributor.instance-limits.max-inflight-push-requests %d: want 0 (no limit) or more", cfg.maxInflightPushes))
+	}
+	if largest := cfg.maxRecvBytes + remotewrite.DefaultMaxCompressedBytes; cfg.maxInflightPushBytes < 0 ||
+		cfg.maxInflightPushBytes > 0 && cfg.maxInflightPushBytes < largest {
+		errs = append(errs, fmt.Errorf("-distributor.instance-limits.max-inflight-push-requests-bytes %d: want 0 (no limit) or at least %d, "+
+			"one request at -distributor.max-recv-msg-size plus the %d compressed bytes a body may have", cfg.maxInflightPushBytes, largest, remotewrite.DefaultMaxCompressedBytes))
 	}
 	if cfg.httpWriteTimeout > 0 && cfg.httpWriteTimeout <= cfg.queryTimeout {
 		errs = append(errs, fmt.Errorf("-server.http-write-timeout %v must exceed -query.timeout %v (or be 0)", cfg.httpWriteTimeout, cfg.queryTimeout))

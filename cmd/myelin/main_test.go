@@ -127,6 +127,11 @@ func TestRunArgs(t *testing.T) {
 		{name: "argument after flags", args: []string{"-log.level", "info", "serve"}, wantErr: errUsage, wantStderr: []string{"unexpected arguments"}},
 		{name: "write timeout cuts queries", args: []string{"-query.timeout", "5m"}, wantErr: errUsage,
 			wantStderr: []string{"-server.http-write-timeout 2m30s must exceed -query.timeout 5m0s"}},
+		// A request at the size limits must fit in the in-flight bytes.
+		{name: "in-flight bytes below one request", args: []string{"-distributor.max-recv-msg-size", "200000000"}, wantErr: errUsage,
+			wantStderr: []string{"-distributor.instance-limits.max-inflight-push-requests-bytes 167772160: want 0 (no limit) or at least 210485760"}},
+		{name: "negative in-flight requests", args: []string{"-distributor.instance-limits.max-inflight-push-requests", "-1"}, wantErr: errUsage,
+			wantStderr: []string{"max-inflight-push-requests -1: want 0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -223,12 +223,14 @@ func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prome
 			MaxFutureSkew:      cfg.maxFutureSkew,
 			LegacyNames:        cfg.legacyNames,
 		},
-		MultiTenant:       cfg.multitenancy,
-		Tenants:           n.tenants,
-		TenantMetricsIdle: cfg.metricsTenantIdle,
-		MetricsMaxTenants: cfg.metricsMaxTenants,
-		Logger:            logger,
-		Registerer:        reg,
+		MultiTenant:         cfg.multitenancy,
+		MaxInflightRequests: cfg.maxInflightPushes,
+		MaxInflightBytes:    cfg.maxInflightPushBytes,
+		Tenants:             n.tenants,
+		TenantMetricsIdle:   cfg.metricsTenantIdle,
+		MetricsMaxTenants:   cfg.metricsMaxTenants,
+		Logger:              logger,
+		Registerer:          reg,
 	})
 	if err != nil {
 		return err
