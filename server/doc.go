@@ -67,13 +67,15 @@
 // or JSON, RingHandler and TenantsHandler over server's own RingStatus
 // types, converted from the cluster's status) and the admin endpoints
 // (drain, replica status, replica dump). Tenants counts the samples each
-// tenant wrote through this node for the tenants page. IndexHandler,
-// ReadyHandler and ConfigHandler serve /, /ready and /config.
+// tenant wrote through this node for the tenants page. ReadyHandler and
+// ConfigHandler serve /ready and /config; the UI at / is server/ui's.
+// WhoAmIHandler tells a token its tenants and scopes, for the UI.
 //
 // # Rooms
 //
 // The services around storage are packages of their own under server/
 // (docs/design.md "Rooms"): tenant (below all of them), limits, auth,
-// frontend, ruler, alertmanager, distributor, querier. None imports this
+// frontend, ruler, alertmanager, distributor, querier, and ui (the
+// embedded front end, which only serves files). None imports this
 // package; this package wires them into HTTP.
 package server
