@@ -72,7 +72,7 @@ ui-check: $(UI_DEPS) ## rebuild the UI into a temporary directory; fail if it di
 	fi
 
 ui-screenshot: ## run the browser test and write its screenshot of the graph to docs/ui-graph.png
-	MYELIN_UI_SCREENSHOT=$(CURDIR)/docs/ui-graph.png $(GO) test -count=1 -run 'TestUIBrowser' -v ./cmd/myelin/
+	MYELIN_UI_SCREENSHOT=$(CURDIR)/docs/ui-graph.png $(GO) test -count=1 -run '^TestUIBrowser$$' -v ./cmd/myelin/
 
 VETFLAGS    ?=
 
