@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
@@ -94,7 +95,7 @@ func countCardinality(ctx context.Context, q storage.Queryable, mint, maxt int64
 	}
 	defer func() { err = errors.Join(err, sq.Close()) }()
 	ss := sq.Select(ctx, false, &storage.SelectHints{Start: mint, End: maxt, Func: "series", Limit: maxSeries + 1},
-		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+		labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+"))
 	byName := map[string]uint64{}
 	pairs := map[labels.Label]uint64{}
 	var n int
@@ -108,7 +109,7 @@ func countCardinality(ctx context.Context, q storage.Queryable, mint, maxt int64
 			return st, false, ctx.Err()
 		}
 		ss.At().Labels().Range(func(l labels.Label) {
-			if l.Name == labels.MetricName {
+			if l.Name == model.MetricNameLabel {
 				byName[l.Value]++
 			}
 			pairs[l]++
