@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/regexp"
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/features"
 	"github.com/prometheus/prometheus/util/notifications"
+	"github.com/prometheus/prometheus/util/stats"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 )
 
@@ -156,11 +158,12 @@ func (o QueryOptions) Validate() error {
 }
 
 // queryPaths are the endpoints of the Prometheus HTTP API we serve, below
-// /api/v1. The rest of Prometheus's API (targets, rules, admin, status of
-// its TSDB, remote read) belongs to a scraping Prometheus, not to us.
+// /api/v1. /status/tsdb is ours (serveCardinality), per tenant. The rest
+// of Prometheus's API (targets, rules, admin, remote read) belongs to a
+// scraping Prometheus, not to us.
 var queryPaths = []string{
 	"/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query",
-	"/labels", "/label/", "/series", "/metadata", "/status/buildinfo",
+	"/labels", "/label/", "/series", "/metadata", "/status/buildinfo", "/status/tsdb",
 }
 
 // QueryAPI serves the read side of the Prometheus HTTP API for many
@@ -177,11 +180,13 @@ var queryPaths = []string{
 // at once (queryGate). After a heavy query it returns the freed memory to
 // the operating system (memoryReleaser).
 type QueryAPI struct {
-	opts   QueryOptions
-	engine *promql.Engine
-	router *route.Router
-	gate   *queryGate
-	mem    *memoryReleaser
+	opts    QueryOptions
+	storage Storage
+	now     func() time.Time // of /status/tsdb's window
+	engine  *promql.Engine
+	router  *route.Router
+	gate    *queryGate
+	mem     *memoryReleaser
 	// freeMemory returns freed memory to the OS (func freeMemory).
 	freeMemory func()
 }
@@ -237,7 +242,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		func() []notifications.Notification { return nil },
 		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
 		nil, nil,
-		v1.DefaultStatsRenderer,
+		renderStats,
 		false, nil,
 		false, false, false,
 		false,
@@ -252,6 +257,8 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	api.Register(router.WithPrefix("/api/v1"))
 	return &QueryAPI{
 		opts:       opts,
+		storage:    s,
+		now:        time.Now,
 		engine:     engine,
 		router:     router,
 		gate:       newQueryGate(opts.MaxConcurrent, opts.MaxQueued, opts.Registerer),
@@ -290,10 +297,11 @@ func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 //     MaxExpressionDepth (400), before any of them is parsed;
 //  4. the query timeout, from here on: the wait for a slot, parsing,
 //     Select, label lookups and evaluation all run under it (503 past it);
-//  5. for the endpoints that parse PromQL, a slot of the query gate
-//     (503 if none comes free), held until the response is written;
-//  6. Prometheus's handler; then, after a heavy query, memory goes back
-//     to the operating system.
+//  5. for the endpoints that parse PromQL and /status/tsdb, a slot of the
+//     query gate (503 if none comes free), held until the response is
+//     written;
+//  6. Prometheus's handler (serveCardinality for /status/tsdb); then,
+//     after a heavy query, memory goes back to the operating system.
 func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimPrefix(r.URL.Path, "/prometheus")
 	rest, ok := strings.CutPrefix(p, "/api/v1")
@@ -332,7 +340,7 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.RawPath = ""
 		r2.URL = &u
 	}
-	if !parsesPromQL(rest) {
+	if !gated(rest) {
 		a.router.ServeHTTP(w, r2)
 		return
 	}
@@ -348,7 +356,12 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cost := new(queryCost)
 	func() {
 		defer leave() // even if the handler panics
-		a.router.ServeHTTP(w, r2.WithContext(context.WithValue(ctx, queryCostKey{}, cost)))
+		r3 := r2.WithContext(context.WithValue(ctx, queryCostKey{}, cost))
+		if rest == "/status/tsdb" {
+			a.serveCardinality(w, r3)
+			return
+		}
+		a.router.ServeHTTP(w, r3)
 	}()
 	if a.mem.done(time.Now(), int(cost.peakSamples.Load())) {
 		a.freeMemory()
@@ -359,11 +372,12 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Prometheus answers for a canceled query.
 const statusClientClosed = 499
 
-// parsesPromQL reports whether the endpoint below /api/v1 parses a PromQL
-// expression (as opposed to series selectors only).
-func parsesPromQL(rest string) bool {
+// gated reports whether the endpoint below /api/v1 takes a slot of the
+// query gate: those that parse a PromQL expression (as opposed to series
+// selectors only), and /status/tsdb, which reads every active series.
+func gated(rest string) bool {
 	switch rest {
-	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query":
+	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query", "/status/tsdb":
 		return true
 	}
 	return false
@@ -461,12 +475,57 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 	return sq, nil
 }
 
+// Select counts the series it returns in the request's queryCost, if the
+// context has one (the gated endpoints).
 func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	sq, err := q.querier(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	return sq.Select(ctx, sortSeries, hints, ms...)
+	ss := sq.Select(ctx, sortSeries, hints, ms...)
+	if c, ok := ctx.Value(queryCostKey{}).(*queryCost); ok {
+		return &countedSeriesSet{SeriesSet: ss, n: &c.series}
+	}
+	return ss
+}
+
+// countedSeriesSet counts the series Next moves to.
+type countedSeriesSet struct {
+	storage.SeriesSet
+	n *atomic.Int64
+}
+
+func (s *countedSeriesSet) Next() bool {
+	if !s.SeriesSet.Next() {
+		return false
+	}
+	s.n.Add(1)
+	return true
+}
+
+// queryStats is the "stats" of a query's answer (with stats=true or
+// stats=all): Prometheus's, plus the series the query's selects returned
+// from storage, which Prometheus does not count and the UI shows beside
+// the samples.
+type queryStats struct {
+	stats.BuiltinStats
+	SeriesFetched int64 `json:"seriesFetched"`
+}
+
+func (s *queryStats) Builtin() stats.BuiltinStats { return s.BuiltinStats }
+
+// renderStats is the API's StatsRenderer: Prometheus's default
+// (v1.DefaultStatsRenderer: stats for any non-empty parameter) with
+// seriesFetched from the request's queryCost.
+func renderStats(ctx context.Context, s *stats.Statistics, param string) stats.QueryStats {
+	if param == "" {
+		return nil
+	}
+	qs := &queryStats{BuiltinStats: stats.NewQueryStats(s).Builtin()}
+	if c, ok := ctx.Value(queryCostKey{}).(*queryCost); ok {
+		qs.SeriesFetched = c.series.Load()
+	}
+	return qs
 }
 
 func (q *tenantQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/myelindb/myelin/server/distributor"
 	"github.com/myelindb/myelin/server/querier"
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/myelindb/myelin/server/ui"
 )
 
 // node is what run wires: the engine, the node's Raft listener, its
@@ -267,9 +268,25 @@ func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prome
 		h.routes = append(h.routes, route{pattern: pattern, name: name, need: need})
 		h.mux.Handle(pattern, promhttp.InstrumentHandlerDuration(duration.MustCurryWith(prometheus.Labels{"handler": name}), gate.Wrap(need, hh)))
 	}
-	// Public: what a load balancer and a visitor need, without tenants.
-	handle("GET /{$}", "index", auth.Public, server.IndexHandler(versionString(), n.cluster.ID(), n.api.Ready))
+	// Public: what a load balancer and a visitor need, without tenants:
+	// readiness, and the UI (its page and code; the data it shows come
+	// from the API with the user's token).
+	page, err := ui.New(func() ui.NodeInfo {
+		info := ui.NodeInfo{Version: versionString(), NodeID: n.cluster.ID(), Ready: true, Auth: gate.On(), MultiTenant: cfg.multitenancy}
+		if err := n.api.Ready(); err != nil {
+			info.Ready, info.NotReady = false, err.Error()
+		}
+		return info
+	})
+	if err != nil {
+		return err
+	}
+	handle("GET /{$}", "index", auth.Public, page.Index())
+	handle("GET /ui/", "ui", auth.Public, page.Assets())
 	handle("GET /ready", "ready", auth.Public, server.ReadyHandler(n.api.Ready))
+	// What a token may learn about itself (its tenants and scopes), for
+	// the UI's tenant picker: any valid token.
+	handle("GET /api/v1/auth/whoami", "whoami", auth.Token, server.WhoAmIHandler(gate.On()))
 	handle("GET /config", "config", auth.Admin, server.ConfigHandler(cfg.effective))
 	n.api.Register(handle)
 	// Profiling, as Prometheus and every Go server offer it: admin, as a
