@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,16 +31,48 @@ build: ## build bin/myelin
 test: ## run all tests (honours TESTFLAGS)
 	$(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
 
-# The end-to-end tests in cmd/myelin run a real Prometheus (Debian's 2.42):
-# without it they skip, or fail when CI is set. .ci/run installs it the same way.
-e2e-deps: ## install Prometheus for the end-to-end tests (apt-get, if missing)
-	@if command -v prometheus >/dev/null 2>&1; then \
-		echo "prometheus found: $$(command -v prometheus)"; \
+# The end-to-end tests in cmd/myelin run a real Prometheus (Debian's 2.42)
+# and the UI's browser test Debian's Chromium: without them they skip, or
+# fail when CI is set. .ci/run installs them the same way.
+e2e-deps: ## install Prometheus and Chromium for the end-to-end and browser tests (apt-get, if missing)
+	@missing=""; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then \
+		echo "prometheus and chromium found"; \
 	else \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		$$sudo apt-get update -q && \
-		$$sudo apt-get install -y -q --no-install-recommends prometheus; \
+		$$sudo apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+# The UI's sources are in ui/ (TypeScript, built by esbuild; versions pinned
+# in ui/package-lock.json); the built bundle is committed in server/ui/dist
+# and embedded, so `make run` needs no Node.js. These targets need Node.js
+# 20 and npm. `npm ci --ignore-scripts`: no package runs code when it is
+# installed (esbuild and tsc find their platform binaries without it).
+UI_DEPS := ui/node_modules/.package-lock.json
+
+$(UI_DEPS): ui/package.json ui/package-lock.json
+	cd ui && npm ci --ignore-scripts --no-audit --no-fund
+
+ui: $(UI_DEPS) ## type-check and build the UI (ui/) into server/ui/dist: commit the result
+	cd ui && npm run --silent typecheck && node build.mjs
+
+# The build is reproducible byte for byte, so a difference means the
+# committed bundle is not what the sources give (edited by hand, or built
+# from other sources or other package versions).
+ui-check: $(UI_DEPS) ## rebuild the UI into a temporary directory; fail if it differs from server/ui/dist
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd ui && npm run --silent typecheck && node build.mjs "$$tmp/dist" >/dev/null) && \
+	if diff -rq "$$tmp/dist" server/ui/dist; then \
+		echo "ui-check: server/ui/dist is what ui/ builds"; \
+	else \
+		echo "ui-check: server/ui/dist differs from what ui/ builds; run 'make ui' and commit"; exit 1; \
+	fi
+
+ui-screenshot: ## run the browser test and write its screenshot of the graph to docs/ui-graph.png
+	MYELIN_UI_SCREENSHOT=$(CURDIR)/docs/ui-graph.png $(GO) test -count=1 -run '^TestUIBrowser$$' -v ./cmd/myelin/
 
 VETFLAGS    ?=
 

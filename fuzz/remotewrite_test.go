@@ -30,6 +30,7 @@ package fuzz
 //	go test -run '^$' -fuzz '^FuzzRemoteWriteDecode$' -fuzztime 60s ./fuzz
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -60,6 +61,13 @@ func FuzzRemoteWriteDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r remotewrite.Request
 		err := r.Unmarshal(data)
+		// Counts are bounded by the input before anything is allocated:
+		// a fresh Request holds at most the decoded elements' budget (10
+		// bytes per body byte + 1 MiB) and keys no longer than the body,
+		// with room for the allocator's size classes.
+		if rb := r.RetainedBytes(); rb > 12*len(data)+2<<20 {
+			t.Fatalf("%d bytes of buffers for a %d-byte body", rb, len(data))
+		}
 		var want prompb.WriteRequest
 		perr := want.Unmarshal(data)
 		switch {
@@ -230,6 +238,21 @@ func rwHandSeeds(tb testing.TB) [][]byte {
 	}
 	// Unknown fields of every wire type, a group, the reserved field 2.
 	out = append(out, []byte{0x10, 0x01, 0x0a, 0x0d, 0x39, 1, 2, 3, 4, 5, 6, 7, 8, 0x4d, 1, 2, 3, 4, 0x43, 0x44})
+	// Worst cases for memory (server's TestWriteMemory), small: tiny
+	// series without a metric name (the issue "Faults and abuse" sent
+	// 2.85 million), and a series of empty labels padded to the
+	// decoder's budget. (A flood past the budget needs more than 75 KB,
+	// too large for a seed: remotewrite's TestMemoryBudget has it.)
+	tiny := []byte("\x0a\x15\x0a\x06\x0a\x01a\x12\x01b\x12\x0b\x09\x00\x00\x00\x00\x00\x00\xf0\x3f\x10\x01")
+	out = append(out, bytes.Repeat(tiny, 40))
+	budget := append([]byte("\x0a\xe3\x02"), bytes.Repeat([]byte{0x0a, 0}, 100)...) // 355 bytes follow
+	budget = append(append(budget, 0x7a, 0x98, 0x01), make([]byte, 152)...)         // field 15, 152 bytes
+	out = append(out, budget)
+	// Declared lengths and counts far past the input: a series of 2^32
+	// bytes, a label of 2^63, a packed field of 2^35.
+	out = append(out, []byte{0x0a, 0x80, 0x80, 0x80, 0x80, 0x10, 0x0a})
+	out = append(out, []byte{0x0a, 0x0b, 0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00})
+	out = append(out, []byte{0x0a, 0x09, 0x22, 0x07, 0x62, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
 	return out
 }
 

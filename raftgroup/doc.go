@@ -72,7 +72,8 @@
 // them). The applier may apply without syncing (the engine does): what a
 // crash loses after its checkpoint is replayed from the log.
 //
-// Wiring the engine (cmd): CheckpointIndex is the index OpenGroup
+// The engine's Applier (engine.NewApplier, which satisfies Applier
+// without importing this package): CheckpointIndex is the index OpenGroup
 // returned. Checkpoint must read the applied index before it checkpoints
 // (idx := g.AppliedIndex(); err := g.Checkpoint(); return idx, err): read
 // after, it could name entries applied during the checkpoint that are not
@@ -131,9 +132,9 @@
 //
 // # Node listener
 //
-// Every connection to a node's Mux starts with (version 1)
+// Every connection to a node's Mux starts with
 //
-//	magic "myrx" | version:byte(1) | kind:byte | group:uint32 big-endian
+//	magic "myrx" | version:byte | kind:byte | group:uint32 big-endian
 //
 // kind 1 (KindRaft): raft RPCs of that group; kind 2 (KindHTTP): an HTTP
 // connection forwarded by another node (group 0). The header is read
@@ -141,6 +142,31 @@
 // on); a connection naming an unknown group or kind is closed. Raft's
 // NetworkTransport then speaks its own protocol on the connection and
 // pools connections per peer.
+//
+// Version 1 (no MuxOptions.Secret) is the header alone: mutual TLS
+// authenticates the nodes, or nothing does (an open port, which cmd
+// refuses without -raft.insecure). Version 2 (with a Secret, the same on
+// every node) adds a challenge-response in both directions before any
+// Raft or HTTP byte, all within HeaderTimeout (DialTimeout when dialing):
+//
+//	dialer   -> listener: header (version 2) | client nonce [32]
+//	listener -> dialer:   server nonce [32] | HMAC(key, "myrx v2 server" | hello | server nonce | binding)
+//	dialer   -> listener: HMAC(key, "myrx v2 client" | hello | server nonce | binding)
+//
+// where hello is the dialer's 42 bytes, key = HMAC-SHA256(secret,
+// "myelin node listener v2"), HMAC is HMAC-SHA256, and binding is empty
+// on plain TCP and 32 bytes of the TLS session's keying material (RFC
+// 5705, label "EXPORTER-myelin-node-listener") on TLS. The dialer
+// checks the listener's proof before it sends its own (a listener
+// without the secret learns nothing but a nonce); the listener routes
+// the connection only after checking the dialer's. A node of one
+// version closes a connection of the other. Formats are pinned by
+// testdata/mux_handshake.golden (TestMuxHandshakeGolden); muxauth.go has
+// why each part is there, docs/design.md "Auth" the rejected designs.
+//
+// INVARIANT: with a Secret, no connection reaches a group's transport or
+// the HTTP listener, and Dial returns none, before the other end has
+// proven the secret on that connection.
 //
 // # Reads and membership
 //

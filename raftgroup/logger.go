@@ -2,6 +2,7 @@ package raftgroup
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -65,7 +66,16 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	attrs := make([]any, 0, len(h.args)+len(args)+2)
 	attrs = append(attrs, "component", h.name)
 	attrs = append(attrs, h.args...)
-	attrs = append(attrs, args...)
+	for _, a := range args {
+		// hclog.Fmt values are printf formats with their arguments
+		// (raft logs its configurations that way).
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				a = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+		attrs = append(attrs, a)
+	}
 	h.l.Log(ctx, lvl, msg, attrs...)
 }
 
@@ -98,6 +108,8 @@ func slogLevel(l hclog.Level) slog.Level {
 //     the group is closing: peers stopping with it.
 //   - "skipping application of old log": replay of entries the applier
 //     already holds (NoSnapshotRestoreOnStart).
+//   - "no known peers, aborting election": a replica opened to join its
+//     group waits for the leader to add it.
 func expectedLevel(l slog.Level, msg string, args []any, closing bool) slog.Level {
 	if l < slog.LevelWarn {
 		return l
@@ -108,6 +120,7 @@ func expectedLevel(l slog.Level, msg string, args []any, closing bool) slog.Leve
 			return slog.LevelInfo
 		}
 	case strings.HasPrefix(msg, "failed to get previous log"),
+		strings.HasPrefix(msg, "no known peers, aborting election"),
 		strings.HasPrefix(msg, "appendEntries rejected, sending older logs"),
 		strings.HasPrefix(msg, "skipping application of old log"):
 		return slog.LevelInfo

@@ -3,7 +3,6 @@ package raftgroup
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -135,27 +134,4 @@ func (g *Group) Members() ([]Member, error) {
 		out = append(out, Member{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
 	}
 	return out, nil
-}
-
-// HeartbeatTimeout returns the group's current heartbeat (and election)
-// timeout.
-func (g *Group) HeartbeatTimeout() time.Duration {
-	return g.raft.ReloadableConfig().HeartbeatTimeout
-}
-
-// SetHeartbeatTimeout changes the heartbeat and election timeouts of a
-// running replica. A group of one voter elects itself after one timeout,
-// so it opens with a short one (fast start) and takes the longer one
-// before a second replica joins (no spurious elections over a network).
-// The leader lease stays what Open set, at most the new timeout.
-func (g *Group) SetHeartbeatTimeout(d time.Duration) error {
-	rc := g.raft.ReloadableConfig()
-	if rc.HeartbeatTimeout == d && rc.ElectionTimeout == d {
-		return nil
-	}
-	rc.HeartbeatTimeout, rc.ElectionTimeout = d, d
-	if err := g.raft.ReloadConfig(rc); err != nil {
-		return fmt.Errorf("set heartbeat timeout of %s: %w", g.opts.ID, err)
-	}
-	return nil
 }

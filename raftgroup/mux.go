@@ -14,15 +14,18 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Connection header (see "Node listener" in doc.go): every connection to
 // a node's Raft listener starts with
 //
-//	magic "myrx" | version:byte(1) | kind:byte | group:uint32 big-endian
+//	magic "myrx" | version:byte | kind:byte | group:uint32 big-endian
+//
+// version 1 without a cluster secret; version 2 with one, followed by the
+// secret handshake (muxauth.go).
 const (
 	muxMagic      = "myrx"
-	muxVersion    = 1
 	muxHeaderSize = len(muxMagic) + 2 + 4
 )
 
@@ -58,6 +61,12 @@ type MuxOptions struct {
 	// RootCAs, ClientCAs and ClientAuth for mutual TLS). Nil means plain
 	// TCP.
 	TLS *tls.Config
+	// Secret, if set (at least 16 bytes, the same on every node), makes
+	// both ends of every connection prove they hold it before any Raft or
+	// HTTP byte (header version 2, muxauth.go); with TLS too, the proofs
+	// are bound to the TLS session. A node without it accepts any client
+	// that TLS lets in: with neither, anyone who reaches the listener.
+	Secret []byte
 	// DialTimeout bounds a dial including the TLS handshake and the
 	// header. Zero means 2s.
 	DialTimeout time.Duration
@@ -67,8 +76,9 @@ type MuxOptions struct {
 	// Resolve maps a Raft server ID to the address to dial for it, or ""
 	// to use the address in the group's configuration. Nil means always
 	// the configuration's.
-	Resolve func(id string) string
-	Logger  *slog.Logger // nil means discard
+	Resolve    func(id string) string
+	Logger     *slog.Logger          // nil means discard
+	Registerer prometheus.Registerer // nil means no metrics
 }
 
 func (o MuxOptions) withDefaults() MuxOptions {
@@ -93,6 +103,9 @@ func (o MuxOptions) Validate() error {
 	if o.DialTimeout < 0 || o.HeaderTimeout < 0 {
 		errs = append(errs, errors.New("DialTimeout and HeaderTimeout must not be negative"))
 	}
+	if o.Secret != nil && len(o.Secret) < minSecretBytes {
+		errs = append(errs, fmt.Errorf("secret has %d bytes, want at least %d", len(o.Secret), minSecretBytes))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("raftgroup mux options: %w", err)
 	}
@@ -109,8 +122,14 @@ func (o MuxOptions) Validate() error {
 type Mux struct {
 	opts MuxOptions // immutable after NewMux
 	addr muxAddr
+	key  []byte        // the handshake's key (deriveKey), nil without a secret
 	done chan struct{} // closed by Close
 	wg   sync.WaitGroup
+	// refused counts refused connections by reason: header (unreadable
+	// or not ours), version (another header version: without the
+	// secret, or with one this node lacks), auth (a wrong proof), route
+	// (unknown group or kind).
+	refused *prometheus.CounterVec
 
 	mu struct {
 		sync.Mutex
@@ -134,7 +153,23 @@ func NewMux(opts MuxOptions) (*Mux, error) {
 	if addr == "" {
 		addr = opts.Listener.Addr().String()
 	}
-	m := &Mux{opts: opts, addr: muxAddr(addr), done: make(chan struct{})}
+	m := &Mux{opts: opts, addr: muxAddr(addr), done: make(chan struct{}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "myelin_raft_listener_refused_connections_total",
+			Help: "Connections to the Raft listener refused, by reason: header, version (e.g. no cluster secret), auth (wrong secret), route.",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{"header", "version", "auth", "route"} {
+		m.refused.WithLabelValues(r)
+	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(m.refused); err != nil {
+			return nil, fmt.Errorf("raftgroup mux metrics: %w", err)
+		}
+	}
+	if opts.Secret != nil {
+		m.key = deriveKey(opts.Secret)
+	}
 	m.mu.groups = map[uint32]*streamLayer{}
 	m.mu.conns = map[net.Conn]struct{}{}
 	if opts.Listener != nil {
@@ -196,7 +231,7 @@ func (m *Mux) route(raw net.Conn) {
 		c = tls.Server(raw, m.opts.TLS)
 	}
 	c.SetDeadline(time.Now().Add(m.opts.HeaderTimeout))
-	kind, group, err := readMuxHeader(c)
+	kind, group, reason, err := m.accept(c)
 	c.SetDeadline(time.Time{})
 	m.mu.Lock()
 	delete(m.mu.conns, raw)
@@ -220,10 +255,14 @@ func (m *Mux) route(raw net.Conn) {
 		default:
 			err = fmt.Errorf("unknown connection kind %d", kind)
 		}
+		if err != nil {
+			reason = "route"
+		}
 	}
 	m.mu.Unlock()
 	if err != nil || closed {
 		if err != nil {
+			m.refused.WithLabelValues(reason).Inc()
 			m.opts.Logger.Warn("raft listener: refused connection", "remote", raw.RemoteAddr().String(), "err", err)
 		}
 		c.Close()
@@ -238,26 +277,49 @@ func (m *Mux) route(raw net.Conn) {
 	}
 }
 
-func appendMuxHeader(dst []byte, kind ConnKind, group uint32) []byte {
+func appendMuxHeader(dst []byte, version byte, kind ConnKind, group uint32) []byte {
 	dst = append(dst, muxMagic...)
-	dst = append(dst, muxVersion, byte(kind))
+	dst = append(dst, version, byte(kind))
 	return binary.BigEndian.AppendUint32(dst, group)
 }
 
-func readMuxHeader(r io.Reader) (ConnKind, uint32, error) {
-	var h [muxHeaderSize]byte
+// readMuxHeader reads a header; it checks the magic only.
+func readMuxHeader(r io.Reader) (h [muxHeaderSize]byte, version byte, kind ConnKind, group uint32, err error) {
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, 0, fmt.Errorf("read connection header: %w", err)
+		return h, 0, 0, 0, fmt.Errorf("read connection header: %w", err)
 	}
-	if string(h[:4]) != muxMagic || h[4] != muxVersion {
-		return 0, 0, fmt.Errorf("connection header %x: bad magic or version", h[:5])
+	if string(h[:4]) != muxMagic {
+		return h, 0, 0, 0, fmt.Errorf("connection header %x: bad magic", h[:5])
 	}
-	return ConnKind(h[5]), binary.BigEndian.Uint32(h[6:]), nil
+	return h, h[4], ConnKind(h[5]), binary.BigEndian.Uint32(h[6:]), nil
+}
+
+// accept reads an accepted connection's header and, with a secret, runs
+// the listener's side of the handshake. On error it returns the reason
+// for the refused-connections metric.
+func (m *Mux) accept(c net.Conn) (kind ConnKind, group uint32, reason string, err error) {
+	hdr, version, kind, group, err := readMuxHeader(c)
+	if err != nil {
+		return 0, 0, "header", err
+	}
+	switch {
+	case m.key == nil && version != muxVersionNoKey:
+		return 0, 0, "version", fmt.Errorf("connection header version %d, want %d: does the other node have a -raft.secret-file this one lacks?", version, muxVersionNoKey)
+	case m.key != nil && version != muxVersionKey:
+		return 0, 0, "version", fmt.Errorf("%w: connection header version %d, want %d (with the cluster secret)", ErrUnauthenticated, version, muxVersionKey)
+	case m.key != nil:
+		if err := serverHandshake(c, m.key, hdr[:]); err != nil {
+			return 0, 0, "auth", err
+		}
+	}
+	return kind, group, "", nil
 }
 
 // Dial connects to the node at address for a connection of kind (and
 // group, for KindRaft): it dials, does the TLS handshake if configured,
-// and writes the header, all within DialTimeout and ctx.
+// and writes the header (with a secret: runs the handshake, and fails
+// with ErrUnauthenticated if the other node does not prove the secret),
+// all within DialTimeout and ctx.
 func (m *Mux) Dial(ctx context.Context, address string, kind ConnKind, group uint32) (net.Conn, error) {
 	if m.opts.Listener == nil {
 		return nil, fmt.Errorf("dial %s: %w", address, ErrNoListener)
@@ -277,12 +339,17 @@ func (m *Mux) Dial(ctx context.Context, address string, kind ConnKind, group uin
 		return nil, fmt.Errorf("dial %s: %w", address, err)
 	}
 	dl, _ := ctx.Deadline()
-	c.SetWriteDeadline(dl)
-	if _, err := c.Write(appendMuxHeader(nil, kind, group)); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("dial %s: write header: %w", address, err)
+	c.SetDeadline(dl)
+	if m.key != nil {
+		err = clientHandshake(c, m.key, kind, group)
+	} else {
+		_, err = c.Write(appendMuxHeader(nil, muxVersionNoKey, kind, group))
 	}
-	c.SetWriteDeadline(time.Time{})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("dial %s: %w", address, err)
+	}
+	c.SetDeadline(time.Time{})
 	return c, nil
 }
 

@@ -2,13 +2,19 @@
 # Start a local three-node Myelin cluster on loopback: node i serves HTTP on
 # 127.0.0.1:910i and Raft on 127.0.0.1:920i, with its data in
 # $CLUSTER_DIR/node-i (default ./data/cluster). Logs go to node-i.log there.
-# Ctrl-C (or SIGTERM) stops all three gracefully. Extra arguments are
+# The nodes share the cluster secret in $CLUSTER_DIR/cluster-secret, made on
+# the first start: only processes that hold it can join or use the Raft
+# ports. Ctrl-C (or SIGTERM) stops all three gracefully. Extra arguments are
 # passed to every node.
 set -eu
 BIN=${BIN:-./bin/myelin}
 DIR=${CLUSTER_DIR:-./data/cluster}
 PEERS="1=127.0.0.1:9201,2=127.0.0.1:9202,3=127.0.0.1:9203"
 mkdir -p "$DIR"
+SECRET="$DIR/cluster-secret"
+if [ ! -f "$SECRET" ]; then
+	"$BIN" secret create -file "$SECRET"
+fi
 pids=""
 stop() {
 	trap - INT TERM EXIT
@@ -23,6 +29,7 @@ for i in 1 2 3; do
 		-http.listen-address "127.0.0.1:910$i" \
 		-cluster.node-id "$i" \
 		-raft.listen-address "127.0.0.1:920$i" \
+		-raft.secret-file "$SECRET" \
 		-cluster.peers "$PEERS" "$@" \
 		2>"$DIR/node-$i.log" &
 	pids="$pids $!"
@@ -41,6 +48,8 @@ cat <<MSG
   node 2: http://127.0.0.1:9102  raft 127.0.0.1:9202
   node 3: http://127.0.0.1:9103  raft 127.0.0.1:9203
 Write to and query any node (followers forward to the leader).
+Node-to-node connections prove the secret in $DIR/cluster-secret;
+a node joining later needs it: -raft.secret-file $DIR/cluster-secret.
 Status: curl -s http://127.0.0.1:9101/admin/raft/status
 Ctrl-C stops the cluster.
 MSG

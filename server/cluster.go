@@ -24,6 +24,7 @@ import (
 	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/server/auth"
 )
 
 // EngineGroups finds this node's open engine replicas (engine.DB).
@@ -100,13 +101,15 @@ func NewClusterAPI(node *cluster.Node, groups EngineGroups) *ClusterAPI {
 }
 
 // Register routes the API's endpoints through handle (which may wrap
-// them, e.g. for metrics).
-func (a *ClusterAPI) Register(handle func(pattern, name string, h http.Handler)) {
-	handle("GET /ring", "ring", RingHandler(a.ringStatus))
-	handle("GET /status/tenants", "tenants", TenantsHandler(a.tenantsStatus))
-	handle("POST /admin/cluster/drain", "admin", http.HandlerFunc(a.serveDrain))
-	handle("GET /admin/raft/status", "admin", http.HandlerFunc(a.serveReplicas))
-	handle("GET /admin/raft/data", "admin", http.HandlerFunc(a.serveData))
+// them, e.g. for metrics and auth), each with what it needs with auth on:
+// all are the admin scope's. The ring names nodes and addresses, the
+// tenant page every tenant, and the others change or dump the cluster.
+func (a *ClusterAPI) Register(handle func(pattern, name string, need auth.Need, h http.Handler)) {
+	handle("GET /ring", "ring", auth.Admin, RingHandler(a.ringStatus))
+	handle("GET /status/tenants", "tenants", auth.Admin, TenantsHandler(a.tenantsStatus))
+	handle("POST /admin/cluster/drain", "admin", auth.Admin, http.HandlerFunc(a.serveDrain))
+	handle("GET /admin/raft/status", "admin", auth.Admin, http.HandlerFunc(a.serveReplicas))
+	handle("GET /admin/raft/data", "admin", auth.Admin, http.HandlerFunc(a.serveData))
 }
 
 // Ready returns nil once the node can serve reads and writes (every group

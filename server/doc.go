@@ -5,11 +5,60 @@
 //
 // # Tenancy
 //
-// A tenant is named by the X-Scope-OrgID header (ValidateTenant: Cortex's
-// rules). With multi-tenancy off every request belongs to DefaultTenant.
-// Handlers put the tenant into the request context (WithTenant); storage
+// A tenant is named by the X-Scope-OrgID header (server/tenant: Cortex's
+// rules). With multi-tenancy off every request belongs to tenant.Default.
+// A request without one is answered 401 "no org id", as Mimir does.
+// Handlers put the tenant into the request context (tenant.With); storage
 // reached through Prometheus interfaces that carry no tenant reads it from
-// there (TenantFrom).
+// there (tenant.From).
+//
+// # Auth
+//
+// AuthGate applies server/auth to every route cmd registers, each with
+// what it needs (auth.Need: public, write, read, metrics, admin, or any
+// token for whoami, which gets the principal in its context): 429
+// past the failed-attempt limit, 401 without a known token, 403 for a
+// scope or tenant the token lacks; otherwise the request goes on with
+// X-Scope-OrgID set to the tenant(s) it acts as and no Authorization
+// header, so the handlers read the tenant as without auth. With auth
+// off (no keys) Wrap returns each handler as it is. A read whose header
+// names several tenants ("a|b", QueryOptions.Federation, on with auth
+// only) reads each and labels every series with __tenant_id__
+// (federation.go, Cortex's rules). docs/design.md "Auth" has the table of
+// routes and the reasons.
+//
+// # Remote write: memory and in-flight limits
+//
+// WriteHandler serves a push in this order (ServeHTTP has the answers):
+//
+//  1. Method, content type and tenant: refused without reading the body.
+//  2. A slot of the node's in-flight requests
+//     (-distributor.instance-limits.max-inflight-push-requests), else 429.
+//  3. The body's bytes, reserved against the node's in-flight bytes
+//     (-distributor.instance-limits.max-inflight-push-requests-bytes)
+//     before they are read: the Content-Length, or 64 KiB chunks of a body
+//     without one; then the decompressed length the snappy header
+//     announces, before decompressing. Past the limit, 429.
+//  4. Decode (remotewrite: the Request's slices sized once for the body),
+//     validate each series without allocating (Limits.CheckSeries; the
+//     first refused series alone gets its error text), build the batch
+//     in place (it aliases the Request's keys and samples) and Write it.
+//  5. Give the slot and bytes back; pool the state (body, Request, batch)
+//     unless it holds more than maxPooledStateBytes; after a push of 32
+//     MiB or more decompressed, return the freed memory to the OS.
+//
+// So a push allocates at most pushMemPerByte (12) bytes per byte it
+// reserved (TestWriteMemory, for the worst bodies within the limits), and
+// all pushes together at most 12 times the in-flight bytes limit
+// (TestWriteInflightLimits, over HTTP). A refused series costs no
+// allocation, and nothing of a request outlives it but a bounded pooled
+// state, which two GCs free. A slow client holds its slot and bytes until
+// the server's read timeout cuts its body off.
+//
+// The limits answer 429, as the issue asked and as Mimir answers its
+// per-tenant rate limits; Prometheus retries a 429 only with
+// queue_config.retry_on_http_429 (off by default: it drops the batch),
+// while it always retries a 5xx. docs/design.md has the trade-off.
 //
 // # Query API
 //
@@ -21,6 +70,10 @@
 // Prometheus's, which Grafana and promtool rely on; writing our own would
 // only add ways to differ. Its storage.Queryable is tenant-less, so ours
 // opens the tenant's querier on the first call that carries a context.
+// Two additions of ours: /api/v1/status/tsdb, the cardinality of the
+// request's tenant(s) in Prometheus's shape, counted by one select over
+// the last hour (query_cardinality.go); and seriesFetched in the stats a
+// query returns with stats=true, the series its selects returned.
 //
 // # Query guards
 //
@@ -45,8 +98,22 @@
 //
 // # Cluster
 //
-// RingHandler and TenantsHandler serve the cluster's status pages (/ring,
-// /status/tenants) as HTML or JSON from data cmd gathers; the
-// distributor (server/distributor) and the fan-out querier
-// (server/querier) are the Writer and Storage of a cluster node.
+// Every node is a cluster member (a single node is a cluster of one):
+// the distributor (server/distributor) and the fan-out querier
+// (server/querier) are the Writer and Storage of the APIs. ClusterAPI
+// serves the node's view of its cluster: /ring and /status/tenants (HTML
+// or JSON, RingHandler and TenantsHandler over server's own RingStatus
+// types, converted from the cluster's status) and the admin endpoints
+// (drain, replica status, replica dump). Tenants counts the samples each
+// tenant wrote through this node for the tenants page. ReadyHandler and
+// ConfigHandler serve /ready and /config; the UI at / is server/ui's.
+// WhoAmIHandler tells a token its tenants and scopes, for the UI.
+//
+// # Rooms
+//
+// The services around storage are packages of their own under server/
+// (docs/design.md "Rooms"): tenant (below all of them), limits, auth,
+// frontend, ruler, alertmanager, distributor, querier, and ui (the
+// embedded front end, which only serves files). None imports this
+// package; this package wires them into HTTP.
 package server

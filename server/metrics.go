@@ -68,11 +68,16 @@ func (m *writeMetrics) record(tenant string, code int, res *writeResult) {
 		}
 		m.samples.WithLabelValues(t).Add(float64(res.samples))
 		for r, n := range res.discarded {
-			m.discarded.WithLabelValues(t, r).Add(float64(n))
-		}
-		for kind, n := range map[string]int{"histograms": res.histograms, "exemplars": res.exemplars, "metadata": res.meta} {
 			if n > 0 {
-				m.unexpected.WithLabelValues(t, kind).Add(float64(n))
+				m.discarded.WithLabelValues(t, discardReasons[r].name).Add(float64(n))
+			}
+		}
+		for _, u := range [...]struct {
+			kind string
+			n    int
+		}{{"histograms", res.histograms}, {"exemplars", res.exemplars}, {"metadata", res.meta}} {
+			if u.n > 0 {
+				m.unexpected.WithLabelValues(t, u.kind).Add(float64(u.n))
 			}
 		}
 	})
@@ -184,31 +189,47 @@ func (t *tenantLabels) sweepLocked(now time.Time) {
 	}
 }
 
-// reason names a refusal for the discarded-samples metric.
-func reason(err error) string {
-	for _, r := range []struct {
-		err  error
-		name string
-	}{
-		{remotewrite.ErrMissingName, "missing_metric_name"},
-		{remotewrite.ErrInvalidMetricName, "metric_name_invalid"},
-		{remotewrite.ErrInvalidLabelName, "label_invalid"},
-		{remotewrite.ErrInvalidLabelValue, "label_value_invalid"},
-		{remotewrite.ErrDuplicateLabel, "duplicate_label_names"},
-		{remotewrite.ErrUnsortedLabels, "labels_not_sorted"},
-		{remotewrite.ErrTooManyLabels, "max_label_names_per_series"},
-		{remotewrite.ErrLabelNameTooLong, "label_name_too_long"},
-		{remotewrite.ErrLabelValueTooLong, "label_value_too_long"},
-		{remotewrite.ErrTooFarInFuture, "too_far_in_future"},
-		{remotewrite.ErrTimestampUnreadable, "timestamp_out_of_range"},
-		{write.ErrOutOfOrder, "sample_out_of_order"},
-		{write.ErrDuplicateSample, "new_value_for_timestamp"},
-		{write.ErrTooOld, "sample_too_old"},
-		{write.ErrInvalidLabels, "label_invalid"},
-	} {
-		if errors.Is(err, r.err) {
-			return r.name
+// discardReasons name the refusals in the discarded-samples metric
+// (Cortex/Mimir's reasons where one exists); writeResult.discarded counts
+// samples by index in it. The last is "other".
+var discardReasons = [...]struct {
+	err  error
+	name string
+}{
+	{remotewrite.ErrMissingName, "missing_metric_name"},
+	{remotewrite.ErrInvalidMetricName, "metric_name_invalid"},
+	{remotewrite.ErrInvalidLabelName, "label_invalid"},
+	{remotewrite.ErrInvalidLabelValue, "label_value_invalid"},
+	{remotewrite.ErrDuplicateLabel, "duplicate_label_names"},
+	{remotewrite.ErrUnsortedLabels, "labels_not_sorted"},
+	{remotewrite.ErrTooManyLabels, "max_label_names_per_series"},
+	{remotewrite.ErrLabelNameTooLong, "label_name_too_long"},
+	{remotewrite.ErrLabelValueTooLong, "label_value_too_long"},
+	{remotewrite.ErrTooFarInFuture, "too_far_in_future"},
+	{remotewrite.ErrTimestampUnreadable, "timestamp_out_of_range"},
+	{write.ErrOutOfOrder, "sample_out_of_order"},
+	{write.ErrDuplicateSample, "new_value_for_timestamp"},
+	{write.ErrTooOld, "sample_too_old"},
+	{write.ErrInvalidLabels, "label_invalid"},
+	{nil, "other"},
+}
+
+// numReasons is the number of discardReasons.
+const numReasons = len(discardReasons)
+
+// reasonOf is the index in discardReasons of err's reason: a sentinel
+// (Limits.CheckSeries) is found by comparison, a wrapped error (an
+// engine refusal) by errors.Is.
+func reasonOf(err error) int {
+	for i, r := range discardReasons {
+		if err == r.err {
+			return i
 		}
 	}
-	return "other"
+	for i, r := range discardReasons[:numReasons-1] {
+		if errors.Is(err, r.err) {
+			return i
+		}
+	}
+	return numReasons - 1
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/regexp"
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/features"
 	"github.com/prometheus/prometheus/util/notifications"
+	"github.com/prometheus/prometheus/util/stats"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 )
 
@@ -49,9 +51,14 @@ type QueryOptions struct {
 	// extended range selectors, binop fill modifiers, delayed name
 	// removal. Off by default, as in Prometheus.
 	EnableExperimental bool
-	// MultiTenant: the tenant comes from the X-Scope-OrgID header (400 if
-	// missing); otherwise every request is tenant.Default.
+	// MultiTenant: the tenant comes from the X-Scope-OrgID header (401 if
+	// missing, as in Mimir); otherwise every request is tenant.Default.
 	MultiTenant bool
+	// Federation: the header may name several tenants joined by '|'
+	// ("a|b"), read together with a __tenant_id__ label on every series
+	// (federation.go). Set it only behind a gate that lets a request
+	// name only tenants it may read (the auth gate, AuthGate).
+	Federation bool
 
 	// MaxExpressionBytes bounds a PromQL expression or series selector
 	// (query, match[]) in bytes, checked before it is parsed. Zero means
@@ -151,11 +158,12 @@ func (o QueryOptions) Validate() error {
 }
 
 // queryPaths are the endpoints of the Prometheus HTTP API we serve, below
-// /api/v1. The rest of Prometheus's API (targets, rules, admin, status of
-// its TSDB, remote read) belongs to a scraping Prometheus, not to us.
+// /api/v1. /status/tsdb is ours (serveCardinality), per tenant. The rest
+// of Prometheus's API (targets, rules, admin, remote read) belongs to a
+// scraping Prometheus, not to us.
 var queryPaths = []string{
 	"/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query",
-	"/labels", "/label/", "/series", "/metadata", "/status/buildinfo",
+	"/labels", "/label/", "/series", "/metadata", "/status/buildinfo", "/status/tsdb",
 }
 
 // QueryAPI serves the read side of the Prometheus HTTP API for many
@@ -172,11 +180,13 @@ var queryPaths = []string{
 // at once (queryGate). After a heavy query it returns the freed memory to
 // the operating system (memoryReleaser).
 type QueryAPI struct {
-	opts   QueryOptions
-	engine *promql.Engine
-	router *route.Router
-	gate   *queryGate
-	mem    *memoryReleaser
+	opts    QueryOptions
+	storage Storage
+	now     func() time.Time // of /status/tsdb's window
+	engine  *promql.Engine
+	router  *route.Router
+	gate    *queryGate
+	mem     *memoryReleaser
 	// freeMemory returns freed memory to the OS (func freeMemory).
 	freeMemory func()
 }
@@ -232,7 +242,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		func() []notifications.Notification { return nil },
 		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
 		nil, nil,
-		v1.DefaultStatsRenderer,
+		renderStats,
 		false, nil,
 		false, false, false,
 		false,
@@ -247,10 +257,12 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	api.Register(router.WithPrefix("/api/v1"))
 	return &QueryAPI{
 		opts:       opts,
+		storage:    s,
+		now:        time.Now,
 		engine:     engine,
 		router:     router,
 		gate:       newQueryGate(opts.MaxConcurrent, opts.MaxQueued, opts.Registerer),
-		mem:        &memoryReleaser{minSamples: opts.FreeMemorySamples, interval: freeMemoryInterval},
+		mem:        &memoryReleaser{minCost: opts.FreeMemorySamples, interval: freeMemoryInterval},
 		freeMemory: freeMemory,
 	}, nil
 }
@@ -277,17 +289,19 @@ func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 // ServeHTTP serves /api/v1/<path> and /prometheus/api/v1/<path> for the
 // query paths; anything else is 404. In order:
 //
-//  1. the tenant (400 if missing or invalid);
+//  1. the tenant (401 if missing, 400 if invalid); with Federation, the
+//     tenants;
 //  2. the form, read once from the URL and a body of at most MaxFormBytes
 //     (400); the wrapped API reads it from the request;
 //  3. every query and match[] parameter against MaxExpressionBytes and
 //     MaxExpressionDepth (400), before any of them is parsed;
 //  4. the query timeout, from here on: the wait for a slot, parsing,
 //     Select, label lookups and evaluation all run under it (503 past it);
-//  5. for the endpoints that parse PromQL, a slot of the query gate
-//     (503 if none comes free), held until the response is written;
-//  6. Prometheus's handler; then, after a heavy query, memory goes back
-//     to the operating system.
+//  5. for the endpoints that parse PromQL and /status/tsdb, a slot of the
+//     query gate (503 if none comes free), held until the response is
+//     written;
+//  6. Prometheus's handler (serveCardinality for /status/tsdb); then,
+//     after a heavy query, memory goes back to the operating system.
 func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimPrefix(r.URL.Path, "/prometheus")
 	rest, ok := strings.CutPrefix(p, "/api/v1")
@@ -295,9 +309,14 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	org, err := tenant.FromRequest(r, a.opts.MultiTenant)
+	readTenant := tenant.FromRequest
+	if a.opts.Federation {
+		readTenant = tenant.SetFromRequest
+	}
+	org, err := readTenant(r, a.opts.MultiTenant)
 	if err != nil {
-		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
+		code, msg := tenantError(err)
+		writeAPIError(w, code, apiErrorType(code), msg)
 		return
 	}
 	if err := readForm(w, r, a.opts.MaxFormBytes); err != nil {
@@ -321,7 +340,7 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.RawPath = ""
 		r2.URL = &u
 	}
-	if !parsesPromQL(rest) {
+	if !gated(rest) {
 		a.router.ServeHTTP(w, r2)
 		return
 	}
@@ -337,9 +356,14 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cost := new(queryCost)
 	func() {
 		defer leave() // even if the handler panics
-		a.router.ServeHTTP(w, r2.WithContext(context.WithValue(ctx, queryCostKey{}, cost)))
+		r3 := r2.WithContext(context.WithValue(ctx, queryCostKey{}, cost))
+		if rest == "/status/tsdb" {
+			a.serveCardinality(w, r3)
+			return
+		}
+		a.router.ServeHTTP(w, r3)
 	}()
-	if a.mem.queryDone(time.Now(), int(cost.peakSamples.Load())) {
+	if a.mem.done(time.Now(), int(cost.peakSamples.Load())) {
 		a.freeMemory()
 	}
 }
@@ -348,11 +372,12 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Prometheus answers for a canceled query.
 const statusClientClosed = 499
 
-// parsesPromQL reports whether the endpoint below /api/v1 parses a PromQL
-// expression (as opposed to series selectors only).
-func parsesPromQL(rest string) bool {
+// gated reports whether the endpoint below /api/v1 takes a slot of the
+// query gate: those that parse a PromQL expression (as opposed to series
+// selectors only), and /status/tsdb, which reads every active series.
+func gated(rest string) bool {
 	switch rest {
-	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query":
+	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query", "/status/tsdb":
 		return true
 	}
 	return false
@@ -371,6 +396,20 @@ func servedQueryPath(rest string) bool {
 		}
 	}
 	return false
+}
+
+// apiErrorType is the errorType of the API's JSON for an error status
+// of ours that Prometheus's API does not answer itself.
+func apiErrorType(code int) string {
+	switch code {
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusTooManyRequests:
+		return "too_many_requests"
+	}
+	return "bad_data"
 }
 
 // writeAPIError writes an error in the Prometheus API's JSON shape.
@@ -396,8 +435,10 @@ func (q tenantQueryable) ChunkQuerier(int64, int64) (storage.ChunkQuerier, error
 	return nil, errors.New("server: chunk queries are not supported")
 }
 
-// tenantQuerier opens the tenant's querier on first use. A request has one
-// tenant, but the type does not rely on it.
+// tenantQuerier opens the tenant's querier on first use: one tenant's,
+// or for an ID that names several (QueryOptions.Federation) a
+// federatedQuerier over theirs. A request has one tenant ID, but the type
+// does not rely on it.
 type tenantQuerier struct {
 	s          Storage
 	mint, maxt int64
@@ -417,7 +458,13 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 	if sq, ok := q.mu.byTenant[org]; ok {
 		return sq, nil
 	}
-	sq, err := q.s.Querier(org, q.mint, q.maxt)
+	var sq storage.Querier
+	var err error
+	if federatedID(org) {
+		sq, err = newFederatedQuerier(q.s, tenant.Split(org), q.mint, q.maxt)
+	} else {
+		sq, err = q.s.Querier(org, q.mint, q.maxt)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open querier of tenant %s: %w", org, err)
 	}
@@ -428,12 +475,57 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 	return sq, nil
 }
 
+// Select counts the series it returns in the request's queryCost, if the
+// context has one (the gated endpoints).
 func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	sq, err := q.querier(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	return sq.Select(ctx, sortSeries, hints, ms...)
+	ss := sq.Select(ctx, sortSeries, hints, ms...)
+	if c, ok := ctx.Value(queryCostKey{}).(*queryCost); ok {
+		return &countedSeriesSet{SeriesSet: ss, n: &c.series}
+	}
+	return ss
+}
+
+// countedSeriesSet counts the series Next moves to.
+type countedSeriesSet struct {
+	storage.SeriesSet
+	n *atomic.Int64
+}
+
+func (s *countedSeriesSet) Next() bool {
+	if !s.SeriesSet.Next() {
+		return false
+	}
+	s.n.Add(1)
+	return true
+}
+
+// queryStats is the "stats" of a query's answer (with stats=true or
+// stats=all): Prometheus's, plus the series the query's selects returned
+// from storage, which Prometheus does not count and the UI shows beside
+// the samples.
+type queryStats struct {
+	stats.BuiltinStats
+	SeriesFetched int64 `json:"seriesFetched"`
+}
+
+func (s *queryStats) Builtin() stats.BuiltinStats { return s.BuiltinStats }
+
+// renderStats is the API's StatsRenderer: Prometheus's default
+// (v1.DefaultStatsRenderer: stats for any non-empty parameter) with
+// seriesFetched from the request's queryCost.
+func renderStats(ctx context.Context, s *stats.Statistics, param string) stats.QueryStats {
+	if param == "" {
+		return nil
+	}
+	qs := &queryStats{BuiltinStats: stats.NewQueryStats(s).Builtin()}
+	if c, ok := ctx.Value(queryCostKey{}).(*queryCost); ok {
+		qs.SeriesFetched = c.series.Load()
+	}
+	return qs
 }
 
 func (q *tenantQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {

@@ -27,7 +27,9 @@ const (
 )
 
 // memoryReleaser decides when to return freed memory to the operating
-// system after heavy queries.
+// system after heavy queries (their cost is the samples they held at
+// once) or heavy pushes (the bytes of their decompressed body; each
+// handler has its own releaser).
 //
 // Go keeps freed heap to reuse it and returns it lazily. After one query
 // that held 50 million samples (BenchmarkQueryMemory, series=4500) the
@@ -46,22 +48,21 @@ const (
 // A release that is due but too soon after the previous one is pending:
 // the next query to finish, heavy or not, does it.
 type memoryReleaser struct {
-	minSamples int
-	interval   time.Duration
-	mu         struct {
+	minCost  int
+	interval time.Duration
+	mu       struct {
 		sync.Mutex
 		last    time.Time // of the last release
-		pending bool      // a heavy query finished since
+		pending bool      // a heavy request finished since
 	}
 }
 
-// queryDone records that a query which held peakSamples samples at once
-// finished at now, and reports whether the caller should release memory
-// now (debug.FreeOSMemory).
-func (m *memoryReleaser) queryDone(now time.Time, peakSamples int) bool {
+// done records that a request of the given cost finished at now, and
+// reports whether the caller should release memory now (freeMemory).
+func (m *memoryReleaser) done(now time.Time, cost int) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if peakSamples >= m.minSamples {
+	if cost >= m.minCost {
 		m.mu.pending = true
 	}
 	if !m.mu.pending || now.Sub(m.mu.last) < m.interval {
@@ -71,9 +72,14 @@ func (m *memoryReleaser) queryDone(now time.Time, peakSamples int) bool {
 	return true
 }
 
-// queryCost collects what the queries of one request held at the most;
-// costEngine fills it in, from the request's context.
-type queryCost struct{ peakSamples atomic.Int64 }
+// queryCost collects what the queries of one request held at the most,
+// filled in by costEngine, and the series their selects returned,
+// counted by tenantQuerier (renderStats reports them), from the request's
+// context.
+type queryCost struct {
+	peakSamples atomic.Int64
+	series      atomic.Int64
+}
 
 type queryCostKey struct{}
 

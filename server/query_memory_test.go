@@ -21,7 +21,7 @@ import (
 )
 
 func TestMemoryReleaser(t *testing.T) {
-	m := &memoryReleaser{minSamples: 100, interval: 5 * time.Second}
+	m := &memoryReleaser{minCost: 100, interval: 5 * time.Second}
 	t0 := time.Unix(1000, 0)
 	for _, step := range []struct {
 		name  string
@@ -37,7 +37,7 @@ func TestMemoryReleaser(t *testing.T) {
 		{"nothing-pending", 20 * time.Second, 1, false},
 		{"heavy-again", 21 * time.Second, 100, true},
 	} {
-		require.Equal(t, step.want, m.queryDone(t0.Add(step.after), step.peak), step.name)
+		require.Equal(t, step.want, m.done(t0.Add(step.after), step.peak), step.name)
 	}
 }
 

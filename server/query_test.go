@@ -108,7 +108,8 @@ func TestQueryAPI(t *testing.T) {
 		{"buildinfo", "GET", "/api/v1/status/buildinfo", "a", nil, 200, "", ""},
 		{"bad-query", "GET", "/api/v1/query", "a", url.Values{"query": {"sum(up"}}, 400, "", "bad_data"},
 		{"experimental-off", "GET", "/api/v1/query", "a", url.Values{"query": {"mad_over_time(up[1m])"}}, 400, "", "bad_data"},
-		{"no-tenant", "GET", "/api/v1/query", "", url.Values{"query": {"up"}}, 400, "", "bad_data"},
+		{"no-tenant", "GET", "/api/v1/query", "", url.Values{"query": {"up"}}, 401, "", "unauthorized"},
+		{"federation-off", "GET", "/api/v1/query", "a|b", url.Values{"query": {"up"}}, 400, "", "bad_data"},
 		{"bad-tenant", "GET", "/api/v1/query", "a/b", url.Values{"query": {"up"}}, 400, "", "bad_data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/myelindb/myelin/internal/invariants"
 	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/server/distributor"
@@ -24,7 +27,9 @@ import (
 
 // Writer makes a write batch durable: when Write returns without error the
 // batch is committed to its Raft group's log on a quorum and applied, and
-// the per-series refusals of the apply are returned.
+// the per-series refusals of the apply are returned. The batch's label
+// and sample slices alias the request's buffers, reused once it is
+// answered: Write must not keep them after it returns.
 type Writer interface {
 	Write(ctx context.Context, b *write.Batch) ([]write.Refusal, error)
 }
@@ -43,6 +48,16 @@ type WriteOptions struct {
 	Decoder     remotewrite.Options
 	Limits      remotewrite.Limits
 	MultiTenant bool
+	// MaxInflightRequests: the node serves at most this many push
+	// requests at once and answers 429 to more. Zero means no limit
+	// (DefaultMaxInflightPushRequests is the flag's default).
+	MaxInflightRequests int
+	// MaxInflightBytes: the push requests being served hold at most this
+	// many bytes, bodies compressed and decompressed; a request that
+	// would go past it gets 429. Zero means no limit
+	// (DefaultMaxInflightPushBytes is the flag's default); otherwise it
+	// must admit one request at the decoder's limits.
+	MaxInflightBytes int
 	// TenantMetricsIdle: a tenant's series in the write metrics are
 	// deleted after it has not written for this long. Zero means
 	// DefaultTenantMetricsIdle.
@@ -64,19 +79,57 @@ type WriteOptions struct {
 // WriteHandler serves Prometheus remote write 1.0 (POST /api/v1/push and
 // /api/v1/write). See ServeHTTP for the answers it gives.
 type WriteHandler struct {
-	w    Writer
-	dec  *remotewrite.Decoder
-	opts WriteOptions
-	reqs sync.Pool // *remotewrite.Request
-	// builders: *write.Builder. A builder holds at most the label
-	// sets and series of one request, like a pooled Request.
-	builders sync.Pool
-	metrics  *writeMetrics
+	w       Writer
+	dec     *remotewrite.Decoder
+	opts    WriteOptions
+	states  sync.Pool // *pushState
+	limit   *pushLimiter
+	metrics *writeMetrics
+	mem     *memoryReleaser // cost: bytes of the decompressed body
+	// freeMemory returns freed memory to the OS (func freeMemory).
+	freeMemory func()
 }
 
-// maxPooledRequestBytes: requests whose buffers grew past this are not
-// pooled, so one huge request does not pin its memory.
-const maxPooledRequestBytes = 16 << 20
+// pushMemPerByte: a push request allocates at most this many bytes per
+// byte of its body, compressed plus decompressed (what pushLimiter
+// reserves), refused series included (TestWriteMemory checks it for the
+// worst cases). Measured per decompressed byte, up to the Raft proposal: 11.0
+// for a body at the decoder's budget (10 bytes of decoded elements per
+// body byte, remotewrite's memPerByte, plus the decompressed body),
+// 10.1 for the smallest valid series, 7.4 for the refused
+// one-label series (38 before presizing and counting refusals).
+const pushMemPerByte = 12
+
+// freeMemoryPushBytes: after a push of this many decompressed bytes or
+// more, memory goes back to the OS (memoryReleaser, at most every 5 s).
+// Such a request allocates up to ~350 MB (pushMemPerByte), which Go kept
+// resident for minutes: after two pushes of 100 MiB of refused series
+// the process stayed at 1.3 GB; freeMemory brought it to 57 MB. A
+// sender's usual request is ~0.5 MB: only abnormal requests pay.
+const freeMemoryPushBytes = 32 << 20
+
+// pushState is the memory one push request works in, pooled: the body as
+// read, the decoded Request, and the batch built from it. A state is used
+// by one request at a time.
+type pushState struct {
+	body  []byte
+	req   remotewrite.Request
+	kept  []int32        // index in req.Series of each batch series
+	batch []write.Series // aliases req's keys and samples
+}
+
+// retainedBytes is the memory st keeps between requests.
+func (st *pushState) retainedBytes() int {
+	return cap(st.body) + st.req.RetainedBytes() + 4*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch)
+}
+
+// maxPooledStateBytes: a state that holds more than this after a request
+// is dropped, not pooled, so one large request does not pin its memory
+// (every pooled state holds the high-water mark of the requests it
+// served). A typical request of 2,000 node_exporter series leaves
+// ~1.3 MB; 16 MiB pools up to ~12x that. Pooled states go away after two GCs
+// without requests (sync.Pool's victim cache).
+const maxPooledStateBytes = 16 << 20
 
 // NewWriteHandler returns a remote-write handler that writes through w.
 func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
@@ -100,9 +153,11 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &WriteHandler{w: w, dec: dec, opts: opts,
-		metrics: newWriteMetrics(opts.Registerer, opts.TenantMetricsIdle, opts.MetricsMaxTenants, opts.Now)}
-	h.reqs.New = func() any { return new(remotewrite.Request) }
-	h.builders.New = func() any { return write.NewBuilder("") }
+		limit:      newPushLimiter(opts.MaxInflightRequests, opts.MaxInflightBytes, opts.Registerer),
+		metrics:    newWriteMetrics(opts.Registerer, opts.TenantMetricsIdle, opts.MetricsMaxTenants, opts.Now),
+		mem:        &memoryReleaser{minCost: freeMemoryPushBytes, interval: freeMemoryInterval},
+		freeMemory: freeMemory}
+	h.states.New = func() any { return new(pushState) }
 	return h, nil
 }
 
@@ -113,15 +168,26 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //     samples too far in the future, out of order, duplicates, too old).
 //     The valid series of a partly bad request are written all the same,
 //     and the body says how many; the sender must not retry a 400;
+//   - 401 "no org id" for a request without a tenant, as Mimir answers;
+//   - 429 when the node serves as many push requests, or they hold as
+//     many bytes, as its in-flight limits allow (pushLimiter): retry
+//     later, with backoff;
 //   - 405 for a method other than POST, 415 for remote write 2.0 (not yet
 //     supported), 503 when the write could not be made durable and a retry
 //     may succeed, 500 for other failures.
+//
+// After a request of freeMemoryPushBytes or more, with its slot and
+// state given back, it returns the freed memory to the OS before the
+// response goes out (at most every 5 s; memoryReleaser).
 func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
-	tenant, res := h.serve(cw, r)
+	tenant, res, size := h.serve(cw, r)
 	h.metrics.record(tenant, cw.code, res)
 	if res != nil {
 		h.opts.Tenants.Add(tenant, res.samples)
+	}
+	if h.mem.done(time.Now(), size) {
+		h.freeMemory()
 	}
 }
 
@@ -134,42 +200,80 @@ func (o WriteOptions) validate() error {
 	if o.MetricsMaxTenants < 0 {
 		errs = append(errs, fmt.Errorf("metrics max tenants %d is negative", o.MetricsMaxTenants))
 	}
+	if o.MaxInflightRequests < 0 {
+		errs = append(errs, fmt.Errorf("max in-flight push requests %d is negative", o.MaxInflightRequests))
+	}
+	// A request at the decoder's limits must fit alone, or it would be
+	// refused forever (and retried forever).
+	d := o.Decoder
+	if d.MaxCompressedBytes == 0 {
+		d.MaxCompressedBytes = remotewrite.DefaultMaxCompressedBytes
+	}
+	if d.MaxDecompressedBytes == 0 {
+		d.MaxDecompressedBytes = remotewrite.DefaultMaxDecompressedBytes
+	}
+	if largest := d.MaxCompressedBytes + d.MaxDecompressedBytes; o.MaxInflightBytes < 0 || o.MaxInflightBytes > 0 && o.MaxInflightBytes < largest {
+		errs = append(errs, fmt.Errorf("max in-flight push bytes %d: want 0 (no limit) or at least %d, one request at the limits (%d bytes compressed, %d decompressed)",
+			o.MaxInflightBytes, largest, d.MaxCompressedBytes, d.MaxDecompressedBytes))
+	}
 	return errors.Join(errs...)
 }
 
 // serve is ServeHTTP; it returns the tenant for the metrics ("" when
-// unknown) and what was written (nil if the request got that far).
-func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *writeResult) {
+// unknown), what was written (nil if the request did not get that far)
+// and the decompressed size of the body (0 if unknown).
+func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *writeResult, int) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "remote write requires POST", http.StatusMethodNotAllowed)
-		return "", nil
+		return "", nil, 0
 	}
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
-		return "", nil
+		return "", nil, 0
 	}
 	tenant, err := tenant.FromRequest(r, h.opts.MultiTenant)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return "", nil
+		code, msg := tenantError(err)
+		http.Error(w, msg, code)
+		return "", nil, 0
 	}
-	body, err := readLimited(r.Body, h.dec.MaxCompressedBytes())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return tenant, nil
+	// Past the cheap checks, the request takes its share of the node's
+	// limits before it allocates anything: a slot, then the bytes of its
+	// body and of its decompressed body.
+	var t pushTicket
+	if err := h.limit.admit(&t); err != nil {
+		http.Error(w, err.Error(), pushLimitCode)
+		return tenant, nil, 0
 	}
-	req := h.reqs.Get().(*remotewrite.Request)
+	defer t.release()
+	st := h.states.Get().(*pushState)
 	defer func() {
-		if req.BufferBytes() <= maxPooledRequestBytes {
-			h.reqs.Put(req)
+		clear(st.batch) // drop references to the request
+		st.batch = st.batch[:0]
+		if st.retainedBytes() <= maxPooledStateBytes {
+			h.states.Put(st)
 		}
 	}()
-	if err := h.dec.Decode(req, body); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return tenant, nil
+	size := 0
+	body, err := h.readBody(st, r, &t)
+	if err == nil {
+		if size, err = h.dec.DecodedLen(body); err == nil {
+			err = t.reserve(size)
+		}
 	}
-	res, err := h.write(r.Context(), tenant, req)
+	if err == nil {
+		err = h.dec.Decode(&st.req, body)
+	}
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, ErrTooManyPushBytes) {
+			code = pushLimitCode
+		}
+		http.Error(w, err.Error(), code)
+		return tenant, nil, size
+	}
+	res, err := h.write(r.Context(), tenant, st)
 	if err != nil {
 		code := http.StatusInternalServerError
 		if retryable(err) {
@@ -179,14 +283,79 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 			h.opts.Logger.Warn("remote write failed", "tenant", tenant, "err", err)
 		}
 		http.Error(w, err.Error(), code)
-		return tenant, nil
+		return tenant, nil, size
 	}
 	if msg := res.message(); msg != "" {
 		http.Error(w, msg, http.StatusBadRequest)
-		return tenant, res
+		return tenant, res, size
 	}
 	w.WriteHeader(http.StatusNoContent)
-	return tenant, res
+	return tenant, res, size
+}
+
+// readChunkBytes: a body without a Content-Length is read, and its bytes
+// reserved, this much at a time.
+const readChunkBytes = 64 << 10
+
+// readBody reads r's body into st.body, at most the decoder's
+// MaxCompressedBytes, reserving its bytes in t before it reads them: the
+// Content-Length at once (the buffer is allocated to it exactly), a body
+// without one readChunkBytes at a time. Errors wrap ErrTooManyPushBytes
+// when a reservation failed (429); the others are 400s.
+func (h *WriteHandler) readBody(st *pushState, r *http.Request, t *pushTicket) ([]byte, error) {
+	limit := h.dec.MaxCompressedBytes()
+	tooLarge := func() error { return fmt.Errorf("request body larger than %d bytes", limit) }
+	if r.ContentLength > int64(limit) {
+		return nil, tooLarge()
+	}
+	if n := int(r.ContentLength); n >= 0 {
+		if err := t.reserve(n); err != nil {
+			return nil, err
+		}
+		st.body = grow(st.body[:0], n)[:n]
+		if _, err := io.ReadFull(r.Body, st.body); err != nil {
+			return nil, fmt.Errorf("read request body: %w", err)
+		}
+		return st.body, nil
+	}
+	buf, reserved := st.body[:0], 0
+	for {
+		if len(buf) > limit {
+			return nil, tooLarge()
+		}
+		if len(buf) == cap(buf) {
+			// Double, as io.ReadAll does, up to one byte past the limit.
+			buf = grow(buf, min(max(2*cap(buf), readChunkBytes), limit+1))
+			st.body = buf
+		}
+		end := min(cap(buf), len(buf)+readChunkBytes, limit+1)
+		if err := t.reserve(end - reserved); err != nil {
+			return nil, err
+		}
+		reserved = max(reserved, end)
+		n, err := r.Body.Read(buf[len(buf):end])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			if len(buf) > limit {
+				return nil, tooLarge()
+			}
+			return buf, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read request body: %w", err)
+		}
+	}
+}
+
+// grow returns s with a capacity of at least n, allocating exactly n if it
+// must.
+func grow[E any](s []E, n int) []E {
+	if n <= cap(s) {
+		return s
+	}
+	t := make([]E, len(s), n)
+	copy(t, s)
+	return t
 }
 
 // codeWriter remembers the status code written.
@@ -200,29 +369,23 @@ func (w *codeWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-// writeResult counts what happened to one request.
+// writeResult counts what happened to one request. It is built without
+// allocating per series: a refusal is counted under its reason, and only
+// the first refusal gets its error text.
 type writeResult struct {
 	series, samples             int // written
 	badSeries, badSamples       int // refused
 	firstErr                    error
-	discarded                   map[string]int // refused samples by reason
-	histograms, exemplars, meta int            // not stored yet
+	discarded                   [numReasons]int // refused samples by reason
+	histograms, exemplars, meta int             // not stored yet
 }
 
+// refuse counts a series whose samples were all refused by validation;
+// err is a sentinel (Limits.CheckSeries).
 func (res *writeResult) refuse(samples int, err error) {
 	res.badSeries++
 	res.badSamples += samples
-	if res.firstErr == nil {
-		res.firstErr = err
-	}
-	res.discard(samples, err)
-}
-
-func (res *writeResult) discard(samples int, err error) {
-	if res.discarded == nil {
-		res.discarded = map[string]int{}
-	}
-	res.discarded[reason(err)] += samples
+	res.discarded[reasonOf(err)] += samples
 }
 
 // message is the 400 body, or "" if nothing was refused.
@@ -240,70 +403,90 @@ func (res *writeResult) message() string {
 	return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%d samples) were written", res.series, res.samples)
 }
 
-func (h *WriteHandler) write(ctx context.Context, tenant string, req *remotewrite.Request) (*writeResult, error) {
+// write validates the decoded request in st, writes its valid series as
+// one batch and counts what happened. The batch aliases the request's
+// keys and samples (no copy): it lives only while Write runs.
+func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) (*writeResult, error) {
+	req := &st.req
 	res := &writeResult{histograms: len(req.Histograms), exemplars: len(req.Exemplars), meta: len(req.Metadata)}
 	now := h.opts.Now()
-	bb := h.builders.Get().(*write.Builder)
-	defer func() {
-		if bb.BufferBytes() <= maxPooledRequestBytes {
-			h.builders.Put(bb)
-		}
-	}()
-	bb.Reset(tenant)
-	var kept []int // index in req.Series of each batch series
-	// One copy of all samples for the batch (the request's buffer is reused
-	// after we answer); series take consecutive parts of it.
-	flat := make([]write.Sample, 0, len(req.Samples))
+	lim := &h.opts.Limits
+	// kept: room for every series at once (4 bytes each), so that it
+	// never grows by copying; the batch is then allocated to size.
+	// INVARIANT: fewer than 2^31 series (2 bytes each at least, in a body
+	// of at most 2^32-1), so an int32 holds an index.
+	st.kept = grow(st.kept[:0], len(req.Series))
+	firstBad := -1
 	for i := range req.Series {
 		s := &req.Series[i]
 		if len(s.Samples) == 0 {
 			continue
 		}
-		if err := h.opts.Limits.ValidateSeries(s); err != nil {
+		err := lim.CheckSeries(s)
+		if err == nil {
+			err = lim.CheckSamples(s.Samples, now)
+		}
+		if err != nil {
 			res.refuse(len(s.Samples), err)
+			if firstBad < 0 {
+				firstBad = i
+			}
 			continue
 		}
-		if err := h.opts.Limits.ValidateSamples(s.Labels, s.Samples, now); err != nil {
-			res.refuse(len(s.Samples), err)
-			continue
-		}
-		start := len(flat)
-		for _, x := range s.Samples {
-			flat = append(flat, write.Sample{T: x.T, V: x.V})
-		}
-		// Valid labels, without the empty-valued ones, in wire order are
-		// sorted and unique: s.Key is then the engine's encoding of the
-		// label set to store (remotewrite.Series.Key), and the batch takes
-		// it as one copy instead of label by label.
-		bb.AddEncoded(s.Key, flat[start:len(flat):len(flat)])
-		kept = append(kept, i)
+		st.kept = append(st.kept, int32(i))
 	}
-	if len(kept) == 0 {
+	if firstBad >= 0 {
+		// The one error text of the request's validation refusals.
+		s := &req.Series[firstBad]
+		res.firstErr = lim.ValidateSeries(s)
+		if res.firstErr == nil {
+			res.firstErr = lim.ValidateSamples(s.Labels, s.Samples, now)
+		}
+	}
+	if len(st.kept) == 0 {
 		return res, nil
 	}
-	errs, err := h.w.Write(ctx, bb.Batch())
+	st.batch = grow(st.batch[:0], len(st.kept))
+	for _, i := range st.kept {
+		s := &req.Series[i]
+		// Valid labels, without the empty-valued ones, in wire order are
+		// sorted and unique: s.Key is then the engine's encoding of the
+		// label set to store (remotewrite.Series.Key).
+		if invariants.Enabled {
+			if err := write.CheckLabels(s.Key); err != nil {
+				panic(fmt.Sprintf("BUG: key %q of a valid series: %v", s.Key, err))
+			}
+		}
+		st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples})
+	}
+	refused, err := h.w.Write(ctx, &write.Batch{Tenant: tenant, Series: st.batch})
 	if err != nil {
 		return nil, err
 	}
-	refused := make(map[int]write.Refusal, len(errs))
-	for _, e := range errs {
-		refused[e.Series] = e
+	// Refusals by batch index, in order (the distributor sorts them; sort
+	// a Writer's that are not), merged with the batch: no map.
+	if !slices.IsSortedFunc(refused, func(a, b write.Refusal) int { return a.Series - b.Series }) {
+		slices.SortFunc(refused, func(a, b write.Refusal) int { return a.Series - b.Series })
 	}
-	for bi, ri := range kept {
+	for bi, ri := range st.kept {
 		s := &req.Series[ri]
-		e, ok := refused[bi]
-		if !ok {
+		for len(refused) > 0 && refused[0].Series < bi {
+			refused = refused[1:] // a second refusal of a series: not expected
+		}
+		if len(refused) == 0 || refused[0].Series != bi {
 			res.series++
 			res.samples += len(s.Samples)
 			continue
 		}
+		e := refused[0]
+		refused = refused[1:]
 		res.samples += len(s.Samples) - e.Rejected
 		if e.Rejected < len(s.Samples) {
 			res.series++
 		}
 		res.badSeries++
 		res.badSamples += e.Rejected
-		res.discard(e.Rejected, e.Err)
+		res.discarded[reasonOf(e.Err)] += e.Rejected
 		if res.firstErr == nil {
 			res.firstErr = fmt.Errorf("%w: %d of %d samples refused in series %s", e.Err, e.Rejected, len(s.Samples), s)
 		}
@@ -330,16 +513,4 @@ func checkContentType(ct string) error {
 		return nil
 	}
 	return fmt.Errorf("unsupported remote write message %q: this server accepts prometheus.WriteRequest (remote write 1.0)", params["proto"])
-}
-
-// readLimited reads all of r, failing if it holds more than limit bytes.
-func readLimited(r io.Reader, limit int) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return nil, fmt.Errorf("read request body: %w", err)
-	}
-	if len(b) > limit {
-		return nil, fmt.Errorf("request body larger than %d bytes", limit)
-	}
-	return b, nil
 }

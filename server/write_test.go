@@ -128,7 +128,7 @@ func TestWriteHandler(t *testing.T) {
 		wantCode                        int
 		wantBody                        string
 	}{
-		{"no-tenant", "/api/v1/push", "", "", encodeWrite(t, series(up, prompb.Sample{Timestamp: 3000, Value: 1})), 400, "X-Scope-OrgID"},
+		{"no-tenant", "/api/v1/push", "", "", encodeWrite(t, series(up, prompb.Sample{Timestamp: 3000, Value: 1})), 401, "no org id"},
 		{"bad-snappy", "/api/v1/write", "t1", "", []byte("not snappy"), 400, "snappy"},
 		{"bad-protobuf", "/api/v1/write", "t1", "", snappy.Encode(nil, []byte{0x0a, 0x05, 0x01}), 400, "malformed"},
 		{"snappy-bomb", "/api/v1/write", "t1", "", []byte{0xff, 0xff, 0xff, 0xff, 0x7f, 0}, 400, ""},

@@ -48,7 +48,7 @@ func TestBadInput(t *testing.T) {
 		wantMsg      string
 		stored       string // a metric that must be stored afterwards
 	}{
-		{"missing tenant", "", encode(valid("a")), 400, "missing X-Scope-OrgID", ""},
+		{"missing tenant", "", encode(valid("a")), 401, "no org id", ""},
 		{"bad snappy", "t", []byte("definitely not snappy"), 400, "snappy", ""},
 		{"malformed protobuf", "t", snappy.Encode(nil, []byte{0x0a, 0x7f, 0x01}), 400, "malformed protobuf at byte", ""},
 		{"snappy bomb", "t", bomb, 400, "announces 157286400 uncompressed bytes, over the limit", ""},

@@ -141,9 +141,9 @@ func (n *diskNode) push(t *testing.T, body []byte) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// waitFor polls cond every 50 ms (a child process: no clock to pass)
+// waitState polls cond every 50 ms (a child process: no clock to pass)
 // until it is true, and fails after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() (bool, string)) {
+func waitState(t *testing.T, limit time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
@@ -226,7 +226,7 @@ func TestDiskFull(t *testing.T) {
 	fullAt := time.Now()
 	// Writes are refused within a few seconds (the guard reads the free
 	// space every 2 s; until then the current segment takes them).
-	waitFor(t, 10*time.Second, "a write refused for disk full", func() (bool, string) {
+	waitState(t, 10*time.Second, "a write refused for disk full", func() (bool, string) {
 		code, body := n.push(t, randomPush(t, r, 100, k))
 		if code == http.StatusNoContent {
 			k++
@@ -259,13 +259,13 @@ func TestDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "a write accepted after freeing space", func() (bool, string) {
+	waitState(t, 15*time.Second, "a write accepted after freeing space", func() (bool, string) {
 		code, body := n.push(t, randomPush(t, r, 100, k))
 		return code == http.StatusNoContent, fmt.Sprintf("%d %s", code, body)
 	})
 	k++
 	acked++
-	waitFor(t, 10*time.Second, "/ready after freeing space", func() (bool, string) {
+	waitState(t, 10*time.Second, "/ready after freeing space", func() (bool, string) {
 		code, body := n.get(t, "/ready")
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 	})
@@ -281,7 +281,7 @@ func TestDiskFull(t *testing.T) {
 	// A restart on a full disk starts, refuses writes, is not ready, and
 	// recovers once space is freed, with every acknowledged sample.
 	n = startDiskNode(t, data, args...)
-	waitFor(t, 20*time.Second, "/ready saying disk full after a restart on a full disk", func() (bool, string) {
+	waitState(t, 20*time.Second, "/ready saying disk full after a restart on a full disk", func() (bool, string) {
 		code, body := n.get(t, "/ready")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "disk full"), fmt.Sprintf("%d %s", code, body)
 	})
@@ -291,11 +291,11 @@ func TestDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "ready after freeing space", func() (bool, string) {
+	waitState(t, 20*time.Second, "ready after freeing space", func() (bool, string) {
 		code, body := n.get(t, "/ready")
 		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
 	})
-	waitFor(t, 10*time.Second, "a write accepted", func() (bool, string) {
+	waitState(t, 10*time.Second, "a write accepted", func() (bool, string) {
 		code, body := n.push(t, randomPush(t, r, 100, k))
 		return code == http.StatusNoContent, fmt.Sprintf("%d %s", code, body)
 	})

@@ -10,8 +10,15 @@
 // split by group and proposed to each group's leader
 // (server/distributor), queries fan out to the groups' leaders
 // (server/querier), and /ring, /status/tenants and /admin/... show and
-// steer the cluster. SIGINT or SIGTERM shut it down gracefully, exit
-// status 0.
+// steer the cluster. A node that listens for Raft needs
+// -raft.secret-file or mutual TLS (or -raft.insecure). -auth.config-file
+// turns on tokens for the HTTP API: every route goes through one
+// registration (handler.install) with what it needs, behind the server's
+// AuthGate; the file is reloaded when it changes and on SIGHUP
+// (authfile.go). SIGINT or SIGTERM shut it down gracefully, exit status 0.
+//
+// `myelin token create` and `myelin secret create` make an auth token
+// (and its entry in the auth file) and a cluster secret (token.go).
 //
 // Exit status: 0 after a clean shutdown or -help/-version, 2 for bad flags,
 // 1 for any other error. `myelin -help` lists the flags.

@@ -22,6 +22,7 @@ type apiClient struct {
 	name   string // for messages: "prometheus" or "myelin"
 	base   string // e.g. http://127.0.0.1:9090/api/v1
 	tenant string // X-Scope-OrgID; empty sends none
+	token  string // sent as Authorization: Bearer, as Grafana does; empty sends none
 }
 
 var e2eHTTP = &http.Client{Timeout: 20 * time.Second}
@@ -36,6 +37,9 @@ func (c apiClient) get(path string, params url.Values) (json.RawMessage, error) 
 	}
 	if c.tenant != "" {
 		req.Header.Set("X-Scope-OrgID", c.tenant)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := e2eHTTP.Do(req)
 	if err != nil {

@@ -24,9 +24,10 @@ import (
 // e2eTenant is the tenant Prometheus is configured to write as. The
 // Debian package's Prometheus 2.42.0+ds-5+deb12u1 does not send the
 // remote_write "headers" it is configured with (its /api/v1/status/config
-// shows them, its requests lack them), so myelin runs with
+// shows them, its requests lack them), so without auth myelin runs with
 // -auth.multitenancy-enabled=false, and everything lands in the tenant
-// "anonymous", as for a single-tenant user.
+// "anonymous", as for a single-tenant user. With auth (TestE2EAuth) the
+// tenant comes from the token, which 2.42 does send.
 const e2eTenant = "e2e"
 
 // findPrometheus returns the path of the prometheus binary. Without one the
@@ -59,12 +60,16 @@ type myelinProc struct {
 	gone bool       // waited for
 }
 
-// startMyelin starts myelin (single-tenant) on dataDir listening on listenAddr
-// ("127.0.0.1:0" picks a port) and waits until it is ready. The process is
-// killed at the end of the test if still running.
-func startMyelin(t *testing.T, dataDir, listenAddr string) *myelinProc {
+// startMyelin starts myelin on dataDir listening on listenAddr
+// ("127.0.0.1:0" picks a port) with args (none: single-tenant,
+// -auth.multitenancy-enabled=false) and waits until it is ready. The
+// process is killed at the end of the test if still running.
+func startMyelin(t *testing.T, dataDir, listenAddr string, args ...string) *myelinProc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-data.dir", dataDir, "-http.listen-address", listenAddr, "-auth.multitenancy-enabled=false")
+	if len(args) == 0 {
+		args = []string{"-auth.multitenancy-enabled=false"}
+	}
+	cmd := exec.Command(os.Args[0], append([]string{"-data.dir", dataDir, "-http.listen-address", listenAddr}, args...)...)
 	cmd.Env = append(os.Environ(), "MYELIN_TEST_RUN_MAIN=1")
 	cmd.SysProcAttr = childProcAttr()
 	p := &myelinProc{cmd: cmd, log: newLogWatcher(), done: make(chan error, 1)}
@@ -102,11 +107,30 @@ type promProc struct {
 	addr string // host:port of its web API
 }
 
+// headerRemoteWrite is the remote_write section of a Prometheus that
+// writes to myelinAddr as tenant e2eTenant by its header.
+func headerRemoteWrite(myelinAddr string) string {
+	return fmt.Sprintf(`remote_write:
+  - url: http://%s/api/v1/push
+    headers:
+      X-Scope-OrgID: %s
+`+e2eQueueConfig, myelinAddr, e2eTenant)
+}
+
+// e2eQueueConfig sends every second and retries fast; it ends a
+// remote_write entry.
+const e2eQueueConfig = `    queue_config:
+      batch_send_deadline: 1s
+      min_backoff: 50ms
+      max_backoff: 1s
+`
+
 // startPrometheus runs the Prometheus binary with a configuration that
 // scrapes itself (job "prometheus") and the test's target (jobs "e2e" and
-// "e2e_flap") every second and remote-writes to myelinAddr as tenant
-// e2eTenant, and waits until it is ready.
-func startPrometheus(t *testing.T, bin, myelinAddr, targetAddr string) *promProc {
+// "e2e_flap") every second and remote-writes as remoteWrite (a
+// remote_write section, e.g. headerRemoteWrite's), and waits until it is
+// ready.
+func startPrometheus(t *testing.T, bin, targetAddr, remoteWrite string) *promProc {
 	t.Helper()
 	dir := t.TempDir()
 	addr := freeAddr(t)
@@ -122,15 +146,7 @@ scrape_configs:
   - job_name: e2e_flap
     metrics_path: /flap
     static_configs: [{targets: [%[2]q]}]
-remote_write:
-  - url: http://%s/api/v1/push
-    headers:
-      X-Scope-OrgID: %s
-    queue_config:
-      batch_send_deadline: 1s
-      min_backoff: 50ms
-      max_backoff: 1s
-`, addr, targetAddr, myelinAddr, e2eTenant)
+`, addr, targetAddr) + remoteWrite
 	cfgFile := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

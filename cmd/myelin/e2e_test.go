@@ -48,14 +48,16 @@ var e2eQueries = []struct {
 
 // e2eSetup is one myelin, one Prometheus writing to it, one scrape target.
 type e2eSetup struct {
-	dataDir string
-	myelin  *myelinProc
-	prom    *promProc
-	startMs int64 // before Prometheus started: no sample is older
+	dataDir    string
+	myelinArgs []string // startMyelin's args
+	myelin     *myelinProc
+	prom       *promProc
+	startMs    int64  // before Prometheus started: no sample is older
+	token      string // with auth: the token myelinAPI reads with
 }
 
 func (s *e2eSetup) myelinAPI() apiClient {
-	return apiClient{name: "myelin", base: "http://" + s.myelin.addr + "/api/v1"}
+	return apiClient{name: "myelin", base: "http://" + s.myelin.addr + "/api/v1", token: s.token}
 }
 
 func (s *e2eSetup) promAPI() apiClient {
@@ -64,6 +66,13 @@ func (s *e2eSetup) promAPI() apiClient {
 
 func startE2E(t *testing.T) *e2eSetup {
 	t.Helper()
+	return startE2EWith(t, nil, headerRemoteWrite)
+}
+
+// startE2EWith starts myelin with myelinArgs (startMyelin's) and a
+// Prometheus whose remote_write section is remoteWrite(myelin's address).
+func startE2EWith(t *testing.T, myelinArgs []string, remoteWrite func(myelinAddr string) string) *e2eSetup {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test with a real Prometheus; skipped with -short")
 	}
@@ -71,11 +80,11 @@ func startE2E(t *testing.T) *e2eSetup {
 	// Each takes 20-35 s, mostly waiting for scrapes; side by side they
 	// barely slow each other.
 	t.Parallel()
-	s := &e2eSetup{dataDir: filepath.Join(t.TempDir(), "data")}
-	s.myelin = startMyelin(t, s.dataDir, "127.0.0.1:0")
+	s := &e2eSetup{dataDir: filepath.Join(t.TempDir(), "data"), myelinArgs: myelinArgs}
+	s.myelin = startMyelin(t, s.dataDir, "127.0.0.1:0", myelinArgs...)
 	target := startTarget(t)
 	s.startMs = time.Now().UnixMilli()
-	s.prom = startPrometheus(t, bin, s.myelin.addr, target)
+	s.prom = startPrometheus(t, bin, target, remoteWrite(s.myelin.addr))
 	return s
 }
 
@@ -348,7 +357,7 @@ func TestE2EKillAndRestart(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	s.myelin = startMyelin(t, s.dataDir, s.myelin.addr)
+	s.myelin = startMyelin(t, s.dataDir, s.myelin.addr, s.myelinArgs...)
 	restartMs := time.Now().UnixMilli()
 	t.Logf("myelin down for %v; after restart: %s", time.Since(killed).Round(time.Millisecond),
 		firstLine(s.myelin.log.String(), "raft group ready"))

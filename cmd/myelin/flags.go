@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/server/remotewrite"
 )
 
 // config is every flag's value.
@@ -28,6 +30,8 @@ type config struct {
 	dataDir      string
 	listenAddr   string
 	multitenancy bool
+	authFile     string
+	authReload   time.Duration
 	version      bool
 	logLevel     string
 	logFormat    string
@@ -46,6 +50,9 @@ type config struct {
 	maxFutureSkew      time.Duration
 	legacyNames        bool
 	maxRecvBytes       int
+
+	maxInflightPushes    int
+	maxInflightPushBytes int
 
 	queryMaxConcurrency int
 	queryMaxQueued      int
@@ -81,6 +88,8 @@ type clusterConfig struct {
 	tlsCert           string
 	tlsKey            string
 	tlsCA             string
+	secretFile        string
+	insecure          bool
 	snapshotThr       uint64
 	snapshotLogBytes  uint64
 	snapshotLogAge    time.Duration
@@ -111,6 +120,7 @@ const defaultMinFreeBytes = 256 << 20
 
 // usageHeader opens `myelin -help`.
 const usageHeader = `Usage: myelin [flags]
+       myelin token create ... | myelin secret create ... (see Commands below)
 
 Myelin is a multi-tenant, Prometheus-compatible time-series database. It
 serves remote write on /api/v1/push and /api/v1/write, the Prometheus
@@ -118,7 +128,9 @@ query API under /api/v1 and /prometheus/api/v1, /ready, /metrics and
 status pages from /. Every write goes through a Raft log on disk before
 it is acknowledged. Without cluster flags it runs as a cluster of one
 that opens no Raft port; -cluster.node-id with -raft.listen-address
-starts a cluster others can join (-cluster.join), see README "Cluster".
+starts a cluster others can join (-cluster.join), every node with the
+same -raft.secret-file, see README "Cluster". -auth.config-file turns on
+tokens for the HTTP API.
 SIGINT/SIGTERM shut it down gracefully.
 
 Flags:
@@ -138,6 +150,12 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.BoolVar(&cfg.multitenancy, "auth.multitenancy-enabled", true,
 		"Require the X-Scope-OrgID header naming the tenant on ingest and query requests;\n"+
 			"if false, every request belongs to the tenant \"anonymous\".")
+	fs.StringVar(&cfg.authFile, "auth.config-file", "",
+		"YAML `file` of auth tokens (their hashes, tenants and scopes; 'myelin token create' writes entries). Turns auth\n"+
+			"on: every endpoint but / and /ready then needs a token (Bearer, or Basic with the token as password), and\n"+
+			"the tenant comes from it. Reloaded when it changes and on SIGHUP; a bad file keeps the last good one.")
+	fs.DurationVar(&cfg.authReload, "auth.config-reload-interval", 10*time.Second,
+		"How often to check -auth.config-file for changes; 0 reloads it on SIGHUP only.")
 	fs.StringVar(&cfg.logLevel, "log.level", "info", "Only log messages with the given severity or above: debug, info, warn, error.")
 	fs.StringVar(&cfg.logFormat, "log.format", "logfmt", "Output format of log messages: logfmt or json.")
 	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this; 0 keeps everything.")
@@ -159,6 +177,16 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future.")
 	fs.BoolVar(&cfg.legacyNames, "validation.legacy-names", false, "Accept only Prometheus 2's metric and label name characters (default: any UTF-8, as Prometheus 3).")
 	fs.IntVar(&cfg.maxRecvBytes, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, decompressed, in `bytes`.")
+	// In-flight limits of the node's pushes: Mimir's names (its
+	// distributor instance limits); the defaults are for 2-core nodes.
+	fs.IntVar(&cfg.maxInflightPushes, "distributor.instance-limits.max-inflight-push-requests", server.DefaultMaxInflightPushRequests,
+		"Maximum number of remote-write requests the node serves at once; more get 429 (retry later). 0 means no limit.\n"+
+			"Mimir's default; memory is bounded by the bytes limit.")
+	fs.IntVar(&cfg.maxInflightPushBytes, "distributor.instance-limits.max-inflight-push-requests-bytes", server.DefaultMaxInflightPushBytes,
+		"Maximum `bytes` held by the remote-write requests being served, bodies compressed and decompressed; a request\n"+
+			"that would go past it gets 429 (retry later). A request allocates at most ~12 times its bytes, so this bounds the\n"+
+			"memory of pushes. 0 means no limit (Mimir's default); otherwise at least -distributor.max-recv-msg-size + 10 MiB,\n"+
+			"one request at the size limits.")
 	// Query guards (server.QueryOptions): Prometheus's and Mimir's flag
 	// names where they have one; the depth limit has no counterpart and
 	// sits beside Mimir's size limit.
@@ -196,6 +224,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 			// Parse printed the short hint; -help wants the whole usage.
 			fmt.Fprint(fs.Output(), usageHeader)
 			fs.PrintDefaults()
+			fmt.Fprint(fs.Output(), "\n"+commandsUsage)
 			return cfg, true, nil
 		}
 		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
@@ -222,6 +251,20 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	}
 	if cfg.minFreeBytes < 0 {
 		errs = append(errs, fmt.Errorf("-storage.min-free-disk-space-bytes %d is negative", cfg.minFreeBytes))
+	}
+	if cfg.authFile != "" && !cfg.multitenancy {
+		errs = append(errs, errors.New("-auth.config-file needs -auth.multitenancy-enabled=true: tokens name the tenants they act on"))
+	}
+	if cfg.authReload < 0 {
+		errs = append(errs, fmt.Errorf("-auth.config-reload-interval %v is negative", cfg.authReload))
+	}
+	if cfg.maxInflightPushes < 0 {
+		errs = append(errs, fmt.Errorf("-distributor.instance-limits.max-inflight-push-requests %d: want 0 (no limit) or more", cfg.maxInflightPushes))
+	}
+	if largest := cfg.maxRecvBytes + remotewrite.DefaultMaxCompressedBytes; cfg.maxInflightPushBytes < 0 ||
+		cfg.maxInflightPushBytes > 0 && cfg.maxInflightPushBytes < largest {
+		errs = append(errs, fmt.Errorf("-distributor.instance-limits.max-inflight-push-requests-bytes %d: want 0 (no limit) or at least %d, "+
+			"one request at -distributor.max-recv-msg-size plus the %d compressed bytes a body may have", cfg.maxInflightPushBytes, largest, remotewrite.DefaultMaxCompressedBytes))
 	}
 	if cfg.httpWriteTimeout > 0 && cfg.httpWriteTimeout <= cfg.queryTimeout {
 		errs = append(errs, fmt.Errorf("-server.http-write-timeout %v must exceed -query.timeout %v (or be 0)", cfg.httpWriteTimeout, cfg.queryTimeout))
@@ -320,6 +363,11 @@ func (c *clusterConfig) register(fs *flag.FlagSet) {
 		"(with -raft.tls-key-file and -raft.tls-ca-file, mutual TLS).")
 	fs.StringVar(&c.tlsKey, "raft.tls-key-file", "", "PEM private key `file` of -raft.tls-cert-file.")
 	fs.StringVar(&c.tlsCA, "raft.tls-ca-file", "", "PEM CA certificates `file` that peer certificates must chain to (both directions).")
+	fs.StringVar(&c.secretFile, "raft.secret-file", "", "`File` holding the cluster secret (at least 32 characters; 'myelin secret create -file F'), the same\n"+
+		"on every node: both ends of every node-to-node connection prove they hold it before anything else is sent.\n"+
+		"A node that listens for Raft needs it or mutual TLS (-raft.tls-*), or -raft.insecure.")
+	fs.BoolVar(&c.insecure, "raft.insecure", false, "Let a node listen for Raft with neither -raft.secret-file nor mutual TLS: anyone who reaches the\n"+
+		"Raft port can then read and write every tenant and join the cluster. Only for a network no stranger reaches.")
 	fs.Uint64Var(&c.snapshotThr, "raft.snapshot-threshold", 8192, "Take a Raft snapshot (an engine checkpoint) after this many log entries.")
 	fs.Uint64Var(&c.snapshotLogBytes, "raft.snapshot-max-log-bytes", raftgroup.DefaultSnapshotMaxLogBytes,
 		"Also take a Raft snapshot once the log entries since the last one hold this many `bytes`: a restart after\n"+
@@ -403,6 +451,20 @@ func (c *clusterConfig) parse(set map[string]bool) error {
 	if c.snapshotLogBytes < 1<<20 || c.snapshotLogAge < time.Second {
 		errs = append(errs, errors.New("-raft.snapshot-max-log-bytes wants at least 1 MiB and -raft.snapshot-max-log-age at least 1s"))
 	}
+	// A listening node authenticates its peers, or says it will not.
+	credential := c.secretFile != "" || (c.tlsCert != "" && c.tlsCA != "")
+	switch {
+	case c.listen && !credential && !c.insecure:
+		why := "neither -raft.secret-file nor mutual TLS"
+		if c.tlsCert != "" {
+			why = "TLS without -raft.tls-ca-file, which lets any client in"
+		}
+		errs = append(errs, fmt.Errorf("this node listens for Raft with %s: anyone who reaches the port could read and write "+
+			"every tenant and join the cluster. Give every node the same -raft.secret-file ('myelin secret create -file F'), "+
+			"or mutual TLS (-raft.tls-cert-file, -raft.tls-key-file, -raft.tls-ca-file); or accept an open port with -raft.insecure", why))
+	case c.insecure && credential:
+		errs = append(errs, errors.New("-raft.insecure with -raft.secret-file or mutual TLS: drop one of them"))
+	}
 	if c.heartbeat < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("-raft.heartbeat-timeout %v: want at least 10ms", c.heartbeat))
 	}
@@ -432,6 +494,28 @@ func (c *clusterConfig) tlsConfig() (*tls.Config, error) {
 		conf.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return conf, nil
+}
+
+// minSecretChars is the shortest cluster secret accepted: 32 characters
+// ('myelin secret create' writes 64 hex digits, 256 bits).
+const minSecretChars = 32
+
+// secret reads the cluster secret from -raft.secret-file (surrounding
+// white space dropped); nil without the flag.
+func (c *clusterConfig) secret() ([]byte, error) {
+	if c.secretFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(c.secretFile)
+	if err != nil {
+		return nil, fmt.Errorf("read cluster secret: %w", err)
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) < minSecretChars {
+		return nil, fmt.Errorf("cluster secret in %s has %d characters, want at least %d: make one with 'myelin secret create -file F'",
+			c.secretFile, len(b), minSecretChars)
+	}
+	return b, nil
 }
 
 // voters is the metadata group's bootstrap configuration: every peer at

@@ -13,11 +13,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/myelindb/myelin/server"
 )
 
 // version is set at link time with -ldflags "-X main.version=v1.2.3";
@@ -58,6 +61,9 @@ func main() {
 // down gracefully and returns nil. It logs to stderr, among others
 // "msg=listening addr=HOST:PORT" once the listener is bound.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return runCommand(args, stdout, stderr)
+	}
 	cfg, help, err := parseFlags(args, stderr)
 	if err != nil || help {
 		return err
@@ -85,6 +91,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	gate, reloader, err := openAuth(cfg, logger, reg)
+	if err != nil {
+		return err
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.listenAddr)
 	if err != nil {
@@ -100,7 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("starting", "version", versionString(), "node_id", nodeID, "data_dir", cfg.dataDir,
-		"multitenancy_enabled", cfg.multitenancy)
+		"multitenancy_enabled", cfg.multitenancy, "auth", gate.On())
 	logger.Info("listening", "addr", ln.Addr().String())
 
 	// The server goroutine is owned here: started now, stopped by Shutdown
@@ -108,6 +118,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	// 503 (and /ready says not ready).
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	// The reloader of the auth config, owned like srv: stopped by
+	// cancelling reloadCtx, waited for on reloadDone.
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	reloadDone := make(chan struct{})
+	if reloader != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		go func() {
+			defer close(reloadDone)
+			defer signal.Stop(hup)
+			reloader.run(reloadCtx, cfg.authReload, hup)
+		}()
+	} else {
+		close(reloadDone)
+	}
+	defer func() {
+		stopReload()
+		<-reloadDone
+	}()
 
 	n, err := openNode(ctx, cfg, nodeID, logger, reg, h.setWaiting)
 	if err != nil && ctx.Err() != nil {
@@ -119,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	var internal *http.Server
 	internalErr := make(chan error, 1)
 	if err == nil {
-		err = h.install(n, cfg, reg, logger)
+		err = h.install(n, cfg, gate, reg, logger)
 	}
 	if err == nil && n.mux.Listening() {
 		// Other nodes' requests (control RPCs, forwarded writes, remote
@@ -206,4 +235,23 @@ func versionString() string {
 		return bi.Main.Version
 	}
 	return "(devel)"
+}
+
+// openAuth loads -auth.config-file into the gate of the HTTP routes and
+// returns its reloader; without the flag, a gate with auth off and no
+// reloader. A file that does not load stops the start: a node meant to
+// be closed does not open.
+func openAuth(cfg config, logger *slog.Logger, reg prometheus.Registerer) (*server.AuthGate, *authReloader, error) {
+	if cfg.authFile == "" {
+		return server.NewAuthGate(server.AuthOptions{}), nil, nil
+	}
+	keys, sum, err := loadAuthFile(cfg.authFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if keys.Len() == 0 {
+		logger.Warn("auth config has no tokens: only / and /ready answer", "file", cfg.authFile)
+	}
+	gate := server.NewAuthGate(server.AuthOptions{Keys: keys, Logger: logger, Registerer: reg})
+	return gate, newAuthReloader(cfg.authFile, sum, gate, logger, reg), nil
 }

@@ -62,7 +62,7 @@ func TestRun(t *testing.T) {
 		// value); older ones are out of order, as in Prometheus.
 		{"write again (idempotent)", "POST", "/api/v1/write", "t1", pushBody(t, "up", 3000), 204, ""},
 		{"write older again", "POST", "/api/v1/write", "t1", body, 400, "out-of-order"},
-		{"push without tenant", "POST", "/api/v1/push", "", body, 400, "X-Scope-OrgID"},
+		{"push without tenant", "POST", "/api/v1/push", "", body, 401, "no org id"},
 		{"query", "GET", "/api/v1/query?query=sum(up)&time=3", "t1", nil, 200, `"value":[3,"2"]`},
 		{"query other tenant", "GET", "/api/v1/query?query=sum(up)&time=3", "t2", nil, 200, `"result":[]`},
 		{"query_range", "POST", "/api/v1/query_range?query=up&start=1&end=3&step=1", "t1", nil, 200, `"values":[[1,"0"],[2,"1"],[3,"2"]]`},
@@ -94,8 +94,16 @@ func TestRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return within 10s of cancel")
 	}
-	if log := stderr.String(); !strings.Contains(log, "msg=stopped") {
+	log := stderr.String()
+	if !strings.Contains(log, "msg=stopped") {
 		t.Fatalf("log has no clean stop:\n%s", log)
+	}
+	// A normal start, use and stop logs no warning or error (the pushes
+	// refused as out of order are the client's, answered 400).
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Errorf("a normal run logged: %s", line)
+		}
 	}
 }
 
@@ -109,15 +117,21 @@ func TestRunArgs(t *testing.T) {
 	}{
 		{
 			name: "help", args: []string{"-help"},
-			wantStderr: []string{"Usage: myelin", "-data.dir", "-http.listen-address", "-auth.multitenancy-enabled", "-version"},
+			wantStderr: []string{"Usage: myelin", "-data.dir", "-http.listen-address", "-auth.multitenancy-enabled", "-auth.config-file", "-version", "myelin token create"},
 		},
 		{name: "version", args: []string{"-version"}, wantStdout: "myelin "},
 		// One bad flag: the problem and a hint, not the whole usage.
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: errUsage, wantStderr: []string{"flag provided but not defined: -nope", "Run 'myelin -help'"}},
 		{name: "bad bool", args: []string{"-auth.multitenancy-enabled=maybe"}, wantErr: errUsage},
-		{name: "positional argument", args: []string{"serve"}, wantErr: errUsage, wantStderr: []string{"unexpected arguments"}},
+		{name: "unknown command", args: []string{"serve"}, wantErr: errUsage, wantStderr: []string{"unknown command \"serve\"", "myelin token create"}},
+		{name: "argument after flags", args: []string{"-log.level", "info", "serve"}, wantErr: errUsage, wantStderr: []string{"unexpected arguments"}},
 		{name: "write timeout cuts queries", args: []string{"-query.timeout", "5m"}, wantErr: errUsage,
 			wantStderr: []string{"-server.http-write-timeout 2m30s must exceed -query.timeout 5m0s"}},
+		// A request at the size limits must fit in the in-flight bytes.
+		{name: "in-flight bytes below one request", args: []string{"-distributor.max-recv-msg-size", "200000000"}, wantErr: errUsage,
+			wantStderr: []string{"-distributor.instance-limits.max-inflight-push-requests-bytes 167772160: want 0 (no limit) or at least 210485760"}},
+		{name: "negative in-flight requests", args: []string{"-distributor.instance-limits.max-inflight-push-requests", "-1"}, wantErr: errUsage,
+			wantStderr: []string{"max-inflight-push-requests -1: want 0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -155,10 +169,10 @@ func TestRunErrors(t *testing.T) {
 		{"data dir under a file", []string{"-data.dir", filepath.Join(file, "data")}, "create data dir"},
 		{"bad listen address", []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:99999"}, "listen on 127.0.0.1:99999"},
 		{"single node's data joining a cluster", []string{"-data.dir", singleDir, "-http.listen-address", "127.0.0.1:0",
-			"-cluster.node-id", "a", "-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1", "-cluster.join", "127.0.0.1:2"},
+			"-cluster.node-id", "a", "-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1", "-cluster.join", "127.0.0.1:2", "-raft.insecure"},
 			"holds a single node's data: it cannot join or found a cluster of several nodes"},
 		{"another node's data", []string{"-data.dir", otherNode, "-http.listen-address", "127.0.0.1:0", "-cluster.node-id", "a",
-			"-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1"}, `belongs to node "b", not -cluster.node-id "a"`},
+			"-raft.listen-address", "127.0.0.1:0", "-raft.advertise-address", "127.0.0.1:1", "-raft.insecure"}, `belongs to node "b", not -cluster.node-id "a"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(context.Background(), tc.args, io.Discard, io.Discard)
@@ -359,12 +373,19 @@ func TestRestartKeepsData(t *testing.T) {
 // goroutine forever.
 func TestSlowBody(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
+	dir := t.TempDir()
 	go func() {
-		done <- run(ctx, []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0",
+		done <- run(ctx, []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0",
 			"-server.http-read-timeout", "500ms"}, io.Discard, stderr)
+	}()
+	// Stop the node before the data directory is removed.
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}()
 	addr := stderr.addr(t, done)
 	waitReady(t, addr)

@@ -19,9 +19,11 @@ import (
 	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/raftgroup/ring"
 	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/server/auth"
 	"github.com/myelindb/myelin/server/distributor"
 	"github.com/myelindb/myelin/server/querier"
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/myelindb/myelin/server/ui"
 )
 
 // node is what run wires: the engine, the node's Raft listener, its
@@ -95,6 +97,10 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 	if err != nil {
 		return n, err
 	}
+	secret, err := cc.secret()
+	if err != nil {
+		return n, err
+	}
 	// A node that is not configured for a cluster opens no Raft port: it
 	// is a cluster of one (docs/design.md "One path"). Its address in its
 	// groups' configurations is never dialed.
@@ -106,20 +112,27 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 			return n, fmt.Errorf("raft listen on %s: %w", cc.listenAddr, err)
 		}
 		advertise = cc.advertise
-		logger.Info("raft listening", "addr", ln.Addr().String(), "advertise", advertise, "tls", tlsConf != nil)
+		logger.Info("raft listening", "addr", ln.Addr().String(), "advertise", advertise, "tls", tlsConf != nil,
+			"secret", secret != nil, "mutual_tls", tlsConf != nil && tlsConf.ClientCAs != nil)
+		if cc.insecure {
+			logger.Warn("raft listener open to anyone (-raft.insecure): whoever reaches it can read and write every tenant and join the cluster",
+				"addr", ln.Addr().String())
+		}
 	}
 	var cn atomic.Pointer[cluster.Node]
 	n.mux, err = raftgroup.NewMux(raftgroup.MuxOptions{
 		Listener:  ln,
 		Advertise: advertise,
 		TLS:       tlsConf,
+		Secret:    secret,
 		Resolve: func(id string) string {
 			if c := cn.Load(); c != nil {
 				return c.Resolve(id)
 			}
 			return cc.peers[id]
 		},
-		Logger: logger,
+		Logger:     logger,
+		Registerer: reg,
 	})
 	if err != nil {
 		if ln != nil {
@@ -244,6 +257,15 @@ type handler struct {
 	mux     *http.ServeMux
 	ready   atomic.Bool
 	waiting atomic.Pointer[error] // why the storage is not open yet, if not just opening
+	// routes: every pattern install registered, with what it needs with
+	// auth on; the auth tests walk them all. Written by install only.
+	routes []route
+}
+
+// route is one registered pattern.
+type route struct {
+	pattern, name string
+	need          auth.Need
 }
 
 func newHandler() *handler { return &handler{mux: http.NewServeMux()} }
@@ -269,8 +291,9 @@ func (h *handler) setWaiting(err error) {
 	h.waiting.Store(&err)
 }
 
-// install routes the public APIs to n.
-func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger *slog.Logger) error {
+// install routes the public APIs to n, each behind gate with what it
+// needs (docs/design.md "Auth" has the table).
+func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prometheus.Registry, logger *slog.Logger) error {
 	write, err := server.NewWriteHandler(n.dist, server.WriteOptions{
 		Decoder: remotewrite.Options{MaxDecompressedBytes: cfg.maxRecvBytes},
 		Limits: remotewrite.Limits{
@@ -280,12 +303,14 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 			MaxFutureSkew:      cfg.maxFutureSkew,
 			LegacyNames:        cfg.legacyNames,
 		},
-		MultiTenant:       cfg.multitenancy,
-		Tenants:           n.tenants,
-		TenantMetricsIdle: cfg.metricsTenantIdle,
-		MetricsMaxTenants: cfg.metricsMaxTenants,
-		Logger:            logger,
-		Registerer:        reg,
+		MultiTenant:         cfg.multitenancy,
+		MaxInflightRequests: cfg.maxInflightPushes,
+		MaxInflightBytes:    cfg.maxInflightPushBytes,
+		Tenants:             n.tenants,
+		TenantMetricsIdle:   cfg.metricsTenantIdle,
+		MetricsMaxTenants:   cfg.metricsMaxTenants,
+		Logger:              logger,
+		Registerer:          reg,
 	})
 	if err != nil {
 		return err
@@ -296,6 +321,7 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 		LookbackDelta:      cfg.lookbackDelta,
 		EnableExperimental: cfg.queryExperimental,
 		MultiTenant:        cfg.multitenancy,
+		Federation:         gate.On(),
 		MaxExpressionBytes: cfg.maxExprBytes,
 		MaxExpressionDepth: cfg.maxExprDepth,
 		MaxConcurrent:      cfg.queryMaxConcurrency,
@@ -315,28 +341,51 @@ func (h *handler) install(n *node, cfg config, reg *prometheus.Registry, logger 
 		NativeHistogramMaxBucketNumber: 100,
 	}, []string{"handler", "method", "code"})
 	reg.MustRegister(duration)
-	handle := func(pattern, name string, hh http.Handler) {
-		h.mux.Handle(pattern, promhttp.InstrumentHandlerDuration(duration.MustCurryWith(prometheus.Labels{"handler": name}), hh))
+	// Every route goes through handle: timed, behind the gate, and
+	// listed in h.routes.
+	handle := func(pattern, name string, need auth.Need, hh http.Handler) {
+		h.routes = append(h.routes, route{pattern: pattern, name: name, need: need})
+		h.mux.Handle(pattern, promhttp.InstrumentHandlerDuration(duration.MustCurryWith(prometheus.Labels{"handler": name}), gate.Wrap(need, hh)))
 	}
-	handle("GET /{$}", "index", server.IndexHandler(versionString(), n.cluster.ID(), n.api.Ready))
-	handle("GET /ready", "ready", server.ReadyHandler(n.api.Ready))
-	handle("GET /config", "config", server.ConfigHandler(cfg.effective))
+	// Public: what a load balancer and a visitor need, without tenants:
+	// readiness, and the UI (its page and code; the data it shows come
+	// from the API with the user's token).
+	page, err := ui.New(func() ui.NodeInfo {
+		info := ui.NodeInfo{Version: versionString(), NodeID: n.cluster.ID(), Ready: true, Auth: gate.On(), MultiTenant: cfg.multitenancy}
+		if err := n.api.Ready(); err != nil {
+			info.Ready, info.NotReady = false, err.Error()
+		}
+		return info
+	})
+	if err != nil {
+		return err
+	}
+	handle("GET /{$}", "index", auth.Public, page.Index())
+	handle("GET /ui/", "ui", auth.Public, page.Assets())
+	handle("GET /ready", "ready", auth.Public, server.ReadyHandler(n.api.Ready))
+	// What a token may learn about itself (its tenants and scopes), for
+	// the UI's tenant picker: any valid token.
+	handle("GET /api/v1/auth/whoami", "whoami", auth.Token, server.WhoAmIHandler(gate.On()))
+	handle("GET /config", "config", auth.Admin, server.ConfigHandler(cfg.effective))
 	n.api.Register(handle)
-	// Profiling, as Prometheus and every Go server offer it.
-	h.mux.HandleFunc("/debug/pprof/", pprof.Index)
-	h.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	h.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	h.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	h.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	h.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	// Profiling, as Prometheus and every Go server offer it: admin, as a
+	// heap profile holds whatever the heap held, label values included.
+	handle("/debug/pprof/", "pprof", auth.Admin, http.HandlerFunc(pprof.Index))
+	handle("/debug/pprof/cmdline", "pprof", auth.Admin, http.HandlerFunc(pprof.Cmdline))
+	handle("/debug/pprof/profile", "pprof", auth.Admin, http.HandlerFunc(pprof.Profile))
+	handle("/debug/pprof/symbol", "pprof", auth.Admin, http.HandlerFunc(pprof.Symbol))
+	handle("/debug/pprof/trace", "pprof", auth.Admin, http.HandlerFunc(pprof.Trace))
+	// The node's metrics name tenants: the metrics scope (a scraper's) or
+	// admin.
+	handle("GET /metrics", "metrics", auth.Metrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		Registry: reg,
 	}))
 	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/prometheus/api/v1/push", "/prometheus/api/v1/write"} {
-		handle(p, "push", write)
+		handle(p, "push", auth.Write, write)
 	}
-	handle("/api/v1/", "query", query)
-	handle("/prometheus/api/v1/", "query", query)
+	handle("/api/v1/", "query", auth.Read, query)
+	handle("/prometheus/api/v1/", "query", auth.Read, query)
 	h.ready.Store(true)
 	return nil
 }

@@ -9,9 +9,8 @@
 //
 // A single node is a cluster of one: the same code, with one metadata
 // voter and groups of one replica, on a Mux that may listen nowhere
-// (raftgroup.MuxOptions); its groups elect themselves after a short
-// timeout (singleVoterHeartbeat) and take Options.Raft's before a second
-// replica joins.
+// (raftgroup.MuxOptions); on such a node the groups elect themselves after
+// a short timeout (singleVoterHeartbeat).
 //
 // # Roles
 //
@@ -64,10 +63,9 @@
 //
 // # Metadata log entries
 //
-// A ring step (ring.AppendStep, first byte ring.StepVersion), or
-//
-//	0x80 | group:uvarint    the group's first replica has started: no
-//	                        replica may bootstrap it again
-//
-// The metadata checkpoint and snapshot format is in meta.go (metaFSM).
+// A ring step (ring.AppendStep, first byte ring.StepVersion). The whole
+// metadata is one ring.State (membership, placement, ring history, which
+// groups await their bootstrap, which nodes were removed). Logs written
+// before ring.StepStartGroup may hold 0x80 | group:uvarint, applied as
+// that step. The checkpoint and snapshot format is in meta.go (metaFSM).
 package cluster

@@ -5,10 +5,8 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -59,7 +57,7 @@ func goldenMetaFSM(t *testing.T) *metaFSM {
 	}
 	for _, g := range f.View().State.Groups {
 		if g.ID != 2 && g.ID != 4 {
-			apply(appendStarted(nil, g.ID))
+			apply(ring.AppendStep(nil, ring.Step{Kind: ring.StepStartGroup, Group: g.ID}))
 		}
 	}
 	plan(ring.Event{Kind: ring.EventDrain, Node: "d"}, -1)
@@ -80,26 +78,27 @@ func describeView(v *View) string {
 		fmt.Fprintf(&b, "# node %s %s %s\n", n.ID, n.Addr, n.State)
 	}
 	for _, g := range s.Groups {
-		fmt.Fprintf(&b, "# group %d replicas %v leader %s\n", g.ID, g.Replicas, g.Leader)
+		fmt.Fprintf(&b, "# group %d replicas %v leader %s", g.ID, g.Replicas, g.Leader)
+		if g.Starter != "" {
+			fmt.Fprintf(&b, ", to be bootstrapped by %s", g.Starter)
+		}
+		b.WriteString("\n")
 	}
 	for _, e := range s.Epochs {
 		fmt.Fprintf(&b, "# epoch generation %d from %d: %d tokens\n", e.Generation, e.FromMillis, len(e.Ring.Tokens()))
 	}
-	for _, g := range slices.Sorted(maps.Keys(v.pending)) {
-		fmt.Fprintf(&b, "# pending group %d, bootstrapped by %s\n", g, v.pending[g])
-	}
-	for _, n := range slices.Sorted(maps.Keys(v.removed)) {
+	for _, r := range s.Removed {
 		how := "dead"
-		if v.removed[n] {
+		if r.Drained {
 			how = "drained"
 		}
-		fmt.Fprintf(&b, "# removed node %s, %s\n", n, how)
+		fmt.Fprintf(&b, "# removed node %s, %s\n", r.ID, how)
 	}
 	return b.String()
 }
 
 // TestMetaGolden freezes the metadata checkpoint and snapshot format
-// ("mymt" version 1, metaFSM): the fixed view of goldenMetaFSM must encode
+// ("mymt" version 2, metaFSM): the fixed view of goldenMetaFSM must encode
 // byte for byte to testdata/meta.golden (hex.Dump below a description of
 // the view), its checkpoint file and snapshot must be those bytes, and the
 // stored bytes must decode to the same view and encode again identically.
@@ -111,7 +110,7 @@ func TestMetaGolden(t *testing.T) {
 	checkGoldenView(t, v)
 
 	enc := AppendMetadata(nil, v)
-	text := "# metaFSM checkpoint (\"mymt\" version 1) of goldenMetaFSM in meta_golden_test.go.\n" +
+	text := "# metaFSM checkpoint (\"mymt\" version 2) of goldenMetaFSM in meta_golden_test.go.\n" +
 		"# Rewrite: go test ./raftgroup/cluster -run TestMetaGolden -rewrite\n" +
 		describeView(v) + hex.Dump(enc)
 	path := filepath.Join("testdata", "meta.golden")
@@ -172,7 +171,13 @@ func checkGoldenView(t *testing.T, v *View) {
 	require.Positive(t, states[ring.NodeDead], "dead nodes")
 	require.True(t, v.Removed("d") && v.Gone("d"), "d drained and removed")
 	require.True(t, !v.Removed("e") && v.Gone("e"), "e dead and removed")
-	require.Len(t, v.pending, 2, "pending bootstraps")
+	pending := 0
+	for _, g := range v.State.Groups {
+		if g.Starter != "" {
+			pending++
+		}
+	}
+	require.Equal(t, 2, pending, "pending bootstraps")
 	require.GreaterOrEqual(t, len(v.State.Epochs), 3, "ring epochs")
 	multi := 0
 	for _, g := range v.State.Groups {
@@ -186,9 +191,7 @@ func checkGoldenView(t *testing.T, v *View) {
 func requireSameView(t *testing.T, want, got *View) {
 	t.Helper()
 	require.Equal(t, want.Index, got.Index, "index")
-	require.True(t, want.State.Equal(got.State), "ring state")
-	require.Equal(t, want.pending, got.pending, "pending bootstraps")
-	require.Equal(t, want.removed, got.removed, "removed nodes")
+	require.True(t, want.State.Equal(got.State), "ring state (with starters and removed nodes)")
 }
 
 // parseHexDump reads the bytes of the hex.Dump lines of text, skipping
@@ -215,4 +218,34 @@ func parseHexDump(text string) ([]byte, error) {
 		out = append(out, b...)
 	}
 	return out, nil
+}
+
+// TestMetaV1 decodes a checkpoint of version 1, written before the
+// pending bootstraps and removed nodes moved into ring.State: its side
+// maps become the groups' Starter and the state's Removed.
+func TestMetaV1(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "meta-v1.golden"))
+	require.NoError(t, err)
+	stored, err := parseHexDump(string(b))
+	require.NoError(t, err)
+	v, err := DecodeMetadata(stored)
+	require.NoError(t, err)
+	for _, g := range v.State.Groups {
+		switch g.ID {
+		case 2:
+			require.Equal(t, ring.NodeID("a"), g.Starter, "group 2")
+		case 4:
+			require.Equal(t, ring.NodeID("b"), g.Starter, "group 4")
+		default:
+			require.Empty(t, g.Starter, "group %d", g.ID)
+		}
+	}
+	require.Equal(t, []ring.Removed{{ID: "d", Drained: true}, {ID: "e"}}, v.State.Removed)
+	require.True(t, v.Bootstraps(2, "a") && v.Removed("d") && v.Gone("e") && !v.Removed("e"))
+	// It is written back in version 2.
+	enc := AppendMetadata(nil, v)
+	require.Equal(t, byte(metaVersion), enc[len(metaMagic)])
+	again, err := DecodeMetadata(enc)
+	require.NoError(t, err)
+	requireSameView(t, v, again)
 }

@@ -53,7 +53,9 @@ func openMetadata(opts Options, dir string, rpc *rpcClient, changed func()) (*me
 	// small segments keep its log a few hundred KB on disk.
 	ro.SnapshotThreshold, ro.TrailingLogs = 256, 256
 	ro.WALSegmentBytes = 256 << 10
-	ro.LogCacheEntries = 64
+	if opts.Mux.Listening() {
+		ro.LogCacheEntries = 64
+	}
 	// Its entries are few and small and the cluster needs them: refused
 	// only once the disk is full, not under the guard's minimum.
 	ro.ProposeBelowDiskMinimum = true
@@ -63,36 +65,13 @@ func openMetadata(opts Options, dir string, rpc *rpcClient, changed func()) (*me
 	case m.join != "":
 		ro.Join = true
 	}
-	if m.alone(opts) {
-		ro.HeartbeatTimeout = min(singleVoterHeartbeat, cmpOr(ro.HeartbeatTimeout, singleVoterHeartbeat))
+	if !opts.Mux.Listening() {
+		ro.HeartbeatTimeout = singleVoterHeartbeat
 	}
 	if m.g, err = raftgroup.Open(ro); err != nil {
 		return nil, errors.Join(fmt.Errorf("open metadata group: %w", err), tr.Close())
 	}
 	return m, nil
-}
-
-// alone reports whether this node starts as the only member of its
-// cluster as far as it knows: no peers, no join, and metadata that names
-// no other node.
-func (m *metadata) alone(opts Options) bool {
-	if len(opts.Peers) > 0 || m.join != "" {
-		return false
-	}
-	for _, nd := range m.fsm.View().State.Nodes {
-		if nd.ID != m.self {
-			return false
-		}
-	}
-	return true
-}
-
-func cmpOr[T comparable](a, b T) T {
-	var zero T
-	if a != zero {
-		return a
-	}
-	return b
 }
 
 // View returns the latest metadata this node has applied.

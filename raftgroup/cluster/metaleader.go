@@ -82,7 +82,7 @@ func (l *metaLeader) heartbeat(ctx context.Context, rep Report) (HeartbeatReply,
 	}
 	for _, r := range rep.Replicas {
 		if v.Bootstraps(ring.GroupID(r.Group), id) && r.State == "Leader" {
-			if err := l.meta.propose(ctx, appendStarted(nil, ring.GroupID(r.Group))); err != nil {
+			if err := l.meta.propose(ctx, ring.AppendStep(nil, ring.Step{Kind: ring.StepStartGroup, Group: ring.GroupID(r.Group)})); err != nil {
 				return HeartbeatReply{}, fmt.Errorf("record start of group %d: %w", r.Group, err)
 			}
 		}

@@ -87,9 +87,6 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Raft.HeartbeatTimeout == 0 {
-		o.Raft.HeartbeatTimeout = time.Second // raftgroup's default, made explicit for SetHeartbeatTimeout
-	}
 	return o
 }
 

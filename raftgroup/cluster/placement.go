@@ -168,11 +168,10 @@ func (p *placement) openReplica(v *View, g *ring.Group) (err error) {
 			ro.Join = true
 		}
 	}
-	// A group placed on this node alone (a cluster of one) elects
-	// itself after one short timeout; reconcile lengthens it before a
-	// second replica joins.
-	if len(g.Replicas) == 1 && g.Replicas[0] == p.self && len(v.State.Nodes) == 1 {
-		ro.HeartbeatTimeout = min(singleVoterHeartbeat, cmpOr(ro.HeartbeatTimeout, singleVoterHeartbeat))
+	// On a node nobody can reach (a cluster of one for good) a group
+	// elects itself after one short timeout.
+	if !p.opts.Mux.Listening() {
+		ro.HeartbeatTimeout = singleVoterHeartbeat
 	}
 	rg, err := raftgroup.Open(ro)
 	if err != nil {
@@ -277,12 +276,6 @@ func (p *placement) reconcile(r *replica, v *View, grp *ring.Group) {
 		switch {
 		case !ok:
 			allVoters = false
-			// A group that ran alone has a short election timeout; take
-			// the cluster's before a peer depends on it.
-			if err := r.rg.SetHeartbeatTimeout(p.opts.Raft.HeartbeatTimeout); err != nil { // set by withDefaults
-				log.Warn("lengthen heartbeat timeout", "err", err)
-				return
-			}
 			if err := r.rg.AddNonvoter(ctx, string(id), nd.Addr); err != nil {
 				log.Warn("add non-voter", "node", id, "err", err)
 				return

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/raftgroup/ring"
 )
 
@@ -77,6 +78,13 @@ func (r *reporter) loop() {
 		case errors.As(err, &re) && re.Code == http.StatusGone:
 			if !failing {
 				r.opts.Logger.Warn("this node was drained and removed from the cluster: stop it (its ID cannot rejoin)")
+			}
+			failing = true
+		case errors.Is(err, raftgroup.ErrUnauthenticated):
+			// Not an outage that passes: say so at once.
+			if !failing {
+				r.opts.Logger.Error("the metadata leader and this node do not share the cluster secret (or its absence): "+
+					"this node cannot join or report; give it the cluster's -raft.secret-file", "err", err)
 			}
 			failing = true
 		case !failing && r.opts.Now().Sub(started) > quietStart:

@@ -201,7 +201,7 @@ func (r *Router) route(ctx context.Context, g ring.GroupID, try func(ctx context
 		wait = min(2*wait, 400*time.Millisecond)
 	}
 	if len(errs) > 4 {
-		errs = append(errs[:2], fmt.Errorf("... %d more attempts ...", len(errs)-3), errs[len(errs)-1])
+		errs = append(errs[:2], fmt.Errorf("... %d more attempts", len(errs)-3), errs[len(errs)-1])
 	}
 	return fmt.Errorf("%w: group %d: %w", ErrUnavailable, g, errors.Join(errs...))
 }

@@ -54,22 +54,27 @@
 // until enough of them come back (or an operator runs raft's manual
 // recovery); it never replaces the last copies of data by empty replicas.
 //
-// # State format (version 1)
+// # State format (version 2)
 //
 // Integers are unsigned LEB128 varints (uvarint) unless stated; varint is
 // zig-zag; str is uvarint length then bytes (at most MaxNameBytes).
 //
-//	"myrg" | version:byte(1) | generation | replicationFactor | groupsPerNode
+//	"myrg" | version:byte(2) | generation | replicationFactor | groupsPerNode
 //	nodes:uvarint  { id:str addr:str state:byte }           sorted by id
-//	groups:uvarint { id leader:nodeIndex replicas:uvarint { nodeIndex } }
+//	groups:uvarint { id leader:nodeIndex replicas:uvarint { nodeIndex } starter:str }
 //	epochs:uvarint { generation fromMillis:varint tokens:uvarint
 //	                 { token:uint64 big-endian group } }
+//	removed:uvarint { id:str drained:byte(0|1) }            sorted by id
 //
-// nodeIndex is an index in the node list. Equal states encode to equal
-// bytes (testdata/state.golden). DecodeState checks every invariant of
-// State.
+// nodeIndex is an index in the node list; starter is empty once the group
+// started. Equal states encode to equal bytes (testdata/state.golden).
+// DecodeState checks every invariant of State. Version 1 (the same without
+// starter and removed, testdata/state-v1.golden) still decodes: the
+// metadata FSM kept those two in side maps then.
 //
 // # Step format (version 1), one metadata log entry
 //
 //	version:byte(1) | kind:byte | node:str | addr:str | state:byte | group | atMillis:varint
+//
+// kind is a StepKind (1 add-node ... 9 start-group).
 package ring

@@ -8,8 +8,12 @@ import (
 
 // Format versions. A format change bumps the version and updates doc.go
 // and the golden test together.
+//
+// State version 2 added each group's Starter and the removed nodes (they
+// were side maps of the metadata FSM); DecodeState still reads version 1
+// (without them) for the metadata written before.
 const (
-	StateVersion byte = 1
+	StateVersion byte = 2
 	StepVersion  byte = 1
 )
 
@@ -55,6 +59,7 @@ func AppendState(dst []byte, s *State) []byte {
 		for _, r := range g.Replicas {
 			dst = binary.AppendUvarint(dst, uint64(index[r]))
 		}
+		dst = appendString(dst, string(g.Starter))
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(s.Epochs)))
 	for _, e := range s.Epochs {
@@ -65,6 +70,15 @@ func AppendState(dst []byte, s *State) []byte {
 			dst = binary.BigEndian.AppendUint64(dst, t)
 			dst = binary.AppendUvarint(dst, uint64(e.Ring.groups[e.Ring.owner[i]]))
 		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.Removed)))
+	for _, r := range s.Removed {
+		dst = appendString(dst, string(r.ID))
+		drained := byte(0)
+		if r.Drained {
+			drained = 1
+		}
+		dst = append(dst, drained)
 	}
 	return dst
 }
@@ -154,7 +168,8 @@ func DecodeState(src []byte) (*State, error) {
 	if len(src) < len(stateMagic)+1 || string(src[:4]) != stateMagic {
 		return nil, r.fail("bad magic")
 	}
-	if src[4] != StateVersion {
+	version := src[4]
+	if version != 1 && version != StateVersion {
 		r.off = 4
 		return nil, r.fail("unknown version %d", src[4])
 	}
@@ -227,6 +242,13 @@ func DecodeState(src []byte) (*State, error) {
 			}
 			g.Replicas = append(g.Replicas, n)
 		}
+		if version >= 2 {
+			starter, err := r.string("group starter")
+			if err != nil {
+				return nil, err
+			}
+			g.Starter = NodeID(starter)
+		}
 		s.Groups = append(s.Groups, g)
 	}
 	ne, err := r.count("epoch count", 3+9)
@@ -262,6 +284,26 @@ func DecodeState(src []byte) (*State, error) {
 			return nil, r.fail("epoch ring: %v", err)
 		}
 		s.Epochs = append(s.Epochs, e)
+	}
+	if version >= 2 {
+		nr, err := r.count("removed count", 3)
+		if err != nil {
+			return nil, err
+		}
+		for range nr {
+			id, err := r.string("removed node")
+			if err != nil {
+				return nil, err
+			}
+			d, err := r.byte("drained flag")
+			if err != nil {
+				return nil, err
+			}
+			if d > 1 {
+				return nil, r.fail("drained flag %d", d)
+			}
+			s.Removed = append(s.Removed, Removed{ID: NodeID(id), Drained: d == 1})
+		}
 	}
 	if r.off != len(src) {
 		return nil, r.fail("%d trailing bytes", len(src)-r.off)
@@ -335,9 +377,12 @@ func (s *State) Equal(o *State) bool {
 	}
 	for i := range s.Groups {
 		a, b := s.Groups[i], o.Groups[i]
-		if a.ID != b.ID || a.Leader != b.Leader || !slices.Equal(a.Replicas, b.Replicas) {
+		if a.ID != b.ID || a.Leader != b.Leader || a.Starter != b.Starter || !slices.Equal(a.Replicas, b.Replicas) {
 			return false
 		}
+	}
+	if !slices.Equal(s.Removed, o.Removed) {
+		return false
 	}
 	for i := range s.Epochs {
 		a, b := s.Epochs[i], o.Epochs[i]

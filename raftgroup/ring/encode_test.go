@@ -22,11 +22,70 @@ func goldenState(t testing.TB) *State {
 	}
 	run(t, s, Event{Kind: EventDrain, Node: "d", AtMillis: 1_700_000_300_000})
 	run(t, s, Event{Kind: EventDead, Node: "c", AtMillis: 1_700_000_400_000})
+	if err := s.Apply(Step{Kind: StepStartGroup, Group: 1}); err != nil {
+		t.Fatal(err)
+	}
 	return s
+}
+
+// TestDecodeStateV1: a state written in version 1 (before groups had a
+// Starter and the state its removed nodes) still decodes: the same state
+// without them.
+func TestDecodeStateV1(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "state-v1.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := undump(t, string(b))
+	got, err := DecodeState(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := goldenState(t)
+	want.Generation--  // the StepStartGroup above
+	want.Removed = nil // version 1 had no removed nodes
+	for i := range want.Groups {
+		want.Groups[i].Starter = ""
+	}
+	if !got.Equal(want) {
+		t.Fatalf("version 1 state decodes to %+v, want %+v", got, want)
+	}
+}
+
+// undump reads hex.Dump's output back into bytes.
+func undump(t testing.TB, dump string) []byte {
+	t.Helper()
+	var out []byte
+	for _, line := range strings.Split(dump, "\n") {
+		if len(line) < 10 {
+			continue
+		}
+		hexPart := line[10:]
+		if i := strings.Index(hexPart, "|"); i >= 0 {
+			hexPart = hexPart[:i]
+		}
+		b, err := hex.DecodeString(strings.ReplaceAll(hexPart, " ", ""))
+		if err != nil {
+			t.Fatalf("undump %q: %v", line, err)
+		}
+		out = append(out, b...)
+	}
+	return out
 }
 
 func TestStateGolden(t *testing.T) {
 	s := goldenState(t)
+	started, pending := 0, 0
+	for _, g := range s.Groups {
+		if g.Starter == "" {
+			started++
+		} else {
+			pending++
+		}
+	}
+	if len(s.Removed) == 0 || started == 0 || pending == 0 {
+		t.Fatalf("the golden state should hold removed nodes (%v) and started (%d) and pending (%d) groups", s.Removed, started, pending)
+	}
 	got := AppendState(nil, s)
 	path := filepath.Join("testdata", "state.golden")
 	text := hex.Dump(got)
@@ -93,7 +152,7 @@ func TestDecodeStateCorrupt(t *testing.T) {
 		want string
 	}{
 		{"empty", "", "bad magic"},
-		{"version", "myrg\x02", "unknown version 2"},
+		{"version", "myrg\x03", "unknown version 3"},
 		{"trailing", string(enc) + "x", "trailing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

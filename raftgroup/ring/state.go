@@ -60,6 +60,20 @@ type Group struct {
 	// elects; the node running the group transfers leadership to the
 	// preferred leader when it is healthy.
 	Leader NodeID
+	// Starter: the node that must bootstrap the group's first replica
+	// (the node it was created on), until StepStartGroup records that it
+	// did; empty afterwards. Every other replica joins: only one replica
+	// of a group may ever bootstrap it.
+	Starter NodeID
+}
+
+// Removed is a node removed from the cluster.
+type Removed struct {
+	ID NodeID
+	// Drained: it left by a drain and may never join again under its ID;
+	// otherwise it was removed after it was declared dead and may come
+	// back (it then joins as a new member).
+	Drained bool
 }
 
 // Epoch is one token assignment and the time it took effect.
@@ -91,6 +105,9 @@ type State struct {
 	Nodes         []Node
 	Groups        []Group
 	Epochs        []Epoch
+	// Removed: the nodes removed from the cluster, sorted by ID, none of
+	// them in Nodes.
+	Removed []Removed
 }
 
 // Options configure a new State.
@@ -180,7 +197,30 @@ func (s *State) Clone() *State {
 		c.Groups[i].Replicas = slices.Clone(c.Groups[i].Replicas)
 	}
 	c.Epochs = slices.Clone(s.Epochs)
+	c.Removed = slices.Clone(s.Removed)
 	return &c
+}
+
+// removed returns the index of id in Removed, or where it would be.
+func (s *State) removed(id NodeID) (int, bool) {
+	return slices.BinarySearchFunc(s.Removed, id, func(r Removed, id NodeID) int { return compareID(r.ID, id) })
+}
+
+// WasRemoved reports whether node id was removed from the cluster, and
+// whether by a drain (it may then never join again under that ID).
+func (s *State) WasRemoved(id NodeID) (removed, drained bool) {
+	i, ok := s.removed(id)
+	if !ok {
+		return false, false
+	}
+	return true, s.Removed[i].Drained
+}
+
+// Bootstraps reports whether node must bootstrap group g: it is the
+// group's Starter and nobody has started it yet.
+func (s *State) Bootstraps(g GroupID, node NodeID) bool {
+	grp := s.Group(g)
+	return grp != nil && node != "" && grp.Starter == node
 }
 
 // ActiveNodes returns the IDs of the active nodes, sorted.
@@ -264,6 +304,20 @@ func (s *State) Validate() error {
 		}
 		if !slices.Contains(g.Replicas, g.Leader) {
 			return fmt.Errorf("%w: group %d: leader %q is not a replica", ErrInvalidState, g.ID, g.Leader)
+		}
+		if len(g.Starter) > MaxNameBytes {
+			return fmt.Errorf("%w: group %d: starter ID too long", ErrInvalidState, g.ID)
+		}
+	}
+	for i, r := range s.Removed {
+		if r.ID == "" || len(r.ID) > MaxNameBytes {
+			return fmt.Errorf("%w: removed node %d: bad ID", ErrInvalidState, i)
+		}
+		if i > 0 && r.ID <= s.Removed[i-1].ID {
+			return fmt.Errorf("%w: removed node %q not after %q", ErrInvalidState, r.ID, s.Removed[i-1].ID)
+		}
+		if s.Node(r.ID) != nil {
+			return fmt.Errorf("%w: removed node %q is a member", ErrInvalidState, r.ID)
 		}
 	}
 	for i, e := range s.Epochs {

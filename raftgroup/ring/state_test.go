@@ -93,3 +93,64 @@ func TestSetNodeAddr(t *testing.T) {
 		t.Fatalf("Plan after an address change = %v, %v; want nothing to do", steps, err)
 	}
 }
+
+// TestRemovedAndStarter: removed nodes and group starters are state: a
+// drained node never comes back, a dead one may, and a group created on a
+// node is started once.
+func TestRemovedAndStarter(t *testing.T) {
+	s := mustState(t, Options{ReplicationFactor: 1})
+	apply := func(st Step) error { return s.Apply(st) }
+	for _, st := range []Step{
+		{Kind: StepAddNode, Node: "a", Addr: "a:1"},
+		{Kind: StepAddNode, Node: "b", Addr: "b:1"},
+		{Kind: StepAddNode, Node: "c", Addr: "c:1"},
+		{Kind: StepCreateGroup, Node: "a", Group: 1, AtMillis: 1},
+	} {
+		if err := apply(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !s.Bootstraps(1, "a") || s.Bootstraps(1, "b") {
+		t.Fatal("group 1 should await node a's bootstrap")
+	}
+	for range 2 { // starting twice is harmless
+		if err := apply(Step{Kind: StepStartGroup, Group: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Bootstraps(1, "a") {
+		t.Fatal("group 1 started, yet a should bootstrap it")
+	}
+	if err := apply(Step{Kind: StepStartGroup, Group: 7}); !errors.Is(err, ErrInvalidStep) {
+		t.Fatalf("starting an unknown group: %v", err)
+	}
+	for _, st := range []Step{
+		{Kind: StepSetNodeState, Node: "b", State: NodeDraining},
+		{Kind: StepRemoveNode, Node: "b"},
+		{Kind: StepSetNodeState, Node: "c", State: NodeDead},
+		{Kind: StepRemoveNode, Node: "c"},
+	} {
+		if err := apply(st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if removed, drained := s.WasRemoved("b"); !removed || !drained {
+		t.Fatalf("b: removed %v drained %v, want a drained removal", removed, drained)
+	}
+	if removed, drained := s.WasRemoved("c"); !removed || drained {
+		t.Fatalf("c: removed %v drained %v, want a dead one's", removed, drained)
+	}
+	if err := apply(Step{Kind: StepAddNode, Node: "b", Addr: "b:2"}); !errors.Is(err, ErrInvalidStep) {
+		t.Fatalf("a drained node rejoined: %v", err)
+	}
+	if err := apply(Step{Kind: StepAddNode, Node: "c", Addr: "c:2"}); err != nil {
+		t.Fatalf("a dead node could not come back: %v", err)
+	}
+	if removed, _ := s.WasRemoved("c"); removed {
+		t.Fatal("c came back but is still listed as removed")
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	checkEncoding(t, s)
+}

@@ -34,6 +34,10 @@ const (
 	// StepSetNodeAddr sets Node's address to Addr: a node that restarts
 	// at another address keeps its ID, its replicas and its data.
 	StepSetNodeAddr StepKind = 8
+	// StepStartGroup records that Group's first replica has started (its
+	// Starter bootstrapped it): no replica may bootstrap it again. A group
+	// started already stays started.
+	StepStartGroup StepKind = 9
 )
 
 // Step is one change of the cluster metadata; only the fields its kind
@@ -65,6 +69,8 @@ func (st Step) String() string {
 		return fmt.Sprintf("transfer-leader %d to %s", st.Group, st.Node)
 	case StepSetNodeAddr:
 		return fmt.Sprintf("set-node-addr %s %s", st.Node, st.Addr)
+	case StepStartGroup:
+		return fmt.Sprintf("start-group %d", st.Group)
 	}
 	return fmt.Sprintf("Step(%d)", st.Kind)
 }
@@ -94,8 +100,18 @@ func (s *State) apply(st Step) error {
 		if node != nil {
 			return invalid("node exists")
 		}
+		// INVARIANT: a drained node's ID never comes back (IDs are
+		// unique for all time); a node removed after it was declared
+		// dead may.
+		ri, removed := s.removed(st.Node)
+		if removed && s.Removed[ri].Drained {
+			return invalid("node was drained and removed")
+		}
 		i, _ := slices.BinarySearchFunc(s.Nodes, st.Node, func(n Node, id NodeID) int { return compareID(n.ID, id) })
 		s.Nodes = slices.Insert(s.Nodes, i, Node{ID: st.Node, Addr: st.Addr, State: NodeActive})
+		if removed {
+			s.Removed = slices.Delete(s.Removed, ri, ri+1)
+		}
 	case StepSetNodeState:
 		if node == nil {
 			return invalid("unknown node")
@@ -116,8 +132,11 @@ func (s *State) apply(st Step) error {
 				return invalid("node holds a replica of group %d", g.ID)
 			}
 		}
+		drained := node.State == NodeDraining
 		i, _ := slices.BinarySearchFunc(s.Nodes, st.Node, func(n Node, id NodeID) int { return compareID(n.ID, id) })
 		s.Nodes = slices.Delete(s.Nodes, i, i+1)
+		ri, _ := s.removed(st.Node)
+		s.Removed = slices.Insert(s.Removed, ri, Removed{ID: st.Node, Drained: drained})
 	case StepCreateGroup:
 		if st.Group == 0 || group != nil {
 			return invalid("group exists or is 0")
@@ -131,7 +150,7 @@ func (s *State) apply(st Step) error {
 			from = max(from, s.Epochs[len(s.Epochs)-1].FromMillis)
 		}
 		i, _ := slices.BinarySearchFunc(s.Groups, st.Group, func(g Group, id GroupID) int { return cmpInt(g.ID, id) })
-		s.Groups = slices.Insert(s.Groups, i, Group{ID: st.Group, Replicas: []NodeID{st.Node}, Leader: st.Node})
+		s.Groups = slices.Insert(s.Groups, i, Group{ID: st.Group, Replicas: []NodeID{st.Node}, Leader: st.Node, Starter: st.Node})
 		s.Epochs = append(s.Epochs, Epoch{Generation: s.Generation + 1, FromMillis: from, Ring: s.Ring().withGroup(st.Group)})
 	case StepAddReplica:
 		if group == nil {
@@ -183,6 +202,11 @@ func (s *State) apply(st Step) error {
 			return invalid("bad address")
 		}
 		node.Addr = st.Addr
+	case StepStartGroup:
+		if group == nil {
+			return invalid("unknown group")
+		}
+		group.Starter = ""
 	default:
 		return invalid("unknown kind %d", st.Kind)
 	}

@@ -90,29 +90,41 @@ func NewDecoder(opts Options) (*Decoder, error) {
 // bodies stop one byte past it.
 func (d *Decoder) MaxCompressedBytes() int { return d.opts.MaxCompressedBytes }
 
-// Decode decompresses body, a snappy block (not the framed stream
-// format), into r's reusable buffer and decodes it with r.Unmarshal. The
-// size limits are checked before anything is allocated, so a snappy bomb
-// costs a few bytes of header parsing. body is not retained.
-func (d *Decoder) Decode(r *Request, body []byte) error {
-	r.Reset()
+// DecodedLen checks body's size and snappy header against the limits and
+// returns the uncompressed length it announces, which Decode will
+// allocate (if the Request's buffer is smaller): a caller that accounts
+// for memory reserves it first. It allocates nothing but its error.
+func (d *Decoder) DecodedLen(body []byte) (int, error) {
 	if len(body) > d.opts.MaxCompressedBytes {
-		return fmt.Errorf("%w: compressed body of %d bytes exceeds the limit of %d bytes",
+		return 0, fmt.Errorf("%w: compressed body of %d bytes exceeds the limit of %d bytes",
 			ErrTooLarge, len(body), d.opts.MaxCompressedBytes)
 	}
 	n, err := snappy.DecodedLen(body)
 	if err != nil {
-		return fmt.Errorf("%w: header: %v", ErrSnappy, err)
+		return 0, fmt.Errorf("%w: header: %v", ErrSnappy, err)
 	}
 	if n > d.opts.MaxDecompressedBytes {
-		return fmt.Errorf("%w: snappy header announces %d uncompressed bytes, over the limit of %d bytes",
+		return 0, fmt.Errorf("%w: snappy header announces %d uncompressed bytes, over the limit of %d bytes",
 			ErrTooLarge, n, d.opts.MaxDecompressedBytes)
 	}
 	// Without this check a 20-byte body announcing MaxDecompressedBytes
 	// would make us allocate that much before the decoder finds it empty.
 	if n > maxSnappyExpansion*len(body) {
-		return fmt.Errorf("%w: header announces %d bytes, more than snappy can encode in %d",
+		return 0, fmt.Errorf("%w: header announces %d bytes, more than snappy can encode in %d",
 			ErrSnappy, n, len(body))
+	}
+	return n, nil
+}
+
+// Decode decompresses body, a snappy block (not the framed stream
+// format), into r's reusable buffer and decodes it with r.Unmarshal. The
+// size limits are checked before anything is allocated (DecodedLen), so a
+// snappy bomb costs a few bytes of header parsing. body is not retained.
+func (d *Decoder) Decode(r *Request, body []byte) error {
+	r.Reset()
+	n, err := d.DecodedLen(body)
+	if err != nil {
+		return err
 	}
 	if cap(r.buf) < n {
 		r.buf = make([]byte, n)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -452,15 +453,29 @@ func TestMemoryBudget(t *testing.T) {
 		{"empty labels", emptyLabels(200000), ErrTooLarge, 0},
 		{"empty series", []byte(strings.Repeat("\x0a\x00", 200000)), ErrTooLarge, 0},
 		{"empty samples", wrap(pseries([]byte(strings.Repeat("\x12\x00", 200000)))), nil, 8.1},
+		{"one-label series", []byte(strings.Repeat(string(wrap(pseries(pbytes(nil, 1, plabel("a", "b")), pbytes(nil, 2, psample(1, 1))))), 100000)), nil, 7.4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var r Request
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			alloc0 := ms.TotalAlloc
 			err := r.Unmarshal(tc.in)
+			runtime.ReadMemStats(&ms)
+			// A cold Request allocates what the body needs once (presize),
+			// and nothing for a body over the budget.
+			alloc := int(ms.TotalAlloc - alloc0)
 			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 			if err != nil {
+				if alloc > 4<<10 {
+					t.Errorf("allocated %d bytes to refuse a body of %d", alloc, len(tc.in))
+				}
 				return
+			}
+			if exact := r.RetainedBytes(); alloc > exact+exact/16+4<<10 {
+				t.Errorf("allocated %d bytes for %d bytes of buffers", alloc, exact)
 			}
 			used := memPerByte*len(tc.in) + memSlack - r.budget
 			perByte := float64(used) / float64(len(tc.in))

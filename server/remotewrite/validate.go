@@ -114,8 +114,27 @@ func (e *SeriesError) Error() string {
 
 func (e *SeriesError) Unwrap() error { return e.Err }
 
-func seriesErr(err error, ls []Label, detail string) error {
-	return &SeriesError{Err: err, Detail: detail, Series: renderLabels(ls)}
+// seriesErr returns a *SeriesError for sentinel err, or err itself
+// without detail (CheckSeries).
+func seriesErr(err error, detail bool, ls []Label, what string) error {
+	if !detail {
+		return err
+	}
+	return &SeriesError{Err: err, Detail: what, Series: renderLabels(ls)}
+}
+
+// labelDetail says which label of a series has problem err: lb, after
+// prev.
+func labelDetail(err error, lb Label, prev []byte, maxNameBytes, maxValueBytes int) string {
+	switch err {
+	case ErrLabelNameTooLong:
+		return fmt.Sprintf("label %s of %d bytes, limit %d", quote(lb.Name), len(lb.Name), maxNameBytes)
+	case ErrLabelValueTooLong:
+		return fmt.Sprintf("label %s value of %d bytes, limit %d", quote(lb.Name), len(lb.Value), maxValueBytes)
+	case ErrUnsortedLabels:
+		return fmt.Sprintf("label %s after %s", quote(lb.Name), quote(prev))
+	}
+	return "label " + quote(lb.Name)
 }
 
 // ValidateLabels checks the labels of one series, in wire order, with
@@ -127,14 +146,23 @@ func seriesErr(err error, ls []Label, detail string) error {
 // long, value not UTF-8, value too long, unsorted, duplicate.
 // It allocates only for the error.
 func (l *Limits) ValidateLabels(ls []Label) error {
-	return l.validateLabels(ls, false)
+	return l.validateLabels(ls, false, true)
 }
 
 // ValidateSeries is ValidateLabels(s.Labels), faster: when s.Key is all
 // ASCII, as nearly every real label set is, one pass over it replaces a
 // UTF-8 check per name and value (those were 8% of the write path).
 func (l *Limits) ValidateSeries(s *Series) error {
-	return l.validateLabels(s.Labels, asciiKey(s.Key, s.KeyLabels))
+	return l.validateLabels(s.Labels, asciiKey(s.Key, s.KeyLabels), true)
+}
+
+// CheckSeries is ValidateSeries without the detail: it returns the bare
+// sentinel of the same problem (ErrMissingName, ...) and never
+// allocates. A request may refuse millions of series: the server says
+// which was the first (ValidateSeries of that one) and counts the rest,
+// so a refusal costs no error value or rendered label set.
+func (l *Limits) CheckSeries(s *Series) error {
+	return l.validateLabels(s.Labels, asciiKey(s.Key, s.KeyLabels), false)
 }
 
 // asciiKey reports whether the names and values in a Series.Key of n
@@ -173,8 +201,9 @@ func asciiKey(key []byte, n int) bool {
 }
 
 // validateLabels is ValidateLabels; ascii says that every name and value
-// is known to be ASCII.
-func (l *Limits) validateLabels(ls []Label, ascii bool) error {
+// is known to be ASCII; without detail it returns the bare sentinel
+// (CheckSeries).
+func (l *Limits) validateLabels(ls []Label, ascii, detail bool) error {
 	// Zero fields mean defaults, read field by field: a withDefaults copy
 	// of Limits per series cost 10% of decoding + validation.
 	maxNames := orDefault(l.MaxLabelNames, DefaultMaxLabelNames)
@@ -192,13 +221,16 @@ func (l *Limits) validateLabels(ls []Label, ascii bool) error {
 		}
 	}
 	if name == nil {
-		return seriesErr(ErrMissingName, ls, "")
+		return seriesErr(ErrMissingName, detail, ls, "")
 	}
 	if !validName(name, l.LegacyNames, true, ascii) {
-		return seriesErr(ErrInvalidMetricName, ls, "")
+		return seriesErr(ErrInvalidMetricName, detail, ls, "")
 	}
 	if n > maxNames {
-		return seriesErr(ErrTooManyLabels, ls, fmt.Sprintf("%d labels, limit %d", n, maxNames))
+		if !detail {
+			return ErrTooManyLabels
+		}
+		return seriesErr(ErrTooManyLabels, detail, ls, fmt.Sprintf("%d labels, limit %d", n, maxNames))
 	}
 	var prev []byte
 	first := true
@@ -206,23 +238,29 @@ func (l *Limits) validateLabels(ls []Label, ascii bool) error {
 		if len(lb.Value) == 0 {
 			continue
 		}
+		var err error
 		switch {
 		case !validName(lb.Name, l.LegacyNames, false, ascii):
-			return seriesErr(ErrInvalidLabelName, ls, "label "+quote(lb.Name))
+			err = ErrInvalidLabelName
 		case len(lb.Name) > maxNameBytes:
-			return seriesErr(ErrLabelNameTooLong, ls, fmt.Sprintf("label %s of %d bytes, limit %d", quote(lb.Name), len(lb.Name), maxNameBytes))
+			err = ErrLabelNameTooLong
 		case !ascii && !utf8.Valid(lb.Value):
-			return seriesErr(ErrInvalidLabelValue, ls, "label "+quote(lb.Name))
+			err = ErrInvalidLabelValue
 		case len(lb.Value) > maxValueBytes:
-			return seriesErr(ErrLabelValueTooLong, ls, fmt.Sprintf("label %s value of %d bytes, limit %d", quote(lb.Name), len(lb.Value), maxValueBytes))
-		}
-		if !first {
+			err = ErrLabelValueTooLong
+		case !first:
 			switch c := bytes.Compare(prev, lb.Name); {
 			case c > 0:
-				return seriesErr(ErrUnsortedLabels, ls, fmt.Sprintf("label %s after %s", quote(lb.Name), quote(prev)))
+				err = ErrUnsortedLabels
 			case c == 0:
-				return seriesErr(ErrDuplicateLabel, ls, "label "+quote(lb.Name))
+				err = ErrDuplicateLabel
 			}
+		}
+		if err != nil {
+			if !detail {
+				return err
+			}
+			return seriesErr(err, detail, ls, labelDetail(err, lb, prev, maxNameBytes, maxValueBytes))
 		}
 		prev, first = lb.Name, false
 	}
@@ -243,6 +281,16 @@ func orDefault(v, def int) int {
 // *SeriesError. Out-of-order and duplicate samples are the engine's to
 // judge, not checked here.
 func (l *Limits) ValidateSamples(ls []Label, ss []Sample, now time.Time) error {
+	return l.validateSamples(ls, ss, now, true)
+}
+
+// CheckSamples is ValidateSamples without the detail: the bare sentinel
+// of the same problem, and no allocation (see CheckSeries).
+func (l *Limits) CheckSamples(ss []Sample, now time.Time) error {
+	return l.validateSamples(nil, ss, now, false)
+}
+
+func (l *Limits) validateSamples(ls []Label, ss []Sample, now time.Time, detail bool) error {
 	skew := l.MaxFutureSkew
 	if skew == 0 {
 		skew = DefaultMaxFutureSkew
@@ -250,15 +298,21 @@ func (l *Limits) ValidateSamples(ls []Label, ss []Sample, now time.Time) error {
 	maxT := now.Add(skew).UnixMilli()
 	for i, s := range ss {
 		if s.T > maxT {
+			if !detail {
+				return ErrTooFarInFuture
+			}
 			ahead := fmt.Sprintf("%d ms", s.T-now.UnixMilli())
 			if d := s.T - now.UnixMilli(); d > 0 && d < math.MaxInt64/int64(time.Millisecond) {
 				ahead = (time.Duration(d) * time.Millisecond).String()
 			}
-			return seriesErr(ErrTooFarInFuture, ls, fmt.Sprintf("sample %d at %d ms is %s ahead of now, limit %v",
+			return seriesErr(ErrTooFarInFuture, detail, ls, fmt.Sprintf("sample %d at %d ms is %s ahead of now, limit %v",
 				i, s.T, ahead, skew))
 		}
 		if s.T < MinTimestamp || s.T > MaxTimestamp {
-			return seriesErr(ErrTimestampUnreadable, ls, fmt.Sprintf("sample %d at %d ms; queries read %d to %d ms, 1677-09-21 to 2262-04-11",
+			if !detail {
+				return ErrTimestampUnreadable
+			}
+			return seriesErr(ErrTimestampUnreadable, detail, ls, fmt.Sprintf("sample %d at %d ms; queries read %d to %d ms, 1677-09-21 to 2262-04-11",
 				i, s.T, int64(MinTimestamp), int64(MaxTimestamp)))
 		}
 	}

@@ -60,8 +60,17 @@ func TestValidateLabels(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.lim.ValidateLabels(tc.in)
 			key, n := appendHashInput(nil, tc.in)
-			if err2 := tc.lim.ValidateSeries(&Series{Labels: tc.in, Key: key, KeyLabels: n}); fmt.Sprint(err2) != fmt.Sprint(err) {
+			s := &Series{Labels: tc.in, Key: key, KeyLabels: n}
+			if err2 := tc.lim.ValidateSeries(s); fmt.Sprint(err2) != fmt.Sprint(err) {
 				t.Fatalf("ValidateSeries: %v, ValidateLabels: %v", err2, err)
+			}
+			// CheckSeries: the bare sentinel of the same problem, for free.
+			var check error
+			if allocs := testing.AllocsPerRun(10, func() { check = tc.lim.CheckSeries(s) }); allocs != 0 {
+				t.Errorf("CheckSeries allocated %v times", allocs)
+			}
+			if check != tc.want {
+				t.Fatalf("CheckSeries: %v, want %v", check, tc.want)
 			}
 			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
@@ -109,6 +118,13 @@ func TestValidateSamples(t *testing.T) {
 			err := tc.lim.ValidateSamples(ls, tc.in, now)
 			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
 				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			var check error
+			if allocs := testing.AllocsPerRun(10, func() { check = tc.lim.CheckSamples(tc.in, now) }); allocs != 0 {
+				t.Errorf("CheckSamples allocated %v times", allocs)
+			}
+			if check != tc.want {
+				t.Fatalf("CheckSamples: %v, want %v", check, tc.want)
 			}
 			if err != nil && !strings.Contains(err.Error(), `{__name__="up"}`) {
 				t.Errorf("error %q does not name the series", err)

@@ -3,6 +3,13 @@
 // carries it to code behind interfaces without one (storage.Queryable).
 // It sits below every room of server/ so that each may import it, and
 // imports nothing of the module.
+//
+// A read may name several tenants joined by '|' ("a|b", Cortex's and
+// Mimir's tenant federation) where the server allows it (with auth on,
+// for a token that grants each of them): SetFromRequest and ParseSet
+// read such an ID, and its normal form (sorted, no duplicates) is what
+// the context carries; Split takes it apart. Everywhere else an ID names
+// exactly one tenant and '|' is refused.
 package tenant
 
 import (
@@ -10,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -21,6 +29,10 @@ const Default = "anonymous"
 
 // maxLength is Cortex's limit on tenant IDs.
 const maxLength = 150
+
+// Sep joins the tenants of a federated read in one ID, as in Cortex and
+// Mimir.
+const Sep = "|"
 
 var (
 	// ErrMissing is returned for a request without a tenant header.
@@ -37,9 +49,9 @@ var (
 // tenant IDs safe as path elements and label values.
 //
 // '|' is refused like any other character outside the set: Cortex and
-// Mimir read "a|b" as several tenants for a federated query, which Myelin
-// does not support; the error says so rather than treat it as one
-// tenant's name.
+// Mimir read "a|b" as several tenants for a federated query, which only
+// reads with auth on may do (ParseSet); the error says so rather than
+// treat it as one tenant's name.
 func Validate(id string) error {
 	switch {
 	case id == "":
@@ -49,7 +61,7 @@ func Validate(id string) error {
 	case id == "." || id == "..":
 		return fmt.Errorf("tenant: ID %q is not allowed", id)
 	case strings.IndexByte(id, '|') >= 0:
-		return fmt.Errorf("tenant: ID %q names several tenants: queries across tenants (tenant federation) are not supported", id)
+		return fmt.Errorf("tenant: ID %q names several tenants: only a query whose auth token grants each of them may read several at once (tenant federation)", id)
 	}
 	for i := 0; i < len(id); i++ {
 		if !validChar(id[i]) {
@@ -91,16 +103,70 @@ func FromRequest(r *http.Request, multiTenant bool) (string, error) {
 	if !multiTenant {
 		return Default, nil
 	}
-	ids := r.Header.Values(Header)
-	if len(ids) > 1 {
-		return "", fmt.Errorf("%w: %d of them; send exactly one", ErrManyHeaders, len(ids))
-	}
-	var id string
-	if len(ids) == 1 {
-		id = ids[0]
+	id, err := oneHeader(r)
+	if err != nil {
+		return "", err
 	}
 	if err := Validate(id); err != nil {
 		return "", err
 	}
 	return id, nil
+}
+
+// ParseSet reads the ID of a read that may name several tenants joined by
+// Sep: each must be valid (Validate). It returns them sorted, without
+// duplicates, so "b|a|b" and "a|b" are the same set.
+func ParseSet(id string) ([]string, error) {
+	if id == "" {
+		return nil, ErrMissing
+	}
+	ids := strings.Split(id, Sep)
+	for _, t := range ids {
+		if t == "" {
+			return nil, fmt.Errorf("tenant: ID %q has an empty tenant between '|'", id)
+		}
+		if err := Validate(t); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// Join returns the ID of a set of tenants as ParseSet returns them: one
+// tenant's ID, or several joined by Sep.
+func Join(ids []string) string { return strings.Join(ids, Sep) }
+
+// Split returns the tenants of an ID in normal form (from SetFromRequest
+// or Join): one unless it names several.
+func Split(id string) []string { return strings.Split(id, Sep) }
+
+// SetFromRequest is FromRequest for a read that may name several tenants
+// ("a|b"): it returns the ID in normal form (ParseSet, then Join).
+func SetFromRequest(r *http.Request, multiTenant bool) (string, error) {
+	if !multiTenant {
+		return Default, nil
+	}
+	id, err := oneHeader(r)
+	if err != nil {
+		return "", err
+	}
+	ids, err := ParseSet(id)
+	if err != nil {
+		return "", err
+	}
+	return Join(ids), nil
+}
+
+// oneHeader returns the value of the request's tenant header ("" if
+// none), refusing several headers.
+func oneHeader(r *http.Request) (string, error) {
+	ids := r.Header.Values(Header)
+	if len(ids) > 1 {
+		return "", fmt.Errorf("%w: %d of them; send exactly one", ErrManyHeaders, len(ids))
+	}
+	if len(ids) == 1 {
+		return ids[0], nil
+	}
+	return "", nil
 }

@@ -52,3 +52,50 @@ func TestFromRequest(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, Default, id)
 }
+
+func TestParseSet(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		id      string
+		want    []string
+		wantErr string
+	}{
+		{"one", "a", []string{"a"}, ""},
+		{"two", "b|a", []string{"a", "b"}, ""},
+		{"duplicates", "b|a|b", []string{"a", "b"}, ""},
+		{"empty", "", nil, "missing X-Scope-OrgID"},
+		{"empty part", "a||b", nil, "empty tenant"},
+		{"trailing", "a|", nil, "empty tenant"},
+		{"bad part", "a|b/c", nil, "unsupported character '/'"},
+		{"dot part", "a|..", nil, "not allowed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseSet(tc.id)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+			require.Equal(t, got, Split(Join(got)))
+		})
+	}
+}
+
+func TestSetFromRequest(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	_, err := SetFromRequest(r, true)
+	require.ErrorIs(t, err, ErrMissing)
+	r.Header.Set(Header, "b|a")
+	id, err := SetFromRequest(r, true)
+	require.NoError(t, err)
+	require.Equal(t, "a|b", id)
+	_, err = FromRequest(r, true)
+	require.ErrorContains(t, err, "tenant federation", "FromRequest names one tenant")
+	id, err = SetFromRequest(r, false)
+	require.NoError(t, err)
+	require.Equal(t, Default, id)
+	r.Header.Add(Header, "c")
+	_, err = SetFromRequest(r, true)
+	require.ErrorIs(t, err, ErrManyHeaders)
+}

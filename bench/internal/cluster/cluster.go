@@ -3,6 +3,8 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -128,6 +130,16 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	extra := opts.Args
+	if !opts.Plain {
+		// A listening node needs a credential: every node gets one
+		// cluster secret, as a user's cluster would.
+		secret, err := writeSecret(opts.Dir)
+		if err != nil {
+			return nil, err
+		}
+		extra = append([]string{"-raft.secret-file=" + secret}, extra...)
+	}
 	c := &Cluster{}
 	t0 := time.Now()
 	for i := range opts.Nodes {
@@ -141,7 +153,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		if i > 0 {
 			join = c.Nodes[0].RaftAddr
 		}
-		args := Args(*n, opts.Plain, join, opts.Args)
+		args := Args(*n, opts.Plain, join, extra)
 		opts.Log("start %s: %s %v", n.ID, opts.Bin, args)
 		if err := n.start(opts.Bin, args); err != nil {
 			return nil, errors.Join(err, c.Stop())
@@ -160,6 +172,23 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	c.ReadyAfter = time.Since(t0)
 	return c, nil
+}
+
+// writeSecret writes a new cluster secret (32 random bytes in hex) to
+// dir/cluster-secret, readable by its owner only, and returns the path.
+func writeSecret(dir string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "cluster-secret")
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write cluster secret: %w", err)
+	}
+	return path, nil
 }
 
 // freeAddrs returns n distinct free loopback addresses. All are held open

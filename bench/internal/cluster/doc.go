@@ -9,13 +9,15 @@
 //
 // Caller protocol:
 //
-//  1. Start with Options: for a cluster it starts node n1, waits for its
-//     /ready, then starts n2..nN one after another with -cluster.join
-//     naming n1's Raft address, each waiting for its /ready, and then
-//     polls n1's /ring?format=json until Ring.Ready: converged, every
-//     node listed and active, every group with a leader (or fails after
-//     Options.ReadyTimeout with the last JSON). Plain mode starts one node
-//     without cluster flags and waits for /ready only.
+//  1. Start with Options: for a cluster it writes a cluster secret to
+//     Dir/cluster-secret for every node's -raft.secret-file, starts node
+//     n1, waits for its /ready, then starts n2..nN one after another with
+//     -cluster.join naming n1's Raft address, each waiting for its
+//     /ready, and then polls n1's /ring?format=json until Ring.Ready:
+//     converged, every node listed and active, every group with a leader
+//     (or fails after Options.ReadyTimeout with the last JSON). Plain
+//     mode starts one node without cluster flags and waits for /ready
+//     only.
 //  2. Use Nodes (addresses, PIDs, data directories) to send, measure and
 //     query.
 //  3. Stop: SIGTERM to every node at once, then wait; a node still running

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/server/auth"
+	"github.com/myelindb/myelin/server/ui"
+)
+
+// Tenants of the auth tests: alpha's data must never reach a request
+// that may not read it, nor its name or its metric's.
+const (
+	alpha       = "tenant-alpha"
+	alphaMetric = "secret_alpha_metric"
+	bravo       = "tenant-bravo"
+)
+
+// writeAuthFile writes an auth config of one token per entry (the
+// entries' hashes are filled in) and returns its path and the tokens by
+// entry name.
+func writeAuthFile(t *testing.T, entries []auth.Entry) (string, map[string]string) {
+	t.Helper()
+	tokens := map[string]string{}
+	for i := range entries {
+		tok, err := auth.NewToken(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[entries[i].Name] = tok
+		entries[i].Hash = auth.Hash(tok)
+	}
+	b, err := yaml.Marshal(authFile{Tokens: entries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "auth.yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, tokens
+}
+
+// matrixEntries: a token per scope (the tenant scopes on alpha), and
+// "wrong-tenant", every tenant scope on bravo.
+func matrixEntries() []auth.Entry {
+	var es []auth.Entry
+	for _, s := range auth.Scopes {
+		e := auth.Entry{Name: string(s), Scopes: []auth.Scope{s}}
+		if s != auth.ScopeMetrics && s != auth.ScopeAdmin {
+			e.Tenants = []string{alpha}
+		}
+		es = append(es, e)
+	}
+	return append(es, auth.Entry{Name: "wrong-tenant", Tenants: []string{bravo},
+		Scopes: []auth.Scope{auth.ScopeWrite, auth.ScopeRead, auth.ScopeRules, auth.ScopeAlertmanager}})
+}
+
+// startAuthNode opens a node as run does, with the auth config at path
+// and a failed-attempt limit high enough for a test's hundreds of
+// refused requests from one address (TestAuthRateLimit tests the limit).
+func startAuthNode(t *testing.T, path string) (*handler, string) {
+	t.Helper()
+	cfg, _, err := parseFlags([]string{"-data.dir", t.TempDir(), "-auth.config-file", path}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _, err := loadAuthFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	gate := server.NewAuthGate(server.AuthOptions{Keys: keys, Limiter: auth.LimiterOptions{Burst: 1 << 20}, Registerer: reg})
+	nodeID, err := resolveNodeID(cfg.dataDir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := openNode(t.Context(), cfg, nodeID, logger, reg, func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.close(); err != nil {
+			t.Error(err)
+		}
+	})
+	h := newHandler()
+	if err := h.install(n, cfg, gate, reg, logger); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	deadline := time.Now().Add(20 * time.Second)
+	for n.api.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("node not ready: %v", n.api.Ready())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return h, srv.URL
+}
+
+// sampleRequest is a request to a route that its need allows, and the
+// status it gets then.
+type sampleRequest struct {
+	method, path string
+	body         []byte
+	code         int
+}
+
+// sampleRequests has one request per registered pattern. A pattern
+// missing here fails TestAuthRoutes: a new route must say what an
+// allowed request gets.
+func sampleRequests(t *testing.T) map[string]sampleRequest {
+	push := pushBody(t, alphaMetric, 5000)
+	query := "/api/v1/query?query=" + alphaMetric + "&time=10"
+	page, err := ui.New(func() ui.NodeInfo { return ui.NodeInfo{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]sampleRequest{
+		"GET /{$}":                  {"GET", "/", nil, 200},
+		"GET /ui/":                  {"GET", page.AssetPaths()[0], nil, 200},
+		"GET /api/v1/auth/whoami":   {"GET", "/api/v1/auth/whoami", nil, 200},
+		"GET /ready":                {"GET", "/ready", nil, 200},
+		"GET /config":               {"GET", "/config", nil, 200},
+		"GET /ring":                 {"GET", "/ring", nil, 200},
+		"GET /status/tenants":       {"GET", "/status/tenants", nil, 200},
+		"POST /admin/cluster/drain": {"POST", "/admin/cluster/drain", nil, 400}, // no ?node: drains nothing
+		"GET /admin/raft/status":    {"GET", "/admin/raft/status", nil, 200},
+		"GET /admin/raft/data":      {"GET", "/admin/raft/data?group=1", nil, 200},
+		"/debug/pprof/":             {"GET", "/debug/pprof/", nil, 200},
+		"/debug/pprof/cmdline":      {"GET", "/debug/pprof/cmdline", nil, 200},
+		"/debug/pprof/profile":      {"GET", "/debug/pprof/profile?seconds=1", nil, 200},
+		"/debug/pprof/symbol":       {"GET", "/debug/pprof/symbol", nil, 200},
+		"/debug/pprof/trace":        {"GET", "/debug/pprof/trace?seconds=0.05", nil, 200},
+		"GET /metrics":              {"GET", "/metrics", nil, 200},
+		"/api/v1/push":              {"POST", "/api/v1/push", push, 204},
+		"/api/v1/write":             {"POST", "/api/v1/write", push, 204},
+		"/prometheus/api/v1/push":   {"POST", "/prometheus/api/v1/push", push, 204},
+		"/prometheus/api/v1/write":  {"POST", "/prometheus/api/v1/write", push, 204},
+		"/api/v1/":                  {"GET", query, nil, 200},
+		"/prometheus/api/v1/":       {"GET", "/prometheus" + query, nil, 200},
+	}
+}
+
+// authDo sends a request with the token (none if "") and tenant header
+// (none if ""), and returns the status and body.
+func authDo(t *testing.T, base, method, path, token, org string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if org != "" {
+		req.Header.Set("X-Scope-OrgID", org)
+	}
+	if body != nil {
+		req.Header.Set("Content-Encoding", "snappy")
+		req.Header.Set("Content-Type", "application/x-protobuf")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestAuthRoutes walks every route install registered (h.routes, not a
+// list of ours) with no token, a token of another tenant, and a token of
+// each scope, and requires exactly the status the route's need gives,
+// and no body with alpha's name or data for a request that may not read
+// alpha.
+func TestAuthRoutes(t *testing.T) {
+	path, tokens := writeAuthFile(t, matrixEntries())
+	h, base := startAuthNode(t, path)
+	// alpha's data, for the answers to leak.
+	if code, body := authDo(t, base, "POST", "/api/v1/push", tokens["write"], alpha, pushBody(t, alphaMetric, 5000)); code != 204 {
+		t.Fatalf("push as alpha: %d %s", code, body)
+	}
+	if code, body := authDo(t, base, "GET", "/api/v1/query?query="+alphaMetric+"&time=10", tokens["read"], alpha, nil); code != 200 || !strings.Contains(body, alphaMetric) {
+		t.Fatalf("alpha cannot read its data: %d %s", code, body)
+	}
+	samples := sampleRequests(t)
+	if len(h.routes) < len(samples) {
+		t.Fatalf("%d routes registered, fewer than the %d sample requests", len(h.routes), len(samples))
+	}
+	type cred struct {
+		name, token, org string
+		readsAlpha       bool // may see alpha's name and data
+		grantsAlpha      bool // alpha is one of the token's tenants, which whoami names
+	}
+	creds := []cred{{name: "no token"}, {name: "wrong tenant", token: tokens["wrong-tenant"], org: alpha}}
+	for _, s := range auth.Scopes {
+		creds = append(creds, cred{name: "scope " + string(s), token: tokens[string(s)], org: alpha,
+			readsAlpha:  s == auth.ScopeRead || s == auth.ScopeMetrics || s == auth.ScopeAdmin,
+			grantsAlpha: s != auth.ScopeMetrics && s != auth.ScopeAdmin})
+	}
+	for _, rt := range h.routes {
+		req, ok := samples[rt.pattern]
+		if !ok {
+			t.Errorf("route %q (%s) has no sample request in sampleRequests", rt.pattern, rt.need)
+			continue
+		}
+		for _, c := range creds {
+			t.Run(rt.pattern+"/"+c.name, func(t *testing.T) {
+				want := wantStatus(rt.need, c.name, req.code)
+				code, body := authDo(t, base, req.method, req.path, c.token, c.org, req.body)
+				if code != want {
+					t.Fatalf("%s %s as %s = %d, want %d: %s", req.method, req.path, c.name, code, want, truncate([]byte(body)))
+				}
+				ownName := rt.need == auth.Token && c.grantsAlpha
+				if !c.readsAlpha && ((strings.Contains(body, alpha) && !ownName) || strings.Contains(body, alphaMetric)) {
+					t.Fatalf("%s %s as %s: the answer holds alpha's name or data:\n%s", req.method, req.path, c.name, truncate([]byte(body)))
+				}
+			})
+		}
+	}
+	// Federation reaches only tenants the token grants.
+	for _, tc := range []struct {
+		token, org string
+		want       int
+	}{
+		{tokens["wrong-tenant"], bravo + "|" + alpha, 403},
+		{tokens["read"], alpha + "|" + bravo, 403},
+		{tokens["read"], alpha + "|" + alpha, 200},
+	} {
+		code, body := authDo(t, base, "GET", "/api/v1/query?query=count(up)", tc.token, tc.org, nil)
+		if code != tc.want || (code != 200 && strings.Contains(body, alpha)) {
+			t.Errorf("query as %s = %d %s, want %d", tc.org, code, body, tc.want)
+		}
+	}
+	// bravo's own reads see nothing of alpha.
+	for _, p := range []string{"/api/v1/query?query={__name__=~\".%2B\"}", "/api/v1/labels", "/api/v1/label/__name__/values", "/api/v1/series?match[]={__name__=~\".%2B\"}"} {
+		code, body := authDo(t, base, "GET", p, tokens["wrong-tenant"], bravo, nil)
+		if code != 200 || strings.Contains(body, alphaMetric) {
+			t.Errorf("GET %s as bravo = %d %s", p, code, body)
+		}
+	}
+}
+
+// wantStatus is the status a request to a route that needs n gets with
+// credential cred, if code is what an allowed request gets.
+func wantStatus(n auth.Need, cred string, code int) int {
+	if n == auth.Public {
+		return code
+	}
+	var allowed bool
+	switch cred {
+	case "no token":
+		return http.StatusUnauthorized
+	}
+	if n == auth.Token {
+		return code // any valid token
+	}
+	switch cred {
+	case "wrong tenant":
+		allowed = false // a tenant scope on bravo, asking for alpha; no admin
+	case "scope write":
+		allowed = n == auth.Write
+	case "scope read":
+		allowed = n == auth.Read
+	case "scope metrics":
+		allowed = n == auth.Metrics
+	case "scope admin":
+		allowed = n == auth.Admin || n == auth.Metrics
+	}
+	if !allowed {
+		return http.StatusForbidden
+	}
+	return code
+}
+
+// TestAuthRunFile starts run with -auth.config-file as a user would:
+// a token added to the file with 'myelin token create -file' works once
+// the file is polled, a broken file keeps the last good keys and says so
+// on /metrics and in the log, and the default failed-attempt limit
+// answers 429 after 20 failures.
+func TestAuthRunFile(t *testing.T) {
+	path, tokens := writeAuthFile(t, []auth.Entry{
+		{Name: "ops", Scopes: []auth.Scope{auth.ScopeAdmin}},
+		{Name: "a", Tenants: []string{"a"}, Scopes: []auth.Scope{auth.ScopeRead, auth.ScopeWrite}},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := newLogWatcher()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0",
+			"-auth.config-file", path, "-auth.config-reload-interval", "50ms"}, io.Discard, stderr)
+	}()
+	addr := stderr.addr(t, done)
+	waitReady(t, addr)
+	base := "http://" + addr
+	metric := func(name string) string {
+		_, body := authDo(t, base, "GET", "/metrics", tokens["ops"], "", nil)
+		for line := range strings.Lines(body) {
+			if strings.HasPrefix(line, name+" ") {
+				return strings.TrimSpace(strings.TrimPrefix(line, name))
+			}
+		}
+		return ""
+	}
+	if code, _ := authDo(t, base, "POST", "/api/v1/push", tokens["a"], "", pushBody(t, "up", 1000)); code != 204 {
+		t.Fatalf("push with the tenant from the token: %d", code)
+	}
+
+	// Add a token with `myelin token create -file`, as the README says.
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"token", "create", "-tenant", "b", "-scopes", "read", "-file", path}, &out, &errOut); err != nil {
+		t.Fatalf("token create: %v %s", err, errOut.String())
+	}
+	tokB := strings.TrimSpace(out.String())
+	// Wait on /metrics, not by trying the token: each 401 would count
+	// against the failed-attempt limit tested below.
+	waitFor(t, 10*time.Second, "a reload", func() bool {
+		return metric(`myelin_auth_config_reloads_total{result="success"}`) == "1"
+	})
+	if code, _ := authDo(t, base, "GET", "/api/v1/labels", tokB, "", nil); code != 200 {
+		t.Fatalf("the new token after the reload: %d", code)
+	}
+
+	// A broken file: the old keys stay, /metrics and the log say so.
+	if err := os.WriteFile(path, []byte("tokens:\n  - name: x\n    hash: sha256:zz\n    scopes: [admin]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the failed reload on /metrics", func() bool {
+		return metric("myelin_auth_config_last_reload_successful") == "0"
+	})
+	if code, _ := authDo(t, base, "GET", "/api/v1/labels", tokB, "", nil); code != 200 {
+		t.Fatalf("after a broken file the last good keys are kept: %d", code)
+	}
+	if !strings.Contains(stderr.String(), "auth config not loaded; the last good one stays in use") {
+		t.Fatal("the log does not say why the auth config was not loaded")
+	}
+
+	// The default limit: 20 failed attempts, then 429 for everything.
+	for i := range 20 {
+		if code, _ := authDo(t, base, "GET", "/api/v1/labels", fmt.Sprint("guess", i), "", nil); code != 401 {
+			t.Fatalf("attempt %d: %d, want 401", i, code)
+		}
+	}
+	if code, _ := authDo(t, base, "GET", "/api/v1/labels", tokens["a"], "", nil); code != 429 {
+		t.Fatalf("after 20 failed attempts: %d, want 429", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond every 20 ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
