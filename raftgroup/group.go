@@ -129,6 +129,8 @@ type Group struct {
 	readTerm atomic.Uint64
 	// barrier is set while CaughtUp's barrier runs.
 	barrier atomic.Bool
+	// caughtUp is set once CaughtUp said yes; it never goes back.
+	caughtUp atomic.Bool
 
 	mu struct {
 		sync.Mutex
@@ -553,16 +555,32 @@ func (g *Group) writes() error {
 // CaughtUp returns nil once the replica has applied the entries its log
 // held when it opened (after a restart raft leads before it has applied
 // them, and writes wait behind the replay), else an error saying how far
-// the replay is. On the leader that is a barrier applied in its term
-// (VerifyRead's): CaughtUp starts one and says no until it is done. (Raft's
-// AppliedIndex counts the entries queued for the state machine, up to
-// thousands ahead of it.) A follower compares raft's applied index with
-// its log at open, or with its leader's commit index when the leader
-// replaced its tail.
+// the replay is. Once it has said yes it always does: a later change of
+// leader does not make the replica replay anything, and /ready must not
+// flap with elections.
+//
+// Before that, on the leader the replay is done once an entry after the
+// log at open is applied, or a barrier in its term is (VerifyRead's):
+// CaughtUp starts one and says no until it is done. (Raft's AppliedIndex
+// counts the entries queued for the state machine, up to thousands ahead
+// of it, and the last entry at open may be one raft does not hand to the
+// FSM.) A follower compares raft's applied index with its log at open,
+// or with its leader's commit index when the leader replaced its tail.
 func (g *Group) CaughtUp() error {
+	if g.caughtUp.Load() {
+		return nil
+	}
+	if err := g.caughtUpNow(); err != nil {
+		return err
+	}
+	g.caughtUp.Store(true)
+	return nil
+}
+
+func (g *Group) caughtUpNow() error {
 	if g.raft.State() == raft.Leader {
 		term := g.raft.CurrentTerm()
-		if g.readTerm.Load() == term {
+		if g.readTerm.Load() == term || g.fsm.lastIndex.Load() > g.fsm.openLast || g.fsm.openLast == 0 {
 			return nil
 		}
 		g.startBarrier(term)

@@ -482,3 +482,107 @@ myelin_raft_proposals_total{group="r1",result="refused"} 1
 		}
 	}
 }
+
+// TestCaughtUpSurvivesLeaderChange: once a replica has replayed its log,
+// CaughtUp (and so /ready) stays yes when it becomes leader later. It
+// said no on the new leader until a barrier of its own term was applied,
+// so /ready answered 503 after every election (found by
+// cmd/myelin TestBadInput once the cluster no longer called WaitLeader
+// on data groups).
+func TestCaughtUpSurvivesLeaderChange(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"a", "b", "c"}
+	open := func() []*Group {
+		trans := make([]*raft.InmemTransport, len(ids))
+		var voters []Voter
+		for i, id := range ids {
+			_, trans[i] = raft.NewInmemTransport(raft.ServerAddress(id))
+			voters = append(voters, Voter{ID: id, Address: id})
+		}
+		for i := range trans {
+			for j := range trans {
+				if i != j {
+					trans[i].Connect(trans[j].LocalAddr(), trans[j])
+				}
+			}
+		}
+		groups := make([]*Group, len(ids))
+		for i, id := range ids {
+			opts := testOptions(filepath.Join(dir, id), openChain(t, filepath.Join(dir, id+".json")), "")
+			opts.ID, opts.Transport, opts.Voters = id, trans[i], voters
+			opts.HeartbeatTimeout = 500 * time.Millisecond
+			g, err := Open(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			groups[i] = g
+		}
+		return groups
+	}
+	leaderOf := func(groups []*Group) *Group {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		for _, g := range groups {
+			if err := g.WaitLeader(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id, _ := groups[0].Leader()
+		for _, g := range groups {
+			if g.opts.ID == id {
+				return g
+			}
+		}
+		t.Fatalf("leader %q is none of %v", id, ids)
+		return nil
+	}
+	closeAll := func(groups []*Group) {
+		for _, g := range groups {
+			if err := g.Close(); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+
+	groups := open()
+	leader := leaderOf(groups)
+	for i := range 20 {
+		propose(t, leader, fmt.Sprint("b", i))
+	}
+	closeAll(groups)
+
+	// Restarted, every replica replays, then says it has caught up.
+	groups = open()
+	defer closeAll(groups)
+	leader = leaderOf(groups)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, g := range groups {
+		for g.CaughtUp() != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s not caught up: %v", g.opts.ID, g.CaughtUp())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// A follower takes over with no write in between: still caught up.
+	var next *Group
+	for _, g := range groups {
+		if g != leader {
+			next = g
+			break
+		}
+	}
+	if err := leader.TransferLeadership(next.opts.ID, next.opts.ID); err != nil {
+		t.Fatal(err)
+	}
+	for next.raft.State() != raft.Leader {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not take over", next.opts.ID)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := next.CaughtUp(); err != nil {
+		t.Fatalf("CaughtUp on the new leader: %v", err)
+	}
+}
