@@ -117,5 +117,5 @@ func (d *diskFull) backgroundError(err error) {
 	d.logged, d.unseen = now, 0
 	d.mu.Unlock()
 	d.logger.Error("disk full: Pebble's flushes and compactions fail until space is freed; retried every second",
-		"component", "pebble", "err", err, "failures_since_last_line", n)
+		"component", "pebble", "err", err.Error(), "failures_since_last_line", n)
 }

@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
 	"math"
 	"os"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -102,4 +106,37 @@ func TestDiskFull(t *testing.T) {
 	require.NoError(t, g.Checkpoint())
 	require.NoError(t, ref.Checkpoint())
 	requireSameDump(t, dump(t, refDB), dump(t, db))
+}
+
+// verboseErr prints a stack trace under %+v, as Pebble's errors
+// (cockroachdb/errors) do.
+type verboseErr struct{ msg string }
+
+func (e verboseErr) Error() string { return e.msg }
+func (e verboseErr) Unwrap() error { return syscall.ENOSPC }
+func (e verboseErr) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('+') {
+		fmt.Fprintf(f, "%s\n(1) attached stack trace\n  -- stack trace:", e.msg)
+		return
+	}
+	fmt.Fprint(f, e.msg)
+}
+
+// TestDiskFullLogLine: Pebble's disk-full errors are logged once per
+// fullLogEvery, on one line without the stack trace slog's %+v would
+// print (it made each line ~40 lines long).
+func TestDiskFullLogLine(t *testing.T) {
+	var buf bytes.Buffer
+	d := newDiskFull("dir", nil, slog.New(slog.NewTextHandler(&buf, nil)))
+	err := verboseErr{"write dir/000005.sst: no space left on device"}
+	for range 100 {
+		d.backgroundError(err)
+	}
+	out := buf.String()
+	if n := strings.Count(out, "\n"); n != 1 {
+		t.Fatalf("%d lines for 100 disk-full errors, want 1:\n%s", n, out)
+	}
+	if strings.Contains(out, "stack trace") || !strings.Contains(out, "no space left on device") {
+		t.Fatalf("log line: %s", out)
+	}
 }
