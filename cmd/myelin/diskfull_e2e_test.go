@@ -200,8 +200,9 @@ func countLines(log string, subs ...string) int {
 // so, /ready says not ready and why, reads go on and the log says so a
 // few times, not thousands; once space is freed the node accepts writes
 // again by itself; SIGTERM on a full disk stops it promptly; a restart on
-// a full disk starts (not ready) and recovers when space is freed, with
-// every acknowledged sample.
+// a full disk, after SIGTERM or kill -9, starts (not ready) and recovers
+// when space is freed, with every acknowledged sample; a restart under
+// the free-space minimum opens its data, serves reads and refuses writes.
 func TestDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("mounts a tmpfs and runs myelin")
@@ -299,12 +300,76 @@ func TestDiskFull(t *testing.T) {
 		code, body := n.push(t, randomPush(t, r, 100, k))
 		return code == http.StatusNoContent, fmt.Sprintf("%d %s", code, body)
 	})
+	k++
 	acked++
 	want = fmt.Sprint(acked * 100 * 10)
 	if code, body := n.get(t, query); code != http.StatusOK || !strings.Contains(body, `"`+want+`"`) {
 		t.Errorf("query after the restart: %d %s, want %s samples (every acknowledged one)", code, body, want)
 	}
+
+	// kill -9 while the disk is full and writes are refused, and a
+	// restart on the still full disk: it waits for space, then replays.
+	filler = fillDisk(t, mnt)
+	waitState(t, 10*time.Second, "a write refused for disk full before the kill", func() (bool, string) {
+		code, body := n.push(t, randomPush(t, r, 100, k))
+		if code == http.StatusNoContent {
+			k++
+			acked++
+			return false, "204"
+		}
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "disk full"), fmt.Sprintf("%d %s", code, body)
+	})
+	n.cmd.Process.Kill()
+	<-n.done
+	n = startDiskNode(t, data, args...)
+	waitState(t, 20*time.Second, "/ready saying disk full after kill -9 and a restart on a full disk", func() (bool, string) {
+		code, body := n.get(t, "/ready")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "disk full"), fmt.Sprintf("%d %s", code, body)
+	})
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, 20*time.Second, "ready after freeing space", func() (bool, string) {
+		code, body := n.get(t, "/ready")
+		return code == http.StatusOK, fmt.Sprintf("%d %s", code, body)
+	})
+	want = fmt.Sprint(acked * 100 * 10)
+	if code, body := n.get(t, query); code != http.StatusOK || !strings.Contains(body, `"`+want+`"`) {
+		t.Errorf("query after kill -9 on a full disk: %d %s, want %s samples (every acknowledged one)", code, body, want)
+	}
 	if took, err := n.stop(t, 60*time.Second); err != nil {
 		t.Errorf("stop after recovery: %v after %v", err, took)
 	}
+
+	// A restart under the free-space minimum but with room to open the
+	// storage: the node opens and replays, is not ready and refuses
+	// writes, saying which setting refuses them.
+	free := statfsFree(t, mnt)
+	low := append([]string{}, args...)
+	low[1] = fmt.Sprint(free + 32<<20)
+	n = startDiskNode(t, data, low...)
+	waitState(t, 20*time.Second, "/ready saying the minimum refuses writes", func() (bool, string) {
+		code, body := n.get(t, "/ready")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "-storage.min-free-disk-space-bytes"), fmt.Sprintf("%d %s", code, body)
+	})
+	if code, body := n.push(t, randomPush(t, r, 100, k)); code != http.StatusServiceUnavailable || !strings.Contains(body, "under the minimum") {
+		t.Errorf("write under the minimum: %d %s, want 503 naming the minimum", code, body)
+	}
+	if code, body := n.get(t, query); code != http.StatusOK || !strings.Contains(body, `"`+want+`"`) {
+		t.Errorf("query under the minimum: %d %s, want %s samples", code, body, want)
+	}
+	if took, err := n.stop(t, 60*time.Second); err != nil {
+		t.Errorf("stop under the minimum: %v after %v", err, took)
+	}
+}
+
+// statfsFree returns the bytes available to an unprivileged user in
+// dir's file system.
+func statfsFree(t *testing.T, dir string) uint64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return uint64(st.Bavail) * uint64(st.Bsize)
 }
