@@ -102,12 +102,14 @@
 // When: raft's own trigger counts entries only (SnapshotThreshold,
 // 8,192), and a restart replays every entry after the last snapshot, so
 // the replay grew with the entries' size: 8,192 entries of the make bench
-// load are ~285 MB of log, 7-17 s of replay. The FSM counts the bytes of
-// the entries it applies on every replica, and the group's snapshot loop
-// asks raft for a snapshot (raft.Snapshot, the same path) once they reach
-// SnapshotMaxLogBytes since the last one (64 MiB: a replay of ~2 s at
-// the ~30 MB/s measured under that load), or SnapshotMaxLogAge (1 m) has
-// passed with entries applied. The loop backs off after a failed snapshot
+// load are ~285 MB of log, 2.9-6.6 s to the first write after kill -9
+// here (7-17 s on a busier day), and 5x that for a sender with 10,000-
+// sample batches. The FSM counts the bytes of the entries it applies on
+// every replica, and the group's snapshot loop asks raft for a snapshot
+// (raft.Snapshot, the same path) once they reach SnapshotMaxLogBytes
+// since the last one (64 MiB: ~1.1 s to ready, replaying at ~60 MB/s
+// under that load), or SnapshotMaxLogAge (1 m) has passed with entries
+// applied. The loop backs off after a failed snapshot
 // and skips while the disk is full. A restart after a crash replays at
 // most SnapshotMaxLogBytes plus what was applied while the last snapshot
 // ran. docs/design.md "Restart time" has the measurements.

@@ -226,7 +226,7 @@ func TestDiskFull(t *testing.T) {
 	filler := fillDisk(t, mnt)
 	fullAt := time.Now()
 	// Writes are refused within a few seconds (the guard reads the free
-	// space every 2 s; until then the current segment takes them).
+	// space every second; until then the current segment takes them).
 	waitState(t, 10*time.Second, "a write refused for disk full", func() (bool, string) {
 		code, body := n.push(t, randomPush(t, r, 100, k))
 		if code == http.StatusNoContent {

@@ -371,7 +371,7 @@ func (c *clusterConfig) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.snapshotThr, "raft.snapshot-threshold", 8192, "Take a Raft snapshot (an engine checkpoint) after this many log entries.")
 	fs.Uint64Var(&c.snapshotLogBytes, "raft.snapshot-max-log-bytes", raftgroup.DefaultSnapshotMaxLogBytes,
 		"Also take a Raft snapshot once the log entries since the last one hold this many `bytes`: a restart after\n"+
-			"a crash replays at most about this much log (64 MiB: ~2 s under the make bench load).")
+			"a crash replays at most about this much log (64 MiB: ready ~1 s after kill -9 under the make bench load).")
 	fs.DurationVar(&c.snapshotLogAge, "raft.snapshot-max-log-age", raftgroup.DefaultSnapshotMaxLogAge,
 		"Also take a Raft snapshot once this long has passed since the last one with entries written since.")
 	fs.Uint64Var(&c.trailing, "raft.trailing-logs", 1024, "Log entries kept behind a snapshot, so a lagging replica catches up from the log.")
