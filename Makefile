@@ -89,7 +89,7 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy diff
 
 # `make bench`: Myelin against Prometheus on one remote-write load, plus the
 # chunk-encoding and engine benchmarks; prints the table of ratios and writes
-# bench/results/<date>-<commit>.md with SVG plots. About 10 minutes on 2 cores.
+# bench/results/<date>-<commit>.md with SVG plots. About 3 minutes on 2 cores.
 # SERIES and HOURS size the load; BENCHARGS adds flags of bench/cmd/compare.
 SERIES      ?=
 HOURS       ?=
@@ -108,13 +108,13 @@ bench-scale: build e2e-deps ## one large side-by-side run: SERIES=1000000 HOURS=
 # `make bench-cluster`: one remote-write load and the query set against a plain
 # single node and against clusters of NODES nodes, all on loopback (so it shows
 # the overhead of replication and fan-out, not scale); prints the table of
-# ratios and writes bench/results/<date>-<commit>-cluster.md. About 10 minutes
+# ratios and writes bench/results/<date>-<commit>-cluster.md. About 2 minutes
 # on 2 cores. SERIES and HOURS size the load; BENCHARGS adds flags of
 # bench/cmd/clusterbench.
 NODES       ?= 1,3,5
 
 .PHONY: bench-cluster
-bench-cluster: build ## single node vs clusters of NODES=1,3,5 on loopback: write and query overhead (~10 min)
+bench-cluster: build ## single node vs clusters of NODES=1,3,5 on loopback: write and query overhead (~2 min)
 	$(GO) run ./bench/cmd/clusterbench -nodes $(NODES) -series $(or $(SERIES),20000) -hours $(or $(HOURS),1) \
 		-command "make bench-cluster NODES=$(NODES)$(if $(SERIES), SERIES=$(SERIES))$(if $(HOURS), HOURS=$(HOURS))" $(BENCHARGS)
 

@@ -14,7 +14,8 @@
 //
 // # Auth
 //
-// AuthGate applies server/auth to every route cmd registers, each with
+// AuthGate applies server/auth to every route cmd registers on Routes
+// (which also times each route and answers 503 until the node is open), each with
 // what it needs (auth.Need: public, write, read, metrics, admin, or any
 // token for whoami, which gets the principal in its context): 429
 // past the failed-attempt limit, 401 without a known token, 403 for a

@@ -73,7 +73,7 @@ func matrixEntries() []auth.Entry {
 // startAuthNode opens a node as run does, with the auth config at path
 // and a failed-attempt limit high enough for a test's hundreds of
 // refused requests from one address (TestAuthRateLimit tests the limit).
-func startAuthNode(t *testing.T, path string) (*handler, string) {
+func startAuthNode(t *testing.T, path string) (*server.Routes, string) {
 	t.Helper()
 	cfg, _, err := parseFlags([]string{"-data.dir", t.TempDir(), "-auth.config-file", path}, io.Discard)
 	if err != nil {
@@ -99,8 +99,8 @@ func startAuthNode(t *testing.T, path string) (*handler, string) {
 			t.Error(err)
 		}
 	})
-	h := newHandler()
-	if err := h.install(n, cfg, gate, reg, logger); err != nil {
+	h := server.NewRoutes(gate, reg)
+	if err := install(h, n, cfg, gate, reg, logger); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
@@ -189,7 +189,7 @@ func authDo(t *testing.T, base, method, path, token, org string, body []byte) (i
 	return resp.StatusCode, string(b)
 }
 
-// TestAuthRoutes walks every route install registered (h.routes, not a
+// TestAuthRoutes walks every route install registered (h.List(), not a
 // list of ours) with no token, a token of another tenant, and a token of
 // each scope, and requires exactly the status the route's need gives,
 // and no body with alpha's name or data for a request that may not read
@@ -205,8 +205,8 @@ func TestAuthRoutes(t *testing.T) {
 		t.Fatalf("alpha cannot read its data: %d %s", code, body)
 	}
 	samples := sampleRequests(t)
-	if len(h.routes) < len(samples) {
-		t.Fatalf("%d routes registered, fewer than the %d sample requests", len(h.routes), len(samples))
+	if len(h.List()) < len(samples) {
+		t.Fatalf("%d routes registered, fewer than the %d sample requests", len(h.List()), len(samples))
 	}
 	type cred struct {
 		name, token, org string
@@ -219,20 +219,20 @@ func TestAuthRoutes(t *testing.T) {
 			readsAlpha:  s == auth.ScopeRead || s == auth.ScopeMetrics || s == auth.ScopeAdmin,
 			grantsAlpha: s != auth.ScopeMetrics && s != auth.ScopeAdmin})
 	}
-	for _, rt := range h.routes {
-		req, ok := samples[rt.pattern]
+	for _, rt := range h.List() {
+		req, ok := samples[rt.Pattern]
 		if !ok {
-			t.Errorf("route %q (%s) has no sample request in sampleRequests", rt.pattern, rt.need)
+			t.Errorf("route %q (%s) has no sample request in sampleRequests", rt.Pattern, rt.Need)
 			continue
 		}
 		for _, c := range creds {
-			t.Run(rt.pattern+"/"+c.name, func(t *testing.T) {
-				want := wantStatus(rt.need, c.name, req.code)
+			t.Run(rt.Pattern+"/"+c.name, func(t *testing.T) {
+				want := wantStatus(rt.Need, c.name, req.code)
 				code, body := authDo(t, base, req.method, req.path, c.token, c.org, req.body)
 				if code != want {
 					t.Fatalf("%s %s as %s = %d, want %d: %s", req.method, req.path, c.name, code, want, truncate([]byte(body)))
 				}
-				ownName := rt.need == auth.Token && c.grantsAlpha
+				ownName := rt.Need == auth.Token && c.grantsAlpha
 				if !c.readsAlpha && ((strings.Contains(body, alpha) && !ownName) || strings.Contains(body, alphaMetric)) {
 					t.Fatalf("%s %s as %s: the answer holds alpha's name or data:\n%s", req.method, req.path, c.name, truncate([]byte(body)))
 				}

@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listenAddr, err)
 	}
-	h := newHandler()
+	h := server.NewRoutes(gate, reg)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -138,7 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		<-reloadDone
 	}()
 
-	n, err := openNode(ctx, cfg, nodeID, logger, reg, h.setWaiting)
+	n, err := openNode(ctx, cfg, nodeID, logger, reg, h.Waiting)
 	if err != nil && ctx.Err() != nil {
 		// Stopped while opening (waiting for disk space, say): a normal
 		// shutdown.
@@ -148,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	var internal *http.Server
 	internalErr := make(chan error, 1)
 	if err == nil {
-		err = h.install(n, cfg, gate, reg, logger)
+		err = install(h, n, cfg, gate, reg, logger)
 	}
 	if err == nil && n.mux.Listening() {
 		// Other nodes' requests (control RPCs, forwarded writes, remote

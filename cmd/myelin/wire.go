@@ -252,48 +252,9 @@ func (s engineStorage) Open(g ring.GroupID) (raftgroup.Applier, error) {
 func (s engineStorage) Close(ring.GroupID) error  { return nil }
 func (s engineStorage) Drop(g ring.GroupID) error { return s.db.DropGroup(uint32(g)) }
 
-// handler answers 503 on everything until install, saying why.
-type handler struct {
-	mux     *http.ServeMux
-	ready   atomic.Bool
-	waiting atomic.Pointer[error] // why the storage is not open yet, if not just opening
-	// routes: every pattern install registered, with what it needs with
-	// auth on; the auth tests walk them all. Written by install only.
-	routes []route
-}
-
-// route is one registered pattern.
-type route struct {
-	pattern, name string
-	need          auth.Need
-}
-
-func newHandler() *handler { return &handler{mux: http.NewServeMux()} }
-
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.ready.Load() {
-		msg := "not ready: opening storage"
-		if p := h.waiting.Load(); p != nil {
-			msg = "not ready: " + (*p).Error()
-		}
-		http.Error(w, msg, http.StatusServiceUnavailable)
-		return
-	}
-	h.mux.ServeHTTP(w, r)
-}
-
-// setWaiting records why the storage is not open yet (nil: opening).
-func (h *handler) setWaiting(err error) {
-	if err == nil {
-		h.waiting.Store(nil)
-		return
-	}
-	h.waiting.Store(&err)
-}
-
-// install routes the public APIs to n, each behind gate with what it
-// needs (docs/design.md "Auth" has the table).
-func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prometheus.Registry, logger *slog.Logger) error {
+// install routes the public APIs to n, each with what it needs with auth
+// on (docs/design.md "Auth" has the table), and opens h.
+func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *prometheus.Registry, logger *slog.Logger) error {
 	write, err := server.NewWriteHandler(n.dist, server.WriteOptions{
 		Decoder: remotewrite.Options{MaxDecompressedBytes: cfg.maxRecvBytes},
 		Limits: remotewrite.Limits{
@@ -333,20 +294,7 @@ func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prome
 	if err != nil {
 		return err
 	}
-	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:                           "myelin_http_request_duration_seconds",
-		Help:                           "Time to answer HTTP requests, per handler, method and status code.",
-		Buckets:                        prometheus.DefBuckets,
-		NativeHistogramBucketFactor:    1.1,
-		NativeHistogramMaxBucketNumber: 100,
-	}, []string{"handler", "method", "code"})
-	reg.MustRegister(duration)
-	// Every route goes through handle: timed, behind the gate, and
-	// listed in h.routes.
-	handle := func(pattern, name string, need auth.Need, hh http.Handler) {
-		h.routes = append(h.routes, route{pattern: pattern, name: name, need: need})
-		h.mux.Handle(pattern, promhttp.InstrumentHandlerDuration(duration.MustCurryWith(prometheus.Labels{"handler": name}), gate.Wrap(need, hh)))
-	}
+	handle := h.Handle
 	// Public: what a load balancer and a visitor need, without tenants:
 	// readiness, and the UI (its page and code; the data it shows come
 	// from the API with the user's token).
@@ -386,6 +334,6 @@ func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prome
 	}
 	handle("/api/v1/", "query", auth.Read, query)
 	handle("/prometheus/api/v1/", "query", auth.Read, query)
-	h.ready.Store(true)
+	h.Open()
 	return nil
 }
