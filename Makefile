@@ -118,6 +118,17 @@ bench-cluster: build ## single node vs clusters of NODES=1,3,5 on loopback: writ
 	$(GO) run ./bench/cmd/clusterbench -nodes $(NODES) -series $(or $(SERIES),20000) -hours $(or $(HOURS),1) \
 		-command "make bench-cluster NODES=$(NODES)$(if $(SERIES), SERIES=$(SERIES))$(if $(HOURS), HOURS=$(HOURS))" $(BENCHARGS)
 
+# `make bench-restart`: kill -9 a node loaded with the make bench load just
+# before it would checkpoint, restart it, and time it until /ready and the
+# first accepted write (bench/cmd/restartbench). BASELINE=path/to/myelin
+# measures another binary the same way, alternating, and prints the ratios.
+BASELINE    ?=
+RUNS        ?= 3
+
+.PHONY: bench-restart
+bench-restart: build ## time to ready after kill -9 at the worst point, under the make bench load (~2 min per run)
+	$(GO) run ./bench/cmd/restartbench -bin bin/myelin -runs $(RUNS)$(if $(BASELINE), -baseline $(BASELINE)) $(BENCHARGS)
+
 bench-go: ## run every Go benchmark in ./bench once (smoke test; real runs use -count 10 and benchstat)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
 

@@ -54,11 +54,53 @@ func (g *Group) checkpointLocked() error {
 	g.mu.Unlock()
 	slices.SortFunc(ts, func(a, b *tenant) int { return strings.Compare(a.name, b.name) })
 
+	if err := g.commitCheckpointLocked(ts, applied); err != nil {
+		return err
+	}
+	// Durable only once flushed (no Pebble WAL): this is the point after
+	// which Raft may delete the log up to applied. The tenants are not
+	// locked meanwhile, so queries go on during the flush; applies wait
+	// (applyMu), so the dirty lists do not change. A failed flush leaves
+	// them as they are: the next checkpoint writes the same keys again.
+	// (The committed batch itself is a valid checkpoint whenever Pebble
+	// manages to flush it.)
+	if err := g.db.syncPebble(); err != nil {
+		return fmt.Errorf("sync checkpoint of group %d at %d: %w", g.id, applied, err)
+	}
+	for _, t := range ts {
+		t.mu.Lock()
+		for _, s := range t.mu.dirty {
+			s.dirty = false
+		}
+		clear(t.mu.dirty)
+		t.mu.dirty = t.mu.dirty[:0]
+		t.mu.evictedOpen = t.mu.evictedOpen[:0]
+		// INVARIANT: after a checkpoint no series in the head is dirty:
+		// every open chunk that changed since the previous checkpoint is
+		// in its 'o' key (a change puts the series on the dirty list,
+		// markDirtyLocked).
+		if invariants.Enabled {
+			for _, s := range t.mu.byHash {
+				for ; s != nil; s = s.next {
+					if s.dirty {
+						panic(fmt.Sprintf("BUG: tenant %q: series %d dirty after a checkpoint", t.name, s.id))
+					}
+				}
+			}
+		}
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+// commitCheckpointLocked writes the checkpoint at applied (the open
+// chunks of the dirty series, the evictions, the tenants' newest sample
+// times and the checkpoint index) in one batch to the memtable; the
+// caller holds applyMu. It holds every tenant's write lock while it
+// reads them.
+func (g *Group) commitCheckpointLocked(ts []*tenant, applied uint64) error {
 	pb := g.db.pdb.NewBatch()
 	defer pb.Close()
-	// Hold every tenant's write lock until the commit: the dirty lists are
-	// cleared only once the batch is durable. (Apply is excluded by
-	// applyMu.)
 	for _, t := range ts {
 		t.mu.Lock()
 		defer t.mu.Unlock()
@@ -96,32 +138,6 @@ func (g *Group) checkpointLocked() error {
 	}
 	if err := pb.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit checkpoint of group %d at %d: %w", g.id, applied, err)
-	}
-	// Durable only once flushed (no Pebble WAL): this is the point after
-	// which Raft may delete the log up to applied.
-	if err := g.db.syncPebble(); err != nil {
-		return fmt.Errorf("sync checkpoint of group %d at %d: %w", g.id, applied, err)
-	}
-	for _, t := range ts {
-		for _, s := range t.mu.dirty {
-			s.dirty = false
-		}
-		clear(t.mu.dirty)
-		t.mu.dirty = t.mu.dirty[:0]
-		t.mu.evictedOpen = t.mu.evictedOpen[:0]
-		// INVARIANT: after a checkpoint no series in the head is dirty:
-		// every open chunk that changed since the previous checkpoint is
-		// in its 'o' key (a change puts the series on the dirty list,
-		// markDirtyLocked).
-		if invariants.Enabled {
-			for _, s := range t.mu.byHash {
-				for ; s != nil; s = s.next {
-					if s.dirty {
-						panic(fmt.Sprintf("BUG: tenant %q: series %d dirty after a checkpoint", t.name, s.id))
-					}
-				}
-			}
-		}
 	}
 	return nil
 }

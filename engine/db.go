@@ -12,6 +12,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/myelindb/myelin/chunkenc"
@@ -24,6 +25,7 @@ type DB struct {
 	opts        Options // immutable after Open
 	partitionMs int64   // opts.Partition in milliseconds
 	pdb         *pebble.DB
+	disk        *diskFull
 	collector   *collector // nil without Options.Registerer
 	mu          struct {
 		sync.Mutex
@@ -43,11 +45,15 @@ func Open(opts Options) (*DB, error) {
 	opts = opts.withDefaults()
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
+	disk := newDiskFull(opts.Dir, opts.OnDiskFull, opts.Logger)
 	po := &pebble.Options{
-		FS:           opts.FS,
-		Logger:       pebbleLogger{opts},
-		Cache:        cache,
-		MemTableSize: uint64(opts.MemTableBytes),
+		// A write that meets ENOSPC waits a second and is retried once,
+		// and wakes the flushes waited for (diskFull).
+		FS:            vfs.OnDiskFull(opts.FS, disk.onFull),
+		Logger:        pebbleLogger{opts},
+		Cache:         cache,
+		MemTableSize:  uint64(opts.MemTableBytes),
+		EventListener: &pebble.EventListener{BackgroundError: disk.backgroundError},
 	}
 	// No Pebble WAL: the Raft log is the write-ahead log. Applies reach
 	// the memtable only, and a crash loses what was not flushed, a prefix
@@ -61,7 +67,7 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pebble %s: %w", opts.Dir, err)
 	}
-	db := &DB{opts: opts, partitionMs: opts.Partition.Milliseconds(), pdb: pdb}
+	db := &DB{opts: opts, partitionMs: opts.Partition.Milliseconds(), pdb: pdb, disk: disk}
 	db.mu.groups = map[uint32]*Group{}
 	if opts.Registerer != nil {
 		db.collector = newCollector(db)
@@ -86,8 +92,10 @@ func (db *DB) Close() error {
 		db.opts.Registerer.Unregister(db.collector)
 	}
 	// Flush first: without a WAL, the memtables would be lost (Raft would
-	// replay them, from the last checkpoint). A failed flush still closes.
+	// replay them, from the last checkpoint). A failed flush still closes;
+	// on a full disk it fails within about a second.
 	flushErr := db.syncPebble()
+	close(db.disk.closing) // a write waiting to retry on a full disk gives up
 	if err := errors.Join(flushErr, db.pdb.Close()); err != nil {
 		return fmt.Errorf("close pebble %s: %w", db.opts.Dir, err)
 	}
@@ -95,9 +103,16 @@ func (db *DB) Close() error {
 }
 
 // syncPebble makes every write so far durable. Pebble runs without a WAL,
-// so that is a flush of the memtables to SSTs.
+// so that is a flush of the memtables to SSTs. On a full disk it fails
+// with the ENOSPC about a second after the flush's first failure, instead
+// of waiting for space (Pebble retries the flush until it succeeds).
 func (db *DB) syncPebble() error {
-	return db.pdb.Flush()
+	gen := db.disk.generation()
+	flushed, err := db.pdb.AsyncFlush()
+	if err != nil {
+		return err
+	}
+	return db.disk.wait(gen, flushed)
 }
 
 // closed reports whether Close was called.

@@ -24,7 +24,8 @@
 //     an I/O failure that leaves the group unusable until the store is
 //     reopened.
 //  4. g.Checkpoint() now and then (it syncs); afterwards the Raft log up to
-//     g.AppliedIndex() may be truncated.
+//     g.AppliedIndex() may be truncated. On a full disk it fails with the
+//     ENOSPC (see "Disk full"); try again later.
 //  5. g.Querier(tenant, mint, maxt) or g.Queryable(tenant) from any
 //     goroutine; Close queriers.
 //  6. Raft snapshots: g.Snapshot(w) checkpoints and streams the group's keys
@@ -182,6 +183,29 @@
 // reads the newest record written before it, which is the one the original
 // run read even if the series was evicted again later. Checkpoint deletes
 // the records older than each series' newest.
+//
+// # Disk full
+//
+// Pebble retries a failed flush at once and forever, and Flush waits for
+// it: on a full disk that was a spinning core, ~400 log lines a second, a
+// checkpoint that never returned (holding every tenant's lock, so
+// queries hung too) and a Close that hung the node's shutdown. Pebble's
+// file system is wrapped with vfs.OnDiskFull: a write that meets ENOSPC
+// calls Options.OnDiskFull (the node's disk guard, which then refuses
+// writes), waits a second and is retried once, so a failing flush is
+// retried about once a second. A checkpoint, Close, DropGroup or Restore
+// waiting for a flush fails with the ENOSPC as soon as a write fails
+// after it started (about a second); the flush goes on in the background
+// and succeeds once space is back. A checkpoint that failed this way
+// leaves its dirty lists, so the next one rewrites the same keys; its
+// batch is a valid checkpoint whenever Pebble manages to flush it. The
+// flush does not hold the tenants' locks, so queries go on during every
+// checkpoint. Pebble's disk-full errors are logged once, then at most
+// every 5 minutes with a count.
+//
+// An apply whose memtables are full waits for the flush (Pebble's write
+// stall), so on a full disk it waits for space; the node refuses writes
+// before that (the guard's minimum), and its shutdown is bounded by cmd.
 //
 // Reads between OpenGroup and the end of the replay see the recovered head
 // and whatever Pebble holds; a chunk sealed in (C, A] may overlap the

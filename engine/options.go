@@ -60,6 +60,11 @@ type Options struct {
 	// MiB, flushed an L0 table every few thousand series' seals and
 	// compacted them again.
 	MemTableBytes int64
+	// OnDiskFull is called, with an error wrapping ENOSPC, each time a
+	// write of Pebble's fails because the disk is full (about once a
+	// second while it lasts; see "Disk full" in doc.go). The node wires
+	// its disk guard, which then refuses writes. Nil means no call.
+	OnDiskFull func(error)
 	// Logger; nil means discard.
 	Logger *slog.Logger
 	// Registerer receives the engine's metrics (head series per tenant,

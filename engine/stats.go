@@ -46,7 +46,7 @@ func (db *DB) Compact() error {
 	if db.closed() {
 		return ErrClosed
 	}
-	if err := db.pdb.Flush(); err != nil {
+	if err := db.syncPebble(); err != nil {
 		return err
 	}
 	// Every key starts with a 4-byte group id: this bound is above all.

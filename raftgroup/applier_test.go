@@ -21,8 +21,9 @@ import (
 // ignores entries at or below its applied index.
 type chainApplier struct {
 	path      string
-	recovered uint64 // checkpoint index at open
-	failAt    uint64 // Apply of this index fails (errWriteFailed)
+	recovered uint64        // checkpoint index at open
+	failAt    uint64        // Apply of this index fails (errWriteFailed)
+	gate      chan struct{} // if set, Apply waits until it is closed
 	restores  atomic.Int32
 	mu        struct {
 		sync.Mutex
@@ -69,6 +70,9 @@ func openChain(t testing.TB, path string) *chainApplier {
 }
 
 func (a *chainApplier) Apply(index uint64, batch []byte) ([]byte, error) {
+	if a.gate != nil {
+		<-a.gate
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if index == a.failAt {

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftwal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 )
 
 const benchBatchBytes = 20 << 10 // a remote-write request of ~2000 samples
@@ -34,12 +32,11 @@ func openBenchStore(b *testing.B, store LogStore, dir string) (raft.LogStore, io
 	b.Helper()
 	switch store {
 	case LogStoreWAL:
-		meta := &metadb.BoltMetaDB{}
-		w, err := raftwal.Open(dir, raftwal.WithMetaStore(meta))
+		w, err := openWALStore(Options{Dir: dir}.withDefaults(), newHCLogger(slog.New(slog.DiscardHandler), nil))
 		if err != nil {
 			b.Fatal(err)
 		}
-		return w, walCloser{w, meta}
+		return w, w
 	default:
 		p, err := openPebbleLog(dir, slog.New(slog.DiscardHandler))
 		if err != nil {

@@ -41,10 +41,15 @@
 //     the entry (opaque bytes, nil if none). ErrNotLeader (a *NotLeaderError naming the leader): not
 //     proposed, send it to the leader. ErrLeadershipLost, ctx errors and
 //     ErrClosed: the outcome is unknown, retry (apply of identical samples
-//     is idempotent). ErrApplierFailed: the replica must be reopened.
-//  5. Raft snapshots by itself every Options.SnapshotThreshold entries;
-//     g.Checkpoint() snapshots now (at a graceful shutdown, so that the
-//     next start replays nothing).
+//     is idempotent). ErrDiskFull (a *DiskFullError, or the log's own
+//     disk-full error) and ErrLogFailed: not proposed, the disk has no
+//     room or the log cannot write; retry later (see "Disk full").
+//     ErrApplierFailed: the replica must be reopened.
+//  5. Raft snapshots by itself every Options.SnapshotThreshold entries,
+//     and the group once the entries since the last snapshot hold
+//     Options.SnapshotMaxLogBytes or Options.SnapshotMaxLogAge has passed
+//     (see "Snapshots"); g.Checkpoint() snapshots now (at a graceful
+//     shutdown, so that the next start replays nothing).
 //  6. g.Close(): stops raft and closes the log. Idempotent. Then close the
 //     applier.
 //
@@ -93,6 +98,21 @@
 // for the whole checkpoint; streaming the state into the snapshot file
 // would copy the whole engine at every snapshot for a single replica that
 // never reads it.
+//
+// When: raft's own trigger counts entries only (SnapshotThreshold,
+// 8,192), and a restart replays every entry after the last snapshot, so
+// the replay grew with the entries' size: 8,192 entries of the make bench
+// load are ~285 MB of log, 2.9-6.6 s to the first write after kill -9
+// here (7-17 s on a busier day), and 5x that for a sender with 10,000-
+// sample batches. The FSM counts the bytes of the entries it applies on
+// every replica, and the group's snapshot loop asks raft for a snapshot
+// (raft.Snapshot, the same path) once they reach SnapshotMaxLogBytes
+// since the last one (64 MiB: ~1.1 s to ready, replaying at ~60 MB/s
+// under that load), or SnapshotMaxLogAge (1 m) has passed with entries
+// applied. The loop backs off after a failed snapshot
+// and skips while the disk is full. A restart after a crash replays at
+// most SnapshotMaxLogBytes plus what was applied while the last snapshot
+// ran. docs/design.md "Restart time" has the measurements.
 //
 // Snapshot body (version 1), in a raft FileSnapshotStore in Dir/snapshots:
 //
@@ -183,6 +203,48 @@
 // index per batch, the contract behind the engine's idempotent replay.
 // Revisit if a profile shows raft's per-entry cost.
 //
+// # Disk full
+//
+// A node's writes stop before its disk does. Options.Disk is the node's
+// DiskGuard: it reads the free space of the data directory (statfs,
+// every second) and Propose refuses with a *DiskFullError (ErrDiskFull)
+// while less than its minimum is free, and, once a write met ENOSPC,
+// until the minimum plus a margin is free again. The refusal happens
+// before the entry reaches raft, so the leader keeps leading and reads
+// go on; the log and the engine report their ENOSPC errors to the guard.
+// The metadata group (ProposeBelowDiskMinimum) is refused only once a
+// write found the disk full.
+//
+// The raft-wal log (walStore) survives a disk that fills behind the
+// guard's back (another process, no minimum):
+//
+//  1. raft-wal cannot retry a failed segment rotation: its tail stays
+//     sealed and every later append fails, forever. So the log keeps a
+//     spare segment, preallocated ahead, which a rotation renames into
+//     place; when the spare cannot be made again, the group refuses
+//     proposals (ErrDiskFull) while the current segment still holds the
+//     ones in flight. Without a spare, a segment that cannot be
+//     preallocated is created without (raft-wal supports that), so the
+//     rotation still succeeds. Segments are preallocated a quarter
+//     larger than their size, because the append that seals a segment
+//     writes past it.
+//  2. An append that fails anyway (a batch larger than the room left,
+//     an I/O error) leaves raft-wal's writer unusable. The log then
+//     fails every append and truncation at once (ErrDiskFull or
+//     ErrLogFailed) and reopens itself once the guard sees room: a new
+//     raft-wal on the same files and metadata, opened while the old one
+//     serves reads, then swapped in; the entries of the failed append
+//     are removed if they reached the file (raft was told they did not),
+//     so no acknowledged entry is lost and no refused one appears. The
+//     raft messages of the election cycle a single replica goes through
+//     meanwhile (its appends fail, it steps down, elects itself, ...)
+//     are logged at DEBUG; the log store logs the outage, at most every
+//     5 minutes.
+//
+// A restart on a full disk opens the log (its tail has room, or is
+// created without preallocation) and refuses writes until there is room.
+// The Pebble log store has only the guard.
+//
 // # Log store
 //
 // Options.LogStore picks github.com/hashicorp/raft-wal (default, Dir/wal)
@@ -208,7 +270,8 @@
 //
 // Directory layout of a replica:
 //
-//	Dir/wal/        raft-wal segments and wal-meta.db (LogStoreWAL)
+//	Dir/wal/        raft-wal segments, wal-meta.db and the spare segment
+//	                (LogStoreWAL)
 //	Dir/log/        the Pebble log store (LogStorePebble)
 //	Dir/snapshots/  raft snapshot metadata and the bodies above
 //	Dir/snapshots-stream/  kind 1 bodies being sent (removed at Open)

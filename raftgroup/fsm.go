@@ -32,6 +32,7 @@ type fsm struct {
 	openLast uint64
 
 	skipThrough atomic.Uint64 // entries <= this are already in the applier's state
+	lastIndex   atomic.Uint64 // index of the last entry raft handed to ApplyBatch
 	lastCommand atomic.Uint64 // index of the last LogCommand seen (applied or skipped)
 	applied     atomic.Uint64 // entries handed to Applier.Apply
 	replayed    atomic.Uint64 // of those, entries with index <= openLast
@@ -39,6 +40,31 @@ type fsm struct {
 	failed      atomic.Pointer[error]
 	// failedCh is closed when failed is set.
 	failedCh chan struct{}
+
+	// The snapshot policy's counters: bytes of command entries applied
+	// since open, their count at the last snapshot, and its time (unix
+	// ns; the open's until the first).
+	maxLogBytes  uint64 // Options.SnapshotMaxLogBytes, immutable
+	appliedBytes atomic.Uint64
+	snapBytes    atomic.Uint64
+	snapAt       atomic.Int64
+	// snapshotDue gets a value when appliedBytes reaches maxLogBytes past
+	// the last snapshot (one slot: a pending signal is enough).
+	snapshotDue chan struct{}
+}
+
+func newFSM(a Applier, openLast, checkpoint, maxLogBytes uint64) *fsm {
+	f := &fsm{applier: a, openLast: openLast, failedCh: make(chan struct{}),
+		maxLogBytes: maxLogBytes, snapshotDue: make(chan struct{}, 1)}
+	f.skipThrough.Store(checkpoint)
+	f.snapAt.Store(time.Now().UnixNano())
+	return f
+}
+
+// sinceSnapshot returns the bytes applied since the last snapshot and
+// how long ago it was.
+func (f *fsm) sinceSnapshot(now time.Time) (uint64, time.Duration) {
+	return f.appliedBytes.Load() - f.snapBytes.Load(), now.Sub(time.Unix(0, f.snapAt.Load()))
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -61,6 +87,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 // entry's future on the leader.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	resp := make([]any, len(logs))
+	if len(logs) > 0 {
+		defer f.lastIndex.Store(logs[len(logs)-1].Index)
+	}
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
@@ -76,6 +105,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		outcome, err := f.applier.Apply(l.Index, l.Data)
 		f.applied.Add(1)
+		if n := f.appliedBytes.Add(uint64(len(l.Data))); n-f.snapBytes.Load() >= f.maxLogBytes {
+			select {
+			case f.snapshotDue <- struct{}{}:
+			default:
+			}
+		}
 		if l.Index <= f.openLast {
 			f.replayed.Add(1)
 		}
@@ -103,7 +138,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.failure(); err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	return &fsmSnapshot{f: f, covers: f.lastCommand.Load()}, nil
+	return &fsmSnapshot{f: f, covers: f.lastCommand.Load(), bytes: f.appliedBytes.Load()}, nil
 }
 
 // Restore implements raft.FSM: it is called when a leader installs a
@@ -138,6 +173,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 type fsmSnapshot struct {
 	f      *fsm
 	covers uint64 // last LogCommand index raft had applied at Snapshot
+	bytes  uint64 // fsm.appliedBytes at Snapshot
 }
 
 // Persist checkpoints the applier (concurrently with Apply) and writes the
@@ -153,7 +189,13 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("persist snapshot: %w", err), sink.Cancel())
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	// The checkpoint covers at least the entries applied before Snapshot.
+	s.f.snapBytes.Store(s.bytes)
+	s.f.snapAt.Store(time.Now().UnixNano())
+	return nil
 }
 
 func (s *fsmSnapshot) Release() {}

@@ -12,9 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftwal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 )
 
 // Applier is what a group needs from storage (the engine, wired by cmd).
@@ -114,6 +113,7 @@ type Group struct {
 	logs    raft.LogStore
 	metrics *metrics
 	store   io.Closer // the log and stable store
+	wal     *walStore // the store if it is raft-wal, else nil
 
 	obsCh     chan raft.Observation
 	observer  *raft.Observer
@@ -127,6 +127,10 @@ type Group struct {
 	// barrier: from then on every entry committed before its term is
 	// applied here.
 	readTerm atomic.Uint64
+	// barrier is set while CaughtUp's barrier runs.
+	barrier atomic.Bool
+	// caughtUp is set once CaughtUp said yes; it never goes back.
+	caughtUp atomic.Bool
 
 	mu struct {
 		sync.Mutex
@@ -144,6 +148,10 @@ type Stats struct {
 	Applied      uint64 // entries handed to Applier.Apply
 	Replayed     uint64 // of those, entries that were in the log at Open
 	Skipped      uint64 // entries at or below the applier's checkpoint, not applied
+	// SinceSnapshotBytes: bytes of the entries applied since the last
+	// snapshot (since Open before the first): what a crash now would
+	// replay, at most.
+	SinceSnapshotBytes uint64
 }
 
 // Open opens (or on first start bootstraps as the single voter) the
@@ -159,15 +167,17 @@ func Open(opts Options) (*Group, error) {
 	}
 	g := &Group{opts: opts, done: make(chan struct{})}
 	g.mu.leaderChanged = make(chan struct{})
-	hlog := newHCLogger(opts.Logger, func() bool {
+	hlog := newGroupLogger(opts.Logger, func() bool {
 		return g.closing.Load() || opts.Stopping != nil && opts.Stopping()
+	}, func() bool {
+		return g.wal != nil && g.wal.isBroken() || opts.Disk.FullErr() != nil
 	})
 
-	logs, stable, store, err := openLogStore(opts)
+	logs, stable, store, wal, err := openLogStore(opts, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("open group %s: %w", opts.ID, err)
 	}
-	g.store = store
+	g.store, g.wal = store, wal
 	// The leader reads every entry back from the log to replicate it;
 	// the cache serves the recent ones from memory. Measured with
 	// BenchmarkProposeReplicated (3 replicas, 64 proposers): raft-wal's
@@ -205,8 +215,7 @@ func Open(opts Options) (*Group, error) {
 	if err != nil {
 		return fail(err)
 	}
-	g.fsm = &fsm{applier: opts.Applier, openLast: last, failedCh: make(chan struct{})}
-	g.fsm.skipThrough.Store(from)
+	g.fsm = newFSM(opts.Applier, last, from, opts.SnapshotMaxLogBytes)
 
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(opts.ID)
@@ -269,34 +278,28 @@ func Open(opts Options) (*Group, error) {
 		return ok
 	})
 	g.raft.RegisterObserver(g.observer)
-	g.wg.Add(1)
+	g.wg.Add(2)
 	go g.watchLeader()
+	go g.snapshotLoop()
 	return g, nil
 }
 
 // openLogStore opens the replica's log and stable store (one store; the
-// closer closes it).
-func openLogStore(opts Options) (raft.LogStore, raft.StableStore, io.Closer, error) {
+// closer closes it). wal is the raft-wal store, nil for Pebble.
+func openLogStore(opts Options, hlog hclog.Logger) (logs raft.LogStore, stable raft.StableStore, store io.Closer, wal *walStore, err error) {
 	switch opts.LogStore {
 	case LogStorePebble:
 		p, err := openPebbleLog(filepath.Join(opts.Dir, "log"), opts.Logger)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
-		return p, p, p, nil
+		return p, p, p, nil, nil
 	}
-	dir := filepath.Join(opts.Dir, "wal")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, nil, err
-	}
-	// raftwal.WAL.Close leaves its meta store open (and its flock
-	// held), so the group owns and closes it.
-	meta := &metadb.BoltMetaDB{}
-	w, err := raftwal.Open(dir, raftwal.WithMetaStore(meta), raftwal.WithSegmentSize(opts.WALSegmentBytes))
+	w, err := openWALStore(opts, hlog)
 	if err != nil {
-		return nil, nil, nil, errors.Join(fmt.Errorf("wal: %w", err), meta.Close())
+		return nil, nil, nil, nil, err
 	}
-	return w, w, walCloser{w, meta}, nil
+	return w, w, w, w, nil
 }
 
 // Recover rewrites the stopped replica in opts.Dir into a group whose
@@ -312,11 +315,11 @@ func Recover(opts Options, voters []Voter) error {
 		return err
 	}
 	opts = opts.withDefaults()
-	logs, stable, store, err := openLogStore(opts)
+	hlog := newHCLogger(opts.Logger, nil)
+	logs, stable, store, _, err := openLogStore(opts, hlog)
 	if err != nil {
 		return fmt.Errorf("recover group %s: %w", opts.ID, err)
 	}
-	hlog := newHCLogger(opts.Logger, nil)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(opts.Dir, 2, hlog)
 	if err != nil {
 		return errors.Join(fmt.Errorf("recover group %s: %w", opts.ID, err), store.Close())
@@ -331,8 +334,7 @@ func Recover(opts Options, voters []Voter) error {
 		}
 		return errors.Join(fmt.Errorf("recover group %s: %w", opts.ID, err), store.Close())
 	}
-	f := &fsm{applier: opts.Applier, openLast: last, failedCh: make(chan struct{})}
-	f.skipThrough.Store(opts.Applier.CheckpointIndex())
+	f := newFSM(opts.Applier, last, opts.Applier.CheckpointIndex(), opts.SnapshotMaxLogBytes)
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(opts.ID)
 	conf.Logger = hlog
@@ -415,9 +417,11 @@ func (g *Group) WaitLeader(ctx context.Context) error {
 			if string(id) != g.opts.ID {
 				return nil
 			}
+			term := g.raft.CurrentTerm()
 			if err := g.raft.Barrier(g.timeout(ctx)).Error(); err != nil {
 				return fmt.Errorf("barrier of %s: %w", g.opts.ID, g.mapErr(err))
 			}
+			g.readTerm.Store(term) // as VerifyRead's barrier
 			return nil
 		}
 		select {
@@ -455,6 +459,10 @@ func (g *Group) Propose(ctx context.Context, batch []byte) (index uint64, outcom
 		result = resultApplierFail
 	case errors.Is(err, ErrNotLeader):
 		result = resultNotLeader
+	case errors.Is(err, ErrDiskFull):
+		result = resultDiskFull
+	case errors.Is(err, ErrLogFailed):
+		result = resultLogFailed
 	default:
 		result = resultUnknown
 	}
@@ -464,6 +472,9 @@ func (g *Group) Propose(ctx context.Context, batch []byte) (index uint64, outcom
 
 func (g *Group) propose(ctx context.Context, batch []byte) (uint64, []byte, error) {
 	if err := g.fsm.failure(); err != nil {
+		return 0, nil, fmt.Errorf("propose to %s: %w", g.opts.ID, err)
+	}
+	if err := g.writes(); err != nil {
 		return 0, nil, fmt.Errorf("propose to %s: %w", g.opts.ID, err)
 	}
 	wait := ctx.Done() != nil
@@ -482,6 +493,10 @@ func (g *Group) propose(ctx context.Context, batch []byte) (uint64, []byte, erro
 		}
 		return 0, nil, g.notLeader()
 	}
+	var failedBefore uint64
+	if g.wal != nil {
+		failedBefore, _ = g.wal.failed()
+	}
 	f := g.raft.Apply(batch, g.timeout(ctx))
 	if wait {
 		// Wait for the future in a goroutine of ours so ctx can end the
@@ -499,6 +514,14 @@ func (g *Group) propose(ctx context.Context, batch []byte) (uint64, []byte, erro
 		}
 	}
 	if err := f.Error(); err != nil {
+		if g.wal != nil {
+			// The log refused the entry (raft's log cache keeps only the
+			// text of the store's error, and the log may have reopened
+			// since): say why.
+			if n, werr := g.wal.failed(); n != failedBefore && werr != nil {
+				err = werr
+			}
+		}
 		return 0, nil, fmt.Errorf("propose to %s: %w", g.opts.ID, g.mapErr(err))
 	}
 	switch r := f.Response().(type) {
@@ -508,6 +531,100 @@ func (g *Group) propose(ctx context.Context, batch []byte) (uint64, []byte, erro
 		return f.Index(), r, nil
 	}
 	return f.Index(), nil, nil
+}
+
+// writes returns nil if the replica may append an entry now; else a
+// *DiskFullError or an error wrapping ErrDiskFull or ErrLogFailed.
+// Options.Disk refuses below its minimum free space (only once the disk
+// is full for a group with ProposeBelowDiskMinimum); the log refuses
+// while it cannot write.
+func (g *Group) writes() error {
+	disk := g.opts.Disk.Err
+	if g.opts.ProposeBelowDiskMinimum {
+		disk = g.opts.Disk.FullErr
+	}
+	if err := disk(); err != nil {
+		return err
+	}
+	if g.wal != nil {
+		return g.wal.writes()
+	}
+	return nil
+}
+
+// CaughtUp returns nil once the replica has applied the entries its log
+// held when it opened (after a restart raft leads before it has applied
+// them, and writes wait behind the replay), else an error saying how far
+// the replay is. Once it has said yes it always does: a later change of
+// leader does not make the replica replay anything, and /ready must not
+// flap with elections.
+//
+// Before that, on the leader the replay is done once an entry after the
+// log at open is applied, or a barrier in its term is (VerifyRead's):
+// CaughtUp starts one and says no until it is done. (Raft's AppliedIndex
+// counts the entries queued for the state machine, up to thousands ahead
+// of it, and the last entry at open may be one raft does not hand to the
+// FSM.) A follower compares raft's applied index with its log at open,
+// or with its leader's commit index when the leader replaced its tail.
+func (g *Group) CaughtUp() error {
+	if g.caughtUp.Load() {
+		return nil
+	}
+	if err := g.caughtUpNow(); err != nil {
+		return err
+	}
+	g.caughtUp.Store(true)
+	return nil
+}
+
+func (g *Group) caughtUpNow() error {
+	if g.raft.State() == raft.Leader {
+		term := g.raft.CurrentTerm()
+		if g.readTerm.Load() == term || g.fsm.lastIndex.Load() > g.fsm.openLast || g.fsm.openLast == 0 {
+			return nil
+		}
+		g.startBarrier(term)
+	} else {
+		applied := g.raft.AppliedIndex()
+		if applied >= g.fsm.openLast {
+			return nil
+		}
+		if _, id := g.raft.LeaderWithID(); id != "" {
+			if commit := g.raft.CommitIndex(); commit > 0 && applied >= commit {
+				return nil
+			}
+		}
+	}
+	if last := g.fsm.lastIndex.Load(); last < g.fsm.openLast {
+		return fmt.Errorf("replaying its log: entry %d of %d applied", last, g.fsm.openLast)
+	}
+	return errors.New("confirming it has applied its log (a barrier)")
+}
+
+// startBarrier applies a barrier in term, in a goroutine of the group's,
+// unless one runs; readTerm records it.
+func (g *Group) startBarrier(term uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.mu.closed || !g.barrier.CompareAndSwap(false, true) {
+		return
+	}
+	g.wg.Go(func() {
+		defer g.barrier.Store(false)
+		if g.raft.Barrier(g.opts.ApplyTimeout).Error() == nil {
+			g.readTerm.Store(term)
+		}
+	})
+}
+
+// Writable returns nil if a proposal to this replica would be appended
+// to the log, else why not (ErrDiskFull, ErrLogFailed, ErrApplierFailed).
+// For /ready: a replica that cannot write cannot serve writes.
+func (g *Group) Writable() error {
+	if err := g.fsm.failure(); err != nil {
+		return err
+	}
+	return g.writes()
 }
 
 func (g *Group) notLeader() error {
@@ -563,6 +680,10 @@ func (g *Group) Stats() Stats {
 		Applied:      g.fsm.applied.Load(),
 		Replayed:     g.fsm.replayed.Load(),
 		Skipped:      g.fsm.skipped.Load(),
+		SinceSnapshotBytes: func() uint64 {
+			b, _ := g.fsm.sinceSnapshot(time.Now())
+			return b
+		}(),
 	}
 }
 
@@ -590,10 +711,3 @@ func (g *Group) Close() error {
 	})
 	return g.closeErr
 }
-
-type walCloser struct {
-	w    *raftwal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-func (c walCloser) Close() error { return errors.Join(c.w.Close(), c.meta.Close()) }

@@ -26,9 +26,11 @@ func testOptions(dir string, a Applier, store LogStore) Options {
 		LogStore:         store,
 		HeartbeatTimeout: 20 * time.Millisecond,
 		// Snapshots only when a test calls Checkpoint.
-		SnapshotThreshold: 1 << 40,
-		SnapshotInterval:  time.Hour,
-		TrailingLogs:      8,
+		SnapshotThreshold:   1 << 40,
+		SnapshotMaxLogBytes: 1 << 62,
+		SnapshotMaxLogAge:   24 * time.Hour,
+		SnapshotInterval:    time.Hour,
+		TrailingLogs:        8,
 	}
 }
 
@@ -156,6 +158,95 @@ func TestLogBoundedUnderLoad(t *testing.T) {
 		if n := st.LastIndex - st.FirstIndex; st.FirstIndex > 0 && n > 2000 {
 			t.Fatalf("log holds %d entries: %+v", n, st)
 		}
+	}
+}
+
+// TestCaughtUp: after a restart the replica leads before it has applied
+// its log; CaughtUp says so until the replay is done.
+func TestCaughtUp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "applier.json")
+	g := openLeader(t, testOptions(filepath.Join(dir, "raft"), openChain(t, path), ""))
+	for i := range 50 {
+		propose(t, g, fmt.Sprint(i))
+	}
+	if err := g.CaughtUp(); err != nil {
+		t.Fatalf("CaughtUp of a replica that applied everything: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a := openChain(t, path)
+	a.gate = make(chan struct{}) // the replay waits
+	g, err := Open(testOptions(filepath.Join(dir, "raft"), a, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.CaughtUp(); err == nil || !strings.Contains(err.Error(), "replaying its log") {
+		t.Fatalf("CaughtUp before the replay: %v, want replaying", err)
+	}
+	close(a.gate)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := g.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.CaughtUp(); err != nil {
+		t.Fatalf("CaughtUp after the replay: %v", err)
+	}
+}
+
+func TestSnapshotDue(t *testing.T) {
+	const maxBytes, maxAge = 1000, time.Minute
+	for _, tc := range []struct {
+		name  string
+		bytes uint64
+		age   time.Duration
+		want  bool
+	}{
+		{"nothing applied", 0, time.Hour, false},
+		{"little, recent", 999, time.Second, false},
+		{"bytes reached", 1000, time.Second, true},
+		{"age reached", 1, time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := snapshotDue(tc.bytes, tc.age, maxBytes, maxAge); got != tc.want {
+				t.Fatalf("snapshotDue(%d, %v) = %v, want %v", tc.bytes, tc.age, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSnapshotByLogBytes: with entries far below raft's entry threshold
+// the group snapshots (and truncates) by the bytes applied, so the log
+// after the last snapshot stays near SnapshotMaxLogBytes.
+func TestSnapshotByLogBytes(t *testing.T) {
+	for _, store := range logStores {
+		t.Run(string(store), func(t *testing.T) {
+			dir := t.TempDir()
+			a := openChain(t, filepath.Join(dir, "a.json"))
+			opts := testOptions(filepath.Join(dir, "raft"), a, store)
+			opts.SnapshotMaxLogBytes = 20 << 10
+			opts.SnapshotInterval = 5 * time.Millisecond
+			g := openLeader(t, opts)
+			defer g.Close()
+			entry := strings.Repeat("x", 1000)
+			var most uint64
+			deadline := time.Now().Add(20 * time.Second)
+			for i := 0; g.Stats().FirstIndex < 100; i++ {
+				if time.Now().After(deadline) {
+					t.Fatalf("no truncation past index 100 after %d entries: %+v", i, g.Stats())
+				}
+				propose(t, g, fmt.Sprint(i, entry))
+				most = max(most, g.Stats().SinceSnapshotBytes)
+			}
+			// The bound plus what is applied while a snapshot runs (the
+			// test applier's checkpoint rewrites its whole state).
+			if most > 80<<10 {
+				t.Errorf("up to %d bytes applied since a snapshot, want about 20 KiB and the entries applied during one", most)
+			}
+		})
 	}
 }
 
@@ -375,7 +466,7 @@ func TestMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := `
-# HELP myelin_raft_proposals_total Proposals by result: ok, refused (by the applier), not_leader, unknown (may be committed), applier_fail.
+# HELP myelin_raft_proposals_total Proposals by result: ok, refused (by the applier), not_leader, unknown (may be committed), applier_fail, disk_full, log_failed.
 # TYPE myelin_raft_proposals_total counter
 myelin_raft_proposals_total{group="r1",result="ok"} 1
 myelin_raft_proposals_total{group="r1",result="refused"} 1
@@ -389,5 +480,109 @@ myelin_raft_proposals_total{group="r1",result="refused"} 1
 		if err := g.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestCaughtUpSurvivesLeaderChange: once a replica has replayed its log,
+// CaughtUp (and so /ready) stays yes when it becomes leader later. It
+// said no on the new leader until a barrier of its own term was applied,
+// so /ready answered 503 after every election (found by
+// cmd/myelin TestBadInput once the cluster no longer called WaitLeader
+// on data groups).
+func TestCaughtUpSurvivesLeaderChange(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"a", "b", "c"}
+	open := func() []*Group {
+		trans := make([]*raft.InmemTransport, len(ids))
+		var voters []Voter
+		for i, id := range ids {
+			_, trans[i] = raft.NewInmemTransport(raft.ServerAddress(id))
+			voters = append(voters, Voter{ID: id, Address: id})
+		}
+		for i := range trans {
+			for j := range trans {
+				if i != j {
+					trans[i].Connect(trans[j].LocalAddr(), trans[j])
+				}
+			}
+		}
+		groups := make([]*Group, len(ids))
+		for i, id := range ids {
+			opts := testOptions(filepath.Join(dir, id), openChain(t, filepath.Join(dir, id+".json")), "")
+			opts.ID, opts.Transport, opts.Voters = id, trans[i], voters
+			opts.HeartbeatTimeout = 500 * time.Millisecond
+			g, err := Open(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			groups[i] = g
+		}
+		return groups
+	}
+	leaderOf := func(groups []*Group) *Group {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		for _, g := range groups {
+			if err := g.WaitLeader(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id, _ := groups[0].Leader()
+		for _, g := range groups {
+			if g.opts.ID == id {
+				return g
+			}
+		}
+		t.Fatalf("leader %q is none of %v", id, ids)
+		return nil
+	}
+	closeAll := func(groups []*Group) {
+		for _, g := range groups {
+			if err := g.Close(); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+
+	groups := open()
+	leader := leaderOf(groups)
+	for i := range 20 {
+		propose(t, leader, fmt.Sprint("b", i))
+	}
+	closeAll(groups)
+
+	// Restarted, every replica replays, then says it has caught up.
+	groups = open()
+	defer closeAll(groups)
+	leader = leaderOf(groups)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, g := range groups {
+		for g.CaughtUp() != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s not caught up: %v", g.opts.ID, g.CaughtUp())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// A follower takes over with no write in between: still caught up.
+	var next *Group
+	for _, g := range groups {
+		if g != leader {
+			next = g
+			break
+		}
+	}
+	if err := leader.TransferLeadership(next.opts.ID, next.opts.ID); err != nil {
+		t.Fatal(err)
+	}
+	for next.raft.State() != raft.Leader {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not take over", next.opts.ID)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := next.CaughtUp(); err != nil {
+		t.Fatalf("CaughtUp on the new leader: %v", err)
 	}
 }

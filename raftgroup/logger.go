@@ -31,13 +31,24 @@ type hcLogger struct {
 	// closing reports whether the group is shutting down: connection
 	// errors to peers are then expected. Nil means never.
 	closing func() bool
+	// logDown reports whether the replica's log cannot be written or the
+	// disk is full: the election cycle and the failing snapshots are
+	// then expected (the log store and the disk guard log the outage
+	// themselves). Nil means never.
+	logDown func() bool
 }
 
 var _ hclog.Logger = (*hcLogger)(nil)
 
 // newHCLogger returns raft's logger writing to l under the name "raft".
 func newHCLogger(l *slog.Logger, closing func() bool) hclog.Logger {
-	return &hcLogger{l: l, name: "raft", level: hclog.Info, closing: closing}
+	return newGroupLogger(l, closing, nil)
+}
+
+// newGroupLogger is newHCLogger for a replica, which also quiets the
+// lines a log that cannot be written repeats while logDown says so.
+func newGroupLogger(l *slog.Logger, closing, logDown func() bool) hclog.Logger {
+	return &hcLogger{l: l, name: "raft", level: hclog.Info, closing: closing, logDown: logDown}
 }
 
 func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
@@ -45,6 +56,9 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 		return
 	}
 	lvl := expectedLevel(slogLevel(level), msg, args, h.closing != nil && h.closing())
+	if h.logDown != nil && lvl >= slog.LevelInfo && h.logDown() && logDownMessage(msg) {
+		lvl = slog.LevelDebug
+	}
 	ctx := context.Background()
 	if !h.l.Enabled(ctx, lvl) {
 		return
@@ -120,6 +134,25 @@ func expectedLevel(l slog.Level, msg string, args []any, closing bool) slog.Leve
 		return slog.LevelInfo
 	}
 	return l
+}
+
+// logDownMessage reports whether msg is one of the lines a replica whose
+// log cannot be written repeats: a leader's append fails, it steps down,
+// a single replica elects itself again and fails again, several times a
+// second while the disk is full (44,000 lines in 4 minutes before the
+// log store logged the outage once instead).
+func logDownMessage(msg string) bool {
+	for _, p := range []string{
+		"failed to commit logs", "failed to append to logs", "failed to compact logs",
+		"entering follower state", "entering candidate state", "entering leader state",
+		"election won", "pre-vote successful", "heartbeat timeout reached",
+		"creating new snapshot", "failed to take snapshot", // raft retries every few seconds
+	} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // argString returns the value of key in hclog's alternating key-value

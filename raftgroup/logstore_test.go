@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftwal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 )
 
 type testStore interface {
@@ -22,13 +19,6 @@ type testStore interface {
 	raft.StableStore
 	io.Closer
 }
-
-type walStore struct {
-	*raftwal.WAL
-	meta *metadb.BoltMetaDB
-}
-
-func (w walStore) Close() error { return walCloser{w.WAL, w.meta}.Close() }
 
 func openTestStore(t *testing.T, store LogStore, dir string) testStore {
 	t.Helper()
@@ -39,15 +29,11 @@ func openTestStore(t *testing.T, store LogStore, dir string) testStore {
 		}
 		return p
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	meta := &metadb.BoltMetaDB{}
-	w, err := raftwal.Open(dir, raftwal.WithMetaStore(meta))
+	w, err := openWALStore(Options{Dir: dir}.withDefaults(), newHCLogger(slog.New(slog.DiscardHandler), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return walStore{w, meta}
+	return w
 }
 
 // TestLogStoreConformance runs the same operations on both log stores.

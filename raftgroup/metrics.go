@@ -22,6 +22,8 @@ const (
 	resultNotLeader   = "not_leader"   // not proposed
 	resultUnknown     = "unknown"      // leadership lost, ctx ended, closed: may be committed
 	resultApplierFail = "applier_fail" // the applier failed, group stopped
+	resultDiskFull    = "disk_full"    // refused: the disk is full or under its minimum (ErrDiskFull)
+	resultLogFailed   = "log_failed"   // refused: the log cannot be written (ErrLogFailed)
 )
 
 func newMetrics(g *Group) *metrics {
@@ -35,7 +37,7 @@ func newMetrics(g *Group) *metrics {
 		}),
 		proposals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        "myelin_raft_proposals_total",
-			Help:        "Proposals by result: ok, refused (by the applier), not_leader, unknown (may be committed), applier_fail.",
+			Help:        "Proposals by result: ok, refused (by the applier), not_leader, unknown (may be committed), applier_fail, disk_full, log_failed.",
 			ConstLabels: labels,
 		}, []string{"result"}),
 	}
@@ -53,6 +55,8 @@ func newMetrics(g *Group) *metrics {
 			return s.LastIndex - s.FirstIndex + 1
 		}),
 		stat("myelin_raft_replayed_entries", "Log entries replayed to the applier since the replica opened.", func(s Stats) uint64 { return s.Replayed }),
+		stat("myelin_raft_log_bytes_since_snapshot", "Bytes of the entries applied since the last snapshot (engine checkpoint): at most what a crash now would replay.",
+			func(s Stats) uint64 { return s.SinceSnapshotBytes }),
 	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hashicorp/raft-wal/types"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -20,6 +21,14 @@ const (
 	LogStoreWAL LogStore = "raft-wal"
 	// LogStorePebble is a Pebble instance of its own in Dir/log.
 	LogStorePebble LogStore = "pebble"
+)
+
+// The snapshot policy's defaults (docs/design.md "Restart time" has the
+// measurements): a restart after kill -9 under the make bench load
+// replays at most about this much log.
+const (
+	DefaultSnapshotMaxLogBytes = 64 << 20
+	DefaultSnapshotMaxLogAge   = time.Minute
 )
 
 // Voter is a replica of a group: its Raft server ID and transport address.
@@ -77,8 +86,19 @@ type Options struct {
 	// (entries per second) * 2 * SnapshotInterval entries, and a restart
 	// replays at most that many less TrailingLogs.
 	SnapshotThreshold uint64
+	// SnapshotMaxLogBytes: also take a snapshot once the entries applied
+	// since the last one hold this many bytes, so that a restart replays
+	// a bounded amount of log whatever the entries' size. Zero means
+	// DefaultSnapshotMaxLogBytes.
+	SnapshotMaxLogBytes uint64
+	// SnapshotMaxLogAge: also take a snapshot once this long has passed
+	// since the last one and entries were applied since, so that a slow
+	// trickle of writes is not replayed from hours back. Zero means
+	// DefaultSnapshotMaxLogAge.
+	SnapshotMaxLogAge time.Duration
 	// SnapshotInterval: how often raft checks SnapshotThreshold (it waits a
-	// random time in [interval, 2*interval)). Zero means 2s.
+	// random time in [interval, 2*interval)), and the group
+	// SnapshotMaxLogAge. Zero means 2s.
 	SnapshotInterval time.Duration
 	// TrailingLogs: entries kept behind a snapshot so a lagging follower can
 	// catch up from the log instead of a snapshot. Zero means 1024.
@@ -104,6 +124,23 @@ type Options struct {
 	// Registerer receives the replica's metrics (labelled group=ID), and
 	// Close unregisters them. Nil means no metrics.
 	Registerer prometheus.Registerer
+
+	// Disk is the node's free-space guard: Propose refuses with
+	// ErrDiskFull while it says the disk is full or under its minimum,
+	// and the log reports disk-full errors to it. Nil means no guard
+	// (the log still refuses while it cannot write).
+	Disk *DiskGuard
+	// ProposeBelowDiskMinimum: refuse proposals only once a write found
+	// the disk full, not already under Disk's minimum. For the metadata
+	// group, whose entries are few and small and which the cluster needs
+	// to place, join and drain.
+	ProposeBelowDiskMinimum bool
+
+	// walVFS replaces raft-wal's file system (tests inject faults).
+	walVFS types.VFS
+	// walRetry: how often a broken raft-wal log retries to reopen; zero
+	// means walRetry (tests shorten it).
+	walRetry time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -118,6 +155,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SnapshotInterval == 0 {
 		o.SnapshotInterval = 2 * time.Second
+	}
+	if o.SnapshotMaxLogBytes == 0 {
+		o.SnapshotMaxLogBytes = DefaultSnapshotMaxLogBytes
+	}
+	if o.SnapshotMaxLogAge == 0 {
+		o.SnapshotMaxLogAge = DefaultSnapshotMaxLogAge
 	}
 	if o.TrailingLogs == 0 {
 		o.TrailingLogs = 1024
@@ -166,8 +209,8 @@ func (o Options) Validate() error {
 	if o.HeartbeatTimeout != 0 && o.HeartbeatTimeout < 5*time.Millisecond {
 		errs = append(errs, fmt.Errorf("HeartbeatTimeout %v: want at least 5ms", o.HeartbeatTimeout))
 	}
-	if o.SnapshotInterval < 0 || o.ApplyTimeout < 0 {
-		errs = append(errs, errors.New("SnapshotInterval and ApplyTimeout must not be negative"))
+	if o.SnapshotInterval < 0 || o.ApplyTimeout < 0 || o.SnapshotMaxLogAge < 0 {
+		errs = append(errs, errors.New("SnapshotInterval, SnapshotMaxLogAge and ApplyTimeout must not be negative"))
 	}
 	if o.MaxAppendEntries < 0 || o.MaxAppendEntries > 1024 {
 		errs = append(errs, fmt.Errorf("MaxAppendEntries %d: want 0..1024", o.MaxAppendEntries))

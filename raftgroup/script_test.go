@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt with the actual output")
@@ -25,6 +28,19 @@ var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt with the actua
 //	state                   the applier's index, entry count and hash
 //	fail-next               the applier fails the next entry (ErrApplierFailed)
 //	close                   Group.Close
+//
+// The disk (raft-wal only): segments are 64 KiB, the disk guard's minimum
+// is 64 MiB and it reads what "free" set (1 GiB at first).
+//
+//	free <MiB>              set the free space and let the guard read it: "accepting" or "refusing"
+//	fs full|ok|eio          raft-wal's files: full (preallocation and growing writes fail with ENOSPC), ok, or every write fails (EIO)
+//	fill <bytes> <max>      propose entries of <bytes> until one fails, at most max: whether some were accepted, and the error
+//	write <batch>...        propose without printing the index (it depends on timing after a fill)
+//	acked                   every acknowledged proposal is in the applier's state, at its index
+//	writable                Group.Writable
+//	read                    Group.VerifyRead
+//	await-writes            propose "await" until it is accepted (the log reopened), at most 10 s,
+//	                        the guard reading the free space a minute later each time
 func TestScripts(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
 	if err != nil || len(files) == 0 {
@@ -71,7 +87,24 @@ func runScript(t *testing.T, file string) {
 		g     *Group
 		a     *chainApplier
 		store LogStore
+		vfs   = newFaultVFS()
+		acked = map[uint64]string{}
+		free  atomic.Uint64
+		clock atomic.Int64 // unix seconds of the guard's clock
 	)
+	clock.Store(1700000000)
+	free.Store(1 << 30)
+	guard, err := NewDiskGuard(DiskGuardOptions{
+		Dirs:         []string{dir},
+		MinFreeBytes: 64 << 20,
+		Interval:     time.Minute,
+		FreeBytes:    func(string) (uint64, error) { return free.Load(), nil },
+		Now:          func() time.Time { return time.Unix(clock.Load(), 0) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer guard.Close()
 	defer func() {
 		if g != nil {
 			g.Close()
@@ -83,7 +116,10 @@ func runScript(t *testing.T, file string) {
 			a = &chainApplier{path: appPath}
 		}
 		var err error
-		g, err = Open(testOptions(filepath.Join(dir, "raft"), a, store))
+		opts := testOptions(filepath.Join(dir, "raft"), a, store)
+		opts.Disk, opts.walVFS, opts.walRetry = guard, vfs, 5*time.Millisecond
+		opts.WALSegmentBytes = 64 << 10
+		g, err = Open(opts)
 		if err == nil {
 			err = g.WaitLeader(t.Context())
 		}
@@ -114,6 +150,9 @@ func runScript(t *testing.T, file string) {
 		case "propose":
 			for _, b := range f[1:] {
 				idx, outcome, err := g.Propose(context.Background(), []byte(b))
+				if err == nil {
+					acked[idx] = b
+				}
 				line := fmt.Sprintf("%d %s", idx, b)
 				if err != nil {
 					line += ": " + errName(err)
@@ -142,6 +181,95 @@ func runScript(t *testing.T, file string) {
 		case "fail-next":
 			a.failAt = g.Stats().LastIndex + 1
 			got = append(got, "ok")
+		case "free":
+			mib, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			free.Store(mib << 20)
+			clock.Add(60)
+			if err := guard.Refresh(); err != nil {
+				t.Fatal(err)
+			}
+			if guard.Err() != nil {
+				got = append(got, "refusing")
+			} else {
+				got = append(got, "accepting")
+			}
+		case "fs":
+			vfs.full.Store(f[1] == "full")
+			vfs.failWrites.Store(f[1] == "eio")
+			got = append(got, "ok")
+		case "fill":
+			size, err1 := strconv.Atoi(f[1])
+			most, err2 := strconv.Atoi(f[2])
+			if err := errors.Join(err1, err2); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for ; n < most; n++ {
+				b := fmt.Sprintf("fill%d-%s", n, strings.Repeat("x", size))
+				var idx uint64
+				if idx, _, err = g.Propose(context.Background(), []byte(b)); err != nil {
+					break
+				}
+				acked[idx] = b
+			}
+			switch {
+			case n == most:
+				got = append(got, "all accepted")
+			case n > 0:
+				got = append(got, "some accepted, then error: "+errName(err))
+			default:
+				got = append(got, "error: "+errName(err))
+			}
+		case "write":
+			for _, b := range f[1:] {
+				idx, _, err := g.Propose(context.Background(), []byte(b))
+				if err == nil {
+					acked[idx] = b
+				}
+				got = append(got, b+": "+okOrErr(err))
+			}
+		case "acked":
+			applied := map[uint64]string{}
+			for _, e := range a.state().Entries {
+				applied[e.Index] = e.Batch
+			}
+			res := "ok"
+			for idx, b := range acked {
+				if applied[idx] != b {
+					res = fmt.Sprintf("entry %d %.10q acknowledged, applied %.10q", idx, b, applied[idx])
+					break
+				}
+			}
+			got = append(got, res)
+		case "writable":
+			got = append(got, okOrErr(g.Writable()))
+		case "read":
+			got = append(got, okOrErr(g.VerifyRead(t.Context())))
+		case "await-writes":
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				// The guard's loop would read the free space again by
+				// now: a write that failed just before the space came
+				// back reported ENOSPC late.
+				clock.Add(60)
+				if err := guard.Refresh(); err != nil {
+					t.Fatal(err)
+				}
+				idx, _, err := g.Propose(context.Background(), []byte("await"))
+				if err == nil {
+					acked[idx] = "await"
+					got = append(got, "ok")
+					break
+				}
+				if time.Now().After(deadline) {
+					got = append(got, "error: "+errName(err))
+					break
+				}
+				time.Sleep(5 * time.Millisecond) // raft re-elects, the log reopens: real goroutines
+			}
 		default:
 			t.Fatalf("unknown command %q", c.cmd)
 		}
@@ -185,6 +313,8 @@ func errName(err error) string {
 		{ErrApplierFailed, "ErrApplierFailed"},
 		{ErrNotLeader, "ErrNotLeader"},
 		{ErrClosed, "ErrClosed"},
+		{ErrDiskFull, "ErrDiskFull"},
+		{ErrLogFailed, "ErrLogFailed"},
 	} {
 		if errors.Is(err, s.err) {
 			return s.name

@@ -15,14 +15,15 @@ import (
 // Handle is behind the auth gate with what it needs, timed in
 // myelin_http_request_duration_seconds, and listed (List) so that tests
 // can walk every route rather than a hand-written list. Until Open it
-// answers every request 503: the listener is up before storage is open,
-// so that a load balancer sees a node that is starting, not one that is
-// gone.
+// answers every request 503 saying why (Waiting): the listener is up
+// before storage is open, so that a load balancer sees a node that is
+// starting, not one that is gone.
 type Routes struct {
 	mux      *http.ServeMux
 	gate     *AuthGate
 	duration *prometheus.HistogramVec
 	open     atomic.Bool
+	waiting  atomic.Pointer[string] // why it is not open yet; nil: opening storage
 
 	mu     sync.Mutex
 	routes []Route
@@ -60,6 +61,18 @@ func (r *Routes) Handle(pattern, name string, need auth.Need, h http.Handler) {
 // Open starts serving the registered routes.
 func (r *Routes) Open() { r.open.Store(true) }
 
+// Waiting records why the node is not open yet, for the 503 every
+// request gets until Open (a node waiting for disk space before it opens
+// its storage says so); nil means it is opening its storage.
+func (r *Routes) Waiting(why error) {
+	if why == nil {
+		r.waiting.Store(nil)
+		return
+	}
+	msg := why.Error()
+	r.waiting.Store(&msg)
+}
+
 // List returns every registered route, in registration order.
 func (r *Routes) List() []Route {
 	r.mu.Lock()
@@ -69,7 +82,11 @@ func (r *Routes) List() []Route {
 
 func (r *Routes) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !r.open.Load() {
-		http.Error(w, "not ready: opening storage", http.StatusServiceUnavailable)
+		msg := "not ready: opening storage"
+		if why := r.waiting.Load(); why != nil {
+			msg = "not ready: " + *why
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
 	r.mux.ServeHTTP(w, req)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/myelindb/myelin/internal/invariants"
+	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/server/distributor"
 	"github.com/myelindb/myelin/server/remotewrite"
@@ -278,7 +279,9 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		if retryable(err) {
 			code = http.StatusServiceUnavailable
 		}
-		h.opts.Logger.Warn("remote write failed", "tenant", tenant, "err", err)
+		if !errors.Is(err, raftgroup.ErrDiskFull) { // the disk guard logs a full disk, once per outage
+			h.opts.Logger.Warn("remote write failed", "tenant", tenant, "err", err)
+		}
 		http.Error(w, err.Error(), code)
 		return tenant, nil, size
 	}

@@ -90,7 +90,7 @@ func startAuthNode(t *testing.T, path string) (*server.Routes, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := openNode(t.Context(), cfg, nodeID, logger, reg)
+	n, err := openNode(t.Context(), cfg, nodeID, logger, reg, func(error) {})
 	if err != nil {
 		t.Fatal(err)
 	}

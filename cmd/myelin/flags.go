@@ -38,6 +38,7 @@ type config struct {
 	retention    time.Duration
 	cacheBytes   int64
 	memTable     int64
+	minFreeBytes int64
 
 	queryTimeout       time.Duration
 	queryMaxSamples    int
@@ -90,6 +91,8 @@ type clusterConfig struct {
 	secretFile        string
 	insecure          bool
 	snapshotThr       uint64
+	snapshotLogBytes  uint64
+	snapshotLogAge    time.Duration
 	trailing          uint64
 	logStore          string
 	walSegmentBytes   int
@@ -109,6 +112,11 @@ type clusterConfig struct {
 // shorter timeouts were not needed and risk spurious elections when
 // fsync stalls on a busy disk.
 const defaultClusterHeartbeat = 500 * time.Millisecond
+
+// defaultMinFreeBytes is -storage.min-free-disk-space-bytes' default:
+// room for two memtables' flush (2 x 32 MiB), the compactions after it,
+// and a checkpoint (docs/design.md "Disk full" has the measurement).
+const defaultMinFreeBytes = 256 << 20
 
 // usageHeader opens `myelin -help`.
 const usageHeader = `Usage: myelin [flags]
@@ -153,6 +161,10 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this; 0 keeps everything.")
 	fs.Int64Var(&cfg.cacheBytes, "storage.cache-size", 64<<20, "Block cache of the embedded Pebble store, shared by index and chunk reads, in `bytes`.")
 	fs.Int64Var(&cfg.memTable, "storage.memtable-size", 32<<20, "Size of one memtable of the embedded Pebble store, in `bytes`; up to two are in memory.")
+	fs.Int64Var(&cfg.minFreeBytes, "storage.min-free-disk-space-bytes", defaultMinFreeBytes,
+		"Refuse writes (503) while the data directory's file system has less than this many `bytes` free, so that\n"+
+			"checkpoints, compactions and the Raft log's next segment still fit; reads go on, writes resume\n"+
+			"by themselves once space is freed. 0 refuses writes only after one failed with \"no space left on device\".")
 	fs.DurationVar(&cfg.queryTimeout, "query.timeout", 2*time.Minute, "Maximum time one query may take.")
 	fs.IntVar(&cfg.queryMaxSamples, "query.max-samples", 50_000_000, "Maximum number of samples one query may load into memory.")
 	fs.DurationVar(&cfg.lookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back an instant selector looks for the latest sample.")
@@ -236,6 +248,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	}
 	if cfg.logFormat != "logfmt" && cfg.logFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log.format %q: want logfmt or json", cfg.logFormat))
+	}
+	if cfg.minFreeBytes < 0 {
+		errs = append(errs, fmt.Errorf("-storage.min-free-disk-space-bytes %d is negative", cfg.minFreeBytes))
 	}
 	if cfg.authFile != "" && !cfg.multitenancy {
 		errs = append(errs, errors.New("-auth.config-file needs -auth.multitenancy-enabled=true: tokens name the tenants they act on"))
@@ -354,6 +369,11 @@ func (c *clusterConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.insecure, "raft.insecure", false, "Let a node listen for Raft with neither -raft.secret-file nor mutual TLS: anyone who reaches the\n"+
 		"Raft port can then read and write every tenant and join the cluster. Only for a network no stranger reaches.")
 	fs.Uint64Var(&c.snapshotThr, "raft.snapshot-threshold", 8192, "Take a Raft snapshot (an engine checkpoint) after this many log entries.")
+	fs.Uint64Var(&c.snapshotLogBytes, "raft.snapshot-max-log-bytes", raftgroup.DefaultSnapshotMaxLogBytes,
+		"Also take a Raft snapshot once the log entries since the last one hold this many `bytes`: a restart after\n"+
+			"a crash replays at most about this much log (64 MiB: ready ~1 s after kill -9 under the make bench load).")
+	fs.DurationVar(&c.snapshotLogAge, "raft.snapshot-max-log-age", raftgroup.DefaultSnapshotMaxLogAge,
+		"Also take a Raft snapshot once this long has passed since the last one with entries written since.")
 	fs.Uint64Var(&c.trailing, "raft.trailing-logs", 1024, "Log entries kept behind a snapshot, so a lagging replica catches up from the log.")
 	fs.StringVar(&c.logStore, "raft.log-store", string(raftgroup.LogStoreWAL), "Raft log implementation: raft-wal or pebble.")
 	fs.IntVar(&c.walSegmentBytes, "raft.wal-segment-size", 8<<20, "Size of one raft-wal segment file, allocated when created, in `bytes` (64 KiB to 1 GiB).")
@@ -427,6 +447,9 @@ func (c *clusterConfig) parse(set map[string]bool) error {
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") || (c.tlsCA != "" && c.tlsCert == "") {
 		errs = append(errs, errors.New("-raft.tls-cert-file and -raft.tls-key-file go together; -raft.tls-ca-file needs them"))
+	}
+	if c.snapshotLogBytes < 1<<20 || c.snapshotLogAge < time.Second {
+		errs = append(errs, errors.New("-raft.snapshot-max-log-bytes wants at least 1 MiB and -raft.snapshot-max-log-age at least 1s"))
 	}
 	// A listening node authenticates its peers, or says it will not.
 	credential := c.secretFile != "" || (c.tlsCert != "" && c.tlsCA != "")

@@ -27,10 +27,18 @@ import (
 // empty means the module version from the build info.
 var version string
 
-// shutdownTimeout bounds how long in-flight requests may take to finish
-// after SIGTERM. 30 s is the default Kubernetes/systemd grace period; past it
-// we close connections rather than be killed mid-write.
+// shutdownTimeout bounds the shutdown after SIGTERM: in-flight requests,
+// then the checkpoint and close of the node. 30 s is the default
+// Kubernetes grace period; past it we close connections rather than be
+// killed mid-write, and exit without finishing the close rather than hang
+// (a full disk once held a shutdown for over 8 minutes): the Raft log
+// holds every acknowledged write and the next start replays it from the
+// last checkpoint, a few seconds of log at most.
 const shutdownTimeout = 30 * time.Second
+
+// minCloseTime is the least time the node's close gets, however long the
+// requests took: enough for the final checkpoint of a large head.
+const minCloseTime = 10 * time.Second
 
 // errUsage means the command line was wrong; parseFlags has said why.
 var errUsage = errors.New("usage error")
@@ -130,7 +138,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		<-reloadDone
 	}()
 
-	n, err := openNode(ctx, cfg, nodeID, logger, reg)
+	n, err := openNode(ctx, cfg, nodeID, logger, reg, h.Waiting)
+	if err != nil && ctx.Err() != nil {
+		// Stopped while opening (waiting for disk space, say): a normal
+		// shutdown.
+		logger.Info("stopped while opening", "err", err)
+		err = nil
+	}
 	var internal *http.Server
 	internalErr := make(chan error, 1)
 	if err == nil {
@@ -159,6 +173,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if n != nil {
 		n.cluster.Stop()
 	}
+	closeBy := time.Now().Add(shutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	// Stop accepting and finish in-flight requests, then checkpoint.
@@ -177,7 +192,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		}
 	}
 	if n != nil {
-		if cerr := n.close(); cerr != nil {
+		deadline := closeBy
+		if least := time.Now().Add(minCloseTime); least.After(deadline) {
+			deadline = least
+		}
+		if cerr := closeWithin(n, deadline); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close node: %w", cerr))
 		}
 	}
@@ -186,6 +205,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// closeWithin closes n, waiting until deadline at most. Past it the close
+// goes on in a goroutine that the process's exit ends.
+func closeWithin(n *node, deadline time.Time) error {
+	done := make(chan error, 1)
+	go func() { done <- n.close() }()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return errors.New("not closed by the end of the shutdown's time limit: exiting anyway; " +
+			"the next start replays the Raft log from the last checkpoint")
+	}
 }
 
 // dataPaths are the parts of the data directory.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,6 +30,7 @@ import (
 // cluster member (a cluster of one unless configured otherwise), and the
 // write and read paths over them.
 type node struct {
+	disk    *raftgroup.DiskGuard
 	db      *engine.DB
 	mux     *raftgroup.Mux
 	cluster *cluster.Node
@@ -38,20 +40,52 @@ type node struct {
 	api     *server.ClusterAPI
 }
 
-// openNode opens the engine and starts the cluster member on it.
-func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logger, reg prometheus.Registerer) (n *node, err error) {
+// openMinFree is the free space the node waits for before it opens its
+// storage: Pebble's open writes a manifest and an options file, and a
+// manifest write that fails is fatal to Pebble (it panics), so a node
+// restarted on a full disk waits, answering 503 with the reason, instead
+// of crashing in a loop.
+const openMinFree = 16 << 20
+
+// openNode opens the engine and starts the cluster member on it, after
+// waiting for openMinFree bytes of free space; waiting is told why the
+// node is waiting (nil once it is not).
+func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logger, reg prometheus.Registerer, waiting func(error)) (n *node, err error) {
+	// One guard of the data directory's free space for the engine and
+	// every group: the groups refuse writes while it says the disk is
+	// full, the engine and the logs report their ENOSPC errors to it.
+	disk, err := raftgroup.NewDiskGuard(raftgroup.DiskGuardOptions{
+		Dirs:         []string{cfg.dataDir},
+		MinFreeBytes: uint64(cfg.minFreeBytes),
+		Setting:      "-storage.min-free-disk-space-bytes",
+		Logger:       logger,
+		Registerer:   reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if m := cfg.minFreeBytes; m > 0 && m < 2*cfg.memTable {
+		logger.Warn("-storage.min-free-disk-space-bytes is below two memtables (-storage.memtable-size): "+
+			"a flush may not fit when writes are refused, and applies then wait for space", "min_free_bytes", m, "memtable_bytes", cfg.memTable)
+	}
+	if err := waitForSpace(ctx, disk, logger, waiting); err != nil {
+		disk.Close()
+		return nil, err
+	}
 	db, err := engine.Open(engine.Options{
 		Dir:           enginePath(cfg),
 		Retention:     cfg.retention,
 		CacheBytes:    cfg.cacheBytes,
 		MemTableBytes: cfg.memTable,
+		OnDiskFull:    disk.Report,
 		Logger:        logger,
 		Registerer:    reg,
 	})
 	if err != nil {
+		disk.Close()
 		return nil, fmt.Errorf("open engine: %w", err)
 	}
-	n = &node{db: db, tenants: server.NewTenants(db)}
+	n = &node{disk: disk, db: db, tenants: server.NewTenants(db)}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, n.close())
@@ -121,11 +155,14 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 		DeadAfter: cc.deadAfter,
 		Heartbeat: cc.heartbeatInterval,
 		Raft: raftgroup.Options{
-			LogStore:          raftgroup.LogStore(cc.logStore),
-			WALSegmentBytes:   cc.walSegmentBytes,
-			HeartbeatTimeout:  cc.heartbeat,
-			SnapshotThreshold: cc.snapshotThr,
-			TrailingLogs:      cc.trailing,
+			Disk:                disk,
+			LogStore:            raftgroup.LogStore(cc.logStore),
+			WALSegmentBytes:     cc.walSegmentBytes,
+			HeartbeatTimeout:    cc.heartbeat,
+			SnapshotThreshold:   cc.snapshotThr,
+			SnapshotMaxLogBytes: cc.snapshotLogBytes,
+			SnapshotMaxLogAge:   cc.snapshotLogAge,
+			TrailingLogs:        cc.trailing,
 		},
 		Tenants:    n.tenants.Report,
 		Registerer: reg,
@@ -141,6 +178,32 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 		querier.Options{Logger: logger})
 	n.api = server.NewClusterAPI(n.cluster, db)
 	return n, nil
+}
+
+// waitForSpace returns once disk has read openMinFree bytes free, or with
+// ctx's error. It logs once why it waits, and every 5 minutes after.
+func waitForSpace(ctx context.Context, disk *raftgroup.DiskGuard, logger *slog.Logger, waiting func(error)) error {
+	tick := time.NewTicker(time.Second) // as often as the guard reads the free space
+	defer tick.Stop()
+	var logged time.Time
+	for {
+		free := disk.Free()
+		if free >= openMinFree {
+			waiting(nil)
+			return nil
+		}
+		err := fmt.Errorf("disk full: %d bytes free in the data directory, %d needed to open the storage; waiting for space", free, openMinFree)
+		waiting(err)
+		if logged.IsZero() || time.Since(logged) >= 5*time.Minute {
+			logger.Error("waiting for disk space before opening the storage (free some space)", "free_bytes", free, "needed_bytes", openMinFree)
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for disk space: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 // internalHandler serves what other nodes call over the Raft listener:
@@ -165,7 +228,9 @@ func (n *node) close() error {
 	if n.mux != nil {
 		errs = append(errs, n.mux.Close())
 	}
-	return errors.Join(append(errs, n.db.Close())...)
+	errs = append(errs, n.db.Close())
+	n.disk.Close()
+	return errors.Join(errs...)
 }
 
 // The engine is a Raft state machine without importing raftgroup.

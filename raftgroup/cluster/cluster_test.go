@@ -121,6 +121,7 @@ type testCluster struct {
 	dir   string
 	ring  ring.Options
 	nodes []*testNode
+	disks map[string]*raftgroup.DiskGuard // by node ID, for the nodes started after it is set
 }
 
 func newTestCluster(t *testing.T) *testCluster {
@@ -155,7 +156,7 @@ func (c *testCluster) start(id, addr, join string) *testNode {
 	n, err := Start(Options{
 		NodeID: id, Advertise: addr, Dir: tn.dir, Mux: tn.mux, Storage: tn.storage, Join: join,
 		Heartbeat: 100 * time.Millisecond, DeadAfter: 2 * time.Second, Ring: c.ring,
-		Raft:   raftgroup.Options{HeartbeatTimeout: 200 * time.Millisecond},
+		Raft:   raftgroup.Options{HeartbeatTimeout: 200 * time.Millisecond, Disk: c.disks[id]},
 		Logger: logger,
 	})
 	require.NoError(t, err)

@@ -56,6 +56,9 @@ func openMetadata(opts Options, dir string, rpc *rpcClient, changed func()) (*me
 	if opts.Mux.Listening() {
 		ro.LogCacheEntries = 64
 	}
+	// Its entries are few and small and the cluster needs them: refused
+	// only once the disk is full, not under the guard's minimum.
+	ro.ProposeBelowDiskMinimum = true
 	switch {
 	case len(opts.Peers) > 0:
 		ro.Voters = opts.Peers

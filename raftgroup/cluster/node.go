@@ -197,9 +197,11 @@ func (n *Node) Drain(ctx context.Context, id string) error {
 	return n.meta.callLeader(ctx, "POST", "drain", map[string][]string{"node": {id}}, nil, nil)
 }
 
-// Ready returns nil once the node can serve: it is an active member and
-// every group has a leader it knows of (after a start, the groups' logs
-// are replayed by then: a replica leads only after its replay).
+// Ready returns nil once the node can serve: it is an active member,
+// every group has a leader it knows of, this node's replicas have
+// replayed their logs (a replica leads before it has applied them, and
+// writes wait behind the replay), and they can write (not while the disk
+// is full: the error wraps raftgroup.ErrDiskFull and says why).
 func (n *Node) Ready() error {
 	v := n.meta.View()
 	nd := v.State.Node(ring.NodeID(n.opts.NodeID))
@@ -213,8 +215,18 @@ func (n *Node) Ready() error {
 		if id, _, _ := n.router.Leader(g.ID); id == "" {
 			return fmt.Errorf("group %d has no known leader", g.ID)
 		}
-		if slices.Contains(g.Replicas, ring.NodeID(n.opts.NodeID)) && n.reps.replica(g.ID) == nil {
+		if !slices.Contains(g.Replicas, ring.NodeID(n.opts.NodeID)) {
+			continue
+		}
+		rg := n.reps.replica(g.ID)
+		if rg == nil {
 			return fmt.Errorf("this node's replica of group %d is not open yet", g.ID)
+		}
+		if err := rg.Writable(); err != nil {
+			return fmt.Errorf("this node's replica of group %d cannot write: %w", g.ID, err)
+		}
+		if err := rg.CaughtUp(); err != nil {
+			return fmt.Errorf("this node's replica of group %d is %w", g.ID, err)
 		}
 	}
 	return nil

@@ -253,6 +253,10 @@ func (r *Router) Propose(ctx context.Context, g ring.GroupID, entry []byte) ([]b
 				return nil
 			case errors.As(err, &nl):
 				return &redirect{leader: nl.LeaderID, err: err}
+			case errors.Is(err, raftgroup.ErrDiskFull):
+				// Not proposed; the disk will not be freed within the
+				// route's budget: answer now.
+				return permanentError{err}
 			}
 			// Leadership lost, closed, the applier failed, ctx ended: the
 			// entry may or may not commit; a retry is harmless.
@@ -273,7 +277,8 @@ func (r *Router) Propose(ctx context.Context, g ring.GroupID, entry []byte) ([]b
 }
 
 // classify turns a control RPC's error into route's kinds: a 421 is a
-// redirect, a 503 a wait, another status permanent, no answer
+// redirect, a 503 a wait, a 507 (the leader's disk is full) permanent
+// and raftgroup.ErrDiskFull, another status permanent, no answer
 // unreachable.
 func classify(err error, ctx context.Context) error {
 	var re *rpcError
@@ -284,11 +289,20 @@ func classify(err error, ctx context.Context) error {
 		return &redirect{leader: re.Leader, err: err}
 	case errors.As(err, &re) && re.Code == http.StatusServiceUnavailable:
 		return err
+	case errors.As(err, &re) && re.Code == http.StatusInsufficientStorage:
+		return permanentError{&remoteDiskFull{re}}
 	case errors.As(err, &re):
 		return permanentError{err}
 	}
 	return &unreachable{err}
 }
+
+// remoteDiskFull is a forwarded proposal the leader refused because its
+// disk is full (507): raftgroup.ErrDiskFull with the leader's text.
+type remoteDiskFull struct{ err *rpcError }
+
+func (e *remoteDiskFull) Error() string        { return e.err.Msg }
+func (e *remoteDiskFull) Is(target error) bool { return target == raftgroup.ErrDiskFull }
 
 type permanentError struct{ error }
 

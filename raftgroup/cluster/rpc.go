@@ -25,7 +25,9 @@ import (
 //	GET  status             Status (JSON); metadata leader only
 //	GET  replica?group=G    raftgroup.Status of this node's replica (404: none)
 //	POST propose?group=G    body: a log entry; this node's replica must lead;
-//	                        200: committed, the body is the apply outcome
+//	                        200: committed, the body is the apply outcome;
+//	                        507: refused, the leader's disk is full (the
+//	                        body says why; not retried)
 //
 // A call that needs a leader this node is not answers 421 with the
 // leader's Mux address (metadata) or node ID (data group) in the header
@@ -192,6 +194,11 @@ func (n *Node) servePropose(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, outcome, err := rg.Propose(r.Context(), entry)
+	if errors.Is(err, raftgroup.ErrDiskFull) {
+		// Not proposed: the caller fails the write at once.
+		http.Error(w, err.Error(), http.StatusInsufficientStorage)
+		return
+	}
 	if err != nil {
 		// Not proposed, or its fate unknown: the caller retries.
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
