@@ -286,6 +286,7 @@ func newTenant(name string, ks keyspace) *tenant {
 	t.mu.maxT = minTime
 	t.mu.allInHead = true
 	t.mu.lastOfEmpty = map[*memSeries]write.Sample{}
+	t.mu.metricSeries = map[string]int{}
 	t.mu.evictEpoch = math.MinInt64 // = evictEpoch(minTime), as after a restart
 	return t
 }
@@ -402,6 +403,9 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 			s.partEnd = partitionEnd(partitionOf(s.mint, db.partitionMs), db.partitionMs)
 		}
 		t.insertLocked(xxhash.Sum64String(s.lbls), s)
+		if s.head.NumSamples() > 0 {
+			t.countLocked(s, 1)
+		}
 	}
 	if err := it.Error(); err != nil {
 		return nil, err

@@ -61,6 +61,23 @@
 // write.ErrInvalidLabels. A refused sample never stops the rest of the
 // batch.
 //
+// # Series limits
+//
+// A batch carries the series limits of its tenant in this group
+// (write.SeriesLimits, scaled by the proposer). The head counts, per
+// tenant, the series whose open chunk holds samples, in all and per
+// metric name (Stats' HeadSeries); a series that is not counted yet (new,
+// looked up again after eviction, or replayed after a restart) is refused
+// whole, write.ErrSeriesLimit or write.ErrMetricSeriesLimit, when
+// counting it would go past a limit of the entry that brings it; counted
+// series are never refused by a limit. A series leaves the count when it
+// is evicted. A revived series counts from its first accepted sample, not
+// from its lookup: a replica that restarted forgets revived series that
+// accepted nothing, one that did not keeps them in memory, and both must
+// count alike. The counts are rebuilt from the checkpoint's open chunks
+// on load, so a restarted replica decides as one that did not restart
+// (TestSeriesLimitsDeterministic).
+//
 // # Pebble key schema
 //
 // Every key starts with the group (uint32 big-endian) and the tenant id
