@@ -135,7 +135,7 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 	}
 	cn.Store(n.cluster)
 	router := n.cluster.Router()
-	n.dist = distributor.New(router, router.Ring)
+	n.dist = distributor.New(router, router.Ring, nil)
 	n.query = querier.New(querier.Routed(router, db.Querier, cluster.ReadWindow(cfg.maxFutureSkew), cluster.ForwardTimeout),
 		querier.Options{Logger: logger})
 	n.api = server.NewClusterAPI(n.cluster, db)
