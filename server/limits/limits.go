@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/myelindb/myelin/server/remotewrite"
 )
 
 // Limits are one tenant's limits. The YAML names are Mimir's (and
@@ -62,8 +64,39 @@ type Limits struct {
 	// (Prometheus's -query.max-samples, per tenant).
 	MaxSamplesPerQuery int `yaml:"max_samples_per_query"`
 	// QueryTimeout: the longest a request of the query API may take
-	// (-query.timeout, per tenant; Loki's name).
+	// (-query.timeout, per tenant; Loki's name). An override may not
+	// exceed the default (the HTTP write timeout is sized by it).
 	QueryTimeout Duration `yaml:"query_timeout"`
+}
+
+// Defaults returns the default limits: Myelin's flag defaults. They are
+// Mimir's except the ingestion rate and burst, which Mimir sets to 10,000
+// samples/s and 200,000: here no rate limit by default (a node of one
+// tenant, the quick start and the benchmarks, would be refused at its
+// first backfill), the burst Mimir's. Query timeout and samples are
+// Prometheus's.
+func Defaults() Limits {
+	return Limits{
+		IngestionBurstSize:     200_000,
+		MaxLabelNamesPerSeries: remotewrite.DefaultMaxLabelNames,
+		MaxLabelNameLength:     remotewrite.DefaultMaxLabelNameBytes,
+		MaxLabelValueLength:    remotewrite.DefaultMaxLabelValueBytes,
+		CreationGracePeriod:    Duration(remotewrite.DefaultMaxFutureSkew),
+		MaxSamplesPerQuery:     50_000_000,
+		QueryTimeout:           Duration(2 * time.Minute),
+	}
+}
+
+// Validation returns the per-series validation limits of l for the
+// remote-write decoder, with Prometheus 3's names unless legacyNames.
+func (l *Limits) Validation(legacyNames bool) remotewrite.Limits {
+	return remotewrite.Limits{
+		MaxLabelNames:      l.MaxLabelNamesPerSeries,
+		MaxLabelNameBytes:  l.MaxLabelNameLength,
+		MaxLabelValueBytes: l.MaxLabelValueLength,
+		MaxFutureSkew:      time.Duration(l.CreationGracePeriod),
+		LegacyNames:        legacyNames,
+	}
 }
 
 // Duration is a time.Duration written in YAML as Prometheus writes
@@ -205,9 +238,14 @@ func (l *Limits) Validate() error {
 // validateOverride reports the problems of a tenant's limits beyond
 // Validate: what an override may not change against the defaults.
 func (l *Limits) validateOverride(defaults *Limits) error {
+	var errs []error
 	if l.CreationGracePeriod > defaults.CreationGracePeriod {
-		return fmt.Errorf("creation_grace_period (-%s): %v is above the default %v: queries look for samples up to the default ahead of a ring change, so an override may only lower it",
-			Flag["creation_grace_period"], l.CreationGracePeriod, defaults.CreationGracePeriod)
+		errs = append(errs, fmt.Errorf("creation_grace_period (-%s): %v is above the default %v: queries look for samples up to the default ahead of a ring change, so an override may only lower it",
+			Flag["creation_grace_period"], l.CreationGracePeriod, defaults.CreationGracePeriod))
 	}
-	return nil
+	if l.QueryTimeout > defaults.QueryTimeout {
+		errs = append(errs, fmt.Errorf("query_timeout (-%s): %v is above the default %v: the HTTP server's write timeout is sized by the default, so an override may only lower it (raise -query.timeout and lower the others instead)",
+			Flag["query_timeout"], l.QueryTimeout, defaults.QueryTimeout))
+	}
+	return errors.Join(errs...)
 }

@@ -13,17 +13,7 @@ import (
 )
 
 // testDefaults are valid defaults, Myelin's flag defaults.
-func testDefaults() Limits {
-	return Limits{
-		IngestionBurstSize:     200_000,
-		MaxLabelNamesPerSeries: 30,
-		MaxLabelNameLength:     1024,
-		MaxLabelValueLength:    2048,
-		CreationGracePeriod:    Duration(10 * time.Minute),
-		MaxSamplesPerQuery:     50_000_000,
-		QueryTimeout:           Duration(2 * time.Minute),
-	}
-}
+func testDefaults() Limits { return Defaults() }
 
 func TestParseConfig(t *testing.T) {
 	d := testDefaults()
@@ -46,7 +36,7 @@ overrides:
     max_global_series_per_user: 2000000
     max_query_lookback: 30d
     max_query_length: 1h30m
-    query_timeout: 5m
+    query_timeout: 1m
   team-b:
     max_fetched_series_per_query: 1000
 `, want: map[string]func(*Limits){
@@ -54,7 +44,7 @@ overrides:
 				l.IngestionRate, l.IngestionBurstSize, l.MaxGlobalSeriesPerUser = 50000, 500000, 2000000
 				l.MaxQueryLookback = Duration(30 * 24 * time.Hour)
 				l.MaxQueryLength = Duration(90 * time.Minute)
-				l.QueryTimeout = Duration(5 * time.Minute)
+				l.QueryTimeout = Duration(time.Minute)
 			},
 			"team-b": func(l *Limits) { l.MaxFetchedSeriesPerQuery = 1000 },
 		}},
@@ -72,7 +62,10 @@ overrides:
     ingestion_burst_size: 0
   c:
     max_query_lookback: soon
+  d:
+    query_timeout: 3m
 `, wantErr: []string{
+			`tenant "d": query_timeout (-query.timeout): 3m is above the default 2m`,
 			`tenant "a": ingestion_rate (-distributor.ingestion-rate-limit): -1`,
 			`tenant "a": max_label_names_per_series (-validation.max-label-names-per-series): 0: want at least 1`,
 			`tenant "b": creation_grace_period (-validation.create-grace-period): 1h is above the default 10m`,

@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -91,6 +92,9 @@ func (l *IngestionLimiter) sweepLocked(now time.Time) {
 		}
 	}
 }
+
+// ErrIngestionRate: a request refused by its tenant's ingestion rate.
+var ErrIngestionRate = errors.New("limits: ingestion rate limit exceeded")
 
 // IngestionRateError is the text of a refusal by the ingestion rate,
 // Mimir's.
