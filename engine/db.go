@@ -199,11 +199,17 @@ func (db *DB) openGroups() []*Group {
 // group id. Reading a replica is the caller's decision: with Raft, only
 // the group's leader, after confirming its leadership, reads consistently.
 func (db *DB) Querier(group uint32, tenant string, mint, maxt int64) (storage.Querier, error) {
+	return db.QuerierWithBudget(group, tenant, mint, maxt, nil)
+}
+
+// QuerierWithBudget is Querier with its reads counted against b (nil: no
+// bound).
+func (db *DB) QuerierWithBudget(group uint32, tenant string, mint, maxt int64, b ReadBudget) (storage.Querier, error) {
 	g := db.Group(group)
 	if g == nil {
 		return nil, fmt.Errorf("querier of group %d: %w", group, ErrNoGroup)
 	}
-	return g.Querier(tenant, mint, maxt)
+	return g.QuerierWithBudget(tenant, mint, maxt, b)
 }
 
 // ErrNoGroup: the group is not open on this store.

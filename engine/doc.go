@@ -26,7 +26,11 @@
 //  4. g.Checkpoint() now and then (it syncs); afterwards the Raft log up to
 //     g.AppliedIndex() may be truncated.
 //  5. g.Querier(tenant, mint, maxt) or g.Queryable(tenant) from any
-//     goroutine; Close queriers.
+//     goroutine; Close queriers. g.QuerierWithBudget counts the reads
+//     against a query's ReadBudget: a Select asks it before holding the
+//     series the index matched, a series iterator before holding each
+//     chunk, and their refusal fails the call with the budget's error as
+//     it is.
 //  6. Raft snapshots: g.Snapshot(w) checkpoints and streams the group's keys
 //     (layout in Snapshot's doc); g.Restore(r) on another replica replaces
 //     its group with them and resumes at the snapshot's index.

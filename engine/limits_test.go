@@ -1,13 +1,17 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/write"
@@ -179,4 +183,93 @@ func BenchmarkMetricName(b *testing.B) {
 			b.Fatal(fmt.Sprint(metricName(s)))
 		}
 	}
+}
+
+// testBudget is a ReadBudget with fixed limits that records what it was
+// asked.
+type testBudget struct {
+	maxSeries, maxBytes int
+	selects             []int
+	bytes               int
+}
+
+var errTestBudget = errors.New("test budget exceeded")
+
+func (b *testBudget) CheckSelect(n int) error {
+	b.selects = append(b.selects, n)
+	if n > b.maxSeries {
+		return fmt.Errorf("%w: %d series", errTestBudget, n)
+	}
+	return nil
+}
+
+func (b *testBudget) AddChunkBytes(n int) error {
+	b.bytes += n
+	if b.bytes > b.maxBytes {
+		return fmt.Errorf("%w: %d bytes", errTestBudget, b.bytes)
+	}
+	return nil
+}
+
+// TestReadBudget: a select asks the budget before it holds the series
+// the index matched (a hint's limit counts), series iterators count each
+// chunk before holding it, and a refusal is the budget's error as it is.
+func TestReadBudget(t *testing.T) {
+	opts := testOptions(vfs.NewMem())
+	opts.Partition = time.Hour
+	_, g := openTest(t, opts)
+	var args []any
+	for i := range 10 {
+		var smp []write.Sample
+		for ts := int64(0); ts < 3*3600_000; ts += 15_000 {
+			smp = append(smp, write.Sample{T: ts, V: float64(i)})
+		}
+		args = append(args, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), smp)
+	}
+	require.Empty(t, apply(t, g, 1, buildBatch(t, "t", args...)))
+	ctx := context.Background()
+	read := func(b *testBudget, hints *storage.SelectHints) (series int, err error) {
+		q, err := g.QuerierWithBudget("t", math.MinInt64, math.MaxInt64, b)
+		require.NoError(t, err)
+		defer q.Close()
+		ss := q.Select(ctx, false, hints, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))
+		for ss.Next() {
+			it := ss.At().Iterator(nil)
+			for it.Next() != 0 {
+			}
+			if err := it.Err(); err != nil {
+				return series, err
+			}
+			series++
+		}
+		return series, ss.Err()
+	}
+	// Within the budget: everything, every byte counted once.
+	b := &testBudget{maxSeries: 10, maxBytes: 1 << 30}
+	n, err := read(b, nil)
+	require.NoError(t, err)
+	require.Equal(t, 10, n)
+	require.Equal(t, []int{10}, b.selects)
+	total := b.bytes
+	require.Positive(t, total)
+	// Too many series: refused before any chunk is read, with the
+	// budget's own text.
+	b = &testBudget{maxSeries: 9, maxBytes: 1 << 30}
+	_, err = read(b, nil)
+	require.ErrorIs(t, err, errTestBudget)
+	require.Equal(t, "test budget exceeded: 10 series", err.Error())
+	require.Zero(t, b.bytes)
+	// A hint's limit is what the select holds.
+	b = &testBudget{maxSeries: 3, maxBytes: 1 << 30}
+	n, err = read(b, &storage.SelectHints{Start: math.MinInt64, End: math.MaxInt64, Limit: 3})
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	// Chunk bytes: the iterator that crosses the budget fails, having
+	// counted at most one chunk past it.
+	b = &testBudget{maxSeries: 10, maxBytes: total / 2}
+	n, err = read(b, nil)
+	require.ErrorIs(t, err, errTestBudget)
+	require.True(t, strings.HasPrefix(err.Error(), "test budget exceeded: "), err.Error())
+	require.Less(t, n, 10)
+	require.Less(t, b.bytes, total)
 }
