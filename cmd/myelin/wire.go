@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup"
@@ -20,6 +21,7 @@ import (
 	"github.com/myelindb/myelin/server"
 	"github.com/myelindb/myelin/server/auth"
 	"github.com/myelindb/myelin/server/distributor"
+	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/server/querier"
 	"github.com/myelindb/myelin/server/remotewrite"
 )
@@ -136,7 +138,7 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 	cn.Store(n.cluster)
 	router := n.cluster.Router()
 	n.dist = distributor.New(router, router.Ring, nil)
-	n.query = querier.New(querier.Routed(router, db.Querier, cluster.ReadWindow(cfg.maxFutureSkew), cluster.ForwardTimeout),
+	n.query = querier.New(querier.Routed(router, engineLocal(db), cluster.ReadWindow(cfg.maxFutureSkew), cluster.ForwardTimeout),
 		querier.Options{Logger: logger})
 	n.api = server.NewClusterAPI(n.cluster, db)
 	return n, nil
@@ -147,7 +149,7 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 func (n *node) internalHandler(logger *slog.Logger) http.Handler {
 	m := http.NewServeMux()
 	m.Handle(cluster.PathPrefix, n.cluster.Handler())
-	qh := querier.NewHandler(querier.Verified(n.cluster.Router().VerifyRead, n.db.Querier), querier.HandlerOptions{Logger: logger})
+	qh := querier.NewHandler(querier.Verified(n.cluster.Router().VerifyRead, engineLocal(n.db)), querier.HandlerOptions{Logger: logger})
 	for _, p := range []string{querier.PathSelect, querier.PathLabels, querier.PathValues} {
 		m.Handle(p, qh)
 	}
@@ -165,6 +167,18 @@ func (n *node) close() error {
 		errs = append(errs, n.mux.Close())
 	}
 	return errors.Join(append(errs, n.db.Close())...)
+}
+
+// engineLocal is the querier's Local over the node's engine: the query's
+// budget counts the engine's reads.
+func engineLocal(db *engine.DB) querier.Local {
+	return func(g uint32, tenant string, mint, maxt int64, b *limits.QueryBudget) (storage.Querier, error) {
+		var rb engine.ReadBudget
+		if b != nil { // a nil *QueryBudget in the interface would not be nil
+			rb = b
+		}
+		return db.QuerierWithBudget(g, tenant, mint, maxt, rb)
+	}
 }
 
 // The engine is a Raft state machine without importing raftgroup.
