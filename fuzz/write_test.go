@@ -42,7 +42,7 @@ func FuzzBatchDecode(f *testing.F) {
 	limited.Limits = write.SeriesLimits{MaxSeries: 1 << 20, MaxSeriesPerMetric: 300}
 	f.Add(write.Append(nil, limited))
 	f.Add([]byte{4, 1, 't', 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0}) // a limit above 2^31-1
-	f.Add([]byte{2, 1, 't', 0})                                   // version 2: no limits
+	f.Add([]byte{2, 1, 't', 0})                                  // version 2: no limits
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := write.Decode(data)
 		if err != nil {
