@@ -65,12 +65,12 @@ overrides:
   d:
     query_timeout: 3m
 `, wantErr: []string{
-			`tenant "d": query_timeout (-query.timeout): 3m is above the default 2m`,
-			`tenant "a": ingestion_rate (-distributor.ingestion-rate-limit): -1`,
-			`tenant "a": max_label_names_per_series (-validation.max-label-names-per-series): 0: want at least 1`,
-			`tenant "b": creation_grace_period (-validation.create-grace-period): 1h is above the default 10m`,
-			`tenant "b": ingestion_burst_size (-distributor.ingestion-burst-size): 0: want at least 1 with an ingestion rate`,
-			`tenant "c"`, `not a valid duration string: "soon"`,
+			`tenant "d" (line 12): query_timeout (-query.timeout): 3m is above the default 2m`,
+			`tenant "a" (line 3): ingestion_rate (-distributor.ingestion-rate-limit): -1`,
+			`tenant "a" (line 3): max_label_names_per_series (-validation.max-label-names-per-series): 0: want at least 1`,
+			`tenant "b" (line 6): creation_grace_period (-validation.create-grace-period): 1h is above the default 10m`,
+			`tenant "b" (line 6): ingestion_burst_size (-distributor.ingestion-burst-size): 0: want at least 1 with an ingestion rate`,
+			`tenant "c" (line 10)`, `not a valid duration string: "soon"`,
 		}},
 		{name: "not yaml", in: "overrides: [\n", wantErr: []string{"yaml"}},
 		{name: "overrides not a mapping", in: "overrides: [a, b]\n", wantErr: []string{"overrides: want a mapping"}},

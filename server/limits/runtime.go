@@ -74,7 +74,7 @@ func ParseConfig(b []byte, defaults Limits) (*Config, error) {
 			continue
 		}
 		l := defaults
-		prefix := fmt.Sprintf("line %d: tenant %q", k.Line, name)
+		prefix := fmt.Sprintf("tenant %q (line %d)", name, k.Line)
 		if err := decodeLimits(v, &l, known); err != nil {
 			errs = append(errs, prefixEach(prefix, err)...)
 			continue
