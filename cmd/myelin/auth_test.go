@@ -89,7 +89,11 @@ func startAuthNode(t *testing.T, path string) (*handler, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := openNode(t.Context(), cfg, nodeID, logger, reg)
+	lims, err := openLimits(cfg, logger, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := openNode(t.Context(), cfg, nodeID, lims, logger, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

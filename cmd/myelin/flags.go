@@ -64,6 +64,7 @@ type config struct {
 	httpIdleTimeout     time.Duration
 
 	cluster clusterConfig
+	limits  limitsConfig
 
 	// set: the flags given on the command line or in the config file.
 	set map[string]bool
@@ -159,10 +160,10 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.BoolVar(&cfg.queryExperimental, "query.enable-experimental", false,
 		"Enable all of Prometheus 3's experimental PromQL features: experimental functions,\n"+
 			"duration expressions, extended range selectors, binop fill modifiers, delayed name removal.")
-	fs.IntVar(&cfg.maxLabelNames, "validation.max-label-names-per-series", 30, "Refuse series with more labels than this.")
-	fs.IntVar(&cfg.maxLabelNameBytes, "validation.max-length-label-name", 1024, "Refuse series with a longer label name, in `bytes`.")
-	fs.IntVar(&cfg.maxLabelValueBytes, "validation.max-length-label-value", 2048, "Refuse series with a longer label value, in `bytes`.")
-	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future.")
+	fs.IntVar(&cfg.maxLabelNames, "validation.max-label-names-per-series", 30, "Refuse series with more labels than this (default of max_label_names_per_series per tenant).")
+	fs.IntVar(&cfg.maxLabelNameBytes, "validation.max-length-label-name", 1024, "Refuse series with a longer label name, in `bytes` (default of max_label_name_length per tenant).")
+	fs.IntVar(&cfg.maxLabelValueBytes, "validation.max-length-label-value", 2048, "Refuse series with a longer label value, in `bytes` (default of max_label_value_length per tenant).")
+	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future (default of creation_grace_period per tenant).")
 	fs.BoolVar(&cfg.legacyNames, "validation.legacy-names", false, "Accept only Prometheus 2's metric and label name characters (default: any UTF-8, as Prometheus 3).")
 	fs.IntVar(&cfg.maxRecvBytes, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, decompressed, in `bytes`.")
 	// In-flight limits of the node's pushes: Mimir's names (its
@@ -203,6 +204,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.httpIdleTimeout, "server.http-idle-timeout", 2*time.Minute,
 		"Close a keep-alive connection idle for this long (dskit's default).")
 	cfg.cluster.register(fs)
+	cfg.limits.register(fs)
 	fs.BoolVar(&cfg.version, "version", false, "Print the version and exit.")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Run 'myelin -help' to list the flags.")
@@ -255,6 +257,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 		errs = append(errs, fmt.Errorf("-server.http-write-timeout %v must exceed -query.timeout %v (or be 0)", cfg.httpWriteTimeout, cfg.queryTimeout))
 	}
 	errs = append(errs, cfg.cluster.parse(cfg.set))
+	errs = append(errs, cfg.limits.validate(cfg.defaultLimits()))
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintln(stderr, err)
 		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)

@@ -87,6 +87,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	lims, err := openLimits(cfg, logger, reg)
+	if err != nil {
+		return err
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.listenAddr)
 	if err != nil {
@@ -130,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		<-reloadDone
 	}()
 
-	n, err := openNode(ctx, cfg, nodeID, logger, reg)
+	n, err := openNode(ctx, cfg, nodeID, lims, logger, reg)
 	var internal *http.Server
 	internalErr := make(chan error, 1)
 	if err == nil {

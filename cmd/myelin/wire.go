@@ -34,13 +34,14 @@ type node struct {
 	mux     *raftgroup.Mux
 	cluster *cluster.Node
 	tenants *server.Tenants
+	limits  tenantLimits
 	dist    *distributor.Distributor
 	query   *querier.Querier
 	api     *server.ClusterAPI
 }
 
 // openNode opens the engine and starts the cluster member on it.
-func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logger, reg prometheus.Registerer) (n *node, err error) {
+func openNode(ctx context.Context, cfg config, nodeID string, lims tenantLimits, logger *slog.Logger, reg prometheus.Registerer) (n *node, err error) {
 	db, err := engine.Open(engine.Options{
 		Dir:           enginePath(cfg),
 		Retention:     cfg.retention,
@@ -52,7 +53,7 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("open engine: %w", err)
 	}
-	n = &node{db: db, tenants: server.NewTenants(db)}
+	n = &node{db: db, tenants: server.NewTenants(db), limits: lims}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, n.close())
@@ -137,7 +138,9 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 	}
 	cn.Store(n.cluster)
 	router := n.cluster.Router()
-	n.dist = distributor.New(router, router.Ring, nil)
+	// Each part of a write carries its tenant's series limits, scaled
+	// to its group.
+	n.dist = distributor.New(router, router.Ring, lims.o)
 	n.query = querier.New(querier.Routed(router, engineLocal(db), cluster.ReadWindow(cfg.maxFutureSkew), cluster.ForwardTimeout),
 		querier.Options{Logger: logger})
 	n.api = server.NewClusterAPI(n.cluster, db)
@@ -229,14 +232,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // needs (docs/design.md "Auth" has the table).
 func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prometheus.Registry, logger *slog.Logger) error {
 	write, err := server.NewWriteHandler(n.dist, server.WriteOptions{
-		Decoder: remotewrite.Options{MaxDecompressedBytes: cfg.maxRecvBytes},
-		Limits: remotewrite.Limits{
-			MaxLabelNames:      cfg.maxLabelNames,
-			MaxLabelNameBytes:  cfg.maxLabelNameBytes,
-			MaxLabelValueBytes: cfg.maxLabelValueBytes,
-			MaxFutureSkew:      cfg.maxFutureSkew,
-			LegacyNames:        cfg.legacyNames,
-		},
+		Decoder:     remotewrite.Options{MaxDecompressedBytes: cfg.maxRecvBytes},
+		Limits:      n.limits.o,
+		LegacyNames: cfg.legacyNames,
+		// A tenant's ingestion rate is shared by the nodes it writes
+		// through (Mimir's global strategy).
+		ActiveNodes:         func() int { return len(n.cluster.View().State.ActiveNodes()) },
 		MultiTenant:         cfg.multitenancy,
 		MaxInflightRequests: cfg.maxInflightPushes,
 		MaxInflightBytes:    cfg.maxInflightPushBytes,
@@ -274,7 +275,7 @@ func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prome
 		NativeHistogramBucketFactor:    1.1,
 		NativeHistogramMaxBucketNumber: 100,
 	}, []string{"handler", "method", "code"})
-	reg.MustRegister(duration)
+	reg.MustRegister(duration, n.tenants.SeriesCollector(cfg.metricsMaxTenants))
 	// Every route goes through handle: timed, behind the gate, and
 	// listed in h.routes.
 	handle := func(pattern, name string, need auth.Need, hh http.Handler) {
