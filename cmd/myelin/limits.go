@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 
 	"github.com/myelindb/myelin/server/limits"
 )
@@ -15,10 +17,14 @@ import (
 // older flags of their own (the validation limits, -query.timeout and
 // -query.max-samples are the defaults of theirs): Mimir's names.
 type limitsConfig struct {
-	ingestionRate      float64
-	ingestionBurst     int
-	maxSeriesPerUser   int
-	maxSeriesPerMetric int
+	ingestionRate        float64
+	ingestionBurst       int
+	maxSeriesPerUser     int
+	maxSeriesPerMetric   int
+	maxFetchedSeries     int
+	maxFetchedChunkBytes int
+	maxQueryLength       promDuration
+	maxQueryLookback     promDuration
 }
 
 func (c *limitsConfig) register(fs *flag.FlagSet) {
@@ -36,6 +42,20 @@ func (c *limitsConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxSeriesPerMetric, "ingester.max-global-series-per-metric", d.MaxGlobalSeriesPerMetric,
 		"Default per-tenant limit of in-memory series of one metric name in the cluster. 0 means no limit.\n"+
 			"Overridden by max_global_series_per_metric.")
+	fs.IntVar(&c.maxFetchedSeries, "querier.max-fetched-series-per-query", d.MaxFetchedSeriesPerQuery,
+		"Default per-tenant limit of series one query may select; a query past it stops with 422 before it loads\n"+
+			"them. 0 means no limit. Overridden by max_fetched_series_per_query.")
+	fs.IntVar(&c.maxFetchedChunkBytes, "querier.max-fetched-chunk-bytes-per-query", d.MaxFetchedChunkBytesPerQuery,
+		"Default per-tenant limit of chunk `bytes` one query may read or receive from other nodes (422 past it).\n"+
+			"0 means no limit. Overridden by max_fetched_chunk_bytes_per_query.")
+	c.maxQueryLength = promDuration(d.MaxQueryLength)
+	fs.Var(&c.maxQueryLength, "store.max-query-length",
+		"Default per-tenant limit of a query's time range, range selectors included (\"30d\", \"720h\"). 0 means no\n"+
+			"limit. Overridden by max_query_length.")
+	c.maxQueryLookback = promDuration(d.MaxQueryLookback)
+	fs.Var(&c.maxQueryLookback, "querier.max-query-lookback",
+		"Default per-tenant limit of how far back queries read; older data is left out of answers. 0 means no\n"+
+			"limit. Overridden by max_query_lookback.")
 }
 
 // validate reports the problems of the limit flags: the defaults d they
@@ -51,17 +71,40 @@ func (c *limitsConfig) validate(d limits.Limits) error {
 // defaultLimits are the tenants' limits of the flags.
 func (cfg *config) defaultLimits() limits.Limits {
 	return limits.Limits{
-		IngestionRate:            cfg.limits.ingestionRate,
-		IngestionBurstSize:       cfg.limits.ingestionBurst,
-		MaxGlobalSeriesPerUser:   cfg.limits.maxSeriesPerUser,
-		MaxGlobalSeriesPerMetric: cfg.limits.maxSeriesPerMetric,
-		MaxLabelNamesPerSeries:   cfg.maxLabelNames,
-		MaxLabelNameLength:       cfg.maxLabelNameBytes,
-		MaxLabelValueLength:      cfg.maxLabelValueBytes,
-		CreationGracePeriod:      limits.Duration(cfg.maxFutureSkew),
-		MaxSamplesPerQuery:       cfg.queryMaxSamples,
-		QueryTimeout:             limits.Duration(cfg.queryTimeout),
+		IngestionRate:                cfg.limits.ingestionRate,
+		IngestionBurstSize:           cfg.limits.ingestionBurst,
+		MaxGlobalSeriesPerUser:       cfg.limits.maxSeriesPerUser,
+		MaxGlobalSeriesPerMetric:     cfg.limits.maxSeriesPerMetric,
+		MaxLabelNamesPerSeries:       cfg.maxLabelNames,
+		MaxLabelNameLength:           cfg.maxLabelNameBytes,
+		MaxLabelValueLength:          cfg.maxLabelValueBytes,
+		CreationGracePeriod:          limits.Duration(cfg.maxFutureSkew),
+		MaxFetchedSeriesPerQuery:     cfg.limits.maxFetchedSeries,
+		MaxFetchedChunkBytesPerQuery: cfg.limits.maxFetchedChunkBytes,
+		MaxQueryLength:               limits.Duration(cfg.limits.maxQueryLength),
+		MaxQueryLookback:             limits.Duration(cfg.limits.maxQueryLookback),
+		MaxSamplesPerQuery:           cfg.queryMaxSamples,
+		QueryTimeout:                 limits.Duration(cfg.queryTimeout),
 	}
+}
+
+// promDuration is a duration flag that also takes Prometheus's units
+// ("30d", "2w"), as Mimir's duration limits do.
+type promDuration time.Duration
+
+func (d *promDuration) String() string { return model.Duration(*d).String() }
+
+func (d *promDuration) Set(s string) error {
+	if v, err := time.ParseDuration(s); err == nil {
+		*d = promDuration(v)
+		return nil
+	}
+	v, err := model.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("not a duration: %q", s)
+	}
+	*d = promDuration(v)
+	return nil
 }
 
 // tenantLimits are the node's per-tenant limits: the lookup read per

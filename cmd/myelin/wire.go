@@ -251,8 +251,7 @@ func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prome
 		return err
 	}
 	query, err := server.NewQueryAPI(n.query, server.QueryOptions{
-		Timeout:            cfg.queryTimeout,
-		MaxSamples:         cfg.queryMaxSamples,
+		Limits:             n.limits.o,
 		LookbackDelta:      cfg.lookbackDelta,
 		EnableExperimental: cfg.queryExperimental,
 		MultiTenant:        cfg.multitenancy,
