@@ -91,6 +91,31 @@
 //   - after a query that held many samples, returns the freed memory to
 //     the OS (memoryReleaser), which Go would keep for minutes.
 //
+// # Per-tenant limits
+//
+// The write and query APIs read their tenant's limits per request from
+// limits.Overrides (server/limits; docs/design.md "Limits"):
+//
+//   - WriteHandler validates with the tenant's validation limits, then
+//     takes the request's valid samples from the tenant's ingestion rate
+//     (limits.IngestionLimiter): short of them the whole request is 429
+//     in Mimir's words, nothing written. Series refused by the series
+//     limits the groups apply (the distributor puts them in each entry)
+//     are 400, the first one named with its limit; the others are
+//     written.
+//   - QueryAPI refuses a query_range longer than max_query_length (400)
+//     before parsing; the other read limits travel in the request's
+//     context (queryLimits, limits.QueryBudget) to the storage, which
+//     stops a select past the series or chunk bytes limit before it
+//     loads what it would refuse (422 "execution", the limit's text), to
+//     the querier, which leaves out data before max_query_lookback, and
+//     to the PromQL engine of the tenant's max_samples_per_query
+//     (engines). The request runs under the tenant's query_timeout.
+//   - RuntimeConfigHandler serves /runtime_config; /metrics has the
+//     limits (limits' collector, myelin_tenant_limits), the usage
+//     (myelin_tenant_series, myelin_ingested_samples_total) and the
+//     discards by reason.
+//
 // # Cluster
 //
 // Every node is a cluster member (a single node is a cluster of one):

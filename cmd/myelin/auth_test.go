@@ -136,6 +136,7 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 		"GET /{$}":                  {"GET", "/", nil, 200},
 		"GET /ready":                {"GET", "/ready", nil, 200},
 		"GET /config":               {"GET", "/config", nil, 200},
+		"GET /runtime_config":       {"GET", "/runtime_config", nil, 200},
 		"GET /ring":                 {"GET", "/ring", nil, 200},
 		"GET /status/tenants":       {"GET", "/status/tenants", nil, 200},
 		"POST /admin/cluster/drain": {"POST", "/admin/cluster/drain", nil, 400}, // no ?node: drains nothing

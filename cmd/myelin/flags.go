@@ -154,7 +154,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this; 0 keeps everything.")
 	fs.Int64Var(&cfg.cacheBytes, "storage.cache-size", 64<<20, "Block cache of the embedded Pebble store, shared by index and chunk reads, in `bytes`.")
 	fs.Int64Var(&cfg.memTable, "storage.memtable-size", 32<<20, "Size of one memtable of the embedded Pebble store, in `bytes`; up to two are in memory.")
-	fs.DurationVar(&cfg.queryTimeout, "query.timeout", 2*time.Minute, "Maximum time one query may take; the default of query_timeout per tenant, which an override may only lower.")
+	fs.DurationVar(&cfg.queryTimeout, "query.timeout", 2*time.Minute, "Maximum time one query may take; the default of query_timeout, which -runtime-config.file may lower per tenant.")
 	fs.IntVar(&cfg.queryMaxSamples, "query.max-samples", 50_000_000, "Maximum number of samples one query may load into memory; the default of max_samples_per_query per tenant.")
 	fs.DurationVar(&cfg.lookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back an instant selector looks for the latest sample.")
 	fs.BoolVar(&cfg.queryExperimental, "query.enable-experimental", false,
@@ -163,7 +163,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.IntVar(&cfg.maxLabelNames, "validation.max-label-names-per-series", 30, "Refuse series with more labels than this (default of max_label_names_per_series per tenant).")
 	fs.IntVar(&cfg.maxLabelNameBytes, "validation.max-length-label-name", 1024, "Refuse series with a longer label name, in `bytes` (default of max_label_name_length per tenant).")
 	fs.IntVar(&cfg.maxLabelValueBytes, "validation.max-length-label-value", 2048, "Refuse series with a longer label value, in `bytes` (default of max_label_value_length per tenant).")
-	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future (default of creation_grace_period per tenant).")
+	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future (default of creation_grace_period; an override may only lower it).")
 	fs.BoolVar(&cfg.legacyNames, "validation.legacy-names", false, "Accept only Prometheus 2's metric and label name characters (default: any UTF-8, as Prometheus 3).")
 	fs.IntVar(&cfg.maxRecvBytes, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, decompressed, in `bytes`.")
 	// In-flight limits of the node's pushes: Mimir's names (its

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
+	"github.com/myelindb/myelin/server"
 	"github.com/myelindb/myelin/server/limits"
 )
 
@@ -17,14 +18,16 @@ import (
 // older flags of their own (the validation limits, -query.timeout and
 // -query.max-samples are the defaults of theirs): Mimir's names.
 type limitsConfig struct {
-	ingestionRate        float64
-	ingestionBurst       int
-	maxSeriesPerUser     int
-	maxSeriesPerMetric   int
-	maxFetchedSeries     int
-	maxFetchedChunkBytes int
-	maxQueryLength       promDuration
-	maxQueryLookback     promDuration
+	ingestionRate          float64
+	ingestionBurst         int
+	maxSeriesPerUser       int
+	maxSeriesPerMetric     int
+	maxFetchedSeries       int
+	maxFetchedChunkBytes   int
+	maxQueryLength         promDuration
+	maxQueryLookback       promDuration
+	runtimeConfigFile      string
+	runtimeConfigReloadDur time.Duration
 }
 
 func (c *limitsConfig) register(fs *flag.FlagSet) {
@@ -32,7 +35,7 @@ func (c *limitsConfig) register(fs *flag.FlagSet) {
 	fs.Float64Var(&c.ingestionRate, "distributor.ingestion-rate-limit", d.IngestionRate,
 		"Default per-tenant ingestion rate in samples/s for the whole cluster; each node allows its share (the rate\n"+
 			"divided by the active nodes) and answers 429 past it. 0 means no limit. Overridden per tenant by\n"+
-			"ingestion_rate.")
+			"ingestion_rate in -runtime-config.file.")
 	fs.IntVar(&c.ingestionBurst, "distributor.ingestion-burst-size", d.IngestionBurstSize,
 		"Default per-tenant burst of samples a node allows above the rate (not divided between nodes); a request with\n"+
 			"more valid samples is always refused. Overridden by ingestion_burst_size.")
@@ -56,14 +59,22 @@ func (c *limitsConfig) register(fs *flag.FlagSet) {
 	fs.Var(&c.maxQueryLookback, "querier.max-query-lookback",
 		"Default per-tenant limit of how far back queries read; older data is left out of answers. 0 means no\n"+
 			"limit. Overridden by max_query_lookback.")
+	fs.StringVar(&c.runtimeConfigFile, "runtime-config.file", "",
+		"YAML `file` of per-tenant limit overrides (Mimir's format: 'overrides:' tenant -> limits), reloaded every\n"+
+			"-runtime-config.reload-period; a bad file keeps the last good one (log, /metrics and /runtime_config say why).")
+	fs.DurationVar(&c.runtimeConfigReloadDur, "runtime-config.reload-period", 10*time.Second,
+		"How often to check -runtime-config.file for changes.")
 }
 
 // validate reports the problems of the limit flags: the defaults d they
-// make, each named by its flag.
+// make (each named by its flag) and the reload period.
 func (c *limitsConfig) validate(d limits.Limits) error {
 	var errs []error
 	if err := d.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("default limits: %w", err))
+	}
+	if c.runtimeConfigReloadDur <= 0 {
+		errs = append(errs, fmt.Errorf("-runtime-config.reload-period %v: want a positive duration", c.runtimeConfigReloadDur))
 	}
 	return errors.Join(errs...)
 }
@@ -108,17 +119,44 @@ func (d *promDuration) Set(s string) error {
 }
 
 // tenantLimits are the node's per-tenant limits: the lookup read per
-// request.
+// request, and the loader of -runtime-config.file that keeps it current
+// (nil without the flag; its Run goroutine is run's).
 type tenantLimits struct {
-	o *limits.Overrides
+	o      *limits.Overrides
+	loader *limits.Loader
 }
 
-// openLimits returns the tenants' limits of the flags.
+// openLimits returns the tenants' limits of the flags, with the runtime
+// config's overrides and its loader. A runtime config that does not load
+// stops the start: a node does not serve with limits it cannot read.
 func openLimits(cfg config, logger *slog.Logger, reg prometheus.Registerer) (tenantLimits, error) {
 	o, err := limits.NewOverrides(cfg.defaultLimits())
 	if err != nil {
 		return tenantLimits{}, err
 	}
 	reg.MustRegister(o.Collector())
-	return tenantLimits{o: o}, nil
+	if cfg.limits.runtimeConfigFile == "" {
+		return tenantLimits{o: o}, nil
+	}
+	l, err := limits.NewLoader(limits.LoaderOptions{
+		Path:       cfg.limits.runtimeConfigFile,
+		Period:     cfg.limits.runtimeConfigReloadDur,
+		Overrides:  o,
+		Logger:     logger,
+		Registerer: reg,
+	})
+	if err != nil {
+		return tenantLimits{}, err
+	}
+	logger.Info("runtime config loaded", "file", cfg.limits.runtimeConfigFile, "tenants", len(o.Config().Tenants), "sha256", o.Config().SHA256)
+	return tenantLimits{o: o, loader: l}, nil
+}
+
+// status is the status of the runtime config for /runtime_config; nil
+// without a file.
+func (l tenantLimits) status() server.RuntimeConfigStatus {
+	if l.loader == nil {
+		return nil
+	}
+	return l.loader.Status
 }

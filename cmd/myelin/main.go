@@ -129,9 +129,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	} else {
 		close(reloadDone)
 	}
+	// The reloader of the runtime config (per-tenant limits), owned the
+	// same way.
+	limitsDone := make(chan struct{})
+	if lims.loader != nil {
+		go func() {
+			defer close(limitsDone)
+			lims.loader.Run(reloadCtx)
+		}()
+	} else {
+		close(limitsDone)
+	}
 	defer func() {
 		stopReload()
 		<-reloadDone
+		<-limitsDone
 	}()
 
 	n, err := openNode(ctx, cfg, nodeID, lims, logger, reg)

@@ -285,6 +285,8 @@ func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prome
 	handle("GET /{$}", "index", auth.Public, server.IndexHandler(versionString(), n.cluster.ID(), n.api.Ready))
 	handle("GET /ready", "ready", auth.Public, server.ReadyHandler(n.api.Ready))
 	handle("GET /config", "config", auth.Admin, server.ConfigHandler(cfg.effective))
+	// Every tenant's limits: admin, as /config.
+	handle("GET /runtime_config", "runtime_config", auth.Admin, server.RuntimeConfigHandler(n.limits.o, n.limits.status()))
 	n.api.Register(handle)
 	// Profiling, as Prometheus and every Go server offer it: admin, as a
 	// heap profile holds whatever the heap held, label values included.
