@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,16 +31,48 @@ build: ## build bin/myelin
 test: ## run all tests (honours TESTFLAGS)
 	$(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
 
-# The end-to-end tests in cmd/myelin run a real Prometheus (Debian's 2.42):
-# without it they skip, or fail when CI is set. .ci/run installs it the same way.
-e2e-deps: ## install Prometheus for the end-to-end tests (apt-get, if missing)
-	@if command -v prometheus >/dev/null 2>&1; then \
-		echo "prometheus found: $$(command -v prometheus)"; \
+# The end-to-end tests in cmd/myelin run a real Prometheus (Debian's 2.42)
+# and the UI's browser test Debian's Chromium: without them they skip, or
+# fail when CI is set. .ci/run installs them the same way.
+e2e-deps: ## install Prometheus and Chromium for the end-to-end and browser tests (apt-get, if missing)
+	@missing=""; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then \
+		echo "prometheus and chromium found"; \
 	else \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		$$sudo apt-get update -q && \
-		$$sudo apt-get install -y -q --no-install-recommends prometheus; \
+		$$sudo apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+# The UI's sources are in ui/ (TypeScript, built by esbuild; versions pinned
+# in ui/package-lock.json); the built bundle is committed in server/ui/dist
+# and embedded, so `make run` needs no Node.js. These targets need Node.js
+# 20 and npm. `npm ci --ignore-scripts`: no package runs code when it is
+# installed (esbuild and tsc find their platform binaries without it).
+UI_DEPS := ui/node_modules/.package-lock.json
+
+$(UI_DEPS): ui/package.json ui/package-lock.json
+	cd ui && npm ci --ignore-scripts --no-audit --no-fund
+
+ui: $(UI_DEPS) ## type-check and build the UI (ui/) into server/ui/dist: commit the result
+	cd ui && npm run --silent typecheck && node build.mjs
+
+# The build is reproducible byte for byte, so a difference means the
+# committed bundle is not what the sources give (edited by hand, or built
+# from other sources or other package versions).
+ui-check: $(UI_DEPS) ## rebuild the UI into a temporary directory; fail if it differs from server/ui/dist
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd ui && npm run --silent typecheck && node build.mjs "$$tmp/dist" >/dev/null) && \
+	if diff -rq "$$tmp/dist" server/ui/dist; then \
+		echo "ui-check: server/ui/dist is what ui/ builds"; \
+	else \
+		echo "ui-check: server/ui/dist differs from what ui/ builds; run 'make ui' and commit"; exit 1; \
+	fi
+
+ui-screenshot: ## run the browser test and write its screenshot of the graph to docs/ui-graph.png
+	MYELIN_UI_SCREENSHOT=$(CURDIR)/docs/ui-graph.png $(GO) test -count=1 -run '^TestUIBrowser$$' -v ./cmd/myelin/
 
 VETFLAGS    ?=
 
@@ -57,7 +89,7 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy diff
 
 # `make bench`: Myelin against Prometheus on one remote-write load, plus the
 # chunk-encoding and engine benchmarks; prints the table of ratios and writes
-# bench/results/<date>-<commit>.md with SVG plots. About 10 minutes on 2 cores.
+# bench/results/<date>-<commit>.md with SVG plots. About 3 minutes on 2 cores.
 # SERIES and HOURS size the load; BENCHARGS adds flags of bench/cmd/compare.
 SERIES      ?=
 HOURS       ?=
@@ -76,13 +108,13 @@ bench-scale: build e2e-deps ## one large side-by-side run: SERIES=1000000 HOURS=
 # `make bench-cluster`: one remote-write load and the query set against a plain
 # single node and against clusters of NODES nodes, all on loopback (so it shows
 # the overhead of replication and fan-out, not scale); prints the table of
-# ratios and writes bench/results/<date>-<commit>-cluster.md. About 10 minutes
+# ratios and writes bench/results/<date>-<commit>-cluster.md. About 2 minutes
 # on 2 cores. SERIES and HOURS size the load; BENCHARGS adds flags of
 # bench/cmd/clusterbench.
 NODES       ?= 1,3,5
 
 .PHONY: bench-cluster
-bench-cluster: build ## single node vs clusters of NODES=1,3,5 on loopback: write and query overhead (~10 min)
+bench-cluster: build ## single node vs clusters of NODES=1,3,5 on loopback: write and query overhead (~2 min)
 	$(GO) run ./bench/cmd/clusterbench -nodes $(NODES) -series $(or $(SERIES),20000) -hours $(or $(HOURS),1) \
 		-command "make bench-cluster NODES=$(NODES)$(if $(SERIES), SERIES=$(SERIES))$(if $(HOURS), HOURS=$(HOURS))" $(BENCHARGS)
 

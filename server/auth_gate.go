@@ -109,11 +109,11 @@ func (g *AuthGate) Wrap(n auth.Need, h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		org, ok := g.check(w, r, n)
+		p, org, ok := g.check(w, r, n)
 		if !ok {
 			return
 		}
-		r2 := r.Clone(r.Context())
+		r2 := r.Clone(auth.NewContext(r.Context(), p))
 		r2.Header.Del("Authorization")
 		if org != "" {
 			r2.Header.Set(tenant.Header, org)
@@ -122,15 +122,15 @@ func (g *AuthGate) Wrap(n auth.Need, h http.Handler) http.Handler {
 	})
 }
 
-// check runs server/auth's caller protocol on r; it answers and returns
-// false for a request refused.
-func (g *AuthGate) check(w http.ResponseWriter, r *http.Request, n auth.Need) (org string, ok bool) {
+// check runs server/auth's caller protocol on r and returns who sent it;
+// it answers and returns false for a request refused.
+func (g *AuthGate) check(w http.ResponseWriter, r *http.Request, n auth.Need) (p *auth.Principal, org string, ok bool) {
 	client, now := auth.ClientKey(r.RemoteAddr), g.now()
 	if g.limiter.Blocked(client, now) {
 		g.failures.WithLabelValues("rate_limited").Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(g.refill.Seconds()))))
 		g.refuse(w, n, http.StatusTooManyRequests, "auth: too many failed attempts from this address; try again later")
-		return "", false
+		return nil, "", false
 	}
 	p, err := g.keys.Load().Authenticate(r.Header)
 	if err != nil {
@@ -147,7 +147,7 @@ func (g *AuthGate) check(w http.ResponseWriter, r *http.Request, n auth.Need) (o
 		w.Header().Add("WWW-Authenticate", `Bearer realm="myelin"`)
 		w.Header().Add("WWW-Authenticate", `Basic realm="myelin", charset="UTF-8"`)
 		g.refuse(w, n, http.StatusUnauthorized, err.Error())
-		return "", false
+		return nil, "", false
 	}
 	org, err = p.Allow(n, r.Header.Values(tenant.Header))
 	if err != nil {
@@ -163,15 +163,15 @@ func (g *AuthGate) check(w http.ResponseWriter, r *http.Request, n auth.Need) (o
 		g.failures.WithLabelValues(reason).Inc()
 		g.logger.Debug("auth: refused", "token", p.Name, "client", client, "path", r.URL.Path, "err", err)
 		g.refuse(w, n, code, msg)
-		return "", false
+		return nil, "", false
 	}
-	return org, true
+	return p, org, true
 }
 
 // refuse answers a refused request: in the Prometheus API's JSON shape
-// on the query API, as text elsewhere.
+// on the query API and whoami, as text elsewhere.
 func (g *AuthGate) refuse(w http.ResponseWriter, n auth.Need, code int, msg string) {
-	if n == auth.Read {
+	if n == auth.Read || n == auth.Token {
 		writeAPIError(w, code, apiErrorType(code), msg)
 		return
 	}

@@ -14,8 +14,10 @@
 //
 // # Auth
 //
-// AuthGate applies server/auth to every route cmd registers, each with
-// what it needs (auth.Need: public, write, read, metrics, admin): 429
+// AuthGate applies server/auth to every route cmd registers on Routes
+// (which also times each route and answers 503 until the node is open), each with
+// what it needs (auth.Need: public, write, read, metrics, admin, or any
+// token for whoami, which gets the principal in its context): 429
 // past the failed-attempt limit, 401 without a known token, 403 for a
 // scope or tenant the token lacks; otherwise the request goes on with
 // X-Scope-OrgID set to the tenant(s) it acts as and no Authorization
@@ -69,6 +71,10 @@
 // Prometheus's, which Grafana and promtool rely on; writing our own would
 // only add ways to differ. Its storage.Queryable is tenant-less, so ours
 // opens the tenant's querier on the first call that carries a context.
+// Two additions of ours: /api/v1/status/tsdb, the cardinality of the
+// request's tenant(s) in Prometheus's shape, counted by one select over
+// the last hour (query_cardinality.go); and seriesFetched in the stats a
+// query returns with stats=true, the series its selects returned.
 //
 // # Query guards
 //
@@ -125,13 +131,15 @@
 // or JSON, RingHandler and TenantsHandler over server's own RingStatus
 // types, converted from the cluster's status) and the admin endpoints
 // (drain, replica status, replica dump). Tenants counts the samples each
-// tenant wrote through this node for the tenants page. IndexHandler,
-// ReadyHandler and ConfigHandler serve /, /ready and /config.
+// tenant wrote through this node for the tenants page. ReadyHandler and
+// ConfigHandler serve /ready and /config; the UI at / is server/ui's.
+// WhoAmIHandler tells a token its tenants and scopes, for the UI.
 //
 // # Rooms
 //
 // The services around storage are packages of their own under server/
 // (docs/design.md "Rooms"): tenant (below all of them), limits, auth,
-// frontend, ruler, alertmanager, distributor, querier. None imports this
+// frontend, ruler, alertmanager, distributor, querier, and ui (the
+// embedded front end, which only serves files). None imports this
 // package; this package wires them into HTTP.
 package server

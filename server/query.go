@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/regexp"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/features"
 	"github.com/prometheus/prometheus/util/notifications"
+	"github.com/prometheus/prometheus/util/stats"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/myelindb/myelin/server/limits"
@@ -170,11 +172,12 @@ func (o QueryOptions) Validate() error {
 }
 
 // queryPaths are the endpoints of the Prometheus HTTP API we serve, below
-// /api/v1. The rest of Prometheus's API (targets, rules, admin, status of
-// its TSDB, remote read) belongs to a scraping Prometheus, not to us.
+// /api/v1. /status/tsdb is ours (serveCardinality), per tenant. The rest
+// of Prometheus's API (targets, rules, admin, remote read) belongs to a
+// scraping Prometheus, not to us.
 var queryPaths = []string{
 	"/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query",
-	"/labels", "/label/", "/series", "/metadata", "/status/buildinfo",
+	"/labels", "/label/", "/series", "/metadata", "/status/buildinfo", "/status/tsdb",
 }
 
 // QueryAPI serves the read side of the Prometheus HTTP API for many
@@ -192,7 +195,9 @@ var queryPaths = []string{
 // the operating system (memoryReleaser).
 type QueryAPI struct {
 	opts    QueryOptions
-	engine  *promql.Engine // of the default max samples
+	storage Storage
+	now     func() time.Time // of /status/tsdb's window
+	engine  *promql.Engine   // of the default max samples
 	engines *engines
 	router  *route.Router
 	gate    *queryGate
@@ -259,7 +264,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		func() []notifications.Notification { return nil },
 		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
 		nil, nil,
-		v1.DefaultStatsRenderer,
+		renderStats,
 		false, nil,
 		false, false, false,
 		false,
@@ -274,6 +279,8 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	api.Register(router.WithPrefix("/api/v1"))
 	return &QueryAPI{
 		opts:       opts,
+		storage:    s,
+		now:        time.Now,
 		engine:     engine,
 		engines:    engs,
 		router:     router,
@@ -314,15 +321,19 @@ func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 //  4. the tenant's read limits (limits.Overrides; for several tenants
 //     the smallest of each): a query_range longer than max_query_length
 //     is a 400, before parsing; the others travel in the context
-//     (queryLimits, limits.QueryBudget) to the storage and the engine;
+//     (queryLimits, limits.QueryBudget) to the storage and the engine,
+//     except the series and chunk budget for /status/tsdb, which has
+//     its own bound (cardinalityMaxSeries) and reads no chunks;
 //  5. the tenant's query timeout, from here on: the wait for a slot,
 //     parsing, Select, label lookups and evaluation all run under it
 //     (503 past it);
-//  6. for the endpoints that parse PromQL, a slot of the query gate
-//     (503 if none comes free), held until the response is written;
-//  7. Prometheus's handler, evaluating with an engine of the tenant's
-//     max_samples_per_query; then, after a heavy query, memory goes back
-//     to the operating system.
+//  6. for the endpoints that parse PromQL and /status/tsdb, a slot of the
+//     query gate (503 if none comes free), held until the response is
+//     written;
+//  7. Prometheus's handler (serveCardinality for /status/tsdb),
+//     evaluating with an engine of the tenant's max_samples_per_query;
+//     then, after a heavy query, memory goes back to the operating
+//     system.
 func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimPrefix(r.URL.Path, "/prometheus")
 	rest, ok := strings.CutPrefix(p, "/api/v1")
@@ -362,7 +373,9 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(tenant.With(r.Context(), org), time.Duration(rl.QueryTimeout))
 	defer cancel()
 	ctx = withQueryLimits(ctx, &queryLimits{limits: rl, lookbackDelta: a.opts.LookbackDelta, now: time.Now()})
-	ctx = limits.WithQueryBudget(ctx, limits.NewQueryBudget(rl.MaxFetchedSeriesPerQuery, rl.MaxFetchedChunkBytesPerQuery))
+	if rest != "/status/tsdb" {
+		ctx = limits.WithQueryBudget(ctx, limits.NewQueryBudget(rl.MaxFetchedSeriesPerQuery, rl.MaxFetchedChunkBytesPerQuery))
+	}
 	r2 := r.WithContext(ctx)
 	if p != r.URL.Path {
 		u := *r.URL
@@ -370,7 +383,7 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.RawPath = ""
 		r2.URL = &u
 	}
-	if !parsesPromQL(rest) {
+	if !gated(rest) {
 		a.router.ServeHTTP(w, r2)
 		return
 	}
@@ -386,7 +399,12 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cost := new(queryCost)
 	func() {
 		defer leave() // even if the handler panics
-		a.router.ServeHTTP(w, r2.WithContext(context.WithValue(ctx, queryCostKey{}, cost)))
+		r3 := r2.WithContext(context.WithValue(ctx, queryCostKey{}, cost))
+		if rest == "/status/tsdb" {
+			a.serveCardinality(w, r3)
+			return
+		}
+		a.router.ServeHTTP(w, r3)
 	}()
 	if a.mem.done(time.Now(), int(cost.peakSamples.Load())) {
 		a.freeMemory()
@@ -397,11 +415,12 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Prometheus answers for a canceled query.
 const statusClientClosed = 499
 
-// parsesPromQL reports whether the endpoint below /api/v1 parses a PromQL
-// expression (as opposed to series selectors only).
-func parsesPromQL(rest string) bool {
+// gated reports whether the endpoint below /api/v1 takes a slot of the
+// query gate: those that parse a PromQL expression (as opposed to series
+// selectors only), and /status/tsdb, which reads every active series.
+func gated(rest string) bool {
 	switch rest {
-	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query":
+	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query", "/status/tsdb":
 		return true
 	}
 	return false
@@ -509,6 +528,8 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 	return sq, nil
 }
 
+// Select counts the series it returns in the request's queryCost, if the
+// context has one (the gated endpoints).
 func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	if err := checkSelectLength(ctx, hints); err != nil {
 		return storage.ErrSeriesSet(err)
@@ -517,12 +538,54 @@ func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	set := sq.Select(ctx, sortSeries, hints, ms...)
+	ss := sq.Select(ctx, sortSeries, hints, ms...)
 	if b := limits.QueryBudgetFrom(ctx); b != nil {
 		maxSeries, _ := b.Limits()
-		return &countedSet{SeriesSet: set, budget: b, count: maxSeries > 0}
+		ss = &countedSet{SeriesSet: ss, budget: b, count: maxSeries > 0}
 	}
-	return set
+	if c, ok := ctx.Value(queryCostKey{}).(*queryCost); ok {
+		return &countedSeriesSet{SeriesSet: ss, n: &c.series}
+	}
+	return ss
+}
+
+// countedSeriesSet counts the series Next moves to.
+type countedSeriesSet struct {
+	storage.SeriesSet
+	n *atomic.Int64
+}
+
+func (s *countedSeriesSet) Next() bool {
+	if !s.SeriesSet.Next() {
+		return false
+	}
+	s.n.Add(1)
+	return true
+}
+
+// queryStats is the "stats" of a query's answer (with stats=true or
+// stats=all): Prometheus's, plus the series the query's selects returned
+// from storage, which Prometheus does not count and the UI shows beside
+// the samples.
+type queryStats struct {
+	stats.BuiltinStats
+	SeriesFetched int64 `json:"seriesFetched"`
+}
+
+func (s *queryStats) Builtin() stats.BuiltinStats { return s.BuiltinStats }
+
+// renderStats is the API's StatsRenderer: Prometheus's default
+// (v1.DefaultStatsRenderer: stats for any non-empty parameter) with
+// seriesFetched from the request's queryCost.
+func renderStats(ctx context.Context, s *stats.Statistics, param string) stats.QueryStats {
+	if param == "" {
+		return nil
+	}
+	qs := &queryStats{BuiltinStats: stats.NewQueryStats(s).Builtin()}
+	if c, ok := ctx.Value(queryCostKey{}).(*queryCost); ok {
+		qs.SeriesFetched = c.series.Load()
+	}
+	return qs
 }
 
 func (q *tenantQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {

@@ -121,6 +121,9 @@ overrides:
 		{"samples", "samples", "/api/v1/query", instant("sum(count_over_time(m[10m]))"), 422, "execution", "query processing would load too many samples into memory in query execution (limit: 100 samples). To adjust the related per-tenant limit, configure -query.max-samples (max_samples_per_query), or contact your service administrator", ""},
 		{"samples: within", "samples", "/api/v1/query", instant(`sum(m{i=~"1."})`), 200, "", "", `[{"metric":{},"value":[` + sec(end) + `,"10"]}]`},
 		{"a tenant without limits reads everything", "free", "/api/v1/query_range", rangeQ("count(m)", start), 200, "", "", ""},
+		// /status/tsdb reads every active series, bounded by its own
+		// cardinalityMaxSeries, not by the query limits.
+		{"status/tsdb is not a query", "series", "/api/v1/status/tsdb", nil, 200, "", "", ""},
 		// Several tenants: the smallest limit of each.
 		{"federated: the smallest series limit", "free|series-total", "/api/v1/query", instant(`count({__name__="m", i=~"[1-4].*"})`), 422, "execution", expanding + limits.SeriesPerQueryError(70).Error(), ""},
 	} {
@@ -137,6 +140,9 @@ overrides:
 				require.Equal(t, tc.wantType, resp.ErrorType)
 				require.Equal(t, tc.wantErr, resp.Error)
 				return
+			}
+			if tc.path == "/api/v1/status/tsdb" {
+				require.Contains(t, string(resp.Data), `"numSeries":100`)
 			}
 			if tc.wantData != "" {
 				var data struct {

@@ -74,9 +74,14 @@ func (m *memoryReleaser) done(now time.Time, cost int) bool {
 	return true
 }
 
-// queryCost collects what the queries of one request held at the most;
-// costEngine fills it in, from the request's context.
-type queryCost struct{ peakSamples atomic.Int64 }
+// queryCost collects what the queries of one request held at the most,
+// filled in by costEngine, and the series their selects returned,
+// counted by tenantQuerier (renderStats reports them), from the request's
+// context.
+type queryCost struct {
+	peakSamples atomic.Int64
+	series      atomic.Int64
+}
 
 type queryCostKey struct{}
 

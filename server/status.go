@@ -121,7 +121,8 @@ type TenantStatus struct {
 //go:embed status.html
 var statusHTML string
 
-// statusTemplates holds the "ring" and "tenants" pages. html/template
+// statusTemplates holds the "ring" and "tenants" pages (the UI, server/ui,
+// serves "/"). html/template
 // escapes every value by context, so node IDs, addresses and error texts
 // from other nodes cannot inject markup.
 var statusTemplates = template.Must(template.New("status").Parse(statusHTML))
@@ -509,35 +510,6 @@ func rateOf(o []rateObs) float64 {
 		return 0
 	}
 	return float64(last.total-first.total) / dt
-}
-
-// indexPage is what the "index" template shows.
-type indexPage struct {
-	Version, NodeID, Host string
-	Ready                 bool
-	NotReady              string
-}
-
-// IndexHandler serves GET / (and only /): a page that says which node
-// this is, whether it is ready (ready returns nil), and links to the
-// status pages and APIs. Other paths not routed elsewhere are 404.
-func IndexHandler(version, nodeID string, ready func() error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "use GET", http.StatusMethodNotAllowed)
-			return
-		}
-		p := indexPage{Version: version, NodeID: nodeID, Host: r.Host, Ready: true}
-		if err := ready(); err != nil {
-			p.Ready, p.NotReady = false, err.Error()
-		}
-		writeStatusHTML(w, "index", p)
-	})
 }
 
 // ReadyHandler serves GET /ready: 200 "ready" when ready returns nil,

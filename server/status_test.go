@@ -408,32 +408,3 @@ func TestRateTrackerConcurrent(t *testing.T) {
 		<-done
 	}
 }
-
-func TestIndexHandler(t *testing.T) {
-	notReady := errors.New("group 1 has no known leader")
-	for _, tc := range []struct {
-		name     string
-		path     string
-		ready    error
-		wantCode int
-		want     []string
-	}{
-		{"ready", "/", nil, 200, []string{"Myelin v1.2.3", "node <b>n1</b>", `class="ok">ready`, `href="/ring"`, "http://example.org:9009/prometheus"}},
-		{"not ready", "/", notReady, 200, []string{"not ready: group 1 has no known leader"}},
-		{"other path", "/nope", nil, 404, []string{"404 page not found"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			req := httptest.NewRequest("GET", "http://example.org:9009"+tc.path, nil)
-			IndexHandler("v1.2.3", "n1", func() error { return tc.ready }).ServeHTTP(rec, req)
-			if rec.Code != tc.wantCode {
-				t.Fatalf("code %d, want %d", rec.Code, tc.wantCode)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(rec.Body.String(), w) {
-					t.Errorf("body lacks %q:\n%s", w, rec.Body.String())
-				}
-			}
-		})
-	}
-}

@@ -464,6 +464,27 @@ type clusterWriter struct {
 		probeAcks []string            // probe batches acknowledged (must stay empty)
 		target    int                 // node index to send to
 		samples   map[string][]sample // series key -> acked samples
+		sending   string              // node a request is in flight to, if any
+	}
+}
+
+// waitNotSending waits until no request of w is in flight to node id, so
+// a test that takes the node out of the rotation and then stops it does
+// not measure the client's own timeout on a request sent just before.
+func (w *clusterWriter) waitNotSending(id string) {
+	w.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		w.mu.Lock()
+		sending := w.mu.sending
+		w.mu.Unlock()
+		if sending != id {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("a request to node %s still in flight after 20s", id)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -563,7 +584,13 @@ func (w *clusterWriter) run() {
 				continue
 			}
 			sent := time.Now()
+			w.mu.Lock()
+			w.mu.sending = n.id
+			w.mu.Unlock()
 			ok, err := send(n, addr, body)
+			w.mu.Lock()
+			w.mu.sending = ""
+			w.mu.Unlock()
 			if err != nil {
 				w.t.Errorf("batch %d: %v", k, err)
 				return
@@ -618,16 +645,34 @@ func (w *clusterWriter) waitAcks(n int, timeout time.Duration) {
 	}
 }
 
-// firstAckAfter returns the time of the first acknowledgment after t.
+// firstAckAfter returns the time of the first acknowledgment of a
+// request sent after t (one sent before may have been answered just
+// after, which says nothing of how writes fare since t).
 func (w *clusterWriter) firstAckAfter(t time.Time) (time.Time, string, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for i, at := range w.mu.ackTimes {
-		if at.After(t) {
-			return at, w.mu.ackedBy[i], true
+	for i, sent := range w.mu.sentTimes {
+		if !sent.Before(t) {
+			return w.mu.ackTimes[i], w.mu.ackedBy[i], true
 		}
 	}
 	return time.Time{}, "", false
+}
+
+// waitAckAfter waits for the first acknowledgment of a request sent
+// after t and returns when it came and through which node.
+func (w *clusterWriter) waitAckAfter(t time.Time, timeout time.Duration) (time.Time, string) {
+	w.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if at, by, ok := w.firstAckAfter(t); ok {
+			return at, by
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("no request sent after %v acknowledged within %v", t.Format(time.TimeOnly), timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // ackedLines is every acknowledged sample as /admin/raft/data writes it.
@@ -805,8 +850,7 @@ func TestClusterKillLeader(t *testing.T) {
 	killed := time.Now()
 	c.kill(old)
 	live := without(c.nodes, old)
-	w.waitAcks(1, 20*time.Second)
-	first, by, _ := w.firstAckAfter(killed)
+	first, by := w.waitAckAfter(killed, 20*time.Second)
 	failover := first.Sub(killed)
 	newLeader := c.leader(live)
 	t.Logf("failover (kill -9 of node %s, leader of a group, to first acknowledged write, via node %s): %v; new leader %s",
@@ -1171,12 +1215,15 @@ func TestClusterFrozenLeader(t *testing.T) {
 	c.mu.Lock()
 	frozen.up = false // out of the client's rotation
 	c.mu.Unlock()
+	// A request the client sent to the node itself just before would hang
+	// until the client's timeout, as it would behind a load balancer; what
+	// is measured is the requests sent through the other nodes.
+	w.waitNotSending(frozen.id)
 	at := time.Now()
 	if err := frozen.proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	w.waitAcks(20, 30*time.Second)
-	first, by, _ := w.firstAckAfter(at)
+	first, by := w.waitAckAfter(at, 30*time.Second)
 	recovery := first.Sub(at)
 	t.Logf("frozen leader (node %s): first write acknowledged %v after the freeze, via node %s", frozen.id, recovery, by)
 	// Keep it frozen a while: writes go on without it.

@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listenAddr, err)
 	}
-	h := newHandler()
+	h := server.NewRoutes(gate, reg)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -150,7 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	var internal *http.Server
 	internalErr := make(chan error, 1)
 	if err == nil {
-		err = h.install(n, cfg, gate, reg, logger)
+		err = install(h, n, cfg, gate, reg, logger)
 	}
 	if err == nil && n.mux.Listening() {
 		// Other nodes' requests (control RPCs, forwarded writes, remote

@@ -24,6 +24,7 @@ import (
 	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/server/querier"
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/myelindb/myelin/server/ui"
 )
 
 // node is what run wires: the engine, the node's Raft listener, its
@@ -203,34 +204,9 @@ func (s engineStorage) Open(g ring.GroupID) (raftgroup.Applier, error) {
 func (s engineStorage) Close(ring.GroupID) error  { return nil }
 func (s engineStorage) Drop(g ring.GroupID) error { return s.db.DropGroup(uint32(g)) }
 
-// handler answers 503 on everything until install.
-type handler struct {
-	mux   *http.ServeMux
-	ready atomic.Bool
-	// routes: every pattern install registered, with what it needs with
-	// auth on; the auth tests walk them all. Written by install only.
-	routes []route
-}
-
-// route is one registered pattern.
-type route struct {
-	pattern, name string
-	need          auth.Need
-}
-
-func newHandler() *handler { return &handler{mux: http.NewServeMux()} }
-
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.ready.Load() {
-		http.Error(w, "not ready: opening storage", http.StatusServiceUnavailable)
-		return
-	}
-	h.mux.ServeHTTP(w, r)
-}
-
-// install routes the public APIs to n, each behind gate with what it
-// needs (docs/design.md "Auth" has the table).
-func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prometheus.Registry, logger *slog.Logger) error {
+// install routes the public APIs to n, each with what it needs with auth
+// on (docs/design.md "Auth" has the table), and opens h.
+func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *prometheus.Registry, logger *slog.Logger) error {
 	write, err := server.NewWriteHandler(n.dist, server.WriteOptions{
 		Decoder:     remotewrite.Options{MaxDecompressedBytes: cfg.maxRecvBytes},
 		Limits:      n.limits.o,
@@ -267,23 +243,28 @@ func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prome
 	if err != nil {
 		return err
 	}
-	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:                           "myelin_http_request_duration_seconds",
-		Help:                           "Time to answer HTTP requests, per handler, method and status code.",
-		Buckets:                        prometheus.DefBuckets,
-		NativeHistogramBucketFactor:    1.1,
-		NativeHistogramMaxBucketNumber: 100,
-	}, []string{"handler", "method", "code"})
-	reg.MustRegister(duration, n.tenants.SeriesCollector(cfg.metricsMaxTenants))
-	// Every route goes through handle: timed, behind the gate, and
-	// listed in h.routes.
-	handle := func(pattern, name string, need auth.Need, hh http.Handler) {
-		h.routes = append(h.routes, route{pattern: pattern, name: name, need: need})
-		h.mux.Handle(pattern, promhttp.InstrumentHandlerDuration(duration.MustCurryWith(prometheus.Labels{"handler": name}), gate.Wrap(need, hh)))
+	// The tenants' in-memory series, beside their limits.
+	reg.MustRegister(n.tenants.SeriesCollector(cfg.metricsMaxTenants))
+	handle := h.Handle
+	// Public: what a load balancer and a visitor need, without tenants:
+	// readiness, and the UI (its page and code; the data it shows come
+	// from the API with the user's token).
+	page, err := ui.New(func() ui.NodeInfo {
+		info := ui.NodeInfo{Version: versionString(), NodeID: n.cluster.ID(), Ready: true, Auth: gate.On(), MultiTenant: cfg.multitenancy}
+		if err := n.api.Ready(); err != nil {
+			info.Ready, info.NotReady = false, err.Error()
+		}
+		return info
+	})
+	if err != nil {
+		return err
 	}
-	// Public: what a load balancer and a visitor need, without tenants.
-	handle("GET /{$}", "index", auth.Public, server.IndexHandler(versionString(), n.cluster.ID(), n.api.Ready))
+	handle("GET /{$}", "index", auth.Public, page.Index())
+	handle("GET /ui/", "ui", auth.Public, page.Assets())
 	handle("GET /ready", "ready", auth.Public, server.ReadyHandler(n.api.Ready))
+	// What a token may learn about itself (its tenants and scopes), for
+	// the UI's tenant picker: any valid token.
+	handle("GET /api/v1/auth/whoami", "whoami", auth.Token, server.WhoAmIHandler(gate.On()))
 	handle("GET /config", "config", auth.Admin, server.ConfigHandler(cfg.effective))
 	// Every tenant's limits: admin, as /config.
 	handle("GET /runtime_config", "runtime_config", auth.Admin, server.RuntimeConfigHandler(n.limits.o, n.limits.status()))
@@ -306,6 +287,6 @@ func (h *handler) install(n *node, cfg config, gate *server.AuthGate, reg *prome
 	}
 	handle("/api/v1/", "query", auth.Read, query)
 	handle("/prometheus/api/v1/", "query", auth.Read, query)
-	h.ready.Store(true)
+	h.Open()
 	return nil
 }

@@ -38,6 +38,8 @@ var roomRules = []roomRule{
 		why: "the ruler evaluates through a Queryable and writes through a Writer it is given; placement comes from the ring"},
 	{rel: "server/alertmanager", forbidden: []string{"server", "engine", "raftgroup", "server/querier", "server/distributor"},
 		why: "the Alertmanager room wraps prometheus/alertmanager per tenant; its state is replicated through an interface"},
+	{rel: "server/ui", forbidden: []string{"server", "engine", "raftgroup", "raftgroup/cluster", "server/querier", "server/distributor"},
+		why: "the UI only serves its embedded files; what it shows comes from the HTTP API, in the browser"},
 }
 
 // matches reports whether rel is the forbidden package (rules on

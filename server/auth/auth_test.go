@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -145,6 +146,7 @@ func TestAllow(t *testing.T) {
 		wantErr error
 	}{
 		{"public", "scrape", Public, nil, "", nil},
+		{"token: any scope, no tenant", "scrape", Token, []string{"a"}, "", nil},
 		{"write own tenant", "one", Write, []string{"a"}, "a", nil},
 		{"write implied tenant", "one", Write, nil, "a", nil},
 		{"write empty header", "one", Write, []string{""}, "a", nil},
@@ -223,4 +225,18 @@ func TestClientKey(t *testing.T) {
 	} {
 		require.Equal(t, want, ClientKey(in), in)
 	}
+}
+
+func TestPrincipalContext(t *testing.T) {
+	k, err := NewKeys([]Entry{{Name: "rw", Hash: Hash("rw"), Tenants: []string{"b", "a"}, Scopes: []Scope{ScopeAdmin, ScopeRead, ScopeWrite}}})
+	require.NoError(t, err)
+	p, err := k.Authenticate(http.Header{"Authorization": {"Bearer rw"}})
+	require.NoError(t, err)
+	require.Equal(t, []Scope{ScopeWrite, ScopeRead, ScopeAdmin}, p.Scopes(), "in the order of Scopes")
+	require.Equal(t, []string{"a", "b"}, p.Tenants)
+	_, ok := FromContext(context.Background())
+	require.False(t, ok)
+	got, ok := FromContext(NewContext(context.Background(), p))
+	require.True(t, ok)
+	require.Same(t, p, got)
 }

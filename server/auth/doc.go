@@ -39,7 +39,8 @@
 //     count the failure (Limiter.Fail).
 //  4. org, err := p.Allow(n, r.Header.Values(tenant.Header)): ErrScope
 //     and ErrTenant are 403, tenant.ErrMissing 401, other tenant errors
-//     400; else serve the request as tenant org.
+//     400; else serve the request as tenant org, with p in its context
+//     (NewContext) for a handler that answers about the token itself.
 //
 // Error texts never name a tenant or token: the 403 for a tenant the
 // token does not grant must not confirm that the tenant exists.

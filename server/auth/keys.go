@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -70,6 +71,33 @@ type Principal struct {
 
 // Can reports whether the principal holds scope s.
 func (p *Principal) Can(s Scope) bool { return slices.Contains(p.scopes, s) }
+
+// Scopes returns the principal's scopes in the order of Scopes; the slice
+// is the caller's.
+func (p *Principal) Scopes() []Scope {
+	var out []Scope
+	for _, s := range Scopes {
+		if p.Can(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+type principalKey struct{}
+
+// NewContext returns ctx carrying p, the principal a request
+// authenticated as (the server root's AuthGate sets it).
+func NewContext(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the principal NewContext put in ctx; false if
+// none (auth off, or a public route).
+func FromContext(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	return p, ok && p != nil
+}
 
 // Keys maps token hashes to principals. Immutable after NewKeys, so one
 // value serves every request until a reload replaces it.
@@ -215,6 +243,10 @@ const (
 	Metrics
 	// Admin: ScopeAdmin.
 	Admin
+	// Token: any valid token, whatever its scopes; no tenant. Only for
+	// what a token may learn about itself (GET /api/v1/auth/whoami): every
+	// other route names a scope.
+	Token
 )
 
 func (n Need) String() string {
@@ -229,6 +261,8 @@ func (n Need) String() string {
 		return "metrics"
 	case Admin:
 		return "admin"
+	case Token:
+		return "token"
 	}
 	return fmt.Sprintf("Need(%d)", uint8(n))
 }
@@ -238,7 +272,8 @@ func (n Need) String() string {
 // tenant ID the request acts as, in normal form ("" for a route without
 // tenants):
 //
-//  1. ErrScope if p lacks the scope (Metrics: metrics or admin);
+//  1. ErrScope if p lacks the scope (Metrics: metrics or admin; Token:
+//     none needed);
 //  2. for Write and Read: tenant.ErrManyHeaders for several headers;
 //     without a header, the token's tenant if it has exactly one, else
 //     tenant.ErrMissing; with one, the tenant (Write) or tenants (Read,
@@ -247,7 +282,7 @@ func (n Need) String() string {
 func (p *Principal) Allow(n Need, hdr []string) (string, error) {
 	var ok bool
 	switch n {
-	case Public:
+	case Public, Token:
 		return "", nil
 	case Write:
 		ok = p.Can(ScopeWrite)
