@@ -71,10 +71,13 @@
 // Prometheus's, which Grafana and promtool rely on; writing our own would
 // only add ways to differ. Its storage.Queryable is tenant-less, so ours
 // opens the tenant's querier on the first call that carries a context.
-// Two additions of ours: /api/v1/status/tsdb, the cardinality of the
+// Additions of ours: /api/v1/status/tsdb, the cardinality of the
 // request's tenant(s) in Prometheus's shape, counted by one select over
-// the last hour (query_cardinality.go); and seriesFetched in the stats a
-// query returns with stats=true, the series its selects returned.
+// the last hour (query_cardinality.go); Mimir's cardinality API,
+// /api/v1/cardinality/label_names, label_values and active_series, with
+// Mimir's parameters and JSON, counted the same way; and seriesFetched
+// in the stats a query returns with stats=true, the series its selects
+// returned.
 //
 // # Query guards
 //

@@ -178,6 +178,7 @@ func (o QueryOptions) Validate() error {
 var queryPaths = []string{
 	"/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query",
 	"/labels", "/label/", "/series", "/metadata", "/status/buildinfo", "/status/tsdb",
+	"/cardinality/label_names", "/cardinality/label_values", "/cardinality/active_series",
 }
 
 // QueryAPI serves the read side of the Prometheus HTTP API for many
@@ -196,7 +197,8 @@ var queryPaths = []string{
 type QueryAPI struct {
 	opts    QueryOptions
 	storage Storage
-	now     func() time.Time // of /status/tsdb's window
+	parser  parser.Parser    // of the cardinality API's selectors
+	now     func() time.Time // of /status/tsdb's and the cardinality API's windows
 	engine  *promql.Engine   // of the default max samples
 	engines *engines
 	router  *route.Router
@@ -280,6 +282,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	return &QueryAPI{
 		opts:       opts,
 		storage:    s,
+		parser:     p,
 		now:        time.Now,
 		engine:     engine,
 		engines:    engs,
@@ -316,21 +319,24 @@ func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 //     tenants;
 //  2. the form, read once from the URL and a body of at most MaxFormBytes
 //     (400); the wrapped API reads it from the request;
-//  3. every query and match[] parameter against MaxExpressionBytes and
-//     MaxExpressionDepth (400), before any of them is parsed;
+//  3. every query, match[] and selector parameter against
+//     MaxExpressionBytes and MaxExpressionDepth (400), before any of them
+//     is parsed;
 //  4. the tenant's read limits (limits.Overrides; for several tenants
 //     the smallest of each): a query_range longer than max_query_length
 //     is a 400, before parsing; the others travel in the context
 //     (queryLimits, limits.QueryBudget) to the storage and the engine,
-//     except the series and chunk budget for /status/tsdb, which has
-//     its own bound (cardinalityMaxSeries) and reads no chunks;
+//     except the series and chunk budget for /status/tsdb and the
+//     cardinality API, which have their own bound (cardinalityMaxSeries)
+//     and read no chunks;
 //  5. the tenant's query timeout, from here on: the wait for a slot,
 //     parsing, Select, label lookups and evaluation all run under it
 //     (503 past it);
-//  6. for the endpoints that parse PromQL and /status/tsdb, a slot of the
-//     query gate (503 if none comes free), held until the response is
-//     written;
-//  7. Prometheus's handler (serveCardinality for /status/tsdb),
+//  6. for the endpoints that parse PromQL, /status/tsdb and the
+//     cardinality API, a slot of the query gate (503 if none comes free),
+//     held until the response is written;
+//  7. Prometheus's handler (serveCardinality for /status/tsdb,
+//     serveMimirCardinality for /cardinality/...),
 //     evaluating with an engine of the tenant's max_samples_per_query;
 //     then, after a heavy query, memory goes back to the operating
 //     system.
@@ -355,7 +361,7 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
-	for _, param := range []string{"query", "match[]"} {
+	for _, param := range []string{"query", "match[]", "selector"} {
 		for _, expr := range r.Form[param] {
 			if err := checkExpr(expr, a.opts.MaxExpressionBytes, a.opts.MaxExpressionDepth); err != nil {
 				writeAPIError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("invalid parameter %q: %v", param, err))
@@ -373,7 +379,7 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(tenant.With(r.Context(), org), time.Duration(rl.QueryTimeout))
 	defer cancel()
 	ctx = withQueryLimits(ctx, &queryLimits{limits: rl, lookbackDelta: a.opts.LookbackDelta, now: time.Now()})
-	if rest != "/status/tsdb" {
+	if rest != "/status/tsdb" && !strings.HasPrefix(rest, "/cardinality/") {
 		ctx = limits.WithQueryBudget(ctx, limits.NewQueryBudget(rl.MaxFetchedSeriesPerQuery, rl.MaxFetchedChunkBytesPerQuery))
 	}
 	r2 := r.WithContext(ctx)
@@ -404,6 +410,10 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.serveCardinality(w, r3)
 			return
 		}
+		if endpoint, ok := strings.CutPrefix(rest, "/cardinality/"); ok {
+			a.serveMimirCardinality(w, r3, endpoint)
+			return
+		}
 		a.router.ServeHTTP(w, r3)
 	}()
 	if a.mem.done(time.Now(), int(cost.peakSamples.Load())) {
@@ -417,10 +427,12 @@ const statusClientClosed = 499
 
 // gated reports whether the endpoint below /api/v1 takes a slot of the
 // query gate: those that parse a PromQL expression (as opposed to series
-// selectors only), and /status/tsdb, which reads every active series.
+// selectors only), and /status/tsdb and the cardinality API, which read
+// every active series.
 func gated(rest string) bool {
 	switch rest {
-	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query", "/status/tsdb":
+	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query", "/status/tsdb",
+		"/cardinality/label_names", "/cardinality/label_values", "/cardinality/active_series":
 		return true
 	}
 	return false

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -232,7 +233,9 @@ var writtenRE = regexp.MustCompile(`(\d+) series \((\d+) samples\) were written`
 //   - a tenant over its ingestion rate gets 429 while another tenant on
 //     the same nodes writes without a refusal;
 //   - a raised limit in the runtime config applies on every node without
-//     a restart.
+//     a restart;
+//   - Mimir's cardinality API counts the tenant's series over the whole
+//     cluster, through any node.
 func TestClusterLimits(t *testing.T) {
 	const limit = 3000
 	path := filepath.Join(t.TempDir(), "runtime.yaml")
@@ -329,6 +332,34 @@ func TestClusterLimits(t *testing.T) {
 	// Every replica decided alike.
 	st := c.converge(nodes)
 	t.Logf("converged: %d groups, %d samples", st.groups, st.samples)
+	// Mimir's cardinality API counts the tenant over the whole cluster,
+	// through any node.
+	for _, n := range nodes {
+		req, err := http.NewRequest("GET", "http://"+n.http+"/prometheus/api/v1/cardinality/label_values?label_names[]=__name__", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Scope-OrgID", "capped")
+		resp, err := clusterHTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lv struct {
+			SeriesCountTotal int `json:"series_count_total"`
+			Labels           []struct {
+				Cardinality []struct {
+					LabelValue  string `json:"label_value"`
+					SeriesCount int    `json:"series_count"`
+				} `json:"cardinality"`
+			} `json:"labels"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&lv)
+		resp.Body.Close()
+		if err != nil || lv.SeriesCountTotal != written || len(lv.Labels) != 1 || len(lv.Labels[0].Cardinality) != 1 ||
+			lv.Labels[0].Cardinality[0].LabelValue != "c" || lv.Labels[0].Cardinality[0].SeriesCount != written {
+			t.Fatalf("cardinality through node %s: %+v, %v; want %d series of c", n.id, lv, err, written)
+		}
+	}
 	// /metrics: the series of the groups each node leads, summed over
 	// the nodes, are the tenant's; its limit is there too.
 	waitFor(t, 10*time.Second, "myelin_tenant_series summed over the nodes", func() bool {
