@@ -210,6 +210,22 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 					se.Rejected = len(bs.Samples) // none was accepted: s is nil
 					break
 				}
+			}
+			if s == nil || s.head.NumSamples() == 0 {
+				// The series enters the count of series with samples
+				// (appendLocked): the limits of the entry decide, the
+				// same on every replica. Refused, none of its samples is
+				// written; the ones before were refused or were
+				// idempotent retries.
+				if err := t.admitLocked(bs.Labels, b.Limits); err != nil {
+					if se.Rejected == 0 {
+						se.Err = err
+					}
+					se.Rejected += len(bs.Samples) - j
+					break
+				}
+			}
+			if s == nil {
 				var err error
 				if s, err = a.createLocked(h, bs.Labels); err != nil {
 					return nil, err
@@ -329,6 +345,11 @@ func (a *appender) checkNewID(id uint64) {
 func (a *appender) appendLocked(s *memSeries, smp write.Sample) error {
 	pw := a.g.db.partitionMs
 	n := s.head.NumSamples()
+	if n == 0 {
+		// New, revived or replayed: the series now has samples in the
+		// head (tenant.mu.headSeries).
+		a.t.countLocked(s, 1)
+	}
 	if n == 0 || smp.T >= s.partEnd {
 		p := partitionOf(smp.T, pw)
 		// First sample of the series in this partition (or of a series

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -87,6 +88,7 @@ func (g *Group) checkpointLocked() error {
 					}
 				}
 			}
+			t.checkCountsLocked()
 		}
 		t.mu.Unlock()
 	}
@@ -140,6 +142,24 @@ func (g *Group) commitCheckpointLocked(ts []*tenant, applied uint64) error {
 		return fmt.Errorf("commit checkpoint of group %d at %d: %w", g.id, applied, err)
 	}
 	return nil
+}
+
+// checkCountsLocked panics unless the counts of series with samples
+// (tenant.mu.headSeries, metricSeries) match the head.
+func (t *tenant) checkCountsLocked() {
+	n, byName := 0, map[string]int{}
+	for _, s := range t.mu.byHash {
+		for ; s != nil; s = s.next {
+			if s.head.NumSamples() > 0 {
+				n++
+				byName[metricName(s.lbls)]++
+			}
+		}
+	}
+	if n != t.mu.headSeries || !maps.Equal(byName, t.mu.metricSeries) {
+		panic(fmt.Sprintf("BUG: tenant %q: %d series with samples in the head, counted %d (by metric: %v, counted %v)",
+			t.name, n, t.mu.headSeries, byName, t.mu.metricSeries))
+	}
 }
 
 // appendOpen appends the 'o' value of s: its merge run, then its open

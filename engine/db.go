@@ -214,11 +214,17 @@ func (db *DB) openGroups() []*Group {
 // group id. Reading a replica is the caller's decision: with Raft, only
 // the group's leader, after confirming its leadership, reads consistently.
 func (db *DB) Querier(group uint32, tenant string, mint, maxt int64) (storage.Querier, error) {
+	return db.QuerierWithBudget(group, tenant, mint, maxt, nil)
+}
+
+// QuerierWithBudget is Querier with its reads counted against b (nil: no
+// bound).
+func (db *DB) QuerierWithBudget(group uint32, tenant string, mint, maxt int64, b ReadBudget) (storage.Querier, error) {
 	g := db.Group(group)
 	if g == nil {
 		return nil, fmt.Errorf("querier of group %d: %w", group, ErrNoGroup)
 	}
-	return g.Querier(tenant, mint, maxt)
+	return g.QuerierWithBudget(tenant, mint, maxt, b)
 }
 
 // ErrNoGroup: the group is not open on this store.
@@ -301,6 +307,7 @@ func newTenant(name string, ks keyspace) *tenant {
 	t.mu.maxT = minTime
 	t.mu.allInHead = true
 	t.mu.lastOfEmpty = map[*memSeries]write.Sample{}
+	t.mu.metricSeries = map[string]int{}
 	t.mu.evictEpoch = math.MinInt64 // = evictEpoch(minTime), as after a restart
 	return t
 }
@@ -417,6 +424,9 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 			s.partEnd = partitionEnd(partitionOf(s.mint, db.partitionMs), db.partitionMs)
 		}
 		t.insertLocked(xxhash.Sum64String(s.lbls), s)
+		if s.head.NumSamples() > 0 {
+			t.countLocked(s, 1)
+		}
 	}
 	if err := it.Error(); err != nil {
 		return nil, err

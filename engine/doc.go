@@ -27,7 +27,11 @@
 //     g.AppliedIndex() may be truncated. On a full disk it fails with the
 //     ENOSPC (see "Disk full"); try again later.
 //  5. g.Querier(tenant, mint, maxt) or g.Queryable(tenant) from any
-//     goroutine; Close queriers.
+//     goroutine; Close queriers. g.QuerierWithBudget counts the reads
+//     against a query's ReadBudget: a Select asks it before holding the
+//     series the index matched, a series iterator before holding each
+//     chunk, and their refusal fails the call with the budget's error as
+//     it is.
 //  6. Raft snapshots: g.Snapshot(w) checkpoints and streams the group's keys
 //     (layout in Snapshot's doc); g.Restore(r) on another replica replaces
 //     its group with them and resumes at the snapshot's index.
@@ -61,6 +65,23 @@
 // when the tenant does not have the series yet) are
 // write.ErrInvalidLabels. A refused sample never stops the rest of the
 // batch.
+//
+// # Series limits
+//
+// A batch carries the series limits of its tenant in this group
+// (write.SeriesLimits, scaled by the proposer). The head counts, per
+// tenant, the series whose open chunk holds samples, in all and per
+// metric name (Stats' HeadSeries); a series that is not counted yet (new,
+// looked up again after eviction, or replayed after a restart) is refused
+// whole, write.ErrSeriesLimit or write.ErrMetricSeriesLimit, when
+// counting it would go past a limit of the entry that brings it; counted
+// series are never refused by a limit. A series leaves the count when it
+// is evicted. A revived series counts from its first accepted sample, not
+// from its lookup: a replica that restarted forgets revived series that
+// accepted nothing, one that did not keeps them in memory, and both must
+// count alike. The counts are rebuilt from the checkpoint's open chunks
+// on load, so a restarted replica decides as one that did not restart
+// (TestSeriesLimitsDeterministic).
 //
 // # Pebble key schema
 //

@@ -84,6 +84,7 @@ func (a *appender) evictSeriesLocked(s *memSeries) error {
 	// one would make the bytes depend on whether the replica restarted in
 	// between (a restart forgets revived series).
 	if s.head.NumSamples() > 0 {
+		t.countLocked(s, -1)
 		lt, lv := t.lastLocked(s)
 		if err := a.sealLocked(s, true); err != nil {
 			return fmt.Errorf("evict series %d: %w", s.id, err)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"sync"
 
@@ -60,6 +61,24 @@ type tenant struct {
 		byHash map[uint64]*memSeries
 		// numSeries counts series in byHash.
 		numSeries int
+		// headSeries counts the series in byHash whose open chunk holds
+		// samples: what the series limits count (write.SeriesLimits),
+		// what Stats reports and Mimir calls in-memory series. A series
+		// looked up again after eviction (revived) counts from its first
+		// accepted sample: until then it is in byHash on a replica that
+		// did not restart and not on one that did, and the count must be
+		// the same on both. metricSeries counts them by metric name (the
+		// key aliases the labels of one of its series).
+		//
+		// INVARIANT: headSeries is the number of series in byHash with
+		// head.NumSamples() > 0, and metricSeries[n] the number of them
+		// whose metric name is n, with no zero entries (checked at every
+		// checkpoint under the invariants tag). Both change only where a
+		// head goes from empty to not (appendLocked) or a series with
+		// samples leaves (evictSeriesLocked), and are rebuilt from the
+		// checkpoint on load, so replicas and restarts agree.
+		headSeries   int
+		metricSeries map[string]int
 		// nextID is the id of the next new series. Series ids start at 1.
 		// INVARIANT: above every series id of the tenant, in the head or
 		// in Pebble (createLocked checks it under the invariants tag).
@@ -135,6 +154,65 @@ func (t *tenant) insertLocked(h uint64, s *memSeries) {
 	s.next = t.mu.byHash[h]
 	t.mu.byHash[h] = s
 	t.mu.numSeries++
+}
+
+// countLocked adds d (+1 or -1) to the counts of series in the head
+// with samples, for s.
+func (t *tenant) countLocked(s *memSeries, d int) {
+	t.mu.headSeries += d
+	name := metricName(s.lbls)
+	if n := t.mu.metricSeries[name] + d; n > 0 {
+		t.mu.metricSeries[name] = n
+	} else {
+		delete(t.mu.metricSeries, name)
+	}
+}
+
+// admitLocked reports whether a series with encoded labels lbls may
+// enter the count of series with samples under lim: nil, or the refusal
+// naming the limit it would pass.
+func (t *tenant) admitLocked(lbls []byte, lim write.SeriesLimits) error {
+	if lim.MaxSeries > 0 && t.mu.headSeries >= lim.MaxSeries {
+		return fmt.Errorf("%w: %d series of the tenant in this group, the group's share of the limit is %d", write.ErrSeriesLimit, t.mu.headSeries, lim.MaxSeries)
+	}
+	if lim.MaxSeriesPerMetric > 0 {
+		name := metricName(lbls)
+		if n := t.mu.metricSeries[string(name)]; n >= lim.MaxSeriesPerMetric {
+			return fmt.Errorf("%w: %d series of metric %q in this group, the group's share of the limit is %d", write.ErrMetricSeriesLimit, n, name, lim.MaxSeriesPerMetric)
+		}
+	}
+	return nil
+}
+
+// metricName returns the value of __name__ in an encoded label set, ""
+// if it has none. The result aliases lbls.
+func metricName[S string | []byte](lbls S) S {
+	const key = "__name__\xff"
+	for len(lbls) > 0 {
+		i := index(lbls, write.LabelSep)
+		if i < 0 {
+			break
+		}
+		j := index(lbls[i+1:], write.LabelSep)
+		if j < 0 {
+			break
+		}
+		if string(lbls[:i+1]) == key {
+			return lbls[i+1 : i+1+j]
+		}
+		lbls = lbls[i+2+j:]
+	}
+	return lbls[:0]
+}
+
+// index is strings.IndexByte for a string or a byte slice.
+func index[S string | []byte](s S, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
 }
 
 // markDirtyLocked records that s must be written at the next checkpoint.

@@ -71,7 +71,15 @@ func (it *seriesIterator) load() bool {
 	if err != nil {
 		return it.fail(err)
 	}
+	var budgetErr error
 	err = s.chunks(pit, &it.key, func(cmint, cmaxt int64, data []byte) (bool, error) {
+		// Counted before it is held: a series past the query's chunk
+		// budget stops at the chunk that crosses it.
+		if s.budget != nil {
+			if budgetErr = s.budget.AddChunkBytes(len(data)); budgetErr != nil {
+				return false, nil
+			}
+		}
 		off := len(it.buf)
 		it.buf = append(it.buf, data...)
 		it.chunks = append(it.chunks, storedChunk{mint: cmint, maxt: cmaxt, off: off, end: len(it.buf)})
@@ -83,7 +91,15 @@ func (it *seriesIterator) load() bool {
 	if err != nil {
 		return it.fail(fmt.Errorf("read chunks of series %d: %w", s.id, err))
 	}
+	if budgetErr != nil {
+		return it.fail(budgetErr) // the limit's own text, for the user
+	}
 	if s.hasHead && s.head.maxt >= s.mint && s.head.mint <= s.maxt {
+		if s.budget != nil {
+			if err := s.budget.AddChunkBytes(len(s.head.chunk)); err != nil {
+				return it.fail(err)
+			}
+		}
 		off := len(it.buf)
 		it.buf = append(it.buf, s.head.chunk...)
 		it.chunks = append(it.chunks, storedChunk{mint: s.head.mint, maxt: s.head.maxt, off: off, end: len(it.buf)})

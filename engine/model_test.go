@@ -119,6 +119,10 @@ func errKinds(errs []write.Refusal) []string {
 			kind = "out-of-order"
 		case errors.Is(e.Err, write.ErrDuplicateSample):
 			kind = "duplicate"
+		case errors.Is(e.Err, write.ErrSeriesLimit):
+			kind = "series-limit"
+		case errors.Is(e.Err, write.ErrMetricSeriesLimit):
+			kind = "metric-limit"
 		}
 		out = append(out, fmt.Sprintf("%d:%d:%s", e.Series, e.Rejected, kind))
 	}

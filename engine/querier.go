@@ -39,19 +39,43 @@ func (g *Group) Queryable(tenant string) storage.Queryable {
 // partitions lie just outside it (Prometheus is block-granular the same
 // way).
 func (g *Group) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
+	return g.QuerierWithBudget(tenant, mint, maxt, nil)
+}
+
+// ReadBudget bounds what a querier reads for one query (server/limits'
+// QueryBudget implements it; it is shared by the query's queriers and
+// called concurrently). An error it returns fails the call that read.
+type ReadBudget interface {
+	// CheckSelect is asked before a Select holds the n series the index
+	// matched in the range's partitions: their labels and open chunks.
+	CheckSelect(n int) error
+	// AddChunkBytes counts n bytes of chunks a series iterator is about
+	// to decode (sealed chunks read from Pebble and the open chunk).
+	AddChunkBytes(n int) error
+}
+
+// budgetError is an error of the ReadBudget, passed on unwrapped.
+type budgetError struct{ error }
+
+func (e budgetError) Unwrap() error { return e.error }
+
+// QuerierWithBudget is Querier with its reads counted against b (nil:
+// no bound).
+func (g *Group) QuerierWithBudget(tenant string, mint, maxt int64, b ReadBudget) (storage.Querier, error) {
 	if g.db.closed() {
 		return nil, ErrClosed
 	}
 	g.mu.Lock()
 	t := g.mu.tenants[tenant]
 	g.mu.Unlock()
-	return &querier{g: g, t: t, mint: mint, maxt: maxt}, nil
+	return &querier{g: g, t: t, mint: mint, maxt: maxt, budget: b}, nil
 }
 
 type querier struct {
 	g          *Group
 	t          *tenant // nil: the tenant has no data
 	mint, maxt int64
+	budget     ReadBudget // nil: none
 	mu         struct {
 		sync.Mutex
 		snaps  []*pebble.Snapshot
@@ -147,6 +171,9 @@ func (q *querier) Select(ctx context.Context, sortSeries bool, hints *storage.Se
 		return storage.EmptySeriesSet()
 	}
 	ss, err := q.selectSeries(ctx, mint, maxt, hints, ms)
+	if be := (budgetError{}); errors.As(err, &be) {
+		return storage.ErrSeriesSet(be.error) // the limit's own text, for the user
+	}
 	if err != nil {
 		return storage.ErrSeriesSet(fmt.Errorf("select %v in [%d, %d]: %w", ms, mint, maxt, err))
 	}
@@ -176,6 +203,18 @@ func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, hints *sto
 	ids, err := v.seriesIDs(ms)
 	if err != nil {
 		return nil, err
+	}
+	// Before anything of the series is read: a select past the query's
+	// series limit stops holding 8 bytes per series (the ids), not the
+	// ~500 of labels, open chunks and series.
+	if q.budget != nil {
+		n := len(ids)
+		if hints != nil && hints.Limit > 0 {
+			n = min(n, hints.Limit)
+		}
+		if err := q.budget.CheckSelect(n); err != nil {
+			return nil, budgetError{err}
+		}
 	}
 	encs := make([]string, len(ids))
 	for i, id := range ids {
@@ -215,7 +254,7 @@ func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, hints *sto
 	var sb labels.ScratchBuilder
 	pw := q.g.db.partitionMs
 	for i, id := range ids {
-		s := &series{snap: v2.snap, ks: t.ks, id: id, mint: mint, maxt: maxt, p0: v.p0, p1: v.p1, pw: pw, head: heads[i]}
+		s := &series{snap: v2.snap, ks: t.ks, id: id, mint: mint, maxt: maxt, p0: v.p0, p1: v.p1, pw: pw, head: heads[i], budget: q.budget}
 		// An idle series' open chunk may be in a partition that retention
 		// dropped.
 		s.hasHead = s.head.chunk != nil && partitionOf(s.head.mint, pw) >= v2.retainPart
@@ -364,6 +403,7 @@ type series struct {
 	pw         int64
 	head       headCopy
 	hasHead    bool
+	budget     ReadBudget // of the querier; nil: none
 }
 
 func (s *series) Labels() labels.Labels { return s.lset }

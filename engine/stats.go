@@ -10,8 +10,10 @@ import (
 
 // TenantStats describes one tenant of a group.
 type TenantStats struct {
-	Tenant     string
-	HeadSeries int   // series with an open chunk in memory
+	Tenant string
+	// HeadSeries: series with samples in their open chunk in memory,
+	// what the series limits count.
+	HeadSeries int
 	MaxTime    int64 // newest accepted sample time (ms)
 }
 
@@ -27,7 +29,7 @@ func (g *Group) Stats() []TenantStats {
 	out := make([]TenantStats, 0, len(ts))
 	for _, t := range ts {
 		t.mu.RLock()
-		out = append(out, TenantStats{Tenant: t.name, HeadSeries: t.mu.numSeries, MaxTime: t.mu.maxT})
+		out = append(out, TenantStats{Tenant: t.name, HeadSeries: t.mu.headSeries, MaxTime: t.mu.maxT})
 		t.mu.RUnlock()
 	}
 	slices.SortFunc(out, func(a, b TenantStats) int { return strings.Compare(a.Tenant, b.Tenant) })

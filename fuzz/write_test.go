@@ -38,6 +38,11 @@ func FuzzBatchDecode(f *testing.F) {
 	f.Add(seed)
 	f.Add(seed[:len(seed)/2])
 	f.Add(write.Compress(nil, seed))
+	limited := bb.Batch()
+	limited.Limits = write.SeriesLimits{MaxSeries: 1 << 20, MaxSeriesPerMetric: 300}
+	f.Add(write.Append(nil, limited))
+	f.Add([]byte{4, 1, 't', 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0}) // a limit above 2^31-1
+	f.Add([]byte{2, 1, 't', 0})                                  // version 2: no limits
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := write.Decode(data)
 		if err != nil {
@@ -57,7 +62,7 @@ func FuzzBatchDecode(f *testing.F) {
 		if again2 := write.Append(nil, &b2); !bytes.Equal(again, again2) {
 			t.Fatalf("encode/decode is not stable:\n%x\n%x", again, again2)
 		}
-		if b.Tenant != b2.Tenant || len(b.Series) != len(b2.Series) || b.NumSamples() != b2.NumSamples() {
+		if b.Tenant != b2.Tenant || b.Limits != b2.Limits || len(b.Series) != len(b2.Series) || b.NumSamples() != b2.NumSamples() {
 			t.Fatalf("batch changed in a round trip")
 		}
 	})
@@ -75,7 +80,10 @@ func FuzzOutcomeDecode(f *testing.F) {
 		{Series: 3, Rejected: 2, Err: fmt.Errorf("at 5: %w", write.ErrOutOfOrder)},
 		{Series: 4, Rejected: 1, Err: errors.New("other")},
 		{Series: 5, Rejected: 1, Err: write.ErrInvalidLabels},
+		{Series: 6, Rejected: 2, Err: fmt.Errorf("%w: 10 series", write.ErrSeriesLimit)},
+		{Series: 7, Rejected: 1, Err: write.ErrMetricSeriesLimit},
 	}}))
+	f.Add([]byte{1, 0, 0, 1, 0, 1, 6, 1, 'x'})
 	_, corrupt := write.Decode([]byte{2, 0})
 	f.Add(write.AppendOutcome(nil, write.Outcome{Err: fmt.Errorf("apply entry 9: %w", corrupt)}))
 	sentinels := []error{write.ErrOutOfOrder, write.ErrDuplicateSample, write.ErrTooOld, write.ErrInvalidLabels, write.ErrCorrupt}

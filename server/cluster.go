@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -17,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
@@ -39,7 +42,8 @@ type EngineGroups interface {
 // Safe for concurrent use.
 type Tenants struct {
 	groups  EngineGroups
-	samples sync.Map // tenant -> *atomic.Int64
+	samples sync.Map                       // tenant -> *atomic.Int64
+	led     atomic.Pointer[[]ring.GroupID] // at the last Report
 }
 
 // NewTenants returns a counter over this node's engine groups.
@@ -60,6 +64,7 @@ func (t *Tenants) Add(tenant string, n int) {
 // Report is cluster.Options.Tenants: the head series of the groups this
 // node leads (led) and the samples it accepted, per tenant, sorted.
 func (t *Tenants) Report(led []ring.GroupID) []cluster.TenantStat {
+	t.led.Store(&led)
 	m := map[string]*cluster.TenantStat{}
 	get := func(name string) *cluster.TenantStat {
 		if m[name] == nil {
@@ -84,6 +89,61 @@ func (t *Tenants) Report(led []ring.GroupID) []cluster.TenantStat {
 	}
 	slices.SortFunc(out, func(a, b cluster.TenantStat) int { return strings.Compare(a.Tenant, b.Tenant) })
 	return out
+}
+
+// SeriesCollector returns the collector of myelin_tenant_series{tenant}:
+// the in-memory series of each tenant (what max_global_series_per_user
+// counts) in the groups this node led at its last report to the
+// metadata leader (every -cluster.heartbeat-interval), so their sum over
+// the nodes is the tenant's count in the cluster, each group counted
+// once. At most maxTenants tenants, the largest, have series of their
+// own; the others are summed as OverflowTenant.
+func (t *Tenants) SeriesCollector(maxTenants int) prometheus.Collector {
+	return &tenantSeries{t: t, max: maxTenants, desc: prometheus.NewDesc("myelin_tenant_series",
+		"In-memory series per tenant (what max_global_series_per_user counts) in the groups this node leads; summed over the nodes, the tenant's series in the cluster.",
+		[]string{"tenant"}, nil)}
+}
+
+type tenantSeries struct {
+	t    *Tenants
+	max  int
+	desc *prometheus.Desc
+}
+
+func (c *tenantSeries) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *tenantSeries) Collect(ch chan<- prometheus.Metric) {
+	led := c.t.led.Load()
+	if led == nil {
+		return
+	}
+	series := map[string]int{}
+	for _, id := range *led {
+		if eg := c.t.groups.Group(uint32(id)); eg != nil {
+			for _, ts := range eg.Stats() {
+				series[ts.Tenant] += ts.HeadSeries
+			}
+		}
+	}
+	names := slices.Collect(maps.Keys(series))
+	slices.SortFunc(names, func(a, b string) int {
+		if c := cmp.Compare(series[b], series[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	overflow, others := 0, false
+	for i, name := range names {
+		if i >= c.max {
+			overflow += series[name]
+			others = true
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(series[name]), name)
+	}
+	if others {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(overflow), OverflowTenant)
+	}
 }
 
 // ClusterAPI serves a node's view of its cluster: the status pages (/ring,

@@ -71,10 +71,13 @@
 // Prometheus's, which Grafana and promtool rely on; writing our own would
 // only add ways to differ. Its storage.Queryable is tenant-less, so ours
 // opens the tenant's querier on the first call that carries a context.
-// Two additions of ours: /api/v1/status/tsdb, the cardinality of the
+// Additions of ours: /api/v1/status/tsdb, the cardinality of the
 // request's tenant(s) in Prometheus's shape, counted by one select over
-// the last hour (query_cardinality.go); and seriesFetched in the stats a
-// query returns with stats=true, the series its selects returned.
+// the last hour (query_cardinality.go); Mimir's cardinality API,
+// /api/v1/cardinality/label_names, label_values and active_series, with
+// Mimir's parameters and JSON, counted the same way; and seriesFetched
+// in the stats a query returns with stats=true, the series its selects
+// returned.
 //
 // # Query guards
 //
@@ -96,6 +99,31 @@
 //     either (queryGate; 429 is kept for per-tenant limits);
 //   - after a query that held many samples, returns the freed memory to
 //     the OS (memoryReleaser), which Go would keep for minutes.
+//
+// # Per-tenant limits
+//
+// The write and query APIs read their tenant's limits per request from
+// limits.Overrides (server/limits; docs/design.md "Limits"):
+//
+//   - WriteHandler validates with the tenant's validation limits, then
+//     takes the request's valid samples from the tenant's ingestion rate
+//     (limits.IngestionLimiter): short of them the whole request is 429
+//     in Mimir's words, nothing written. Series refused by the series
+//     limits the groups apply (the distributor puts them in each entry)
+//     are 400, the first one named with its limit; the others are
+//     written.
+//   - QueryAPI refuses a query_range longer than max_query_length (400)
+//     before parsing; the other read limits travel in the request's
+//     context (queryLimits, limits.QueryBudget) to the storage, which
+//     stops a select past the series or chunk bytes limit before it
+//     loads what it would refuse (422 "execution", the limit's text), to
+//     the querier, which leaves out data before max_query_lookback, and
+//     to the PromQL engine of the tenant's max_samples_per_query
+//     (engines). The request runs under the tenant's query_timeout.
+//   - RuntimeConfigHandler serves /runtime_config; /metrics has the
+//     limits (limits' collector, myelin_tenant_limits), the usage
+//     (myelin_tenant_series, myelin_ingested_samples_total) and the
+//     discards by reason.
 //
 // # Cluster
 //

@@ -2,12 +2,14 @@ package server
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/server/remotewrite"
 	"github.com/myelindb/myelin/write"
 )
@@ -20,19 +22,34 @@ import (
 // MetricsMaxTenants tenants the newcomers share the label value
 // OverflowTenant. Without that every tenant ID ever sent, valid or made
 // up, stayed in /metrics: 50,000 made-up IDs grew it from 19 KB to 9.8 MB.
+//
+// The tenants tracked also get their write limits in force,
+// myelin_tenant_limits{tenant, limit_name} (ingestion rate and burst,
+// global series limits), read at scrape time, so an alert can divide a
+// tenant's usage by its limit.
 type writeMetrics struct {
 	samples    *prometheus.CounterVec // tenant
 	discarded  *prometheus.CounterVec // tenant, reason
 	requests   *prometheus.CounterVec // tenant, code
 	unexpected *prometheus.CounterVec // tenant, kind: histograms, exemplars, metadata not stored yet
 	tenants    *tenantLabels
+	limits     *limits.Overrides
+	limitsDesc *prometheus.Desc
 	now        func() time.Time
 }
 
+// tenantLimitNames are the limits myelin_tenant_limits exports per
+// tenant: those with a usage to compare (samples written, series).
+var tenantLimitNames = []string{"ingestion_rate", "ingestion_burst_size", "max_global_series_per_user", "max_global_series_per_metric"}
+
 var _ prometheus.Collector = (*writeMetrics)(nil)
 
-func newWriteMetrics(reg prometheus.Registerer, idle time.Duration, maxTenants int, now func() time.Time) *writeMetrics {
+func newWriteMetrics(reg prometheus.Registerer, idle time.Duration, maxTenants int, now func() time.Time, o *limits.Overrides) *writeMetrics {
 	m := &writeMetrics{
+		limits: o,
+		limitsDesc: prometheus.NewDesc("myelin_tenant_limits",
+			"Write limits in force for each tenant that wrote through this node lately (as the write metrics' tenants), by limit name.",
+			[]string{"tenant", "limit_name"}, nil),
 		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "myelin_ingested_samples_total",
 			Help: "Samples written (committed and applied) per tenant.",
@@ -88,6 +105,7 @@ func (m *writeMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, v := range m.tenants.vecs {
 		v.Describe(ch)
 	}
+	ch <- m.limitsDesc
 }
 
 // Collect implements prometheus.Collector: idle tenants' series are
@@ -97,6 +115,27 @@ func (m *writeMetrics) Collect(ch chan<- prometheus.Metric) {
 	for _, v := range m.tenants.vecs {
 		v.Collect(ch)
 	}
+	for _, t := range m.tenants.names() {
+		lim := m.limits.For(t)
+		for _, v := range lim.Values() {
+			if slices.Contains(tenantLimitNames, v.Name) {
+				ch <- prometheus.MustNewConstMetric(m.limitsDesc, prometheus.GaugeValue, v.Value, t, v.Name)
+			}
+		}
+	}
+}
+
+// names returns the tenants tracked under their own name.
+func (t *tenantLabels) names() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]string, 0, len(t.mu.lastSeen))
+	for tenant := range t.mu.lastSeen {
+		if tenant != OverflowTenant && tenant != "" {
+			out = append(out, tenant)
+		}
+	}
+	return out
 }
 
 // OverflowTenant is the tenant label value of the tenants past
@@ -211,6 +250,9 @@ var discardReasons = [...]struct {
 	{write.ErrDuplicateSample, "new_value_for_timestamp"},
 	{write.ErrTooOld, "sample_too_old"},
 	{write.ErrInvalidLabels, "label_invalid"},
+	{write.ErrSeriesLimit, "per_user_series_limit"},
+	{write.ErrMetricSeriesLimit, "per_metric_series_limit"},
+	{limits.ErrIngestionRate, "rate_limited"},
 	{nil, "other"},
 }
 

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/grafana/regexp"
-	"github.com/myelindb/myelin/server/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
@@ -28,6 +27,9 @@ import (
 	"github.com/prometheus/prometheus/util/notifications"
 	"github.com/prometheus/prometheus/util/stats"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/myelindb/myelin/server/limits"
+	"github.com/myelindb/myelin/server/tenant"
 )
 
 // Storage is what the query API needs from storage: a querier over one
@@ -38,11 +40,15 @@ type Storage interface {
 
 // QueryOptions configure the query API and its PromQL engine.
 type QueryOptions struct {
-	// Timeout bounds one query's evaluation. Zero means 2m (Prometheus's
-	// default).
+	// Limits are the tenants' read limits, read per request: query
+	// timeout, samples, fetched series and chunk bytes, query length and
+	// lookback. Nil means limits.Defaults() with Timeout and MaxSamples.
+	Limits *limits.Overrides
+	// Timeout bounds one query's evaluation when Limits is nil. Zero
+	// means 2m (Prometheus's default).
 	Timeout time.Duration
-	// MaxSamples bounds the samples one query may hold in memory. Zero
-	// means 50,000,000 (Prometheus's default).
+	// MaxSamples bounds the samples one query may hold in memory when
+	// Limits is nil. Zero means 50,000,000 (Prometheus's default).
 	MaxSamples int
 	// LookbackDelta is how far back instant selectors look. Zero means 5m.
 	LookbackDelta time.Duration
@@ -90,12 +96,20 @@ type QueryOptions struct {
 	Registerer prometheus.Registerer // nil means none
 }
 
-func (o QueryOptions) withDefaults() QueryOptions {
+func (o QueryOptions) withDefaults() (QueryOptions, error) {
 	if o.Timeout == 0 {
 		o.Timeout = 2 * time.Minute
 	}
 	if o.MaxSamples == 0 {
 		o.MaxSamples = 50_000_000
+	}
+	if o.Limits == nil {
+		d := limits.Defaults()
+		d.QueryTimeout, d.MaxSamplesPerQuery = limits.Duration(o.Timeout), o.MaxSamples
+		var err error
+		if o.Limits, err = limits.NewOverrides(d); err != nil {
+			return o, err
+		}
 	}
 	if o.LookbackDelta == 0 {
 		o.LookbackDelta = 5 * time.Minute
@@ -124,7 +138,7 @@ func (o QueryOptions) withDefaults() QueryOptions {
 	if o.FreeMemorySamples == 0 {
 		o.FreeMemorySamples = DefaultFreeMemorySamples
 	}
-	return o
+	return o, nil
 }
 
 // Validate reports every problem with the options at once.
@@ -164,6 +178,7 @@ func (o QueryOptions) Validate() error {
 var queryPaths = []string{
 	"/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query",
 	"/labels", "/label/", "/series", "/metadata", "/status/buildinfo", "/status/tsdb",
+	"/cardinality/label_names", "/cardinality/label_values", "/cardinality/active_series",
 }
 
 // QueryAPI serves the read side of the Prometheus HTTP API for many
@@ -182,8 +197,10 @@ var queryPaths = []string{
 type QueryAPI struct {
 	opts    QueryOptions
 	storage Storage
-	now     func() time.Time // of /status/tsdb's window
-	engine  *promql.Engine
+	parser  parser.Parser    // of the cardinality API's selectors
+	now     func() time.Time // of /status/tsdb's and the cardinality API's windows
+	engine  *promql.Engine   // of the default max samples
+	engines *engines
 	router  *route.Router
 	gate    *queryGate
 	mem     *memoryReleaser
@@ -196,7 +213,10 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	opts = opts.withDefaults()
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	parserOpts := parser.Options{}
 	if opts.EnableExperimental {
 		parserOpts = parser.Options{
@@ -207,11 +227,13 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		}
 	}
 	p := parser.NewParser(parserOpts)
-	engine := promql.NewEngine(promql.EngineOpts{
-		Logger:        opts.Logger,
-		Reg:           opts.Registerer,
-		MaxSamples:    opts.MaxSamples,
-		Timeout:       opts.Timeout,
+	engineOpts := promql.EngineOpts{
+		Logger:     opts.Logger,
+		Reg:        opts.Registerer,
+		MaxSamples: opts.Limits.Defaults().MaxSamplesPerQuery,
+		// The request's context carries the tenant's query timeout
+		// (ServeHTTP): the engine's own is only a backstop.
+		Timeout:       engineTimeout,
 		LookbackDelta: opts.LookbackDelta,
 		// Subqueries without a step use Prometheus's default evaluation
 		// interval.
@@ -220,10 +242,12 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		EnableNegativeOffset:     true,
 		EnableDelayedNameRemoval: opts.EnableExperimental,
 		Parser:                   p,
-	})
+	}
+	engine := promql.NewEngine(engineOpts)
+	engs := newEngines(engine, engineOpts)
 	q := tenantQueryable{s: s}
 	api := v1.NewAPI(
-		costEngine{engine}, q, nil, nil, noExemplars{},
+		costEngine{engs}, q, nil, nil, noExemplars{},
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
 		func(context.Context) v1.AlertmanagerRetriever { return noTargets{} },
@@ -258,8 +282,10 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	return &QueryAPI{
 		opts:       opts,
 		storage:    s,
+		parser:     p,
 		now:        time.Now,
 		engine:     engine,
+		engines:    engs,
 		router:     router,
 		gate:       newQueryGate(opts.MaxConcurrent, opts.MaxQueued, opts.Registerer),
 		mem:        &memoryReleaser{minCost: opts.FreeMemorySamples, interval: freeMemoryInterval},
@@ -293,15 +319,27 @@ func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 //     tenants;
 //  2. the form, read once from the URL and a body of at most MaxFormBytes
 //     (400); the wrapped API reads it from the request;
-//  3. every query and match[] parameter against MaxExpressionBytes and
-//     MaxExpressionDepth (400), before any of them is parsed;
-//  4. the query timeout, from here on: the wait for a slot, parsing,
-//     Select, label lookups and evaluation all run under it (503 past it);
-//  5. for the endpoints that parse PromQL and /status/tsdb, a slot of the
-//     query gate (503 if none comes free), held until the response is
-//     written;
-//  6. Prometheus's handler (serveCardinality for /status/tsdb); then,
-//     after a heavy query, memory goes back to the operating system.
+//  3. every query, match[] and selector parameter against
+//     MaxExpressionBytes and MaxExpressionDepth (400), before any of them
+//     is parsed;
+//  4. the tenant's read limits (limits.Overrides; for several tenants
+//     the smallest of each): a query_range longer than max_query_length
+//     is a 400, before parsing; the others travel in the context
+//     (queryLimits, limits.QueryBudget) to the storage and the engine,
+//     except the series and chunk budget for /status/tsdb and the
+//     cardinality API, which have their own bound (cardinalityMaxSeries)
+//     and read no chunks;
+//  5. the tenant's query timeout, from here on: the wait for a slot,
+//     parsing, Select, label lookups and evaluation all run under it
+//     (503 past it);
+//  6. for the endpoints that parse PromQL, /status/tsdb and the
+//     cardinality API, a slot of the query gate (503 if none comes free),
+//     held until the response is written;
+//  7. Prometheus's handler (serveCardinality for /status/tsdb,
+//     serveMimirCardinality for /cardinality/...),
+//     evaluating with an engine of the tenant's max_samples_per_query;
+//     then, after a heavy query, memory goes back to the operating
+//     system.
 func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimPrefix(r.URL.Path, "/prometheus")
 	rest, ok := strings.CutPrefix(p, "/api/v1")
@@ -323,7 +361,7 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
-	for _, param := range []string{"query", "match[]"} {
+	for _, param := range []string{"query", "match[]", "selector"} {
 		for _, expr := range r.Form[param] {
 			if err := checkExpr(expr, a.opts.MaxExpressionBytes, a.opts.MaxExpressionDepth); err != nil {
 				writeAPIError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("invalid parameter %q: %v", param, err))
@@ -331,8 +369,19 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(tenant.With(r.Context(), org), a.opts.Timeout)
+	rl := a.opts.Limits.Read(tenant.Split(org))
+	if rest == "/query_range" && rl.MaxQueryLength > 0 {
+		if length, ok := rangeLength(r.Form.Get("start"), r.Form.Get("end")); ok && length > time.Duration(rl.MaxQueryLength) {
+			writeAPIError(w, http.StatusBadRequest, "bad_data", limits.QueryLengthError(length, time.Duration(rl.MaxQueryLength)).Error())
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(tenant.With(r.Context(), org), time.Duration(rl.QueryTimeout))
 	defer cancel()
+	ctx = withQueryLimits(ctx, &queryLimits{limits: rl, lookbackDelta: a.opts.LookbackDelta, now: time.Now()})
+	if rest != "/status/tsdb" && !strings.HasPrefix(rest, "/cardinality/") {
+		ctx = limits.WithQueryBudget(ctx, limits.NewQueryBudget(rl.MaxFetchedSeriesPerQuery, rl.MaxFetchedChunkBytesPerQuery))
+	}
 	r2 := r.WithContext(ctx)
 	if p != r.URL.Path {
 		u := *r.URL
@@ -361,6 +410,10 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.serveCardinality(w, r3)
 			return
 		}
+		if endpoint, ok := strings.CutPrefix(rest, "/cardinality/"); ok {
+			a.serveMimirCardinality(w, r3, endpoint)
+			return
+		}
 		a.router.ServeHTTP(w, r3)
 	}()
 	if a.mem.done(time.Now(), int(cost.peakSamples.Load())) {
@@ -374,10 +427,12 @@ const statusClientClosed = 499
 
 // gated reports whether the endpoint below /api/v1 takes a slot of the
 // query gate: those that parse a PromQL expression (as opposed to series
-// selectors only), and /status/tsdb, which reads every active series.
+// selectors only), and /status/tsdb and the cardinality API, which read
+// every active series.
 func gated(rest string) bool {
 	switch rest {
-	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query", "/status/tsdb":
+	case "/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query", "/status/tsdb",
+		"/cardinality/label_names", "/cardinality/label_values", "/cardinality/active_series":
 		return true
 	}
 	return false
@@ -458,12 +513,22 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 	if sq, ok := q.mu.byTenant[org]; ok {
 		return sq, nil
 	}
+	// max_query_lookback: the data before it is left out, as Mimir does
+	// (no error); a range entirely before it reads nothing.
+	mint := q.mint
+	if ql := queryLimitsFrom(ctx); ql != nil && ql.limits.MaxQueryLookback > 0 {
+		oldest := ql.now.Add(-time.Duration(ql.limits.MaxQueryLookback)).UnixMilli()
+		if q.maxt < oldest {
+			return storage.NoopQuerier(), nil
+		}
+		mint = max(mint, oldest)
+	}
 	var sq storage.Querier
 	var err error
 	if federatedID(org) {
-		sq, err = newFederatedQuerier(q.s, tenant.Split(org), q.mint, q.maxt)
+		sq, err = newFederatedQuerier(q.s, tenant.Split(org), mint, q.maxt)
 	} else {
-		sq, err = q.s.Querier(org, q.mint, q.maxt)
+		sq, err = q.s.Querier(org, mint, q.maxt)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open querier of tenant %s: %w", org, err)
@@ -478,11 +543,18 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 // Select counts the series it returns in the request's queryCost, if the
 // context has one (the gated endpoints).
 func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if err := checkSelectLength(ctx, hints); err != nil {
+		return storage.ErrSeriesSet(err)
+	}
 	sq, err := q.querier(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	ss := sq.Select(ctx, sortSeries, hints, ms...)
+	if b := limits.QueryBudgetFrom(ctx); b != nil {
+		maxSeries, _ := b.Limits()
+		ss = &countedSet{SeriesSet: ss, budget: b, count: maxSeries > 0}
+	}
 	if c, ok := ctx.Value(queryCostKey{}).(*queryCost); ok {
 		return &countedSeriesSet{SeriesSet: ss, n: &c.series}
 	}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -83,38 +85,58 @@ type queryCost struct {
 
 type queryCostKey struct{}
 
-// costEngine is the PromQL engine as the API sees it: it records each
+// costEngine is the PromQL engine as the API sees it: it evaluates each
+// query with an engine of its tenant's max_samples_per_query (engines),
+// names that limit in the error of a query past it, and records each
 // query's peak samples, when the API closes the query after writing the
 // response, in the queryCost of the query's context.
-type costEngine struct{ *promql.Engine }
+type costEngine struct{ e *engines }
 
 var _ promql.QueryEngine = costEngine{}
 
-func (e costEngine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
-	qry, err := e.Engine.NewInstantQuery(ctx, q, opts, qs, ts)
-	return costQuery(ctx, qry), err
+func (c costEngine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
+	eng, maxSamples := c.e.forContext(ctx)
+	qry, err := eng.NewInstantQuery(ctx, q, opts, qs, ts)
+	return costQuery(ctx, qry, maxSamples), err
 }
 
-func (e costEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, interval time.Duration) (promql.Query, error) {
-	qry, err := e.Engine.NewRangeQuery(ctx, q, opts, qs, start, end, interval)
-	return costQuery(ctx, qry), err
+func (c costEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, interval time.Duration) (promql.Query, error) {
+	eng, maxSamples := c.e.forContext(ctx)
+	qry, err := eng.NewRangeQuery(ctx, q, opts, qs, start, end, interval)
+	return costQuery(ctx, qry, maxSamples), err
 }
 
-func costQuery(ctx context.Context, qry promql.Query) promql.Query {
-	c, ok := ctx.Value(queryCostKey{}).(*queryCost)
-	if !ok || qry == nil {
+func costQuery(ctx context.Context, qry promql.Query, maxSamples int) promql.Query {
+	if qry == nil {
 		return qry
 	}
-	return &costedQuery{Query: qry, cost: c}
+	c, _ := ctx.Value(queryCostKey{}).(*queryCost)
+	return &costedQuery{Query: qry, cost: c, maxSamples: maxSamples}
 }
 
 type costedQuery struct {
 	promql.Query
-	cost *queryCost
+	cost       *queryCost // nil: not recorded
+	maxSamples int
+}
+
+// Exec names the limit in the error of a query past it: Prometheus's
+// text says only that there were too many samples. The API still answers
+// 422 "execution", as Prometheus and Mimir do.
+func (q *costedQuery) Exec(ctx context.Context) *promql.Result {
+	res := q.Query.Exec(ctx)
+	var tooMany promql.ErrTooManySamples
+	if res != nil && errors.As(res.Err, &tooMany) {
+		res.Err = fmt.Errorf("%w (limit: %d samples). To adjust the related per-tenant limit, configure -query.max-samples (max_samples_per_query), or contact your service administrator", res.Err, q.maxSamples)
+	}
+	return res
 }
 
 func (q *costedQuery) Close() {
 	q.Query.Close()
+	if q.cost == nil {
+		return
+	}
 	if s := q.Stats(); s != nil && s.Samples != nil {
 		n := int64(s.Samples.PeakSamples)
 		for {

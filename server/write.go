@@ -20,6 +20,7 @@ import (
 	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/server/distributor"
+	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/server/remotewrite"
 	"github.com/myelindb/myelin/server/tenant"
 	"github.com/myelindb/myelin/write"
@@ -45,8 +46,17 @@ func retryable(err error) bool {
 
 // WriteOptions configure the remote-write handler.
 type WriteOptions struct {
-	Decoder     remotewrite.Options
-	Limits      remotewrite.Limits
+	Decoder remotewrite.Options
+	// Limits are the tenants' limits, read per request: the validation
+	// limits and the ingestion rate. Nil means limits.Defaults() for
+	// every tenant.
+	Limits *limits.Overrides
+	// LegacyNames restricts metric and label names to Prometheus 2's
+	// character set (remotewrite.Limits.LegacyNames).
+	LegacyNames bool
+	// ActiveNodes returns the number of active nodes of the cluster: a
+	// tenant's ingestion rate is divided between them. Nil means 1.
+	ActiveNodes func() int
 	MultiTenant bool
 	// MaxInflightRequests: the node serves at most this many push
 	// requests at once and answers 429 to more. Zero means no limit
@@ -84,6 +94,7 @@ type WriteHandler struct {
 	opts    WriteOptions
 	states  sync.Pool // *pushState
 	limit   *pushLimiter
+	ingest  *limits.IngestionLimiter
 	metrics *writeMetrics
 	mem     *memoryReleaser // cost: bytes of the decompressed body
 	// freeMemory returns freed memory to the OS (func freeMemory).
@@ -133,8 +144,17 @@ const maxPooledStateBytes = 16 << 20
 
 // NewWriteHandler returns a remote-write handler that writes through w.
 func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
-	if err := errors.Join(opts.Limits.Validate(), opts.validate()); err != nil {
+	if err := opts.validate(); err != nil {
 		return nil, err
+	}
+	if opts.Limits == nil {
+		var err error
+		if opts.Limits, err = limits.NewOverrides(limits.Defaults()); err != nil {
+			return nil, err
+		}
+	}
+	if opts.ActiveNodes == nil {
+		opts.ActiveNodes = func() int { return 1 }
 	}
 	if opts.TenantMetricsIdle == 0 {
 		opts.TenantMetricsIdle = DefaultTenantMetricsIdle
@@ -154,7 +174,8 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 	}
 	h := &WriteHandler{w: w, dec: dec, opts: opts,
 		limit:      newPushLimiter(opts.MaxInflightRequests, opts.MaxInflightBytes, opts.Registerer),
-		metrics:    newWriteMetrics(opts.Registerer, opts.TenantMetricsIdle, opts.MetricsMaxTenants, opts.Now),
+		ingest:     limits.NewIngestionLimiter(opts.Limits, opts.ActiveNodes),
+		metrics:    newWriteMetrics(opts.Registerer, opts.TenantMetricsIdle, opts.MetricsMaxTenants, opts.Now, opts.Limits),
 		mem:        &memoryReleaser{minCost: freeMemoryPushBytes, interval: freeMemoryInterval},
 		freeMemory: freeMemory}
 	h.states.New = func() any { return new(pushState) }
@@ -170,8 +191,13 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //     and the body says how many; the sender must not retry a 400;
 //   - 401 "no org id" for a request without a tenant, as Mimir answers;
 //   - 429 when the node serves as many push requests, or they hold as
-//     many bytes, as its in-flight limits allow (pushLimiter): retry
+//     many bytes, as its in-flight limits allow (pushLimiter), or when
+//     the tenant's ingestion rate does not admit the request's valid
+//     samples (limits.IngestionLimiter; nothing is written): retry
 //     later, with backoff;
+//   - 400 also for series refused by the tenant's series limits
+//     (max_global_series_per_user, _per_metric), naming the series and
+//     the limit; the series the tenant has keep being written;
 //   - 405 for a method other than POST, 415 for remote write 2.0 (not yet
 //     supported), 503 when the write could not be made durable and a retry
 //     may succeed, 500 for other failures.
@@ -274,6 +300,11 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		return tenant, nil, size
 	}
 	res, err := h.write(r.Context(), tenant, st)
+	if errors.Is(err, limits.ErrIngestionRate) {
+		lim := h.opts.Limits.For(tenant)
+		http.Error(w, limits.IngestionRateError(lim.IngestionRate, lim.IngestionBurstSize), http.StatusTooManyRequests)
+		return tenant, res, size
+	}
 	if err != nil {
 		code := http.StatusInternalServerError
 		if retryable(err) {
@@ -410,7 +441,9 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	req := &st.req
 	res := &writeResult{histograms: len(req.Histograms), exemplars: len(req.Exemplars), meta: len(req.Metadata)}
 	now := h.opts.Now()
-	lim := &h.opts.Limits
+	tl := h.opts.Limits.For(tenant)
+	v := tl.Validation(h.opts.LegacyNames)
+	lim := &v
 	// kept: room for every series at once (4 bytes each), so that it
 	// never grows by copying; the batch is then allocated to size.
 	// INVARIANT: fewer than 2^31 series (2 bytes each at least, in a body
@@ -447,8 +480,10 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		return res, nil
 	}
 	st.batch = grow(st.batch[:0], len(st.kept))
+	valid := 0
 	for _, i := range st.kept {
 		s := &req.Series[i]
+		valid += len(s.Samples)
 		// Valid labels, without the empty-valued ones, in wire order are
 		// sorted and unique: s.Key is then the engine's encoding of the
 		// label set to store (remotewrite.Series.Key).
@@ -458,6 +493,13 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			}
 		}
 		st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples})
+	}
+	// The valid samples take their share of the tenant's rate, or the
+	// whole request is refused (429, retried by the sender): Mimir's
+	// order, after validation.
+	if !h.ingest.AllowN(now, tenant, valid) {
+		res.discarded[reasonOf(limits.ErrIngestionRate)] += valid
+		return res, limits.ErrIngestionRate
 	}
 	refused, err := h.w.Write(ctx, &write.Batch{Tenant: tenant, Series: st.batch})
 	if err != nil {
@@ -488,10 +530,24 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		res.badSamples += e.Rejected
 		res.discarded[reasonOf(e.Err)] += e.Rejected
 		if res.firstErr == nil {
-			res.firstErr = fmt.Errorf("%w: %d of %d samples refused in series %s", e.Err, e.Rejected, len(s.Samples), s)
+			res.firstErr = refusalError(e, len(s.Samples), s, tl)
 		}
 	}
 	return res, nil
+}
+
+// refusalError is the text of the first refusal of a request by the
+// engine, e of series s of n samples: a series limit in Mimir's words
+// with the tenant's global limit and the series, anything else with the
+// samples refused.
+func refusalError(e write.Refusal, n int, s *remotewrite.Series, tl *limits.Limits) error {
+	switch {
+	case errors.Is(e.Err, write.ErrSeriesLimit):
+		return fmt.Errorf("%s This is for series %s (%w)", limits.SeriesPerUserError(tl.MaxGlobalSeriesPerUser), s, e.Err)
+	case errors.Is(e.Err, write.ErrMetricSeriesLimit):
+		return fmt.Errorf("%s This is for series %s (%w)", limits.SeriesPerMetricError(tl.MaxGlobalSeriesPerMetric), s, e.Err)
+	}
+	return fmt.Errorf("%w: %d of %d samples refused in series %s", e.Err, e.Rejected, n, s)
 }
 
 // checkContentType accepts remote write 1.0: no content type, or

@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/engine"
+	"github.com/myelindb/myelin/server/distributor"
+	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/write"
 )
 
@@ -87,13 +90,58 @@ func sortLabels(ls []prompb.Label) {
 // sample of each of 2000 series, as Prometheus's remote write sends them;
 // 50,000 series are written scrape after scrape at 15 s.
 func BenchmarkWrite(b *testing.B) {
+	benchmarkWrite(b, nil)
+}
+
+// BenchmarkWriteLimits is BenchmarkWrite with every write limit of the
+// tenant on and never reached: the ingestion rate's bucket, the series
+// limits the distributor puts in each entry (scaled to the group as it
+// does) and the engine checks for new series. Against BenchmarkWrite of
+// the commit before the limits it is their cost (docs/design.md
+// "Limits").
+func BenchmarkWriteLimits(b *testing.B) {
+	o, err := limits.NewOverrides(limits.Defaults())
+	require.NoError(b, err)
+	c, err := limits.ParseConfig([]byte(`
+overrides:
+  bench:
+    ingestion_rate: 1e12
+    ingestion_burst_size: 1000000000
+    max_global_series_per_user: 10000000
+    max_global_series_per_metric: 1000000
+`), o.Defaults())
+	require.NoError(b, err)
+	o.Set(c)
+	benchmarkWrite(b, o)
+}
+
+// limitedWriter puts the tenant's series limits in each batch, as the
+// distributor does for a ring of one group, before the logWriter.
+type limitedWriter struct {
+	*logWriter
+	o *limits.Overrides
+}
+
+func (w limitedWriter) Write(ctx context.Context, b *write.Batch) ([]write.Refusal, error) {
+	b.Limits = write.SeriesLimits{
+		MaxSeries:          distributor.GroupLimit(w.o.MaxGlobalSeriesPerUser(b.Tenant), 1),
+		MaxSeriesPerMetric: distributor.GroupLimit(w.o.MaxGlobalSeriesPerMetric(b.Tenant), 1),
+	}
+	return w.logWriter.Write(ctx, b)
+}
+
+func benchmarkWrite(b *testing.B, o *limits.Overrides) {
 	const nSeries, perReq = 50_000, 2000
 	db, err := engine.Open(engine.Options{Dir: b.TempDir()})
 	require.NoError(b, err)
 	defer func() { require.NoError(b, db.Close()) }()
 	g, _, err := db.OpenGroup(1)
 	require.NoError(b, err)
-	h, err := NewWriteHandler(&logWriter{g: g}, WriteOptions{})
+	var w Writer = &logWriter{g: g}
+	if o != nil {
+		w = limitedWriter{&logWriter{g: g}, o}
+	}
+	h, err := NewWriteHandler(w, WriteOptions{Limits: o})
 	require.NoError(b, err)
 
 	lsets := nodeExporterSeries(nSeries)
@@ -127,14 +175,49 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	b.ReportAllocs()
 	n := 0
+	var cpu time.Duration // of the process while posting, background work included
 	for b.Loop() {
 		b.StopTimer()
 		next := body(req)
 		req++
 		b.StartTimer()
+		c0 := processCPU()
 		post(next)
+		cpu += processCPU() - c0
 		n++
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*perReq), "ns/sample")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n*perReq), "cpu-ns/sample")
 	b.ReportMetric(float64(n*perReq)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// BenchmarkWriteLimitChecks is the work the write limits add to one
+// request of 2,000 samples on a node of three, outside the engine: the
+// tenant's limits looked up, its validation limits built, its ingestion
+// bucket taken from, and the two series limits scaled to a group (the
+// distributor, once per part). Divided by BenchmarkWrite's time per
+// request it bounds the limits' share of ingest CPU from above more
+// sharply than the difference of two noisy write benchmarks.
+func BenchmarkWriteLimitChecks(b *testing.B) {
+	o, err := limits.NewOverrides(limits.Defaults())
+	require.NoError(b, err)
+	c, err := limits.ParseConfig([]byte("overrides:\n  bench:\n    ingestion_rate: 1e12\n    ingestion_burst_size: 1000000000\n    max_global_series_per_user: 10000000\n    max_global_series_per_metric: 1000000\n"), o.Defaults())
+	require.NoError(b, err)
+	o.Set(c)
+	il := limits.NewIngestionLimiter(o, func() int { return 3 })
+	now := time.Now()
+	var sink int
+	for b.Loop() {
+		now = now.Add(time.Millisecond)
+		v := o.For("bench").Validation(false)
+		if !il.AllowN(now, "bench", 2000) {
+			b.Fatal("refused")
+		}
+		sink += v.MaxLabelNames + distributor.GroupLimit(o.MaxGlobalSeriesPerUser("bench"), 1.0/3) +
+			distributor.GroupLimit(o.MaxGlobalSeriesPerMetric("bench"), 1.0/3)
+	}
+	if sink == 0 {
+		b.Fatal("no work")
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/2000, "ns/sample")
 }

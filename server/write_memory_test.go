@@ -125,7 +125,7 @@ func nodeWriter(tb testing.TB, propose func(ctx context.Context, entry []byte) e
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return distributor.New(proposerFunc(propose), func() (*ring.Ring, error) { return r, nil })
+	return distributor.New(proposerFunc(propose), func() (*ring.Ring, error) { return r, nil }, nil)
 }
 
 type proposerFunc func(ctx context.Context, entry []byte) error

@@ -13,15 +13,22 @@ import (
 	"github.com/myelindb/myelin/internal/invariants"
 )
 
-// Version is the first byte of every uncompressed encoded batch. A format
-// change bumps it, updates the layout in doc.go and the golden test
+// Version is the first byte of every uncompressed batch Append writes. A
+// format change bumps it, updates the layout in doc.go and the golden test
 // together. Version 1 (an interned symbol table) was replaced by 2 (each
-// series' label set as it is stored) before any release; see
+// series' label set as it is stored) before any release; version 4 adds
+// the series limits (SeriesLimits); Decode reads 2 and 4. See
 // docs/design.md.
-const Version byte = 2
+const Version byte = 4
+
+// VersionNoLimits is the batch version before the series limits: the
+// layout of Version without the limits. Decode reads it (entries in Raft
+// logs written before version 4) as a batch without limits.
+const VersionNoLimits byte = 2
 
 // VersionS2 is the first byte of a compressed batch: an S2 block
-// (github.com/klauspost/compress/s2) of a Version batch follows.
+// (github.com/klauspost/compress/s2) of a Version (or VersionNoLimits)
+// batch follows.
 const VersionS2 byte = 3
 
 // Sample is one float sample: a millisecond timestamp and a value. Values
@@ -37,8 +44,30 @@ type Sample struct {
 // Build one with a Builder; decode one with Decode or a Decoder.
 type Batch struct {
 	Tenant string
+	// Limits: the series limits the group applies to the batch's
+	// tenant, set by the proposer (server/distributor) for the group it
+	// sends the batch to. Every replica applies the entry with the same
+	// limits, so they refuse the same series.
+	Limits SeriesLimits
 	Series []Series
 }
+
+// SeriesLimits bound the series a tenant has in one group's head: the
+// tenant's global limits (max_global_series_per_user and _per_metric)
+// scaled to the group's share of the ring. A series the head does not
+// hold yet is refused (ErrSeriesLimit, ErrMetricSeriesLimit) when it
+// would go past them; series it holds keep being written. Zero means no
+// limit.
+type SeriesLimits struct {
+	// MaxSeries: series of the tenant with samples in the group's head.
+	MaxSeries int
+	// MaxSeriesPerMetric: of them, series of one metric name.
+	MaxSeriesPerMetric int
+}
+
+// maxLimit bounds a decoded limit: 2^31-1 series is more than any head
+// holds, and keeps an int of any platform.
+const maxLimit = 1<<31 - 1
 
 // Series is one series of a Batch.
 type Series struct {
@@ -157,6 +186,8 @@ func Append(dst []byte, b *Batch) []byte {
 	dst = slices.Grow(dst, encodedSize(b))
 	dst = append(dst, Version)
 	dst = appendString(dst, b.Tenant)
+	dst = binary.AppendUvarint(dst, uint64(clampLimit(b.Limits.MaxSeries)))
+	dst = binary.AppendUvarint(dst, uint64(clampLimit(b.Limits.MaxSeriesPerMetric)))
 	dst = binary.AppendUvarint(dst, uint64(len(b.Series)))
 	for i := range b.Series {
 		s := &b.Series[i]
@@ -173,9 +204,14 @@ func Append(dst []byte, b *Batch) []byte {
 	return dst
 }
 
+// clampLimit is a limit as encoded: negative means none (0), and a limit
+// above maxLimit is maxLimit.
+func clampLimit(v int) int { return min(max(v, 0), maxLimit) }
+
 // encodedSize is the length of Append's encoding of b.
 func encodedSize(b *Batch) int {
-	n := 1 + uvarintLen(uint64(len(b.Tenant))) + len(b.Tenant) + uvarintLen(uint64(len(b.Series)))
+	n := 1 + uvarintLen(uint64(len(b.Tenant))) + len(b.Tenant) + uvarintLen(uint64(len(b.Series))) +
+		uvarintLen(uint64(clampLimit(b.Limits.MaxSeries))) + uvarintLen(uint64(clampLimit(b.Limits.MaxSeriesPerMetric)))
 	for i := range b.Series {
 		s := &b.Series[i]
 		n += uvarintLen(uint64(len(s.Labels))) + len(s.Labels) + uvarintLen(uint64(len(s.Samples)))

@@ -28,7 +28,8 @@ func (e *CorruptError) Error() string {
 // Is makes errors.Is(err, ErrCorrupt) true.
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 
-// Decode decodes an encoded batch, Version or VersionS2 (Compress). It
+// Decode decodes an encoded batch, Version, VersionNoLimits (whose
+// Limits are zero) or VersionS2 of either (Compress). It
 // checks the structure: version, counts, lengths; not the label sets
 // (CheckLabels; the engine refuses a series with invalid labels). It
 // never panics and allocates O(len(src)); an error is a *CorruptError.
@@ -90,6 +91,20 @@ func (r *reader) uvarint(what string) (uint64, error) {
 	return v, nil
 }
 
+// limit reads a series limit, at most maxLimit.
+func (r *reader) limit(what string) (int, error) {
+	off := r.off
+	v, err := r.uvarint(what)
+	if err != nil {
+		return 0, err
+	}
+	if v > maxLimit {
+		r.off = off
+		return 0, r.fail("%s %d above %d", what, v, maxLimit)
+	}
+	return int(v), nil
+}
+
 // count reads a count of items of at least minBytes each, checking it
 // against the remaining input.
 func (r *reader) count(what string, minBytes int) (int, error) {
@@ -119,8 +134,8 @@ func (d *Decoder) decompress(src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &CorruptError{Offset: 1, Reason: fmt.Sprintf("s2: %v", err)}
 	}
-	if len(raw) == 0 || raw[0] != Version {
-		return nil, &CorruptError{Offset: 1, Reason: "compressed content is not a version 2 batch"}
+	if len(raw) == 0 || raw[0] != Version && raw[0] != VersionNoLimits {
+		return nil, &CorruptError{Offset: 1, Reason: "compressed content is not a version 2 or 4 batch"}
 	}
 	return raw, nil
 }
@@ -146,8 +161,9 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 		src = raw
 		r = reader{src: src}
 	}
-	if src[0] != Version {
-		return nil, r.fail("unknown version %d", src[0])
+	version := src[0]
+	if version != Version && version != VersionNoLimits {
+		return nil, r.fail("unknown version %d", version)
 	}
 	r.off = 1
 	n, err := r.count("tenant length", 1)
@@ -160,6 +176,15 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 	b := &d.b
 	b.Tenant = string(src[r.off : r.off+n])
 	r.off += n
+	b.Limits = SeriesLimits{}
+	if version == Version {
+		if b.Limits.MaxSeries, err = r.limit("series limit"); err != nil {
+			return nil, err
+		}
+		if b.Limits.MaxSeriesPerMetric, err = r.limit("per-metric series limit"); err != nil {
+			return nil, err
+		}
+	}
 
 	nser, err := r.count("series count", minSeriesBytes)
 	if err != nil {

@@ -30,13 +30,15 @@
 //     to the sender; a whole-entry error (Outcome.Err, matching
 //     ErrCorrupt for a batch that did not decode) fails the write.
 //
-// # Batch encoding (version 2)
+// # Batch encoding (version 4)
 //
-// A batch is one tenant and its series, each as its encoded label set plus
-// samples. uvarint and varint are encoding/binary's.
+// A batch is one tenant, the series limits the group applies to it, and
+// its series, each as its encoded label set plus samples. uvarint and
+// varint are encoding/binary's.
 //
-//	batch   = version:byte(2) tenant:string
+//	batch   = version:byte(4) tenant:string limits
 //	          nseries:uvarint series*nseries
+//	limits  = maxSeries:uvarint maxSeriesPerMetric:uvarint
 //	string  = len:uvarint bytes
 //	series  = labels:string nsamples:uvarint sample*nsamples
 //	sample  = tdelta:varint value:8 bytes little-endian IEEE 754 bits
@@ -45,7 +47,10 @@
 // previous sample of the series (to 0 for the first); samples need not be
 // sorted (the engine refuses the out-of-order ones). Values are stored as
 // raw bits so the StaleNaN marker round-trips. The tenant is not empty; a
-// series has a non-empty label set. Decode checks every count and length
+// series has a non-empty label set. limits are SeriesLimits, each at most
+// 2^31-1, 0 for none: the proposer scales the tenant's global limits to
+// the group (server/distributor), and every replica applies the entry
+// with them. Decode checks every count and length
 // against the remaining input before allocating (nothing it allocates is
 // more than a small multiple of the input) and reports the byte offset of
 // the first problem in a *CorruptError; it does not check the label sets
@@ -53,10 +58,15 @@
 // tenant does not have yet, and refuses that series' samples if it is
 // invalid.
 //
+// Version 2 (VersionNoLimits) is version 4 without limits: the layout
+// of every entry written before the series limits. Decode reads it as a
+// batch without limits, so the entries in Raft logs stay readable;
+// nothing writes it any more (testdata/batch_v2.golden is frozen).
+//
 // Version 3 (VersionS2, Compress) is the byte 3 followed by an S2 block
 // (github.com/klauspost/compress/s2, the block format, not the stream)
-// whose content is a version-2 batch; this is the form a node proposes
-// (Encoder). The decompressed length is read from the block header and
+// whose content is a version-4 (before it, version-2) batch; this is the
+// form a node proposes (Encoder). The decompressed length is read from the block header and
 // refused above 1 GiB before allocating. A 2,000-series remote-write batch
 // shrinks ~10x (label sets repeat names and values), for ~30 ns per series
 // to compress and ~20 to decompress.
@@ -66,13 +76,14 @@
 // series on the server and rebuilding the label set another ~40 on apply;
 // version 2 copies the remote-write series key as is (docs/design.md has
 // the numbers). Version 1 was never released and is not decoded.
+// Version 4 costs 2-8 bytes per entry over version 2.
 //
 // Native histograms and exemplars will come as a new batch version, with
 // a sample kind per series (float, integer histogram, float histogram)
 // followed by that kind's samples, and exemplars per series after them.
-// Decoders dispatch on the version byte, so entries of versions 2 and 3
-// already in Raft logs stay readable, and a float-only batch may keep
-// being written as version 2.
+// Decoders dispatch on the version byte, so entries of versions 2, 3
+// and 4 already in Raft logs stay readable, and a float-only batch may
+// keep being written as version 4.
 //
 // # Label set encoding
 //
@@ -88,12 +99,12 @@
 // CheckLabels tells a valid encoding: at least one label, names strictly
 // increasing, names and values non-empty.
 //
-// # Outcome encoding (version 1)
+// # Outcome encoding (version 2)
 //
 // The outcome of applying an entry, as AppendOutcome writes it. An Outcome
 // with nothing to report encodes to zero bytes; otherwise:
 //
-//	outcome = version:byte(1) entry:cause nrefused:uvarint refusal*nrefused
+//	outcome = version:byte(2) entry:cause nrefused:uvarint refusal*nrefused
 //	refusal = series:uvarint rejected:uvarint cause
 //	cause   = code:byte text:string
 //
@@ -101,10 +112,13 @@
 // index in the batch, rejected the number of samples refused, at most
 // 2^31-1 each. code says which sentinel the error matches: 0 none (no
 // error), 1 ErrOutOfOrder, 2 ErrDuplicateSample, 3 ErrTooOld,
-// 4 ErrInvalidLabels, 5 ErrCorrupt, 6 another error; text is its
-// Error() text. A decoded error has that text and matches its code's
-// sentinel with errors.Is; a code above 6 is corrupt (a new code is a new
-// version). DecodeOutcome bounds the refusal count by the input (4 bytes
+// 4 ErrInvalidLabels, 5 ErrCorrupt, 6 another error, 7 ErrSeriesLimit,
+// 8 ErrMetricSeriesLimit; text is its Error() text. A decoded error has
+// that text and matches its code's sentinel with errors.Is; a code above
+// 8 is corrupt (a new code is a new version). Version 1 is version 2
+// with codes up to 6 only; DecodeOutcome still reads it (a proposer may
+// get one from a leader running the older binary during an upgrade), and
+// testdata/outcome_v1.golden is frozen. DecodeOutcome bounds the refusal count by the input (4 bytes
 // each at least) before allocating, and wraps ErrCorruptOutcome with the
 // byte offset of a problem. An outcome lives only between a replica's
 // apply and its proposer (raft hands it back, a forwarded proposal carries

@@ -32,15 +32,26 @@ func goldenBatch(t testing.TB) *Batch {
 	)
 }
 
+// goldenLimitsBatch is goldenBatch with series limits: the form a node
+// proposes since version 4.
+func goldenLimitsBatch(t testing.TB) *Batch {
+	b := goldenBatch(t)
+	b.Limits = SeriesLimits{MaxSeries: 50_546, MaxSeriesPerMetric: 127}
+	return b
+}
+
 // goldenOutcomes are the fixed inputs of the outcome format test: every
-// cause code, and a whole-entry error.
+// cause code, and a whole-entry error. v1 are those of version 1 (no
+// limit refusals).
 func goldenOutcomes() []struct {
 	name string
 	o    Outcome
+	v1   bool
 } {
 	return []struct {
 		name string
 		o    Outcome
+		v1   bool
 	}{
 		{"refusals", Outcome{Refused: []Refusal{
 			{Series: 0, Rejected: 3, Err: fmt.Errorf("sample 0 at 5: %w", ErrOutOfOrder)},
@@ -49,35 +60,68 @@ func goldenOutcomes() []struct {
 			{Series: 300, Rejected: 1000, Err: fmt.Errorf("empty label name: %w", ErrInvalidLabels)},
 			{Series: 301, Rejected: 1, Err: errors.New("something else")},
 			{Series: 302, Rejected: 1},
-		}}},
-		{"entry refused", Outcome{Err: fmt.Errorf("apply entry 42: %w", &CorruptError{Offset: 3, Reason: "empty tenant"})}},
+		}}, true},
+		{"entry refused", Outcome{Err: fmt.Errorf("apply entry 42: %w", &CorruptError{Offset: 3, Reason: "empty tenant"})}, true},
+		{"limits", Outcome{Refused: []Refusal{
+			{Series: 2, Rejected: 4, Err: fmt.Errorf("%w: 50546 series in the group, its limit", ErrSeriesLimit)},
+			{Series: 5, Rejected: 1, Err: fmt.Errorf("%w: 127 series of up in the group, its limit", ErrMetricSeriesLimit)},
+		}}, false},
 	}
 }
 
-// TestBatchGolden freezes the version 2 encoding: a change here needs a
+// TestBatchGolden freezes the version 4 encoding: a change here needs a
 // new Version, a doc.go update and -rewrite, together.
 func TestBatchGolden(t *testing.T) {
-	b := goldenBatch(t)
+	b := goldenLimitsBatch(t)
 	enc := Append(nil, b)
-	checkGolden(t, "batch_v2.golden", hex.Dump(enc))
+	checkGolden(t, "batch_v4.golden", hex.Dump(enc))
 	// What was written stays readable.
-	got, err := Decode(readGolden(t, "batch_v2.golden"))
+	got, err := Decode(readGolden(t, "batch_v4.golden"))
 	if err != nil {
 		t.Fatalf("golden batch does not decode: %v", err)
+	}
+	if got.Limits != b.Limits {
+		t.Fatalf("golden batch has limits %+v, want %+v", got.Limits, b.Limits)
 	}
 	if again := Append(nil, &got); string(again) != string(enc) {
 		t.Fatalf("golden batch decodes to another batch:\n%s", hex.Dump(again))
 	}
 }
 
-// TestBatchS2Golden freezes the version 3 form. The bytes are those of
-// the s2 library's encoder; if only it changed, the golden bytes still
-// decode to the batch (checked first) and -rewrite is right. A change of
-// the layout needs a new version.
+// TestBatchV2Golden: batches of version 2, without limits, written
+// before version 4 and still in Raft logs, decode to the same batch with
+// zero limits. The golden files of version 2 and of its compressed form
+// (version 3 of version 2) are frozen: never rewritten.
+func TestBatchV2Golden(t *testing.T) {
+	want := Append(nil, goldenBatch(t))
+	for _, name := range []string{"batch_v2.golden", "batch_v3.golden"} {
+		src := readGolden(t, name)
+		if name == "batch_v2.golden" && src[0] != VersionNoLimits {
+			t.Fatalf("%s starts with version %d", name, src[0])
+		}
+		got, err := Decode(src)
+		if err != nil {
+			t.Fatalf("%s does not decode: %v", name, err)
+		}
+		if got.Limits != (SeriesLimits{}) {
+			t.Fatalf("%s: limits %+v, want none", name, got.Limits)
+		}
+		if string(Append(nil, &got)) != string(want) {
+			t.Fatalf("%s decodes to another batch", name)
+		}
+	}
+}
+
+// TestBatchS2Golden freezes the compressed form a node proposes (version
+// 3 of version 4). The bytes are those of the s2 library's encoder; if
+// only it changed, the golden bytes still decode to the batch (checked
+// first) and -rewrite is right. A change of the layout needs a new
+// version.
 func TestBatchS2Golden(t *testing.T) {
-	b := goldenBatch(t)
-	if _, err := os.Stat(filepath.Join("testdata", "batch_v3.golden")); err == nil || !*rewrite {
-		got, err := Decode(readGolden(t, "batch_v3.golden"))
+	const name = "batch_v3_of_v4.golden"
+	b := goldenLimitsBatch(t)
+	if _, err := os.Stat(filepath.Join("testdata", name)); err == nil || !*rewrite {
+		got, err := Decode(readGolden(t, name))
 		if err != nil {
 			t.Fatalf("golden batch does not decode: %v", err)
 		}
@@ -86,28 +130,37 @@ func TestBatchS2Golden(t *testing.T) {
 		}
 	}
 	var e Encoder
-	checkGolden(t, "batch_v3.golden", hex.Dump(e.Entry(b)))
+	checkGolden(t, name, hex.Dump(e.Entry(b)))
 }
 
-// TestOutcomeGolden freezes the version 1 outcome encoding.
+// TestOutcomeGolden freezes the version 2 outcome encoding, and checks
+// that version 1's golden outcomes (frozen, never rewritten) still
+// decode.
 func TestOutcomeGolden(t *testing.T) {
 	var text strings.Builder
 	for _, tc := range goldenOutcomes() {
 		fmt.Fprintf(&text, "# %s\n%s", tc.name, hex.Dump(AppendOutcome(nil, tc.o)))
 	}
-	checkGolden(t, "outcome_v1.golden", text.String())
-	sections := strings.Split(string(readFile(t, "outcome_v1.golden")), "# ")[1:]
-	for i, tc := range goldenOutcomes() {
-		name, dump, _ := strings.Cut(sections[i], "\n")
-		if name != tc.name {
-			t.Fatalf("section %d is %q, want %q", i, name, tc.name)
-		}
-		got, err := DecodeOutcome(parseDump(t, dump))
-		if err != nil {
-			t.Fatalf("%s: golden outcome does not decode: %v", tc.name, err)
-		}
-		if !sameOutcome(got, tc.o) {
-			t.Fatalf("%s: golden outcome decodes to %+v, want %+v", tc.name, got, tc.o)
+	checkGolden(t, "outcome_v2.golden", text.String())
+	for _, file := range []string{"outcome_v1.golden", "outcome_v2.golden"} {
+		sections := strings.Split(string(readFile(t, file)), "# ")[1:]
+		i := 0
+		for _, tc := range goldenOutcomes() {
+			if file == "outcome_v1.golden" && !tc.v1 {
+				continue
+			}
+			name, dump, _ := strings.Cut(sections[i], "\n")
+			i++
+			if name != tc.name {
+				t.Fatalf("%s: section %d is %q, want %q", file, i, name, tc.name)
+			}
+			got, err := DecodeOutcome(parseDump(t, dump))
+			if err != nil {
+				t.Fatalf("%s: %s: golden outcome does not decode: %v", file, tc.name, err)
+			}
+			if !sameOutcome(got, tc.o) {
+				t.Fatalf("%s: %s: golden outcome decodes to %+v, want %+v", file, tc.name, got, tc.o)
+			}
 		}
 	}
 }

@@ -26,7 +26,8 @@ var ErrCorruptOutcome = errors.New("write: corrupt outcome")
 
 // outcomeVersion is the first byte of a non-empty encoded outcome (layout
 // in doc.go). A change of the layout or of the cause codes bumps it.
-const outcomeVersion byte = 1
+// Version 2 added cause codes 7 and 8; DecodeOutcome still reads 1.
+const outcomeVersion byte = 2
 
 // Cause codes: which sentinel an encoded error matches (doc.go).
 const (
@@ -34,9 +35,31 @@ const (
 	causeOther byte = 6 // an error that matches none of causeKinds
 )
 
-// causeKinds are the sentinels by cause code (index+1). Values are part
-// of the format: never reorder them.
-var causeKinds = [...]error{ErrOutOfOrder, ErrDuplicateSample, ErrTooOld, ErrInvalidLabels, ErrCorrupt}
+// causeKinds are the sentinels by cause code: code i+1 for i < 5, then
+// code i+2 (code 6 is causeOther). Values are part of the format: never
+// reorder them.
+var causeKinds = [...]error{ErrOutOfOrder, ErrDuplicateSample, ErrTooOld, ErrInvalidLabels, ErrCorrupt,
+	ErrSeriesLimit, ErrMetricSeriesLimit}
+
+// maxCause is the highest cause code of each outcome version.
+var maxCause = map[byte]byte{1: causeOther, 2: 8}
+
+// causeCode returns the code of causeKinds[i].
+func causeCode(i int) byte {
+	if i < 5 {
+		return byte(i + 1)
+	}
+	return byte(i + 2)
+}
+
+// causeKind returns the sentinel of a code other than causeNone and
+// causeOther.
+func causeKind(code byte) error {
+	if code < causeOther {
+		return causeKinds[code-1]
+	}
+	return causeKinds[code-2]
+}
 
 // AppendOutcome appends the encoding of o to dst (layout in doc.go). An
 // Outcome with nothing to report (no refusals, Err nil) appends nothing:
@@ -68,7 +91,7 @@ func appendCause(dst []byte, err error) []byte {
 	code := causeOther
 	for i, k := range causeKinds {
 		if errors.Is(err, k) {
-			code = byte(i + 1)
+			code = causeCode(i)
 			break
 		}
 	}
@@ -83,7 +106,7 @@ const minRefusalBytes = 4
 // DecodeOutcome decodes AppendOutcome's encoding; empty src is the zero
 // Outcome. Each decoded error has the text it had and matches its
 // sentinel with errors.Is (ErrOutOfOrder, ErrDuplicateSample, ErrTooOld,
-// ErrInvalidLabels, ErrCorrupt). Decoding errors wrap ErrCorruptOutcome.
+// ErrInvalidLabels, ErrCorrupt, ErrSeriesLimit, ErrMetricSeriesLimit). Decoding errors wrap ErrCorruptOutcome.
 // It never panics and allocates O(len(src)); the result does not alias
 // src.
 func DecodeOutcome(src []byte) (Outcome, error) {
@@ -106,13 +129,14 @@ func DecodeOutcome(src []byte) (Outcome, error) {
 // reader's.
 func decodeOutcome(src []byte) (Outcome, error) {
 	r := reader{src: src}
-	if v := src[0]; v != outcomeVersion {
-		return Outcome{}, r.fail("unknown version %d", v)
+	top, ok := maxCause[src[0]]
+	if !ok {
+		return Outcome{}, r.fail("unknown version %d", src[0])
 	}
 	r.off = 1
 	var o Outcome
 	var err error
-	if o.Err, err = r.cause(); err != nil {
+	if o.Err, err = r.cause(top); err != nil {
 		return Outcome{}, err
 	}
 	n, err := r.count("refusal count", minRefusalBytes)
@@ -134,7 +158,7 @@ func decodeOutcome(src []byte) (Outcome, error) {
 		if series > math.MaxInt32 || rejected > math.MaxInt32 {
 			return Outcome{}, r.fail("refusal of %d samples of series %d", rejected, series)
 		}
-		cause, err := r.cause()
+		cause, err := r.cause(top)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -147,8 +171,9 @@ func decodeOutcome(src []byte) (Outcome, error) {
 }
 
 // cause reads an encoded error: nil for causeNone, else an error with the
-// encoded text matching the code's sentinel. err reports bad input.
-func (r *reader) cause() (cause, err error) {
+// encoded text matching the code's sentinel; codes above top are
+// corrupt. err reports bad input.
+func (r *reader) cause(top byte) (cause, err error) {
 	if r.off >= len(r.src) {
 		return nil, r.fail("missing cause")
 	}
@@ -158,7 +183,7 @@ func (r *reader) cause() (cause, err error) {
 	switch {
 	case err != nil:
 		return nil, err
-	case code > causeOther:
+	case code > top:
 		return nil, r.fail("unknown cause code %d", code)
 	case code == causeNone && n != 0:
 		return nil, r.fail("text without a cause")
@@ -171,7 +196,7 @@ func (r *reader) cause() (cause, err error) {
 	case causeOther:
 		return &decodedError{text: text}, nil
 	}
-	return &decodedError{kind: causeKinds[code-1], text: text}, nil
+	return &decodedError{kind: causeKind(code), text: text}, nil
 }
 
 // decodedError is an error that crossed the outcome codec: its text as it

@@ -48,7 +48,12 @@ func TestOutcomeRoundTrip(t *testing.T) {
 			Err:     errors.New("whole entry"),
 		}},
 	}
-	cases = append(cases, goldenOutcomes()...)
+	for _, g := range goldenOutcomes() {
+		cases = append(cases, struct {
+			name string
+			o    Outcome
+		}{g.name, g.o})
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			enc := AppendOutcome([]byte("x"), tc.o)
@@ -109,7 +114,9 @@ func TestDecodeOutcomeErrors(t *testing.T) {
 		name string
 		in   []byte
 	}{
-		{"unknown version", []byte{2, 0, 0, 0}},
+		{"unknown version", []byte{3, 0, 0, 0}},
+		{"version 1 has no code 7", []byte{1, 0, 0, 1, 0, 1, 7, 1, 'x'}},
+		{"unknown code of version 2", []byte{2, 0, 0, 1, 0, 1, 9, 1, 'x'}},
 		{"old 'R' prefix", []byte{'R', 1, 0}},
 		{"no entry cause", []byte{1}},
 		{"unknown code", []byte{1, 7, 1, 'x', 0}},

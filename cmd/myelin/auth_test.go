@@ -90,7 +90,11 @@ func startAuthNode(t *testing.T, path string) (*server.Routes, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := openNode(t.Context(), cfg, nodeID, logger, reg, func(error) {})
+	lims, err := openLimits(cfg, logger, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := openNode(t.Context(), cfg, nodeID, lims, logger, reg, func(error) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +143,7 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 		"GET /api/v1/auth/whoami":   {"GET", "/api/v1/auth/whoami", nil, 200},
 		"GET /ready":                {"GET", "/ready", nil, 200},
 		"GET /config":               {"GET", "/config", nil, 200},
+		"GET /runtime_config":       {"GET", "/runtime_config", nil, 200},
 		"GET /ring":                 {"GET", "/ring", nil, 200},
 		"GET /status/tenants":       {"GET", "/status/tenants", nil, 200},
 		"POST /admin/cluster/drain": {"POST", "/admin/cluster/drain", nil, 400}, // no ?node: drains nothing

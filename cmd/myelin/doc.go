@@ -15,7 +15,10 @@
 // turns on tokens for the HTTP API: every route goes through one
 // registration (install, in wire.go, on a server.Routes) with what it
 // needs, behind the server's AuthGate; the file is reloaded when it
-// changes and on SIGHUP (authfile.go). SIGINT or SIGTERM shut it down gracefully, exit status 0.
+// changes and on SIGHUP (authfile.go). Per-tenant limits are defaults
+// from flags overridden by -runtime-config.file, reloaded every
+// -runtime-config.reload-period (limits.go; server/limits). SIGINT or
+// SIGTERM shut it down gracefully, exit status 0.
 //
 // `myelin token create` and `myelin secret create` make an auth token
 // (and its entry in the auth file) and a cluster secret (token.go).

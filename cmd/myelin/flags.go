@@ -65,6 +65,7 @@ type config struct {
 	httpIdleTimeout     time.Duration
 
 	cluster clusterConfig
+	limits  limitsConfig
 
 	// set: the flags given on the command line or in the config file.
 	set map[string]bool
@@ -165,16 +166,16 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 		"Refuse writes (503) while the data directory's file system has less than this many `bytes` free, so that\n"+
 			"checkpoints, compactions and the Raft log's next segment still fit; reads go on, writes resume\n"+
 			"by themselves once space is freed. 0 refuses writes only after one failed with \"no space left on device\".")
-	fs.DurationVar(&cfg.queryTimeout, "query.timeout", 2*time.Minute, "Maximum time one query may take.")
-	fs.IntVar(&cfg.queryMaxSamples, "query.max-samples", 50_000_000, "Maximum number of samples one query may load into memory.")
+	fs.DurationVar(&cfg.queryTimeout, "query.timeout", 2*time.Minute, "Maximum time one query may take; the default of query_timeout, which -runtime-config.file may lower per tenant.")
+	fs.IntVar(&cfg.queryMaxSamples, "query.max-samples", 50_000_000, "Maximum number of samples one query may load into memory; the default of max_samples_per_query per tenant.")
 	fs.DurationVar(&cfg.lookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back an instant selector looks for the latest sample.")
 	fs.BoolVar(&cfg.queryExperimental, "query.enable-experimental", false,
 		"Enable all of Prometheus 3's experimental PromQL features: experimental functions,\n"+
 			"duration expressions, extended range selectors, binop fill modifiers, delayed name removal.")
-	fs.IntVar(&cfg.maxLabelNames, "validation.max-label-names-per-series", 30, "Refuse series with more labels than this.")
-	fs.IntVar(&cfg.maxLabelNameBytes, "validation.max-length-label-name", 1024, "Refuse series with a longer label name, in `bytes`.")
-	fs.IntVar(&cfg.maxLabelValueBytes, "validation.max-length-label-value", 2048, "Refuse series with a longer label value, in `bytes`.")
-	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future.")
+	fs.IntVar(&cfg.maxLabelNames, "validation.max-label-names-per-series", 30, "Refuse series with more labels than this (default of max_label_names_per_series per tenant).")
+	fs.IntVar(&cfg.maxLabelNameBytes, "validation.max-length-label-name", 1024, "Refuse series with a longer label name, in `bytes` (default of max_label_name_length per tenant).")
+	fs.IntVar(&cfg.maxLabelValueBytes, "validation.max-length-label-value", 2048, "Refuse series with a longer label value, in `bytes` (default of max_label_value_length per tenant).")
+	fs.DurationVar(&cfg.maxFutureSkew, "validation.create-grace-period", 10*time.Minute, "Refuse samples further than this in the future (default of creation_grace_period; an override may only lower it).")
 	fs.BoolVar(&cfg.legacyNames, "validation.legacy-names", false, "Accept only Prometheus 2's metric and label name characters (default: any UTF-8, as Prometheus 3).")
 	fs.IntVar(&cfg.maxRecvBytes, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, decompressed, in `bytes`.")
 	// In-flight limits of the node's pushes: Mimir's names (its
@@ -215,6 +216,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.httpIdleTimeout, "server.http-idle-timeout", 2*time.Minute,
 		"Close a keep-alive connection idle for this long (dskit's default).")
 	cfg.cluster.register(fs)
+	cfg.limits.register(fs)
 	fs.BoolVar(&cfg.version, "version", false, "Print the version and exit.")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Run 'myelin -help' to list the flags.")
@@ -270,6 +272,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 		errs = append(errs, fmt.Errorf("-server.http-write-timeout %v must exceed -query.timeout %v (or be 0)", cfg.httpWriteTimeout, cfg.queryTimeout))
 	}
 	errs = append(errs, cfg.cluster.parse(cfg.set))
+	errs = append(errs, cfg.limits.validate(cfg.defaultLimits()))
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintln(stderr, err)
 		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)

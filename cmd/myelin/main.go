@@ -95,6 +95,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	lims, err := openLimits(cfg, logger, reg)
+	if err != nil {
+		return err
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.listenAddr)
 	if err != nil {
@@ -133,12 +137,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	} else {
 		close(reloadDone)
 	}
+	// The reloader of the runtime config (per-tenant limits), owned the
+	// same way.
+	limitsDone := make(chan struct{})
+	if lims.loader != nil {
+		go func() {
+			defer close(limitsDone)
+			lims.loader.Run(reloadCtx)
+		}()
+	} else {
+		close(limitsDone)
+	}
 	defer func() {
 		stopReload()
 		<-reloadDone
+		<-limitsDone
 	}()
 
-	n, err := openNode(ctx, cfg, nodeID, logger, reg, h.Waiting)
+	n, err := openNode(ctx, cfg, nodeID, lims, logger, reg, h.Waiting)
 	if err != nil && ctx.Err() != nil {
 		// Stopped while opening (waiting for disk space, say): a normal
 		// shutdown.

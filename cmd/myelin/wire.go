@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup"
@@ -21,6 +22,7 @@ import (
 	"github.com/myelindb/myelin/server"
 	"github.com/myelindb/myelin/server/auth"
 	"github.com/myelindb/myelin/server/distributor"
+	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/server/querier"
 	"github.com/myelindb/myelin/server/remotewrite"
 	"github.com/myelindb/myelin/server/ui"
@@ -35,6 +37,7 @@ type node struct {
 	mux     *raftgroup.Mux
 	cluster *cluster.Node
 	tenants *server.Tenants
+	limits  tenantLimits
 	dist    *distributor.Distributor
 	query   *querier.Querier
 	api     *server.ClusterAPI
@@ -50,7 +53,7 @@ const openMinFree = 16 << 20
 // openNode opens the engine and starts the cluster member on it, after
 // waiting for openMinFree bytes of free space; waiting is told why the
 // node is waiting (nil once it is not).
-func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logger, reg prometheus.Registerer, waiting func(error)) (n *node, err error) {
+func openNode(ctx context.Context, cfg config, nodeID string, lims tenantLimits, logger *slog.Logger, reg prometheus.Registerer, waiting func(error)) (n *node, err error) {
 	// One guard of the data directory's free space for the engine and
 	// every group: the groups refuse writes while it says the disk is
 	// full, the engine and the logs report their ENOSPC errors to it.
@@ -85,7 +88,7 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 		disk.Close()
 		return nil, fmt.Errorf("open engine: %w", err)
 	}
-	n = &node{disk: disk, db: db, tenants: server.NewTenants(db)}
+	n = &node{disk: disk, db: db, tenants: server.NewTenants(db), limits: lims}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, n.close())
@@ -173,8 +176,10 @@ func openNode(ctx context.Context, cfg config, nodeID string, logger *slog.Logge
 	}
 	cn.Store(n.cluster)
 	router := n.cluster.Router()
-	n.dist = distributor.New(router, router.Ring)
-	n.query = querier.New(querier.Routed(router, db.Querier, cluster.ReadWindow(cfg.maxFutureSkew), cluster.ForwardTimeout),
+	// Each part of a write carries its tenant's series limits, scaled
+	// to its group.
+	n.dist = distributor.New(router, router.Ring, lims.o)
+	n.query = querier.New(querier.Routed(router, engineLocal(db), cluster.ReadWindow(cfg.maxFutureSkew), cluster.ForwardTimeout),
 		querier.Options{Logger: logger})
 	n.api = server.NewClusterAPI(n.cluster, db)
 	return n, nil
@@ -211,7 +216,7 @@ func waitForSpace(ctx context.Context, disk *raftgroup.DiskGuard, logger *slog.L
 func (n *node) internalHandler(logger *slog.Logger) http.Handler {
 	m := http.NewServeMux()
 	m.Handle(cluster.PathPrefix, n.cluster.Handler())
-	qh := querier.NewHandler(querier.Verified(n.cluster.Router().VerifyRead, n.db.Querier), querier.HandlerOptions{Logger: logger})
+	qh := querier.NewHandler(querier.Verified(n.cluster.Router().VerifyRead, engineLocal(n.db)), querier.HandlerOptions{Logger: logger})
 	for _, p := range []string{querier.PathSelect, querier.PathLabels, querier.PathValues} {
 		m.Handle(p, qh)
 	}
@@ -231,6 +236,18 @@ func (n *node) close() error {
 	errs = append(errs, n.db.Close())
 	n.disk.Close()
 	return errors.Join(errs...)
+}
+
+// engineLocal is the querier's Local over the node's engine: the query's
+// budget counts the engine's reads.
+func engineLocal(db *engine.DB) querier.Local {
+	return func(g uint32, tenant string, mint, maxt int64, b *limits.QueryBudget) (storage.Querier, error) {
+		var rb engine.ReadBudget
+		if b != nil { // a nil *QueryBudget in the interface would not be nil
+			rb = b
+		}
+		return db.QuerierWithBudget(g, tenant, mint, maxt, rb)
+	}
 }
 
 // The engine is a Raft state machine without importing raftgroup.
@@ -256,14 +273,12 @@ func (s engineStorage) Drop(g ring.GroupID) error { return s.db.DropGroup(uint32
 // on (docs/design.md "Auth" has the table), and opens h.
 func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *prometheus.Registry, logger *slog.Logger) error {
 	write, err := server.NewWriteHandler(n.dist, server.WriteOptions{
-		Decoder: remotewrite.Options{MaxDecompressedBytes: cfg.maxRecvBytes},
-		Limits: remotewrite.Limits{
-			MaxLabelNames:      cfg.maxLabelNames,
-			MaxLabelNameBytes:  cfg.maxLabelNameBytes,
-			MaxLabelValueBytes: cfg.maxLabelValueBytes,
-			MaxFutureSkew:      cfg.maxFutureSkew,
-			LegacyNames:        cfg.legacyNames,
-		},
+		Decoder:     remotewrite.Options{MaxDecompressedBytes: cfg.maxRecvBytes},
+		Limits:      n.limits.o,
+		LegacyNames: cfg.legacyNames,
+		// A tenant's ingestion rate is shared by the nodes it writes
+		// through (Mimir's global strategy).
+		ActiveNodes:         func() int { return len(n.cluster.View().State.ActiveNodes()) },
 		MultiTenant:         cfg.multitenancy,
 		MaxInflightRequests: cfg.maxInflightPushes,
 		MaxInflightBytes:    cfg.maxInflightPushBytes,
@@ -277,8 +292,7 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 		return err
 	}
 	query, err := server.NewQueryAPI(n.query, server.QueryOptions{
-		Timeout:            cfg.queryTimeout,
-		MaxSamples:         cfg.queryMaxSamples,
+		Limits:             n.limits.o,
 		LookbackDelta:      cfg.lookbackDelta,
 		EnableExperimental: cfg.queryExperimental,
 		MultiTenant:        cfg.multitenancy,
@@ -294,6 +308,8 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	if err != nil {
 		return err
 	}
+	// The tenants' in-memory series, beside their limits.
+	reg.MustRegister(n.tenants.SeriesCollector(cfg.metricsMaxTenants))
 	handle := h.Handle
 	// Public: what a load balancer and a visitor need, without tenants:
 	// readiness, and the UI (its page and code; the data it shows come
@@ -315,6 +331,8 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	// the UI's tenant picker: any valid token.
 	handle("GET /api/v1/auth/whoami", "whoami", auth.Token, server.WhoAmIHandler(gate.On()))
 	handle("GET /config", "config", auth.Admin, server.ConfigHandler(cfg.effective))
+	// Every tenant's limits: admin, as /config.
+	handle("GET /runtime_config", "runtime_config", auth.Admin, server.RuntimeConfigHandler(n.limits.o, n.limits.status()))
 	n.api.Register(handle)
 	// Profiling, as Prometheus and every Go server offer it: admin, as a
 	// heap profile holds whatever the heap held, label values included.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/myelindb/myelin/raftgroup/ring"
 	"github.com/myelindb/myelin/write"
@@ -23,19 +25,94 @@ type Proposer interface {
 // whole must be retried (5xx).
 var ErrIncomplete = errors.New("distributor: write not committed in every group")
 
+// Limits are a tenant's global series limits, read per write (0: no
+// limit). server/limits' Overrides implements it.
+type Limits interface {
+	MaxGlobalSeriesPerUser(tenant string) int
+	MaxGlobalSeriesPerMetric(tenant string) int
+}
+
 // Distributor routes write batches to groups. It is safe for concurrent
-// use; its only state is the pool of the entry encoder.
+// use; its only state is the pool of the entry encoder and the shares
+// of the last ring it routed with.
 type Distributor struct {
 	p       Proposer
 	ring    func() (*ring.Ring, error)
+	limits  Limits // nil: no series limits
 	entries write.Encoder
+	shares  atomic.Pointer[ringShares]
+}
+
+// ringShares are the hash-space shares of a ring's groups, indexed like
+// its Groups().
+type ringShares struct {
+	r      *ring.Ring
+	shares []float64
 }
 
 // New returns a distributor proposing through p with the ring current
 // returns at each call (an error, e.g. no ring yet or a stale one, fails
-// the write with ErrIncomplete wrapping it).
-func New(p Proposer, current func() (*ring.Ring, error)) *Distributor {
-	return &Distributor{p: p, ring: current}
+// the write with ErrIncomplete wrapping it). Each part of a write carries
+// its tenant's series limits from limits (nil: none), scaled to the
+// group (GroupLimit).
+func New(p Proposer, current func() (*ring.Ring, error), limits Limits) *Distributor {
+	return &Distributor{p: p, ring: current, limits: limits}
+}
+
+// sharesOf returns the shares of r's groups (cached for the last ring).
+func (d *Distributor) sharesOf(r *ring.Ring) []float64 {
+	if c := d.shares.Load(); c != nil && c.r == r {
+		return c.shares
+	}
+	owned := r.Ownership()
+	shares := make([]float64, len(owned))
+	for i, o := range owned {
+		shares[i] = float64(o) / math.MaxUint64
+	}
+	d.shares.Store(&ringShares{r: r, shares: shares})
+	return shares
+}
+
+// slackSigmas: a group's series limit is its share of the global limit
+// plus this many standard deviations of the number of the tenant's
+// series a group of that share receives (GroupLimit).
+const slackSigmas = 3
+
+// GroupLimit scales a global series limit to a group that owns share of
+// the hash space: ceil(L·s + 3·sqrt(L·s·(1-s))), 0 (no limit) for 0.
+//
+// A tenant with exactly L series puts a binomial number of them in each
+// group: mean L·s, standard deviation sqrt(L·s·(1-s)). With the share
+// alone, the group that drew a few more than its mean would refuse
+// series while the tenant is still below L (for L = 150,000 on 3 groups,
+// about half the time somewhere); three standard deviations above the
+// share make that a 0.13% event per group. The price is the slack: the
+// groups together admit at most sum_g GroupLimit(L, s_g), L plus
+// 3·sqrt(L·s(1-s)) + 1 per group (for even shares, L + 3·sqrt(L·(n-1))
+// + n: 1.1% over at L = 150,000 on 3 groups, 2.6% on 12).
+// docs/design.md "Limits" has the measurements.
+func GroupLimit(global int, share float64) int {
+	if global <= 0 {
+		return 0
+	}
+	share = min(max(share, 0), 1)
+	mean := float64(global) * share
+	return int(math.Ceil(mean + slackSigmas*math.Sqrt(mean*(1-share))))
+}
+
+// limited returns b with the series limits of its tenant in the group
+// of index gi of a ring with these shares.
+func (d *Distributor) limited(b *write.Batch, shares []float64, gi int) *write.Batch {
+	if d.limits == nil {
+		return b
+	}
+	perUser, perMetric := d.limits.MaxGlobalSeriesPerUser(b.Tenant), d.limits.MaxGlobalSeriesPerMetric(b.Tenant)
+	if perUser <= 0 && perMetric <= 0 && b.Limits == (write.SeriesLimits{}) {
+		return b
+	}
+	lb := *b
+	lb.Limits = write.SeriesLimits{MaxSeries: GroupLimit(perUser, shares[gi]), MaxSeriesPerMetric: GroupLimit(perMetric, shares[gi])}
+	return &lb
 }
 
 // propose encodes b as a log entry (write.Encoder: the compressed batch),
@@ -118,14 +195,16 @@ func (d *Distributor) Write(ctx context.Context, b *write.Batch) ([]write.Refusa
 		return nil, fmt.Errorf("write batch of tenant %s: %w: %w", b.Tenant, ErrIncomplete, err)
 	}
 	var parts []Part
-	g := r.Groups()[0]
+	g, gi := r.Groups()[0], 0
 	if r.NumGroups() > 1 {
 		parts = Split(r, b)
 		g = parts[0].Group
+		gi, _ = slices.BinarySearch(r.Groups(), g)
 	}
+	shares := d.sharesOf(r)
 	if len(parts) <= 1 {
 		// One group: send the batch itself (no copy); indexes are equal.
-		refused, err := d.propose(ctx, g, b)
+		refused, err := d.propose(ctx, g, d.limited(b, shares, gi))
 		if err != nil {
 			return nil, fmt.Errorf("write %d series to group %d: %w: %w", len(b.Series), g, ErrIncomplete, err)
 		}
@@ -143,7 +222,8 @@ func (d *Distributor) Write(ctx context.Context, b *write.Batch) ([]write.Refusa
 	for i := range parts {
 		wg.Go(func() {
 			p := &parts[i]
-			refused, err := d.propose(ctx, p.Group, &p.Batch)
+			gi, _ := slices.BinarySearch(r.Groups(), p.Group)
+			refused, err := d.propose(ctx, p.Group, d.limited(&p.Batch, shares, gi))
 			if err == nil {
 				err = checkRefused(refused, len(p.Batch.Series), p.Group)
 			}

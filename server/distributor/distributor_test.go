@@ -125,7 +125,7 @@ func TestWrite(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := evenRing(t, tc.groups)
 			w := &fakeWriter{r: r, fail: tc.fail}
-			d := New(w, func() (*ring.Ring, error) { return r, nil })
+			d := New(w, func() (*ring.Ring, error) { return r, nil }, nil)
 			b := batch(t, "tenant-a", tc.series, tc.bad)
 			refused, err := d.Write(context.Background(), b)
 			if tc.wantErr != nil {
@@ -189,7 +189,7 @@ func TestWriteOneGroupSendsTheBatch(t *testing.T) {
 	r := evenRing(t, 1)
 	w := &fakeWriter{r: r}
 	b := batch(t, "t", 10, nil)
-	if _, err := New(w, func() (*ring.Ring, error) { return r, nil }).Write(context.Background(), b); err != nil {
+	if _, err := New(w, func() (*ring.Ring, error) { return r, nil }, nil).Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.parts[1]; len(got) != 1 || len(got[0].Series) != len(b.Series) {
@@ -199,7 +199,7 @@ func TestWriteOneGroupSendsTheBatch(t *testing.T) {
 
 func TestWriteNoRing(t *testing.T) {
 	errStale := errors.New("ring may be stale")
-	d := New(&fakeWriter{}, func() (*ring.Ring, error) { return nil, errStale })
+	d := New(&fakeWriter{}, func() (*ring.Ring, error) { return nil, errStale }, nil)
 	if _, err := d.Write(context.Background(), batch(t, "t", 1, nil)); !errors.Is(err, errStale) || !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("Write = %v, want the ring's error", err)
 	}
@@ -221,7 +221,7 @@ func TestWriteEntryRefused(t *testing.T) {
 	r := evenRing(t, 1)
 	d := New(proposeFunc(func(context.Context, ring.GroupID, []byte) ([]byte, error) {
 		return write.AppendOutcome(nil, write.Outcome{Err: write.ErrCorrupt}), nil
-	}), func() (*ring.Ring, error) { return r, nil })
+	}), func() (*ring.Ring, error) { return r, nil }, nil)
 	if _, err := d.Write(context.Background(), batch(t, "t", 3, nil)); !errors.Is(err, write.ErrCorrupt) || !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("Write = %v, want ErrCorrupt", err)
 	}
@@ -236,7 +236,7 @@ func (f proposeFunc) Propose(ctx context.Context, g ring.GroupID, entry []byte) 
 func TestWriteBadRefusalIndex(t *testing.T) {
 	for _, groups := range []int{1, 4} {
 		r := evenRing(t, groups)
-		d := New(badIndexWriter{}, func() (*ring.Ring, error) { return r, nil })
+		d := New(badIndexWriter{}, func() (*ring.Ring, error) { return r, nil }, nil)
 		if _, err := d.Write(context.Background(), batch(t, "t", 40, nil)); !errors.Is(err, ErrIncomplete) {
 			t.Fatalf("%d groups: Write = %v, want ErrIncomplete", groups, err)
 		}
@@ -252,12 +252,12 @@ func TestWriteParallel(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(len(Split(r, b)))
 	w := &fakeWriter{r: r, barrier: &wg}
-	if _, err := New(w, func() (*ring.Ring, error) { return r, nil }).Write(context.Background(), b); err != nil {
+	if _, err := New(w, func() (*ring.Ring, error) { return r, nil }, nil).Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 
 	w = &fakeWriter{r: r}
-	d := New(w, func() (*ring.Ring, error) { return r, nil })
+	d := New(w, func() (*ring.Ring, error) { return r, nil }, nil)
 	var callers sync.WaitGroup
 	errs := make([]error, 16)
 	for i := range errs {

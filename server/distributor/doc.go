@@ -13,12 +13,24 @@
 // ring.Lookup(ring.Hash(t, Series[i].Labels)): the label bytes are in
 // write's label set encoding, so no label is decoded on the way.
 //
+// # Series limits
+//
+// A tenant's global series limits (max_global_series_per_user and
+// _per_metric, read per write from the Limits it is given) cannot be
+// checked here: only a group knows whether a series is new to it. So each
+// part's log entry carries them scaled to the part's group, GroupLimit(L,
+// share of the ring's hash space), and the group's engine refuses the
+// series that would pass them, the same way on every replica. The slack
+// above the share, and how the count behaves over restarts and ring
+// changes, are in docs/design.md "Limits".
+//
 // # Caller protocol
 //
-//  1. d := New(p, current), where p proposes a log entry to one group and
-//     returns its apply outcome, and current returns the ring to route
-//     with (the metadata's latest, or an error when it may be stale; it
-//     may change between calls, never during one).
+//  1. d := New(p, current, limits), where p proposes a log entry to one
+//     group and returns its apply outcome, current returns the ring to
+//     route with (the metadata's latest, or an error when it may be stale;
+//     it may change between calls, never during one), and limits the
+//     tenants' series limits (nil: none).
 //  2. refused, err := d.Write(ctx, batch) from any number of goroutines.
 //     Write splits the batch (one part per group, series in their original
 //     order; a batch of one group goes as it is), encodes each part as a

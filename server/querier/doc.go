@@ -52,15 +52,15 @@
 // encoding/binary uvarints and varints (zig-zag) unless given a width;
 // string = len:uvarint bytes.
 //
-// Request body (version 1):
+// Request body (version 2, RequestVersion):
 //
-//	request  = version:byte(1) group:uvarint tenant:string
+//	request  = version:byte(2) group:uvarint tenant:string
 //	           mint:varint maxt:varint
 //	           nmatchers:uvarint matcher*nmatchers
 //	           tail
 //	matcher  = type:byte name:string value:string
 //	           type: 0 '=', 1 '!=', 2 '=~', 3 '!~' (labels.MatchType)
-//	select   tail = flags:byte [hints]
+//	select   tail = flags:byte [hints] maxSeries:uvarint
 //	           flags bit 0: sortSeries; bit 1: hints follow; others 0
 //	hints    = start:varint end:varint limit:uvarint step:varint
 //	           func:string ngrouping:uvarint grouping:string*ngrouping
@@ -70,14 +70,19 @@
 //	values   tail = name:string limit:uvarint
 //
 // The whole body must be consumed; regexps are compiled on decode. A body
-// that does not decode is 400.
+// that does not decode is 400. maxSeries is the query's
+// max_fetched_series_per_query (0: none). Version 1 is version 2 without
+// maxSeries (the handler still reads it, as a select without a limit);
+// its golden files are frozen.
 //
 // Response: a status other than 200 is an error before any data, the body
 // its text: 503 when LocalGroups refuses the read (this node does not lead
 // the group, or a quorum did not confirm it: the caller tries the group's
-// new leader), 400 for a bad request, 500 otherwise; the client's error
-// wraps ErrRemote. A 200 body is a stream of
-// frames:
+// new leader), 422 when the select matches more series than maxSeries
+// (the body is the limit's error, which the client returns as a
+// limits.QueryLimitError, never retried), 400 for a bad request, 500
+// otherwise; the client's other errors wrap ErrRemote. A 200 body is a
+// stream of frames:
 //
 //	response = version:byte(1) frame* trailer
 //	select:  frame = series chunk*
@@ -133,6 +138,19 @@
 // select of the same group (2-core VM): the remote path re-encodes every
 // sample to XOR on the server and decodes it on the client, on top of the
 // engine's own read.
+//
+// # Read limits
+//
+// A query's limits.QueryBudget travels in the context of its calls. A
+// group's select is refused before it loads its series when its index
+// matches more than max_fetched_series_per_query: locally through the
+// engine (Local's budget), remotely through the request's maxSeries.
+// Chunk bytes count against max_fetched_chunk_bytes_per_query where
+// they are held: as the engine's iterators read them for a local group,
+// as their frames arrive for a remote one (the client stops reading past
+// the limit, so a select holds at most that much; the handler streams
+// and holds one buffer). The series returned are counted by the caller
+// (the server's query API), once per label set.
 //
 // # Caller protocol
 //

@@ -15,6 +15,7 @@ import (
 
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/write"
 )
 
@@ -24,12 +25,18 @@ const tenant = "t1"
 // led here.
 type localGroups map[ring.GroupID]*engine.Group
 
-func (l localGroups) Querier(_ context.Context, g ring.GroupID, tenant string, mint, maxt int64) (storage.Querier, error) {
+func (l localGroups) Querier(ctx context.Context, g ring.GroupID, tenant string, mint, maxt int64) (storage.Querier, error) {
 	eg, ok := l[g]
 	if !ok {
 		return nil, fmt.Errorf("group %d: not led here", g)
 	}
-	return eg.Querier(tenant, mint, maxt)
+	// As Verified does: the engine counts its reads against the query's
+	// budget.
+	var rb engine.ReadBudget
+	if b := limits.QueryBudgetFrom(ctx); b != nil {
+		rb = b
+	}
+	return eg.QuerierWithBudget(tenant, mint, maxt, rb)
 }
 
 // openGroups opens an engine in a temporary directory with the groups

@@ -14,6 +14,7 @@ import (
 
 	myelinchunk "github.com/myelindb/myelin/chunkenc"
 	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/server/limits"
 )
 
 // LocalGroups opens queriers on the groups this node leads. Querier
@@ -103,7 +104,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	ctx := r.Context()
+	// The select's share of the query's series limit: a select matching
+	// more is refused before it loads them. The chunk bytes limit is the
+	// client's to count: this end streams, holding one buffer.
+	ctx := limits.WithQueryBudget(r.Context(), limits.NewQueryBudget(req.maxSeries, 0))
 	q, err := h.local.Querier(ctx, req.group, req.tenant, req.mint, req.maxt)
 	if err != nil {
 		http.Error(w, fmt.Sprintf("open querier of group %d: %v", req.group, err), http.StatusServiceUnavailable)
@@ -126,8 +130,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// fail answers an error that happened before the response started.
+// fail answers an error that happened before the response started: a
+// query limit 422 with its own text (the client makes it a
+// limits.QueryLimitError again), anything else 500.
 func (h *Handler) fail(w http.ResponseWriter, err error) {
+	var qle *limits.QueryLimitError
+	if errors.As(err, &qle) {
+		http.Error(w, qle.Error(), http.StatusUnprocessableEntity)
+		return
+	}
 	http.Error(w, err.Error(), http.StatusInternalServerError)
 }
 

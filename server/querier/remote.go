@@ -21,6 +21,7 @@ import (
 
 	myelinchunk "github.com/myelindb/myelin/chunkenc"
 	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/server/limits"
 )
 
 // ErrRemote: the remote node answered a call with an error (the message
@@ -119,6 +120,10 @@ func (r *Remote) start(ctx context.Context, path string, body []byte) (io.ReadCl
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusUnprocessableEntity {
+			// A query limit: its text is the limit's error.
+			return nil, nil, limits.NewQueryLimitError(string(bytes.TrimSpace(msg)))
+		}
 		return nil, nil, fmt.Errorf("%w: status %d: %s", ErrRemote, resp.StatusCode, bytes.TrimSpace(msg))
 	}
 	br := bufio.NewReaderSize(resp.Body, 32<<10)
@@ -154,11 +159,13 @@ func (r *Remote) errorf(op string, err error) error {
 // the response to start; the series are decoded from the body as the set
 // is iterated, and their chunks when the series are.
 func (r *Remote) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	body, br, err := r.call(ctx, PathSelect, &request{matchers: ms, sortSeries: sortSeries, hints: hints})
+	budget := limits.QueryBudgetFrom(ctx)
+	maxSeries, _ := budget.Limits()
+	body, br, err := r.call(ctx, PathSelect, &request{matchers: ms, sortSeries: sortSeries, hints: hints, maxSeries: maxSeries})
 	if err != nil {
 		return storage.ErrSeriesSet(r.errorf("select", err))
 	}
-	s := &remoteSet{r: r, body: body, fr: frameReader{br: br}}
+	s := &remoteSet{r: r, body: body, fr: frameReader{br: br}, budget: budget}
 	r.mu.Lock()
 	if r.mu.open == nil {
 		r.mu.open = map[*remoteSet]struct{}{}
@@ -244,6 +251,10 @@ type remoteSet struct {
 	done bool
 	err  error
 	ws   annotations.Annotations
+	// budget counts the chunk bytes received against the query's
+	// limit: reading stops past it, so a select holds at most the limit
+	// (nil: no limit).
+	budget *limits.QueryBudget
 	// aborted: the querier was closed before the set was read to the end.
 	// Set by Close from any goroutine; the body may already be buffered,
 	// so Next checks it rather than wait for a read to fail.
@@ -332,6 +343,9 @@ func (s *remoteSet) readSeries() (*remoteSeries, error) {
 		}
 		if size > maxStringBytes || size < 2 {
 			return nil, fmt.Errorf("%w: chunk of %d bytes", ErrCorrupt, size)
+		}
+		if err := s.budget.AddChunkBytes(int(size)); err != nil {
+			return nil, err
 		}
 		// The chunk is stored behind Myelin's EncXOR byte, for
 		// chunksIterator.

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/myelindb/myelin/raftgroup/ring"
+	"github.com/myelindb/myelin/server/limits"
 )
 
 // Router is what a cluster's Groups need from it: which groups own a time
@@ -33,9 +34,9 @@ type Router interface {
 
 // Local opens a querier on this node's replica of group over tenant's
 // data in [mint, maxt], without checking leadership (the engine's
-// DB.Querier). The Router checks it before a local read, Verified before
-// a remote one.
-type Local func(group uint32, tenant string, mint, maxt int64) (storage.Querier, error)
+// DB.QuerierWithBudget), its reads counted against b (nil: no bound).
+// The Router checks it before a local read, Verified before a remote one.
+type Local func(group uint32, tenant string, mint, maxt int64, b *limits.QueryBudget) (storage.Querier, error)
 
 // Routed returns the Groups of a cluster: the owners of a range from r,
 // widened by w, each read through its leader: this node's replica (l) or
@@ -76,7 +77,7 @@ func (v verified) Querier(ctx context.Context, g ring.GroupID, tenant string, mi
 	if err := v.verify(ctx, g); err != nil {
 		return nil, err
 	}
-	return v.local(uint32(g), tenant, mint, maxt)
+	return v.local(uint32(g), tenant, mint, maxt, limits.QueryBudgetFrom(ctx))
 }
 
 // leaderQuerier reads one group through its current leader, local or
@@ -100,7 +101,7 @@ func (l *leaderQuerier) do(ctx context.Context, fn func(q storage.Querier) error
 	return l.g.r.Read(ctx, l.id, func(ctx context.Context, _, addr string, local bool) error {
 		var q storage.Querier
 		if local {
-			lq, err := l.g.local(uint32(l.id), l.tenant, l.mint, l.maxt)
+			lq, err := l.g.local(uint32(l.id), l.tenant, l.mint, l.maxt, limits.QueryBudgetFrom(ctx))
 			if err != nil {
 				return permanentErr{err}
 			}
@@ -112,8 +113,8 @@ func (l *leaderQuerier) do(ctx context.Context, fn func(q storage.Querier) error
 		l.open = append(l.open, q)
 		l.mu.Unlock()
 		err := fn(q)
-		if errors.Is(err, ErrCorrupt) {
-			return permanentErr{err}
+		if errors.Is(err, ErrCorrupt) || errors.Is(err, limits.ErrQueryLimit) {
+			return permanentErr{err} // the same again on any replica
 		}
 		return err
 	})

@@ -13,10 +13,15 @@ import (
 	"github.com/myelindb/myelin/raftgroup/ring"
 )
 
-// Version is the first byte of every request and response body of the
-// remote protocol. A format change bumps it and updates doc.go and the
-// golden test together.
+// Version is the first byte of every response body of the remote
+// protocol. A format change bumps it and updates doc.go and the golden
+// test together.
 const Version byte = 1
+
+// RequestVersion is the first byte of every request body: 2 since
+// selects carry the query's series limit. The handler still decodes
+// version 1 (no limit), from nodes of the previous release.
+const RequestVersion byte = 2
 
 // Paths of the remote protocol, below the handler's mount point.
 const (
@@ -58,6 +63,10 @@ type request struct {
 	// select
 	sortSeries bool
 	hints      *storage.SelectHints
+	// maxSeries is the query's max_fetched_series_per_query (0: none):
+	// the handler refuses a select that matches more before it loads
+	// them (limits.QueryBudget.CheckSelect).
+	maxSeries int
 	// labels, values
 	name  string // values only
 	limit int
@@ -70,7 +79,7 @@ const (
 
 // appendRequest encodes r for path (one of the Path constants).
 func appendRequest(dst []byte, path string, r *request) []byte {
-	dst = append(dst, Version)
+	dst = append(dst, RequestVersion)
 	dst = binary.AppendUvarint(dst, uint64(r.group))
 	dst = appendString(dst, r.tenant)
 	dst = binary.AppendVarint(dst, r.mint)
@@ -107,6 +116,7 @@ func appendRequest(dst []byte, path string, r *request) []byte {
 			dst = binary.AppendUvarint(dst, h.ShardIndex)
 			dst = appendBool(dst, h.DisableTrimming)
 		}
+		dst = binary.AppendUvarint(dst, uint64(max(r.maxSeries, 0)))
 	case PathValues:
 		dst = appendString(dst, r.name)
 		dst = binary.AppendUvarint(dst, uint64(max(r.limit, 0)))
@@ -123,8 +133,9 @@ func appendRequest(dst []byte, path string, r *request) []byte {
 func decodeRequest(path string, src []byte) (*request, error) {
 	d := decoder{src: src}
 	r := &request{}
-	if v := d.byte("version"); d.err == nil && v != Version {
-		return nil, fmt.Errorf("decode request: %w: version %d, want %d", ErrCorrupt, v, Version)
+	v := d.byte("version")
+	if d.err == nil && v != RequestVersion && v != 1 {
+		return nil, fmt.Errorf("decode request: %w: version %d, want 1 or %d", ErrCorrupt, v, RequestVersion)
 	}
 	g := d.uvarint("group")
 	if g > math.MaxUint32 {
@@ -173,6 +184,9 @@ func decodeRequest(path string, src []byte) (*request, error) {
 			h.ShardIndex = d.uvarint("hints shard index")
 			h.DisableTrimming = d.bool("hints disable trimming")
 			r.hints = h
+		}
+		if v >= 2 {
+			r.maxSeries = d.int("max series")
 		}
 	case PathValues:
 		r.name = d.string("label name")

@@ -82,7 +82,7 @@ func TestDecodeRequestRejects(t *testing.T) {
 		want string
 	}{
 		{"empty", PathSelect, nil, "version: truncated"},
-		{"version", PathSelect, append([]byte{2}, good[1:]...), "version 2"},
+		{"version", PathSelect, append([]byte{3}, good[1:]...), "version 3"},
 		{"bad regexp", PathLabels, appendRequest(nil, PathLabels, &request{matchers: []*labels.Matcher{{Type: labels.MatchRegexp, Name: "a", Value: "("}}}), "matcher 0"},
 		{"matcher type", PathLabels, func() []byte {
 			b := appendRequest(nil, PathLabels, &request{matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "a", "b")}})
@@ -124,7 +124,7 @@ func TestWireGolden(t *testing.T) {
 		return rec.Body.Bytes()
 	}
 	sel := &request{group: 7, tenant: "t1", mint: 0, maxt: 60_000, matchers: ms, sortSeries: true,
-		hints: &storage.SelectHints{Start: 0, End: 60_000, Step: 15_000, Func: "rate", Range: 60_000}}
+		hints: &storage.SelectHints{Start: 0, End: 60_000, Step: 15_000, Func: "rate", Range: 60_000}, maxSeries: 100_000}
 	for _, tc := range []struct {
 		file string
 		data []byte
@@ -145,6 +145,49 @@ func TestWireGolden(t *testing.T) {
 			want, err := os.ReadFile(path)
 			require.NoError(t, err, "run with -rewrite to create it")
 			require.Equal(t, string(want), got)
+		})
+	}
+}
+
+// TestWireV1Requests: requests of version 1 (before the series limit),
+// from nodes of the previous release, still decode, without a limit. Their
+// golden files are frozen.
+func TestWireV1Requests(t *testing.T) {
+	for _, tc := range []struct {
+		file, path string
+		check      func(t *testing.T, r *request)
+	}{
+		{"select_request_v1", PathSelect, func(t *testing.T, r *request) {
+			require.True(t, r.sortSeries)
+			require.Equal(t, "rate", r.hints.Func)
+			require.Len(t, r.matchers, 2)
+			require.Zero(t, r.maxSeries)
+		}},
+		{"values_request_v1", PathValues, func(t *testing.T, r *request) {
+			require.Equal(t, "job", r.name)
+			require.Equal(t, 2, r.limit)
+		}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			dump, err := os.ReadFile(filepath.Join("testdata", tc.file+".hex"))
+			require.NoError(t, err)
+			var body []byte
+			for line := range strings.Lines(string(dump)) {
+				hexPart, _, _ := strings.Cut(line, "  |")
+				fields := strings.Fields(hexPart)
+				if len(fields) < 2 {
+					continue
+				}
+				b, err := hex.DecodeString(strings.Join(fields[1:], ""))
+				require.NoError(t, err)
+				body = append(body, b...)
+			}
+			require.Equal(t, byte(1), body[0])
+			r, err := decodeRequest(tc.path, body)
+			require.NoError(t, err)
+			require.EqualValues(t, 7, r.group)
+			require.Equal(t, "t1", r.tenant)
+			tc.check(t, r)
 		})
 	}
 }

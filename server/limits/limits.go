@@ -1,0 +1,251 @@
+package limits
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/myelindb/myelin/server/remotewrite"
+)
+
+// Limits are one tenant's limits. The YAML names are Mimir's (and
+// Loki's for query_timeout), so the overrides of a Mimir runtime config
+// read as they are; the flags cmd registers for the defaults are Mimir's
+// too (Flag). Zero means "no limit" where the field says so; the other
+// fields must be positive (Validate).
+type Limits struct {
+	// IngestionRate: samples per second the tenant may write across the
+	// cluster; each node allows IngestionRate / active nodes (Mimir's
+	// "global" strategy). Zero means no limit (Mimir has no "off").
+	IngestionRate float64 `yaml:"ingestion_rate"`
+	// IngestionBurstSize: samples a node allows at once above the rate,
+	// not divided between nodes (as in Mimir). A request with more
+	// samples than this is always refused. Must be positive with a rate.
+	IngestionBurstSize int `yaml:"ingestion_burst_size"`
+	// MaxGlobalSeriesPerUser: in-memory series of the tenant across the
+	// cluster (docs/design.md "Limits" says how groups count them). Zero
+	// means no limit.
+	MaxGlobalSeriesPerUser int `yaml:"max_global_series_per_user"`
+	// MaxGlobalSeriesPerMetric: in-memory series of one metric name of
+	// the tenant across the cluster. Zero means no limit.
+	MaxGlobalSeriesPerMetric int `yaml:"max_global_series_per_metric"`
+
+	// MaxLabelNamesPerSeries: labels per series, __name__ included.
+	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
+	// MaxLabelNameLength: bytes of a label name.
+	MaxLabelNameLength int `yaml:"max_label_name_length"`
+	// MaxLabelValueLength: bytes of a label value.
+	MaxLabelValueLength int `yaml:"max_label_value_length"`
+	// CreationGracePeriod: samples further than this ahead of the node's
+	// clock are refused. An override may not exceed the default: the
+	// querier's ring window is sized by the default (-validation.create-
+	// grace-period).
+	CreationGracePeriod Duration `yaml:"creation_grace_period"`
+
+	// MaxFetchedSeriesPerQuery: series one query (one request of the
+	// query API) may select. Zero means no limit.
+	MaxFetchedSeriesPerQuery int `yaml:"max_fetched_series_per_query"`
+	// MaxFetchedChunkBytesPerQuery: bytes of chunks one query may read
+	// (from local groups) or receive (from other nodes). Zero means no
+	// limit.
+	MaxFetchedChunkBytesPerQuery int `yaml:"max_fetched_chunk_bytes_per_query"`
+	// MaxQueryLength: the longest time range of a query, range selectors
+	// included. Zero means no limit.
+	MaxQueryLength Duration `yaml:"max_query_length"`
+	// MaxQueryLookback: how far back from now a query may read; earlier
+	// data is left out of the answer, not refused (Mimir's semantics).
+	// Zero means no limit.
+	MaxQueryLookback Duration `yaml:"max_query_lookback"`
+	// MaxSamplesPerQuery: samples PromQL may hold at once for one query
+	// (Prometheus's -query.max-samples, per tenant).
+	MaxSamplesPerQuery int `yaml:"max_samples_per_query"`
+	// QueryTimeout: the longest a request of the query API may take
+	// (-query.timeout, per tenant; Loki's name). An override may not
+	// exceed the default (the HTTP write timeout is sized by it).
+	QueryTimeout Duration `yaml:"query_timeout"`
+}
+
+// Defaults returns the default limits: Myelin's flag defaults. They are
+// Mimir's except the ingestion rate and burst, which Mimir sets to 10,000
+// samples/s and 200,000: here no rate limit by default (a node of one
+// tenant, the quick start and the benchmarks, would be refused at its
+// first backfill), the burst Mimir's. Query timeout and samples are
+// Prometheus's.
+func Defaults() Limits {
+	return Limits{
+		IngestionBurstSize:     200_000,
+		MaxLabelNamesPerSeries: remotewrite.DefaultMaxLabelNames,
+		MaxLabelNameLength:     remotewrite.DefaultMaxLabelNameBytes,
+		MaxLabelValueLength:    remotewrite.DefaultMaxLabelValueBytes,
+		CreationGracePeriod:    Duration(remotewrite.DefaultMaxFutureSkew),
+		MaxSamplesPerQuery:     50_000_000,
+		QueryTimeout:           Duration(2 * time.Minute),
+	}
+}
+
+// Validation returns the per-series validation limits of l for the
+// remote-write decoder, with Prometheus 3's names unless legacyNames.
+func (l *Limits) Validation(legacyNames bool) remotewrite.Limits {
+	return remotewrite.Limits{
+		MaxLabelNames:      l.MaxLabelNamesPerSeries,
+		MaxLabelNameBytes:  l.MaxLabelNameLength,
+		MaxLabelValueBytes: l.MaxLabelValueLength,
+		MaxFutureSkew:      time.Duration(l.CreationGracePeriod),
+		LegacyNames:        legacyNames,
+	}
+}
+
+// Duration is a time.Duration written in YAML as Prometheus writes
+// durations ("30d", "1h30m", "90s"), as Mimir's limits are.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := model.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// String is the Prometheus form ("30d", "0s").
+func (d Duration) String() string { return model.Duration(d).String() }
+
+// Flag names of the limits, by YAML name: Mimir's where Mimir has one
+// (the validation limits keep the names Myelin had before, which are
+// Mimir's too); error texts name them, as Mimir's do.
+var Flag = map[string]string{
+	"ingestion_rate":                    "distributor.ingestion-rate-limit",
+	"ingestion_burst_size":              "distributor.ingestion-burst-size",
+	"max_global_series_per_user":        "ingester.max-global-series-per-user",
+	"max_global_series_per_metric":      "ingester.max-global-series-per-metric",
+	"max_label_names_per_series":        "validation.max-label-names-per-series",
+	"max_label_name_length":             "validation.max-length-label-name",
+	"max_label_value_length":            "validation.max-length-label-value",
+	"creation_grace_period":             "validation.create-grace-period",
+	"max_fetched_series_per_query":      "querier.max-fetched-series-per-query",
+	"max_fetched_chunk_bytes_per_query": "querier.max-fetched-chunk-bytes-per-query",
+	"max_query_length":                  "store.max-query-length",
+	"max_query_lookback":                "querier.max-query-lookback",
+	"max_samples_per_query":             "query.max-samples",
+	"query_timeout":                     "query.timeout",
+}
+
+// Value is one limit of a Limits as a number, for metrics and listings.
+type Value struct {
+	Name  string  // YAML name
+	Value float64 // seconds for durations
+}
+
+// Values returns every limit of l by YAML name, in the order of the
+// struct.
+func (l *Limits) Values() []Value {
+	sec := func(d Duration) float64 { return time.Duration(d).Seconds() }
+	return []Value{
+		{"ingestion_rate", l.IngestionRate},
+		{"ingestion_burst_size", float64(l.IngestionBurstSize)},
+		{"max_global_series_per_user", float64(l.MaxGlobalSeriesPerUser)},
+		{"max_global_series_per_metric", float64(l.MaxGlobalSeriesPerMetric)},
+		{"max_label_names_per_series", float64(l.MaxLabelNamesPerSeries)},
+		{"max_label_name_length", float64(l.MaxLabelNameLength)},
+		{"max_label_value_length", float64(l.MaxLabelValueLength)},
+		{"creation_grace_period", sec(l.CreationGracePeriod)},
+		{"max_fetched_series_per_query", float64(l.MaxFetchedSeriesPerQuery)},
+		{"max_fetched_chunk_bytes_per_query", float64(l.MaxFetchedChunkBytesPerQuery)},
+		{"max_query_length", sec(l.MaxQueryLength)},
+		{"max_query_lookback", sec(l.MaxQueryLookback)},
+		{"max_samples_per_query", float64(l.MaxSamplesPerQuery)},
+		{"query_timeout", sec(l.QueryTimeout)},
+	}
+}
+
+// Validate reports every problem of l at once, each naming the limit by
+// its YAML name and flag.
+func (l *Limits) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s (-%s): %s", name, Flag[name], fmt.Sprintf(format, args...)))
+	}
+	if l.IngestionRate < 0 || math.IsNaN(l.IngestionRate) || math.IsInf(l.IngestionRate, 0) {
+		bad("ingestion_rate", "%v: want a finite number of samples/s, 0 for no limit", l.IngestionRate)
+	}
+	if l.IngestionBurstSize < 0 || l.IngestionRate > 0 && l.IngestionBurstSize == 0 {
+		bad("ingestion_burst_size", "%d: want at least 1 with an ingestion rate (a request with more samples is always refused)", l.IngestionBurstSize)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"max_global_series_per_user", l.MaxGlobalSeriesPerUser},
+		{"max_global_series_per_metric", l.MaxGlobalSeriesPerMetric},
+		{"max_fetched_series_per_query", l.MaxFetchedSeriesPerQuery},
+		{"max_fetched_chunk_bytes_per_query", l.MaxFetchedChunkBytesPerQuery},
+	} {
+		if f.v < 0 {
+			bad(f.name, "%d is negative: want 0 for no limit, or more", f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"max_label_names_per_series", l.MaxLabelNamesPerSeries},
+		{"max_label_name_length", l.MaxLabelNameLength},
+		{"max_label_value_length", l.MaxLabelValueLength},
+		{"max_samples_per_query", l.MaxSamplesPerQuery},
+	} {
+		if f.v < 1 {
+			bad(f.name, "%d: want at least 1", f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    Duration
+	}{
+		{"max_query_length", l.MaxQueryLength},
+		{"max_query_lookback", l.MaxQueryLookback},
+	} {
+		if f.v < 0 {
+			bad(f.name, "%v is negative: want 0 for no limit, or more", f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    Duration
+	}{
+		{"creation_grace_period", l.CreationGracePeriod},
+		{"query_timeout", l.QueryTimeout},
+	} {
+		if f.v <= 0 || time.Duration(f.v)%time.Millisecond != 0 {
+			bad(f.name, "%v: want a positive whole number of milliseconds", f.v)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateOverride reports the problems of a tenant's limits beyond
+// Validate: what an override may not change against the defaults.
+func (l *Limits) validateOverride(defaults *Limits) error {
+	var errs []error
+	if l.CreationGracePeriod > defaults.CreationGracePeriod {
+		errs = append(errs, fmt.Errorf("creation_grace_period (-%s): %v is above the default %v: queries look for samples up to the default ahead of a ring change, so an override may only lower it",
+			Flag["creation_grace_period"], l.CreationGracePeriod, defaults.CreationGracePeriod))
+	}
+	if l.QueryTimeout > defaults.QueryTimeout {
+		errs = append(errs, fmt.Errorf("query_timeout (-%s): %v is above the default %v: the HTTP server's write timeout is sized by the default, so an override may only lower it (raise -query.timeout and lower the others instead)",
+			Flag["query_timeout"], l.QueryTimeout, defaults.QueryTimeout))
+	}
+	return errors.Join(errs...)
+}
