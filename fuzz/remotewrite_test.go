@@ -6,7 +6,8 @@ package fuzz
 //   - FuzzRemoteWriteDecode: arbitrary bytes as an uncompressed
 //     WriteRequest. Nothing panics; an error is a *remotewrite.ProtoError
 //     with an offset inside the input. If we accept, prompb accepts and
-//     decodes the same series, labels, samples (bit for bit), exemplar,
+//     decodes the same series, labels (sorted by name, as Prometheus 3
+//     sorts them), samples (bit for bit), exemplar,
 //     histogram and metadata counts, and Series.Hash is labels.StableHash.
 //     If prompb accepts and we reject, the reason must be one of the
 //     deliberate deviations of remotewrite's doc.go (ReasonOverflow,
@@ -37,6 +38,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -175,16 +177,20 @@ func rwCompare(want *prompb.WriteRequest, got *remotewrite.Request) error {
 				len(gs.Labels), len(gs.Samples), gs.Exemplars, gs.Histograms,
 				len(ws.Labels), len(ws.Samples), len(ws.Exemplars), len(ws.Histograms))
 		}
+		// Labels come sorted by name, stably, as Prometheus 3's ToLabels
+		// sorts them.
 		var b labels.ScratchBuilder
-		sorted, first := true, true
+		unique, first := true, true
 		prev := ""
-		for j, wl := range ws.Labels {
+		wls := slices.Clone(ws.Labels)
+		slices.SortStableFunc(wls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+		for j, wl := range wls {
 			gl := gs.Labels[j]
 			if string(gl.Name) != wl.Name || string(gl.Value) != wl.Value {
 				return fmt.Errorf("series %d label %d: %q=%q, want %q=%q", i, j, gl.Name, gl.Value, wl.Name, wl.Value)
 			}
 			if wl.Value != "" {
-				sorted = sorted && (first || wl.Name > prev)
+				unique = unique && (first || wl.Name > prev)
 				prev, first = wl.Name, false
 				b.Add(wl.Name, wl.Value)
 			}
@@ -195,7 +201,7 @@ func rwCompare(want *prompb.WriteRequest, got *remotewrite.Request) error {
 				return fmt.Errorf("series %d sample %d: %d %x, want %d %x", i, j, g.T, math.Float64bits(g.V), w.Timestamp, math.Float64bits(w.Value))
 			}
 		}
-		if sorted {
+		if unique {
 			if h := labels.StableHash(b.Labels()); gs.Hash != h {
 				return fmt.Errorf("series %d: hash %x, labels.StableHash %x", i, gs.Hash, h)
 			}

@@ -136,8 +136,11 @@ func TestWriteHandler(t *testing.T) {
 		{"bad-label-name", "/api/v1/push", "t1", "", encodeWrite(t,
 			series([]string{"__name__", "ok", "job", "a"}, prompb.Sample{Timestamp: 1000, Value: 1}),
 			series([]string{"__name__", "bad", "b\xffad", "v"}, prompb.Sample{Timestamp: 1000, Value: 1}),
-			series([]string{"__name__", "bad2", "l", "v", "a", "v"}, prompb.Sample{Timestamp: 1000, Value: 1}),
-		), 400, `1 series (1 samples) were written`},
+			// Unsorted labels are sorted and accepted, as in Prometheus 3;
+			// a duplicate name is refused.
+			series([]string{"__name__", "unsorted", "l", "v", "a", "v"}, prompb.Sample{Timestamp: 1000, Value: 1}),
+			series([]string{"__name__", "bad2", "l", "v", "a", "v", "l", "w"}, prompb.Sample{Timestamp: 1000, Value: 1}),
+		), 400, `2 series (2 samples) refused in total; 2 series (2 samples) were written`},
 		{"future", "/api/v1/push", "t1", "", encodeWrite(t,
 			series([]string{"__name__", "future"}, prompb.Sample{Timestamp: now.Add(time.Hour).UnixMilli(), Value: 1})), 400, "future"},
 		{"out-of-order", "/api/v1/push", "t1", "", encodeWrite(t,
@@ -153,6 +156,7 @@ func TestWriteHandler(t *testing.T) {
 	// The valid parts of the partly bad requests were stored.
 	got := stored(t, gw.g, "t1")
 	require.Contains(t, got, `{__name__="ok", job="a"}: 1000=1`)
+	require.Contains(t, got, `{__name__="unsorted", a="v", l="v"}: 1000=1`)
 	require.Contains(t, got, `{__name__="up", job="a"}: 1000=1 2000=0 3000=1`)
 	for _, s := range got {
 		require.NotContains(t, s, "bad")
@@ -164,9 +168,9 @@ func TestWriteHandler(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"myelin_ingested_samples_total", map[string]string{"tenant": "t1"}, 2 + 1 + 1 + 1},
+		{"myelin_ingested_samples_total", map[string]string{"tenant": "t1"}, 2 + 1 + 2 + 1},
 		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "label_invalid"}, 1},
-		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "labels_not_sorted"}, 1},
+		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "duplicate_label_names"}, 1},
 		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "too_far_in_future"}, 1},
 		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "sample_out_of_order"}, 1},
 		{"myelin_write_requests_total", map[string]string{"tenant": "t1", "code": "204"}, 1},

@@ -106,7 +106,9 @@
 //     would otherwise turn a 100 MiB body into 2.4-5.2 GiB. prompb has no
 //     such bound.
 //
-// Also different: strings are not copied (Label bytes alias the body),
+// Also different: a series' labels are sorted by name if they arrive
+// unsorted (Prometheus 3 does the same, in prompb's ToLabels, after
+// Unmarshal), strings are not copied (Label bytes alias the body),
 // label bytes are not checked for UTF-8 here (ValidateLabels does, as
 // prompb does not), and the snappy decoder (klauspost's s2) also accepts
 // S2's repeat-offset extension, a superset of snappy, where Prometheus
@@ -115,7 +117,7 @@
 // # Series hash
 //
 // Series.Hash is xxhash64 (github.com/cespare/xxhash/v2) of Series.Key,
-// the labels with a non-empty value in wire order in write's label set
+// the labels with a non-empty value in name order in write's label set
 // encoding (name, 0xff, value, 0xff per label; write/doc.go): exactly
 // labels.StableHash of Prometheus (and Labels.Hash of its
 // slicelabels build; its default stringlabels Hash hashes a different

@@ -1,8 +1,10 @@
 package remotewrite
 
 import (
+	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"unsafe"
 
@@ -34,19 +36,20 @@ type Span struct {
 
 // Series is one TimeSeries of the request.
 type Series struct {
-	// Labels in wire order; a sub-slice of Request.Labels.
+	// Labels sorted by name (stably: the wire order of a sorted series,
+	// as senders send them); a sub-slice of Request.Labels.
 	Labels []Label
 	// Samples in wire order; a sub-slice of Request.Samples.
 	Samples []Sample
 	// Hash is labels.StableHash of the labels whose value is not empty, in
-	// wire order: xxhash64 of Key. For a series that passes
+	// name order: xxhash64 of Key. For a series that passes
 	// Limits.ValidateLabels it is the hash of the label set that is stored
 	// (empty values dropped), and it equals labels.StableHash of that set,
 	// in every process and version.
 	Hash uint64
 	// Key is the input of Hash: write's label set encoding (name, 0xff,
 	// value, 0xff per label; write.AppendLabel) of the labels with a
-	// non-empty value, in wire order; a sub-slice of a buffer the Request
+	// non-empty value, in name order; a sub-slice of a buffer the Request
 	// owns, valid until it is reused. For a series that passes
 	// ValidateLabels it is exactly the encoding of the label set that is
 	// stored. KeyLabels is the number of labels in it. Two series with
@@ -465,6 +468,14 @@ func (r *Request) decodeSeries(b []byte, pos, end int) error {
 		return r.tooLarge()
 	}
 	ls := r.Labels[l0:]
+	// Prometheus 3 sorts a series' labels (labels.ScratchBuilder.Sort in
+	// prompb's ToLabels) and accepts them in any order; so do we. Senders
+	// sort them already: the check costs ~1 ns per label, the sort only
+	// runs for the rare unsorted series. Stable, so duplicate names keep
+	// their wire order for the error that names them.
+	if !sortedByName(ls) {
+		slices.SortStableFunc(ls, compareNames)
+	}
 	// The key takes less than the series' bytes: keyLen only near the end
 	// of the room.
 	if room := cap(r.keys) - len(r.keys); !r.sized && (len(r.Series) == cap(r.Series) || room < end-start0 && room < keyLen(ls)) {
@@ -489,6 +500,29 @@ func (r *Request) decodeSeries(b []byte, pos, end int) error {
 	})
 	return nil
 }
+
+// sortedByName reports whether ls is sorted by name; equal names count
+// as sorted (duplicates are validation's to refuse).
+func sortedByName(ls []Label) bool {
+	for i := 1; i < len(ls); i++ {
+		if nameLess(ls[i].Name, ls[i-1].Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// nameLess reports whether a sorts before b. Label names nearly always
+// differ in their first byte: comparing it first is ~4x faster than
+// bytes.Compare's call for each pair.
+func nameLess(a, b []byte) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return bytes.Compare(a, b) < 0
+}
+
+func compareNames(a, b Label) int { return bytes.Compare(a.Name, b.Name) }
 
 // appendHashInput appends the labels.StableHash input of ls, skipping
 // labels with an empty value (they are dropped before storing), and

@@ -20,6 +20,8 @@ var (
 	ErrInvalidLabelName  = errors.New("remotewrite: invalid label name")
 	ErrInvalidLabelValue = errors.New("remotewrite: label value is not valid UTF-8")
 	ErrDuplicateLabel    = errors.New("remotewrite: duplicate label name")
+	// ErrUnsortedLabels: only for labels that do not come from a
+	// Request, which sorts every series' labels by name.
 	ErrUnsortedLabels    = errors.New("remotewrite: labels not sorted by name")
 	ErrTooManyLabels     = errors.New("remotewrite: too many labels")
 	ErrLabelNameTooLong  = errors.New("remotewrite: label name too long")
@@ -137,7 +139,8 @@ func labelDetail(err error, lb Label, prev []byte, maxNameBytes, maxValueBytes i
 	return "label " + quote(lb.Name)
 }
 
-// ValidateLabels checks the labels of one series, in wire order, with
+// ValidateLabels checks the labels of one series, in the order given (a
+// Request's are sorted by name), with
 // Prometheus and Cortex semantics. Labels with an empty value are absent
 // in Prometheus: they are ignored here (not checked, not counted) and the
 // caller drops them when storing (Series.Key holds the others). It returns the first
