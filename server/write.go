@@ -171,9 +171,10 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //   - 429 when the node serves as many push requests, or they hold as
 //     many bytes, as its in-flight limits allow (pushLimiter): retry
 //     later, with backoff;
-//   - 405 for a method other than POST, 415 for remote write 2.0 (not yet
-//     supported), 503 when the write could not be made durable and a retry
-//     may succeed, 500 for other failures.
+//   - 405 for a method other than POST; 415 for remote write 2.0 (not yet
+//     supported) or a Content-Encoding other than snappy; 503 when the
+//     write could not be made durable and a retry may succeed, 500 for
+//     other failures.
 //
 // After a request of freeMemoryPushBytes or more, with its slot and
 // state given back, it returns the freed memory to the OS before the
@@ -228,6 +229,10 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		return "", nil, 0
 	}
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
+		return "", nil, 0
+	}
+	if err := checkContentEncoding(r.Header.Values("Content-Encoding")); err != nil {
 		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
 		return "", nil, 0
 	}
@@ -510,4 +515,21 @@ func checkContentType(ct string) error {
 		return nil
 	}
 	return fmt.Errorf("unsupported remote write message %q: this server accepts prometheus.WriteRequest (remote write 1.0)", params["proto"])
+}
+
+// checkContentEncoding accepts a snappy body: Content-Encoding snappy, or
+// none (Prometheus's receiver assumes snappy then, and so do senders that
+// predate the header). Anything else is a 415, as the remote-write spec
+// asks ("Unsupported Request Content"): the body would not decode, and a
+// 400 would tell the sender to drop it rather than try another encoding.
+// Content-coding names are case-insensitive (RFC 9110, 8.4.1).
+func checkContentEncoding(values []string) error {
+	switch {
+	case len(values) == 0:
+		return nil
+	case len(values) == 1 && strings.EqualFold(strings.TrimSpace(values[0]), "snappy"):
+		return nil
+	}
+	return fmt.Errorf("unsupported Content-Encoding %q: remote write bodies must be snappy-compressed (Content-Encoding: snappy)",
+		strings.Join(values, ", "))
 }

@@ -197,6 +197,40 @@ func TestWriteHandler(t *testing.T) {
 		require.Equal(t, c.want, got, "%s%v", c.metric, c.labels)
 	}
 
+	// Content-Encoding: snappy or none; anything else is a 415 (the body
+	// is a valid snappy body, so only the header decides).
+	for _, tc := range []struct {
+		name     string
+		encoding []string
+		wantCode int
+	}{
+		{"no encoding", nil, http.StatusNoContent},
+		{"snappy", []string{"snappy"}, http.StatusNoContent},
+		{"Snappy", []string{" Snappy "}, http.StatusNoContent},
+		{"gzip", []string{"gzip"}, http.StatusUnsupportedMediaType},
+		{"deflate", []string{"deflate"}, http.StatusUnsupportedMediaType},
+		{"identity", []string{"identity"}, http.StatusUnsupportedMediaType},
+		{"snappy twice", []string{"snappy", "snappy"}, http.StatusUnsupportedMediaType},
+		{"snappy, gzip", []string{"snappy, gzip"}, http.StatusUnsupportedMediaType},
+	} {
+		t.Run("encoding "+tc.name, func(t *testing.T) {
+			ts := 10_000 + int64(len(tc.name)) + int64(len(tc.encoding))*100
+			r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(encodeWrite(t,
+				series([]string{"__name__", "enc", "case", tc.name}, prompb.Sample{Timestamp: ts, Value: 1}))))
+			r.Header.Set(tenant.Header, "t3")
+			for _, e := range tc.encoding {
+				r.Header.Add("Content-Encoding", e)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			require.Equal(t, tc.wantCode, rec.Code, rec.Body.String())
+			if tc.wantCode == http.StatusUnsupportedMediaType {
+				require.Contains(t, rec.Body.String(), "Content-Encoding")
+			}
+		})
+	}
+	require.Len(t, stored(t, gw.g, "t3"), 3, "only the snappy requests were written")
+
 	r := httptest.NewRequest(http.MethodGet, "/api/v1/push", nil)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
