@@ -8,7 +8,8 @@ package fuzz
 //     with an offset inside the input. If we accept, prompb accepts and
 //     decodes the same series, labels (sorted by name, as Prometheus 3
 //     sorts them), samples (bit for bit), exemplar,
-//     histogram and metadata counts, and Series.Hash is labels.StableHash.
+//     histogram and metadata counts, and xxhash of Series.Key is
+//     labels.StableHash.
 //     If prompb accepts and we reject, the reason must be one of the
 //     deliberate deviations of remotewrite's doc.go (ReasonOverflow,
 //     ReasonFieldNumber, ReasonPacked) or the memory bound (ErrTooLarge).
@@ -42,6 +43,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/snappy"
 	"github.com/myelindb/myelin/internal/tsdata"
 	"github.com/myelindb/myelin/server/remotewrite"
@@ -202,8 +204,8 @@ func rwCompare(want *prompb.WriteRequest, got *remotewrite.Request) error {
 			}
 		}
 		if unique {
-			if h := labels.StableHash(b.Labels()); gs.Hash != h {
-				return fmt.Errorf("series %d: hash %x, labels.StableHash %x", i, gs.Hash, h)
+			if h := labels.StableHash(b.Labels()); xxhash.Sum64(gs.Key) != h {
+				return fmt.Errorf("series %d: key %q hashes to %x, labels.StableHash %x", i, gs.Key, xxhash.Sum64(gs.Key), h)
 			}
 		}
 	}

@@ -83,8 +83,8 @@ func compare(want *prompb.WriteRequest, got *Request) error {
 		if gs.Exemplars != len(ws.Exemplars) || gs.Histograms != len(ws.Histograms) {
 			return fmt.Errorf("series %d: %d exemplars %d histograms, want %d %d", i, gs.Exemplars, gs.Histograms, len(ws.Exemplars), len(ws.Histograms))
 		}
-		if h := refHash(wls); gs.Hash != h {
-			return fmt.Errorf("series %d: hash %x, want %x", i, gs.Hash, h)
+		if h := refHash(wls); xxhash.Sum64(gs.Key) != h {
+			return fmt.Errorf("series %d: key %q hashes to %x, want %x", i, gs.Key, xxhash.Sum64(gs.Key), h)
 		}
 		nl, ns, ne, nh = nl+len(ws.Labels), ns+len(ws.Samples), ne+len(ws.Exemplars), nh+len(ws.Histograms)
 	}
