@@ -174,7 +174,7 @@ func rwCompare(want *prompb.WriteRequest, got *remotewrite.Request) error {
 	for i, ws := range want.Timeseries {
 		gs := got.Series[i]
 		if len(gs.Labels) != len(ws.Labels) || len(gs.Samples) != len(ws.Samples) ||
-			gs.Exemplars != len(ws.Exemplars) || gs.Histograms != len(ws.Histograms) {
+			int(gs.Exemplars) != len(ws.Exemplars) || int(gs.Histograms) != len(ws.Histograms) {
 			return fmt.Errorf("series %d: %d labels %d samples %d exemplars %d histograms, want %d %d %d %d", i,
 				len(gs.Labels), len(gs.Samples), gs.Exemplars, gs.Histograms,
 				len(ws.Labels), len(ws.Samples), len(ws.Exemplars), len(ws.Histograms))

@@ -424,7 +424,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		if len(s.Samples) == 0 {
 			continue
 		}
-		err := lim.CheckSeries(s)
+		err := lim.CheckSeries(s, s.Labels)
 		if err == nil {
 			err = lim.CheckSamples(s.Samples, now)
 		}
@@ -440,7 +440,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	if firstBad >= 0 {
 		// The one error text of the request's validation refusals.
 		s := &req.Series[firstBad]
-		res.firstErr = lim.ValidateSeries(s)
+		res.firstErr = lim.ValidateSeries(s, s.Labels)
 		if res.firstErr == nil {
 			res.firstErr = lim.ValidateSamples(s.Labels, s.Samples, now)
 		}

@@ -80,7 +80,7 @@ func compare(want *prompb.WriteRequest, got *Request) error {
 				return fmt.Errorf("series %d sample %d: %d %x, want %d %x", i, j, g.T, math.Float64bits(g.V), w.Timestamp, math.Float64bits(w.Value))
 			}
 		}
-		if gs.Exemplars != len(ws.Exemplars) || gs.Histograms != len(ws.Histograms) {
+		if int(gs.Exemplars) != len(ws.Exemplars) || int(gs.Histograms) != len(ws.Histograms) {
 			return fmt.Errorf("series %d: %d exemplars %d histograms, want %d %d", i, gs.Exemplars, gs.Histograms, len(ws.Exemplars), len(ws.Histograms))
 		}
 		if h := refHash(wls); xxhash.Sum64(gs.Key) != h {

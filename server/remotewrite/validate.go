@@ -152,11 +152,12 @@ func (l *Limits) ValidateLabels(ls []Label) error {
 	return l.validateLabels(ls, false, true)
 }
 
-// ValidateSeries is ValidateLabels(s.Labels), faster: when s.Key is all
-// ASCII, as nearly every real label set is, one pass over it replaces a
-// UTF-8 check per name and value (those were 8% of the write path).
-func (l *Limits) ValidateSeries(s *Series) error {
-	return l.validateLabels(s.Labels, asciiKey(s.Key, s.KeyLabels), true)
+// ValidateSeries is ValidateLabels(ls) for ls the labels of s
+// (Request.LabelsOf: s.Labels for 1.0), faster: when s.Key is all ASCII,
+// as nearly every real label set is, one pass over it replaces a UTF-8
+// check per name and value (those were 8% of the write path).
+func (l *Limits) ValidateSeries(s *Series, ls []Label) error {
+	return l.validateLabels(ls, asciiKey(s.Key, int(s.KeyLabels)), true)
 }
 
 // CheckSeries is ValidateSeries without the detail: it returns the bare
@@ -164,8 +165,8 @@ func (l *Limits) ValidateSeries(s *Series) error {
 // allocates. A request may refuse millions of series: the server says
 // which was the first (ValidateSeries of that one) and counts the rest,
 // so a refusal costs no error value or rendered label set.
-func (l *Limits) CheckSeries(s *Series) error {
-	return l.validateLabels(s.Labels, asciiKey(s.Key, s.KeyLabels), false)
+func (l *Limits) CheckSeries(s *Series, ls []Label) error {
+	return l.validateLabels(ls, asciiKey(s.Key, int(s.KeyLabels)), false)
 }
 
 // asciiKey reports whether the names and values in a Series.Key of n

@@ -60,13 +60,13 @@ func TestValidateLabels(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.lim.ValidateLabels(tc.in)
 			key, n := appendKey(nil, tc.in)
-			s := &Series{Labels: tc.in, Key: key, KeyLabels: n}
-			if err2 := tc.lim.ValidateSeries(s); fmt.Sprint(err2) != fmt.Sprint(err) {
+			s := &Series{Labels: tc.in, Key: key, KeyLabels: int32(n)}
+			if err2 := tc.lim.ValidateSeries(s, s.Labels); fmt.Sprint(err2) != fmt.Sprint(err) {
 				t.Fatalf("ValidateSeries: %v, ValidateLabels: %v", err2, err)
 			}
 			// CheckSeries: the bare sentinel of the same problem, for free.
 			var check error
-			if allocs := testing.AllocsPerRun(10, func() { check = tc.lim.CheckSeries(s) }); allocs != 0 {
+			if allocs := testing.AllocsPerRun(10, func() { check = tc.lim.CheckSeries(s, s.Labels) }); allocs != 0 {
 				t.Errorf("CheckSeries allocated %v times", allocs)
 			}
 			if check != tc.want {
