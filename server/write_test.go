@@ -132,7 +132,7 @@ func TestWriteHandler(t *testing.T) {
 		{"bad-snappy", "/api/v1/write", "t1", "", []byte("not snappy"), 400, "snappy"},
 		{"bad-protobuf", "/api/v1/write", "t1", "", snappy.Encode(nil, []byte{0x0a, 0x05, 0x01}), 400, "malformed"},
 		{"snappy-bomb", "/api/v1/write", "t1", "", []byte{0xff, 0xff, 0xff, 0xff, 0x7f, 0}, 400, ""},
-		{"rw2", "/api/v1/write", "t1", "application/x-protobuf;proto=io.prometheus.write.v2.Request", nil, 415, "io.prometheus.write.v2.Request"},
+		{"unknown message", "/api/v1/write", "t1", "application/x-protobuf;proto=foo.Bar", nil, 415, `unsupported remote write message "foo.Bar"`},
 		{"bad-label-name", "/api/v1/push", "t1", "", encodeWrite(t,
 			series([]string{"__name__", "ok", "job", "a"}, prompb.Sample{Timestamp: 1000, Value: 1}),
 			series([]string{"__name__", "bad", "b\xffad", "v"}, prompb.Sample{Timestamp: 1000, Value: 1}),
