@@ -36,6 +36,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -264,8 +265,9 @@ func rwHandSeeds(tb testing.TB) [][]byte {
 	return out
 }
 
-// TestWriteRemoteWriteSeeds rewrites the seed-* files of the two targets
-// from the shared data when run with -write-seeds; otherwise it is skipped.
+// TestWriteRemoteWriteSeeds rewrites the seed-* files of the three
+// targets from the shared data when run with -write-seeds; otherwise it
+// is skipped.
 func TestWriteRemoteWriteSeeds(t *testing.T) {
 	if !*writeSeeds {
 		t.Skip("run with -write-seeds to rewrite testdata/fuzz/FuzzRemoteWrite*/" + seedPrefix + "*")
@@ -296,7 +298,24 @@ func TestWriteRemoteWriteSeeds(t *testing.T) {
 		sflipped[sbit/8] ^= 1 << (sbit % 8)
 		snap[fmt.Sprintf("%s-bitflip-%d", name, sbit)] = sflipped
 	}
-	for target, files := range map[string]map[string][]byte{"FuzzRemoteWriteDecode": decode, "FuzzRemoteWriteSnappy": snap} {
+	// The same requests as 2.0 (with their own damage: an rng of their
+	// own keeps the 1.0 seeds as they were).
+	v2 := map[string][]byte{}
+	rng2 := rand.New(rand.NewPCG(5, 6))
+	for _, name := range slices.Sorted(maps.Keys(decode)) {
+		if strings.Contains(name, "-truncated-") || strings.Contains(name, "-bitflip-") {
+			continue
+		}
+		b := rw2FromV1(t, decode[name])
+		v2[name] = b
+		cut := 1 + rng2.IntN(len(b)-1)
+		v2[fmt.Sprintf("%s-truncated-%d", name, cut)] = b[:cut]
+		flipped := append([]byte(nil), b...)
+		bit := rng2.IntN(8 * len(b))
+		flipped[bit/8] ^= 1 << (bit % 8)
+		v2[fmt.Sprintf("%s-bitflip-%d", name, bit)] = flipped
+	}
+	for target, files := range map[string]map[string][]byte{"FuzzRemoteWriteDecode": decode, "FuzzRemoteWriteSnappy": snap, "FuzzRemoteWrite2Decode": v2} {
 		if err := writeCorpus(filepath.Join("testdata", "fuzz", target), files); err != nil {
 			t.Fatal(err)
 		}

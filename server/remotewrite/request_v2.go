@@ -586,7 +586,13 @@ func (r *Request) keyV2(r0 int) (int, error) {
 			slices.SortStableFunc(pairs, func(a, b [2]uint32) int { return bytes.Compare(syms[a[0]], syms[b[0]]) })
 		}
 	}
-	if !r.spend(need) {
+	// The key bytes, and the label ends of the longest series so far
+	// (offs, prevKeyLabels: 8 bytes per label, kept for the next series).
+	spent := need
+	if grown := len(refs)/2 - cap(r.offs); grown > 0 {
+		spent += 8 * grown
+	}
+	if !r.spend(spent) {
 		return 0, r.tooLarge()
 	}
 	if cap(r.keys)-len(r.keys) < need && !r.sized {
