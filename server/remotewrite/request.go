@@ -128,10 +128,9 @@ type Request struct {
 	symbolsAll bool
 	// The previous 2.0 series whose key was built, for the next to share
 	// (keyV2): its references Refs[prevRefs0:prevRefs0+prevNRefs], its
-	// key keys[prevKey0:]; offs[i] is its key's length after label i,
-	// prevKeyLabels[i] the labels in it.
+	// key keys[prevKey0:]; ends[i] is where its label i ends in the key.
 	prevRefs0, prevNRefs, prevKey0 int
-	offs, prevKeyLabels            []int32
+	ends                           []labelEnd
 }
 
 // Memory bound of decoding: the elements appended to a Request (Series,
@@ -304,7 +303,7 @@ func grow[E any](s []E, n int) []E {
 func (r *Request) RetainedBytes() int {
 	return cap(r.buf) + cap(r.keys) + cap(r.Series)*seriesBytes + cap(r.Labels)*labelBytes +
 		cap(r.Samples)*sampleBytes + (cap(r.Exemplars)+cap(r.Histograms)+cap(r.Metadata))*spanBytes +
-		cap(r.Symbols)*symbolBytes + cap(r.Refs)*refBytes + 4*(cap(r.offs)+cap(r.prevKeyLabels))
+		cap(r.Symbols)*symbolBytes + cap(r.Refs)*refBytes + 8*cap(r.ends)
 }
 
 // Reset empties r and drops its references to the body, keeping capacity.
