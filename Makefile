@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot compliance-rw
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -86,6 +86,8 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy diff
 	$(GO) vet $(VETFLAGS) -tags invariants ./...
 	$(STATICCHECK) ./...
 	$(GO) mod tidy -diff
+	@# compliance/remotewrite is a module of its own (make compliance-rw).
+	cd compliance/remotewrite && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) mod tidy -diff
 
 # `make bench`: Myelin against Prometheus on one remote-write load, plus the
 # chunk-encoding and engine benchmarks; prints the table of ratios and writes
@@ -141,6 +143,16 @@ fuzz: ## run each fuzz target in ./fuzz for FUZZTIME
 		echo "== $$t ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./fuzz || exit 1; \
 	done
+
+# `make compliance-rw`: Prometheus's remote-write receiver compliance suite
+# (github.com/prometheus/compliance, remotewrite/receiver) against bin/myelin.
+# compliance/remotewrite is a Go module of its own: it fetches the suite at a
+# pinned version through the Go module proxy and runs it there, with its own
+# dependencies, never in Myelin's go.mod. About a minute once the suite's
+# dependencies are in the module cache; fails if a MUST case fails (other
+# than those needing native histograms, exemplars or metadata stored).
+compliance-rw: build ## remote-write receiver compliance suite against bin/myelin; table in compliance/remotewrite/results.md
+	cd compliance/remotewrite && $(GO) run . -myelin $(CURDIR)/bin/myelin -out results.md
 
 clean: ## remove build output and test caches
 	rm -rf bin

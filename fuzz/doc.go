@@ -41,6 +41,9 @@
 //   - FuzzRemoteWriteDecode and FuzzRemoteWriteSnappy: the remote-write
 //     decoder against prompb.WriteRequest.Unmarshal, uncompressed and as
 //     snappy-compressed HTTP bodies (details in remotewrite_test.go).
+//     FuzzRemoteWrite2Decode: the 2.0 decoder against the reference
+//     writev2.Request.Unmarshal and Prometheus's per-series refusals
+//     (details in remotewrite2_test.go).
 //   - FuzzRingDecode and FuzzRingPlan: the cluster state of raftgroup/ring
 //     (the future metadata group's state machine) never panics on
 //     arbitrary bytes, re-encodes stably, and the placement planner keeps

@@ -6,8 +6,10 @@ package fuzz
 //   - FuzzRemoteWriteDecode: arbitrary bytes as an uncompressed
 //     WriteRequest. Nothing panics; an error is a *remotewrite.ProtoError
 //     with an offset inside the input. If we accept, prompb accepts and
-//     decodes the same series, labels, samples (bit for bit), exemplar,
-//     histogram and metadata counts, and Series.Hash is labels.StableHash.
+//     decodes the same series, labels (sorted by name, as Prometheus 3
+//     sorts them), samples (bit for bit), exemplar,
+//     histogram and metadata counts, and xxhash of Series.Key is
+//     labels.StableHash.
 //     If prompb accepts and we reject, the reason must be one of the
 //     deliberate deviations of remotewrite's doc.go (ReasonOverflow,
 //     ReasonFieldNumber, ReasonPacked) or the memory bound (ErrTooLarge).
@@ -34,12 +36,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/snappy"
 	"github.com/myelindb/myelin/internal/tsdata"
 	"github.com/myelindb/myelin/server/remotewrite"
@@ -170,21 +175,25 @@ func rwCompare(want *prompb.WriteRequest, got *remotewrite.Request) error {
 	for i, ws := range want.Timeseries {
 		gs := got.Series[i]
 		if len(gs.Labels) != len(ws.Labels) || len(gs.Samples) != len(ws.Samples) ||
-			gs.Exemplars != len(ws.Exemplars) || gs.Histograms != len(ws.Histograms) {
+			int(gs.Exemplars) != len(ws.Exemplars) || int(gs.Histograms) != len(ws.Histograms) {
 			return fmt.Errorf("series %d: %d labels %d samples %d exemplars %d histograms, want %d %d %d %d", i,
 				len(gs.Labels), len(gs.Samples), gs.Exemplars, gs.Histograms,
 				len(ws.Labels), len(ws.Samples), len(ws.Exemplars), len(ws.Histograms))
 		}
+		// Labels come sorted by name, stably, as Prometheus 3's ToLabels
+		// sorts them.
 		var b labels.ScratchBuilder
-		sorted, first := true, true
+		unique, first := true, true
 		prev := ""
-		for j, wl := range ws.Labels {
+		wls := slices.Clone(ws.Labels)
+		slices.SortStableFunc(wls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+		for j, wl := range wls {
 			gl := gs.Labels[j]
 			if string(gl.Name) != wl.Name || string(gl.Value) != wl.Value {
 				return fmt.Errorf("series %d label %d: %q=%q, want %q=%q", i, j, gl.Name, gl.Value, wl.Name, wl.Value)
 			}
 			if wl.Value != "" {
-				sorted = sorted && (first || wl.Name > prev)
+				unique = unique && (first || wl.Name > prev)
 				prev, first = wl.Name, false
 				b.Add(wl.Name, wl.Value)
 			}
@@ -195,9 +204,9 @@ func rwCompare(want *prompb.WriteRequest, got *remotewrite.Request) error {
 				return fmt.Errorf("series %d sample %d: %d %x, want %d %x", i, j, g.T, math.Float64bits(g.V), w.Timestamp, math.Float64bits(w.Value))
 			}
 		}
-		if sorted {
-			if h := labels.StableHash(b.Labels()); gs.Hash != h {
-				return fmt.Errorf("series %d: hash %x, labels.StableHash %x", i, gs.Hash, h)
+		if unique {
+			if h := labels.StableHash(b.Labels()); xxhash.Sum64(gs.Key) != h {
+				return fmt.Errorf("series %d: key %q hashes to %x, labels.StableHash %x", i, gs.Key, xxhash.Sum64(gs.Key), h)
 			}
 		}
 	}
@@ -256,8 +265,9 @@ func rwHandSeeds(tb testing.TB) [][]byte {
 	return out
 }
 
-// TestWriteRemoteWriteSeeds rewrites the seed-* files of the two targets
-// from the shared data when run with -write-seeds; otherwise it is skipped.
+// TestWriteRemoteWriteSeeds rewrites the seed-* files of the three
+// targets from the shared data when run with -write-seeds; otherwise it
+// is skipped.
 func TestWriteRemoteWriteSeeds(t *testing.T) {
 	if !*writeSeeds {
 		t.Skip("run with -write-seeds to rewrite testdata/fuzz/FuzzRemoteWrite*/" + seedPrefix + "*")
@@ -288,7 +298,24 @@ func TestWriteRemoteWriteSeeds(t *testing.T) {
 		sflipped[sbit/8] ^= 1 << (sbit % 8)
 		snap[fmt.Sprintf("%s-bitflip-%d", name, sbit)] = sflipped
 	}
-	for target, files := range map[string]map[string][]byte{"FuzzRemoteWriteDecode": decode, "FuzzRemoteWriteSnappy": snap} {
+	// The same requests as 2.0 (with their own damage: an rng of their
+	// own keeps the 1.0 seeds as they were).
+	v2 := map[string][]byte{}
+	rng2 := rand.New(rand.NewPCG(5, 6))
+	for _, name := range slices.Sorted(maps.Keys(decode)) {
+		if strings.Contains(name, "-truncated-") || strings.Contains(name, "-bitflip-") {
+			continue
+		}
+		b := rw2FromV1(t, decode[name])
+		v2[name] = b
+		cut := 1 + rng2.IntN(len(b)-1)
+		v2[fmt.Sprintf("%s-truncated-%d", name, cut)] = b[:cut]
+		flipped := append([]byte(nil), b...)
+		bit := rng2.IntN(8 * len(b))
+		flipped[bit/8] ^= 1 << (bit % 8)
+		v2[fmt.Sprintf("%s-bitflip-%d", name, bit)] = flipped
+	}
+	for target, files := range map[string]map[string][]byte{"FuzzRemoteWriteDecode": decode, "FuzzRemoteWriteSnappy": snap, "FuzzRemoteWrite2Decode": v2} {
 		if err := writeCorpus(filepath.Join("testdata", "fuzz", target), files); err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,8 +87,9 @@ type WriteOptions struct {
 	Registerer prometheus.Registerer // nil means no metrics
 }
 
-// WriteHandler serves Prometheus remote write 1.0 (POST /api/v1/push and
-// /api/v1/write). See ServeHTTP for the answers it gives.
+// WriteHandler serves Prometheus remote write 1.0 and 2.0 on the same
+// endpoints (POST /api/v1/push and /api/v1/write), told apart by the
+// Content-Type. See ServeHTTP for the answers it gives.
 type WriteHandler struct {
 	w       Writer
 	dec     *remotewrite.Decoder
@@ -123,15 +125,28 @@ const freeMemoryPushBytes = 32 << 20
 // read, the decoded Request, and the batch built from it. A state is used
 // by one request at a time.
 type pushState struct {
-	body  []byte
-	req   remotewrite.Request
-	kept  []int32        // index in req.Series of each batch series
-	batch []write.Series // aliases req's keys and samples
+	body   []byte
+	req    remotewrite.Request
+	kept   []int32             // index in req.Series of each batch series
+	batch  []write.Series      // aliases req's keys and samples
+	labels []remotewrite.Label // one 2.0 series' labels (labelsOf)
 }
 
 // retainedBytes is the memory st keeps between requests.
 func (st *pushState) retainedBytes() int {
-	return cap(st.body) + st.req.RetainedBytes() + 4*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch)
+	return cap(st.body) + st.req.RetainedBytes() + 4*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch) +
+		int(unsafe.Sizeof(remotewrite.Label{}))*cap(st.labels)
+}
+
+// labelsOf returns the labels of s, a series of st.req: a 1.0 series'
+// own, or a 2.0 series' resolved into st.labels, valid until the next
+// call.
+func (st *pushState) labelsOf(s *remotewrite.Series) []remotewrite.Label {
+	if st.req.Proto != remotewrite.ProtoV2 {
+		return s.Labels
+	}
+	st.labels = st.req.LabelsOf(s, st.labels)
+	return st.labels
 }
 
 // maxPooledStateBytes: a state that holds more than this after a request
@@ -182,13 +197,15 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 	return h, nil
 }
 
-// ServeHTTP answers as the remote-write spec asks:
+// ServeHTTP answers as the remote-write specs (1.0, 2.0) ask:
 //   - 204 when every sample was written;
 //   - 400 for bad input, with a body that says what and where: an
-//     undecodable body, or series that were refused (invalid labels,
-//     samples too far in the future, out of order, duplicates, too old).
-//     The valid series of a partly bad request are written all the same,
-//     and the body says how many; the sender must not retry a 400;
+//     undecodable body, or series that were refused (invalid labels or
+//     symbol references, samples too far in the future, out of order,
+//     duplicates, too old), or native histograms (and, in 2.0,
+//     exemplars), which are not stored yet. The valid series of a
+//     partly bad request are written all the same, and the body says
+//     how many; the sender must not retry a 400;
 //   - 401 "no org id" for a request without a tenant, as Mimir answers;
 //   - 429 when the node serves as many push requests, or they hold as
 //     many bytes, as its in-flight limits allow (pushLimiter), or when
@@ -198,9 +215,16 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //   - 400 also for series refused by the tenant's series limits
 //     (max_global_series_per_user, _per_metric), naming the series and
 //     the limit; the series the tenant has keep being written;
-//   - 405 for a method other than POST, 415 for remote write 2.0 (not yet
-//     supported), 503 when the write could not be made durable and a retry
-//     may succeed, 500 for other failures.
+//   - 405 for a method other than POST; 415 for a Content-Type other
+//     than 1.0's or 2.0's, or a Content-Encoding other than snappy; 503
+//     when the write could not be made durable and a retry may succeed,
+//     500 for other failures.
+//
+// A 2.0 answer past content negotiation carries the
+// X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written
+// headers: the samples written (in a 400 too), 0 histograms and 0
+// exemplars; 0 samples on a 5xx, whose retry writes everything again
+// (setWritten).
 //
 // After a request of freeMemoryPushBytes or more, with its slot and
 // state given back, it returns the freed memory to the OS before the
@@ -254,9 +278,18 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		http.Error(w, "remote write requires POST", http.StatusMethodNotAllowed)
 		return "", nil, 0
 	}
-	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+	proto, err := checkContentType(r.Header.Values("Content-Type"))
+	if err == nil {
+		err = checkContentEncoding(r.Header.Values("Content-Encoding"))
+	}
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
 		return "", nil, 0
+	}
+	if proto == remotewrite.ProtoV2 {
+		// Every 2.0 answer past content negotiation says what was
+		// written: nothing, until the request's result says otherwise.
+		setWritten(w.Header(), nil)
 	}
 	tenant, err := tenant.FromRequest(r, h.opts.MultiTenant)
 	if err != nil {
@@ -289,7 +322,11 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		}
 	}
 	if err == nil {
-		err = h.dec.Decode(&st.req, body)
+		if proto == remotewrite.ProtoV2 {
+			err = h.dec.DecodeV2(&st.req, body)
+		} else {
+			err = h.dec.Decode(&st.req, body)
+		}
 	}
 	if err != nil {
 		code := http.StatusBadRequest
@@ -316,12 +353,38 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		http.Error(w, err.Error(), code)
 		return tenant, nil, size
 	}
+	if proto == remotewrite.ProtoV2 {
+		setWritten(w.Header(), res)
+	}
 	if msg := res.message(); msg != "" {
 		http.Error(w, msg, http.StatusBadRequest)
 		return tenant, res, size
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return tenant, res, size
+}
+
+// The remote-write 2.0 response headers that count what was written.
+const (
+	headerSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
+	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+	headerExemplarsWritten  = "X-Prometheus-Remote-Write-Exemplars-Written"
+)
+
+// setWritten sets the 2.0 "written" headers to what res wrote (nil:
+// nothing). Native histograms and exemplars are not stored yet, so their
+// counts are 0 (every one of them is refused, and the answer is a 400).
+// 1.0 answers have none, as Prometheus's receiver sends them only for
+// 2.0: 1.0 senders may not rely on them, and the receiver suite's 1.0
+// case expects none.
+func setWritten(h http.Header, res *writeResult) {
+	samples := 0
+	if res != nil {
+		samples = res.samples
+	}
+	h.Set(headerSamplesWritten, strconv.Itoa(samples))
+	h.Set(headerHistogramsWritten, "0")
+	h.Set(headerExemplarsWritten, "0")
 }
 
 // readChunkBytes: a body without a Content-Length is read, and its bytes
@@ -404,6 +467,7 @@ func (w *codeWriter) WriteHeader(code int) {
 // allocating per series: a refusal is counted under its reason, and only
 // the first refusal gets its error text.
 type writeResult struct {
+	proto                       remotewrite.Proto
 	series, samples             int // written
 	badSeries, badSamples       int // refused
 	firstErr                    error
@@ -428,6 +492,13 @@ func (res *writeResult) message() string {
 	if res.histograms > 0 {
 		parts = append(parts, fmt.Sprintf("native histograms are not supported yet: %d histogram samples were not written", res.histograms))
 	}
+	// A 2.0 answer may not be a 2xx while exemplars were not written
+	// (spec, "Response"); 1.0 has no such rule and no written headers, so
+	// a 1.0 sender would count its stored samples as failed: there they
+	// are only counted (myelin_ignored_total), as before.
+	if res.exemplars > 0 && res.proto == remotewrite.ProtoV2 {
+		parts = append(parts, fmt.Sprintf("exemplars are not supported yet: %d exemplars were not written", res.exemplars))
+	}
 	if len(parts) == 0 {
 		return ""
 	}
@@ -439,7 +510,7 @@ func (res *writeResult) message() string {
 // keys and samples (no copy): it lives only while Write runs.
 func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) (*writeResult, error) {
 	req := &st.req
-	res := &writeResult{histograms: len(req.Histograms), exemplars: len(req.Exemplars), meta: len(req.Metadata)}
+	res := &writeResult{proto: req.Proto, histograms: len(req.Histograms), exemplars: len(req.Exemplars), meta: len(req.Metadata)}
 	now := h.opts.Now()
 	tl := h.opts.Limits.For(tenant)
 	v := tl.Validation(h.opts.LegacyNames)
@@ -452,10 +523,13 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	firstBad := -1
 	for i := range req.Series {
 		s := &req.Series[i]
-		if len(s.Samples) == 0 {
-			continue
+		err := s.Err() // 2.0: bad references, no samples nor histograms
+		if err == nil && len(s.Samples) == 0 {
+			continue // histograms only, counted above
 		}
-		err := lim.CheckSeries(s)
+		if err == nil {
+			err = lim.CheckSeries(s, st.labelsOf(s))
+		}
 		if err == nil {
 			err = lim.CheckSamples(s.Samples, now)
 		}
@@ -471,9 +545,13 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	if firstBad >= 0 {
 		// The one error text of the request's validation refusals.
 		s := &req.Series[firstBad]
-		res.firstErr = lim.ValidateSeries(s)
+		res.firstErr = req.SeriesError(firstBad)
 		if res.firstErr == nil {
-			res.firstErr = lim.ValidateSamples(s.Labels, s.Samples, now)
+			ls := req.LabelsOf(s, nil)
+			res.firstErr = lim.ValidateSeries(s, ls)
+			if res.firstErr == nil {
+				res.firstErr = lim.ValidateSamples(ls, s.Samples, now)
+			}
 		}
 	}
 	if len(st.kept) == 0 {
@@ -530,7 +608,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		res.badSamples += e.Rejected
 		res.discarded[reasonOf(e.Err)] += e.Rejected
 		if res.firstErr == nil {
-			res.firstErr = refusalError(e, len(s.Samples), s, tl)
+			res.firstErr = refusalError(e, len(s.Samples), req.SeriesString(s), tl)
 		}
 	}
 	return res, nil
@@ -540,7 +618,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 // engine, e of series s of n samples: a series limit in Mimir's words
 // with the tenant's global limit and the series, anything else with the
 // samples refused.
-func refusalError(e write.Refusal, n int, s *remotewrite.Series, tl *limits.Limits) error {
+func refusalError(e write.Refusal, n int, s string, tl *limits.Limits) error {
 	switch {
 	case errors.Is(e.Err, write.ErrSeriesLimit):
 		return fmt.Errorf("%s This is for series %s (%w)", limits.SeriesPerUserError(tl.MaxGlobalSeriesPerUser), s, e.Err)
@@ -550,23 +628,52 @@ func refusalError(e write.Refusal, n int, s *remotewrite.Series, tl *limits.Limi
 	return fmt.Errorf("%w: %d of %d samples refused in series %s", e.Err, e.Rejected, n, s)
 }
 
-// checkContentType accepts remote write 1.0: no content type, or
-// application/x-protobuf without a proto parameter or with
-// prometheus.WriteRequest.
-func checkContentType(ct string) error {
-	if ct == "" {
-		return nil
+// checkContentType returns the message a request's Content-Type names
+// (remote-write 2.0 spec, "Content-Type"): application/x-protobuf with
+// no proto parameter or proto=prometheus.WriteRequest is 1.0,
+// proto=io.prometheus.write.v2.Request is 2.0; no Content-Type at all is
+// 1.0, as senders older than the header send it and Prometheus's
+// receiver assumes. Anything else is an error, answered 415: the spec
+// asks for it, so that a sender may try another message.
+func checkContentType(values []string) (remotewrite.Proto, error) {
+	switch len(values) {
+	case 0:
+		return remotewrite.ProtoV1, nil
+	case 1:
+	default:
+		return 0, fmt.Errorf("%d Content-Type headers, want one", len(values))
 	}
+	ct := values[0]
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return fmt.Errorf("bad Content-Type %q: %v", ct, err)
+		return 0, fmt.Errorf("bad Content-Type %q: %v", ct, err)
 	}
 	if mt != "application/x-protobuf" {
-		return fmt.Errorf("unsupported Content-Type %q: want application/x-protobuf", ct)
+		return 0, fmt.Errorf("unsupported Content-Type %q: want application/x-protobuf", ct)
 	}
 	switch params["proto"] {
-	case "", "prometheus.WriteRequest":
+	case "", remotewrite.ProtoV1.String():
+		return remotewrite.ProtoV1, nil
+	case remotewrite.ProtoV2.String():
+		return remotewrite.ProtoV2, nil
+	}
+	return 0, fmt.Errorf("unsupported remote write message %q: this server accepts proto=%s (remote write 2.0) and %s (1.0)",
+		params["proto"], remotewrite.ProtoV2, remotewrite.ProtoV1)
+}
+
+// checkContentEncoding accepts a snappy body: Content-Encoding snappy, or
+// none (Prometheus's receiver assumes snappy then, and so do senders that
+// predate the header). Anything else is a 415, as the remote-write spec
+// asks ("Unsupported Request Content"): the body would not decode, and a
+// 400 would tell the sender to drop it rather than try another encoding.
+// Content-coding names are case-insensitive (RFC 9110, 8.4.1).
+func checkContentEncoding(values []string) error {
+	switch {
+	case len(values) == 0:
+		return nil
+	case len(values) == 1 && strings.EqualFold(strings.TrimSpace(values[0]), "snappy"):
 		return nil
 	}
-	return fmt.Errorf("unsupported remote write message %q: this server accepts prometheus.WriteRequest (remote write 1.0)", params["proto"])
+	return fmt.Errorf("unsupported Content-Encoding %q: remote write bodies must be snappy-compressed (Content-Encoding: snappy)",
+		strings.Join(values, ", "))
 }

@@ -270,3 +270,88 @@ func TestWriteFreesMemory(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code, msg)
 	require.Equal(t, 1, frees)
 }
+
+// pbVarints appends a packed repeated varint field.
+func pbVarints(dst []byte, num uint64, vs ...uint64) []byte {
+	var packed []byte
+	for _, v := range vs {
+		packed = binary.AppendUvarint(packed, v)
+	}
+	return pbLen(dst, num, packed)
+}
+
+// worstBodyV2 returns a snappy 2.0 body of about decompressed bytes for
+// the worst cases of 2.0, where strings are symbols that series refer
+// to: the smallest series refused (no metric name), a series of 1000
+// empty labels (4 bytes of references in memory per wire byte), a
+// symbol of 2,000 bytes that every series refers to (keys 100 times the
+// body: refused as a whole, before the keys are allocated) and the
+// smallest valid series, each with a name of its own.
+func worstBodyV2(name string, decompressed int, ts int64) (body []byte, raw, n int, code int) {
+	smp := binary.LittleEndian.AppendUint64([]byte{1<<3 | 1}, math.Float64bits(1))
+	smp = binary.AppendUvarint(append(smp, 2<<3), uint64(ts))
+	var syms, series []byte
+	symbols := []string{"", "__name__", "a", "b", strings.Repeat("y", 2000)}
+	for _, s := range symbols {
+		syms = pbLen(syms, 4, []byte(s))
+	}
+	code = http.StatusBadRequest
+	for len(syms)+len(series) < decompressed-64 {
+		var s []byte
+		switch name {
+		case "missing-name":
+			s = pbVarints(nil, 1, 2, 3)
+		case "empty-labels":
+			s = pbVarints(nil, 1, make([]uint64, 2000)...)
+		case "shared-long-symbol":
+			s = pbVarints(nil, 1, 1, 2, 3, 4)
+		case "valid-tiny":
+			syms = pbLen(syms, 4, []byte("s"+strconvItoa(n)))
+			s = pbVarints(nil, 1, 1, uint64(len(symbols)+n))
+			code = http.StatusNoContent
+		}
+		series = pbLen(series, 5, pbLen(s, 2, smp))
+		n++
+	}
+	buf := append(syms, series...)
+	return bytes.Clone(snappy.Encode(nil, buf)), len(buf), n, code
+}
+
+// TestWriteMemoryV2 is TestWriteMemory for remote write 2.0.
+func TestWriteMemoryV2(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	for _, name := range []string{"missing-name", "empty-labels", "shared-long-symbol", "valid-tiny"} {
+		for _, size := range []int{256 << 10, 4 << 20} {
+			t.Run(fmt.Sprintf("%s/%dKiB", name, size>>10), func(t *testing.T) {
+				body, raw, n, want := worstBodyV2(name, size, now.UnixMilli())
+				h, err := NewWriteHandler(nodeWriter(t, nil), WriteOptions{MultiTenant: true, Now: func() time.Time { return now }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				base := liveHeap()
+				for i := range 2 { // cold, then with a pooled state
+					r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(body))
+					r.Header.Set(tenant.Header, "t")
+					r.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+					w := httptest.NewRecorder()
+					a0 := heapAllocs()
+					h.ServeHTTP(w, r)
+					alloc := heapAllocs() - a0
+					if w.Code != want {
+						t.Fatalf("status %d: %.300s", w.Code, w.Body)
+					}
+					reserved := len(body) + raw
+					t.Logf("request %d: %d series, %d+%d bytes, allocated %d (%.2f per decompressed byte): %.120s",
+						i, n, len(body), raw, alloc, float64(alloc)/float64(raw), w.Body)
+					if limit := pushMemPerByte*reserved + 64<<10; alloc > uint64(limit) {
+						t.Errorf("allocated %d bytes, over %d per reserved byte (%d)", alloc, pushMemPerByte, limit)
+					}
+				}
+				if kept := int64(liveHeap()) - int64(base); kept > 256<<10 {
+					t.Errorf("%d bytes kept after two GCs", kept)
+				}
+				runtime.KeepAlive(body)
+			})
+		}
+	}
+}

@@ -132,12 +132,15 @@ func TestWriteHandler(t *testing.T) {
 		{"bad-snappy", "/api/v1/write", "t1", "", []byte("not snappy"), 400, "snappy"},
 		{"bad-protobuf", "/api/v1/write", "t1", "", snappy.Encode(nil, []byte{0x0a, 0x05, 0x01}), 400, "malformed"},
 		{"snappy-bomb", "/api/v1/write", "t1", "", []byte{0xff, 0xff, 0xff, 0xff, 0x7f, 0}, 400, ""},
-		{"rw2", "/api/v1/write", "t1", "application/x-protobuf;proto=io.prometheus.write.v2.Request", nil, 415, "io.prometheus.write.v2.Request"},
+		{"unknown message", "/api/v1/write", "t1", "application/x-protobuf;proto=foo.Bar", nil, 415, `unsupported remote write message "foo.Bar"`},
 		{"bad-label-name", "/api/v1/push", "t1", "", encodeWrite(t,
 			series([]string{"__name__", "ok", "job", "a"}, prompb.Sample{Timestamp: 1000, Value: 1}),
 			series([]string{"__name__", "bad", "b\xffad", "v"}, prompb.Sample{Timestamp: 1000, Value: 1}),
-			series([]string{"__name__", "bad2", "l", "v", "a", "v"}, prompb.Sample{Timestamp: 1000, Value: 1}),
-		), 400, `1 series (1 samples) were written`},
+			// Unsorted labels are sorted and accepted, as in Prometheus 3;
+			// a duplicate name is refused.
+			series([]string{"__name__", "unsorted", "l", "v", "a", "v"}, prompb.Sample{Timestamp: 1000, Value: 1}),
+			series([]string{"__name__", "bad2", "l", "v", "a", "v", "l", "w"}, prompb.Sample{Timestamp: 1000, Value: 1}),
+		), 400, `2 series (2 samples) refused in total; 2 series (2 samples) were written`},
 		{"future", "/api/v1/push", "t1", "", encodeWrite(t,
 			series([]string{"__name__", "future"}, prompb.Sample{Timestamp: now.Add(time.Hour).UnixMilli(), Value: 1})), 400, "future"},
 		{"out-of-order", "/api/v1/push", "t1", "", encodeWrite(t,
@@ -153,6 +156,7 @@ func TestWriteHandler(t *testing.T) {
 	// The valid parts of the partly bad requests were stored.
 	got := stored(t, gw.g, "t1")
 	require.Contains(t, got, `{__name__="ok", job="a"}: 1000=1`)
+	require.Contains(t, got, `{__name__="unsorted", a="v", l="v"}: 1000=1`)
 	require.Contains(t, got, `{__name__="up", job="a"}: 1000=1 2000=0 3000=1`)
 	for _, s := range got {
 		require.NotContains(t, s, "bad")
@@ -164,9 +168,9 @@ func TestWriteHandler(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"myelin_ingested_samples_total", map[string]string{"tenant": "t1"}, 2 + 1 + 1 + 1},
+		{"myelin_ingested_samples_total", map[string]string{"tenant": "t1"}, 2 + 1 + 2 + 1},
 		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "label_invalid"}, 1},
-		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "labels_not_sorted"}, 1},
+		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "duplicate_label_names"}, 1},
 		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "too_far_in_future"}, 1},
 		{"myelin_discarded_samples_total", map[string]string{"tenant": "t1", "reason": "sample_out_of_order"}, 1},
 		{"myelin_write_requests_total", map[string]string{"tenant": "t1", "code": "204"}, 1},
@@ -192,6 +196,40 @@ func TestWriteHandler(t *testing.T) {
 		}
 		require.Equal(t, c.want, got, "%s%v", c.metric, c.labels)
 	}
+
+	// Content-Encoding: snappy or none; anything else is a 415 (the body
+	// is a valid snappy body, so only the header decides).
+	for _, tc := range []struct {
+		name     string
+		encoding []string
+		wantCode int
+	}{
+		{"no encoding", nil, http.StatusNoContent},
+		{"snappy", []string{"snappy"}, http.StatusNoContent},
+		{"Snappy", []string{" Snappy "}, http.StatusNoContent},
+		{"gzip", []string{"gzip"}, http.StatusUnsupportedMediaType},
+		{"deflate", []string{"deflate"}, http.StatusUnsupportedMediaType},
+		{"identity", []string{"identity"}, http.StatusUnsupportedMediaType},
+		{"snappy twice", []string{"snappy", "snappy"}, http.StatusUnsupportedMediaType},
+		{"snappy, gzip", []string{"snappy, gzip"}, http.StatusUnsupportedMediaType},
+	} {
+		t.Run("encoding "+tc.name, func(t *testing.T) {
+			ts := 10_000 + int64(len(tc.name)) + int64(len(tc.encoding))*100
+			r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(encodeWrite(t,
+				series([]string{"__name__", "enc", "case", tc.name}, prompb.Sample{Timestamp: ts, Value: 1}))))
+			r.Header.Set(tenant.Header, "t3")
+			for _, e := range tc.encoding {
+				r.Header.Add("Content-Encoding", e)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			require.Equal(t, tc.wantCode, rec.Code, rec.Body.String())
+			if tc.wantCode == http.StatusUnsupportedMediaType {
+				require.Contains(t, rec.Body.String(), "Content-Encoding")
+			}
+		})
+	}
+	require.Len(t, stored(t, gw.g, "t3"), 3, "only the snappy requests were written")
 
 	r := httptest.NewRequest(http.MethodGet, "/api/v1/push", nil)
 	rec := httptest.NewRecorder()

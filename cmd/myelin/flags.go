@@ -124,9 +124,9 @@ const usageHeader = `Usage: myelin [flags]
        myelin token create ... | myelin secret create ... (see Commands below)
 
 Myelin is a multi-tenant, Prometheus-compatible time-series database. It
-serves remote write on /api/v1/push and /api/v1/write, the Prometheus
-query API under /api/v1 and /prometheus/api/v1, /ready, /metrics and
-status pages from /. Every write goes through a Raft log on disk before
+serves remote write 1.0 and 2.0 on /api/v1/push and /api/v1/write, the
+Prometheus query API under /api/v1 and /prometheus/api/v1, /ready,
+/metrics and status pages from /. Every write goes through a Raft log on disk before
 it is acknowledged. Without cluster flags it runs as a cluster of one
 that opens no Raft port; -cluster.node-id with -raft.listen-address
 starts a cluster others can join (-cluster.join), every node with the

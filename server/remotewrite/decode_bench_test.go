@@ -9,6 +9,7 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/myelindb/myelin/internal/tsdata"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 )
 
 // nodeRequest returns a node_exporter-like WriteRequest of n series with
@@ -145,6 +146,99 @@ func BenchmarkDecode(b *testing.B) {
 				if err := lim.ValidateLabels(s.Labels); err != nil {
 					b.Fatal(err)
 				}
+			}
+		}
+		report(b, cpu0)
+	})
+}
+
+// BenchmarkDecodeV2 measures remote write 2.0 decoding against 1.0 on the
+// same load, in one run: the 2000 node_exporter series x 1 sample of
+// BenchmarkDecode, as a 1.0 WriteRequest and as a 2.0 Request (one
+// symbols table, as Prometheus's sender builds it). Each sub-benchmark
+// decodes a snappy body into a warm Request (Decoder.Decode,
+// Decoder.DecodeV2): the same outputs, every series' Samples, Key and
+// Hash (op=decode). CPU-s/Msample is the figure to compare
+// (docs/design.md, "Remote write 2.0"). op=validate adds
+// Limits.CheckSeries of every series, through Request.LabelsOf;
+// op=writev2 is the reference, the gogo-generated writev2.Request
+// (snappy.Decode + Unmarshal, as Prometheus's receiver does).
+//
+//	go test -run '^$' -bench 'BenchmarkDecodeV2' -count 10 ./server/remotewrite/
+func BenchmarkDecodeV2(b *testing.B) {
+	const nSamples = 2000
+	req1 := nodeRequest(b, nSamples)
+	body1, err := req1.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	req2 := toV2(req1)
+	body2, err := req2.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	comp1, comp2 := snappy.Encode(nil, body1), snappy.Encode(nil, body2)
+	b.Logf("1.0: %d bytes protobuf, %d snappy; 2.0: %d bytes protobuf (%d symbols), %d snappy",
+		len(body1), len(comp1), len(body2), len(req2.Symbols), len(comp2))
+	report := func(b *testing.B, cpu0 time.Duration) {
+		cpu := processCPU() - cpu0
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/nSamples, "ns/sample")
+		if cpu > 0 {
+			b.ReportMetric(cpu.Seconds()*1e6/float64(b.N*nSamples), "CPU-s/Msample")
+		}
+	}
+	d, err := NewDecoder(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	lim := Limits{}
+	for _, bc := range []struct {
+		name     string
+		body     []byte
+		decode   func(*Request, []byte) error
+		validate bool
+	}{
+		{"proto=1.0/op=decode", comp1, d.Decode, false},
+		{"proto=2.0/op=decode", comp2, d.DecodeV2, false},
+		{"proto=1.0/op=validate", comp1, d.Decode, true},
+		{"proto=2.0/op=validate", comp2, d.DecodeV2, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var r Request
+			var labels []Label
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bc.body)))
+			cpu0 := processCPU()
+			for b.Loop() {
+				if err := bc.decode(&r, bc.body); err != nil {
+					b.Fatal(err)
+				}
+				if !bc.validate {
+					continue
+				}
+				for i := range r.Series {
+					s := &r.Series[i]
+					labels = r.LabelsOf(s, labels)
+					if err := lim.CheckSeries(s, labels); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			report(b, cpu0)
+		})
+	}
+	b.Run("proto=2.0/op=writev2", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(comp2)))
+		cpu0 := processCPU()
+		for b.Loop() {
+			buf, err := snappy.Decode(nil, comp2)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var wr writev2.Request
+			if err := wr.Unmarshal(buf); err != nil {
+				b.Fatal(err)
 			}
 		}
 		report(b, cpu0)

@@ -121,10 +121,30 @@ func (d *Decoder) DecodedLen(body []byte) (int, error) {
 // size limits are checked before anything is allocated (DecodedLen), so a
 // snappy bomb costs a few bytes of header parsing. body is not retained.
 func (d *Decoder) Decode(r *Request, body []byte) error {
+	out, err := d.decompress(r, body)
+	if err != nil {
+		return err
+	}
+	return r.Unmarshal(out)
+}
+
+// DecodeV2 is Decode for a remote-write 2.0 body: it decompresses body
+// and decodes it with r.UnmarshalV2.
+func (d *Decoder) DecodeV2(r *Request, body []byte) error {
+	out, err := d.decompress(r, body)
+	if err != nil {
+		return err
+	}
+	return r.UnmarshalV2(out)
+}
+
+// decompress decompresses body into r's reusable buffer, within the
+// limits, and returns the uncompressed bytes.
+func (d *Decoder) decompress(r *Request, body []byte) ([]byte, error) {
 	r.Reset()
 	n, err := d.DecodedLen(body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cap(r.buf) < n {
 		r.buf = make([]byte, n)
@@ -135,9 +155,9 @@ func (d *Decoder) Decode(r *Request, body []byte) error {
 	// Accepting a superset of valid bodies harms no sender.
 	out, err := snappy.Decode(r.buf[:n], body)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrSnappy, err)
+		return nil, fmt.Errorf("%w: %v", ErrSnappy, err)
 	}
 	// INVARIANT: out aliases r.buf (len(r.buf[:n]) == n is enough room), so
 	// the next Decode reuses it.
-	return r.Unmarshal(out)
+	return out, nil
 }

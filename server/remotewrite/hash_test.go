@@ -5,14 +5,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/myelindb/myelin/internal/tsdata"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 )
 
-// TestHashGolden freezes the series hash: it places series on Raft groups,
-// so a change here moves data. Never update the constant without a
-// migration plan.
+// TestHashGolden: the series key is labels.StableHash's input, frozen
+// here by the hash of one key.
 func TestHashGolden(t *testing.T) {
 	body, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
 		Labels: []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "empty", Value: ""}, {Name: "job", Value: "node"}},
@@ -25,14 +26,14 @@ func TestHashGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	const golden = 0x1585e2399cc2df6 // labels.StableHash({__name__="up", job="node"}), Prometheus v0.314
-	if got := r.Series[0].Hash; got != golden {
+	if got := xxhash.Sum64(r.Series[0].Key); got != golden {
 		t.Fatalf("hash %#x, golden %#x", got, golden)
 	}
 }
 
-// TestHashMatchesStableHash: every real label set of the shared data, and
-// label sets over 1 KB (where StableHash switches to streaming), hash as
-// labels.StableHash does.
+// TestHashMatchesStableHash: the key of every real label set of the
+// shared data, and of label sets over 1 KB (where StableHash switches to
+// streaming), hashes as labels.StableHash hashes the set.
 func TestHashMatchesStableHash(t *testing.T) {
 	var sets []labels.Labels
 	sets = append(sets,
@@ -70,10 +71,10 @@ func TestHashMatchesStableHash(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, ls := range sets {
-		if got, want := r.Series[i].Hash, labels.StableHash(ls); got != want {
+		if got, want := xxhash.Sum64(r.Series[i].Key), labels.StableHash(ls); got != want {
 			t.Fatalf("%s: hash %#x, labels.StableHash %#x", ls, got, want)
 		}
-		if err := checkBuildHash(ls, r.Series[i].Hash); err != nil {
+		if err := checkBuildHash(ls, xxhash.Sum64(r.Series[i].Key)); err != nil {
 			t.Fatal(err)
 		}
 	}

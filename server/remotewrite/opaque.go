@@ -13,11 +13,13 @@ import "fmt"
 type msgType uint8
 
 const (
-	msgLabel      msgType = iota + 1 // Label, inside an Exemplar
-	msgExemplar                      // Exemplar
-	msgHistogram                     // Histogram
-	msgBucketSpan                    // BucketSpan, inside a Histogram
-	msgMetadata                      // MetricMetadata
+	msgLabel       msgType = iota + 1 // Label, inside an Exemplar
+	msgExemplar                       // Exemplar
+	msgHistogram                      // Histogram
+	msgBucketSpan                     // BucketSpan, inside a Histogram
+	msgMetadata                       // MetricMetadata
+	msgHistogramV2                    // 2.0 Histogram: 1.0's and start_timestamp
+	msgExemplarV2                     // 2.0 Exemplar: labels_refs, value, timestamp
 )
 
 // fieldType is how a known field may appear on the wire.
@@ -35,9 +37,24 @@ const (
 
 // fieldOf returns the type and name of field num of message m, and for
 // ftMessage the type of the embedded message. It is the schema of
-// prompb/types.proto (Prometheus v0.314) for the checked messages.
+// prompb/types.proto and prompb/io/prometheus/write/v2/types.proto
+// (Prometheus v0.314) for the checked messages.
 func fieldOf(m msgType, num uint64) (fieldType, msgType, string) {
 	switch m {
+	case msgHistogramV2:
+		if num == 17 {
+			return ftVarint, 0, "start_timestamp"
+		}
+		return fieldOf(msgHistogram, num)
+	case msgExemplarV2:
+		switch num {
+		case 1:
+			return ftPackedVarint, 0, "labels_refs"
+		case 2:
+			return ftFixed64, 0, "value"
+		case 3:
+			return ftVarint, 0, "timestamp"
+		}
 	case msgLabel:
 		switch num {
 		case 1:

@@ -1,12 +1,12 @@
 package remotewrite
 
 import (
+	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"unsafe"
-
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/myelindb/myelin/internal/invariants"
 	"github.com/myelindb/myelin/write"
@@ -34,51 +34,87 @@ type Span struct {
 
 // Series is one TimeSeries of the request.
 type Series struct {
-	// Labels in wire order; a sub-slice of Request.Labels.
+	// Labels sorted by name (stably: the wire order of a sorted series,
+	// as senders send them); a sub-slice of Request.Labels.
 	Labels []Label
 	// Samples in wire order; a sub-slice of Request.Samples.
 	Samples []Sample
-	// Hash is labels.StableHash of the labels whose value is not empty, in
-	// wire order: xxhash64 of Key. For a series that passes
-	// Limits.ValidateLabels it is the hash of the label set that is stored
-	// (empty values dropped), and it equals labels.StableHash of that set,
-	// in every process and version.
-	Hash uint64
-	// Key is the input of Hash: write's label set encoding (name, 0xff,
-	// value, 0xff per label; write.AppendLabel) of the labels with a
-	// non-empty value, in wire order; a sub-slice of a buffer the Request
+	// Key is write's label set encoding (name, 0xff, value, 0xff per
+	// label; write.AppendLabel) of the labels with a
+	// non-empty value, in name order; a sub-slice of a buffer the Request
 	// owns, valid until it is reused. For a series that passes
 	// ValidateLabels it is exactly the encoding of the label set that is
 	// stored. KeyLabels is the number of labels in it. Two series with
 	// equal Key and KeyLabels have the same non-empty labels in the same
 	// order, even if one holds 0xff bytes (invalid UTF-8): 2*KeyLabels
-	// separators leave none inside a name or value.
-	Key       []byte
-	KeyLabels int
+	// separators leave none inside a name or value. It is also what
+	// labels.StableHash hashes (doc.go, "Series key").
+	Key []byte
+	// KeyLabels is the number of labels in Key.
+	KeyLabels int32
 	// Exemplars and Histograms count this series' exemplars and native
 	// histograms; their bytes are in Request.Exemplars and
 	// Request.Histograms.
-	Exemplars, Histograms int
+	Exemplars, Histograms int32
+	// refs0 and nrefs (2.0 only): the series' label references are
+	// Request.Refs[refs0:refs0+nrefs] (Request.RefsOf). Offsets, not a
+	// slice: a Series of 96 bytes, as before 2.0, keeps the decoder's
+	// memory for 1.0's smallest series.
+	refs0, nrefs int32
+	// problem (2.0 only): what makes the series unwritable, if anything
+	// (Err, Request.SeriesError).
+	problem problem
 }
 
-// Request is a decoded remote-write 1.0 WriteRequest. It is reused across
-// requests: Decode and Unmarshal overwrite it and, once its slices have
-// grown to the size of the largest request seen, allocate nothing.
+// Proto is the protobuf message of a remote-write body.
+type Proto uint8
+
+const (
+	// ProtoV1 is prometheus.WriteRequest, remote write 1.0.
+	ProtoV1 Proto = iota + 1
+	// ProtoV2 is io.prometheus.write.v2.Request, remote write 2.0.
+	ProtoV2
+)
+
+func (p Proto) String() string {
+	switch p {
+	case ProtoV1:
+		return "prometheus.WriteRequest"
+	case ProtoV2:
+		return "io.prometheus.write.v2.Request"
+	}
+	return fmt.Sprintf("proto(%d)", uint8(p))
+}
+
+// Request is a decoded remote-write request: a 1.0 WriteRequest or a 2.0
+// Request, in the same shape (Series with their Key and Samples).
+// It is reused across requests: Decode and Unmarshal (DecodeV2 and
+// UnmarshalV2) overwrite it and, once its slices have grown to the size
+// of the largest request seen, allocate nothing.
 //
-// Ownership: every []byte in the Request (labels, Body) aliases the
-// decompressed buffer the Request owns (after Decoder.Decode) or the
+// Ownership: every []byte in the Request (labels, symbols, Body) aliases
+// the decompressed buffer the Request owns (after Decoder.Decode) or the
 // caller's buffer (after Unmarshal). They are valid until the next Decode,
 // Unmarshal or Reset of this Request; copy what must outlive it. A Request
 // is not safe for concurrent use.
 type Request struct {
+	// Proto is the message decoded: ProtoV1 or ProtoV2.
+	Proto   Proto
 	Series  []Series
-	Labels  []Label  // all series' labels, series after series
+	Labels  []Label  // 1.0: all series' labels, series after series
 	Samples []Sample // all series' samples, series after series
+	// Symbols (2.0 only) is the symbols table, aliasing Body; Refs all
+	// series' label references into it, name and value in turn, series
+	// after series, each series' sorted by name (RefsOf). A 2.0 series
+	// has no Labels: LabelsOf resolves its references.
+	Symbols [][]byte
+	Refs    []uint32
 	// Exemplars, Histograms and Metadata are the byte ranges in Body of the
-	// request's exemplars, native histograms and metadata, which are
-	// checked for well-formedness but not decoded.
+	// request's exemplars, native histograms and metadata (1.0: the
+	// request's MetricMetadata; 2.0: each series' Metadata that is not
+	// empty), which are checked for well-formedness but not decoded.
 	Exemplars, Histograms, Metadata []Span
-	// Body is the uncompressed WriteRequest the slices point into.
+	// Body is the uncompressed message the slices point into.
 	Body []byte
 
 	buf    []byte // decompressed body, reused by Decoder.Decode
@@ -87,6 +123,14 @@ type Request struct {
 	// sized: this Unmarshal has sized the slices for the whole body
 	// (presize); they no longer grow.
 	sized bool
+	// symbolsAll (2.0): Symbols holds every symbol of the body, not just
+	// those before the series being decoded.
+	symbolsAll bool
+	// The previous 2.0 series whose key was built, for the next to share
+	// (keyV2): its references Refs[prevRefs0:prevRefs0+prevNRefs], its
+	// key keys[prevKey0:]; ends[i] is where its label i ends in the key.
+	prevRefs0, prevNRefs, prevKey0 int
+	ends                           []labelEnd
 }
 
 // Memory bound of decoding: the elements appended to a Request (Series,
@@ -113,6 +157,8 @@ const (
 	labelBytes  = int(unsafe.Sizeof(Label{}))
 	sampleBytes = int(unsafe.Sizeof(Sample{}))
 	spanBytes   = int(unsafe.Sizeof(Span{}))
+	symbolBytes = int(unsafe.Sizeof([]byte(nil)))
+	refBytes    = int(unsafe.Sizeof(uint32(0)))
 )
 
 // spend takes n bytes from the budget; false means the request is over.
@@ -130,13 +176,15 @@ func (r *Request) tooLarge() error {
 type elements struct {
 	series, labels, samples         int
 	exemplars, histograms, metadata int
+	symbols, refs                   int // 2.0 only
 	keyBytes                        int // bound of the Series.Key bytes
 }
 
-// bytes is the memory the elements take, as the budget counts it.
+// bytes is the memory the elements take, as the budget counts it (keys
+// not included).
 func (c elements) bytes() int {
 	return c.series*seriesBytes + c.labels*labelBytes + c.samples*sampleBytes +
-		(c.exemplars+c.histograms+c.metadata)*spanBytes
+		(c.exemplars+c.histograms+c.metadata)*spanBytes + c.symbols*symbolBytes + c.refs*refBytes
 }
 
 // countElements returns, for the WriteRequest in b, at least as many of
@@ -254,14 +302,21 @@ func grow[E any](s []E, n int) []E {
 // Request keeps the high-water mark of every request it decoded.
 func (r *Request) RetainedBytes() int {
 	return cap(r.buf) + cap(r.keys) + cap(r.Series)*seriesBytes + cap(r.Labels)*labelBytes +
-		cap(r.Samples)*sampleBytes + (cap(r.Exemplars)+cap(r.Histograms)+cap(r.Metadata))*spanBytes
+		cap(r.Samples)*sampleBytes + (cap(r.Exemplars)+cap(r.Histograms)+cap(r.Metadata))*spanBytes +
+		cap(r.Symbols)*symbolBytes + cap(r.Refs)*refBytes + 8*cap(r.ends)
 }
 
 // Reset empties r and drops its references to the body, keeping capacity.
 func (r *Request) Reset() {
 	clear(r.Labels) // drop references into the old body
+	clear(r.Symbols)
+	r.Proto = 0
 	r.Series = r.Series[:0]
 	r.Labels = r.Labels[:0]
+	r.Symbols = r.Symbols[:0]
+	r.Refs = r.Refs[:0]
+	r.symbolsAll = false
+	r.prevRefs0, r.prevNRefs, r.prevKey0 = 0, 0, 0
 	r.keys = r.keys[:0]
 	r.Samples = r.Samples[:0]
 	r.Exemplars = r.Exemplars[:0]
@@ -283,6 +338,7 @@ func (r *Request) BufferBytes() int { return cap(r.buf) }
 // of memory per body byte plus 1 MiB (see memPerByte).
 func (r *Request) Unmarshal(body []byte) error {
 	r.Reset()
+	r.Proto = ProtoV1
 	r.Body = body
 	r.budget = memPerByte*len(body) + memSlack
 	r.sized = false
@@ -335,26 +391,32 @@ func (r *Request) Unmarshal(body []byte) error {
 			}
 		}
 	}
-	r.link()
+	if r.sized || invariants.Enabled {
+		r.link()
+	}
 	return nil
 }
 
-// link points each Series' Labels and Samples into the flat slices, now
-// that they no longer grow. During decoding a Series' slices are used only
-// for their lengths: they may point into arrays that append has since
-// outgrown, which link lets the GC free.
+// link points each Series' Labels, Samples and Key into the flat slices,
+// after presize moved them. Before, a Series' slices point into arrays
+// that presize has since replaced (their contents as when decoded, as
+// nothing grows but by presize), which link lets the GC free; a warm
+// Request is never presized and skips it (2% of a decode).
 func (r *Request) link() {
 	nl, ns, nk := 0, 0, 0
 	for i := range r.Series {
 		s := &r.Series[i]
 		l, n, k := len(s.Labels), len(s.Samples), len(s.Key)
-		s.Labels = r.Labels[nl : nl+l : nl+l]
+		if l > 0 {
+			s.Labels = r.Labels[nl : nl+l : nl+l]
+		}
 		s.Samples = r.Samples[ns : ns+n : ns+n]
 		s.Key = r.keys[nk : nk+k : nk+k]
 		nl, ns, nk = nl+l, ns+n, nk+k
 	}
-	if invariants.Enabled && (nl != len(r.Labels) || ns != len(r.Samples)) {
-		panic(fmt.Sprintf("BUG: series cover %d labels and %d samples of %d and %d", nl, ns, len(r.Labels), len(r.Samples)))
+	if invariants.Enabled && (nl != len(r.Labels) || ns != len(r.Samples) || nk != len(r.keys)) {
+		panic(fmt.Sprintf("BUG: series cover %d labels, %d samples and %d key bytes of %d, %d and %d",
+			nl, ns, nk, len(r.Labels), len(r.Samples), len(r.keys)))
 	}
 }
 
@@ -465,6 +527,14 @@ func (r *Request) decodeSeries(b []byte, pos, end int) error {
 		return r.tooLarge()
 	}
 	ls := r.Labels[l0:]
+	// Prometheus 3 sorts a series' labels (labels.ScratchBuilder.Sort in
+	// prompb's ToLabels) and accepts them in any order; so do we. Senders
+	// sort them already: the check costs ~1 ns per label, the sort only
+	// runs for the rare unsorted series. Stable, so duplicate names keep
+	// their wire order for the error that names them.
+	if !sortedByName(ls) {
+		slices.SortStableFunc(ls, compareNames)
+	}
 	// The key takes less than the series' bytes: keyLen only near the end
 	// of the room.
 	if room := cap(r.keys) - len(r.keys); !r.sized && (len(r.Series) == cap(r.Series) || room < end-start0 && room < keyLen(ls)) {
@@ -475,27 +545,48 @@ func (r *Request) decodeSeries(b []byte, pos, end int) error {
 	}
 	k0 := len(r.keys)
 	var nk int
-	r.keys, nk = appendHashInput(r.keys, ls)
+	r.keys, nk = appendKey(r.keys, ls)
 	key := r.keys[k0:]
 	r.Series = append(r.Series, Series{
 		// Lengths only; link makes them sub-slices.
 		Labels:     ls[:len(ls):len(ls)],
 		Samples:    r.Samples[s0:len(r.Samples):len(r.Samples)],
-		Hash:       xxhash.Sum64(key),
 		Key:        key[:len(key):len(key)],
-		KeyLabels:  nk,
-		Exemplars:  nex,
-		Histograms: nh,
+		KeyLabels:  int32(nk),
+		Exemplars:  int32(nex),
+		Histograms: int32(nh),
 	})
 	return nil
 }
 
-// appendHashInput appends the labels.StableHash input of ls, skipping
-// labels with an empty value (they are dropped before storing), and
-// returns the number of labels appended. The input is write's label set
-// encoding (name LabelSep value LabelSep per label), which StableHash
-// hashes too.
-func appendHashInput(dst []byte, ls []Label) ([]byte, int) {
+// sortedByName reports whether ls is sorted by name; equal names count
+// as sorted (duplicates are validation's to refuse).
+func sortedByName(ls []Label) bool {
+	for i := 1; i < len(ls); i++ {
+		if nameLess(ls[i].Name, ls[i-1].Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// nameLess reports whether a sorts before b. Label names nearly always
+// differ in their first byte: comparing it first is ~4x faster than
+// bytes.Compare's call for each pair.
+func nameLess(a, b []byte) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return bytes.Compare(a, b) < 0
+}
+
+func compareNames(a, b Label) int { return bytes.Compare(a.Name, b.Name) }
+
+// appendKey appends the series key of ls (write's label set encoding,
+// name LabelSep value LabelSep per label), skipping labels with an empty
+// value (they are dropped before storing), and returns the number of
+// labels appended.
+func appendKey(dst []byte, ls []Label) ([]byte, int) {
 	// Four appends per label (write.AppendLabel, inlined) measured 20%
 	// faster than sizing once and copying (44 vs 55 ns per node_exporter
 	// series).
@@ -510,7 +601,7 @@ func appendHashInput(dst []byte, ls []Label) ([]byte, int) {
 	return dst, n
 }
 
-// keyLen is the length of appendHashInput's encoding of ls.
+// keyLen is the length of appendKey's encoding of ls.
 func keyLen(ls []Label) int {
 	n := 0
 	for _, l := range ls {

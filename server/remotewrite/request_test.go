@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,7 +66,10 @@ func compare(want *prompb.WriteRequest, got *Request) error {
 		if len(gs.Labels) != len(ws.Labels) || len(gs.Samples) != len(ws.Samples) {
 			return fmt.Errorf("series %d: %d labels %d samples, want %d %d", i, len(gs.Labels), len(gs.Samples), len(ws.Labels), len(ws.Samples))
 		}
-		for j, wl := range ws.Labels {
+		// Labels come sorted by name, stably, as Prometheus 3 sorts them.
+		wls := slices.Clone(ws.Labels)
+		slices.SortStableFunc(wls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+		for j, wl := range wls {
 			if string(gs.Labels[j].Name) != wl.Name || string(gs.Labels[j].Value) != wl.Value {
 				return fmt.Errorf("series %d label %d: %q=%q, want %q=%q", i, j, gs.Labels[j].Name, gs.Labels[j].Value, wl.Name, wl.Value)
 			}
@@ -76,11 +80,11 @@ func compare(want *prompb.WriteRequest, got *Request) error {
 				return fmt.Errorf("series %d sample %d: %d %x, want %d %x", i, j, g.T, math.Float64bits(g.V), w.Timestamp, math.Float64bits(w.Value))
 			}
 		}
-		if gs.Exemplars != len(ws.Exemplars) || gs.Histograms != len(ws.Histograms) {
+		if int(gs.Exemplars) != len(ws.Exemplars) || int(gs.Histograms) != len(ws.Histograms) {
 			return fmt.Errorf("series %d: %d exemplars %d histograms, want %d %d", i, gs.Exemplars, gs.Histograms, len(ws.Exemplars), len(ws.Histograms))
 		}
-		if h := refHash(ws.Labels); gs.Hash != h {
-			return fmt.Errorf("series %d: hash %x, want %x", i, gs.Hash, h)
+		if h := refHash(wls); xxhash.Sum64(gs.Key) != h {
+			return fmt.Errorf("series %d: key %q hashes to %x, want %x", i, gs.Key, xxhash.Sum64(gs.Key), h)
 		}
 		nl, ns, ne, nh = nl+len(ws.Labels), ns+len(ws.Samples), ne+len(ws.Exemplars), nh+len(ws.Histograms)
 	}
@@ -91,27 +95,27 @@ func compare(want *prompb.WriteRequest, got *Request) error {
 	return nil
 }
 
-// refHash is the reference series hash: labels.StableHash of the
-// non-empty labels when they are sorted and unique (what is stored), else
-// the same algorithm written out (StableHash needs a sorted set).
+// refHash is the reference series hash of labels sorted by name:
+// labels.StableHash of the non-empty labels when their names are unique
+// (what is stored), else the same algorithm written out (StableHash
+// needs a valid set).
 func refHash(ls []prompb.Label) uint64 {
 	var b labels.ScratchBuilder
 	var raw []byte
-	sorted := true
+	unique := true
 	prev := ""
 	for i, l := range ls {
 		if l.Value == "" {
 			continue
 		}
 		if i > 0 && l.Name <= prev {
-			sorted = false
+			unique = false
 		}
 		prev = l.Name
 		b.Add(l.Name, l.Value)
 		raw = append(append(append(append(raw, l.Name...), 0xff), l.Value...), 0xff)
 	}
-	if sorted {
-		b.Sort()
+	if unique {
 		return labels.StableHash(b.Labels())
 	}
 	return xxhash.Sum64(raw)
@@ -233,6 +237,8 @@ func TestUnmarshalWireVariants(t *testing.T) {
 		{"max field number", wrap(pvarint(nil, maxFieldNumber, 1))},
 		{"unpacked histogram deltas", wrap(pbytes(nil, 4, pvarint(pvarint(nil, 9, 1), 12, 3)))},
 		{"metadata only", pbytes(nil, 3, pvarint(nil, 1, 2))},
+		{"unsorted labels", wrap(pseries(pbytes(nil, 1, plabel("job", "x")), pbytes(nil, 1, plabel("__name__", "up")), pbytes(nil, 1, plabel("a", "1")), pbytes(nil, 2, smp)))},
+		{"unsorted duplicates keep wire order", wrap(pseries(pbytes(nil, 1, plabel("b", "2")), pbytes(nil, 1, plabel("a", "1")), pbytes(nil, 1, plabel("b", "1")), pbytes(nil, 2, smp)))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var want prompb.WriteRequest
