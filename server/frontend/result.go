@@ -41,8 +41,8 @@ type hpoint struct {
 
 // result is a decoded answer of /query or /query_range.
 type result struct {
-	resultType string   // matrix, vector, scalar, string
-	series     []series // matrix, vector (one point each)
+	resultType string          // matrix, vector, scalar, string
+	series     []series        // matrix, vector (one point each)
 	raw        json.RawMessage // scalar, string: the result as the API wrote it
 	warnings   []string
 	infos      []string

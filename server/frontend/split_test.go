@@ -18,9 +18,9 @@ func TestSplitByInterval(t *testing.T) {
 	const h = int64(time.Hour / time.Millisecond)
 	const d = 24 * h
 	for _, tc := range []struct {
-		name                      string
+		name                       string
 		start, end, step, interval int64
-		want                      []span
+		want                       []span
 	}{
 		{"no split", 0, 3 * d, 60_000, 0, []span{{0, 3 * d}}},
 		{"end off the grid", 0, 3*d + 1, 60_000, 0, []span{{0, 3 * d}}},
