@@ -31,15 +31,18 @@ build: ## build bin/myelin
 test: ## run all tests (honours TESTFLAGS)
 	$(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
 
-# The end-to-end tests in cmd/myelin run a real Prometheus (Debian's 2.42)
-# and the UI's browser test Debian's Chromium: without them they skip, or
-# fail when CI is set. .ci/run installs them the same way.
-e2e-deps: ## install Prometheus and Chromium for the end-to-end and browser tests (apt-get, if missing)
+# The end-to-end tests in cmd/myelin run a real Prometheus (Debian's 2.42),
+# the UI's browser test Debian's Chromium, and the query frontend's results
+# cache tests a real memcached (Debian's; each test starts its own on a
+# free port): without them they skip, or fail when CI is set. .ci/run
+# installs them the same way.
+e2e-deps: ## install Prometheus, Chromium and memcached for the end-to-end, browser and cache tests (apt-get, if missing)
 	@missing=""; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v memcached >/dev/null 2>&1 || missing="$$missing memcached"; \
 	if [ -z "$$missing" ]; then \
-		echo "prometheus and chromium found"; \
+		echo "prometheus, chromium and memcached found"; \
 	else \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		$$sudo apt-get update -q && \

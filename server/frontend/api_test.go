@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/stats"
 	"github.com/prometheus/prometheus/util/teststorage"
@@ -60,7 +61,13 @@ func (a *fakeAPI) store(t testing.TB, org string) *teststorage.TestStorage {
 	defer a.mu.Unlock()
 	s, ok := a.stores[org]
 	if !ok {
-		s = teststorage.New(t)
+		// Long blocks and an out-of-order window: tests load days of
+		// samples series by series, and backfill.
+		s = teststorage.New(t, func(o *tsdb.Options) {
+			o.MinBlockDuration = (10 * 24 * time.Hour).Milliseconds()
+			o.MaxBlockDuration = o.MinBlockDuration
+			o.OutOfOrderTimeWindow = o.MinBlockDuration
+		})
 		a.stores[org] = s
 	}
 	return s

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // piece is the part of a range query in one split interval.
@@ -138,7 +139,7 @@ func (f *Frontend) lookup(ctx context.Context, pieces []*piece, notBefore int64)
 			continue
 		}
 		e, err := decodeExtent(v)
-		if err != nil || e.key != p.key || e.cachedAt < notBefore || e.end < p.start || e.start > p.end {
+		if err != nil || e.key != p.key || e.cachedAt <= notBefore || e.end < p.start || e.start > p.end {
 			f.m.cacheMisses.Inc()
 			continue
 		}
@@ -227,13 +228,24 @@ func (f *Frontend) store(ctx context.Context, p *piece, req *request, now, maxCa
 	if p.ext != nil && start == p.ext.start && end == p.ext.end {
 		return // what was computed is all too fresh to cache
 	}
-	e := &extent{key: p.key, cachedAt: now, start: start, end: end, series: cut(mergeMatrices(parts), start, end)}
+	// INVARIANT: an extent's cachedAt is when its oldest part was
+	// computed, so joining fresh steps to it never extends the life of
+	// the old ones: the staleness bound is the TTL from that time.
+	cachedAt := now
+	if p.ext != nil {
+		cachedAt = p.ext.cachedAt
+	}
+	ttl := req.limits.ResultsCacheTTL - time.Duration(now-cachedAt)*time.Millisecond
+	if ttl <= 0 {
+		return
+	}
+	e := &extent{key: p.key, cachedAt: cachedAt, start: start, end: end, series: cut(mergeMatrices(parts), start, end)}
 	v := encodeExtent(e)
 	if len(v) > maxExtentBytes {
 		f.m.cacheStores.WithLabelValues("too_large").Inc()
 		return
 	}
-	f.opts.Cache.Store(ctx, hashKey(p.key), v, req.limits.ResultsCacheTTL)
+	f.opts.Cache.Store(ctx, hashKey(p.key), v, ttl)
 	f.m.cacheStores.WithLabelValues("stored").Inc()
 }
 
