@@ -197,16 +197,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	parserOpts := parser.Options{}
-	if opts.EnableExperimental {
-		parserOpts = parser.Options{
-			EnableExperimentalFunctions:  true,
-			ExperimentalDurationExpr:     true,
-			EnableExtendedRangeSelectors: true,
-			EnableBinopFillModifiers:     true,
-		}
-	}
-	p := parser.NewParser(parserOpts)
+	p := NewParser(opts.EnableExperimental)
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:        opts.Logger,
 		Reg:           opts.Registerer,
@@ -265,6 +256,21 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		mem:        &memoryReleaser{minCost: opts.FreeMemorySamples, interval: freeMemoryInterval},
 		freeMemory: freeMemory,
 	}, nil
+}
+
+// NewParser returns the PromQL parser of the query API: Prometheus's, with
+// all of its experimental features if experimental (QueryOptions.
+// EnableExperimental). The query frontend parses with the same one.
+func NewParser(experimental bool) parser.Parser {
+	if !experimental {
+		return parser.NewParser(parser.Options{})
+	}
+	return parser.NewParser(parser.Options{
+		EnableExperimentalFunctions:  true,
+		ExperimentalDurationExpr:     true,
+		EnableExtendedRangeSelectors: true,
+		EnableBinopFillModifiers:     true,
+	})
 }
 
 // overrideErrorCode gives the endpoints that are not PromQL (series,
