@@ -47,6 +47,9 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, req *r
 		req.info = inspect(req.expr)
 	}
 	interval := l.SplitInterval.Milliseconds()
+	if req.info.rangeFunc {
+		interval = 0
+	}
 	spans := splitByInterval(req.start, req.end, step, interval)
 	if len(spans) > 1 {
 		f.m.split.Add(float64(len(spans)))
@@ -55,7 +58,7 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, req *r
 	// Answers for times after maxCacheTime are not cached: samples may
 	// still arrive for them.
 	maxCacheTime := now - l.MaxCacheFreshness.Milliseconds()
-	cacheable := f.opts.Cache != nil && l.CacheResults && !req.info.negativeOffset &&
+	cacheable := f.opts.Cache != nil && l.CacheResults && !req.info.negativeOffset && !req.info.rangeFunc &&
 		!(req.info.at && req.info.maxAt > maxCacheTime)
 	pieces := make([]*piece, len(spans))
 	for i, s := range spans {

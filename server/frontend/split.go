@@ -65,6 +65,10 @@ type exprInfo struct {
 	maxAt int64
 	// negativeOffset: it looks at samples after the evaluation time.
 	negativeOffset bool
+	// rangeFunc: it calls start(), end() or range() (Prometheus 3's
+	// experimental functions), whose values are the query's range: it is
+	// neither split nor cached.
+	rangeFunc bool
 }
 
 func inspect(expr parser.Expr) exprInfo {
@@ -89,6 +93,11 @@ func inspect(expr parser.Expr) exprInfo {
 			visit(n.Timestamp, n.StartOrEnd, int64(n.OriginalOffset))
 		case *parser.SubqueryExpr:
 			visit(n.Timestamp, n.StartOrEnd, int64(n.OriginalOffset))
+		case *parser.Call:
+			switch n.Func.Name {
+			case "start", "end", "range":
+				info.rangeFunc = true
+			}
 		}
 		return nil
 	})
