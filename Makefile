@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot promql-frontend bench-frontend
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,6 +76,14 @@ ui-check: $(UI_DEPS) ## rebuild the UI into a temporary directory; fail if it di
 
 ui-screenshot: ## run the browser test and write its screenshot of the graph to docs/ui-graph.png
 	MYELIN_UI_SCREENSHOT=$(CURDIR)/docs/ui-graph.png $(GO) test -count=1 -run '^TestUIBrowser$$' -v ./cmd/myelin/
+
+# Prometheus's PromQL test scripts (../shared/promqltest-testdata) and the
+# PromQL compliance queries (../shared/promql-compliance) over HTTP, each
+# run twice: straight to the query API and through the query frontend
+# (split into 5-minute pieces, results cache on); the frontend must answer
+# exactly as the API does. `make test` runs them too.
+promql-frontend: ## PromQL scripts and compliance queries over HTTP, without and with the query frontend
+	$(GO) test -count=1 -run '^(TestPromQLScriptsHTTP|TestPromQLComplianceHTTP)$$' $(TESTFLAGS) ./server
 
 VETFLAGS    ?=
 

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/prometheus/util/stats"
 	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/myelindb/myelin/internal/tsdata"
 	"github.com/myelindb/myelin/server/frontend"
@@ -288,4 +289,165 @@ func unsupportedPart(part string) string {
 		return "start timestamps"
 	}
 	return ""
+}
+
+// complianceVariants are the values the PromQL compliance tester
+// substitutes for the {{.name}} arguments of its queries (its
+// testcases.go).
+var complianceVariants = map[string][]string{
+	"range":                {"1s", "15s", "1m", "5m", "15m", "1h"},
+	"offset":               {"1m", "5m", "10m"},
+	"simpleAggrOp":         {"sum", "avg", "max", "min", "count", "stddev", "stdvar"},
+	"topBottomOp":          {"topk", "bottomk"},
+	"quantile":             {"-0.5", "0.1", "0.5", "0.75", "0.95", "0.90", "0.99", "1", "1.5"},
+	"arithBinOp":           {"+", "-", "*", "/", "%", "^"},
+	"compBinOp":            {"==", "!=", "<", ">", "<=", ">="},
+	"binOp":                {"+", "-", "*", "/", "%", "^", "==", "!=", "<", ">", "<=", ">="},
+	"simpleMathFunc":       {"abs", "ceil", "floor", "exp", "sqrt", "ln", "log2", "log10", "round"},
+	"extrapolatedRateFunc": {"delta", "rate", "increase"},
+	"clampFunc":            {"clamp_min", "clamp_max"},
+	"instantRateFunc":      {"idelta", "irate"},
+	"dateFunc":             {"day_of_month", "day_of_week", "days_in_month", "hour", "minute", "month", "year"},
+	"simpleTimeAggrOp":     {"sum", "avg", "max", "min", "count", "stddev", "stdvar", "absent", "last", "present"},
+}
+
+// expandCompliance returns the queries of a compliance test case, one per
+// combination of its variant arguments.
+func expandCompliance(t *testing.T, query string, args []string) []string {
+	out := []string{query}
+	for _, a := range args {
+		vals, ok := complianceVariants[a]
+		require.True(t, ok, "unknown variant argument %q", a)
+		var next []string
+		for _, q := range out {
+			for _, v := range vals {
+				next = append(next, strings.ReplaceAll(q, "{{."+a+"}}", v))
+			}
+		}
+		out = next
+	}
+	return out
+}
+
+// loadComplianceData writes series shaped like the compliance tester's
+// demo service (three instances, 5 s scrapes) for the last hours of end
+// into a tenant of ts.
+func loadComplianceData(t *testing.T, s *teststorage.TestStorage, end time.Time, hours int) {
+	app := s.Appender(context.Background())
+	instances := []string{"demo.promlabs.com:10000", "demo.promlabs.com:10001", "demo.promlabs.com:10002"}
+	start := end.Add(-time.Duration(hours) * time.Hour)
+	add := func(l labels.Labels, f func(k int, ts time.Time) (float64, bool)) {
+		k := 0
+		for ts := start; !ts.After(end); ts = ts.Add(5 * time.Second) {
+			if v, ok := f(k, ts); ok {
+				_, err := app.Append(0, l, ts.UnixMilli(), v)
+				require.NoError(t, err)
+			}
+			k++
+		}
+	}
+	for i, inst := range instances {
+		base := []string{"instance", inst, "job", "demo"}
+		lbl := func(extra ...string) labels.Labels { return labels.FromStrings(append(append([]string{}, base...), extra...)...) }
+		for j, typ := range []string{"free", "buffers", "cached", "used"} {
+			add(lbl("__name__", "demo_memory_usage_bytes", "type", typ), func(k int, _ time.Time) (float64, bool) {
+				return float64((j+1)*1_000_000_000 + (i+1)*37*k%997*1000), true
+			})
+		}
+		add(lbl("__name__", "demo_num_cpus"), func(int, time.Time) (float64, bool) { return float64(4 + i), true })
+		for j, mode := range []string{"idle", "user", "system"} {
+			add(lbl("__name__", "demo_cpu_usage_seconds_total", "mode", mode), func(k int, _ time.Time) (float64, bool) {
+				if k == 1000 && j == 1 {
+					return 0, true // a counter reset
+				}
+				return float64(k*(j+1)) * 0.37 * float64(i+1), true
+			})
+		}
+		add(lbl("__name__", "demo_disk_usage_bytes"), func(k int, _ time.Time) (float64, bool) { return float64(1e10 + float64(k*(i+1))*1e5), true })
+		add(lbl("__name__", "demo_batch_last_success_timestamp_seconds"), func(_ int, ts time.Time) (float64, bool) {
+			return float64(ts.Truncate(time.Hour).Unix()), true
+		})
+		add(lbl("__name__", "demo_intermittent_metric"), func(k int, _ time.Time) (float64, bool) { return float64(k), k/60%3 != 0 })
+		for _, method := range []string{"GET", "POST"} {
+			for _, path := range []string{"/api/foo", "/api/bar"} {
+				var cum float64
+				for _, le := range []string{"0.0001", "0.00015", "0.001", "0.01", "0.1", "1", "+Inf"} {
+					cum++
+					c := cum
+					add(lbl("__name__", "demo_api_request_duration_seconds_bucket", "method", method, "path", path, "status", "200", "le", le),
+						func(k int, _ time.Time) (float64, bool) { return float64(k) * c * float64(i+1), true })
+				}
+				add(lbl("__name__", "demo_api_request_duration_seconds_count", "method", method, "path", path, "status", "200"),
+					func(k int, _ time.Time) (float64, bool) { return float64(k) * cum * float64(i+1), true })
+				add(lbl("__name__", "demo_api_request_duration_seconds_sum", "method", method, "path", path, "status", "200"),
+					func(k int, _ time.Time) (float64, bool) { return float64(k) * 0.05 * float64(i+1), true })
+			}
+		}
+	}
+	require.NoError(t, app.Commit())
+}
+
+// TestPromQLComplianceHTTP runs the PromQL compliance queries (Prometheus 3's
+// set) as range queries over demo-shaped data straight to the query API and
+// through the frontend, whose answers must be the same bytes. It runs each
+// query twice through the frontend: the second answer comes mostly from
+// its results cache.
+func TestPromQLComplianceHTTP(t *testing.T) {
+	data := tsdata.RequireSharedDir(t)
+	file := filepath.Join(filepath.Dir(data), "promql-compliance", "promql-test-queries.prom3.yml")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("read compliance queries: %v", err)
+		}
+		t.Skipf("no compliance queries: %v", err)
+	}
+	var cases struct {
+		TestCases []struct {
+			Query       string   `yaml:"query"`
+			VariantArgs []string `yaml:"variant_args"`
+			ShouldFail  bool     `yaml:"should_fail"`
+		} `yaml:"test_cases"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &cases))
+	end := time.Now().UTC().Truncate(time.Minute)
+	s := teststorage.New(t)
+	loadComplianceData(t, s, end, 3)
+	cur := &currentStorage{}
+	cur.s.Store(s)
+	handlers := promqlHandlers(t, cur)
+	// The tester's range: the last hour at 10 s; here ending 10m before
+	// the data (so that most pieces are cached) and crossing pieces of 5m.
+	qEnd := end.Add(-10 * time.Minute)
+	form := func(q string) url.Values {
+		return url.Values{"query": {q}, "start": {qEnd.Add(-time.Hour).Format(time.RFC3339)}, "end": {qEnd.Format(time.RFC3339)}, "step": {"10s"}}
+	}
+	n, failed := 0, 0
+	for _, tc := range cases.TestCases {
+		for _, q := range expandCompliance(t, tc.Query, tc.VariantArgs) {
+			n++
+			code, want := callRaw(handlers["api"], "/api/v1/query_range", form(q))
+			if tc.ShouldFail {
+				require.NotEqual(t, http.StatusOK, code, "%s should fail", q)
+			} else if code != http.StatusOK {
+				failed++
+			}
+			for round := range 2 {
+				gotCode, got := callRaw(handlers["frontend"], "/api/v1/query_range", form(q))
+				require.Equal(t, code, gotCode, "%s (round %d): %s", q, round, got)
+				if code == http.StatusOK {
+					require.Equal(t, want, got, "%s (round %d)", q, round)
+				}
+			}
+		}
+	}
+	t.Logf("%d compliance queries both ways; %d failed on the API (and identically through the frontend)", n, failed)
+}
+
+func callRaw(h http.Handler, path string, form url.Values) (int, string) {
+	r := httptest.NewRequest(http.MethodGet, path+"?"+form.Encode(), nil)
+	r.Header.Set(tenant.Header, "compliance")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Code, w.Body.String()
 }
