@@ -85,6 +85,12 @@ ui-screenshot: ## run the browser test and write its screenshot of the graph to 
 promql-frontend: ## PromQL scripts and compliance queries over HTTP, without and with the query frontend
 	$(GO) test -count=1 -run '^(TestPromQLScriptsHTTP|TestPromQLComplianceHTTP)$$' $(TESTFLAGS) ./server
 
+# A Grafana-like dashboard (10 range queries over 7 days at a 1m step,
+# refreshed 5 times with now moving 30 s) through the query frontend: the
+# first refresh against the mean of the later ones (README).
+bench-frontend: ## the query frontend's dashboard benchmark: cold refresh vs cached refreshes (~40 s)
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFrontendDashboard$$' -benchtime 1x ./server
+
 VETFLAGS    ?=
 
 check: lint ## lint, then tests with -race -tags invariants

@@ -1,0 +1,157 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/engine"
+	"github.com/myelindb/myelin/server/frontend"
+	"github.com/myelindb/myelin/server/tenant"
+	"github.com/myelindb/myelin/write"
+)
+
+// dashboardQueries are a Grafana dashboard's panels over the load of
+// loadDashboardData: aggregations, a top-k, a quantile and per-series
+// panels of one job.
+var dashboardQueries = []string{
+	`sum(rate(http_requests_total[5m]))`,
+	`sum by (job) (rate(http_requests_total[5m]))`,
+	`topk(5, rate(http_requests_total[5m]))`,
+	`sum(increase(http_requests_total[1h]))`,
+	`avg by (instance) (memory_usage_bytes)`,
+	`max by (job) (memory_usage_bytes)`,
+	`quantile(0.9, memory_usage_bytes)`,
+	`count by (job) (memory_usage_bytes)`,
+	`avg_over_time(memory_usage_bytes{job="job-0"}[10m])`,
+	`deriv(memory_usage_bytes{instance="host-1"}[15m])`,
+}
+
+// loadDashboardData writes hosts x (a counter and a gauge per instance and
+// job) every 15 s over days ending at end into a new in-memory engine, and
+// returns it as the query API's Storage.
+func loadDashboardData(tb testing.TB, hosts, jobs int, days int, end time.Time) Storage {
+	db, err := engine.Open(engine.Options{Dir: "db", FS: vfs.NewMem()})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { db.Close() })
+	g, _, err := db.OpenGroup(1)
+	require.NoError(tb, err)
+	const tenantID = "dash"
+	start := end.Add(-time.Duration(days) * 24 * time.Hour)
+	bb := write.NewBuilder(tenantID)
+	index := uint64(0)
+	const chunk = 2 * time.Hour
+	for from := start; from.Before(end); from = from.Add(chunk) {
+		bb.Reset(tenantID)
+		for h := range hosts {
+			for j := range jobs {
+				inst, job := fmt.Sprintf("host-%d", h), fmt.Sprintf("job-%d", j)
+				var cs, gs []write.Sample
+				for ts := from; ts.Before(from.Add(chunk)) && ts.Before(end); ts = ts.Add(15 * time.Second) {
+					k := ts.Sub(start) / (15 * time.Second)
+					cs = append(cs, write.Sample{T: ts.UnixMilli(), V: float64(int64(k) * int64(h+j+1))})
+					gs = append(gs, write.Sample{T: ts.UnixMilli(), V: float64((int64(k)*7919+int64(h*31+j))%100_000) * 1e3})
+				}
+				require.NoError(tb, bb.Add(labels.FromStrings("__name__", "http_requests_total", "instance", inst, "job", job), cs))
+				require.NoError(tb, bb.Add(labels.FromStrings("__name__", "memory_usage_bytes", "instance", inst, "job", job), gs))
+			}
+		}
+		index++
+		refusals, err := g.ApplyBatch(index, bb.Batch())
+		require.NoError(tb, err)
+		require.Empty(tb, refusals)
+	}
+	return groupStorage{g}
+}
+
+type groupStorage struct{ g *engine.Group }
+
+func (s groupStorage) Querier(org string, mint, maxt int64) (storage.Querier, error) {
+	return s.g.Querier(org, mint, maxt)
+}
+
+// BenchmarkFrontendDashboard: a Grafana dashboard of 10 range queries
+// over 7 days at a 1m step, refreshed 5 times with now moving 30 s (start
+// and end aligned to the step, as Grafana sends them), through the
+// frontend with its in-memory results cache. It reports the first
+// (cold) refresh, the mean of the later ones, and their ratio.
+//
+//	make bench-frontend
+func BenchmarkFrontendDashboard(b *testing.B) {
+	now := time.Now().UTC().Truncate(24 * time.Hour).Add(-6 * time.Hour)
+	s := loadDashboardData(b, 25, 4, 7, now.Add(3*time.Minute))
+	var first, later time.Duration
+	var rounds int
+	for b.Loop() {
+		clk := &benchClock{t: now}
+		api, err := NewQueryAPI(s, QueryOptions{MultiTenant: true})
+		require.NoError(b, err)
+		fe, err := frontend.New(api, frontend.Options{
+			Defaults:    frontend.DefaultLimits,
+			MultiTenant: true,
+			Cache:       frontend.NewLRU(256<<20, clk.now, nil),
+			Now:         clk.now,
+		})
+		require.NoError(b, err)
+		for refresh := range 5 {
+			d := refreshDashboard(b, fe, clk.now())
+			if refresh == 0 {
+				first += d
+			} else {
+				later += d
+			}
+			clk.advance(30 * time.Second)
+		}
+		fe.Close()
+		rounds++
+	}
+	meanLater := later / time.Duration(4*rounds)
+	b.ReportMetric(float64(first.Milliseconds())/float64(rounds), "first-ms")
+	b.ReportMetric(float64(meanLater.Microseconds())/1000, "later-ms")
+	b.ReportMetric(float64(first)/float64(rounds)/float64(meanLater), "first/later")
+}
+
+// refreshDashboard runs the dashboard's queries at once, as Grafana does,
+// and returns the time until the last answer.
+func refreshDashboard(tb testing.TB, h http.Handler, now time.Time) time.Duration {
+	step := time.Minute
+	end := now.Truncate(step)
+	start := end.Add(-7 * 24 * time.Hour)
+	begin := time.Now()
+	var wg sync.WaitGroup
+	for _, q := range dashboardQueries {
+		wg.Go(func() {
+			form := url.Values{"query": {q}, "start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(end.Unix())}, "step": {"60"}}
+			r := httptest.NewRequest(http.MethodGet, "/api/v1/query_range?"+form.Encode(), nil)
+			r.Header.Set(tenant.Header, "dash")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusOK {
+				tb.Errorf("%s: %d %s", q, w.Code, w.Body.String())
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(begin)
+}
+
+type benchClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *benchClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *benchClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
