@@ -210,7 +210,11 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
 		EnableDelayedNameRemoval: opts.EnableExperimental,
-		Parser:                   p,
+		// stats=all's per-step sample counts (Prometheus's
+		// --enable-feature=promql-per-step-stats); kept only for the
+		// queries that ask.
+		EnablePerStepStats: true,
+		Parser:             p,
 	})
 	q := tenantQueryable{s: s}
 	api := v1.NewAPI(
