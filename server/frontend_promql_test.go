@@ -348,7 +348,9 @@ func loadComplianceData(t *testing.T, s *teststorage.TestStorage, end time.Time,
 	}
 	for i, inst := range instances {
 		base := []string{"instance", inst, "job", "demo"}
-		lbl := func(extra ...string) labels.Labels { return labels.FromStrings(append(append([]string{}, base...), extra...)...) }
+		lbl := func(extra ...string) labels.Labels {
+			return labels.FromStrings(append(append([]string{}, base...), extra...)...)
+		}
 		for j, typ := range []string{"free", "buffers", "cached", "used"} {
 			add(lbl("__name__", "demo_memory_usage_bytes", "type", typ), func(k int, _ time.Time) (float64, bool) {
 				return float64((j+1)*1_000_000_000 + (i+1)*37*k%997*1000), true
