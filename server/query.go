@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/grafana/regexp"
+	"github.com/myelindb/myelin/server/queryshard"
 	"github.com/myelindb/myelin/server/tenant"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
@@ -487,16 +488,48 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 
 // Select counts the series it returns in the request's queryCost, if the
 // context has one (the gated endpoints).
+//
+// A shard selector (queryshard: __query_shard__="i_of_n", which the query
+// frontend writes into the shards of a query) is taken out of the
+// matchers and the series outside the shard are dropped here, before
+// PromQL reads their samples (series are decoded lazily), so the shards
+// of a query read disjoint sets of series. It is not passed down in
+// storage.SelectHints (ShardIndex, ShardCount): Prometheus's TSDB refuses
+// them unless built for it, and neither the engine nor the querier reads
+// them yet; doing so would save each shard the index work for the
+// series of the others.
 func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	sq, err := q.querier(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	ms, shard, sharded, err := queryshard.FromMatchers(ms)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
 	ss := sq.Select(ctx, sortSeries, hints, ms...)
+	if sharded {
+		ss = &shardSeriesSet{SeriesSet: ss, shard: shard}
+	}
 	if c, ok := ctx.Value(queryCostKey{}).(*queryCost); ok {
 		return &countedSeriesSet{SeriesSet: ss, n: &c.series}
 	}
 	return ss
+}
+
+// shardSeriesSet passes on the series of one shard.
+type shardSeriesSet struct {
+	storage.SeriesSet
+	shard queryshard.Shard
+}
+
+func (s *shardSeriesSet) Next() bool {
+	for s.SeriesSet.Next() {
+		if s.shard.Holds(s.At().Labels()) {
+			return true
+		}
+	}
+	return false
 }
 
 // countedSeriesSet counts the series Next moves to.
