@@ -36,17 +36,17 @@ var dashboardQueries = []string{
 	`deriv(memory_usage_bytes{instance="host-1"}[15m])`,
 }
 
-// loadDashboardData writes hosts x (a counter and a gauge per instance and
-// job) every 15 s over days ending at end into a new in-memory engine, and
+// loadDashboardData writes hosts x jobs x (a counter and a gauge) every
+// 15 s over span ending at end into a new in-memory engine, and
 // returns it as the query API's Storage.
-func loadDashboardData(tb testing.TB, hosts, jobs int, days int, end time.Time) Storage {
+func loadDashboardData(tb testing.TB, hosts, jobs int, span time.Duration, end time.Time) Storage {
 	db, err := engine.Open(engine.Options{Dir: "db", FS: vfs.NewMem()})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { db.Close() })
 	g, _, err := db.OpenGroup(1)
 	require.NoError(tb, err)
 	const tenantID = "dash"
-	start := end.Add(-time.Duration(days) * 24 * time.Hour)
+	start := end.Add(-span)
 	bb := write.NewBuilder(tenantID)
 	index := uint64(0)
 	const chunk = 2 * time.Hour
@@ -88,7 +88,7 @@ func (s groupStorage) Querier(org string, mint, maxt int64) (storage.Querier, er
 //	make bench-frontend
 func BenchmarkFrontendDashboard(b *testing.B) {
 	now := time.Now().UTC().Truncate(24 * time.Hour).Add(-6 * time.Hour)
-	s := loadDashboardData(b, 25, 4, 7, now.Add(3*time.Minute))
+	s := loadDashboardData(b, 25, 4, 7*24*time.Hour, now.Add(3*time.Minute))
 	var first, later time.Duration
 	var rounds int
 	for b.Loop() {
@@ -154,4 +154,38 @@ func (c *benchClock) advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+// BenchmarkFrontendSharding: heavy instant queries over 50,000 series
+// (25,000 hosts x 1 job x 2 metrics, 30 minutes at 15 s), unsharded and
+// in shards, through the frontend on this machine's cores.
+//
+//	make bench-frontend
+func BenchmarkFrontendSharding(b *testing.B) {
+	end := time.Now().UTC().Truncate(time.Minute)
+	s := loadDashboardData(b, 6250, 4, 30*time.Minute, end)
+	for _, q := range []string{`count by (job) ({__name__=~".+"})`, `sum(rate(http_requests_total[5m]))`, `sum by (job) (memory_usage_bytes)`} {
+		for _, shards := range []int{0, 2, 4, 16} {
+			b.Run(fmt.Sprintf("%s/shards=%d", q, shards), func(b *testing.B) {
+				api, err := NewQueryAPI(s, QueryOptions{MultiTenant: true})
+				require.NoError(b, err)
+				lim := frontend.DefaultLimits
+				lim.TotalShards = shards
+				lim.CacheResults = false
+				fe, err := frontend.New(api, frontend.Options{Defaults: lim, MultiTenant: true, ParallelizeShardableQueries: shards > 1})
+				require.NoError(b, err)
+				defer fe.Close()
+				form := url.Values{"query": {q}, "time": {fmt.Sprint(end.Unix())}}
+				for b.Loop() {
+					r := httptest.NewRequest(http.MethodGet, "/api/v1/query?"+form.Encode(), nil)
+					r.Header.Set(tenant.Header, "dash")
+					w := httptest.NewRecorder()
+					fe.ServeHTTP(w, r)
+					if w.Code != http.StatusOK {
+						b.Fatalf("%d %s", w.Code, w.Body.String())
+					}
+				}
+			})
+		}
+	}
 }

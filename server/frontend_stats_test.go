@@ -20,7 +20,7 @@ import (
 // the frontend's queue, cache, split counts.
 func TestFrontendStats(t *testing.T) {
 	end := time.Now().UTC().Truncate(time.Minute).Add(-time.Hour)
-	s := loadDashboardData(t, 3, 2, 2, end)
+	s := loadDashboardData(t, 3, 2, 48*time.Hour, end)
 	api, err := NewQueryAPI(s, QueryOptions{MultiTenant: true})
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()

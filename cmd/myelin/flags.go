@@ -84,6 +84,7 @@ type frontendConfig struct {
 	memcachedAddrs   string
 	memcachedTimeout time.Duration
 	logSlowerThan    time.Duration
+	parallelize      bool
 }
 
 func (c *frontendConfig) register(fs *flag.FlagSet) {
@@ -113,6 +114,12 @@ func (c *frontendConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.limits.MaxOutstanding, "query-frontend.max-outstanding-requests-per-tenant", d.MaxOutstanding,
 		"Maximum number of queries a tenant may have in the frontend at once (waiting or running); more get 429.\n"+
 			"0 means no limit.")
+	fs.BoolVar(&c.parallelize, "query-frontend.parallelize-shardable-queries", false,
+		"Run shardable queries (sum, count, min, max, avg, topk, bottomk of per-series expressions) as\n"+
+			"-query-frontend.query-sharding-total-shards queries over disjoint sets of series, merged by the frontend.\n"+
+			"Off by default, as in Mimir: each shard still reads the index of every series (docs/design.md).")
+	fs.IntVar(&c.limits.TotalShards, "query-frontend.query-sharding-total-shards", 16,
+		"Number of shards of a sharded query (Mimir's default). 0 or 1 does not shard.")
 	fs.DurationVar(&c.logSlowerThan, "query-frontend.log-queries-longer-than", 0,
 		"Log queries that take longer than this (tenant, query, duration, series and samples fetched). 0 logs none.")
 }

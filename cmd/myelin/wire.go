@@ -328,8 +328,11 @@ func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate,
 		Parser:        server.NewParser(cfg.queryExperimental),
 		LookbackDelta: cfg.lookbackDelta,
 		Cache:         cache,
-		Logger:        logger,
-		Registerer:    reg,
+
+		ParallelizeShardableQueries: fc.parallelize,
+		DelayedNameRemoval:          cfg.queryExperimental,
+		Logger:                      logger,
+		Registerer:                  reg,
 	})
 	if err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/myelindb/myelin/server/queryshard"
 	"github.com/myelindb/myelin/server/tenant"
 )
 
@@ -109,12 +110,35 @@ func (q *lazyQuerier) open(ctx context.Context) (storage.Querier, error) {
 	return s.Querier(q.mint, q.maxt)
 }
 
+// Select honours shard selectors as the API does.
 func (q *lazyQuerier) Select(ctx context.Context, sorted bool, h *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	sq, err := q.open(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	return sq.Select(ctx, sorted, h, ms...)
+	ms, shard, ok, err := queryshard.FromMatchers(ms)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	ss := sq.Select(ctx, sorted, h, ms...)
+	if ok {
+		return &shardFilter{SeriesSet: ss, shard: shard}
+	}
+	return ss
+}
+
+type shardFilter struct {
+	storage.SeriesSet
+	shard queryshard.Shard
+}
+
+func (s *shardFilter) Next() bool {
+	for s.SeriesSet.Next() {
+		if s.shard.Holds(s.At().Labels()) {
+			return true
+		}
+	}
+	return false
 }
 
 func (q *lazyQuerier) LabelValues(context.Context, string, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/timestamp"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/myelindb/myelin/server/tenant"
@@ -29,7 +31,10 @@ type Frontend struct {
 	next  http.Handler
 	queue *queue
 	m     *metrics
-	mu    struct {
+	// engine evaluates sharded queries over their shards' answers; nil
+	// without Options.ParallelizeShardableQueries.
+	engine *promql.Engine
+	mu     struct {
 		sync.Mutex
 		outstanding map[string]int // tenant ID -> queries in the frontend
 	}
@@ -43,6 +48,20 @@ func New(next http.Handler, opts Options) (*Frontend, error) {
 	opts = opts.withDefaults()
 	m := newMetrics(opts.Registerer)
 	f := &Frontend{opts: opts, next: next, m: m, queue: newQueue(opts.MaxInFlight, m)}
+	if opts.ParallelizeShardableQueries {
+		f.engine = promql.NewEngine(promql.EngineOpts{
+			// The shards hold the samples; this engine holds their
+			// answers only, at most what the API let them hold.
+			MaxSamples:               math.MaxInt,
+			Timeout:                  opts.Timeout,
+			LookbackDelta:            opts.LookbackDelta,
+			NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+			EnableAtModifier:         true,
+			EnableNegativeOffset:     true,
+			EnableDelayedNameRemoval: opts.DelayedNameRemoval,
+			Parser:                   opts.Parser,
+		})
+	}
 	f.mu.outstanding = map[string]int{}
 	return f, nil
 }
@@ -67,6 +86,8 @@ type request struct {
 	start, end, step int64
 	hasTime          bool
 	stats            string // the client's stats parameter
+	// shards is the query's sharding plan, nil if it is not sharded.
+	shards *shardPlan
 }
 
 func (r *request) op() string {
@@ -331,29 +352,76 @@ func writeAPIError(w http.ResponseWriter, code int, errorType, msg string) {
 	fmt.Fprintf(w, `{"status":"error","errorType":%q,"error":%q}`, errorType, msg)
 }
 
-// serveInstant runs an instant query on the API in the tenant's turn.
+// serveInstant runs an instant query on the API in the tenant's turn,
+// or its shards.
 func (f *Frontend) serveInstant(ctx context.Context, w http.ResponseWriter, req *request) serveStats {
 	st := serveStats{pieces: 1}
-	resp, err := f.call(ctx, req, req.query, req.start, req.end)
-	if err != nil {
+	f.planShards(req)
+	if req.shards != nil && !req.hasTime {
+		// Every shard must evaluate at the same time.
+		req.start, req.end, req.hasTime = f.opts.Now().UnixMilli(), f.opts.Now().UnixMilli(), true
+	}
+	res, resp, err := f.fetch(ctx, req, req.start, req.end, &st)
+	switch {
+	case err != nil:
 		st.status = writeError(w, err)
 		return st
-	}
-	st.status = resp.code
-	if resp.code != http.StatusOK {
+	case res == nil:
+		// The API's error, or an answer we cannot read: passed on as it
+		// is (with stats the client may not have asked for).
+		st.status = resp.code
 		resp.writeTo(w)
 		return st
 	}
-	res, err := decodeResult(resp.body.Bytes())
-	if err != nil {
-		// Not an answer we can read: pass it on as it is (with stats the
-		// client may not have asked for).
-		resp.writeTo(w)
-		return st
-	}
+	st.status = http.StatusOK
 	st.addStats(res.stats)
 	f.writeResult(w, resp.header, res, req.stats != "")
 	return st
+}
+
+// planShards sets req.shards if the tenant's queries are sharded and
+// this one can be.
+func (f *Frontend) planShards(req *request) {
+	if f.engine == nil || req.limits.TotalShards < 2 || req.info.rangeFunc {
+		return
+	}
+	if plan, ok := planShards(f.opts.Parser, req.query, req.limits.TotalShards, f.opts.DelayedNameRemoval); ok {
+		req.shards = plan
+	}
+}
+
+// fetch computes the query over [start, end] (an instant query at start):
+// sharded if it has a plan (unsharded if the shards say so), else on the
+// API in the tenant's turn. It returns the decoded answer and the API's
+// response it came from, or no answer and the API's response to pass on
+// (an error, or one the frontend cannot read), or an error of the
+// frontend's own (the context ended).
+func (f *Frontend) fetch(ctx context.Context, req *request, start, end int64, st *serveStats) (*result, *response, error) {
+	if req.shards != nil {
+		res, resp, err := f.callSharded(ctx, req, req.shards, start, end)
+		switch {
+		case err == nil && resp == nil:
+			st.shards += len(req.shards.embedded) * req.limits.TotalShards
+			return res, &response{code: http.StatusOK, header: http.Header{"Content-Type": {"application/json"}}}, nil
+		case resp != nil:
+			return nil, resp, nil
+		case !errors.Is(err, errShardFallback):
+			return nil, nil, err
+		}
+		f.m.unsharded.Inc()
+	}
+	resp, err := f.call(ctx, req, req.query, start, end)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.code != http.StatusOK {
+		return nil, resp, nil
+	}
+	res, err := decodeResult(resp.body.Bytes())
+	if err != nil {
+		return nil, resp, nil
+	}
+	return res, resp, nil
 }
 
 func (st *serveStats) addStats(s *queryStats) {

@@ -18,6 +18,7 @@ type metrics struct {
 	cacheStores *prometheus.CounterVec // outcome: stored, too_large, not_cacheable
 	sharded     prometheus.Counter
 	shards      prometheus.Counter
+	unsharded   prometheus.Counter
 	slow        prometheus.Counter
 }
 
@@ -72,6 +73,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "myelin_query_frontend_shards_total",
 			Help: "Shard queries sent to the query API.",
 		}),
+		unsharded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "myelin_query_frontend_sharded_queries_rerun_total",
+			Help: "Sharded queries (or pieces) run again unsharded: their shards gave annotations or histograms, or their merge failed.",
+		}),
 		slow: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "myelin_query_frontend_slow_queries_total",
 			Help: "Queries longer than -query-frontend.log-queries-longer-than (each logged).",
@@ -87,7 +92,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.queueLength, m.queueWait, m.inflight, m.discarded, m.queries, m.split,
-			m.cacheReqs, m.cacheHits, m.cacheMisses, m.cacheStores, m.sharded, m.shards, m.slow)
+			m.cacheReqs, m.cacheHits, m.cacheMisses, m.cacheStores, m.sharded, m.shards, m.unsharded, m.slow)
 	}
 	return m
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/myelindb/myelin/server/queryshard"
 )
 
 // Limits are the settings a tenant may have its own value of. Their
@@ -77,14 +79,11 @@ func (l Limits) validate(what string) []error {
 	if l.MaxOutstanding < 0 {
 		errs = append(errs, fmt.Errorf("%s: max outstanding requests per tenant %d is negative", what, l.MaxOutstanding))
 	}
-	if l.TotalShards < 0 || l.TotalShards > MaxShards {
-		errs = append(errs, fmt.Errorf("%s: total shards %d: want 0 to %d", what, l.TotalShards, MaxShards))
+	if l.TotalShards < 0 || l.TotalShards > queryshard.MaxShards {
+		errs = append(errs, fmt.Errorf("%s: total shards %d: want 0 to %d", what, l.TotalShards, queryshard.MaxShards))
 	}
 	return errs
 }
-
-// MaxShards bounds TotalShards: every shard is a query of its own.
-const MaxShards = 128
 
 // Options configure a Frontend.
 type Options struct {
@@ -127,6 +126,11 @@ type Options struct {
 	// LookbackDelta is the query API's, for the engine that merges shards.
 	// Zero means 5m.
 	LookbackDelta time.Duration
+	// DelayedNameRemoval is the API engine's (Prometheus 3's experimental
+	// delayed __name__ removal): a shard's answer then lacks the names
+	// the rest of the query would still see, so no function may sit
+	// above a sharded aggregation.
+	DelayedNameRemoval bool
 	// ParallelizeShardableQueries turns query sharding on, with
 	// Limits.TotalShards shards. -query-frontend.parallelize-shardable-queries.
 	ParallelizeShardableQueries bool

@@ -82,7 +82,8 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, req *r
 		}
 		fetches = append(fetches, p.fetches...)
 	}
-	if failed := f.run(ctx, req, fetches); failed != nil {
+	f.planShards(req)
+	if failed := f.run(ctx, req, fetches, &st); failed != nil {
 		if failed.resp != nil {
 			failed.resp.writeTo(w)
 			st.status = failed.resp.code
@@ -258,7 +259,7 @@ const maxExtentBytes = 1<<20 - 1024
 
 // run computes the fetches in parallel through the queue and returns
 // the first that failed (the others are canceled), or nil.
-func (f *Frontend) run(ctx context.Context, req *request, fetches []*fetch) *fetch {
+func (f *Frontend) run(ctx context.Context, req *request, fetches []*fetch, st *serveStats) *fetch {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -274,9 +275,14 @@ func (f *Frontend) run(ctx context.Context, req *request, fetches []*fetch) *fet
 			cancel(errStopped)
 		}
 	}
+	var stMu sync.Mutex
 	for _, fe := range fetches {
 		wg.Go(func() {
-			resp, err := f.call(ctx, req, req.query, fe.start, fe.end)
+			var pst serveStats
+			res, resp, err := f.fetch(ctx, req, fe.start, fe.end, &pst)
+			stMu.Lock()
+			st.shards += pst.shards
+			stMu.Unlock()
 			switch {
 			case err != nil:
 				if context.Cause(ctx) == errStopped {
@@ -285,22 +291,14 @@ func (f *Frontend) run(ctx context.Context, req *request, fetches []*fetch) *fet
 				fe.err = err
 				fail(fe)
 				return
-			case resp.code != http.StatusOK:
+			case res == nil || res.resultType != "matrix":
+				// The API's error, or an answer we cannot join: pass it
+				// on as it is.
 				fe.resp = resp
 				fail(fe)
 				return
 			}
-			fe.resp = resp
-			res, err := decodeResult(resp.body.Bytes())
-			if err == nil && res.resultType != "matrix" {
-				err = errors.New("frontend: range query answered " + res.resultType)
-			}
-			if err != nil {
-				// Not an answer we can join: pass it on as it is.
-				fail(fe)
-				return
-			}
-			fe.res = res
+			fe.resp, fe.res = resp, res
 		})
 	}
 	wg.Wait()
