@@ -386,7 +386,7 @@ func loadComplianceData(t *testing.T, s *teststorage.TestStorage, end time.Time,
 			add(lbl("__name__", "demo_memory_usage_bytes", "type", typ), func(k int, _ time.Time) (float64, bool) {
 				// + i: no two instances tie (topk's pick among equal
 				// values depends on the order it meets them).
-				return float64((j+1)*1_000_000_000+(i+1)*37*k%997*1000+i), true
+				return float64((j+1)*1_000_000_000 + (i+1)*37*k%997*1000 + i), true
 			})
 		}
 		add(lbl("__name__", "demo_num_cpus"), func(int, time.Time) (float64, bool) { return float64(4 + i), true })
