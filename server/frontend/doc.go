@@ -1,7 +1,8 @@
 // Package frontend is the query frontend: an http.Handler in front of the
 // query API that splits range queries by time, caches their results piece
-// by piece, and queues every query per tenant so that one tenant cannot
-// starve the others (Cortex's and Mimir's query frontend, in process). It
+// by piece, queues every query per tenant so that one tenant cannot
+// starve the others, and can run aggregations as shards (Cortex's and
+// Mimir's query frontend, in process). It
 // sits above PromQL: it reads and writes the Prometheus API's JSON and
 // never reads storage (internal/archtest keeps it from importing the
 // server root, the engine, Raft, the querier or the distributor).
@@ -57,9 +58,23 @@
 // missing from answers for at most ResultsCacheTTL after it was written;
 // one within MaxCacheFreshness of now is always seen.
 //
+// # Sharding
+//
+// With Options.ParallelizeShardableQueries and Limits.TotalShards > 1, a
+// query (or a piece of one) whose data is all read inside shardable
+// aggregations runs as shards (shard.go has the rewriting): each such
+// aggregation becomes n queries with the selector __query_shard__="i_of_n"
+// (server/queryshard), queued like pieces, and the frontend's own PromQL
+// engine evaluates the rest of the query over their answers. Values equal
+// the unsharded ones to a relative 1e-12, but for sums that mix
+// magnitudes 2^53 apart and averages whose sum overflows; a query whose
+// shards give annotations runs again unsharded.
+//
 // # Concurrency
 //
 // The queue owns MaxInFlight worker goroutines (New starts them, Close
 // stops and waits for them). A query's goroutine starts one goroutine per
-// piece it computes and waits for all of them before it answers.
+// piece it computes (and a sharded piece one per shard) and waits for all
+// of them before it answers. The Frontend's fields are immutable after
+// New but the outstanding counts, which mu guards.
 package frontend
