@@ -233,7 +233,7 @@ func TestCacheNotUsed(t *testing.T) {
 func TestExtentCodec(t *testing.T) {
 	e := &extent{key: "k", cachedAt: 1700000000000, start: -60_000, end: 120_000, series: []series{
 		{metric: []byte(`{"__name__":"a","x":"<y>"}`), floats: []fpoint{{-60_000, 1}, {0, math.NaN()}, {120_000, math.Inf(-1)}}},
-		{metric: []byte(`{}`), floats: []fpoint{{60_000, -0.0}}},
+		{metric: []byte(`{}`), floats: []fpoint{{60_000, math.Copysign(0, -1)}}},
 	}}
 	v := encodeExtent(e)
 	got, err := decodeExtent(v)

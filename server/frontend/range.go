@@ -16,8 +16,6 @@ type piece struct {
 	// fetches are the ranges to compute, in time order: the whole span,
 	// or what ext does not cover (before it, after it, or both).
 	fetches []*fetch
-	// parts are the piece's answer in time order, once assembled.
-	parts [][]series
 }
 
 type fetch struct {
@@ -113,7 +111,7 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, req *r
 	}
 	var all [][]series
 	for _, p := range pieces {
-		all = append(all, p.assemble(step)...)
+		all = append(all, p.assemble()...)
 		if cacheable {
 			f.store(ctx, p, req, now, maxCacheTime)
 		}
@@ -172,7 +170,7 @@ func (p *piece) plan(step int64) {
 }
 
 // assemble returns the piece's answer as matrices in time order.
-func (p *piece) assemble(int64) [][]series {
+func (p *piece) assemble() [][]series {
 	if p.ext == nil {
 		return [][]series{p.fetches[0].res.series}
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
@@ -195,7 +196,7 @@ func (p *planner) add(a *parser.AggregateExpr, op parser.ItemType) int {
 
 func embeddedSelector(id int) *parser.VectorSelector {
 	return &parser.VectorSelector{Name: embeddedName, LabelMatchers: []*labels.Matcher{
-		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, embeddedName),
+		labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, embeddedName),
 		labels.MustNewMatcher(labels.MatchEqual, embeddedLabel, strconv.Itoa(id)),
 	}}
 }
