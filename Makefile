@@ -83,7 +83,7 @@ ui-screenshot: ## run the browser test and write its screenshot of the graph to 
 # (split into 5-minute pieces, results cache on); the frontend must answer
 # exactly as the API does. `make test` runs them too.
 promql-frontend: ## PromQL scripts and compliance queries over HTTP, without and with the query frontend
-	$(GO) test -count=1 -run '^(TestPromQLScriptsHTTP|TestPromQLComplianceHTTP)$$' $(TESTFLAGS) ./server
+	$(GO) test -count=1 -run '^(TestPromQLScriptsHTTP|TestPromQLComplianceHTTP)$$' $(TESTFLAGS) ./server/internal/promqlhttp
 
 # A Grafana-like dashboard (10 range queries over 7 days at a 1m step,
 # refreshed 5 times with now moving 30 s) through the query frontend: the

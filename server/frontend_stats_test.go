@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/server/frontend"
+	"github.com/myelindb/myelin/server/tenant"
 )
 
 // TestFrontendStats: stats=all through the frontend, which splits the
@@ -101,4 +103,12 @@ func sumMetric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	require.True(t, found, "no metric %s", name)
 	return sum
+}
+
+func callRaw(h http.Handler, path string, form url.Values) (int, string) {
+	r := httptest.NewRequest(http.MethodGet, path+"?"+form.Encode(), nil)
+	r.Header.Set(tenant.Header, "dash")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Code, w.Body.String()
 }

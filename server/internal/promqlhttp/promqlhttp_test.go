@@ -1,4 +1,4 @@
-package server
+package promqlhttp
 
 import (
 	"context"
@@ -30,6 +30,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/myelindb/myelin/internal/tsdata"
+	"github.com/myelindb/myelin/server"
 	"github.com/myelindb/myelin/server/frontend"
 	"github.com/myelindb/myelin/server/tenant"
 )
@@ -206,19 +207,19 @@ func metricLabels(m model.Metric) labels.Labels {
 }
 
 // promqlHandlers returns the ways to ask: the query API alone, the
-// frontend in front of it (splitting by 5 minutes, results cache on), and
+// frontend in front of it (splitting by split, results cache on), and
 // the same frontend running shardable queries as 3 shards, over the same
 // storage.
-func promqlHandlers(t *testing.T, s Storage) map[string]http.Handler {
-	api, err := NewQueryAPI(s, QueryOptions{MultiTenant: true, EnableExperimental: true, MaxConcurrent: 8})
+func promqlHandlers(t *testing.T, s server.Storage, split time.Duration) map[string]http.Handler {
+	api, err := server.NewQueryAPI(s, server.QueryOptions{MultiTenant: true, EnableExperimental: true, MaxConcurrent: 8})
 	require.NoError(t, err)
 	lim := frontend.DefaultLimits
-	lim.SplitInterval = 5 * time.Minute
+	lim.SplitInterval = split
 	fe, err := frontend.New(api, frontend.Options{
 		Defaults:    lim,
 		MultiTenant: true,
-		Parser:      NewParser(true),
-		CheckExpr:   func(e string) error { return CheckExpression(e, 0, 0) },
+		Parser:      server.NewParser(true),
+		CheckExpr:   func(e string) error { return server.CheckExpression(e, 0, 0) },
 		Cache:       frontend.NewLRU(64<<20, nil, nil),
 	})
 	require.NoError(t, err)
@@ -227,8 +228,8 @@ func promqlHandlers(t *testing.T, s Storage) map[string]http.Handler {
 	sharded, err := frontend.New(api, frontend.Options{
 		Defaults:                    lim,
 		MultiTenant:                 true,
-		Parser:                      NewParser(true),
-		CheckExpr:                   func(e string) error { return CheckExpression(e, 0, 0) },
+		Parser:                      server.NewParser(true),
+		CheckExpr:                   func(e string) error { return server.CheckExpression(e, 0, 0) },
 		Cache:                       frontend.NewLRU(64<<20, nil, nil),
 		ParallelizeShardableQueries: true,
 		DelayedNameRemoval:          true, // the API's, with EnableExperimental
@@ -253,7 +254,7 @@ func TestPromQLScriptsHTTP(t *testing.T) {
 	}
 	cur := &currentStorage{}
 	var version atomic.Int64
-	handlers := promqlHandlers(t, cur)
+	handlers := promqlHandlers(t, cur, 5*time.Minute)
 	newStorage := func(t testing.TB) storage.Storage {
 		s := teststorage.New(t)
 		cur.s.Store(s)
@@ -451,9 +452,10 @@ func TestPromQLComplianceHTTP(t *testing.T) {
 	loadComplianceData(t, s, end, 3)
 	cur := &currentStorage{}
 	cur.s.Store(s)
-	handlers := promqlHandlers(t, cur)
+	handlers := promqlHandlers(t, cur, 20*time.Minute)
 	// The tester's range: the last hour at 10 s; here ending 10m before
-	// the data (so that most pieces are cached) and crossing pieces of 5m.
+	// the data (so that most pieces are cached), in pieces of 20m (the
+	// scripts test small pieces; these would cost 13 queries each).
 	qEnd := end.Add(-10 * time.Minute)
 	form := func(q string) url.Values {
 		return url.Values{"query": {q}, "start": {qEnd.Add(-time.Hour).Format(time.RFC3339)}, "end": {qEnd.Format(time.RFC3339)}, "step": {"10s"}}
