@@ -85,6 +85,13 @@ type QueryOptions struct {
 	// samples at once, freed memory is returned to the operating system
 	// (memoryReleaser). Zero means DefaultFreeMemorySamples.
 	FreeMemorySamples int
+	// ShardHints: the Storage's selects honour storage.SelectHints'
+	// ShardIndex and ShardCount (Myelin's querier and engine do), so a
+	// query shard's selector goes down in them and the storage skips the
+	// other shards' series before reading them. Off, the API drops those
+	// series itself, after the storage read them (Prometheus's TSDB
+	// refuses shard hints unless built for them).
+	ShardHints bool
 	// Version is reported by /api/v1/status/buildinfo.
 	Version    string
 	Logger     *slog.Logger          // nil means discard
@@ -217,7 +224,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		EnablePerStepStats: true,
 		Parser:             p,
 	})
-	q := tenantQueryable{s: s}
+	q := tenantQueryable{s: s, shardHints: opts.ShardHints}
 	api := v1.NewAPI(
 		costEngine{engine}, q, nil, nil, noExemplars{},
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
@@ -433,12 +440,15 @@ func writeAPIError(w http.ResponseWriter, code int, errorType, msg string) {
 // tenantQueryable adapts Storage to the tenant-less
 // storage.SampleAndChunkQueryable the Prometheus API wants: the queriers it
 // returns resolve the tenant from the context of each call.
-type tenantQueryable struct{ s Storage }
+type tenantQueryable struct {
+	s          Storage
+	shardHints bool // QueryOptions.ShardHints
+}
 
 var _ storage.SampleAndChunkQueryable = tenantQueryable{}
 
 func (q tenantQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &tenantQuerier{s: q.s, mint: mint, maxt: maxt}, nil
+	return &tenantQuerier{s: q.s, mint: mint, maxt: maxt, shardHints: q.shardHints}, nil
 }
 
 // ChunkQuerier serves remote read, which we do not route.
@@ -453,6 +463,7 @@ func (q tenantQueryable) ChunkQuerier(int64, int64) (storage.ChunkQuerier, error
 type tenantQuerier struct {
 	s          Storage
 	mint, maxt int64
+	shardHints bool
 	mu         struct {
 		sync.Mutex
 		byTenant map[string]storage.Querier
@@ -491,13 +502,12 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 //
 // A shard selector (queryshard: __query_shard__="i_of_n", which the query
 // frontend writes into the shards of a query) is taken out of the
-// matchers and the series outside the shard are dropped here, before
-// PromQL reads their samples (series are decoded lazily), so the shards
-// of a query read disjoint sets of series. It is not passed down in
-// storage.SelectHints (ShardIndex, ShardCount): Prometheus's TSDB refuses
-// them unless built for it, and neither the engine nor the querier reads
-// them yet; doing so would save each shard the index work for the
-// series of the others.
+// matchers; with QueryOptions.ShardHints it goes down in
+// storage.SelectHints (ShardIndex, ShardCount), which the querier sends
+// to every group and the engine applies before it copies a series' head
+// or reads its chunks. Whatever the storage did, the series outside the
+// shard are dropped here, so the shards of a query read disjoint sets of
+// series.
 func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	sq, err := q.querier(ctx)
 	if err != nil {
@@ -506,6 +516,14 @@ func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 	ms, shard, sharded, err := queryshard.FromMatchers(ms)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
+	}
+	if sharded && q.shardHints {
+		h := storage.SelectHints{}
+		if hints != nil {
+			h = *hints
+		}
+		h.ShardIndex, h.ShardCount = shard.Index, shard.Count
+		hints = &h
 	}
 	ss := sq.Select(ctx, sortSeries, hints, ms...)
 	if sharded {

@@ -235,6 +235,7 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 		MaxExpressionDepth: cfg.maxExprDepth,
 		MaxConcurrent:      cfg.queryMaxConcurrency,
 		MaxQueued:          cfg.queryMaxQueued,
+		ShardHints:         true, // the querier and the engine honour them
 		Version:            versionString(),
 		Logger:             logger,
 		Registerer:         reg,

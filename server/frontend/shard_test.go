@@ -188,3 +188,30 @@ func TestShardedAnnotations(t *testing.T) {
 	require.Equal(t, want, got)
 	require.Equal(t, 1.0, testutil.ToFloat64(f.m.unsharded))
 }
+
+// TestShardsRunInParallel: the shards of a query run at once, up to the
+// workers: all four calls start before any may finish.
+func TestShardsRunInParallel(t *testing.T) {
+	api := newFakeAPI(t)
+	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	shardingData(t, api, base)
+	api.block = make(chan struct{})
+	api.started = make(chan string, 10)
+	lim := DefaultLimits
+	lim.TotalShards = 4
+	f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true, MaxInFlight: 4})
+	done := make(chan int)
+	go func() {
+		code, _ := get(t, f, "/api/v1/query", "t1", url.Values{"query": {"sum(mem_bytes)"}, "time": {formatTime(base.Add(time.Hour).UnixMilli())}})
+		done <- code
+	}()
+	for range 4 {
+		select {
+		case <-api.started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the shards did not all start")
+		}
+	}
+	close(api.block)
+	require.Equal(t, 200, <-done)
+}
