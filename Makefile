@@ -87,9 +87,12 @@ promql-frontend: ## PromQL scripts and compliance queries over HTTP, without and
 
 # A Grafana-like dashboard (10 range queries over 7 days at a 1m step,
 # refreshed 5 times with now moving 30 s) through the query frontend: the
-# first refresh against the mean of the later ones (README).
-bench-frontend: ## the query frontend's dashboard benchmark: cold refresh vs cached refreshes (~40 s)
-	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFrontendDashboard$$' -benchtime 1x ./server
+# first refresh against the mean of the later ones (README); a light
+# tenant's p99 under another's flood; heavy queries over 50,000 series
+# unsharded and in shards (docs/design.md "Query frontend").
+bench-frontend: ## the query frontend's benchmarks: dashboard refreshes, sharding, fairness (~2 min)
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFrontend(Dashboard|Fairness)$$' -benchtime 1x ./server
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFrontendSharding$$' -benchtime 5x ./server
 
 VETFLAGS    ?=
 

@@ -5,12 +5,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
@@ -203,4 +206,97 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// anyTenant serves every tenant the data of one.
+type anyTenant struct {
+	s   Storage
+	org string
+}
+
+func (a anyTenant) Querier(_ string, mint, maxt int64) (storage.Querier, error) {
+	return a.s.Querier(a.org, mint, maxt)
+}
+
+// BenchmarkFrontendFairness: one tenant floods the frontend with heavy
+// range queries (8 clients, 7 days at 1m, no results cache) while another
+// runs a light instant query every 100 ms; the light tenant's p99 under
+// the flood against its p99 alone.
+//
+//	make bench-frontend
+func BenchmarkFrontendFairness(b *testing.B) {
+	end := time.Now().UTC().Truncate(time.Minute)
+	s := anyTenant{loadDashboardData(b, 25, 4, 7*24*time.Hour, end), "dash"}
+	api, err := NewQueryAPI(s, QueryOptions{MultiTenant: true, ShardHints: true})
+	require.NoError(b, err)
+	lim := frontend.DefaultLimits
+	lim.CacheResults = false
+	reg := prometheus.NewRegistry()
+	fe, err := frontend.New(api, frontend.Options{Defaults: lim, MultiTenant: true, Registerer: reg})
+	require.NoError(b, err)
+	defer fe.Close()
+	ask := func(org, path string, form url.Values) {
+		r := httptest.NewRequest(http.MethodGet, path+"?"+form.Encode(), nil)
+		r.Header.Set(tenant.Header, org)
+		w := httptest.NewRecorder()
+		fe.ServeHTTP(w, r)
+		if w.Code != http.StatusOK && w.Code != http.StatusTooManyRequests {
+			b.Errorf("%s: %d %s", org, w.Code, w.Body.String())
+		}
+	}
+	light := func(n int) time.Duration {
+		var ds []time.Duration
+		for range n {
+			t0 := time.Now()
+			ask("light", "/api/v1/query", url.Values{"query": {`sum by (job) (rate(http_requests_total[5m]))`}, "time": {fmt.Sprint(end.Unix())}})
+			ds = append(ds, time.Since(t0))
+			time.Sleep(100 * time.Millisecond)
+		}
+		slices.Sort(ds)
+		return ds[len(ds)*99/100]
+	}
+	for b.Loop() {
+		light(5) // warm up
+		idle := light(50)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var heavy atomic.Int64
+		for range 8 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					ask("heavy", "/api/v1/query_range", url.Values{"query": {`sum by (instance) (rate(http_requests_total[5m]))`},
+						"start": {fmt.Sprint(end.Add(-7 * 24 * time.Hour).Unix())}, "end": {fmt.Sprint(end.Unix())}, "step": {"60"}})
+					heavy.Add(1)
+				}
+			})
+		}
+		time.Sleep(time.Second)
+		flood := light(50)
+		close(stop)
+		wg.Wait()
+		b.ReportMetric(float64(idle.Microseconds())/1000, "idle-p99-ms")
+		b.ReportMetric(float64(flood.Microseconds())/1000, "flood-p99-ms")
+		b.ReportMetric(float64(flood)/float64(idle), "flood/idle")
+		b.ReportMetric(float64(heavy.Load()), "heavy-queries")
+		// The light tenant's mean wait in the queue: the fair queue's
+		// share of its latency.
+		mfs, err := reg.Gather()
+		require.NoError(b, err)
+		for _, mf := range mfs {
+			if mf.GetName() != "myelin_query_frontend_queue_duration_seconds" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == "light" {
+					h := m.GetHistogram()
+					b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount())*1000, "light-queue-wait-ms")
+				}
+			}
+		}
+	}
 }

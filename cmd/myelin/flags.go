@@ -114,6 +114,9 @@ func (c *frontendConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.limits.MaxOutstanding, "query-frontend.max-outstanding-requests-per-tenant", d.MaxOutstanding,
 		"Maximum number of queries a tenant may have in the frontend at once (waiting or running); more get 429.\n"+
 			"0 means no limit.")
+	fs.IntVar(&c.limits.MaxQueriersPerTenant, "query-frontend.max-queriers-per-tenant", d.MaxQueriersPerTenant,
+		"Maximum number of the frontend's workers (-query.max-concurrency) a tenant's queries hold at once. 0 means all but\n"+
+			"one, so that a tenant flooding heavy queries always leaves a worker for the others.")
 	fs.BoolVar(&c.parallelize, "query-frontend.parallelize-shardable-queries", false,
 		"Run shardable queries (sum, count, min, max, avg, topk, bottomk of per-series expressions) as\n"+
 			"-query-frontend.query-sharding-total-shards queries over disjoint sets of series, merged by the frontend.\n"+

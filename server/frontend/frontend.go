@@ -304,7 +304,7 @@ func (f *Frontend) call(ctx context.Context, req *request, query string, start, 
 		form.Set("stats", "true")
 	}
 	var resp *response
-	err := f.queue.do(ctx, req.tenant, func(ctx context.Context) {
+	err := f.queue.do(ctx, req.tenant, f.maxWorkers(req.limits), func(ctx context.Context) {
 		r, err := http.NewRequestWithContext(ctx, http.MethodGet, req.path+"?"+form.Encode(), nil)
 		if err != nil {
 			panic("BUG: request of a parsed URL: " + err.Error())
@@ -322,6 +322,20 @@ func (f *Frontend) call(ctx context.Context, req *request, query string, start, 
 		return nil, err
 	}
 	return resp, nil
+}
+
+// maxWorkers is the most workers a tenant's tasks may hold at once:
+// Limits.MaxQueriersPerTenant, or all workers but one by default, so
+// that another tenant's task never waits behind a flood (with a single
+// worker, that one).
+func (f *Frontend) maxWorkers(l Limits) int {
+	switch {
+	case l.MaxQueriersPerTenant > 0:
+		return min(l.MaxQueriersPerTenant, f.opts.MaxInFlight)
+	case f.opts.MaxInFlight > 1:
+		return f.opts.MaxInFlight - 1
+	}
+	return 1
 }
 
 // writeError answers an error of the frontend itself (the query's

@@ -42,6 +42,12 @@ type Limits struct {
 	// once, waiting or running; more are refused with 429. Zero means no
 	// bound. -query-frontend.max-outstanding-requests-per-tenant.
 	MaxOutstanding int
+	// MaxQueriersPerTenant bounds the frontend's workers a tenant's
+	// requests hold at once. Zero means all workers but one, so that a
+	// tenant flooding heavy queries always leaves one for the others.
+	// -query-frontend.max-queriers-per-tenant (Mimir's name; there it
+	// bounds the queriers of a tenant's shuffle shard, default all).
+	MaxQueriersPerTenant int
 	// TotalShards: shardable queries run as this many shards over
 	// disjoint sets of series (shard.go). 0 or 1 does not shard.
 	// -query-frontend.query-sharding-total-shards, used when
@@ -75,6 +81,9 @@ func (l Limits) validate(what string) []error {
 	}
 	if l.SplitInterval > 0 && l.SplitInterval%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("%s: split interval %v is not a whole number of milliseconds", what, l.SplitInterval))
+	}
+	if l.MaxQueriersPerTenant < 0 {
+		errs = append(errs, fmt.Errorf("%s: max queriers per tenant %d is negative", what, l.MaxQueriersPerTenant))
 	}
 	if l.MaxOutstanding < 0 {
 		errs = append(errs, fmt.Errorf("%s: max outstanding requests per tenant %d is negative", what, l.MaxOutstanding))
@@ -202,6 +211,7 @@ func combineLimits(ls []Limits) Limits {
 		c.MaxCacheFreshness = max(c.MaxCacheFreshness, l.MaxCacheFreshness)
 		c.ResultsCacheTTL = min(c.ResultsCacheTTL, l.ResultsCacheTTL)
 		c.MaxOutstanding = int(smallestPositive(int64(c.MaxOutstanding), int64(l.MaxOutstanding)))
+		c.MaxQueriersPerTenant = int(smallestPositive(int64(c.MaxQueriersPerTenant), int64(l.MaxQueriersPerTenant)))
 		c.TotalShards = int(smallestPositive(int64(c.TotalShards), int64(l.TotalShards)))
 	}
 	return c

@@ -15,7 +15,10 @@ var errQueueClosed = errors.New("frontend: queue closed")
 // per tenant, and a fixed set of workers takes them round-robin across
 // tenants, so a tenant with a thousand tasks waiting delays another
 // tenant's next task by at most one task per worker (Cortex's and Mimir's
-// queue, without the scheduler between frontend and queriers).
+// queue, without the scheduler between frontend and queriers). A
+// tenant's tasks hold at most its cap of workers at once
+// (Limits.MaxQueriersPerTenant), so with the default (all workers but
+// one) another tenant's task never waits for a heavy one to end.
 //
 // Locking: mu guards the tenant FIFOs and the round-robin ring; cond
 // (on mu) wakes workers. Workers are started by newQueue and stopped and
@@ -30,6 +33,9 @@ type queue struct {
 	ring   []*tenantQueue
 	next   int
 	closed bool
+	// running counts each tenant's tasks on workers.
+	// INVARIANT: running[t] <= the cap of t's tasks (tenantQueue.cap).
+	running map[string]int
 
 	workers sync.WaitGroup
 	m       *metrics
@@ -38,6 +44,9 @@ type queue struct {
 type tenantQueue struct {
 	id    string
 	tasks []*task
+	// cap is the most workers the tenant's tasks may hold at once (the
+	// latest task's).
+	cap int
 }
 
 // task is one request to run on a worker.
@@ -53,7 +62,7 @@ type task struct {
 }
 
 func newQueue(workers int, m *metrics) *queue {
-	q := &queue{tenants: map[string]*tenantQueue{}, m: m}
+	q := &queue{tenants: map[string]*tenantQueue{}, running: map[string]int{}, m: m}
 	q.cond = sync.NewCond(&q.mu)
 	for range workers {
 		q.workers.Add(1)
@@ -62,10 +71,11 @@ func newQueue(workers int, m *metrics) *queue {
 	return q
 }
 
-// do runs fn on a worker in its tenant's turn and waits for it. It
-// returns ctx's error if ctx ends while the task waits (the task is then
-// dropped from the queue), and errQueueClosed after close.
-func (q *queue) do(ctx context.Context, tenant string, fn func(ctx context.Context)) error {
+// do runs fn on a worker in its tenant's turn, with at most maxWorkers of
+// the tenant's tasks running at once (0: any number), and waits for it.
+// It returns ctx's error if ctx ends while the task waits (the task is
+// then dropped from the queue), and errQueueClosed after close.
+func (q *queue) do(ctx context.Context, tenant string, maxWorkers int, fn func(ctx context.Context)) error {
 	t := &task{ctx: ctx, tenant: tenant, run: fn, enqueued: time.Now(), done: make(chan struct{})}
 	q.mu.Lock()
 	if q.closed {
@@ -81,8 +91,11 @@ func (q *queue) do(ctx context.Context, tenant string, fn func(ctx context.Conte
 		q.ring = append(q.ring, tq)
 	}
 	tq.tasks = append(tq.tasks, t)
+	tq.cap = maxWorkers
 	q.m.queueLength.WithLabelValues(tenant).Inc()
-	q.cond.Signal()
+	// Every idle worker looks: the first to wake may find the task's
+	// tenant at its cap while another tenant's task waits too.
+	q.cond.Broadcast()
 	q.mu.Unlock()
 
 	select {
@@ -152,28 +165,46 @@ func (q *queue) dropTenantLocked(tq *tenantQueue) {
 	q.m.queueLength.DeleteLabelValues(tq.id)
 }
 
-// take waits for the next task in round-robin order across tenants; nil
-// once the queue is closed.
+// take waits for the next task in round-robin order across the tenants
+// below their cap of running tasks; nil once the queue is closed.
 func (q *queue) take() *task {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.ring) == 0 && !q.closed {
+	for {
+		if q.closed {
+			return nil
+		}
+		for k := range len(q.ring) {
+			i := (q.next + k) % len(q.ring)
+			tq := q.ring[i]
+			if tq.cap > 0 && q.running[tq.id] >= tq.cap {
+				continue
+			}
+			t := tq.tasks[0]
+			tq.tasks[0] = nil
+			tq.tasks = tq.tasks[1:]
+			q.running[tq.id]++
+			q.m.queueLength.WithLabelValues(tq.id).Dec()
+			q.next = i
+			if len(tq.tasks) == 0 {
+				q.dropTenantLocked(tq) // the next tenant moves to index next
+			} else {
+				q.next = (i + 1) % len(q.ring)
+			}
+			return t
+		}
 		q.cond.Wait()
 	}
-	if q.closed {
-		return nil
+}
+
+// finished gives back a worker of tenant's.
+func (q *queue) finished(tenant string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.running[tenant]--; q.running[tenant] <= 0 {
+		delete(q.running, tenant)
 	}
-	tq := q.ring[q.next]
-	t := tq.tasks[0]
-	tq.tasks[0] = nil
-	tq.tasks = tq.tasks[1:]
-	q.m.queueLength.WithLabelValues(tq.id).Dec()
-	if len(tq.tasks) == 0 {
-		q.dropTenantLocked(tq) // the next tenant moves to index next
-	} else {
-		q.next = (q.next + 1) % len(q.ring)
-	}
-	return t
+	q.cond.Broadcast() // the tenant may be below its cap again
 }
 
 func (q *queue) work() {
@@ -190,6 +221,7 @@ func (q *queue) work() {
 			q.m.inflight.Dec()
 			t.ran = true
 		}
+		q.finished(t.tenant)
 		close(t.done)
 	}
 }

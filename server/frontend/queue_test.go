@@ -26,7 +26,7 @@ func TestQueueRoundRobin(t *testing.T) {
 	ctx := context.Background()
 	hold := make(chan struct{})
 	running := make(chan struct{})
-	go q.do(ctx, "x", func(context.Context) { close(running); <-hold })
+	go q.do(ctx, "x", 0, func(context.Context) { close(running); <-hold })
 	<-running
 	var (
 		mu    sync.Mutex
@@ -40,7 +40,7 @@ func TestQueueRoundRobin(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			require.NoError(t, q.do(ctx, tenant, func(context.Context) {
+			require.NoError(t, q.do(ctx, tenant, 0, func(context.Context) {
 				mu.Lock()
 				order = append(order, tenant)
 				mu.Unlock()
@@ -66,12 +66,12 @@ func TestQueueCancel(t *testing.T) {
 	defer q.close()
 	hold := make(chan struct{})
 	running := make(chan struct{})
-	go q.do(context.Background(), "a", func(context.Context) { close(running); <-hold })
+	go q.do(context.Background(), "a", 0, func(context.Context) { close(running); <-hold })
 	<-running
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error)
 	ran := false
-	go func() { errc <- q.do(ctx, "b", func(context.Context) { ran = true }) }()
+	go func() { errc <- q.do(ctx, "b", 0, func(context.Context) { ran = true }) }()
 	require.Eventually(t, func() bool { return q.length() == 1 }, 5*time.Second, time.Millisecond)
 	require.Equal(t, 1.0, testutil.ToFloat64(m.queueLength.WithLabelValues("b")))
 	cancel()
@@ -174,4 +174,40 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
+}
+
+// TestQueueTenantCap: a tenant's tasks hold at most its cap of workers,
+// so another tenant's task runs at once on the worker left, however many
+// of the first tenant's wait.
+func TestQueueTenantCap(t *testing.T) {
+	q := newQueue(2, newMetrics(nil))
+	defer q.close()
+	ctx := context.Background()
+	hold := make(chan struct{})
+	started := make(chan string, 10)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			require.NoError(t, q.do(ctx, "heavy", 1, func(context.Context) { started <- "heavy"; <-hold }))
+		})
+	}
+	require.Equal(t, "heavy", <-started)
+	require.Eventually(t, func() bool { return q.length() == 2 }, 5*time.Second, time.Millisecond)
+	light := make(chan struct{})
+	go func() {
+		require.NoError(t, q.do(ctx, "light", 1, func(context.Context) {}))
+		close(light)
+	}()
+	select {
+	case <-light:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the light tenant's task waited for the heavy one's")
+	}
+	select {
+	case s := <-started:
+		t.Fatalf("a second %s task ran past the cap", s)
+	default:
+	}
+	close(hold)
+	wg.Wait()
 }

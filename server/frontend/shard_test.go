@@ -199,6 +199,7 @@ func TestShardsRunInParallel(t *testing.T) {
 	api.started = make(chan string, 10)
 	lim := DefaultLimits
 	lim.TotalShards = 4
+	lim.MaxQueriersPerTenant = 4 // all workers (the default leaves one for others)
 	f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true, MaxInFlight: 4})
 	done := make(chan int)
 	go func() {
