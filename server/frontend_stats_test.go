@@ -1,7 +1,9 @@
 package server
 
 import (
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -111,4 +113,34 @@ func callRaw(h http.Handler, path string, form url.Values) (int, string) {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w.Code, w.Body.String()
+}
+
+// TestFrontendGzip: a client that accepts gzip gets the frontend's joined
+// answer compressed, as the API would compress its own; the pieces were
+// read plain.
+func TestFrontendGzip(t *testing.T) {
+	end := time.Now().UTC().Truncate(time.Minute).Add(-time.Hour)
+	s := loadDashboardData(t, 2, 2, 72*time.Hour, end)
+	api, err := NewQueryAPI(s, QueryOptions{MultiTenant: true})
+	require.NoError(t, err)
+	fe, err := frontend.New(api, frontend.Options{Defaults: frontend.DefaultLimits, MultiTenant: true, Cache: frontend.NewLRU(1<<20, nil, nil)})
+	require.NoError(t, err)
+	t.Cleanup(fe.Close)
+	form := url.Values{"query": {`rate(http_requests_total[5m])`},
+		"start": {end.Add(-70 * time.Hour).Format(time.RFC3339)}, "end": {end.Format(time.RFC3339)}, "step": {"300"}}
+	_, want := callRaw(api, "/api/v1/query_range", form)
+	for range 2 { // computed, then from the cache
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/query_range?"+form.Encode(), nil)
+		r.Header.Set(tenant.Header, "dash")
+		r.Header.Set("Accept-Encoding", "gzip")
+		w := httptest.NewRecorder()
+		fe.ServeHTTP(w, r)
+		require.Equal(t, http.StatusOK, w.Code)
+		require.Equal(t, "gzip", w.Header().Get("Content-Encoding"))
+		zr, err := gzip.NewReader(w.Body)
+		require.NoError(t, err)
+		got, err := io.ReadAll(zr)
+		require.NoError(t, err)
+		require.Equal(t, want, string(got))
+	}
 }

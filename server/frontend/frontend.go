@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/util/httputil"
 
 	"github.com/myelindb/myelin/server/tenant"
 )
@@ -104,6 +105,15 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.next.ServeHTTP(w, r)
 		return
 	}
+	// The API compresses its answers for clients that accept it; the
+	// frontend asks it for plain ones (call) and compresses its own the
+	// same way.
+	httputil.CompressionHandler{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		f.serve(w, r, req)
+	})}.ServeHTTP(w, r)
+}
+
+func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, req *request) {
 	if !f.enter(req.tenant, req.limits.MaxOutstanding) {
 		f.m.discarded.WithLabelValues(req.tenant, "too_many_outstanding").Inc()
 		writeAPIError(w, http.StatusTooManyRequests, "too_many_requests", errTooManyOutstanding.Error())
@@ -273,7 +283,9 @@ func (r *response) WriteHeader(code int) {
 // writeTo copies the response to w.
 func (r *response) writeTo(w http.ResponseWriter) {
 	for k, v := range r.header {
-		w.Header()[k] = v
+		if !skipHeader(k) {
+			w.Header()[k] = v
+		}
 	}
 	w.WriteHeader(r.code)
 	w.Write(r.body.Bytes())
@@ -312,6 +324,7 @@ func (f *Frontend) call(ctx context.Context, req *request, query string, start, 
 		r.Header = req.header.Clone()
 		r.Header.Del("Content-Type")
 		r.Header.Del("Content-Length")
+		r.Header.Del("Accept-Encoding") // the frontend reads the answer
 		resp = &response{header: http.Header{}}
 		f.next.ServeHTTP(resp, r)
 		if resp.code == 0 {
@@ -448,10 +461,20 @@ func (st *serveStats) addStats(s *queryStats) {
 	}
 }
 
+// skipHeader: headers of the API's answer that describe its body's
+// encoding, which the frontend's answer sets for itself.
+func skipHeader(k string) bool {
+	switch k {
+	case "Content-Length", "Content-Encoding", "Vary":
+		return true
+	}
+	return false
+}
+
 // writeResult answers res with the headers of the API's answer.
 func (f *Frontend) writeResult(w http.ResponseWriter, header http.Header, res *result, withStats bool) {
 	for k, v := range header {
-		if k != "Content-Length" {
+		if !skipHeader(k) {
 			w.Header()[k] = v
 		}
 	}
