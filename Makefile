@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot compliance-rw
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend bench-frontend
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,15 +31,18 @@ build: ## build bin/myelin
 test: ## run all tests (honours TESTFLAGS)
 	$(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
 
-# The end-to-end tests in cmd/myelin run a real Prometheus (Debian's 2.42)
-# and the UI's browser test Debian's Chromium: without them they skip, or
-# fail when CI is set. .ci/run installs them the same way.
-e2e-deps: ## install Prometheus and Chromium for the end-to-end and browser tests (apt-get, if missing)
+# The end-to-end tests in cmd/myelin run a real Prometheus (Debian's 2.42),
+# the UI's browser test Debian's Chromium, and the query frontend's results
+# cache tests a real memcached (Debian's; each test starts its own on a
+# free port): without them they skip, or fail when CI is set. .ci/run
+# installs them the same way.
+e2e-deps: ## install Prometheus, Chromium and memcached for the end-to-end, browser and cache tests (apt-get, if missing)
 	@missing=""; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v memcached >/dev/null 2>&1 || missing="$$missing memcached"; \
 	if [ -z "$$missing" ]; then \
-		echo "prometheus and chromium found"; \
+		echo "prometheus, chromium and memcached found"; \
 	else \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		$$sudo apt-get update -q && \
@@ -73,6 +76,23 @@ ui-check: $(UI_DEPS) ## rebuild the UI into a temporary directory; fail if it di
 
 ui-screenshot: ## run the browser test and write its screenshot of the graph to docs/ui-graph.png
 	MYELIN_UI_SCREENSHOT=$(CURDIR)/docs/ui-graph.png $(GO) test -count=1 -run '^TestUIBrowser$$' -v ./cmd/myelin/
+
+# Prometheus's PromQL test scripts (../shared/promqltest-testdata) and the
+# PromQL compliance queries (../shared/promql-compliance) over HTTP, each
+# run twice: straight to the query API and through the query frontend
+# (split into 5-minute pieces, results cache on); the frontend must answer
+# exactly as the API does. `make test` runs them too.
+promql-frontend: ## PromQL scripts and compliance queries over HTTP, without and with the query frontend
+	$(GO) test -count=1 -run '^(TestPromQLScriptsHTTP|TestPromQLComplianceHTTP)$$' $(TESTFLAGS) ./server/internal/promqlhttp
+
+# A Grafana-like dashboard (10 range queries over 7 days at a 1m step,
+# refreshed 5 times with now moving 30 s) through the query frontend: the
+# first refresh against the mean of the later ones (README); a light
+# tenant's p99 under another's flood; heavy queries over 50,000 series
+# unsharded and in shards (docs/design.md "Query frontend").
+bench-frontend: ## the query frontend's benchmarks: dashboard refreshes, sharding, fairness (~2 min)
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFrontend(Dashboard|Fairness)$$' -benchtime 1x ./server
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFrontendSharding$$' -benchtime 5x ./server
 
 VETFLAGS    ?=
 

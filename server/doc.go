@@ -138,11 +138,22 @@
 // ConfigHandler serve /ready and /config; the UI at / is server/ui's.
 // WhoAmIHandler tells a token its tenants and scopes, for the UI.
 //
+// # Query frontend and shards
+//
+// cmd/myelin puts server/frontend in front of QueryAPI: it splits,
+// caches, queues and shards /query and /query_range and calls the API for
+// each piece or shard, so the API's guards apply to each. CheckExpression
+// and NewParser give it the API's expression guard and parser. A shard
+// of a query carries the selector __query_shard__="i_of_n"
+// (server/queryshard); tenantQuerier.Select takes it out of the matchers
+// and drops the series of other shards before their chunks are read.
+// The API's engine keeps per-step statistics for stats=all.
+//
 // # Rooms
 //
 // The services around storage are packages of their own under server/
-// (docs/design.md "Rooms"): tenant (below all of them), limits, auth,
-// frontend, ruler, alertmanager, distributor, querier, and ui (the
-// embedded front end, which only serves files). None imports this
+// (docs/design.md "Rooms"): tenant and queryshard (below all of them),
+// limits, auth, frontend, ruler, alertmanager, distributor, querier, and
+// ui (the embedded front end, which only serves files). None imports this
 // package; this package wires them into HTTP.
 package server

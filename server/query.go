@@ -29,6 +29,7 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/myelindb/myelin/server/limits"
+	"github.com/myelindb/myelin/server/queryshard"
 	"github.com/myelindb/myelin/server/tenant"
 )
 
@@ -90,6 +91,13 @@ type QueryOptions struct {
 	// samples at once, freed memory is returned to the operating system
 	// (memoryReleaser). Zero means DefaultFreeMemorySamples.
 	FreeMemorySamples int
+	// ShardHints: the Storage's selects honour storage.SelectHints'
+	// ShardIndex and ShardCount (Myelin's querier and engine do), so a
+	// query shard's selector goes down in them and the storage skips the
+	// other shards' series before reading them. Off, the API drops those
+	// series itself, after the storage read them (Prometheus's TSDB
+	// refuses shard hints unless built for them).
+	ShardHints bool
 	// Version is reported by /api/v1/status/buildinfo.
 	Version    string
 	Logger     *slog.Logger          // nil means discard
@@ -217,16 +225,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	parserOpts := parser.Options{}
-	if opts.EnableExperimental {
-		parserOpts = parser.Options{
-			EnableExperimentalFunctions:  true,
-			ExperimentalDurationExpr:     true,
-			EnableExtendedRangeSelectors: true,
-			EnableBinopFillModifiers:     true,
-		}
-	}
-	p := parser.NewParser(parserOpts)
+	p := NewParser(opts.EnableExperimental)
 	engineOpts := promql.EngineOpts{
 		Logger:     opts.Logger,
 		Reg:        opts.Registerer,
@@ -241,11 +240,15 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
 		EnableDelayedNameRemoval: opts.EnableExperimental,
-		Parser:                   p,
+		// stats=all's per-step sample counts (Prometheus's
+		// --enable-feature=promql-per-step-stats); kept only for the
+		// queries that ask.
+		EnablePerStepStats: true,
+		Parser:             p,
 	}
 	engine := promql.NewEngine(engineOpts)
 	engs := newEngines(engine, engineOpts)
-	q := tenantQueryable{s: s}
+	q := tenantQueryable{s: s, shardHints: opts.ShardHints}
 	api := v1.NewAPI(
 		costEngine{engs}, q, nil, nil, noExemplars{},
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
@@ -291,6 +294,21 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		mem:        &memoryReleaser{minCost: opts.FreeMemorySamples, interval: freeMemoryInterval},
 		freeMemory: freeMemory,
 	}, nil
+}
+
+// NewParser returns the PromQL parser of the query API: Prometheus's, with
+// all of its experimental features if experimental (QueryOptions.
+// EnableExperimental). The query frontend parses with the same one.
+func NewParser(experimental bool) parser.Parser {
+	if !experimental {
+		return parser.NewParser(parser.Options{})
+	}
+	return parser.NewParser(parser.Options{
+		EnableExperimentalFunctions:  true,
+		ExperimentalDurationExpr:     true,
+		EnableExtendedRangeSelectors: true,
+		EnableBinopFillModifiers:     true,
+	})
 }
 
 // overrideErrorCode gives the endpoints that are not PromQL (series,
@@ -477,12 +495,15 @@ func writeAPIError(w http.ResponseWriter, code int, errorType, msg string) {
 // tenantQueryable adapts Storage to the tenant-less
 // storage.SampleAndChunkQueryable the Prometheus API wants: the queriers it
 // returns resolve the tenant from the context of each call.
-type tenantQueryable struct{ s Storage }
+type tenantQueryable struct {
+	s          Storage
+	shardHints bool // QueryOptions.ShardHints
+}
 
 var _ storage.SampleAndChunkQueryable = tenantQueryable{}
 
 func (q tenantQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &tenantQuerier{s: q.s, mint: mint, maxt: maxt}, nil
+	return &tenantQuerier{s: q.s, mint: mint, maxt: maxt, shardHints: q.shardHints}, nil
 }
 
 // ChunkQuerier serves remote read, which we do not route.
@@ -497,6 +518,7 @@ func (q tenantQueryable) ChunkQuerier(int64, int64) (storage.ChunkQuerier, error
 type tenantQuerier struct {
 	s          Storage
 	mint, maxt int64
+	shardHints bool
 	mu         struct {
 		sync.Mutex
 		byTenant map[string]storage.Querier
@@ -542,6 +564,15 @@ func (q *tenantQuerier) querier(ctx context.Context) (storage.Querier, error) {
 
 // Select counts the series it returns in the request's queryCost, if the
 // context has one (the gated endpoints).
+//
+// A shard selector (queryshard: __query_shard__="i_of_n", which the query
+// frontend writes into the shards of a query) is taken out of the
+// matchers; with QueryOptions.ShardHints it goes down in
+// storage.SelectHints (ShardIndex, ShardCount), which the querier sends
+// to every group and the engine applies before it copies a series' head
+// or reads its chunks. Whatever the storage did, the series outside the
+// shard are dropped here, so the shards of a query read disjoint sets of
+// series.
 func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	if err := checkSelectLength(ctx, hints); err != nil {
 		return storage.ErrSeriesSet(err)
@@ -550,7 +581,22 @@ func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	ms, shard, sharded, err := queryshard.FromMatchers(ms)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	if sharded && q.shardHints {
+		h := storage.SelectHints{}
+		if hints != nil {
+			h = *hints
+		}
+		h.ShardIndex, h.ShardCount = shard.Index, shard.Count
+		hints = &h
+	}
 	ss := sq.Select(ctx, sortSeries, hints, ms...)
+	if sharded {
+		ss = &shardSeriesSet{SeriesSet: ss, shard: shard}
+	}
 	if b := limits.QueryBudgetFrom(ctx); b != nil {
 		maxSeries, _ := b.Limits()
 		ss = &countedSet{SeriesSet: ss, budget: b, count: maxSeries > 0}
@@ -559,6 +605,21 @@ func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 		return &countedSeriesSet{SeriesSet: ss, n: &c.series}
 	}
 	return ss
+}
+
+// shardSeriesSet passes on the series of one shard.
+type shardSeriesSet struct {
+	storage.SeriesSet
+	shard queryshard.Shard
+}
+
+func (s *shardSeriesSet) Next() bool {
+	for s.SeriesSet.Next() {
+		if s.shard.Holds(s.At().Labels()) {
+			return true
+		}
+	}
+	return false
 }
 
 // countedSeriesSet counts the series Next moves to.

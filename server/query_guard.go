@@ -74,6 +74,19 @@ func checkExpr(expr string, maxBytes, maxDepth int) error {
 	return nil
 }
 
+// CheckExpression is the API's expression guard (checkExpr) for the query
+// frontend in front of the API, which must not parse what the API would
+// refuse to.
+func CheckExpression(expr string, maxBytes, maxDepth int) error {
+	if maxBytes == 0 {
+		maxBytes = DefaultMaxExpressionBytes
+	}
+	if maxDepth == 0 {
+		maxDepth = DefaultMaxExpressionDepth
+	}
+	return checkExpr(expr, maxBytes, maxDepth)
+}
+
 // exprDepth returns the nesting depth of expr, found in one pass without
 // parsing, as follows:
 //

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -236,4 +237,43 @@ func TestQueryAPITimeout(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestShardSelector: a query's shards (__query_shard__="i_of_n") read
+// disjoint sets of series that together are all of them; a bad selector
+// is refused.
+func TestShardSelector(t *testing.T) {
+	ts := tenantStorages{"a": teststorage.New(t)}
+	app := ts["a"].Appender(context.Background())
+	for i := range 40 {
+		_, err := app.Append(0, labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), 1000, float64(i))
+		require.NoError(t, err)
+	}
+	require.NoError(t, app.Commit())
+	api, err := NewQueryAPI(ts, QueryOptions{MultiTenant: true})
+	require.NoError(t, err)
+	count := func(q string) (int, string) {
+		code, resp := call(t, api, http.MethodGet, "/api/v1/query", "a", url.Values{"query": {q}, "time": {"1"}})
+		if code != http.StatusOK {
+			return code, resp.Error
+		}
+		var v []json.RawMessage
+		require.NoError(t, json.Unmarshal(resp.Data, &struct {
+			Result *[]json.RawMessage `json:"result"`
+		}{&v}))
+		return len(v), ""
+	}
+	total := 0
+	for i := 1; i <= 3; i++ {
+		n, msg := count(fmt.Sprintf(`m{__query_shard__="%d_of_3"}`, i))
+		require.Empty(t, msg)
+		require.Greater(t, n, 0)
+		total += n
+	}
+	require.Equal(t, 40, total)
+	n, _ := count(`m`)
+	require.Equal(t, 40, n)
+	code, msg := count(`m{__query_shard__="4_of_3"}`)
+	require.Equal(t, 422, code)
+	require.Contains(t, msg, "bad shard selector")
 }

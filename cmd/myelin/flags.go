@@ -21,6 +21,7 @@ import (
 
 	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/server/frontend"
 	"github.com/myelindb/myelin/server/remotewrite"
 )
 
@@ -64,6 +65,8 @@ type config struct {
 	httpWriteTimeout    time.Duration
 	httpIdleTimeout     time.Duration
 
+	frontend frontendConfig
+
 	cluster clusterConfig
 	limits  limitsConfig
 
@@ -72,6 +75,81 @@ type config struct {
 	// effective is every flag's value after the config file and the
 	// command line, served by /config.
 	effective map[string]string
+}
+
+// frontendConfig are the flags of the query frontend (server/frontend):
+// Cortex's and Mimir's names.
+type frontendConfig struct {
+	limits           frontend.Limits // the per-tenant defaults
+	cacheBackend     string
+	inmemoryBytes    int64
+	memcachedAddrs   string
+	memcachedTimeout time.Duration
+	logSlowerThan    time.Duration
+	parallelize      bool
+}
+
+func (c *frontendConfig) register(fs *flag.FlagSet) {
+	d := frontend.DefaultLimits
+	fs.DurationVar(&c.limits.SplitInterval, "query-frontend.split-queries-by-interval", d.SplitInterval,
+		"Split range queries at multiples of this interval since the epoch (days by default), run the pieces in parallel\n"+
+			"and cache them piece by piece. 0 does not split.")
+	fs.BoolVar(&c.limits.AlignQueriesWithStep, "query-frontend.align-queries-with-step", d.AlignQueriesWithStep,
+		"Move the start and end of range queries down to a multiple of their step, so that refreshes reuse cached\n"+
+			"results (not for queries with @ start() or @ end()). The answer then has the aligned steps.")
+	fs.BoolVar(&c.limits.CacheResults, "query-frontend.cache-results", d.CacheResults,
+		"Cache the results of range queries (by tenant, query, step and split interval).")
+	fs.StringVar(&c.cacheBackend, "query-frontend.results-cache.backend", "",
+		"Results cache: \"\" or \"inmemory\" for one in the node's memory, \"memcached\" for memcached servers shared by\n"+
+			"the cluster's nodes (-query-frontend.results-cache.memcached.addresses).")
+	fs.Int64Var(&c.inmemoryBytes, "query-frontend.results-cache.inmemory.max-size-bytes", 128<<20,
+		"Size of the in-memory results cache, in `bytes`; the least recently used entries go first.")
+	fs.StringVar(&c.memcachedAddrs, "query-frontend.results-cache.memcached.addresses", "",
+		"Comma-separated host:port of the memcached servers of the results cache.")
+	fs.DurationVar(&c.memcachedTimeout, "query-frontend.results-cache.memcached.timeout", 200*time.Millisecond,
+		"Timeout of a call to memcached; a call that fails is a cache miss.")
+	fs.DurationVar(&c.limits.MaxCacheFreshness, "query-frontend.max-cache-freshness", d.MaxCacheFreshness,
+		"Do not cache results for times newer than now minus this: samples may still arrive for them.")
+	fs.DurationVar(&c.limits.ResultsCacheTTL, "query-frontend.results-cache-ttl", d.ResultsCacheTTL,
+		"Use a cached result for this long after it was computed. A sample written into a range already cached\n"+
+			"(older than -query-frontend.max-cache-freshness: a backfill) appears in answers at most this long after.")
+	fs.IntVar(&c.limits.MaxOutstanding, "query-frontend.max-outstanding-requests-per-tenant", d.MaxOutstanding,
+		"Maximum number of queries a tenant may have in the frontend at once (waiting or running); more get 429.\n"+
+			"0 means no limit.")
+	fs.IntVar(&c.limits.MaxQueriersPerTenant, "query-frontend.max-queriers-per-tenant", d.MaxQueriersPerTenant,
+		"Maximum number of the frontend's workers (-query.max-concurrency) a tenant's queries hold at once. 0 means all but\n"+
+			"one, so that a tenant flooding heavy queries always leaves a worker for the others.")
+	fs.BoolVar(&c.parallelize, "query-frontend.parallelize-shardable-queries", false,
+		"Run shardable queries (sum, count, min, max, avg, topk, bottomk of per-series expressions) as\n"+
+			"-query-frontend.query-sharding-total-shards queries over disjoint sets of series, merged by the frontend.\n"+
+			"Off by default, as in Mimir: each shard still reads the index of every series (docs/design.md).")
+	fs.IntVar(&c.limits.TotalShards, "query-frontend.query-sharding-total-shards", 16,
+		"Number of shards of a sharded query (Mimir's default). 0 or 1 does not shard.")
+	fs.DurationVar(&c.logSlowerThan, "query-frontend.log-queries-longer-than", 0,
+		"Log queries that take longer than this (tenant, query, duration, series and samples fetched). 0 logs none.")
+}
+
+func (c *frontendConfig) parse() error {
+	var errs []error
+	switch c.cacheBackend {
+	case "", "inmemory":
+		if c.inmemoryBytes <= 0 {
+			errs = append(errs, fmt.Errorf("-query-frontend.results-cache.inmemory.max-size-bytes %d: want more than 0", c.inmemoryBytes))
+		}
+	case "memcached":
+		if c.memcachedAddrs == "" {
+			errs = append(errs, errors.New("-query-frontend.results-cache.backend=memcached needs -query-frontend.results-cache.memcached.addresses"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("-query-frontend.results-cache.backend %q: want \"\", inmemory or memcached", c.cacheBackend))
+	}
+	if c.logSlowerThan < 0 {
+		errs = append(errs, fmt.Errorf("-query-frontend.log-queries-longer-than %v is negative", c.logSlowerThan))
+	}
+	if err := (frontend.Options{Defaults: c.limits}).Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // clusterConfig are the flags of the cluster and its Raft groups.
@@ -215,6 +293,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 			"query timeout this is 2m30s).")
 	fs.DurationVar(&cfg.httpIdleTimeout, "server.http-idle-timeout", 2*time.Minute,
 		"Close a keep-alive connection idle for this long (dskit's default).")
+	cfg.frontend.register(fs)
 	cfg.cluster.register(fs)
 	cfg.limits.register(fs)
 	fs.BoolVar(&cfg.version, "version", false, "Print the version and exit.")
@@ -271,7 +350,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	if cfg.httpWriteTimeout > 0 && cfg.httpWriteTimeout <= cfg.queryTimeout {
 		errs = append(errs, fmt.Errorf("-server.http-write-timeout %v must exceed -query.timeout %v (or be 0)", cfg.httpWriteTimeout, cfg.queryTimeout))
 	}
-	errs = append(errs, cfg.cluster.parse(cfg.set))
+	errs = append(errs, cfg.frontend.parse(), cfg.cluster.parse(cfg.set))
 	errs = append(errs, cfg.limits.validate(cfg.defaultLimits()))
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintln(stderr, err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/myelindb/myelin/server"
 	"github.com/myelindb/myelin/server/auth"
 	"github.com/myelindb/myelin/server/distributor"
+	"github.com/myelindb/myelin/server/frontend"
 	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/server/querier"
 	"github.com/myelindb/myelin/server/remotewrite"
@@ -41,6 +43,11 @@ type node struct {
 	dist    *distributor.Distributor
 	query   *querier.Querier
 	api     *server.ClusterAPI
+	// frontend is the query frontend in front of the query API, and
+	// memcached its results cache if it has one: set by install, closed
+	// by close.
+	frontend  *frontend.Frontend
+	memcached *frontend.Memcached
 }
 
 // openMinFree is the free space the node waits for before it opens its
@@ -227,6 +234,12 @@ func (n *node) internalHandler(logger *slog.Logger) http.Handler {
 // listener and the engine; any may be missing after a failed open.
 func (n *node) close() error {
 	var errs []error
+	if n.frontend != nil {
+		n.frontend.Close()
+	}
+	if n.memcached != nil {
+		errs = append(errs, n.memcached.Close())
+	}
 	if n.cluster != nil {
 		errs = append(errs, n.cluster.Close())
 	}
@@ -301,6 +314,7 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 		MaxExpressionDepth: cfg.maxExprDepth,
 		MaxConcurrent:      cfg.queryMaxConcurrency,
 		MaxQueued:          cfg.queryMaxQueued,
+		ShardHints:         true, // the querier and the engine honour them
 		Version:            versionString(),
 		Logger:             logger,
 		Registerer:         reg,
@@ -350,8 +364,63 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/prometheus/api/v1/push", "/prometheus/api/v1/write"} {
 		handle(p, "push", auth.Write, write)
 	}
-	handle("/api/v1/", "query", auth.Read, query)
-	handle("/prometheus/api/v1/", "query", auth.Read, query)
+	// The query frontend sits in front of the query API: it takes
+	// /query and /query_range and passes every other read on.
+	fe, err := newFrontend(n, query, cfg, gate, reg, logger)
+	if err != nil {
+		return err
+	}
+	handle("/api/v1/", "query", auth.Read, fe)
+	handle("/prometheus/api/v1/", "query", auth.Read, fe)
 	h.Open()
 	return nil
+}
+
+// newFrontend makes the query frontend in front of query, with its
+// results cache, and keeps both in n to be closed with it.
+func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate, reg prometheus.Registerer, logger *slog.Logger) (*frontend.Frontend, error) {
+	fc := cfg.frontend
+	var cache frontend.Cache
+	switch fc.cacheBackend {
+	case "memcached":
+		m, err := frontend.NewMemcached(frontend.MemcachedOptions{
+			Addresses:  strings.Split(fc.memcachedAddrs, ","),
+			Timeout:    fc.memcachedTimeout,
+			Logger:     logger,
+			Registerer: reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		n.memcached = m
+		cache = m
+	default:
+		cache = frontend.NewLRU(fc.inmemoryBytes, nil, reg)
+	}
+	fe, err := frontend.New(query, frontend.Options{
+		Defaults: fc.limits,
+		// Per-tenant overrides come with server/limits (one line here).
+		TenantLimits:         nil,
+		MaxInFlight:          cfg.queryMaxConcurrency,
+		MultiTenant:          cfg.multitenancy,
+		Federation:           gate.On(),
+		Timeout:              cfg.queryTimeout,
+		LogQueriesLongerThan: fc.logSlowerThan,
+		CheckExpr: func(expr string) error {
+			return server.CheckExpression(expr, cfg.maxExprBytes, cfg.maxExprDepth)
+		},
+		Parser:        server.NewParser(cfg.queryExperimental),
+		LookbackDelta: cfg.lookbackDelta,
+		Cache:         cache,
+
+		ParallelizeShardableQueries: fc.parallelize,
+		DelayedNameRemoval:          cfg.queryExperimental,
+		Logger:                      logger,
+		Registerer:                  reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.frontend = fe
+	return fe, nil
 }

@@ -28,6 +28,8 @@ var roomRules = []roomRule{
 		why: "the querier fans reads out through interfaces (Router, Local); the engine and the cluster are wired by cmd"},
 	{rel: "server/tenant", forbidden: []string{"server", "engine", "raftgroup", "raftgroup/cluster"},
 		why: "tenant helpers sit below every room so that each may import them"},
+	{rel: "server/queryshard", forbidden: []string{"server", "engine", "raftgroup", "raftgroup/cluster", "server/querier", "server/distributor", "server/frontend"},
+		why: "the shard selector's vocabulary sits below the frontend that writes it and the storage side that honours it"},
 	{rel: "server/limits", forbidden: []string{"server", "engine", "raftgroup", "raftgroup/cluster", "server/querier", "server/distributor"},
 		why: "limits are per-tenant values read per request; the rooms that enforce them import limits, not the reverse"},
 	{rel: "server/auth", forbidden: []string{"server", "engine", "raftgroup", "raftgroup/cluster", "server/querier", "server/distributor"},

@@ -1,0 +1,484 @@
+package frontend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/timestamp"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/util/httputil"
+
+	"github.com/myelindb/myelin/server/tenant"
+)
+
+// Frontend is the query frontend: an http.Handler in front of the query
+// API (next) that splits, caches, shards and queues /query and
+// /query_range (doc.go has the protocol). Every other request goes to
+// next unchanged, and so does any query request the frontend cannot
+// read, so that the API answers it with its own error.
+//
+// Safe for concurrent use. Close stops its workers.
+type Frontend struct {
+	opts  Options // immutable after New
+	next  http.Handler
+	queue *queue
+	m     *metrics
+	// engine evaluates sharded queries over their shards' answers; nil
+	// without Options.ParallelizeShardableQueries.
+	engine *promql.Engine
+	mu     struct {
+		sync.Mutex
+		outstanding map[string]int // tenant ID -> queries in the frontend
+	}
+}
+
+// New returns a frontend in front of next and starts its workers.
+func New(next http.Handler, opts Options) (*Frontend, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	m := newMetrics(opts.Registerer)
+	f := &Frontend{opts: opts, next: next, m: m, queue: newQueue(opts.MaxInFlight, m)}
+	if opts.ParallelizeShardableQueries {
+		f.engine = promql.NewEngine(promql.EngineOpts{
+			// The shards hold the samples; this engine holds their
+			// answers only, at most what the API let them hold.
+			MaxSamples:               math.MaxInt,
+			Timeout:                  opts.Timeout,
+			LookbackDelta:            opts.LookbackDelta,
+			NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+			EnableAtModifier:         true,
+			EnableNegativeOffset:     true,
+			EnableDelayedNameRemoval: opts.DelayedNameRemoval,
+			Parser:                   opts.Parser,
+		})
+	}
+	f.mu.outstanding = map[string]int{}
+	return f, nil
+}
+
+// Close stops the workers; queries waiting in the queue fail with 503.
+// Idempotent.
+func (f *Frontend) Close() { f.queue.close() }
+
+// request is a /query or /query_range request the frontend took.
+type request struct {
+	path    string      // the request's path, passed on
+	header  http.Header // the request's headers, passed on (the tenant)
+	form    url.Values
+	tenant  string // the ID, normal form ("a|b" sorted)
+	limits  Limits
+	instant bool
+	query   string // as sent on: @ start() and @ end() resolved when split
+	expr    parser.Expr
+	info    exprInfo
+	// start, end, step in milliseconds; an instant query has start ==
+	// end == its time, or hasTime false for "now".
+	start, end, step int64
+	hasTime          bool
+	stats            string // the client's stats parameter
+	// shards is the query's sharding plan, nil if it is not sharded.
+	shards *shardPlan
+}
+
+func (r *request) op() string {
+	if r.instant {
+		return "query"
+	}
+	return "query_range"
+}
+
+// ServeHTTP implements http.Handler.
+func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, ok := f.read(r)
+	if !ok {
+		f.next.ServeHTTP(w, r)
+		return
+	}
+	// The API compresses its answers for clients that accept it; the
+	// frontend asks it for plain ones (call) and compresses its own the
+	// same way.
+	httputil.CompressionHandler{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		f.serve(w, r, req)
+	})}.ServeHTTP(w, r)
+}
+
+func (f *Frontend) serve(w http.ResponseWriter, r *http.Request, req *request) {
+	if !f.enter(req.tenant, req.limits.MaxOutstanding) {
+		f.m.discarded.WithLabelValues(req.tenant, "too_many_outstanding").Inc()
+		writeAPIError(w, http.StatusTooManyRequests, "too_many_requests", errTooManyOutstanding.Error())
+		return
+	}
+	defer f.leave(req.tenant)
+	f.m.queries.WithLabelValues(req.op()).Inc()
+	ctx, cancel := context.WithTimeout(r.Context(), f.opts.Timeout)
+	defer cancel()
+	begin := time.Now()
+	var st serveStats
+	if req.instant {
+		st = f.serveInstant(ctx, w, req)
+	} else {
+		st = f.serveRange(ctx, w, req)
+	}
+	if d := time.Since(begin); f.opts.LogQueriesLongerThan > 0 && d > f.opts.LogQueriesLongerThan {
+		f.m.slow.Inc()
+		args := []any{"tenant", req.tenant, "op", req.op(), "query", req.query, "duration", d.Round(time.Microsecond),
+			"status", st.status, "series_fetched", st.seriesFetched, "samples_fetched", st.samplesFetched,
+			"pieces", st.pieces, "cached_pieces", st.cachedPieces, "shards", st.shards}
+		if req.instant {
+			if req.hasTime {
+				args = append(args, "time", formatTime(req.start))
+			}
+		} else {
+			args = append(args, "start", formatTime(req.start), "end", formatTime(req.end), "step", time.Duration(req.step)*time.Millisecond)
+		}
+		f.opts.Logger.Info("slow query detected", args...)
+	}
+}
+
+// errTooManyOutstanding is Mimir's error for a tenant over
+// -query-frontend.max-outstanding-requests-per-tenant, answered 429.
+var errTooManyOutstanding = errors.New("too many outstanding requests")
+
+func (f *Frontend) enter(id string, limit int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if limit > 0 && f.mu.outstanding[id] >= limit {
+		return false
+	}
+	f.mu.outstanding[id]++
+	return true
+}
+
+func (f *Frontend) leave(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mu.outstanding[id]--; f.mu.outstanding[id] <= 0 {
+		delete(f.mu.outstanding, id)
+	}
+}
+
+// serveStats is what a query cost, for the slow-query log.
+type serveStats struct {
+	status                        int
+	seriesFetched, samplesFetched int64
+	pieces, cachedPieces, shards  int
+}
+
+// maxPoints is the query API's bound on the steps of a range query.
+const maxPoints = 11000
+
+// read takes a request apart; ok is false for anything the frontend
+// leaves to the API as it is: other paths, a tenant or parameter the API
+// would refuse, an expression that does not parse, a limit parameter (a
+// cut that depends on the whole answer), a multipart form.
+func (f *Frontend) read(r *http.Request) (*request, bool) {
+	rest, ok := strings.CutPrefix(strings.TrimPrefix(r.URL.Path, "/prometheus"), "/api/v1")
+	if !ok || rest != "/query" && rest != "/query_range" {
+		return nil, false
+	}
+	readTenant := tenant.FromRequest
+	if f.opts.Federation {
+		readTenant = tenant.SetFromRequest
+	}
+	id, err := readTenant(r, f.opts.MultiTenant)
+	if err != nil {
+		return nil, false
+	}
+	form, err := readForm(r, f.opts.MaxFormBytes)
+	if err != nil {
+		return nil, false
+	}
+	req := &request{path: r.URL.Path, header: r.Header, form: form, tenant: id, instant: rest == "/query",
+		query: form.Get("query"), stats: form.Get("stats")}
+	if form.Get("limit") != "" || len(form["query"]) != 1 {
+		return nil, false
+	}
+	if f.opts.CheckExpr != nil && f.opts.CheckExpr(req.query) != nil {
+		return nil, false
+	}
+	for _, p := range []string{"timeout", "lookback_delta"} {
+		if v := form.Get(p); v != "" {
+			if _, err := parseDuration(v); err != nil {
+				return nil, false
+			}
+		}
+	}
+	if req.instant {
+		if v := form.Get("time"); v != "" {
+			t, err := parseTime(v)
+			if err != nil {
+				return nil, false
+			}
+			req.start, req.end, req.hasTime = timestamp.FromTime(t), timestamp.FromTime(t), true
+		}
+	} else {
+		start, err := parseTime(form.Get("start"))
+		if err != nil {
+			return nil, false
+		}
+		end, err := parseTime(form.Get("end"))
+		if err != nil || end.Before(start) {
+			return nil, false
+		}
+		step, err := parseDuration(form.Get("step"))
+		if err != nil || step <= 0 || end.Sub(start)/step > maxPoints || step%time.Millisecond != 0 {
+			return nil, false
+		}
+		req.start, req.end, req.step = timestamp.FromTime(start), timestamp.FromTime(end), step.Milliseconds()
+	}
+	expr, err := f.opts.Parser.ParseExpr(req.query)
+	if err != nil {
+		return nil, false
+	}
+	req.expr = expr
+	req.info = inspect(expr)
+	req.limits = f.limits(id)
+	return req, true
+}
+
+// limits returns the limits of a tenant ID, of several tenants combined.
+func (f *Frontend) limits(id string) Limits {
+	if f.opts.TenantLimits == nil {
+		return f.opts.Defaults
+	}
+	ids := tenant.Split(id)
+	ls := make([]Limits, len(ids))
+	for i, t := range ids {
+		ls[i] = f.opts.TenantLimits(t)
+	}
+	return combineLimits(ls)
+}
+
+// response is a downstream answer as it was written.
+type response struct {
+	code   int
+	header http.Header
+	body   bytes.Buffer
+}
+
+func (r *response) Header() http.Header { return r.header }
+func (r *response) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.body.Write(b)
+}
+func (r *response) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+
+// writeTo copies the response to w.
+func (r *response) writeTo(w http.ResponseWriter) {
+	for k, v := range r.header {
+		if !skipHeader(k) {
+			w.Header()[k] = v
+		}
+	}
+	w.WriteHeader(r.code)
+	w.Write(r.body.Bytes())
+}
+
+// call runs one request of the query on the API, in the tenant's turn
+// of the queue: query for an instant query at start (or now), a range
+// query over [start, end] otherwise. The API is always asked for stats
+// (for the slow-query log and stats=all); the frontend drops them from
+// its answer unless the client asked.
+func (f *Frontend) call(ctx context.Context, req *request, query string, start, end int64) (*response, error) {
+	form := make(url.Values, len(req.form)+1)
+	for k, v := range req.form {
+		form[k] = v
+	}
+	form.Set("query", query)
+	if req.instant {
+		if req.hasTime {
+			form.Set("time", formatTime(start))
+		}
+	} else {
+		form.Set("start", formatTime(start))
+		form.Set("end", formatTime(end))
+	}
+	if req.stats == "all" {
+		form.Set("stats", "all")
+	} else {
+		form.Set("stats", "true")
+	}
+	var resp *response
+	err := f.queue.do(ctx, req.tenant, f.maxWorkers(req.limits), func(ctx context.Context) {
+		r, err := http.NewRequestWithContext(ctx, http.MethodGet, req.path+"?"+form.Encode(), nil)
+		if err != nil {
+			panic("BUG: request of a parsed URL: " + err.Error())
+		}
+		r.Header = req.header.Clone()
+		r.Header.Del("Content-Type")
+		r.Header.Del("Content-Length")
+		r.Header.Del("Accept-Encoding") // the frontend reads the answer
+		resp = &response{header: http.Header{}}
+		f.next.ServeHTTP(resp, r)
+		if resp.code == 0 {
+			resp.code = http.StatusOK
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// maxWorkers is the most workers a tenant's tasks may hold at once:
+// Limits.MaxQueriersPerTenant, or all workers but one by default, so
+// that another tenant's task never waits behind a flood (with a single
+// worker, that one).
+func (f *Frontend) maxWorkers(l Limits) int {
+	switch {
+	case l.MaxQueriersPerTenant > 0:
+		return min(l.MaxQueriersPerTenant, f.opts.MaxInFlight)
+	case f.opts.MaxInFlight > 1:
+		return f.opts.MaxInFlight - 1
+	}
+	return 1
+}
+
+// writeError answers an error of the frontend itself (the query's
+// context ended, the queue closed) in the API's JSON shape and codes:
+// 503 for a timeout or shutdown (retry), 499 for a client that went
+// away.
+func writeError(w http.ResponseWriter, err error) int {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		writeAPIError(w, http.StatusServiceUnavailable, "timeout", "query timed out in the query frontend")
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled):
+		writeAPIError(w, statusClientClosed, "canceled", "query canceled: the client went away")
+		return statusClientClosed
+	}
+	writeAPIError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+	return http.StatusServiceUnavailable
+}
+
+// statusClientClosed is nginx's code for a client that went away, which
+// the query API answers for a canceled query.
+const statusClientClosed = 499
+
+// writeAPIError writes an error in the Prometheus API's JSON shape.
+func writeAPIError(w http.ResponseWriter, code int, errorType, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, `{"status":"error","errorType":%q,"error":%q}`, errorType, msg)
+}
+
+// serveInstant runs an instant query on the API in the tenant's turn,
+// or its shards.
+func (f *Frontend) serveInstant(ctx context.Context, w http.ResponseWriter, req *request) serveStats {
+	st := serveStats{pieces: 1}
+	f.planShards(req)
+	if req.shards != nil && !req.hasTime {
+		// Every shard must evaluate at the same time.
+		req.start, req.end, req.hasTime = f.opts.Now().UnixMilli(), f.opts.Now().UnixMilli(), true
+	}
+	res, resp, err := f.fetch(ctx, req, req.start, req.end, &st)
+	switch {
+	case err != nil:
+		st.status = writeError(w, err)
+		return st
+	case res == nil:
+		// The API's error, or an answer we cannot read: passed on as it
+		// is (with stats the client may not have asked for).
+		st.status = resp.code
+		resp.writeTo(w)
+		return st
+	}
+	st.status = http.StatusOK
+	st.addStats(res.stats)
+	f.writeResult(w, resp.header, res, req.stats != "")
+	return st
+}
+
+// planShards sets req.shards if the tenant's queries are sharded and
+// this one can be.
+func (f *Frontend) planShards(req *request) {
+	if f.engine == nil || req.limits.TotalShards < 2 || req.info.rangeFunc {
+		return
+	}
+	if plan, ok := planShards(f.opts.Parser, req.query, req.limits.TotalShards, f.opts.DelayedNameRemoval); ok {
+		req.shards = plan
+	}
+}
+
+// fetch computes the query over [start, end] (an instant query at start):
+// sharded if it has a plan (unsharded if the shards say so), else on the
+// API in the tenant's turn. It returns the decoded answer and the API's
+// response it came from, or no answer and the API's response to pass on
+// (an error, or one the frontend cannot read), or an error of the
+// frontend's own (the context ended).
+func (f *Frontend) fetch(ctx context.Context, req *request, start, end int64, st *serveStats) (*result, *response, error) {
+	if req.shards != nil {
+		res, resp, err := f.callSharded(ctx, req, req.shards, start, end)
+		switch {
+		case err == nil && resp == nil:
+			st.shards += len(req.shards.embedded) * req.limits.TotalShards
+			return res, &response{code: http.StatusOK, header: http.Header{"Content-Type": {"application/json"}}}, nil
+		case resp != nil:
+			return nil, resp, nil
+		case !errors.Is(err, errShardFallback):
+			return nil, nil, err
+		}
+		f.m.unsharded.Inc()
+	}
+	resp, err := f.call(ctx, req, req.query, start, end)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.code != http.StatusOK {
+		return nil, resp, nil
+	}
+	res, err := decodeResult(resp.body.Bytes())
+	if err != nil {
+		return nil, resp, nil
+	}
+	return res, resp, nil
+}
+
+func (st *serveStats) addStats(s *queryStats) {
+	if s == nil {
+		return
+	}
+	st.seriesFetched += s.SeriesFetched
+	if s.Samples != nil {
+		st.samplesFetched += s.Samples.TotalQueryableSamples
+	}
+}
+
+// skipHeader: headers of the API's answer that describe its body's
+// encoding, which the frontend's answer sets for itself.
+func skipHeader(k string) bool {
+	switch k {
+	case "Content-Length", "Content-Encoding", "Vary":
+		return true
+	}
+	return false
+}
+
+// writeResult answers res with the headers of the API's answer.
+func (f *Frontend) writeResult(w http.ResponseWriter, header http.Header, res *result, withStats bool) {
+	for k, v := range header {
+		if !skipHeader(k) {
+			w.Header()[k] = v
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(res.encode(nil, withStats))
+}

@@ -1,0 +1,228 @@
+package frontend
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/myelindb/myelin/server/queryshard"
+)
+
+// Limits are the settings a tenant may have its own value of. Their
+// flags are Cortex's and Mimir's (cmd/myelin sets the defaults); the
+// limits room (server/limits) will give per-tenant overrides through
+// Options.TenantLimits.
+type Limits struct {
+	// SplitInterval: range queries are cut into pieces at multiples of
+	// this interval since the epoch (days, by default), run in parallel
+	// and cached piece by piece. Zero does not split.
+	// -query-frontend.split-queries-by-interval.
+	SplitInterval time.Duration
+	// AlignQueriesWithStep moves a range query's start and end down to a
+	// multiple of its step (see alignable for when it is safe).
+	// -query-frontend.align-queries-with-step.
+	AlignQueriesWithStep bool
+	// CacheResults keeps the pieces of range queries in the results
+	// cache. -query-frontend.cache-results.
+	CacheResults bool
+	// MaxCacheFreshness: results for times newer than now minus this are
+	// never cached, as samples may still arrive for them.
+	// -query-frontend.max-cache-freshness.
+	MaxCacheFreshness time.Duration
+	// ResultsCacheTTL: a cached piece is used for this long after it was
+	// computed, then computed again. It bounds how long a sample written
+	// into a range already cached (backfill) stays invisible; doc.go
+	// has the bound. -query-frontend.results-cache-ttl.
+	ResultsCacheTTL time.Duration
+	// MaxOutstanding bounds the queries a tenant has in the frontend at
+	// once, waiting or running; more are refused with 429. Zero means no
+	// bound. -query-frontend.max-outstanding-requests-per-tenant.
+	MaxOutstanding int
+	// MaxQueriersPerTenant bounds the frontend's workers a tenant's
+	// requests hold at once. Zero means all workers but one, so that a
+	// tenant flooding heavy queries always leaves one for the others.
+	// -query-frontend.max-queriers-per-tenant (Mimir's name; there it
+	// bounds the queriers of a tenant's shuffle shard, default all).
+	MaxQueriersPerTenant int
+	// TotalShards: shardable queries run as this many shards over
+	// disjoint sets of series (shard.go). 0 or 1 does not shard.
+	// -query-frontend.query-sharding-total-shards, used when
+	// -query-frontend.parallelize-shardable-queries is on.
+	TotalShards int
+}
+
+// DefaultLimits are the flags' defaults.
+var DefaultLimits = Limits{
+	SplitInterval:     24 * time.Hour,
+	CacheResults:      true,
+	MaxCacheFreshness: 10 * time.Minute,
+	ResultsCacheTTL:   time.Hour,
+	MaxOutstanding:    100,
+	TotalShards:       0,
+}
+
+func (l Limits) validate(what string) []error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"split interval", l.SplitInterval},
+		{"max cache freshness", l.MaxCacheFreshness},
+		{"results cache TTL", l.ResultsCacheTTL},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: %s %v is negative", what, d.name, d.v))
+		}
+	}
+	if l.SplitInterval > 0 && l.SplitInterval%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("%s: split interval %v is not a whole number of milliseconds", what, l.SplitInterval))
+	}
+	if l.MaxQueriersPerTenant < 0 {
+		errs = append(errs, fmt.Errorf("%s: max queriers per tenant %d is negative", what, l.MaxQueriersPerTenant))
+	}
+	if l.MaxOutstanding < 0 {
+		errs = append(errs, fmt.Errorf("%s: max outstanding requests per tenant %d is negative", what, l.MaxOutstanding))
+	}
+	if l.TotalShards < 0 || l.TotalShards > queryshard.MaxShards {
+		errs = append(errs, fmt.Errorf("%s: total shards %d: want 0 to %d", what, l.TotalShards, queryshard.MaxShards))
+	}
+	return errs
+}
+
+// Options configure a Frontend.
+type Options struct {
+	// Defaults are every tenant's limits unless TenantLimits says
+	// otherwise.
+	Defaults Limits
+	// TenantLimits returns a tenant's limits. Nil means Defaults for
+	// every tenant. A read of several tenants (federation, "a|b") takes
+	// the most careful value of theirs (combineLimits).
+	TenantLimits func(tenant string) Limits
+
+	// MaxInFlight bounds the queries (pieces, shards) the frontend sends
+	// to the query API at once: its workers. Zero means 4, the query
+	// API's -query.max-concurrency default.
+	MaxInFlight int
+	// MultiTenant: the tenant comes from the X-Scope-OrgID header, as in
+	// the query API (server.QueryOptions.MultiTenant).
+	MultiTenant bool
+	// Federation: the header may name several tenants, "a|b", as in the
+	// query API (server.QueryOptions.Federation).
+	Federation bool
+	// Timeout bounds a query in the frontend, its wait in the queue
+	// included. Zero means 2m (-query.timeout's default).
+	Timeout time.Duration
+	// LogQueriesLongerThan: queries that take longer are logged with
+	// tenant, query, duration, series and samples fetched. Zero logs
+	// none. -query-frontend.log-queries-longer-than.
+	LogQueriesLongerThan time.Duration
+	// MaxFormBytes bounds a request's form that the frontend reads; a
+	// larger one goes to the query API as it is (which refuses it). Zero
+	// means 1 MiB, the query API's default.
+	MaxFormBytes int64
+	// CheckExpr refuses an expression before the frontend parses it
+	// (the query API's size and depth guard); a refused request goes to
+	// the query API as it is, which answers 400. Nil checks nothing.
+	CheckExpr func(expr string) error
+	// Parser parses PromQL as the query API does (its experimental
+	// features). Nil means Prometheus's default parser.
+	Parser parser.Parser
+	// LookbackDelta is the query API's, for the engine that merges shards.
+	// Zero means 5m.
+	LookbackDelta time.Duration
+	// DelayedNameRemoval is the API engine's (Prometheus 3's experimental
+	// delayed __name__ removal): a shard's answer then lacks the names
+	// the rest of the query would still see, so no function may sit
+	// above a sharded aggregation.
+	DelayedNameRemoval bool
+	// ParallelizeShardableQueries turns query sharding on, with
+	// Limits.TotalShards shards. -query-frontend.parallelize-shardable-queries.
+	ParallelizeShardableQueries bool
+	// Cache holds the results; nil caches nothing.
+	Cache Cache
+	// Now is the clock of cache freshness and TTL. Nil means time.Now.
+	Now        func() time.Time
+	Logger     *slog.Logger          // nil means discard
+	Registerer prometheus.Registerer // nil means none
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = 4
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	if o.MaxFormBytes == 0 {
+		o.MaxFormBytes = 1 << 20
+	}
+	if o.Parser == nil {
+		o.Parser = parser.NewParser(parser.Options{})
+	}
+	if o.LookbackDelta == 0 {
+		o.LookbackDelta = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Validate reports every problem with the options at once.
+func (o Options) Validate() error {
+	errs := o.Defaults.validate("query frontend")
+	for _, v := range []struct {
+		name string
+		v    int64
+	}{
+		{"max in flight", int64(o.MaxInFlight)},
+		{"timeout", int64(o.Timeout)},
+		{"log queries longer than", int64(o.LogQueriesLongerThan)},
+		{"max form bytes", o.MaxFormBytes},
+		{"lookback delta", int64(o.LookbackDelta)},
+	} {
+		if v.v < 0 {
+			errs = append(errs, fmt.Errorf("query frontend: %s %d is negative", v.name, v.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// combineLimits is the limits of a read of several tenants: the most
+// careful of each (Mimir's rules for federated queries): the smallest
+// positive split interval and shard count, the largest freshness window
+// and the smallest TTL of the results cache (the least staleness any
+// tenant asked for), caching only if every tenant caches, and the smallest positive
+// outstanding bound.
+func combineLimits(ls []Limits) Limits {
+	c := ls[0]
+	for _, l := range ls[1:] {
+		c.SplitInterval = smallestPositive(c.SplitInterval, l.SplitInterval)
+		c.AlignQueriesWithStep = c.AlignQueriesWithStep && l.AlignQueriesWithStep
+		c.CacheResults = c.CacheResults && l.CacheResults
+		c.MaxCacheFreshness = max(c.MaxCacheFreshness, l.MaxCacheFreshness)
+		c.ResultsCacheTTL = min(c.ResultsCacheTTL, l.ResultsCacheTTL)
+		c.MaxOutstanding = int(smallestPositive(int64(c.MaxOutstanding), int64(l.MaxOutstanding)))
+		c.MaxQueriersPerTenant = int(smallestPositive(int64(c.MaxQueriersPerTenant), int64(l.MaxQueriersPerTenant)))
+		c.TotalShards = int(smallestPositive(int64(c.TotalShards), int64(l.TotalShards)))
+	}
+	return c
+}
+
+func smallestPositive[T ~int64](a, b T) T {
+	switch {
+	case a <= 0:
+		return b
+	case b <= 0:
+		return a
+	}
+	return min(a, b)
+}

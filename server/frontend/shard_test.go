@@ -1,0 +1,218 @@
+package frontend
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPlanShards(t *testing.T) {
+	p := parser.NewParser(parser.Options{})
+	for _, tc := range []struct {
+		query  string
+		outer  string // "" if not shardable
+		shard0 []string
+	}{
+		{`sum(rate(x[5m]))`, `sum(__embedded_queries__{__embedded_id__="0"})`,
+			[]string{`sum(rate(x{__query_shard__="1_of_2"}[5m]))`}},
+		{`count by (job) (x)`, `sum by (job) (__embedded_queries__{__embedded_id__="0"})`,
+			[]string{`count by (job) (x{__query_shard__="1_of_2"})`}},
+		{`avg without (i) (x)`, `sum without (i) (__embedded_queries__{__embedded_id__="0"}) / sum without (i) (__embedded_queries__{__embedded_id__="1"})`,
+			[]string{`sum without (i) (x{__query_shard__="1_of_2"})`, `count without (i) (x{__query_shard__="1_of_2"})`}},
+		{`topk(3, x * 2)`, `topk(3, __embedded_queries__{__embedded_id__="0"})`,
+			[]string{`topk(3, x{__query_shard__="1_of_2"} * 2)`}},
+		{`histogram_quantile(0.9, sum by (le) (rate(h[5m])))`,
+			`histogram_quantile(0.9, sum by (le) (__embedded_queries__{__embedded_id__="0"}))`,
+			[]string{`sum by (le) (rate(h{__query_shard__="1_of_2"}[5m]))`}},
+		{`sum(a) / sum(b{x="y"})`, `sum(__embedded_queries__{__embedded_id__="0"}) / sum(__embedded_queries__{__embedded_id__="1"})`,
+			[]string{`sum(a{__query_shard__="1_of_2"})`, `sum(b{__query_shard__="1_of_2",x="y"})`}},
+		{`max(sum by (a) (x))`, `max(sum by (a) (__embedded_queries__{__embedded_id__="0"}))`,
+			[]string{`sum by (a) (x{__query_shard__="1_of_2"})`}},
+		{`x`, "", nil},
+		{`sum(x) + y`, "", nil},
+		{`sum(x / y)`, "", nil},                 // vector-vector inside
+		{`sum(vector(1))`, "", nil},             // reads no series
+		{`quantile(0.9, x)`, "", nil},           // not shardable
+		{`topk(scalar(k), x)`, "", nil},         // k reads data
+		{`sum(absent(x))`, "", nil},             // absent spans series
+		{`max_over_time(sum(x)[1h:])`, "", nil}, // evaluated at the subquery's steps
+		{`sum(x) * on() group_left y`, "", nil}, // y read outside
+		{`sum(rate(x[5m])) > 0`, `sum(__embedded_queries__{__embedded_id__="0"}) > 0`, []string{`sum(rate(x{__query_shard__="1_of_2"}[5m]))`}},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			plan, ok := planShards(p, tc.query, 2, false)
+			if tc.outer == "" {
+				require.False(t, ok)
+				return
+			}
+			require.True(t, ok)
+			require.Equal(t, tc.outer, plan.outer)
+			require.Len(t, plan.embedded, len(tc.shard0))
+			for i, q := range tc.shard0 {
+				require.Equal(t, q, plan.embedded[i][0])
+				require.Len(t, plan.embedded[i], 2)
+			}
+		})
+	}
+}
+
+// shardingData loads 60 series of two metrics over 6 hours, with gaps.
+func shardingData(t *testing.T, api *fakeAPI, base time.Time) {
+	for i := range 30 {
+		job := fmt.Sprintf("j%d", i%3)
+		for _, name := range []string{"req_total", "mem_bytes"} {
+			l := labels.FromStrings("__name__", name, "job", job, "instance", fmt.Sprint(i))
+			var ts []int64
+			var vs []float64
+			for k := range 6 * 60 * 4 {
+				if i%7 == 0 && k%100 < 30 {
+					continue // gaps
+				}
+				ts = append(ts, base.Add(time.Duration(k)*15*time.Second).UnixMilli())
+				v := float64(k*(i+1)) + 0.1*float64(i)
+				if name == "mem_bytes" {
+					v = math.Sin(float64(k+i))*1e6 + float64(i) // no ties for topk
+				}
+				vs = append(vs, v)
+			}
+			api.add(t, "t1", l, ts, vs)
+		}
+	}
+}
+
+// TestShardedEqualsUnsharded: queries run as 3 shards answer what the API
+// answers for the whole query: the same series and steps, values equal
+// to a relative 1e-12 (sums add in another order).
+func TestShardedEqualsUnsharded(t *testing.T) {
+	api := newFakeAPI(t)
+	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	shardingData(t, api, base)
+	lim := DefaultLimits
+	lim.TotalShards = 3
+	lim.SplitInterval = 2 * time.Hour
+	f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true})
+	queries := []string{
+		`sum(rate(req_total[5m]))`,
+		`sum by (job) (rate(req_total[5m]))`,
+		`count by (job) (mem_bytes)`,
+		`count(mem_bytes > 0)`,
+		`avg by (job) (mem_bytes)`,
+		`avg(mem_bytes)`,
+		`min by (job) (mem_bytes)`,
+		`max without (instance) (mem_bytes)`,
+		`topk(3, rate(req_total[5m]))`,
+		`bottomk(2, mem_bytes)`,
+		`sum(rate(req_total[5m])) / sum(mem_bytes)`,
+		`max(sum by (job) (req_total))`,
+		`sum(mem_bytes) > 0`,
+		`sum by (job) (label_replace(mem_bytes, "x", "$1", "instance", "(.*)"))`,
+		`sum(nonexistent)`,
+	}
+	start, end := base.Add(-10*time.Minute), base.Add(6*time.Hour)
+	for _, q := range queries {
+		t.Run(q, func(t *testing.T) {
+			for _, step := range []time.Duration{15 * time.Second, 5 * time.Minute} {
+				form := rangeForm(q, start, end, step)
+				_, want := get(t, api, "/api/v1/query_range", "t1", form)
+				shards := testutil.ToFloat64(f.m.shards)
+				code, got := get(t, f, "/api/v1/query_range", "t1", form)
+				require.Greater(t, testutil.ToFloat64(f.m.shards), shards, "sharded")
+				require.Zero(t, testutil.ToFloat64(f.m.unsharded), "not run again unsharded")
+				require.Equal(t, 200, code, got)
+				requireClose(t, want, got)
+			}
+			form := url.Values{"query": {q}, "time": {formatTime(base.Add(3 * time.Hour).UnixMilli())}}
+			_, want := get(t, api, "/api/v1/query", "t1", form)
+			code, got := get(t, f, "/api/v1/query", "t1", form)
+			require.Equal(t, 200, code, got)
+			requireClose(t, want, got)
+		})
+	}
+}
+
+// requireClose checks that two answers hold the same series with the same
+// steps and values equal to a relative 1e-12 (series of an instant vector
+// in any order).
+func requireClose(t *testing.T, wantBody, gotBody string) {
+	t.Helper()
+	want, err := decodeResult([]byte(wantBody))
+	require.NoError(t, err, wantBody)
+	got, err := decodeResult([]byte(gotBody))
+	require.NoError(t, err, gotBody)
+	require.Equal(t, want.resultType, got.resultType)
+	byMetric := map[string]series{}
+	for _, s := range got.series {
+		byMetric[string(s.metric)] = s
+	}
+	require.Len(t, got.series, len(want.series), "%s\n%s", wantBody, gotBody)
+	for i, w := range want.series {
+		g, ok := byMetric[string(w.metric)]
+		require.True(t, ok, "series %s missing", w.metric)
+		if want.resultType == "matrix" {
+			require.Equal(t, string(w.metric), string(got.series[i].metric), "matrix order")
+		}
+		require.Len(t, g.floats, len(w.floats), "%s", w.metric)
+		for j, p := range w.floats {
+			gp := g.floats[j]
+			require.Equal(t, p.t, gp.t)
+			if p.v == gp.v || math.IsNaN(p.v) && math.IsNaN(gp.v) {
+				continue
+			}
+			require.InEpsilon(t, p.v, gp.v, 1e-12, "%s at %d", w.metric, p.t)
+		}
+	}
+}
+
+// TestShardedAnnotations: a sharded query whose shards give annotations
+// runs again unsharded, so that its annotations are the API's words for
+// the query as sent.
+func TestShardedAnnotations(t *testing.T) {
+	api := newFakeAPI(t)
+	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	shardingData(t, api, base)
+	lim := DefaultLimits
+	lim.TotalShards = 2
+	f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true})
+	form := rangeForm(`sum(rate(mem_bytes[5m]))`, base, base.Add(time.Hour), time.Minute)
+	_, want := get(t, api, "/api/v1/query_range", "t1", form)
+	require.Contains(t, want, `"infos"`)
+	code, got := get(t, f, "/api/v1/query_range", "t1", form)
+	require.Equal(t, 200, code)
+	require.Equal(t, want, got)
+	require.Equal(t, 1.0, testutil.ToFloat64(f.m.unsharded))
+}
+
+// TestShardsRunInParallel: the shards of a query run at once, up to the
+// workers: all four calls start before any may finish.
+func TestShardsRunInParallel(t *testing.T) {
+	api := newFakeAPI(t)
+	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	shardingData(t, api, base)
+	api.block = make(chan struct{})
+	api.started = make(chan string, 10)
+	lim := DefaultLimits
+	lim.TotalShards = 4
+	lim.MaxQueriersPerTenant = 4 // all workers (the default leaves one for others)
+	f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true, MaxInFlight: 4})
+	done := make(chan int)
+	go func() {
+		code, _ := get(t, f, "/api/v1/query", "t1", url.Values{"query": {"sum(mem_bytes)"}, "time": {formatTime(base.Add(time.Hour).UnixMilli())}})
+		done <- code
+	}()
+	for range 4 {
+		select {
+		case <-api.started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the shards did not all start")
+		}
+	}
+	close(api.block)
+	require.Equal(t, 200, <-done)
+}
