@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/server/frontend"
 	"github.com/myelindb/myelin/server/limits"
 )
 
@@ -96,6 +97,27 @@ func (cfg *config) defaultLimits() limits.Limits {
 		MaxQueryLookback:             limits.Duration(cfg.limits.maxQueryLookback),
 		MaxSamplesPerQuery:           cfg.queryMaxSamples,
 		QueryTimeout:                 limits.Duration(cfg.queryTimeout),
+		AlignQueriesWithStep:         cfg.frontend.limits.AlignQueriesWithStep,
+		MaxCacheFreshness:            limits.Duration(cfg.frontend.limits.MaxCacheFreshness),
+		ResultsCacheTTL:              limits.Duration(cfg.frontend.limits.ResultsCacheTTL),
+		MaxQueriersPerTenant:         cfg.frontend.limits.MaxQueriersPerTenant,
+		QueryShardingTotalShards:     cfg.frontend.limits.TotalShards,
+	}
+}
+
+// frontendLimits returns the query frontend's limits of a tenant: the
+// flags' for what has no per-tenant value, the tenant's limits (the
+// runtime config's overrides) for the rest.
+func frontendLimits(defaults frontend.Limits, o *limits.Overrides) func(tenant string) frontend.Limits {
+	return func(tenant string) frontend.Limits {
+		l := o.For(tenant)
+		fl := defaults
+		fl.AlignQueriesWithStep = l.AlignQueriesWithStep
+		fl.MaxCacheFreshness = time.Duration(l.MaxCacheFreshness)
+		fl.ResultsCacheTTL = time.Duration(l.ResultsCacheTTL)
+		fl.MaxQueriersPerTenant = l.MaxQueriersPerTenant
+		fl.TotalShards = l.QueryShardingTotalShards
+		return fl
 	}
 }
 

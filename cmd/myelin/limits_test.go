@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/myelindb/myelin/server/distributor"
+	"github.com/myelindb/myelin/server/limits"
 )
 
 // seriesBody is a remote-write request of series {__name__=name, i=k}
@@ -95,6 +96,37 @@ func TestLimitsFlags(t *testing.T) {
 	}
 	if d := cfg.defaultLimits(); time.Duration(d.MaxQueryLookback) != 30*24*time.Hour || time.Duration(d.MaxQueryLength) != 14*24*time.Hour {
 		t.Fatalf("durations %v, %v", d.MaxQueryLookback, d.MaxQueryLength)
+	}
+}
+
+// TestFrontendLimits: the query frontend's per-tenant settings come from
+// the -query-frontend.* flags, and a tenant's runtime-config overrides
+// replace them for that tenant only.
+func TestFrontendLimits(t *testing.T) {
+	cfg, _, err := parseFlags([]string{"-query-frontend.results-cache-ttl", "30m", "-query-frontend.max-queriers-per-tenant", "3"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := limits.NewOverrides(cfg.defaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := limits.ParseConfig([]byte("overrides:\n  a:\n    results_cache_ttl: 5m\n    query_sharding_total_shards: 4\n"), cfg.defaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Set(c)
+	get := frontendLimits(cfg.frontend.limits, o)
+	if l := get("b"); l != cfg.frontend.limits {
+		t.Errorf("tenant without overrides: %+v, want the flags' %+v", l, cfg.frontend.limits)
+	}
+	want := cfg.frontend.limits
+	want.ResultsCacheTTL, want.TotalShards = 5*time.Minute, 4
+	if l := get("a"); l != want {
+		t.Errorf("tenant a: %+v, want %+v", l, want)
+	}
+	if want.MaxQueriersPerTenant != 3 || want.SplitInterval != 24*time.Hour {
+		t.Errorf("flags not applied: %+v", want)
 	}
 }
 

@@ -398,9 +398,8 @@ func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate,
 		cache = frontend.NewLRU(fc.inmemoryBytes, nil, reg)
 	}
 	fe, err := frontend.New(query, frontend.Options{
-		Defaults: fc.limits,
-		// Per-tenant overrides come with server/limits (one line here).
-		TenantLimits:         nil,
+		Defaults:             fc.limits,
+		TenantLimits:         frontendLimits(fc.limits, n.limits.o),
 		MaxInFlight:          cfg.queryMaxConcurrency,
 		MultiTenant:          cfg.multitenancy,
 		Federation:           gate.On(),

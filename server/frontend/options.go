@@ -14,8 +14,10 @@ import (
 
 // Limits are the settings a tenant may have its own value of. Their
 // flags are Cortex's and Mimir's (cmd/myelin sets the defaults); the
-// limits room (server/limits) will give per-tenant overrides through
-// Options.TenantLimits.
+// runtime config (server/limits) gives per-tenant overrides of those
+// Mimir has per tenant (align_queries_with_step, max_cache_freshness,
+// results_cache_ttl, max_queriers_per_tenant, query_sharding_total_shards)
+// through Options.TenantLimits.
 type Limits struct {
 	// SplitInterval: range queries are cut into pieces at multiples of
 	// this interval since the epoch (days, by default), run in parallel

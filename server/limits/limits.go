@@ -67,6 +67,26 @@ type Limits struct {
 	// (-query.timeout, per tenant; Loki's name). An override may not
 	// exceed the default (the HTTP write timeout is sized by it).
 	QueryTimeout Duration `yaml:"query_timeout"`
+
+	// The query frontend's per-tenant settings (server/frontend.Limits
+	// has their meaning), with Mimir's names; their defaults are the
+	// -query-frontend.* flags.
+
+	// AlignQueriesWithStep: move a range query's start and end down to a
+	// multiple of its step where that is safe.
+	AlignQueriesWithStep bool `yaml:"align_queries_with_step"`
+	// MaxCacheFreshness: results newer than now minus this are not cached.
+	MaxCacheFreshness Duration `yaml:"max_cache_freshness"`
+	// ResultsCacheTTL: how long a cached piece is used; it bounds how
+	// long a backfilled sample stays hidden by the cache.
+	ResultsCacheTTL Duration `yaml:"results_cache_ttl"`
+	// MaxQueriersPerTenant: the frontend's workers the tenant's queries
+	// may hold at once. Zero means all but one.
+	MaxQueriersPerTenant int `yaml:"max_queriers_per_tenant"`
+	// QueryShardingTotalShards: shards of a shardable query when
+	// -query-frontend.parallelize-shardable-queries is on; 0 or 1 does
+	// not shard.
+	QueryShardingTotalShards int `yaml:"query_sharding_total_shards"`
 }
 
 // Defaults returns the default limits: Myelin's flag defaults. They are
@@ -84,6 +104,8 @@ func Defaults() Limits {
 		CreationGracePeriod:    Duration(remotewrite.DefaultMaxFutureSkew),
 		MaxSamplesPerQuery:     50_000_000,
 		QueryTimeout:           Duration(2 * time.Minute),
+		MaxCacheFreshness:      Duration(10 * time.Minute),
+		ResultsCacheTTL:        Duration(time.Hour),
 	}
 }
 
@@ -141,6 +163,11 @@ var Flag = map[string]string{
 	"max_query_lookback":                "querier.max-query-lookback",
 	"max_samples_per_query":             "query.max-samples",
 	"query_timeout":                     "query.timeout",
+	"align_queries_with_step":           "query-frontend.align-queries-with-step",
+	"max_cache_freshness":               "query-frontend.max-cache-freshness",
+	"results_cache_ttl":                 "query-frontend.results-cache-ttl",
+	"max_queriers_per_tenant":           "query-frontend.max-queriers-per-tenant",
+	"query_sharding_total_shards":       "query-frontend.query-sharding-total-shards",
 }
 
 // Value is one limit of a Limits as a number, for metrics and listings.
@@ -168,7 +195,20 @@ func (l *Limits) Values() []Value {
 		{"max_query_lookback", sec(l.MaxQueryLookback)},
 		{"max_samples_per_query", float64(l.MaxSamplesPerQuery)},
 		{"query_timeout", sec(l.QueryTimeout)},
+		{"align_queries_with_step", b2f(l.AlignQueriesWithStep)},
+		{"max_cache_freshness", sec(l.MaxCacheFreshness)},
+		{"results_cache_ttl", sec(l.ResultsCacheTTL)},
+		{"max_queriers_per_tenant", float64(l.MaxQueriersPerTenant)},
+		{"query_sharding_total_shards", float64(l.QueryShardingTotalShards)},
 	}
+}
+
+// b2f is 1 for true, 0 for false.
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Validate reports every problem of l at once, each naming the limit by
@@ -220,6 +260,20 @@ func (l *Limits) Validate() error {
 		if f.v < 0 {
 			bad(f.name, "%v is negative: want 0 for no limit, or more", f.v)
 		}
+	}
+	// The frontend's: 0 has a meaning of its own for each (doc of the
+	// fields), below 0 none.
+	if l.MaxQueriersPerTenant < 0 {
+		bad("max_queriers_per_tenant", "%d is negative: want 0 (all workers but one) or more", l.MaxQueriersPerTenant)
+	}
+	if l.QueryShardingTotalShards < 0 {
+		bad("query_sharding_total_shards", "%d is negative: want 0 (no sharding) or more", l.QueryShardingTotalShards)
+	}
+	if l.MaxCacheFreshness < 0 {
+		bad("max_cache_freshness", "%v is negative", l.MaxCacheFreshness)
+	}
+	if l.ResultsCacheTTL < 0 {
+		bad("results_cache_ttl", "%v is negative", l.ResultsCacheTTL)
 	}
 	for _, f := range []struct {
 		name string

@@ -39,6 +39,9 @@ overrides:
     query_timeout: 1m
   team-b:
     max_fetched_series_per_query: 1000
+    results_cache_ttl: 5m
+    query_sharding_total_shards: 4
+    align_queries_with_step: true
 `, want: map[string]func(*Limits){
 			"team-a": func(l *Limits) {
 				l.IngestionRate, l.IngestionBurstSize, l.MaxGlobalSeriesPerUser = 50000, 500000, 2000000
@@ -46,7 +49,12 @@ overrides:
 				l.MaxQueryLength = Duration(90 * time.Minute)
 				l.QueryTimeout = Duration(time.Minute)
 			},
-			"team-b": func(l *Limits) { l.MaxFetchedSeriesPerQuery = 1000 },
+			"team-b": func(l *Limits) {
+				l.MaxFetchedSeriesPerQuery = 1000
+				l.ResultsCacheTTL = Duration(5 * time.Minute)
+				l.QueryShardingTotalShards = 4
+				l.AlignQueriesWithStep = true
+			},
 		}},
 		{name: "unknown section", in: "multi_kv_config: {}\noverrides: {}\n", wantErr: []string{`line 1: unknown section "multi_kv_config"`}},
 		{name: "unknown limit", in: "overrides:\n  a:\n    max_global_series_per_usr: 5\n", wantErr: []string{`line 3: unknown limit "max_global_series_per_usr"`, "max_global_series_per_user"}},
@@ -64,7 +72,10 @@ overrides:
     max_query_lookback: soon
   d:
     query_timeout: 3m
+  e:
+    max_queriers_per_tenant: -1
 `, wantErr: []string{
+			`tenant "e" (line 14): max_queriers_per_tenant (-query-frontend.max-queriers-per-tenant): -1 is negative`,
 			`tenant "d" (line 12): query_timeout (-query.timeout): 3m is above the default 2m`,
 			`tenant "a" (line 3): ingestion_rate (-distributor.ingestion-rate-limit): -1`,
 			`tenant "a" (line 3): max_label_names_per_series (-validation.max-label-names-per-series): 0: want at least 1`,
