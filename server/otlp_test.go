@@ -177,10 +177,14 @@ func TestOTLPHandler(t *testing.T) {
 			counter(ms, ts)
 			addSum(ms, "d", "", pmetric.AggregationTemporalityDelta, ts, 1)
 		}), code: 200, rejected: 1, msg: `delta temporality is not supported: 1 data points of delta sums and histograms (the first "d") were not written`, want: want},
-		{name: "too far in the future", md: otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
-			counter(ms, ts)
-			addGauge(ms, "future", "", pcommon.NewTimestampFromTime(now.Add(time.Hour)), 1)
-		}), code: 200, rejected: 1, msg: "too far in the future", want: want},
+		{name: "too far in the future", md: func() pmetric.Metrics {
+			md := otlpMetrics(now, counter)
+			// A resource of its own: no target_info spanning the hour.
+			rm := md.ResourceMetrics().AppendEmpty()
+			rm.Resource().Attributes().PutStr("service.name", "svc")
+			addGauge(rm.ScopeMetrics().AppendEmpty().Metrics(), "future", "", pcommon.NewTimestampFromTime(now.Add(time.Hour)), 1)
+			return md
+		}(), code: 200, rejected: 1, msg: "too far in the future", want: want},
 		{name: "everything refused", md: otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
 			addExpHistogram(ms, "latency", ts)
 		}), code: 400, msg: "exponential histograms are not supported yet"},
