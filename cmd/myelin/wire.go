@@ -291,6 +291,10 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	if err != nil {
 		return err
 	}
+	otlp, err := server.NewOTLPHandler(write, cfg.otlp.options())
+	if err != nil {
+		return err
+	}
 	query, err := server.NewQueryAPI(n.query, server.QueryOptions{
 		Limits:             n.limits.o,
 		LookbackDelta:      cfg.lookbackDelta,
@@ -349,6 +353,10 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	}))
 	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/prometheus/api/v1/push", "/prometheus/api/v1/write"} {
 		handle(p, "push", auth.Write, write)
+	}
+	// OTLP/HTTP metrics: Mimir's path, and Prometheus's.
+	for _, p := range []string{"/otlp/v1/metrics", "/api/v1/otlp/v1/metrics"} {
+		handle(p, "otlp", auth.Write, otlp)
 	}
 	handle("/api/v1/", "query", auth.Read, query)
 	handle("/prometheus/api/v1/", "query", auth.Read, query)
