@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/myelindb/myelin/server"
@@ -132,6 +135,7 @@ type sampleRequest struct {
 // allowed request gets.
 func sampleRequests(t *testing.T) map[string]sampleRequest {
 	push := pushBody(t, alphaMetric, 5000)
+	otlp := otlpGaugeBody(t, alphaMetric, 5000)
 	query := "/api/v1/query?query=" + alphaMetric + "&time=10"
 	page, err := ui.New(func() ui.NodeInfo { return ui.NodeInfo{} })
 	if err != nil {
@@ -159,6 +163,8 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 		"/api/v1/write":             {"POST", "/api/v1/write", push, 204},
 		"/prometheus/api/v1/push":   {"POST", "/prometheus/api/v1/push", push, 204},
 		"/prometheus/api/v1/write":  {"POST", "/prometheus/api/v1/write", push, 204},
+		"/otlp/v1/metrics":          {"POST", "/otlp/v1/metrics", otlp, 200},
+		"/api/v1/otlp/v1/metrics":   {"POST", "/api/v1/otlp/v1/metrics", otlp, 200},
 		"/api/v1/":                  {"GET", query, nil, 200},
 		"/prometheus/api/v1/":       {"GET", "/prometheus" + query, nil, 200},
 	}
@@ -179,8 +185,10 @@ func authDo(t *testing.T, base, method, path, token, org string, body []byte) (i
 		req.Header.Set("X-Scope-OrgID", org)
 	}
 	if body != nil {
-		req.Header.Set("Content-Encoding", "snappy")
 		req.Header.Set("Content-Type", "application/x-protobuf")
+		if !strings.Contains(path, "/otlp/") {
+			req.Header.Set("Content-Encoding", "snappy")
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -387,4 +395,21 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// otlpGaugeBody is an OTLP ExportMetricsServiceRequest of one gauge
+// sample, in protobuf.
+func otlpGaugeBody(t *testing.T, name string, tsMillis int64) []byte {
+	t.Helper()
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName(name)
+	dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetTimestamp(pcommon.Timestamp(tsMillis * 1e6))
+	dp.SetDoubleValue(1)
+	b, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

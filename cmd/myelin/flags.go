@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/otlptranslator"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/myelindb/myelin/raftgroup"
@@ -54,6 +55,8 @@ type config struct {
 
 	maxInflightPushes    int
 	maxInflightPushBytes int
+
+	otlp otlpConfig
 
 	queryMaxConcurrency int
 	queryMaxQueued      int
@@ -266,6 +269,19 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 			"that would go past it gets 429 (retry later). A request allocates at most ~12 times its bytes, so this bounds the\n"+
 			"memory of pushes. 0 means no limit (Mimir's default); otherwise at least -distributor.max-recv-msg-size + 10 MiB,\n"+
 			"one request at the size limits.")
+	// OTLP translation: Mimir's -distributor.otel-* names, Prometheus 3's
+	// otlp: settings and defaults.
+	fs.StringVar(&cfg.otlp.strategy, "distributor.otel-translation-strategy", string(otlptranslator.UnderscoreEscapingWithSuffixes),
+		"How OTLP metric and label names become Prometheus names (Prometheus's otlp.translation_strategy):\n"+
+			"UnderscoreEscapingWithSuffixes, UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes or NoTranslation.")
+	fs.StringVar(&cfg.otlp.promote, "distributor.promote-otel-resource-attributes", "",
+		"Comma-separated OTel resource attributes copied as labels onto every series of the resource (otlp.promote_resource_attributes).")
+	fs.BoolVar(&cfg.otlp.keepIdentifying, "distributor.otel-keep-identifying-resource-attributes", false,
+		"Keep service.name, service.namespace and service.instance.id on target_info (otlp.keep_identifying_resource_attributes).")
+	fs.BoolVar(&cfg.otlp.promoteScope, "distributor.otel-promote-scope-metadata", false,
+		"Add the OTel instrumentation scope's name, version, schema URL and attributes as otel_scope_* labels (otlp.promote_scope_metadata).")
+	fs.BoolVar(&cfg.otlp.targetInfo, "distributor.otel-target-info-enabled", true,
+		"Write a target_info series per OTel resource with its non-identifying attributes, as Prometheus does.")
 	// Query guards (server.QueryOptions): Prometheus's and Mimir's flag
 	// names where they have one; the depth limit has no counterpart and
 	// sits beside Mimir's size limit.
@@ -324,6 +340,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 		}
 	}
 	var errs []error
+	if err := cfg.otlp.options().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("-distributor.otel-translation-strategy: %w", err))
+	}
 	if _, err := parseLevel(cfg.logLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -612,4 +631,26 @@ func (c *clusterConfig) voters() []raftgroup.Voter {
 		vs = append(vs, raftgroup.Voter{ID: id, Address: addr})
 	}
 	return vs
+}
+
+// otlpConfig is the -distributor.otel-* flags.
+type otlpConfig struct {
+	strategy, promote                         string
+	keepIdentifying, promoteScope, targetInfo bool
+}
+
+func (c otlpConfig) options() server.OTLPOptions {
+	var promote []string
+	for a := range strings.SplitSeq(c.promote, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			promote = append(promote, a)
+		}
+	}
+	return server.OTLPOptions{
+		TranslationStrategy:               otlptranslator.TranslationStrategyOption(c.strategy),
+		PromoteResourceAttributes:         promote,
+		KeepIdentifyingResourceAttributes: c.keepIdentifying,
+		PromoteScopeMetadata:              c.promoteScope,
+		DisableTargetInfo:                 !c.targetInfo,
+	}
 }

@@ -304,6 +304,10 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	if err != nil {
 		return err
 	}
+	otlp, err := server.NewOTLPHandler(write, cfg.otlp.options())
+	if err != nil {
+		return err
+	}
 	query, err := server.NewQueryAPI(n.query, server.QueryOptions{
 		Limits:             n.limits.o,
 		LookbackDelta:      cfg.lookbackDelta,
@@ -363,6 +367,10 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	}))
 	for _, p := range []string{"/api/v1/push", "/api/v1/write", "/prometheus/api/v1/push", "/prometheus/api/v1/write"} {
 		handle(p, "push", auth.Write, write)
+	}
+	// OTLP/HTTP metrics: Mimir's path, and Prometheus's.
+	for _, p := range []string{"/otlp/v1/metrics", "/api/v1/otlp/v1/metrics"} {
+		handle(p, "otlp", auth.Write, otlp)
 	}
 	// The query frontend sits in front of the query API: it takes
 	// /query and /query_range and passes every other read on.
