@@ -1,0 +1,74 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+)
+
+// FuzzOTLPHandler: arbitrary bytes as an OTLP/HTTP metrics body, in
+// protobuf or JSON, through the whole handler (pdata's decoder,
+// Prometheus's translator, our appender, validation, the engine). Nothing
+// panics; the answer is 200 or 400 (the content type and the tenant are
+// right, there are no limits); a body pdata cannot decode is a 400; a 200
+// carries an ExportMetricsServiceResponse in the request's content type,
+// whose rejected count is never negative. STYLE.md asks a fuzz target of
+// every decoder of outside bytes; `make test` runs the seeds.
+//
+//	go test -run '^$' -fuzz '^FuzzOTLPHandler$' -fuzztime 60s ./server
+func FuzzOTLPHandler(f *testing.F) {
+	now := time.UnixMilli(1_000_000)
+	seeds := []pmetric.Metrics{
+		otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+			addSum(ms, "http.server.requests", "1", pmetric.AggregationTemporalityCumulative, ts, 7, "http.method", "GET")
+			addGauge(ms, "process.memory.usage", "By", ts, 1024)
+			addExpHistogram(ms, "latency", ts)
+			addSum(ms, "d", "", pmetric.AggregationTemporalityDelta, ts, 1)
+		}),
+	}
+	for _, md := range otlpShapes(now, 2048) { // small: a seed is run on every make test
+		seeds = append(seeds, md)
+	}
+	for _, md := range seeds {
+		req := pmetricotlp.NewExportRequestFromMetrics(md)
+		b, err := req.MarshalProto()
+		require.NoError(f, err)
+		f.Add(b, false)
+		j, err := req.MarshalJSON()
+		require.NoError(f, err)
+		f.Add(j, true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, json bool) {
+		gw := newGroupWriter(t)
+		wh, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Now: func() time.Time { return now }})
+		require.NoError(t, err)
+		h, err := NewOTLPHandler(wh, OTLPOptions{})
+		require.NoError(t, err)
+		ct := otlpProto
+		if json {
+			ct = otlpJSON
+		}
+		w := postOTLP(h, "t1", ct, "", body)
+		req := pmetricotlp.NewExportRequest()
+		var derr error
+		if json {
+			derr = req.UnmarshalJSON(body)
+		} else {
+			derr = req.UnmarshalProto(body)
+		}
+		switch w.Code {
+		case 200:
+			require.NoError(t, derr, "a body pdata cannot decode was answered 200")
+			require.Equal(t, ct, w.Header().Get("Content-Type"))
+			rejected, _ := partial(t, w)
+			require.GreaterOrEqual(t, rejected, int64(0))
+		case 400:
+		default:
+			t.Fatalf("answer %d: %s", w.Code, w.Body.String())
+		}
+	})
+}
