@@ -28,6 +28,11 @@ func ParseGroups(body []byte, p parser.Parser) ([]rulefmt.RuleGroup, error) {
 		return nil, errors.New("invalid rules config: empty body, want a rule group")
 	}
 	if m := doc.Content[0]; m.Kind == yaml.MappingNode && len(m.Content) >= 2 && m.Content[0].Value == "groups" {
+		// rulefmt reports a repeated group at 0:0 (its group nodes carry
+		// no position): say where the name is repeated.
+		if err := repeatedGroup(m.Content[1]); err != nil {
+			return nil, fmt.Errorf("invalid rules config: %w", err)
+		}
 		rgs, errs := rulefmt.Parse(body, false, model.UTF8Validation, p, slog.New(slog.DiscardHandler))
 		if len(errs) > 0 {
 			return nil, fmt.Errorf("invalid rules config: %w", errors.Join(errs...))
@@ -87,4 +92,29 @@ func parseGroup(body []byte, p parser.Parser) (rulefmt.RuleGroup, error) {
 		return g, fmt.Errorf("invalid rules config: %w", errors.Join(errs...))
 	}
 	return g, nil
+}
+
+// repeatedGroup returns the first group name of seq given twice, at its
+// second place.
+func repeatedGroup(seq *yaml.Node) error {
+	if seq.Kind != yaml.SequenceNode {
+		return nil // rulefmt says what is wrong
+	}
+	seen := map[string]bool{}
+	for _, g := range seq.Content {
+		if g.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(g.Content); i += 2 {
+			if g.Content[i].Value != "name" {
+				continue
+			}
+			v := g.Content[i+1]
+			if seen[v.Value] {
+				return fmt.Errorf("%d:%d: groupname: %q is repeated in the same file", v.Line, v.Column, v.Value)
+			}
+			seen[v.Value] = true
+		}
+	}
+	return nil
 }
