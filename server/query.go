@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -99,7 +100,11 @@ type QueryOptions struct {
 	// refuses shard hints unless built for them).
 	ShardHints bool
 	// Version is reported by /api/v1/status/buildinfo.
-	Version    string
+	Version string
+	// Rules: the rules and alerts of a tenant for Prometheus's
+	// /api/v1/rules and /api/v1/alerts (the ruler's, server/ruler).
+	// Nil: those endpoints answer 404, as before the ruler.
+	Rules      func(tenant string) v1.RulesRetriever
 	Logger     *slog.Logger          // nil means discard
 	Registerer prometheus.Registerer // nil means none
 }
@@ -260,7 +265,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		func(h http.HandlerFunc) http.HandlerFunc { return h },
 		nil, "", false, false, 0,
 		opts.Logger,
-		nil,
+		rulesRetriever(opts.Rules),
 		0, 0, 0,
 		false,
 		regexp.MustCompile(`^$`), // no CORS origins
@@ -361,7 +366,7 @@ func (a *QueryAPI) Engine() *promql.Engine { return a.engine }
 func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimPrefix(r.URL.Path, "/prometheus")
 	rest, ok := strings.CutPrefix(p, "/api/v1")
-	if !ok || !servedQueryPath(rest) {
+	if !ok || !a.servedQueryPath(rest) {
 		http.NotFound(w, r)
 		return
 	}
@@ -456,7 +461,10 @@ func gated(rest string) bool {
 	return false
 }
 
-func servedQueryPath(rest string) bool {
+func (a *QueryAPI) servedQueryPath(rest string) bool {
+	if a.opts.Rules != nil && (rest == "/rules" || rest == "/alerts") {
+		return true
+	}
 	for _, q := range queryPaths {
 		if strings.HasSuffix(q, "/") {
 			if strings.HasPrefix(rest, q) && strings.HasSuffix(rest, "/values") {
@@ -470,6 +478,23 @@ func servedQueryPath(rest string) bool {
 	}
 	return false
 }
+
+// rulesRetriever gives Prometheus's API the rules of the request's
+// tenant (in its context); a federated ID reads none.
+func rulesRetriever(rules func(string) v1.RulesRetriever) func(context.Context) v1.RulesRetriever {
+	return func(ctx context.Context) v1.RulesRetriever {
+		org, ok := tenant.From(ctx)
+		if rules == nil || !ok || federatedID(org) {
+			return noRules{}
+		}
+		return rules(org)
+	}
+}
+
+type noRules struct{}
+
+func (noRules) RuleGroups() []*rules.Group           { return nil }
+func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
 
 // apiErrorType is the errorType of the API's JSON for an error status
 // of ours that Prometheus's API does not answer itself.

@@ -76,9 +76,9 @@ func matrixEntries() []auth.Entry {
 // startAuthNode opens a node as run does, with the auth config at path
 // and a failed-attempt limit high enough for a test's hundreds of
 // refused requests from one address (TestAuthRateLimit tests the limit).
-func startAuthNode(t *testing.T, path string) (*server.Routes, string) {
+func startAuthNode(t *testing.T, path string, args ...string) (*server.Routes, string) {
 	t.Helper()
-	cfg, _, err := parseFlags([]string{"-data.dir", t.TempDir(), "-auth.config-file", path}, io.Discard)
+	cfg, _, err := parseFlags(append([]string{"-data.dir", t.TempDir(), "-auth.config-file", path}, args...), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +137,7 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 	push := pushBody(t, alphaMetric, 5000)
 	otlp := otlpGaugeBody(t, alphaMetric, 5000)
 	query := "/api/v1/query?query=" + alphaMetric + "&time=10"
+	ruleGroup := []byte("name: g\nrules:\n- record: r\n  expr: vector(1)\n")
 	page, err := ui.New(func() ui.NodeInfo { return ui.NodeInfo{} })
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +167,22 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 		"/otlp/v1/metrics":          {"POST", "/otlp/v1/metrics", otlp, 200},
 		"/api/v1/otlp/v1/metrics":   {"POST", "/api/v1/otlp/v1/metrics", otlp, 200},
 		"/api/v1/":                  {"GET", query, nil, 200},
-		"/prometheus/api/v1/":       {"GET", "/prometheus" + query, nil, 200},
+		// The rule configuration API, in registration order (TestAuthRoutes
+		// walks the routes in order): nothing to list, a group set, its
+		// namespace deleted, then a group that is gone.
+		"GET /api/v1/rules":                                          {"GET", "/api/v1/rules", nil, 404},
+		"GET /api/v1/rules/{namespace}":                              {"GET", "/api/v1/rules/none", nil, 404},
+		"POST /api/v1/rules/{namespace}":                             {"POST", "/api/v1/rules/ns1", ruleGroup, 202},
+		"DELETE /api/v1/rules/{namespace}":                           {"DELETE", "/api/v1/rules/ns1", nil, 202},
+		"GET /api/v1/rules/{namespace}/{groupName}":                  {"GET", "/api/v1/rules/ns1/g", nil, 404},
+		"DELETE /api/v1/rules/{namespace}/{groupName}":               {"DELETE", "/api/v1/rules/ns1/g", nil, 404},
+		"GET /prometheus/config/v1/rules":                            {"GET", "/prometheus/config/v1/rules", nil, 404},
+		"GET /prometheus/config/v1/rules/{namespace}":                {"GET", "/prometheus/config/v1/rules/none", nil, 404},
+		"POST /prometheus/config/v1/rules/{namespace}":               {"POST", "/prometheus/config/v1/rules/ns1", ruleGroup, 202},
+		"DELETE /prometheus/config/v1/rules/{namespace}":             {"DELETE", "/prometheus/config/v1/rules/ns1", nil, 202},
+		"GET /prometheus/config/v1/rules/{namespace}/{groupName}":    {"GET", "/prometheus/config/v1/rules/ns1/g", nil, 404},
+		"DELETE /prometheus/config/v1/rules/{namespace}/{groupName}": {"DELETE", "/prometheus/config/v1/rules/ns1/g", nil, 404},
+		"/prometheus/api/v1/":                                        {"GET", "/prometheus" + query, nil, 200},
 	}
 }
 
@@ -298,6 +314,8 @@ func wantStatus(n auth.Need, cred string, code int) int {
 		allowed = n == auth.Read
 	case "scope metrics":
 		allowed = n == auth.Metrics
+	case "scope rules":
+		allowed = n == auth.Rules
 	case "scope admin":
 		allowed = n == auth.Admin || n == auth.Metrics
 	}

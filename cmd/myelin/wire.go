@@ -8,13 +8,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/myelindb/myelin/engine"
 	"github.com/myelindb/myelin/raftgroup"
@@ -27,6 +30,7 @@ import (
 	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/server/querier"
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/myelindb/myelin/server/ruler"
 	"github.com/myelindb/myelin/server/ui"
 )
 
@@ -48,6 +52,9 @@ type node struct {
 	// by close.
 	frontend  *frontend.Frontend
 	memcached *frontend.Memcached
+	// ruler evaluates the tenants' rule groups: set by install, closed
+	// by close (before the cluster it writes through).
+	ruler *ruler.Ruler
 }
 
 // openMinFree is the free space the node waits for before it opens its
@@ -234,6 +241,9 @@ func (n *node) internalHandler(logger *slog.Logger) http.Handler {
 // listener and the engine; any may be missing after a failed open.
 func (n *node) close() error {
 	var errs []error
+	if n.ruler != nil {
+		n.ruler.Close()
+	}
 	if n.frontend != nil {
 		n.frontend.Close()
 	}
@@ -308,7 +318,12 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	if err != nil {
 		return err
 	}
+	rl, rulesAPI, err := newRuler(n, cfg, logger)
+	if err != nil {
+		return err
+	}
 	query, err := server.NewQueryAPI(n.query, server.QueryOptions{
+		Rules:              func(org string) v1.RulesRetriever { return rl.Tenant(org) },
 		Limits:             n.limits.o,
 		LookbackDelta:      cfg.lookbackDelta,
 		EnableExperimental: cfg.queryExperimental,
@@ -372,6 +387,12 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	for _, p := range []string{"/otlp/v1/metrics", "/api/v1/otlp/v1/metrics"} {
 		handle(p, "otlp", auth.Write, otlp)
 	}
+	// The Cortex and Mimir rule configuration API: the rules scope.
+	// Prometheus's read of rules and alerts is the query API's
+	// /prometheus/api/v1/rules and /alerts (GET /api/v1/rules is
+	// Cortex's list of rule groups, docs/design.md "Ruler").
+	rulesAPI.Register(func(pattern string, h http.Handler) { handle(pattern, "rules", auth.Rules, h) },
+		"/api/v1/rules", "/prometheus/config/v1/rules")
 	// The query frontend sits in front of the query API: it takes
 	// /query and /query_range and passes every other read on.
 	fe, err := newFrontend(n, query, cfg, gate, reg, logger)
@@ -382,6 +403,52 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	handle("/prometheus/api/v1/", "query", auth.Read, fe)
 	h.Open()
 	return nil
+}
+
+// newRuler starts the ruler over the node's read and write paths, with
+// its rule groups in DATA/rules (single node: docs/design.md "Ruler"),
+// keeps it in n to be closed with it, and returns its configuration API.
+func newRuler(n *node, cfg config, logger *slog.Logger) (*ruler.Ruler, *ruler.ConfigAPI, error) {
+	store, err := ruler.NewFileStore(filepath.Join(cfg.dataDir, "rules"))
+	if err != nil {
+		return nil, nil, err
+	}
+	p := server.NewParser(cfg.queryExperimental)
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger:                   logger,
+		MaxSamples:               cfg.queryMaxSamples,
+		Timeout:                  cfg.queryTimeout,
+		LookbackDelta:            cfg.lookbackDelta,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return cfg.rulerEvalInterval.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		Parser:                   p,
+	})
+	rl, err := ruler.New(ruler.Options{
+		Store: store,
+		Queryable: func(org string) storage.Queryable {
+			return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+				return n.query.Querier(org, mint, maxt)
+			})
+		},
+		Writer:             n.dist,
+		Engine:             engine,
+		Parser:             p,
+		EvaluationInterval: cfg.rulerEvalInterval,
+		PollInterval:       cfg.rulerPollInterval,
+		Logger:             logger.With("component", "ruler"),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	n.ruler = rl
+	api := ruler.NewConfigAPI(store, ruler.ConfigOptions{
+		MultiTenant: cfg.multitenancy,
+		Parser:      p,
+		Changed:     rl.Changed,
+		Logger:      logger,
+	})
+	return rl, api, nil
 }
 
 // newFrontend makes the query frontend in front of query, with its

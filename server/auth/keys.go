@@ -23,8 +23,8 @@ const (
 	// ScopeRead: the query API over the token's tenants, several at once
 	// (tenant federation).
 	ScopeRead Scope = "read"
-	// ScopeRules: the token's tenants' rule groups (the ruler; no route
-	// yet).
+	// ScopeRules: the token's tenants' rule groups (the ruler's
+	// configuration API).
 	ScopeRules Scope = "rules"
 	// ScopeAlertmanager: the token's tenants' Alertmanager (no route yet).
 	ScopeAlertmanager Scope = "alertmanager"
@@ -247,6 +247,9 @@ const (
 	// what a token may learn about itself (GET /api/v1/auth/whoami): every
 	// other route names a scope.
 	Token
+	// Rules: ScopeRules and one tenant of the token (the ruler's rule
+	// configuration API).
+	Rules
 )
 
 func (n Need) String() string {
@@ -263,6 +266,8 @@ func (n Need) String() string {
 		return "admin"
 	case Token:
 		return "token"
+	case Rules:
+		return "rules"
 	}
 	return fmt.Sprintf("Need(%d)", uint8(n))
 }
@@ -274,9 +279,9 @@ func (n Need) String() string {
 //
 //  1. ErrScope if p lacks the scope (Metrics: metrics or admin; Token:
 //     none needed);
-//  2. for Write and Read: tenant.ErrManyHeaders for several headers;
+//  2. for Write, Rules and Read: tenant.ErrManyHeaders for several headers;
 //     without a header, the token's tenant if it has exactly one, else
-//     tenant.ErrMissing; with one, the tenant (Write) or tenants (Read,
+//     tenant.ErrMissing; with one, the tenant (Write, Rules) or tenants (Read,
 //     "a|b") it names, which must be valid (tenant's errors) and each
 //     granted to p (ErrTenant).
 func (p *Principal) Allow(n Need, hdr []string) (string, error) {
@@ -292,13 +297,15 @@ func (p *Principal) Allow(n Need, hdr []string) (string, error) {
 		ok = p.Can(ScopeMetrics) || p.Can(ScopeAdmin)
 	case Admin:
 		ok = p.Can(ScopeAdmin)
+	case Rules:
+		ok = p.Can(ScopeRules)
 	default:
 		panic(fmt.Sprintf("BUG: unknown need %d", n))
 	}
 	if !ok {
 		return "", fmt.Errorf("%w (%s)", ErrScope, n)
 	}
-	if n != Write && n != Read {
+	if n != Write && n != Read && n != Rules {
 		return "", nil
 	}
 	switch {
@@ -311,7 +318,7 @@ func (p *Principal) Allow(n Need, hdr []string) (string, error) {
 		return "", tenant.ErrMissing
 	}
 	var ids []string
-	if n == Write {
+	if n != Read {
 		if err := tenant.Validate(hdr[0]); err != nil {
 			return "", err
 		}
