@@ -302,7 +302,8 @@ func (a *appender) createLocked(h uint64, lbls []byte) (*memSeries, error) {
 	// INVARIANT: series ids are allocated in apply order, from 1, and
 	// never reused: nextID is past every id in Pebble (it is stored with
 	// every batch that creates a series, and a replayed entry finds the
-	// series it created by label hash instead of creating it again).
+	// series it created by label hash instead of creating it again: no
+	// replay starts before a deletion the store holds, ApplyDelete).
 	if invariants.Enabled {
 		a.checkNewID(t.mu.nextID)
 	}

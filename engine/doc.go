@@ -228,6 +228,17 @@
 // stall), so on a full disk it waits for space; the node refuses writes
 // before that (the guard's minimum), and its shutdown is bounded by cmd.
 //
+// Deletions (Group.ApplyDelete) are not monotonic: a replay of entry X
+// that found a series already deleted by a later entry would create it
+// again under a new id, and read chunks and eviction records the later
+// entry removed. So a deletion is a checkpoint barrier: it checkpoints at
+// the entry before it (synced) and only then commits, so no replay starts
+// before a deletion the store holds; a replayed deletion (index at or
+// below the stored applied index) changes only the head, which is then
+// the checkpoint at the entry before it. The deleting batch also deletes
+// the series' 'o' keys. docs/design.md ("Deletion and retention:
+// deterministic series identity") has the rejected alternatives.
+//
 // Reads between OpenGroup and the end of the replay see the recovered head
 // and whatever Pebble holds; a chunk sealed in (C, A] may overlap the
 // recovered open chunk, and the series iterator emits each timestamp once.
