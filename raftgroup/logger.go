@@ -110,6 +110,13 @@ func slogLevel(l hclog.Level) slog.Level {
 //     already holds (NoSnapshotRestoreOnStart).
 //   - "no known peers, aborting election": a replica opened to join its
 //     group waits for the leader to add it.
+//   - "rejecting (pre-)vote request since our last term is greater",
+//     "... our last index is greater" and "... we have a leader": a voter
+//     correctly refusing a candidate whose log is behind, or one that lost
+//     touch with a leader the others still hear (concurrent elections at
+//     start, a node back from a pause). The candidate's side shows as its
+//     own lines; a voter outside the configuration or not a voter still
+//     warns.
 func expectedLevel(l slog.Level, msg string, args []any, closing bool) slog.Level {
 	if l < slog.LevelWarn {
 		return l
@@ -122,7 +129,8 @@ func expectedLevel(l slog.Level, msg string, args []any, closing bool) slog.Leve
 	case strings.HasPrefix(msg, "failed to get previous log"),
 		strings.HasPrefix(msg, "no known peers, aborting election"),
 		strings.HasPrefix(msg, "appendEntries rejected, sending older logs"),
-		strings.HasPrefix(msg, "skipping application of old log"):
+		strings.HasPrefix(msg, "skipping application of old log"),
+		votingRefusal(msg):
 		return slog.LevelInfo
 	case closing && (strings.HasPrefix(msg, "failed to contact") ||
 		strings.HasPrefix(msg, "failed to appendEntries to") ||
@@ -134,6 +142,17 @@ func expectedLevel(l slog.Level, msg string, args []any, closing bool) slog.Leve
 		return slog.LevelInfo
 	}
 	return l
+}
+
+// votingRefusal reports whether msg is raft's refusal of a vote or
+// pre-vote for a candidate that is behind or when a leader is known.
+func votingRefusal(msg string) bool {
+	for _, p := range []string{"rejecting vote request since ", "rejecting pre-vote request since "} {
+		if rest, ok := strings.CutPrefix(msg, p); ok {
+			return rest == "our last term is greater" || rest == "our last index is greater" || rest == "we have a leader"
+		}
+	}
+	return false
 }
 
 // logDownMessage reports whether msg is one of the lines a replica whose
