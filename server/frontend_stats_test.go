@@ -23,7 +23,11 @@ import (
 // samples in total and per step, and the series fetched. /metrics has
 // the frontend's queue, cache, split counts.
 func TestFrontendStats(t *testing.T) {
-	end := time.Now().UTC().Truncate(time.Minute).Add(-time.Hour)
+	// Yesterday 11:00 UTC: the 36 h before it (from 23:00 three days
+	// ago) touch three days, so the frontend splits the query into three
+	// pieces at any time of day (an end an hour before now made two
+	// pieces in the afternoon).
+	end := time.Now().UTC().Truncate(24 * time.Hour).Add(-13 * time.Hour)
 	s := loadDashboardData(t, 3, 2, 48*time.Hour, end)
 	api, err := NewQueryAPI(s, QueryOptions{MultiTenant: true})
 	require.NoError(t, err)
@@ -119,7 +123,11 @@ func callRaw(h http.Handler, path string, form url.Values) (int, string) {
 // answer compressed, as the API would compress its own; the pieces were
 // read plain.
 func TestFrontendGzip(t *testing.T) {
-	end := time.Now().UTC().Truncate(time.Minute).Add(-time.Hour)
+	// Yesterday 11:00 UTC: the 36 h before it (from 23:00 three days
+	// ago) touch three days, so the frontend splits the query into three
+	// pieces at any time of day (an end an hour before now made two
+	// pieces in the afternoon).
+	end := time.Now().UTC().Truncate(24 * time.Hour).Add(-13 * time.Hour)
 	s := loadDashboardData(t, 2, 2, 72*time.Hour, end)
 	api, err := NewQueryAPI(s, QueryOptions{MultiTenant: true})
 	require.NoError(t, err)

@@ -401,7 +401,7 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(tenant.With(r.Context(), org), time.Duration(rl.QueryTimeout))
 	defer cancel()
-	ctx = withQueryLimits(ctx, &queryLimits{limits: rl, lookbackDelta: a.opts.LookbackDelta, now: time.Now()})
+	ctx = withQueryLimits(ctx, &queryLimits{limits: rl, lookbackDelta: a.opts.LookbackDelta, now: a.now()})
 	if rest != "/status/tsdb" && !strings.HasPrefix(rest, "/cardinality/") {
 		ctx = limits.WithQueryBudget(ctx, limits.NewQueryBudget(rl.MaxFetchedSeriesPerQuery, rl.MaxFetchedChunkBytesPerQuery))
 	}

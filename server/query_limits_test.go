@@ -92,6 +92,10 @@ overrides:
 	}
 	api, err := NewQueryAPI(querier.New(engineReadGroups(groups), querier.Options{}), QueryOptions{MultiTenant: true, Limits: o})
 	require.NoError(t, err)
+	// max_query_lookback counts from the request's time: the API's clock
+	// stands still at now, which writing the data above may have left
+	// behind by more than a minute (under -race it did).
+	api.now = func() time.Time { return now }
 	sec := func(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
 	instant := func(q string) url.Values { return url.Values{"query": {q}, "time": {sec(end)}} }
 	rangeQ := func(q string, from time.Time) url.Values {
@@ -132,6 +136,7 @@ overrides:
 			if strings.Contains(tc.tenant, "|") {
 				fed, err := NewQueryAPI(querier.New(engineReadGroups(groups), querier.Options{}), QueryOptions{MultiTenant: true, Federation: true, Limits: o})
 				require.NoError(t, err)
+				fed.now = api.now
 				h = fed
 			}
 			code, resp := call(t, h, "GET", tc.path, tc.tenant, tc.form)
