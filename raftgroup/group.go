@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -648,15 +649,43 @@ func (g *Group) mapErr(err error) error {
 // deletes the log up to the checkpoint less TrailingLogs. Raft also does
 // this by itself every SnapshotThreshold entries; cmd calls Checkpoint
 // at a graceful shutdown so the next start replays nothing.
+//
+// Raft refuses a snapshot while the newest configuration entry is not
+// applied yet ("cannot take snapshot now, wait until the configuration
+// entry at N has been applied"): a replica just added or a membership
+// change in flight. Checkpoint waits up to configWait for it, then gives
+// up without an error: the log holds every entry, and the next start
+// replays the few since the last checkpoint (a replica that lost its
+// quorum may never apply the entry).
 func (g *Group) Checkpoint() error {
 	if err := g.fsm.failure(); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", g.opts.ID, err)
 	}
-	err := g.raft.Snapshot().Error()
-	if err == nil || errors.Is(err, raft.ErrNothingNewToSnapshot) {
-		return nil
+	deadline := time.Now().Add(configWait)
+	for {
+		err := g.raft.Snapshot().Error()
+		switch {
+		case err == nil || errors.Is(err, raft.ErrNothingNewToSnapshot):
+			return nil
+		case configPending(err) && time.Now().Before(deadline):
+			time.Sleep(10 * time.Millisecond)
+			continue
+		case configPending(err):
+			return nil
+		}
+		return fmt.Errorf("checkpoint %s: %w", g.opts.ID, g.mapErr(err))
 	}
-	return fmt.Errorf("checkpoint %s: %w", g.opts.ID, g.mapErr(err))
+}
+
+// configWait bounds how long Checkpoint waits for a configuration entry
+// to be applied.
+const configWait = 2 * time.Second
+
+// configPending reports whether err is raft's refusal to snapshot before
+// its newest configuration entry is applied (an error without a
+// sentinel: its text is what there is).
+func configPending(err error) bool {
+	return strings.Contains(err.Error(), "cannot take snapshot now, wait until the configuration entry")
 }
 
 // Leader returns the ID and transport address of the group's leader as

@@ -2,6 +2,8 @@ package raftgroup
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -32,5 +34,18 @@ func TestLoggerLevels(t *testing.T) {
 		if got := buf.String(); !strings.Contains(got, "level="+tc.want) {
 			t.Errorf("%q (closing %v): logged %q, want level %s", tc.msg, tc.closing, got, tc.want)
 		}
+	}
+}
+
+// TestConfigPending: Checkpoint recognises raft's refusal to snapshot
+// before a configuration entry is applied (hashicorp/raft snapshot.go's
+// text, which has no sentinel), and nothing else.
+func TestConfigPending(t *testing.T) {
+	refusal := fmt.Errorf("cannot take snapshot now, wait until the configuration entry at %v has been applied (have applied %v)", 6, 5)
+	if !configPending(refusal) || !configPending(fmt.Errorf("snapshot: %w", refusal)) {
+		t.Errorf("raft's refusal not recognised: %v", refusal)
+	}
+	if configPending(errors.New("nothing new to snapshot")) {
+		t.Error("another error taken for the refusal")
 	}
 }
