@@ -413,7 +413,10 @@ func (a *appender) sealLocked(s *memSeries, final bool) error {
 		if err := a.mergeRunLocked(s, p); err != nil {
 			return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
 		}
-		mint, s.run = s.runMint, 0
+		// The merged chunk starts at its first sample: the run's earlier
+		// chunks may be gone (dropped by retention after they were
+		// sealed), and then it starts after s.runMint.
+		mint, s.run = sc.ts[0], 0
 	} else if !final && opts.MergeChunks > 1 {
 		if s.run == 0 {
 			s.runMint = s.mint

@@ -255,6 +255,17 @@ func TestModel(t *testing.T) {
 	}
 }
 
+// TestModelSeeds replays seeds that once broke an invariant.
+//   - 1796649564549889816 (xor, retention 2s): a chunk sealed after a run
+//     whose earlier chunks were not in the merge was keyed at the run's
+//     mint, before its first sample ("sealed chunk of series 54: 1
+//     samples, key says [105387, 105603]").
+func TestModelSeeds(t *testing.T) {
+	for _, seed := range []uint64{1796649564549889816} {
+		runModel(t, seed, chunkenc.EncXOR, 2*time.Second, 150)
+	}
+}
+
 func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.Duration, steps int) {
 	rng := newRand(seed + 1)
 	opts := testOptions(vfs.NewMem())
