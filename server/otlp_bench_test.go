@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/snappy"
-	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -31,19 +29,7 @@ import (
 func BenchmarkIngest(b *testing.B) {
 	const nSeries, perReq = 50_000, 2000
 	lsets := nodeExporterSeries(nSeries)
-	rw := func(req int) []byte {
-		scrape, lo := req/(nSeries/perReq), req%(nSeries/perReq)*perReq
-		var wr prompb.WriteRequest
-		for i := lo; i < lo+perReq; i++ {
-			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
-				Labels:  lsets[i],
-				Samples: []prompb.Sample{{Timestamp: int64(scrape) * 15000, Value: float64(i*scrape) * 0.25}},
-			})
-		}
-		raw, err := wr.Marshal()
-		require.NoError(b, err)
-		return snappy.Encode(nil, raw)
-	}
+	rw := func(req int) []byte { return scrapeBody(b, lsets, perReq, req) }
 	otlp := func(zip bool) func(req int) []byte {
 		return func(req int) []byte {
 			scrape, lo := req/(nSeries/perReq), req%(nSeries/perReq)*perReq

@@ -145,19 +145,7 @@ func benchmarkWrite(b *testing.B, o *limits.Overrides) {
 	require.NoError(b, err)
 
 	lsets := nodeExporterSeries(nSeries)
-	body := func(req int) []byte {
-		scrape, lo := req/(nSeries/perReq), req%(nSeries/perReq)*perReq
-		var wr prompb.WriteRequest
-		for i := lo; i < lo+perReq; i++ {
-			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
-				Labels:  lsets[i],
-				Samples: []prompb.Sample{{Timestamp: int64(scrape) * 15000, Value: float64(i*scrape) * 0.25}},
-			})
-		}
-		raw, err := wr.Marshal()
-		require.NoError(b, err)
-		return snappy.Encode(nil, raw)
-	}
+	body := func(req int) []byte { return scrapeBody(b, lsets, perReq, req) }
 	post := func(body []byte) {
 		r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(body))
 		r.Header.Set("X-Scope-OrgID", "bench")
@@ -220,4 +208,22 @@ func BenchmarkWriteLimitChecks(b *testing.B) {
 		b.Fatal("no work")
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/2000, "ns/sample")
+}
+
+// scrapeBody is the snappy remote-write 1.0 body of request req of a
+// replay of lsets at 15 s scrapes, perReq series per request: request req
+// holds series [lo, lo+perReq) of scrape req/(len(lsets)/perReq).
+func scrapeBody(tb testing.TB, lsets [][]prompb.Label, perReq, req int) []byte {
+	n := len(lsets)
+	scrape, lo := req/(n/perReq), req%(n/perReq)*perReq
+	var wr prompb.WriteRequest
+	for i := lo; i < lo+perReq; i++ {
+		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
+			Labels:  lsets[i],
+			Samples: []prompb.Sample{{Timestamp: int64(scrape) * 15000, Value: float64(i*scrape) * 0.25}},
+		})
+	}
+	raw, err := wr.Marshal()
+	require.NoError(tb, err)
+	return snappy.Encode(nil, raw)
 }
