@@ -246,10 +246,6 @@ func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, hints *sto
 	if hints != nil && hints.ShardCount > 0 {
 		ids, encs = inShard(ids, encs, hints.ShardIndex, hints.ShardCount)
 	}
-	if labelsOnly(hints) {
-		// The postings of the range's partitions are the answer.
-		return q.buildSeries(selection{v: v, ids: ids, encs: encs, heads: make([]headCopy, len(ids))}, mint, maxt, hints, false)
-	}
 
 	// Phase 2, under the read lock: a second snapshot and the open chunks,
 	// one point in time (Apply holds the write lock across its commit, so
@@ -283,15 +279,6 @@ type selection struct {
 	ids   []uint64
 	encs  []string
 	heads []headCopy
-}
-
-// labelsOnly reports whether a select is for its series' labels alone
-// (the series API: Prometheus sets Func "series"). It then answers like
-// a label query: every series with a sample in the range, at most those
-// with a sample in its partitions, and its series hold no samples (as
-// Mimir's ingesters answer such a select).
-func labelsOnly(hints *storage.SelectHints) bool {
-	return hints != nil && hints.Func == "series"
 }
 
 // checkSelect checks a select of n series against the query's budget.
@@ -347,16 +334,7 @@ func (q *querier) selectHead(mint, maxt int64, hints *storage.SelectHints, ms []
 			continue
 		}
 		var h headCopy
-		if labelsOnly(hints) {
-			in, err := q.inViewLocked(sel.v, id)
-			if err != nil {
-				sel.v.close()
-				return sel, false, err
-			}
-			if !in {
-				continue
-			}
-		} else if s != nil {
+		if s != nil {
 			h, _ = copyHeadLocked(s)
 		}
 		ids[n] = id
@@ -381,20 +359,16 @@ func (q *querier) buildSeries(sel selection, mint, maxt int64, hints *storage.Se
 		// dropped.
 		s.hasHead = s.head.chunk != nil && partitionOf(s.head.mint, pw) >= v.retainPart
 		s.headOnly = replayed && s.hasHead && s.head.mint <= mint
-		if !labelsOnly(hints) {
-			ok, err := s.hasSamples(&v.r)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-		}
-		lset, err := write.DecodeLabels(&sb, sel.encs[i])
+		ok, err := s.hasSamples(&v.r)
 		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if s.lset, err = write.DecodeLabels(&sb, sel.encs[i]); err != nil {
 			return nil, fmt.Errorf("series %d: %w", id, err)
 		}
-		s.lset = lset
 		if hints != nil && hints.ShardCount > 0 && labels.StableHash(s.lset)%hints.ShardCount != hints.ShardIndex {
 			continue
 		}
