@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/alertmanager/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/myelindb/myelin/server/internal/tenantreg"
 )
 
 // PathPrefix is where each tenant's Alertmanager API is served
@@ -106,7 +108,7 @@ func (o Options) Validate() error {
 type Multitenant struct {
 	opts     Options
 	fallback UserConfig
-	metrics  *tenantMetrics
+	metrics  *tenantreg.Collector
 	kick     chan struct{}
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -259,7 +261,7 @@ func (m *Multitenant) tenant(t string, uc UserConfig) (*tenantAM, error) {
 		return nil, err
 	}
 	m.mu.tenants[t] = am
-	m.metrics.add(t, am.reg)
+	m.metrics.Add(t, am.reg)
 	return am, nil
 }
 
