@@ -324,6 +324,8 @@ func wantStatus(n auth.Need, cred string, code int) int {
 		allowed = n == auth.Metrics
 	case "scope rules":
 		allowed = n == auth.Rules
+	case "scope alertmanager":
+		allowed = n == auth.Alertmanager
 	case "scope admin":
 		allowed = n == auth.Admin || n == auth.Metrics
 	}

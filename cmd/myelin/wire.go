@@ -411,10 +411,10 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 		"/api/v1/rules", "/prometheus/config/v1/rules")
 	// The Alertmanager: Cortex's configuration API (/api/v1/alerts, so
 	// Prometheus's read of alerts is under /prometheus only) and each
-	// tenant's API v2 under /alertmanager, both with the rules scope
+	// tenant's API v2 under /alertmanager, both with the alertmanager scope
 	// (docs/design.md "Alertmanager").
-	am.RegisterConfigAPI(func(pattern string, h http.Handler) { handle(pattern, "alertmanager_config", auth.Rules, h) })
-	handle(alertmanager.PathPrefix+"/", "alertmanager", auth.Rules, am)
+	am.RegisterConfigAPI(func(pattern string, h http.Handler) { handle(pattern, "alertmanager_config", auth.Alertmanager, h) })
+	handle(alertmanager.PathPrefix+"/", "alertmanager", auth.Alertmanager, am)
 	// The query frontend sits in front of the query API: it takes
 	// /query and /query_range and passes every other read on.
 	fe, err := newFrontend(n, query, cfg, gate, reg, logger)
