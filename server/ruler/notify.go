@@ -199,6 +199,17 @@ func (n *ExternalNotifier) manager(tenantID string) (*notifier.Manager, error) {
 	}
 	tsets <- groups
 	n.wg.Go(func() { m.Run(tsets) })
+	// Run applies the targets on its own goroutine, and Send drops the
+	// alerts of a manager without targets: wait for them (microseconds),
+	// or the tenant's first alerts would wait for the rules manager's
+	// resend a minute later.
+	for deadline := time.Now().Add(5 * time.Second); len(m.Alertmanagers()) < len(n.addrs); {
+		if time.Now().After(deadline) {
+			m.Stop()
+			return nil, errors.New("the notifier did not take its Alertmanagers within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	n.mu.managers[tenantID] = m
 	return m, nil
 }
