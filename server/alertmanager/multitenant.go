@@ -14,9 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/alertmanager/alert"
 	"github.com/prometheus/alertmanager/config"
 	"github.com/prometheus/alertmanager/template"
-	"github.com/prometheus/alertmanager/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
@@ -287,7 +287,7 @@ func (m *Multitenant) running(ctx context.Context, t string) (*tenantAM, error) 
 // Send hands alerts to the tenant's Alertmanager as its POST
 // /api/v2/alerts would (the ruler's in-process path): alerts that do not
 // validate are refused with the reason, the others are taken.
-func (m *Multitenant) Send(ctx context.Context, tenant string, alerts []*types.Alert) error {
+func (m *Multitenant) Send(ctx context.Context, tenant string, alerts []*alert.Alert) error {
 	am, err := m.running(ctx, tenant)
 	if err != nil {
 		return err

@@ -3,7 +3,7 @@ package alertmanager
 import (
 	"context"
 
-	"github.com/prometheus/alertmanager/types"
+	"github.com/prometheus/alertmanager/alert"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/notifier"
@@ -22,9 +22,9 @@ func (m *Multitenant) PrometheusSender() PrometheusSender { return PrometheusSen
 // logged with the reason (the rules manager resends firing alerts every
 // resend delay, so a refused one is retried).
 func (s PrometheusSender) Send(tenant string, alerts ...*notifier.Alert) {
-	out := make([]*types.Alert, 0, len(alerts))
+	out := make([]*alert.Alert, 0, len(alerts))
 	for _, a := range alerts {
-		ta := &types.Alert{}
+		ta := &alert.Alert{}
 		ta.Labels = make(model.LabelSet, a.Labels.Len())
 		a.Labels.Range(func(l labels.Label) { ta.Labels[model.LabelName(l.Name)] = model.LabelValue(l.Value) })
 		ta.Annotations = make(model.LabelSet, a.Annotations.Len())

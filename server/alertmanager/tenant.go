@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/alertmanager/alert"
 	"github.com/prometheus/alertmanager/api"
 	"github.com/prometheus/alertmanager/config"
 	"github.com/prometheus/alertmanager/config/receiver"
@@ -27,7 +28,6 @@ import (
 	"github.com/prometheus/alertmanager/silence"
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/alertmanager/timeinterval"
-	"github.com/prometheus/alertmanager/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/route"
@@ -143,7 +143,7 @@ func newTenantAM(opts tenantOptions) (t *tenantAM, err error) {
 			Name: "alertmanager_http_request_duration_seconds",
 			Help: "Histogram of latencies for HTTP requests.",
 		}, []string{"handler", "method", "code"}),
-		GroupFunc: func(ctx context.Context, rf func(*dispatch.Route) bool, af func(*types.Alert, time.Time) bool) (dispatch.AlertGroups, map[model.Fingerprint][]string, error) {
+		GroupFunc: func(ctx context.Context, rf func(*dispatch.Route) bool, af func(*alert.Alert, time.Time) bool) (dispatch.AlertGroups, map[model.Fingerprint][]string, error) {
 			d := t.disp.Load()
 			if d == nil {
 				return nil, nil, nil
@@ -300,7 +300,7 @@ func (t *tenantAM) stopRouting() {
 // missing start is now (or the end), a missing end is now plus the
 // configuration's resolve_timeout; an alert that does not validate is
 // refused, the others are stored.
-func (t *tenantAM) put(ctx context.Context, alerts []*types.Alert) error {
+func (t *tenantAM) put(ctx context.Context, alerts []*alert.Alert) error {
 	now := time.Now()
 	resolve := time.Duration(t.resolveTimeout.Load())
 	valid := alerts[:0:0]
