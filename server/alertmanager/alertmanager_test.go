@@ -318,3 +318,47 @@ func TestSendInProcess(t *testing.T) {
 		t.Fatalf("webhook got %+v", msgs)
 	}
 }
+
+// TestConfigsAtStartAndFromElsewhere: a node starts the stored
+// configurations, and a configuration another writer stored is applied
+// at the next sync.
+func TestConfigsAtStartAndFromElsewhere(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir)
+	if code, body := n.do(t, "POST", "/api/v1/alerts", "a", userConfig(t, namedReceiver(webhookConfig("http://h/"), "first"), nil)); code != 201 {
+		t.Fatalf("set: %d %s", code, body)
+	}
+	n.srv.Close()
+	n.m.Close()
+	n2 := startNode(t, dir)
+	if code, body := n2.do(t, "GET", "/alertmanager/api/v2/status", "a", ""); code != 200 || !strings.Contains(body, "receiver: first") {
+		t.Fatalf("status after a restart: %d %s", code, body)
+	}
+	// Another writer (another node's API, later the replicated store).
+	if err := n2.m.opts.Store.Set(t.Context(), "a", UserConfig{AlertmanagerConfig: namedReceiver(webhookConfig("http://h/"), "second")}); err != nil {
+		t.Fatal(err)
+	}
+	n2.m.Changed()
+	waitFor(t, "the new configuration", func() bool {
+		_, body := n2.do(t, "GET", "/alertmanager/api/v2/status", "a", "")
+		return strings.Contains(body, "receiver: second")
+	})
+}
+
+// TestPostAlertsKeepsValidOnes: a batch with an invalid alert is a 400
+// saying why, and its valid alerts are taken.
+func TestPostAlertsKeepsValidOnes(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	batch := `[{"labels":{"alertname":"Good"}},{"labels":{"alertname":"Bad"},"startsAt":"2030-01-02T00:00:00Z","endsAt":"2030-01-01T00:00:00Z"}]`
+	if code, body := n.do(t, "POST", "/alertmanager/api/v2/alerts", "a", batch); code != 400 || !strings.Contains(body, "start time must be before end time") {
+		t.Fatalf("post: %d %s", code, body)
+	}
+	if code, body := n.do(t, "GET", "/alertmanager/api/v2/alerts", "a", ""); code != 200 || !strings.Contains(body, `"alertname":"Good"`) || strings.Contains(body, "Bad") {
+		t.Fatalf("alerts: %d %s", code, body)
+	}
+}
+
+// namedReceiver renames webhookConfig's receiver.
+func namedReceiver(cfg, name string) string {
+	return strings.NewReplacer("receiver: hook", "receiver: "+name, "name: hook", "name: "+name).Replace(cfg)
+}
