@@ -114,6 +114,9 @@ func newTenantAM(opts tenantOptions) (t *tenantAM, err error) {
 		return nil, fmt.Errorf("open notification log of tenant %s: %w", opts.tenant, err)
 	}
 	if err := t.replay(); err != nil {
+		if t.state != nil {
+			err = errors.Join(err, t.state.close())
+		}
 		return nil, err
 	}
 	t.silences.SetBroadcast(func(b []byte) { t.state.append(KindSilences, b) })
