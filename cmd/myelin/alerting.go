@@ -120,6 +120,7 @@ func newAlerting(n *node, cfg config, reg prometheus.Registerer, logger *slog.Lo
 		QueueCapacity: ac.notifyQueue,
 		Timeout:       ac.notifyTimeout,
 		Logger:        logger.With("component", "ruler-notifier"),
+		Registerer:    reg,
 	})
 	if err != nil {
 		return nil, nil, err

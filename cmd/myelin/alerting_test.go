@@ -313,6 +313,10 @@ func TestExternalAlertmanager(t *testing.T) {
 	if code, body := authDo(t, base, "GET", "/alertmanager/api/v2/alerts", tokens["alertmanager"], alpha, nil); code != 200 || strings.TrimSpace(body) != "[]" {
 		t.Fatalf("the node's own alertmanager got alerts: %d %s", code, body)
 	}
+	_, metrics := authDo(t, base, "GET", "/metrics", tokens["metrics"], "", nil)
+	if want := `myelin_prometheus_notifications_sent_total{alertmanager="http://` + addr + `/api/v2/alerts",tenant="` + alpha + `"} 1`; !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
 }
 
 // lastLine is the last line of amtool's output (the first may be its

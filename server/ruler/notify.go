@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/util/strutil"
 
+	"github.com/myelindb/myelin/server/internal/tenantreg"
 	"github.com/myelindb/myelin/server/tenant"
 )
 
@@ -71,6 +73,21 @@ type ExternalOptions struct {
 	// means 10s.
 	Timeout time.Duration
 	Logger  *slog.Logger // nil means discard
+	// Registerer gets the per-tenant notifier metrics
+	// (myelin_prometheus_notifications_sent_total{tenant, alertmanager}
+	// and siblings, Cortex's cortex_prometheus_notifications_*). Nil
+	// means none.
+	Registerer prometheus.Registerer
+}
+
+// notifierMetrics are the notifier's metrics that /metrics shows per
+// tenant.
+var notifierMetrics = map[string]string{
+	"prometheus_notifications_sent_total":      "Total number of alerts sent, per tenant and Alertmanager.",
+	"prometheus_notifications_errors_total":    "Total number of sent alerts affected by errors, per tenant and Alertmanager.",
+	"prometheus_notifications_dropped_total":   "Total number of alerts dropped due to errors when sending to Alertmanager, per tenant.",
+	"prometheus_notifications_queue_length":    "The number of alert notifications in the queue, per tenant.",
+	"prometheus_notifications_latency_seconds": "Latency quantiles for sending alert notifications, per tenant and Alertmanager.",
 }
 
 // ParseAlertmanagerURLs splits -ruler.alertmanager-url and checks each
@@ -118,10 +135,11 @@ func alertmanagerConfig(raw string, timeout time.Duration) (*config.Alertmanager
 //
 // Locking: mu guards managers.
 type ExternalNotifier struct {
-	opts  ExternalOptions
-	cfgs  []*config.AlertmanagerConfig
-	addrs []string
-	mu    struct {
+	opts    ExternalOptions
+	metrics *tenantreg.Collector
+	cfgs    []*config.AlertmanagerConfig
+	addrs   []string
+	mu      struct {
 		sync.Mutex
 		managers map[string]*notifier.Manager
 		closed   bool
@@ -144,7 +162,12 @@ func NewExternalNotifier(opts ExternalOptions) (*ExternalNotifier, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	n := &ExternalNotifier{opts: opts}
+	n := &ExternalNotifier{opts: opts, metrics: tenantreg.New("myelin_", notifierMetrics)}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(n.metrics); err != nil {
+			return nil, fmt.Errorf("ruler: register notifier metrics: %w", err)
+		}
+	}
 	for _, raw := range opts.URLs {
 		cfg, err := alertmanagerConfig(raw, opts.Timeout)
 		if err != nil {
@@ -177,8 +200,10 @@ func (n *ExternalNotifier) manager(tenantID string) (*notifier.Manager, error) {
 	if m := n.mu.managers[tenantID]; m != nil {
 		return m, nil
 	}
+	reg := prometheus.NewRegistry()
 	m := notifier.NewManager(&notifier.Options{
 		QueueCapacity: n.opts.QueueCapacity,
+		Registerer:    reg,
 		Do: func(ctx context.Context, c *http.Client, req *http.Request) (*http.Response, error) {
 			req.Header.Set(tenant.Header, tenantID)
 			return c.Do(req.WithContext(ctx))
@@ -211,6 +236,7 @@ func (n *ExternalNotifier) manager(tenantID string) (*notifier.Manager, error) {
 		time.Sleep(time.Millisecond)
 	}
 	n.mu.managers[tenantID] = m
+	n.metrics.Add(tenantID, reg)
 	return m, nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/notifier"
 )
@@ -35,7 +37,8 @@ func TestExternalNotifier(t *testing.T) {
 	if err != nil || len(urls) != 1 {
 		t.Fatalf("parse: %v %v", urls, err)
 	}
-	n, err := NewExternalNotifier(ExternalOptions{URLs: urls})
+	reg := prometheus.NewRegistry()
+	n, err := NewExternalNotifier(ExternalOptions{URLs: urls, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +53,24 @@ func TestExternalNotifier(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("nothing posted for %s within 5s", tenant)
 		}
+	}
+	// The sent counter is bumped after the post returns.
+	want := `
+# HELP myelin_prometheus_notifications_sent_total Total number of alerts sent, per tenant and Alertmanager.
+# TYPE myelin_prometheus_notifications_sent_total counter
+myelin_prometheus_notifications_sent_total{alertmanager="` + srv.URL + `/prefix/api/v2/alerts",tenant="t1"} 1
+myelin_prometheus_notifications_sent_total{alertmanager="` + srv.URL + `/prefix/api/v2/alerts",tenant="t2"} 1
+`
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := testutil.GatherAndCompare(reg, strings.NewReader(want), "myelin_prometheus_notifications_sent_total")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
