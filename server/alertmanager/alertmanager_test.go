@@ -362,3 +362,24 @@ func TestPostAlertsKeepsValidOnes(t *testing.T) {
 func namedReceiver(cfg, name string) string {
 	return strings.NewReplacer("receiver: hook", "receiver: "+name, "name: hook", "name: "+name).Replace(cfg)
 }
+
+// TestSyncKeepsUnchangedConfig: a sync that reads back the configuration
+// the API applied leaves the running dispatcher alone (the store's YAML
+// turns a missing template_files into an empty one).
+func TestSyncKeepsUnchangedConfig(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	if code, body := n.do(t, "POST", "/api/v1/alerts", "a", userConfig(t, webhookConfig("http://h/"), nil)); code != 201 {
+		t.Fatalf("set: %d %s", code, body)
+	}
+	am, err := n.m.running(t.Context(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := am.disp.Load()
+	if err := n.m.sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if am.disp.Load() != before {
+		t.Fatal("a sync of the same configuration restarted the dispatcher")
+	}
+}

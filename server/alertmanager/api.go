@@ -99,6 +99,8 @@ func (m *Multitenant) setConfig(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("%s: %v", errValidatingConfig, err), http.StatusBadRequest)
 		return
 	}
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
 	if err := m.opts.Store.Set(r.Context(), org, uc); err != nil {
 		m.opts.Logger.Error("alertmanager: store config", "tenant", org, "err", err)
 		http.Error(w, fmt.Sprintf("%s: %v", errStoringConfiguration, err), http.StatusInternalServerError)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -113,7 +112,13 @@ type Multitenant struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
-	mu struct {
+	// applyMu serialises a read of the store and the apply of what was
+	// read (sync's per tenant, the API's set): without it a sync that
+	// read a configuration before a POST stored a new one would apply
+	// the old one after the POST applied the new one, until the next
+	// poll.
+	applyMu sync.Mutex
+	mu      struct {
 		sync.Mutex
 		tenants map[string]*tenantAM
 		closed  bool
@@ -183,14 +188,7 @@ func (m *Multitenant) sync(ctx context.Context) error {
 	}
 	var errs []error
 	for _, t := range tenants {
-		uc, err := m.opts.Store.Get(ctx, t)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted since the listing
-		}
-		if err == nil {
-			err = m.apply(t, uc)
-		}
-		if err != nil {
+		if err := m.syncTenant(ctx, t); err != nil {
 			errs = append(errs, fmt.Errorf("tenant %s: %w", t, err))
 		}
 	}
@@ -199,10 +197,34 @@ func (m *Multitenant) sync(ctx context.Context) error {
 	m.mu.Unlock()
 	for _, t := range running {
 		if _, ok := slices.BinarySearch(tenants, t); !ok {
-			errs = append(errs, m.apply(t, m.fallback))
+			if err := m.syncTenant(ctx, t); err != nil {
+				errs = append(errs, fmt.Errorf("tenant %s: %w", t, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// syncTenant applies what the store holds for t: its configuration, or
+// the fallback if it has none.
+func (m *Multitenant) syncTenant(ctx context.Context, t string) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	uc, err := m.opts.Store.Get(ctx, t)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		uc = m.fallback
+	case err != nil:
+		return err
+	}
+	return m.apply(t, uc)
+}
+
+// sameConfig: a and b configure the same (a nil and an empty
+// template_files are the same: the store's YAML turns one into the
+// other).
+func sameConfig(a, b UserConfig) bool {
+	return a.AlertmanagerConfig == b.AlertmanagerConfig && maps.Equal(a.TemplateFiles, b.TemplateFiles)
 }
 
 // apply runs uc for tenant t, starting its Alertmanager if needed; an
@@ -216,7 +238,7 @@ func (m *Multitenant) apply(t string, uc UserConfig) error {
 		return err
 	}
 	am.mu.Lock()
-	same := reflect.DeepEqual(am.raw, uc)
+	same := sameConfig(am.raw, uc)
 	am.mu.Unlock()
 	if same {
 		return nil
