@@ -32,17 +32,19 @@ test: ## run all tests (honours TESTFLAGS)
 	$(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
 
 # The end-to-end tests in cmd/myelin run a real Prometheus (Debian's 2.42),
-# the UI's browser test Debian's Chromium, and the query frontend's results
+# the UI's browser test Debian's Chromium, the query frontend's results
 # cache tests a real memcached (Debian's; each test starts its own on a
-# free port): without them they skip, or fail when CI is set. .ci/run
-# installs them the same way.
-e2e-deps: ## install Prometheus, Chromium and memcached for the end-to-end, browser and cache tests (apt-get, if missing)
+# free port), the alerting tests Debian's Alertmanager 0.25 and amtool
+# (package prometheus-alertmanager): without them they skip, or fail when
+# CI is set. .ci/run installs them the same way.
+e2e-deps: ## install Prometheus, Chromium, memcached and Alertmanager for the end-to-end, browser, cache and alerting tests (apt-get, if missing)
 	@missing=""; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v memcached >/dev/null 2>&1 || missing="$$missing memcached"; \
+	command -v amtool >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
 	if [ -z "$$missing" ]; then \
-		echo "prometheus, chromium and memcached found"; \
+		echo "prometheus, chromium, memcached and prometheus-alertmanager found"; \
 	else \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		$$sudo apt-get update -q && \
