@@ -403,6 +403,16 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	for _, p := range []string{"/otlp/v1/metrics", "/api/v1/otlp/v1/metrics"} {
 		handle(p, "otlp", auth.Write, otlp)
 	}
+	// Backfill import of Prometheus text / OpenMetrics, and its export:
+	// VictoriaMetrics' paths (docs/design.md "Import and export").
+	imp := server.NewImportHandler(write, server.ImportOptions{})
+	for _, p := range []string{"/api/v1/import/prometheus", "/prometheus/api/v1/import/prometheus"} {
+		handle(p, "import", auth.Write, imp)
+	}
+	exp := server.NewExportHandler(n.query, cfg.multitenancy)
+	for _, p := range []string{"/api/v1/export", "/prometheus/api/v1/export"} {
+		handle(p, "export", auth.Read, exp)
+	}
 	// The Cortex and Mimir rule configuration API: the rules scope.
 	// Prometheus's read of rules and alerts is the query API's
 	// /prometheus/api/v1/rules and /alerts (GET /api/v1/rules is
