@@ -154,7 +154,7 @@ func exportSeries(ctx context.Context, q storage.Querier, sets [][]*labels.Match
 	var line []byte
 	for ss.Next() {
 		s := ss.At()
-		head := appendSeriesName(nil, s.Labels())
+		head := AppendSeriesText(nil, s.Labels())
 		it = s.Iterator(it)
 		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
 			if vt != chunkenc.ValFloat {
@@ -164,12 +164,7 @@ func exportSeries(ctx context.Context, q storage.Querier, sets [][]*labels.Match
 			if t < mint || t > maxt || value.IsStaleNaN(v) {
 				continue
 			}
-			line = append(line[:0], head...)
-			line = append(line, ' ')
-			line = strconv.AppendFloat(line, v, 'g', -1, 64)
-			line = append(line, ' ')
-			line = strconv.AppendInt(line, t, 10)
-			line = append(line, '\n')
+			line = AppendSampleText(line[:0], head, t, v)
 			if w.Available() < len(line) {
 				if err := flush(); err != nil {
 					return err
@@ -195,10 +190,10 @@ func exportSeries(ctx context.Context, q storage.Querier, sets [][]*labels.Match
 	return nil
 }
 
-// appendSeriesName appends ls in the text format: name{l="v",...}, or
+// AppendSeriesText appends ls in the text format: name{l="v",...}, or
 // {"name",l="v",...} when the name is not a legacy one; label names that
 // are not legacy names are quoted too.
-func appendSeriesName(b []byte, ls labels.Labels) []byte {
+func AppendSeriesText(b []byte, ls labels.Labels) []byte {
 	name := ls.Get(model.MetricNameLabel)
 	quoted := !model.LegacyValidation.IsValidMetricName(name)
 	if !quoted {
@@ -227,6 +222,17 @@ func appendSeriesName(b []byte, ls labels.Labels) []byte {
 		b = appendTextString(b, l.Value)
 	})
 	return append(b, '}')
+}
+
+// AppendSampleText appends the text format's line of the sample (t, v) of
+// the series series (AppendSeriesText): the shortest decimal that parses
+// back to v exactly, and t in milliseconds.
+func AppendSampleText(b, series []byte, t int64, v float64) []byte {
+	b = append(append(b, series...), ' ')
+	b = strconv.AppendFloat(b, v, 'g', -1, 64)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, t, 10)
+	return append(b, '\n')
 }
 
 // appendTextString appends s quoted as the text format quotes label

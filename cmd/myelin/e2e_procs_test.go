@@ -101,10 +101,28 @@ func (p *myelinProc) kill() {
 
 // promProc is a Prometheus child process.
 type promProc struct {
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan error
-	addr string // host:port of its web API
+	cmd     *exec.Cmd
+	log     *syncBuffer
+	done    chan error
+	addr    string // host:port of its web API
+	dataDir string // its TSDB directory
+	stopped bool
+}
+
+// stop sends SIGTERM, waits for the exit (SIGKILL after 10 s); it is a
+// no-op once stopped.
+func (p *promProc) stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
 }
 
 // headerRemoteWrite is the remote_write section of a Prometheus that
@@ -147,30 +165,32 @@ scrape_configs:
     metrics_path: /flap
     static_configs: [{targets: [%[2]q]}]
 `, addr, targetAddr) + remoteWrite
-	cfgFile := filepath.Join(dir, "prometheus.yml")
+	return runPrometheus(t, bin, cfg, filepath.Join(dir, "data"), addr)
+}
+
+// runPrometheus runs the Prometheus binary with the configuration cfg on
+// the TSDB directory dataDir, its web API on addr, and waits until it is
+// ready. It is stopped at the end of the test if still running.
+func runPrometheus(t *testing.T, bin, cfg, dataDir, addr string) *promProc {
+	t.Helper()
+	cfgFile := filepath.Join(t.TempDir(), "prometheus.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin,
 		"--config.file="+cfgFile,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--storage.tsdb.path="+dataDir,
 		"--web.listen-address="+addr,
 	)
 	cmd.SysProcAttr = childProcAttr()
-	p := &promProc{cmd: cmd, log: &syncBuffer{}, done: make(chan error, 1), addr: addr}
+	p := &promProc{cmd: cmd, log: &syncBuffer{}, done: make(chan error, 1), addr: addr, dataDir: dataDir}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start prometheus: %v", err)
 	}
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-p.done
-		}
+		p.stop()
 		if t.Failed() {
 			t.Logf("prometheus config:\n%s\nprometheus log:\n%s", cfg, tail(p.log.String(), 40))
 		}

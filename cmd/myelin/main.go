@@ -62,7 +62,7 @@ func main() {
 // "msg=listening addr=HOST:PORT" once the listener is bound.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return runCommand(args, stdout, stderr)
+		return runCommandContext(ctx, args, stdout, stderr)
 	}
 	cfg, help, err := parseFlags(args, stderr)
 	if err != nil || help {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -28,10 +29,30 @@ const commandsUsage = `Commands:
   myelin secret create [-file F]
       Make a cluster secret for -raft.secret-file (64 hex digits), on stdout or
       into a new file F (mode 0600). Every node of a cluster gets the same one.
+  myelin import [-url U] [-tenant T] [-token-file F] [-format prometheus|openmetrics] FILE|-
+  myelin import [-url U] [-tenant T] [-token-file F] -tsdb DIR
+      Backfill a Prometheus text / OpenMetrics file with timestamps, or a Prometheus
+      TSDB directory (read-only), into a tenant through POST /api/v1/import/prometheus;
+      shows progress on stderr and what was written and refused, per reason.
+  myelin export [-url U] [-tenant T] [-token-file F] [-match SEL]... [-start T] [-end T] [-o FILE]
+      Write a tenant's series in the Prometheus text format with timestamps
+      (GET /api/v1/export), which myelin import reads back.
 `
 
-// runCommand runs a command (args[0] is not a flag): token or secret.
+// runCommand runs a command (args[0] is not a flag): token, secret,
+// import or export.
 func runCommand(args []string, stdout, stderr io.Writer) error {
+	return runCommandContext(context.Background(), args, stdout, stderr)
+}
+
+// runCommandContext is runCommand, stopped early when ctx is done.
+func runCommandContext(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	switch args[0] {
+	case "import":
+		return importCommand(ctx, args[1:], stdout, stderr)
+	case "export":
+		return exportCommand(ctx, args[1:], stdout, stderr)
+	}
 	switch strings.Join(args[:min(2, len(args))], " ") {
 	case "token create":
 		return tokenCreate(args[2:], stdout, stderr)
