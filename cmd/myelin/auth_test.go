@@ -136,6 +136,7 @@ type sampleRequest struct {
 func sampleRequests(t *testing.T) map[string]sampleRequest {
 	push := pushBody(t, alphaMetric, 5000)
 	otlp := otlpGaugeBody(t, alphaMetric, 5000)
+	imported := []byte(alphaMetric + `{job="j"} 4 5000` + "\n")
 	query := "/api/v1/query?query=" + alphaMetric + "&time=10"
 	ruleGroup := []byte("name: g\nrules:\n- record: r\n  expr: vector(1)\n")
 	amConfig := []byte("alertmanager_config: |\n  route:\n    receiver: r\n  receivers:\n  - name: r\n")
@@ -167,7 +168,14 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 		"/prometheus/api/v1/write":  {"POST", "/prometheus/api/v1/write", push, 204},
 		"/otlp/v1/metrics":          {"POST", "/otlp/v1/metrics", otlp, 200},
 		"/api/v1/otlp/v1/metrics":   {"POST", "/api/v1/otlp/v1/metrics", otlp, 200},
-		"/api/v1/":                  {"GET", query, nil, 200},
+		// The push's sample again: written once, the same again is no
+		// refusal (an answer naming the series would be no leak either:
+		// the writer sent it).
+		"/api/v1/import/prometheus":            {"POST", "/api/v1/import/prometheus", imported, 200},
+		"/prometheus/api/v1/import/prometheus": {"POST", "/prometheus/api/v1/import/prometheus", imported, 200},
+		"/api/v1/export":                       {"GET", "/api/v1/export?match[]=" + alphaMetric, nil, 200},
+		"/prometheus/api/v1/export":            {"GET", "/prometheus/api/v1/export?match[]=" + alphaMetric, nil, 200},
+		"/api/v1/":                             {"GET", query, nil, 200},
 		// The rule configuration API, in registration order (TestAuthRoutes
 		// walks the routes in order): nothing to list, a group set, its
 		// namespace deleted, then a group that is gone.
@@ -208,7 +216,10 @@ func authDo(t *testing.T, base, method, path, token, org string, body []byte) (i
 	if org != "" {
 		req.Header.Set("X-Scope-OrgID", org)
 	}
-	if body != nil {
+	switch {
+	case body != nil && strings.Contains(path, "/import/"):
+		req.Header.Set("Content-Type", "text/plain")
+	case body != nil:
 		req.Header.Set("Content-Type", "application/x-protobuf")
 		if !strings.Contains(path, "/otlp/") {
 			req.Header.Set("Content-Encoding", "snappy")
