@@ -43,6 +43,7 @@ const (
 const (
 	DefaultImportChunkBytes   = 1 << 20
 	DefaultImportBatchSamples = 20_000
+	DefaultImportBatchBytes   = 8 << 20
 	// maxImportLineBytes: a longer line is refused (400).
 	maxImportLineBytes = 1 << 20
 )
@@ -56,6 +57,11 @@ type ImportOptions struct {
 	// tenant's ingestion burst, or a batch would never be admitted).
 	// Zero means DefaultImportBatchSamples.
 	BatchSamples int
+	// BatchBytes: a batch is written once its series and samples hold
+	// about this many bytes, however few samples it has (a batch of
+	// distinct series with long labels). Zero means
+	// DefaultImportBatchBytes.
+	BatchBytes int
 }
 
 // ImportHandler serves POST /api/v1/import/prometheus (VictoriaMetrics'
@@ -72,6 +78,9 @@ func NewImportHandler(wh *WriteHandler, opts ImportOptions) *ImportHandler {
 	}
 	if opts.BatchSamples <= 0 {
 		opts.BatchSamples = DefaultImportBatchSamples
+	}
+	if opts.BatchBytes <= 0 {
+		opts.BatchBytes = DefaultImportBatchBytes
 	}
 	return &ImportHandler{wh: wh, opts: opts}
 }
@@ -131,6 +140,13 @@ func (h *ImportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer t.release()
+	// An import holds one chunk, one line past it, the reader's buffer
+	// and one batch (twice: its series and the request built from it),
+	// whatever the body's size: that much of the node's in-flight bytes.
+	if err := t.reserve(h.memoryBytes()); err != nil {
+		http.Error(w, err.Error(), pushLimitCode)
+		return
+	}
 	imp := &importer{h: h, tenant: tenantID, om: om, rc: http.NewResponseController(w),
 		batchSamples: h.batchSamples(tenantID), series: map[string]int{}}
 	code, err := imp.run(r.Context(), r.Body)
@@ -147,6 +163,14 @@ func (h *ImportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(&res)
 }
+
+// memoryBytes is about the most memory one import holds.
+func (h *ImportHandler) memoryBytes() int {
+	return h.opts.ChunkBytes + maxImportLineBytes + importReadBytes + 2*h.opts.BatchBytes
+}
+
+// importReadBytes: the body is read through a buffer of this size.
+const importReadBytes = 64 << 10
 
 // batchSamples is the batch size for tenant: at most its ingestion burst.
 func (h *ImportHandler) batchSamples(tenantID string) int {
@@ -190,6 +214,7 @@ type importer struct {
 	series  map[string]int
 	batch   []importSeries
 	samples int
+	bytes   int // about the memory of batch and series
 	st      pushState
 	// typeLine: the last "# TYPE" line read, repeated at the head of the
 	// next chunk so that a family cut between chunks keeps its type.
@@ -214,7 +239,7 @@ func (e *errImportLine) Error() string { return fmt.Sprintf("line %d: %v", e.lin
 // run reads body to its end, writing batch after batch; it returns the
 // status code to answer and the error that ended the import early.
 func (imp *importer) run(ctx context.Context, body io.Reader) (int, error) {
-	br := bufio.NewReaderSize(body, 64<<10)
+	br := bufio.NewReaderSize(body, importReadBytes)
 	chunkBytes := imp.h.opts.ChunkBytes
 	chunk := make([]byte, 0, chunkBytes+maxImportLineBytes)
 	line, first := 0, 1
@@ -344,7 +369,7 @@ func (imp *importer) parse(ctx context.Context, chunk []byte, first int) (int, e
 			return http.StatusBadRequest, &errImportLine{line, fmt.Errorf("sample of %s has no timestamp: an import needs one per sample", ls.String())}
 		}
 		imp.add(ls, *ts, v)
-		if imp.samples >= imp.batchSamples {
+		if imp.samples >= imp.batchSamples || imp.bytes >= imp.h.opts.BatchBytes {
 			if code, err := imp.flush(ctx); err != nil {
 				return code, err
 			}
@@ -430,9 +455,13 @@ func (imp *importer) add(ls labels.Labels, t int64, v float64) {
 		i = len(imp.batch)
 		imp.batch = append(imp.batch, s)
 		imp.series[string(key)] = i
+		// The key twice (map and series), the labels' bytes and
+		// headers, the series and its map entry.
+		imp.bytes += 3*len(key) + 48*nl + 200
 	}
 	imp.batch[i].samples = append(imp.batch[i].samples, write.Sample{T: t, V: v})
 	imp.samples++
+	imp.bytes += 16
 }
 
 // flush writes the batch, each series' samples in time order, through
@@ -472,7 +501,7 @@ func (imp *importer) flush(ctx context.Context) (int, error) {
 	imp.st.batch = imp.st.batch[:0]
 	clear(imp.series)
 	clear(imp.batch)
-	imp.batch, imp.samples = imp.batch[:0], 0
+	imp.batch, imp.samples, imp.bytes = imp.batch[:0], 0, 0
 	return http.StatusOK, nil
 }
 
