@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/server/tenant"
 )
 
@@ -274,4 +275,39 @@ func TestImportMemory(t *testing.T) {
 	t.Logf("600,000 samples in %v (%.0f samples/s), peak heap in use %d MiB, the handler reserves %d MiB",
 		took, 600_000/took.Seconds(), peak.Load()>>20, imp.memoryBytes()>>20)
 	require.Less(t, peak.Load(), uint64(40<<20), "the import holds the body (54 MB) or grows with it")
+}
+
+// TestImportLimits: an import is throttled to the tenant's ingestion
+// rate, not refused; series past the tenant's series limit are refused
+// and counted, the others written.
+func TestImportLimits(t *testing.T) {
+	def := limits.Defaults()
+	def.IngestionRate, def.IngestionBurstSize = 2000, 100
+	def.MaxGlobalSeriesPerUser = 3
+	o, err := limits.NewOverrides(def)
+	require.NoError(t, err)
+	// The distributor over an engine group: it attaches the series
+	// limits to each entry, as on a node.
+	d, groups := limitedNode(t, 1, o)
+	// The real clock: the rate refills with it.
+	wh, err := NewWriteHandler(d, WriteOptions{MultiTenant: true, Limits: o})
+	require.NoError(t, err)
+	imp := NewImportHandler(wh, ImportOptions{BatchSamples: 1000}) // cut to the burst
+	var b strings.Builder
+	for s := range 5 {
+		for i := range 100 {
+			fmt.Fprintf(&b, "lim{s=\"%d\"} %d %d\n", s, i, 1000+i)
+		}
+	}
+	start := time.Now()
+	code, res := postImport(t, imp, "t", "text/plain", b.String())
+	took := time.Since(start)
+	require.Equal(t, http.StatusOK, code, res)
+	require.Equal(t, 300, res.SamplesWritten, res)
+	require.Equal(t, 200, res.SamplesRefused, res)
+	require.Equal(t, map[string]int{"per_user_series_limit": 200}, res.Refused)
+	require.Contains(t, res.FirstRefusal, "per-user series limit")
+	// 500 samples at 2,000/s past a burst of 100: about 0.2 s of waiting.
+	require.Greater(t, took, 150*time.Millisecond, "the rate was not applied")
+	require.Len(t, stored(t, groups[1], "t"), 3)
 }
