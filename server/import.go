@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 
@@ -346,7 +347,13 @@ func (imp *importer) parse(ctx context.Context, chunk []byte, first int) (int, e
 		case textparse.EntryType:
 			if imp.om {
 				name, typ := p.Type()
-				imp.typeLine = fmt.Appendf(imp.typeLine[:0], "# TYPE %s %s\n", name, typ)
+				imp.typeLine = append(imp.typeLine[:0], "# TYPE "...)
+				if model.LegacyValidation.IsValidMetricName(string(name)) {
+					imp.typeLine = append(imp.typeLine, name...)
+				} else {
+					imp.typeLine = appendTextString(imp.typeLine, string(name))
+				}
+				imp.typeLine = fmt.Appendf(imp.typeLine, " %s\n", typ)
 			}
 			continue
 		case textparse.EntrySeries:

@@ -311,3 +311,14 @@ func TestImportLimits(t *testing.T) {
 	require.Greater(t, took, 150*time.Millisecond, "the rate was not applied")
 	require.Len(t, stored(t, groups[1], "t"), 3)
 }
+
+// TestImportOpenMetricsUTF8: a family with a UTF-8 name cut between
+// chunks keeps its (quoted) type line.
+func TestImportOpenMetricsUTF8(t *testing.T) {
+	imp, _, gw := newImportHandlers(t, ImportOptions{ChunkBytes: 40, BatchSamples: 2})
+	body := "# TYPE \"my.counter\" counter\n{\"my.counter_total\",a=\"1\"} 1 1\n{\"my.counter_total\",a=\"1\"} 2 2\n{\"my.counter_total\",a=\"1\"} 3 3\n# EOF\n"
+	code, res := postImport(t, imp, "t", "application/openmetrics-text", body)
+	require.Equal(t, http.StatusOK, code, res)
+	require.Equal(t, 3, res.SamplesWritten, res)
+	require.Equal(t, []string{`{__name__="my.counter_total", a="1"}: 1000=1 2000=2 3000=3`}, stored(t, gw.g, "t"))
+}
