@@ -110,8 +110,16 @@ func importCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		pr, pw := io.Pipe()
 		stats := &tsdbStats{}
-		go func() { pw.CloseWithError(writeTSDB(ctx, *dir, pw, stats)) }()
+		written := make(chan struct{})
+		go func() {
+			defer close(written)
+			pw.CloseWithError(writeTSDB(ctx, *dir, pw, stats))
+		}()
+		// After the answer: the reader closed (an early answer, a 400,
+		// leaves the writer blocked otherwise), the writer done.
 		defer func() {
+			pr.Close()
+			<-written
 			if stats.stale > 0 || stats.histograms > 0 {
 				fmt.Fprintf(stderr, "not sent: %d staleness markers (the text format cannot carry them), %d native histogram samples (not stored yet)\n",
 					stats.stale, stats.histograms)

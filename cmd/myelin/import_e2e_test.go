@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -118,4 +119,27 @@ func TestImportPrometheusTSDB(t *testing.T) {
 	}
 	t.Logf("export of %d bytes imported: %s", st.Size(), stdout.String())
 	compareRaw("export round trip", myAPI, apiClient{name: "myelin2", base: "http://" + my2.addr + "/api/v1"})
+
+	// A bad line: the command fails naming it, the lines before it are in.
+	bad := filepath.Join(t.TempDir(), "bad.txt")
+	now := time.Now().UnixMilli()
+	lines := fmt.Sprintf("bad_import 1 %d\nbad_import 2 %d\nbad_import{ 3 %d\nbad_import 4 %d\n", now-4000, now-3000, now-2000, now-1000)
+	if err := os.WriteFile(bad, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	err = runCommandContext(ctx, []string{"import", "-url", "http://" + my2.addr, bad}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "line 3:") {
+		t.Fatalf("import of a bad line 3: %v, want a 400 naming line 3", err)
+	}
+	if !strings.Contains(stdout.String(), "(2 samples) written") {
+		t.Fatalf("import of a bad line 3 says:\n%s\nwant the 2 samples before it written", stdout.String())
+	}
+	got, err := apiClient{name: "myelin2", base: "http://" + my2.addr + "/api/v1"}.query("bad_import[1m]", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.samples() != 2 {
+		t.Fatalf("bad_import has %d samples, want the 2 before the bad line", got.samples())
+	}
 }
