@@ -216,6 +216,10 @@ type importer struct {
 	batch   []importSeries
 	samples int
 	bytes   int // about the memory of batch and series
+	// labels: the label arena of the batch's series (a new one when
+	// full: earlier series keep theirs); scratch: the key being built.
+	labels  []remotewrite.Label
+	scratch []byte
 	st      pushState
 	// typeLine: the last "# TYPE" line read, repeated at the head of the
 	// next chunk so that a family cut between chunks keeps its type.
@@ -242,7 +246,7 @@ func (e *errImportLine) Error() string { return fmt.Sprintf("line %d: %v", e.lin
 func (imp *importer) run(ctx context.Context, body io.Reader) (int, error) {
 	br := bufio.NewReaderSize(body, importReadBytes)
 	chunkBytes := imp.h.opts.ChunkBytes
-	chunk := make([]byte, 0, chunkBytes+maxImportLineBytes)
+	var chunk []byte // grows to chunkBytes and a line: a small import allocates little
 	line, first := 0, 1
 	for {
 		// A long import stays within the server's read and write
@@ -442,7 +446,7 @@ func findSampleLine(imp *importer, chunk []byte, entry int) int {
 // add puts the sample (t, v) of series ls into the batch. Staleness
 // markers cannot be written in the text formats; a NaN is stored as read.
 func (imp *importer) add(ls labels.Labels, t int64, v float64) {
-	var key []byte
+	key := imp.scratch[:0]
 	nl := 0
 	ls.Range(func(l labels.Label) {
 		if l.Value == "" {
@@ -451,20 +455,34 @@ func (imp *importer) add(ls labels.Labels, t int64, v float64) {
 		key = write.AppendLabel(key, bytesOf(l.Name), bytesOf(l.Value))
 		nl++
 	})
-	i, ok := imp.series[string(key)]
+	imp.scratch = key
+	i, ok := imp.series[string(key)] // no allocation for the lookup
 	if !ok {
-		s := importSeries{key: key}
+		// One allocation for the key; the labels are sub-slices of it
+		// (name, 0xff, value, 0xff each: write.AppendLabel), in a slice
+		// of the batch's label arena.
+		own := append([]byte(nil), key...)
+		if len(imp.labels)+nl > cap(imp.labels) {
+			imp.labels = make([]remotewrite.Label, 0, max(nl, 1024))
+		}
+		l0, off := len(imp.labels), 0
 		ls.Range(func(l labels.Label) {
-			if l.Value != "" {
-				s.labels = append(s.labels, remotewrite.Label{Name: []byte(l.Name), Value: []byte(l.Value)})
+			if l.Value == "" {
+				return
 			}
+			name := own[off : off+len(l.Name) : off+len(l.Name)]
+			off += len(l.Name) + 1
+			value := own[off : off+len(l.Value) : off+len(l.Value)]
+			off += len(l.Value) + 1
+			imp.labels = append(imp.labels, remotewrite.Label{Name: name, Value: value})
 		})
+		s := importSeries{key: own, labels: imp.labels[l0:len(imp.labels):len(imp.labels)]}
 		i = len(imp.batch)
 		imp.batch = append(imp.batch, s)
-		imp.series[string(key)] = i
-		// The key twice (map and series), the labels' bytes and
-		// headers, the series and its map entry.
-		imp.bytes += 3*len(key) + 48*nl + 200
+		imp.series[string(own)] = i
+		// The key twice (map and series), the labels' headers, the
+		// series and its map entry.
+		imp.bytes += 2*len(own) + 48*nl + 200
 	}
 	imp.batch[i].samples = append(imp.batch[i].samples, write.Sample{T: t, V: v})
 	imp.samples++
@@ -509,6 +527,7 @@ func (imp *importer) flush(ctx context.Context) (int, error) {
 	clear(imp.series)
 	clear(imp.batch)
 	imp.batch, imp.samples, imp.bytes = imp.batch[:0], 0, 0
+	imp.labels = nil // the written batch's series keep the old arena
 	return http.StatusOK, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -30,6 +31,19 @@ func BenchmarkIngest(b *testing.B) {
 	const nSeries, perReq = 50_000, 2000
 	lsets := nodeExporterSeries(nSeries)
 	rw := func(req int) []byte { return scrapeBody(b, lsets, perReq, req) }
+	// The same samples in the text format, for the backfill import.
+	text := func(req int) []byte {
+		scrape, lo := req/(nSeries/perReq), req%(nSeries/perReq)*perReq
+		var out []byte
+		for i := lo; i < lo+perReq; i++ {
+			var ls labels.ScratchBuilder
+			for _, l := range lsets[i] {
+				ls.Add(l.Name, l.Value)
+			}
+			out = AppendSampleText(out, AppendSeriesText(nil, ls.Labels()), int64(scrape)*15000, float64(i*scrape)*0.25)
+		}
+		return out
+	}
 	otlp := func(zip bool) func(req int) []byte {
 		return func(req int) []byte {
 			scrape, lo := req/(nSeries/perReq), req%(nSeries/perReq)*perReq
@@ -90,6 +104,7 @@ func BenchmarkIngest(b *testing.B) {
 		{"remote-write-1.0", rw, "/api/v1/push", "snappy", http.StatusNoContent},
 		{"otlp-gzip", otlp(true), "/otlp/v1/metrics", "gzip", http.StatusOK},
 		{"otlp-uncompressed", otlp(false), "/otlp/v1/metrics", "", http.StatusOK},
+		{"import-text", text, "/api/v1/import/prometheus", "", http.StatusOK},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			db, err := engine.Open(engine.Options{Dir: b.TempDir()})
@@ -100,15 +115,21 @@ func BenchmarkIngest(b *testing.B) {
 			wh, err := NewWriteHandler(&logWriter{g: g}, WriteOptions{})
 			require.NoError(b, err)
 			var h http.Handler = wh
-			if c.path != "/api/v1/push" {
+			ct := "application/x-protobuf"
+			switch c.path {
+			case "/otlp/v1/metrics":
 				if h, err = NewOTLPHandler(wh, OTLPOptions{}); err != nil {
 					b.Fatal(err)
 				}
+			case "/api/v1/import/prometheus":
+				h, ct = NewImportHandler(wh, ImportOptions{}), "text/plain"
 			}
 			post := func(body []byte) {
 				r := httptest.NewRequest(http.MethodPost, c.path, bytes.NewReader(body))
-				r.Header.Set("Content-Type", "application/x-protobuf")
-				r.Header.Set("Content-Encoding", c.enc)
+				r.Header.Set("Content-Type", ct)
+				if c.enc != "" {
+					r.Header.Set("Content-Encoding", c.enc)
+				}
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, r)
 				if w.Code != c.code {
