@@ -146,9 +146,13 @@ func importCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fmt.Errorf("%w: want one FILE, or -tsdb DIR", errUsage)
 	}
 	body = &countingReader{r: body, n: &read}
+	// The progress printer is owned here: stopped by closing done, waited
+	// for on stopped before anything else writes to stderr.
+	stopped := make(chan struct{})
 	if *progress > 0 {
 		start := time.Now()
 		go func() {
+			defer close(stopped)
 			tick := time.NewTicker(*progress)
 			defer tick.Stop()
 			for {
@@ -170,6 +174,9 @@ func importCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		resp, err = http.DefaultClient.Do(req)
 	}
 	close(done)
+	if *progress > 0 {
+		<-stopped
+	}
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
