@@ -85,6 +85,29 @@
 // and 4 already in Raft logs stay readable, and a float-only batch may
 // keep being written as version 4.
 //
+// # Deletion entries (versions 0x40 and 0x41)
+//
+// A Raft log entry is a write batch or a deletion, told apart by its first
+// byte (IsDelete), so decoders dispatch on it before decoding a batch. The
+// deletion bytes are far above the batch versions, which new batch kinds
+// (native histograms) take next.
+//
+//	delete_series = version:byte(0x40) tenant:string start:varint end:varint
+//	                nmatchers:uvarint matcher*nmatchers
+//	matcher       = type:byte name:string value:string
+//	delete_tenant = version:byte(0x41) tenant:string
+//
+// A delete_series entry (DeleteSeries) deletes the samples in [start, end]
+// (milliseconds, both included; math.MinInt64 and math.MaxInt64 for every
+// time) of the tenant's series matching every matcher; type is
+// Prometheus's labels.MatchType (0 =, 1 !=, 2 =~, 3 !~). There are 1 to
+// 1024 matchers, end is not before start, and a regular expression that
+// does not compile makes the entry corrupt (the proposer compiled it). A
+// delete_tenant entry deletes every series and sample of the tenant.
+// Golden files: testdata/delete_series_v64.golden,
+// testdata/delete_tenant_v65.golden. Their apply outcome is the empty
+// outcome, or the error of an entry that does not decode.
+//
 // # Label set encoding
 //
 // A label set is encoded as name 0xff value 0xff per label, in name order
