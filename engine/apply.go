@@ -35,6 +35,9 @@ func (g *Group) Apply(index uint64, data []byte) ([]write.Refusal, error) {
 // per-series refusals, or the decoding error that refused the whole
 // entry. The error return is only an I/O failure.
 func (g *Group) apply(index uint64, data []byte) (write.Outcome, error) {
+	if write.IsDelete(data) {
+		return g.applyDeletion(index, data)
+	}
 	g.decodeMu.Lock()
 	defer g.decodeMu.Unlock()
 	b, err := g.decoder.Decode(data)
@@ -49,6 +52,30 @@ func (g *Group) apply(index uint64, data []byte) (write.Outcome, error) {
 		return write.Outcome{}, err
 	}
 	return write.Outcome{Refused: refused}, nil
+}
+
+// applyDeletion applies a deletion entry (write.IsDelete): a
+// delete_series (ApplyDeleteSeries) or a tenant deletion
+// (ApplyDeleteTenant). One that does not decode is refused whole, as a
+// batch is.
+func (g *Group) applyDeletion(index uint64, data []byte) (write.Outcome, error) {
+	var err error
+	if data[0] == write.VersionDeleteTenant {
+		var tenant string
+		if tenant, err = write.DecodeDeleteTenant(data); err == nil {
+			return write.Outcome{}, g.ApplyDeleteTenant(index, tenant)
+		}
+	} else {
+		var d write.DeleteSeries
+		if d, err = write.DecodeDeleteSeries(data); err == nil {
+			_, err := g.ApplyDeleteSeries(index, &d)
+			return write.Outcome{}, err
+		}
+	}
+	if err := g.applyEmpty(index); err != nil {
+		return write.Outcome{}, err
+	}
+	return write.Outcome{Err: fmt.Errorf("apply entry %d: %w", index, err)}, nil
 }
 
 // applyEmpty records index as applied without data.

@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/write"
+)
+
+func delEntry(tenant string, start, end int64, re string) []byte {
+	return write.AppendDeleteSeries(nil, &write.DeleteSeries{
+		Tenant:   tenant,
+		Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", re)},
+		Start:    start, End: end,
+	})
+}
+
+// rangeLog is a log of writes and deletions of time ranges (ChunkSamples
+// 4, 1s partitions): a deletion that rewrites a chunk straddling its
+// start, empties an open chunk (e, evicted with its newest sample), trims
+// another (a), deletes a series whole (b) and, later, one created after
+// the first deletion (d); samples after the deletions, one of them older
+// than the evicted newest sample (refused on every replica); a tenant
+// deleted and written again under a new id.
+func rangeLog(t testing.TB) [][]byte {
+	b := func(tenant string, series map[string][]write.Sample) []byte {
+		return write.Append(nil, batchOf(t, tenant, series))
+	}
+	return [][]byte{
+		b("acme", map[string][]write.Sample{
+			"a": samplesAt(0, 100, 200, 300, 400, 500, 600, 700, 800, 900),
+			"b": samplesAt(300, 500, 1000),
+			"c": samplesAt(1000, 1100, 1200, 1300, 1400, 1500),
+			"e": samplesAt(0, 100, 200, 300, 400, 500),
+		}),
+		b("other", map[string][]write.Sample{"a": samplesAt(0, 100)}),
+		b("acme", map[string][]write.Sample{"a": samplesAt(1000, 1100, 1200, 1300, 1400, 1500, 1600), "c": samplesAt(1600)}),
+		delEntry("acme", 250, 1050, "a|b|e"),
+		b("acme", map[string][]write.Sample{"a": samplesAt(1700), "d": samplesAt(1700)}),
+		delEntry("acme", 1650, 1800, "a|c|d"),
+		b("acme", map[string][]write.Sample{"a": samplesAt(1650), "e": samplesAt(450, 700)}),
+		write.AppendDeleteTenant(nil, "other"),
+		b("other", map[string][]write.Sample{"b": samplesAt(2000)}),
+		b("acme", map[string][]write.Sample{"a": samplesAt(2100), "c": samplesAt(2100)}),
+	}
+}
+
+func applyRaw(t testing.TB, g *Group, index uint64, entry []byte) []write.Refusal {
+	t.Helper()
+	o, err := g.apply(index, entry)
+	require.NoError(t, err)
+	require.NoError(t, o.Err)
+	return o.Refused
+}
+
+// TestDeleteRangeAnswers checks what a reader sees after the range
+// deletions of rangeLog, applied through Apply (the entry dispatch).
+func TestDeleteRangeAnswers(t *testing.T) {
+	_, g := openTest(t, testOptions(vfs.NewMem()))
+	var refused []string
+	for i, e := range rangeLog(t) {
+		for _, r := range applyRaw(t, g, uint64(i+1), e) {
+			refused = append(refused, fmt.Sprintf("entry %d series %d: %v", i+1, r.Series, r.Err))
+		}
+	}
+	// e's open chunk [400, 500] was emptied: 450 is still older than its
+	// newest sample, on every replica.
+	require.Len(t, refused, 1)
+	require.Contains(t, refused[0], "entry 7 series 1")
+	require.Contains(t, refused[0], "out-of-order")
+
+	all := labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")
+	require.Equal(t, []seriesSamples{
+		{`{__name__="a", job="x"}`, samplesAt(0, 100, 200, 1100, 1200, 1300, 1400, 1500, 1600, 1650, 2100)},
+		{`{__name__="c", job="x"}`, samplesAt(1000, 1100, 1200, 1300, 1400, 1500, 1600, 2100)},
+		{`{__name__="e", job="x"}`, samplesAt(0, 100, 200, 700)},
+	}, selectAll(t, g, "acme", math.MinInt64, math.MaxInt64, all))
+	require.Equal(t, []seriesSamples{{`{__name__="b", job="x"}`, samplesAt(2000)}},
+		selectAll(t, g, "other", math.MinInt64, math.MaxInt64, all))
+
+	// Label values: b and d are gone from every partition.
+	q, err := g.Querier("acme", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	defer q.Close()
+	names, _, err := q.LabelValues(t.Context(), "__name__", nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "c", "e"}, names)
+	// Partition 0 (times [0, 1000)) no longer lists b.
+	q0, err := g.Querier("acme", 0, 999)
+	require.NoError(t, err)
+	defer q0.Close()
+	names, _, err = q0.LabelValues(t.Context(), "__name__", nil)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "e"}, names)
+}
+
+// TestDeleteRangeDeterministic applies rangeLog on a reference replica
+// and, for every checkpoint and crash point, on one that crashes (with
+// and without the memtables on disk), recovers and replays: every store
+// must hold the reference's bytes, and so must a replica restored from a
+// snapshot.
+func TestDeleteRangeDeterministic(t *testing.T) {
+	log := rangeLog(t)
+	refDB, ref := openTest(t, testOptions(vfs.NewMem()))
+	for i, e := range log {
+		applyRaw(t, ref, uint64(i+1), e)
+	}
+	require.NoError(t, ref.Checkpoint())
+	want := dump(t, refDB)
+
+	for checkpointAt := 1; checkpointAt < len(log); checkpointAt++ {
+		for crashAfter := checkpointAt; crashAfter <= len(log); crashAfter++ {
+			for _, flush := range []bool{true, false} {
+				t.Run(fmt.Sprintf("checkpoint %d crash %d flush %v", checkpointAt, crashAfter, flush), func(t *testing.T) {
+					fs := vfs.NewCrashableMem()
+					opts := testOptions(fs)
+					db, err := Open(opts)
+					require.NoError(t, err)
+					g, _, err := db.OpenGroup(7)
+					require.NoError(t, err)
+					for i, e := range log[:crashAfter] {
+						applyRaw(t, g, uint64(i+1), e)
+						if i+1 == checkpointAt {
+							require.NoError(t, g.Checkpoint())
+						}
+					}
+					if flush {
+						require.NoError(t, db.pdb.Flush())
+					}
+					crashed := fs.CrashClone(vfs.CrashCloneCfg{})
+					require.NoError(t, db.Close())
+
+					opts.FS = crashed
+					db2, g2 := openTest(t, opts)
+					for i := g2.AppliedIndex(); i < uint64(len(log)); i++ {
+						applyRaw(t, g2, i+1, log[i])
+					}
+					require.NoError(t, g2.Checkpoint())
+					requireSameDump(t, want, dump(t, db2))
+				})
+			}
+		}
+	}
+
+	var snap bytes.Buffer
+	require.NoError(t, ref.Snapshot(&snap))
+	db3, g3 := openTest(t, testOptions(vfs.NewMem()))
+	require.NoError(t, g3.Restore(&snap))
+	requireSameDump(t, want, dump(t, db3))
+}
