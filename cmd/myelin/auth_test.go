@@ -183,6 +183,18 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 		"GET /prometheus/config/v1/rules/{namespace}/{groupName}":    {"GET", "/prometheus/config/v1/rules/ns1/g", nil, 404},
 		"DELETE /prometheus/config/v1/rules/{namespace}/{groupName}": {"DELETE", "/prometheus/config/v1/rules/ns1/g", nil, 404},
 		"/prometheus/api/v1/":                                        {"GET", "/prometheus" + query, nil, 200},
+		// Deletion: an admin token with the tenant, which none of the
+		// matrix's tokens is (TestDeleteHTTP deletes).
+		"POST /api/v1/admin/tsdb/delete_series":               {"POST", "/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"PUT /api/v1/admin/tsdb/delete_series":                {"PUT", "/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"POST /api/v1/admin/tsdb/clean_tombstones":            {"POST", "/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"PUT /api/v1/admin/tsdb/clean_tombstones":             {"PUT", "/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"POST /prometheus/api/v1/admin/tsdb/delete_series":    {"POST", "/prometheus/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"PUT /prometheus/api/v1/admin/tsdb/delete_series":     {"PUT", "/prometheus/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"POST /prometheus/api/v1/admin/tsdb/clean_tombstones": {"POST", "/prometheus/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"PUT /prometheus/api/v1/admin/tsdb/clean_tombstones":  {"PUT", "/prometheus/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"POST /purger/delete_tenant":                          {"POST", "/purger/delete_tenant", nil, 200},
+		"GET /purger/delete_tenant_status":                    {"GET", "/purger/delete_tenant_status", nil, 200},
 	}
 }
 

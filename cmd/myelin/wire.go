@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -393,6 +394,31 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	// Cortex's list of rule groups, docs/design.md "Ruler").
 	rulesAPI.Register(func(pattern string, h http.Handler) { handle(pattern, "rules", auth.Rules, h) },
 		"/api/v1/rules", "/prometheus/config/v1/rules")
+	// Deletion (docs/design.md "Deletion and retention"): Prometheus's
+	// admin API and Mimir's tenant deletion, replicated to every group by
+	// the distributor. An admin token with the tenant.
+	del := server.NewDeleteAPI(n.dist, server.DeleteOptions{
+		MultiTenant: cfg.multitenancy,
+		Parser:      server.NewParser(cfg.queryExperimental),
+		HasData: func(ctx context.Context, org string) (bool, error) {
+			q, err := n.query.Querier(org, math.MinInt64, math.MaxInt64)
+			if err != nil {
+				return false, err
+			}
+			defer q.Close()
+			names, _, err := q.LabelNames(ctx, nil)
+			return len(names) > 0, err
+		},
+		Logger: logger.With("component", "delete"),
+	})
+	for _, prefix := range []string{"", "/prometheus"} {
+		for _, method := range []string{"POST", "PUT"} {
+			handle(method+" "+prefix+"/api/v1/admin/tsdb/delete_series", "delete_series", auth.TenantAdmin, http.HandlerFunc(del.DeleteSeries))
+			handle(method+" "+prefix+"/api/v1/admin/tsdb/clean_tombstones", "clean_tombstones", auth.TenantAdmin, http.HandlerFunc(del.CleanTombstones))
+		}
+	}
+	handle("POST /purger/delete_tenant", "delete_tenant", auth.TenantAdmin, http.HandlerFunc(del.DeleteTenant))
+	handle("GET /purger/delete_tenant_status", "delete_tenant_status", auth.TenantAdmin, http.HandlerFunc(del.DeleteTenantStatus))
 	// The query frontend sits in front of the query API: it takes
 	// /query and /query_range and passes every other read on.
 	fe, err := newFrontend(n, query, cfg, gate, reg, logger)

@@ -250,6 +250,11 @@ const (
 	// Rules: ScopeRules and one tenant of the token (the ruler's rule
 	// configuration API).
 	Rules
+	// TenantAdmin: ScopeAdmin and one tenant of the token, as Write: an
+	// administrative change of one tenant's data (deleting series, or the
+	// tenant). The admin scope alone, with no tenant granted, does not
+	// reach a tenant's data.
+	TenantAdmin
 )
 
 func (n Need) String() string {
@@ -268,6 +273,8 @@ func (n Need) String() string {
 		return "token"
 	case Rules:
 		return "rules"
+	case TenantAdmin:
+		return "tenant admin"
 	}
 	return fmt.Sprintf("Need(%d)", uint8(n))
 }
@@ -279,9 +286,9 @@ func (n Need) String() string {
 //
 //  1. ErrScope if p lacks the scope (Metrics: metrics or admin; Token:
 //     none needed);
-//  2. for Write, Rules and Read: tenant.ErrManyHeaders for several headers;
+//  2. for Write, Rules, TenantAdmin and Read: tenant.ErrManyHeaders for several headers;
 //     without a header, the token's tenant if it has exactly one, else
-//     tenant.ErrMissing; with one, the tenant (Write, Rules) or tenants (Read,
+//     tenant.ErrMissing; with one, the tenant (Write, Rules, TenantAdmin) or tenants (Read,
 //     "a|b") it names, which must be valid (tenant's errors) and each
 //     granted to p (ErrTenant).
 func (p *Principal) Allow(n Need, hdr []string) (string, error) {
@@ -295,7 +302,7 @@ func (p *Principal) Allow(n Need, hdr []string) (string, error) {
 		ok = p.Can(ScopeRead)
 	case Metrics:
 		ok = p.Can(ScopeMetrics) || p.Can(ScopeAdmin)
-	case Admin:
+	case Admin, TenantAdmin:
 		ok = p.Can(ScopeAdmin)
 	case Rules:
 		ok = p.Can(ScopeRules)
@@ -305,7 +312,7 @@ func (p *Principal) Allow(n Need, hdr []string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w (%s)", ErrScope, n)
 	}
-	if n != Write && n != Read && n != Rules {
+	if n != Write && n != Read && n != Rules && n != TenantAdmin {
 		return "", nil
 	}
 	switch {
