@@ -60,12 +60,18 @@ func (g *Group) apply(index uint64, data []byte) (write.Outcome, error) {
 // batch is.
 func (g *Group) applyDeletion(index uint64, data []byte) (write.Outcome, error) {
 	var err error
-	if data[0] == write.VersionDeleteTenant {
+	switch data[0] {
+	case write.VersionRetain:
+		var r write.Retain
+		if r, err = write.DecodeRetain(data); err == nil {
+			return write.Outcome{}, g.ApplyRetain(index, r)
+		}
+	case write.VersionDeleteTenant:
 		var tenant string
 		if tenant, err = write.DecodeDeleteTenant(data); err == nil {
 			return write.Outcome{}, g.ApplyDeleteTenant(index, tenant)
 		}
-	} else {
+	default:
 		var d write.DeleteSeries
 		if d, err = write.DecodeDeleteSeries(data); err == nil {
 			_, err := g.ApplyDeleteSeries(index, &d)
@@ -207,7 +213,7 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 		for j, smp := range bs.Samples {
 			var rej error
 			switch {
-			case retMs > 0 && smp.T < t.mu.maxT && uint64(t.mu.maxT-smp.T) > uint64(retMs):
+			case retMs > 0 && smp.T < t.mu.maxT && uint64(t.mu.maxT-smp.T) > uint64(retMs), smp.T < t.mu.retainFloor:
 				rej = write.ErrTooOld
 			case s != nil && t.hasLastLocked(s):
 				lt, lv := t.lastLocked(s)

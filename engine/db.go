@@ -305,6 +305,7 @@ func newTenant(name string, ks keyspace) *tenant {
 	t.mu.byHash = map[uint64]*memSeries{}
 	t.mu.nextID = 1
 	t.mu.maxT = minTime
+	t.mu.retainFloor = minTime
 	t.mu.allInHead = true
 	t.mu.lastOfEmpty = map[*memSeries]write.Sample{}
 	t.mu.metricSeries = map[string]int{}
@@ -433,6 +434,18 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 	}
 	t.mu.allInHead = uint64(t.mu.numSeries) == t.mu.nextID-1
 	t.mu.retainPart = retainPartition(t.mu.maxT, db.opts.Retention.Milliseconds(), db.partitionMs)
+	v, closer, err := db.pdb.Get(t.ks.metaKey(nil, metaRetain))
+	switch {
+	case err == nil:
+		if len(v) != 4 {
+			closer.Close()
+			return nil, fmt.Errorf("retention key of tenant %q: value of %d bytes, want 4", name, len(v))
+		}
+		t.raiseRetainLocked(binary.BigEndian.Uint32(v), db.partitionMs)
+		closer.Close()
+	case !errors.Is(err, pebble.ErrNotFound):
+		return nil, fmt.Errorf("read retention: %w", err)
+	}
 	t.mu.evictEpoch = evictEpoch(t.mu.maxT, db.opts.EvictIdle.Milliseconds())
 	return t, nil
 }

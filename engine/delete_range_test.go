@@ -106,7 +106,14 @@ func TestDeleteRangeAnswers(t *testing.T) {
 // must hold the reference's bytes, and so must a replica restored from a
 // snapshot.
 func TestDeleteRangeDeterministic(t *testing.T) {
-	log := rangeLog(t)
+	requireDeterministic(t, rangeLog(t))
+}
+
+// requireDeterministic applies log on a reference replica and, for every
+// checkpoint and crash point, on one that crashes (with and without the
+// memtables on disk), recovers and replays: every store must hold the
+// reference's bytes, and so must a replica restored from a snapshot.
+func requireDeterministic(t *testing.T, log [][]byte) {
 	refDB, ref := openTest(t, testOptions(vfs.NewMem()))
 	for i, e := range log {
 		applyRaw(t, ref, uint64(i+1), e)

@@ -95,7 +95,13 @@ type tenant struct {
 		// partitionOf(maxT - Retention) after the last batch, 0 without
 		// retention. Older partitions are deleted and never read.
 		retainPart uint32
-		dirty      []*memSeries
+		// collectedPart is the partition of the last retention entry
+		// (ApplyRetain): series with no samples at or after it were
+		// collected. retainFloor is its first time: older samples are
+		// refused (minTime without such an entry). Stored under 'm' 'r'.
+		collectedPart uint32
+		retainFloor   int64
+		dirty         []*memSeries
 		// lastOfEmpty holds the newest sample of revived series (evicted,
 		// then looked up again) until their first append: their open
 		// chunk is empty but out-of-order checks need it.

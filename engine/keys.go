@@ -40,6 +40,7 @@ const (
 const (
 	metaNextSeries = 'i' // -> uint64 BE next series id; written by Apply
 	metaMaxTime    = 'x' // -> uint64 BE (sign-flipped) newest sample time; written by Checkpoint
+	metaRetain     = 'r' // -> uint32 BE oldest partition kept by retention entries; written by ApplyRetain
 )
 
 // groupMetaTenant is the tenant id under which group meta keys live. Real

@@ -127,13 +127,15 @@ func FuzzOutcomeDecode(f *testing.F) {
 }
 
 // FuzzDeleteDecode feeds arbitrary bytes to the decoders of the deletion
-// log entries (delete_series and tenant deletion), read by every replica.
+// log entries (delete_series, tenant deletion, retention), read by every
+// replica.
 // They must not panic; an error must wrap write.ErrCorrupt; an entry
 // that decodes re-encodes to the same bytes.
 func FuzzDeleteDecode(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{write.VersionDeleteSeries})
 	f.Add([]byte{write.VersionDeleteTenant, 1, 't'})
+	f.Add(write.AppendRetain(nil, write.Retain{Tenant: "t", Before: math.MinInt64}))
 	f.Add(write.AppendDeleteSeries(nil, &write.DeleteSeries{
 		Tenant: "tenant-a",
 		Matchers: []*labels.Matcher{
@@ -145,6 +147,19 @@ func FuzzDeleteDecode(f *testing.F) {
 	}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if !write.IsDelete(data) {
+			return
+		}
+		if data[0] == write.VersionRetain {
+			r, err := write.DecodeRetain(data)
+			if err != nil {
+				if !errors.Is(err, write.ErrCorrupt) {
+					t.Fatalf("error %v does not wrap ErrCorrupt", err)
+				}
+				return
+			}
+			if r2, err := write.DecodeRetain(write.AppendRetain(nil, r)); err != nil || r2 != r {
+				t.Fatalf("re-encoded retain decodes to %+v, %v; want %+v", r2, err, r)
+			}
 			return
 		}
 		if data[0] == write.VersionDeleteTenant {

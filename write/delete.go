@@ -19,6 +19,10 @@ const VersionDeleteSeries byte = 0x40
 // (AppendDeleteTenant).
 const VersionDeleteTenant byte = 0x41
 
+// VersionRetain is the first byte of a retention log entry
+// (AppendRetain).
+const VersionRetain byte = 0x42
+
 // maxMatchers bounds the matchers of a delete_series entry: Prometheus
 // takes one selector per match[] and we take their union as separate
 // entries, so one selector never needs more than a few dozen.
@@ -41,10 +45,49 @@ func (d *DeleteSeries) All() bool {
 	return d.Start == math.MinInt64 && d.End == math.MaxInt64
 }
 
-// IsDelete reports whether entry is a deletion (VersionDeleteSeries or
-// VersionDeleteTenant) rather than a write batch.
+// IsDelete reports whether entry is a deletion (VersionDeleteSeries,
+// VersionDeleteTenant or VersionRetain) rather than a write batch.
 func IsDelete(entry []byte) bool {
-	return len(entry) > 0 && (entry[0] == VersionDeleteSeries || entry[0] == VersionDeleteTenant)
+	return len(entry) > 0 && entry[0] >= VersionDeleteSeries && entry[0] <= VersionRetain
+}
+
+// Retain is a retention step of one tenant: drop every time partition
+// that ends at or before Before (milliseconds), and the series left with
+// no sample. Before is math.MinInt64 to drop nothing new and only collect
+// the series the engine's own retention (-storage.retention) left empty.
+type Retain struct {
+	Tenant string
+	Before int64
+}
+
+// AppendRetain appends the encoding of r (doc.go) to dst.
+func AppendRetain(dst []byte, r Retain) []byte {
+	return binary.AppendVarint(appendString(append(dst, VersionRetain), r.Tenant), r.Before)
+}
+
+// DecodeRetain decodes a VersionRetain entry; an error is a
+// *CorruptError.
+func DecodeRetain(src []byte) (Retain, error) {
+	r := reader{src: src}
+	if len(src) == 0 || src[0] != VersionRetain {
+		return Retain{}, r.fail("not a retention entry")
+	}
+	r.off = 1
+	var ret Retain
+	var err error
+	if ret.Tenant, err = r.string("tenant"); err != nil {
+		return Retain{}, err
+	}
+	if ret.Tenant == "" {
+		return Retain{}, r.fail("empty tenant")
+	}
+	if ret.Before, err = r.varint("before"); err != nil {
+		return Retain{}, err
+	}
+	if r.off != len(src) {
+		return Retain{}, r.fail("%d trailing bytes", len(src)-r.off)
+	}
+	return ret, nil
 }
 
 // AppendDeleteSeries appends the encoding of d (doc.go) to dst.

@@ -46,6 +46,16 @@ func TestDeleteGolden(t *testing.T) {
 	if err != nil || tenant != "tenant-ü" {
 		t.Errorf("decoded tenant %q, %v", tenant, err)
 	}
+	ret := Retain{Tenant: "tenant-ü", Before: 1_700_000_000_000}
+	checkGolden(t, "retain_v66.golden", hex.Dump(AppendRetain(nil, ret)))
+	if got, err := DecodeRetain(readGolden(t, "retain_v66.golden")); err != nil || got != ret {
+		t.Errorf("decoded %+v, %v; want %+v", got, err, ret)
+	}
+	for _, bad := range [][]byte{{VersionRetain, 0, 0}, {VersionRetain, 1, 't'}, {VersionRetain, 1, 't', 0, 0}} {
+		if _, err := DecodeRetain(bad); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("DecodeRetain(%x) = %v, want ErrCorrupt", bad, err)
+		}
+	}
 }
 
 func TestDeleteRoundTrip(t *testing.T) {
@@ -57,7 +67,7 @@ func TestDeleteRoundTrip(t *testing.T) {
 	if !got.All() || got.Start != math.MinInt64 || got.End != math.MaxInt64 {
 		t.Errorf("range [%d, %d], want every time", got.Start, got.End)
 	}
-	if !IsDelete(AppendDeleteSeries(nil, all)) || !IsDelete(AppendDeleteTenant(nil, "t")) {
+	if !IsDelete(AppendDeleteSeries(nil, all)) || !IsDelete(AppendDeleteTenant(nil, "t")) || !IsDelete(AppendRetain(nil, Retain{"t", 0})) {
 		t.Error("IsDelete false for a deletion")
 	}
 	if IsDelete(Append(nil, &Batch{Tenant: "t"})) || IsDelete(Compress(nil, Append(nil, &Batch{Tenant: "t"}))) || IsDelete(nil) {

@@ -85,7 +85,7 @@
 // and 4 already in Raft logs stay readable, and a float-only batch may
 // keep being written as version 4.
 //
-// # Deletion entries (versions 0x40 and 0x41)
+// # Deletion entries (versions 0x40, 0x41 and 0x42)
 //
 // A Raft log entry is a write batch or a deletion, told apart by its first
 // byte (IsDelete), so decoders dispatch on it before decoding a batch. The
@@ -96,6 +96,7 @@
 //	                nmatchers:uvarint matcher*nmatchers
 //	matcher       = type:byte name:string value:string
 //	delete_tenant = version:byte(0x41) tenant:string
+//	retain        = version:byte(0x42) tenant:string before:varint
 //
 // A delete_series entry (DeleteSeries) deletes the samples in [start, end]
 // (milliseconds, both included; math.MinInt64 and math.MaxInt64 for every
@@ -103,9 +104,12 @@
 // Prometheus's labels.MatchType (0 =, 1 !=, 2 =~, 3 !~). There are 1 to
 // 1024 matchers, end is not before start, and a regular expression that
 // does not compile makes the entry corrupt (the proposer compiled it). A
-// delete_tenant entry deletes every series and sample of the tenant.
-// Golden files: testdata/delete_series_v64.golden,
-// testdata/delete_tenant_v65.golden. Their apply outcome is the empty
+// delete_tenant entry deletes every series and sample of the tenant. A
+// retain entry (Retain) drops the tenant's time partitions that end at or
+// before before (milliseconds) and the series left without samples;
+// before is math.MinInt64 to only collect the series. Golden files:
+// testdata/delete_series_v64.golden, testdata/delete_tenant_v65.golden,
+// testdata/retain_v66.golden. Their apply outcome is the empty
 // outcome, or the error of an entry that does not decode.
 //
 // # Label set encoding
