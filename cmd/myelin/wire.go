@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -56,6 +58,8 @@ type node struct {
 	// ruler evaluates the tenants' rule groups: set by install, closed
 	// by close (before the cluster it writes through).
 	ruler *ruler.Ruler
+	// retention proposes the tenants' retention steps; nil until install.
+	retention *server.Retention
 }
 
 // openMinFree is the free space the node waits for before it opens its
@@ -245,6 +249,9 @@ func (n *node) close() error {
 	if n.ruler != nil {
 		n.ruler.Close()
 	}
+	if n.retention != nil {
+		n.retention.Close()
+	}
 	if n.frontend != nil {
 		n.frontend.Close()
 	}
@@ -411,6 +418,15 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 		},
 		Logger: logger.With("component", "delete"),
 	})
+	// Retention: the steps of the tenants this node holds data of, in
+	// every group (docs/design.md "Deletion and retention").
+	n.retention = server.StartRetention(n.dist, server.RetentionOptions{
+		Interval: cfg.retentionInterval,
+		Global:   cfg.retention,
+		Period:   n.limits.o.RetentionPeriod,
+		Tenants:  n.localTenants,
+		Logger:   logger.With("component", "retention"),
+	})
 	for _, prefix := range []string{"", "/prometheus"} {
 		for _, method := range []string{"POST", "PUT"} {
 			handle(method+" "+prefix+"/api/v1/admin/tsdb/delete_series", "delete_series", auth.TenantAdmin, http.HandlerFunc(del.DeleteSeries))
@@ -523,4 +539,21 @@ func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate,
 	}
 	n.frontend = fe
 	return fe, nil
+}
+
+// localTenants returns the tenants of this node's replicas, sorted.
+func (n *node) localTenants() []string {
+	r, err := n.cluster.Router().Ring()
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, id := range r.Groups() {
+		if g := n.db.Group(uint32(id)); g != nil {
+			for _, ts := range g.Stats() {
+				seen[ts.Tenant] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }

@@ -58,3 +58,9 @@ func (d *Distributor) proposeDeletion(ctx context.Context, g ring.GroupID, entry
 	}
 	return nil
 }
+
+// Retain commits a retention step (write.AppendRetain) in every group
+// of the ring, as DeleteSeries.
+func (d *Distributor) Retain(ctx context.Context, r write.Retain) error {
+	return d.everyGroup(ctx, r.Tenant, write.AppendRetain(nil, r))
+}
