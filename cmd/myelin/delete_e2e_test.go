@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -213,4 +217,55 @@ func getRaw(api apiClient, path string, params url.Values, out any) error {
 		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 	}
 	return json.Unmarshal(b, out)
+}
+
+// TestRetentionPeriod: a tenant's retention_period (runtime config)
+// deletes its samples older than now minus it, a day partition at a
+// time, and the series left without samples, on a single node; another
+// tenant keeps everything.
+func TestRetentionPeriod(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runtime.yaml")
+	if err := os.WriteFile(path, []byte("overrides:\n  short:\n    retention_period: 1d\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := newLogWatcher()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0",
+			"-runtime-config.file", path, "-compactor.cleanup-interval", "100ms"}, io.Discard, stderr)
+	}()
+	addr := stderr.addr(t, done)
+	waitReady(t, addr)
+	now := time.Now()
+	old, recent := now.Add(-72*time.Hour).UnixMilli(), now.Add(-time.Minute).UnixMilli()
+	for _, tenant := range []string{"short", "long"} {
+		for _, body := range [][]byte{seriesBody(t, "gone", 0, 3, old), seriesBody(t, "kept", 0, 2, old), seriesBody(t, "kept", 0, 2, recent)} {
+			push(t, addr, tenant, body)
+		}
+	}
+	count := func(tenant, sel string) int {
+		var series []map[string]string
+		api := apiClient{name: tenant, base: "http://" + addr + "/api/v1", tenant: tenant}
+		if err := getData(api, "/series", url.Values{"match[]": {sel}, "start": {apiTime(old - 1000)}}, &series); err != nil {
+			t.Fatal(err)
+		}
+		return len(series)
+	}
+	waitFor(t, 20*time.Second, "retention of tenant short", func() bool { return count("short", "gone") == 0 })
+	api := apiClient{name: "short", base: "http://" + addr + "/api/v1", tenant: "short"}
+	if v, err := api.scalarValue(fmt.Sprintf("count(count_over_time(kept[5m] @ %s))", apiTime(old+60_000))); err == nil && !math.IsNaN(v) {
+		t.Fatalf("short: kept's old samples still answer: %v", v)
+	}
+	if n := count("short", "kept"); n != 2 {
+		t.Fatalf("short: %d series of kept, want 2", n)
+	}
+	if n := count("long", "gone"); n != 3 {
+		t.Fatalf("long: %d series of gone, want 3 (no retention)", n)
+	}
+	// An old sample is refused now, as too old.
+	if code, body := clusterPush(addr, "short", seriesBody(t, "gone", 0, 1, old)); code != 400 || !strings.Contains(body, "too old") {
+		t.Fatalf("push past retention: %d %s", code, body)
+	}
 }
