@@ -18,18 +18,22 @@ import (
 // plain checkpoint of the same head, the floor of the barrier:
 //
 //   - checkpoint: Group.Checkpoint alone (the baseline);
+//
 //   - delete: a delete_series entry deleting one series whole (barrier,
 //     a scan of the N series keys, the series' keys);
+//
 //   - delete-range: one deleting the newest sample of one series (a
 //     chunk rewrite and an open chunk trim);
+//
 //   - retain: a retention step a partition later with every series
 //     alive (a partition dropped, the kept postings and the series keys
 //     read; the store has minute partitions, so that a round is a new
 //     partition without evicting every series);
+//
 //   - retain-noop: a step of a partition already collected (what every
 //     node's repeated proposal costs).
 //
-//	go test -run '^$' -bench ApplyDeletion -benchtime 10x ./engine
+//     go test -run '^$' -bench ApplyDeletion -benchtime 10x ./engine
 func BenchmarkApplyDeletion(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		lsets := benchLabels(n)
