@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,10 +40,15 @@ func deleteReq(t *testing.T, method, addr, path, tenant string) (int, string) {
 // time range of another in every group; every API of every node stops
 // showing them (query, series, label values, status/tsdb, Mimir's
 // cardinality), the other tenant keeps its data, the replicas stay
-// identical, also after a node restarts; a tenant deletion leaves the
-// tenant nothing, and bad requests get Prometheus's 400s.
+// identical, also on a node that was down and catches up from a Raft
+// snapshot; a tenant deletion leaves the tenant nothing, and bad
+// requests get Prometheus's 400s.
 func TestClusterDelete(t *testing.T) {
-	c := newCluster(t, 3, false, "-auth.multitenancy-enabled=true")
+	// Pebble log store and short logs: the restarted node catches up
+	// from a snapshot taken after the deletions (raft-wal would still
+	// serve truncated entries from its open segment).
+	c := newCluster(t, 3, false, "-auth.multitenancy-enabled=true", "-raft.log-store=pebble",
+		"-raft.snapshot-threshold=32", "-raft.trailing-logs=16")
 	c.startAll()
 	nodes := c.nodes
 	ts0 := time.Now().Add(-10 * time.Minute).UnixMilli()
@@ -52,6 +59,10 @@ func TestClusterDelete(t *testing.T) {
 			push(t, nodes[k].http, tenant, seriesBody(t, "keep", 0, 1, ts))
 		}
 	}
+
+	// Node 3 is down during the deletions.
+	c.kill(nodes[2])
+	live := nodes[:2]
 
 	// Bad requests delete nothing.
 	for _, tc := range []struct{ path, want string }{
@@ -66,20 +77,20 @@ func TestClusterDelete(t *testing.T) {
 	}
 
 	// Whole series: i=1, 10-19 and 100-199 (111); through node 2. A
-	// range of keep (its first sample only); through node 3, with PUT.
+	// range of keep (its first sample only); through node 1, with PUT.
 	sel := url.QueryEscape(`c{i=~"1.*"}`)
 	if code, body := deleteReq(t, "POST", nodes[1].http, "/api/v1/admin/tsdb/delete_series?match[]="+sel, "acme"); code != 204 {
 		t.Fatalf("delete_series: %d %s", code, body)
 	}
 	rng := fmt.Sprintf("&start=%s&end=%s", apiTime(ts0-1000), apiTime(ts0+1000))
-	if code, body := deleteReq(t, "PUT", nodes[2].http, "/prometheus/api/v1/admin/tsdb/delete_series?match[]=keep"+rng, "acme"); code != 204 {
+	if code, body := deleteReq(t, "PUT", nodes[0].http, "/prometheus/api/v1/admin/tsdb/delete_series?match[]=keep"+rng, "acme"); code != 204 {
 		t.Fatalf("delete_series of a range: %d %s", code, body)
 	}
 	if code, body := deleteReq(t, "POST", nodes[0].http, "/api/v1/admin/tsdb/clean_tombstones", "acme"); code != 204 {
 		t.Fatalf("clean_tombstones: %d %s", code, body)
 	}
 
-	check := func(when string, otherKept bool) {
+	check := func(when string, nodes []*e2eNode, otherKept bool) {
 		t.Helper()
 		for _, n := range nodes {
 			api := apiClient{name: when + ", node " + n.id, base: "http://" + n.http + "/api/v1", tenant: "acme"}
@@ -135,16 +146,43 @@ func TestClusterDelete(t *testing.T) {
 			}
 		}
 	}
-	check("after the deletion", true)
-	c.converge(nodes)
+	check("after the deletion", live, true)
 
-	// A restarted replica replays the log from its last checkpoint, or
-	// takes a snapshot: it holds what the others hold.
-	c.kill(nodes[2])
+	// More writes, until the groups' logs are truncated past the
+	// deletions: node 3 catches up from snapshots of the deleted state.
+	deadline := time.Now().Add(60 * time.Second)
+	for k := 0; ; k++ {
+		push(t, live[k%2].http, "filler", seriesBody(t, "filler", 0, 30, ts1+int64(k)))
+		if k < 64 || k%16 != 0 {
+			continue
+		}
+		truncated := map[uint32]bool{} // by group: its leader's log
+		for _, n := range live {
+			st, err := n.status(false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range st.Replicas {
+				if r.State == "Leader" {
+					truncated[r.Group] = r.Stats.FirstIndex > 1
+				}
+			}
+		}
+		if len(truncated) == 3 && !slices.Contains(slices.Collect(maps.Values(truncated)), false) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leaders' logs not truncated after %d writes: %v", k, truncated)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	c.start(nodes[2])
 	waitReady(t, nodes[2].http)
 	c.converge(nodes)
-	check("after a restart", true)
+	if !strings.Contains(nodes[2].proc.log.String(), "Installed remote snapshot") {
+		t.Errorf("node 3 did not install a snapshot")
+	}
+	check("node 3 restored from a snapshot", nodes, true)
 
 	// Mimir's tenant deletion.
 	if code, body := deleteReq(t, "POST", nodes[1].http, "/purger/delete_tenant", "other"); code != 200 {
@@ -171,7 +209,7 @@ func TestClusterDelete(t *testing.T) {
 	if v, err := other.scalarValue(fmt.Sprintf("count({__name__=~\".+\"} @ %s)", apiTime(ts1))); err != nil || v != 3 {
 		t.Fatalf("tenant written again: %v, %v; want 3 series", v, err)
 	}
-	check("after the other tenant's deletion", false)
+	check("after the other tenant's deletion", nodes, false)
 }
 
 // push writes body for tenant through addr, retrying 5xx while the
