@@ -72,8 +72,12 @@ func (g *Group) ApplyDeleteSeries(index uint64, d *write.DeleteSeries) (int, err
 	}
 	replay := index <= g.mu.stored
 	stored := max(g.mu.stored, index)
+	t := g.mu.tenants[tenant]
 	g.mu.Unlock()
-	if !replay {
+	// A tenant this group does not have loses nothing: no barrier (a
+	// delete_series goes to every group, most of which may not hold the
+	// tenant).
+	if !replay && t != nil {
 		// The barrier (step 1). It fails on a full disk; the deletion is
 		// then not applied, and the group must be reopened as after any
 		// failed apply.
@@ -85,9 +89,6 @@ func (g *Group) ApplyDeleteSeries(index uint64, d *write.DeleteSeries) (int, err
 	pb := g.db.pdb.NewBatch()
 	defer pb.Close()
 	n := 0
-	g.mu.Lock()
-	t := g.mu.tenants[tenant]
-	g.mu.Unlock()
 	if t != nil {
 		t.mu.Lock()
 		defer t.mu.Unlock()

@@ -39,8 +39,9 @@ func (g *Group) ApplyDeleteTenant(index uint64, tenant string) error {
 	}
 	replay := index <= g.mu.stored
 	stored := max(g.mu.stored, index)
+	t := g.mu.tenants[tenant]
 	g.mu.Unlock()
-	if !replay {
+	if !replay && t != nil { // an unknown tenant: nothing to delete, no barrier
 		if err := g.checkpointLocked(); err != nil {
 			return g.fail(fmt.Errorf("apply tenant deletion %d: checkpoint before it: %w", index, err))
 		}
@@ -48,9 +49,6 @@ func (g *Group) ApplyDeleteTenant(index uint64, tenant string) error {
 
 	pb := g.db.pdb.NewBatch()
 	defer pb.Close()
-	g.mu.Lock()
-	t := g.mu.tenants[tenant]
-	g.mu.Unlock()
 	if t != nil && !replay {
 		lo := appendPrefix(nil, g.id, t.ks.tenant, 0)[:8]
 		hi := appendPrefix(nil, g.id, t.ks.tenant+1, 0)[:8]
