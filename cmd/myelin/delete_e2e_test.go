@@ -306,4 +306,8 @@ func TestRetentionPeriod(t *testing.T) {
 	if code, body := clusterPush(addr, "short", seriesBody(t, "gone", 0, 1, old)); code != 400 || !strings.Contains(body, "too old") {
 		t.Fatalf("push past retention: %d %s", code, body)
 	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
