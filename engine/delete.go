@@ -164,6 +164,7 @@ func (t *tenant) deleteHeadLocked(ms []*labels.Matcher) int {
 			t.mu.byHash[h] = keep
 		}
 	}
+	t.mu.index.removeGhosts(func(lbls string) bool { return matchesEncoded(lbls, ms) })
 	return n
 }
 
@@ -177,6 +178,7 @@ func (t *tenant) forgetLocked(s *memSeries) {
 	delete(t.mu.lastOfEmpty, s)
 	s.evicted = true
 	t.mu.numSeries--
+	t.mu.index.remove(s.id, s.lbls)
 }
 
 // deleteStoredLocked deletes, in pb, every key of the tenant's series

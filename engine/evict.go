@@ -57,9 +57,11 @@ func (a *appender) evictLocked() error {
 				evict = lt < horizon
 			}
 			if evict {
+				lt, _ := t.lastLocked(s)
 				if err := a.evictSeriesLocked(s); err != nil {
 					return err
 				}
+				t.mu.index.evict(s, lt)
 			} else {
 				s.next = keep
 				keep = s
@@ -72,6 +74,7 @@ func (a *appender) evictLocked() error {
 			t.mu.byHash[h] = keep
 		}
 	}
+	t.mu.index.expire(t.mu.maxT - keepGhosts(opts).Milliseconds())
 	return nil
 }
 
