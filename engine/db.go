@@ -308,6 +308,7 @@ func newTenant(name string, ks keyspace) *tenant {
 	t.mu.nextID = 1
 	t.mu.maxT = minTime
 	t.mu.retainFloor = minTime
+	t.mu.evictedNewest = minTime
 	t.mu.allInHead = true
 	t.mu.lastOfEmpty = map[*memSeries]write.Sample{}
 	t.mu.metricSeries = map[string]int{}
@@ -439,6 +440,16 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 		// Series evicted before the restart are not in the index; their
 		// newest sample is before maxT - EvictIdle (evictLocked).
 		t.mu.indexFrom = t.mu.maxT - idle
+	}
+	if u, ok, err := db.getUint64(t.ks.metaKey(nil, metaEvictedNewest)); err != nil {
+		return nil, err
+	} else if ok {
+		t.mu.evictedNewest = int64(u ^ 1<<63)
+		// Series a range deletion evicted are not in the head, and their
+		// newest sample may be after maxT - EvictIdle.
+		if t.mu.evictedNewest != math.MaxInt64 {
+			t.mu.indexFrom = max(t.mu.indexFrom, t.mu.evictedNewest+1)
+		}
 	}
 	t.mu.retainPart = retainPartition(t.mu.maxT, db.opts.Retention.Milliseconds(), db.partitionMs)
 	v, closer, err := db.pdb.Get(t.ks.metaKey(nil, metaRetain))

@@ -84,6 +84,12 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 		return err
 	}
 	left := openLeft
+	// newest: at or after the newest sample left, in its partition (the
+	// head index's ghosts and inViewLocked read the partition).
+	newest := int64(minTime)
+	if openLeft > 0 {
+		newest = ots[openLeft-1]
+	}
 	var ts []int64
 	var vs []float64
 	var val []byte
@@ -91,6 +97,7 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 		ps, pe := partitionStart(p, pw), partitionEnd(p, pw)
 		if pe <= start || ps > end {
 			left++ // untouched: a partition in the postings holds samples
+			newest = max(newest, pe-1)
 			continue
 		}
 		partLeft := 0
@@ -116,6 +123,7 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 			switch {
 			case maxt < start || mint > end: // outside the range: kept
 				partLeft++
+				newest = max(newest, maxt)
 				continue
 			case mint >= start && maxt <= end: // inside: deleted
 				if err := pb.Delete(k, nil); err != nil {
@@ -135,6 +143,7 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 				continue
 			}
 			partLeft++
+			newest = max(newest, ts[len(ts)-1])
 			val = binary.AppendUvarint(val[:0], uint64(ts[len(ts)-1]-ts[0]))
 			if val, err = chunkenc.Encode(val, g.db.opts.SealEncoding, ts, vs); err != nil {
 				return errors.Join(fmt.Errorf("encode chunk %x: %w", k, err), it.Close())
@@ -164,10 +173,13 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 		if s != nil {
 			t.unlinkLocked(h, s)
 			t.forgetLocked(s)
+		} else {
+			t.mu.index.remove(id, lbls) // a ghost, if it is one
 		}
 		return nil
 	}
 	if s == nil {
+		t.mu.index.lower(id, newest) // an evicted series lost its newest samples
 		return nil
 	}
 	if openTouched && openLeft == 0 {
@@ -182,8 +194,20 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 		if err := pb.Delete(ks.openKey(nil, id), nil); err != nil {
 			return err
 		}
+		// A restart would not find it in the head, though it has samples
+		// up to newest: the head index of a restarted replica covers only
+		// after them ('m' 'g', loadTenant).
+		if newest > t.mu.evictedNewest {
+			t.mu.evictedNewest = newest
+			if err := pb.Set(ks.metaKey(nil, metaEvictedNewest), appendTime(nil, newest), nil); err != nil {
+				return err
+			}
+		}
 	}
 	t.trimHeadLocked(h, s, ots, ovs, openTouched, end)
+	if openTouched && openLeft == 0 {
+		t.mu.index.evict(s, newest) // a ghost, with the samples left
+	}
 	return nil
 }
 

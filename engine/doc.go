@@ -101,6 +101,7 @@
 //	[g][t]'m' 'i'                          -> next series id, uint64 BE
 //	[g][t]'m' 'x'                          -> newest sample time at the checkpoint
 //	[g][t]'m' 'r'                          -> oldest partition kept by retention entries, uint32 BE
+//	[g][t]'m' 'g'                          -> newest sample time left to a series a range deletion evicted
 //	[g][t]'s' id:8                         -> labels
 //	[g][t]'h' hash:8 id:8                  -> (empty)
 //	[g][t]'p' part:4 esc(name) esc(value) id:8 -> (empty)
@@ -263,7 +264,10 @@
 // the series' 'o' keys. A deletion of a time range rewrites the chunks
 // that straddle it (re-encoded at the key of their first sample left) and
 // trims the open chunk; an open chunk left empty is evicted with an 'e'
-// record of the entry, and a series left with no sample is deleted whole.
+// record of the entry (a ghost of the head index with the newest sample
+// left, and 'm' 'g' so that a restarted replica's index does not claim
+// to cover that sample), and a series left with no sample is deleted
+// whole.
 // Its replay tells the series the entry deleted whole by their missing 's'
 // key and trims the others' open chunks as the first run did. A tenant
 // deletion's and a retention step's replays change nothing: the recovered

@@ -108,6 +108,10 @@ type tenant struct {
 		// newest sample then minus EvictIdle (or later: 'm' 'g').
 		index     headIndex
 		indexFrom int64
+		// evictedNewest is the newest sample time left to a series that
+		// a range deletion evicted (minTime if none), stored under 'm'
+		// 'g': a restarted replica's index covers only after it.
+		evictedNewest int64
 		// lastOfEmpty holds the newest sample of revived series (evicted,
 		// then looked up again) until their first append: their open
 		// chunk is empty but out-of-order checks need it.

@@ -98,6 +98,14 @@ func (x *headIndex) evict(s *memSeries, last int64) {
 	x.ghosts[s.id] = ghost{lbls: s.lbls, last: last}
 }
 
+// lower sets the newest sample time of ghost id to last, if it is a
+// ghost: a range deletion removed its newer samples.
+func (x *headIndex) lower(id uint64, last int64) {
+	if g, ok := x.ghosts[id]; ok && last < g.last {
+		x.ghosts[id] = ghost{lbls: g.lbls, last: last}
+	}
+}
+
 // remove drops series id (in the head or a ghost) with encoded labels
 // lbls from the index.
 func (x *headIndex) remove(id uint64, lbls string) {

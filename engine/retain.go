@@ -189,6 +189,8 @@ func (g *Group) retainStoredLocked(t *tenant, pb *pebble.Batch, cut uint32) erro
 		if s := t.lookupStringLocked(h, d.lbls); s != nil {
 			t.unlinkLocked(h, s)
 			t.forgetLocked(s)
+		} else {
+			t.mu.index.remove(d.id, d.lbls) // a ghost, if it is one
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/write"
@@ -51,6 +52,17 @@ func TestRetainCollectsSeries(t *testing.T) {
 		{`{__name__="b", job="x"}`, samplesAt(2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500)},
 		{`{__name__="c", job="x"}`, samplesAt(5500)},
 	}, selectAll(t, g, "acme", math.MinInt64, math.MaxInt64, all))
+	// The same from the head index (a recent range): no collected ghost.
+	q, err := g.Querier("acme", 2000, 6000)
+	require.NoError(t, err)
+	ss := q.Select(t.Context(), true, &storage.SelectHints{Start: 2000, End: 6000, Func: "series"}, all)
+	var names []string
+	for ss.Next() {
+		names = append(names, ss.At().Labels().Get("__name__"))
+	}
+	require.NoError(t, ss.Err())
+	require.NoError(t, q.Close())
+	require.Equal(t, []string{"a", "b", "c"}, names)
 
 	// a (id 1), e (id 3) and d (id 4) were collected: a is back as id 6
 	// (c is 5).
