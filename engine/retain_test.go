@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/model/labels"
@@ -87,4 +88,36 @@ func TestRetainCollectsSeries(t *testing.T) {
 
 func TestRetainDeterministic(t *testing.T) {
 	requireDeterministic(t, retainLog(t))
+}
+
+// TestRetainCollectsAfterGlobalRetention: a collect-only step (Before =
+// MinInt64, what the node proposes without a retention_period) collects
+// the series the engine's own retention (Options.Retention) left
+// without samples, and only once.
+func TestRetainCollectsAfterGlobalRetention(t *testing.T) {
+	opts := testOptions(vfs.NewMem())
+	opts.Retention = 2 * time.Second
+	db, g := openTest(t, opts)
+	log := [][]byte{
+		write.Append(nil, batchOf(t, "acme", map[string][]write.Sample{"a": samplesAt(0, 500), "b": samplesAt(0, 2500)})),
+		write.Append(nil, batchOf(t, "acme", map[string][]write.Sample{"b": samplesAt(4500)})), // keeps partitions 2 on
+		write.AppendRetain(nil, write.Retain{Tenant: "acme", Before: math.MinInt64}),
+	}
+	for i, e := range log {
+		applyRaw(t, g, uint64(i+1), e)
+	}
+	n := 0
+	it, err := db.pdb.NewIter(nil)
+	require.NoError(t, err)
+	for it.First(); it.Valid(); it.Next() {
+		if k := it.Key(); len(k) == prefixLen+8 && k[8] == kindSeries {
+			n++
+			require.Equal(t, uint64(2), binary.BigEndian.Uint64(k[prefixLen:]), "only b is left")
+		}
+	}
+	require.NoError(t, it.Close())
+	require.Equal(t, 1, n)
+	stored := g.AppliedIndex()
+	applyRaw(t, g, stored+1, write.AppendRetain(nil, write.Retain{Tenant: "acme", Before: math.MinInt64}))
+	require.Equal(t, stored+1, g.AppliedIndex())
 }
