@@ -38,11 +38,7 @@ type DeleteOptions struct {
 	// HasData reports whether the tenant has any series left, for
 	// /purger/delete_tenant_status.
 	HasData func(ctx context.Context, tenant string) (bool, error)
-	// OnDelete is called after a deletion of the tenant was applied
-	// everywhere (nil: nothing), e.g. to drop the tenant's cached query
-	// results.
-	OnDelete func(tenant string)
-	Logger   *slog.Logger // nil means discard
+	Logger  *slog.Logger // nil means discard
 }
 
 // DeleteAPI serves Prometheus's delete_series and clean_tombstones and
@@ -131,9 +127,6 @@ func (a *DeleteAPI) DeleteSeries(w http.ResponseWriter, r *http.Request) {
 		}
 		a.opts.Logger.Info("deleted series", "tenant", org, "match", sels[i], "start", start, "end", end)
 	}
-	if a.opts.OnDelete != nil {
-		a.opts.OnDelete(org)
-	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -165,9 +158,6 @@ func (a *DeleteAPI) DeleteTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.opts.Logger.Info("deleted tenant", "tenant", org)
-	if a.opts.OnDelete != nil {
-		a.opts.OnDelete(org)
-	}
 	w.WriteHeader(http.StatusOK)
 }
 
