@@ -32,7 +32,8 @@ const (
 	// Prometheus that scrapes Myelin, without the rest of admin.
 	ScopeMetrics Scope = "metrics"
 	// ScopeAdmin: every operator endpoint (status pages, /config,
-	// /metrics, pprof, drain, Raft status and data), across tenants.
+	// /metrics, pprof, drain, Raft status and data), across tenants;
+	// with a tenant of the token, the deletion of its data (TenantAdmin).
 	ScopeAdmin Scope = "admin"
 )
 
