@@ -185,7 +185,7 @@ func (x *headIndex) match(ms []*labels.Matcher) []uint64 {
 	var pos, neg [][]uint64
 	for _, m := range ms {
 		f, negate := filterFor(m)
-		ids := x.union(m.Name, f)
+		ids := x.union(m.Name, f) // may be the index's own list: read only
 		if negate {
 			neg = append(neg, ids)
 			continue
@@ -206,12 +206,16 @@ func (x *headIndex) match(ms []*labels.Matcher) []uint64 {
 		slices.Sort(all)
 		pos = append(pos, all)
 	}
+	// combine writes into the shortest list: a copy of it (a few ids when
+	// a matcher is selective).
+	slices.SortFunc(pos, func(a, b []uint64) int { return len(a) - len(b) })
+	pos[0] = slices.Clone(pos[0])
 	return combine(pos, neg)
 }
 
-// union returns, as a new sorted list, the ids of the series with label
-// name and a value that f selects. An empty valueFilter selects every
-// value.
+// union returns the sorted ids of the series with label name and a value
+// that f selects: for one value the index's own list, which the caller
+// must not change. An empty valueFilter selects every value.
 func (x *headIndex) union(name string, f valueFilter) []uint64 {
 	vs := x.postings[name]
 	var lists [][]uint64
@@ -235,7 +239,7 @@ func (x *headIndex) union(name string, f valueFilter) []uint64 {
 	case len(lists) == 0:
 		return nil
 	case len(lists) == 1:
-		return slices.Clone(lists[0])
+		return lists[0]
 	}
 	words := x.maxID/64 + 1
 	if uint64(total) < words {
@@ -264,27 +268,31 @@ func (x *headIndex) union(name string, f valueFilter) []uint64 {
 	return out
 }
 
-// names adds to dst the label names of the indexed series that in
-// selects.
-func (x *headIndex) names(dst map[string]struct{}, in func(id uint64) bool) {
+// names returns the label names of the indexed series that in selects.
+func (x *headIndex) names(in func(id uint64) bool) []string {
+	var out []string
 	for name, vs := range x.postings {
 		for _, l := range vs {
 			if x.any(l, in) {
-				dst[name] = struct{}{}
+				out = append(out, name)
 				break
 			}
 		}
 	}
+	return out
 }
 
-// values adds to dst the values of label name of the indexed series that
-// in selects.
-func (x *headIndex) values(dst map[string]struct{}, name string, in func(id uint64) bool) {
-	for v, l := range x.postings[name] {
+// values returns the values of label name of the indexed series that in
+// selects.
+func (x *headIndex) values(name string, in func(id uint64) bool) []string {
+	vs := x.postings[name]
+	out := make([]string, 0, len(vs))
+	for v, l := range vs {
 		if x.any(l, in) {
-			dst[v] = struct{}{}
+			out = append(out, v)
 		}
 	}
+	return out
 }
 
 // any reports whether the sorted list l holds an indexed id that in

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/chunkenc"
@@ -179,6 +180,21 @@ func (m *model) selectSeries(tenant string, mint, maxt int64, ms []*labels.Match
 // labelQuery answers label names (name == "") or values with the engine's
 // documented granularity: series with a sample in a partition that overlaps
 // [mint, maxt].
+// seriesLabels answers a series query from q (the select of Prometheus's
+// series API), closes q and returns the label sets as strings, in select
+// order.
+func seriesLabels(t *testing.T, q storage.Querier, ms []*labels.Matcher) []string {
+	t.Helper()
+	defer q.Close()
+	ss := q.Select(context.Background(), true, &storage.SelectHints{Func: "series"}, ms...)
+	var out []string
+	for ss.Next() {
+		out = append(out, ss.At().Labels().String())
+	}
+	require.NoError(t, ss.Err())
+	return out
+}
+
 // checkLabels checks the answer got of a label query (name "": label
 // names) against the model: it holds the labels of every series with a
 // sample in [mint, maxt], and at most those of the series with a sample
@@ -317,6 +333,14 @@ func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.D
 			got := selectAll(t, g, tenant, mint, maxt, ms...)
 			require.Equal(t, want, got, "step %d select %s %v [%d,%d]", step, tenant, ms, mint, maxt)
 			require.Equal(t, want, selectFrom(t, pebbleQuerier(t, g, tenant, mint, maxt), ms...), "step %d select from Pebble %s %v [%d,%d]", step, tenant, ms, mint, maxt)
+			// The series API's select (labels only) lists the same series.
+			var wantLabels []string
+			for _, s := range want {
+				wantLabels = append(wantLabels, s.lset)
+			}
+			sq, err := g.Querier(tenant, mint, maxt)
+			require.NoError(t, err)
+			require.Equal(t, wantLabels, seriesLabels(t, sq, ms), "step %d series %s %v [%d,%d]", step, tenant, ms, mint, maxt)
 			selects++
 			if len(got) > 0 {
 				nonEmpty++
