@@ -127,15 +127,30 @@ const freeMemoryPushBytes = 32 << 20
 type pushState struct {
 	body   []byte
 	req    remotewrite.Request
-	kept   []int32             // index in req.Series of each batch series
+	kept   []kept              // what each batch series holds of req.Series
 	batch  []write.Series      // aliases req's keys and samples
+	hists  []write.Histogram   // the valid native histograms, series after series
 	labels []remotewrite.Label // one 2.0 series' labels (labelsOf)
 }
 
 // retainedBytes is the memory st keeps between requests.
 func (st *pushState) retainedBytes() int {
-	return cap(st.body) + st.req.RetainedBytes() + 4*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch) +
+	return cap(st.body) + st.req.RetainedBytes() + int(unsafe.Sizeof(kept{}))*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch) +
+		int(unsafe.Sizeof(write.Histogram{}))*cap(st.hists) +
 		int(unsafe.Sizeof(remotewrite.Label{}))*cap(st.labels)
+}
+
+// kept is one series of a push's batch: the float samples of
+// req.Series[series] (h0 < 0), or its valid native histograms,
+// st.hists[h0:h1]. A series with both is two batch series with the same
+// labels, floats first (Prometheus's receiver appends a series' samples,
+// then its histograms), so that an engine refusal, which counts the
+// samples it refused in one batch series, says which kind it refused.
+// counted: validation refused some of the series' samples or
+// histograms, so it is counted in writeResult.badSeries already.
+type kept struct {
+	series, h0, h1 int32
+	counted        bool
 }
 
 // labelsOf returns the labels of s, a series of st.req: a 1.0 series'
@@ -234,7 +249,7 @@ func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tenant, res, size := h.serve(cw, r)
 	h.metrics.record(tenant, cw.code, res)
 	if res != nil {
-		h.opts.Tenants.Add(tenant, res.samples)
+		h.opts.Tenants.Add(tenant, res.samples+res.histograms)
 	}
 	if h.mem.done(time.Now(), size) {
 		h.freeMemory()
@@ -310,6 +325,8 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 	defer func() {
 		clear(st.batch) // drop references to the request
 		st.batch = st.batch[:0]
+		clear(st.hists)
+		st.hists = st.hists[:0]
 		if st.retainedBytes() <= maxPooledStateBytes {
 			h.states.Put(st)
 		}
@@ -378,12 +395,12 @@ const (
 // 2.0: 1.0 senders may not rely on them, and the receiver suite's 1.0
 // case expects none.
 func setWritten(h http.Header, res *writeResult) {
-	samples := 0
+	samples, histograms := 0, 0
 	if res != nil {
-		samples = res.samples
+		samples, histograms = res.samples, res.histograms
 	}
 	h.Set(headerSamplesWritten, strconv.Itoa(samples))
-	h.Set(headerHistogramsWritten, "0")
+	h.Set(headerHistogramsWritten, strconv.Itoa(histograms))
 	h.Set(headerExemplarsWritten, "0")
 }
 
@@ -467,30 +484,34 @@ func (w *codeWriter) WriteHeader(code int) {
 // allocating per series: a refusal is counted under its reason, and only
 // the first refusal gets its error text.
 type writeResult struct {
-	proto                       remotewrite.Proto
-	series, samples             int // written
-	badSeries, badSamples       int // refused
-	firstErr                    error
-	discarded                   [numReasons]int // refused samples by reason
-	histograms, exemplars, meta int             // not stored yet
+	proto                 remotewrite.Proto
+	series, samples       int // written
+	histograms            int // native histogram samples written
+	badSeries, badSamples int // refused (series with any refused sample or histogram)
+	badHistograms         int // native histogram samples refused
+	firstErr              error
+	discarded             [numReasons]int // refused samples and histograms by reason
+	exemplars, meta       int             // not stored yet
 }
 
-// refuse counts a series whose samples were all refused by validation;
-// err is a sentinel (Limits.CheckSeries).
-func (res *writeResult) refuse(samples int, err error) {
+// refuse counts a series whose samples (and histograms) were all refused
+// by validation; err is a sentinel (Limits.CheckSeries).
+func (res *writeResult) refuse(samples, histograms int, err error) {
 	res.badSeries++
 	res.badSamples += samples
-	res.discarded[reasonOf(err)] += samples
+	res.badHistograms += histograms
+	res.discarded[reasonOf(err)] += samples + histograms
 }
 
 // message is the 400 body, or "" if nothing was refused.
 func (res *writeResult) message() string {
 	var parts []string
 	if res.badSeries > 0 {
-		parts = append(parts, fmt.Sprintf("%v; %d series (%d samples) refused in total", res.firstErr, res.badSeries, res.badSamples))
-	}
-	if res.histograms > 0 {
-		parts = append(parts, fmt.Sprintf("native histograms are not supported yet: %d histogram samples were not written", res.histograms))
+		if res.badHistograms > 0 {
+			parts = append(parts, fmt.Sprintf("%v; %d series (%d samples, %d histograms) refused in total", res.firstErr, res.badSeries, res.badSamples, res.badHistograms))
+		} else {
+			parts = append(parts, fmt.Sprintf("%v; %d series (%d samples) refused in total", res.firstErr, res.badSeries, res.badSamples))
+		}
 	}
 	// A 2.0 answer may not be a 2xx while exemplars were not written
 	// (spec, "Response"); 1.0 has no such rule and no written headers, so
@@ -502,45 +523,93 @@ func (res *writeResult) message() string {
 	if len(parts) == 0 {
 		return ""
 	}
+	if res.histograms > 0 {
+		return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%d samples, %d histograms) were written", res.series, res.samples, res.histograms)
+	}
 	return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%d samples) were written", res.series, res.samples)
 }
 
 // write validates the decoded request in st, writes its valid series as
 // one batch and counts what happened. The batch aliases the request's
-// keys and samples (no copy): it lives only while Write runs.
+// keys and samples (no copy) and st.hists: it lives only while Write
+// runs.
 func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) (*writeResult, error) {
 	req := &st.req
-	res := &writeResult{proto: req.Proto, histograms: len(req.Histograms), exemplars: len(req.Exemplars), meta: len(req.Metadata)}
+	res := &writeResult{proto: req.Proto, exemplars: len(req.Exemplars), meta: len(req.Metadata)}
 	now := h.opts.Now()
 	tl := h.opts.Limits.For(tenant)
 	v := tl.Validation(h.opts.LegacyNames)
 	lim := &v
-	// kept: room for every series at once (4 bytes each), so that it
-	// never grows by copying; the batch is then allocated to size.
-	// INVARIANT: fewer than 2^31 series (2 bytes each at least, in a body
-	// of at most 2^32-1), so an int32 holds an index.
+	// kept: room for every series at once, so that it never grows by
+	// copying (a series with histograms may take a second entry); the
+	// batch is then allocated to size.
+	// INVARIANT: fewer than 2^31 series and histograms (2 bytes each at
+	// least, in a body of at most 2^32-1), so an int32 holds an index.
 	st.kept = grow(st.kept[:0], len(req.Series))
-	firstBad := -1
+	firstBad := -1 // series of the first validation refusal of labels or samples
+	var firstHistErr error
+	hi := 0 // next of req.Histograms
 	for i := range req.Series {
 		s := &req.Series[i]
-		err := s.Err() // 2.0: bad references, no samples nor histograms
-		if err == nil && len(s.Samples) == 0 {
-			continue // histograms only, counted above
+		// The histograms of series i are req.Histograms[hi:hend].
+		for hi < len(req.Histograms) && req.Histograms[hi].Series < i {
+			hi++
 		}
+		hend := hi + int(s.Histograms)
+		err := s.Err() // 2.0: bad references, no samples nor histograms
 		if err == nil {
 			err = lim.CheckSeries(s, st.labelsOf(s))
 		}
-		if err == nil {
-			err = lim.CheckSamples(s.Samples, now)
-		}
 		if err != nil {
-			res.refuse(len(s.Samples), err)
+			res.refuse(len(s.Samples), int(s.Histograms), err)
 			if firstBad < 0 {
 				firstBad = i
 			}
+			hi = hend
 			continue
 		}
-		st.kept = append(st.kept, int32(i))
+		badSeries, k0 := false, len(st.kept)
+		if len(s.Samples) > 0 {
+			if err := lim.CheckSamples(s.Samples, now); err != nil {
+				res.badSamples += len(s.Samples)
+				res.discarded[reasonOf(err)] += len(s.Samples)
+				badSeries = true
+				if firstBad < 0 {
+					firstBad = i
+				}
+			} else {
+				st.kept = append(st.kept, kept{series: int32(i), h0: -1})
+			}
+		}
+		if s.Histograms > 0 {
+			h0 := len(st.hists)
+			for j := range int(s.Histograms) {
+				hist, err := req.Histogram(hi + j)
+				if err == nil {
+					err = lim.ValidateHistogram(st.labelsOf(s), j, &hist, now)
+				}
+				if err != nil {
+					res.badHistograms++
+					res.discarded[reasonOf(errors.Unwrap(err))]++
+					badSeries = true
+					if firstHistErr == nil {
+						firstHistErr = err
+					}
+					continue
+				}
+				st.hists = append(st.hists, hist)
+			}
+			if len(st.hists) > h0 {
+				st.kept = append(st.kept, kept{series: int32(i), h0: int32(h0), h1: int32(len(st.hists))})
+			}
+		}
+		hi = hend
+		if badSeries {
+			res.badSeries++
+			for k := k0; k < len(st.kept); k++ {
+				st.kept[k].counted = true
+			}
+		}
 	}
 	if firstBad >= 0 {
 		// The one error text of the request's validation refusals.
@@ -554,14 +623,16 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			}
 		}
 	}
+	if res.firstErr == nil {
+		res.firstErr = firstHistErr
+	}
 	if len(st.kept) == 0 {
 		return res, nil
 	}
 	st.batch = grow(st.batch[:0], len(st.kept))
 	valid := 0
-	for _, i := range st.kept {
-		s := &req.Series[i]
-		valid += len(s.Samples)
+	for _, k := range st.kept {
+		s := &req.Series[k.series]
 		// Valid labels, without the empty-valued ones, in wire order are
 		// sorted and unique: s.Key is then the engine's encoding of the
 		// label set to store (remotewrite.Series.Key).
@@ -570,11 +641,18 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 				panic(fmt.Sprintf("BUG: key %q of a valid series: %v", s.Key, err))
 			}
 		}
-		st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples})
+		if k.h0 < 0 {
+			valid += len(s.Samples)
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples})
+		} else {
+			valid += int(k.h1 - k.h0)
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Histograms: st.hists[k.h0:k.h1:k.h1]})
+		}
 	}
-	// The valid samples take their share of the tenant's rate, or the
-	// whole request is refused (429, retried by the sender): Mimir's
-	// order, after validation.
+	// The valid samples and histograms take their share of the tenant's
+	// rate, or the whole request is refused (429, retried by the sender):
+	// Mimir's order, after validation; Mimir counts a histogram as a
+	// sample.
 	if !h.ingest.AllowN(now, tenant, valid) {
 		res.discarded[reasonOf(limits.ErrIngestionRate)] += valid
 		return res, limits.ErrIngestionRate
@@ -588,29 +666,55 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	if !slices.IsSortedFunc(refused, func(a, b write.Refusal) int { return a.Series - b.Series }) {
 		slices.SortFunc(refused, func(a, b write.Refusal) int { return a.Series - b.Series })
 	}
-	for bi, ri := range st.kept {
-		s := &req.Series[ri]
+	// A series counts as written if any of its batch series wrote
+	// something, and as refused if any refused something (and was not
+	// counted refused by validation already).
+	prevSeries, prevWrote, prevBad := int32(-1), false, false
+	flush := func() {
+		if prevSeries < 0 {
+			return
+		}
+		if prevWrote {
+			res.series++
+		}
+		if prevBad {
+			res.badSeries++
+		}
+	}
+	for bi, k := range st.kept {
+		if k.series != prevSeries {
+			flush()
+			prevSeries, prevWrote, prevBad = k.series, false, false
+		}
+		s := &req.Series[k.series]
+		n := len(s.Samples)
+		if k.h0 >= 0 {
+			n = int(k.h1 - k.h0)
+		}
 		for len(refused) > 0 && refused[0].Series < bi {
 			refused = refused[1:] // a second refusal of a series: not expected
 		}
-		if len(refused) == 0 || refused[0].Series != bi {
-			res.series++
-			res.samples += len(s.Samples)
-			continue
+		rejected := 0
+		if len(refused) > 0 && refused[0].Series == bi {
+			e := refused[0]
+			refused = refused[1:]
+			rejected = min(e.Rejected, n)
+			res.discarded[reasonOf(e.Err)] += rejected
+			if res.firstErr == nil {
+				res.firstErr = refusalError(e, n, req.SeriesString(s), tl)
+			}
+			prevBad = prevBad || !k.counted
 		}
-		e := refused[0]
-		refused = refused[1:]
-		res.samples += len(s.Samples) - e.Rejected
-		if e.Rejected < len(s.Samples) {
-			res.series++
+		if k.h0 < 0 {
+			res.samples += n - rejected
+			res.badSamples += rejected
+		} else {
+			res.histograms += n - rejected
+			res.badHistograms += rejected
 		}
-		res.badSeries++
-		res.badSamples += e.Rejected
-		res.discarded[reasonOf(e.Err)] += e.Rejected
-		if res.firstErr == nil {
-			res.firstErr = refusalError(e, len(s.Samples), req.SeriesString(s), tl)
-		}
+		prevWrote = prevWrote || rejected < n
 	}
+	flush()
 	return res, nil
 }
 
