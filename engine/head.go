@@ -41,6 +41,13 @@ type memSeries struct {
 	// checkpointed with the open chunk.
 	runMint int64
 	run     uint8
+	// hist is the open histogram chunk, nil until the series' first
+	// histogram sample. A series is float or histogram-typed per chunk, as
+	// in Prometheus: INVARIANT: at most one of head and hist holds
+	// samples; a sample of the other kind seals the open chunk first
+	// (appendLocked, appendHistLocked), and s.mint is the first sample of
+	// whichever is open.
+	hist *histHead
 	// dirty: head changed since the last checkpoint; the series is in
 	// tenant.mu.dirty.
 	dirty bool
@@ -99,7 +106,7 @@ type tenant struct {
 		// lastOfEmpty holds the newest sample of revived series (evicted,
 		// then looked up again) until their first append: their open
 		// chunk is empty but out-of-order checks need it.
-		lastOfEmpty map[*memSeries]write.Sample
+		lastOfEmpty map[*memSeries]lastSample
 		// evictEpoch is floor(maxT / eviction interval) at the last
 		// eviction scan.
 		evictEpoch int64
@@ -120,23 +127,54 @@ func (t *tenant) lookupLocked(h uint64, lbls []byte) *memSeries {
 	return nil
 }
 
+// numSamples is the number of samples in the open chunk of s, float or
+// histogram.
+func (s *memSeries) numSamples() int { return s.head.NumSamples() + s.hist.numSamples() }
+
+// histOpen reports whether the open chunk of s is a histogram chunk with
+// samples.
+func (s *memSeries) histOpen() bool { return s.hist.numSamples() > 0 }
+
+// maxt is the time of the newest sample of the open chunk, which is not
+// empty.
+func (s *memSeries) maxt() int64 {
+	if s.histOpen() {
+		return s.hist.maxt
+	}
+	t, _, _ := s.head.Last()
+	return t
+}
+
 // hasLastLocked reports whether s has a newest sample.
 func (t *tenant) hasLastLocked(s *memSeries) bool {
-	if s.head.NumSamples() > 0 {
+	if s.numSamples() > 0 {
 		return true
 	}
 	_, ok := t.mu.lastOfEmpty[s]
 	return ok
 }
 
-// lastLocked returns the newest sample of s; hasLastLocked must be true.
-func (t *tenant) lastLocked(s *memSeries) (int64, float64) {
-	if s.head.NumSamples() > 0 {
-		lt, lv, _ := s.head.Last()
-		return lt, lv
+// lastTimeLocked returns the time of the newest sample of s;
+// hasLastLocked must be true.
+func (t *tenant) lastTimeLocked(s *memSeries) int64 {
+	if s.numSamples() > 0 {
+		return s.maxt()
 	}
-	l := t.mu.lastOfEmpty[s]
-	return l.T, l.V
+	return t.mu.lastOfEmpty[s].t
+}
+
+// lastLocked returns the newest sample of s; hasLastLocked must be true.
+// For a histogram it reads the open chunk to its end: callers need the
+// value only for a sample at the same time (a duplicate or a retry).
+func (t *tenant) lastLocked(s *memSeries) (lastSample, error) {
+	switch {
+	case s.histOpen():
+		return lastHistogram(s.hist.appendBytes(nil))
+	case s.head.NumSamples() > 0:
+		lt, lv, _ := s.head.Last()
+		return lastSample{t: lt, v: lv}, nil
+	}
+	return t.mu.lastOfEmpty[s], nil
 }
 
 // lookupStringLocked is lookupLocked for labels in a string.
@@ -239,8 +277,12 @@ type headCopy struct {
 }
 
 // copyHeadLocked returns a copy of the open chunk of s, ok false if empty.
+// A histogram chunk is copied in its stored form (histchunk.go).
 func copyHeadLocked(s *memSeries) (headCopy, bool) {
-	if s.head.NumSamples() == 0 {
+	switch {
+	case s.histOpen():
+		return headCopy{chunk: s.hist.appendBytes(nil), mint: s.mint, maxt: s.hist.maxt}, true
+	case s.head.NumSamples() == 0:
 		return headCopy{}, false
 	}
 	maxt, _, _ := s.head.Last()

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/chunkenc"
@@ -51,6 +53,38 @@ type modelTenant struct {
 type modelSeries struct {
 	lset    labels.Labels
 	samples []write.Sample
+	hists   []write.Histogram
+}
+
+// last returns the newest sample of s: a float (h nil) or a histogram.
+func (s *modelSeries) last() (t int64, v float64, h *write.Histogram, ok bool) {
+	var ft, ht int64 = math.MinInt64, math.MinInt64
+	if len(s.samples) > 0 {
+		ft = s.samples[len(s.samples)-1].T
+	}
+	if len(s.hists) > 0 {
+		ht = s.hists[len(s.hists)-1].T
+	}
+	switch {
+	case len(s.samples) == 0 && len(s.hists) == 0:
+		return 0, 0, nil, false
+	case ht > ft || len(s.samples) == 0:
+		return ht, 0, &s.hists[len(s.hists)-1], true
+	}
+	return ft, s.samples[len(s.samples)-1].V, nil, true
+}
+
+// histString renders a histogram sample as selectAll does, without the
+// counter reset hint (which depends on where chunks are cut).
+func histString(t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) string {
+	if h != nil {
+		h = h.Copy()
+		h.CounterResetHint = 0
+		return fmt.Sprintf("%d h %s", t, h.Compact(0))
+	}
+	fh = fh.Copy()
+	fh.CounterResetHint = 0
+	return fmt.Sprintf("%d fh %s", t, fh.Compact(0))
 }
 
 func newModel(opts Options) *model {
@@ -73,15 +107,20 @@ func (m *model) apply(b *write.Batch) []string {
 		rejected, first := 0, ""
 		for _, smp := range b.Series[i].Samples {
 			var kind string
+			var lastH *write.Histogram
 			switch {
 			case m.retentionMs > 0 && mt.maxT != math.MinInt64 && smp.T < mt.maxT-m.retentionMs:
 				kind = "too-old"
-			case s != nil && len(s.samples) > 0:
-				last := s.samples[len(s.samples)-1]
-				if smp.T < last.T {
+			case s != nil:
+				lt, lv, lh, ok := s.last()
+				lastH = lh
+				if !ok {
+					break
+				}
+				if smp.T < lt {
 					kind = "out-of-order"
-				} else if smp.T == last.T {
-					if math.Float64bits(smp.V) == math.Float64bits(last.V) {
+				} else if smp.T == lt {
+					if lh == nil && math.Float64bits(smp.V) == math.Float64bits(lv) {
 						continue
 					}
 					kind = "duplicate"
@@ -98,8 +137,48 @@ func (m *model) apply(b *write.Batch) []string {
 				s = &modelSeries{lset: lset}
 				mt.series[lset.String()] = s
 			}
-			s.samples = append(s.samples, smp)
+			switch {
+			case lastH != nil && value.IsStaleNaN(smp.V) && lastH.FH != nil:
+				s.hists = append(s.hists, write.Histogram{T: smp.T, FH: &histogram.FloatHistogram{Sum: smp.V}})
+			case lastH != nil && value.IsStaleNaN(smp.V):
+				s.hists = append(s.hists, write.Histogram{T: smp.T, H: &histogram.Histogram{Sum: smp.V}})
+			default:
+				s.samples = append(s.samples, smp)
+			}
 			mt.maxT = max(mt.maxT, smp.T)
+		}
+		for _, hs := range b.Series[i].Histograms {
+			var kind string
+			switch {
+			case m.retentionMs > 0 && mt.maxT != math.MinInt64 && hs.T < mt.maxT-m.retentionMs:
+				kind = "too-old"
+			case s != nil:
+				lt, _, lh, ok := s.last()
+				if !ok {
+					break
+				}
+				if hs.T < lt {
+					kind = "out-of-order"
+				} else if hs.T == lt {
+					if lh != nil && histString(0, hs.H, hs.FH) == histString(0, lh.H, lh.FH) {
+						continue
+					}
+					kind = "duplicate"
+				}
+			}
+			if kind != "" {
+				if rejected == 0 {
+					first = kind
+				}
+				rejected++
+				continue
+			}
+			if s == nil {
+				s = &modelSeries{lset: lset}
+				mt.series[lset.String()] = s
+			}
+			s.hists = append(s.hists, hs)
+			mt.maxT = max(mt.maxT, hs.T)
 		}
 		if rejected > 0 {
 			errs = append(errs, fmt.Sprintf("%d:%d:%s", i, rejected, first))
@@ -156,8 +235,14 @@ func (m *model) selectSeries(tenant string, mint, maxt int64, ms []*labels.Match
 				smp = append(smp, x)
 			}
 		}
-		if len(smp) > 0 {
-			out = append(out, seriesSamples{s.lset.String(), smp})
+		var hs []string
+		for _, x := range s.hists {
+			if x.T >= mint && x.T <= maxt && partitionOf(x.T, m.partitionMs) >= rp {
+				hs = append(hs, histString(x.T, x.H, x.FH))
+			}
+		}
+		if len(smp) > 0 || len(hs) > 0 {
+			out = append(out, seriesSamples{s.lset.String(), smp, hs})
 			lsets = append(lsets, s.lset)
 		}
 	}
@@ -193,6 +278,12 @@ func (m *model) labelQuery(tenant string, mint, maxt int64, name string, ms []*l
 		}
 		in := false
 		for _, x := range s.samples {
+			if p := partitionOf(x.T, m.partitionMs); p >= p0 && p <= p1 {
+				in = true
+				break
+			}
+		}
+		for _, x := range s.hists {
 			if p := partitionOf(x.T, m.partitionMs); p >= p0 && p <= p1 {
 				in = true
 				break
