@@ -34,9 +34,9 @@ type seriesIterator struct {
 	t       int64
 	v       float64
 	vt      promchunk.ValueType // of the current sample
-	state  iterState
-	err    error
-	key    []byte
+	state   iterState
+	err     error
+	key     []byte
 }
 
 type storedChunk struct {
