@@ -105,25 +105,54 @@ func (hh *histHead) start(float bool) {
 	hh.app, hh.float = app, float
 }
 
-// load makes data (a stored histogram chunk, copied) the open chunk.
+// load makes data (a stored histogram chunk) the open chunk, to append
+// to. Prometheus's chunk cannot resume appending from its bytes (its bit
+// stream does not know how many bits of the last byte are used:
+// Prometheus never reopens a chunk, it replays its WAL into a new one),
+// so load appends the samples again into a new chunk and sets the
+// counter reset header of the original. The result must be the same
+// bytes, or replicas that restarted would store other chunks than those
+// that did not: load checks it and fails otherwise (the samples of a
+// chunk re-encode to it: a chunk's layout changes are recodes, which
+// re-encode its samples with the new layout, as re-appending them does).
 func (hh *histHead) load(data []byte) error {
-	c, err := histChunkOf(append([]byte(nil), data...))
+	src, err := histChunkOf(data)
 	if err != nil {
 		return err
 	}
-	app, err := c.Appender()
-	if err != nil {
-		return err
-	}
-	it := c.Iterator(nil)
-	maxt := int64(0)
-	for it.Next() != promchunk.ValNone {
-		maxt = it.AtT()
+	hh.start(data[0] == encPromFloatHistogram)
+	it := src.Iterator(nil)
+	for vt := it.Next(); vt != promchunk.ValNone; vt = it.Next() {
+		var nc promchunk.Chunk
+		switch {
+		case vt == promchunk.ValHistogram && !hh.float:
+			t, h := it.AtHistogram(nil)
+			nc, _, hh.app, err = hh.app.AppendHistogram(nil, 0, t, h, true)
+			hh.maxt = t
+		case vt == promchunk.ValFloatHistogram && hh.float:
+			t, fh := it.AtFloatHistogram(nil)
+			nc, _, hh.app, err = hh.app.AppendFloatHistogram(nil, 0, t, fh, true)
+			hh.maxt = t
+		default:
+			return fmt.Errorf("sample of type %v in a histogram chunk of encoding %#x", vt, data[0])
+		}
+		if err != nil {
+			return fmt.Errorf("re-encode open histogram chunk: %w", err)
+		}
+		if nc != nil {
+			return fmt.Errorf("re-encode open histogram chunk: the appender cut it")
+		}
 	}
 	if err := it.Err(); err != nil {
 		return err
 	}
-	*hh = histHead{c: c, app: app, float: data[0] == encPromFloatHistogram, maxt: maxt}
+	b := hh.c.Bytes()
+	if len(b) > 2 && len(data) > 3 {
+		b[2] = data[3] // the counter reset header: 2 bytes of sample count, then it
+	}
+	if string(b) != string(data[1:]) {
+		return fmt.Errorf("open histogram chunk of %d samples does not re-encode to its %d bytes", hh.c.NumSamples(), len(data)-1)
+	}
 	return nil
 }
 
