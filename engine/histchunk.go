@@ -126,11 +126,13 @@ func (hh *histHead) load(data []byte) error {
 		var nc promchunk.Chunk
 		switch {
 		case vt == promchunk.ValHistogram && !hh.float:
-			t, h := it.AtHistogram(nil)
+			// Copied out of the iterator (nil would share its spans and
+			// buckets, which an appender may change).
+			t, h := it.AtHistogram(&histogram.Histogram{})
 			nc, _, hh.app, err = hh.app.AppendHistogram(nil, 0, t, h, true)
 			hh.maxt = t
 		case vt == promchunk.ValFloatHistogram && hh.float:
-			t, fh := it.AtFloatHistogram(nil)
+			t, fh := it.AtFloatHistogram(&histogram.FloatHistogram{})
 			nc, _, hh.app, err = hh.app.AppendFloatHistogram(nil, 0, t, fh, true)
 			hh.maxt = t
 		default:
@@ -212,11 +214,11 @@ func lastHistogram(data []byte) (lastSample, error) {
 	for {
 		switch it.Next() {
 		case promchunk.ValHistogram:
-			l.t, l.h = it.AtHistogram(l.h)
+			l.t, l.h = it.AtHistogram(&histogram.Histogram{}) // a copy: nil shares the iterator's spans
 			l.fh = nil
 			continue
 		case promchunk.ValFloatHistogram:
-			l.t, l.fh = it.AtFloatHistogram(l.fh)
+			l.t, l.fh = it.AtFloatHistogram(&histogram.FloatHistogram{})
 			l.h = nil
 			continue
 		case promchunk.ValNone:
