@@ -247,7 +247,7 @@ func mixedHistogramSeries() storage.Series {
 		hSample{t: 2000, h: h(3, 1, 1)},
 		hSample{t: 3000, h: h(6, 2, 2)},
 		hSample{t: 4000, h: h(11, 2, 2, 1)}, // a new bucket: recoded
-		hSample{t: 5000, h: h(2, 1, 0)},    // a counter reset: a new chunk
+		hSample{t: 5000, h: h(2, 1, 0)},     // a counter reset: a new chunk
 		hSample{t: 6000, fh: &histogram.FloatHistogram{CounterResetHint: histogram.GaugeType, Count: 2.5, Sum: 1,
 			PositiveSpans: []histogram.Span{{Offset: -1, Length: 1}}, PositiveBuckets: []float64{2.5}}},
 		hSample{t: 7000, fh: &histogram.FloatHistogram{Sum: math.Float64frombits(value.StaleNaN)}},
