@@ -140,16 +140,21 @@ func (st *pushState) retainedBytes() int {
 		int(unsafe.Sizeof(remotewrite.Label{}))*cap(st.labels)
 }
 
-// kept is one series of a push's batch: the float samples of
-// req.Series[series] (h0 < 0), or its valid native histograms,
-// st.hists[h0:h1]. A series with both is two batch series with the same
-// labels, floats first (Prometheus's receiver appends a series' samples,
-// then its histograms), so that an engine refusal, which counts the
-// samples it refused in one batch series, says which kind it refused.
-// counted: validation refused some of the series' samples or
-// histograms, so it is counted in writeResult.badSeries already.
+// kept is one series of a push's batch: float samples of
+// req.Series[series], its Samples[lo:hi], or (hist) valid native
+// histograms of it, st.hists[lo:hi]. A series with both is two or more
+// batch series with the same labels, each of one kind, in time order:
+// its floats and histograms merged by timestamp into runs of one kind
+// (the engine applies a batch's series in order, so a series that
+// switches between floats and histograms within a request stores both,
+// as Prometheus's head appends them in the order of their times), and an
+// engine refusal, which counts the samples it refused in one batch
+// series, says which kind it refused. counted: validation refused some
+// of the series' samples or histograms, so it is counted in
+// writeResult.badSeries already.
 type kept struct {
-	series, h0, h1 int32
+	series, lo, hi int32
+	hist           bool
 	counted        bool
 }
 
@@ -569,6 +574,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			continue
 		}
 		badSeries, k0 := false, len(st.kept)
+		floatsOK := false
 		if len(s.Samples) > 0 {
 			if err := lim.CheckSamples(s.Samples, now); err != nil {
 				res.badSamples += len(s.Samples)
@@ -578,11 +584,11 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 					firstBad = i
 				}
 			} else {
-				st.kept = append(st.kept, kept{series: int32(i), h0: -1})
+				floatsOK = true
 			}
 		}
+		h0 := len(st.hists)
 		if s.Histograms > 0 {
-			h0 := len(st.hists)
 			for j := range int(s.Histograms) {
 				hist, err := req.Histogram(hi + j)
 				if err == nil {
@@ -599,10 +605,12 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 				}
 				st.hists = append(st.hists, hist)
 			}
-			if len(st.hists) > h0 {
-				st.kept = append(st.kept, kept{series: int32(i), h0: int32(h0), h1: int32(len(st.hists))})
-			}
 		}
+		var floats []remotewrite.Sample
+		if floatsOK {
+			floats = s.Samples
+		}
+		st.kept = appendRuns(st.kept, int32(i), floats, st.hists[h0:], int32(h0))
 		hi = hend
 		if badSeries {
 			res.badSeries++
@@ -641,12 +649,11 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 				panic(fmt.Sprintf("BUG: key %q of a valid series: %v", s.Key, err))
 			}
 		}
-		if k.h0 < 0 {
-			valid += len(s.Samples)
-			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples})
+		valid += int(k.hi - k.lo)
+		if k.hist {
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Histograms: st.hists[k.lo:k.hi:k.hi]})
 		} else {
-			valid += int(k.h1 - k.h0)
-			st.batch = append(st.batch, write.Series{Labels: s.Key, Histograms: st.hists[k.h0:k.h1:k.h1]})
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples[k.lo:k.hi:k.hi]})
 		}
 	}
 	// The valid samples and histograms take their share of the tenant's
@@ -687,10 +694,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			prevSeries, prevWrote, prevBad = k.series, false, false
 		}
 		s := &req.Series[k.series]
-		n := len(s.Samples)
-		if k.h0 >= 0 {
-			n = int(k.h1 - k.h0)
-		}
+		n := int(k.hi - k.lo)
 		for len(refused) > 0 && refused[0].Series < bi {
 			refused = refused[1:] // a second refusal of a series: not expected
 		}
@@ -705,7 +709,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			}
 			prevBad = prevBad || !k.counted
 		}
-		if k.h0 < 0 {
+		if !k.hist {
 			res.samples += n - rejected
 			res.badSamples += rejected
 		} else {
@@ -716,6 +720,30 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	}
 	flush()
 	return res, nil
+}
+
+// appendRuns appends the batch series of series i (kept): its floats
+// and hists (st.hists from h0) merged by time into runs of one kind, a
+// float first at equal times. A series of one kind, or whose floats all
+// come before its histograms, is one entry per kind.
+func appendRuns(dst []kept, i int32, floats []remotewrite.Sample, hists []write.Histogram, h0 int32) []kept {
+	fi, hi := 0, 0
+	for fi < len(floats) || hi < len(hists) {
+		if hi == len(hists) || fi < len(floats) && floats[fi].T <= hists[hi].T {
+			start := fi
+			for fi < len(floats) && (hi == len(hists) || floats[fi].T <= hists[hi].T) {
+				fi++
+			}
+			dst = append(dst, kept{series: i, lo: int32(start), hi: int32(fi)})
+			continue
+		}
+		start := hi
+		for hi < len(hists) && (fi == len(floats) || hists[hi].T < floats[fi].T) {
+			hi++
+		}
+		dst = append(dst, kept{series: i, lo: h0 + int32(start), hi: h0 + int32(hi), hist: true})
+	}
+	return dst
 }
 
 // refusalError is the text of the first refusal of a request by the

@@ -137,7 +137,7 @@ func TestWriteHandlerV2(t *testing.T) {
 				neg.PositiveDeltas = []int64{-1}
 				good := hist
 				good.Timestamp = 5000
-				hs := v2Series(st, []string{"__name__", "latency"}, smp(500, 7))
+				hs := v2Series(st, []string{"__name__", "latency"}, smp(6000, 7)) // a float after the histograms
 				hs.Histograms = []writev2.Histogram{bad, neg, good}
 				return encodeV2(t, st, hs)
 			},
@@ -145,8 +145,25 @@ func TestWriteHandlerV2(t *testing.T) {
 			wantBody: []string{
 				`invalid native histogram (histogram 0 at 3000 ms: positive side: spans need 2 buckets, have 1 buckets: histogram spans specify different number of buckets than provided) in series {__name__="latency"}`,
 				"1 series (0 samples, 2 histograms) refused in total", "1 series (1 samples, 1 histograms) were written",
+				// The histogram at 5000, then the float at 6000: stored in time order.
 			},
 			written: counts(1, 1, 0),
+		},
+		{
+			name: "histograms the engine refuses are not counted written",
+			body: func(st *writev2.SymbolsTable) []byte {
+				old := hist
+				old.Timestamp = 5500 // before latency's float at 6000
+				next := hist
+				next.Timestamp = 7000
+				hs := v2Series(st, []string{"__name__", "latency"})
+				hs.Histograms = []writev2.Histogram{old, next}
+				return encodeV2(t, st, hs)
+			},
+			wantCode: http.StatusBadRequest,
+			wantBody: []string{"histogram 0 at 5500: write: out-of-order sample: 1 of 2 samples refused in series {__name__=\"latency\"}",
+				"1 series (0 samples, 1 histograms) refused in total", "1 series (0 samples, 1 histograms) were written"},
+			written: counts(0, 1, 0),
 		},
 		{
 			name: "exemplars are refused, their samples stored",
@@ -211,7 +228,7 @@ func TestWriteHandlerV2(t *testing.T) {
 	require.Equal(t, []string{
 		`{__name__="beside_histograms"}: 1000=1`,
 		`{__name__="late_symbol"}: 1000=1`,
-		`{__name__="latency"}: 500=7`,
+		`{__name__="latency"}: 1000={count:1, sum:1, (0.5,1]:1} 2000={count:1, sum:1, (0.5,1]:1} 5000={count:1, sum:1, (0.5,1]:1} 6000=7 7000={count:1, sum:1, (0.5,1]:1}`,
 		`{__name__="ok", job="a"}: 1000=1`,
 		`{__name__="ok2"}: 1000=1 2000=2`,
 		`{__name__="requests_total", job="a"}: 1000=5`,
