@@ -222,10 +222,12 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //   - 400 for bad input, with a body that says what and where: an
 //     undecodable body, or series that were refused (invalid labels or
 //     symbol references, samples too far in the future, out of order,
-//     duplicates, too old), or native histograms (and, in 2.0,
-//     exemplars), which are not stored yet. The valid series of a
-//     partly bad request are written all the same, and the body says
-//     how many; the sender must not retry a 400;
+//     duplicates, too old), native histograms that Prometheus's
+//     validation refuses (bucket counts that do not match the spans,
+//     negative counts, ...), or in 2.0 exemplars, which are not stored
+//     yet. The valid series, samples and histograms of a partly bad
+//     request are written all the same, and the body says how many; the
+//     sender must not retry a 400;
 //   - 401 "no org id" for a request without a tenant, as Mimir answers;
 //   - 429 when the node serves as many push requests, or they hold as
 //     many bytes, as its in-flight limits allow (pushLimiter), or when
@@ -242,8 +244,8 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //
 // A 2.0 answer past content negotiation carries the
 // X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written
-// headers: the samples written (in a 400 too), 0 histograms and 0
-// exemplars; 0 samples on a 5xx, whose retry writes everything again
+// headers: the samples and native histograms written (in a 400 too) and
+// 0 exemplars; 0 of each on a 5xx, whose retry writes everything again
 // (setWritten).
 //
 // After a request of freeMemoryPushBytes or more, with its slot and
@@ -394,8 +396,9 @@ const (
 )
 
 // setWritten sets the 2.0 "written" headers to what res wrote (nil:
-// nothing). Native histograms and exemplars are not stored yet, so their
-// counts are 0 (every one of them is refused, and the answer is a 400).
+// nothing): the float samples and the native histograms the engine
+// stored. Exemplars are not stored yet, so their count is 0 (every one
+// of them is refused, and the answer is a 400).
 // 1.0 answers have none, as Prometheus's receiver sends them only for
 // 2.0: 1.0 senders may not rely on them, and the receiver suite's 1.0
 // case expects none.
