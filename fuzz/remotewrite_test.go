@@ -412,8 +412,10 @@ func fhString(h *histogram.FloatHistogram) string {
 		floatBits(h.PositiveBuckets), floatBits(h.NegativeBuckets), floatBits(h.CustomValues))
 }
 
-func spans(s []histogram.Span) string { return fmt.Sprint([]histogram.Span(append([]histogram.Span{}, s...))) }
-func ints(s []int64) string           { return fmt.Sprint(append([]int64{}, s...)) }
+func spans(s []histogram.Span) string {
+	return fmt.Sprint([]histogram.Span(append([]histogram.Span{}, s...)))
+}
+func ints(s []int64) string { return fmt.Sprint(append([]int64{}, s...)) }
 
 func floatBits(f []float64) string {
 	var b strings.Builder
