@@ -140,7 +140,7 @@ func TestWireGolden(t *testing.T) {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join("testdata", tc.file+".hex")
 			got := hex.Dump(tc.data)
-			if *rewrite {
+			if *rewrite && !strings.HasSuffix(tc.file, "_v1") { // frozen: what an earlier release's client reads
 				require.NoError(t, os.MkdirAll("testdata", 0o755))
 				require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
 			}
