@@ -303,6 +303,8 @@ func (g *Group) load() error {
 func newTenant(name string, ks keyspace) *tenant {
 	t := &tenant{name: name, ks: ks}
 	t.mu.byHash = map[uint64]*memSeries{}
+	t.mu.index = newHeadIndex()
+	t.mu.indexFrom = minTime
 	t.mu.nextID = 1
 	t.mu.maxT = minTime
 	t.mu.allInHead = true
@@ -446,6 +448,11 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 		return nil, err
 	}
 	t.mu.allInHead = uint64(t.mu.numSeries) == t.mu.nextID-1
+	if idle := db.opts.EvictIdle.Milliseconds(); !t.mu.allInHead && t.mu.maxT != minTime && t.mu.maxT >= math.MinInt64+idle {
+		// Series evicted before the restart are not in the index; their
+		// newest sample is before maxT - EvictIdle (evictLocked).
+		t.mu.indexFrom = t.mu.maxT - idle
+	}
 	t.mu.retainPart = retainPartition(t.mu.maxT, db.opts.Retention.Milliseconds(), db.partitionMs)
 	t.mu.evictEpoch = evictEpoch(t.mu.maxT, db.opts.EvictIdle.Milliseconds())
 	return t, nil
@@ -456,6 +463,15 @@ func (g *Group) AppliedIndex() uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.mu.applied
+}
+
+// replayed reports whether the group has applied every entry whose
+// effects Pebble may hold (applied >= stored, Recovery in doc.go). Once
+// true it stays true: stored moves past applied only on a reopen.
+func (g *Group) replayed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mu.applied >= g.mu.stored
 }
 
 // tenantLocked returns the tenant named name, creating it (and writing its

@@ -133,6 +133,7 @@ func (t *tenant) deleteHeadLocked(ms []*labels.Matcher) int {
 			t.mu.byHash[h] = keep
 		}
 	}
+	t.mu.index.removeGhosts(func(lbls string) bool { return matchesEncoded(lbls, ms) })
 	return n
 }
 
@@ -146,6 +147,7 @@ func (t *tenant) forgetLocked(s *memSeries) {
 	delete(t.mu.lastOfEmpty, s)
 	s.evicted = true
 	t.mu.numSeries--
+	t.mu.index.remove(s.id, s.lbls)
 }
 
 // deleteStoredLocked deletes, in pb, every key of the tenant's series

@@ -248,6 +248,21 @@
 // run read even if the series was evicted again later. Checkpoint deletes
 // the records older than each series' newest.
 //
+// # Reads of recent data
+//
+// Each tenant's head has an index in memory (headIndex): label postings
+// of the series in the head and of the ghosts, series evicted less than
+// Options.IndexGhosts ago in sample time. A select or label query whose
+// range starts within max(EvictIdle, IndexGhosts) of the tenant's newest
+// sample (3h by default) is answered from it, under the tenant's read
+// lock, once the log is replayed; older ranges read the postings in
+// Pebble. A series whose open chunk starts at or before the range's start
+// reads no sealed chunks (they all end before it, once replayed). After a
+// restart the index holds the head only, so it covers from the newest
+// sample then minus EvictIdle (tenant.mu.indexFrom) until the ghosts'
+// horizon passes it. The index is memory only: nothing of it is stored or
+// compared between replicas.
+//
 // # Disk full
 //
 // Pebble retries a failed flush at once and forever, and Flush waits for

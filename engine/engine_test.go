@@ -27,7 +27,7 @@ import (
 // testOptions are small enough that a few samples exercise chunk cuts and
 // partitions.
 func testOptions(fs vfs.FS) Options {
-	return Options{Dir: "db", FS: fs, ChunkSamples: 4, Partition: time.Second, SealEncoding: chunkenc.EncPack, EvictIdle: 3 * time.Second}
+	return Options{Dir: "db", FS: fs, ChunkSamples: 4, Partition: time.Second, SealEncoding: chunkenc.EncPack, EvictIdle: 3 * time.Second, IndexGhosts: 5 * time.Second}
 }
 
 func openTest(t testing.TB, opts Options) (*DB, *Group) {
@@ -85,6 +85,22 @@ func selectAll(t testing.TB, g *Group, tenant string, mint, maxt int64, ms ...*l
 	t.Helper()
 	q, err := g.Querier(tenant, mint, maxt)
 	require.NoError(t, err)
+	return selectFrom(t, q, ms...)
+}
+
+// pebbleQuerier is a querier that reads the postings in Pebble, not the
+// head index.
+func pebbleQuerier(t testing.TB, g *Group, tenant string, mint, maxt int64) storage.Querier {
+	t.Helper()
+	q, err := g.Querier(tenant, mint, maxt)
+	require.NoError(t, err)
+	q.(*querier).noHeadIndex = true
+	return q
+}
+
+// selectFrom selects ms from q, closes q and returns the series sorted.
+func selectFrom(t testing.TB, q storage.Querier, ms ...*labels.Matcher) []seriesSamples {
+	t.Helper()
 	defer q.Close()
 	ss := q.Select(context.Background(), true, nil, ms...)
 	var out []seriesSamples

@@ -54,9 +54,11 @@ func (a *appender) evictLocked() error {
 				evict = t.lastTimeLocked(s) < horizon
 			}
 			if evict {
+				lt := t.lastTimeLocked(s)
 				if err := a.evictSeriesLocked(s); err != nil {
 					return err
 				}
+				t.mu.index.evict(s, lt)
 			} else {
 				s.next = keep
 				keep = s
@@ -69,6 +71,7 @@ func (a *appender) evictLocked() error {
 			t.mu.byHash[h] = keep
 		}
 	}
+	t.mu.index.expire(t.mu.maxT - keepGhosts(opts).Milliseconds())
 	return nil
 }
 

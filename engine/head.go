@@ -104,6 +104,12 @@ type tenant struct {
 		// retention. Older partitions are deleted and never read.
 		retainPart uint32
 		dirty      []*memSeries
+		// index indexes the head series and the recently evicted ones by
+		// label, for reads; indexFrom is the bound covers starts from:
+		// minTime, or after a restart that forgot evicted series, the
+		// newest sample then minus EvictIdle.
+		index     headIndex
+		indexFrom int64
 		// lastOfEmpty holds the newest sample of revived series (evicted,
 		// then looked up again) until their first append: their open
 		// chunk is empty but out-of-order checks need it.
@@ -193,6 +199,7 @@ func (t *tenant) insertLocked(h uint64, s *memSeries) {
 	s.next = t.mu.byHash[h]
 	t.mu.byHash[h] = s
 	t.mu.numSeries++
+	t.mu.index.add(s)
 }
 
 // countLocked adds d (+1 or -1) to the counts of series in the head

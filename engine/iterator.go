@@ -8,6 +8,7 @@ import (
 	promchunk "github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/internal/invariants"
 )
 
 // seriesIterator iterates the samples of a series in [mint, maxt]: its
@@ -113,6 +114,12 @@ func (it *seriesIterator) load() bool {
 	}
 	it.loaded = true
 	s := it.s
+	if s.headOnly {
+		if invariants.Enabled {
+			it.checkHeadOnly()
+		}
+		return it.loadHead()
+	}
 	lo := s.ks.chunkPart(nil, s.p0)
 	hi := s.ks.chunkPart(nil, s.p1)
 	hi = successor(hi)
@@ -143,6 +150,31 @@ func (it *seriesIterator) load() bool {
 	if budgetErr != nil {
 		return it.fail(budgetErr) // the limit's own text, for the user
 	}
+	return it.loadHead()
+}
+
+// checkHeadOnly panics if a series read from its open chunk alone has a
+// sealed chunk in the select's range (invariants builds only).
+func (it *seriesIterator) checkHeadOnly() {
+	s := it.s
+	pit, err := s.snap.NewIter(&pebble.IterOptions{
+		LowerBound: s.ks.chunkPart(nil, s.p0), UpperBound: successor(s.ks.chunkPart(nil, s.p1)),
+	})
+	if err != nil {
+		return
+	}
+	defer pit.Close()
+	var key []byte
+	_ = s.chunks(pit, &key, func(cmint, cmaxt int64, _ []byte) (bool, error) {
+		panic(fmt.Sprintf("BUG: series %d read from its open chunk [%d, %d] alone has a sealed chunk [%d, %d] in [%d, %d]",
+			s.id, s.head.mint, s.head.maxt, cmint, cmaxt, s.mint, s.maxt))
+	})
+}
+
+// loadHead adds the open chunk copy, if it overlaps [mint, maxt], after
+// the sealed chunks.
+func (it *seriesIterator) loadHead() bool {
+	s := it.s
 	if s.hasHead && s.head.maxt >= s.mint && s.head.mint <= s.maxt {
 		if s.budget != nil {
 			if err := s.budget.AddChunkBytes(len(s.head.chunk)); err != nil {

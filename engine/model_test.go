@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/chunkenc"
@@ -264,35 +265,43 @@ func (m *model) selectSeries(tenant string, mint, maxt int64, ms []*labels.Match
 // labelQuery answers label names (name == "") or values with the engine's
 // documented granularity: series with a sample in a partition that overlaps
 // [mint, maxt].
-func (m *model) labelQuery(tenant string, mint, maxt int64, name string, ms []*labels.Matcher) []string {
-	mt := m.tenants[tenant]
-	if mt == nil {
-		return nil
+// seriesLabels answers a series query from q (Prometheus's series API
+// select), closes q and returns the label sets sorted.
+func seriesLabels(t *testing.T, q storage.Querier, ms []*labels.Matcher) []string {
+	t.Helper()
+	defer q.Close()
+	ss := q.Select(context.Background(), true, &storage.SelectHints{Func: "series"}, ms...)
+	var out []string
+	for ss.Next() {
+		out = append(out, ss.At().Labels().String())
 	}
-	p0, p1 := partitionOf(mint, m.partitionMs), partitionOf(maxt, m.partitionMs)
-	p0 = max(p0, retainPartition(mt.maxT, m.retentionMs, m.partitionMs))
+	require.NoError(t, ss.Err())
+	slices.Sort(out) // as strings, not by labels.Compare
+	return out
+}
+
+// checkLabels checks the answer got of a label query (name "": label
+// names) against the model: it holds the labels of every series with a
+// sample in [mint, maxt], and at most those of the series with a sample
+// in the partitions of [mint, maxt] (the postings in Pebble answer
+// exactly that; the head index less when series of the first partition
+// left it).
+func checkLabels(t *testing.T, mdl *model, tenant string, mint, maxt int64, name string, ms []*labels.Matcher, got []string, msgAndArgs ...any) {
+	t.Helper()
+	lower := mdl.labelQuery(tenant, mint, maxt, name, ms, false)
+	upper := mdl.labelQuery(tenant, mint, maxt, name, ms, true)
+	require.Subset(t, got, lower, msgAndArgs...)
+	require.Subset(t, upper, got, msgAndArgs...)
+	require.True(t, slices.IsSorted(got), msgAndArgs...)
+}
+
+// labelQuery answers a label query (name "": label names) over the series
+// with a sample in [mint, maxt], or with parts in the partitions of that
+// range.
+func (m *model) labelQuery(tenant string, mint, maxt int64, name string, ms []*labels.Matcher, parts bool) []string {
 	set := map[string]bool{}
-	for _, s := range mt.series {
-		if !matchesAll(s.lset, ms) {
-			continue
-		}
-		in := false
-		for _, x := range s.samples {
-			if p := partitionOf(x.T, m.partitionMs); p >= p0 && p <= p1 {
-				in = true
-				break
-			}
-		}
-		for _, x := range s.hists {
-			if p := partitionOf(x.T, m.partitionMs); p >= p0 && p <= p1 {
-				in = true
-				break
-			}
-		}
-		if !in {
-			continue
-		}
-		s.lset.Range(func(l labels.Label) {
+	for _, lset := range m.seriesIn(tenant, mint, maxt, ms, parts) {
+		lset.Range(func(l labels.Label) {
 			if name == "" {
 				set[l.Name] = true
 			} else if l.Name == name {
@@ -305,6 +314,46 @@ func (m *model) labelQuery(tenant string, mint, maxt int64, name string, ms []*l
 		out = append(out, k)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// seriesQuery answers a series query (a select for labels only) as
+// labelQuery does, as label set strings.
+func (m *model) seriesQuery(tenant string, mint, maxt int64, ms []*labels.Matcher, parts bool) []string {
+	var out []string
+	for _, lset := range m.seriesIn(tenant, mint, maxt, ms, parts) {
+		out = append(out, lset.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// seriesIn returns the label sets of the series matching ms with a sample
+// in [mint, maxt], or (parts) in the partitions of that range.
+func (m *model) seriesIn(tenant string, mint, maxt int64, ms []*labels.Matcher, parts bool) []labels.Labels {
+	mt := m.tenants[tenant]
+	if mt == nil {
+		return nil
+	}
+	p0, p1 := partitionOf(mint, m.partitionMs), partitionOf(maxt, m.partitionMs)
+	p0 = max(p0, retainPartition(mt.maxT, m.retentionMs, m.partitionMs))
+	var out []labels.Labels
+	for _, s := range mt.series {
+		if !matchesAll(s.lset, ms) {
+			continue
+		}
+		in := func(t int64) bool {
+			p := partitionOf(t, m.partitionMs)
+			return parts && p >= p0 && p <= p1 || !parts && p >= p0 && t >= mint && t <= maxt
+		}
+		found := slices.ContainsFunc(s.samples, func(x write.Sample) bool { return in(x.T) })
+		if !found {
+			found = slices.ContainsFunc(s.hists, func(x write.Histogram) bool { return in(x.T) })
+		}
+		if found {
+			out = append(out, s.lset)
+		}
+	}
 	return out
 }
 
@@ -363,6 +412,9 @@ func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.D
 	opts.SealEncoding = enc
 	opts.ChunkSamples = 2 + rng.IntN(6)
 	opts.Retention = retention
+	// Ghosts from none (at once out of the head index) to longer than
+	// the retention.
+	opts.IndexGhosts = time.Duration(1+seed%8) * time.Second // not from rng: seeds replay as before
 	fs := opts.FS
 	batches := randomBatches(t, seed, steps)
 	mdl := newModel(opts)
@@ -385,6 +437,15 @@ func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.D
 			want := mdl.selectSeries(tenant, mint, maxt, ms)
 			got := selectAll(t, g, tenant, mint, maxt, ms...)
 			require.Equal(t, want, got, "step %d select %s %v [%d,%d]", step, tenant, ms, mint, maxt)
+			require.Equal(t, want, selectFrom(t, pebbleQuerier(t, g, tenant, mint, maxt), ms...), "step %d select from Pebble %s %v [%d,%d]", step, tenant, ms, mint, maxt)
+			// The series API's select: labels only.
+			lower, upper := mdl.seriesQuery(tenant, mint, maxt, ms, false), mdl.seriesQuery(tenant, mint, maxt, ms, true)
+			sq, err := g.Querier(tenant, mint, maxt)
+			require.NoError(t, err)
+			gotSeries := seriesLabels(t, sq, ms)
+			require.Subset(t, gotSeries, lower, "step %d series %s %v [%d,%d]", step, tenant, ms, mint, maxt)
+			require.Subset(t, upper, gotSeries, "step %d series %s %v [%d,%d]", step, tenant, ms, mint, maxt)
+			require.Equal(t, upper, seriesLabels(t, pebbleQuerier(t, g, tenant, mint, maxt), ms), "step %d series from Pebble %s %v [%d,%d]", step, tenant, ms, mint, maxt)
 			selects++
 			if len(got) > 0 {
 				nonEmpty++
@@ -398,11 +459,19 @@ func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.D
 			}
 			names, _, err := q.LabelNames(ctx, nil, lms...)
 			require.NoError(t, err)
-			require.Equal(t, mdl.labelQuery(tenant, mint, maxt, "", lms), nilIfEmpty(names), "step %d label names %v", step, lms)
+			checkLabels(t, mdl, tenant, mint, maxt, "", lms, names, "step %d label names %v", step, lms)
+			pq := pebbleQuerier(t, g, tenant, mint, maxt)
+			pnames, _, err := pq.LabelNames(ctx, nil, lms...)
+			require.NoError(t, err)
+			require.Equal(t, mdl.labelQuery(tenant, mint, maxt, "", lms, true), nilIfEmpty(pnames), "step %d label names from Pebble %v", step, lms)
 			name := []string{"job", "instance", "zone", "__name__"}[rng.IntN(4)]
 			vals, _, err := q.LabelValues(ctx, name, nil, lms...)
 			require.NoError(t, err)
-			require.Equal(t, mdl.labelQuery(tenant, mint, maxt, name, lms), nilIfEmpty(vals), "step %d label values %s %v", step, name, lms)
+			checkLabels(t, mdl, tenant, mint, maxt, name, lms, vals, "step %d label values %s %v", step, name, lms)
+			pvals, _, err := pq.LabelValues(ctx, name, nil, lms...)
+			require.NoError(t, err)
+			require.Equal(t, mdl.labelQuery(tenant, mint, maxt, name, lms, true), nilIfEmpty(pvals), "step %d label values from Pebble %s %v", step, name, lms)
+			require.NoError(t, pq.Close())
 			require.NoError(t, q.Close())
 		}
 	}

@@ -135,24 +135,28 @@ func (r *indexReader) postingsForMatchers(p uint32, ms []*labels.Matcher) ([]uin
 		}
 		pos = append(pos, ids)
 	}
-	var res []uint64
 	if len(pos) == 0 {
 		all, err := r.valuePostings(p, "", valueFilter{literals: []string{""}})
 		if err != nil {
 			return nil, err
 		}
-		res = all
-	} else {
-		slices.SortFunc(pos, func(a, b []uint64) int { return len(a) - len(b) })
-		res = pos[0]
-		for _, l := range pos[1:] {
-			res = intersect(res, l)
-		}
+		pos = append(pos, all)
+	}
+	return combine(pos, neg), nil
+}
+
+// combine returns the ids in every list of pos (at least one) and in no
+// list of neg, all sorted. It reuses the lists of pos.
+func combine(pos, neg [][]uint64) []uint64 {
+	slices.SortFunc(pos, func(a, b []uint64) int { return len(a) - len(b) })
+	res := pos[0]
+	for _, l := range pos[1:] {
+		res = intersect(res, l)
 	}
 	for _, l := range neg {
 		res = subtract(res, l)
 	}
-	return res, nil
+	return res
 }
 
 // leapfrog returns the sorted ids present in every postings list, each

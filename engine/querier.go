@@ -34,10 +34,11 @@ func (g *Group) Queryable(tenant string) storage.Queryable {
 //
 // Semantics: Select returns the series with at least one sample in the
 // range (narrowed by hints.Start/End), with only those samples. Label names
-// and values are answered from the postings of the time partitions that
-// overlap the range, so they may include series whose samples in those
-// partitions lie just outside it (Prometheus is block-granular the same
-// way).
+// and values hold those of every series with a sample in the range, and
+// at most those of the series with a sample in the time partitions that
+// overlap it: the postings in Pebble answer exactly the latter, the head
+// index (recent ranges) something in between (Prometheus is
+// block-granular the same way).
 func (g *Group) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
 	return g.QuerierWithBudget(tenant, mint, maxt, nil)
 }
@@ -76,7 +77,10 @@ type querier struct {
 	t          *tenant // nil: the tenant has no data
 	mint, maxt int64
 	budget     ReadBudget // nil: none
-	mu         struct {
+	// noHeadIndex: read the postings in Pebble even where the head index
+	// covers the range (tests compare the two).
+	noHeadIndex bool
+	mu          struct {
 		sync.Mutex
 		snaps  []*pebble.Snapshot
 		closed bool
@@ -187,6 +191,24 @@ func (q *querier) Select(ctx context.Context, sortSeries bool, hints *storage.Se
 }
 
 func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, hints *storage.SelectHints, ms []*labels.Matcher) ([]*series, error) {
+	// Once the log is replayed, a series' sealed chunks all end before its
+	// open chunk starts (Recovery in doc.go), so a series whose open chunk
+	// starts at or before mint has nothing in Pebble for this select, and
+	// the head index holds every series created. While replaying, Pebble
+	// may hold chunks sealed after the recovered open chunk started, and
+	// series the replay has not created yet. Read before anything else:
+	// replay never starts again once it ended.
+	replayed := q.g.replayed()
+	if replayed && !q.noHeadIndex {
+		sel, ok, err := q.selectHead(mint, maxt, hints, ms)
+		if ok || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			defer sel.v.close()
+			return q.buildSeries(sel, mint, maxt, hints, true)
+		}
+	}
 	t := q.t
 	// Phase 1, without the tenant lock: postings and labels from a
 	// snapshot (the long part: seeks over the index).
@@ -207,14 +229,8 @@ func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, hints *sto
 	// Before anything of the series is read: a select past the query's
 	// series limit stops holding 8 bytes per series (the ids), not the
 	// ~500 of labels, open chunks and series.
-	if q.budget != nil {
-		n := len(ids)
-		if hints != nil && hints.Limit > 0 {
-			n = min(n, hints.Limit)
-		}
-		if err := q.budget.CheckSelect(n); err != nil {
-			return nil, budgetError{err}
-		}
+	if err := q.checkSelect(len(ids), hints); err != nil {
+		return nil, err
 	}
 	encs := make([]string, len(ids))
 	for i, id := range ids {
@@ -229,6 +245,10 @@ func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, hints *sto
 	}
 	if hints != nil && hints.ShardCount > 0 {
 		ids, encs = inShard(ids, encs, hints.ShardIndex, hints.ShardCount)
+	}
+	if labelsOnly(hints) {
+		// The postings of the range's partitions are the answer.
+		return q.buildSeries(selection{v: v, ids: ids, encs: encs, heads: make([]headCopy, len(ids))}, mint, maxt, hints, false)
 	}
 
 	// Phase 2, under the read lock: a second snapshot and the open chunks,
@@ -252,25 +272,129 @@ func (q *querier) selectSeries(ctx context.Context, mint, maxt int64, hints *sto
 		return nil, err
 	}
 	defer v2.close()
+	v2.p0, v2.p1 = v.p0, v.p1
+	return q.buildSeries(selection{v: v2, ids: ids, encs: encs, heads: heads}, mint, maxt, hints, replayed)
+}
 
+// selection is what a select found: the series' ids, encoded labels and
+// open chunk copies, and the view to read their sealed chunks from.
+type selection struct {
+	v     *view
+	ids   []uint64
+	encs  []string
+	heads []headCopy
+}
+
+// labelsOnly reports whether a select is for its series' labels alone
+// (the series API: Prometheus sets Func "series"). It then answers like
+// a label query: every series with a sample in the range, at most those
+// with a sample in its partitions, and its series hold no samples (as
+// Mimir's ingesters answer such a select).
+func labelsOnly(hints *storage.SelectHints) bool {
+	return hints != nil && hints.Func == "series"
+}
+
+// checkSelect checks a select of n series against the query's budget.
+func (q *querier) checkSelect(n int, hints *storage.SelectHints) error {
+	if q.budget == nil {
+		return nil
+	}
+	if hints != nil && hints.Limit > 0 {
+		n = min(n, hints.Limit)
+	}
+	if err := q.budget.CheckSelect(n); err != nil {
+		return budgetError{err}
+	}
+	return nil
+}
+
+// headCovers reports whether the head index holds every series of the
+// tenant with a sample at or after mint. The caller holds t.mu (read).
+func (q *querier) headCoversLocked(mint int64) bool {
+	t, opts := q.t, &q.g.db.opts
+	return t.mu.maxT != minTime && mint >= covers(t.mu.indexFrom, t.mu.maxT, opts.EvictIdle, keepGhosts(opts))
+}
+
+// selectHead selects from the head index, in one hold of the read lock,
+// when it covers mint (ok); otherwise the caller reads the postings in
+// Pebble. On success the caller closes sel.v.
+func (q *querier) selectHead(mint, maxt int64, hints *storage.SelectHints, ms []*labels.Matcher) (sel selection, ok bool, err error) {
+	t := q.t
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if !q.headCoversLocked(mint) {
+		return sel, false, nil
+	}
+	ids := t.mu.index.match(ms)
+	if err := q.checkSelect(len(ids), hints); err != nil {
+		return sel, false, err
+	}
+	if sel.v, err = q.openViewLocked(mint, maxt); err != nil {
+		return sel, false, err
+	}
+	if sel.v.empty {
+		return sel, true, nil
+	}
+	sel.encs = make([]string, 0, len(ids))
+	sel.heads = make([]headCopy, 0, len(ids))
+	n := 0
+	for _, id := range ids {
+		lbls, s, live := t.mu.index.labels(id)
+		if !live {
+			continue
+		}
+		if hints != nil && hints.ShardCount > 0 && xxhash.Sum64String(lbls)%hints.ShardCount != hints.ShardIndex {
+			continue
+		}
+		var h headCopy
+		if labelsOnly(hints) {
+			in, err := q.inViewLocked(sel.v, id)
+			if err != nil {
+				sel.v.close()
+				return sel, false, err
+			}
+			if !in {
+				continue
+			}
+		} else if s != nil {
+			h, _ = copyHeadLocked(s)
+		}
+		ids[n] = id
+		n++
+		sel.encs = append(sel.encs, lbls)
+		sel.heads = append(sel.heads, h)
+	}
+	sel.ids = ids[:n]
+	return sel, true, nil
+}
+
+// buildSeries turns a selection into the series with samples in [mint,
+// maxt]. replayed: the log was replayed when the heads were copied.
+func (q *querier) buildSeries(sel selection, mint, maxt int64, hints *storage.SelectHints, replayed bool) ([]*series, error) {
+	v := sel.v
 	var out []*series
 	var sb labels.ScratchBuilder
 	pw := q.g.db.partitionMs
-	for i, id := range ids {
-		s := &series{snap: v2.snap, ks: t.ks, id: id, mint: mint, maxt: maxt, p0: v.p0, p1: v.p1, pw: pw, head: heads[i], budget: q.budget}
+	for i, id := range sel.ids {
+		s := &series{snap: v.snap, ks: q.t.ks, id: id, mint: mint, maxt: maxt, p0: v.p0, p1: v.p1, pw: pw, head: sel.heads[i], budget: q.budget}
 		// An idle series' open chunk may be in a partition that retention
 		// dropped.
-		s.hasHead = s.head.chunk != nil && partitionOf(s.head.mint, pw) >= v2.retainPart
-		ok, err := s.hasSamples(&v2.r)
+		s.hasHead = s.head.chunk != nil && partitionOf(s.head.mint, pw) >= v.retainPart
+		s.headOnly = replayed && s.hasHead && s.head.mint <= mint
+		if !labelsOnly(hints) {
+			ok, err := s.hasSamples(&v.r)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		lset, err := write.DecodeLabels(&sb, sel.encs[i])
 		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		if s.lset, err = write.DecodeLabels(&sb, encs[i]); err != nil {
 			return nil, fmt.Errorf("series %d: %w", id, err)
 		}
+		s.lset = lset
 		if hints != nil && hints.ShardCount > 0 && labels.StableHash(s.lset)%hints.ShardCount != hints.ShardIndex {
 			continue
 		}
@@ -304,7 +428,7 @@ func (v *view) seriesIDs(ms []*labels.Matcher) ([]uint64, error) {
 func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	return q.labelQuery(ctx, hints, ms, func(r *indexReader, dst map[string]struct{}, p uint32) error {
 		return r.labelNames(dst, p)
-	}, func(n, _ string, dst map[string]struct{}) {
+	}, (*headIndex).names, func(n, _ string, dst map[string]struct{}) {
 		dst[n] = struct{}{}
 	})
 }
@@ -313,6 +437,8 @@ func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms 
 func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	return q.labelQuery(ctx, hints, ms, func(r *indexReader, dst map[string]struct{}, p uint32) error {
 		return r.labelValues(dst, p, name)
+	}, func(x *headIndex, dst map[string]struct{}, in func(uint64) bool) {
+		x.values(dst, name, in)
 	}, func(n, v string, dst map[string]struct{}) {
 		if n == name {
 			dst[v] = struct{}{}
@@ -322,12 +448,25 @@ func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.L
 
 // labelQuery answers a label query: without matchers from the postings
 // keys alone (scan reads one key per distinct name or value per
-// partition); with matchers from the label sets of the matching series.
+// partition, fromHead the head index's keys); with matchers from the
+// label sets of the matching series. The head index answers when it
+// covers the range (selectHead).
 func (q *querier) labelQuery(ctx context.Context, hints *storage.LabelHints, ms []*labels.Matcher,
-	scan func(*indexReader, map[string]struct{}, uint32) error, fromSeries func(n, v string, dst map[string]struct{}),
+	scan func(*indexReader, map[string]struct{}, uint32) error, fromHead func(*headIndex, map[string]struct{}, func(uint64) bool),
+	fromSeries func(n, v string, dst map[string]struct{}),
 ) ([]string, annotations.Annotations, error) {
 	if q.t == nil || q.mint > q.maxt {
 		return nil, nil, nil
+	}
+	set := map[string]struct{}{}
+	if q.g.replayed() && !q.noHeadIndex {
+		ok, err := q.labelsFromHead(ms, set, fromHead, fromSeries)
+		if err != nil {
+			return nil, nil, fmt.Errorf("label query %v: %w", ms, err)
+		}
+		if ok {
+			return sortedLimit(set, hints), nil, nil
+		}
 	}
 	q.t.mu.RLock()
 	v, err := q.openViewLocked(q.mint, q.maxt)
@@ -339,7 +478,6 @@ func (q *querier) labelQuery(ctx context.Context, hints *storage.LabelHints, ms 
 	if v.empty {
 		return nil, nil, nil
 	}
-	set := map[string]struct{}{}
 	if len(ms) == 0 {
 		err = v.r.partitions(v.p0, v.p1, func(p uint32) error { return scan(&v.r, set, p) })
 	} else {
@@ -362,6 +500,81 @@ func (q *querier) labelQuery(ctx context.Context, hints *storage.LabelHints, ms 
 	if err != nil {
 		return nil, nil, fmt.Errorf("label query %v: %w", ms, err)
 	}
+	return sortedLimit(set, hints), nil, nil
+}
+
+// labelsFromHead answers a label query from the head index into set, if
+// the index covers the querier's range. Like the postings in Pebble, it
+// answers for the series with a sample in a partition of the range.
+func (q *querier) labelsFromHead(ms []*labels.Matcher, set map[string]struct{},
+	fromHead func(*headIndex, map[string]struct{}, func(uint64) bool), fromSeries func(n, v string, dst map[string]struct{}),
+) (bool, error) {
+	t := q.t
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if !q.headCoversLocked(q.mint) {
+		return false, nil
+	}
+	v, err := q.openViewLocked(q.mint, q.maxt)
+	if err != nil {
+		return false, err
+	}
+	defer v.close()
+	if v.empty {
+		return true, nil
+	}
+	x := &t.mu.index
+	in := func(id uint64) bool {
+		ok, e := q.inViewLocked(v, id)
+		if e != nil && err == nil {
+			err = e
+		}
+		return ok
+	}
+	if len(ms) == 0 {
+		fromHead(x, set, in)
+		return true, err
+	}
+	for _, id := range x.match(ms) {
+		if lbls, _, live := x.labels(id); live && in(id) {
+			_ = write.ForEachLabel(lbls, func(n, v string) { fromSeries(n, v, set) })
+		}
+	}
+	return true, err
+}
+
+// inViewLocked reports whether indexed series id has a sample in the
+// partitions of view v, that is, postings there: for a series whose
+// newest sample is in them or before them, from its newest sample alone;
+// otherwise (the range ends before the series' newest partition) from
+// the postings in Pebble. The caller holds t.mu (read).
+func (q *querier) inViewLocked(v *view, id uint64) (bool, error) {
+	last, ok := q.t.mu.index.last(id, q.t.mu.lastOfEmpty)
+	if !ok {
+		return false, nil
+	}
+	switch p := partitionOf(last, q.g.db.partitionMs); {
+	case p < v.p0:
+		return false, nil
+	case p <= v.p1:
+		return true, nil
+	}
+	for p := v.p0; ; p++ {
+		v.r.key = binary.BigEndian.AppendUint64(v.r.ks.postingsValue(v.r.key[:0], p, "", ""), id)
+		if v.r.it.SeekGE(v.r.key) && bytes.Equal(v.r.it.Key(), v.r.key) {
+			return true, nil
+		}
+		if err := v.r.it.Error(); err != nil {
+			return false, err
+		}
+		if p >= v.p1 {
+			return false, nil
+		}
+	}
+}
+
+// sortedLimit returns the strings of set, sorted, at most hints.Limit.
+func sortedLimit(set map[string]struct{}, hints *storage.LabelHints) []string {
 	out := make([]string, 0, len(set))
 	for s := range set {
 		out = append(out, s)
@@ -370,7 +583,7 @@ func (q *querier) labelQuery(ctx context.Context, hints *storage.LabelHints, ms 
 	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
 		out = out[:hints.Limit]
 	}
-	return out, nil, nil
+	return out
 }
 
 // seriesSet is a storage.SeriesSet over a slice.
@@ -406,7 +619,10 @@ type series struct {
 	pw         int64
 	head       headCopy
 	hasHead    bool
-	budget     ReadBudget // of the querier; nil: none
+	// headOnly: the open chunk holds every sample of the series in
+	// [mint, maxt]; sealed chunks are not read.
+	headOnly bool
+	budget   ReadBudget // of the querier; nil: none
 }
 
 func (s *series) Labels() labels.Labels { return s.lset }
