@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend bench-frontend
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -86,6 +86,12 @@ ui-screenshot: ## run the browser test and write its screenshot of the graph to 
 # exactly as the API does. `make test` runs them too.
 promql-frontend: ## PromQL scripts and compliance queries over HTTP, without and with the query frontend
 	$(GO) test -count=1 -run '^(TestPromQLScriptsHTTP|TestPromQLComplianceHTTP)$$' $(TESTFLAGS) ./server/internal/promqlhttp
+
+# The same scripts, native histograms included, with every load pushed by
+# remote write (1.0, then 2.0) through the write handler into a real
+# engine group, and evaluated by PromQL over it (issue 16 item 2).
+promql-rw: ## PromQL scripts with native histograms, loads pushed by remote write 1.0 and 2.0
+	$(GO) test -count=1 -v -run '^TestPromQLScriptsRemoteWrite$$' $(TESTFLAGS) ./server/internal/promqlhttp | grep -E 'ran [0-9]+ script parts|^(ok|FAIL|---)'
 
 # A Grafana-like dashboard (10 range queries over 7 days at a 1m step,
 # refreshed 5 times with now moving 30 s) through the query frontend: the

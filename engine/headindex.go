@@ -309,14 +309,13 @@ func (x *headIndex) any(l []uint64, in func(id uint64) bool) bool {
 // last returns the time of the newest sample of indexed series id, with
 // lastOfEmpty the tenant's (tenant.mu.lastOfEmpty); ok is false for a
 // stale id or a series that never accepted a sample.
-func (x *headIndex) last(id uint64, lastOfEmpty map[*memSeries]write.Sample) (t int64, ok bool) {
+func (x *headIndex) last(id uint64, lastOfEmpty map[*memSeries]lastSample) (t int64, ok bool) {
 	if s, ok := x.series[id]; ok {
-		if s.head.NumSamples() > 0 {
-			lt, _, _ := s.head.Last()
-			return lt, true
+		if s.numSamples() > 0 {
+			return s.maxt(), true
 		}
 		l, ok := lastOfEmpty[s]
-		return l.T, ok
+		return l.t, ok
 	}
 	g, ok := x.ghosts[id]
 	return g.last, ok

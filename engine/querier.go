@@ -743,6 +743,16 @@ func sampleIn(chunk []byte, cmint, cmaxt, mint, maxt int64) (bool, error) {
 		return false, nil
 	case cmint >= mint || cmaxt <= maxt: // a sample at cmint or at cmaxt is inside
 		return true, nil
+	case isHistChunk(chunk):
+		c, err := histChunkOf(chunk)
+		if err != nil {
+			return false, err
+		}
+		hit := c.Iterator(nil)
+		if hit.Seek(mint) != promchunk.ValNone {
+			return hit.AtT() <= maxt, nil
+		}
+		return false, hit.Err()
 	}
 	var it chunkenc.Iterator
 	it.Reset(chunk)
