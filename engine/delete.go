@@ -172,7 +172,7 @@ func (t *tenant) deleteHeadLocked(ms []*labels.Matcher) int {
 // unlinks it from byHash. A dirty s stays on the dirty list, marked
 // evicted, so Checkpoint skips it.
 func (t *tenant) forgetLocked(s *memSeries) {
-	if s.head.NumSamples() > 0 {
+	if s.numSamples() > 0 {
 		t.countLocked(s, -1)
 	}
 	delete(t.mu.lastOfEmpty, s)

@@ -69,7 +69,12 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 	var ots []int64
 	var ovs []float64
 	openPart, openLeft, openTouched := uint32(0), 0, false
-	if s != nil && s.head.NumSamples() > 0 {
+	histOpen := s != nil && s.histOpen()
+	if histOpen {
+		// A native histogram open chunk is kept whole (not trimmed; see
+		// docs/design.md, "Deletion and retention").
+		openPart, openLeft = partitionOf(s.mint, pw), s.hist.numSamples()
+	} else if s != nil && s.head.NumSamples() > 0 {
 		var err error
 		if ots, ovs, err = chunkenc.Decode(nil, nil, s.head.Bytes()); err != nil {
 			return fmt.Errorf("decode open chunk: %w", err)
@@ -87,7 +92,10 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 	// newest: at or after the newest sample left, in its partition (the
 	// head index's ghosts and inViewLocked read the partition).
 	newest := int64(minTime)
-	if openLeft > 0 {
+	switch {
+	case histOpen:
+		newest = s.hist.maxt
+	case openLeft > 0:
 		newest = ots[openLeft-1]
 	}
 	var ts []int64
@@ -131,7 +139,13 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 				}
 				continue
 			}
-			// Straddles start or end: rewritten with the samples left.
+			// Straddles start or end: rewritten with the samples left. A
+			// native histogram chunk is kept whole (not rewritten yet).
+			if isHistChunk(v[n:]) {
+				partLeft++
+				newest = max(newest, maxt)
+				continue
+			}
 			if ts, vs, err = chunkenc.Decode(ts[:0], vs[:0], v[n:]); err != nil {
 				return errors.Join(fmt.Errorf("decode chunk %x: %w", k, err), it.Close())
 			}
@@ -185,9 +199,12 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 	if openTouched && openLeft == 0 {
 		// The open chunk is left empty: evicted, with its newest sample
 		// recorded as eviction records it.
-		lt, lv := t.lastLocked(s)
-		v := binary.BigEndian.AppendUint64(nil, uint64(lt))
-		v = binary.BigEndian.AppendUint64(v, math.Float64bits(lv))
+		l, err := t.lastLocked(s)
+		if err != nil {
+			return err
+		}
+		v := binary.BigEndian.AppendUint64(nil, uint64(l.t))
+		v = binary.BigEndian.AppendUint64(v, math.Float64bits(l.v)) // a float series: histogram open chunks are not trimmed
 		if err := pb.Set(ks.evictedKey(nil, id, index), v, nil); err != nil {
 			return err
 		}

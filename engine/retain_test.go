@@ -49,9 +49,9 @@ func TestRetainCollectsSeries(t *testing.T) {
 	require.Equal(t, []string{"entry 5 series 2: sample 0 at 1999: write: sample too old for retention"}, refused)
 	all := labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")
 	require.Equal(t, []seriesSamples{
-		{`{__name__="a", job="x"}`, samplesAt(5600)},
-		{`{__name__="b", job="x"}`, samplesAt(2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500)},
-		{`{__name__="c", job="x"}`, samplesAt(5500)},
+		{`{__name__="a", job="x"}`, samplesAt(5600), nil},
+		{`{__name__="b", job="x"}`, samplesAt(2000, 2500, 3000, 3500, 4000, 4500, 5000, 5500), nil},
+		{`{__name__="c", job="x"}`, samplesAt(5500), nil},
 	}, selectAll(t, g, "acme", math.MinInt64, math.MaxInt64, all))
 	// The same from the head index (a recent range): no collected ghost.
 	q, err := g.Querier("acme", 2000, 6000)

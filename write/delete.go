@@ -210,16 +210,6 @@ func (r *reader) string(what string) (string, error) {
 	return s, nil
 }
 
-// varint reads a signed varint.
-func (r *reader) varint(what string) (int64, error) {
-	v, n := binary.Varint(r.src[r.off:])
-	if n <= 0 {
-		return 0, r.fail("bad %s", what)
-	}
-	r.off += n
-	return v, nil
-}
-
 // String returns d as Prometheus shows a selector with its range, for
 // logs and errors.
 func (d *DeleteSeries) String() string {

@@ -27,6 +27,7 @@ import (
 	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/raftgroup/ring"
 	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/server/alertmanager"
 	"github.com/myelindb/myelin/server/auth"
 	"github.com/myelindb/myelin/server/distributor"
 	"github.com/myelindb/myelin/server/frontend"
@@ -60,6 +61,11 @@ type node struct {
 	ruler *ruler.Ruler
 	// retention proposes the tenants' retention steps; nil until install.
 	retention *server.Retention
+	// alertmanager is the node's multi-tenant Alertmanager, notifier the
+	// ruler's sender to external Alertmanagers (nil when it sends to
+	// alertmanager): set by install, closed by close after the ruler.
+	alertmanager *alertmanager.Multitenant
+	notifier     *ruler.ExternalNotifier
 }
 
 // openMinFree is the free space the node waits for before it opens its
@@ -252,6 +258,12 @@ func (n *node) close() error {
 	if n.retention != nil {
 		n.retention.Close()
 	}
+	if n.notifier != nil {
+		n.notifier.Close()
+	}
+	if n.alertmanager != nil {
+		n.alertmanager.Close()
+	}
 	if n.frontend != nil {
 		n.frontend.Close()
 	}
@@ -326,7 +338,11 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	if err != nil {
 		return err
 	}
-	rl, rulesAPI, err := newRuler(n, cfg, logger)
+	am, notifier, err := newAlerting(n, cfg, reg, logger)
+	if err != nil {
+		return err
+	}
+	rl, rulesAPI, err := newRuler(n, cfg, notifier, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -435,6 +451,12 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	}
 	handle("POST /purger/delete_tenant", "delete_tenant", auth.TenantAdmin, http.HandlerFunc(del.DeleteTenant))
 	handle("GET /purger/delete_tenant_status", "delete_tenant_status", auth.TenantAdmin, http.HandlerFunc(del.DeleteTenantStatus))
+	// The Alertmanager: Cortex's configuration API (/api/v1/alerts, so
+	// Prometheus's read of alerts is under /prometheus only) and each
+	// tenant's API v2 under /alertmanager, both with the alertmanager scope
+	// (docs/design.md "Alertmanager").
+	am.RegisterConfigAPI(func(pattern string, h http.Handler) { handle(pattern, "alertmanager_config", auth.Alertmanager, h) })
+	handle(alertmanager.PathPrefix+"/", "alertmanager", auth.Alertmanager, am)
 	// The query frontend sits in front of the query API: it takes
 	// /query and /query_range and passes every other read on.
 	fe, err := newFrontend(n, query, cfg, gate, reg, logger)
@@ -450,7 +472,7 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 // newRuler starts the ruler over the node's read and write paths, with
 // its rule groups in DATA/rules (single node: docs/design.md "Ruler"),
 // keeps it in n to be closed with it, and returns its configuration API.
-func newRuler(n *node, cfg config, logger *slog.Logger) (*ruler.Ruler, *ruler.ConfigAPI, error) {
+func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Registerer, logger *slog.Logger) (*ruler.Ruler, *ruler.ConfigAPI, error) {
 	store, err := ruler.NewFileStore(filepath.Join(cfg.dataDir, "rules"))
 	if err != nil {
 		return nil, nil, err
@@ -478,6 +500,8 @@ func newRuler(n *node, cfg config, logger *slog.Logger) (*ruler.Ruler, *ruler.Co
 		Parser:             p,
 		EvaluationInterval: cfg.rulerEvalInterval,
 		PollInterval:       cfg.rulerPollInterval,
+		Notifier:           notifier,
+		Registerer:         reg,
 		Logger:             logger.With("component", "ruler"),
 	})
 	if err != nil {

@@ -26,7 +26,8 @@ const (
 	// ScopeRules: the token's tenants' rule groups (the ruler's
 	// configuration API).
 	ScopeRules Scope = "rules"
-	// ScopeAlertmanager: the token's tenants' Alertmanager (no route yet).
+	// ScopeAlertmanager: the token's tenants' Alertmanager (its
+	// configuration API and its API v2).
 	ScopeAlertmanager Scope = "alertmanager"
 	// ScopeMetrics: the node's own /metrics, which name tenants. For a
 	// Prometheus that scrapes Myelin, without the rest of admin.
@@ -251,6 +252,9 @@ const (
 	// Rules: ScopeRules and one tenant of the token (the ruler's rule
 	// configuration API).
 	Rules
+	// Alertmanager: ScopeAlertmanager and one tenant of the token (the
+	// Alertmanager's configuration API and API v2).
+	Alertmanager
 	// TenantAdmin: ScopeAdmin and one tenant of the token, as Write: an
 	// administrative change of one tenant's data (deleting series, or the
 	// tenant). The admin scope alone, with no tenant granted, does not
@@ -274,6 +278,8 @@ func (n Need) String() string {
 		return "token"
 	case Rules:
 		return "rules"
+	case Alertmanager:
+		return "alertmanager"
 	case TenantAdmin:
 		return "tenant admin"
 	}
@@ -287,9 +293,10 @@ func (n Need) String() string {
 //
 //  1. ErrScope if p lacks the scope (Metrics: metrics or admin; Token:
 //     none needed);
-//  2. for Write, Rules, TenantAdmin and Read: tenant.ErrManyHeaders for several headers;
-//     without a header, the token's tenant if it has exactly one, else
-//     tenant.ErrMissing; with one, the tenant (Write, Rules, TenantAdmin) or tenants (Read,
+//  2. for Write, Rules, Alertmanager, TenantAdmin and Read:
+//     tenant.ErrManyHeaders for several headers; without a header, the
+//     token's tenant if it has exactly one, else tenant.ErrMissing; with
+//     one, the tenant (Write, Rules, Alertmanager, TenantAdmin) or tenants (Read,
 //     "a|b") it names, which must be valid (tenant's errors) and each
 //     granted to p (ErrTenant).
 func (p *Principal) Allow(n Need, hdr []string) (string, error) {
@@ -307,13 +314,15 @@ func (p *Principal) Allow(n Need, hdr []string) (string, error) {
 		ok = p.Can(ScopeAdmin)
 	case Rules:
 		ok = p.Can(ScopeRules)
+	case Alertmanager:
+		ok = p.Can(ScopeAlertmanager)
 	default:
 		panic(fmt.Sprintf("BUG: unknown need %d", n))
 	}
 	if !ok {
 		return "", fmt.Errorf("%w (%s)", ErrScope, n)
 	}
-	if n != Write && n != Read && n != Rules && n != TenantAdmin {
+	if n != Write && n != Read && n != Rules && n != Alertmanager && n != TenantAdmin {
 		return "", nil
 	}
 	switch {
