@@ -10,6 +10,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/prometheus/model/histogram"
+	promchunk "github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/myelindb/myelin/chunkenc"
 	"github.com/myelindb/myelin/write"
@@ -139,11 +141,29 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 				}
 				continue
 			}
-			// Straddles start or end: rewritten with the samples left. A
-			// native histogram chunk is kept whole (not rewritten yet).
+			// Straddles start or end: rewritten with the samples left.
 			if isHistChunk(v[n:]) {
+				hb, first, last, ok, err := histOutside(v[n:], start, end)
+				if err != nil {
+					return errors.Join(fmt.Errorf("rewrite chunk %x: %w", k, err), it.Close())
+				}
+				if !ok { // cannot be re-appended: kept whole, on every replica
+					partLeft++
+					newest = max(newest, maxt)
+					continue
+				}
+				if err := pb.Delete(k, nil); err != nil {
+					return errors.Join(err, it.Close())
+				}
+				if hb == nil {
+					continue
+				}
 				partLeft++
-				newest = max(newest, maxt)
+				newest = max(newest, last)
+				val = append(binary.AppendUvarint(val[:0], uint64(last-first)), hb...)
+				if err := pb.Set(ks.chunkKey(nil, p, id, first), val, nil); err != nil {
+					return errors.Join(err, it.Close())
+				}
 				continue
 			}
 			if ts, vs, err = chunkenc.Decode(ts[:0], vs[:0], v[n:]); err != nil {
@@ -340,4 +360,60 @@ func outside(ts []int64, vs []float64, start, end int64) ([]int64, []float64) {
 		}
 	}
 	return ts[:n], vs[:n]
+}
+
+// histOutside returns the stored form of a histogram chunk (data, with its
+// encoding byte) holding its samples outside [start, end], and the times
+// of the first and last of them; nil if none is left. The samples are
+// appended again in order, as histHead.load does, so the bytes depend
+// only on them: the same on every replica. ok is false when Prometheus's
+// appender refuses one of them (the chunk is then kept whole); err is a
+// chunk that does not decode.
+func histOutside(data []byte, start, end int64) (out []byte, first, last int64, ok bool, err error) {
+	src, err := histChunkOf(data)
+	if err != nil {
+		return nil, 0, 0, false, err
+	}
+	var hh histHead
+	hh.start(data[0] == encPromFloatHistogram)
+	n := 0
+	it := src.Iterator(nil)
+	for vt := it.Next(); vt != promchunk.ValNone; vt = it.Next() {
+		var nc promchunk.Chunk
+		var t int64
+		var aerr error
+		switch {
+		case vt == promchunk.ValHistogram && !hh.float:
+			var h *histogram.Histogram
+			t, h = it.AtHistogram(&histogram.Histogram{})
+			if t >= start && t <= end {
+				continue
+			}
+			nc, _, hh.app, aerr = hh.app.AppendHistogram(nil, 0, t, h, true)
+		case vt == promchunk.ValFloatHistogram && hh.float:
+			var fh *histogram.FloatHistogram
+			t, fh = it.AtFloatHistogram(&histogram.FloatHistogram{})
+			if t >= start && t <= end {
+				continue
+			}
+			nc, _, hh.app, aerr = hh.app.AppendFloatHistogram(nil, 0, t, fh, true)
+		default:
+			return nil, 0, 0, false, fmt.Errorf("sample of type %v in a histogram chunk of encoding %#x", vt, data[0])
+		}
+		if aerr != nil || nc != nil {
+			return nil, 0, 0, false, nil
+		}
+		if n == 0 {
+			first = t
+		}
+		last = t
+		n++
+	}
+	if err := it.Err(); err != nil {
+		return nil, 0, 0, false, err
+	}
+	if n == 0 {
+		return nil, 0, 0, true, nil
+	}
+	return hh.appendBytes(nil), first, last, true, nil
 }

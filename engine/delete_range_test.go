@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -250,7 +251,13 @@ func TestDeleteRangeHistograms(t *testing.T) {
 	got := selectAll(t, g, "acme", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
 	require.Len(t, got, 1)
 	require.Equal(t, `{__name__="h", job="x"}`, got[0].lset)
-	require.NotEmpty(t, got[0].hists)
+	// Left: 0 (a straddling chunk, rewritten), 1200 (the open chunk
+	// then, kept whole with 1100) and 1300.
+	var times []string
+	for _, h := range got[0].hists {
+		times = append(times, strings.Fields(h)[0])
+	}
+	require.Equal(t, []string{"0", "1100", "1200", "1300"}, times, "%q", got[0].hists)
 	requireDeterministic(t, log)
 	applyRaw(t, g, uint64(len(log)+1), delEntry("acme", math.MinInt64, math.MaxInt64, "h"))
 	require.Empty(t, selectAll(t, g, "acme", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")))
