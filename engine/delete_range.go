@@ -71,11 +71,14 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 	var ots []int64
 	var ovs []float64
 	openPart, openLeft, openTouched := uint32(0), 0, false
+	var ht histTrim
 	histOpen := s != nil && s.histOpen()
 	if histOpen {
-		// A native histogram open chunk is kept whole (not trimmed; see
-		// docs/design.md, "Deletion and retention").
-		openPart, openLeft = partitionOf(s.mint, pw), s.hist.numSamples()
+		var err error
+		if ht, err = trimHist(s, start, end); err != nil {
+			return fmt.Errorf("open histogram chunk: %w", err)
+		}
+		openPart, openLeft, openTouched = partitionOf(s.mint, pw), ht.kept, ht.touched
 	} else if s != nil && s.head.NumSamples() > 0 {
 		var err error
 		if ots, ovs, err = chunkenc.Decode(nil, nil, s.head.Bytes()); err != nil {
@@ -95,8 +98,8 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 	// head index's ghosts and inViewLocked read the partition).
 	newest := int64(minTime)
 	switch {
-	case histOpen:
-		newest = s.hist.maxt
+	case histOpen && openLeft > 0:
+		newest = ht.last
 	case openLeft > 0:
 		newest = ots[openLeft-1]
 	}
@@ -143,7 +146,7 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 			}
 			// Straddles start or end: rewritten with the samples left.
 			if isHistChunk(v[n:]) {
-				hb, first, last, ok, err := histOutside(v[n:], start, end)
+				hb, first, last, _, ok, err := histOutside(v[n:], start, end)
 				if err != nil {
 					return errors.Join(fmt.Errorf("rewrite chunk %x: %w", k, err), it.Close())
 				}
@@ -224,7 +227,13 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 			return err
 		}
 		v := binary.BigEndian.AppendUint64(nil, uint64(l.t))
-		v = binary.BigEndian.AppendUint64(v, math.Float64bits(l.v)) // a float series: histogram open chunks are not trimmed
+		if l.isHist() {
+			if v, err = singleHistogramChunk(v, l); err != nil {
+				return err
+			}
+		} else {
+			v = binary.BigEndian.AppendUint64(v, math.Float64bits(l.v))
+		}
 		if err := pb.Set(ks.evictedKey(nil, id, index), v, nil); err != nil {
 			return err
 		}
@@ -241,7 +250,9 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 			}
 		}
 	}
-	t.trimHeadLocked(h, s, ots, ovs, openTouched, end)
+	if err := t.trimHeadLocked(h, s, ots, ovs, ht, openTouched, end); err != nil {
+		return err
+	}
 	if openTouched && openLeft == 0 {
 		t.mu.index.evict(s, newest) // a ghost, with the samples left
 	}
@@ -254,7 +265,7 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 // open chunk becomes ts, vs, and a chunk left empty is evicted from the
 // head. It reads only the head, so the first run of a deletion and its
 // replay change the head alike.
-func (t *tenant) trimHeadLocked(h uint64, s *memSeries, ts []int64, vs []float64, touched bool, end int64) {
+func (t *tenant) trimHeadLocked(h uint64, s *memSeries, ts []int64, vs []float64, ht histTrim, touched bool, end int64) error {
 	// The run's chunks lie in [s.runMint, s.mint); the range may have
 	// rewritten or deleted them, and a later merge reads them from
 	// s.runMint. They stay as they are, unmerged.
@@ -263,14 +274,22 @@ func (t *tenant) trimHeadLocked(h uint64, s *memSeries, ts []int64, vs []float64
 		t.markDirtyLocked(s)
 	}
 	if !touched {
-		return
+		return nil
 	}
-	if len(ts) == 0 {
+	if s.histOpen() && ht.kept > 0 {
+		if err := s.hist.load(ht.chunk); err != nil {
+			return fmt.Errorf("trim open histogram chunk of series %d: %w", s.id, err)
+		}
+		s.mint = ht.first
+		t.markDirtyLocked(s)
+		return nil
+	}
+	if len(ts) == 0 && ht.kept == 0 {
 		t.unlinkLocked(h, s)
 		t.forgetLocked(s)
 		t.mu.evictedOpen = append(t.mu.evictedOpen, s.id)
 		t.mu.allInHead = false
-		return
+		return nil
 	}
 	s.head.Reset(nil)
 	for i := range ts {
@@ -280,6 +299,32 @@ func (t *tenant) trimHeadLocked(h uint64, s *memSeries, ts []int64, vs []float64
 	}
 	s.mint = ts[0]
 	t.markDirtyLocked(s)
+	return nil
+}
+
+// histTrim is what a range deletion leaves of a histogram open chunk:
+// kept samples, the chunk holding them (stored form) and their first and
+// last times; touched if it removed any. A chunk Prometheus's appender
+// will not rebuild is kept whole (untouched), on every replica alike.
+type histTrim struct {
+	chunk       []byte
+	first, last int64
+	kept        int
+	touched     bool
+}
+
+// trimHist returns what [start, end] leaves of the histogram open chunk
+// of s. It reads only the head.
+func trimHist(s *memSeries, start, end int64) (histTrim, error) {
+	n := s.hist.numSamples()
+	hb, first, last, kept, ok, err := histOutside(s.hist.appendBytes(nil), start, end)
+	if err != nil {
+		return histTrim{}, err
+	}
+	if !ok || kept == n {
+		return histTrim{kept: n, last: s.hist.maxt}, nil
+	}
+	return histTrim{chunk: hb, first: first, last: last, kept: kept, touched: true}, nil
 }
 
 // replayRangeLocked is ApplyDeleteSeries for a range that is not every
@@ -317,8 +362,14 @@ func (g *Group) replayRangeLocked(t *tenant, d *write.DeleteSeries) (int, error)
 		closer.Close()
 		var ts []int64
 		var vs []float64
+		var ht histTrim
 		touched := false
-		if s.head.NumSamples() > 0 {
+		if s.histOpen() {
+			if ht, err = trimHist(s, d.Start, d.End); err != nil {
+				return 0, fmt.Errorf("open histogram chunk of series %d: %w", s.id, err)
+			}
+			touched = ht.touched
+		} else if s.head.NumSamples() > 0 {
 			if ts, vs, err = chunkenc.Decode(nil, nil, s.head.Bytes()); err != nil {
 				return 0, fmt.Errorf("decode open chunk of series %d: %w", s.id, err)
 			}
@@ -326,7 +377,9 @@ func (g *Group) replayRangeLocked(t *tenant, d *write.DeleteSeries) (int, error)
 			ts, vs = outside(ts, vs, d.Start, d.End)
 			touched = len(ts) < n
 		}
-		t.trimHeadLocked(h, s, ts, vs, touched, d.End)
+		if err := t.trimHeadLocked(h, s, ts, vs, ht, touched, d.End); err != nil {
+			return 0, err
+		}
 	}
 	return len(found), nil
 }
@@ -369,10 +422,10 @@ func outside(ts []int64, vs []float64, start, end int64) ([]int64, []float64) {
 // only on them: the same on every replica. ok is false when Prometheus's
 // appender refuses one of them (the chunk is then kept whole); err is a
 // chunk that does not decode.
-func histOutside(data []byte, start, end int64) (out []byte, first, last int64, ok bool, err error) {
+func histOutside(data []byte, start, end int64) (out []byte, first, last int64, kept int, ok bool, err error) {
 	src, err := histChunkOf(data)
 	if err != nil {
-		return nil, 0, 0, false, err
+		return nil, 0, 0, 0, false, err
 	}
 	var hh histHead
 	hh.start(data[0] == encPromFloatHistogram)
@@ -398,10 +451,10 @@ func histOutside(data []byte, start, end int64) (out []byte, first, last int64, 
 			}
 			nc, _, hh.app, aerr = hh.app.AppendFloatHistogram(nil, 0, t, fh, true)
 		default:
-			return nil, 0, 0, false, fmt.Errorf("sample of type %v in a histogram chunk of encoding %#x", vt, data[0])
+			return nil, 0, 0, 0, false, fmt.Errorf("sample of type %v in a histogram chunk of encoding %#x", vt, data[0])
 		}
 		if aerr != nil || nc != nil {
-			return nil, 0, 0, false, nil
+			return nil, 0, 0, 0, false, nil
 		}
 		if n == 0 {
 			first = t
@@ -410,10 +463,10 @@ func histOutside(data []byte, start, end int64) (out []byte, first, last int64, 
 		n++
 	}
 	if err := it.Err(); err != nil {
-		return nil, 0, 0, false, err
+		return nil, 0, 0, 0, false, err
 	}
 	if n == 0 {
-		return nil, 0, 0, true, nil
+		return nil, 0, 0, 0, true, nil
 	}
-	return hh.appendBytes(nil), first, last, true, nil
+	return hh.appendBytes(nil), first, last, n, true, nil
 }

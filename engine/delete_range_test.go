@@ -222,43 +222,59 @@ func TestDeleteRangeHeadIndex(t *testing.T) {
 }
 
 // TestDeleteRangeHistograms: native histogram series under range
-// deletions: chunks inside the range go, a straddling histogram chunk
-// and open chunk are kept whole (not rewritten yet), nothing fails the
-// group, replicas stay identical across a crash, and a whole deletion
-// removes the series.
+// deletions: chunks inside the range go, a straddling stored chunk is
+// rewritten, an open chunk trimmed or, emptied, evicted with its newest
+// histogram as the eviction record (a later older sample is refused),
+// replicas stay identical across a crash, and a whole deletion removes
+// the series.
 func TestDeleteRangeHistograms(t *testing.T) {
-	hb := func(ts ...int64) []byte {
+	hb := func(name string, ts ...int64) []byte {
 		bb := write.NewBuilder("acme")
 		var hs []write.Histogram
 		for _, t := range ts {
 			hs = append(hs, write.Histogram{T: t, H: &histogram.Histogram{Count: uint64(t), Sum: float64(t),
 				PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{t}}})
 		}
-		require.NoError(t, bb.AddHistograms(labels.FromStrings("__name__", "h", "job", "x"), nil, hs))
+		require.NoError(t, bb.AddHistograms(labels.FromStrings("__name__", name, "job", "x"), nil, hs))
 		return write.Append(nil, bb.Batch())
 	}
 	log := [][]byte{
-		hb(0, 100, 200, 300, 400, 500, 600, 700, 800, 1100, 1200),
+		hb("h", 0, 100, 200, 300, 400, 500, 600, 700, 800, 1100, 1200),
+		hb("g", 0, 100, 1100),
 		write.Append(nil, batchOf(t, "acme", map[string][]write.Sample{"a": samplesAt(0, 1200)})),
 		delEntry("acme", 50, 1150, "h|a"),
-		hb(1300),
+		delEntry("acme", 1050, 1150, "g"), // empties g's open chunk
+		hb("h", 1300),
+		hb("g", 1060, 1250), // 1060 is older than g's newest sample, deleted or not
 		delEntry("acme", math.MinInt64, math.MaxInt64, "a"),
 	}
 	_, g := openTest(t, testOptions(vfs.NewMem()))
 	for i, e := range log {
-		applyRaw(t, g, uint64(i+1), e)
+		refused := applyRaw(t, g, uint64(i+1), e)
+		if i == 6 {
+			require.Len(t, refused, 1)
+			require.ErrorIs(t, refused[0].Err, write.ErrOutOfOrder)
+		} else {
+			require.Empty(t, refused, "entry %d", i+1)
+		}
 	}
 	got := selectAll(t, g, "acme", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
-	require.Len(t, got, 1)
-	require.Equal(t, `{__name__="h", job="x"}`, got[0].lset)
-	// Left: 0 (a straddling chunk, rewritten), 1200 (the open chunk
-	// then, kept whole with 1100) and 1300.
-	var times []string
-	for _, h := range got[0].hists {
-		times = append(times, strings.Fields(h)[0])
+	require.Len(t, got, 2)
+	times := func(s seriesSamples) []string {
+		var out []string
+		for _, h := range s.hists {
+			out = append(out, strings.Fields(h)[0])
+		}
+		return out
 	}
-	require.Equal(t, []string{"0", "1100", "1200", "1300"}, times, "%q", got[0].hists)
+	// g: 0 and 100 sealed, 1100 deleted with its open chunk, 1250 after.
+	require.Equal(t, `{__name__="g", job="x"}`, got[0].lset)
+	require.Equal(t, []string{"0", "100", "1250"}, times(got[0]), "%q", got[0].hists)
+	// h: 0 (a straddling chunk, rewritten), 1200 (the open chunk then,
+	// trimmed) and 1300.
+	require.Equal(t, `{__name__="h", job="x"}`, got[1].lset)
+	require.Equal(t, []string{"0", "1200", "1300"}, times(got[1]), "%q", got[1].hists)
 	requireDeterministic(t, log)
-	applyRaw(t, g, uint64(len(log)+1), delEntry("acme", math.MinInt64, math.MaxInt64, "h"))
+	applyRaw(t, g, uint64(len(log)+1), delEntry("acme", math.MinInt64, math.MaxInt64, "h|g"))
 	require.Empty(t, selectAll(t, g, "acme", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")))
 }
