@@ -1,5 +1,7 @@
 package chunkenc
 
+import "fmt"
+
 // Iterator reads the samples of a chunk of any encoding. The zero value is
 // an exhausted iterator; Reset points it at a chunk. An Iterator allocates
 // nothing per sample and, once its buffers have grown, nothing per Reset:
@@ -39,6 +41,8 @@ func (it *Iterator) Reset(chunk []byte) {
 		it.err = it.xor.reset(chunk)
 	case EncPack:
 		it.ts, it.vs, it.err = it.pd.decode(it.ts, it.vs, chunk)
+	default:
+		it.err = fmt.Errorf("chunkenc: a %s chunk holds histograms: read it with a HistogramIterator", it.enc)
 	}
 }
 

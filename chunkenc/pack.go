@@ -71,6 +71,9 @@ type Encoder struct {
 	ts []int64
 	vs []float64
 
+	// hist is the scratch space of the histogram encoders.
+	hist histScratch
+
 	// stats are counters for tests and tuning: bits spent on timestamps
 	// and on values.
 	stats struct {
