@@ -66,8 +66,9 @@ type FloatHistogram struct {
 
 // MaxHistogramBuckets bounds the buckets of one histogram chunk, summed
 // over its samples (a sample of 160 buckets, Prometheus's usual limit,
-// 13,107 times). A block decoder materializes all of them, so the bound
-// caps what a chunk of a few bytes can make a reader allocate (16 MiB).
+// 13,107 times), plus the custom values it stores. A block decoder
+// materializes all of them, so the bound caps what a chunk of a few bytes
+// can make a reader allocate (16 MiB each for values and custom values).
 const MaxHistogramBuckets = 1 << 21
 
 // spansLen returns the number of buckets the spans describe.
@@ -110,8 +111,8 @@ func layoutOfFloatHistogram(h *FloatHistogram) histLayout {
 
 // checkHistogramSamples validates the input of a histogram encoder: equal
 // lengths, 1..MaxSamples samples, strictly increasing timestamps, hints
-// 0..3, as many buckets as the spans say, at most MaxHistogramBuckets in
-// all.
+// 0..3, as many buckets as the spans say, at most MaxHistogramBuckets
+// buckets and stored custom values in all.
 func checkHistogramSamples(n int, ts []int64, hint func(i int) CounterResetHint, counts func(i int) (pos, neg int), l func(i int) histLayout) error {
 	if len(ts) != n {
 		return fmt.Errorf("chunkenc: %d timestamps but %d histograms", len(ts), n)
@@ -123,6 +124,7 @@ func checkHistogramSamples(n int, ts []int64, hint func(i int) CounterResetHint,
 		return fmt.Errorf("chunkenc: %d samples: %w", n, ErrFull)
 	}
 	total := uint64(0)
+	var prev histLayout
 	for i := range n {
 		if i > 0 && ts[i] <= ts[i-1] {
 			return fmt.Errorf("chunkenc: sample %d at %d after %d: %w", i, ts[i], ts[i-1], ErrOutOfOrder)
@@ -136,6 +138,12 @@ func checkHistogramSamples(n int, ts []int64, hint func(i int) CounterResetHint,
 			return fmt.Errorf("chunkenc: histogram %d: spans hold %d positive and %d negative buckets, counts %d and %d", i, sp, sn, np, nn)
 		}
 		total += uint64(np + nn)
+		// A chunk stores the custom values of each sample whose header
+		// differs from the one before; the decoder bounds them too.
+		if i == 0 || !lay.sameHeader(&prev) {
+			total += uint64(len(lay.cv))
+		}
+		prev = lay
 	}
 	if total > MaxHistogramBuckets {
 		return fmt.Errorf("chunkenc: %d buckets in %d histograms, more than %d: %w", total, n, MaxHistogramBuckets, ErrFull)

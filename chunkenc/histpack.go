@@ -19,6 +19,24 @@ import (
 // integer stream codes in 2 bits for the whole chunk, where Prometheus's
 // streaming chunk pays at least 1 bit per bucket per sample.
 
+// Sections of a histogram chunk, for Encoder.stats.
+const (
+	histSecTimes = iota
+	histSecLayout // hints and layouts
+	histSecCounts // count and zero count
+	histSecSum
+	histSecBuckets
+	histSections
+)
+
+// account adds the bits written since *mark to section sec and moves the
+// mark.
+func (e *Encoder) account(sec int, mark *int) {
+	b := e.bitLen()
+	e.stats.hist[sec] += b - *mark
+	*mark = b
+}
+
 // histRun is a run of consecutive samples [start, end) with one layout.
 type histRun struct {
 	start, end int
@@ -179,6 +197,7 @@ func (e *Encoder) EncodeHistograms(dst []byte, ts []int64, hs []Histogram) ([]by
 	start := len(dst)
 	e.writeHistHeader(dst, EncHistPack, ts, len(hs), func(i int) CounterResetHint { return hs[i].CounterResetHint }, lay)
 	c := &s.cols
+	mark := e.bitLen()
 	s.col = s.col[:0]
 	for i := range hs {
 		s.col = append(s.col, int64(hs[i].Count))
@@ -189,11 +208,13 @@ func (e *Encoder) EncodeHistograms(dst []byte, ts []int64, hs []Histogram) ([]by
 		s.col = append(s.col, int64(hs[i].ZeroCount))
 	}
 	e.writeIntColumn(s.col)
+	e.account(histSecCounts, &mark)
 	s.fcol = s.fcol[:0]
 	for i := range hs {
 		s.fcol = append(s.fcol, hs[i].Sum)
 	}
 	e.writeValues(s.fcol)
+	e.account(histSecSum, &mark)
 	// Absolute bucket counts, column by column.
 	s.ivals = slices.Grow(s.ivals[:0], c.total)[:c.total]
 	put := func(id int32, v int64) {
@@ -220,6 +241,7 @@ func (e *Encoder) EncodeHistograms(dst []byte, ts []int64, hs []Histogram) ([]by
 	for id := range c.keys {
 		e.writeIntColumn(s.ivals[c.colOff[id] : c.colOff[id]+c.colLen[id]])
 	}
+	e.account(histSecBuckets, &mark)
 	dst = e.w.b
 	e.w.b = nil
 	if invariants.Enabled {
@@ -242,7 +264,8 @@ func (e *Encoder) EncodeFloatHistograms(dst []byte, ts []int64, hs []FloatHistog
 	start := len(dst)
 	e.writeHistHeader(dst, EncFloatHistPack, ts, len(hs), func(i int) CounterResetHint { return hs[i].CounterResetHint }, lay)
 	c := &s.cols
-	for _, field := range [...]func(h *FloatHistogram) float64{
+	mark := e.bitLen()
+	for f, field := range [...]func(h *FloatHistogram) float64{
 		func(h *FloatHistogram) float64 { return h.Count },
 		func(h *FloatHistogram) float64 { return h.ZeroCount },
 		func(h *FloatHistogram) float64 { return h.Sum },
@@ -252,6 +275,11 @@ func (e *Encoder) EncodeFloatHistograms(dst []byte, ts []int64, hs []FloatHistog
 			s.fcol = append(s.fcol, field(&hs[i]))
 		}
 		e.writeValues(s.fcol)
+		if f < 2 {
+			e.account(histSecCounts, &mark)
+		} else {
+			e.account(histSecSum, &mark)
+		}
 	}
 	s.fvals = slices.Grow(s.fvals[:0], c.total)[:c.total]
 	for _, run := range c.runs {
@@ -274,6 +302,7 @@ func (e *Encoder) EncodeFloatHistograms(dst []byte, ts []int64, hs []FloatHistog
 	for id := range c.keys {
 		e.writeValues(s.fvals[c.colOff[id] : c.colOff[id]+c.colLen[id]])
 	}
+	e.account(histSecBuckets, &mark)
 	dst = e.w.b
 	e.w.b = nil
 	if invariants.Enabled {
@@ -289,7 +318,9 @@ func (e *Encoder) writeHistHeader(dst []byte, enc Encoding, ts []int64, n int, h
 	dst = append(dst, byte(enc))
 	dst = binary.AppendUvarint(dst, uint64(n))
 	e.w = bitWriter{b: dst}
+	mark := e.bitLen()
 	e.writeTimestamps(ts)
+	e.account(histSecTimes, &mark)
 	// Hints: the first in 2 bits, then the differences.
 	s := &e.hist
 	e.w.writeBits(uint64(hint(0)), 2)
@@ -318,13 +349,17 @@ func (e *Encoder) writeHistHeader(dst []byte, enc Encoding, ts []int64, n int, h
 		}
 		e.w.writeVarint(int64(run.l.schema))
 		e.w.writeBits(run.l.zt, 64)
+		// Custom values are bucket bounds people choose (0.005, 0.01,
+		// 0.025, ...): EncPack's values section codes them as decimals, 7
+		// bits each on the data set instead of 64.
 		e.w.writeUvarint(uint64(len(run.l.cv)))
-		for _, v := range run.l.cv {
-			e.w.writeBits(math.Float64bits(v), 64)
+		if len(run.l.cv) > 0 {
+			e.writeValues(run.l.cv)
 		}
 		e.writeSpans(run.l.pos)
 		e.writeSpans(run.l.neg)
 	}
+	e.account(histSecLayout, &mark)
 }
 
 func (e *Encoder) writeSpans(ss []Span) {
@@ -497,17 +532,18 @@ func (d *histDecoder) decodeLayouts(n int) string {
 		if !ok1 || !ok2 || !ok3 || schema != int64(int32(schema)) {
 			return "bad layout header"
 		}
-		if ncv > uint64(d.remainingBits()/64) {
-			return "bad custom value count"
+		// A constant values section holds any number of values in 66
+		// bits: the count is bounded by the chunk-wide limit instead.
+		if ncv > MaxHistogramBuckets-uint64(len(d.cv)) {
+			return "too many custom values"
 		}
 		run.l.schema, run.l.zt = int32(schema), zt
 		run.cvOff, run.cvN = len(d.cv), int(ncv)
-		for range ncv {
-			u, ok := r.readBits(64)
-			if !ok {
-				return "truncated custom value"
+		if ncv > 0 {
+			d.cv = grow(d.cv, int(ncv))
+			if reason := d.pd.decodeValues(d.cv[run.cvOff:]); reason != "" {
+				return "custom values: " + reason
 			}
-			d.cv = append(d.cv, math.Float64frombits(u))
 		}
 		if reason := d.readSpans(&run); reason != "" {
 			return reason

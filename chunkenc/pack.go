@@ -78,6 +78,8 @@ type Encoder struct {
 	// and on values.
 	stats struct {
 		tBits, vBits int
+		// hist: bits of the histogram sections, in histSection order.
+		hist [histSections]int
 	}
 }
 
