@@ -115,9 +115,42 @@ func (c *histCols) cut(n int, lay func(i int) histLayout) {
 	}
 }
 
+// plan cuts n samples into runs and indexes their columns, for an
+// encoder.
+func (c *histCols) plan(n int, lay func(i int) histLayout) error {
+	c.cut(n, lay)
+	if !c.index() {
+		for _, run := range c.runs {
+			seen := map[colKey]bool{}
+			var dup colKey
+			forEachBucket(run.l.pos, func(idx int64) {
+				if seen[colKey{false, idx}] {
+					dup = colKey{false, idx}
+				}
+				seen[colKey{false, idx}] = true
+			})
+			forEachBucket(run.l.neg, func(idx int64) {
+				if seen[colKey{true, idx}] {
+					dup = colKey{true, idx}
+				}
+				seen[colKey{true, idx}] = true
+			})
+			if len(seen) < run.nb {
+				return fmt.Errorf("chunkenc: histogram %d: spans name bucket %d (negative: %v) twice", run.start, dup.idx, dup.neg)
+			}
+		}
+		panic("BUG: histogram layout with a repeated bucket not found")
+	}
+	return nil
+}
+
 // index computes the columns of the runs. The caller has bounded the
-// runs' buckets (at most MaxHistogramBuckets values in all).
-func (c *histCols) index() {
+// runs' buckets (at most MaxHistogramBuckets values in all). It reports
+// false if a layout names one bucket index twice (spans that overlap,
+// which Prometheus's validation refuses too): every bucket of a run is
+// then a column of its own, which bounds the buckets a decoder accepts by
+// the length of its input.
+func (c *histCols) index() bool {
 	c.all = c.all[:0]
 	for r := range c.runs {
 		run := &c.runs[r]
@@ -131,6 +164,10 @@ func (c *histCols) index() {
 	c.keys = slices.CompactFunc(c.keys, func(a, b colKey) bool { return cmpColKey(a, b) == 0 })
 	c.colLen = slices.Grow(c.colLen[:0], len(c.keys))[:len(c.keys)]
 	clear(c.colLen)
+	// cur doubles as the last run (+1) that used each column, to find
+	// repeated indices; it is cleared for the writers and readers below.
+	c.cur = slices.Grow(c.cur[:0], len(c.keys))[:len(c.keys)]
+	clear(c.cur)
 	off := 0
 	for r := range c.runs {
 		run := &c.runs[r]
@@ -141,19 +178,23 @@ func (c *histCols) index() {
 			if invariants.Enabled && !found {
 				panic(fmt.Sprintf("BUG: histogram column %+v missing", all[j]))
 			}
+			if c.cur[id] == r+1 {
+				return false
+			}
+			c.cur[id] = r + 1
 			c.ids[j] = int32(id)
 			c.colLen[id] += run.end - run.start
 		}
 		off += run.nb
 	}
 	c.colOff = slices.Grow(c.colOff[:0], len(c.keys))[:len(c.keys)]
-	c.cur = slices.Grow(c.cur[:0], len(c.keys))[:len(c.keys)]
 	c.total = 0
 	for i, n := range c.colLen {
 		c.colOff[i] = c.total
 		c.total += n
 	}
 	clear(c.cur)
+	return true
 }
 
 // histScratch is the Encoder's scratch space for histograms.
@@ -194,8 +235,11 @@ func (e *Encoder) EncodeHistograms(dst []byte, ts []int64, hs []Histogram) ([]by
 		return dst, err
 	}
 	s := &e.hist
+	if err := s.cols.plan(len(hs), lay); err != nil {
+		return dst, err
+	}
 	start := len(dst)
-	e.writeHistHeader(dst, EncHistPack, ts, len(hs), func(i int) CounterResetHint { return hs[i].CounterResetHint }, lay)
+	e.writeHistHeader(dst, EncHistPack, ts, len(hs), func(i int) CounterResetHint { return hs[i].CounterResetHint })
 	c := &s.cols
 	mark := e.bitLen()
 	s.col = s.col[:0]
@@ -261,8 +305,11 @@ func (e *Encoder) EncodeFloatHistograms(dst []byte, ts []int64, hs []FloatHistog
 		return dst, err
 	}
 	s := &e.hist
+	if err := s.cols.plan(len(hs), lay); err != nil {
+		return dst, err
+	}
 	start := len(dst)
-	e.writeHistHeader(dst, EncFloatHistPack, ts, len(hs), func(i int) CounterResetHint { return hs[i].CounterResetHint }, lay)
+	e.writeHistHeader(dst, EncFloatHistPack, ts, len(hs), func(i int) CounterResetHint { return hs[i].CounterResetHint })
 	c := &s.cols
 	mark := e.bitLen()
 	for f, field := range [...]func(h *FloatHistogram) float64{
@@ -313,8 +360,8 @@ func (e *Encoder) EncodeFloatHistograms(dst []byte, ts []int64, hs []FloatHistog
 
 // writeHistHeader appends the encoding byte and sample count, and writes
 // the timestamps, hints and layouts sections into e.w, which it starts on
-// dst; it leaves e.hist.cols indexed.
-func (e *Encoder) writeHistHeader(dst []byte, enc Encoding, ts []int64, n int, hint func(int) CounterResetHint, lay func(int) histLayout) {
+// dst. e.hist.cols holds the plan of the samples.
+func (e *Encoder) writeHistHeader(dst []byte, enc Encoding, ts []int64, n int, hint func(int) CounterResetHint) {
 	dst = append(dst, byte(enc))
 	dst = binary.AppendUvarint(dst, uint64(n))
 	e.w = bitWriter{b: dst}
@@ -332,8 +379,6 @@ func (e *Encoder) writeHistHeader(dst []byte, enc Encoding, ts []int64, n int, h
 		e.ints.writeInts(&e.w, s.col)
 	}
 	c := &s.cols
-	c.cut(n, lay)
-	c.index()
 	e.w.writeUvarint(uint64(len(c.runs)))
 	for r := range c.runs {
 		run := &c.runs[r]
@@ -560,7 +605,9 @@ func (d *histDecoder) decodeLayouts(n int) string {
 		for _, s := range d.spans[run.negOff : run.negOff+run.negN] {
 			nb += uint64(s.Length)
 		}
-		if nb > MaxHistogramBuckets {
+		// The buckets of a run are distinct columns (index checks), and
+		// every column takes at least 8 bits of what is left.
+		if nb > MaxHistogramBuckets || nb > uint64(d.remainingBits()/8) {
 			return "too many buckets"
 		}
 		total += nb * uint64(run.end-run.start)
@@ -575,7 +622,9 @@ func (d *histDecoder) decodeLayouts(n int) string {
 		run.l.neg = d.spans[run.negOff : run.negOff+run.negN : run.negOff+run.negN]
 		run.l.cv = d.cv[run.cvOff : run.cvOff+run.cvN : run.cvOff+run.cvN]
 	}
-	c.index()
+	if !c.index() {
+		return "bucket index repeated in a layout"
+	}
 	return ""
 }
 

@@ -206,6 +206,7 @@ func TestHistogramsCorner(t *testing.T) {
 	}{
 		{"empty histogram", []Histogram{{}}},
 		{"zero-length spans", []Histogram{{PositiveSpans: []Span{{3, 0}, {-2, 1}, {0, 0}}, PositiveBuckets: []int64{5}}}},
+		{"negative offsets without overlap", []Histogram{{PositiveSpans: []Span{{3, 2}, {-4, 1}}, PositiveBuckets: []int64{5, 1, -3}}}},
 		{"extreme offsets", []Histogram{
 			{PositiveSpans: []Span{{math.MinInt32, 1}, {math.MaxInt32, 1}}, PositiveBuckets: []int64{math.MinInt64, math.MaxInt64}},
 			{PositiveSpans: []Span{{math.MaxInt32, 2}}, PositiveBuckets: []int64{-1, 1}},
@@ -249,6 +250,7 @@ func TestHistogramsEncodeErrors(t *testing.T) {
 		{"hint", []int64{1}, []Histogram{{CounterResetHint: 4}}, nil},
 		{"lengths", []int64{1, 2}, []Histogram{ok}, nil},
 		{"too many buckets", []int64{1, 2, 3}, []Histogram{big, big, big}, ErrFull},
+		{"overlapping spans", []int64{1, 2}, []Histogram{ok, {PositiveSpans: []Span{{0, 2}, {-1, 1}}, PositiveBuckets: []int64{1, 1, 1}}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := EncodeHistograms([]byte{7}, tc.ts, tc.hs)
