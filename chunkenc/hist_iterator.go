@@ -52,7 +52,7 @@ func (it *HistogramIterator) Reset(chunk []byte) {
 	case EncFloatHistPack:
 		it.ts, it.fhs, it.err = it.d.decodeFloatHistograms(it.ts, it.fhs, &it.fb, chunk)
 	default:
-		it.err = fmt.Errorf("chunkenc: a %s chunk holds float samples: read it with an Iterator", it.enc)
+		it.err = corrupt(it.enc, 0, "holds float samples: read it with an Iterator")
 	}
 }
 

@@ -1,7 +1,5 @@
 package chunkenc
 
-import "fmt"
-
 // Iterator reads the samples of a chunk of any encoding. The zero value is
 // an exhausted iterator; Reset points it at a chunk. An Iterator allocates
 // nothing per sample and, once its buffers have grown, nothing per Reset:
@@ -42,7 +40,9 @@ func (it *Iterator) Reset(chunk []byte) {
 	case EncPack:
 		it.ts, it.vs, it.err = it.pd.decode(it.ts, it.vs, chunk)
 	default:
-		it.err = fmt.Errorf("chunkenc: a %s chunk holds histograms: read it with a HistogramIterator", it.enc)
+		// Not a float chunk: to a float reader, as corrupt as any
+		// unknown encoding.
+		it.err = corrupt(it.enc, 0, "holds histograms: read it with a HistogramIterator")
 	}
 }
 
