@@ -21,7 +21,7 @@ import (
 
 // Sections of a histogram chunk, for Encoder.stats.
 const (
-	histSecTimes = iota
+	histSecTimes  = iota
 	histSecLayout // hints and layouts
 	histSecCounts // count and zero count
 	histSecSum
