@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend bench-frontend
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist histdata fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend bench-frontend
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -153,6 +153,18 @@ bench-restart: build ## time to ready after kill -9 at the worst point, under th
 
 bench-go: ## run every Go benchmark in ./bench once (smoke test; real runs use -count 10 and benchstat)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
+
+# `make histdata`: the native-histogram data set (README, "Native histogram
+# data set") from the classic histograms of the shared data; deterministic,
+# a few seconds. `make bench-hist`: the histogram chunk encodings against
+# Prometheus's histogram chunks on it (about 20 s).
+HISTDATA ?= chunkenc/testdata/histograms.hd.gz
+
+histdata: ## rebuild chunkenc/testdata/histograms.hd.gz from the shared data's classic histograms
+	$(GO) run ./bench/cmd/histdata -data $(or $(MYELIN_DATA),../shared/data) -out $(HISTDATA)
+
+bench-hist: ## histogram chunk encodings vs Prometheus's chunks: bytes/sample and ns/sample table
+	$(GO) run ./bench/cmd/histbench -data $(HISTDATA) -reps 5
 
 fuzz: ## run each fuzz target in ./fuzz for FUZZTIME
 	@if [ ! -d fuzz ]; then echo "no ./fuzz directory yet"; exit 0; fi; \

@@ -72,25 +72,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 			var r histmeasure.Result
 			enc, dec := time.Duration(1<<62), time.Duration(1<<62)
 			for rep := range *reps {
-				var er, dr histmeasure.Result
-				var te, td time.Duration
-				for si := range byKind[k] {
-					t0 := time.Now()
-					x, err := c.Encode(&byKind[k][si])
-					te += time.Since(t0)
-					if err != nil {
-						fmt.Fprintln(stderr, "histbench:", c.Name(), err)
-						return 1
-					}
-					t0 = time.Now()
-					y, err := c.Decode()
-					td += time.Since(t0)
-					if err != nil {
-						fmt.Fprintln(stderr, "histbench:", c.Name(), err)
-						return 1
-					}
-					er.Add(x)
-					dr.Add(y)
+				t0 := time.Now()
+				er, err := histmeasure.EncodeAll(c, byKind[k])
+				te := time.Since(t0)
+				if err != nil {
+					fmt.Fprintln(stderr, "histbench:", c.Name(), err)
+					return 1
+				}
+				t0 = time.Now()
+				dr, err := c.Decode()
+				td := time.Since(t0)
+				if err != nil {
+					fmt.Fprintln(stderr, "histbench:", c.Name(), err)
+					return 1
 				}
 				if dr.Samples != er.Samples {
 					fmt.Fprintf(stderr, "histbench: %s decoded %d of %d samples\n", c.Name(), dr.Samples, er.Samples)

@@ -82,10 +82,12 @@ func (r *Result) Add(o Result) {
 // keeps buffers: not safe for concurrent use.
 type Codec interface {
 	Name() string
+	// Reset drops the chunks kept so far.
+	Reset()
 	// Encode cuts s into chunks and keeps them for Decode; it returns the
-	// sample, chunk and byte counts.
+	// sample, chunk and byte counts of s.
 	Encode(s *Series) (Result, error)
-	// Decode reads every sample of the chunks of the last Encode and
+	// Decode reads every sample of the chunks kept since Reset and
 	// returns the sample count and checksum.
 	Decode() (Result, error)
 }
@@ -153,8 +155,10 @@ func (h *headCutter) cut(chk promchunkenc.Chunk, t int64) bool {
 	return (t >= h.nextAt || numBytes >= target*2) && (numSamples >= promchunkenc.MinSamplesPerHistogramChunk || t >= nextRange)
 }
 
+func (c *prom) Reset() { c.chunks = c.chunks[:0] }
+
 func (c *prom) Encode(s *Series) (Result, error) {
-	c.chunks = c.chunks[:0]
+	first := len(c.chunks)
 	var chk promchunkenc.Chunk
 	var app promchunkenc.Appender
 	var hc headCutter
@@ -212,8 +216,8 @@ func (c *prom) Encode(s *Series) (Result, error) {
 		}
 		hc.maxTime = t
 	}
-	r := Result{Samples: len(s.T), Chunks: len(c.chunks)}
-	for _, ch := range c.chunks {
+	r := Result{Samples: len(s.T), Chunks: len(c.chunks) - first}
+	for _, ch := range c.chunks[first:] {
 		r.Bytes += len(ch.Bytes())
 	}
 	return r, nil
@@ -277,8 +281,10 @@ type ours struct {
 
 func (c *ours) Name() string { return fmt.Sprintf("ours@%d", c.samples) }
 
+func (c *ours) Reset() { c.buf, c.ends = c.buf[:0], c.ends[:0] }
+
 func (c *ours) Encode(s *Series) (Result, error) {
-	c.buf, c.ends = c.buf[:0], c.ends[:0]
+	b0, n0 := len(c.buf), len(c.ends)
 	var err error
 	for off := 0; off < len(s.T); off += c.samples {
 		end := min(off+c.samples, len(s.T))
@@ -292,7 +298,7 @@ func (c *ours) Encode(s *Series) (Result, error) {
 		}
 		c.ends = append(c.ends, len(c.buf))
 	}
-	return Result{Samples: len(s.T), Chunks: len(c.ends), Bytes: len(c.buf)}, nil
+	return Result{Samples: len(s.T), Chunks: len(c.ends) - n0, Bytes: len(c.buf) - b0}, nil
 }
 
 func (c *ours) Decode() (Result, error) {
@@ -338,6 +344,7 @@ func CheckRoundTrip(series []Series, sizes ...int) error {
 		c := &ours{samples: size}
 		for si := range series {
 			s := &series[si]
+			c.Reset()
 			if _, err := c.Encode(s); err != nil {
 				return err
 			}
@@ -371,4 +378,18 @@ func CheckRoundTrip(series []Series, sizes ...int) error {
 		}
 	}
 	return nil
+}
+
+// EncodeAll resets c and encodes every series; the result sums them.
+func EncodeAll(c Codec, series []Series) (Result, error) {
+	c.Reset()
+	var r Result
+	for i := range series {
+		x, err := c.Encode(&series[i])
+		if err != nil {
+			return r, err
+		}
+		r.Add(x)
+	}
+	return r, nil
 }
