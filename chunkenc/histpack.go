@@ -82,11 +82,50 @@ type histCols struct {
 	runs   []histRun
 	all    []colKey // the runs' buckets in run order
 	keys   []colKey
+	tmp    []colKey // scratch of merge
+	sorted []colKey // scratch of index: a run's keys, sorted
 	ids    []int32
 	colLen []int
 	colOff []int
 	cur    []int
 	total  int // sum of colLen: the chunk's bucket values
+}
+
+// merge adds the sorted keys rk to c.keys (sorted, without duplicates).
+func (c *histCols) merge(rk []colKey) {
+	// Fast path: every key already there (the run repeats known buckets).
+	i, j := 0, 0
+	for i < len(c.keys) && j < len(rk) {
+		switch cmpColKey(c.keys[i], rk[j]) {
+		case 0:
+			i, j = i+1, j+1
+		case -1:
+			i++
+		default:
+			i = len(c.keys) // rk[j] is new
+		}
+	}
+	if j == len(rk) {
+		return
+	}
+	out := c.tmp[:0]
+	i, j = 0, 0
+	for i < len(c.keys) || j < len(rk) {
+		switch {
+		case j == len(rk) || (i < len(c.keys) && cmpColKey(c.keys[i], rk[j]) < 0):
+			out = append(out, c.keys[i])
+			i++
+		case i == len(c.keys) || cmpColKey(c.keys[i], rk[j]) > 0:
+			if len(out) == 0 || cmpColKey(out[len(out)-1], rk[j]) != 0 {
+				out = append(out, rk[j])
+			}
+			j++
+		default:
+			out = append(out, c.keys[i])
+			i, j = i+1, j+1
+		}
+	}
+	c.keys, c.tmp = out, c.keys
 }
 
 // forEachBucket calls fn with the index of every bucket the spans hold,
@@ -159,16 +198,31 @@ func (c *histCols) index() bool {
 	}
 	all := c.all
 	c.ids = slices.Grow(c.ids[:0], len(all))[:len(all)]
-	c.keys = append(c.keys[:0], all...)
-	slices.SortFunc(c.keys, cmpColKey)
-	c.keys = slices.CompactFunc(c.keys, func(a, b colKey) bool { return cmpColKey(a, b) == 0 })
+	// The union of the runs' keys, merged run by run: a run's keys are
+	// sorted whenever its spans' offsets after the first are not negative
+	// (always, for Prometheus's histograms), and runs mostly repeat the
+	// union. Sorting all keys instead cost a third of the decode time of
+	// chunks whose layout changes with every sample (rate() output).
+	c.keys = c.keys[:0]
+	off := 0
+	for r := range c.runs {
+		nb := int(c.runs[r].l.buckets())
+		rk := all[off : off+nb]
+		off += nb
+		if !slices.IsSortedFunc(rk, cmpColKey) {
+			c.sorted = append(c.sorted[:0], rk...)
+			slices.SortFunc(c.sorted, cmpColKey)
+			rk = c.sorted
+		}
+		c.merge(rk)
+	}
 	c.colLen = slices.Grow(c.colLen[:0], len(c.keys))[:len(c.keys)]
 	clear(c.colLen)
 	// cur doubles as the last run (+1) that used each column, to find
 	// repeated indices; it is cleared for the writers and readers below.
 	c.cur = slices.Grow(c.cur[:0], len(c.keys))[:len(c.keys)]
 	clear(c.cur)
-	off := 0
+	off = 0
 	for r := range c.runs {
 		run := &c.runs[r]
 		run.idOff = off
