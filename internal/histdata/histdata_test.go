@@ -14,15 +14,15 @@ func TestWriteRead(t *testing.T) {
 	stale := math.Float64frombits(0x7ff0000000000002)
 	in := []Series{
 		{Labels: `{__name__="a"}`, Kind: KindInt, T: []int64{-5, 1000, 2000, 2001}, H: []chunkenc.Histogram{
-			{Schema: 3, ZeroThreshold: 1e-128, Count: 3, Sum: 1.5, PositiveSpans: []chunkenc.Span{{-2, 2}}, PositiveBuckets: []int64{1, 1}},
-			{Schema: 3, ZeroThreshold: 1e-128, Count: 5, Sum: 2.5, PositiveSpans: []chunkenc.Span{{-2, 2}}, PositiveBuckets: []int64{2, 1}, CounterResetHint: chunkenc.NotCounterReset},
+			{Schema: 3, ZeroThreshold: 1e-128, Count: 3, Sum: 1.5, PositiveSpans: []chunkenc.Span{{Offset: -2, Length: 2}}, PositiveBuckets: []int64{1, 1}},
+			{Schema: 3, ZeroThreshold: 1e-128, Count: 5, Sum: 2.5, PositiveSpans: []chunkenc.Span{{Offset: -2, Length: 2}}, PositiveBuckets: []int64{2, 1}, CounterResetHint: chunkenc.NotCounterReset},
 			{Sum: stale},
-			{Schema: -53, Count: math.MaxUint64, CustomValues: []float64{0.1, 1}, PositiveSpans: []chunkenc.Span{{0, 1}, {1, 1}}, PositiveBuckets: []int64{math.MinInt64, 7},
-				NegativeSpans: []chunkenc.Span{{math.MaxInt32, 1}}, NegativeBuckets: []int64{-3}, CounterResetHint: chunkenc.GaugeType},
+			{Schema: -53, Count: math.MaxUint64, CustomValues: []float64{0.1, 1}, PositiveSpans: []chunkenc.Span{{Offset: 0, Length: 1}, {Offset: 1, Length: 1}}, PositiveBuckets: []int64{math.MinInt64, 7},
+				NegativeSpans: []chunkenc.Span{{Offset: math.MaxInt32, Length: 1}}, NegativeBuckets: []int64{-3}, CounterResetHint: chunkenc.GaugeType},
 		}},
 		{Labels: `{__name__="b"}`, Kind: KindFloat, T: []int64{7, 8}, FH: []chunkenc.FloatHistogram{
-			{Schema: 0, Count: 0.5, ZeroCount: math.Copysign(0, -1), Sum: math.NaN(), PositiveSpans: []chunkenc.Span{{0, 1}}, PositiveBuckets: []float64{0.5}},
-			{Schema: 0, Count: 0.25, Sum: stale, PositiveSpans: []chunkenc.Span{{0, 1}}, PositiveBuckets: []float64{math.Inf(1)}},
+			{Schema: 0, Count: 0.5, ZeroCount: math.Copysign(0, -1), Sum: math.NaN(), PositiveSpans: []chunkenc.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []float64{0.5}},
+			{Schema: 0, Count: 0.25, Sum: stale, PositiveSpans: []chunkenc.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []float64{math.Inf(1)}},
 		}},
 	}
 	var buf bytes.Buffer
