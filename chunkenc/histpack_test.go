@@ -276,7 +276,7 @@ func TestHistogramsEncodeErrors(t *testing.T) {
 // chunks are read without a panic; truncations fail with a CorruptError.
 func TestHistogramsCorrupt(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
-	ts, hs := randHistograms(rng, 200)
+	ts, hs := randHistograms(rng, 60)
 	ci, err := EncodeHistograms(nil, ts, hs)
 	require.NoError(t, err)
 	cf, err := EncodeFloatHistograms(nil, ts, toFloat(hs, 30))
@@ -290,7 +290,7 @@ func TestHistogramsCorrupt(t *testing.T) {
 			var ce *CorruptError
 			require.True(t, errors.As(it.Err(), &ce), "truncated to %d of %d bytes: %v", l, len(chunk), it.Err())
 		}
-		for range 2000 {
+		for range 500 {
 			c := append([]byte(nil), chunk...)
 			c[rng.IntN(len(c))] ^= 1 << rng.IntN(8)
 			it.Reset(c)
