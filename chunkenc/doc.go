@@ -31,10 +31,13 @@
 // block encodings below.
 //
 //  5. Histograms: e.EncodeHistograms(dst, ts, hs) (EncHistPack) or
-//     e.EncodeFloatHistograms(dst, ts, fhs) (EncFloatHistPack); read with a
-//     HistogramIterator: Reset, Next/Seek, At (integer chunks) or AtFloat
-//     (either), Err. A float Iterator refuses histogram chunks and the
-//     reverse, with a CorruptError.
+//     e.EncodeFloatHistograms(dst, ts, fhs) (EncFloatHistPack); merge
+//     consecutive sealed chunks with e.RecodeHistograms(dst, c1, c2, ...);
+//     read with a HistogramIterator: Reset, Next/Seek, At (integer chunks)
+//     or AtFloat (either), Err. A float Iterator refuses histogram chunks
+//     and the reverse, with a CorruptError. There is no recode from
+//     Prometheus's histogram chunk bytes: it would need Prometheus's
+//     decoder in this package.
 //
 // The histogram sample types are chunkenc's own (the package takes no
 // module), with the field meanings of Prometheus's model/histogram, so

@@ -259,7 +259,10 @@ type histScratch struct {
 	col   []int64   // count, zero count or hint column
 	fcol  []float64 // sums, float counts
 	rs    []int64   // residuals of an integer column
-	it    HistogramIterator
+	// it reads RecodeHistograms' input; then, under the invariants build
+	// tag, the encoder's own chunk (recode holds copies by then).
+	it     HistogramIterator
+	recode histRecoder
 }
 
 // EncodeHistograms appends an EncHistPack chunk of the samples (ts[i],
@@ -871,4 +874,121 @@ func (d *histDecoder) decodeFloatHistograms(ts []int64, hs []FloatHistogram, buf
 		}
 	}
 	return ts, hs, nil
+}
+
+// RecodeHistograms decodes histogram chunks of one encoding, which must
+// hold increasing timestamps across them (consecutive chunks of one
+// series), and appends one chunk of all their samples in that encoding to
+// dst: it merges small sealed chunks into a larger block, as Recode does
+// for floats. The samples must fit in one chunk (MaxSamples,
+// MaxHistogramBuckets).
+func (e *Encoder) RecodeHistograms(dst []byte, chunks ...[]byte) ([]byte, error) {
+	s := &e.hist
+	r := &s.recode
+	r.reset()
+	if len(chunks) == 0 {
+		return dst, ErrEmpty
+	}
+	var enc Encoding
+	for i, c := range chunks {
+		s.it.Reset(c)
+		if i == 0 {
+			enc = s.it.Encoding()
+		} else if s.it.Encoding() != enc && s.it.Err() == nil {
+			return dst, fmt.Errorf("recode chunk %d: a %s chunk after %s chunks", i, s.it.Encoding(), enc)
+		}
+		n0 := len(r.ts)
+		for s.it.Next() {
+			if enc == EncHistPack {
+				t, h := s.it.At()
+				r.addHistogram(t, h)
+			} else {
+				t, h := s.it.AtFloat()
+				r.addFloatHistogram(t, h)
+			}
+		}
+		if err := s.it.Err(); err != nil {
+			return dst, fmt.Errorf("recode chunk %d: %w", i, err)
+		}
+		if n0 > 0 && n0 < len(r.ts) && r.ts[n0] <= r.ts[n0-1] {
+			return dst, fmt.Errorf("recode chunk %d: starts at %d, not after %d: %w", i, r.ts[n0], r.ts[n0-1], ErrOutOfOrder)
+		}
+	}
+	if enc == EncHistPack {
+		return e.EncodeHistograms(dst, r.ts, r.histograms())
+	}
+	return e.EncodeFloatHistograms(dst, r.ts, r.floatHistograms())
+}
+
+// histRecoder collects decoded samples for RecodeHistograms. Their slices
+// are copied into flat buffers (the iterator's are reused per chunk) and
+// sliced once all are in, since the buffers move as they grow.
+type histRecoder struct {
+	ts    []int64
+	hs    []Histogram
+	fhs   []FloatHistogram
+	offs  []histOffsets
+	spans []Span
+	ints  []int64
+	flts  []float64 // float buckets and custom values
+}
+
+// histOffsets locates a sample's slices in the flat buffers: starts and
+// lengths of positive and negative spans, buckets and custom values.
+type histOffsets struct {
+	ps, pn, ns, nn, pb, npb, nb, nnb, cv, ncv int
+}
+
+func (r *histRecoder) reset() {
+	r.ts, r.hs, r.fhs, r.offs = r.ts[:0], r.hs[:0], r.fhs[:0], r.offs[:0]
+	r.spans, r.ints, r.flts = r.spans[:0], r.ints[:0], r.flts[:0]
+}
+
+func (r *histRecoder) addSpansAndCV(pos, neg []Span, cv []float64) histOffsets {
+	var o histOffsets
+	o.ps, o.pn = len(r.spans), len(pos)
+	r.spans = append(r.spans, pos...)
+	o.ns, o.nn = len(r.spans), len(neg)
+	r.spans = append(r.spans, neg...)
+	o.cv, o.ncv = len(r.flts), len(cv)
+	r.flts = append(r.flts, cv...)
+	return o
+}
+
+func (r *histRecoder) addHistogram(t int64, h *Histogram) {
+	o := r.addSpansAndCV(h.PositiveSpans, h.NegativeSpans, h.CustomValues)
+	o.pb, o.npb = len(r.ints), len(h.PositiveBuckets)
+	r.ints = append(r.ints, h.PositiveBuckets...)
+	o.nb, o.nnb = len(r.ints), len(h.NegativeBuckets)
+	r.ints = append(r.ints, h.NegativeBuckets...)
+	r.ts, r.hs, r.offs = append(r.ts, t), append(r.hs, *h), append(r.offs, o)
+}
+
+func (r *histRecoder) addFloatHistogram(t int64, h *FloatHistogram) {
+	o := r.addSpansAndCV(h.PositiveSpans, h.NegativeSpans, h.CustomValues)
+	o.pb, o.npb = len(r.flts), len(h.PositiveBuckets)
+	r.flts = append(r.flts, h.PositiveBuckets...)
+	o.nb, o.nnb = len(r.flts), len(h.NegativeBuckets)
+	r.flts = append(r.flts, h.NegativeBuckets...)
+	r.ts, r.fhs, r.offs = append(r.ts, t), append(r.fhs, *h), append(r.offs, o)
+}
+
+func (r *histRecoder) histograms() []Histogram {
+	for i, o := range r.offs {
+		h := &r.hs[i]
+		h.PositiveSpans, h.NegativeSpans = r.spans[o.ps:o.ps+o.pn], r.spans[o.ns:o.ns+o.nn]
+		h.PositiveBuckets, h.NegativeBuckets = r.ints[o.pb:o.pb+o.npb], r.ints[o.nb:o.nb+o.nnb]
+		h.CustomValues = r.flts[o.cv : o.cv+o.ncv]
+	}
+	return r.hs
+}
+
+func (r *histRecoder) floatHistograms() []FloatHistogram {
+	for i, o := range r.offs {
+		h := &r.fhs[i]
+		h.PositiveSpans, h.NegativeSpans = r.spans[o.ps:o.ps+o.pn], r.spans[o.ns:o.ns+o.nn]
+		h.PositiveBuckets, h.NegativeBuckets = r.flts[o.pb:o.pb+o.npb], r.flts[o.nb:o.nb+o.nnb]
+		h.CustomValues = r.flts[o.cv : o.cv+o.ncv]
+	}
+	return r.fhs
 }

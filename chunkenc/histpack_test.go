@@ -359,3 +359,37 @@ func TestHistogramsAllocs(t *testing.T) {
 	run()
 	require.Zero(t, testing.AllocsPerRun(5, run))
 }
+
+func TestRecodeHistograms(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	ts, hs := randHistograms(rng, 300)
+	fhs := toFloat(hs, 60)
+	var e Encoder
+	var parts, fparts [][]byte
+	for _, cut := range [][2]int{{0, 100}, {100, 101}, {101, 300}} {
+		c, err := EncodeHistograms(nil, ts[cut[0]:cut[1]], hs[cut[0]:cut[1]])
+		require.NoError(t, err)
+		parts = append(parts, c)
+		c, err = EncodeFloatHistograms(nil, ts[cut[0]:cut[1]], fhs[cut[0]:cut[1]])
+		require.NoError(t, err)
+		fparts = append(fparts, c)
+	}
+	merged, err := e.RecodeHistograms([]byte("x"), parts...)
+	require.NoError(t, err)
+	want, err := EncodeHistograms([]byte("x"), ts, hs)
+	require.NoError(t, err)
+	require.Equal(t, want, merged, "merging is encoding the samples at once")
+	fmerged, err := e.RecodeHistograms(nil, fparts...)
+	require.NoError(t, err)
+	fwant, err := EncodeFloatHistograms(nil, ts, fhs)
+	require.NoError(t, err)
+	require.Equal(t, fwant, fmerged)
+
+	_, err = e.RecodeHistograms(nil, parts[2], parts[0])
+	require.ErrorIs(t, err, ErrOutOfOrder)
+	_, err = e.RecodeHistograms(nil, parts[0], fparts[1])
+	require.Error(t, err, "mixed encodings")
+	_, err = e.RecodeHistograms(nil, parts[0], parts[1][:3])
+	var ce *CorruptError
+	require.ErrorAs(t, err, &ce)
+}
