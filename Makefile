@@ -164,7 +164,7 @@ histdata: ## rebuild chunkenc/testdata/histograms.hd.gz from the shared data's c
 	$(GO) run ./bench/cmd/histdata -data $(or $(MYELIN_DATA),../shared/data) -out $(HISTDATA)
 
 bench-hist: ## histogram chunk encodings vs Prometheus's chunks: bytes/sample and ns/sample table
-	$(GO) run ./bench/cmd/histbench -data $(HISTDATA) -reps 5
+	$(GO) run ./bench/cmd/histbench -data $(HISTDATA) -reps 9
 
 fuzz: ## run each fuzz target in ./fuzz for FUZZTIME
 	@if [ ! -d fuzz ]; then echo "no ./fuzz directory yet"; exit 0; fi; \

@@ -15,9 +15,9 @@ import (
 // schema, zero threshold, custom values and spans, and one column per
 // bucket index over the samples that have that bucket. The column is what
 // makes the encodings small: a bucket's count changes slowly from one
-// sample to the next and an idle bucket stays constant, which a per-column
-// integer stream codes in 2 bits for the whole chunk, where Prometheus's
-// streaming chunk pays at least 1 bit per bucket per sample.
+// sample to the next and an idle bucket stays constant, which a column
+// codes in its first value and 4 bits for the whole chunk, where
+// Prometheus's streaming chunk pays at least 1 bit per bucket per sample.
 
 // Sections of a histogram chunk, for Encoder.stats.
 const (
@@ -154,33 +154,50 @@ func (c *histCols) cut(n int, lay func(i int) histLayout) {
 	}
 }
 
+// checkInvariants panics if c breaks its INVARIANT.
+func (c *histCols) checkInvariants() {
+	off := 0
+	for i, k := range c.keys {
+		if i > 0 && cmpColKey(c.keys[i-1], k) >= 0 {
+			panic(fmt.Sprintf("BUG: histogram columns %+v then %+v", c.keys[i-1], k))
+		}
+		if c.colLen[i] < 1 || c.colOff[i] != off {
+			panic(fmt.Sprintf("BUG: histogram column %d of %d values at %d, want at %d", i, c.colLen[i], c.colOff[i], off))
+		}
+		off += c.colLen[i]
+	}
+	if off != c.total {
+		panic(fmt.Sprintf("BUG: histogram columns hold %d values, total %d", off, c.total))
+	}
+}
+
 // plan cuts n samples into runs and indexes their columns, for an
 // encoder.
 func (c *histCols) plan(n int, lay func(i int) histLayout) error {
 	c.cut(n, lay)
-	if !c.index() {
-		for _, run := range c.runs {
-			seen := map[colKey]bool{}
-			var dup colKey
-			forEachBucket(run.l.pos, func(idx int64) {
-				if seen[colKey{false, idx}] {
-					dup = colKey{false, idx}
-				}
-				seen[colKey{false, idx}] = true
-			})
-			forEachBucket(run.l.neg, func(idx int64) {
-				if seen[colKey{true, idx}] {
-					dup = colKey{true, idx}
-				}
-				seen[colKey{true, idx}] = true
-			})
-			if len(seen) < run.nb {
-				return fmt.Errorf("chunkenc: histogram %d: spans name bucket %d (negative: %v) twice", run.start, dup.idx, dup.neg)
-			}
+	if c.index() {
+		if invariants.Enabled {
+			c.checkInvariants()
 		}
-		panic("BUG: histogram layout with a repeated bucket not found")
+		return nil
 	}
-	return nil
+	// Find the repeated bucket for the error; a rare path, so a map.
+	for _, run := range c.runs {
+		seen := map[colKey]bool{}
+		var dup colKey
+		mark := func(k colKey) {
+			if seen[k] {
+				dup = k
+			}
+			seen[k] = true
+		}
+		forEachBucket(run.l.pos, func(idx int64) { mark(colKey{false, idx}) })
+		forEachBucket(run.l.neg, func(idx int64) { mark(colKey{true, idx}) })
+		if uint64(len(seen)) < run.l.buckets() {
+			return fmt.Errorf("chunkenc: histogram %d: spans name bucket %d (negative: %v) twice", run.start, dup.idx, dup.neg)
+		}
+	}
+	panic("BUG: histogram layout with a repeated bucket not found")
 }
 
 // index computes the columns of the runs. The caller has bounded the

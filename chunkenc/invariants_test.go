@@ -115,3 +115,34 @@ func TestHistogramInvariantChecks(t *testing.T) {
 	require.Panics(t, func() { checkFloatHistogramsDecode(&it, fchunk, ts, fother) }, "+0 for -0")
 	require.Panics(t, func() { checkFloatHistogramsDecode(&it, chunk, ts, fhs) }, "an integer chunk")
 }
+
+// TestHistogramColumnInvariants: the column index's self-check fires on
+// each broken part of its INVARIANT.
+func TestHistogramColumnInvariants(t *testing.T) {
+	hs := []Histogram{
+		{PositiveSpans: []Span{{0, 2}}, PositiveBuckets: []int64{1, 1}},
+		{PositiveSpans: []Span{{0, 3}}, PositiveBuckets: []int64{1, 1, 1}, NegativeSpans: []Span{{1, 1}}, NegativeBuckets: []int64{2}},
+	}
+	valid := func() *histCols {
+		var c histCols
+		require.NoError(t, c.plan(len(hs), func(i int) histLayout { return layoutOfHistogram(&hs[i]) }))
+		c.checkInvariants()
+		return &c
+	}
+	for _, tc := range []struct {
+		name  string
+		spoil func(c *histCols)
+	}{
+		{"unsorted", func(c *histCols) { c.keys[0], c.keys[1] = c.keys[1], c.keys[0] }},
+		{"duplicate", func(c *histCols) { c.keys[1] = c.keys[0] }},
+		{"empty column", func(c *histCols) { c.colLen[2] = 0 }},
+		{"offset", func(c *histCols) { c.colOff[1]++ }},
+		{"total", func(c *histCols) { c.total++ }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.spoil(c)
+			require.Panics(t, c.checkInvariants)
+		})
+	}
+}
