@@ -49,7 +49,15 @@ import (
 func main() {
 	data := flag.String("data", tsdata.SharedDir(), "shared data directory (its recorded/*.tsv.gz are read)")
 	out := flag.String("out", "chunkenc/testdata/histograms.hd.gz", "output file")
+	tsdbDir := flag.String("tsdb", "", "instead of converting the shared data, read the native histograms of this Prometheus data directory")
 	flag.Parse()
+	if *tsdbDir != "" {
+		if err := writeRecorded(*tsdbDir, *out); err != nil {
+			fmt.Fprintln(os.Stderr, "histdata:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*data, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "histdata:", err)
 		os.Exit(1)
@@ -170,6 +178,28 @@ func run(dataDir, out string) error {
 		fmt.Printf("%-12s %4d series %8d samples\n", k, stats[k][0], stats[k][1])
 	}
 	fmt.Printf("wrote %s: %d series, %d bytes\n", out, len(all), buf.Len())
+	return nil
+}
+
+// writeRecorded writes the native histograms of a Prometheus data
+// directory (scripts/record-native-histograms.sh) as a histdata file.
+func writeRecorded(dir, out string) error {
+	series, err := readRecorded(dir)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := histdata.Write(&buf, series); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	n := 0
+	for _, s := range series {
+		n += s.Len()
+	}
+	fmt.Printf("wrote %s: %d series, %d samples, %d bytes\n", out, len(series), n, buf.Len())
 	return nil
 }
 
