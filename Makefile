@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist histdata fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend bench-frontend
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend bench-frontend
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -158,13 +158,20 @@ bench-go: ## run every Go benchmark in ./bench once (smoke test; real runs use -
 # data set") from the classic histograms of the shared data; deterministic,
 # a few seconds. `make bench-hist`: the histogram chunk encodings against
 # Prometheus's histogram chunks on it (about 20 s).
+# `make histdata-record` records native histograms from a real Prometheus 3
+# (scripts/record-native-histograms.sh; PROMETHEUS=<binary>, or it builds
+# v3.14; DURATION seconds, 1800 by default).
 HISTDATA ?= chunkenc/testdata/histograms.hd.gz
+HISTDATA_RECORDED ?= chunkenc/testdata/histograms-recorded.hd.gz
 
 histdata: ## rebuild chunkenc/testdata/histograms.hd.gz from the shared data's classic histograms
 	$(GO) run ./bench/cmd/histdata -data $(or $(MYELIN_DATA),../shared/data) -out $(HISTDATA)
 
+histdata-record: ## record chunkenc/testdata/histograms-recorded.hd.gz from a real Prometheus 3 (~30 min)
+	OUT=$(HISTDATA_RECORDED) scripts/record-native-histograms.sh
+
 bench-hist: ## histogram chunk encodings vs Prometheus's chunks: bytes/sample and ns/sample table
-	$(GO) run ./bench/cmd/histbench -data $(HISTDATA) -reps 9
+	$(GO) run ./bench/cmd/histbench -data $(HISTDATA),$(HISTDATA_RECORDED) -reps 9
 
 fuzz: ## run each fuzz target in ./fuzz for FUZZTIME
 	@if [ ! -d fuzz ]; then echo "no ./fuzz directory yet"; exit 0; fi; \

@@ -10,8 +10,10 @@ import (
 	"github.com/myelindb/myelin/internal/histdata"
 )
 
-// histDataPath is the native-histogram data set (make histdata).
-const histDataPath = "../chunkenc/testdata/histograms.hd.gz"
+// histDataPaths are the native-histogram data set: converted from the
+// shared data (make histdata) and recorded from a real Prometheus 3 (make
+// histdata-record).
+var histDataPaths = []string{"../chunkenc/testdata/histograms.hd.gz", "../chunkenc/testdata/histograms-recorded.hd.gz"}
 
 var histData struct {
 	once   sync.Once
@@ -24,15 +26,22 @@ var histData struct {
 // nhcb:rate1m, exp:rate1m), loaded once.
 func histSeries(b *testing.B) ([]string, map[string][]histmeasure.Series) {
 	histData.once.Do(func() {
-		raw, err := histdata.ReadFile(histDataPath)
-		if err != nil {
-			histData.err = err
-			return
+		var raw []histdata.Series
+		for _, path := range histDataPaths {
+			ss, err := histdata.ReadFile(path)
+			if err != nil {
+				histData.err = err
+				return
+			}
+			raw = append(raw, ss...)
 		}
 		histData.byKind = map[string][]histmeasure.Series{}
 		for _, s := range histmeasure.Load(raw) {
 			k := s.Labels[strings.Index(s.Labels, `kind="`)+6:]
 			k = k[:strings.IndexByte(k, '"')]
+			if k == "recorded" && s.Kind == histdata.KindFloat {
+				k = "recorded:float" // recording-rule output
+			}
 			histData.byKind[k] = append(histData.byKind[k], s)
 		}
 		for k := range histData.byKind {

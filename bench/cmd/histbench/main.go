@@ -5,7 +5,7 @@
 // ratios to Prometheus's head-cut chunks (best of -reps interleaved runs). Every series must round-trip bit for bit through our encodings;
 // the method is in bench/internal/histmeasure.
 //
-//	go run ./bench/cmd/histbench [-data chunkenc/testdata/histograms.hd.gz] [-reps 3]
+//	go run ./bench/cmd/histbench [-data file1,file2] [-reps 3]
 package main
 
 import (
@@ -28,15 +28,19 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("histbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", "chunkenc/testdata/histograms.hd.gz", "histdata file (make histdata)")
+	data := fs.String("data", "chunkenc/testdata/histograms.hd.gz,chunkenc/testdata/histograms-recorded.hd.gz", "histdata files, comma-separated (make histdata, make histdata-record)")
 	reps := fs.Int("reps", 3, "timing runs per codec; the fastest counts")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	raw, err := histdata.ReadFile(*data)
-	if err != nil {
-		fmt.Fprintln(stderr, "histbench:", err)
-		return 1
+	var raw []histdata.Series
+	for _, path := range strings.Split(*data, ",") {
+		ss, err := histdata.ReadFile(path)
+		if err != nil {
+			fmt.Fprintln(stderr, "histbench:", err)
+			return 1
+		}
+		raw = append(raw, ss...)
 	}
 	series := histmeasure.Load(raw)
 	if err := histmeasure.CheckRoundTrip(series, 120, 1024); err != nil {
@@ -51,7 +55,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	byKind := map[string][]histmeasure.Series{}
 	for _, s := range series {
-		byKind[kindOf(s.Labels)] = append(byKind[kindOf(s.Labels)], s)
+		k := kindOf(s.Labels)
+		if k == "recorded" && s.Kind == histdata.KindFloat {
+			k = "recorded:float" // recording-rule output
+		}
+		byKind[k] = append(byKind[k], s)
 	}
 	kinds := make([]string, 0, len(byKind))
 	for k := range byKind {
