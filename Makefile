@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend bench-frontend
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,22 +32,34 @@ test: ## run all tests (honours TESTFLAGS)
 	$(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
 
 # The end-to-end tests in cmd/myelin run a real Prometheus (Debian's 2.42),
-# the UI's browser test Debian's Chromium, and the query frontend's results
+# the UI's browser test Debian's Chromium, the query frontend's results
 # cache tests a real memcached (Debian's; each test starts its own on a
-# free port): without them they skip, or fail when CI is set. .ci/run
-# installs them the same way.
-e2e-deps: ## install Prometheus, Chromium and memcached for the end-to-end, browser and cache tests (apt-get, if missing)
+# free port), the alerting tests Debian's Alertmanager 0.25 and amtool
+# (package prometheus-alertmanager): without them they skip, or fail when
+# CI is set. .ci/run installs them the same way.
+e2e-deps: ## install Prometheus, Chromium, memcached and Alertmanager for the end-to-end, browser, cache and alerting tests (apt-get, if missing)
 	@missing=""; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v memcached >/dev/null 2>&1 || missing="$$missing memcached"; \
+	command -v amtool >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
 	if [ -z "$$missing" ]; then \
-		echo "prometheus, chromium and memcached found"; \
+		echo "prometheus, chromium, memcached and prometheus-alertmanager found"; \
 	else \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		$$sudo apt-get update -q && \
 		$$sudo apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+# A real Prometheus 3 for the test that has it remote-write native
+# histograms with Remote-Write 2.0 (Debian's 2.42 has no 2.0 sender);
+# `make test` runs that test when bin/prometheus-3 exists and skips it
+# otherwise, CI builds it first.
+prometheus3: ## build Prometheus v3.14 into bin/prometheus-3 from the Go module proxy (a few minutes; once)
+	OUT=bin/prometheus-3 scripts/build-prometheus3.sh
+
+e2e-prometheus3: prometheus3 ## Prometheus 3 remote-writes native histograms with Remote-Write 2.0 into myelin: identical query answers
+	PROMETHEUS3_REQUIRED=1 $(GO) test -count=1 -run '^TestE2EPrometheus3' -v ./cmd/myelin/
 
 # The UI's sources are in ui/ (TypeScript, built by esbuild; versions pinned
 # in ui/package-lock.json); the built bundle is committed in server/ui/dist
@@ -84,6 +96,12 @@ ui-screenshot: ## run the browser test and write its screenshot of the graph to 
 # exactly as the API does. `make test` runs them too.
 promql-frontend: ## PromQL scripts and compliance queries over HTTP, without and with the query frontend
 	$(GO) test -count=1 -run '^(TestPromQLScriptsHTTP|TestPromQLComplianceHTTP)$$' $(TESTFLAGS) ./server/internal/promqlhttp
+
+# The same scripts, native histograms included, with every load pushed by
+# remote write (1.0, then 2.0) through the write handler into a real
+# engine group, and evaluated by PromQL over it (issue 16 item 2).
+promql-rw: ## PromQL scripts with native histograms, loads pushed by remote write 1.0 and 2.0
+	$(GO) test -count=1 -v -run '^TestPromQLScriptsRemoteWrite$$' $(TESTFLAGS) ./server/internal/promqlhttp | grep -E 'ran [0-9]+ script parts|^(ok|FAIL|---)'
 
 # A Grafana-like dashboard (10 range queries over 7 days at a 1m step,
 # refreshed 5 times with now moving 30 s) through the query frontend: the

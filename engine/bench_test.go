@@ -138,25 +138,37 @@ func BenchmarkHeadBytesPerSeries(b *testing.B) {
 	}
 }
 
+// scrapedGroup returns a group (in memory, closed at the end of the
+// benchmark) holding rounds 15 s scrapes of n series of benchLabels from
+// t0, a day boundary, in batches of up to 2,000 series.
+func scrapedGroup(b *testing.B, n, rounds int) (*Group, int64) {
+	lsets := benchLabels(n)
+	db, err := Open(Options{Dir: "db", FS: vfs.NewMem()})
+	require.NoError(b, err)
+	b.Cleanup(func() { db.Close() })
+	g, _, err := db.OpenGroup(1)
+	require.NoError(b, err)
+	t0 := int64(1_700_000_000_000) / 86_400_000 * 86_400_000
+	index := uint64(0)
+	for r := range rounds {
+		for lo := 0; lo < n; lo += 2000 {
+			bb := write.NewBuilder("bench")
+			for i := lo; i < min(lo+2000, n); i++ {
+				require.NoError(b, bb.Add(lsets[i], []write.Sample{{T: t0 + int64(r)*15000, V: float64((r * i) % 1000)}}))
+			}
+			index++
+			_, err := g.ApplyBatch(index, bb.Batch())
+			require.NoError(b, err)
+		}
+	}
+	return g, t0
+}
+
 // BenchmarkSelect selects and fully iterates 1 and 1000 series over 4h of
 // 15s samples (960 per series, 8 sealed chunks and the open one).
 func BenchmarkSelect(b *testing.B) {
 	const nSeries, rounds = 1000, 960
-	lsets := benchLabels(nSeries)
-	db, err := Open(Options{Dir: "db", FS: vfs.NewMem()})
-	require.NoError(b, err)
-	defer db.Close()
-	g, _, err := db.OpenGroup(1)
-	require.NoError(b, err)
-	t0 := int64(1_700_000_000_000) / 86_400_000 * 86_400_000
-	for r := range rounds {
-		bb := write.NewBuilder("bench")
-		for i, l := range lsets {
-			require.NoError(b, bb.Add(l, []write.Sample{{T: t0 + int64(r)*15000, V: float64((r * i) % 1000)}}))
-		}
-		_, err := g.ApplyBatch(uint64(r+1), bb.Batch())
-		require.NoError(b, err)
-	}
+	g, t0 := scrapedGroup(b, nSeries, rounds)
 	for _, tc := range []struct {
 		name string
 		ms   []*labels.Matcher
@@ -262,4 +274,75 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSelectRecent is the read path of dashboards and alerts: a
+// select over the last 5 minutes of 50,000 active series scraped every
+// 15 s (all of them in the head), for every series (count({__name__=~".+"})),
+// one metric (250 series) and one series, and the label APIs over the
+// same window. It reads the samples of the window, as an instant query's
+// lookback does.
+//
+//	go test -run '^$' -bench SelectRecent -count 5 ./engine
+func BenchmarkSelectRecent(b *testing.B) {
+	const nSeries, rounds = 50_000, 40
+	g, t0 := scrapedGroup(b, nSeries, rounds)
+	require.NoError(b, g.Checkpoint())
+	maxt := t0 + (rounds-1)*15000
+	mint := maxt - 5*60*1000
+	for _, tc := range []struct {
+		name   string
+		ms     []*labels.Matcher
+		series int
+	}{
+		{"all", []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")}, nSeries},
+		{"metric", []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "node_metric_7_total")}, nSeries / 200},
+		{"1series", []*labels.Matcher{
+			labels.MustNewMatcher(labels.MatchEqual, "__name__", "node_metric_7_total"),
+			labels.MustNewMatcher(labels.MatchEqual, "instance", "10.0.0.7:9100"),
+		}, 1},
+	} {
+		b.Run("select/"+tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				q, err := g.Querier("bench", mint, maxt)
+				require.NoError(b, err)
+				ss := q.Select(context.Background(), false, nil, tc.ms...)
+				var it promchunk.Iterator
+				n := 0
+				for ss.Next() {
+					n++
+					it = ss.At().Iterator(it)
+					for it.Next() != promchunk.ValNone {
+					}
+				}
+				require.NoError(b, ss.Err())
+				require.NoError(b, q.Close())
+				require.Equal(b, tc.series, n)
+			}
+		})
+	}
+	b.Run("label-values/instance", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			q, err := g.Querier("bench", mint, maxt)
+			require.NoError(b, err)
+			vs, _, err := q.LabelValues(context.Background(), "instance", nil)
+			require.NoError(b, err)
+			require.Len(b, vs, nSeries)
+			require.NoError(b, q.Close())
+		}
+	})
+	b.Run("label-values/instance-of-metric", func(b *testing.B) {
+		b.ReportAllocs()
+		m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "node_metric_7_total")
+		for b.Loop() {
+			q, err := g.Querier("bench", mint, maxt)
+			require.NoError(b, err)
+			vs, _, err := q.LabelValues(context.Background(), "instance", nil, m)
+			require.NoError(b, err)
+			require.NotEmpty(b, vs)
+			require.NoError(b, q.Close())
+		}
+	})
 }

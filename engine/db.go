@@ -303,10 +303,12 @@ func (g *Group) load() error {
 func newTenant(name string, ks keyspace) *tenant {
 	t := &tenant{name: name, ks: ks}
 	t.mu.byHash = map[uint64]*memSeries{}
+	t.mu.index = newHeadIndex()
+	t.mu.indexFrom = minTime
 	t.mu.nextID = 1
 	t.mu.maxT = minTime
 	t.mu.allInHead = true
-	t.mu.lastOfEmpty = map[*memSeries]write.Sample{}
+	t.mu.lastOfEmpty = map[*memSeries]lastSample{}
 	t.mu.metricSeries = map[string]int{}
 	t.mu.evictEpoch = math.MinInt64 // = evictEpoch(minTime), as after a restart
 	return t
@@ -407,24 +409,38 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 			return nil, fmt.Errorf("read labels of series %d: %w", sid, pebble.ErrNotFound)
 		}
 		s := &memSeries{id: sid, lbls: string(sit.Value())}
-		run, runMint, chunk, err := parseOpen(it.Value())
+		run, runMint, chunk, hist, err := parseOpen(it.Value())
 		if err != nil {
 			return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
 		}
 		s.run, s.runMint = run, runMint
-		// The open chunk is stored in EncXOR, the head's own format:
-		// Load adopts it and recovers its appender state.
-		if err := s.head.Load(make([]byte, 0, len(chunk)), chunk); err != nil {
-			return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
-		}
-		if s.head.NumSamples() > 0 {
-			ci.Reset(s.head.Bytes())
-			ci.Next()
-			s.mint, _ = ci.At()
+		if hist {
+			// Prometheus's histogram chunk: load recovers its appender
+			// from the bytes, as the head left it.
+			s.head.Reset(nil)
+			s.hist = &histHead{}
+			if err := s.hist.load(chunk); err != nil {
+				return nil, fmt.Errorf("restore open histogram chunk of series %d: %w", sid, err)
+			}
+			if s.mint, err = firstHistogramTime(chunk); err != nil {
+				return nil, fmt.Errorf("restore open histogram chunk of series %d: %w", sid, err)
+			}
 			s.partEnd = partitionEnd(partitionOf(s.mint, db.partitionMs), db.partitionMs)
+		} else {
+			// The open chunk is stored in EncXOR, the head's own format:
+			// Load adopts it and recovers its appender state.
+			if err := s.head.Load(make([]byte, 0, len(chunk)), chunk); err != nil {
+				return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
+			}
+			if s.head.NumSamples() > 0 {
+				ci.Reset(s.head.Bytes())
+				ci.Next()
+				s.mint, _ = ci.At()
+				s.partEnd = partitionEnd(partitionOf(s.mint, db.partitionMs), db.partitionMs)
+			}
 		}
 		t.insertLocked(xxhash.Sum64String(s.lbls), s)
-		if s.head.NumSamples() > 0 {
+		if s.numSamples() > 0 {
 			t.countLocked(s, 1)
 		}
 	}
@@ -432,6 +448,11 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 		return nil, err
 	}
 	t.mu.allInHead = uint64(t.mu.numSeries) == t.mu.nextID-1
+	if idle := db.opts.EvictIdle.Milliseconds(); !t.mu.allInHead && t.mu.maxT != minTime && t.mu.maxT >= math.MinInt64+idle {
+		// Series evicted before the restart are not in the index; their
+		// newest sample is before maxT - EvictIdle (evictLocked).
+		t.mu.indexFrom = t.mu.maxT - idle
+	}
 	t.mu.retainPart = retainPartition(t.mu.maxT, db.opts.Retention.Milliseconds(), db.partitionMs)
 	t.mu.evictEpoch = evictEpoch(t.mu.maxT, db.opts.EvictIdle.Milliseconds())
 	return t, nil
@@ -442,6 +463,15 @@ func (g *Group) AppliedIndex() uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.mu.applied
+}
+
+// replayed reports whether the group has applied every entry whose
+// effects Pebble may hold (applied >= stored, Recovery in doc.go). Once
+// true it stays true: stored moves past applied only on a reopen.
+func (g *Group) replayed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mu.applied >= g.mu.stored
 }
 
 // tenantLocked returns the tenant named name, creating it (and writing its

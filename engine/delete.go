@@ -133,6 +133,7 @@ func (t *tenant) deleteHeadLocked(ms []*labels.Matcher) int {
 			t.mu.byHash[h] = keep
 		}
 	}
+	t.mu.index.removeGhosts(func(lbls string) bool { return matchesEncoded(lbls, ms) })
 	return n
 }
 
@@ -140,12 +141,13 @@ func (t *tenant) deleteHeadLocked(ms []*labels.Matcher) int {
 // unlinks it from byHash. A dirty s stays on the dirty list, marked
 // evicted, so Checkpoint skips it.
 func (t *tenant) forgetLocked(s *memSeries) {
-	if s.head.NumSamples() > 0 {
+	if s.numSamples() > 0 {
 		t.countLocked(s, -1)
 	}
 	delete(t.mu.lastOfEmpty, s)
 	s.evicted = true
 	t.mu.numSeries--
+	t.mu.index.remove(s.id, s.lbls)
 }
 
 // deleteStoredLocked deletes, in pb, every key of the tenant's series

@@ -104,7 +104,9 @@
 //	[g][t]'p' part:4 esc(name) esc(value) id:8 -> (empty)
 //	[g][t]'c' part:4 id:8 mint:8           -> uvarint(maxt-mint) chunk
 //	[g][t]'o' id:8                         -> run:1 [runMint:8] open chunk (EncXOR), at the checkpoint
+//	                                          or 0xff histogram chunk (see Native histograms)
 //	[g][t]'e' id:8 index:8                 -> t:8 vbits:8, newest sample at eviction
+//	                                          or t:8 histogram chunk of that one sample
 //
 // Integers are big-endian so keys sort numerically; times (mint, the 'x'
 // value) have the sign bit flipped so negative times sort first. labels is
@@ -188,6 +190,47 @@
 // finds it by label hash in Pebble and takes the newest sample from 'e' for
 // the out-of-order and duplicate checks.
 //
+// # Native histograms
+//
+// A series is float or histogram-typed per chunk, as in Prometheus: its
+// open chunk is a float chunk (memSeries.head) or a histogram chunk
+// (memSeries.hist), never both with samples; a sample of the other kind
+// (or an integer histogram after float histograms, and the reverse) seals
+// the open chunk first. A float series' merge run ends there: histogram
+// chunks are sealed alone, never merged. Histogram chunks are
+// Prometheus's tsdb/chunkenc HistogramChunk and FloatHistogramChunk
+// behind an encoding byte of their own, 0x40 and 0x41 (far above
+// chunkenc's encodings, so chunkenc.EncodingOf never takes one for its
+// own), everywhere a chunk is stored: a 'c' value after its maxt, an 'o'
+// value after the byte 0xff (never a merge run length, at most 254), an
+// 'e' value after the time (longer than a float record's 16 bytes).
+// histchunk.go is the one place that knows the format: another encoding
+// (chunkenc's, branch histochunk) is another byte there.
+//
+// Cutting depends only on the samples, so replicas cut alike: a chunk is
+// cut at ChunkSamples samples, at 1 KiB once it holds 10 (Prometheus's
+// TargetBytesPerHistogramChunk and MinSamplesPerHistogramChunk), at a
+// partition boundary, and where Prometheus's appender itself starts a
+// new chunk (a counter reset, a schema or zero threshold change, a
+// layout it cannot recode). Appending never passes the previous chunk's
+// appender (Prometheus's head does, to set the new chunk's counter reset
+// header): a replica that restarted has no such appender, and the bytes
+// must not depend on it; PromQL detects resets itself where the header
+// says unknown. An open histogram chunk restored from a checkpoint is
+// re-encoded sample by sample (Prometheus's chunk cannot resume
+// appending from its bytes), and the result is checked to be the same
+// bytes.
+//
+// The sample rules are Prometheus's for histograms: older than the
+// series' newest sample (of either kind) is write.ErrOutOfOrder; at the
+// same time, an equal histogram (histogram.Equals after compaction: a
+// chunk stores empty buckets of its layout) is an idempotent retry, any
+// other sample write.ErrDuplicateSample; a histogram Prometheus's
+// histogram.Validate refuses is refused (every replica checks it: the
+// chunk appender assumes a valid histogram). A float stale marker
+// (StaleNaN) for a series whose newest sample is a histogram is stored
+// as a histogram stale marker of that kind, as Prometheus's head does.
+//
 // # Recovery
 //
 // Apply commits without sync (the Raft log is the write-ahead log) one
@@ -204,6 +247,21 @@
 // reads the newest record written before it, which is the one the original
 // run read even if the series was evicted again later. Checkpoint deletes
 // the records older than each series' newest.
+//
+// # Reads of recent data
+//
+// Each tenant's head has an index in memory (headIndex): label postings
+// of the series in the head and of the ghosts, series evicted less than
+// Options.IndexGhosts ago in sample time. A select or label query whose
+// range starts within max(EvictIdle, IndexGhosts) of the tenant's newest
+// sample (3h by default) is answered from it, under the tenant's read
+// lock, once the log is replayed; older ranges read the postings in
+// Pebble. A series whose open chunk starts at or before the range's start
+// reads no sealed chunks (they all end before it, once replayed). After a
+// restart the index holds the head only, so it covers from the newest
+// sample then minus EvictIdle (tenant.mu.indexFrom) until the ghosts'
+// horizon passes it. The index is memory only: nothing of it is stored or
+// compared between replicas.
 //
 // # Disk full
 //

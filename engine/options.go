@@ -50,6 +50,13 @@ type Options struct {
 	// means 1h; a series scraped every 15s is never evicted, one that
 	// stopped leaves within 75 minutes.
 	EvictIdle time.Duration
+	// IndexGhosts: how long, in sample time, an evicted series stays in
+	// the head index after its newest sample (shorter if Retention is).
+	// Selects and label queries whose range starts within
+	// max(EvictIdle, IndexGhosts) of the tenant's newest sample are
+	// answered from the head index, not from the postings in Pebble.
+	// Zero means 3h.
+	IndexGhosts time.Duration
 	// CacheBytes is the size of Pebble's block cache, shared by index and
 	// chunk reads. Zero means 64 MiB. Pebble's own default, 8 MiB, let
 	// the postings and index blocks of a 1000-series store fall out:
@@ -80,6 +87,7 @@ const (
 	defaultMergeChunks   = 8
 	defaultPartition     = 24 * time.Hour
 	defaultEvictIdle     = time.Hour
+	defaultIndexGhosts   = 3 * time.Hour
 )
 
 func (o Options) withDefaults() Options {
@@ -100,6 +108,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.EvictIdle == 0 {
 		o.EvictIdle = defaultEvictIdle
+	}
+	if o.IndexGhosts == 0 {
+		o.IndexGhosts = defaultIndexGhosts
 	}
 	if o.CacheBytes == 0 {
 		o.CacheBytes = defaultCacheBytes
@@ -130,6 +141,9 @@ func (o Options) Validate() error {
 	}
 	if o.Partition < 0 || o.Partition%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("engine: Partition %v is not a positive whole number of milliseconds", o.Partition))
+	}
+	if o.IndexGhosts < 0 || o.IndexGhosts%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("engine: IndexGhosts %v is not a positive whole number of milliseconds", o.IndexGhosts))
 	}
 	if o.EvictIdle < 0 || o.EvictIdle%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("engine: EvictIdle %v is not a positive whole number of milliseconds", o.EvictIdle))

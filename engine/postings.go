@@ -135,24 +135,28 @@ func (r *indexReader) postingsForMatchers(p uint32, ms []*labels.Matcher) ([]uin
 		}
 		pos = append(pos, ids)
 	}
-	var res []uint64
 	if len(pos) == 0 {
 		all, err := r.valuePostings(p, "", valueFilter{literals: []string{""}})
 		if err != nil {
 			return nil, err
 		}
-		res = all
-	} else {
-		slices.SortFunc(pos, func(a, b []uint64) int { return len(a) - len(b) })
-		res = pos[0]
-		for _, l := range pos[1:] {
-			res = intersect(res, l)
-		}
+		pos = append(pos, all)
+	}
+	return combine(pos, neg), nil
+}
+
+// combine returns the ids in every list of pos (at least one) and in no
+// list of neg, all sorted. It reuses the lists of pos.
+func combine(pos, neg [][]uint64) []uint64 {
+	slices.SortFunc(pos, func(a, b []uint64) int { return len(a) - len(b) })
+	res := pos[0]
+	for _, l := range pos[1:] {
+		res = intersect(res, l)
 	}
 	for _, l := range neg {
 		res = subtract(res, l)
 	}
-	return res, nil
+	return res
 }
 
 // leapfrog returns the sorted ids present in every postings list, each
@@ -304,9 +308,21 @@ func (r *indexReader) labels(id uint64) ([]byte, error) {
 	return r.val, nil
 }
 
-// intersect returns the ids in both sorted lists, reusing a.
+// intersect returns the ids in both sorted lists, reusing a. When b is
+// much longer than a (one series' matchers against a job's list) it
+// searches b for each id of a instead of reading all of it.
 func intersect(a, b []uint64) []uint64 {
 	out := a[:0]
+	if len(b) > 16*len(a) {
+		for _, x := range a {
+			i, found := slices.BinarySearch(b, x)
+			if found {
+				out = append(out, x)
+			}
+			b = b[i:]
+		}
+		return out
+	}
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		switch {

@@ -109,8 +109,13 @@
 // (raft.Snapshot, the same path) once they reach SnapshotMaxLogBytes
 // since the last one (64 MiB: ~1.1 s to ready, replaying at ~60 MB/s
 // under that load), or SnapshotMaxLogAge (1 m) has passed with entries
-// applied. The loop backs off after a failed snapshot
-// and skips while the disk is full. A restart after a crash replays at
+// applied, or the writes stopped (no entry for SnapshotInterval) after
+// at least a segment's worth (WALSegmentBytes) of entries, so the log's
+// disk is freed when a load ends, not a minute later. A group whose
+// configuration has one server keeps no TrailingLogs behind a snapshot
+// (raft.ReloadConfig, checked every SnapshotInterval): no replica can
+// lag, and one that joins later catches up from a snapshot. The loop
+// backs off after a failed snapshot and skips while the disk is full. A restart after a crash replays at
 // most SnapshotMaxLogBytes plus what was applied while the last snapshot
 // ran. docs/design.md "Restart time" has the measurements.
 //

@@ -48,6 +48,8 @@ type fsm struct {
 	appliedBytes atomic.Uint64
 	snapBytes    atomic.Uint64
 	snapAt       atomic.Int64
+	// appliedAt is the time (unix ns) of the last command entry applied.
+	appliedAt atomic.Int64
 	// snapshotDue gets a value when appliedBytes reaches maxLogBytes past
 	// the last snapshot (one slot: a pending signal is enough).
 	snapshotDue chan struct{}
@@ -61,10 +63,10 @@ func newFSM(a Applier, openLast, checkpoint, maxLogBytes uint64) *fsm {
 	return f
 }
 
-// sinceSnapshot returns the bytes applied since the last snapshot and
-// how long ago it was.
-func (f *fsm) sinceSnapshot(now time.Time) (uint64, time.Duration) {
-	return f.appliedBytes.Load() - f.snapBytes.Load(), now.Sub(time.Unix(0, f.snapAt.Load()))
+// sinceSnapshot returns the bytes applied since the last snapshot, how
+// long ago it was, and how long ago the last entry was applied.
+func (f *fsm) sinceSnapshot(now time.Time) (bytes uint64, age, idle time.Duration) {
+	return f.appliedBytes.Load() - f.snapBytes.Load(), now.Sub(time.Unix(0, f.snapAt.Load())), now.Sub(time.Unix(0, f.appliedAt.Load()))
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -90,6 +92,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if len(logs) > 0 {
 		defer f.lastIndex.Store(logs[len(logs)-1].Index)
 	}
+	now := time.Now().UnixNano() // for the snapshot policy only
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
@@ -105,6 +108,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		outcome, err := f.applier.Apply(l.Index, l.Data)
 		f.applied.Add(1)
+		f.appliedAt.Store(now)
 		if n := f.appliedBytes.Add(uint64(len(l.Data))); n-f.snapBytes.Load() >= f.maxLogBytes {
 			select {
 			case f.snapshotDue <- struct{}{}:

@@ -710,7 +710,7 @@ func (g *Group) Stats() Stats {
 		Replayed:     g.fsm.replayed.Load(),
 		Skipped:      g.fsm.skipped.Load(),
 		SinceSnapshotBytes: func() uint64 {
-			b, _ := g.fsm.sinceSnapshot(time.Now())
+			b, _, _ := g.fsm.sinceSnapshot(time.Now())
 			return b
 		}(),
 	}

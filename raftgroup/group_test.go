@@ -198,21 +198,25 @@ func TestCaughtUp(t *testing.T) {
 }
 
 func TestSnapshotDue(t *testing.T) {
-	const maxBytes, maxAge = 1000, time.Minute
+	p := snapshotPolicy{maxBytes: 1000, maxAge: time.Minute, idle: 2 * time.Second, idleBytes: 100}
 	for _, tc := range []struct {
 		name  string
 		bytes uint64
 		age   time.Duration
+		idle  time.Duration
 		want  bool
 	}{
-		{"nothing applied", 0, time.Hour, false},
-		{"little, recent", 999, time.Second, false},
-		{"bytes reached", 1000, time.Second, true},
-		{"age reached", 1, time.Minute, true},
+		{"nothing applied", 0, time.Hour, time.Hour, false},
+		{"little, recent", 999, time.Second, 0, false},
+		{"bytes reached", 1000, time.Second, 0, true},
+		{"age reached", 1, time.Minute, 0, true},
+		{"writes stopped after a segment", 100, time.Second, 2 * time.Second, true},
+		{"writes stopped before a segment", 99, time.Second, time.Hour, false},
+		{"a segment, still writing", 500, time.Second, time.Second, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := snapshotDue(tc.bytes, tc.age, maxBytes, maxAge); got != tc.want {
-				t.Fatalf("snapshotDue(%d, %v) = %v, want %v", tc.bytes, tc.age, got, tc.want)
+			if got := p.due(tc.bytes, tc.age, tc.idle); got != tc.want {
+				t.Fatalf("due(%d, %v, %v) = %v, want %v", tc.bytes, tc.age, tc.idle, got, tc.want)
 			}
 		})
 	}
@@ -247,6 +251,37 @@ func TestSnapshotByLogBytes(t *testing.T) {
 				t.Errorf("up to %d bytes applied since a snapshot, want about 20 KiB and the entries applied during one", most)
 			}
 		})
+	}
+}
+
+// TestSnapshotWhenWritesStop: after a segment's worth of entries and a
+// pause of SnapshotInterval the group snapshots, although neither the
+// bytes nor the age bound is reached; and a group of one voter keeps no
+// trailing entries behind it (Pebble's log deletes exactly).
+func TestSnapshotWhenWritesStop(t *testing.T) {
+	dir := t.TempDir()
+	a := openChain(t, filepath.Join(dir, "a.json"))
+	opts := testOptions(filepath.Join(dir, "raft"), a, LogStorePebble)
+	opts.SnapshotInterval = 20 * time.Millisecond
+	opts.WALSegmentBytes = 64 << 10
+	opts.TrailingLogs = 1000
+	g := openLeader(t, opts)
+	defer g.Close()
+	entry := strings.Repeat("x", 1000)
+	var last uint64
+	for i := range 100 {
+		last = propose(t, g, fmt.Sprint(i, entry))
+	}
+	// Only the idle rule snapshots here (testOptions), and with 1,000
+	// trailing entries nothing of these 100 would be deleted: a log that
+	// starts past 50 (or is empty) shows both. A pause while writing may
+	// snapshot early; the entries after it are fewer than a segment.
+	deadline := time.Now().Add(10 * time.Second)
+	for st := g.Stats(); st.FirstIndex != 0 && st.FirstIndex <= 50; st = g.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot and truncation after the writes stopped at %d: %+v", last, st)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

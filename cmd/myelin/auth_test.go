@@ -138,6 +138,7 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 	otlp := otlpGaugeBody(t, alphaMetric, 5000)
 	query := "/api/v1/query?query=" + alphaMetric + "&time=10"
 	ruleGroup := []byte("name: g\nrules:\n- record: r\n  expr: vector(1)\n")
+	amConfig := []byte("alertmanager_config: |\n  route:\n    receiver: r\n  receivers:\n  - name: r\n")
 	page, err := ui.New(func() ui.NodeInfo { return ui.NodeInfo{} })
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +184,13 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 		"GET /prometheus/config/v1/rules/{namespace}/{groupName}":    {"GET", "/prometheus/config/v1/rules/ns1/g", nil, 404},
 		"DELETE /prometheus/config/v1/rules/{namespace}/{groupName}": {"DELETE", "/prometheus/config/v1/rules/ns1/g", nil, 404},
 		"/prometheus/api/v1/":                                        {"GET", "/prometheus" + query, nil, 200},
+		// The Alertmanager's configuration API, in registration order:
+		// none yet, one set, deleted; then a tenant's API v2 (the
+		// fallback configuration's status).
+		"GET /api/v1/alerts":    {"GET", "/api/v1/alerts", nil, 404},
+		"POST /api/v1/alerts":   {"POST", "/api/v1/alerts", amConfig, 201},
+		"DELETE /api/v1/alerts": {"DELETE", "/api/v1/alerts", nil, 200},
+		"/alertmanager/":        {"GET", "/alertmanager/api/v2/status", nil, 200},
 	}
 }
 
@@ -316,6 +324,8 @@ func wantStatus(n auth.Need, cred string, code int) int {
 		allowed = n == auth.Metrics
 	case "scope rules":
 		allowed = n == auth.Rules
+	case "scope alertmanager":
+		allowed = n == auth.Alertmanager
 	case "scope admin":
 		allowed = n == auth.Admin || n == auth.Metrics
 	}

@@ -72,6 +72,8 @@ type config struct {
 	httpIdleTimeout     time.Duration
 
 	frontend frontendConfig
+	// The Alertmanager and the ruler's sending of alerts.
+	alerting alertingConfig
 
 	cluster clusterConfig
 	limits  limitsConfig
@@ -315,6 +317,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.httpIdleTimeout, "server.http-idle-timeout", 2*time.Minute,
 		"Close a keep-alive connection idle for this long (dskit's default).")
 	cfg.frontend.register(fs)
+	cfg.alerting.register(fs)
 	cfg.cluster.register(fs)
 	cfg.limits.register(fs)
 	fs.BoolVar(&cfg.version, "version", false, "Print the version and exit.")
@@ -374,7 +377,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	if cfg.httpWriteTimeout > 0 && cfg.httpWriteTimeout <= cfg.queryTimeout {
 		errs = append(errs, fmt.Errorf("-server.http-write-timeout %v must exceed -query.timeout %v (or be 0)", cfg.httpWriteTimeout, cfg.queryTimeout))
 	}
-	errs = append(errs, cfg.frontend.parse(), cfg.cluster.parse(cfg.set))
+	errs = append(errs, cfg.frontend.parse(), cfg.cluster.parse(cfg.set), cfg.alerting.parse(cfg.listenAddr))
 	errs = append(errs, cfg.limits.validate(cfg.defaultLimits()))
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintln(stderr, err)

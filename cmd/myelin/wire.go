@@ -24,6 +24,7 @@ import (
 	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/raftgroup/ring"
 	"github.com/myelindb/myelin/server"
+	"github.com/myelindb/myelin/server/alertmanager"
 	"github.com/myelindb/myelin/server/auth"
 	"github.com/myelindb/myelin/server/distributor"
 	"github.com/myelindb/myelin/server/frontend"
@@ -55,6 +56,11 @@ type node struct {
 	// ruler evaluates the tenants' rule groups: set by install, closed
 	// by close (before the cluster it writes through).
 	ruler *ruler.Ruler
+	// alertmanager is the node's multi-tenant Alertmanager, notifier the
+	// ruler's sender to external Alertmanagers (nil when it sends to
+	// alertmanager): set by install, closed by close after the ruler.
+	alertmanager *alertmanager.Multitenant
+	notifier     *ruler.ExternalNotifier
 }
 
 // openMinFree is the free space the node waits for before it opens its
@@ -244,6 +250,12 @@ func (n *node) close() error {
 	if n.ruler != nil {
 		n.ruler.Close()
 	}
+	if n.notifier != nil {
+		n.notifier.Close()
+	}
+	if n.alertmanager != nil {
+		n.alertmanager.Close()
+	}
 	if n.frontend != nil {
 		n.frontend.Close()
 	}
@@ -318,7 +330,11 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	if err != nil {
 		return err
 	}
-	rl, rulesAPI, err := newRuler(n, cfg, logger)
+	am, notifier, err := newAlerting(n, cfg, reg, logger)
+	if err != nil {
+		return err
+	}
+	rl, rulesAPI, err := newRuler(n, cfg, notifier, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -393,6 +409,12 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	// Cortex's list of rule groups, docs/design.md "Ruler").
 	rulesAPI.Register(func(pattern string, h http.Handler) { handle(pattern, "rules", auth.Rules, h) },
 		"/api/v1/rules", "/prometheus/config/v1/rules")
+	// The Alertmanager: Cortex's configuration API (/api/v1/alerts, so
+	// Prometheus's read of alerts is under /prometheus only) and each
+	// tenant's API v2 under /alertmanager, both with the alertmanager scope
+	// (docs/design.md "Alertmanager").
+	am.RegisterConfigAPI(func(pattern string, h http.Handler) { handle(pattern, "alertmanager_config", auth.Alertmanager, h) })
+	handle(alertmanager.PathPrefix+"/", "alertmanager", auth.Alertmanager, am)
 	// The query frontend sits in front of the query API: it takes
 	// /query and /query_range and passes every other read on.
 	fe, err := newFrontend(n, query, cfg, gate, reg, logger)
@@ -408,7 +430,7 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 // newRuler starts the ruler over the node's read and write paths, with
 // its rule groups in DATA/rules (single node: docs/design.md "Ruler"),
 // keeps it in n to be closed with it, and returns its configuration API.
-func newRuler(n *node, cfg config, logger *slog.Logger) (*ruler.Ruler, *ruler.ConfigAPI, error) {
+func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Registerer, logger *slog.Logger) (*ruler.Ruler, *ruler.ConfigAPI, error) {
 	store, err := ruler.NewFileStore(filepath.Join(cfg.dataDir, "rules"))
 	if err != nil {
 		return nil, nil, err
@@ -436,6 +458,8 @@ func newRuler(n *node, cfg config, logger *slog.Logger) (*ruler.Ruler, *ruler.Co
 		Parser:             p,
 		EvaluationInterval: cfg.rulerEvalInterval,
 		PollInterval:       cfg.rulerPollInterval,
+		Notifier:           notifier,
+		Registerer:         reg,
 		Logger:             logger.With("component", "ruler"),
 	})
 	if err != nil {

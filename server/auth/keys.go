@@ -26,7 +26,8 @@ const (
 	// ScopeRules: the token's tenants' rule groups (the ruler's
 	// configuration API).
 	ScopeRules Scope = "rules"
-	// ScopeAlertmanager: the token's tenants' Alertmanager (no route yet).
+	// ScopeAlertmanager: the token's tenants' Alertmanager (its
+	// configuration API and its API v2).
 	ScopeAlertmanager Scope = "alertmanager"
 	// ScopeMetrics: the node's own /metrics, which name tenants. For a
 	// Prometheus that scrapes Myelin, without the rest of admin.
@@ -250,6 +251,9 @@ const (
 	// Rules: ScopeRules and one tenant of the token (the ruler's rule
 	// configuration API).
 	Rules
+	// Alertmanager: ScopeAlertmanager and one tenant of the token (the
+	// Alertmanager's configuration API and API v2).
+	Alertmanager
 )
 
 func (n Need) String() string {
@@ -268,6 +272,8 @@ func (n Need) String() string {
 		return "token"
 	case Rules:
 		return "rules"
+	case Alertmanager:
+		return "alertmanager"
 	}
 	return fmt.Sprintf("Need(%d)", uint8(n))
 }
@@ -279,9 +285,9 @@ func (n Need) String() string {
 //
 //  1. ErrScope if p lacks the scope (Metrics: metrics or admin; Token:
 //     none needed);
-//  2. for Write, Rules and Read: tenant.ErrManyHeaders for several headers;
+//  2. for Write, Rules, Alertmanager and Read: tenant.ErrManyHeaders for several headers;
 //     without a header, the token's tenant if it has exactly one, else
-//     tenant.ErrMissing; with one, the tenant (Write, Rules) or tenants (Read,
+//     tenant.ErrMissing; with one, the tenant (Write, Rules, Alertmanager) or tenants (Read,
 //     "a|b") it names, which must be valid (tenant's errors) and each
 //     granted to p (ErrTenant).
 func (p *Principal) Allow(n Need, hdr []string) (string, error) {
@@ -299,13 +305,15 @@ func (p *Principal) Allow(n Need, hdr []string) (string, error) {
 		ok = p.Can(ScopeAdmin)
 	case Rules:
 		ok = p.Can(ScopeRules)
+	case Alertmanager:
+		ok = p.Can(ScopeAlertmanager)
 	default:
 		panic(fmt.Sprintf("BUG: unknown need %d", n))
 	}
 	if !ok {
 		return "", fmt.Errorf("%w (%s)", ErrScope, n)
 	}
-	if n != Write && n != Read && n != Rules {
+	if n != Write && n != Read && n != Rules && n != Alertmanager {
 		return "", nil
 	}
 	switch {

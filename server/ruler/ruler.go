@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
@@ -19,8 +20,24 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/myelindb/myelin/server/internal/tenantreg"
 	"github.com/myelindb/myelin/write"
 )
+
+// exportedMetrics are the rules manager's metrics that /metrics shows
+// per tenant, as myelin_<name>{tenant, rule_group} (Cortex's
+// cortex_prometheus_rule_* with its user label).
+var exportedMetrics = map[string]string{
+	"prometheus_rule_evaluation_duration_seconds":             "The duration of rule evaluations, per tenant.",
+	"prometheus_rule_group_duration_seconds":                  "The duration of rule group evaluations, per tenant.",
+	"prometheus_rule_evaluations_total":                       "The total number of rule evaluations, per tenant and rule group.",
+	"prometheus_rule_evaluation_failures_total":               "The total number of rule evaluation failures, per tenant and rule group.",
+	"prometheus_rule_group_iterations_total":                  "The total number of scheduled rule group evaluations, whether executed or missed, per tenant and rule group.",
+	"prometheus_rule_group_iterations_missed_total":           "The total number of rule group evaluations missed due to slow rule group evaluation, per tenant and rule group.",
+	"prometheus_rule_group_last_evaluation_timestamp_seconds": "The timestamp of the last rule group evaluation in seconds, per tenant and rule group.",
+	"prometheus_rule_group_last_duration_seconds":             "The duration of the last rule group evaluation, per tenant and rule group.",
+	"prometheus_rule_group_rules":                             "The number of rules, per tenant and rule group.",
+}
 
 // Writer is the write path the rules' results go through: the
 // distributor, as for a remote write (server.Writer has the same
@@ -47,7 +64,15 @@ type Options struct {
 	PollInterval time.Duration
 	// ExternalURL is the ruler's URL in alerts' generator URL.
 	ExternalURL *url.URL
-	Logger      *slog.Logger // nil means discard
+	// Notifier sends the alerts (the node's Alertmanager or external
+	// ones, docs/design.md "Alertmanager"). Nil means alerts are
+	// evaluated, written and shown, not sent.
+	Notifier Notifier
+	Logger   *slog.Logger // nil means discard
+	// Registerer gets the per-tenant evaluation metrics
+	// (myelin_prometheus_rule_evaluation_failures_total{tenant, rule_group}
+	// and siblings). Nil means none.
+	Registerer prometheus.Registerer
 }
 
 func (o Options) withDefaults() Options {
@@ -95,11 +120,12 @@ func (o Options) Validate() error {
 //
 // Locking: mu guards managers; sync runs on the loop goroutine only.
 type Ruler struct {
-	opts   Options
-	kick   chan struct{}
-	cancel context.CancelFunc
-	done   chan struct{}
-	mu     struct {
+	opts    Options
+	metrics *tenantreg.Collector
+	kick    chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+	mu      struct {
 		sync.Mutex
 		managers map[string]*tenantRules
 	}
@@ -120,8 +146,14 @@ func New(opts Options) (*Ruler, error) {
 	}
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Ruler{opts: opts, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	r := &Ruler{opts: opts, metrics: tenantreg.New("myelin_", exportedMetrics), kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	r.mu.managers = map[string]*tenantRules{}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(r.metrics); err != nil {
+			cancel()
+			return nil, fmt.Errorf("ruler: register metrics: %w", err)
+		}
+	}
 	go r.loop(ctx)
 	return r, nil
 }
@@ -179,6 +211,7 @@ func (r *Ruler) sync(ctx context.Context) error {
 		if _, ok := slices.BinarySearch(tenants, t); !ok {
 			gone = append(gone, tr)
 			delete(r.mu.managers, t)
+			r.metrics.Remove(t)
 		}
 	}
 	r.mu.Unlock()
@@ -206,26 +239,28 @@ func (r *Ruler) update(ctx context.Context, t string, gs map[string][]rulefmt.Ru
 func (r *Ruler) newTenant(ctx context.Context, t string) *tenantRules {
 	q := r.opts.Queryable(t)
 	ld := &loader{parser: r.opts.Parser}
+	notify := func(context.Context, string, ...*rules.Alert) {}
+	if r.opts.Notifier != nil {
+		notify = notifyFunc(r.opts.Notifier, t, r.opts.ExternalURL)
+	}
+	reg := prometheus.NewRegistry()
+	r.metrics.Add(t, reg)
 	m := rules.NewManager(&rules.ManagerOptions{
 		ExternalURL: r.opts.ExternalURL,
 		QueryFunc:   rules.EngineQueryFunc(r.opts.Engine, q),
-		// Alertmanager comes with issue 18's second part: the alerts'
-		// state is evaluated, written (ALERTS, ALERTS_FOR_STATE) and
-		// shown, not sent yet.
-		NotifyFunc: func(context.Context, string, ...*rules.Alert) {},
-		Context:    ctx,
-		Appendable: &appendable{tenant: t, w: r.opts.Writer},
-		Queryable:  q,
-		Logger:     r.opts.Logger.With("tenant", t),
+		NotifyFunc:  notify,
+		Context:     ctx,
+		Appendable:  &appendable{tenant: t, w: r.opts.Writer},
+		Queryable:   q,
+		Logger:      r.opts.Logger.With("tenant", t),
 		// Prometheus's defaults (--rules.alert.for-outage-tolerance,
 		// --rules.alert.for-grace-period, --rules.alert.resend-delay).
 		OutageTolerance: time.Hour,
 		ForGracePeriod:  10 * time.Minute,
 		ResendDelay:     time.Minute,
 		GroupLoader:     ld,
-		// Per-tenant metrics are left for /metrics with a user label;
-		// unregistered ones here.
-		Metrics:              rules.NewGroupMetrics(nil),
+		// The tenant's own registry, exported with a tenant label.
+		Metrics:              rules.NewGroupMetrics(reg),
 		NameValidationScheme: model.UTF8Validation,
 		Parser:               r.opts.Parser,
 	})

@@ -1,0 +1,366 @@
+package alertmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/alertmanager/alert"
+	"github.com/prometheus/alertmanager/config"
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/myelindb/myelin/server/internal/tenantreg"
+)
+
+// PathPrefix is where each tenant's Alertmanager API is served
+// (Cortex's and Mimir's -alertmanager.web.external-url path).
+const PathPrefix = "/alertmanager"
+
+// Options configure a Multitenant.
+type Options struct {
+	Store Store
+	// DataDir holds each tenant's silences and notification log under
+	// DataDir/<tenant> (Cortex's -alertmanager.storage.path).
+	DataDir string
+	// ExternalURL is where PathPrefix is reachable, for the links in
+	// notifications. Nil means http://localhost/alertmanager.
+	ExternalURL *url.URL
+	// FallbackConfig is the Alertmanager YAML of a tenant without a
+	// configuration (Cortex's -alertmanager.configs.fallback). Empty
+	// means DefaultFallbackConfig.
+	FallbackConfig string
+	// Retention of silences and notification log entries after they end
+	// (Cortex's -alertmanager.storage.retention). Zero means 120h.
+	Retention time.Duration
+	// MaintenanceInterval: how often state is garbage-collected and
+	// snapshotted (the state log makes each change durable before).
+	// Zero means 15m.
+	MaintenanceInterval time.Duration
+	// PollInterval: how often the Store is read for changes made
+	// elsewhere (Cortex's -alertmanager.configs.poll-interval). Zero
+	// means 15s.
+	PollInterval time.Duration
+	// MultiTenant: the tenant is X-Scope-OrgID; otherwise tenant.Default.
+	MultiTenant bool
+	Logger      *slog.Logger          // nil means discard
+	Registerer  prometheus.Registerer // nil means none
+}
+
+func (o Options) withDefaults() Options {
+	if o.ExternalURL == nil {
+		o.ExternalURL = &url.URL{Scheme: "http", Host: "localhost", Path: PathPrefix}
+	}
+	if o.FallbackConfig == "" {
+		o.FallbackConfig = DefaultFallbackConfig
+	}
+	if o.Retention == 0 {
+		o.Retention = 120 * time.Hour
+	}
+	if o.MaintenanceInterval == 0 {
+		o.MaintenanceInterval = 15 * time.Minute
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = 15 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Validate reports every problem at once.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Store == nil {
+		errs = append(errs, errors.New("alertmanager: no Store"))
+	}
+	if o.DataDir == "" {
+		errs = append(errs, errors.New("alertmanager: no DataDir"))
+	}
+	if o.FallbackConfig != "" {
+		if _, _, err := ParseConfig(UserConfig{AlertmanagerConfig: o.FallbackConfig}); err != nil {
+			errs = append(errs, fmt.Errorf("alertmanager: fallback config: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Multitenant runs one Alertmanager per tenant on this node (as Cortex's
+// and Mimir's MultitenantAlertmanager): a tenant's is started with its
+// stored configuration at the first sync, or with the fallback
+// configuration at its first request or alert, and reconfigured when its
+// configuration changes (at once through this node's API, within
+// PollInterval otherwise). A tenant whose configuration is deleted goes
+// back to the fallback configuration; its silences are kept.
+//
+// Locking: mu guards the tenants map; each tenantAM locks itself.
+type Multitenant struct {
+	opts     Options
+	fallback UserConfig
+	metrics  *tenantreg.Collector
+	kick     chan struct{}
+	cancel   context.CancelFunc
+	done     chan struct{}
+
+	// applyMu serialises a read of the store and the apply of what was
+	// read (sync's per tenant, the API's set): without it a sync that
+	// read a configuration before a POST stored a new one would apply
+	// the old one after the POST applied the new one, until the next
+	// poll.
+	applyMu sync.Mutex
+	mu      struct {
+		sync.Mutex
+		tenants map[string]*tenantAM
+		closed  bool
+	}
+	closeOnce sync.Once
+}
+
+// New starts a Multitenant; Close stops it.
+func New(opts Options) (*Multitenant, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	m := &Multitenant{
+		opts:     opts,
+		fallback: UserConfig{AlertmanagerConfig: opts.FallbackConfig},
+		metrics:  newTenantMetrics(),
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	m.mu.tenants = map[string]*tenantAM{}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(m.metrics); err != nil {
+			return nil, fmt.Errorf("alertmanager: register metrics: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	if err := m.sync(ctx); err != nil {
+		opts.Logger.Error("alertmanager: first sync of configurations", "err", err)
+	}
+	go m.loop(ctx)
+	return m, nil
+}
+
+// Changed asks for a sync now.
+func (m *Multitenant) Changed() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Multitenant) loop(ctx context.Context) {
+	defer close(m.done)
+	t := time.NewTicker(m.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.kick:
+		}
+		if err := m.sync(ctx); err != nil && ctx.Err() == nil {
+			m.opts.Logger.Error("alertmanager: sync configurations", "err", err)
+		}
+	}
+}
+
+// sync applies every stored configuration that differs from the one its
+// tenant runs, and the fallback to running tenants that have none.
+func (m *Multitenant) sync(ctx context.Context) error {
+	tenants, err := m.opts.Store.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range tenants {
+		if err := m.syncTenant(ctx, t); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", t, err))
+		}
+	}
+	m.mu.Lock()
+	running := slices.Collect(maps.Keys(m.mu.tenants))
+	m.mu.Unlock()
+	for _, t := range running {
+		if _, ok := slices.BinarySearch(tenants, t); !ok {
+			if err := m.syncTenant(ctx, t); err != nil {
+				errs = append(errs, fmt.Errorf("tenant %s: %w", t, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// syncTenant applies what the store holds for t: its configuration, or
+// the fallback if it has none.
+func (m *Multitenant) syncTenant(ctx context.Context, t string) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	uc, err := m.opts.Store.Get(ctx, t)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		uc = m.fallback
+	case err != nil:
+		return err
+	}
+	return m.apply(t, uc)
+}
+
+// sameConfig: a and b configure the same (a nil and an empty
+// template_files are the same: the store's YAML turns one into the
+// other).
+func sameConfig(a, b UserConfig) bool {
+	return a.AlertmanagerConfig == b.AlertmanagerConfig && maps.Equal(a.TemplateFiles, b.TemplateFiles)
+}
+
+// apply runs uc for tenant t, starting its Alertmanager if needed; an
+// unchanged configuration is left as it runs.
+func (m *Multitenant) apply(t string, uc UserConfig) error {
+	m.mu.Lock()
+	am := m.mu.tenants[t]
+	m.mu.Unlock()
+	if am == nil {
+		_, err := m.tenant(t, uc)
+		return err
+	}
+	am.mu.Lock()
+	same := sameConfig(am.raw, uc)
+	am.mu.Unlock()
+	if same {
+		return nil
+	}
+	cfg, tmpl, err := ParseConfig(uc)
+	if err != nil {
+		return fmt.Errorf("invalid alertmanager config: %w", err)
+	}
+	return am.applyConfig(uc, cfg, tmpl)
+}
+
+// tenant returns t's Alertmanager, starting it with uc if it is not
+// running. INVARIANT: a tenant in m.mu.tenants has a configuration
+// applied (its API and dispatcher are never seen unconfigured).
+func (m *Multitenant) tenant(t string, uc UserConfig) (*tenantAM, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.closed {
+		return nil, errors.New("alertmanager: stopped")
+	}
+	if am := m.mu.tenants[t]; am != nil {
+		return am, nil
+	}
+	cfg, tmpl, err := ParseConfig(uc)
+	if err != nil {
+		return nil, fmt.Errorf("invalid alertmanager config: %w", err)
+	}
+	am, err := newTenantAM(tenantOptions{
+		tenant:              t,
+		dir:                 filepath.Join(m.opts.DataDir, t),
+		prefix:              PathPrefix,
+		externalURL:         m.opts.ExternalURL,
+		retention:           m.opts.Retention,
+		maintenanceInterval: m.opts.MaintenanceInterval,
+		logger:              m.opts.Logger.With("tenant", t),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := am.applyConfig(uc, cfg, tmpl); err != nil {
+		am.close()
+		return nil, err
+	}
+	m.mu.tenants[t] = am
+	m.metrics.Add(t, am.reg)
+	return am, nil
+}
+
+// running returns t's Alertmanager, started with its stored
+// configuration, or with the fallback if it has none.
+func (m *Multitenant) running(ctx context.Context, t string) (*tenantAM, error) {
+	m.mu.Lock()
+	am := m.mu.tenants[t]
+	m.mu.Unlock()
+	if am != nil {
+		return am, nil
+	}
+	uc, err := m.opts.Store.Get(ctx, t)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		uc = m.fallback
+	case err != nil:
+		return nil, err
+	}
+	return m.tenant(t, uc)
+}
+
+// Send hands alerts to the tenant's Alertmanager as its POST
+// /api/v2/alerts would (the ruler's in-process path): alerts that do not
+// validate are refused with the reason, the others are taken.
+func (m *Multitenant) Send(ctx context.Context, tenant string, alerts []*alert.Alert) error {
+	am, err := m.running(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	return am.put(ctx, alerts)
+}
+
+// ServeHTTP serves the Alertmanager API v2 of the request's tenant under
+// PathPrefix (/alertmanager/api/v2/alerts, /silences, /status, ...), as
+// amtool and Grafana's Alertmanager data source call it.
+func (m *Multitenant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	org, ok := tenantOf(w, r, m.opts.MultiTenant)
+	if !ok {
+		return
+	}
+	am, err := m.running(r.Context(), org)
+	if err != nil {
+		m.opts.Logger.Error("alertmanager: start tenant", "tenant", org, "err", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	am.handler.ServeHTTP(w, r)
+}
+
+// Close stops every tenant's Alertmanager, snapshotting its state; it is
+// idempotent.
+func (m *Multitenant) Close() {
+	m.closeOnce.Do(func() {
+		m.cancel()
+		<-m.done
+		m.mu.Lock()
+		m.mu.closed = true
+		ams := slices.Collect(maps.Values(m.mu.tenants))
+		m.mu.Unlock()
+		for _, am := range ams {
+			am.close()
+		}
+	})
+}
+
+// marshalConfig is the YAML of a UserConfig as Cortex answers it.
+func marshalConfig(uc UserConfig) ([]byte, error) { return yaml.Marshal(uc) }
+
+// applyParsed is apply with the configuration already parsed.
+func (m *Multitenant) applyParsed(t string, uc UserConfig, cfg *config.Config, tmpl *template.Template) error {
+	m.mu.Lock()
+	am := m.mu.tenants[t]
+	m.mu.Unlock()
+	if am == nil {
+		_, err := m.tenant(t, uc)
+		return err
+	}
+	return am.applyConfig(uc, cfg, tmpl)
+}
