@@ -270,10 +270,9 @@ func TestRetentionPeriod(t *testing.T) {
 	defer cancel()
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0",
-			"-runtime-config.file", path, "-compactor.cleanup-interval", "100ms"}, io.Discard, stderr)
-	}()
+	argv := []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0",
+			"-runtime-config.file", path, "-compactor.cleanup-interval", "100ms"}
+	goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 	addr := stderr.addr(t, done)
 	waitReady(t, addr)
 	now := time.Now()
