@@ -1,0 +1,179 @@
+package ruler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/myelindb/myelin/raftgroup/cluster"
+)
+
+// ErrUnavailable: the store cannot take a change now (no metadata
+// leader); answered 503, the client retries.
+var ErrUnavailable = errors.New("rule store unavailable")
+
+// Metadata is what MetaStore needs of the node (a *cluster.Node).
+type Metadata interface {
+	// View is this node's applied metadata, with the rule groups.
+	View() *cluster.View
+	// ChangeRules commits a change through the metadata leader and
+	// returns once this node has applied it.
+	ChangeRules(ctx context.Context, c cluster.RuleChange) error
+	// ID is this node's ID.
+	ID() string
+}
+
+// MetaStore is the replicated Store: the rule groups live in the
+// metadata Raft group (cluster.RuleGroups, as YAML), a change is
+// committed through the metadata leader and a read is this node's
+// applied copy (docs/design.md "Ruler"). It also places the groups:
+// Owns says whether this node evaluates a group, Version when the
+// groups or their placement may have changed.
+type MetaStore struct {
+	md Metadata
+}
+
+var _ Store = (*MetaStore)(nil)
+
+// NewMetaStore returns the store over md.
+func NewMetaStore(md Metadata) *MetaStore { return &MetaStore{md: md} }
+
+func (s *MetaStore) Tenants(context.Context) ([]string, error) {
+	return s.md.View().Rules.Tenants(), nil
+}
+
+func (s *MetaStore) List(_ context.Context, tenant, ns string) (map[string][]rulefmt.RuleGroup, error) {
+	nss := s.md.View().Rules.Tenant(tenant)
+	out := map[string][]rulefmt.RuleGroup{}
+	for name, gs := range nss {
+		if ns != "" && name != ns {
+			continue
+		}
+		for _, gname := range slices.Sorted(maps.Keys(gs)) {
+			g, err := decodeGroup(tenant, name, gname, gs[gname])
+			if err != nil {
+				return nil, err
+			}
+			out[name] = append(out[name], g)
+		}
+	}
+	return out, nil
+}
+
+func decodeGroup(tenant, ns, name string, b []byte) (rulefmt.RuleGroup, error) {
+	var g rulefmt.RuleGroup
+	if err := yaml.Unmarshal(b, &g); err != nil {
+		return g, fmt.Errorf("decode rule group %q of tenant %s namespace %q: %w", name, tenant, ns, err)
+	}
+	return g, nil
+}
+
+func (s *MetaStore) Get(_ context.Context, tenant, ns, group string) (rulefmt.RuleGroup, error) {
+	b, ok := s.md.View().Rules.Tenant(tenant)[ns][group]
+	if !ok {
+		return rulefmt.RuleGroup{}, ErrGroupNotFound
+	}
+	return decodeGroup(tenant, ns, group, b)
+}
+
+func (s *MetaStore) Set(ctx context.Context, tenant, ns string, g rulefmt.RuleGroup) error {
+	b, err := yaml.Marshal(g)
+	if err != nil {
+		return fmt.Errorf("encode rule group %q: %w", g.Name, err)
+	}
+	return s.change(ctx, cluster.SetRuleGroup(tenant, ns, g.Name, b))
+}
+
+func (s *MetaStore) Delete(ctx context.Context, tenant, ns, group string) error {
+	return s.change(ctx, cluster.DeleteRuleGroup(tenant, ns, group))
+}
+
+func (s *MetaStore) DeleteNamespace(ctx context.Context, tenant, ns string) error {
+	return s.change(ctx, cluster.DeleteRuleNamespace(tenant, ns))
+}
+
+// changeTimeout bounds a change: its commit through the leader and its
+// apply on this node.
+const changeTimeout = 10 * time.Second
+
+func (s *MetaStore) change(ctx context.Context, c cluster.RuleChange) error {
+	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
+	defer cancel()
+	err := s.md.ChangeRules(ctx, c)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, cluster.ErrRuleGroupNotFound):
+		return ErrGroupNotFound
+	case errors.Is(err, cluster.ErrRuleNamespaceNotFound):
+		return ErrNamespaceNotFound
+	case errors.Is(err, cluster.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// Owns reports whether this node evaluates the group: it is the group's
+// owner on the node ring of the applied metadata (cluster.View.RuleOwner).
+func (s *MetaStore) Owns(tenant, ns, group string) bool {
+	return string(s.md.View().RuleOwner(tenant, ns, group)) == s.md.ID()
+}
+
+// Version changes whenever the groups or their placement may have: the
+// applied metadata index.
+func (s *MetaStore) Version() uint64 { return s.md.View().Index }
+
+// ImportFileStore moves the groups of the FileStore in dir (a node's
+// rule groups before they were replicated) into s: each group the
+// metadata does not hold yet is set, retried while there is no metadata
+// leader, and then dir is renamed to dir + ".imported" so it is read
+// once. A group already in the metadata wins (it was set since). No dir:
+// nothing to do.
+func ImportFileStore(ctx context.Context, dir string, s *MetaStore) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	fs, err := NewFileStore(dir)
+	if err != nil {
+		return err
+	}
+	tenants, err := fs.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		nss, err := fs.List(ctx, t, "")
+		if err != nil {
+			return err
+		}
+		for ns, gs := range nss {
+			for _, g := range gs {
+				if _, err := s.Get(ctx, t, ns, g.Name); err == nil {
+					continue
+				}
+				for {
+					err := s.Set(ctx, t, ns, g)
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, ErrUnavailable) {
+						return fmt.Errorf("import rule group %q of tenant %s namespace %q: %w", g.Name, t, ns, err)
+					}
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(time.Second):
+					}
+				}
+			}
+		}
+	}
+	return os.Rename(dir, dir+".imported")
+}
