@@ -1,0 +1,91 @@
+package ruler
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/raftgroup/cluster"
+	"github.com/myelindb/myelin/raftgroup/ring"
+)
+
+// fakeMeta applies rule changes to its view at once, or fails them all
+// with err.
+type fakeMeta struct {
+	mu   sync.Mutex
+	view *cluster.View
+	err  error
+}
+
+func newFakeMeta(t *testing.T) *fakeMeta {
+	s, err := ring.NewState(ring.Options{})
+	require.NoError(t, err)
+	return &fakeMeta{view: &cluster.View{State: s}}
+}
+
+func (f *fakeMeta) View() *cluster.View {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.view
+}
+
+func (f *fakeMeta) ID() string { return "self" }
+
+func (f *fakeMeta) ChangeRules(_ context.Context, c cluster.RuleChange) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	r, err := f.view.Rules.Apply(c)
+	if err != nil {
+		return err
+	}
+	f.view = &cluster.View{State: f.view.State, Index: f.view.Index + 1, Rules: r}
+	return nil
+}
+
+func TestMetaStore(t *testing.T) {
+	ctx := context.Background()
+	md := newFakeMeta(t)
+	s := NewMetaStore(md)
+	g := rulefmt.RuleGroup{Name: "g", Rules: []rulefmt.Rule{{Record: "r", Expr: "vector(1)"}}}
+	require.NoError(t, s.Set(ctx, "t", "ns", g))
+	require.NoError(t, s.Set(ctx, "t", "ns", rulefmt.RuleGroup{Name: "a"}))
+	require.Equal(t, uint64(2), s.Version())
+	got, err := s.Get(ctx, "t", "ns", "g")
+	require.NoError(t, err)
+	require.Equal(t, "r", got.Rules[0].Record)
+	all, err := s.List(ctx, "t", "")
+	require.NoError(t, err)
+	require.Len(t, all["ns"], 2)
+	require.Equal(t, "a", all["ns"][0].Name, "sorted by name")
+	tenants, err := s.Tenants(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"t"}, tenants)
+
+	_, err = s.Get(ctx, "t", "ns", "nope")
+	require.ErrorIs(t, err, ErrGroupNotFound)
+	require.ErrorIs(t, s.Delete(ctx, "t", "ns", "nope"), ErrGroupNotFound)
+	require.ErrorIs(t, s.DeleteNamespace(ctx, "t", "nope"), ErrNamespaceNotFound)
+	require.NoError(t, s.DeleteNamespace(ctx, "t", "ns"))
+	tenants, err = s.Tenants(ctx)
+	require.NoError(t, err)
+	require.Empty(t, tenants)
+
+	// No metadata leader: the API answers 503, the client retries.
+	md.err = fmt.Errorf("%w: metadata leader: none", cluster.ErrUnavailable)
+	require.ErrorIs(t, s.Set(ctx, "t", "ns", g), ErrUnavailable)
+	mux := http.NewServeMux()
+	NewConfigAPI(s, ConfigOptions{}).Register(func(p string, h http.Handler) { mux.Handle(p, h) }, "/api/v1/rules")
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/rules/ns", strings.NewReader("name: g\nrules:\n- record: r\n  expr: vector(1)\n")))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+}
