@@ -441,7 +441,9 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 // this node; keeps it in n to be closed with it, and returns its
 // configuration API.
 func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Registerer, logger *slog.Logger) (*ruler.Ruler, *ruler.ConfigAPI, error) {
-	store := ruler.NewMetaStore(n.cluster)
+	// Fenced after half of DeadAfter without the metadata leader: a node
+	// cut off stops evaluating before the others take its groups.
+	store := ruler.NewMetaStore(n.cluster, cfg.cluster.deadAfter/2)
 	p := server.NewParser(cfg.queryExperimental)
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:                   logger,

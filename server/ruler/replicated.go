@@ -28,6 +28,9 @@ type Metadata interface {
 	ChangeRules(ctx context.Context, c cluster.RuleChange) error
 	// ID is this node's ID.
 	ID() string
+	// MetadataAge is how long ago this node last heard from the metadata
+	// leader (zero on the leader).
+	MetadataAge() time.Duration
 }
 
 // MetaStore is the replicated Store: the rule groups live in the
@@ -37,13 +40,19 @@ type Metadata interface {
 // Owns says whether this node evaluates a group, Version when the
 // groups or their placement may have changed.
 type MetaStore struct {
-	md Metadata
+	md    Metadata
+	fence time.Duration
 }
 
 var _ Store = (*MetaStore)(nil)
 
-// NewMetaStore returns the store over md.
-func NewMetaStore(md Metadata) *MetaStore { return &MetaStore{md: md} }
+// NewMetaStore returns the store over md. A node that has not heard from
+// the metadata leader for fence owns no group (Owns): give it less than
+// the cluster's DeadAfter, so a node cut off from the others stops
+// evaluating before they take its groups over.
+func NewMetaStore(md Metadata, fence time.Duration) *MetaStore {
+	return &MetaStore{md: md, fence: fence}
+}
 
 func (s *MetaStore) Tenants(context.Context) ([]string, error) {
 	return s.md.View().Rules.Tenants(), nil
@@ -120,15 +129,24 @@ func (s *MetaStore) change(ctx context.Context, c cluster.RuleChange) error {
 	return err
 }
 
-// Owns reports whether this node evaluates the group: it is the group's
-// owner on the node ring of the applied metadata (cluster.View.RuleOwner).
+// Owns reports whether this node evaluates the group: it heard from the
+// metadata leader within the fence and is the group's owner on the node
+// ring of the applied metadata (cluster.View.RuleOwner).
 func (s *MetaStore) Owns(tenant, ns, group string) bool {
-	return string(s.md.View().RuleOwner(tenant, ns, group)) == s.md.ID()
+	return !s.fenced() && string(s.md.View().RuleOwner(tenant, ns, group)) == s.md.ID()
 }
 
+func (s *MetaStore) fenced() bool { return s.md.MetadataAge() > s.fence }
+
 // Version changes whenever the groups or their placement may have: the
-// applied metadata index.
-func (s *MetaStore) Version() uint64 { return s.md.View().Index }
+// applied metadata index, and whether the node is fenced off.
+func (s *MetaStore) Version() uint64 {
+	v := s.md.View().Index << 1
+	if s.fenced() {
+		v |= 1
+	}
+	return v
+}
 
 // ImportFileStore moves the groups of the FileStore in dir (a node's
 // rule groups before they were replicated) into s: each group the

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/stretchr/testify/require"
@@ -22,6 +23,7 @@ type fakeMeta struct {
 	mu   sync.Mutex
 	view *cluster.View
 	err  error
+	age  time.Duration
 }
 
 func newFakeMeta(t *testing.T) *fakeMeta {
@@ -37,6 +39,12 @@ func (f *fakeMeta) View() *cluster.View {
 }
 
 func (f *fakeMeta) ID() string { return "self" }
+
+func (f *fakeMeta) MetadataAge() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.age
+}
 
 func (f *fakeMeta) ChangeRules(_ context.Context, c cluster.RuleChange) error {
 	f.mu.Lock()
@@ -55,11 +63,11 @@ func (f *fakeMeta) ChangeRules(_ context.Context, c cluster.RuleChange) error {
 func TestMetaStore(t *testing.T) {
 	ctx := context.Background()
 	md := newFakeMeta(t)
-	s := NewMetaStore(md)
+	s := NewMetaStore(md, time.Second)
 	g := rulefmt.RuleGroup{Name: "g", Rules: []rulefmt.Rule{{Record: "r", Expr: "vector(1)"}}}
 	require.NoError(t, s.Set(ctx, "t", "ns", g))
 	require.NoError(t, s.Set(ctx, "t", "ns", rulefmt.RuleGroup{Name: "a"}))
-	require.Equal(t, uint64(2), s.Version())
+	require.Equal(t, uint64(2<<1), s.Version())
 	got, err := s.Get(ctx, "t", "ns", "g")
 	require.NoError(t, err)
 	require.Equal(t, "r", got.Rules[0].Record)
@@ -88,4 +96,39 @@ func TestMetaStore(t *testing.T) {
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/rules/ns", strings.NewReader("name: g\nrules:\n- record: r\n  expr: vector(1)\n")))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+}
+
+// TestMetaStoreOwns: a node owns the groups the node ring gives it, and
+// none once it has not heard from the metadata leader for the fence
+// (which changes the version, so the ruler syncs).
+func TestMetaStoreOwns(t *testing.T) {
+	md := newFakeMeta(t)
+	st := md.view.State
+	for i, n := range []ring.NodeID{"self", "other"} {
+		steps, err := ring.Plan(st, ring.Event{Kind: ring.EventJoin, Node: n, Addr: fmt.Sprintf("10.0.0.%d:1", i), AtMillis: int64(i + 1)})
+		require.NoError(t, err)
+		for _, s := range steps {
+			require.NoError(t, st.Apply(s))
+		}
+	}
+	s := NewMetaStore(md, time.Second)
+	mine := 0
+	for i := range 100 {
+		name := fmt.Sprint(i)
+		owner := md.view.RuleOwner("t", "ns", name)
+		require.Equal(t, owner == "self", s.Owns("t", "ns", name))
+		if owner == "self" {
+			mine++
+		}
+	}
+	require.Positive(t, mine)
+	require.Less(t, mine, 100)
+	v := s.Version()
+	md.mu.Lock()
+	md.age = 2 * time.Second
+	md.mu.Unlock()
+	require.NotEqual(t, v, s.Version(), "fencing changes the version")
+	for i := range 100 {
+		require.False(t, s.Owns("t", "ns", fmt.Sprint(i)), "a fenced node owns nothing")
+	}
 }
