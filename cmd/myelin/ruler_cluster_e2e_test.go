@@ -181,9 +181,17 @@ func TestRulerCluster(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	code, body, err = rulerDo("GET", b.http, "/api/v1/rules/ns2/late", "")
-	if err != nil || code != 200 || !strings.Contains(body, "rha_late") {
-		t.Fatalf("node %s reads the new group: %d %s %v", b.id, code, body, err)
+	// Node 3 has applied it (the 202 says so); node 2 within moments.
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		code, body, err = rulerDo("GET", b.http, "/api/v1/rules/ns2/late", "")
+		if err == nil && code == 200 && strings.Contains(body, "rha_late") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s reads the new group: %d %s %v", b.id, code, body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	code, body, err = rulerDo("DELETE", b.http, "/api/v1/rules/ns2/nope", "")
 	if err != nil || code != 404 || body != "group does not exist" {

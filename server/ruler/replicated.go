@@ -40,8 +40,9 @@ type Metadata interface {
 // Owns says whether this node evaluates a group, Version when the
 // groups or their placement may have changed.
 type MetaStore struct {
-	md    Metadata
-	fence time.Duration
+	md      Metadata
+	fence   time.Duration
+	timeout time.Duration // of a change: changeTimeout
 }
 
 var _ Store = (*MetaStore)(nil)
@@ -51,7 +52,7 @@ var _ Store = (*MetaStore)(nil)
 // the cluster's DeadAfter, so a node cut off from the others stops
 // evaluating before they take its groups over.
 func NewMetaStore(md Metadata, fence time.Duration) *MetaStore {
-	return &MetaStore{md: md, fence: fence}
+	return &MetaStore{md: md, fence: fence, timeout: changeTimeout}
 }
 
 func (s *MetaStore) Tenants(context.Context) ([]string, error) {
@@ -108,25 +109,39 @@ func (s *MetaStore) DeleteNamespace(ctx context.Context, tenant, ns string) erro
 	return s.change(ctx, cluster.DeleteRuleNamespace(tenant, ns))
 }
 
-// changeTimeout bounds a change: its commit through the leader and its
-// apply on this node.
+// changeTimeout bounds a change: its commit through the leader, retried
+// while there is none, and its apply on this node.
 const changeTimeout = 10 * time.Second
 
+// change commits c, retrying while the metadata group has no leader or
+// lost it under the proposal (an election, a leadership transfer when
+// the voters change). A retried set is the same set. A retried delete
+// that finds nothing after an attempt of unknown outcome succeeded: the
+// attempt deleted it.
 func (s *MetaStore) change(ctx context.Context, c cluster.RuleChange) error {
-	ctx, cancel := context.WithTimeout(ctx, changeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	err := s.md.ChangeRules(ctx, c)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, cluster.ErrRuleGroupNotFound):
-		return ErrGroupNotFound
-	case errors.Is(err, cluster.ErrRuleNamespaceNotFound):
-		return ErrNamespaceNotFound
-	case errors.Is(err, cluster.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	wait := 50 * time.Millisecond
+	for retried := false; ; retried = true {
+		err := s.md.ChangeRules(ctx, c)
+		notFound := errors.Is(err, cluster.ErrRuleGroupNotFound) || errors.Is(err, cluster.ErrRuleNamespaceNotFound)
+		switch {
+		case err == nil, notFound && retried:
+			return nil
+		case errors.Is(err, cluster.ErrRuleGroupNotFound):
+			return ErrGroupNotFound
+		case errors.Is(err, cluster.ErrRuleNamespaceNotFound):
+			return ErrNamespaceNotFound
+		case !errors.Is(err, cluster.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded):
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
 	}
-	return err
 }
 
 // Owns reports whether this node evaluates the group: it heard from the

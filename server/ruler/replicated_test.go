@@ -24,6 +24,9 @@ type fakeMeta struct {
 	view *cluster.View
 	err  error
 	age  time.Duration
+	// failFirst fails the next changes with err after applying them (an
+	// outcome the caller cannot know).
+	failFirst int
 }
 
 func newFakeMeta(t *testing.T) *fakeMeta {
@@ -57,6 +60,10 @@ func (f *fakeMeta) ChangeRules(_ context.Context, c cluster.RuleChange) error {
 		return err
 	}
 	f.view = &cluster.View{State: f.view.State, Index: f.view.Index + 1, Rules: r}
+	if f.failFirst > 0 {
+		f.failFirst--
+		return fmt.Errorf("%w: leadership lost, entry may or may not be committed", cluster.ErrUnavailable)
+	}
 	return nil
 }
 
@@ -88,7 +95,17 @@ func TestMetaStore(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, tenants)
 
-	// No metadata leader: the API answers 503, the client retries.
+	// A change whose outcome was unknown is retried: a set sets again,
+	// a delete that then finds nothing succeeded.
+	md.failFirst = 1
+	require.NoError(t, s.Set(ctx, "t", "ns", g))
+	md.failFirst = 1
+	require.NoError(t, s.Delete(ctx, "t", "ns", "g"))
+	require.ErrorIs(t, s.Delete(ctx, "t", "ns", "g"), ErrGroupNotFound)
+
+	// No metadata leader: retried for changeTimeout, then the API
+	// answers 503 and the client retries.
+	s.timeout = 300 * time.Millisecond
 	md.err = fmt.Errorf("%w: metadata leader: none", cluster.ErrUnavailable)
 	require.ErrorIs(t, s.Set(ctx, "t", "ns", g), ErrUnavailable)
 	mux := http.NewServeMux()
