@@ -32,6 +32,27 @@ func rulerGroupsOf(addr string) (map[string]time.Time, error) {
 	return out, nil
 }
 
+// alertsOf returns the active alerts of node addr
+// (/prometheus/api/v1/alerts): alert name -> when it became active.
+func alertsOf(addr string) (map[string]time.Time, error) {
+	var r struct {
+		Data struct {
+			Alerts []struct {
+				Labels   map[string]string `json:"labels"`
+				ActiveAt time.Time         `json:"activeAt"`
+			} `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := getJSON("http://"+addr+"/prometheus/api/v1/alerts", &r); err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	for _, a := range r.Data.Alerts {
+		out[a.Labels["alertname"]] = a.ActiveAt
+	}
+	return out, nil
+}
+
 // rulerDo sends a request of the rule configuration API.
 func rulerDo(method, addr, path, body string) (int, string, error) {
 	req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
@@ -99,7 +120,8 @@ func evaluators(t *testing.T, nodes []*e2eNode, names []string, since time.Time,
 // are listed by node 2, each is evaluated by exactly one node, and when
 // node 1 is killed the groups are still listed, a new group can be set,
 // and node 1's groups are evaluated by the others within DeadAfter and
-// one interval (docs/design.md "Ruler").
+// one interval (docs/design.md "Ruler"), with their pending alerts'
+// `for` state restored from ALERTS_FOR_STATE.
 func TestRulerCluster(t *testing.T) {
 	const deadAfter, interval = 3 * time.Second, time.Second
 	c := newCluster(t, 3, false, "-cluster.dead-after="+deadAfter.String(), "-ruler.poll-interval=1h")
@@ -109,7 +131,10 @@ func TestRulerCluster(t *testing.T) {
 	for i := range 9 {
 		name := fmt.Sprintf("g%d", i)
 		names = append(names, name)
-		group := fmt.Sprintf("name: %s\ninterval: %v\nrules:\n- record: rha_%s\n  expr: vector(%d)\n", name, interval, name, i)
+		// The alert's `for` is above Prometheus's grace period (10m), so
+		// a group that starts elsewhere restores its pending time.
+		group := fmt.Sprintf("name: %s\ninterval: %v\nrules:\n- record: rha_%s\n  expr: vector(%d)\n- alert: A_%s\n  expr: vector(1)\n  for: 15m\n",
+			name, interval, name, i, name)
 		code, body, err := rulerDo("POST", a.http, "/api/v1/rules/ns", group)
 		if err != nil || code != 202 {
 			t.Fatalf("set group %s through node %s: %d %s %v", name, a.id, code, body, err)
@@ -146,6 +171,12 @@ func TestRulerCluster(t *testing.T) {
 		}
 	}
 
+	// Node 1's alerts are pending for a few seconds before it dies.
+	time.Sleep(5 * time.Second)
+	pending, err := alertsOf(a.http)
+	if err != nil || len(pending) != len(perNode[a.id]) {
+		t.Fatalf("node %s's pending alerts: %v %v, want one per group of %v", a.id, pending, err, perNode[a.id])
+	}
 	killed := time.Now()
 	c.kill(a)
 	live := []*e2eNode{b, third}
@@ -162,6 +193,36 @@ func TestRulerCluster(t *testing.T) {
 	// machine's slack; the log line above has the real value.
 	if limit := deadAfter + interval + 5*time.Second; took > limit {
 		t.Errorf("groups moved after %v, want within %v", took, limit)
+	}
+
+	// The moved alerts restore their `for` state: Prometheus moves the
+	// start later by the time no node evaluated them, so it is before the
+	// kill, where a fresh start would be after DeadAfter.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		restored := map[string]time.Time{}
+		for _, n := range live {
+			as, err := alertsOf(n.http)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, at := range as {
+				restored[name] = at
+			}
+		}
+		var wrong []string
+		for name, at := range pending {
+			if got := restored[name]; !got.Before(killed) || got.Before(at) {
+				wrong = append(wrong, fmt.Sprintf("%s: active at %v, was %v, killed %v", name, got, at, killed))
+			}
+		}
+		if len(wrong) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alerts not restored after the move: %v", wrong)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 
 	// The groups survive the loss of the node they were set through, and
