@@ -171,8 +171,9 @@ func TestRulerCluster(t *testing.T) {
 		}
 	}
 
-	// Node 1's alerts are pending for a few seconds before it dies.
-	time.Sleep(5 * time.Second)
+	// Node 1's alerts are pending for a while before it dies, longer
+	// than the time its groups go unevaluated.
+	time.Sleep(10 * time.Second)
 	pending, err := alertsOf(a.http)
 	if err != nil || len(pending) != len(perNode[a.id]) {
 		t.Fatalf("node %s's pending alerts: %v %v, want one per group of %v", a.id, pending, err, perNode[a.id])
@@ -196,8 +197,10 @@ func TestRulerCluster(t *testing.T) {
 	}
 
 	// The moved alerts restore their `for` state: Prometheus moves the
-	// start later by the time no node evaluated them, so it is before the
-	// kill, where a fresh start would be after DeadAfter.
+	// start later by the time no node evaluated them (about DeadAfter and
+	// two intervals), less than they were pending before the kill, so it
+	// is before kill + DeadAfter/2; a fresh start is at the group's first
+	// evaluation on its new node, after kill + DeadAfter.
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		restored := map[string]time.Time{}
@@ -212,11 +215,15 @@ func TestRulerCluster(t *testing.T) {
 		}
 		var wrong []string
 		for name, at := range pending {
-			if got := restored[name]; !got.Before(killed) || got.Before(at) {
+			if got := restored[name]; !got.Before(killed.Add(deadAfter/2)) || got.Before(at) {
 				wrong = append(wrong, fmt.Sprintf("%s: active at %v, was %v, killed %v", name, got, at, killed))
 			}
 		}
 		if len(wrong) == 0 {
+			for name, at := range pending {
+				t.Logf("alert %s: active %v before the kill, restored to %v before it", name,
+					killed.Sub(at).Round(100*time.Millisecond), killed.Sub(restored[name]).Round(100*time.Millisecond))
+			}
 			break
 		}
 		if time.Now().After(deadline) {
