@@ -443,7 +443,7 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Registerer, logger *slog.Logger) (*ruler.Ruler, *ruler.ConfigAPI, error) {
 	// Fenced after half of DeadAfter without the metadata leader: a node
 	// cut off stops evaluating before the others take its groups.
-	store := ruler.NewMetaStore(n.cluster, cfg.cluster.deadAfter/2)
+	store := ruler.NewMetaStore(rulerMetadata{n.cluster}, cfg.cluster.deadAfter/2)
 	p := server.NewParser(cfg.queryExperimental)
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:                   logger,

@@ -13,9 +13,11 @@
 //
 // Caller protocol:
 //
-//  1. store := NewMetaStore(node, fence) (the groups in the metadata
-//     Raft group, docs/design.md "Ruler"; FileStore is the former
-//     single-node store, read once by ImportFileStore);
+//  1. store := NewMetaStore(md, fence) (the groups in the metadata Raft
+//     group through md, a Metadata that cmd adapts from
+//     raftgroup/cluster's Node, which this room must not import;
+//     docs/design.md "Ruler"; FileStore is the former single-node store,
+//     read once by ImportFileStore);
 //  2. r, err := New(Options{Store: store, Owns: store.Owns, Version:
 //     store.Version, Queryable: ..., Writer: ..., Engine: ...}) starts
 //     the sync loop, which loads the groups this node owns;

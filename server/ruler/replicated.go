@@ -11,21 +11,33 @@ import (
 
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/myelindb/myelin/raftgroup/cluster"
 )
 
 // ErrUnavailable: the store cannot take a change now (no metadata
 // leader); answered 503, the client retries.
 var ErrUnavailable = errors.New("rule store unavailable")
 
-// Metadata is what MetaStore needs of the node (a *cluster.Node).
+// Metadata is what MetaStore needs of the node's metadata replica (cmd
+// adapts raftgroup/cluster's Node: the ruler room does not import the
+// Raft layer).
 type Metadata interface {
-	// View is this node's applied metadata, with the rule groups.
-	View() *cluster.View
+	// RuleTenants lists the tenants with rule groups in this node's
+	// applied metadata, sorted.
+	RuleTenants() []string
+	// RuleGroups returns a tenant's applied groups: namespace -> name ->
+	// YAML. Shared: read only.
+	RuleGroups(tenant string) map[string]map[string][]byte
+	// Index is the applied metadata index: it changes whenever the groups
+	// or the nodes may have.
+	Index() uint64
+	// RuleOwner is the node that evaluates the group by the applied
+	// metadata ("" if none).
+	RuleOwner(tenant, ns, name string) string
 	// ChangeRules commits a change through the metadata leader and
-	// returns once this node has applied it.
-	ChangeRules(ctx context.Context, c cluster.RuleChange) error
+	// returns once this node has applied it. A delete that finds nothing
+	// returns ErrGroupNotFound or ErrNamespaceNotFound; no leader, an
+	// error wrapping ErrUnavailable.
+	ChangeRules(ctx context.Context, c RuleChange) error
 	// ID is this node's ID.
 	ID() string
 	// MetadataAge is how long ago this node last heard from the metadata
@@ -33,8 +45,25 @@ type Metadata interface {
 	MetadataAge() time.Duration
 }
 
+// RuleOp is the kind of a RuleChange.
+type RuleOp int
+
+const (
+	RuleSet RuleOp = iota + 1
+	RuleDelete
+	RuleDeleteNamespace
+)
+
+// RuleChange is one change to the stored groups: Name and YAML are for
+// RuleSet, Name for RuleDelete.
+type RuleChange struct {
+	Op                      RuleOp
+	Tenant, Namespace, Name string
+	YAML                    []byte
+}
+
 // MetaStore is the replicated Store: the rule groups live in the
-// metadata Raft group (cluster.RuleGroups, as YAML), a change is
+// metadata Raft group (raftgroup/cluster's RuleGroups, as YAML), a change is
 // committed through the metadata leader and a read is this node's
 // applied copy (docs/design.md "Ruler"). It also places the groups:
 // Owns says whether this node evaluates a group, Version when the
@@ -56,11 +85,11 @@ func NewMetaStore(md Metadata, fence time.Duration) *MetaStore {
 }
 
 func (s *MetaStore) Tenants(context.Context) ([]string, error) {
-	return s.md.View().Rules.Tenants(), nil
+	return s.md.RuleTenants(), nil
 }
 
 func (s *MetaStore) List(_ context.Context, tenant, ns string) (map[string][]rulefmt.RuleGroup, error) {
-	nss := s.md.View().Rules.Tenant(tenant)
+	nss := s.md.RuleGroups(tenant)
 	out := map[string][]rulefmt.RuleGroup{}
 	for name, gs := range nss {
 		if ns != "" && name != ns {
@@ -86,7 +115,7 @@ func decodeGroup(tenant, ns, name string, b []byte) (rulefmt.RuleGroup, error) {
 }
 
 func (s *MetaStore) Get(_ context.Context, tenant, ns, group string) (rulefmt.RuleGroup, error) {
-	b, ok := s.md.View().Rules.Tenant(tenant)[ns][group]
+	b, ok := s.md.RuleGroups(tenant)[ns][group]
 	if !ok {
 		return rulefmt.RuleGroup{}, ErrGroupNotFound
 	}
@@ -98,15 +127,15 @@ func (s *MetaStore) Set(ctx context.Context, tenant, ns string, g rulefmt.RuleGr
 	if err != nil {
 		return fmt.Errorf("encode rule group %q: %w", g.Name, err)
 	}
-	return s.change(ctx, cluster.SetRuleGroup(tenant, ns, g.Name, b))
+	return s.change(ctx, RuleChange{Op: RuleSet, Tenant: tenant, Namespace: ns, Name: g.Name, YAML: b})
 }
 
 func (s *MetaStore) Delete(ctx context.Context, tenant, ns, group string) error {
-	return s.change(ctx, cluster.DeleteRuleGroup(tenant, ns, group))
+	return s.change(ctx, RuleChange{Op: RuleDelete, Tenant: tenant, Namespace: ns, Name: group})
 }
 
 func (s *MetaStore) DeleteNamespace(ctx context.Context, tenant, ns string) error {
-	return s.change(ctx, cluster.DeleteRuleNamespace(tenant, ns))
+	return s.change(ctx, RuleChange{Op: RuleDeleteNamespace, Tenant: tenant, Namespace: ns})
 }
 
 // changeTimeout bounds a change: its commit through the leader, retried
@@ -118,26 +147,27 @@ const changeTimeout = 10 * time.Second
 // the voters change). A retried set is the same set. A retried delete
 // that finds nothing after an attempt of unknown outcome succeeded: the
 // attempt deleted it.
-func (s *MetaStore) change(ctx context.Context, c cluster.RuleChange) error {
+func (s *MetaStore) change(ctx context.Context, c RuleChange) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	wait := 50 * time.Millisecond
 	for retried := false; ; retried = true {
 		err := s.md.ChangeRules(ctx, c)
-		notFound := errors.Is(err, cluster.ErrRuleGroupNotFound) || errors.Is(err, cluster.ErrRuleNamespaceNotFound)
+		notFound := errors.Is(err, ErrGroupNotFound) || errors.Is(err, ErrNamespaceNotFound)
 		switch {
 		case err == nil, notFound && retried:
 			return nil
-		case errors.Is(err, cluster.ErrRuleGroupNotFound):
-			return ErrGroupNotFound
-		case errors.Is(err, cluster.ErrRuleNamespaceNotFound):
-			return ErrNamespaceNotFound
-		case !errors.Is(err, cluster.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded):
+		case notFound:
+			return err
+		case !errors.Is(err, ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded):
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			if !errors.Is(err, ErrUnavailable) {
+				err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			return err
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, time.Second)
@@ -146,9 +176,9 @@ func (s *MetaStore) change(ctx context.Context, c cluster.RuleChange) error {
 
 // Owns reports whether this node evaluates the group: it heard from the
 // metadata leader within the fence and is the group's owner on the node
-// ring of the applied metadata (cluster.View.RuleOwner).
+// ring of the applied metadata (Metadata.RuleOwner).
 func (s *MetaStore) Owns(tenant, ns, group string) bool {
-	return !s.fenced() && string(s.md.View().RuleOwner(tenant, ns, group)) == s.md.ID()
+	return !s.fenced() && s.md.RuleOwner(tenant, ns, group) == s.md.ID()
 }
 
 func (s *MetaStore) fenced() bool { return s.md.MetadataAge() > s.fence }
@@ -156,7 +186,7 @@ func (s *MetaStore) fenced() bool { return s.md.MetadataAge() > s.fence }
 // Version changes whenever the groups or their placement may have: the
 // applied metadata index, and whether the node is fenced off.
 func (s *MetaStore) Version() uint64 {
-	v := s.md.View().Index << 1
+	v := s.md.Index() << 1
 	if s.fenced() {
 		v |= 1
 	}
