@@ -191,6 +191,18 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 		"POST /api/v1/alerts":   {"POST", "/api/v1/alerts", amConfig, 201},
 		"DELETE /api/v1/alerts": {"DELETE", "/api/v1/alerts", nil, 200},
 		"/alertmanager/":        {"GET", "/alertmanager/api/v2/status", nil, 200},
+		// Deletion: an admin token with the tenant, which none of the
+		// matrix's tokens is (TestDeleteHTTP deletes).
+		"POST /api/v1/admin/tsdb/delete_series":               {"POST", "/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"PUT /api/v1/admin/tsdb/delete_series":                {"PUT", "/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"POST /api/v1/admin/tsdb/clean_tombstones":            {"POST", "/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"PUT /api/v1/admin/tsdb/clean_tombstones":             {"PUT", "/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"POST /prometheus/api/v1/admin/tsdb/delete_series":    {"POST", "/prometheus/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"PUT /prometheus/api/v1/admin/tsdb/delete_series":     {"PUT", "/prometheus/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"POST /prometheus/api/v1/admin/tsdb/clean_tombstones": {"POST", "/prometheus/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"PUT /prometheus/api/v1/admin/tsdb/clean_tombstones":  {"PUT", "/prometheus/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"POST /purger/delete_tenant":                          {"POST", "/purger/delete_tenant", nil, 200},
+		"GET /purger/delete_tenant_status":                    {"GET", "/purger/delete_tenant_status", nil, 200},
 	}
 }
 

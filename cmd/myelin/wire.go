@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -60,6 +63,8 @@ type node struct {
 	// is closed when it ended.
 	stopImport context.CancelFunc
 	importDone chan struct{}
+	// retention proposes the tenants' retention steps; nil until install.
+	retention *server.Retention
 	// alertmanager is the node's multi-tenant Alertmanager, notifier the
 	// ruler's sender to external Alertmanagers (nil when it sends to
 	// alertmanager): set by install, closed by close after the ruler.
@@ -258,6 +263,9 @@ func (n *node) close() error {
 	if n.ruler != nil {
 		n.ruler.Close()
 	}
+	if n.retention != nil {
+		n.retention.Close()
+	}
 	if n.notifier != nil {
 		n.notifier.Close()
 	}
@@ -417,6 +425,40 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	// Cortex's list of rule groups, docs/design.md "Ruler").
 	rulesAPI.Register(func(pattern string, h http.Handler) { handle(pattern, "rules", auth.Rules, h) },
 		"/api/v1/rules", "/prometheus/config/v1/rules")
+	// Deletion (docs/design.md "Deletion and retention"): Prometheus's
+	// admin API and Mimir's tenant deletion, replicated to every group by
+	// the distributor. An admin token with the tenant.
+	del := server.NewDeleteAPI(n.dist, server.DeleteOptions{
+		MultiTenant: cfg.multitenancy,
+		Parser:      server.NewParser(cfg.queryExperimental),
+		HasData: func(ctx context.Context, org string) (bool, error) {
+			q, err := n.query.Querier(org, math.MinInt64, math.MaxInt64)
+			if err != nil {
+				return false, err
+			}
+			defer q.Close()
+			names, _, err := q.LabelNames(ctx, nil)
+			return len(names) > 0, err
+		},
+		Logger: logger.With("component", "delete"),
+	})
+	// Retention: the steps of the tenants this node holds data of, in
+	// every group (docs/design.md "Deletion and retention").
+	n.retention = server.StartRetention(n.dist, server.RetentionOptions{
+		Interval: cfg.retentionInterval,
+		Global:   cfg.retention,
+		Period:   n.limits.o.RetentionPeriod,
+		Tenants:  n.localTenants,
+		Logger:   logger.With("component", "retention"),
+	})
+	for _, prefix := range []string{"", "/prometheus"} {
+		for _, method := range []string{"POST", "PUT"} {
+			handle(method+" "+prefix+"/api/v1/admin/tsdb/delete_series", "delete_series", auth.TenantAdmin, http.HandlerFunc(del.DeleteSeries))
+			handle(method+" "+prefix+"/api/v1/admin/tsdb/clean_tombstones", "clean_tombstones", auth.TenantAdmin, http.HandlerFunc(del.CleanTombstones))
+		}
+	}
+	handle("POST /purger/delete_tenant", "delete_tenant", auth.TenantAdmin, http.HandlerFunc(del.DeleteTenant))
+	handle("GET /purger/delete_tenant_status", "delete_tenant_status", auth.TenantAdmin, http.HandlerFunc(del.DeleteTenantStatus))
 	// The Alertmanager: Cortex's configuration API (/api/v1/alerts, so
 	// Prometheus's read of alerts is under /prometheus only) and each
 	// tenant's API v2 under /alertmanager, both with the alertmanager scope
@@ -544,4 +586,21 @@ func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate,
 	}
 	n.frontend = fe
 	return fe, nil
+}
+
+// localTenants returns the tenants of this node's replicas, sorted.
+func (n *node) localTenants() []string {
+	r, err := n.cluster.Router().Ring()
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, id := range r.Groups() {
+		if g := n.db.Group(uint32(id)); g != nil {
+			for _, ts := range g.Stats() {
+				seen[ts.Tenant] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }

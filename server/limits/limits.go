@@ -88,6 +88,14 @@ type Limits struct {
 	// not shard.
 	QueryShardingTotalShards int `yaml:"query_sharding_total_shards"`
 
+	// RetentionPeriod: the tenant's samples older than now minus this are
+	// deleted, a time partition (a day) at a time, with the series left
+	// without samples (cmd's retention loop proposes the steps; engine's
+	// ApplyRetain applies them). Zero means the global retention
+	// (-storage.retention, relative to the tenant's newest sample). Both
+	// apply: the shorter one wins.
+	RetentionPeriod Duration `yaml:"retention_period"`
+
 	// The ruler's (server/ruler.Limits), checked when a group is set.
 
 	// RulerMaxRuleGroupsPerTenant: rule groups of the tenant over all
@@ -176,6 +184,7 @@ var Flag = map[string]string{
 	"results_cache_ttl":                 "query-frontend.results-cache-ttl",
 	"max_queriers_per_tenant":           "query-frontend.max-queriers-per-tenant",
 	"query_sharding_total_shards":       "query-frontend.query-sharding-total-shards",
+	"retention_period":                  "storage.retention",
 	"ruler_max_rule_groups_per_tenant":  "ruler.max-rule-groups-per-tenant",
 	"ruler_max_rules_per_rule_group":    "ruler.max-rules-per-rule-group",
 }
@@ -210,6 +219,7 @@ func (l *Limits) Values() []Value {
 		{"results_cache_ttl", sec(l.ResultsCacheTTL)},
 		{"max_queriers_per_tenant", float64(l.MaxQueriersPerTenant)},
 		{"query_sharding_total_shards", float64(l.QueryShardingTotalShards)},
+		{"retention_period", sec(l.RetentionPeriod)},
 		{"ruler_max_rule_groups_per_tenant", float64(l.RulerMaxRuleGroupsPerTenant)},
 		{"ruler_max_rules_per_rule_group", float64(l.RulerMaxRulesPerRuleGroup)},
 	}
@@ -270,6 +280,7 @@ func (l *Limits) Validate() error {
 	}{
 		{"max_query_length", l.MaxQueryLength},
 		{"max_query_lookback", l.MaxQueryLookback},
+		{"retention_period", l.RetentionPeriod},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%v is negative: want 0 for no limit, or more", f.v)

@@ -67,6 +67,9 @@ func (o *Overrides) For(tenant string) *Limits {
 // Typed getters, one limit each (see the fields of Limits).
 
 func (o *Overrides) IngestionRate(tenant string) float64 { return o.For(tenant).IngestionRate }
+func (o *Overrides) RetentionPeriod(tenant string) time.Duration {
+	return time.Duration(o.For(tenant).RetentionPeriod)
+}
 func (o *Overrides) IngestionBurstSize(tenant string) int {
 	return o.For(tenant).IngestionBurstSize
 }
