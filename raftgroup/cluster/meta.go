@@ -67,7 +67,8 @@ func (v *View) Bootstraps(g ring.GroupID, node ring.NodeID) bool {
 //
 //	"mymt" | version:byte(3) | index:uint64 big-endian | rules section (rules.go) | state: the rest, ring.AppendState
 //
-// Version 2 is version 3 without the rules section (no rule groups).
+// Version 2 is version 3 without the rules section; it is still written
+// while there is no rule group (encodeLocked).
 //
 // Version 1 held two side maps between the index and the state (groups
 // awaiting their bootstrap, removed nodes); they are part of ring.State
@@ -217,7 +218,15 @@ func (f *metaFSM) Restore(r io.Reader) (uint64, error) {
 	return idx, nil
 }
 
+// encodeLocked writes version 2 while there is no rule group, so nodes
+// of the version before rule groups still restore this node's snapshots
+// during a rolling upgrade (until the first group is set).
 func (f *metaFSM) encodeLocked() []byte {
+	if f.rules.Len() == 0 {
+		b := append([]byte(metaMagic), 2)
+		b = binary.BigEndian.AppendUint64(b, f.index)
+		return ring.AppendState(b, f.state)
+	}
 	b := append([]byte(metaMagic), metaVersion)
 	b = binary.BigEndian.AppendUint64(b, f.index)
 	b = appendRulesSection(b, f.rules)
