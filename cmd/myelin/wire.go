@@ -59,6 +59,10 @@ type node struct {
 	// ruler evaluates the tenants' rule groups: set by install, closed
 	// by close (before the cluster it writes through).
 	ruler *ruler.Ruler
+	// stopImport ends the import of DATA/rules (newRuler), importDone
+	// is closed when it ended.
+	stopImport context.CancelFunc
+	importDone chan struct{}
 	// retention proposes the tenants' retention steps; nil until install.
 	retention *server.Retention
 	// alertmanager is the node's multi-tenant Alertmanager, notifier the
@@ -252,6 +256,10 @@ func (n *node) internalHandler(logger *slog.Logger) http.Handler {
 // listener and the engine; any may be missing after a failed open.
 func (n *node) close() error {
 	var errs []error
+	if n.stopImport != nil {
+		n.stopImport()
+		<-n.importDone
+	}
 	if n.ruler != nil {
 		n.ruler.Close()
 	}
@@ -470,13 +478,14 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 }
 
 // newRuler starts the ruler over the node's read and write paths, with
-// its rule groups in DATA/rules (single node: docs/design.md "Ruler"),
-// keeps it in n to be closed with it, and returns its configuration API.
+// its rule groups in the metadata group (a single node is a cluster of
+// one: docs/design.md "Ruler"), evaluating the groups the node ring gives
+// this node; keeps it in n to be closed with it, and returns its
+// configuration API.
 func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Registerer, logger *slog.Logger) (*ruler.Ruler, *ruler.ConfigAPI, error) {
-	store, err := ruler.NewFileStore(filepath.Join(cfg.dataDir, "rules"))
-	if err != nil {
-		return nil, nil, err
-	}
+	// Fenced after half of DeadAfter without the metadata leader: a node
+	// cut off stops evaluating before the others take its groups.
+	store := ruler.NewMetaStore(rulerMetadata{n.cluster}, cfg.cluster.deadAfter/2)
 	p := server.NewParser(cfg.queryExperimental)
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:                   logger,
@@ -489,7 +498,9 @@ func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Regis
 		Parser:                   p,
 	})
 	rl, err := ruler.New(ruler.Options{
-		Store: store,
+		Store:   store,
+		Owns:    store.Owns,
+		Version: store.Version,
 		Queryable: func(org string) storage.Queryable {
 			return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
 				return n.query.Querier(org, mint, maxt)
@@ -512,8 +523,20 @@ func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Regis
 		MultiTenant: cfg.multitenancy,
 		Parser:      p,
 		Changed:     rl.Changed,
+		Limits:      n.limits.o,
 		Logger:      logger,
 	})
+	// Groups a node stored in DATA/rules before they were replicated
+	// move into the metadata once it has a leader.
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stopImport, n.importDone = cancel, make(chan struct{})
+	go func() {
+		defer close(n.importDone)
+		dir := filepath.Join(cfg.dataDir, "rules")
+		if err := ruler.ImportFileStore(ctx, dir, store); err != nil && ctx.Err() == nil {
+			logger.Error("ruler: import the rule groups of "+dir+" into the replicated store", "err", err)
+		}
+	}()
 	return rl, api, nil
 }
 

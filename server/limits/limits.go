@@ -95,6 +95,14 @@ type Limits struct {
 	// (-storage.retention, relative to the tenant's newest sample). Both
 	// apply: the shorter one wins.
 	RetentionPeriod Duration `yaml:"retention_period"`
+
+	// The ruler's (server/ruler.Limits), checked when a group is set.
+
+	// RulerMaxRuleGroupsPerTenant: rule groups of the tenant over all
+	// namespaces. Zero means no limit.
+	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant"`
+	// RulerMaxRulesPerRuleGroup: rules in one group. Zero means no limit.
+	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group"`
 }
 
 // Defaults returns the default limits: Myelin's flag defaults. They are
@@ -177,6 +185,8 @@ var Flag = map[string]string{
 	"max_queriers_per_tenant":           "query-frontend.max-queriers-per-tenant",
 	"query_sharding_total_shards":       "query-frontend.query-sharding-total-shards",
 	"retention_period":                  "storage.retention",
+	"ruler_max_rule_groups_per_tenant":  "ruler.max-rule-groups-per-tenant",
+	"ruler_max_rules_per_rule_group":    "ruler.max-rules-per-rule-group",
 }
 
 // Value is one limit of a Limits as a number, for metrics and listings.
@@ -210,6 +220,8 @@ func (l *Limits) Values() []Value {
 		{"max_queriers_per_tenant", float64(l.MaxQueriersPerTenant)},
 		{"query_sharding_total_shards", float64(l.QueryShardingTotalShards)},
 		{"retention_period", sec(l.RetentionPeriod)},
+		{"ruler_max_rule_groups_per_tenant", float64(l.RulerMaxRuleGroupsPerTenant)},
+		{"ruler_max_rules_per_rule_group", float64(l.RulerMaxRulesPerRuleGroup)},
 	}
 }
 
@@ -242,6 +254,8 @@ func (l *Limits) Validate() error {
 		{"max_global_series_per_metric", l.MaxGlobalSeriesPerMetric},
 		{"max_fetched_series_per_query", l.MaxFetchedSeriesPerQuery},
 		{"max_fetched_chunk_bytes_per_query", l.MaxFetchedChunkBytesPerQuery},
+		{"ruler_max_rule_groups_per_tenant", l.RulerMaxRuleGroupsPerTenant},
+		{"ruler_max_rules_per_rule_group", l.RulerMaxRulesPerRuleGroup},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%d is negative: want 0 for no limit, or more", f.v)

@@ -94,6 +94,12 @@ func (o *Overrides) MaxQueryLookback(tenant string) time.Duration {
 func (o *Overrides) MaxSamplesPerQuery(tenant string) int {
 	return o.For(tenant).MaxSamplesPerQuery
 }
+func (o *Overrides) RulerMaxRuleGroupsPerTenant(tenant string) int {
+	return o.For(tenant).RulerMaxRuleGroupsPerTenant
+}
+func (o *Overrides) RulerMaxRulesPerRuleGroup(tenant string) int {
+	return o.For(tenant).RulerMaxRulesPerRuleGroup
+}
 func (o *Overrides) QueryTimeout(tenant string) time.Duration {
 	return time.Duration(o.For(tenant).QueryTimeout)
 }
