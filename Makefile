@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend bench-frontend
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,16 @@ e2e-deps: ## install Prometheus, Chromium, memcached and Alertmanager for the en
 		$$sudo apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
+# A real Prometheus 3 for the test that has it remote-write native
+# histograms with Remote-Write 2.0 (Debian's 2.42 has no 2.0 sender);
+# `make test` runs that test when bin/prometheus-3 exists and skips it
+# otherwise, CI builds it first.
+prometheus3: ## build Prometheus v3.14 into bin/prometheus-3 from the Go module proxy (a few minutes; once)
+	OUT=bin/prometheus-3 scripts/build-prometheus3.sh
+
+e2e-prometheus3: prometheus3 ## Prometheus 3 remote-writes native histograms with Remote-Write 2.0 into myelin: identical query answers
+	PROMETHEUS3_REQUIRED=1 $(GO) test -count=1 -run '^TestE2EPrometheus3' -v ./cmd/myelin/
+
 # The UI's sources are in ui/ (TypeScript, built by esbuild; versions pinned
 # in ui/package-lock.json); the built bundle is committed in server/ui/dist
 # and embedded, so `make run` needs no Node.js. These targets need Node.js
@@ -86,6 +96,12 @@ ui-screenshot: ## run the browser test and write its screenshot of the graph to 
 # exactly as the API does. `make test` runs them too.
 promql-frontend: ## PromQL scripts and compliance queries over HTTP, without and with the query frontend
 	$(GO) test -count=1 -run '^(TestPromQLScriptsHTTP|TestPromQLComplianceHTTP)$$' $(TESTFLAGS) ./server/internal/promqlhttp
+
+# The same scripts, native histograms included, with every load pushed by
+# remote write (1.0, then 2.0) through the write handler into a real
+# engine group, and evaluated by PromQL over it (issue 16 item 2).
+promql-rw: ## PromQL scripts with native histograms, loads pushed by remote write 1.0 and 2.0
+	$(GO) test -count=1 -v -run '^TestPromQLScriptsRemoteWrite$$' $(TESTFLAGS) ./server/internal/promqlhttp | grep -E 'ran [0-9]+ script parts|^(ok|FAIL|---)'
 
 # A Grafana-like dashboard (10 range queries over 7 days at a 1m step,
 # refreshed 5 times with now moving 30 s) through the query frontend: the
@@ -155,6 +171,25 @@ bench-restart: build ## time to ready after kill -9 at the worst point, under th
 
 bench-go: ## run every Go benchmark in ./bench once (smoke test; real runs use -count 10 and benchstat)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
+
+# `make histdata`: the native-histogram data set (README, "Native histogram
+# data set") from the classic histograms of the shared data; deterministic,
+# a few seconds. `make bench-hist`: the histogram chunk encodings against
+# Prometheus's histogram chunks on it (about 20 s).
+# `make histdata-record` records native histograms from a real Prometheus 3
+# (scripts/record-native-histograms.sh; PROMETHEUS=<binary>, or it builds
+# v3.14; DURATION seconds, 1800 by default).
+HISTDATA ?= chunkenc/testdata/histograms.hd.gz
+HISTDATA_RECORDED ?= chunkenc/testdata/histograms-recorded.hd.gz
+
+histdata: ## rebuild chunkenc/testdata/histograms.hd.gz from the shared data's classic histograms
+	$(GO) run ./bench/cmd/histdata -data $(or $(MYELIN_DATA),../shared/data) -out $(HISTDATA)
+
+histdata-record: ## record chunkenc/testdata/histograms-recorded.hd.gz from a real Prometheus 3 (~30 min)
+	OUT=$(HISTDATA_RECORDED) scripts/record-native-histograms.sh
+
+bench-hist: ## histogram chunk encodings vs Prometheus's chunks: bytes/sample and ns/sample table
+	$(GO) run ./bench/cmd/histbench -data $(HISTDATA),$(HISTDATA_RECORDED) -reps 9
 
 fuzz: ## run each fuzz target in ./fuzz for FUZZTIME
 	@if [ ! -d fuzz ]; then echo "no ./fuzz directory yet"; exit 0; fi; \

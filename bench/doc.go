@@ -29,4 +29,13 @@
 //
 // For the size and speed of every encoding on all the data, with a
 // bit-exact round-trip check, run bench/cmd/chunkbench instead.
+//
+// Histogram chunk encodings (histchunk_bench_test.go, bench/cmd/histbench,
+// method in bench/internal/histmeasure): chunkenc's EncHistPack and
+// EncFloatHistPack against Prometheus's histogram chunks on the
+// native-histogram data set (chunkenc/testdata/histograms*.hd.gz, built by
+// bench/cmd/histdata and scripts/record-native-histograms.sh):
+//
+//	make bench-hist                                            # table of ratios, ~1 minute
+//	go test -run '^$' -bench HistogramChunk -count 5 ./bench/  # the same as Go benchmarks
 package bench

@@ -746,3 +746,105 @@ func checkSeries(st store, n int) error {
 	}
 	return nil
 }
+
+// BenchmarkEngineRecent: the reads of dashboards and alerts over the last
+// 5 minutes of -engine.series active series (10 minutes ingested, all of
+// it in both heads): a select of every series iterating its samples (what
+// count({__name__=~".+"}) reads), of one metric and of one series; the
+// series API's select of one metric (Func "series"); label names and the
+// values of instance. Every sub-benchmark checks that both stores answer
+// the same number of series or values.
+//
+//	go test -run '^$' -bench EngineRecent -benchtime 20x ./bench/
+//	go test -run '^$' -bench EngineRecent -benchtime 5x -timeout 0 ./bench/ -args -engine.series=1000000
+func BenchmarkEngineRecent(b *testing.B) {
+	const scrapes = 40
+	w := newWorkload(b, *engineSeries)
+	lsets := w.labels()
+	scrape := make([]write.Sample, w.n)
+	maxt := baseMs + (scrapes-1)*scrapeMs
+	mint := maxt - 5*60*1000
+	metric := lsets[0].Get(model.MetricNameLabel)
+	var one []*labels.Matcher
+	lsets[0].Range(func(l labels.Label) {
+		one = append(one, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
+	})
+	ofMetric := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, metric)}
+	all := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+")}
+	want := map[string]int{} // sub-benchmark -> answer size, from the first store
+	check := func(b *testing.B, name string, n int) {
+		if w, ok := want[name]; ok && w != n {
+			b.Fatalf("%s: %d answers, the other store gave %d", name, n, w)
+		}
+		want[name] = n
+	}
+	for _, kind := range storeKinds {
+		b.Run(kind.name, func(b *testing.B) {
+			st, err := kind.open(b.TempDir(), lsets, scrape)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() {
+				if err := st.close(); err != nil {
+					b.Error(err)
+				}
+			}()
+			ingest(b, st, w, scrape, scrapes)
+			sel := func(name string, hints *storage.SelectHints, ms []*labels.Matcher) {
+				b.Run(name, func(b *testing.B) {
+					var it promchunk.Iterator
+					n := 0
+					for b.Loop() {
+						q, err := st.querier(mint, maxt)
+						if err != nil {
+							b.Fatal(err)
+						}
+						ss := q.Select(context.Background(), false, hints, ms...)
+						n = 0
+						for ss.Next() {
+							n++
+							if hints == nil {
+								it = ss.At().Iterator(it)
+								for it.Next() != promchunk.ValNone {
+								}
+							}
+						}
+						if err := errors.Join(ss.Err(), q.Close()); err != nil {
+							b.Fatal(err)
+						}
+					}
+					check(b, name, n)
+				})
+			}
+			sel("select-all", nil, all)
+			sel("select-metric", nil, ofMetric)
+			sel("select-1series", nil, one)
+			sel("series-api-metric", &storage.SelectHints{Start: mint, End: maxt, Func: "series"}, ofMetric)
+			lbl := func(name string, f func(q storage.Querier) ([]string, error)) {
+				b.Run(name, func(b *testing.B) {
+					n := 0
+					for b.Loop() {
+						q, err := st.querier(mint, maxt)
+						if err != nil {
+							b.Fatal(err)
+						}
+						vs, err := f(q)
+						if err := errors.Join(err, q.Close()); err != nil {
+							b.Fatal(err)
+						}
+						n = len(vs)
+					}
+					check(b, name, n)
+				})
+			}
+			lbl("label-names", func(q storage.Querier) ([]string, error) {
+				vs, _, err := q.LabelNames(context.Background(), nil)
+				return vs, err
+			})
+			lbl("label-values-instance", func(q storage.Querier) ([]string, error) {
+				vs, _, err := q.LabelValues(context.Background(), "instance", nil)
+				return vs, err
+			})
+		})
+	}
+}

@@ -20,6 +20,13 @@ const (
 	// packed with per-chunk parameters. Write-once: built from all samples
 	// of the chunk at seal time.
 	EncPack Encoding = 2
+	// EncHistPack is Myelin's sealed-chunk encoding of integer native
+	// histograms: per-chunk layout runs and one integer column per bucket.
+	// Write-once, like EncPack.
+	EncHistPack Encoding = 3
+	// EncFloatHistPack is EncHistPack for float native histograms: the
+	// columns are coded as EncPack codes values.
+	EncFloatHistPack Encoding = 4
 )
 
 func (e Encoding) String() string {
@@ -28,14 +35,26 @@ func (e Encoding) String() string {
 		return "xor"
 	case EncPack:
 		return "pack"
+	case EncHistPack:
+		return "histpack"
+	case EncFloatHistPack:
+		return "floathistpack"
 	}
 	return fmt.Sprintf("encoding(%d)", uint8(e))
 }
 
-// Encodings lists every known encoding, in numeric order.
+// Encodings lists every encoding of float samples, in numeric order.
 var Encodings = []Encoding{EncXOR, EncPack}
 
-// ParseEncoding returns the encoding with the given String name.
+// HistogramEncodings lists every encoding of histogram samples, in numeric
+// order: EncHistPack holds Histograms, EncFloatHistPack FloatHistograms.
+var HistogramEncodings = []Encoding{EncHistPack, EncFloatHistPack}
+
+// IsHistogram reports whether chunks of e hold histogram samples (read with
+// a HistogramIterator) rather than float samples (read with an Iterator).
+func (e Encoding) IsHistogram() bool { return e == EncHistPack || e == EncFloatHistPack }
+
+// ParseEncoding returns the float encoding with the given String name.
 func ParseEncoding(name string) (Encoding, error) {
 	for _, e := range Encodings {
 		if e.String() == name {
@@ -81,7 +100,7 @@ func EncodingOf(chunk []byte) (Encoding, error) {
 	}
 	e := Encoding(chunk[0])
 	switch e {
-	case EncXOR, EncPack:
+	case EncXOR, EncPack, EncHistPack, EncFloatHistPack:
 		return e, nil
 	}
 	return e, corrupt(e, 0, "unknown encoding")
@@ -98,6 +117,8 @@ func NumSamples(chunk []byte) (int, error) {
 		return xorNumSamples(chunk)
 	case EncPack:
 		return packNumSamples(chunk)
+	case EncHistPack, EncFloatHistPack:
+		return histNumSamples(chunk)
 	}
 	panic("BUG: unhandled encoding")
 }

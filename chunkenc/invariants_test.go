@@ -84,3 +84,65 @@ func TestXORLoadZeroBitWindow(t *testing.T) {
 	var it Iterator
 	checkDecodes(&it, x.Bytes(), ts, vs)
 }
+
+// TestHistogramInvariantChecks: the histogram encoders' self-checks fire
+// on a chunk that does not decode to its input.
+func TestHistogramInvariantChecks(t *testing.T) {
+	ts := []int64{1000, 2000}
+	hs := []Histogram{
+		{Count: 3, Sum: 1.5, PositiveSpans: []Span{{0, 2}}, PositiveBuckets: []int64{1, 1}},
+		{Count: 5, Sum: math.Float64frombits(0x7ff0000000000002), PositiveSpans: []Span{{0, 2}}, PositiveBuckets: []int64{2, 1}},
+	}
+	chunk, err := EncodeHistograms(nil, ts, hs)
+	require.NoError(t, err)
+	var it HistogramIterator
+	checkHistogramsDecode(&it, chunk, ts, hs)
+	other := append([]Histogram(nil), hs...)
+	other[1].Sum = math.Float64frombits(0x7ff8000000000002) // another NaN
+	require.Panics(t, func() { checkHistogramsDecode(&it, chunk, ts, other) }, "another NaN")
+	other[1] = hs[1]
+	other[1].PositiveSpans = []Span{{1, 2}}
+	require.Panics(t, func() { checkHistogramsDecode(&it, chunk, ts, other) }, "other spans")
+	require.Panics(t, func() { checkHistogramsDecode(&it, chunk, ts[:1], hs[:1]) }, "a sample too many")
+	require.Panics(t, func() { checkHistogramsDecode(&it, chunk[:len(chunk)-1], ts, hs) }, "truncated")
+
+	fhs := []FloatHistogram{{Count: 0.5, ZeroCount: math.Copysign(0, -1)}, {Count: 0.75}}
+	fchunk, err := EncodeFloatHistograms(nil, ts, fhs)
+	require.NoError(t, err)
+	checkFloatHistogramsDecode(&it, fchunk, ts, fhs)
+	fother := append([]FloatHistogram(nil), fhs...)
+	fother[0].ZeroCount = 0 // +0 is not -0
+	require.Panics(t, func() { checkFloatHistogramsDecode(&it, fchunk, ts, fother) }, "+0 for -0")
+	require.Panics(t, func() { checkFloatHistogramsDecode(&it, chunk, ts, fhs) }, "an integer chunk")
+}
+
+// TestHistogramColumnInvariants: the column index's self-check fires on
+// each broken part of its INVARIANT.
+func TestHistogramColumnInvariants(t *testing.T) {
+	hs := []Histogram{
+		{PositiveSpans: []Span{{0, 2}}, PositiveBuckets: []int64{1, 1}},
+		{PositiveSpans: []Span{{0, 3}}, PositiveBuckets: []int64{1, 1, 1}, NegativeSpans: []Span{{1, 1}}, NegativeBuckets: []int64{2}},
+	}
+	valid := func() *histCols {
+		var c histCols
+		require.NoError(t, c.plan(len(hs), func(i int) histLayout { return layoutOfHistogram(&hs[i]) }))
+		c.checkInvariants()
+		return &c
+	}
+	for _, tc := range []struct {
+		name  string
+		spoil func(c *histCols)
+	}{
+		{"unsorted", func(c *histCols) { c.keys[0], c.keys[1] = c.keys[1], c.keys[0] }},
+		{"duplicate", func(c *histCols) { c.keys[1] = c.keys[0] }},
+		{"empty column", func(c *histCols) { c.colLen[2] = 0 }},
+		{"offset", func(c *histCols) { c.colOff[1]++ }},
+		{"total", func(c *histCols) { c.total++ }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := valid()
+			tc.spoil(c)
+			require.Panics(t, c.checkInvariants)
+		})
+	}
+}

@@ -39,6 +39,10 @@ func (it *Iterator) Reset(chunk []byte) {
 		it.err = it.xor.reset(chunk)
 	case EncPack:
 		it.ts, it.vs, it.err = it.pd.decode(it.ts, it.vs, chunk)
+	default:
+		// Not a float chunk: to a float reader, as corrupt as any
+		// unknown encoding.
+		it.err = corrupt(it.enc, 0, "holds histograms: read it with a HistogramIterator")
 	}
 }
 

@@ -41,6 +41,8 @@ func describe(chunk []byte) (layout, error) {
 		return describeXOR(chunk)
 	case EncPack:
 		return describePack(chunk)
+	case EncHistPack, EncFloatHistPack:
+		return describeHist(chunk)
 	}
 	return layout{}, fmt.Errorf("no layout for %s", enc)
 }
@@ -56,10 +58,20 @@ func describePack(chunk []byte) (layout, error) {
 	var r bitReader
 	r.reset(chunk[1+k:])
 
-	// Timestamps.
+	if err := describeTimes(&l, &r, int(n)); err != nil {
+		return l, err
+	}
+	if err := describeValues(&l, &r, int(n), "values", ""); err != nil {
+		return l, err
+	}
+	return l, checkPadding(&r)
+}
+
+// describeTimes reads a timestamps section of n samples.
+func describeTimes(l *layout, r *bitReader, n int) error {
 	t0, ok := r.readVarint()
 	if !ok {
-		return l, fmt.Errorf("truncated t0")
+		return fmt.Errorf("truncated t0")
 	}
 	if t0 < 0 {
 		l.tag("ts:negative-t0")
@@ -71,11 +83,11 @@ func describePack(chunk []byte) (layout, error) {
 		d, ok1 := r.readUvarint()
 		model, ok2 := r.readBits(1)
 		if !ok1 || !ok2 {
-			return l, fmt.Errorf("truncated timestamp header")
+			return fmt.Errorf("truncated timestamp header")
 		}
-		s, rs, err := readIntsLayout(&r, int(n-1))
+		s, rs, err := readIntsLayout(r, int(n-1))
 		if err != nil {
-			return l, fmt.Errorf("timestamp residuals: %w", err)
+			return fmt.Errorf("timestamp residuals: %w", err)
 		}
 		name := "delta"
 		extra := ""
@@ -102,57 +114,62 @@ func describePack(chunk []byte) (layout, error) {
 		l.line("timestamps: t0=%d d=%d model=%s residuals: %s%s", t0, d, name, s, extra)
 	}
 
-	// Values.
+	return nil
+}
+
+// describeValues reads a values section of n values (EncPack's, also in
+// the histogram encodings); name heads its line, prefix its tags.
+func describeValues(l *layout, r *bitReader, n int, name, prefix string) error {
 	mode, ok := r.readBits(2)
 	if !ok {
-		return l, fmt.Errorf("truncated value mode")
+		return fmt.Errorf("truncated value mode")
 	}
 	switch mode {
 	case valConst:
 		u, ok := r.readBits(64)
 		if !ok {
-			return l, fmt.Errorf("truncated constant")
+			return fmt.Errorf("truncated constant")
 		}
-		l.tag("val:const")
-		l.line("values: const %#016x", u)
+		l.tag("%sval:const", prefix)
+		l.line("%s: const %#016x", name, u)
 	case valXOR:
 		u, ok := r.readBits(64)
 		if !ok {
-			return l, fmt.Errorf("truncated first value")
+			return fmt.Errorf("truncated first value")
 		}
 		var c xorCounts
 		var leading, trailing uint8
-		for i := 1; i < int(n); i++ {
-			if u, ok = c.read(&r, u, &leading, &trailing); !ok {
-				return l, fmt.Errorf("value %d: truncated or invalid XOR value", i)
+		for i := 1; i < n; i++ {
+			if u, ok = c.read(r, u, &leading, &trailing); !ok {
+				return fmt.Errorf("value %d: truncated or invalid XOR value", i)
 			}
 		}
-		l.tag("val:xor")
+		l.tag("%sval:xor", prefix)
 		for tag := range c.tags() {
-			l.tag("%s", tag)
+			l.tag("%s%s", prefix, tag)
 		}
-		l.line("values: xor, first %#016x, %s", u, c)
+		l.line("%s: xor, first %#016x, %s", name, u, c)
 	case valDec:
-		if err := describeDec(&l, &r, int(n)); err != nil {
-			return l, err
+		if err := describeDec(l, r, n, name, prefix); err != nil {
+			return err
 		}
 	default:
-		return l, fmt.Errorf("value mode %d", mode)
+		return fmt.Errorf("value mode %d", mode)
 	}
-	return l, checkPadding(&r)
+	return nil
 }
 
-func describeDec(l *layout, r *bitReader, n int) error {
+func describeDec(l *layout, r *bitReader, n int, name, prefix string) error {
 	exp, ok1 := r.readBits(5)
 	nexc, ok2 := r.readUvarint()
 	if !ok1 || !ok2 || exp > maxDecExp || nexc > uint64(n) {
 		return fmt.Errorf("bad decimal header")
 	}
-	l.tag("val:dec")
+	l.tag("%sval:dec", prefix)
 	if exp == 0 {
-		l.tag("dec:e0")
+		l.tag("%sdec:e0", prefix)
 	} else {
-		l.tag("dec:e>0")
+		l.tag("%sdec:e>0", prefix)
 	}
 	var excs []string
 	pos := -1
@@ -164,11 +181,11 @@ func describeDec(l *layout, r *bitReader, n int) error {
 		}
 		pos += int(gap) + 1
 		kind := valueKind(u)
-		l.tag("exc:%s", kind)
+		l.tag("%sexc:%s", prefix, kind)
 		excs = append(excs, fmt.Sprintf("%d:%s", pos, kind))
 	}
 	if nexc > 0 {
-		l.tag("dec:exceptions")
+		l.tag("%sdec:exceptions", prefix)
 	}
 	order, ok1 := r.readBits(2)
 	m0, ok2 := r.readVarint()
@@ -177,18 +194,18 @@ func describeDec(l *layout, r *bitReader, n int) error {
 		return fmt.Errorf("bad decimal parameters")
 	}
 	orders := [...]string{"m_i-m_0", "delta", "delta-of-delta"}
-	l.tag("dec:order-%s", orders[order])
+	l.tag("%sdec:order-%s", prefix, orders[order])
 	if g > 1 {
-		l.tag("dec:gcd>1")
+		l.tag("%sdec:gcd>1", prefix)
 	}
 	s, _, err := readIntsLayout(r, n-1)
 	if err != nil {
 		return fmt.Errorf("value residuals: %w", err)
 	}
 	for tag := range s.tags {
-		l.tag("val-%s", tag)
+		l.tag("%sval-%s", prefix, tag)
 	}
-	l.line("values: decimal e=%d, %d exceptions %v", exp, nexc, excs)
+	l.line("%s: decimal e=%d, %d exceptions %v", name, exp, nexc, excs)
 	l.line("        order=%s m0=%d gcd=%d residuals: %s", orders[order], m0, g, s)
 	return nil
 }

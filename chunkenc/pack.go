@@ -71,10 +71,15 @@ type Encoder struct {
 	ts []int64
 	vs []float64
 
+	// hist is the scratch space of the histogram encoders.
+	hist histScratch
+
 	// stats are counters for tests and tuning: bits spent on timestamps
 	// and on values.
 	stats struct {
 		tBits, vBits int
+		// hist: bits of the histogram sections, in histSection order.
+		hist [histSections]int
 	}
 }
 

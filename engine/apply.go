@@ -10,6 +10,9 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/value"
+	promchunk "github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/myelindb/myelin/chunkenc"
 	"github.com/myelindb/myelin/internal/invariants"
@@ -35,6 +38,9 @@ func (g *Group) Apply(index uint64, data []byte) ([]write.Refusal, error) {
 // per-series refusals, or the decoding error that refused the whole
 // entry. The error return is only an I/O failure.
 func (g *Group) apply(index uint64, data []byte) (write.Outcome, error) {
+	if write.IsDelete(data) {
+		return g.applyDeletion(index, data)
+	}
 	g.decodeMu.Lock()
 	defer g.decodeMu.Unlock()
 	b, err := g.decoder.Decode(data)
@@ -49,6 +55,36 @@ func (g *Group) apply(index uint64, data []byte) (write.Outcome, error) {
 		return write.Outcome{}, err
 	}
 	return write.Outcome{Refused: refused}, nil
+}
+
+// applyDeletion applies a deletion entry (write.IsDelete): a
+// delete_series (ApplyDeleteSeries) or a tenant deletion
+// (ApplyDeleteTenant). One that does not decode is refused whole, as a
+// batch is.
+func (g *Group) applyDeletion(index uint64, data []byte) (write.Outcome, error) {
+	var err error
+	switch data[0] {
+	case write.VersionRetain:
+		var r write.Retain
+		if r, err = write.DecodeRetain(data); err == nil {
+			return write.Outcome{}, g.ApplyRetain(index, r)
+		}
+	case write.VersionDeleteTenant:
+		var tenant string
+		if tenant, err = write.DecodeDeleteTenant(data); err == nil {
+			return write.Outcome{}, g.ApplyDeleteTenant(index, tenant)
+		}
+	default:
+		var d write.DeleteSeries
+		if d, err = write.DecodeDeleteSeries(data); err == nil {
+			_, err := g.ApplyDeleteSeries(index, &d)
+			return write.Outcome{}, err
+		}
+	}
+	if err := g.applyEmpty(index); err != nil {
+		return write.Outcome{}, err
+	}
+	return write.Outcome{Err: fmt.Errorf("apply entry %d: %w", index, err)}, nil
 }
 
 // applyEmpty records index as applied without data.
@@ -180,16 +216,21 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 		for j, smp := range bs.Samples {
 			var rej error
 			switch {
-			case retMs > 0 && smp.T < t.mu.maxT && uint64(t.mu.maxT-smp.T) > uint64(retMs):
+			case retMs > 0 && smp.T < t.mu.maxT && uint64(t.mu.maxT-smp.T) > uint64(retMs), smp.T < t.mu.retainFloor:
 				rej = write.ErrTooOld
 			case s != nil && t.hasLastLocked(s):
-				lt, lv := t.lastLocked(s)
+				lt := t.lastTimeLocked(s)
 				switch {
 				case smp.T < lt:
 					rej = write.ErrOutOfOrder
-				case smp.T == lt && math.Float64bits(smp.V) == math.Float64bits(lv):
-					continue // an idempotent retry: accepted, nothing to do
 				case smp.T == lt:
+					l, err := t.lastLocked(s)
+					if err != nil {
+						return nil, fmt.Errorf("newest sample of series %d: %w", s.id, err)
+					}
+					if !l.isHist() && math.Float64bits(smp.V) == math.Float64bits(l.v) {
+						continue // an idempotent retry: accepted, nothing to do
+					}
 					rej = write.ErrDuplicateSample
 				}
 			}
@@ -200,41 +241,93 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				se.Rejected++
 				continue
 			}
-			if s == nil {
-				// A new series: its labels are checked now (write.Decode
-				// does not). Invalid ones refuse the series' samples.
-				if err := write.CheckLabels(bs.Labels); err != nil {
-					if se.Rejected == 0 {
-						se.Err = err
-					}
-					se.Rejected = len(bs.Samples) // none was accepted: s is nil
-					break
-				}
+			ns, err := a.admitLocked(s, h, bs, b.Limits, &se, len(bs.Samples)-j)
+			if err != nil {
+				return nil, err
 			}
-			if s == nil || s.head.NumSamples() == 0 {
-				// The series enters the count of series with samples
-				// (appendLocked): the limits of the entry decide, the
-				// same on every replica. Refused, none of its samples is
-				// written; the ones before were refused or were
-				// idempotent retries.
-				if err := t.admitLocked(bs.Labels, b.Limits); err != nil {
-					if se.Rejected == 0 {
-						se.Err = err
-					}
-					se.Rejected += len(bs.Samples) - j
-					break
-				}
+			if ns == nil {
+				break // refused: the rest of the series' samples with it
 			}
-			if s == nil {
+			s = ns
+			// A stale marker of a histogram series is a histogram stale
+			// marker, of its kind, as Prometheus's head appends it.
+			if isHist, float := t.lastKindLocked(s); isHist && value.IsStaleNaN(smp.V) {
 				var err error
-				if s, err = a.createLocked(h, bs.Labels); err != nil {
+				if float {
+					err = a.appendHistLocked(s, smp.T, nil, &histogram.FloatHistogram{Sum: smp.V})
+				} else {
+					err = a.appendHistLocked(s, smp.T, &histogram.Histogram{Sum: smp.V}, nil)
+				}
+				if err != nil {
 					return nil, err
 				}
-			}
-			if err := a.appendLocked(s, smp); err != nil {
+			} else if err := a.appendLocked(s, smp); err != nil {
 				return nil, err
 			}
 			t.mu.maxT = max(t.mu.maxT, smp.T)
+			if len(t.mu.lastOfEmpty) > 0 {
+				delete(t.mu.lastOfEmpty, s)
+			}
+		}
+		for j := range bs.Histograms {
+			hs := &bs.Histograms[j]
+			var rej error
+			switch {
+			case (hs.H == nil) == (hs.FH == nil):
+				rej = errors.New("histogram sample with both or neither of integer and float counts")
+			case retMs > 0 && hs.T < t.mu.maxT && uint64(t.mu.maxT-hs.T) > uint64(retMs):
+				rej = write.ErrTooOld
+			default:
+				// Checked here, not only by the server: Prometheus's
+				// chunk appender assumes a valid histogram (spans and
+				// buckets that agree), and every replica must refuse the
+				// same ones.
+				if err := validHistogram(hs); err != nil {
+					rej = fmt.Errorf("invalid native histogram: %w", err)
+				}
+			}
+			if rej == nil && s != nil && t.hasLastLocked(s) {
+				lt := t.lastTimeLocked(s)
+				switch {
+				case hs.T < lt:
+					rej = write.ErrOutOfOrder
+				case hs.T == lt:
+					l, err := t.lastLocked(s)
+					if err != nil {
+						return nil, fmt.Errorf("newest sample of series %d: %w", s.id, err)
+					}
+					if sameHistogram(hs.H, hs.FH, l.h, l.fh) {
+						continue // an idempotent retry
+					}
+					rej = write.ErrDuplicateSample
+				}
+			}
+			if rej != nil {
+				if se.Rejected == 0 {
+					se.Err = fmt.Errorf("histogram %d at %d: %w", j, hs.T, rej)
+				}
+				se.Rejected++
+				continue
+			}
+			ns, err := a.admitLocked(s, h, bs, b.Limits, &se, len(bs.Histograms)-j)
+			if err != nil {
+				return nil, err
+			}
+			if ns == nil {
+				break
+			}
+			s = ns
+			// Copies: Prometheus's appender may adjust the spans, and the
+			// batch's histograms are the caller's.
+			if hs.FH != nil {
+				err = a.appendHistLocked(s, hs.T, nil, hs.FH.Copy())
+			} else {
+				err = a.appendHistLocked(s, hs.T, hs.H.Copy(), nil)
+			}
+			if err != nil {
+				return nil, err
+			}
+			t.mu.maxT = max(t.mu.maxT, hs.T)
 			if len(t.mu.lastOfEmpty) > 0 {
 				delete(t.mu.lastOfEmpty, s)
 			}
@@ -257,6 +350,61 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 		}
 	}
 	return errs, nil
+}
+
+// admitLocked returns the series the next accepted sample of bs goes to:
+// s, or a new series if s is nil. The labels of a new series are checked
+// now (write.Decode does not), and a series that enters the count of
+// series with samples (appendLocked) is admitted by the limits of the
+// entry, the same on every replica. Refused, it returns nil and records
+// the refusal in se, counting the n samples left of the series' kind:
+// none of them is written; the ones before were refused or were
+// idempotent retries.
+func (a *appender) admitLocked(s *memSeries, h uint64, bs *write.Series, lim write.SeriesLimits, se *write.Refusal, n int) (*memSeries, error) {
+	if s == nil {
+		if err := write.CheckLabels(bs.Labels); err != nil {
+			if se.Rejected == 0 {
+				se.Err = err
+			}
+			se.Rejected += n
+			return nil, nil
+		}
+	}
+	if s == nil || s.numSamples() == 0 {
+		if err := a.t.admitLocked(bs.Labels, lim); err != nil {
+			if se.Rejected == 0 {
+				se.Err = err
+			}
+			se.Rejected += n
+			return nil, nil
+		}
+	}
+	if s == nil {
+		return a.createLocked(h, bs.Labels)
+	}
+	return s, nil
+}
+
+// lastKindLocked says whether the newest sample of s is a histogram, and
+// if so whether a float one.
+func (t *tenant) lastKindLocked(s *memSeries) (isHist, float bool) {
+	switch {
+	case s.histOpen():
+		return true, s.hist.float
+	case s.head.NumSamples() > 0:
+		return false, false
+	}
+	l, ok := t.mu.lastOfEmpty[s]
+	return ok && l.isHist(), l.fh != nil
+}
+
+// validHistogram is Prometheus's validation of a histogram sample
+// (histogram.Validate), which its chunk appender relies on.
+func validHistogram(hs *write.Histogram) error {
+	if hs.FH != nil {
+		return hs.FH.Validate()
+	}
+	return hs.H.Validate()
 }
 
 // lookupStoredLocked finds a series in Pebble that is not in the head and
@@ -345,7 +493,7 @@ func (a *appender) checkNewID(id uint64) {
 // cuts the chunk first).
 func (a *appender) appendLocked(s *memSeries, smp write.Sample) error {
 	pw := a.g.db.partitionMs
-	n := s.head.NumSamples()
+	n := s.numSamples()
 	if n == 0 {
 		// New, revived or replayed: the series now has samples in the
 		// head (tenant.mu.headSeries).
@@ -357,7 +505,7 @@ func (a *appender) appendLocked(s *memSeries, smp write.Sample) error {
 		// being replayed, where rewriting postings is harmless: same key,
 		// same value).
 		if n > 0 {
-			if err := a.sealLocked(s, true); err != nil {
+			if err := a.sealOpenLocked(s, true); err != nil {
 				return err
 			}
 		}
@@ -365,6 +513,12 @@ func (a *appender) appendLocked(s *memSeries, smp write.Sample) error {
 			return err
 		}
 		s.mint, s.partEnd = smp.T, partitionEnd(p, pw)
+	} else if s.histOpen() {
+		// A float after histograms: the histogram chunk ends here.
+		if err := a.sealHistLocked(s); err != nil {
+			return err
+		}
+		s.mint = smp.T
 	} else if n >= a.g.db.opts.ChunkSamples {
 		if err := a.sealLocked(s, false); err != nil {
 			return err
@@ -379,6 +533,103 @@ func (a *appender) appendLocked(s *memSeries, smp write.Sample) error {
 	}
 	a.t.markDirtyLocked(s)
 	return nil
+}
+
+// sealOpenLocked seals the open chunk of s, float or histogram.
+func (a *appender) sealOpenLocked(s *memSeries, final bool) error {
+	if s.histOpen() {
+		return a.sealHistLocked(s)
+	}
+	return a.sealLocked(s, final)
+}
+
+// appendHistLocked appends an accepted histogram sample (one of h and fh
+// set; Prometheus's appender may change it) to s, as appendLocked does a
+// float: the open chunk is cut first when the sample is in a later
+// partition, the open chunk is of another kind (a float chunk, or a
+// histogram chunk of the other count type), or it is full: ChunkSamples
+// samples, or histChunkBytes once it holds histChunkMinSamples.
+// Prometheus's appender itself starts a new chunk at a counter reset or a
+// bucket layout it cannot recode (histHead.append); the old one is sealed
+// then. A float series' merge run ends at its last float chunk: histogram
+// chunks are sealed alone (docs/design.md, "Native histograms").
+func (a *appender) appendHistLocked(s *memSeries, ts int64, h *histogram.Histogram, fh *histogram.FloatHistogram) error {
+	pw := a.g.db.partitionMs
+	n := s.numSamples()
+	if n == 0 {
+		a.t.countLocked(s, 1)
+	}
+	if s.hist == nil {
+		s.hist = &histHead{}
+	}
+	float := fh != nil
+	switch hh := s.hist; {
+	case n == 0 || ts >= s.partEnd:
+		p := partitionOf(ts, pw)
+		if n > 0 {
+			if err := a.sealOpenLocked(s, true); err != nil {
+				return err
+			}
+		}
+		if err := a.writePostings(s, p); err != nil {
+			return err
+		}
+		s.mint, s.partEnd = ts, partitionEnd(p, pw)
+		hh.start(float)
+	case !s.histOpen():
+		// A histogram after floats: the float chunk ends, and its run.
+		if err := a.sealLocked(s, true); err != nil {
+			return err
+		}
+		s.mint = ts
+		hh.start(float)
+	case hh.float != float || hh.numSamples() >= a.g.db.opts.ChunkSamples ||
+		hh.numSamples() >= histChunkMinSamples && hh.size() >= histChunkBytes:
+		if err := a.sealHistLocked(s); err != nil {
+			return err
+		}
+		s.mint = ts
+		hh.start(float)
+	}
+	if invariants.Enabled && (ts < s.mint || ts >= s.partEnd || partitionOf(ts, pw) != partitionOf(s.mint, pw)) {
+		panic(fmt.Sprintf("BUG: series %d: histogram at %d outside the head chunk's partition [%d, %d)", s.id, ts, s.mint, s.partEnd))
+	}
+	prevMaxt := s.hist.maxt
+	cut, err := s.hist.append(ts, h, fh)
+	if err != nil {
+		return fmt.Errorf("append histogram at %d to series %d: %w", ts, s.id, err)
+	}
+	if cut != nil {
+		if err := a.writeHistChunkLocked(s, cut, s.mint, prevMaxt); err != nil {
+			return err
+		}
+		s.mint = ts
+	}
+	a.t.markDirtyLocked(s)
+	return nil
+}
+
+// sealHistLocked writes the open histogram chunk of s to Pebble as it is
+// (Prometheus's encoding behind its encoding byte) and empties it.
+func (a *appender) sealHistLocked(s *memSeries) error {
+	if err := a.writeHistChunkLocked(s, s.hist.c, s.mint, s.hist.maxt); err != nil {
+		return err
+	}
+	s.hist.reset()
+	return nil
+}
+
+// writeHistChunkLocked writes histogram chunk c of s, from mint to maxt,
+// at its chunk key, or drops it when its partition is past retention.
+func (a *appender) writeHistChunkLocked(s *memSeries, c promchunk.Chunk, mint, maxt int64) error {
+	sc := a.scratch
+	p := partitionOf(mint, a.g.db.partitionMs)
+	if p < a.t.mu.retainPart {
+		return nil
+	}
+	sc.val = binary.AppendUvarint(sc.val[:0], uint64(maxt-mint))
+	sc.val = histBytes(sc.val, c)
+	return a.pb.Set(a.t.ks.chunkKey(sc.key[:0], p, s.id, mint), sc.val, nil)
 }
 
 // sealLocked writes the open chunk of s to Pebble in the seal encoding and

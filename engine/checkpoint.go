@@ -150,7 +150,7 @@ func (t *tenant) checkCountsLocked() {
 	n, byName := 0, map[string]int{}
 	for _, s := range t.mu.byHash {
 		for ; s != nil; s = s.next {
-			if s.head.NumSamples() > 0 {
+			if s.numSamples() > 0 {
 				n++
 				byName[metricName(s.lbls)]++
 			}
@@ -162,9 +162,21 @@ func (t *tenant) checkCountsLocked() {
 	}
 }
 
+// openHistogram is the first byte of the 'o' value of a series whose
+// open chunk is a histogram chunk: its stored form follows
+// (histchunk.go). A merge run is at most 254 chunks (Options.MergeChunks
+// is at most 255, and a run that reaches it is merged), so the byte is
+// never a run length; a float series' run ends before its histograms
+// start, so there is no run to record.
+const openHistogram byte = 0xff
+
 // appendOpen appends the 'o' value of s: its merge run, then its open
-// chunk (doc.go has the layout).
+// chunk, or openHistogram and its open histogram chunk (doc.go has the
+// layout).
 func appendOpen(dst []byte, s *memSeries) []byte {
+	if s.histOpen() {
+		return s.hist.appendBytes(append(dst, openHistogram))
+	}
 	dst = append(dst, s.run)
 	if s.run > 0 {
 		dst = appendTime(dst, s.runMint)
@@ -172,17 +184,24 @@ func appendOpen(dst []byte, s *memSeries) []byte {
 	return append(dst, s.head.Bytes()...)
 }
 
-// parseOpen splits an 'o' value into the merge run and the open chunk.
-func parseOpen(v []byte) (run uint8, runMint int64, chunk []byte, err error) {
+// parseOpen splits an 'o' value into the merge run and the open chunk,
+// or for openHistogram, the open histogram chunk (hist).
+func parseOpen(v []byte) (run uint8, runMint int64, chunk []byte, hist bool, err error) {
 	if len(v) == 0 {
-		return 0, 0, nil, errors.New("empty open chunk record")
+		return 0, 0, nil, false, errors.New("empty open chunk record")
+	}
+	if v[0] == openHistogram {
+		if !isHistChunk(v[1:]) {
+			return 0, 0, nil, false, errors.New("open histogram chunk record without a histogram chunk")
+		}
+		return 0, 0, v[1:], true, nil
 	}
 	run, v = v[0], v[1:]
 	if run > 0 {
 		if len(v) < 8 {
-			return 0, 0, nil, errors.New("truncated open chunk record")
+			return 0, 0, nil, false, errors.New("truncated open chunk record")
 		}
 		runMint, v = int64(binary.BigEndian.Uint64(v)^(1<<63)), v[8:]
 	}
-	return run, runMint, v, nil
+	return run, runMint, v, false, nil
 }

@@ -307,8 +307,10 @@ func newTenant(name string, ks keyspace) *tenant {
 	t.mu.indexFrom = minTime
 	t.mu.nextID = 1
 	t.mu.maxT = minTime
+	t.mu.retainFloor = minTime
+	t.mu.evictedNewest = minTime
 	t.mu.allInHead = true
-	t.mu.lastOfEmpty = map[*memSeries]write.Sample{}
+	t.mu.lastOfEmpty = map[*memSeries]lastSample{}
 	t.mu.metricSeries = map[string]int{}
 	t.mu.evictEpoch = math.MinInt64 // = evictEpoch(minTime), as after a restart
 	return t
@@ -409,24 +411,38 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 			return nil, fmt.Errorf("read labels of series %d: %w", sid, pebble.ErrNotFound)
 		}
 		s := &memSeries{id: sid, lbls: string(sit.Value())}
-		run, runMint, chunk, err := parseOpen(it.Value())
+		run, runMint, chunk, hist, err := parseOpen(it.Value())
 		if err != nil {
 			return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
 		}
 		s.run, s.runMint = run, runMint
-		// The open chunk is stored in EncXOR, the head's own format:
-		// Load adopts it and recovers its appender state.
-		if err := s.head.Load(make([]byte, 0, len(chunk)), chunk); err != nil {
-			return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
-		}
-		if s.head.NumSamples() > 0 {
-			ci.Reset(s.head.Bytes())
-			ci.Next()
-			s.mint, _ = ci.At()
+		if hist {
+			// Prometheus's histogram chunk: load recovers its appender
+			// from the bytes, as the head left it.
+			s.head.Reset(nil)
+			s.hist = &histHead{}
+			if err := s.hist.load(chunk); err != nil {
+				return nil, fmt.Errorf("restore open histogram chunk of series %d: %w", sid, err)
+			}
+			if s.mint, err = firstHistogramTime(chunk); err != nil {
+				return nil, fmt.Errorf("restore open histogram chunk of series %d: %w", sid, err)
+			}
 			s.partEnd = partitionEnd(partitionOf(s.mint, db.partitionMs), db.partitionMs)
+		} else {
+			// The open chunk is stored in EncXOR, the head's own format:
+			// Load adopts it and recovers its appender state.
+			if err := s.head.Load(make([]byte, 0, len(chunk)), chunk); err != nil {
+				return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
+			}
+			if s.head.NumSamples() > 0 {
+				ci.Reset(s.head.Bytes())
+				ci.Next()
+				s.mint, _ = ci.At()
+				s.partEnd = partitionEnd(partitionOf(s.mint, db.partitionMs), db.partitionMs)
+			}
 		}
 		t.insertLocked(xxhash.Sum64String(s.lbls), s)
-		if s.head.NumSamples() > 0 {
+		if s.numSamples() > 0 {
 			t.countLocked(s, 1)
 		}
 	}
@@ -439,7 +455,29 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 		// newest sample is before maxT - EvictIdle (evictLocked).
 		t.mu.indexFrom = t.mu.maxT - idle
 	}
+	if u, ok, err := db.getUint64(t.ks.metaKey(nil, metaEvictedNewest)); err != nil {
+		return nil, err
+	} else if ok {
+		t.mu.evictedNewest = int64(u ^ 1<<63)
+		// Series a range deletion evicted are not in the head, and their
+		// newest sample may be after maxT - EvictIdle.
+		if t.mu.evictedNewest != math.MaxInt64 {
+			t.mu.indexFrom = max(t.mu.indexFrom, t.mu.evictedNewest+1)
+		}
+	}
 	t.mu.retainPart = retainPartition(t.mu.maxT, db.opts.Retention.Milliseconds(), db.partitionMs)
+	v, closer, err := db.pdb.Get(t.ks.metaKey(nil, metaRetain))
+	switch {
+	case err == nil:
+		if len(v) != 4 {
+			closer.Close()
+			return nil, fmt.Errorf("retention key of tenant %q: value of %d bytes, want 4", name, len(v))
+		}
+		t.raiseRetainLocked(binary.BigEndian.Uint32(v), db.partitionMs)
+		closer.Close()
+	case !errors.Is(err, pebble.ErrNotFound):
+		return nil, fmt.Errorf("read retention: %w", err)
+	}
 	t.mu.evictEpoch = evictEpoch(t.mu.maxT, db.opts.EvictIdle.Milliseconds())
 	return t, nil
 }

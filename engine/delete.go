@@ -36,6 +36,26 @@ import (
 //     as of the stored index would also find series created after this
 //     entry.
 func (g *Group) ApplyDelete(index uint64, tenant string, ms []*labels.Matcher) (int, error) {
+	return g.ApplyDeleteSeries(index, &write.DeleteSeries{Tenant: tenant, Matchers: ms, Start: math.MinInt64, End: math.MaxInt64})
+}
+
+// ApplyDeleteSeries applies log entry index as the deletion of the
+// samples in [d.Start, d.End] of every series of d.Tenant matching all of
+// d.Matchers, and returns the number of series deleted whole or in part.
+// A series left without a sample is deleted whole, identity included (as
+// ApplyDelete); one with samples left keeps its id and labels, its
+// chunks that straddle the range are rewritten with the samples outside
+// it (re-encoded in Options.SealEncoding at the key of their first
+// sample left), its open chunk likewise, and the postings of partitions
+// where it has no sample left go. An open chunk left empty is evicted:
+// its newest sample goes to an 'e' record of this entry, as eviction
+// writes it, so later samples are checked against it on every replica,
+// restarted or not. The barrier and the replay are ApplyDelete's; a
+// replayed deletion finds which head series the entry deleted whole by
+// their 's' key (gone from the store, which holds the entry), and trims
+// the others' open chunks as the first run did.
+func (g *Group) ApplyDeleteSeries(index uint64, d *write.DeleteSeries) (int, error) {
+	tenant, ms := d.Tenant, d.Matchers
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
 	if g.db.closed() {
@@ -52,8 +72,12 @@ func (g *Group) ApplyDelete(index uint64, tenant string, ms []*labels.Matcher) (
 	}
 	replay := index <= g.mu.stored
 	stored := max(g.mu.stored, index)
+	t := g.mu.tenants[tenant]
 	g.mu.Unlock()
-	if !replay {
+	// A tenant this group does not have loses nothing: no barrier (a
+	// delete_series goes to every group, most of which may not hold the
+	// tenant).
+	if !replay && t != nil {
 		// The barrier (step 1). It fails on a full disk; the deletion is
 		// then not applied, and the group must be reopened as after any
 		// failed apply.
@@ -65,16 +89,23 @@ func (g *Group) ApplyDelete(index uint64, tenant string, ms []*labels.Matcher) (
 	pb := g.db.pdb.NewBatch()
 	defer pb.Close()
 	n := 0
-	g.mu.Lock()
-	t := g.mu.tenants[tenant]
-	g.mu.Unlock()
 	if t != nil {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		var err error
-		if replay {
+		switch {
+		case replay && d.All():
 			n = t.deleteHeadLocked(ms)
-		} else if n, err = g.deleteStoredLocked(t, pb, ms); err != nil {
+		case replay:
+			if n, err = g.replayRangeLocked(t, d); err != nil {
+				return 0, g.fail(fmt.Errorf("replay deletion %d: %w", index, err))
+			}
+		case d.All():
+			n, err = g.deleteStoredLocked(t, pb, ms)
+		default:
+			n, err = g.deleteRangeLocked(t, pb, index, d)
+		}
+		if err != nil {
 			return 0, g.fail(fmt.Errorf("apply deletion %d: %w", index, err))
 		}
 	}
@@ -141,7 +172,7 @@ func (t *tenant) deleteHeadLocked(ms []*labels.Matcher) int {
 // unlinks it from byHash. A dirty s stays on the dirty list, marked
 // evicted, so Checkpoint skips it.
 func (t *tenant) forgetLocked(s *memSeries) {
-	if s.head.NumSamples() > 0 {
+	if s.numSamples() > 0 {
 		t.countLocked(s, -1)
 	}
 	delete(t.mu.lastOfEmpty, s)
@@ -204,20 +235,34 @@ func (g *Group) deleteSeriesKeys(t *tenant, pb *pebble.Batch, id uint64, lbls st
 	if err := deletePrefix(g.db.pdb, pb, ks.evictedKey(nil, id, 0)[:prefixLen+8]); err != nil {
 		return err
 	}
-	// Partitions holding the series: a skip scan over the postings'
-	// partitions, then a Get of the series in the partition's all-series
-	// list.
-	pprefix := appendPrefix(nil, g.id, ks.tenant, kindPostings)
-	it, err := g.db.pdb.NewIter(&pebble.IterOptions{LowerBound: pprefix, UpperBound: successor(pprefix)})
+	parts, err := g.seriesPartitions(ks, id)
 	if err != nil {
 		return err
 	}
+	for _, p := range parts {
+		if err := g.deleteSeriesPart(pb, ks, p, id, lbls); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seriesPartitions returns the partitions holding series id, in order: a
+// skip scan over the postings' partitions, then a Get of the series in
+// each partition's all-series list.
+func (g *Group) seriesPartitions(ks keyspace, id uint64) ([]uint32, error) {
+	pprefix := appendPrefix(nil, g.id, ks.tenant, kindPostings)
+	it, err := g.db.pdb.NewIter(&pebble.IterOptions{LowerBound: pprefix, UpperBound: successor(pprefix)})
+	if err != nil {
+		return nil, err
+	}
 	defer it.Close()
+	var parts []uint32
 	var seek, key []byte // apart: the iterator may keep the seek key
 	for p, ok := uint32(0), it.First(); ok; ok = it.SeekGE(ks.postingsPart(seek[:0], p)) {
 		k := it.Key()
 		if len(k) < prefixLen+4 {
-			return fmt.Errorf("postings key %x: bad length", k)
+			return nil, fmt.Errorf("postings key %x: bad length", k)
 		}
 		q := binary.BigEndian.Uint32(k[prefixLen:])
 		key = binary.BigEndian.AppendUint64(ks.postingsValue(key[:0], q, "", ""), id)
@@ -225,18 +270,16 @@ func (g *Group) deleteSeriesKeys(t *tenant, pb *pebble.Batch, id uint64, lbls st
 		switch {
 		case err == nil:
 			closer.Close()
-			if err := g.deleteSeriesPart(pb, ks, q, id, lbls); err != nil {
-				return err
-			}
+			parts = append(parts, q)
 		case !errors.Is(err, pebble.ErrNotFound):
-			return err
+			return nil, err
 		}
 		if q == math.MaxUint32 {
 			break
 		}
 		p = q + 1
 	}
-	return it.Error()
+	return parts, it.Error()
 }
 
 // deleteSeriesPart adds to pb the deletion of the postings and chunks of

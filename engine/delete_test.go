@@ -81,7 +81,7 @@ func TestDeleteReplayAfterCrashKeepsIdentity(t *testing.T) {
 	}
 	require.NoError(t, ref.Checkpoint())
 	// c (id 3) was deleted; created again by entry 6 it is a new series.
-	require.Equal(t, []seriesSamples{{`{__name__="c", job="x"}`, samplesAt(1400)}},
+	require.Equal(t, []seriesSamples{{`{__name__="c", job="x"}`, samplesAt(1400), nil}},
 		selectAll(t, ref, "acme", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchEqual, "__name__", "c")))
 
 	for _, tc := range []struct {

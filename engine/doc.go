@@ -17,7 +17,8 @@
 //     returns its index. Replay every committed log entry after from, in
 //     order, with g.Apply; then apply new entries as they commit.
 //  3. g.Apply(index, entry) from one goroutine, indexes increasing; entry
-//     is an encoded write.Batch. An index at or below the applied index is
+//     is an encoded write.Batch or a deletion (write.AppendDeleteSeries,
+//     AppendDeleteTenant, AppendRetain). An index at or below the applied index is
 //     ignored. Per-sample refusals come back as []write.Refusal; an entry
 //     that does not decode is refused whole (an error wrapping
 //     write.ErrCorrupt; the index counts as applied); any other error is
@@ -88,9 +89,9 @@
 // Every key starts with the group (uint32 big-endian) and the tenant id
 // (uint32 BE, allocated per group in apply order, 0 reserved for group
 // meta), then a kind byte. Dropping a group replica is one DeleteRange over
-// [group, group+1) (DB.DropGroup); dropping a tenant can be one DeleteRange
-// over its prefix plus the point delete of its name (not built yet: it must
-// be a replicated operation).
+// [group, group+1) (DB.DropGroup); dropping a tenant is one DeleteRange
+// over its prefix plus the point delete of its name, as a replicated log
+// entry (Group.ApplyDeleteTenant).
 //
 //	[g][0]'a'                              -> applied index, uint64 BE
 //	[g][0]'k'                              -> checkpoint index, uint64 BE
@@ -99,12 +100,16 @@
 //	[g][0]'t' name                         -> tenant id, uint32 BE
 //	[g][t]'m' 'i'                          -> next series id, uint64 BE
 //	[g][t]'m' 'x'                          -> newest sample time at the checkpoint
+//	[g][t]'m' 'r'                          -> oldest partition kept by retention entries, uint32 BE
+//	[g][t]'m' 'g'                          -> newest sample time left to a series a range deletion evicted
 //	[g][t]'s' id:8                         -> labels
 //	[g][t]'h' hash:8 id:8                  -> (empty)
 //	[g][t]'p' part:4 esc(name) esc(value) id:8 -> (empty)
 //	[g][t]'c' part:4 id:8 mint:8           -> uvarint(maxt-mint) chunk
 //	[g][t]'o' id:8                         -> run:1 [runMint:8] open chunk (EncXOR), at the checkpoint
+//	                                          or 0xff histogram chunk (see Native histograms)
 //	[g][t]'e' id:8 index:8                 -> t:8 vbits:8, newest sample at eviction
+//	                                          or t:8 histogram chunk of that one sample
 //
 // Integers are big-endian so keys sort numerically; times (mint, the 'x'
 // value) have the sign bit flipped so negative times sort first. labels is
@@ -154,8 +159,13 @@
 // partition, the 'c' and 'p' keys of the partitions it passed are deleted
 // with two DeleteRanges (disjoint from earlier ones: Pebble fragments
 // overlapping tombstones on every iterator), and readers clamp to the kept
-// partitions. Series keys ('s', 'h', 'e') of series that only had data in
-// dropped partitions stay (TODO: collect them).
+// partitions. Series keys ('s', 'h', 'e', 'o') of series that only had
+// data in dropped partitions stay until a retention entry
+// (Group.ApplyRetain, write.Retain) collects them: it drops the
+// partitions before its time, stores the partition under 'm' 'r' (reads
+// clamp to it and older samples are write.ErrTooOld, across restarts),
+// and deletes the series keys of every series in no kept partition's
+// all-series postings.
 //
 // Open chunks: the head keeps each active series' open chunk in memory as
 // an appendable XOR chunk and seals it (re-encoded in Options.SealEncoding)
@@ -187,6 +197,47 @@
 // record keyed by the entry index, and leaves memory. A later sample for it
 // finds it by label hash in Pebble and takes the newest sample from 'e' for
 // the out-of-order and duplicate checks.
+//
+// # Native histograms
+//
+// A series is float or histogram-typed per chunk, as in Prometheus: its
+// open chunk is a float chunk (memSeries.head) or a histogram chunk
+// (memSeries.hist), never both with samples; a sample of the other kind
+// (or an integer histogram after float histograms, and the reverse) seals
+// the open chunk first. A float series' merge run ends there: histogram
+// chunks are sealed alone, never merged. Histogram chunks are
+// Prometheus's tsdb/chunkenc HistogramChunk and FloatHistogramChunk
+// behind an encoding byte of their own, 0x40 and 0x41 (far above
+// chunkenc's encodings, so chunkenc.EncodingOf never takes one for its
+// own), everywhere a chunk is stored: a 'c' value after its maxt, an 'o'
+// value after the byte 0xff (never a merge run length, at most 254), an
+// 'e' value after the time (longer than a float record's 16 bytes).
+// histchunk.go is the one place that knows the format: another encoding
+// (chunkenc's, branch histochunk) is another byte there.
+//
+// Cutting depends only on the samples, so replicas cut alike: a chunk is
+// cut at ChunkSamples samples, at 1 KiB once it holds 10 (Prometheus's
+// TargetBytesPerHistogramChunk and MinSamplesPerHistogramChunk), at a
+// partition boundary, and where Prometheus's appender itself starts a
+// new chunk (a counter reset, a schema or zero threshold change, a
+// layout it cannot recode). Appending never passes the previous chunk's
+// appender (Prometheus's head does, to set the new chunk's counter reset
+// header): a replica that restarted has no such appender, and the bytes
+// must not depend on it; PromQL detects resets itself where the header
+// says unknown. An open histogram chunk restored from a checkpoint is
+// re-encoded sample by sample (Prometheus's chunk cannot resume
+// appending from its bytes), and the result is checked to be the same
+// bytes.
+//
+// The sample rules are Prometheus's for histograms: older than the
+// series' newest sample (of either kind) is write.ErrOutOfOrder; at the
+// same time, an equal histogram (histogram.Equals after compaction: a
+// chunk stores empty buckets of its layout) is an idempotent retry, any
+// other sample write.ErrDuplicateSample; a histogram Prometheus's
+// histogram.Validate refuses is refused (every replica checks it: the
+// chunk appender assumes a valid histogram). A float stale marker
+// (StaleNaN) for a series whose newest sample is a histogram is stored
+// as a histogram stale marker of that kind, as Prometheus's head does.
 //
 // # Recovery
 //
@@ -243,7 +294,9 @@
 // stall), so on a full disk it waits for space; the node refuses writes
 // before that (the guard's minimum), and its shutdown is bounded by cmd.
 //
-// Deletions (Group.ApplyDelete) are not monotonic: a replay of entry X
+// Deletions (Group.ApplyDelete, ApplyDeleteSeries, ApplyDeleteTenant,
+// ApplyRetain; entries told from batches by their first byte,
+// write.IsDelete) are not monotonic: a replay of entry X
 // that found a series already deleted by a later entry would create it
 // again under a new id, and read chunks and eviction records the later
 // entry removed. So a deletion is a checkpoint barrier: it checkpoints at
@@ -251,8 +304,19 @@
 // before a deletion the store holds; a replayed deletion (index at or
 // below the stored applied index) changes only the head, which is then
 // the checkpoint at the entry before it. The deleting batch also deletes
-// the series' 'o' keys. docs/design.md ("Deletion and retention:
-// deterministic series identity") has the rejected alternatives.
+// the series' 'o' keys. A deletion of a time range rewrites the chunks
+// that straddle it (re-encoded at the key of their first sample left) and
+// trims the open chunk; an open chunk left empty is evicted with an 'e'
+// record of the entry (a ghost of the head index with the newest sample
+// left, and 'm' 'g' so that a restarted replica's index does not claim
+// to cover that sample), and a series left with no sample is deleted
+// whole.
+// Its replay tells the series the entry deleted whole by their missing 's'
+// key and trims the others' open chunks as the first run did. A tenant
+// deletion's and a retention step's replays change nothing: the recovered
+// head, loaded from the store as of the deletion, already lacks what they
+// removed. docs/design.md ("Deletion and retention: deterministic series
+// identity") has the rejected alternatives and the costs.
 //
 // Reads between OpenGroup and the end of the replay see the recovered head
 // and whatever Pebble holds; a chunk sealed in (C, A] may overlap the

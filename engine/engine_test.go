@@ -13,8 +13,11 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
+	promchunk "github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/chunkenc"
@@ -74,6 +77,7 @@ func requireSameDump(t testing.TB, want, got []string) {
 type seriesSamples struct {
 	lset    string
 	samples []write.Sample
+	hists   []string // histogram samples: time, type and value
 }
 
 // selectAll runs a select and returns every series and its samples.
@@ -104,12 +108,22 @@ func selectFrom(t testing.TB, q storage.Querier, ms ...*labels.Matcher) []series
 		s := ss.At()
 		it := s.Iterator(nil)
 		var smp []write.Sample
-		for it.Next() != 0 {
-			ts, v := it.At()
-			smp = append(smp, write.Sample{T: ts, V: v})
+		var hs []string
+		for vt := it.Next(); vt != 0; vt = it.Next() {
+			switch vt {
+			case promchunk.ValFloat:
+				ts, v := it.At()
+				smp = append(smp, write.Sample{T: ts, V: v})
+			case promchunk.ValHistogram:
+				ts, h := it.AtHistogram(nil)
+				hs = append(hs, histString(ts, h, nil))
+			case promchunk.ValFloatHistogram:
+				ts, h := it.AtFloatHistogram(nil)
+				hs = append(hs, histString(ts, nil, h))
+			}
 		}
 		require.NoError(t, it.Err())
-		out = append(out, seriesSamples{s.Labels().String(), smp})
+		out = append(out, seriesSamples{s.Labels().String(), smp, hs})
 	}
 	require.NoError(t, ss.Err())
 	return out
@@ -240,11 +254,67 @@ func randomBatches(t testing.TB, seed uint64, n int) []*write.Batch {
 				v := float64(rng.IntN(4))
 				smp = append(smp, write.Sample{T: st, V: v})
 			}
-			require.NoError(t, bb.Add(lset, smp))
+			// Histograms: of series that may also have floats (a series
+			// switches between kinds per chunk), out of order, duplicate
+			// and too old ones among them.
+			var hs []write.Histogram
+			if lset.Get("__name__") == "mem_bytes" || rng.IntN(8) == 0 {
+				for range rng.IntN(4) {
+					ts += int64(rng.IntN(300))
+					st := ts
+					if rng.IntN(15) == 0 {
+						st -= int64(rng.IntN(3000))
+					}
+					hs = append(hs, randHistogram(rng, st))
+				}
+			}
+			require.NoError(t, bb.AddHistograms(lset, smp, hs))
 		}
 		out = append(out, bb.Batch())
 	}
 	return out
+}
+
+// randHistogram returns a valid histogram sample at t: integer or float,
+// exponential or custom buckets, with a random layout and now and then a
+// counter reset hint, a gauge or a stale marker.
+func randHistogram(rng randSource, t int64) write.Histogram {
+	h := &histogram.Histogram{Schema: int32(rng.IntN(3)), ZeroThreshold: 0.001}
+	if rng.IntN(6) == 0 {
+		h = &histogram.Histogram{Schema: histogram.CustomBucketsSchema, CustomValues: []float64{0.1, 1, 10}}
+	}
+	switch rng.IntN(10) {
+	case 0:
+		h.CounterResetHint = histogram.CounterReset
+	case 1:
+		h.CounterResetHint = histogram.GaugeType
+	}
+	n := 1 + rng.IntN(4)
+	h.PositiveSpans = []histogram.Span{{Offset: int32(rng.IntN(3)), Length: uint32(n)}}
+	if h.Schema == histogram.CustomBucketsSchema {
+		h.PositiveSpans[0].Offset = 0
+	}
+	prev, total := int64(0), uint64(0)
+	for range n {
+		c := int64(rng.IntN(20))
+		h.PositiveBuckets = append(h.PositiveBuckets, c-prev)
+		prev = c
+		total += uint64(c)
+	}
+	if h.Schema != histogram.CustomBucketsSchema {
+		h.ZeroCount = uint64(rng.IntN(3))
+	}
+	h.Count = total + h.ZeroCount
+	h.Sum = float64(rng.IntN(1000)) / 10
+	if rng.IntN(20) == 0 {
+		// A stale marker, as Prometheus writes one (and its chunks
+		// store it): the StaleNaN sum and nothing else.
+		h = &histogram.Histogram{Sum: math.Float64frombits(value.StaleNaN)}
+	}
+	if rng.IntN(3) == 0 {
+		return write.Histogram{T: t, FH: h.ToFloat(nil)}
+	}
+	return write.Histogram{T: t, H: h}
 }
 
 func randomLabels(rng randSource) labels.Labels {

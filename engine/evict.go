@@ -7,8 +7,6 @@ import (
 	"math"
 
 	"github.com/cockroachdb/pebble/v2"
-
-	"github.com/myelindb/myelin/write"
 )
 
 // evictEpoch returns the eviction epoch of sample time maxT: eviction scans
@@ -53,11 +51,10 @@ func (a *appender) evictLocked() error {
 			next := s.next
 			evict := false
 			if t.hasLastLocked(s) {
-				lt, _ := t.lastLocked(s)
-				evict = lt < horizon
+				evict = t.lastTimeLocked(s) < horizon
 			}
 			if evict {
-				lt, _ := t.lastLocked(s)
+				lt := t.lastTimeLocked(s)
 				if err := a.evictSeriesLocked(s); err != nil {
 					return err
 				}
@@ -86,14 +83,25 @@ func (a *appender) evictSeriesLocked(s *memSeries) error {
 	// and accepted nothing since: that record is still right, and a new
 	// one would make the bytes depend on whether the replica restarted in
 	// between (a restart forgets revived series).
-	if s.head.NumSamples() > 0 {
+	if s.numSamples() > 0 {
 		t.countLocked(s, -1)
-		lt, lv := t.lastLocked(s)
-		if err := a.sealLocked(s, true); err != nil {
+		l, err := t.lastLocked(s)
+		if err != nil {
 			return fmt.Errorf("evict series %d: %w", s.id, err)
 		}
-		v := binary.BigEndian.AppendUint64(nil, uint64(lt))
-		v = binary.BigEndian.AppendUint64(v, math.Float64bits(lv))
+		if err := a.sealOpenLocked(s, true); err != nil {
+			return fmt.Errorf("evict series %d: %w", s.id, err)
+		}
+		v := binary.BigEndian.AppendUint64(nil, uint64(l.t))
+		if l.isHist() {
+			// t:8, then a chunk of the one histogram (histchunk.go):
+			// longer than a float record's 16 bytes.
+			if v, err = singleHistogramChunk(v, l); err != nil {
+				return fmt.Errorf("evict series %d: %w", s.id, err)
+			}
+		} else {
+			v = binary.BigEndian.AppendUint64(v, math.Float64bits(l.v))
+		}
 		if err := a.pb.Set(t.ks.evictedKey(a.scratch.key[:0], s.id, a.index), v, nil); err != nil {
 			return err
 		}
@@ -127,10 +135,18 @@ func (a *appender) reviveLocked(s *memSeries) error {
 	if err != nil {
 		return fmt.Errorf("read eviction of series %d: %w", s.id, err)
 	}
-	if len(v) != 16 {
-		return fmt.Errorf("eviction of series %d: value of %d bytes, want 16", s.id, len(v))
+	switch {
+	case len(v) == 16:
+		t.mu.lastOfEmpty[s] = lastSample{t: int64(binary.BigEndian.Uint64(v)), v: math.Float64frombits(binary.BigEndian.Uint64(v[8:]))}
+	case len(v) > 16 && isHistChunk(v[8:]):
+		l, err := lastHistogram(v[8:])
+		if err != nil {
+			return fmt.Errorf("eviction of series %d: %w", s.id, err)
+		}
+		t.mu.lastOfEmpty[s] = l
+	default:
+		return fmt.Errorf("eviction of series %d: value of %d bytes, want 16 or a histogram chunk", s.id, len(v))
 	}
-	t.mu.lastOfEmpty[s] = write.Sample{T: int64(binary.BigEndian.Uint64(v)), V: math.Float64frombits(binary.BigEndian.Uint64(v[8:]))}
 	return nil
 }
 

@@ -14,12 +14,13 @@ const minTime = math.MinInt64
 
 // memSeries is a series in the head: its identity and its open chunk.
 //
-// Memory: 112 bytes of struct, the encoded labels, the open chunk's buffer
-// (grows to the largest chunk the series has cut, ~160 bytes at 120
-// samples of real data) and one map entry in tenant.mu.byHash.
-// BenchmarkHeadBytesPerSeries measures ~505 heap bytes per series with 10
-// labels (~190 bytes encoded) and one sample, ~825 with 119 samples of
-// poorly compressible values.
+// Memory: 152 bytes of struct (the 160-byte size class; the histogram
+// chunk pointer took it from 144), the encoded labels, the open chunk's
+// buffer (grows to the largest chunk the series has cut, ~160 bytes at
+// 120 samples of real data) and one map entry in tenant.mu.byHash.
+// BenchmarkHeadBytesPerSeries measures ~481 heap bytes per series with 10
+// labels (~190 bytes encoded) and one sample (464 before the histogram
+// pointer), ~805 with 119 samples of poorly compressible values (789).
 type memSeries struct {
 	id   uint64
 	lbls string     // encoded labels (write.AppendLabel); INVARIANT: immutable
@@ -41,6 +42,13 @@ type memSeries struct {
 	// checkpointed with the open chunk.
 	runMint int64
 	run     uint8
+	// hist is the open histogram chunk, nil until the series' first
+	// histogram sample. A series is float or histogram-typed per chunk, as
+	// in Prometheus: INVARIANT: at most one of head and hist holds
+	// samples; a sample of the other kind seals the open chunk first
+	// (appendLocked, appendHistLocked), and s.mint is the first sample of
+	// whichever is open.
+	hist *histHead
 	// dirty: head changed since the last checkpoint; the series is in
 	// tenant.mu.dirty.
 	dirty bool
@@ -71,7 +79,7 @@ type tenant struct {
 		// key aliases the labels of one of its series).
 		//
 		// INVARIANT: headSeries is the number of series in byHash with
-		// head.NumSamples() > 0, and metricSeries[n] the number of them
+		// numSamples() > 0, and metricSeries[n] the number of them
 		// whose metric name is n, with no zero entries (checked at every
 		// checkpoint under the invariants tag). Both change only where a
 		// head goes from empty to not (appendLocked) or a series with
@@ -95,17 +103,27 @@ type tenant struct {
 		// partitionOf(maxT - Retention) after the last batch, 0 without
 		// retention. Older partitions are deleted and never read.
 		retainPart uint32
-		dirty      []*memSeries
+		// collectedPart is the partition of the last retention entry
+		// (ApplyRetain): series with no samples at or after it were
+		// collected. retainFloor is its first time: older samples are
+		// refused (minTime without such an entry). Stored under 'm' 'r'.
+		collectedPart uint32
+		retainFloor   int64
+		dirty         []*memSeries
 		// index indexes the head series and the recently evicted ones by
 		// label, for reads; indexFrom is the bound covers starts from:
 		// minTime, or after a restart that forgot evicted series, the
-		// newest sample then minus EvictIdle.
+		// newest sample then minus EvictIdle (or later: 'm' 'g').
 		index     headIndex
 		indexFrom int64
+		// evictedNewest is the newest sample time left to a series that
+		// a range deletion evicted (minTime if none), stored under 'm'
+		// 'g': a restarted replica's index covers only after it.
+		evictedNewest int64
 		// lastOfEmpty holds the newest sample of revived series (evicted,
 		// then looked up again) until their first append: their open
 		// chunk is empty but out-of-order checks need it.
-		lastOfEmpty map[*memSeries]write.Sample
+		lastOfEmpty map[*memSeries]lastSample
 		// evictEpoch is floor(maxT / eviction interval) at the last
 		// eviction scan.
 		evictEpoch int64
@@ -126,23 +144,54 @@ func (t *tenant) lookupLocked(h uint64, lbls []byte) *memSeries {
 	return nil
 }
 
+// numSamples is the number of samples in the open chunk of s, float or
+// histogram.
+func (s *memSeries) numSamples() int { return s.head.NumSamples() + s.hist.numSamples() }
+
+// histOpen reports whether the open chunk of s is a histogram chunk with
+// samples.
+func (s *memSeries) histOpen() bool { return s.hist.numSamples() > 0 }
+
+// maxt is the time of the newest sample of the open chunk, which is not
+// empty.
+func (s *memSeries) maxt() int64 {
+	if s.histOpen() {
+		return s.hist.maxt
+	}
+	t, _, _ := s.head.Last()
+	return t
+}
+
 // hasLastLocked reports whether s has a newest sample.
 func (t *tenant) hasLastLocked(s *memSeries) bool {
-	if s.head.NumSamples() > 0 {
+	if s.numSamples() > 0 {
 		return true
 	}
 	_, ok := t.mu.lastOfEmpty[s]
 	return ok
 }
 
-// lastLocked returns the newest sample of s; hasLastLocked must be true.
-func (t *tenant) lastLocked(s *memSeries) (int64, float64) {
-	if s.head.NumSamples() > 0 {
-		lt, lv, _ := s.head.Last()
-		return lt, lv
+// lastTimeLocked returns the time of the newest sample of s;
+// hasLastLocked must be true.
+func (t *tenant) lastTimeLocked(s *memSeries) int64 {
+	if s.numSamples() > 0 {
+		return s.maxt()
 	}
-	l := t.mu.lastOfEmpty[s]
-	return l.T, l.V
+	return t.mu.lastOfEmpty[s].t
+}
+
+// lastLocked returns the newest sample of s; hasLastLocked must be true.
+// For a histogram it reads the open chunk to its end: callers need the
+// value only for a sample at the same time (a duplicate or a retry).
+func (t *tenant) lastLocked(s *memSeries) (lastSample, error) {
+	switch {
+	case s.histOpen():
+		return lastHistogram(s.hist.appendBytes(nil))
+	case s.head.NumSamples() > 0:
+		lt, lv, _ := s.head.Last()
+		return lastSample{t: lt, v: lv}, nil
+	}
+	return t.mu.lastOfEmpty[s], nil
 }
 
 // lookupStringLocked is lookupLocked for labels in a string.
@@ -246,8 +295,12 @@ type headCopy struct {
 }
 
 // copyHeadLocked returns a copy of the open chunk of s, ok false if empty.
+// A histogram chunk is copied in its stored form (histchunk.go).
 func copyHeadLocked(s *memSeries) (headCopy, bool) {
-	if s.head.NumSamples() == 0 {
+	switch {
+	case s.histOpen():
+		return headCopy{chunk: s.hist.appendBytes(nil), mint: s.mint, maxt: s.hist.maxt}, true
+	case s.head.NumSamples() == 0:
 		return headCopy{}, false
 	}
 	maxt, _, _ := s.head.Last()

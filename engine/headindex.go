@@ -98,6 +98,14 @@ func (x *headIndex) evict(s *memSeries, last int64) {
 	x.ghosts[s.id] = ghost{lbls: s.lbls, last: last}
 }
 
+// lower sets the newest sample time of ghost id to last, if it is a
+// ghost: a range deletion removed its newer samples.
+func (x *headIndex) lower(id uint64, last int64) {
+	if g, ok := x.ghosts[id]; ok && last < g.last {
+		x.ghosts[id] = ghost{lbls: g.lbls, last: last}
+	}
+}
+
 // remove drops series id (in the head or a ghost) with encoded labels
 // lbls from the index.
 func (x *headIndex) remove(id uint64, lbls string) {
@@ -185,7 +193,7 @@ func (x *headIndex) match(ms []*labels.Matcher) []uint64 {
 	var pos, neg [][]uint64
 	for _, m := range ms {
 		f, negate := filterFor(m)
-		ids := x.union(m.Name, f)
+		ids := x.union(m.Name, f) // may be the index's own list: read only
 		if negate {
 			neg = append(neg, ids)
 			continue
@@ -206,12 +214,16 @@ func (x *headIndex) match(ms []*labels.Matcher) []uint64 {
 		slices.Sort(all)
 		pos = append(pos, all)
 	}
+	// combine writes into the shortest list: a copy of it (a few ids when
+	// a matcher is selective).
+	slices.SortFunc(pos, func(a, b []uint64) int { return len(a) - len(b) })
+	pos[0] = slices.Clone(pos[0])
 	return combine(pos, neg)
 }
 
-// union returns, as a new sorted list, the ids of the series with label
-// name and a value that f selects. An empty valueFilter selects every
-// value.
+// union returns the sorted ids of the series with label name and a value
+// that f selects: for one value the index's own list, which the caller
+// must not change. An empty valueFilter selects every value.
 func (x *headIndex) union(name string, f valueFilter) []uint64 {
 	vs := x.postings[name]
 	var lists [][]uint64
@@ -235,7 +247,7 @@ func (x *headIndex) union(name string, f valueFilter) []uint64 {
 	case len(lists) == 0:
 		return nil
 	case len(lists) == 1:
-		return slices.Clone(lists[0])
+		return lists[0]
 	}
 	words := x.maxID/64 + 1
 	if uint64(total) < words {
@@ -264,27 +276,31 @@ func (x *headIndex) union(name string, f valueFilter) []uint64 {
 	return out
 }
 
-// names adds to dst the label names of the indexed series that in
-// selects.
-func (x *headIndex) names(dst map[string]struct{}, in func(id uint64) bool) {
+// names returns the label names of the indexed series that in selects.
+func (x *headIndex) names(in func(id uint64) bool) []string {
+	var out []string
 	for name, vs := range x.postings {
 		for _, l := range vs {
 			if x.any(l, in) {
-				dst[name] = struct{}{}
+				out = append(out, name)
 				break
 			}
 		}
 	}
+	return out
 }
 
-// values adds to dst the values of label name of the indexed series that
-// in selects.
-func (x *headIndex) values(dst map[string]struct{}, name string, in func(id uint64) bool) {
-	for v, l := range x.postings[name] {
+// values returns the values of label name of the indexed series that in
+// selects.
+func (x *headIndex) values(name string, in func(id uint64) bool) []string {
+	vs := x.postings[name]
+	out := make([]string, 0, len(vs))
+	for v, l := range vs {
 		if x.any(l, in) {
-			dst[v] = struct{}{}
+			out = append(out, v)
 		}
 	}
+	return out
 }
 
 // any reports whether the sorted list l holds an indexed id that in
@@ -301,14 +317,13 @@ func (x *headIndex) any(l []uint64, in func(id uint64) bool) bool {
 // last returns the time of the newest sample of indexed series id, with
 // lastOfEmpty the tenant's (tenant.mu.lastOfEmpty); ok is false for a
 // stale id or a series that never accepted a sample.
-func (x *headIndex) last(id uint64, lastOfEmpty map[*memSeries]write.Sample) (t int64, ok bool) {
+func (x *headIndex) last(id uint64, lastOfEmpty map[*memSeries]lastSample) (t int64, ok bool) {
 	if s, ok := x.series[id]; ok {
-		if s.head.NumSamples() > 0 {
-			lt, _, _ := s.head.Last()
-			return lt, true
+		if s.numSamples() > 0 {
+			return s.maxt(), true
 		}
 		l, ok := lastOfEmpty[s]
-		return l.T, ok
+		return l.t, ok
 	}
 	g, ok := x.ghosts[id]
 	return g.last, ok

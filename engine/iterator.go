@@ -28,11 +28,16 @@ type seriesIterator struct {
 	buf    []byte // backing of chunks[i].data
 	ci     int    // index of the current chunk, -1 before the first
 	cur    chunkenc.Iterator
-	t      int64
-	v      float64
-	state  iterState
-	err    error
-	key    []byte
+	// hcur iterates the current chunk when it is a histogram chunk
+	// (curHist; histchunk.go): Prometheus's iterator of its chunk.
+	hcur    promchunk.Iterator
+	curHist bool
+	t       int64
+	v       float64
+	vt      promchunk.ValueType // of the current sample
+	state   iterState
+	err     error
+	key     []byte
 }
 
 type storedChunk struct {
@@ -57,6 +62,50 @@ func (it *seriesIterator) reset(s *series) {
 	it.state = iterStart
 	it.err = nil
 	it.cur.Reset(nil)
+	it.curHist = false
+}
+
+// open makes chunk i the current chunk.
+func (it *seriesIterator) open(i int) bool {
+	data := it.data(i)
+	if !isHistChunk(data) {
+		it.cur.Reset(data)
+		it.curHist = false
+		return true
+	}
+	c, err := histChunkOf(data)
+	if err != nil {
+		return it.fail(fmt.Errorf("series %d chunk at %d: %w", it.s.id, it.chunks[i].mint, err))
+	}
+	it.hcur = c.Iterator(it.hcur)
+	it.curHist = true
+	return true
+}
+
+// step moves to the next sample of the current chunk: its time and type,
+// ValNone at the end of the chunk.
+func (it *seriesIterator) step() (int64, promchunk.ValueType) {
+	if it.curHist {
+		vt := it.hcur.Next()
+		if vt == promchunk.ValNone {
+			return 0, vt
+		}
+		return it.hcur.AtT(), vt
+	}
+	if !it.cur.Next() {
+		return 0, promchunk.ValNone
+	}
+	t, v := it.cur.At()
+	it.v = v
+	return t, promchunk.ValFloat
+}
+
+// curErr is the error of the current chunk's iterator.
+func (it *seriesIterator) curErr() error {
+	if it.curHist {
+		return it.hcur.Err()
+	}
+	return it.cur.Err()
 }
 
 func (it *seriesIterator) load() bool {
@@ -157,14 +206,13 @@ func (it *seriesIterator) Next() promchunk.ValueType {
 	}
 	for {
 		if it.ci >= 0 {
-			if it.cur.Next() {
-				t, v := it.cur.At()
+			if t, vt := it.step(); vt != promchunk.ValNone {
 				if t < it.s.mint || (it.state == iterValid && t <= it.t) {
 					continue
 				}
-				return it.at(t, v)
+				return it.at(t, vt)
 			}
-			if err := it.cur.Err(); err != nil {
+			if err := it.curErr(); err != nil {
 				it.fail(fmt.Errorf("series %d chunk at %d: %w", it.s.id, it.chunks[it.ci].mint, err))
 				return promchunk.ValNone
 			}
@@ -174,17 +222,20 @@ func (it *seriesIterator) Next() promchunk.ValueType {
 			it.state = iterDone
 			return promchunk.ValNone
 		}
-		it.cur.Reset(it.data(it.ci))
+		if !it.open(it.ci) {
+			return promchunk.ValNone
+		}
 	}
 }
 
-func (it *seriesIterator) at(t int64, v float64) promchunk.ValueType {
+// at makes the sample the chunk iterator is on, at t of type vt, current.
+func (it *seriesIterator) at(t int64, vt promchunk.ValueType) promchunk.ValueType {
 	if t > it.s.maxt {
 		it.state = iterDone
 		return promchunk.ValNone
 	}
-	it.t, it.v, it.state = t, v, iterValid
-	return promchunk.ValFloat
+	it.t, it.vt, it.state = t, vt, iterValid
+	return vt
 }
 
 // millis is int64 under another name. Seek's parameter uses it because go
@@ -199,7 +250,7 @@ func (it *seriesIterator) Seek(t millis) promchunk.ValueType {
 		return promchunk.ValNone
 	}
 	if it.state == iterValid && it.t >= t {
-		return promchunk.ValFloat
+		return it.vt
 	}
 	if !it.load() {
 		return promchunk.ValNone
@@ -216,15 +267,26 @@ func (it *seriesIterator) Seek(t millis) promchunk.ValueType {
 			return promchunk.ValNone
 		}
 		it.ci = ci
-		it.cur.Reset(it.data(ci))
+		if !it.open(ci) {
+			return promchunk.ValNone
+		}
 	}
-	if it.cur.Seek(t) {
-		if ct, v := it.cur.At(); it.state != iterValid || ct > it.t {
-			return it.at(ct, v)
+	if it.curHist {
+		if vt := it.hcur.Seek(t); vt != promchunk.ValNone {
+			if ct := it.hcur.AtT(); it.state != iterValid || ct > it.t {
+				return it.at(ct, vt)
+			}
+			return it.Next()
+		}
+	} else if it.cur.Seek(t) {
+		ct, v := it.cur.At()
+		if it.state != iterValid || ct > it.t {
+			it.v = v
+			return it.at(ct, promchunk.ValFloat)
 		}
 		return it.Next()
 	}
-	if err := it.cur.Err(); err != nil {
+	if err := it.curErr(); err != nil {
 		it.fail(fmt.Errorf("series %d chunk at %d: %w", it.s.id, it.chunks[it.ci].mint, err))
 		return promchunk.ValNone
 	}
@@ -234,14 +296,22 @@ func (it *seriesIterator) Seek(t millis) promchunk.ValueType {
 // At implements promchunk.Iterator.
 func (it *seriesIterator) At() (int64, float64) { return it.t, it.v }
 
-// AtHistogram implements promchunk.Iterator; the engine stores floats only.
-func (it *seriesIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
-	panic("BUG: AtHistogram on a float series")
+// AtHistogram implements promchunk.Iterator: the current sample, of type
+// ValHistogram, from the current chunk's iterator, into h if not nil.
+func (it *seriesIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	if !it.curHist {
+		panic("BUG: AtHistogram on a float sample")
+	}
+	return it.hcur.AtHistogram(h)
 }
 
-// AtFloatHistogram implements promchunk.Iterator.
-func (it *seriesIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	panic("BUG: AtFloatHistogram on a float series")
+// AtFloatHistogram implements promchunk.Iterator: the current sample, a
+// histogram of either type, into fh if not nil.
+func (it *seriesIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	if !it.curHist {
+		panic("BUG: AtFloatHistogram on a float sample")
+	}
+	return it.hcur.AtFloatHistogram(fh)
 }
 
 // AtT implements promchunk.Iterator.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/stretchr/testify/require"
@@ -65,6 +66,8 @@ func TestKeySchemaGolden(t *testing.T) {
 		fast  = labels.FromStrings("__name__", "requests_total", "job", "api", "path", "/a\x00b")
 		batch = labels.FromStrings("__name__", "up", "job", "batch")
 		temp  = labels.FromStrings("__name__", "temp", "room", "α")
+		rpc   = labels.FromStrings("__name__", "rpc_seconds", "job", "api")
+		queue = labels.FromStrings("__name__", "queue_bytes", "room", "α")
 	)
 	index := uint64(0)
 	applyEntry := func(e []byte) {
@@ -92,6 +95,28 @@ func TestKeySchemaGolden(t *testing.T) {
 			smp = append(smp, write.Sample{T: ts - 70_000, V: 1}) // out of order: refused
 		}
 		require.NoError(t, beta.Add(temp, smp))
+		// Native histograms: an integer counter whose buckets grow
+		// (a recoded chunk) and reset (a new chunk), idle from 90s
+		// (evicted, its newest histogram in an 'e' record) and revived
+		// at 170s; a gauge that is a float first and a float histogram
+		// from 50s on (a new chunk at the switch), open at the end.
+		if r <= 9 || r == 17 {
+			n := uint64(r%6) + 1
+			h := &histogram.Histogram{Schema: 0, Count: n + 1, Sum: float64(r), ZeroThreshold: 0.001, ZeroCount: 1,
+				PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{int64(n)}}
+			if r >= 3 && r%6 != 0 {
+				h.PositiveSpans[0].Length = 2
+				h.PositiveBuckets = []int64{int64(n) - 1, -int64(n) + 2} // n-1 and 1: still n in all
+			}
+			require.NoError(t, acme.AddHistograms(rpc, nil, []write.Histogram{{T: ts + 1_000, H: h}}))
+		}
+		if r < 5 {
+			require.NoError(t, beta.Add(queue, []write.Sample{{T: ts, V: float64(r)}}))
+		} else {
+			fh := &histogram.FloatHistogram{CounterResetHint: histogram.GaugeType, Count: 3.5, Sum: float64(r) / 2,
+				PositiveSpans: []histogram.Span{{Offset: -1, Length: 2}}, PositiveBuckets: []float64{1.5, 2}}
+			require.NoError(t, beta.AddHistograms(queue, nil, []write.Histogram{{T: ts, FH: fh}}))
+		}
 		applyEntry(write.Append(nil, acme.Batch()))
 		applyEntry(write.Compress(nil, write.Append(nil, beta.Batch())))
 		switch r {

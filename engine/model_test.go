@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/chunkenc"
@@ -51,6 +54,38 @@ type modelTenant struct {
 type modelSeries struct {
 	lset    labels.Labels
 	samples []write.Sample
+	hists   []write.Histogram
+}
+
+// last returns the newest sample of s: a float (h nil) or a histogram.
+func (s *modelSeries) last() (t int64, v float64, h *write.Histogram, ok bool) {
+	var ft, ht int64 = math.MinInt64, math.MinInt64
+	if len(s.samples) > 0 {
+		ft = s.samples[len(s.samples)-1].T
+	}
+	if len(s.hists) > 0 {
+		ht = s.hists[len(s.hists)-1].T
+	}
+	switch {
+	case len(s.samples) == 0 && len(s.hists) == 0:
+		return 0, 0, nil, false
+	case ht > ft || len(s.samples) == 0:
+		return ht, 0, &s.hists[len(s.hists)-1], true
+	}
+	return ft, s.samples[len(s.samples)-1].V, nil, true
+}
+
+// histString renders a histogram sample as selectAll does, without the
+// counter reset hint (which depends on where chunks are cut).
+func histString(t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) string {
+	if h != nil {
+		h = h.Copy()
+		h.CounterResetHint = 0
+		return fmt.Sprintf("%d h %s", t, h.Compact(0))
+	}
+	fh = fh.Copy()
+	fh.CounterResetHint = 0
+	return fmt.Sprintf("%d fh %s", t, fh.Compact(0))
 }
 
 func newModel(opts Options) *model {
@@ -73,15 +108,20 @@ func (m *model) apply(b *write.Batch) []string {
 		rejected, first := 0, ""
 		for _, smp := range b.Series[i].Samples {
 			var kind string
+			var lastH *write.Histogram
 			switch {
 			case m.retentionMs > 0 && mt.maxT != math.MinInt64 && smp.T < mt.maxT-m.retentionMs:
 				kind = "too-old"
-			case s != nil && len(s.samples) > 0:
-				last := s.samples[len(s.samples)-1]
-				if smp.T < last.T {
+			case s != nil:
+				lt, lv, lh, ok := s.last()
+				lastH = lh
+				if !ok {
+					break
+				}
+				if smp.T < lt {
 					kind = "out-of-order"
-				} else if smp.T == last.T {
-					if math.Float64bits(smp.V) == math.Float64bits(last.V) {
+				} else if smp.T == lt {
+					if lh == nil && math.Float64bits(smp.V) == math.Float64bits(lv) {
 						continue
 					}
 					kind = "duplicate"
@@ -98,8 +138,48 @@ func (m *model) apply(b *write.Batch) []string {
 				s = &modelSeries{lset: lset}
 				mt.series[lset.String()] = s
 			}
-			s.samples = append(s.samples, smp)
+			switch {
+			case lastH != nil && value.IsStaleNaN(smp.V) && lastH.FH != nil:
+				s.hists = append(s.hists, write.Histogram{T: smp.T, FH: &histogram.FloatHistogram{Sum: smp.V}})
+			case lastH != nil && value.IsStaleNaN(smp.V):
+				s.hists = append(s.hists, write.Histogram{T: smp.T, H: &histogram.Histogram{Sum: smp.V}})
+			default:
+				s.samples = append(s.samples, smp)
+			}
 			mt.maxT = max(mt.maxT, smp.T)
+		}
+		for _, hs := range b.Series[i].Histograms {
+			var kind string
+			switch {
+			case m.retentionMs > 0 && mt.maxT != math.MinInt64 && hs.T < mt.maxT-m.retentionMs:
+				kind = "too-old"
+			case s != nil:
+				lt, _, lh, ok := s.last()
+				if !ok {
+					break
+				}
+				if hs.T < lt {
+					kind = "out-of-order"
+				} else if hs.T == lt {
+					if lh != nil && histString(0, hs.H, hs.FH) == histString(0, lh.H, lh.FH) {
+						continue
+					}
+					kind = "duplicate"
+				}
+			}
+			if kind != "" {
+				if rejected == 0 {
+					first = kind
+				}
+				rejected++
+				continue
+			}
+			if s == nil {
+				s = &modelSeries{lset: lset}
+				mt.series[lset.String()] = s
+			}
+			s.hists = append(s.hists, hs)
+			mt.maxT = max(mt.maxT, hs.T)
 		}
 		if rejected > 0 {
 			errs = append(errs, fmt.Sprintf("%d:%d:%s", i, rejected, first))
@@ -156,8 +236,14 @@ func (m *model) selectSeries(tenant string, mint, maxt int64, ms []*labels.Match
 				smp = append(smp, x)
 			}
 		}
-		if len(smp) > 0 {
-			out = append(out, seriesSamples{s.lset.String(), smp})
+		var hs []string
+		for _, x := range s.hists {
+			if x.T >= mint && x.T <= maxt && partitionOf(x.T, m.partitionMs) >= rp {
+				hs = append(hs, histString(x.T, x.H, x.FH))
+			}
+		}
+		if len(smp) > 0 || len(hs) > 0 {
+			out = append(out, seriesSamples{s.lset.String(), smp, hs})
 			lsets = append(lsets, s.lset)
 		}
 	}
@@ -179,6 +265,21 @@ func (m *model) selectSeries(tenant string, mint, maxt int64, ms []*labels.Match
 // labelQuery answers label names (name == "") or values with the engine's
 // documented granularity: series with a sample in a partition that overlaps
 // [mint, maxt].
+// seriesLabels answers a series query from q (the select of Prometheus's
+// series API), closes q and returns the label sets as strings, in select
+// order.
+func seriesLabels(t *testing.T, q storage.Querier, ms []*labels.Matcher) []string {
+	t.Helper()
+	defer q.Close()
+	ss := q.Select(context.Background(), true, &storage.SelectHints{Func: "series"}, ms...)
+	var out []string
+	for ss.Next() {
+		out = append(out, ss.At().Labels().String())
+	}
+	require.NoError(t, ss.Err())
+	return out
+}
+
 // checkLabels checks the answer got of a label query (name "": label
 // names) against the model: it holds the labels of every series with a
 // sample in [mint, maxt], and at most those of the series with a sample
@@ -198,29 +299,9 @@ func checkLabels(t *testing.T, mdl *model, tenant string, mint, maxt int64, name
 // with a sample in [mint, maxt], or with parts in the partitions of that
 // range.
 func (m *model) labelQuery(tenant string, mint, maxt int64, name string, ms []*labels.Matcher, parts bool) []string {
-	mt := m.tenants[tenant]
-	if mt == nil {
-		return nil
-	}
-	p0, p1 := partitionOf(mint, m.partitionMs), partitionOf(maxt, m.partitionMs)
-	p0 = max(p0, retainPartition(mt.maxT, m.retentionMs, m.partitionMs))
 	set := map[string]bool{}
-	for _, s := range mt.series {
-		if !matchesAll(s.lset, ms) {
-			continue
-		}
-		in := false
-		for _, x := range s.samples {
-			p := partitionOf(x.T, m.partitionMs)
-			if parts && p >= p0 && p <= p1 || !parts && p >= p0 && x.T >= mint && x.T <= maxt {
-				in = true
-				break
-			}
-		}
-		if !in {
-			continue
-		}
-		s.lset.Range(func(l labels.Label) {
+	for _, lset := range m.seriesIn(tenant, mint, maxt, ms, parts) {
+		lset.Range(func(l labels.Label) {
 			if name == "" {
 				set[l.Name] = true
 			} else if l.Name == name {
@@ -233,6 +314,36 @@ func (m *model) labelQuery(tenant string, mint, maxt int64, name string, ms []*l
 		out = append(out, k)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// seriesIn returns the label sets of the series matching ms with a sample
+// (float or histogram) in [mint, maxt], or (parts) in the partitions of
+// that range.
+func (m *model) seriesIn(tenant string, mint, maxt int64, ms []*labels.Matcher, parts bool) []labels.Labels {
+	mt := m.tenants[tenant]
+	if mt == nil {
+		return nil
+	}
+	p0, p1 := partitionOf(mint, m.partitionMs), partitionOf(maxt, m.partitionMs)
+	p0 = max(p0, retainPartition(mt.maxT, m.retentionMs, m.partitionMs))
+	var out []labels.Labels
+	for _, s := range mt.series {
+		if !matchesAll(s.lset, ms) {
+			continue
+		}
+		in := func(t int64) bool {
+			p := partitionOf(t, m.partitionMs)
+			return parts && p >= p0 && p <= p1 || !parts && p >= p0 && t >= mint && t <= maxt
+		}
+		found := slices.ContainsFunc(s.samples, func(x write.Sample) bool { return in(x.T) })
+		if !found {
+			found = slices.ContainsFunc(s.hists, func(x write.Histogram) bool { return in(x.T) })
+		}
+		if found {
+			out = append(out, s.lset)
+		}
+	}
 	return out
 }
 
@@ -317,6 +428,14 @@ func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.D
 			got := selectAll(t, g, tenant, mint, maxt, ms...)
 			require.Equal(t, want, got, "step %d select %s %v [%d,%d]", step, tenant, ms, mint, maxt)
 			require.Equal(t, want, selectFrom(t, pebbleQuerier(t, g, tenant, mint, maxt), ms...), "step %d select from Pebble %s %v [%d,%d]", step, tenant, ms, mint, maxt)
+			// The series API's select (labels only) lists the same series.
+			var wantLabels []string
+			for _, s := range want {
+				wantLabels = append(wantLabels, s.lset)
+			}
+			sq, err := g.Querier(tenant, mint, maxt)
+			require.NoError(t, err)
+			require.Equal(t, wantLabels, seriesLabels(t, sq, ms), "step %d series %s %v [%d,%d]", step, tenant, ms, mint, maxt)
 			selects++
 			if len(got) > 0 {
 				nonEmpty++

@@ -308,9 +308,21 @@ func (r *indexReader) labels(id uint64) ([]byte, error) {
 	return r.val, nil
 }
 
-// intersect returns the ids in both sorted lists, reusing a.
+// intersect returns the ids in both sorted lists, reusing a. When b is
+// much longer than a (one series' matchers against a job's list) it
+// searches b for each id of a instead of reading all of it.
 func intersect(a, b []uint64) []uint64 {
 	out := a[:0]
+	if len(b) > 16*len(a) {
+		for _, x := range a {
+			i, found := slices.BinarySearch(b, x)
+			if found {
+				out = append(out, x)
+			}
+			b = b[i:]
+		}
+		return out
+	}
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		switch {

@@ -28,7 +28,9 @@ import (
 // unchanged in the shared directory, read from there, never copied) with
 // the same PromQL engine over our storage. A script is cut at its "clear"
 // commands into independent parts; parts that need what we do not store
-// yet (native histograms, start timestamps) are skipped and counted.
+// yet (start timestamps) are skipped and counted. Native histograms run
+// (server/internal/promqlhttp runs the same scripts with the loads
+// pushed by remote write).
 func TestPromQLScripts(t *testing.T) {
 	data := tsdata.RequireSharedDir(t) // .../shared/data
 	dir := filepath.Join(filepath.Dir(data), "promqltest-testdata")
@@ -56,7 +58,7 @@ func TestPromQLScripts(t *testing.T) {
 			})
 		}
 	}
-	t.Logf("ran %d script parts, skipped %d (native histograms, start timestamps)", ran, skipped)
+	t.Logf("ran %d script parts, skipped %d (start timestamps)", ran, skipped)
 }
 
 // splitScript cuts a promqltest script at its top-level "clear" commands.
@@ -77,10 +79,6 @@ func splitScript(s string) []string {
 // unsupported says why a script part cannot run on our storage yet.
 func unsupported(part string) string {
 	switch {
-	case strings.Contains(part, "{{"):
-		return "native histograms"
-	case strings.Contains(part, "load_with_nhcb"):
-		return "native histograms"
 	case strings.Contains(part, "}@st") || strings.Contains(part, "@st "):
 		return "start timestamps"
 	}
@@ -128,27 +126,55 @@ func (s *scriptStorage) Close() error              { return s.db.Close() }
 type scriptAppender struct {
 	s  *scriptStorage
 	bb *write.Builder
-	// series collects samples per label set, in append order.
+	// series collects samples per label set, in append order: runs of
+	// floats and histograms, each a batch series, so that a series that
+	// switches kinds is applied in time order.
 	order  []labels.Labels
-	series map[string][]write.Sample
+	series map[string][]scriptRun
+}
+
+// scriptRun is samples of one kind of a series.
+type scriptRun struct {
+	floats []write.Sample
+	hists  []write.Histogram
+}
+
+func (a *scriptAppender) runOf(l labels.Labels, hist bool) *scriptRun {
+	if a.series == nil {
+		a.series = map[string][]scriptRun{}
+	}
+	k := l.String()
+	runs, ok := a.series[k]
+	if !ok {
+		a.order = append(a.order, l)
+	}
+	if n := len(runs); n == 0 || (len(runs[n-1].hists) > 0) != hist {
+		runs = append(runs, scriptRun{})
+	}
+	a.series[k] = runs
+	return &runs[len(runs)-1]
 }
 
 func (a *scriptAppender) Append(_ storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
-	if a.series == nil {
-		a.series = map[string][]write.Sample{}
-	}
-	k := l.String()
-	if _, ok := a.series[k]; !ok {
-		a.order = append(a.order, l)
-	}
-	a.series[k] = append(a.series[k], write.Sample{T: t, V: v})
+	r := a.runOf(l, false)
+	r.floats = append(r.floats, write.Sample{T: t, V: v})
+	return 0, nil
+}
+
+func (a *scriptAppender) AppendHistogram(_ storage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	r := a.runOf(l, true)
+	r.hists = append(r.hists, write.Histogram{T: t, H: h, FH: fh})
 	return 0, nil
 }
 
 func (a *scriptAppender) Commit() error {
+	var names []labels.Labels // per batch series
 	for _, l := range a.order {
-		if err := a.bb.Add(l, a.series[l.String()]); err != nil {
-			return err
+		for _, r := range a.series[l.String()] {
+			if err := a.bb.AddHistograms(l, r.floats, r.hists); err != nil {
+				return err
+			}
+			names = append(names, l)
 		}
 	}
 	errs, err := a.s.g.ApplyBatch(a.s.index.Add(1), a.bb.Batch())
@@ -156,7 +182,7 @@ func (a *scriptAppender) Commit() error {
 		return err
 	}
 	for _, e := range errs {
-		return fmt.Errorf("series %s: %w", a.order[e.Series], e.Err)
+		return fmt.Errorf("series %s: %w", names[e.Series], e.Err)
 	}
 	return nil
 }
@@ -166,11 +192,8 @@ func (a *scriptAppender) SetOptions(*storage.AppendOptions) {}
 func (a *scriptAppender) AppendExemplar(storage.SeriesRef, labels.Labels, exemplar.Exemplar) (storage.SeriesRef, error) {
 	return 0, errors.New("exemplars not supported")
 }
-func (a *scriptAppender) AppendHistogram(storage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	return 0, errors.New("native histograms not supported")
-}
 func (a *scriptAppender) AppendHistogramSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	return 0, errors.New("native histograms not supported")
+	return 0, errors.New("start timestamps not supported")
 }
 func (a *scriptAppender) UpdateMetadata(storage.SeriesRef, labels.Labels, metadata.Metadata) (storage.SeriesRef, error) {
 	return 0, nil
@@ -183,10 +206,10 @@ type scriptAppenderV2 struct{ a scriptAppender }
 
 func (a *scriptAppenderV2) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
 	switch {
-	case h != nil || fh != nil:
-		return 0, errors.New("native histograms not supported")
 	case st != 0:
 		return 0, errors.New("start timestamps not supported")
+	case h != nil || fh != nil:
+		return a.a.AppendHistogram(0, ls, t, h, fh)
 	}
 	return a.a.Append(0, ls, t, v)
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -109,7 +108,10 @@ func (q *querier) Close() error {
 // view is a consistent read view: a snapshot and, taken under the same
 // tenant lock, the partitions that hold data.
 type view struct {
-	snap   *pebble.Snapshot
+	q    *querier
+	snap *pebble.Snapshot
+	// r reads the snapshot; a view of the head index makes its iterator
+	// (and without snap its snapshot) at the first use (reader).
 	r      indexReader
 	p0, p1 uint32 // partitions to read, clamped to those the tenant has
 	empty  bool
@@ -127,15 +129,13 @@ func (q *querier) openViewLocked(mint, maxt int64) (*view, error) {
 	}
 	t := q.t
 	pw := q.g.db.partitionMs
-	v := &view{snap: q.g.db.pdb.NewSnapshot()}
+	v := &view{q: q, snap: q.g.db.pdb.NewSnapshot(), r: indexReader{ks: t.ks}}
 	q.mu.snaps = append(q.mu.snaps, v.snap)
-	lo := appendPrefix(nil, t.ks.group, t.ks.tenant, 0)
-	hi := appendPrefix(nil, t.ks.group, t.ks.tenant+1, 0)
-	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := v.newIter()
 	if err != nil {
 		return nil, err
 	}
-	v.r = indexReader{ks: t.ks, it: it}
+	v.r.it = it
 	v.p0, v.p1 = partitionOf(mint, pw), partitionOf(maxt, pw)
 	if t.mu.maxT == minTime {
 		v.empty = true
@@ -157,7 +157,73 @@ func (q *querier) openViewLocked(mint, maxt int64) (*view, error) {
 	return v, nil
 }
 
-func (v *view) close() error { return v.r.it.Close() }
+// openHeadViewLocked is openViewLocked for a read that the head index
+// answers: it reads nothing yet. Its iterator is made at the first use
+// (reader), and so is its snapshot unless snap is set (a select, whose
+// sealed chunks must be read as of its head copies). The partitions are
+// not clamped to the oldest postings: the range starts at or after the
+// index's coverage, and no series has a sample before its first
+// postings. The caller holds t.mu (read).
+func (q *querier) openHeadViewLocked(mint, maxt int64, snap bool) (*view, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.mu.closed {
+		return nil, errors.New("engine: querier closed")
+	}
+	t, pw := q.t, q.g.db.partitionMs
+	v := &view{q: q, r: indexReader{ks: t.ks}, retainPart: t.mu.retainPart}
+	if snap {
+		v.snap = q.g.db.pdb.NewSnapshot()
+		q.mu.snaps = append(q.mu.snaps, v.snap)
+	}
+	v.p0 = max(partitionOf(mint, pw), t.mu.retainPart)
+	v.p1 = min(partitionOf(maxt, pw), partitionOf(t.mu.maxT, pw))
+	v.empty = t.mu.maxT == minTime || v.p0 > v.p1
+	return v, nil
+}
+
+// newIter returns an iterator of the view's snapshot over the tenant's
+// keys.
+func (v *view) newIter() (*pebble.Iterator, error) {
+	t := v.q.t
+	lo := appendPrefix(nil, t.ks.group, t.ks.tenant, 0)
+	hi := appendPrefix(nil, t.ks.group, t.ks.tenant+1, 0)
+	return v.snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+}
+
+// reader returns the view's index reader, making its snapshot and
+// iterator if they are not made yet. A snapshot made here is as of the
+// call: the caller still holds the tenant's read lock it opened the view
+// under.
+func (v *view) reader() (*indexReader, error) {
+	if v.r.it != nil {
+		return &v.r, nil
+	}
+	if v.snap == nil {
+		q := v.q
+		q.mu.Lock()
+		if q.mu.closed {
+			q.mu.Unlock()
+			return nil, errors.New("engine: querier closed")
+		}
+		v.snap = q.g.db.pdb.NewSnapshot()
+		q.mu.snaps = append(q.mu.snaps, v.snap)
+		q.mu.Unlock()
+	}
+	it, err := v.newIter()
+	if err != nil {
+		return nil, err
+	}
+	v.r.it = it
+	return &v.r, nil
+}
+
+func (v *view) close() error {
+	if v.r.it == nil {
+		return nil
+	}
+	return v.r.it.Close()
+}
 
 // narrow applies select hints to the querier's range.
 func (q *querier) narrow(hints *storage.SelectHints) (int64, int64) {
@@ -279,6 +345,9 @@ type selection struct {
 	ids   []uint64
 	encs  []string
 	heads []headCopy
+	// checked[i], if checked is not nil: series i is known to have a
+	// sample in the range (heads[i] is then not copied).
+	checked []bool
 }
 
 // checkSelect checks a select of n series against the query's budget.
@@ -316,7 +385,7 @@ func (q *querier) selectHead(mint, maxt int64, hints *storage.SelectHints, ms []
 	if err := q.checkSelect(len(ids), hints); err != nil {
 		return sel, false, err
 	}
-	if sel.v, err = q.openViewLocked(mint, maxt); err != nil {
+	if sel.v, err = q.openHeadViewLocked(mint, maxt, true); err != nil {
 		return sel, false, err
 	}
 	if sel.v.empty {
@@ -324,6 +393,15 @@ func (q *querier) selectHead(mint, maxt int64, hints *storage.SelectHints, ms []
 	}
 	sel.encs = make([]string, 0, len(ids))
 	sel.heads = make([]headCopy, 0, len(ids))
+	// The series API's select (Func "series") needs labels only: a series
+	// whose open chunk has a sample in the range is answered here, with
+	// no copy of the chunk; one whose open chunk holds all its samples in
+	// the range and none is left out; the others are checked against
+	// their sealed chunks by buildSeries.
+	labelsOnly := hints != nil && hints.Func == "series"
+	if labelsOnly {
+		sel.checked = make([]bool, 0, len(ids))
+	}
 	n := 0
 	for _, id := range ids {
 		lbls, s, live := t.mu.index.labels(id)
@@ -334,13 +412,30 @@ func (q *querier) selectHead(mint, maxt int64, hints *storage.SelectHints, ms []
 			continue
 		}
 		var h headCopy
-		if s != nil {
+		checked := false
+		switch {
+		case s == nil:
+		case labelsOnly && s.head.NumSamples() > 0 && partitionOf(s.mint, q.g.db.partitionMs) >= t.mu.retainPart:
+			last, _, _ := s.head.Last()
+			in, err := sampleIn(s.head.Bytes(), s.mint, last, mint, maxt)
+			if err != nil {
+				sel.v.close()
+				return sel, false, fmt.Errorf("series %d: %w", id, err)
+			}
+			if !in && s.mint <= mint {
+				continue // its open chunk holds its samples from mint on
+			}
+			checked = in
+		default:
 			h, _ = copyHeadLocked(s)
 		}
 		ids[n] = id
 		n++
 		sel.encs = append(sel.encs, lbls)
 		sel.heads = append(sel.heads, h)
+		if labelsOnly {
+			sel.checked = append(sel.checked, checked)
+		}
 	}
 	sel.ids = ids[:n]
 	return sel, true, nil
@@ -359,16 +454,20 @@ func (q *querier) buildSeries(sel selection, mint, maxt int64, hints *storage.Se
 		// dropped.
 		s.hasHead = s.head.chunk != nil && partitionOf(s.head.mint, pw) >= v.retainPart
 		s.headOnly = replayed && s.hasHead && s.head.mint <= mint
-		ok, err := s.hasSamples(&v.r)
+		if sel.checked == nil || !sel.checked[i] {
+			ok, err := s.hasSamples(v)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		lset, err := write.DecodeLabels(&sb, sel.encs[i])
 		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		if s.lset, err = write.DecodeLabels(&sb, sel.encs[i]); err != nil {
 			return nil, fmt.Errorf("series %d: %w", id, err)
 		}
+		s.lset = lset
 		if hints != nil && hints.ShardCount > 0 && labels.StableHash(s.lset)%hints.ShardCount != hints.ShardIndex {
 			continue
 		}
@@ -402,7 +501,9 @@ func (v *view) seriesIDs(ms []*labels.Matcher) ([]uint64, error) {
 func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	return q.labelQuery(ctx, hints, ms, func(r *indexReader, dst map[string]struct{}, p uint32) error {
 		return r.labelNames(dst, p)
-	}, (*headIndex).names, func(n, _ string, dst map[string]struct{}) {
+	}, func(x *headIndex, in func(uint64) bool) []string {
+		return x.names(in)
+	}, func(n, _ string, dst map[string]struct{}) {
 		dst[n] = struct{}{}
 	})
 }
@@ -411,8 +512,8 @@ func (q *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms 
 func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	return q.labelQuery(ctx, hints, ms, func(r *indexReader, dst map[string]struct{}, p uint32) error {
 		return r.labelValues(dst, p, name)
-	}, func(x *headIndex, dst map[string]struct{}, in func(uint64) bool) {
-		x.values(dst, name, in)
+	}, func(x *headIndex, in func(uint64) bool) []string {
+		return x.values(name, in)
 	}, func(n, v string, dst map[string]struct{}) {
 		if n == name {
 			dst[v] = struct{}{}
@@ -426,22 +527,22 @@ func (q *querier) LabelValues(ctx context.Context, name string, hints *storage.L
 // label sets of the matching series. The head index answers when it
 // covers the range (selectHead).
 func (q *querier) labelQuery(ctx context.Context, hints *storage.LabelHints, ms []*labels.Matcher,
-	scan func(*indexReader, map[string]struct{}, uint32) error, fromHead func(*headIndex, map[string]struct{}, func(uint64) bool),
+	scan func(*indexReader, map[string]struct{}, uint32) error, fromHead func(*headIndex, func(uint64) bool) []string,
 	fromSeries func(n, v string, dst map[string]struct{}),
 ) ([]string, annotations.Annotations, error) {
 	if q.t == nil || q.mint > q.maxt {
 		return nil, nil, nil
 	}
-	set := map[string]struct{}{}
 	if q.g.replayed() && !q.noHeadIndex {
-		ok, err := q.labelsFromHead(ms, set, fromHead, fromSeries)
+		out, ok, err := q.labelsFromHead(ms, fromHead, fromSeries)
 		if err != nil {
 			return nil, nil, fmt.Errorf("label query %v: %w", ms, err)
 		}
 		if ok {
-			return sortedLimit(set, hints), nil, nil
+			return sortLimit(out, hints), nil, nil
 		}
 	}
+	set := map[string]struct{}{}
 	q.t.mu.RLock()
 	v, err := q.openViewLocked(q.mint, q.maxt)
 	q.t.mu.RUnlock()
@@ -474,28 +575,32 @@ func (q *querier) labelQuery(ctx context.Context, hints *storage.LabelHints, ms 
 	if err != nil {
 		return nil, nil, fmt.Errorf("label query %v: %w", ms, err)
 	}
-	return sortedLimit(set, hints), nil, nil
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	return sortLimit(out, hints), nil, nil
 }
 
-// labelsFromHead answers a label query from the head index into set, if
-// the index covers the querier's range. Like the postings in Pebble, it
+// labelsFromHead answers a label query from the head index, if it
+// covers the querier's range (ok). Like the postings in Pebble, it
 // answers for the series with a sample in a partition of the range.
-func (q *querier) labelsFromHead(ms []*labels.Matcher, set map[string]struct{},
-	fromHead func(*headIndex, map[string]struct{}, func(uint64) bool), fromSeries func(n, v string, dst map[string]struct{}),
-) (bool, error) {
+func (q *querier) labelsFromHead(ms []*labels.Matcher, fromHead func(*headIndex, func(uint64) bool) []string,
+	fromSeries func(n, v string, dst map[string]struct{}),
+) (out []string, ok bool, err error) {
 	t := q.t
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if !q.headCoversLocked(q.mint) {
-		return false, nil
+		return nil, false, nil
 	}
-	v, err := q.openViewLocked(q.mint, q.maxt)
+	v, err := q.openHeadViewLocked(q.mint, q.maxt, false)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	defer v.close()
 	if v.empty {
-		return true, nil
+		return nil, true, nil
 	}
 	x := &t.mu.index
 	in := func(id uint64) bool {
@@ -506,15 +611,19 @@ func (q *querier) labelsFromHead(ms []*labels.Matcher, set map[string]struct{},
 		return ok
 	}
 	if len(ms) == 0 {
-		fromHead(x, set, in)
-		return true, err
+		return fromHead(x, in), true, err
 	}
+	set := map[string]struct{}{}
 	for _, id := range x.match(ms) {
 		if lbls, _, live := x.labels(id); live && in(id) {
 			_ = write.ForEachLabel(lbls, func(n, v string) { fromSeries(n, v, set) })
 		}
 	}
-	return true, err
+	out = make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	return out, true, err
 }
 
 // inViewLocked reports whether indexed series id has a sample in the
@@ -533,12 +642,16 @@ func (q *querier) inViewLocked(v *view, id uint64) (bool, error) {
 	case p <= v.p1:
 		return true, nil
 	}
+	r, err := v.reader()
+	if err != nil {
+		return false, err
+	}
 	for p := v.p0; ; p++ {
-		v.r.key = binary.BigEndian.AppendUint64(v.r.ks.postingsValue(v.r.key[:0], p, "", ""), id)
-		if v.r.it.SeekGE(v.r.key) && bytes.Equal(v.r.it.Key(), v.r.key) {
+		r.key = binary.BigEndian.AppendUint64(r.ks.postingsValue(r.key[:0], p, "", ""), id)
+		if r.it.SeekGE(r.key) && bytes.Equal(r.it.Key(), r.key) {
 			return true, nil
 		}
-		if err := v.r.it.Error(); err != nil {
+		if err := r.it.Error(); err != nil {
 			return false, err
 		}
 		if p >= v.p1 {
@@ -547,13 +660,9 @@ func (q *querier) inViewLocked(v *view, id uint64) (bool, error) {
 	}
 }
 
-// sortedLimit returns the strings of set, sorted, at most hints.Limit.
-func sortedLimit(set map[string]struct{}, hints *storage.LabelHints) []string {
-	out := make([]string, 0, len(set))
-	for s := range set {
-		out = append(out, s)
-	}
-	sort.Strings(out)
+// sortLimit sorts out and cuts it to hints.Limit.
+func sortLimit(out []string, hints *storage.LabelHints) []string {
+	slices.Sort(out)
 	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
 		out = out[:hints.Limit]
 	}
@@ -604,14 +713,21 @@ func (s *series) Labels() labels.Labels { return s.lset }
 // hasSamples reports whether the series has a sample in [mint, maxt]. It
 // reads chunk keys and the maxt prefix of values, and decodes a chunk only
 // when it covers the whole range.
-func (s *series) hasSamples(r *indexReader) (bool, error) {
+func (s *series) hasSamples(v *view) (bool, error) {
 	if s.hasHead {
 		if ok, err := sampleIn(s.head.chunk, s.head.mint, s.head.maxt, s.mint, s.maxt); ok || err != nil {
 			return ok, err
 		}
 	}
+	if s.headOnly {
+		return false, nil // the open chunk holds every sample in the range
+	}
+	r, err := v.reader()
+	if err != nil {
+		return false, err
+	}
 	found := false
-	err := s.chunks(r.it, &r.key, func(cmint, cmaxt int64, data []byte) (bool, error) {
+	err = s.chunks(r.it, &r.key, func(cmint, cmaxt int64, data []byte) (bool, error) {
 		ok, err := sampleIn(data, cmint, cmaxt, s.mint, s.maxt)
 		found = ok
 		return !ok, err
@@ -627,6 +743,16 @@ func sampleIn(chunk []byte, cmint, cmaxt, mint, maxt int64) (bool, error) {
 		return false, nil
 	case cmint >= mint || cmaxt <= maxt: // a sample at cmint or at cmaxt is inside
 		return true, nil
+	case isHistChunk(chunk):
+		c, err := histChunkOf(chunk)
+		if err != nil {
+			return false, err
+		}
+		hit := c.Iterator(nil)
+		if hit.Seek(mint) != promchunk.ValNone {
+			return hit.AtT() <= maxt, nil
+		}
+		return false, hit.Err()
 	}
 	var it chunkenc.Iterator
 	it.Reset(chunk)

@@ -29,6 +29,18 @@
 //     for bit through Decode and the Iterator, Seek must agree with a linear
 //     scan, and appending them one by one to a chunkenc.XOR must give the
 //     bytes of Encode(EncXOR).
+//   - FuzzHistogramDecode: arbitrary bytes to chunkenc.HistogramIterator
+//     (Reset, Next, Seek, At, AtFloat). Nothing panics; errors are
+//     *chunkenc.CorruptError inside the chunk; a decode allocates at most
+//     256 bytes per input byte plus the block bound (histAllocBound: 40
+//     bytes per MaxHistogramBuckets and 200 per MaxSamples, since a few
+//     bytes may describe that many constant buckets); what decodes
+//     re-encodes to the same samples.
+//   - FuzzHistogramRoundTrip: the input becomes integer histograms
+//     (deriveHistograms: layouts, custom buckets, negative buckets, hints,
+//     raw sum bits, extreme counts) and float ones from them; both
+//     encodings give them back bit for bit, and Seek lands on every
+//     timestamp.
 //   - FuzzXORvsPrometheus: EncXOR against Prometheus's tsdb/chunkenc XOR
 //     chunk: equal bytes after our encoding byte for derived samples, and
 //     Prometheus reads every body our decoder accepts to the same samples.

@@ -48,6 +48,7 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/myelindb/myelin/internal/tsdata"
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 )
@@ -95,6 +96,14 @@ func FuzzRemoteWriteDecode(f *testing.F) {
 			}
 		default:
 			if err := rwCompare(&want, &r); err != nil {
+				t.Fatalf("decoding %x: %v", data, err)
+			}
+			// Every histogram builds what prompb's conversion builds.
+			var hs []prompb.Histogram
+			for _, ts := range want.Timeseries {
+				hs = append(hs, ts.Histograms...)
+			}
+			if err := histCompare(hs, &r); err != nil {
 				t.Fatalf("decoding %x: %v", data, err)
 			}
 		}
@@ -350,4 +359,68 @@ func rwRealRequest(tb testing.TB, path string, nSeries, nSamples int) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// histCompare checks that got's histograms, built by Request.Histogram,
+// are prompb's ToIntHistogram or ToFloatHistogram of want's (a reset
+// hint outside the enum read as UNKNOWN), bit for bit.
+func histCompare(want []prompb.Histogram, got *remotewrite.Request) error {
+	if len(want) != len(got.Histograms) {
+		return fmt.Errorf("%d histograms, want %d", len(got.Histograms), len(want))
+	}
+	for j, hp := range want {
+		h, err := got.Histogram(j)
+		if err != nil {
+			return fmt.Errorf("histogram %d: %v", j, err)
+		}
+		if hp.ResetHint > prompb.Histogram_GAUGE {
+			hp.ResetHint = prompb.Histogram_UNKNOWN
+		}
+		if h.T != hp.Timestamp {
+			return fmt.Errorf("histogram %d at %d, want %d", j, h.T, hp.Timestamp)
+		}
+		var w, g string
+		if hp.IsFloatHistogram() {
+			if h.FH == nil {
+				return fmt.Errorf("histogram %d: an integer one, want a float one", j)
+			}
+			w, g = fhString(hp.ToFloatHistogram()), fhString(h.FH)
+		} else {
+			if h.H == nil {
+				return fmt.Errorf("histogram %d: a float one, want an integer one", j)
+			}
+			w, g = ihString(hp.ToIntHistogram()), ihString(h.H)
+		}
+		if w != g {
+			return fmt.Errorf("histogram %d: %s, want %s", j, g, w)
+		}
+	}
+	return nil
+}
+
+// ihString and fhString render every field of a histogram, floats as
+// bits, empty and nil slices alike.
+func ihString(h *histogram.Histogram) string {
+	return fmt.Sprintf("%d %d %x %d %d %x %v %v %v %v %s", h.CounterResetHint, h.Schema, math.Float64bits(h.ZeroThreshold),
+		h.ZeroCount, h.Count, math.Float64bits(h.Sum), spans(h.PositiveSpans), spans(h.NegativeSpans),
+		ints(h.PositiveBuckets), ints(h.NegativeBuckets), floatBits(h.CustomValues))
+}
+
+func fhString(h *histogram.FloatHistogram) string {
+	return fmt.Sprintf("%d %d %x %x %x %x %v %v %s %s %s", h.CounterResetHint, h.Schema, math.Float64bits(h.ZeroThreshold),
+		math.Float64bits(h.ZeroCount), math.Float64bits(h.Count), math.Float64bits(h.Sum), spans(h.PositiveSpans), spans(h.NegativeSpans),
+		floatBits(h.PositiveBuckets), floatBits(h.NegativeBuckets), floatBits(h.CustomValues))
+}
+
+func spans(s []histogram.Span) string {
+	return fmt.Sprint([]histogram.Span(append([]histogram.Span{}, s...)))
+}
+func ints(s []int64) string { return fmt.Sprint(append([]int64{}, s...)) }
+
+func floatBits(f []float64) string {
+	var b strings.Builder
+	for _, v := range f {
+		fmt.Fprintf(&b, "%x,", math.Float64bits(v))
+	}
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/myelindb/myelin/write"
@@ -43,6 +44,23 @@ func FuzzBatchDecode(f *testing.F) {
 	f.Add(write.Append(nil, limited))
 	f.Add([]byte{4, 1, 't', 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0}) // a limit above 2^31-1
 	f.Add([]byte{2, 1, 't', 0})                                  // version 2: no limits
+	// Version 5: integer, float and custom-bucket histograms.
+	hb := write.NewBuilder("tenant-h")
+	if err := hb.AddHistograms(labels.FromStrings("__name__", "h"), []write.Sample{{T: 1, V: 2}}, []write.Histogram{
+		{T: 10, H: &histogram.Histogram{Schema: 1, Count: 3, ZeroCount: 1, Sum: 2.5, ZeroThreshold: 0.001,
+			PositiveSpans: []histogram.Span{{Offset: -1, Length: 2}}, PositiveBuckets: []int64{1, 0},
+			NegativeSpans: []histogram.Span{{Offset: 3, Length: 1}}, NegativeBuckets: []int64{0}}},
+		{T: 20, FH: &histogram.FloatHistogram{CounterResetHint: histogram.GaugeType, Schema: -2, Count: 1.5, Sum: -1,
+			PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []float64{1.5}}},
+		{T: 30, H: &histogram.Histogram{Schema: histogram.CustomBucketsSchema, Count: 2, Sum: 1,
+			PositiveSpans: []histogram.Span{{Offset: 0, Length: 2}}, PositiveBuckets: []int64{1, 0}, CustomValues: []float64{0.5}}},
+	}); err != nil {
+		f.Fatal(err)
+	}
+	hseed := write.Append(nil, hb.Batch())
+	f.Add(hseed)
+	f.Add(write.Compress(nil, hseed))
+	f.Add(hseed[:len(hseed)-1])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := write.Decode(data)
 		if err != nil {
@@ -62,7 +80,7 @@ func FuzzBatchDecode(f *testing.F) {
 		if again2 := write.Append(nil, &b2); !bytes.Equal(again, again2) {
 			t.Fatalf("encode/decode is not stable:\n%x\n%x", again, again2)
 		}
-		if b.Tenant != b2.Tenant || b.Limits != b2.Limits || len(b.Series) != len(b2.Series) || b.NumSamples() != b2.NumSamples() {
+		if b.Tenant != b2.Tenant || b.Limits != b2.Limits || len(b.Series) != len(b2.Series) || b.NumSamples() != b2.NumSamples() || b.NumHistograms() != b2.NumHistograms() {
 			t.Fatalf("batch changed in a round trip")
 		}
 	})
@@ -122,6 +140,73 @@ func FuzzOutcomeDecode(f *testing.F) {
 		}
 		if enc2 := write.AppendOutcome(nil, again); !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding is not stable:\n%x\n%x", enc, enc2)
+		}
+	})
+}
+
+// FuzzDeleteDecode feeds arbitrary bytes to the decoders of the deletion
+// log entries (delete_series, tenant deletion, retention), read by every
+// replica.
+// They must not panic; an error must wrap write.ErrCorrupt; an entry
+// that decodes re-encodes to the same bytes.
+func FuzzDeleteDecode(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{write.VersionDeleteSeries})
+	f.Add([]byte{write.VersionDeleteTenant, 1, 't'})
+	f.Add(write.AppendRetain(nil, write.Retain{Tenant: "t", Before: math.MinInt64}))
+	f.Add(write.AppendDeleteSeries(nil, &write.DeleteSeries{
+		Tenant: "tenant-a",
+		Matchers: []*labels.Matcher{
+			labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"),
+			labels.MustNewMatcher(labels.MatchRegexp, "instance", "a:.*"),
+			labels.MustNewMatcher(labels.MatchNotRegexp, "job", "x|y"),
+		},
+		Start: -1, End: math.MaxInt64,
+	}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !write.IsDelete(data) {
+			return
+		}
+		if data[0] == write.VersionRetain {
+			r, err := write.DecodeRetain(data)
+			if err != nil {
+				if !errors.Is(err, write.ErrCorrupt) {
+					t.Fatalf("error %v does not wrap ErrCorrupt", err)
+				}
+				return
+			}
+			if r2, err := write.DecodeRetain(write.AppendRetain(nil, r)); err != nil || r2 != r {
+				t.Fatalf("re-encoded retain decodes to %+v, %v; want %+v", r2, err, r)
+			}
+			return
+		}
+		if data[0] == write.VersionDeleteTenant {
+			tenant, err := write.DecodeDeleteTenant(data)
+			if err != nil {
+				if !errors.Is(err, write.ErrCorrupt) {
+					t.Fatalf("error %v does not wrap ErrCorrupt", err)
+				}
+				return
+			}
+			// A longer uvarint decodes too; the shortest form round-trips.
+			if t2, err := write.DecodeDeleteTenant(write.AppendDeleteTenant(nil, tenant)); err != nil || t2 != tenant {
+				t.Fatalf("re-encoded tenant decodes to %q, %v; want %q", t2, err, tenant)
+			}
+			return
+		}
+		d, err := write.DecodeDeleteSeries(data)
+		if err != nil {
+			if !errors.Is(err, write.ErrCorrupt) {
+				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		if again := write.AppendDeleteSeries(nil, &d); !bytes.Equal(again, data) {
+			// Varints have one shortest form; a longer one decodes too.
+			d2, err := write.DecodeDeleteSeries(again)
+			if err != nil || d2.String() != d.String() {
+				t.Fatalf("re-encoded entry decodes to %v, %v; want %s", d2.String(), err, d.String())
+			}
 		}
 	})
 }

@@ -83,7 +83,7 @@ func (m *writeMetrics) record(tenant string, code int, res *writeResult) {
 		if res == nil {
 			return
 		}
-		m.samples.WithLabelValues(t).Add(float64(res.samples))
+		m.samples.WithLabelValues(t).Add(float64(res.samples + res.histograms))
 		for r, n := range res.discarded {
 			if n > 0 {
 				m.discarded.WithLabelValues(t, discardReasons[r].name).Add(float64(n))
@@ -92,7 +92,7 @@ func (m *writeMetrics) record(tenant string, code int, res *writeResult) {
 		for _, u := range [...]struct {
 			kind string
 			n    int
-		}{{"histograms", res.histograms}, {"exemplars", res.exemplars}, {"metadata", res.meta}} {
+		}{{"exemplars", res.exemplars}, {"metadata", res.meta}} {
 			if u.n > 0 {
 				m.unexpected.WithLabelValues(t, u.kind).Add(float64(u.n))
 			}
@@ -249,6 +249,7 @@ var discardReasons = [...]struct {
 	{remotewrite.ErrSymbolRef, "symbol_ref_invalid"},
 	{remotewrite.ErrOddLabelRefs, "symbol_ref_invalid"},
 	{remotewrite.ErrNoSamples, "series_without_samples"},
+	{remotewrite.ErrInvalidHistogram, "invalid_native_histogram"},
 	{write.ErrOutOfOrder, "sample_out_of_order"},
 	{write.ErrDuplicateSample, "new_value_for_timestamp"},
 	{write.ErrTooOld, "sample_too_old"},

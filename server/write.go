@@ -127,15 +127,35 @@ const freeMemoryPushBytes = 32 << 20
 type pushState struct {
 	body   []byte
 	req    remotewrite.Request
-	kept   []int32             // index in req.Series of each batch series
+	kept   []kept              // what each batch series holds of req.Series
 	batch  []write.Series      // aliases req's keys and samples
+	hists  []write.Histogram   // the valid native histograms, series after series
 	labels []remotewrite.Label // one 2.0 series' labels (labelsOf)
 }
 
 // retainedBytes is the memory st keeps between requests.
 func (st *pushState) retainedBytes() int {
-	return cap(st.body) + st.req.RetainedBytes() + 4*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch) +
+	return cap(st.body) + st.req.RetainedBytes() + int(unsafe.Sizeof(kept{}))*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch) +
+		int(unsafe.Sizeof(write.Histogram{}))*cap(st.hists) +
 		int(unsafe.Sizeof(remotewrite.Label{}))*cap(st.labels)
+}
+
+// kept is one series of a push's batch: float samples of
+// req.Series[series], its Samples[lo:hi], or (hist) valid native
+// histograms of it, st.hists[lo:hi]. A series with both is two or more
+// batch series with the same labels, each of one kind, in time order:
+// its floats and histograms merged by timestamp into runs of one kind
+// (the engine applies a batch's series in order, so a series that
+// switches between floats and histograms within a request stores both,
+// as Prometheus's head appends them in the order of their times), and an
+// engine refusal, which counts the samples it refused in one batch
+// series, says which kind it refused. counted: validation refused some
+// of the series' samples or histograms, so it is counted in
+// writeResult.badSeries already.
+type kept struct {
+	series, lo, hi int32
+	hist           bool
+	counted        bool
 }
 
 // labelsOf returns the labels of s, a series of st.req: a 1.0 series'
@@ -202,10 +222,12 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //   - 400 for bad input, with a body that says what and where: an
 //     undecodable body, or series that were refused (invalid labels or
 //     symbol references, samples too far in the future, out of order,
-//     duplicates, too old), or native histograms (and, in 2.0,
-//     exemplars), which are not stored yet. The valid series of a
-//     partly bad request are written all the same, and the body says
-//     how many; the sender must not retry a 400;
+//     duplicates, too old), native histograms that Prometheus's
+//     validation refuses (bucket counts that do not match the spans,
+//     negative counts, ...), or in 2.0 exemplars, which are not stored
+//     yet. The valid series, samples and histograms of a partly bad
+//     request are written all the same, and the body says how many; the
+//     sender must not retry a 400;
 //   - 401 "no org id" for a request without a tenant, as Mimir answers;
 //   - 429 when the node serves as many push requests, or they hold as
 //     many bytes, as its in-flight limits allow (pushLimiter), or when
@@ -222,8 +244,8 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //
 // A 2.0 answer past content negotiation carries the
 // X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written
-// headers: the samples written (in a 400 too), 0 histograms and 0
-// exemplars; 0 samples on a 5xx, whose retry writes everything again
+// headers: the samples and native histograms written (in a 400 too) and
+// 0 exemplars; 0 of each on a 5xx, whose retry writes everything again
 // (setWritten).
 //
 // After a request of freeMemoryPushBytes or more, with its slot and
@@ -234,7 +256,7 @@ func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tenant, res, size := h.serve(cw, r)
 	h.metrics.record(tenant, cw.code, res)
 	if res != nil {
-		h.opts.Tenants.Add(tenant, res.samples)
+		h.opts.Tenants.Add(tenant, res.samples+res.histograms)
 	}
 	if h.mem.done(time.Now(), size) {
 		h.freeMemory()
@@ -310,6 +332,8 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 	defer func() {
 		clear(st.batch) // drop references to the request
 		st.batch = st.batch[:0]
+		clear(st.hists)
+		st.hists = st.hists[:0]
 		if st.retainedBytes() <= maxPooledStateBytes {
 			h.states.Put(st)
 		}
@@ -372,18 +396,19 @@ const (
 )
 
 // setWritten sets the 2.0 "written" headers to what res wrote (nil:
-// nothing). Native histograms and exemplars are not stored yet, so their
-// counts are 0 (every one of them is refused, and the answer is a 400).
+// nothing): the float samples and the native histograms the engine
+// stored. Exemplars are not stored yet, so their count is 0 (every one
+// of them is refused, and the answer is a 400).
 // 1.0 answers have none, as Prometheus's receiver sends them only for
 // 2.0: 1.0 senders may not rely on them, and the receiver suite's 1.0
 // case expects none.
 func setWritten(h http.Header, res *writeResult) {
-	samples := 0
+	samples, histograms := 0, 0
 	if res != nil {
-		samples = res.samples
+		samples, histograms = res.samples, res.histograms
 	}
 	h.Set(headerSamplesWritten, strconv.Itoa(samples))
-	h.Set(headerHistogramsWritten, "0")
+	h.Set(headerHistogramsWritten, strconv.Itoa(histograms))
 	h.Set(headerExemplarsWritten, "0")
 }
 
@@ -467,30 +492,34 @@ func (w *codeWriter) WriteHeader(code int) {
 // allocating per series: a refusal is counted under its reason, and only
 // the first refusal gets its error text.
 type writeResult struct {
-	proto                       remotewrite.Proto
-	series, samples             int // written
-	badSeries, badSamples       int // refused
-	firstErr                    error
-	discarded                   [numReasons]int // refused samples by reason
-	histograms, exemplars, meta int             // not stored yet
+	proto                 remotewrite.Proto
+	series, samples       int // written
+	histograms            int // native histogram samples written
+	badSeries, badSamples int // refused (series with any refused sample or histogram)
+	badHistograms         int // native histogram samples refused
+	firstErr              error
+	discarded             [numReasons]int // refused samples and histograms by reason
+	exemplars, meta       int             // not stored yet
 }
 
-// refuse counts a series whose samples were all refused by validation;
-// err is a sentinel (Limits.CheckSeries).
-func (res *writeResult) refuse(samples int, err error) {
+// refuse counts a series whose samples (and histograms) were all refused
+// by validation; err is a sentinel (Limits.CheckSeries).
+func (res *writeResult) refuse(samples, histograms int, err error) {
 	res.badSeries++
 	res.badSamples += samples
-	res.discarded[reasonOf(err)] += samples
+	res.badHistograms += histograms
+	res.discarded[reasonOf(err)] += samples + histograms
 }
 
 // message is the 400 body, or "" if nothing was refused.
 func (res *writeResult) message() string {
 	var parts []string
 	if res.badSeries > 0 {
-		parts = append(parts, fmt.Sprintf("%v; %d series (%d samples) refused in total", res.firstErr, res.badSeries, res.badSamples))
-	}
-	if res.histograms > 0 {
-		parts = append(parts, fmt.Sprintf("native histograms are not supported yet: %d histogram samples were not written", res.histograms))
+		if res.badHistograms > 0 {
+			parts = append(parts, fmt.Sprintf("%v; %d series (%d samples, %d histograms) refused in total", res.firstErr, res.badSeries, res.badSamples, res.badHistograms))
+		} else {
+			parts = append(parts, fmt.Sprintf("%v; %d series (%d samples) refused in total", res.firstErr, res.badSeries, res.badSamples))
+		}
 	}
 	// A 2.0 answer may not be a 2xx while exemplars were not written
 	// (spec, "Response"); 1.0 has no such rule and no written headers, so
@@ -502,45 +531,96 @@ func (res *writeResult) message() string {
 	if len(parts) == 0 {
 		return ""
 	}
+	if res.histograms > 0 {
+		return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%d samples, %d histograms) were written", res.series, res.samples, res.histograms)
+	}
 	return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%d samples) were written", res.series, res.samples)
 }
 
 // write validates the decoded request in st, writes its valid series as
 // one batch and counts what happened. The batch aliases the request's
-// keys and samples (no copy): it lives only while Write runs.
+// keys and samples (no copy) and st.hists: it lives only while Write
+// runs.
 func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) (*writeResult, error) {
 	req := &st.req
-	res := &writeResult{proto: req.Proto, histograms: len(req.Histograms), exemplars: len(req.Exemplars), meta: len(req.Metadata)}
+	res := &writeResult{proto: req.Proto, exemplars: len(req.Exemplars), meta: len(req.Metadata)}
 	now := h.opts.Now()
 	tl := h.opts.Limits.For(tenant)
 	v := tl.Validation(h.opts.LegacyNames)
 	lim := &v
-	// kept: room for every series at once (4 bytes each), so that it
-	// never grows by copying; the batch is then allocated to size.
-	// INVARIANT: fewer than 2^31 series (2 bytes each at least, in a body
-	// of at most 2^32-1), so an int32 holds an index.
+	// kept: room for every series at once, so that it never grows by
+	// copying (a series with histograms may take a second entry); the
+	// batch is then allocated to size.
+	// INVARIANT: fewer than 2^31 series and histograms (2 bytes each at
+	// least, in a body of at most 2^32-1), so an int32 holds an index.
 	st.kept = grow(st.kept[:0], len(req.Series))
-	firstBad := -1
+	firstBad := -1 // series of the first validation refusal of labels or samples
+	var firstHistErr error
+	hi := 0 // next of req.Histograms
 	for i := range req.Series {
 		s := &req.Series[i]
-		err := s.Err() // 2.0: bad references, no samples nor histograms
-		if err == nil && len(s.Samples) == 0 {
-			continue // histograms only, counted above
+		// The histograms of series i are req.Histograms[hi:hend].
+		for hi < len(req.Histograms) && req.Histograms[hi].Series < i {
+			hi++
 		}
+		hend := hi + int(s.Histograms)
+		err := s.Err() // 2.0: bad references, no samples nor histograms
 		if err == nil {
 			err = lim.CheckSeries(s, st.labelsOf(s))
 		}
-		if err == nil {
-			err = lim.CheckSamples(s.Samples, now)
-		}
 		if err != nil {
-			res.refuse(len(s.Samples), err)
+			res.refuse(len(s.Samples), int(s.Histograms), err)
 			if firstBad < 0 {
 				firstBad = i
 			}
+			hi = hend
 			continue
 		}
-		st.kept = append(st.kept, int32(i))
+		badSeries, k0 := false, len(st.kept)
+		floatsOK := false
+		if len(s.Samples) > 0 {
+			if err := lim.CheckSamples(s.Samples, now); err != nil {
+				res.badSamples += len(s.Samples)
+				res.discarded[reasonOf(err)] += len(s.Samples)
+				badSeries = true
+				if firstBad < 0 {
+					firstBad = i
+				}
+			} else {
+				floatsOK = true
+			}
+		}
+		h0 := len(st.hists)
+		if s.Histograms > 0 {
+			for j := range int(s.Histograms) {
+				hist, err := req.Histogram(hi + j)
+				if err == nil {
+					err = lim.ValidateHistogram(st.labelsOf(s), j, &hist, now)
+				}
+				if err != nil {
+					res.badHistograms++
+					res.discarded[reasonOf(errors.Unwrap(err))]++
+					badSeries = true
+					if firstHistErr == nil {
+						firstHistErr = err
+					}
+					continue
+				}
+				st.hists = append(st.hists, hist)
+			}
+		}
+		var floats []remotewrite.Sample
+		if floatsOK {
+			floats = s.Samples
+		}
+		st.kept = appendRuns(st.kept, int32(i), floats, st.hists[h0:], int32(h0))
+		hi = hend
+		if badSeries {
+			res.badSeries++
+			for k := k0; k < len(st.kept); k++ {
+				st.kept[k].counted = true
+			}
+		}
 	}
 	if firstBad >= 0 {
 		// The one error text of the request's validation refusals.
@@ -554,14 +634,16 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			}
 		}
 	}
+	if res.firstErr == nil {
+		res.firstErr = firstHistErr
+	}
 	if len(st.kept) == 0 {
 		return res, nil
 	}
 	st.batch = grow(st.batch[:0], len(st.kept))
 	valid := 0
-	for _, i := range st.kept {
-		s := &req.Series[i]
-		valid += len(s.Samples)
+	for _, k := range st.kept {
+		s := &req.Series[k.series]
 		// Valid labels, without the empty-valued ones, in wire order are
 		// sorted and unique: s.Key is then the engine's encoding of the
 		// label set to store (remotewrite.Series.Key).
@@ -570,11 +652,17 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 				panic(fmt.Sprintf("BUG: key %q of a valid series: %v", s.Key, err))
 			}
 		}
-		st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples})
+		valid += int(k.hi - k.lo)
+		if k.hist {
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Histograms: st.hists[k.lo:k.hi:k.hi]})
+		} else {
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples[k.lo:k.hi:k.hi]})
+		}
 	}
-	// The valid samples take their share of the tenant's rate, or the
-	// whole request is refused (429, retried by the sender): Mimir's
-	// order, after validation.
+	// The valid samples and histograms take their share of the tenant's
+	// rate, or the whole request is refused (429, retried by the sender):
+	// Mimir's order, after validation; Mimir counts a histogram as a
+	// sample.
 	if !h.ingest.AllowN(now, tenant, valid) {
 		res.discarded[reasonOf(limits.ErrIngestionRate)] += valid
 		return res, limits.ErrIngestionRate
@@ -588,30 +676,77 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	if !slices.IsSortedFunc(refused, func(a, b write.Refusal) int { return a.Series - b.Series }) {
 		slices.SortFunc(refused, func(a, b write.Refusal) int { return a.Series - b.Series })
 	}
-	for bi, ri := range st.kept {
-		s := &req.Series[ri]
+	// A series counts as written if any of its batch series wrote
+	// something, and as refused if any refused something (and was not
+	// counted refused by validation already).
+	prevSeries, prevWrote, prevBad := int32(-1), false, false
+	flush := func() {
+		if prevSeries < 0 {
+			return
+		}
+		if prevWrote {
+			res.series++
+		}
+		if prevBad {
+			res.badSeries++
+		}
+	}
+	for bi, k := range st.kept {
+		if k.series != prevSeries {
+			flush()
+			prevSeries, prevWrote, prevBad = k.series, false, false
+		}
+		s := &req.Series[k.series]
+		n := int(k.hi - k.lo)
 		for len(refused) > 0 && refused[0].Series < bi {
 			refused = refused[1:] // a second refusal of a series: not expected
 		}
-		if len(refused) == 0 || refused[0].Series != bi {
-			res.series++
-			res.samples += len(s.Samples)
+		rejected := 0
+		if len(refused) > 0 && refused[0].Series == bi {
+			e := refused[0]
+			refused = refused[1:]
+			rejected = min(e.Rejected, n)
+			res.discarded[reasonOf(e.Err)] += rejected
+			if res.firstErr == nil {
+				res.firstErr = refusalError(e, n, req.SeriesString(s), tl)
+			}
+			prevBad = prevBad || !k.counted
+		}
+		if !k.hist {
+			res.samples += n - rejected
+			res.badSamples += rejected
+		} else {
+			res.histograms += n - rejected
+			res.badHistograms += rejected
+		}
+		prevWrote = prevWrote || rejected < n
+	}
+	flush()
+	return res, nil
+}
+
+// appendRuns appends the batch series of series i (kept): its floats
+// and hists (st.hists from h0) merged by time into runs of one kind, a
+// float first at equal times. A series of one kind, or whose floats all
+// come before its histograms, is one entry per kind.
+func appendRuns(dst []kept, i int32, floats []remotewrite.Sample, hists []write.Histogram, h0 int32) []kept {
+	fi, hi := 0, 0
+	for fi < len(floats) || hi < len(hists) {
+		if hi == len(hists) || fi < len(floats) && floats[fi].T <= hists[hi].T {
+			start := fi
+			for fi < len(floats) && (hi == len(hists) || floats[fi].T <= hists[hi].T) {
+				fi++
+			}
+			dst = append(dst, kept{series: i, lo: int32(start), hi: int32(fi)})
 			continue
 		}
-		e := refused[0]
-		refused = refused[1:]
-		res.samples += len(s.Samples) - e.Rejected
-		if e.Rejected < len(s.Samples) {
-			res.series++
+		start := hi
+		for hi < len(hists) && (fi == len(floats) || hists[hi].T < floats[fi].T) {
+			hi++
 		}
-		res.badSeries++
-		res.badSamples += e.Rejected
-		res.discarded[reasonOf(e.Err)] += e.Rejected
-		if res.firstErr == nil {
-			res.firstErr = refusalError(e, len(s.Samples), req.SeriesString(s), tl)
-		}
+		dst = append(dst, kept{series: i, lo: h0 + int32(start), hi: h0 + int32(hi), hist: true})
 	}
-	return res, nil
+	return dst
 }
 
 // refusalError is the text of the first refusal of a request by the

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/engine"
@@ -95,9 +96,14 @@ func stored(t *testing.T, g *engine.Group, tenant string) []string {
 		var b strings.Builder
 		b.WriteString(s.Labels().String() + ":")
 		it := s.Iterator(nil)
-		for it.Next() != 0 {
-			ts, v := it.At()
-			fmt.Fprintf(&b, " %d=%g", ts, v)
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			if vt == chunkenc.ValFloat {
+				ts, v := it.At()
+				fmt.Fprintf(&b, " %d=%g", ts, v)
+				continue
+			}
+			ts, fh := it.AtFloatHistogram(nil)
+			fmt.Fprintf(&b, " %d=%s", ts, fh.String())
 		}
 		require.NoError(t, it.Err())
 		out = append(out, b.String())

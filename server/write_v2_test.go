@@ -115,15 +115,55 @@ func TestWriteHandlerV2(t *testing.T) {
 			written:  counts(3, 0, 0),
 		},
 		{
-			name: "histograms are refused, the samples beside them stored",
+			name: "histograms are stored with the samples beside them",
 			body: func(st *writev2.SymbolsTable) []byte {
 				hs := v2Series(st, []string{"__name__", "latency"})
-				hs.Histograms = []writev2.Histogram{hist, hist}
+				h2 := hist
+				h2.Timestamp = 2000
+				hs.Histograms = []writev2.Histogram{hist, h2}
 				return encodeV2(t, st, v2Series(st, []string{"__name__", "beside_histograms"}, smp(1000, 1)), hs)
 			},
+			wantCode: http.StatusNoContent,
+			written:  counts(1, 2, 0),
+		},
+		{
+			name: "invalid histograms are refused naming the series, the valid ones stored",
+			body: func(st *writev2.SymbolsTable) []byte {
+				bad := hist
+				bad.Timestamp = 3000
+				bad.PositiveSpans = []writev2.BucketSpan{{Offset: 0, Length: 2}} // 2 buckets, 1 delta
+				neg := hist
+				neg.Timestamp = 4000
+				neg.PositiveDeltas = []int64{-1}
+				good := hist
+				good.Timestamp = 5000
+				hs := v2Series(st, []string{"__name__", "latency"}, smp(6000, 7)) // a float after the histograms
+				hs.Histograms = []writev2.Histogram{bad, neg, good}
+				return encodeV2(t, st, hs)
+			},
 			wantCode: http.StatusBadRequest,
-			wantBody: []string{"native histograms are not supported yet: 2 histogram samples were not written", "1 series (1 samples) were written"},
-			written:  counts(1, 0, 0),
+			wantBody: []string{
+				`invalid native histogram (histogram 0 at 3000 ms: positive side: spans need 2 buckets, have 1 buckets: histogram spans specify different number of buckets than provided) in series {__name__="latency"}`,
+				"1 series (0 samples, 2 histograms) refused in total", "1 series (1 samples, 1 histograms) were written",
+				// The histogram at 5000, then the float at 6000: stored in time order.
+			},
+			written: counts(1, 1, 0),
+		},
+		{
+			name: "histograms the engine refuses are not counted written",
+			body: func(st *writev2.SymbolsTable) []byte {
+				old := hist
+				old.Timestamp = 5500 // before latency's float at 6000
+				next := hist
+				next.Timestamp = 7000
+				hs := v2Series(st, []string{"__name__", "latency"})
+				hs.Histograms = []writev2.Histogram{old, next}
+				return encodeV2(t, st, hs)
+			},
+			wantCode: http.StatusBadRequest,
+			wantBody: []string{"histogram 0 at 5500: write: out-of-order sample: 1 of 2 samples refused in series {__name__=\"latency\"}",
+				"1 series (0 samples, 1 histograms) refused in total", "1 series (0 samples, 1 histograms) were written"},
+			written: counts(0, 1, 0),
 		},
 		{
 			name: "exemplars are refused, their samples stored",
@@ -188,6 +228,7 @@ func TestWriteHandlerV2(t *testing.T) {
 	require.Equal(t, []string{
 		`{__name__="beside_histograms"}: 1000=1`,
 		`{__name__="late_symbol"}: 1000=1`,
+		`{__name__="latency"}: 1000={count:1, sum:1, (0.5,1]:1} 2000={count:1, sum:1, (0.5,1]:1} 5000={count:1, sum:1, (0.5,1]:1} 6000=7 7000={count:1, sum:1, (0.5,1]:1}`,
 		`{__name__="ok", job="a"}: 1000=1`,
 		`{__name__="ok2"}: 1000=1 2000=2`,
 		`{__name__="requests_total", job="a"}: 1000=5`,
@@ -205,7 +246,7 @@ func TestWriteHandlerV2(t *testing.T) {
 		{"myelin_discarded_samples_total", `reason="duplicate_label_names",tenant="t1"`, 1},
 		{"myelin_discarded_samples_total", `reason="too_far_in_future",tenant="t1"`, 1},
 		{"myelin_discarded_samples_total", `reason="symbol_ref_invalid",tenant="t1"`, 3},
-		{"myelin_ignored_total", `kind="histograms",tenant="t1"`, 2},
+		{"myelin_discarded_samples_total", `reason="invalid_native_histogram",tenant="t1"`, 2},
 		{"myelin_ignored_total", `kind="exemplars",tenant="t1"`, 1},
 		{"myelin_ignored_total", `kind="metadata",tenant="t1"`, 2}, // badmeta's too
 	} {

@@ -80,6 +80,10 @@ type Series struct {
 	// Samples in the order the sender sent them. They need not be sorted:
 	// the engine refuses the ones that are out of order.
 	Samples []Sample
+	// Histograms are the series' native histogram samples, in the order
+	// the sender sent them, as Samples. A batch with any is encoded as
+	// VersionHistograms.
+	Histograms []Histogram
 }
 
 // Labels returns the label set of series i, or an error wrapping
@@ -93,7 +97,7 @@ func (b *Batch) Labels(i int) (labels.Labels, error) {
 	return DecodeLabels(&sb, string(b.Series[i].Labels))
 }
 
-// NumSamples returns the number of samples in the batch.
+// NumSamples returns the number of float samples in the batch.
 func (b *Batch) NumSamples() int {
 	n := 0
 	for i := range b.Series {
@@ -126,8 +130,25 @@ func (bb *Builder) Add(lset labels.Labels, samples []Sample) error {
 		bb.buf = bb.buf[:start]
 		return fmt.Errorf("add series %s: %w", lset, err)
 	}
-	bb.add(samples)
+	bb.add(samples, nil)
 	return nil
+}
+
+// AddHistograms is Add for a series with histogram samples too (either
+// may be empty). The slices are retained, not copied.
+func (bb *Builder) AddHistograms(lset labels.Labels, samples []Sample, hists []Histogram) error {
+	if err := bb.Add(lset, samples); err != nil {
+		return err
+	}
+	bb.b.Series[len(bb.b.Series)-1].Histograms = hists
+	return nil
+}
+
+// AddEncodedHistograms is AddEncoded for a series with histogram samples
+// too (either may be empty). enc is copied; the slices are retained.
+func (bb *Builder) AddEncodedHistograms(enc []byte, samples []Sample, hists []Histogram) {
+	bb.AddEncoded(enc, samples)
+	bb.b.Series[len(bb.b.Series)-1].Histograms = hists
 }
 
 // AddEncoded is Add for a label set already in its encoding
@@ -142,12 +163,12 @@ func (bb *Builder) AddEncoded(enc []byte, samples []Sample) {
 		}
 	}
 	bb.buf = append(bb.buf, enc...)
-	bb.add(samples)
+	bb.add(samples, nil)
 }
 
-func (bb *Builder) add(samples []Sample) {
+func (bb *Builder) add(samples []Sample, hists []Histogram) {
 	bb.ext = append(bb.ext, len(bb.buf))
-	bb.b.Series = append(bb.b.Series, Series{Samples: samples})
+	bb.b.Series = append(bb.b.Series, Series{Samples: samples, Histograms: hists})
 }
 
 // BufferBytes is the capacity of the builder's label buffer: a pool of
@@ -175,16 +196,26 @@ func (bb *Builder) Batch() *Batch {
 	return &bb.b
 }
 
-// Append appends the Version encoding of b (layout in doc.go) to dst and
-// returns the extended slice. b must be valid (as built by a Builder or
-// returned by Decode); Append does not check it.
+// Append appends the encoding of b (layout in doc.go) to dst and returns
+// the extended slice: VersionHistograms if a series has histogram
+// samples, Version otherwise. b must be valid (as built by a Builder or
+// returned by Decode, each Histogram with exactly one of H and FH); Append
+// does not check it.
 func Append(dst []byte, b *Batch) []byte {
+	// A float-only batch keeps the version a replica of the previous
+	// release decodes: a rolling upgrade writes nothing it cannot apply
+	// until histograms arrive.
+	hists := b.hasHistograms()
+	version := Version
+	if hists {
+		version = VersionHistograms
+	}
 	// Grow once to the exact size: appending a 2000-series batch to a nil
 	// slice doubled it a dozen times (6% of the node's write path), and an
 	// upper bound (10 bytes per varint) left entries twice their size in
 	// Raft's log cache.
-	dst = slices.Grow(dst, encodedSize(b))
-	dst = append(dst, Version)
+	dst = slices.Grow(dst, encodedSize(b, hists))
+	dst = append(dst, version)
 	dst = appendString(dst, b.Tenant)
 	dst = binary.AppendUvarint(dst, uint64(clampLimit(b.Limits.MaxSeries)))
 	dst = binary.AppendUvarint(dst, uint64(clampLimit(b.Limits.MaxSeriesPerMetric)))
@@ -200,6 +231,17 @@ func Append(dst []byte, b *Batch) []byte {
 			prev = smp.T
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(smp.V))
 		}
+		if hists {
+			dst = binary.AppendUvarint(dst, uint64(len(s.Histograms)))
+			prev = 0
+			for j := range s.Histograms {
+				h := &s.Histograms[j]
+				dst = binary.AppendVarint(dst, h.T-prev)
+				prev = h.T
+				dst = appendHistogram(dst, h)
+			}
+			dst = append(dst, seriesFlags)
+		}
 	}
 	return dst
 }
@@ -208,8 +250,9 @@ func Append(dst []byte, b *Batch) []byte {
 // above maxLimit is maxLimit.
 func clampLimit(v int) int { return min(max(v, 0), maxLimit) }
 
-// encodedSize is the length of Append's encoding of b.
-func encodedSize(b *Batch) int {
+// encodedSize is the length of Append's encoding of b, in
+// VersionHistograms if hists.
+func encodedSize(b *Batch, hists bool) int {
 	n := 1 + uvarintLen(uint64(len(b.Tenant))) + len(b.Tenant) + uvarintLen(uint64(len(b.Series))) +
 		uvarintLen(uint64(clampLimit(b.Limits.MaxSeries))) + uvarintLen(uint64(clampLimit(b.Limits.MaxSeriesPerMetric)))
 	for i := range b.Series {
@@ -220,6 +263,15 @@ func encodedSize(b *Batch) int {
 			d := smp.T - prev
 			n += uvarintLen(uint64(d<<1)^uint64(d>>63)) + 8 // zigzag, as binary.AppendVarint
 			prev = smp.T
+		}
+		if hists {
+			n += uvarintLen(uint64(len(s.Histograms))) + 1
+			prev = 0
+			for j := range s.Histograms {
+				h := &s.Histograms[j]
+				n += varintLen(h.T-prev) + histogramSize(h)
+				prev = h.T
+			}
 		}
 	}
 	return n

@@ -28,13 +28,15 @@ func (e *CorruptError) Error() string {
 // Is makes errors.Is(err, ErrCorrupt) true.
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 
-// Decode decodes an encoded batch, Version, VersionNoLimits (whose
-// Limits are zero) or VersionS2 of either (Compress). It
+// Decode decodes an encoded batch, VersionHistograms, Version,
+// VersionNoLimits (whose Limits are zero) or VersionS2 of any of them
+// (Compress). It
 // checks the structure: version, counts, lengths; not the label sets
 // (CheckLabels; the engine refuses a series with invalid labels). It
 // never panics and allocates O(len(src)); an error is a *CorruptError.
 // The returned batch's label sets alias src (or, for VersionS2, a buffer
-// of its own); the samples share one slice.
+// of its own); the samples share one slice, and so do the histogram
+// samples (each histogram's spans and buckets are allocated).
 func Decode(src []byte) (Batch, error) {
 	var d Decoder
 	b, err := d.Decode(src)
@@ -51,6 +53,7 @@ type Decoder struct {
 	b       Batch
 	samples []Sample
 	ext     []extent
+	hists   []Histogram
 	raw     []byte // the decompressed form of a VersionS2 batch
 }
 
@@ -134,15 +137,16 @@ func (d *Decoder) decompress(src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &CorruptError{Offset: 1, Reason: fmt.Sprintf("s2: %v", err)}
 	}
-	if len(raw) == 0 || raw[0] != Version && raw[0] != VersionNoLimits {
-		return nil, &CorruptError{Offset: 1, Reason: "compressed content is not a version 2 or 4 batch"}
+	if len(raw) == 0 || raw[0] != Version && raw[0] != VersionNoLimits && raw[0] != VersionHistograms {
+		return nil, &CorruptError{Offset: 1, Reason: "compressed content is not a version 2, 4 or 5 batch"}
 	}
 	return raw, nil
 }
 
 // extent locates one series in the input: its label set in [l0, l1), its
-// samples in [s0, s1) of the shared sample slice.
-type extent struct{ l0, l1, s0, s1 int }
+// samples in [s0, s1) of the shared sample slice, its histograms in
+// [h0, h1) of the shared histogram slice.
+type extent struct{ l0, l1, s0, s1, h0, h1 int }
 
 // Decode is the package's Decode reusing d's slices. The Batch it returns
 // is d's own, valid until the next Decode; its label sets alias src (or,
@@ -162,7 +166,7 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 		r = reader{src: src}
 	}
 	version := src[0]
-	if version != Version && version != VersionNoLimits {
+	if version != Version && version != VersionNoLimits && version != VersionHistograms {
 		return nil, r.fail("unknown version %d", version)
 	}
 	r.off = 1
@@ -177,7 +181,7 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 	b.Tenant = string(src[r.off : r.off+n])
 	r.off += n
 	b.Limits = SeriesLimits{}
-	if version == Version {
+	if version != VersionNoLimits {
 		if b.Limits.MaxSeries, err = r.limit("series limit"); err != nil {
 			return nil, err
 		}
@@ -197,6 +201,7 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 	if c := min(nser, (len(src)-r.off)/minSampleBytes); cap(samples) < c {
 		samples = make([]Sample, 0, c)
 	}
+	hists := d.hists[:0]
 	ext := d.ext[:0]
 	if cap(ext) < nser {
 		ext = make([]extent, 0, nser)
@@ -236,9 +241,16 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 			samples = append(samples, Sample{T: prev, V: v})
 		}
 		e.s1 = len(samples)
+		e.h0 = len(hists)
+		if version == VersionHistograms {
+			if hists, err = decodeHistograms(&r, hists); err != nil {
+				return nil, err
+			}
+		}
+		e.h1 = len(hists)
 		ext = append(ext, e)
 	}
-	d.samples, d.ext = samples, ext
+	d.samples, d.ext, d.hists = samples, ext, hists
 	if r.off != len(src) {
 		return nil, r.fail("%d trailing bytes", len(src)-r.off)
 	}
@@ -249,7 +261,41 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 		b.Series = make([]Series, 0, nser)
 	}
 	for _, e := range ext {
-		b.Series = append(b.Series, Series{Labels: src[e.l0:e.l1:e.l1], Samples: samples[e.s0:e.s1:e.s1]})
+		s := Series{Labels: src[e.l0:e.l1:e.l1], Samples: samples[e.s0:e.s1:e.s1]}
+		if e.h1 > e.h0 {
+			s.Histograms = hists[e.h0:e.h1:e.h1]
+		}
+		b.Series = append(b.Series, s)
 	}
 	return b, nil
+}
+
+// decodeHistograms reads the histogram samples and the flags byte that
+// end a VersionHistograms series, appending the samples to hists.
+func decodeHistograms(r *reader, hists []Histogram) ([]Histogram, error) {
+	nh, err := r.count("histogram count", minHistogramBytes)
+	if err != nil {
+		return hists, err
+	}
+	prev := int64(0)
+	for range nh {
+		dt, err := r.varint("histogram timestamp delta")
+		if err != nil {
+			return hists, err
+		}
+		prev += dt
+		h, err := r.histogram(prev)
+		if err != nil {
+			return hists, err
+		}
+		hists = append(hists, h)
+	}
+	if r.off >= len(r.src) {
+		return hists, r.fail("truncated series flags")
+	}
+	if f := r.src[r.off]; f != seriesFlags {
+		return hists, r.fail("unknown series flags %#x", f)
+	}
+	r.off++
+	return hists, nil
 }

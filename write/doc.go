@@ -8,7 +8,8 @@
 // golden tests (testdata/, rewritten with -rewrite), and a change updates
 // this doc, the version and the golden file together. It is pure: it does
 // no I/O and imports only the standard library,
-// github.com/klauspost/compress, Prometheus's model/labels and the
+// github.com/klauspost/compress, Prometheus's model/labels and
+// model/histogram (the histogram sample types) and the
 // module's internal/invariants (an arch test enforces it). It knows
 // nothing of Pebble, Raft or HTTP.
 //
@@ -78,12 +79,74 @@
 // the numbers). Version 1 was never released and is not decoded.
 // Version 4 costs 2-8 bytes per entry over version 2.
 //
-// Native histograms and exemplars will come as a new batch version, with
-// a sample kind per series (float, integer histogram, float histogram)
-// followed by that kind's samples, and exemplars per series after them.
-// Decoders dispatch on the version byte, so entries of versions 2, 3
-// and 4 already in Raft logs stay readable, and a float-only batch may
-// keep being written as version 4.
+// # Batch encoding (version 5): native histograms
+//
+// VersionHistograms is version 4 where every series continues after its
+// float samples with its native histogram samples and a flags byte:
+//
+//	series  = labels:string nsamples:uvarint sample*nsamples
+//	          nhist:uvarint hsample*nhist flags:byte(0)
+//	hsample = tdelta:varint kind:byte hint:byte schema:varint
+//	          zthreshold:f64 counts sum:f64
+//	          pspans nspans pbuckets nbuckets custom:floats
+//	counts  = zerocount:uvarint count:uvarint       (kind 1, integer)
+//	        | zerocount:f64 count:f64               (kind 2, float)
+//	spans   = n:uvarint (offset:varint length:uvarint)*n
+//	buckets = n:uvarint varint*n                    (kind 1: deltas, as
+//	                                                 histogram.Histogram)
+//	        | floats                                (kind 2: absolute)
+//	floats  = n:uvarint f64*n
+//
+// f64 is the 8 bytes of IEEE 754 bits, little-endian (so a StaleNaN sum,
+// Prometheus's stale marker for histograms, round-trips). tdelta is to
+// the previous histogram sample of the series (0 for the first), a chain
+// of its own beside the float samples'. kind says per sample whether it
+// is an integer (histogram.Histogram) or float (histogram.FloatHistogram)
+// histogram: Prometheus lets a series switch between them, so the kind is
+// per sample rather than per series (the sketch this doc once had); a
+// remote-write series may carry floats and histograms together, so both
+// are in one series rather than two series with the same labels. hint is
+// the CounterResetHint (0-3); schema an int32 (-4..8 exponential, -53
+// custom buckets, whose upper bounds are custom; other schemas decode and
+// the engine refuses them). Decode checks the encoding (kinds, hints,
+// int32 and uint32 ranges, counts against the remaining input), not the
+// histogram: the engine validates each one (histogram.Validate) and
+// refuses it, like an invalid label set, without stopping the batch.
+//
+// flags is reserved for exemplars and metadata: a later version gives
+// each a bit, followed by its section; version 5 writes 0 and Decode
+// refuses any other value. Append writes version 5 only for a batch with
+// histogram samples: a float-only batch stays version 4, which a replica
+// of the previous release decodes, so a rolling upgrade diverges only if
+// histograms arrive before every replica runs this one.
+// testdata/batch_v5.golden freezes it.
+//
+// # Deletion entries (versions 0x40, 0x41 and 0x42)
+//
+// A Raft log entry is a write batch or a deletion, told apart by its first
+// byte (IsDelete), so decoders dispatch on it before decoding a batch. The
+// deletion bytes are far above the batch versions (2 to 5), which new
+// batch kinds take next.
+//
+//	delete_series = version:byte(0x40) tenant:string start:varint end:varint
+//	                nmatchers:uvarint matcher*nmatchers
+//	matcher       = type:byte name:string value:string
+//	delete_tenant = version:byte(0x41) tenant:string
+//	retain        = version:byte(0x42) tenant:string before:varint
+//
+// A delete_series entry (DeleteSeries) deletes the samples in [start, end]
+// (milliseconds, both included; math.MinInt64 and math.MaxInt64 for every
+// time) of the tenant's series matching every matcher; type is
+// Prometheus's labels.MatchType (0 =, 1 !=, 2 =~, 3 !~). There are 1 to
+// 1024 matchers, end is not before start, and a regular expression that
+// does not compile makes the entry corrupt (the proposer compiled it). A
+// delete_tenant entry deletes every series and sample of the tenant. A
+// retain entry (Retain) drops the tenant's time partitions that end at or
+// before before (milliseconds) and the series left without samples;
+// before is math.MinInt64 to only collect the series. Golden files:
+// testdata/delete_series_v64.golden, testdata/delete_tenant_v65.golden,
+// testdata/retain_v66.golden. Their apply outcome is the empty
+// outcome, or the error of an entry that does not decode.
 //
 // # Label set encoding
 //

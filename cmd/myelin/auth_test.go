@@ -199,6 +199,18 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 		"POST /api/v1/alerts":   {"POST", "/api/v1/alerts", amConfig, 201},
 		"DELETE /api/v1/alerts": {"DELETE", "/api/v1/alerts", nil, 200},
 		"/alertmanager/":        {"GET", "/alertmanager/api/v2/status", nil, 200},
+		// Deletion: an admin token with the tenant, which none of the
+		// matrix's tokens is (TestDeleteHTTP deletes).
+		"POST /api/v1/admin/tsdb/delete_series":               {"POST", "/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"PUT /api/v1/admin/tsdb/delete_series":                {"PUT", "/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"POST /api/v1/admin/tsdb/clean_tombstones":            {"POST", "/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"PUT /api/v1/admin/tsdb/clean_tombstones":             {"PUT", "/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"POST /prometheus/api/v1/admin/tsdb/delete_series":    {"POST", "/prometheus/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"PUT /prometheus/api/v1/admin/tsdb/delete_series":     {"PUT", "/prometheus/api/v1/admin/tsdb/delete_series?match[]=" + alphaMetric, nil, 204},
+		"POST /prometheus/api/v1/admin/tsdb/clean_tombstones": {"POST", "/prometheus/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"PUT /prometheus/api/v1/admin/tsdb/clean_tombstones":  {"PUT", "/prometheus/api/v1/admin/tsdb/clean_tombstones", nil, 204},
+		"POST /purger/delete_tenant":                          {"POST", "/purger/delete_tenant", nil, 200},
+		"GET /purger/delete_tenant_status":                    {"GET", "/purger/delete_tenant_status", nil, 200},
 	}
 }
 
@@ -360,10 +372,9 @@ func TestAuthRunFile(t *testing.T) {
 	defer cancel()
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0",
-			"-auth.config-file", path, "-auth.config-reload-interval", "50ms"}, io.Discard, stderr)
-	}()
+	argv := []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0",
+			"-auth.config-file", path, "-auth.config-reload-interval", "50ms"}
+	goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 	addr := stderr.addr(t, done)
 	waitReady(t, addr)
 	base := "http://" + addr

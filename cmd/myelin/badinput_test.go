@@ -19,9 +19,8 @@ func TestBadInput(t *testing.T) {
 	defer cancel()
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0"}, io.Discard, stderr)
-	}()
+	argv := []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0"}
+	goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 	addr := stderr.addr(t, done)
 	waitReady(t, addr)
 	base := "http://" + addr

@@ -150,13 +150,20 @@ const e2eQueueConfig = `    queue_config:
 // ready.
 func startPrometheus(t *testing.T, bin, targetAddr, remoteWrite string) *promProc {
 	t.Helper()
+	return startPrometheusWith(t, bin, targetAddr, remoteWrite, "")
+}
+
+// startPrometheusWith is startPrometheus with more lines (indented) in
+// the configuration's global section.
+func startPrometheusWith(t *testing.T, bin, targetAddr, remoteWrite, global string) *promProc {
+	t.Helper()
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
-scrape_configs:
+`+global+`scrape_configs:
   - job_name: prometheus
     static_configs: [{targets: [%q]}]
   - job_name: e2e

@@ -38,9 +38,11 @@ type config struct {
 	logLevel     string
 	logFormat    string
 	retention    time.Duration
-	cacheBytes   int64
-	memTable     int64
-	minFreeBytes int64
+	// retentionInterval: how often the node proposes retention steps.
+	retentionInterval time.Duration
+	cacheBytes        int64
+	memTable          int64
+	minFreeBytes      int64
 
 	queryTimeout    time.Duration
 	queryMaxSamples int
@@ -245,7 +247,10 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 		"How often to check -auth.config-file for changes; 0 reloads it on SIGHUP only.")
 	fs.StringVar(&cfg.logLevel, "log.level", "info", "Only log messages with the given severity or above: debug, info, warn, error.")
 	fs.StringVar(&cfg.logFormat, "log.format", "logfmt", "Output format of log messages: logfmt or json.")
-	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this; 0 keeps everything.")
+	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this and delete them, a day at a time; 0 keeps everything.\n"+
+		"A tenant's retention_period in the runtime config deletes samples older than now minus it; the shorter one wins.")
+	fs.DurationVar(&cfg.retentionInterval, "compactor.cleanup-interval", 15*time.Minute,
+		"How often the node proposes the retention steps of the tenants it holds (deleting data past retention and the series left empty).")
 	fs.Int64Var(&cfg.cacheBytes, "storage.cache-size", 64<<20, "Block cache of the embedded Pebble store, shared by index and chunk reads, in `bytes`.")
 	fs.Int64Var(&cfg.memTable, "storage.memtable-size", 32<<20, "Size of one memtable of the embedded Pebble store, in `bytes`; up to two are in memory.")
 	fs.Int64Var(&cfg.minFreeBytes, "storage.min-free-disk-space-bytes", defaultMinFreeBytes,
@@ -256,7 +261,8 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.IntVar(&cfg.queryMaxSamples, "query.max-samples", 50_000_000, "Maximum number of samples one query may load into memory; the default of max_samples_per_query per tenant.")
 	fs.DurationVar(&cfg.lookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back an instant selector looks for the latest sample.")
 	fs.DurationVar(&cfg.rulerEvalInterval, "ruler.evaluation-interval", time.Minute, "How often a rule group without its own interval is evaluated.")
-	fs.DurationVar(&cfg.rulerPollInterval, "ruler.poll-interval", time.Minute, "How often the ruler reads the stored rule groups for changes made elsewhere; a change through this node's API is loaded at once.")
+	fs.DurationVar(&cfg.rulerPollInterval, "ruler.poll-interval", time.Minute, "How often the ruler re-reads every stored rule group, a backstop: a change applied to this node's copy of the\n"+
+		"metadata (through any node) is loaded within moments.")
 	fs.BoolVar(&cfg.queryExperimental, "query.enable-experimental", false,
 		"Enable all of Prometheus 3's experimental PromQL features: experimental functions,\n"+
 			"duration expressions, extended range selectors, binop fill modifiers, delayed name removal.")

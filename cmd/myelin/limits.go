@@ -27,6 +27,8 @@ type limitsConfig struct {
 	maxFetchedChunkBytes   int
 	maxQueryLength         promDuration
 	maxQueryLookback       promDuration
+	rulerMaxGroups         int
+	rulerMaxRulesPerGroup  int
 	runtimeConfigFile      string
 	runtimeConfigReloadDur time.Duration
 }
@@ -60,6 +62,12 @@ func (c *limitsConfig) register(fs *flag.FlagSet) {
 	fs.Var(&c.maxQueryLookback, "querier.max-query-lookback",
 		"Default per-tenant limit of how far back queries read; older data is left out of answers. 0 means no\n"+
 			"limit. Overridden by max_query_lookback.")
+	fs.IntVar(&c.rulerMaxGroups, "ruler.max-rule-groups-per-tenant", d.RulerMaxRuleGroupsPerTenant,
+		"Default per-tenant limit of rule groups over all namespaces; a POST past it is refused (400). 0 means no\n"+
+			"limit (Mimir's default is 70). Overridden by ruler_max_rule_groups_per_tenant.")
+	fs.IntVar(&c.rulerMaxRulesPerGroup, "ruler.max-rules-per-rule-group", d.RulerMaxRulesPerRuleGroup,
+		"Default per-tenant limit of rules in one rule group (400 past it). 0 means no limit (Mimir's default is 20).\n"+
+			"Overridden by ruler_max_rules_per_rule_group.")
 	fs.StringVar(&c.runtimeConfigFile, "runtime-config.file", "",
 		"YAML `file` of per-tenant limit overrides (Mimir's format: 'overrides:' tenant -> limits), reloaded every\n"+
 			"-runtime-config.reload-period; a bad file keeps the last good one (log, /metrics and /runtime_config say why).")
@@ -102,6 +110,8 @@ func (cfg *config) defaultLimits() limits.Limits {
 		ResultsCacheTTL:              limits.Duration(cfg.frontend.limits.ResultsCacheTTL),
 		MaxQueriersPerTenant:         cfg.frontend.limits.MaxQueriersPerTenant,
 		QueryShardingTotalShards:     cfg.frontend.limits.TotalShards,
+		RulerMaxRuleGroupsPerTenant:  cfg.limits.rulerMaxGroups,
+		RulerMaxRulesPerRuleGroup:    cfg.limits.rulerMaxRulesPerGroup,
 	}
 }
 

@@ -37,9 +37,8 @@ func TestRun(t *testing.T) {
 	defer cancel()
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-data.dir", dataDir, "-http.listen-address", "127.0.0.1:0"}, io.Discard, stderr)
-	}()
+	argv := []string{"-data.dir", dataDir, "-http.listen-address", "127.0.0.1:0"}
+	goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 	addr := stderr.addr(t, done)
 
 	if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
@@ -335,9 +334,8 @@ func TestRestartKeepsData(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		stderr := newLogWatcher()
 		done := make(chan error, 1)
-		go func() {
-			done <- run(ctx, []string{"-data.dir", dataDir, "-http.listen-address", "127.0.0.1:0"}, io.Discard, stderr)
-		}()
+		argv := []string{"-data.dir", dataDir, "-http.listen-address", "127.0.0.1:0"}
+		goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 		addr := stderr.addr(t, done)
 		waitReady(t, addr)
 		return "http://" + addr, cancel, done
@@ -376,10 +374,9 @@ func TestSlowBody(t *testing.T) {
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
 	dir := t.TempDir()
-	go func() {
-		done <- run(ctx, []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0",
-			"-server.http-read-timeout", "500ms"}, io.Discard, stderr)
-	}()
+	argv := []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0",
+			"-server.http-read-timeout", "500ms"}
+	goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 	// Stop the node before the data directory is removed.
 	defer func() {
 		cancel()
@@ -411,4 +408,28 @@ func TestSlowBody(t *testing.T) {
 	if !strings.HasPrefix(string(got), "HTTP/1.1 400 ") || !strings.Contains(string(got), "i/o timeout") {
 		t.Fatalf("answer %q, want a 400 for the body read timing out", got)
 	}
+}
+
+// goRun runs f (a run of the node) in a goroutine that sends its result
+// on done, and makes the test's cleanup cancel it and wait for it to
+// return (at most a minute) before the cleanups registered earlier run:
+// a test that fails half-way must not remove the data directory under a
+// node still closing its Pebble store (a background compaction then
+// panics on the missing files and takes every test of the binary down).
+// Arguments holding t.TempDir() must be evaluated before the call.
+func goRun(t *testing.T, cancel context.CancelFunc, done chan<- error, f func() error) {
+	t.Helper()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		done <- f()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-finished:
+		case <-time.After(time.Minute):
+			t.Error("the node did not stop within a minute of the test's end")
+		}
+	})
 }

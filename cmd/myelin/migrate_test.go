@@ -79,9 +79,8 @@ func TestMigrateFormerSingleNode(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		stderr := newLogWatcher()
 		done := make(chan error, 1)
-		go func() {
-			done <- run(ctx, []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0"}, io.Discard, stderr)
-		}()
+		argv := []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0"}
+		goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 		addr := stderr.addr(t, done)
 		waitReady(t, addr)
 		return "http://" + addr, cancel, done
@@ -131,9 +130,8 @@ func TestDataDirInUse(t *testing.T) {
 	defer cancel()
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0"}, io.Discard, stderr)
-	}()
+	argv := []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0"}
+	goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 	waitReady(t, stderr.addr(t, done))
 	err := run(context.Background(), []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0"}, io.Discard, io.Discard)
 	want := fmt.Sprintf("data directory %s is in use by another myelin process (pid %d)", dir, os.Getpid())

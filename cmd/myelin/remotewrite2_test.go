@@ -56,7 +56,8 @@ const rw2ContentType = "application/x-protobuf;proto=io.prometheus.write.v2.Requ
 // Prometheus's reference types, to a running node over HTTP, on each
 // write endpoint: what is valid is stored and queryable, what is not is
 // refused with a 400 that says why, the Written headers count exactly
-// the samples stored (0 histograms, 0 exemplars: not stored yet), and
+// the samples and native histograms stored (0 exemplars: not stored
+// yet), a histogram is rendered as Prometheus renders it, and
 // content types and encodings other than remote write's get 415. Remote
 // write 1.0 on the same node: unsorted labels are sorted and stored, a
 // gzip Content-Encoding is a 415.
@@ -65,9 +66,8 @@ func TestRemoteWrite2(t *testing.T) {
 	defer cancel()
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0"}, io.Discard, stderr)
-	}()
+	argv := []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0"}
+	goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 	addr := stderr.addr(t, done)
 	waitReady(t, addr)
 	base := "http://" + addr
@@ -119,7 +119,7 @@ func TestRemoteWrite2(t *testing.T) {
 				h := series(st, p+"h", 1)
 				h.Samples, h.Histograms = nil, []writev2.Histogram{hist}
 				return []writev2.TimeSeries{h, series(st, p+"e", 1)}
-			}), 400, "native histograms are not supported yet: 1 histogram samples were not written", [3]string{"1", "0", "0"}, []string{p + "e"}},
+			}), 204, "", [3]string{"1", "1", "0"}, []string{p + "e"}},
 			{"exemplars", encode(func(st *writev2.SymbolsTable) []writev2.TimeSeries {
 				s := series(st, p+"f", 1)
 				s.Exemplars = []writev2.Exemplar{{LabelsRefs: []uint32{st.Symbolize("trace_id"), st.Symbolize("abc")}, Value: 1, Timestamp: 10_000}}
@@ -139,12 +139,25 @@ func TestRemoteWrite2(t *testing.T) {
 						t.Fatalf("%s not stored: %d %s", name, code, body)
 					}
 				}
+				if tc.name == "histograms" {
+					// Rendered as Prometheus renders a native histogram.
+					want := `"histogram":[10,{"count":"1","sum":"1","buckets":[[0,"0.5","1","1"]]}]`
+					code, body := do(t, "GET", base+"/api/v1/query?query="+p+"h&time=10", "t", nil)
+					if code != 200 || !strings.Contains(body, want) {
+						t.Fatalf("histogram %sh: %d %s, want %s", p, code, body, want)
+					}
+					want = `"histograms":[[10,{"count":"1","sum":"1","buckets":[[0,"0.5","1","1"]]}]]`
+					code, body = do(t, "GET", base+"/api/v1/query_range?query="+p+"h&start=10&end=10&step=1", "t", nil)
+					if code != 200 || !strings.Contains(body, want) {
+						t.Fatalf("histogram %sh over a range: %d %s, want %s", p, code, body, want)
+					}
+				}
 			})
 		}
 	}
 	// Nothing refused was stored.
 	if code, body := do(t, "GET", base+`/api/v1/series?match[]={job="rw2"}`, "t", nil); code != 200 ||
-		strings.Contains(body, "_x") || strings.Contains(body, "_y") || strings.Contains(body, "_d") || strings.Contains(body, "_h") {
+		strings.Contains(body, "_x") || strings.Contains(body, "_y") || strings.Contains(body, "_d") {
 		t.Fatalf("refused series stored: %d %s", code, body)
 	}
 

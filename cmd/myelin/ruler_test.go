@@ -1,12 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/model/rulefmt"
+
+	"github.com/myelindb/myelin/server/ruler"
 )
 
 // TestRulerOverHTTP uploads a rule group through the Cortex API on a
@@ -145,5 +153,77 @@ func TestRulerOverHTTP(t *testing.T) {
 	}
 	if code, body := authDo(t, base, "GET", "/api/v1/rules", tokens["rules"], alpha, nil); code != 404 || !strings.Contains(body, "no rule groups found") {
 		t.Fatalf("list after delete: %d %s", code, body)
+	}
+}
+
+// TestRulerLimits: the ruler's limits come from the flags and from the
+// runtime config's overrides (Mimir's names and texts, 400), per tenant.
+func TestRulerLimits(t *testing.T) {
+	path, tokens := writeAuthFile(t, matrixEntries())
+	rc := filepath.Join(t.TempDir(), "runtime.yaml")
+	if err := os.WriteFile(rc, []byte("overrides:\n  "+alpha+":\n    ruler_max_rules_per_rule_group: 1\n    ruler_max_rule_groups_per_tenant: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, base := startAuthNode(t, path, "-runtime-config.file", rc, "-ruler.max-rules-per-rule-group", "3")
+	two := "name: %s\nrules:\n- record: a\n  expr: vector(1)\n- record: b\n  expr: vector(2)\n"
+	one := "name: %s\nrules:\n- record: a\n  expr: vector(1)\n"
+	for _, c := range []struct {
+		org, tok, body string
+		code           int
+		text           string
+	}{
+		{alpha, tokens["rules"], fmt.Sprintf(two, "g1"), 400, "per-user rules per rule group limit (limit: 1 actual: 2) exceeded"},
+		{alpha, tokens["rules"], fmt.Sprintf(one, "g1"), 202, ""},
+		{alpha, tokens["rules"], fmt.Sprintf(one, "g2"), 202, ""},
+		{alpha, tokens["rules"], fmt.Sprintf(one, "g3"), 400, "per-user rule groups limit (limit: 2 actual: 3) exceeded"},
+		{alpha, tokens["rules"], fmt.Sprintf(one, "g1"), 202, ""}, // replaced, not added
+		// bravo has the flags' limits: 3 rules per group, no group limit.
+		{bravo, tokens["wrong-tenant"], fmt.Sprintf(two, "g1"), 202, ""},
+		{bravo, tokens["wrong-tenant"], fmt.Sprintf(two, "g2"), 202, ""},
+		{bravo, tokens["wrong-tenant"], fmt.Sprintf(two, "g3"), 202, ""},
+		{bravo, tokens["wrong-tenant"], "name: g4\nrules:\n- record: a\n  expr: vector(1)\n- record: b\n  expr: vector(1)\n- record: c\n  expr: vector(1)\n- record: d\n  expr: vector(1)\n", 400,
+			"per-user rules per rule group limit (limit: 3 actual: 4) exceeded"},
+	} {
+		code, body := authDo(t, base, "POST", "/api/v1/rules/ns", c.tok, c.org, []byte(c.body))
+		if code != c.code || !strings.Contains(body, c.text) {
+			t.Errorf("%s %q: %d %s, want %d %q", c.org, c.body, code, body, c.code, c.text)
+		}
+	}
+}
+
+// TestRulerImportsFileStore: the groups a node kept in DATA/rules before
+// they were replicated are in the replicated store after its start, and
+// the directory is renamed so it is imported once.
+func TestRulerImportsFileStore(t *testing.T) {
+	path, tokens := writeAuthFile(t, matrixEntries())
+	dir := t.TempDir()
+	fs, err := ruler.NewFileStore(filepath.Join(dir, "rules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := rulefmt.RuleGroup{Name: "old", Rules: []rulefmt.Rule{{Record: "old_rule", Expr: "vector(1)"}}}
+	if err := fs.Set(context.Background(), alpha, "legacy", g); err != nil {
+		t.Fatal(err)
+	}
+	_, base := startAuthNode(t, path, "-data.dir", dir)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := authDo(t, base, "GET", "/api/v1/rules/legacy/old", tokens["rules"], alpha, nil)
+		if code == 200 && strings.Contains(body, "old_rule") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("imported group: %d %s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "rules.imported")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("DATA/rules not renamed after the import")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -246,9 +246,8 @@ func startUINode(t *testing.T, args ...string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, append([]string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0"}, args...), io.Discard, stderr)
-	}()
+	argv := append([]string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0"}, args...)
+	goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 	addr := stderr.addr(t, done)
 	t.Cleanup(func() {
 		cancel()

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -56,6 +59,12 @@ type node struct {
 	// ruler evaluates the tenants' rule groups: set by install, closed
 	// by close (before the cluster it writes through).
 	ruler *ruler.Ruler
+	// stopImport ends the import of DATA/rules (newRuler), importDone
+	// is closed when it ended.
+	stopImport context.CancelFunc
+	importDone chan struct{}
+	// retention proposes the tenants' retention steps; nil until install.
+	retention *server.Retention
 	// alertmanager is the node's multi-tenant Alertmanager, notifier the
 	// ruler's sender to external Alertmanagers (nil when it sends to
 	// alertmanager): set by install, closed by close after the ruler.
@@ -247,8 +256,15 @@ func (n *node) internalHandler(logger *slog.Logger) http.Handler {
 // listener and the engine; any may be missing after a failed open.
 func (n *node) close() error {
 	var errs []error
+	if n.stopImport != nil {
+		n.stopImport()
+		<-n.importDone
+	}
 	if n.ruler != nil {
 		n.ruler.Close()
+	}
+	if n.retention != nil {
+		n.retention.Close()
 	}
 	if n.notifier != nil {
 		n.notifier.Close()
@@ -419,6 +435,40 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	// Cortex's list of rule groups, docs/design.md "Ruler").
 	rulesAPI.Register(func(pattern string, h http.Handler) { handle(pattern, "rules", auth.Rules, h) },
 		"/api/v1/rules", "/prometheus/config/v1/rules")
+	// Deletion (docs/design.md "Deletion and retention"): Prometheus's
+	// admin API and Mimir's tenant deletion, replicated to every group by
+	// the distributor. An admin token with the tenant.
+	del := server.NewDeleteAPI(n.dist, server.DeleteOptions{
+		MultiTenant: cfg.multitenancy,
+		Parser:      server.NewParser(cfg.queryExperimental),
+		HasData: func(ctx context.Context, org string) (bool, error) {
+			q, err := n.query.Querier(org, math.MinInt64, math.MaxInt64)
+			if err != nil {
+				return false, err
+			}
+			defer q.Close()
+			names, _, err := q.LabelNames(ctx, nil)
+			return len(names) > 0, err
+		},
+		Logger: logger.With("component", "delete"),
+	})
+	// Retention: the steps of the tenants this node holds data of, in
+	// every group (docs/design.md "Deletion and retention").
+	n.retention = server.StartRetention(n.dist, server.RetentionOptions{
+		Interval: cfg.retentionInterval,
+		Global:   cfg.retention,
+		Period:   n.limits.o.RetentionPeriod,
+		Tenants:  n.localTenants,
+		Logger:   logger.With("component", "retention"),
+	})
+	for _, prefix := range []string{"", "/prometheus"} {
+		for _, method := range []string{"POST", "PUT"} {
+			handle(method+" "+prefix+"/api/v1/admin/tsdb/delete_series", "delete_series", auth.TenantAdmin, http.HandlerFunc(del.DeleteSeries))
+			handle(method+" "+prefix+"/api/v1/admin/tsdb/clean_tombstones", "clean_tombstones", auth.TenantAdmin, http.HandlerFunc(del.CleanTombstones))
+		}
+	}
+	handle("POST /purger/delete_tenant", "delete_tenant", auth.TenantAdmin, http.HandlerFunc(del.DeleteTenant))
+	handle("GET /purger/delete_tenant_status", "delete_tenant_status", auth.TenantAdmin, http.HandlerFunc(del.DeleteTenantStatus))
 	// The Alertmanager: Cortex's configuration API (/api/v1/alerts, so
 	// Prometheus's read of alerts is under /prometheus only) and each
 	// tenant's API v2 under /alertmanager, both with the alertmanager scope
@@ -438,13 +488,14 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 }
 
 // newRuler starts the ruler over the node's read and write paths, with
-// its rule groups in DATA/rules (single node: docs/design.md "Ruler"),
-// keeps it in n to be closed with it, and returns its configuration API.
+// its rule groups in the metadata group (a single node is a cluster of
+// one: docs/design.md "Ruler"), evaluating the groups the node ring gives
+// this node; keeps it in n to be closed with it, and returns its
+// configuration API.
 func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Registerer, logger *slog.Logger) (*ruler.Ruler, *ruler.ConfigAPI, error) {
-	store, err := ruler.NewFileStore(filepath.Join(cfg.dataDir, "rules"))
-	if err != nil {
-		return nil, nil, err
-	}
+	// Fenced after half of DeadAfter without the metadata leader: a node
+	// cut off stops evaluating before the others take its groups.
+	store := ruler.NewMetaStore(rulerMetadata{n.cluster}, cfg.cluster.deadAfter/2)
 	p := server.NewParser(cfg.queryExperimental)
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:                   logger,
@@ -457,7 +508,9 @@ func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Regis
 		Parser:                   p,
 	})
 	rl, err := ruler.New(ruler.Options{
-		Store: store,
+		Store:   store,
+		Owns:    store.Owns,
+		Version: store.Version,
 		Queryable: func(org string) storage.Queryable {
 			return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
 				return n.query.Querier(org, mint, maxt)
@@ -480,8 +533,20 @@ func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Regis
 		MultiTenant: cfg.multitenancy,
 		Parser:      p,
 		Changed:     rl.Changed,
+		Limits:      n.limits.o,
 		Logger:      logger,
 	})
+	// Groups a node stored in DATA/rules before they were replicated
+	// move into the metadata once it has a leader.
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stopImport, n.importDone = cancel, make(chan struct{})
+	go func() {
+		defer close(n.importDone)
+		dir := filepath.Join(cfg.dataDir, "rules")
+		if err := ruler.ImportFileStore(ctx, dir, store); err != nil && ctx.Err() == nil {
+			logger.Error("ruler: import the rule groups of "+dir+" into the replicated store", "err", err)
+		}
+	}()
 	return rl, api, nil
 }
 
@@ -531,4 +596,21 @@ func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate,
 	}
 	n.frontend = fe
 	return fe, nil
+}
+
+// localTenants returns the tenants of this node's replicas, sorted.
+func (n *node) localTenants() []string {
+	r, err := n.cluster.Router().Ring()
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, id := range r.Groups() {
+		if g := n.db.Group(uint32(id)); g != nil {
+			for _, ts := range g.Stats() {
+				seen[ts.Tenant] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }

@@ -231,7 +231,7 @@ type pureRule struct {
 // chunkenc/doc.go first, then this list.
 var pureRules = []pureRule{
 	{rel: "chunkenc"},
-	{rel: "write", external: []string{"github.com/klauspost/compress", "github.com/prometheus/prometheus/model/labels"}},
+	{rel: "write", external: []string{"github.com/klauspost/compress", "github.com/prometheus/prometheus/model/labels", "github.com/prometheus/prometheus/model/histogram"}},
 	{rel: "raftgroup/ring", external: []string{"github.com/cespare/xxhash/v2"}},
 }
 

@@ -63,9 +63,13 @@
 //
 // # Metadata log entries
 //
-// A ring step (ring.AppendStep, first byte ring.StepVersion). The whole
+// A ring step (ring.AppendStep, first byte ring.StepVersion), or a rule
+// group change (AppendRuleChange, first byte 0x81, rules.go). The
 // metadata is one ring.State (membership, placement, ring history, which
-// groups await their bootstrap, which nodes were removed). Logs written
+// groups await their bootstrap, which nodes were removed) and the
+// tenants' rule groups (RuleGroups), placed on the active nodes by
+// View.RuleOwner; Node.ChangeRules commits a change through the
+// metadata leader. Logs written
 // before ring.StepStartGroup may hold 0x80 | group:uvarint, applied as
 // that step. The checkpoint and snapshot format is in meta.go (metaFSM).
 package cluster

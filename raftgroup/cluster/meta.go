@@ -32,6 +32,10 @@ type View struct {
 	State *ring.State
 	// Index is the metadata log index the view reflects.
 	Index uint64
+	// Rules are the tenants' rule groups (nil: none).
+	Rules *RuleGroups
+
+	ruleRing *ruleRing // RuleOwner's, nil: built per call
 }
 
 // Removed reports whether node id was drained and removed: it may not
@@ -59,9 +63,12 @@ func (v *View) Bootstraps(g ring.GroupID, node ring.NodeID) bool {
 // file, rewritten atomically at every checkpoint (the state is small: a
 // few KB for hundreds of groups).
 //
-// Checkpoint file and snapshot stream (version 2):
+// Checkpoint file and snapshot stream (version 3):
 //
-//	"mymt" | version:byte(2) | index:uint64 big-endian | state: the rest, ring.AppendState
+//	"mymt" | version:byte(3) | index:uint64 big-endian | rules section (rules.go) | state: the rest, ring.AppendState
+//
+// Version 2 is version 3 without the rules section; it is still written
+// while there is no rule group (encodeLocked).
 //
 // Version 1 held two side maps between the index and the state (groups
 // awaiting their bootstrap, removed nodes); they are part of ring.State
@@ -78,6 +85,7 @@ type metaFSM struct {
 	mu    sync.Mutex
 	state *ring.State
 	index uint64
+	rules *RuleGroups // immutable; replaced by a rule change
 
 	view    atomic.Pointer[View]
 	changed func() // called after every change, outside mu
@@ -87,7 +95,7 @@ var _ raftgroup.Applier = (*metaFSM)(nil)
 
 const (
 	metaMagic   = "mymt"
-	metaVersion = 2
+	metaVersion = 3
 )
 
 // ErrCorruptMeta: the metadata checkpoint or snapshot does not decode.
@@ -117,7 +125,7 @@ func (f *metaFSM) View() *View { return f.view.Load() }
 
 // publishLocked stores a copy of the state as the current view.
 func (f *metaFSM) publishLocked() {
-	f.view.Store(&View{State: f.state.Clone(), Index: f.index})
+	f.view.Store(&View{State: f.state.Clone(), Index: f.index, Rules: f.rules, ruleRing: &ruleRing{}})
 }
 
 // Apply applies one metadata entry. An entry that does not decode or a
@@ -139,6 +147,18 @@ func (f *metaFSM) apply(index uint64, entry []byte) error {
 	f.index = index
 	defer f.publishLocked()
 	var st ring.Step
+	if len(entry) > 0 && entry[0] == entryRules {
+		c, err := DecodeRuleChange(entry)
+		if err != nil {
+			return err
+		}
+		r, err := f.rules.Apply(c)
+		if err != nil {
+			return err
+		}
+		f.rules = r
+		return nil
+	}
 	if len(entry) > 0 && entry[0] == entryStarted {
 		g, n := binary.Uvarint(entry[1:])
 		if n <= 0 || 1+n != len(entry) || g == 0 || g > 1<<32-1 {
@@ -198,20 +218,29 @@ func (f *metaFSM) Restore(r io.Reader) (uint64, error) {
 	return idx, nil
 }
 
+// encodeLocked writes version 2 while there is no rule group, so nodes
+// of the version before rule groups still restore this node's snapshots
+// during a rolling upgrade (until the first group is set).
 func (f *metaFSM) encodeLocked() []byte {
+	if f.rules.Len() == 0 {
+		b := append([]byte(metaMagic), 2)
+		b = binary.BigEndian.AppendUint64(b, f.index)
+		return ring.AppendState(b, f.state)
+	}
 	b := append([]byte(metaMagic), metaVersion)
 	b = binary.BigEndian.AppendUint64(b, f.index)
+	b = appendRulesSection(b, f.rules)
 	return ring.AppendState(b, f.state)
 }
 
-// decode replaces the FSM's contents with b (version 1 or 2); on error it
+// decode replaces the FSM's contents with b (version 1, 2 or 3); on error it
 // changes nothing.
 func (f *metaFSM) decode(b []byte) (err error) {
 	if len(b) < len(metaMagic)+9 || !bytes.HasPrefix(b, []byte(metaMagic)) {
 		return fmt.Errorf("%w: bad header", ErrCorruptMeta)
 	}
 	version := b[len(metaMagic)]
-	if version != 1 && version != metaVersion {
+	if version < 1 || version > metaVersion {
 		return fmt.Errorf("%w: unknown version %d", ErrCorruptMeta, version)
 	}
 	b = b[len(metaMagic)+1:]
@@ -219,6 +248,12 @@ func (f *metaFSM) decode(b []byte) (err error) {
 	b = b[8:]
 	var pending map[ring.GroupID]ring.NodeID
 	var removed []ring.Removed
+	var rules *RuleGroups
+	if version >= 3 {
+		if rules, b, err = decodeRulesSection(b); err != nil {
+			return err
+		}
+	}
 	if version == 1 {
 		if pending, removed, b, err = decodeSideMaps(b); err != nil {
 			return err
@@ -240,7 +275,7 @@ func (f *metaFSM) decode(b []byte) (err error) {
 			return fmt.Errorf("%w: %w", ErrCorruptMeta, err)
 		}
 	}
-	f.state, f.index = s, index
+	f.state, f.index, f.rules = s, index, rules
 	return nil
 }
 
@@ -327,11 +362,11 @@ func DecodeMetadata(b []byte) (*View, error) {
 	if err := f.decode(b); err != nil {
 		return nil, err
 	}
-	return &View{State: f.state, Index: f.index}, nil
+	return &View{State: f.state, Index: f.index, Rules: f.rules}, nil
 }
 
 // AppendMetadata appends the encoding of v, as a checkpoint holds it.
 func AppendMetadata(dst []byte, v *View) []byte {
-	f := &metaFSM{state: v.State, index: v.Index}
+	f := &metaFSM{state: v.State, index: v.Index, rules: v.Rules}
 	return append(dst, f.encodeLocked()...)
 }

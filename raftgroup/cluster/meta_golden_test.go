@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,6 +67,21 @@ func goldenMetaFSM(t *testing.T) *metaFSM {
 	plan(ring.Event{Kind: ring.EventJoin, Node: "f", Addr: "[fd00::f]:9095"}, -1)
 	plan(ring.Event{Kind: ring.EventDrain, Node: "a"}, 1)
 	plan(ring.Event{Kind: ring.EventDead, Node: "c"}, 1)
+	// Rule groups: two tenants, a replaced group, a deleted group and a
+	// deleted namespace.
+	for _, c := range []RuleChange{
+		SetRuleGroup("t1", "ns/a", "g1", []byte("name: g1\nrules:\n- record: r\n  expr: up\n")),
+		SetRuleGroup("t1", "ns/a", "g2", []byte("name: g2\nrules: []\n")),
+		SetRuleGroup("t1", "ns/a", "g2", []byte("name: g2\ninterval: 30s\nrules:\n- alert: A\n  expr: up == 0\n")),
+		SetRuleGroup("t1", "", "empty namespace", []byte("name: empty namespace\nrules: []\n")),
+		SetRuleGroup("t2", "x", "g", []byte("name: g\nrules: []\n")),
+		SetRuleGroup("t2", "x", "gone", []byte("name: gone\nrules: []\n")),
+		DeleteRuleGroup("t2", "x", "gone"),
+		SetRuleGroup("t3", "y", "g", []byte("name: g\nrules: []\n")),
+		DeleteRuleNamespace("t3", "y"),
+	} {
+		apply(AppendRuleChange(nil, c))
+	}
 	return f
 }
 
@@ -94,11 +111,19 @@ func describeView(v *View) string {
 		}
 		fmt.Fprintf(&b, "# removed node %s, %s\n", r.ID, how)
 	}
+	for _, t := range v.Rules.Tenants() {
+		nss := v.Rules.Tenant(t)
+		for _, ns := range slices.Sorted(maps.Keys(nss)) {
+			for _, name := range slices.Sorted(maps.Keys(nss[ns])) {
+				fmt.Fprintf(&b, "# rule group tenant %q namespace %q name %q: %d bytes\n", t, ns, name, len(nss[ns][name]))
+			}
+		}
+	}
 	return b.String()
 }
 
 // TestMetaGolden freezes the metadata checkpoint and snapshot format
-// ("mymt" version 2, metaFSM): the fixed view of goldenMetaFSM must encode
+// ("mymt" version 3, metaFSM): the fixed view of goldenMetaFSM must encode
 // byte for byte to testdata/meta.golden (hex.Dump below a description of
 // the view), its checkpoint file and snapshot must be those bytes, and the
 // stored bytes must decode to the same view and encode again identically.
@@ -110,7 +135,7 @@ func TestMetaGolden(t *testing.T) {
 	checkGoldenView(t, v)
 
 	enc := AppendMetadata(nil, v)
-	text := "# metaFSM checkpoint (\"mymt\" version 2) of goldenMetaFSM in meta_golden_test.go.\n" +
+	text := "# metaFSM checkpoint (\"mymt\" version 3) of goldenMetaFSM in meta_golden_test.go.\n" +
 		"# Rewrite: go test ./raftgroup/cluster -run TestMetaGolden -rewrite\n" +
 		describeView(v) + hex.Dump(enc)
 	path := filepath.Join("testdata", "meta.golden")
@@ -186,12 +211,40 @@ func checkGoldenView(t *testing.T, v *View) {
 		}
 	}
 	require.Positive(t, multi, "groups with several replicas")
+	require.Equal(t, []string{"t1", "t2"}, v.Rules.Tenants(), "rule tenants")
+	require.Equal(t, 4, v.Rules.Len(), "rule groups")
 }
 
 func requireSameView(t *testing.T, want, got *View) {
 	t.Helper()
 	require.Equal(t, want.Index, got.Index, "index")
 	require.True(t, want.State.Equal(got.State), "ring state (with starters and removed nodes)")
+	require.Equal(t, want.Rules.Len(), got.Rules.Len(), "rule groups")
+	for _, tn := range want.Rules.Tenants() {
+		require.Equal(t, want.Rules.Tenant(tn), got.Rules.Tenant(tn), "rule groups of %s", tn)
+	}
+}
+
+// TestMetaV2 decodes a checkpoint of version 2, written before the rule
+// groups were in the metadata: the same ring state, no rule groups.
+func TestMetaV2(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "meta-v2.golden"))
+	require.NoError(t, err)
+	stored, err := parseHexDump(string(b))
+	require.NoError(t, err)
+	require.Equal(t, byte(2), stored[len(metaMagic)])
+	v, err := DecodeMetadata(stored)
+	require.NoError(t, err)
+	require.True(t, goldenMetaFSM(t).View().State.Equal(v.State), "ring state")
+	require.Zero(t, v.Rules.Len())
+	require.Empty(t, v.Rules.Tenants())
+	// Without rule groups it is written in version 2, byte for byte, so
+	// older nodes restore it during a rolling upgrade.
+	enc := AppendMetadata(nil, v)
+	require.Equal(t, stored, enc)
+	again, err := DecodeMetadata(enc)
+	require.NoError(t, err)
+	requireSameView(t, v, again)
 }
 
 // parseHexDump reads the bytes of the hex.Dump lines of text, skipping
@@ -242,9 +295,9 @@ func TestMetaV1(t *testing.T) {
 	}
 	require.Equal(t, []ring.Removed{{ID: "d", Drained: true}, {ID: "e"}}, v.State.Removed)
 	require.True(t, v.Bootstraps(2, "a") && v.Removed("d") && v.Gone("e") && !v.Removed("e"))
-	// It is written back in version 2.
+	// It is written back in version 2 (no rule groups).
 	enc := AppendMetadata(nil, v)
-	require.Equal(t, byte(metaVersion), enc[len(metaMagic)])
+	require.Equal(t, byte(2), enc[len(metaMagic)])
 	again, err := DecodeMetadata(enc)
 	require.NoError(t, err)
 	requireSameView(t, v, again)

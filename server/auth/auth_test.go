@@ -130,6 +130,7 @@ func TestAllow(t *testing.T) {
 		{Name: "two", Hash: Hash("two"), Tenants: []string{"b", "a"}, Scopes: []Scope{ScopeWrite, ScopeRead}},
 		{Name: "ops", Hash: Hash("ops"), Scopes: []Scope{ScopeAdmin}},
 		{Name: "scrape", Hash: Hash("scrape"), Scopes: []Scope{ScopeMetrics}},
+		{Name: "ops-a", Hash: Hash("ops-a"), Tenants: []string{"a"}, Scopes: []Scope{ScopeAdmin}},
 	})
 	require.NoError(t, err)
 	principal := func(tok string) *Principal {
@@ -166,6 +167,12 @@ func TestAllow(t *testing.T) {
 		{"metrics by scraper", "scrape", Metrics, nil, "", nil},
 		{"scraper not admin", "scrape", Admin, nil, "", ErrScope},
 		{"scraper cannot read", "scrape", Read, []string{"a"}, "", ErrScope},
+		{"tenant admin own tenant", "ops-a", TenantAdmin, []string{"a"}, "a", nil},
+		{"tenant admin implied tenant", "ops-a", TenantAdmin, nil, "a", nil},
+		{"tenant admin other tenant", "ops-a", TenantAdmin, []string{"b"}, "", ErrTenant},
+		{"tenant admin needs a granted tenant", "ops", TenantAdmin, []string{"a"}, "", ErrTenant},
+		{"tenant admin needs admin", "one", TenantAdmin, []string{"a"}, "", ErrScope},
+		{"tenant admin cannot write", "ops-a", Write, []string{"a"}, "", ErrScope},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := principal(tc.token).Allow(tc.need, tc.hdr)

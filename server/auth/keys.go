@@ -33,7 +33,8 @@ const (
 	// Prometheus that scrapes Myelin, without the rest of admin.
 	ScopeMetrics Scope = "metrics"
 	// ScopeAdmin: every operator endpoint (status pages, /config,
-	// /metrics, pprof, drain, Raft status and data), across tenants.
+	// /metrics, pprof, drain, Raft status and data), across tenants;
+	// with a tenant of the token, the deletion of its data (TenantAdmin).
 	ScopeAdmin Scope = "admin"
 )
 
@@ -254,6 +255,11 @@ const (
 	// Alertmanager: ScopeAlertmanager and one tenant of the token (the
 	// Alertmanager's configuration API and API v2).
 	Alertmanager
+	// TenantAdmin: ScopeAdmin and one tenant of the token, as Write: an
+	// administrative change of one tenant's data (deleting series, or the
+	// tenant). The admin scope alone, with no tenant granted, does not
+	// reach a tenant's data.
+	TenantAdmin
 )
 
 func (n Need) String() string {
@@ -274,6 +280,8 @@ func (n Need) String() string {
 		return "rules"
 	case Alertmanager:
 		return "alertmanager"
+	case TenantAdmin:
+		return "tenant admin"
 	}
 	return fmt.Sprintf("Need(%d)", uint8(n))
 }
@@ -285,9 +293,10 @@ func (n Need) String() string {
 //
 //  1. ErrScope if p lacks the scope (Metrics: metrics or admin; Token:
 //     none needed);
-//  2. for Write, Rules, Alertmanager and Read: tenant.ErrManyHeaders for several headers;
-//     without a header, the token's tenant if it has exactly one, else
-//     tenant.ErrMissing; with one, the tenant (Write, Rules, Alertmanager) or tenants (Read,
+//  2. for Write, Rules, Alertmanager, TenantAdmin and Read:
+//     tenant.ErrManyHeaders for several headers; without a header, the
+//     token's tenant if it has exactly one, else tenant.ErrMissing; with
+//     one, the tenant (Write, Rules, Alertmanager, TenantAdmin) or tenants (Read,
 //     "a|b") it names, which must be valid (tenant's errors) and each
 //     granted to p (ErrTenant).
 func (p *Principal) Allow(n Need, hdr []string) (string, error) {
@@ -301,7 +310,7 @@ func (p *Principal) Allow(n Need, hdr []string) (string, error) {
 		ok = p.Can(ScopeRead)
 	case Metrics:
 		ok = p.Can(ScopeMetrics) || p.Can(ScopeAdmin)
-	case Admin:
+	case Admin, TenantAdmin:
 		ok = p.Can(ScopeAdmin)
 	case Rules:
 		ok = p.Can(ScopeRules)
@@ -313,7 +322,7 @@ func (p *Principal) Allow(n Need, hdr []string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w (%s)", ErrScope, n)
 	}
-	if n != Write && n != Read && n != Rules && n != Alertmanager {
+	if n != Write && n != Read && n != Rules && n != Alertmanager && n != TenantAdmin {
 		return "", nil
 	}
 	switch {

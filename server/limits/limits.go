@@ -87,6 +87,22 @@ type Limits struct {
 	// -query-frontend.parallelize-shardable-queries is on; 0 or 1 does
 	// not shard.
 	QueryShardingTotalShards int `yaml:"query_sharding_total_shards"`
+
+	// RetentionPeriod: the tenant's samples older than now minus this are
+	// deleted, a time partition (a day) at a time, with the series left
+	// without samples (cmd's retention loop proposes the steps; engine's
+	// ApplyRetain applies them). Zero means the global retention
+	// (-storage.retention, relative to the tenant's newest sample). Both
+	// apply: the shorter one wins.
+	RetentionPeriod Duration `yaml:"retention_period"`
+
+	// The ruler's (server/ruler.Limits), checked when a group is set.
+
+	// RulerMaxRuleGroupsPerTenant: rule groups of the tenant over all
+	// namespaces. Zero means no limit.
+	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant"`
+	// RulerMaxRulesPerRuleGroup: rules in one group. Zero means no limit.
+	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group"`
 }
 
 // Defaults returns the default limits: Myelin's flag defaults. They are
@@ -168,6 +184,9 @@ var Flag = map[string]string{
 	"results_cache_ttl":                 "query-frontend.results-cache-ttl",
 	"max_queriers_per_tenant":           "query-frontend.max-queriers-per-tenant",
 	"query_sharding_total_shards":       "query-frontend.query-sharding-total-shards",
+	"retention_period":                  "storage.retention",
+	"ruler_max_rule_groups_per_tenant":  "ruler.max-rule-groups-per-tenant",
+	"ruler_max_rules_per_rule_group":    "ruler.max-rules-per-rule-group",
 }
 
 // Value is one limit of a Limits as a number, for metrics and listings.
@@ -200,6 +219,9 @@ func (l *Limits) Values() []Value {
 		{"results_cache_ttl", sec(l.ResultsCacheTTL)},
 		{"max_queriers_per_tenant", float64(l.MaxQueriersPerTenant)},
 		{"query_sharding_total_shards", float64(l.QueryShardingTotalShards)},
+		{"retention_period", sec(l.RetentionPeriod)},
+		{"ruler_max_rule_groups_per_tenant", float64(l.RulerMaxRuleGroupsPerTenant)},
+		{"ruler_max_rules_per_rule_group", float64(l.RulerMaxRulesPerRuleGroup)},
 	}
 }
 
@@ -232,6 +254,8 @@ func (l *Limits) Validate() error {
 		{"max_global_series_per_metric", l.MaxGlobalSeriesPerMetric},
 		{"max_fetched_series_per_query", l.MaxFetchedSeriesPerQuery},
 		{"max_fetched_chunk_bytes_per_query", l.MaxFetchedChunkBytesPerQuery},
+		{"ruler_max_rule_groups_per_tenant", l.RulerMaxRuleGroupsPerTenant},
+		{"ruler_max_rules_per_rule_group", l.RulerMaxRulesPerRuleGroup},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%d is negative: want 0 for no limit, or more", f.v)
@@ -256,6 +280,7 @@ func (l *Limits) Validate() error {
 	}{
 		{"max_query_length", l.MaxQueryLength},
 		{"max_query_lookback", l.MaxQueryLookback},
+		{"retention_period", l.RetentionPeriod},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%v is negative: want 0 for no limit, or more", f.v)

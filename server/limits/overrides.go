@@ -67,6 +67,9 @@ func (o *Overrides) For(tenant string) *Limits {
 // Typed getters, one limit each (see the fields of Limits).
 
 func (o *Overrides) IngestionRate(tenant string) float64 { return o.For(tenant).IngestionRate }
+func (o *Overrides) RetentionPeriod(tenant string) time.Duration {
+	return time.Duration(o.For(tenant).RetentionPeriod)
+}
 func (o *Overrides) IngestionBurstSize(tenant string) int {
 	return o.For(tenant).IngestionBurstSize
 }
@@ -90,6 +93,12 @@ func (o *Overrides) MaxQueryLookback(tenant string) time.Duration {
 }
 func (o *Overrides) MaxSamplesPerQuery(tenant string) int {
 	return o.For(tenant).MaxSamplesPerQuery
+}
+func (o *Overrides) RulerMaxRuleGroupsPerTenant(tenant string) int {
+	return o.For(tenant).RulerMaxRuleGroupsPerTenant
+}
+func (o *Overrides) RulerMaxRulesPerRuleGroup(tenant string) int {
+	return o.For(tenant).RulerMaxRulesPerRuleGroup
 }
 func (o *Overrides) QueryTimeout(tenant string) time.Duration {
 	return time.Duration(o.For(tenant).QueryTimeout)

@@ -52,9 +52,9 @@
 // encoding/binary uvarints and varints (zig-zag) unless given a width;
 // string = len:uvarint bytes.
 //
-// Request body (version 2, RequestVersion):
+// Request body (version 3, RequestVersion; version 2 has the same layout):
 //
-//	request  = version:byte(2) group:uvarint tenant:string
+//	request  = version:byte(3) group:uvarint tenant:string
 //	           mint:varint maxt:varint
 //	           nmatchers:uvarint matcher*nmatchers
 //	           tail
@@ -84,26 +84,42 @@
 // otherwise; the client's other errors wrap ErrRemote. A 200 body is a
 // stream of frames:
 //
-//	response = version:byte(1) frame* trailer
-//	select:  frame = series chunk*
+//	response = version:byte(2) frame* trailer
+//	select:  frame = series (chunk | hchunk)*
 //	series   = 'S' nlabels:uvarint (name:string value:string)*nlabels
 //	chunk    = 'C' mint:varint maxtDelta:uvarint len:uvarint data:len bytes
+//	hchunk   = 'H' enc:byte mint:varint maxtDelta:uvarint len:uvarint data:len bytes
 //	labels, values: frame = 'N' value:string
 //	trailer  = 'T' count:uvarint error:string
 //	           nwarnings:uvarint (info:byte(0|1) text:string)*nwarnings
 //
 // Series come in the order the group's Select returned them (sorted when
 // asked). A series' chunks follow it in time order and do not overlap;
-// data is a Prometheus tsdb/chunkenc XOR chunk (its 2-byte sample count,
-// then the bit stream; the format of Prometheus remote read's
-// STREAMED_XOR_CHUNKS) of 1 to 120 float samples, mint and mint+maxtDelta
-// its first and last timestamps, so a reader skips chunks on Seek without
-// decoding them. Sample values are raw IEEE 754 bits: the staleness NaN
-// and every other NaN payload round-trip bit for bit. With hints.Func ==
-// "series" (Prometheus's /api/v1/series) no chunk is sent: the series
-// carry labels only and iterate no samples, as in Prometheus's TSDB. A
-// non-float sample (a native histogram) is an error: the engine stores
-// none yet.
+// a 'C' chunk's data is a Prometheus tsdb/chunkenc XOR chunk (its 2-byte
+// sample count, then the bit stream; the format of Prometheus remote
+// read's STREAMED_XOR_CHUNKS) of 1 to 120 float samples, mint and
+// mint+maxtDelta its first and last timestamps, so a reader skips chunks
+// on Seek without decoding them. Sample values are raw IEEE 754 bits: the
+// staleness NaN and every other NaN payload round-trip bit for bit. An
+// 'H' chunk holds native histograms: enc 1 is a Prometheus
+// HistogramChunk (integer counts), 2 a FloatHistogramChunk, built with
+// Prometheus's appenders (as its remote read streams histograms), of up
+// to 120 samples or 1 KiB once it holds 10; a series that switches
+// between floats and histograms (or between the two histogram types)
+// switches chunks, and a counter reset or a bucket layout the appender
+// cannot recode starts a new one, so the chunk's counter reset header
+// says what Prometheus's head would. With hints.Func == "series"
+// (Prometheus's /api/v1/series) no chunk is sent: the series carry labels
+// only and iterate no samples, as in Prometheus's TSDB.
+//
+// Versions: the request's version says what the client reads. A request
+// of version 3 (RequestVersion; the layout of version 2) gets response
+// version 2 (Version); one of version 1 or 2, from a node of an earlier
+// release during an upgrade, gets response version 1 (VersionFloats):
+// version 2 without 'H' frames, where a histogram sample fails the select
+// as it did before. The client reads responses 1 and 2.
+// testdata/select_request_v2.hex and select_response_v1.hex hold them;
+// select_response_histograms.hex freezes 'H' frames.
 //
 // The trailer ends every 200 response and is its last byte. count is the
 // number of series (or strings) sent; error is empty on success,

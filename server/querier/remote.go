@@ -128,8 +128,8 @@ func (r *Remote) start(ctx context.Context, path string, body []byte) (io.ReadCl
 	}
 	br := bufio.NewReaderSize(resp.Body, 32<<10)
 	v, err := br.ReadByte()
-	if err == nil && v != Version {
-		err = fmt.Errorf("%w: response version %d, want %d", ErrCorrupt, v, Version)
+	if err == nil && v != Version && v != VersionFloats {
+		err = fmt.Errorf("%w: response version %d, want %d or %d", ErrCorrupt, v, VersionFloats, Version)
 	}
 	if err != nil {
 		_ = resp.Body.Close()
@@ -325,9 +325,18 @@ func (s *remoteSet) readSeries() (*remoteSeries, error) {
 		if err != nil {
 			return nil, err
 		}
-		if kind != frameChunk {
+		if kind != frameChunk && kind != frameHist {
 			s.next = kind
 			return rs, nil
+		}
+		var hist byte // 0: a float chunk
+		if kind == frameHist {
+			if hist, err = s.fr.byte(); err != nil {
+				return nil, err
+			}
+			if hist != histInteger && hist != histFloat {
+				return nil, fmt.Errorf("%w: histogram chunk encoding %d", ErrCorrupt, hist)
+			}
 		}
 		mint, err := s.fr.varint()
 		if err != nil {
@@ -347,8 +356,8 @@ func (s *remoteSet) readSeries() (*remoteSeries, error) {
 		if err := s.budget.AddChunkBytes(int(size)); err != nil {
 			return nil, err
 		}
-		// The chunk is stored behind Myelin's EncXOR byte, for
-		// chunksIterator.
+		// A float chunk is stored behind Myelin's EncXOR byte, for
+		// chunksIterator; a histogram chunk behind its 'H' encoding.
 		need := 1 + int(size)
 		if cap(s.slab)-len(s.slab) < need {
 			s.slab = make([]byte, 0, max(slabBytes, need))
@@ -360,7 +369,7 @@ func (s *remoteSet) readSeries() (*remoteSeries, error) {
 		if _, err := io.ReadFull(s.fr.br, data[1:]); err != nil {
 			return nil, cutShort(err)
 		}
-		rs.chunks = append(rs.chunks, wireChunk{mint: mint, maxt: mint + int64(d), data: data})
+		rs.chunks = append(rs.chunks, wireChunk{mint: mint, maxt: mint + int64(d), data: data, hist: hist})
 	}
 }
 
@@ -387,11 +396,14 @@ func (s *remoteSet) At() storage.Series                { return s.cur }
 func (s *remoteSet) Err() error                        { return s.err }
 func (s *remoteSet) Warnings() annotations.Annotations { return s.ws }
 
-// wireChunk is one XOR chunk of a remote series; data starts with
-// Myelin's EncXOR byte, then the Prometheus XOR chunk.
+// wireChunk is one chunk of a remote series; data starts with Myelin's
+// EncXOR byte, then the Prometheus XOR chunk, or for a histogram chunk
+// (hist histInteger or histFloat) a byte to skip, then Prometheus's
+// histogram chunk.
 type wireChunk struct {
 	mint, maxt int64
 	data       []byte
+	hist       byte
 }
 
 type remoteSeries struct {
@@ -425,9 +437,17 @@ type chunksIterator struct {
 	chunks []wireChunk
 	i      int // current chunk, -1 before the first
 	cur    myelinchunk.Iterator
-	valid  bool // cur is at a sample
-	err    error
+	// hcur iterates the current chunk when it is a histogram chunk
+	// (chunks[i].hist != 0), with Prometheus's iterator; vt is the type
+	// of its current sample.
+	hcur  chunkenc.Iterator
+	vt    chunkenc.ValueType
+	valid bool // cur (or hcur) is at a sample
+	err   error
 }
+
+// isHist reports whether the current chunk is a histogram chunk.
+func (ci *chunksIterator) isHist() bool { return ci.chunks[ci.i].hist != 0 }
 
 func (ci *chunksIterator) reset(chunks []wireChunk) {
 	ci.chunks, ci.i, ci.valid, ci.err = chunks, -1, false, nil
@@ -440,13 +460,34 @@ func (ci *chunksIterator) nextChunk() bool {
 		return false
 	}
 	ci.i++
-	ci.cur.Reset(ci.chunks[ci.i].data)
-	return ci.checkErr()
+	c := ci.chunks[ci.i]
+	if c.hist == 0 {
+		ci.cur.Reset(c.data)
+		return ci.checkErr()
+	}
+	enc := chunkenc.EncHistogram
+	if c.hist == histFloat {
+		enc = chunkenc.EncFloatHistogram
+	}
+	hc, err := chunkenc.FromData(enc, c.data[1:])
+	if err != nil {
+		ci.err = fmt.Errorf("decode chunk %d: %w", ci.i, err)
+		return false
+	}
+	ci.hcur = hc.Iterator(ci.hcur)
+	return true
 }
 
-// checkErr records cur's error; false if there is one.
+// checkErr records the current chunk iterator's error; false if there is
+// one.
 func (ci *chunksIterator) checkErr() bool {
-	if err := ci.cur.Err(); err != nil {
+	var err error
+	if ci.i >= 0 && ci.i < len(ci.chunks) && ci.isHist() {
+		err = ci.hcur.Err()
+	} else {
+		err = ci.cur.Err()
+	}
+	if err != nil {
 		ci.err = fmt.Errorf("decode chunk %d: %w", ci.i, err)
 		return false
 	}
@@ -460,8 +501,13 @@ func (ci *chunksIterator) Next() chunkenc.ValueType {
 	}
 	for {
 		if ci.i >= 0 && ci.i < len(ci.chunks) {
-			if ci.cur.Next() {
-				ci.valid = true
+			if ci.isHist() {
+				if vt := ci.hcur.Next(); vt != chunkenc.ValNone {
+					ci.valid, ci.vt = true, vt
+					return vt
+				}
+			} else if ci.cur.Next() {
+				ci.valid, ci.vt = true, chunkenc.ValFloat
 				return chunkenc.ValFloat
 			}
 			if !ci.checkErr() {
@@ -485,8 +531,8 @@ func (ci *chunksIterator) Seek(t millis) chunkenc.ValueType {
 		return chunkenc.ValNone
 	}
 	if ci.valid {
-		if ct, _ := ci.cur.At(); ct >= t {
-			return chunkenc.ValFloat
+		if ci.AtT() >= t {
+			return ci.vt
 		}
 	}
 	ci.valid = false
@@ -499,8 +545,13 @@ func (ci *chunksIterator) Seek(t millis) chunkenc.ValueType {
 	if ci.i >= len(ci.chunks) {
 		return chunkenc.ValNone
 	}
-	if ci.cur.Seek(t) {
-		ci.valid = true
+	if ci.isHist() {
+		if vt := ci.hcur.Seek(t); vt != chunkenc.ValNone {
+			ci.valid, ci.vt = true, vt
+			return vt
+		}
+	} else if ci.cur.Seek(t) {
+		ci.valid, ci.vt = true, chunkenc.ValFloat
 		return chunkenc.ValFloat
 	}
 	if !ci.checkErr() {
@@ -514,6 +565,9 @@ func (ci *chunksIterator) Seek(t millis) chunkenc.ValueType {
 func (ci *chunksIterator) At() (int64, float64) { return ci.cur.At() }
 
 func (ci *chunksIterator) AtT() int64 {
+	if ci.vt != chunkenc.ValFloat {
+		return ci.hcur.AtT()
+	}
 	t, _ := ci.cur.At()
 	return t
 }
@@ -521,14 +575,21 @@ func (ci *chunksIterator) AtT() int64 {
 func (ci *chunksIterator) AtST() int64 { return 0 }
 func (ci *chunksIterator) Err() error  { return ci.err }
 
-// AtHistogram: the protocol carries float samples only; Next never
-// returns a histogram type.
-func (ci *chunksIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
-	panic("BUG: AtHistogram on a float-only remote series")
+// AtHistogram implements chunkenc.Iterator for a ValHistogram sample.
+func (ci *chunksIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	if ci.vt == chunkenc.ValFloat {
+		panic("BUG: AtHistogram on a float sample")
+	}
+	return ci.hcur.AtHistogram(h)
 }
 
-func (ci *chunksIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	panic("BUG: AtFloatHistogram on a float-only remote series")
+// AtFloatHistogram implements chunkenc.Iterator for a histogram sample of
+// either type.
+func (ci *chunksIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	if ci.vt == chunkenc.ValFloat {
+		panic("BUG: AtFloatHistogram on a float sample")
+	}
+	return ci.hcur.AtFloatHistogram(fh)
 }
 
 // frameReader reads response frames. io.EOF anywhere before the trailer

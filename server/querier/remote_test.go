@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql/parser/posrange"
@@ -371,35 +370,6 @@ func (f fakeLocal) Querier(context.Context, ring.GroupID, string, int64, int64) 
 	return f.q, nil
 }
 
-// histogramSeries has one native histogram sample.
-type histogramSeries struct{ lset labels.Labels }
-
-func (s histogramSeries) Labels() labels.Labels { return s.lset }
-func (s histogramSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
-	return &histogramIterator{}
-}
-
-type histogramIterator struct{ done bool }
-
-func (it *histogramIterator) Next() chunkenc.ValueType {
-	if it.done {
-		return chunkenc.ValNone
-	}
-	it.done = true
-	return chunkenc.ValHistogram
-}
-func (it *histogramIterator) Seek(millis) chunkenc.ValueType { return it.Next() }
-func (it *histogramIterator) At() (int64, float64)           { return 0, 0 }
-func (it *histogramIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
-	return 1, &histogram.Histogram{}
-}
-func (it *histogramIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	return 1, &histogram.FloatHistogram{}
-}
-func (it *histogramIterator) AtT() int64  { return 1 }
-func (it *histogramIterator) AtST() int64 { return 0 }
-func (it *histogramIterator) Err() error  { return nil }
-
 func TestRemoteMidStreamErrors(t *testing.T) {
 	float := storage.NewListSeries(labels.FromStrings("__name__", "a"), nil)
 	for _, tc := range []struct {
@@ -410,7 +380,6 @@ func TestRemoteMidStreamErrors(t *testing.T) {
 	}{
 		{"error after a series", &fakeQuerier{series: []storage.Series{float}, err: errors.New("disk on fire")}, "disk on fire", nil},
 		{"error before any series", &fakeQuerier{err: errors.New("no postings")}, "no postings", nil},
-		{"histogram sample", &fakeQuerier{series: []storage.Series{histogramSeries{labels.FromStrings("__name__", "h")}}}, "only float samples", nil},
 		{"warnings", &fakeQuerier{series: []storage.Series{float}, ws: warnings(errors.New("partial data"), annotations.NewPossibleNonCounterInfo("x", posrange.PositionRange{}))},
 			"", []string{"partial data", "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"x\""}},
 	} {

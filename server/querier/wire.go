@@ -14,14 +14,23 @@ import (
 )
 
 // Version is the first byte of every response body of the remote
-// protocol. A format change bumps it and updates doc.go and the golden
-// test together.
-const Version byte = 1
+// protocol: 2 since a select may carry native histogram chunks ('H'
+// frames). A format change bumps it and updates doc.go and the golden
+// test together. The handler answers version 1 (no 'H' frame: a
+// histogram is an error) to a request of version 1 or 2, from a node of
+// an earlier release that cannot read version 2; the client reads both.
+const Version byte = 2
+
+// VersionFloats is the response version before histograms: Version
+// without 'H' frames.
+const VersionFloats byte = 1
 
 // RequestVersion is the first byte of every request body: 2 since
-// selects carry the query's series limit. The handler still decodes
-// version 1 (no limit), from nodes of the previous release.
-const RequestVersion byte = 2
+// selects carry the query's series limit, 3 since the client reads
+// response Version (2); the layout of 3 is that of 2. The handler still
+// decodes version 1 (no limit) and 2, from nodes of earlier releases,
+// and answers them VersionFloats.
+const RequestVersion byte = 3
 
 // Paths of the remote protocol, below the handler's mount point.
 const (
@@ -34,6 +43,7 @@ const (
 const (
 	frameSeries  byte = 'S'
 	frameChunk   byte = 'C'
+	frameHist    byte = 'H' // a native histogram chunk (Version 2)
 	frameString  byte = 'N'
 	frameTrailer byte = 'T'
 )
@@ -70,6 +80,9 @@ type request struct {
 	// labels, values
 	name  string // values only
 	limit int
+	// version is the request's version (decodeRequest): a client of
+	// version 3 reads response Version, older ones VersionFloats.
+	version byte
 }
 
 const (
@@ -134,9 +147,10 @@ func decodeRequest(path string, src []byte) (*request, error) {
 	d := decoder{src: src}
 	r := &request{}
 	v := d.byte("version")
-	if d.err == nil && v != RequestVersion && v != 1 {
-		return nil, fmt.Errorf("decode request: %w: version %d, want 1 or %d", ErrCorrupt, v, RequestVersion)
+	if d.err == nil && v != RequestVersion && v != 2 && v != 1 {
+		return nil, fmt.Errorf("decode request: %w: version %d, want 1 to %d", ErrCorrupt, v, RequestVersion)
 	}
+	r.version = v
 	g := d.uvarint("group")
 	if g > math.MaxUint32 {
 		d.fail("group %d out of range", g)
@@ -236,6 +250,20 @@ func appendSeriesFrame(dst []byte, lset labels.Labels) []byte {
 
 func appendChunkFrame(dst []byte, mint, maxt int64, data []byte) []byte {
 	dst = append(dst, frameChunk)
+	dst = binary.AppendVarint(dst, mint)
+	dst = binary.AppendUvarint(dst, uint64(maxt-mint))
+	dst = binary.AppendUvarint(dst, uint64(len(data)))
+	return append(dst, data...)
+}
+
+// Histogram chunk encodings of an 'H' frame: the byte after its kind.
+const (
+	histInteger byte = 1 // Prometheus's tsdb/chunkenc HistogramChunk
+	histFloat   byte = 2 // Prometheus's tsdb/chunkenc FloatHistogramChunk
+)
+
+func appendHistFrame(dst []byte, enc byte, mint, maxt int64, data []byte) []byte {
+	dst = append(dst, frameHist, enc)
 	dst = binary.AppendVarint(dst, mint)
 	dst = binary.AppendUvarint(dst, uint64(maxt-mint))
 	dst = binary.AppendUvarint(dst, uint64(len(data)))

@@ -33,8 +33,12 @@
 //     for a valid series is write's encoding of that label set; count
 //     the rest by sentinel, and report the first with SeriesError,
 //     ValidateSeries and ValidateSamples, whose *SeriesError names it.
-//  4. len(req.Exemplars), len(req.Histograms), len(req.Metadata): not
-//     stored yet; say so in the response or a metric.
+//  4. Native histograms: req.Histogram(j) for each of req.Histograms
+//     (a series' are s.Histograms consecutive ones, in series order)
+//     builds one, and lim.ValidateHistogram checks it as Prometheus's
+//     receiver does (histogram.go). len(req.Exemplars),
+//     len(req.Metadata): not stored yet; say so in the response or a
+//     metric.
 //  5. Copy whatever outlives the request (label bytes and samples alias
 //     the Request's buffers), then return the Request to the pool
 //     (dropping it instead if RetainedBytes is more than the pool should
@@ -98,7 +102,9 @@
 // their declared wire type; unknown fields of every wire type are skipped
 // (groups by nesting depth); exemplars, histograms and metadata are
 // checked against their schema (wire types, nested BucketSpans and
-// Labels, packed and unpacked repeated scalars) though not decoded. A
+// Labels, packed and unpacked repeated scalars) though not decoded: a
+// histogram is decoded apart, when the server stores it
+// (Request.Histogram), so the float path stays allocation-free. A
 // repeated scalar field (Label.name, Sample.timestamp, ...) that occurs
 // twice keeps the last value; missing fields are zero or empty.
 //
@@ -132,7 +138,8 @@
 // refuses it (ToLabels, ToMetadata), and so does a series without
 // samples or histograms (the spec's MUST; Prometheus refuses it too).
 // Start timestamps and metadata are checked and not kept; exemplars and
-// histograms are checked and counted (spans), as in 1.0. A reference of
+// histograms are checked and counted (spans), as in 1.0, and histograms
+// decoded by Request.Histogram. A reference of
 // more than 32 bits keeps its low 32 bits, as every protobuf decoder
 // reads a uint32 field.
 //

@@ -109,6 +109,8 @@ func (a *ConfigAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrGroupNotFound), errors.Is(err, ErrNamespaceNotFound), errors.Is(err, ErrNoRuleGroups):
 		http.Error(w, err.Error(), http.StatusNotFound)
+	case errors.Is(err, ErrUnavailable):
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	default:
 		a.opts.Logger.Error("ruler: rule store", "path", r.URL.Path, "err", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -14,9 +14,9 @@ import (
 	"github.com/myelindb/myelin/write"
 )
 
-// ErrHistogram: a rule's result is a native histogram, which the write
-// path does not store yet.
-var ErrHistogram = errors.New("ruler: native histograms are not stored yet")
+// ErrStartTimestamp: a rule's result carries a start timestamp, which
+// the write path does not store yet (rules produce none).
+var ErrStartTimestamp = errors.New("ruler: start timestamps are not stored yet")
 
 // appendable gives the rules manager appenders that write the tenant's
 // results through the Writer, one batch per Commit (one evaluation of a
@@ -74,12 +74,17 @@ func (ap *appender) AppendExemplar(storage.SeriesRef, labels.Labels, exemplar.Ex
 	return 0, nil // rules produce none
 }
 
-func (ap *appender) AppendHistogram(storage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	return 0, ErrHistogram
+// AppendHistogram buffers a native histogram result (a recording rule
+// over histograms), as Append a float; the engine validates it.
+func (ap *appender) AppendHistogram(_ storage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	if err := ap.b.AddHistograms(l, nil, []write.Histogram{{T: t, H: h, FH: fh}}); err != nil {
+		return 0, fmt.Errorf("append histogram of %s: %w", l, err)
+	}
+	return 0, nil
 }
 
 func (ap *appender) AppendHistogramSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	return 0, ErrHistogram
+	return 0, ErrStartTimestamp
 }
 
 func (ap *appender) UpdateMetadata(storage.SeriesRef, labels.Labels, metadata.Metadata) (storage.SeriesRef, error) {

@@ -13,10 +13,14 @@
 //
 // Caller protocol:
 //
-//  1. store := NewFileStore(dir) (single node; the replicated store is
-//     the next step, docs/design.md "Ruler");
-//  2. r, err := New(Options{Store: store, Queryable: ..., Writer: ...,
-//     Engine: ...}) starts the sync loop;
+//  1. store := NewMetaStore(md, fence) (the groups in the metadata Raft
+//     group through md, a Metadata that cmd adapts from
+//     raftgroup/cluster's Node, which this room must not import;
+//     docs/design.md "Ruler"; FileStore is the former single-node store,
+//     read once by ImportFileStore);
+//  2. r, err := New(Options{Store: store, Owns: store.Owns, Version:
+//     store.Version, Queryable: ..., Writer: ..., Engine: ...}) starts
+//     the sync loop, which loads the groups this node owns;
 //  3. NewConfigAPI(store, ConfigOptions{Changed: r.Changed}).Register
 //     routes the API; Prometheus's /api/v1/rules and /alerts read
 //     r.Tenant(org) (server.QueryOptions.Rules);

@@ -62,6 +62,13 @@ type Options struct {
 	// PollInterval: how often the store is read for changes another
 	// writer made. Zero means 1m (Cortex's -ruler.poll-interval).
 	PollInterval time.Duration
+	// Owns says whether this node evaluates a group (the placement of
+	// MetaStore.Owns). Nil means every group.
+	Owns func(tenant, ns, group string) bool
+	// Version, if set, is polled every VersionPoll: when it changes the
+	// groups or their placement may have, and the ruler syncs
+	// (MetaStore.Version).
+	Version func() uint64
 	// ExternalURL is the ruler's URL in alerts' generator URL.
 	ExternalURL *url.URL
 	// Notifier sends the alerts (the node's Alertmanager or external
@@ -84,6 +91,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Parser == nil {
 		o.Parser = parser.NewParser(parser.Options{})
+	}
+	if o.Owns == nil {
+		o.Owns = func(string, string, string) bool { return true }
 	}
 	if o.ExternalURL == nil {
 		o.ExternalURL = &url.URL{}
@@ -166,41 +176,81 @@ func (r *Ruler) Changed(string) {
 	}
 }
 
+// VersionPoll is how often Options.Version is read.
+const VersionPoll = 200 * time.Millisecond
+
 func (r *Ruler) loop(ctx context.Context) {
 	defer close(r.done)
 	t := time.NewTicker(r.opts.PollInterval)
 	defer t.Stop()
+	var version <-chan time.Time
+	if r.opts.Version != nil {
+		vt := time.NewTicker(VersionPoll)
+		defer vt.Stop()
+		version = vt.C
+	}
 	for {
+		var synced uint64
+		if r.opts.Version != nil {
+			synced = r.opts.Version()
+		}
 		if err := r.sync(ctx); err != nil && ctx.Err() == nil {
 			r.opts.Logger.Error("ruler: sync rule groups", "err", err)
 		}
-		select {
-		case <-ctx.Done():
+		if !r.wait(ctx, t.C, version, synced) {
 			return
-		case <-t.C:
-		case <-r.kick:
 		}
 	}
 }
 
-// sync makes the managers evaluate what the store holds: a manager per
-// tenant with groups, updated in place (Prometheus keeps the state of a
-// group that did not change), stopped for a tenant without groups.
+// wait returns when the next sync is due (a tick, a kick, a new
+// version), false when ctx ends.
+func (r *Ruler) wait(ctx context.Context, tick, version <-chan time.Time, synced uint64) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick:
+			return true
+		case <-r.kick:
+			return true
+		case <-version:
+			if r.opts.Version() != synced {
+				return true
+			}
+		}
+	}
+}
+
+// sync makes the managers evaluate what the store holds and this node
+// owns (Options.Owns): a manager per tenant with such groups, updated in
+// place (Prometheus keeps the state of a group that did not change),
+// stopped for a tenant without such groups.
 func (r *Ruler) sync(ctx context.Context) error {
-	tenants, err := r.opts.Store.Tenants(ctx)
+	all, err := r.opts.Store.Tenants(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, t := range tenants {
+	var tenants []string // with groups owned here, sorted
+	for _, t := range all {
 		gs, err := r.opts.Store.List(ctx, t, "")
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		for ns, groups := range gs {
+			groups = slices.DeleteFunc(groups, func(g rulefmt.RuleGroup) bool { return !r.opts.Owns(t, ns, g.Name) })
+			if len(groups) == 0 {
+				delete(gs, ns)
+			} else {
+				gs[ns] = groups
+			}
+		}
 		if len(gs) == 0 {
 			continue
 		}
+		tenants = append(tenants, t)
 		if err := r.update(ctx, t, gs); err != nil {
 			errs = append(errs, fmt.Errorf("load rule groups of tenant %s: %w", t, err))
 		}
@@ -258,7 +308,10 @@ func (r *Ruler) newTenant(ctx context.Context, t string) *tenantRules {
 		OutageTolerance: time.Hour,
 		ForGracePeriod:  10 * time.Minute,
 		ResendDelay:     time.Minute,
-		GroupLoader:     ld,
+		// A group that starts here (a restart, or moved from another
+		// node) restores its alerts' `for` state from ALERTS_FOR_STATE.
+		RestoreNewRuleGroups: true,
+		GroupLoader:          ld,
 		// The tenant's own registry, exported with a tenant label.
 		Metrics:              rules.NewGroupMetrics(reg),
 		NameValidationScheme: model.UTF8Validation,

@@ -44,13 +44,14 @@ type Store interface {
 	DeleteNamespace(ctx context.Context, tenant, ns string) error
 }
 
-// FileStore is the single-node Store: one YAML file per group under
-// Dir/<tenant>/<namespace>/<group>.yaml, the namespace and group names
+// FileStore is the former single-node Store (cmd uses MetaStore and
+// imports a FileStore's groups once, ImportFileStore): one YAML file per
+// group under Dir/<tenant>/<namespace>/<group>.yaml, the namespace and
+// group names
 // in unpadded base64url (any byte may be in them). A file is written to
 // a temporary name, synced and renamed, so a crash leaves the old group
 // or the new one. It is NOT replicated: a node's groups are lost with
-// its disk and other nodes do not see them (docs/design.md "Ruler",
-// the replicated store is the next step).
+// its disk and other nodes do not see them.
 //
 // Locking: mu serialises writers against listers; the files are the
 // state.

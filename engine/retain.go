@@ -1,0 +1,227 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/myelindb/myelin/internal/invariants"
+	"github.com/myelindb/myelin/write"
+)
+
+// ApplyRetain applies log entry index as a retention step of r.Tenant:
+// the time partitions that end at or before r.Before are dropped (their
+// 'c' and 'p' keys with two DeleteRanges, as Options.Retention drops
+// them), samples older than the first kept partition are refused from
+// then on (write.ErrTooOld), and the series left with no sample in a kept
+// partition are collected: their 's', 'h', 'o' and 'e' keys go, and they
+// leave the head. r.Before = math.MinInt64 drops nothing new and only
+// collects what Options.Retention left.
+//
+// A step whose partition is at or below the tenant's last collected one
+// changes nothing but the applied index, and takes no barrier: nodes
+// propose the same step once each (cmd's retention loop), and only the
+// first one costs. Otherwise it is a checkpoint barrier like
+// ApplyDelete, and its replay changes only the head: the series whose
+// 's' key is gone leave it.
+func (g *Group) ApplyRetain(index uint64, r write.Retain) error {
+	g.applyMu.Lock()
+	defer g.applyMu.Unlock()
+	if g.db.closed() {
+		return ErrClosed
+	}
+	g.mu.Lock()
+	if err := g.mu.failed; err != nil {
+		g.mu.Unlock()
+		return err
+	}
+	if index <= g.mu.applied {
+		g.mu.Unlock()
+		return nil
+	}
+	replay := index <= g.mu.stored
+	stored := max(g.mu.stored, index)
+	t := g.mu.tenants[r.Tenant]
+	g.mu.Unlock()
+
+	pw := g.db.partitionMs
+	cut := uint32(0)
+	if t != nil {
+		t.mu.RLock()
+		cut = t.mu.retainPart
+		if r.Before != math.MinInt64 {
+			cut = max(cut, partitionOf(r.Before, pw))
+		}
+		done := cut <= t.mu.collectedPart
+		t.mu.RUnlock()
+		if done {
+			t = nil // nothing new to drop or collect
+		}
+	}
+	if t != nil && !replay {
+		if err := g.checkpointLocked(); err != nil {
+			return g.fail(fmt.Errorf("apply retention %d: checkpoint before it: %w", index, err))
+		}
+	}
+	pb := g.db.pdb.NewBatch()
+	defer pb.Close()
+	if t != nil {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		var err error
+		if replay {
+			err = g.replayRetainLocked(t, cut)
+		} else {
+			err = g.retainStoredLocked(t, pb, cut)
+		}
+		if err != nil {
+			return g.fail(fmt.Errorf("apply retention %d of tenant %q: %w", index, r.Tenant, err))
+		}
+	}
+	if err := pb.Set(groupKey(nil, g.id, kindApplied), binary.BigEndian.AppendUint64(nil, stored), nil); err != nil {
+		return g.fail(err)
+	}
+	if err := pb.Commit(pebble.NoSync); err != nil {
+		return g.fail(fmt.Errorf("commit retention %d: %w", index, err))
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if invariants.Enabled && (index <= g.mu.applied || stored < g.mu.stored) {
+		panic(fmt.Sprintf("BUG: group %d: retention %d applied after %d, stored index %d after %d", g.id, index, g.mu.applied, stored, g.mu.stored))
+	}
+	g.mu.applied, g.mu.stored = index, stored
+	return nil
+}
+
+// raiseRetainLocked moves the tenant's retention to partition cut.
+func (t *tenant) raiseRetainLocked(cut uint32, pw int64) {
+	t.mu.retainPart = max(t.mu.retainPart, cut)
+	t.mu.collectedPart = cut
+	t.mu.retainFloor = partitionStart(cut, pw)
+}
+
+// retainStoredLocked drops the partitions below cut and collects the
+// series with no postings in a kept partition, in pb; the head follows.
+func (g *Group) retainStoredLocked(t *tenant, pb *pebble.Batch, cut uint32) error {
+	ks := t.ks
+	if cut > t.mu.retainPart {
+		if err := pb.DeleteRange(ks.chunkPart(nil, t.mu.retainPart), ks.chunkPart(nil, cut), nil); err != nil {
+			return err
+		}
+		if err := pb.DeleteRange(ks.postingsPart(nil, t.mu.retainPart), ks.postingsPart(nil, cut), nil); err != nil {
+			return err
+		}
+	}
+	t.raiseRetainLocked(cut, g.db.partitionMs)
+	if err := pb.Set(ks.metaKey(nil, metaRetain), binary.BigEndian.AppendUint32(nil, cut), nil); err != nil {
+		return err
+	}
+
+	// The series alive: in the all-series list of a kept partition. The
+	// open chunk's partition is always in the postings (writePostings
+	// on its first sample), so a head series with samples there is too.
+	live := map[uint64]struct{}{}
+	lo := ks.postingsPart(nil, cut)
+	hi := successor(appendPrefix(nil, g.id, ks.tenant, kindPostings))
+	it, err := g.db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	var seek []byte
+	for ok := it.First(); ok; {
+		k := it.Key()
+		if len(k) < prefixLen+4 {
+			return errors.Join(fmt.Errorf("postings key %x: bad length", k), it.Close())
+		}
+		p := binary.BigEndian.Uint32(k[prefixLen:])
+		all := ks.postingsValue(seek[:0], p, "", "")
+		for ok = it.SeekGE(all); ok && len(it.Key()) == len(all)+8 && string(it.Key()[:len(all)]) == string(all); ok = it.Next() {
+			live[binary.BigEndian.Uint64(it.Key()[len(all):])] = struct{}{}
+		}
+		if p == math.MaxUint32 {
+			break
+		}
+		ok = it.SeekGE(ks.postingsPart(seek[:0], p+1))
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("read postings: %w", err)
+	}
+
+	sprefix := appendPrefix(nil, g.id, ks.tenant, kindSeries)
+	sit, err := g.db.pdb.NewIter(&pebble.IterOptions{LowerBound: sprefix, UpperBound: successor(sprefix)})
+	if err != nil {
+		return err
+	}
+	type dead struct {
+		id   uint64
+		lbls string
+	}
+	var ds []dead
+	for sit.First(); sit.Valid(); sit.Next() {
+		k := sit.Key()
+		if len(k) != prefixLen+8 {
+			return errors.Join(fmt.Errorf("series key %x: bad length", k), sit.Close())
+		}
+		id := binary.BigEndian.Uint64(k[prefixLen:])
+		if _, ok := live[id]; !ok {
+			ds = append(ds, dead{id, string(sit.Value())})
+		}
+	}
+	if err := errors.Join(sit.Error(), sit.Close()); err != nil {
+		return fmt.Errorf("read series: %w", err)
+	}
+	for _, d := range ds {
+		// Only identity keys are left: the postings and chunks were in
+		// dropped partitions.
+		for _, k := range [][]byte{ks.seriesKey(nil, d.id), ks.hashKey(nil, xxhash.Sum64String(d.lbls), d.id), ks.openKey(nil, d.id)} {
+			if err := pb.Delete(k, nil); err != nil {
+				return err
+			}
+		}
+		if err := deletePrefix(g.db.pdb, pb, ks.evictedKey(nil, d.id, 0)[:prefixLen+8]); err != nil {
+			return err
+		}
+		h := xxhash.Sum64String(d.lbls)
+		if s := t.lookupStringLocked(h, d.lbls); s != nil {
+			t.unlinkLocked(h, s)
+			t.forgetLocked(s)
+		} else {
+			t.mu.index.remove(d.id, d.lbls) // a ghost, if it is one
+		}
+	}
+	return nil
+}
+
+// replayRetainLocked is the head's part of a replayed retention step:
+// the store holds its deletions, so a head series whose 's' key is gone
+// was collected.
+func (g *Group) replayRetainLocked(t *tenant, cut uint32) error {
+	t.raiseRetainLocked(cut, g.db.partitionMs)
+	type match struct {
+		h uint64
+		s *memSeries
+	}
+	var gone []match
+	for h, head := range t.mu.byHash {
+		for s := head; s != nil; s = s.next {
+			_, closer, err := g.db.pdb.Get(t.ks.seriesKey(nil, s.id))
+			switch {
+			case errors.Is(err, pebble.ErrNotFound):
+				gone = append(gone, match{h, s})
+				continue
+			case err != nil:
+				return fmt.Errorf("read series %d: %w", s.id, err)
+			}
+			closer.Close()
+		}
+	}
+	for _, m := range gone {
+		t.unlinkLocked(m.h, m.s)
+		t.forgetLocked(m.s)
+	}
+	return nil
+}
