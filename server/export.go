@@ -50,7 +50,9 @@ const exportFlushBytes = 64 << 10
 // cannot tell them from a NaN (docs/design.md). An error after the first
 // bytes went out (the status is sent) ends the answer with a line
 // "# ERROR <text>": a comment to a parser, so a client must look for it
-// (myelin export does, and fails).
+// (myelin export does, and fails). Native histogram samples cannot be
+// written in the text format: they are counted, and a last line
+// "# SKIPPED <n> native histogram samples: ..." says so.
 func (h *ExportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
@@ -152,13 +154,15 @@ func exportSeries(ctx context.Context, q storage.Querier, sets [][]*labels.Match
 	}
 	var it chunkenc.Iterator
 	var line []byte
+	histograms := 0
 	for ss.Next() {
 		s := ss.At()
 		head := AppendSeriesText(nil, s.Labels())
 		it = s.Iterator(it)
 		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
 			if vt != chunkenc.ValFloat {
-				continue // native histograms are not stored yet
+				histograms++ // the text format cannot carry them
+				continue
 			}
 			t, v := it.At()
 			if t < mint || t > maxt || value.IsStaleNaN(v) {
@@ -187,6 +191,12 @@ func exportSeries(ctx context.Context, q storage.Querier, sets [][]*labels.Match
 	if ws := ss.Warnings(); len(ws) > 0 {
 		return errors.Join(ws.AsErrors()...)
 	}
+	if histograms > 0 {
+		// Said, not dropped silently: a comment to parsers, which
+		// myelin export reports.
+		_, err := fmt.Fprintf(w, "# SKIPPED %d native histogram samples: the text format cannot carry them\n", histograms)
+		return err
+	}
 	return nil
 }
 
@@ -198,6 +208,9 @@ func AppendSeriesText(b []byte, ls labels.Labels) []byte {
 	quoted := !model.LegacyValidation.IsValidMetricName(name)
 	if !quoted {
 		b = append(b, name...)
+		if ls.Len() == 1 {
+			return b // the name alone: no braces
+		}
 	}
 	b = append(b, '{')
 	n := 0

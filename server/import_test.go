@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/server/tenant"
+	"github.com/myelindb/myelin/write"
 )
 
 // newImportHandlers returns an import handler over a real engine group,
@@ -177,19 +180,20 @@ func TestExportImportRoundTrip(t *testing.T) {
 			fmt.Fprintf(&b, "rt_metric{s=\"%d\",q=\"a\\\"b\\\\c\\nd\"} %s %d\n", s, v, 1000*(i+1))
 		}
 	}
-	fmt.Fprintf(&b, "{\"my.metric\",\"label.x\"=\"v\"} 1 5000\n")
+	fmt.Fprintf(&b, "{\"my.metric\",\"label.x\"=\"v\"} 1 5000\nname_only 2 5000\n")
 	code, res := postImport(t, imp, "src", "text/plain", b.String())
 	require.Equal(t, http.StatusOK, code, res)
-	require.Equal(t, 41, res.SamplesWritten, res)
+	require.Equal(t, 42, res.SamplesWritten, res)
 
 	code, out := getExport(t, exp, "src", url.Values{"match[]": {`{__name__=~".+"}`}, "start": {"0"}, "end": {"100"}})
 	require.Equal(t, http.StatusOK, code, out)
 	require.NotContains(t, out, "# ERROR")
-	require.Equal(t, 41, strings.Count(out, "\n"), out)
+	require.Equal(t, 42, strings.Count(out, "\n"), out)
+	require.Contains(t, out, "\nname_only 2 5000\n")
 
 	code, res = postImport(t, imp, "dst", "text/plain", out)
 	require.Equal(t, http.StatusOK, code, res)
-	require.Equal(t, 41, res.SamplesWritten, res)
+	require.Equal(t, 42, res.SamplesWritten, res)
 	require.Equal(t, stored(t, gw.g, "src"), stored(t, gw.g, "dst"))
 	// The NaN came back a NaN (stored renders it), and -0 kept its sign.
 	require.Contains(t, out, " -0 8000\n")
@@ -321,4 +325,21 @@ func TestImportOpenMetricsUTF8(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, res)
 	require.Equal(t, 3, res.SamplesWritten, res)
 	require.Equal(t, []string{`{__name__="my.counter_total", a="1"}: 1000=1 2000=2 3000=3`}, stored(t, gw.g, "t"))
+}
+
+// TestExportSkipsHistograms: native histogram samples, which the text
+// format cannot carry, are counted in a last "# SKIPPED" line, not
+// dropped silently; the float samples beside them are exported.
+func TestExportSkipsHistograms(t *testing.T) {
+	_, exp, gw := newImportHandlers(t, ImportOptions{})
+	h := &histogram.Histogram{Count: 3, Sum: 2, Schema: 0, ZeroThreshold: 0.001,
+		PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{3}}
+	_, err := gw.Write(context.Background(), &write.Batch{Tenant: "t", Series: []write.Series{
+		{Labels: write.AppendLabel(nil, []byte("__name__"), []byte("h")), Histograms: []write.Histogram{{T: 1000, H: h}, {T: 2000, H: h}}},
+		{Labels: write.AppendLabel(nil, []byte("__name__"), []byte("f")), Samples: []write.Sample{{T: 1000, V: 1}}},
+	}})
+	require.NoError(t, err)
+	code, out := getExport(t, exp, "t", url.Values{"match[]": {`{__name__=~".+"}`}})
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "f 1 1000\n# SKIPPED 2 native histogram samples: the text format cannot carry them\n", out)
 }

@@ -122,7 +122,7 @@ func importCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 			pr.Close()
 			<-written
 			if stats.stale > 0 || stats.histograms > 0 {
-				fmt.Fprintf(stderr, "not sent: %d staleness markers (the text format cannot carry them), %d native histogram samples (not stored yet)\n",
+				fmt.Fprintf(stderr, "not sent: %d staleness markers, %d native histogram samples (the text format cannot carry them)\n",
 					stats.stale, stats.histograms)
 			}
 		}()
@@ -339,6 +339,9 @@ func exportCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		line, err := br.ReadSlice('\n')
 		if strings.HasPrefix(string(line), "# ERROR ") {
 			return fmt.Errorf("export: %s", strings.TrimSpace(string(line[len("# ERROR "):])))
+		}
+		if strings.HasPrefix(string(line), "# SKIPPED ") {
+			fmt.Fprintln(stderr, "not exported:", strings.TrimSpace(string(line[len("# SKIPPED "):])))
 		}
 		for errors.Is(err, bufio.ErrBufferFull) {
 			if _, werr := bw.Write(line); werr != nil {
