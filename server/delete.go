@@ -38,6 +38,10 @@ type DeleteOptions struct {
 	// HasData reports whether the tenant has any series left, for
 	// /purger/delete_tenant_status.
 	HasData func(ctx context.Context, tenant string) (bool, error)
+	// Deleted is called after a deletion of the tenant's data was
+	// attempted, applied or not (some groups may have applied it): the
+	// query frontend forgets the tenant's cached results. Nil: none.
+	Deleted func(tenant string)
 	Logger  *slog.Logger // nil means discard
 }
 
@@ -118,6 +122,9 @@ func (a *DeleteAPI) DeleteSeries(w http.ResponseWriter, r *http.Request) {
 		}
 		sets = append(sets, ms)
 	}
+	if a.opts.Deleted != nil {
+		defer a.opts.Deleted(org)
+	}
 	for i, ms := range sets {
 		d := &write.DeleteSeries{Tenant: org, Matchers: ms, Start: start, End: end}
 		if err := a.d.DeleteSeries(r.Context(), d); err != nil {
@@ -151,6 +158,9 @@ func (a *DeleteAPI) DeleteTenant(w http.ResponseWriter, r *http.Request) {
 		code, msg := tenantError(err)
 		http.Error(w, msg, code)
 		return
+	}
+	if a.opts.Deleted != nil {
+		defer a.opts.Deleted(org)
 	}
 	if err := a.d.DeleteTenant(r.Context(), org); err != nil {
 		a.opts.Logger.Warn("delete tenant", "tenant", org, "err", err)

@@ -373,7 +373,7 @@ func TestAuthRunFile(t *testing.T) {
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
 	argv := []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0",
-			"-auth.config-file", path, "-auth.config-reload-interval", "50ms"}
+		"-auth.config-file", path, "-auth.config-reload-interval", "50ms"}
 	goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 	addr := stderr.addr(t, done)
 	waitReady(t, addr)

@@ -166,7 +166,7 @@ func TestRuntimeConfigReload(t *testing.T) {
 	stderr := newLogWatcher()
 	done := make(chan error, 1)
 	argv := []string{"-data.dir", t.TempDir(), "-http.listen-address", "127.0.0.1:0",
-			"-runtime-config.file", path, "-runtime-config.reload-period", "50ms"}
+		"-runtime-config.file", path, "-runtime-config.reload-period", "50ms"}
 	goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 	addr := stderr.addr(t, done)
 	waitReady(t, addr)

@@ -375,7 +375,7 @@ func TestSlowBody(t *testing.T) {
 	done := make(chan error, 1)
 	dir := t.TempDir()
 	argv := []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0",
-			"-server.http-read-timeout", "500ms"}
+		"-server.http-read-timeout", "500ms"}
 	goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
 	// Stop the node before the data directory is removed.
 	defer func() {

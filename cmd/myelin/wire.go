@@ -450,6 +450,13 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 			names, _, err := q.LabelNames(ctx, nil)
 			return len(names) > 0, err
 		},
+		// This node's query frontend forgets the tenant's cached
+		// results (set below, before the server serves).
+		Deleted: func(org string) {
+			if n.frontend != nil {
+				n.frontend.Forget(org)
+			}
+		},
 		Logger: logger.With("component", "delete"),
 	})
 	// Retention: the steps of the tenants this node holds data of, in

@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -72,6 +73,12 @@ func (a *fakeAPI) store(t testing.TB, org string) *teststorage.TestStorage {
 		a.stores[org] = s
 	}
 	return s
+}
+
+// deleteAll deletes every series of a tenant.
+func (a *fakeAPI) deleteAll(t testing.TB, org string) {
+	all := labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")
+	require.NoError(t, a.store(t, org).Delete(context.Background(), math.MinInt64, math.MaxInt64, all))
 }
 
 // add appends samples of one series to a tenant.

@@ -181,6 +181,41 @@ func TestBackfillWithinTTL(t *testing.T) {
 	})
 }
 
+// TestForget: after a deletion (Forget) the tenant's cached results are
+// not used, in a shared cache too, while another tenant's still are.
+func TestForget(t *testing.T) {
+	backends(t, func(t *testing.T, newCache func(func() time.Time) Cache) {
+		api := newFakeAPI(t)
+		now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+		clk := &clock{t: now}
+		for _, org := range []string{"t1", "t2"} {
+			loadCounter(t, api, org, "up", 1, now.Add(-48*time.Hour), now)
+		}
+		f := newTestFrontend(t, api, Options{Cache: newCache(clk.now), Now: clk.now})
+		end := clk.now().Truncate(time.Minute)
+		form := rangeForm(`count(up)`, end.Add(-24*time.Hour), end, time.Minute)
+		for _, org := range []string{"t1", "t2"} {
+			code, body := get(t, f, "/api/v1/query_range", org, form)
+			require.Equal(t, 200, code, body)
+		}
+		// The deletion of t1's data, then its frontend forgets.
+		api.deleteAll(t, "t1")
+		f.Forget("t1")
+		clk.add(time.Second)
+		for org, want := range map[string]int{"t1": 0, "t2": 1} {
+			api.ranges = nil
+			code, body := get(t, f, "/api/v1/query_range", org, form)
+			require.Equal(t, 200, code, body)
+			res, err := decodeResult([]byte(body))
+			require.NoError(t, err)
+			require.Len(t, res.series, want, "%s: %s", org, body)
+			if org == "t2" {
+				require.Len(t, api.ranges, 1, "t2's refresh computes only the fresh piece")
+			}
+		}
+	})
+}
+
 // TestCacheNotUsed: queries that must not be answered from the cache.
 func TestCacheNotUsed(t *testing.T) {
 	api := newFakeAPI(t)

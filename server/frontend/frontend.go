@@ -38,7 +38,32 @@ type Frontend struct {
 	mu     struct {
 		sync.Mutex
 		outstanding map[string]int // tenant ID -> queries in the frontend
+		// forgotten: tenant ID -> the time (ms) before which its cached
+		// results are not used (Forget).
+		forgotten map[string]int64
 	}
+}
+
+// Forget makes the frontend ignore every result of tenant cached until
+// now, in its cache and in a shared one: the tenant's data was deleted
+// (server.DeleteOptions.Deleted). Only this frontend forgets; docs/design.md
+// "Deletion and retention" says what other nodes' frontends keep.
+func (f *Frontend) Forget(tenant string) {
+	now := f.opts.Now().UnixMilli()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mu.forgotten == nil {
+		f.mu.forgotten = map[string]int64{}
+	}
+	f.mu.forgotten[tenant] = now
+}
+
+// forgottenBefore returns the time before which tenant's cached results
+// are not used, 0 if none.
+func (f *Frontend) forgottenBefore(tenant string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.forgotten[tenant]
 }
 
 // New returns a frontend in front of next and starts its workers.

@@ -70,7 +70,7 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, req *r
 	// A client that asks for stats gets the work of its query counted:
 	// nothing is read from the cache (what is computed is still stored).
 	if cacheable && req.stats == "" {
-		f.lookup(ctx, pieces, now-l.ResultsCacheTTL.Milliseconds())
+		f.lookup(ctx, pieces, max(now-l.ResultsCacheTTL.Milliseconds(), f.forgottenBefore(req.tenant)))
 	}
 	var fetches []*fetch
 	for _, p := range pieces {
