@@ -10,8 +10,10 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	promchunk "github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 
+	"github.com/myelindb/myelin/chunkenc"
 	"github.com/myelindb/myelin/write"
 )
 
@@ -137,4 +139,34 @@ func TestSealedHistogramChunks(t *testing.T) {
 			require.Equal(t, before[0].hists[n/2+1:], selectAll(t, g, "t", mid, math.MaxInt64)[0].hists)
 		})
 	}
+}
+
+// TestPackHistIteratorSharesNoCustomValues: reading into a histogram
+// whose custom values are shared with another (Prometheus's CopyTo shares
+// them, as PromQL's buffers do) leaves that other one alone.
+func TestPackHistIteratorSharesNoCustomValues(t *testing.T) {
+	h := func(cv ...float64) *histogram.Histogram {
+		return &histogram.Histogram{Schema: histogram.CustomBucketsSchema, CustomValues: cv,
+			PositiveSpans: []histogram.Span{{Length: 2}}, PositiveBuckets: []int64{1, 1}, Count: 3, Sum: 1}
+	}
+	in := []*histogram.Histogram{h(0.1, 0.5), h(0.2, 0.7)}
+	chs := make([]chunkenc.Histogram, len(in))
+	for i := range in {
+		fromPromHistogram(&chs[i], in[i])
+	}
+	chunk, err := chunkenc.EncodeHistograms(nil, []int64{1, 2}, chs)
+	require.NoError(t, err)
+	var hi histIters
+	it, err := hi.iterator(chunk)
+	require.NoError(t, err)
+	require.Equal(t, promchunk.ValHistogram, it.Next())
+	_, first := it.AtFloatHistogram(nil)
+	held := append([]float64(nil), first.CustomValues...) // Copy would share them
+	dst := &histogram.FloatHistogram{}
+	first.CopyTo(dst) // dst shares first's custom values
+	require.Equal(t, promchunk.ValHistogram, it.Next())
+	_, second := it.AtFloatHistogram(dst)
+	require.Equal(t, []float64{0.2, 0.7}, second.CustomValues)
+	require.Equal(t, held, first.CustomValues, "the first sample's custom values were overwritten")
+	require.NoError(t, it.Err())
 }

@@ -117,8 +117,12 @@ func spansToProm(dst []histogram.Span, ss []chunkenc.Span) []histogram.Span {
 }
 
 // toPromHistogram copies h into dst (a new histogram if nil), reusing
-// dst's slices; an empty field of h is nil in a new histogram.
-func toPromHistogram(dst *histogram.Histogram, h *chunkenc.Histogram) *histogram.Histogram {
+// dst's spans and buckets; an empty field of h is nil in a new histogram.
+// The custom values are cv, never written into dst's: Prometheus treats
+// them as immutable and shares them between histograms (CopyTo), so a
+// caller's dst may share its custom values with a histogram it still
+// holds.
+func toPromHistogram(dst *histogram.Histogram, h *chunkenc.Histogram, cv []float64) *histogram.Histogram {
 	if dst == nil {
 		dst = &histogram.Histogram{}
 	}
@@ -133,13 +137,13 @@ func toPromHistogram(dst *histogram.Histogram, h *chunkenc.Histogram) *histogram
 		NegativeSpans:    spansToProm(dst.NegativeSpans[:0], h.NegativeSpans),
 		PositiveBuckets:  append(dst.PositiveBuckets[:0], h.PositiveBuckets...),
 		NegativeBuckets:  append(dst.NegativeBuckets[:0], h.NegativeBuckets...),
-		CustomValues:     append(dst.CustomValues[:0], h.CustomValues...),
+		CustomValues:     cv,
 	}
 	return dst
 }
 
 // toPromFloatHistogram is toPromHistogram for float histograms.
-func toPromFloatHistogram(dst *histogram.FloatHistogram, h *chunkenc.FloatHistogram) *histogram.FloatHistogram {
+func toPromFloatHistogram(dst *histogram.FloatHistogram, h *chunkenc.FloatHistogram, cv []float64) *histogram.FloatHistogram {
 	if dst == nil {
 		dst = &histogram.FloatHistogram{}
 	}
@@ -154,7 +158,7 @@ func toPromFloatHistogram(dst *histogram.FloatHistogram, h *chunkenc.FloatHistog
 		NegativeSpans:    spansToProm(dst.NegativeSpans[:0], h.NegativeSpans),
 		PositiveBuckets:  append(dst.PositiveBuckets[:0], h.PositiveBuckets...),
 		NegativeBuckets:  append(dst.NegativeBuckets[:0], h.NegativeBuckets...),
-		CustomValues:     append(dst.CustomValues[:0], h.CustomValues...),
+		CustomValues:     cv,
 	}
 	return dst
 }
@@ -166,12 +170,30 @@ func toPromFloatHistogram(dst *histogram.FloatHistogram, h *chunkenc.FloatHistog
 type packHistIterator struct {
 	it chunkenc.HistogramIterator
 	vt promchunk.ValueType
+	// cv is a copy of the custom values at cvOf (the chunk's, shared by
+	// the samples of a layout run), handed to every sample of the run
+	// as Prometheus's iterators hand out theirs: immutable, shared.
+	cv   []float64
+	cvOf *float64
+}
+
+// customValues returns the immutable copy of src, a sample's custom
+// values, made once per layout run.
+func (p *packHistIterator) customValues(src []float64) []float64 {
+	if len(src) == 0 {
+		return nil
+	}
+	if &src[0] != p.cvOf || len(src) != len(p.cv) {
+		p.cv, p.cvOf = append([]float64(nil), src...), &src[0]
+	}
+	return p.cv
 }
 
 var _ promchunk.Iterator = (*packHistIterator)(nil)
 
 func (p *packHistIterator) reset(chunk []byte) {
 	p.it.Reset(chunk)
+	p.cv, p.cvOf = nil, nil // the decoder reuses its buffers
 	p.vt = promchunk.ValHistogram
 	if p.it.Encoding() == chunkenc.EncFloatHistPack {
 		p.vt = promchunk.ValFloatHistogram
@@ -202,14 +224,14 @@ func (p *packHistIterator) At() (int64, float64) {
 // AtHistogram implements promchunk.Iterator (integer chunks only).
 func (p *packHistIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
 	t, ch := p.it.At()
-	return t, toPromHistogram(h, ch)
+	return t, toPromHistogram(h, ch, p.customValues(ch.CustomValues))
 }
 
 // AtFloatHistogram implements promchunk.Iterator: an integer sample is
 // converted as Prometheus's Histogram.ToFloat and its chunk iterator do.
 func (p *packHistIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
 	t, ch := p.it.AtFloat()
-	return t, toPromFloatHistogram(fh, ch)
+	return t, toPromFloatHistogram(fh, ch, p.customValues(ch.CustomValues))
 }
 
 // AtT implements promchunk.Iterator.
