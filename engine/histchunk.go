@@ -212,16 +212,6 @@ func (hh *histHead) append(t int64, h *histogram.Histogram, fh *histogram.FloatH
 	return old, nil
 }
 
-// histBytes returns the stored form of a Prometheus histogram chunk in
-// Prometheus's encoding: the open chunk's (checkpoints, eviction records).
-func histBytes(dst []byte, c promchunk.Chunk) []byte {
-	enc := encPromHistogram
-	if c.Encoding() == promchunk.EncFloatHistogram {
-		enc = encPromFloatHistogram
-	}
-	return append(append(dst, enc), c.Bytes()...)
-}
-
 // sealHist appends the stored form of a sealed histogram chunk c:
 // chunkenc's EncHistPack or EncFloatHistPack (0.63x of Prometheus's bytes
 // on the histogram data set; docs/design.md, "Histogram chunk encoding").
