@@ -185,6 +185,7 @@ type applyScratch struct {
 	vs       []float64
 	mts      []int64 // merged samples of a run
 	mvs      []float64
+	hist     histSealer // re-encodes sealed histogram chunks
 }
 
 // appender applies one batch to one tenant. The caller holds t.mu.
@@ -609,8 +610,8 @@ func (a *appender) appendHistLocked(s *memSeries, ts int64, h *histogram.Histogr
 	return nil
 }
 
-// sealHistLocked writes the open histogram chunk of s to Pebble as it is
-// (Prometheus's encoding behind its encoding byte) and empties it.
+// sealHistLocked writes the open histogram chunk of s to Pebble, in the
+// sealed encoding (sealHist), and empties it.
 func (a *appender) sealHistLocked(s *memSeries) error {
 	if err := a.writeHistChunkLocked(s, s.hist.c, s.mint, s.hist.maxt); err != nil {
 		return err
@@ -620,7 +621,8 @@ func (a *appender) sealHistLocked(s *memSeries) error {
 }
 
 // writeHistChunkLocked writes histogram chunk c of s, from mint to maxt,
-// at its chunk key, or drops it when its partition is past retention.
+// at its chunk key in the sealed encoding (sealHist), or drops it when its
+// partition is past retention.
 func (a *appender) writeHistChunkLocked(s *memSeries, c promchunk.Chunk, mint, maxt int64) error {
 	sc := a.scratch
 	p := partitionOf(mint, a.g.db.partitionMs)
@@ -628,7 +630,10 @@ func (a *appender) writeHistChunkLocked(s *memSeries, c promchunk.Chunk, mint, m
 		return nil
 	}
 	sc.val = binary.AppendUvarint(sc.val[:0], uint64(maxt-mint))
-	sc.val = histBytes(sc.val, c)
+	var err error
+	if sc.val, err = sealHist(sc.val, &sc.hist, c); err != nil {
+		return fmt.Errorf("series %d chunk at %d: %w", s.id, mint, err)
+	}
 	return a.pb.Set(a.t.ks.chunkKey(sc.key[:0], p, s.id, mint), sc.val, nil)
 }
 

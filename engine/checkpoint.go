@@ -191,7 +191,7 @@ func parseOpen(v []byte) (run uint8, runMint int64, chunk []byte, hist bool, err
 		return 0, 0, nil, false, errors.New("empty open chunk record")
 	}
 	if v[0] == openHistogram {
-		if !isHistChunk(v[1:]) {
+		if !isPromHistChunk(v[1:]) {
 			return 0, 0, nil, false, errors.New("open histogram chunk record without a histogram chunk")
 		}
 		return 0, 0, v[1:], true, nil

@@ -325,11 +325,19 @@ func (g *Group) checkFormat() error {
 	v, closer, err := db.pdb.Get(key)
 	switch {
 	case err == nil:
-		defer closer.Close()
-		if len(v) != 1 || v[0] != formatVersion {
-			return fmt.Errorf("%w: group %d has format %x, this binary reads %d", ErrFormat, g.id, v, formatVersion)
+		ok := len(v) == 1 && v[0] == formatVersion
+		upgrade := len(v) == 1 && v[0] == formatUpgradable
+		if !ok && !upgrade {
+			err := fmt.Errorf("%w: group %d has format %x, this binary reads %d and %d", ErrFormat, g.id, v, formatUpgradable, formatVersion)
+			return errors.Join(err, closer.Close())
 		}
-		return nil
+		if err := closer.Close(); err != nil || ok {
+			return err
+		}
+		// Marked before anything of the new version is written: a
+		// binary of the old one then refuses the group with ErrFormat
+		// instead of failing on a chunk it cannot read.
+		return g.writeFormat(key)
 	case !errors.Is(err, pebble.ErrNotFound):
 		return fmt.Errorf("read format: %w", err)
 	}
@@ -347,10 +355,15 @@ func (g *Group) checkFormat() error {
 	if found {
 		return fmt.Errorf("%w: group %d has data but no format key (written before format %d)", ErrFormat, g.id, formatVersion)
 	}
-	if err := db.pdb.Set(key, []byte{formatVersion}, pebble.NoSync); err != nil {
+	return g.writeFormat(key)
+}
+
+// writeFormat writes formatVersion at key, durably.
+func (g *Group) writeFormat(key []byte) error {
+	if err := g.db.pdb.Set(key, []byte{formatVersion}, pebble.NoSync); err != nil {
 		return fmt.Errorf("write format: %w", err)
 	}
-	if err := db.syncPebble(); err != nil {
+	if err := g.db.syncPebble(); err != nil {
 		return fmt.Errorf("write format: %w", err)
 	}
 	return nil

@@ -419,18 +419,21 @@ func outside(ts []int64, vs []float64, start, end int64) ([]int64, []float64) {
 // encoding byte) holding its samples outside [start, end], and the times
 // of the first and last of them; nil if none is left. The samples are
 // appended again in order, as histHead.load does, so the bytes depend
-// only on them: the same on every replica. ok is false when Prometheus's
+// only on them: the same on every replica. The result has the encoding
+// of data: Prometheus's stays Prometheus's (the open chunk, sealed chunks
+// of earlier stores), a sealed chunk of chunkenc's is sealed again. ok is
+// false when Prometheus's
 // appender refuses one of them (the chunk is then kept whole); err is a
 // chunk that does not decode.
 func histOutside(data []byte, start, end int64) (out []byte, first, last int64, kept int, ok bool, err error) {
-	src, err := histChunkOf(data)
+	var hi histIters
+	it, err := hi.iterator(data)
 	if err != nil {
 		return nil, 0, 0, 0, false, err
 	}
 	var hh histHead
-	hh.start(data[0] == encPromFloatHistogram)
+	hh.start(data[0] == encPromFloatHistogram || data[0] == encFloatHistPack)
 	n := 0
-	it := src.Iterator(nil)
 	for vt := it.Next(); vt != promchunk.ValNone; vt = it.Next() {
 		var nc promchunk.Chunk
 		var t int64
@@ -468,5 +471,14 @@ func histOutside(data []byte, start, end int64) (out []byte, first, last int64, 
 	if n == 0 {
 		return nil, 0, 0, 0, true, nil
 	}
-	return hh.appendBytes(nil), first, last, n, true, nil
+	if isPromHistChunk(data) {
+		return hh.appendBytes(nil), first, last, n, true, nil
+	}
+	// A sealed chunk of ours: sealed again, as its samples would have
+	// been had they been appended without the deleted ones.
+	var hs histSealer
+	if out, err = sealHist(nil, &hs, hh.c); err != nil {
+		return nil, 0, 0, 0, false, err
+	}
+	return out, first, last, n, true, nil
 }

@@ -95,7 +95,7 @@
 //
 //	[g][0]'a'                              -> applied index, uint64 BE
 //	[g][0]'k'                              -> checkpoint index, uint64 BE
-//	[g][0]'f'                              -> format version, 1 byte (2)
+//	[g][0]'f'                              -> format version, 1 byte (3)
 //	[g][0]'n'                              -> next tenant id, uint32 BE
 //	[g][0]'t' name                         -> tenant id, uint32 BE
 //	[g][t]'m' 'i'                          -> next series id, uint64 BE
@@ -123,10 +123,14 @@
 // testdata/keyschema.golden (rewritten with -rewrite, with a
 // formatVersion bump and this doc).
 //
-// Format version: [g][0]'f' holds the group's format byte (2), written
+// Format version: [g][0]'f' holds the group's format byte (3), written
 // when the group is created. OpenGroup refuses a group with another
 // version, or with data and no format key (written before it existed),
-// with ErrFormat. Version 1 encoded labels with uvarint lengths.
+// with ErrFormat. Version 1 encoded labels with uvarint lengths. Version
+// 2 sealed histogram chunks in Prometheus's encodings (0x40, 0x41); 3
+// seals them in chunkenc's (see Native histograms) and reads both, so
+// OpenGroup opens a version 2 group and rewrites its format byte to 3
+// before writing anything.
 //
 // Time partitions: part = floor(t / Options.Partition) + 2^31 (so negative
 // times sort first), 1 day by default. A series is in the postings of every
@@ -205,15 +209,21 @@
 // (memSeries.hist), never both with samples; a sample of the other kind
 // (or an integer histogram after float histograms, and the reverse) seals
 // the open chunk first. A float series' merge run ends there: histogram
-// chunks are sealed alone, never merged. Histogram chunks are
-// Prometheus's tsdb/chunkenc HistogramChunk and FloatHistogramChunk
-// behind an encoding byte of their own, 0x40 and 0x41 (far above
-// chunkenc's encodings, so chunkenc.EncodingOf never takes one for its
-// own), everywhere a chunk is stored: a 'c' value after its maxt, an 'o'
-// value after the byte 0xff (never a merge run length, at most 254), an
-// 'e' value after the time (longer than a float record's 16 bytes).
-// histchunk.go is the one place that knows the format: another encoding
-// (chunkenc's, branch histochunk) is another byte there.
+// chunks are sealed alone, never merged. The open histogram chunk is
+// Prometheus's tsdb/chunkenc HistogramChunk or FloatHistogramChunk
+// (appendable) behind an encoding byte of its own, 0x40 or 0x41 (far
+// above chunkenc's encodings, so chunkenc.EncodingOf never takes one for
+// its own): an 'o' value after the byte 0xff (never a merge run length,
+// at most 254), an 'e' value after the time (longer than a float
+// record's 16 bytes), a query's head copy. A sealed histogram chunk (a
+// 'c' value after its maxt) is re-encoded on seal into chunkenc's
+// EncHistPack (3) or EncFloatHistPack (4), every sample as Prometheus's
+// iterator of the open chunk returns it, counter reset hints included,
+// so readers see the same histograms (0.6x the bytes). Stores written
+// before that hold sealed 'c' chunks in 0x40/0x41 too; they are read as
+// they are, never rewritten (a range deletion rewrites a chunk in the
+// encoding it found). histchunk.go is the one place that chooses and
+// reads the formats.
 //
 // Cutting depends only on the samples, so replicas cut alike: a chunk is
 // cut at ChunkSamples samples, at 1 KiB once it holds 10 (Prometheus's

@@ -699,7 +699,7 @@ func TestDropGroup(t *testing.T) {
 	require.Empty(t, selectAll(t, g2, "t", math.MinInt64, math.MaxInt64))
 	require.Len(t, selectAll(t, other, "t", math.MinInt64, math.MaxInt64), 1)
 	for _, kv := range dump(t, db) {
-		if kv == "000000070000000066=02" { // written by OpenGroup(7) above
+		if kv == fmt.Sprintf("000000070000000066=%02x", formatVersion) { // written by OpenGroup(7) above
 			continue
 		}
 		require.False(t, strings.HasPrefix(kv, "00000007"), "key of the dropped group: %s", kv)
@@ -798,6 +798,26 @@ func TestFormatCheck(t *testing.T) {
 			require.NoError(t, db.DropGroup(9))
 		})
 	}
+	t.Run("version 2 upgraded", func(t *testing.T) {
+		// Version 2 groups (sealed histogram chunks in Prometheus's
+		// encodings) open, and are marked 3 before anything is written.
+		key := groupKey(nil, 9, kindFormat)
+		g9, _, err := db.OpenGroup(9)
+		require.NoError(t, err)
+		apply(t, g9, 1, buildBatch(t, "t", labels.FromStrings("a", "b"), []write.Sample{{T: 1, V: 1}}))
+		require.NoError(t, g9.Checkpoint())
+		require.NoError(t, db.pdb.Set(key, []byte{2}, pebble.NoSync))
+		db.mu.Lock()
+		delete(db.mu.groups, 9)
+		db.mu.Unlock()
+		_, _, err = db.OpenGroup(9)
+		require.NoError(t, err)
+		v, closer, err := db.pdb.Get(key)
+		require.NoError(t, err)
+		require.Equal(t, []byte{formatVersion}, v)
+		require.NoError(t, closer.Close())
+		require.NoError(t, db.DropGroup(9))
+	})
 }
 
 // TestMergeRunsAcrossRestarts: sealed chunks merge in runs of MergeChunks,

@@ -1,28 +1,39 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	promchunk "github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/internal/invariants"
 )
 
 // This file is the one seam between the engine and the encoding of
-// native histogram chunks (doc.go, "Native histograms"): the open and
-// sealed histogram chunks are Prometheus's tsdb/chunkenc HistogramChunk
-// and FloatHistogramChunk, stored behind an encoding byte of their own.
-// Another encoding (chunkenc's, when it has one) plugs in here as another
-// byte: histHead for the open chunk, histIterator and lastHistogram for
-// reading, nothing else in the engine knows the format.
+// native histogram chunks (doc.go, "Native histograms"). The open
+// histogram chunk is Prometheus's tsdb/chunkenc HistogramChunk or
+// FloatHistogramChunk (appendable), stored behind an encoding byte of its
+// own (0x40, 0x41); a sealed one is re-encoded (sealHist) into chunkenc's
+// EncHistPack or EncFloatHistPack (3, 4: chunkenc's own encoding bytes).
+// Sealed chunks of stores written before that stay in Prometheus's
+// encoding and still read: histIters dispatches on the byte. histHead is
+// the open chunk, histIters and lastHistogram read; nothing else in the
+// engine knows the formats.
 
 // Encoding bytes of histogram chunks: the first byte of a stored
 // histogram chunk ('c' value after its maxt, 'o' value after its marker,
-// a query's head copy), followed by the bytes of Prometheus's chunk.
-// chunkenc's encodings are small numbers (chunkenc.Encoding, 1 and 2
-// today); these are far above them so the two never collide.
+// a query's head copy). 0x40 and 0x41 are followed by the bytes of
+// Prometheus's chunk; chunkenc's encodings are small numbers
+// (chunkenc.Encoding: 1 and 2 for floats, 3 and 4 for histograms), far
+// below them, so the two never collide.
 const (
-	encPromHistogram      byte = 0x40 // Prometheus's HistogramChunk (integer counts)
+	encPromHistogram      byte = 0x40 // Prometheus's HistogramChunk (integer counts): open chunks, and sealed ones of earlier stores
 	encPromFloatHistogram byte = 0x41 // Prometheus's FloatHistogramChunk
+	encHistPack           byte = byte(chunkenc.EncHistPack)
+	encFloatHistPack      byte = byte(chunkenc.EncFloatHistPack)
 )
 
 // Cutting histogram chunks: a histogram sample may be hundreds of bytes,
@@ -36,16 +47,23 @@ const (
 )
 
 // isHistChunk reports whether a stored chunk (with its encoding byte) is
-// a histogram chunk.
+// a histogram chunk, in either encoding.
 func isHistChunk(data []byte) bool {
+	return isPromHistChunk(data) || len(data) > 0 && (data[0] == encHistPack || data[0] == encFloatHistPack)
+}
+
+// isPromHistChunk reports whether a stored chunk is one of Prometheus's
+// histogram chunks: always the open chunk, and sealed chunks of stores
+// written before sealHist.
+func isPromHistChunk(data []byte) bool {
 	return len(data) > 0 && (data[0] == encPromHistogram || data[0] == encPromFloatHistogram)
 }
 
 // histChunkOf returns Prometheus's chunk for stored bytes (encoding byte
-// first). The chunk aliases data.
+// first, 0x40 or 0x41). The chunk aliases data.
 func histChunkOf(data []byte) (promchunk.Chunk, error) {
-	if !isHistChunk(data) {
-		return nil, fmt.Errorf("not a histogram chunk")
+	if !isPromHistChunk(data) {
+		return nil, fmt.Errorf("not one of Prometheus's histogram chunks")
 	}
 	if len(data) < 3 { // Prometheus's chunks start with a 2-byte sample count
 		return nil, fmt.Errorf("histogram chunk of %d bytes", len(data))
@@ -194,22 +212,57 @@ func (hh *histHead) append(t int64, h *histogram.Histogram, fh *histogram.FloatH
 	return old, nil
 }
 
-// histBytes returns the stored form of a Prometheus histogram chunk.
-func histBytes(dst []byte, c promchunk.Chunk) []byte {
-	enc := encPromHistogram
-	if c.Encoding() == promchunk.EncFloatHistogram {
-		enc = encPromFloatHistogram
+// sealHist appends the stored form of a sealed histogram chunk c:
+// chunkenc's EncHistPack or EncFloatHistPack (0.63x of Prometheus's bytes
+// on the histogram data set; docs/design.md, "Histogram chunk encoding").
+// The samples are Prometheus's iterator's, field for field, so readers
+// see the same histograms as from c; the bytes depend only on them, the
+// same on every replica. Under the invariants tag the result is read back
+// and compared with c sample for sample.
+func sealHist(dst []byte, hs *histSealer, c promchunk.Chunk) ([]byte, error) {
+	start := len(dst)
+	dst, err := hs.seal(dst, c)
+	if err != nil {
+		return dst[:start], fmt.Errorf("seal histogram chunk: %w", err)
 	}
-	return append(append(dst, enc), c.Bytes()...)
+	if invariants.Enabled {
+		if err := sameHistChunks(c.Iterator(nil), dst[start:]); err != nil {
+			panic(fmt.Sprintf("BUG: sealed histogram chunk: %v", err))
+		}
+	}
+	return dst, nil
+}
+
+// histIters holds a reader's iterators of both encodings of sealed
+// histogram chunks, for reuse. The zero value is ready to use.
+type histIters struct {
+	prom promchunk.Iterator
+	pack packHistIterator
+}
+
+// iterator returns an iterator of the stored histogram chunk data (its
+// encoding byte first), reusing the one of its encoding; it is valid
+// until the next call. data must outlive the iterator.
+func (hi *histIters) iterator(data []byte) (promchunk.Iterator, error) {
+	if len(data) > 0 && (data[0] == encHistPack || data[0] == encFloatHistPack) {
+		hi.pack.reset(data)
+		return &hi.pack, nil
+	}
+	c, err := histChunkOf(data)
+	if err != nil {
+		return nil, err
+	}
+	hi.prom = c.Iterator(hi.prom)
+	return hi.prom, nil
 }
 
 // lastHistogram returns the newest sample of a stored histogram chunk.
 func lastHistogram(data []byte) (lastSample, error) {
-	c, err := histChunkOf(data)
+	var hi histIters
+	it, err := hi.iterator(data)
 	if err != nil {
 		return lastSample{}, err
 	}
-	it := c.Iterator(nil)
 	var l lastSample
 	for {
 		switch it.Next() {
@@ -284,11 +337,11 @@ func sameHistogram(h1 *histogram.Histogram, fh1 *histogram.FloatHistogram, h2 *h
 // firstHistogramTime returns the time of the first sample of a stored
 // histogram chunk.
 func firstHistogramTime(data []byte) (int64, error) {
-	c, err := histChunkOf(data)
+	var hi histIters
+	it, err := hi.iterator(data)
 	if err != nil {
 		return 0, err
 	}
-	it := c.Iterator(nil)
 	if it.Next() == promchunk.ValNone {
 		if err := it.Err(); err != nil {
 			return 0, err
@@ -296,4 +349,63 @@ func firstHistogramTime(data []byte) (int64, error) {
 		return 0, fmt.Errorf("empty histogram chunk")
 	}
 	return it.AtT(), nil
+}
+
+// sameHistChunks reports how the samples of a histogram chunk (want, an
+// iterator) and a stored histogram chunk (data) differ, nil if they are
+// the same bit for bit: times, types and every field of every histogram
+// (sums and thresholds by their bits).
+func sameHistChunks(want promchunk.Iterator, data []byte) error {
+	var hi histIters
+	got, err := hi.iterator(data)
+	if err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		wvt, gvt := want.Next(), got.Next()
+		if wvt != gvt {
+			return fmt.Errorf("sample %d: type %v, want %v", i, gvt, wvt)
+		}
+		if wvt == promchunk.ValNone {
+			break
+		}
+		if want.AtT() != got.AtT() {
+			return fmt.Errorf("sample %d: time %d, want %d", i, got.AtT(), want.AtT())
+		}
+		var w, g string
+		if wvt == promchunk.ValHistogram {
+			_, wh := want.AtHistogram(nil)
+			_, gh := got.AtHistogram(nil)
+			w, g = histBits(wh, nil), histBits(gh, nil)
+		} else {
+			_, wh := want.AtFloatHistogram(nil)
+			_, gh := got.AtFloatHistogram(nil)
+			w, g = histBits(nil, wh), histBits(nil, gh)
+		}
+		if w != g {
+			return fmt.Errorf("sample %d at %d: %s, want %s", i, want.AtT(), g, w)
+		}
+	}
+	return errors.Join(want.Err(), got.Err())
+}
+
+// histBits renders every field of a histogram (one of h and fh set),
+// floats by their bits and nil slices as empty ones, for comparisons.
+func histBits(h *histogram.Histogram, fh *histogram.FloatHistogram) string {
+	bits := func(fs []float64) []uint64 {
+		out := make([]uint64, len(fs))
+		for i, f := range fs {
+			out[i] = math.Float64bits(f)
+		}
+		return out
+	}
+	if h != nil {
+		return fmt.Sprintf("int{hint %d schema %d zt %x zc %d count %d sum %x pos %v %v neg %v %v cv %v}",
+			h.CounterResetHint, h.Schema, math.Float64bits(h.ZeroThreshold), h.ZeroCount, h.Count, math.Float64bits(h.Sum),
+			h.PositiveSpans, h.PositiveBuckets, h.NegativeSpans, h.NegativeBuckets, bits(h.CustomValues))
+	}
+	return fmt.Sprintf("float{hint %d schema %d zt %x zc %x count %x sum %x pos %v %v neg %v %v cv %v}",
+		fh.CounterResetHint, fh.Schema, math.Float64bits(fh.ZeroThreshold), math.Float64bits(fh.ZeroCount),
+		math.Float64bits(fh.Count), math.Float64bits(fh.Sum),
+		fh.PositiveSpans, bits(fh.PositiveBuckets), fh.NegativeSpans, bits(fh.NegativeBuckets), bits(fh.CustomValues))
 }

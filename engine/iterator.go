@@ -29,8 +29,9 @@ type seriesIterator struct {
 	ci     int    // index of the current chunk, -1 before the first
 	cur    chunkenc.Iterator
 	// hcur iterates the current chunk when it is a histogram chunk
-	// (curHist; histchunk.go): Prometheus's iterator of its chunk.
+	// (curHist): one of hits, for the chunk's encoding (histchunk.go).
 	hcur    promchunk.Iterator
+	hits    histIters
 	curHist bool
 	t       int64
 	v       float64
@@ -73,11 +74,11 @@ func (it *seriesIterator) open(i int) bool {
 		it.curHist = false
 		return true
 	}
-	c, err := histChunkOf(data)
+	hcur, err := it.hits.iterator(data)
 	if err != nil {
 		return it.fail(fmt.Errorf("series %d chunk at %d: %w", it.s.id, it.chunks[i].mint, err))
 	}
-	it.hcur = c.Iterator(it.hcur)
+	it.hcur = hcur
 	it.curHist = true
 	return true
 }

@@ -10,8 +10,17 @@ import (
 // when the group is created and checked when it is opened. Bump it with
 // every incompatible change of the key schema (doc.go). Version 1 encoded
 // label sets with uvarint lengths; 2 uses write's label set encoding
-// (write.AppendLabel).
-const formatVersion byte = 2
+// (write.AppendLabel); 3 seals histogram chunks in chunkenc's EncHistPack
+// and EncFloatHistPack. A binary that reads only 2 would fail on such a
+// chunk at query time, so 3 is a new version; this binary opens a
+// group of version 2 (whose sealed histogram chunks are Prometheus's,
+// which it reads as they are) and marks it 3 before writing to it.
+const formatVersion byte = 3
+
+// formatUpgradable is the earlier format this binary opens and upgrades
+// to formatVersion by rewriting the format byte alone: 3 only adds
+// encodings, so every key and value of a version 2 group reads the same.
+const formatUpgradable byte = 2
 
 // ErrFormat: a group's data was written in a format this binary cannot read.
 var ErrFormat = errors.New("engine: unsupported on-disk format")

@@ -43,22 +43,43 @@ func TestPromQLScripts(t *testing.T) {
 		t.Skipf("no PromQL test scripts in %s", dir)
 	}
 	engine := promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery)
-	ran, skipped := 0, 0
-	for _, f := range files {
-		content, err := os.ReadFile(f)
-		require.NoError(t, err)
-		for i, part := range splitScript(string(content)) {
-			if reason := unsupported(part); reason != "" {
-				skipped++
-				continue
+	// Default chunks keep most of a script's samples in open chunks;
+	// chunks of 3 samples read nearly all of them from sealed chunks
+	// (chunkenc's histogram encodings, merged float runs).
+	for _, chunkSamples := range []int{0, 3} {
+		t.Run(fmt.Sprintf("chunks=%d", chunkSamples), func(t *testing.T) {
+			newStorage := func(t testing.TB) storage.Storage {
+				return newScriptStorageWith(t, Options{Dir: "db", FS: vfs.NewMem(), ChunkSamples: chunkSamples})
 			}
-			ran++
-			t.Run(fmt.Sprintf("%s/part%d", filepath.Base(f), i), func(t *testing.T) {
-				promqltest.RunTestWithStorage(t, part, engine, newScriptStorage)
-			})
-		}
+			ran, skipped := 0, 0
+			for _, f := range files {
+				content, err := os.ReadFile(f)
+				require.NoError(t, err)
+				for i, part := range splitScript(string(content)) {
+					if reason := unsupported(part); reason != "" {
+						skipped++
+						continue
+					}
+					if chunkSamples > 0 && filepath.Base(f) == "native_histograms.test" && i == 48 {
+						// Its results carry the counter reset hint
+						// not_reset of samples that, in 3-sample chunks,
+						// start a chunk, whose hint reads unknown: the
+						// engine does not chain a chunk to the previous
+						// one's appender (docs/design.md, "Native
+						// histograms"). The same with sealed chunks in
+						// Prometheus's encoding.
+						skipped++
+						continue
+					}
+					ran++
+					t.Run(fmt.Sprintf("%s/part%d", filepath.Base(f), i), func(t *testing.T) {
+						promqltest.RunTestWithStorage(t, part, engine, newStorage)
+					})
+				}
+			}
+			t.Logf("ran %d script parts, skipped %d (start timestamps; chunk-start hints)", ran, skipped)
+		})
 	}
-	t.Logf("ran %d script parts, skipped %d (start timestamps)", ran, skipped)
 }
 
 // splitScript cuts a promqltest script at its top-level "clear" commands.
@@ -95,8 +116,7 @@ type scriptStorage struct {
 
 const scriptTenant = "promqltest"
 
-func newScriptStorage(t testing.TB) storage.Storage {
-	opts := Options{Dir: "db", FS: vfs.NewMem()}
+func newScriptStorageWith(t testing.TB, opts Options) storage.Storage {
 	db, err := Open(opts)
 	require.NoError(t, err)
 	g, _, err := db.OpenGroup(1)

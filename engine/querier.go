@@ -744,11 +744,11 @@ func sampleIn(chunk []byte, cmint, cmaxt, mint, maxt int64) (bool, error) {
 	case cmint >= mint || cmaxt <= maxt: // a sample at cmint or at cmaxt is inside
 		return true, nil
 	case isHistChunk(chunk):
-		c, err := histChunkOf(chunk)
+		var hi histIters
+		hit, err := hi.iterator(chunk)
 		if err != nil {
 			return false, err
 		}
-		hit := c.Iterator(nil)
 		if hit.Seek(mint) != promchunk.ValNone {
 			return hit.AtT() <= maxt, nil
 		}
