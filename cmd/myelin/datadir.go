@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/myelindb/myelin/internal/atomicfile"
 )
 
 // lockDataDir takes an exclusive lock on dir (DATA/LOCK, flock) for the
@@ -64,7 +66,7 @@ func resolveNodeID(dir, flagID string) (string, error) {
 	if id == "" {
 		id = defaultNodeID()
 	}
-	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(id+"\n")); err != nil {
 		return "", fmt.Errorf("store node ID: %w", err)
 	}
 	return id, nil
@@ -88,19 +90,4 @@ func defaultNodeID() string {
 		return "myelin"
 	}
 	return h
-}
-
-// writeFileSync writes b to path through a synced temporary file and a
-// rename.
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/myelindb/myelin/internal/atomicfile"
 	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/raftgroup/ring"
 )
@@ -180,7 +181,7 @@ func (f *metaFSM) Checkpoint() (uint64, error) {
 	f.mu.Lock()
 	b, idx := f.encodeLocked(), f.index
 	f.mu.Unlock()
-	if err := writeFileAtomic(f.path, b); err != nil {
+	if err := atomicfile.WriteFile(f.path, b); err != nil {
 		return 0, fmt.Errorf("checkpoint metadata: %w: %w", raftgroup.ErrApplierFailed, err)
 	}
 	return idx, nil
@@ -320,31 +321,6 @@ func decodeSideMaps(b []byte) (map[ring.GroupID]ring.NodeID, []ring.Removed, []b
 	}
 	slices.SortFunc(removed, func(a, b ring.Removed) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return pending, slices.CompactFunc(removed, func(a, b ring.Removed) bool { return a.ID == b.ID }), b, nil
-}
-
-// writeFileAtomic writes b to path through a synced temporary file and a
-// rename, then syncs the directory.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	fd, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = fd.Write(b)
-	if err == nil {
-		err = fd.Sync()
-	}
-	if err = errors.Join(err, fd.Close()); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }
 
 func readStr(b []byte) (string, []byte, error) {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/myelindb/myelin/internal/atomicfile"
 )
 
 // The state log of a tenant's Alertmanager: every change of its
@@ -216,7 +218,7 @@ func (l *stateLog) openLocked(gen uint64) error {
 	if _, err := f.Write([]byte{StateLogVersion}); err != nil {
 		return errors.Join(fmt.Errorf("write alertmanager state log: %w", err), f.Close())
 	}
-	if err := errors.Join(f.Sync(), syncDir(l.dir)); err != nil {
+	if err := errors.Join(f.Sync(), atomicfile.SyncDir(l.dir)); err != nil {
 		return errors.Join(fmt.Errorf("sync alertmanager state log: %w", err), f.Close())
 	}
 	l.mu.f, l.mu.gen = f, gen
@@ -268,7 +270,7 @@ func (l *stateLog) dropThrough(gen uint64) error {
 			errs = append(errs, os.Remove(filepath.Join(l.dir, logName(g))))
 		}
 	}
-	return errors.Join(append(errs, syncDir(l.dir))...)
+	return errors.Join(append(errs, atomicfile.SyncDir(l.dir))...)
 }
 
 // close closes the current file; later appends are dropped.
@@ -300,5 +302,5 @@ func writeSnapshot(path string, snap func(io.Writer) (int64, error)) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.SyncDir(filepath.Dir(path))
 }

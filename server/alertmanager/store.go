@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/myelindb/myelin/internal/atomicfile"
 )
 
 // ErrNotFound: the tenant has no Alertmanager configuration (Cortex's
@@ -100,7 +102,7 @@ func (s *FileStore) Set(_ context.Context, tenant string, uc UserConfig) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := writeFileSync(s.path(tenant), b); err != nil {
+	if err := atomicfile.WriteFile(s.path(tenant), b); err != nil {
 		return fmt.Errorf("write alertmanager config of tenant %s: %w", tenant, err)
 	}
 	return nil
@@ -116,34 +118,5 @@ func (s *FileStore) Delete(_ context.Context, tenant string) error {
 	if err != nil {
 		return fmt.Errorf("delete alertmanager config of tenant %s: %w", tenant, err)
 	}
-	return syncDir(s.dir)
-}
-
-// writeFileSync writes b to path through a synced temporary file and a
-// rename, then syncs the directory.
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
-		return errors.Join(err, os.Remove(tmp))
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
+	return atomicfile.SyncDir(s.dir)
 }

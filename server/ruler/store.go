@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/myelindb/myelin/internal/atomicfile"
 )
 
 var (
@@ -184,39 +186,10 @@ func (s *FileStore) Set(_ context.Context, tenant, ns string, g rulefmt.RuleGrou
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create rule namespace %q of tenant %s: %w", ns, tenant, err)
 	}
-	if err := writeFileSync(path, b); err != nil {
+	if err := atomicfile.WriteFile(path, b); err != nil {
 		return fmt.Errorf("write rule group %q of tenant %s namespace %q: %w", g.Name, tenant, ns, err)
 	}
 	return nil
-}
-
-// writeFileSync writes b to path through a synced temporary file and a
-// rename, then syncs the directory.
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
-		return errors.Join(err, os.Remove(tmp))
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }
 
 func (s *FileStore) Delete(_ context.Context, tenant, ns, group string) error {
@@ -237,7 +210,7 @@ func (s *FileStore) Delete(_ context.Context, tenant, ns, group string) error {
 			return fmt.Errorf("delete empty rule namespace %q of tenant %s: %w", ns, tenant, err)
 		}
 	}
-	return syncDir(filepath.Dir(dir))
+	return atomicfile.SyncDir(filepath.Dir(dir))
 }
 
 func (s *FileStore) DeleteNamespace(_ context.Context, tenant, ns string) error {
@@ -250,5 +223,5 @@ func (s *FileStore) DeleteNamespace(_ context.Context, tenant, ns string) error 
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("delete rule namespace %q of tenant %s: %w", ns, tenant, err)
 	}
-	return syncDir(filepath.Join(s.dir, tenant))
+	return atomicfile.SyncDir(filepath.Join(s.dir, tenant))
 }
