@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/internal/invariants"
 	"github.com/myelindb/myelin/write"
 )
 
@@ -408,7 +409,7 @@ func (q *querier) selectHead(mint, maxt int64, hints *storage.SelectHints, ms []
 		if !live {
 			continue
 		}
-		if hints != nil && hints.ShardCount > 0 && xxhash.Sum64String(lbls)%hints.ShardCount != hints.ShardIndex {
+		if hints != nil && hints.ShardCount > 0 && !inShardOf(lbls, hints.ShardIndex, hints.ShardCount) {
 			continue
 		}
 		var h headCopy
@@ -468,8 +469,8 @@ func (q *querier) buildSeries(sel selection, mint, maxt int64, hints *storage.Se
 			return nil, fmt.Errorf("series %d: %w", id, err)
 		}
 		s.lset = lset
-		if hints != nil && hints.ShardCount > 0 && labels.StableHash(s.lset)%hints.ShardCount != hints.ShardIndex {
-			continue
+		if invariants.Enabled && hints != nil && hints.ShardCount > 0 && labels.StableHash(s.lset)%hints.ShardCount != hints.ShardIndex {
+			panic(fmt.Sprintf("BUG: series %s of shard %d selected for shard %d of %d", s.lset, labels.StableHash(s.lset)%hints.ShardCount, hints.ShardIndex, hints.ShardCount))
 		}
 		out = append(out, s)
 	}
@@ -836,10 +837,16 @@ func (s *series) Iterator(it promchunk.Iterator) promchunk.Iterator {
 func inShard(ids []uint64, encs []string, index, count uint64) ([]uint64, []string) {
 	n := 0
 	for i := range ids {
-		if xxhash.Sum64String(encs[i])%count == index {
+		if inShardOf(encs[i], index, count) {
 			ids[n], encs[n] = ids[i], encs[i]
 			n++
 		}
 	}
 	return ids[:n], encs[:n]
+}
+
+// inShardOf reports whether the series with encoded labels enc is in
+// shard index of count (inShard).
+func inShardOf(enc string, index, count uint64) bool {
+	return xxhash.Sum64String(enc)%count == index
 }
