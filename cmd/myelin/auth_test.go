@@ -438,12 +438,26 @@ func TestAuthRunFile(t *testing.T) {
 // waitFor polls cond every 20 ms until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	poll(t, timeout, 20*time.Millisecond, what, func() (bool, string) { return cond(), "" })
+}
+
+// poll calls cond every interval until it holds, failing the test with
+// cond's last message after timeout.
+func poll(t *testing.T, timeout, interval time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, timeout)
+	for {
+		ok, msg := cond()
+		if ok {
+			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Now().After(deadline) {
+			if msg == "" {
+				t.Fatalf("no %s within %v", what, timeout)
+			}
+			t.Fatalf("no %s within %v: %s", what, timeout, msg)
+		}
+		time.Sleep(interval)
 	}
 }
 

@@ -59,7 +59,7 @@ func TestE2EPrometheus3NativeHistograms(t *testing.T) {
 	start := time.Now().UnixMilli()
 	end := start + 12_000
 	const hist = `prometheus_http_request_duration_seconds`
-	eventually(t, 60*time.Second, "native histograms in myelin past the window", func() (bool, string) {
+	poll(t, 60*time.Second, 500*time.Millisecond, "native histograms in myelin past the window", func() (bool, string) {
 		v, err := myAPI.scalarValue(fmt.Sprintf(`count(timestamp(%s) >= %s)`, hist, apiTime(end+2000)))
 		return err == nil && v > 0, fmt.Sprint(v, err)
 	})
@@ -73,7 +73,7 @@ func TestE2EPrometheus3NativeHistograms(t *testing.T) {
 		`e2e_special`,
 	}
 	for _, q := range queries {
-		eventually(t, 15*time.Second, "identical answers to "+q, func() (bool, string) {
+		poll(t, 15*time.Second, 500*time.Millisecond, "identical answers to "+q, func() (bool, string) {
 			a, errA := canonical(promAPI, q, end)
 			// What the sender can send: -0 arrives as 0 (result.sent;
 			// Prometheus 3's v2 Sample.Marshal omits a Value == 0 too).
@@ -90,23 +90,6 @@ func TestE2EPrometheus3NativeHistograms(t *testing.T) {
 			t.Logf("%s: identical (%d bytes)", q, len(a))
 			return true, ""
 		})
-	}
-}
-
-// eventually retries cond every half second until it holds, failing the
-// test with cond's last message after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v: %s", what, timeout, msg)
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
 }
 
