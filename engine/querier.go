@@ -123,43 +123,31 @@ type view struct {
 // openViewLocked opens a view over the tenant's keys for [mint, maxt]. The
 // caller holds t.mu (read).
 func (q *querier) openViewLocked(mint, maxt int64) (*view, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.mu.closed {
-		return nil, errors.New("engine: querier closed")
-	}
-	t := q.t
-	pw := q.g.db.partitionMs
-	v := &view{q: q, snap: q.g.db.pdb.NewSnapshot(), r: indexReader{ks: t.ks}}
-	q.mu.snaps = append(q.mu.snaps, v.snap)
-	it, err := v.newIter()
+	v, err := q.openHeadViewLocked(mint, maxt, true)
 	if err != nil {
 		return nil, err
 	}
-	v.r.it = it
-	v.p0, v.p1 = partitionOf(mint, pw), partitionOf(maxt, pw)
-	if t.mu.maxT == minTime {
-		v.empty = true
-		return v, nil
+	r, err := v.reader()
+	if err != nil || v.empty {
+		return v, err
 	}
-	// Clamp to the partitions that exist: the newest holds maxT, the
-	// oldest is the first postings key. Without it a query with mint =
-	// math.MinInt64 would visit 2^31 empty partitions.
-	v.p1 = min(v.p1, partitionOf(t.mu.maxT, pw))
-	v.p0 = max(v.p0, t.mu.retainPart)
-	v.retainPart = t.mu.retainPart
+	// Clamp to the partitions that exist: the oldest is the first
+	// postings key (openHeadViewLocked clamped to the newest and to
+	// retention). Without it a query with mint = math.MinInt64 would
+	// visit 2^31 empty partitions.
+	t := q.t
 	first := appendPrefix(nil, t.ks.group, t.ks.tenant, kindPostings)
-	if !it.SeekGE(first) || !bytes.HasPrefix(it.Key(), first) || len(it.Key()) < prefixLen+4 {
+	if !r.it.SeekGE(first) || !bytes.HasPrefix(r.it.Key(), first) || len(r.it.Key()) < prefixLen+4 {
 		v.empty = true
-		return v, it.Error()
+		return v, r.it.Error()
 	}
-	v.p0 = max(v.p0, binary.BigEndian.Uint32(it.Key()[prefixLen:]))
+	v.p0 = max(v.p0, binary.BigEndian.Uint32(r.it.Key()[prefixLen:]))
 	v.empty = v.p0 > v.p1
 	return v, nil
 }
 
 // openHeadViewLocked is openViewLocked for a read that the head index
-// answers: it reads nothing yet. Its iterator is made at the first use
+// answers (and its first step): it reads nothing yet. Its iterator is made at the first use
 // (reader), and so is its snapshot unless snap is set (a select, whose
 // sealed chunks must be read as of its head copies). The partitions are
 // not clamped to the oldest postings: the range starts at or after the
