@@ -47,8 +47,9 @@ func TestClusterDelete(t *testing.T) {
 	// Pebble log store and short logs: the restarted node catches up
 	// from a snapshot taken after the deletions (raft-wal would still
 	// serve truncated entries from its open segment).
+	// Answers older than a minute are cached: the whole test window.
 	c := newCluster(t, 3, false, "-auth.multitenancy-enabled=true", "-raft.log-store=pebble",
-		"-raft.snapshot-threshold=32", "-raft.trailing-logs=16")
+		"-raft.snapshot-threshold=32", "-raft.trailing-logs=16", "-query-frontend.max-cache-freshness=1m")
 	c.startAll()
 	nodes := c.nodes
 	ts0 := time.Now().Add(-10 * time.Minute).UnixMilli()
@@ -184,9 +185,35 @@ func TestClusterDelete(t *testing.T) {
 	}
 	check("node 3 restored from a snapshot", nodes, true)
 
+	// Nodes 1 and 3 cache a range query of the tenant deleted next
+	// through node 2: they must stop using it (the cache generation in
+	// the metadata), not serve the deleted series for the cache's TTL.
+	hits := func(n *e2eNode) float64 {
+		return metricValue(t, "http://"+n.http, `myelin_query_frontend_results_cache_hits_total{kind="full"}`)
+	}
+	for _, n := range []*e2eNode{nodes[0], nodes[2]} {
+		other := apiClient{name: "node " + n.id + " other", base: "http://" + n.http + "/api/v1", tenant: "other"}
+		before := hits(n)
+		for range 2 {
+			if res, err := other.queryRange("count(c)", ts0, ts1, time.Minute); err != nil || len(res) != 1 {
+				t.Fatalf("%s: count(c) = %v, %v", other.name, res, err)
+			}
+		}
+		if after := hits(n); after <= before {
+			t.Fatalf("%s: the second range query was not answered from the cache (hits %v, then %v)", other.name, before, after)
+		}
+	}
+
 	// Mimir's tenant deletion.
 	if code, body := deleteReq(t, "POST", nodes[1].http, "/purger/delete_tenant", "other"); code != 200 {
 		t.Fatalf("delete_tenant: %d %s", code, body)
+	}
+	for _, n := range []*e2eNode{nodes[0], nodes[2]} {
+		other := apiClient{name: "node " + n.id + " other", base: "http://" + n.http + "/api/v1", tenant: "other"}
+		poll(t, 10*time.Second, 50*time.Millisecond, other.name+": cached count(c) after the tenant deletion", func() (bool, string) {
+			res, err := other.queryRange("count(c)", ts0, ts1, time.Minute)
+			return err == nil && len(res) == 0, fmt.Sprintf("%v, %v", res, err)
+		})
 	}
 	code, body := deleteReq(t, "GET", nodes[0].http, "/purger/delete_tenant_status", "other")
 	if code != 200 || !strings.Contains(body, `"blocks_deleted":true`) || !strings.Contains(body, `"tenant_id":"other"`) {

@@ -450,12 +450,15 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 			names, _, err := q.LabelNames(ctx, nil)
 			return len(names) > 0, err
 		},
-		// This node's query frontend forgets the tenant's cached
-		// results (set below, before the server serves).
-		Deleted: func(org string) {
+		// Every node's query frontend stops using the tenant's cached
+		// results: this one at once (set below, before the server
+		// serves), the others when they apply the bump of the tenant's
+		// cache generation in the metadata.
+		Deleted: func(ctx context.Context, org string) error {
 			if n.frontend != nil {
 				n.frontend.Forget(org)
 			}
+			return n.cluster.BumpCacheGeneration(ctx, org)
 		},
 		Logger: logger.With("component", "delete"),
 	})
@@ -592,6 +595,8 @@ func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate,
 		Parser:        server.NewParser(cfg.queryExperimental),
 		LookbackDelta: cfg.lookbackDelta,
 		Cache:         cache,
+		// Bumped by deletions on any node (the metadata's).
+		Generation: func(org string) uint64 { return n.cluster.View().CacheGeneration(org) },
 
 		ParallelizeShardableQueries: fc.parallelize,
 		DelayedNameRemoval:          cfg.queryExperimental,
