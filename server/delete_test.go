@@ -158,12 +158,21 @@ func TestRetentionSteps(t *testing.T) {
 		}
 		return 0
 	}
-	got := Steps([]string{"long", "short"}, now, 0, period)
-	if len(got) != 1 || got[0] != (write.Retain{Tenant: "short", Before: now.Add(-24 * time.Hour).UnixMilli()}) {
+	tenants := []LocalTenant{{Name: "long"}, {Name: "short"}}
+	short := write.Retain{Tenant: "short", Before: now.Add(-24 * time.Hour).UnixMilli(), Period: 86_400_000}
+	got := Steps(tenants, now, 0, period)
+	if len(got) != 1 || got[0] != short {
 		t.Fatalf("without a global retention: %+v", got)
 	}
-	got = Steps([]string{"long", "short"}, now, time.Hour, period)
-	if len(got) != 2 || got[0] != (write.Retain{Tenant: "long", Before: math.MinInt64}) {
+	got = Steps(tenants, now, time.Hour, period)
+	if len(got) != 2 || got[0] != (write.Retain{Tenant: "long", Before: math.MinInt64}) || got[1] != short {
 		t.Fatalf("with a global retention: %+v", got)
+	}
+	// long's replicas still hold the period it had: a step without one
+	// puts it back on the engine's retention.
+	tenants[0].Period = 48 * time.Hour
+	got = Steps(tenants, now, 0, period)
+	if len(got) != 2 || got[0] != (write.Retain{Tenant: "long", Before: math.MinInt64}) {
+		t.Fatalf("a period removed: %+v", got)
 	}
 }

@@ -337,3 +337,67 @@ func TestRetentionPeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRetentionPeriodLonger: a tenant's retention_period longer than
+// -storage.retention keeps the tenant's data for its period: once a
+// retention step carried it, samples 3 days behind the newest are taken
+// for that tenant and refused for another, and stay across a restart.
+func TestRetentionPeriodLonger(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runtime.yaml")
+	if err := os.WriteFile(path, []byte("overrides:\n  long:\n    retention_period: 30d\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	argv := []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0", "-storage.retention", "48h",
+		"-runtime-config.file", path, "-compactor.cleanup-interval", "100ms"}
+	start := func() (string, context.CancelFunc, chan error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		stderr := newLogWatcher()
+		done := make(chan error, 1)
+		goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
+		addr := stderr.addr(t, done)
+		waitReady(t, addr)
+		return addr, cancel, done
+	}
+	addr, cancel, done := start()
+	now := time.Now()
+	old, recent := now.Add(-72*time.Hour).UnixMilli(), now.Add(-time.Minute).UnixMilli()
+	for _, tenant := range []string{"short", "long"} {
+		push(t, addr, tenant, seriesBody(t, "recent", 0, 2, recent))
+	}
+	// The first retention step gives long its period.
+	poll(t, 20*time.Second, 50*time.Millisecond, "an old sample of tenant long accepted", func() (bool, string) {
+		code, body := clusterPush(addr, "long", seriesBody(t, "old", 0, 3, old))
+		return code == 204, fmt.Sprintf("%d %s", code, body)
+	})
+	if code, body := clusterPush(addr, "short", seriesBody(t, "old", 0, 3, old)); code != 400 || !strings.Contains(body, "too old") {
+		t.Fatalf("short: push 3 days back: %d %s, want 400 too old", code, body)
+	}
+	count := func(addr, tenant string) int {
+		api := apiClient{name: tenant, base: "http://" + addr + "/api/v1", tenant: tenant}
+		v, err := api.scalarValue(fmt.Sprintf("count(count_over_time(old[5m] @ %s))", apiTime(old+60_000)))
+		if err != nil || math.IsNaN(v) {
+			return 0
+		}
+		return int(v)
+	}
+	if n := count(addr, "long"); n != 3 {
+		t.Fatalf("long: %d old series answer, want 3", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	addr, cancel, done = start()
+	if n := count(addr, "long"); n != 3 {
+		t.Fatalf("long after a restart: %d old series answer, want 3", n)
+	}
+	if code, body := clusterPush(addr, "long", seriesBody(t, "old", 3, 4, old)); code != 204 {
+		t.Fatalf("long after a restart: push 3 days back: %d %s", code, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

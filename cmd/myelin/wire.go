@@ -610,19 +610,24 @@ func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate,
 	return fe, nil
 }
 
-// localTenants returns the tenants of this node's replicas, sorted.
-func (n *node) localTenants() []string {
+// localTenants returns the tenants of this node's replicas, sorted, with
+// the longest retention period a replica holds for each.
+func (n *node) localTenants() []server.LocalTenant {
 	r, err := n.cluster.Router().Ring()
 	if err != nil {
 		return nil
 	}
-	seen := map[string]bool{}
+	period := map[string]int64{}
 	for _, id := range r.Groups() {
 		if g := n.db.Group(uint32(id)); g != nil {
 			for _, ts := range g.Stats() {
-				seen[ts.Tenant] = true
+				period[ts.Tenant] = max(period[ts.Tenant], ts.RetentionPeriod)
 			}
 		}
 	}
-	return slices.Sorted(maps.Keys(seen))
+	out := make([]server.LocalTenant, 0, len(period))
+	for _, t := range slices.Sorted(maps.Keys(period)) {
+		out = append(out, server.LocalTenant{Name: t, Period: time.Duration(period[t]) * time.Millisecond})
+	}
+	return out
 }
