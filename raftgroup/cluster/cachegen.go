@@ -116,20 +116,10 @@ func appendCacheGenSection(dst []byte, c *CacheGenerations) []byte {
 
 // decodeCacheGenSection reads the snapshot section and returns the rest.
 func decodeCacheGenSection(b []byte) (*CacheGenerations, []byte, error) {
-	l, k := binary.Uvarint(b)
-	if k <= 0 || l > uint64(len(b)-k) || l < 1 {
-		return nil, nil, fmt.Errorf("%w: cache generations section length", ErrCorruptMeta)
+	sec, n, rest, err := readSection(b, cacheGenVersion, "cache generations")
+	if err != nil {
+		return nil, nil, err
 	}
-	sec, rest := b[k:k+int(l)], b[k+int(l):]
-	if sec[0] != cacheGenVersion {
-		return nil, nil, fmt.Errorf("%w: cache generations section version %d", ErrCorruptMeta, sec[0])
-	}
-	sec = sec[1:]
-	n, k := binary.Uvarint(sec)
-	if k <= 0 || n > uint64(len(sec)) {
-		return nil, nil, fmt.Errorf("%w: cache generation count", ErrCorruptMeta)
-	}
-	sec = sec[k:]
 	c := &CacheGenerations{gens: make(map[string]uint64, n)}
 	prev := ""
 	for i := range n {

@@ -248,20 +248,10 @@ func appendRulesSection(dst []byte, r *RuleGroups) []byte {
 
 // decodeRulesSection reads the snapshot section and returns the rest.
 func decodeRulesSection(b []byte) (*RuleGroups, []byte, error) {
-	l, k := binary.Uvarint(b)
-	if k <= 0 || l > uint64(len(b)-k) || l < 1 {
-		return nil, nil, fmt.Errorf("%w: rules section length", ErrCorruptMeta)
+	sec, n, rest, err := readSection(b, rulesVersion, "rules")
+	if err != nil {
+		return nil, nil, err
 	}
-	sec, rest := b[k:k+int(l)], b[k+int(l):]
-	if sec[0] != rulesVersion {
-		return nil, nil, fmt.Errorf("%w: rules section version %d", ErrCorruptMeta, sec[0])
-	}
-	sec = sec[1:]
-	n, k := binary.Uvarint(sec)
-	if k <= 0 || n > uint64(len(sec)) {
-		return nil, nil, fmt.Errorf("%w: rule group count", ErrCorruptMeta)
-	}
-	sec = sec[k:]
 	r := &RuleGroups{tenants: map[string]map[string]map[string][]byte{}}
 	for range n {
 		var t, ns, name, yaml []byte
@@ -298,6 +288,28 @@ func decodeRulesSection(b []byte) (*RuleGroups, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: %d bytes after the rule groups", ErrCorruptMeta, len(sec))
 	}
 	return r, rest, nil
+}
+
+// readSection reads a snapshot section of the metadata,
+//
+//	len:uvarint | version:byte | count:uvarint | entries
+//
+// and returns its entries, their count and the rest of b.
+func readSection(b []byte, version byte, what string) (entries []byte, count uint64, rest []byte, err error) {
+	l, k := binary.Uvarint(b)
+	if k <= 0 || l > uint64(len(b)-k) || l < 1 {
+		return nil, 0, nil, fmt.Errorf("%w: %s section length", ErrCorruptMeta, what)
+	}
+	sec, rest := b[k:k+int(l)], b[k+int(l):]
+	if sec[0] != version {
+		return nil, 0, nil, fmt.Errorf("%w: %s section version %d", ErrCorruptMeta, what, sec[0])
+	}
+	sec = sec[1:]
+	n, k := binary.Uvarint(sec)
+	if k <= 0 || n > uint64(len(sec)) {
+		return nil, 0, nil, fmt.Errorf("%w: %s count", ErrCorruptMeta, what)
+	}
+	return sec[k:], n, rest, nil
 }
 
 func appendBytes(b, s []byte) []byte {
