@@ -37,6 +37,7 @@ type config struct {
 	version      bool
 	logLevel     string
 	logFormat    string
+	gogc         int
 	retention    time.Duration
 	// retentionInterval: how often the node proposes retention steps.
 	retentionInterval time.Duration
@@ -247,6 +248,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 		"How often to check -auth.config-file for changes; 0 reloads it on SIGHUP only.")
 	fs.StringVar(&cfg.logLevel, "log.level", "info", "Only log messages with the given severity or above: debug, info, warn, error.")
 	fs.StringVar(&cfg.logFormat, "log.format", "logfmt", "Output format of log messages: logfmt or json.")
+	fs.IntVar(&cfg.gogc, "runtime.gogc", defaultGOGC, "Go garbage collector target percentage (GOGC) unless the GOGC environment variable is set; lower trades CPU for memory.")
 	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this and delete them, a day at a time; 0 keeps everything.\n"+
 		"A tenant's retention_period in the runtime config replaces it for that tenant, longer or shorter, and also deletes samples older than now minus it.")
 	fs.DurationVar(&cfg.retentionInterval, "compactor.cleanup-interval", 15*time.Minute,
@@ -359,6 +361,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	}
 	if _, err := parseLevel(cfg.logLevel); err != nil {
 		errs = append(errs, err)
+	}
+	if cfg.gogc <= 0 {
+		errs = append(errs, fmt.Errorf("-runtime.gogc %d: want more than 0", cfg.gogc))
 	}
 	if cfg.logFormat != "logfmt" && cfg.logFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log.format %q: want logfmt or json", cfg.logFormat))
