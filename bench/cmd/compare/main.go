@@ -43,9 +43,9 @@ import (
 
 	"github.com/myelindb/myelin/bench/internal/chunkmeasure"
 	"github.com/myelindb/myelin/bench/internal/load"
-	"github.com/myelindb/myelin/bench/internal/server"
 	"github.com/myelindb/myelin/bench/internal/query"
 	"github.com/myelindb/myelin/bench/internal/report"
+	"github.com/myelindb/myelin/bench/internal/server"
 	"github.com/myelindb/myelin/internal/tsdata"
 )
 

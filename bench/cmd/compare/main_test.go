@@ -11,4 +11,3 @@ func TestRunBadFlags(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.Error(t, run([]string{"-no-such-flag"}, &stdout, &stderr))
 }
-
