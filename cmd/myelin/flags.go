@@ -28,17 +28,18 @@ import (
 
 // config is every flag's value.
 type config struct {
-	configFile   string
-	dataDir      string
-	listenAddr   string
-	multitenancy bool
-	authFile     string
-	authReload   time.Duration
-	version      bool
-	logLevel     string
-	logFormat    string
-	gogc         int
-	retention    time.Duration
+	configFile       string
+	dataDir          string
+	listenAddr       string
+	multitenancy     bool
+	authFile         string
+	authReload       time.Duration
+	version          bool
+	logLevel         string
+	logFormat        string
+	gogc             int
+	rulerConcurrency int
+	retention        time.Duration
 	// retentionInterval: how often the node proposes retention steps.
 	retentionInterval time.Duration
 	cacheBytes        int64
@@ -262,6 +263,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.queryTimeout, "query.timeout", 2*time.Minute, "Maximum time one query may take; the default of query_timeout, which -runtime-config.file may lower per tenant.")
 	fs.IntVar(&cfg.queryMaxSamples, "query.max-samples", 50_000_000, "Maximum number of samples one query may load into memory; the default of max_samples_per_query per tenant.")
 	fs.DurationVar(&cfg.lookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back an instant selector looks for the latest sample.")
+	fs.IntVar(&cfg.rulerConcurrency, "ruler.max-independent-rule-evaluation-concurrency", 0,
+		"Rules of every tenant this node evaluates at once beside their group's sequence: rules that depend on no\n"+
+			"other rule of their group, or that none depends on. 0 evaluates each group's rules one after the other.")
 	fs.DurationVar(&cfg.rulerEvalInterval, "ruler.evaluation-interval", time.Minute, "How often a rule group without its own interval is evaluated.")
 	fs.DurationVar(&cfg.rulerPollInterval, "ruler.poll-interval", time.Minute, "How often the ruler re-reads every stored rule group, a backstop: a change applied to this node's copy of the\n"+
 		"metadata (through any node) is loaded within moments.")
@@ -361,6 +365,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	}
 	if _, err := parseLevel(cfg.logLevel); err != nil {
 		errs = append(errs, err)
+	}
+	if cfg.rulerConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("-ruler.max-independent-rule-evaluation-concurrency %d is negative", cfg.rulerConcurrency))
 	}
 	if cfg.gogc <= 0 {
 		errs = append(errs, fmt.Errorf("-runtime.gogc %d: want more than 0", cfg.gogc))

@@ -531,6 +531,8 @@ func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Regis
 		Parser:             p,
 		EvaluationInterval: cfg.rulerEvalInterval,
 		PollInterval:       cfg.rulerPollInterval,
+		MaxConcurrentEvals: cfg.rulerConcurrency,
+		TenantConcurrency:  n.limits.o.RulerMaxIndependentRuleEvaluationConcurrencyPerTenant,
 		Notifier:           notifier,
 		Registerer:         reg,
 		Logger:             logger.With("component", "ruler"),
