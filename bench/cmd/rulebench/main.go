@@ -371,22 +371,28 @@ func post(ctx context.Context, u string, header http.Header, contentType, body s
 	return nil
 }
 
-// metricLines returns the values of /metrics lines of the metric name
-// (any labels).
-func metricLines(ctx context.Context, base, name string, header http.Header) ([]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+// get returns the body and status of a GET with header.
+func get(ctx context.Context, u string, header http.Header) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	return b, resp.StatusCode, err
+}
+
+// metricLines returns the values of /metrics lines of the metric name
+// (any labels).
+func metricLines(ctx context.Context, base, name string, header http.Header) ([]float64, error) {
+	b, _, err := get(ctx, base+"/metrics", header)
 	if err != nil {
 		return nil, err
 	}
@@ -426,24 +432,15 @@ func maxMetric(ctx context.Context, base, name string, header http.Header) (floa
 // countRecorded asks the server how many series the rules recorded.
 func countRecorded(ctx context.Context, base string, header http.Header) (int, error) {
 	q := url.Values{"query": {`count({__name__=~"bench:rule_.+"})`}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/query?"+q.Encode(), nil)
+	b, code, err := get(ctx, base+"/api/v1/query?"+q.Encode(), header)
 	if err != nil {
 		return 0, err
 	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	// {"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[t,"N"]}]}}
 	i := bytes.LastIndex(b, []byte(`,"`))
 	j := bytes.LastIndex(b, []byte(`"]`))
-	if resp.StatusCode != 200 || i < 0 || j < i {
-		return 0, fmt.Errorf("count recorded series: %d %s", resp.StatusCode, b)
+	if code != 200 || i < 0 || j < i {
+		return 0, fmt.Errorf("count recorded series: %d %s", code, b)
 	}
 	return strconv.Atoi(string(b[i+2 : j]))
 }
