@@ -445,6 +445,14 @@ func countRecorded(ctx context.Context, base string, header http.Header) (int, e
 	return strconv.Atoi(string(b[i+2 : j]))
 }
 
+// num prints whole numbers whole and others with three digits.
+func num(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}
+
 func format(cfg config, rs []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d recording rules of one tenant in groups of %d, each over %d series (%d metrics), every %v; windows of %v\n\n",
@@ -461,7 +469,7 @@ func format(cfg config, rs []result) string {
 		if ratio && c != 0 {
 			r = fmt.Sprintf("**%.2fx**", a/c)
 		}
-		fmt.Fprintf(&b, "| %s | %.3g%s | %.3g%s | %s |\n", what, a, unit, c, unit, r)
+		fmt.Fprintf(&b, "| %s | %s%s | %s%s | %s |\n", what, num(a), unit, num(c), unit, r)
 	}
 	row("rule CPU per 1,000 rules per evaluation", func(r result) float64 { return per(r) * 1000 }, " ms", true)
 	row("CPU-s in the window without rules (writes only)", func(r result) float64 { return r.baseCPU }, "", true)
