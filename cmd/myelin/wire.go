@@ -70,6 +70,9 @@ type node struct {
 	// alertmanager): set by install, closed by close after the ruler.
 	alertmanager *alertmanager.Multitenant
 	notifier     *ruler.ExternalNotifier
+	// peerRules serves this node's own rule groups and alerts to the
+	// other nodes (server.PathPeerRules): set by install.
+	peerRules http.Handler
 }
 
 // openMinFree is the free space the node waits for before it opens its
@@ -248,6 +251,9 @@ func (n *node) internalHandler(logger *slog.Logger) http.Handler {
 	qh := querier.NewHandler(querier.Verified(n.cluster.Router().VerifyRead, engineLocal(n.db)), querier.HandlerOptions{Logger: logger})
 	for _, p := range []string{querier.PathSelect, querier.PathLabels, querier.PathValues} {
 		m.Handle(p, qh)
+	}
+	if n.peerRules != nil {
+		m.Handle("GET "+server.PathPeerRules, n.peerRules)
 	}
 	return m
 }
@@ -493,6 +499,17 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	}
 	handle("/api/v1/", "query", auth.Read, fe)
 	handle("/prometheus/api/v1/", "query", auth.Read, fe)
+	// Prometheus's read of rules and alerts shows every node's groups
+	// (each node evaluates those the ring gives it).
+	n.peerRules = server.PeerRulesHandler(query)
+	rulesFanout := server.NewRulesFanout(fe, server.RulesFanoutOptions{
+		Peers:  n.peerBases,
+		Client: n.cluster.Router().Client(),
+		Logger: logger.With("component", "rules-fanout"),
+	})
+	for _, p := range []string{"GET /prometheus/api/v1/rules", "GET /prometheus/api/v1/alerts"} {
+		handle(p, "query", auth.Read, rulesFanout)
+	}
 	h.Open()
 	return nil
 }
@@ -610,6 +627,22 @@ func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate,
 	}
 	n.frontend = fe
 	return fe, nil
+}
+
+// peerBases returns the base URLs of the other active nodes' internal
+// handlers (over the Mux).
+func (n *node) peerBases() []string {
+	self := n.cluster.ID()
+	var out []string
+	for _, id := range n.cluster.View().State.ActiveNodes() {
+		if string(id) == self {
+			continue
+		}
+		if addr := n.cluster.Resolve(string(id)); addr != "" {
+			out = append(out, "http://"+addr)
+		}
+	}
+	return out
 }
 
 // localTenants returns the tenants of this node's replicas, sorted, with
