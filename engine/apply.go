@@ -222,8 +222,17 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 			case s != nil && t.hasLastLocked(s):
 				lt := t.lastTimeLocked(s)
 				switch {
+				case smp.T < lt && inWindow(smp.T, t.mu.maxT, b.OutOfOrderWindowMs):
+					r, err := a.insertOOOLocked(s, smp)
+					if err != nil {
+						return nil, err
+					}
+					if r == nil {
+						continue // accepted, out of order: the series' newest and the tenant's maxT stay
+					}
+					rej = r
 				case smp.T < lt:
-					rej = write.ErrOutOfOrder
+					rej = outOfOrder(b.OutOfOrderWindowMs)
 				case smp.T == lt:
 					l, err := t.lastLocked(s)
 					if err != nil {
@@ -290,8 +299,10 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 			if rej == nil && s != nil && t.hasLastLocked(s) {
 				lt := t.lastTimeLocked(s)
 				switch {
+				case hs.T < lt && inWindow(hs.T, t.mu.maxT, b.OutOfOrderWindowMs):
+					rej = errOOOHistogram
 				case hs.T < lt:
-					rej = write.ErrOutOfOrder
+					rej = outOfOrder(b.OutOfOrderWindowMs)
 				case hs.T == lt:
 					l, err := t.lastLocked(s)
 					if err != nil {

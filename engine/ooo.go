@@ -1,0 +1,208 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	prommodel "github.com/prometheus/common/model"
+
+	"github.com/myelindb/myelin/chunkenc"
+	"github.com/myelindb/myelin/internal/invariants"
+	"github.com/myelindb/myelin/write"
+)
+
+// Out-of-order samples (docs/design.md, "Out-of-order window"): a float
+// sample older than its series' newest one is accepted when the batch
+// carries an out-of-order window (write.Batch.OutOfOrderWindowMs, the
+// tenant's out_of_order_time_window stamped by the proposer) and the
+// sample is within it of the tenant's newest sample in the group
+// (tenant.mu.maxT, as apply sees it: Prometheus's and Mimir's head max
+// time). It is written where it belongs at once, never kept aside:
+//
+//   - at or after the first sample of the open float chunk, into the open
+//     chunk, re-encoded with the sample in its place (memory only, like
+//     every append; the checkpoint writes it);
+//   - before it, into the sealed chunk of its partition with the newest
+//     first sample at or before it, re-encoded in Options.SealEncoding at
+//     the same key (its maxt may grow); if there is none, into a new
+//     chunk of that one sample at its own key, with the series' postings
+//     of that partition.
+//
+// INVARIANT: chunks of a series never overlap, and a sealed chunk's
+// samples lie at or after its key's mint. A chunk's key never moves and
+// a chunk is never split: a replay after a crash reads a store that may
+// already hold what later entries wrote (doc.go, "Recovery"), and the
+// keys the chunk chosen for a sample depends on are then the same as in
+// the first run, so a replayed entry makes the same decisions and writes
+// the samples it wrote (they are there already: a no-op) or the ones a
+// replayed seal overwrote. Reads need no merge of overlapping chunks.
+//
+// Out-of-order native histograms are refused (errOOOHistogram), and so
+// is a float sample that falls in the time range of a histogram chunk
+// (errOOOInHistogram).
+
+// errOOOHistogram refuses a histogram sample older than its series'
+// newest sample, within the window: only float samples are inserted.
+var errOOOHistogram = fmt.Errorf("%w: out-of-order native histogram samples are not supported, only float samples are accepted within the out-of-order time window", write.ErrOutOfOrder)
+
+// errOOOInHistogram refuses an out-of-order float sample in the time
+// range of a histogram chunk of its series.
+var errOOOInHistogram = fmt.Errorf("%w: a float sample in the time range of the series' native histograms", write.ErrOutOfOrder)
+
+// inWindow reports whether a sample at ts, older than its series' newest
+// one, is within the out-of-order window windowMs (0: none) of maxT, the
+// tenant's newest sample.
+func inWindow(ts, maxT, windowMs int64) bool {
+	// ts < maxT here; the difference as uint64 does not overflow.
+	return windowMs > 0 && uint64(maxT-ts) <= uint64(windowMs)
+}
+
+// outOfOrder is the refusal of a sample older than its series' newest
+// one and beyond the window windowMs (0: none). It names the window, as
+// Mimir's refusal does.
+func outOfOrder(windowMs int64) error {
+	if windowMs <= 0 {
+		return write.ErrOutOfOrder
+	}
+	return fmt.Errorf("%w: beyond the out-of-order time window of %s", write.ErrOutOfOrder, windowString(windowMs))
+}
+
+// windowString renders a window as Prometheus durations are (10m, 1h30m).
+func windowString(windowMs int64) string {
+	return prommodel.Duration(time.Duration(windowMs) * time.Millisecond).String()
+}
+
+// insertOOOLocked writes smp, accepted as out of order (older than the
+// newest sample of s, within the window), where it belongs. It returns a
+// refusal for a sample it cannot write (write.ErrDuplicateSample for
+// another value at its time, errOOOInHistogram), an error only for I/O.
+// A sample equal to one stored (same time, same value bits) is accepted
+// and changes nothing: a retried write is idempotent.
+func (a *appender) insertOOOLocked(s *memSeries, smp write.Sample) (refusal, err error) {
+	if s.numSamples() > 0 && smp.T >= s.mint {
+		if s.histOpen() {
+			return errOOOInHistogram, nil
+		}
+		return a.insertHeadLocked(s, smp)
+	}
+	return a.insertSealedLocked(s, smp)
+}
+
+// insertHeadLocked inserts smp into the open float chunk of s, at or
+// after its first sample. The chunk may hold more than ChunkSamples
+// afterwards; the next in-order sample cuts it.
+func (a *appender) insertHeadLocked(s *memSeries, smp write.Sample) (refusal, err error) {
+	sc := a.scratch
+	ts, vs, err := chunkenc.Decode(sc.ts[:0], sc.vs[:0], s.head.Bytes())
+	sc.ts, sc.vs = ts, vs
+	if err != nil {
+		return nil, fmt.Errorf("open chunk of series %d: %w", s.id, err)
+	}
+	i, found := slices.BinarySearch(ts, smp.T)
+	if found {
+		return sameOrDuplicate(vs[i], smp.V), nil
+	}
+	sc.ts, sc.vs = slices.Insert(ts, i, smp.T), slices.Insert(vs, i, smp.V)
+	s.head.Reset(nil)
+	for j, t := range sc.ts {
+		if err := s.head.Append(t, sc.vs[j]); err != nil {
+			panic(fmt.Sprintf("BUG: re-append sorted sample %d to series %d: %v", t, s.id, err))
+		}
+	}
+	a.t.markDirtyLocked(s)
+	return nil, nil
+}
+
+// sameOrDuplicate is the answer to a sample of value v at the time of a
+// stored sample of value stored: none if the bits are equal (a retry),
+// write.ErrDuplicateSample otherwise.
+func sameOrDuplicate(stored, v float64) error {
+	if math.Float64bits(stored) == math.Float64bits(v) {
+		return nil
+	}
+	return write.ErrDuplicateSample
+}
+
+// insertSealedLocked inserts smp, older than the open chunk of s (or s has
+// none), into the sealed chunks of its partition, read and written
+// through the apply batch (chunks sealed earlier in the entry count).
+func (a *appender) insertSealedLocked(s *memSeries, smp write.Sample) (refusal, err error) {
+	sc, ks := a.scratch, a.t.ks
+	p := partitionOf(smp.T, a.g.db.partitionMs)
+	if p < a.t.mu.retainPart {
+		return write.ErrTooOld, nil
+	}
+	// The chunk with the newest mint at or before smp.T: the last key
+	// below the one at smp.T+1 (smp.T is below the series' newest
+	// sample, so it does not overflow).
+	it, err := a.pb.NewIter(&pebble.IterOptions{
+		LowerBound: ks.chunkKey(nil, p, s.id, math.MinInt64),
+		UpperBound: ks.chunkKey(nil, p, s.id, smp.T+1),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var key []byte
+	var mint int64
+	hist := false
+	if it.Last() {
+		key = append([]byte(nil), it.Key()...)
+		mint = readTime(key[len(key)-8:])
+		v := it.Value()
+		_, n := binary.Uvarint(v)
+		switch {
+		case n <= 0:
+			err = fmt.Errorf("chunk %x: bad header", key)
+		case isHistChunk(v[n:]):
+			hist = true
+		default:
+			sc.ts, sc.vs, err = chunkenc.Decode(sc.ts[:0], sc.vs[:0], v[n:])
+		}
+	}
+	if err := errors.Join(err, it.Error(), it.Close()); err != nil {
+		return nil, fmt.Errorf("out-of-order sample of series %d at %d: %w", s.id, smp.T, err)
+	}
+	switch {
+	case hist:
+		return errOOOInHistogram, nil
+	case key == nil:
+		// The series' first sample in this partition before its
+		// sealed chunks there, if any: a chunk of its own.
+		if err := a.writePostings(s, p); err != nil {
+			return nil, err
+		}
+		sc.ts, sc.vs = append(sc.ts[:0], smp.T), append(sc.vs[:0], smp.V)
+		return nil, a.writeSealedLocked(s, ks.chunkKey(nil, p, s.id, smp.T), smp.T, sc.ts, sc.vs)
+	}
+	i, found := slices.BinarySearch(sc.ts, smp.T)
+	if found {
+		return sameOrDuplicate(sc.vs[i], smp.V), nil
+	}
+	sc.ts, sc.vs = slices.Insert(sc.ts, i, smp.T), slices.Insert(sc.vs, i, smp.V)
+	if invariants.Enabled && sc.ts[0] != mint {
+		panic(fmt.Sprintf("BUG: series %d: chunk at %d holds samples from %d", s.id, mint, sc.ts[0]))
+	}
+	return nil, a.writeSealedLocked(s, key, mint, sc.ts, sc.vs)
+}
+
+// writeSealedLocked writes the sealed chunk of samples ts, vs (sorted,
+// from mint) at key.
+func (a *appender) writeSealedLocked(s *memSeries, key []byte, mint int64, ts []int64, vs []float64) error {
+	sc, opts := a.scratch, &a.g.db.opts
+	maxt := ts[len(ts)-1]
+	sc.val = binary.AppendUvarint(sc.val[:0], uint64(maxt-mint))
+	hdr := len(sc.val)
+	var err error
+	if sc.val, err = chunkenc.Encode(sc.val, opts.SealEncoding, ts, vs); err != nil {
+		return fmt.Errorf("out-of-order chunk of series %d at %d: %w", s.id, mint, err)
+	}
+	if invariants.Enabled {
+		checkSealed(s.id, sc.val[hdr:], mint, maxt, ts, vs)
+	}
+	return a.pb.Set(key, sc.val, nil)
+}
