@@ -682,8 +682,11 @@ func (a *appender) sealLocked(s *memSeries, final bool) error {
 		}
 		// The merged chunk starts at its first sample: the run's earlier
 		// chunks may be gone (dropped by retention after they were
-		// sealed), and then it starts after s.runMint.
-		mint, s.run = sc.ts[0], 0
+		// sealed), and then it starts after s.runMint. It ends at its
+		// last: in a replay after a crash, the merged chunk the first
+		// run wrote may hold out-of-order samples later entries inserted
+		// after the open chunk's last one (ooo.go).
+		mint, maxt, s.run = sc.ts[0], sc.ts[len(sc.ts)-1], 0
 	} else if !final && opts.MergeChunks > 1 {
 		if s.run == 0 {
 			s.runMint = s.mint

@@ -54,6 +54,12 @@ var errOOOHistogram = fmt.Errorf("%w: out-of-order native histogram samples are 
 // range of a histogram chunk of its series.
 var errOOOInHistogram = fmt.Errorf("%w: a float sample in the time range of the series' native histograms", write.ErrOutOfOrder)
 
+// errOOOChunkFull refuses an out-of-order sample whose chunk holds
+// chunkenc.MaxSamples already: chunks are never split (see above), and
+// only a window of more than 65,535 sample intervals over one chunk's
+// time range gets there.
+var errOOOChunkFull = fmt.Errorf("%w: the chunk of its time range holds %d samples, the most a chunk holds", write.ErrOutOfOrder, chunkenc.MaxSamples)
+
 // inWindow reports whether a sample at ts, older than its series' newest
 // one, is within the out-of-order window windowMs (0: none) of maxT, the
 // tenant's newest sample.
@@ -63,13 +69,16 @@ func inWindow(ts, maxT, windowMs int64) bool {
 }
 
 // outOfOrder is the refusal of a sample older than its series' newest
-// one and beyond the window windowMs (0: none). It names the window, as
-// Mimir's refusal does.
+// one and beyond the window windowMs (0: none). With a window it names
+// it in Mimir's words and error id (its ingester's
+// err-mimir-sample-timestamp-too-old, which users' runbooks know); the
+// text travels to the sender in the apply outcome.
 func outOfOrder(windowMs int64) error {
 	if windowMs <= 0 {
 		return write.ErrOutOfOrder
 	}
-	return fmt.Errorf("%w: beyond the out-of-order time window of %s", write.ErrOutOfOrder, windowString(windowMs))
+	return fmt.Errorf("%w: the sample has been rejected because another sample with a more recent timestamp has already been ingested "+
+		"and this sample is beyond the out-of-order time window of %s (err-mimir-sample-timestamp-too-old)", write.ErrOutOfOrder, windowString(windowMs))
 }
 
 // windowString renders a window as Prometheus durations are (10m, 1h30m).
@@ -104,8 +113,11 @@ func (a *appender) insertHeadLocked(s *memSeries, smp write.Sample) (refusal, er
 		return nil, fmt.Errorf("open chunk of series %d: %w", s.id, err)
 	}
 	i, found := slices.BinarySearch(ts, smp.T)
-	if found {
+	switch {
+	case found:
 		return sameOrDuplicate(vs[i], smp.V), nil
+	case len(ts) >= chunkenc.MaxSamples:
+		return errOOOChunkFull, nil
 	}
 	sc.ts, sc.vs = slices.Insert(ts, i, smp.T), slices.Insert(vs, i, smp.V)
 	s.head.Reset(nil)
@@ -180,8 +192,11 @@ func (a *appender) insertSealedLocked(s *memSeries, smp write.Sample) (refusal, 
 		return nil, a.writeSealedLocked(s, ks.chunkKey(nil, p, s.id, smp.T), smp.T, sc.ts, sc.vs)
 	}
 	i, found := slices.BinarySearch(sc.ts, smp.T)
-	if found {
+	switch {
+	case found:
 		return sameOrDuplicate(sc.vs[i], smp.V), nil
+	case len(sc.ts) >= chunkenc.MaxSamples:
+		return errOOOChunkFull, nil
 	}
 	sc.ts, sc.vs = slices.Insert(sc.ts, i, smp.T), slices.Insert(sc.vs, i, smp.V)
 	if invariants.Enabled && sc.ts[0] != mint {
