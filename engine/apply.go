@@ -185,7 +185,8 @@ type applyScratch struct {
 	vs       []float64
 	mts      []int64 // merged samples of a run
 	mvs      []float64
-	hist     histSealer // re-encodes sealed histogram chunks
+	hist     histSealer       // re-encodes sealed histogram chunks
+	enc      chunkenc.Encoder // re-encodes chunks an out-of-order sample went into
 }
 
 // appender applies one batch to one tenant. The caller holds t.mu.

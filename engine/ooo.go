@@ -120,7 +120,10 @@ func (a *appender) insertHeadLocked(s *memSeries, smp write.Sample) (refusal, er
 		return errOOOChunkFull, nil
 	}
 	sc.ts, sc.vs = slices.Insert(ts, i, smp.T), slices.Insert(vs, i, smp.V)
-	s.head.Reset(nil)
+	// One allocation of about the new size (an XOR sample takes up to
+	// ~20 bytes; append grows it if it needs more), not the doubling of
+	// a buffer from nil: 4 allocations a sample down to 1.
+	s.head.Reset(make([]byte, 0, len(s.head.Bytes())+20))
 	for j, t := range sc.ts {
 		if err := s.head.Append(t, sc.vs[j]); err != nil {
 			panic(fmt.Sprintf("BUG: re-append sorted sample %d to series %d: %v", t, s.id, err))
@@ -213,7 +216,7 @@ func (a *appender) writeSealedLocked(s *memSeries, key []byte, mint int64, ts []
 	sc.val = binary.AppendUvarint(sc.val[:0], uint64(maxt-mint))
 	hdr := len(sc.val)
 	var err error
-	if sc.val, err = chunkenc.Encode(sc.val, opts.SealEncoding, ts, vs); err != nil {
+	if sc.val, err = sc.enc.Encode(sc.val, opts.SealEncoding, ts, vs); err != nil {
 		return fmt.Errorf("out-of-order chunk of series %d at %d: %w", s.id, mint, err)
 	}
 	if invariants.Enabled {

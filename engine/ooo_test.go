@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -311,4 +312,67 @@ func TestOutOfOrderDense(t *testing.T) {
 		}
 		return n
 	}())
+}
+
+// BenchmarkApplyOutOfOrder measures the cost of an out-of-order sample:
+// 1000 series with 250 samples every 15s (two sealed chunks of 120 and
+// ten samples in the open one), then batches of one sample per series,
+// 7.5s after a scrape: in the open chunk, in the newest sealed chunk, or
+// in order (the baseline of the same run). The window is 1h.
+func BenchmarkApplyOutOfOrder(b *testing.B) {
+	const nSeries, rounds, per = 1000, 250, 1000
+	lsets := benchLabels(nSeries)
+	setup := benchBatches(b, lsets, rounds, per)
+	at := func(rs []int) [][]byte {
+		var out [][]byte
+		for _, r := range rs {
+			ts := int64(1_700_000_000_000) + int64(r)*15000 + 7500
+			bb := write.NewBuilder("bench")
+			for i, lset := range lsets {
+				require.NoError(b, bb.Add(lset, []write.Sample{{T: ts, V: float64(r*i%1000) * 1.5}}))
+			}
+			batch := bb.Batch()
+			batch.OutOfOrderWindowMs = time.Hour.Milliseconds()
+			out = append(out, write.Append(nil, batch))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		rounds []int
+	}{
+		{"in-order", []int{249, 250, 251, 252, 253, 254, 255, 256}},
+		{"open", []int{240, 241, 242, 243, 244, 245, 246, 247}},
+		{"sealed", []int{200, 201, 202, 203, 204, 205, 206, 207}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			batches := at(tc.rounds)
+			b.ReportAllocs()
+			samples := 0
+			for b.Loop() {
+				b.StopTimer()
+				db, err := Open(Options{Dir: "db", FS: vfs.NewMem()})
+				require.NoError(b, err)
+				g, _, err := db.OpenGroup(1)
+				require.NoError(b, err)
+				for i, e := range setup {
+					_, err := g.Apply(uint64(i+1), e)
+					require.NoError(b, err)
+				}
+				b.StartTimer()
+				for i, e := range batches {
+					errs, err := g.Apply(uint64(len(setup)+i+1), e)
+					if err != nil || len(errs) > 0 {
+						b.Fatal(err, errs)
+					}
+				}
+				samples += nSeries * len(batches)
+				b.StopTimer()
+				require.NoError(b, db.Close())
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(samples), "ns/sample")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }
