@@ -130,7 +130,9 @@ func frontendLimits(defaults frontend.Limits, o *limits.Overrides) func(tenant s
 		l := o.For(tenant)
 		fl := defaults
 		fl.AlignQueriesWithStep = l.AlignQueriesWithStep
-		fl.MaxCacheFreshness = time.Duration(l.MaxCacheFreshness)
+		// Results newer than the out-of-order window may still change:
+		// they are not cached, as in Mimir's frontend.
+		fl.MaxCacheFreshness = max(time.Duration(l.MaxCacheFreshness), time.Duration(l.OutOfOrderTimeWindow))
 		fl.ResultsCacheTTL = time.Duration(l.ResultsCacheTTL)
 		fl.MaxQueriersPerTenant = l.MaxQueriersPerTenant
 		fl.TotalShards = l.QueryShardingTotalShards
