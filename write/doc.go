@@ -46,7 +46,8 @@
 //
 // labels is the label set encoding below. tdelta is the difference to the
 // previous sample of the series (to 0 for the first); samples need not be
-// sorted (the engine refuses the out-of-order ones). Values are stored as
+// sorted (the engine refuses the out-of-order ones beyond the window of
+// version 6). Values are stored as
 // raw bits so the StaleNaN marker round-trips. The tenant is not empty; a
 // series has a non-empty label set. limits are SeriesLimits, each at most
 // 2^31-1, 0 for none: the proposer scales the tenant's global limits to
