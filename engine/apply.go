@@ -187,6 +187,8 @@ type applyScratch struct {
 	mvs      []float64
 	hist     histSealer       // re-encodes sealed histogram chunks
 	enc      chunkenc.Encoder // re-encodes chunks an out-of-order sample went into
+	ots      []int64          // samples of appender.ooo
+	ovs      []float64
 }
 
 // appender applies one batch to one tenant. The caller holds t.mu.
@@ -196,6 +198,7 @@ type appender struct {
 	pb      *pebble.Batch
 	scratch *applyScratch
 	index   uint64 // of the entry being applied
+	ooo     oooChunk
 }
 
 func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
@@ -252,6 +255,11 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				se.Rejected++
 				continue
 			}
+			// An in-order sample may seal and merge chunks: the
+			// out-of-order chunk being filled is written first.
+			if err := a.flushOOOLocked(); err != nil {
+				return nil, err
+			}
 			ns, err := a.admitLocked(s, h, bs, b.Limits, &se, len(bs.Samples)-j)
 			if err != nil {
 				return nil, err
@@ -279,6 +287,9 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 			if len(t.mu.lastOfEmpty) > 0 {
 				delete(t.mu.lastOfEmpty, s)
 			}
+		}
+		if err := a.flushOOOLocked(); err != nil {
+			return nil, err
 		}
 		for j := range bs.Histograms {
 			hs := &bs.Histograms[j]

@@ -97,6 +97,9 @@ func (a *appender) insertOOOLocked(s *memSeries, smp write.Sample) (refusal, err
 		if s.histOpen() {
 			return errOOOInHistogram, nil
 		}
+		if err := a.flushOOOLocked(); err != nil {
+			return nil, err
+		}
 		return a.insertHeadLocked(s, smp)
 	}
 	return a.insertSealedLocked(s, smp)
@@ -143,69 +146,119 @@ func sameOrDuplicate(stored, v float64) error {
 	return write.ErrDuplicateSample
 }
 
+// oooChunk is the sealed chunk the last out-of-order sample of a batch
+// went into, decoded (in applyScratch.ots, ovs), while the next samples
+// of the series go into it too: a backfill of n samples into one chunk
+// decodes and encodes it once, not n times. It takes the samples in
+// [mint, end): from its key's mint to the next chunk's in the partition
+// (or the partition's end), the ones insertSealedLocked would send to it.
+// flushOOOLocked writes it before anything else reads or writes chunks
+// (an in-order append may seal and merge), so the entry writes what
+// inserting the samples one by one would.
+type oooChunk struct {
+	s         *memSeries // nil: none
+	key       []byte
+	mint, end int64
+	dirty     bool // holds samples not written yet
+}
+
 // insertSealedLocked inserts smp, older than the open chunk of s (or s has
-// none), into the sealed chunks of its partition, read and written
-// through the apply batch (chunks sealed earlier in the entry count).
+// none), into the sealed chunks of its partition, read through the apply
+// batch (chunks sealed earlier in the entry count), through a.ooo.
 func (a *appender) insertSealedLocked(s *memSeries, smp write.Sample) (refusal, err error) {
-	sc, ks := a.scratch, a.t.ks
-	p := partitionOf(smp.T, a.g.db.partitionMs)
+	sc, c := a.scratch, &a.ooo
+	if c.s != s || smp.T < c.mint || smp.T >= c.end {
+		if err := a.flushOOOLocked(); err != nil {
+			return nil, err
+		}
+		if r, err := a.loadOOOLocked(s, smp.T); r != nil || err != nil {
+			return r, err
+		}
+	}
+	i, found := slices.BinarySearch(sc.ots, smp.T)
+	switch {
+	case found:
+		return sameOrDuplicate(sc.ovs[i], smp.V), nil
+	case len(sc.ots) >= chunkenc.MaxSamples:
+		return errOOOChunkFull, nil
+	}
+	sc.ots, sc.ovs = slices.Insert(sc.ots, i, smp.T), slices.Insert(sc.ovs, i, smp.V)
+	c.dirty = true
+	if invariants.Enabled && sc.ots[0] != c.mint {
+		panic(fmt.Sprintf("BUG: series %d: chunk at %d holds samples from %d", s.id, c.mint, sc.ots[0]))
+	}
+	return nil, nil
+}
+
+// loadOOOLocked makes a.ooo the chunk of s that a sample at ts goes into:
+// the one of its partition with the newest mint at or before ts, or, if
+// there is none, a new one at ts (empty until the sample is inserted;
+// the series' postings of the partition are written now). It returns a
+// refusal if that chunk is a histogram chunk.
+func (a *appender) loadOOOLocked(s *memSeries, ts int64) (refusal, err error) {
+	sc, ks, c := a.scratch, a.t.ks, &a.ooo
+	p := partitionOf(ts, a.g.db.partitionMs)
 	if p < a.t.mu.retainPart {
 		return write.ErrTooOld, nil
 	}
-	// The chunk with the newest mint at or before smp.T: the last key
-	// below the one at smp.T+1 (smp.T is below the series' newest
-	// sample, so it does not overflow).
-	it, err := a.pb.NewIter(&pebble.IterOptions{
-		LowerBound: ks.chunkKey(nil, p, s.id, math.MinInt64),
-		UpperBound: ks.chunkKey(nil, p, s.id, smp.T+1),
-	})
+	series := ks.chunkSeries(nil, p, s.id)
+	it, err := a.pb.NewIter(&pebble.IterOptions{LowerBound: series, UpperBound: successor(series)})
 	if err != nil {
 		return nil, err
 	}
-	var key []byte
-	var mint int64
-	hist := false
-	if it.Last() {
-		key = append([]byte(nil), it.Key()...)
-		mint = readTime(key[len(key)-8:])
+	// ts is below the series' newest sample: ts+1 does not overflow.
+	*c = oooChunk{s: s, key: c.key[:0], mint: ts, end: partitionEnd(p, a.g.db.partitionMs)}
+	sc.ots, sc.ovs = sc.ots[:0], sc.ovs[:0]
+	hist, found := false, it.SeekLT(ks.chunkKey(nil, p, s.id, ts+1))
+	if found {
+		c.key = append(c.key[:0], it.Key()...)
+		c.mint = readTime(c.key[len(c.key)-8:])
 		v := it.Value()
 		_, n := binary.Uvarint(v)
 		switch {
 		case n <= 0:
-			err = fmt.Errorf("chunk %x: bad header", key)
+			err = fmt.Errorf("chunk %x: bad header", c.key)
 		case isHistChunk(v[n:]):
 			hist = true
 		default:
-			sc.ts, sc.vs, err = chunkenc.Decode(sc.ts[:0], sc.vs[:0], v[n:])
+			sc.ots, sc.ovs, err = chunkenc.Decode(sc.ots, sc.ovs, v[n:])
 		}
+		if err == nil && it.Next() {
+			c.end = readTime(it.Key()[len(it.Key())-8:])
+		}
+	} else if it.First() {
+		c.end = readTime(it.Key()[len(it.Key())-8:])
 	}
 	if err := errors.Join(err, it.Error(), it.Close()); err != nil {
-		return nil, fmt.Errorf("out-of-order sample of series %d at %d: %w", s.id, smp.T, err)
+		c.s = nil
+		return nil, fmt.Errorf("out-of-order sample of series %d at %d: %w", s.id, ts, err)
 	}
 	switch {
 	case hist:
+		c.s = nil
 		return errOOOInHistogram, nil
-	case key == nil:
-		// The series' first sample in this partition before its
-		// sealed chunks there, if any: a chunk of its own.
-		if err := a.writePostings(s, p); err != nil {
-			return nil, err
-		}
-		sc.ts, sc.vs = append(sc.ts[:0], smp.T), append(sc.vs[:0], smp.V)
-		return nil, a.writeSealedLocked(s, ks.chunkKey(nil, p, s.id, smp.T), smp.T, sc.ts, sc.vs)
+	case !found:
+		// The series' first sample in this partition before its sealed
+		// chunks there, if any: a chunk of its own.
+		c.key = ks.chunkKey(c.key[:0], p, s.id, ts)
+		return nil, a.writePostings(s, p)
 	}
-	i, found := slices.BinarySearch(sc.ts, smp.T)
-	switch {
-	case found:
-		return sameOrDuplicate(sc.vs[i], smp.V), nil
-	case len(sc.ts) >= chunkenc.MaxSamples:
-		return errOOOChunkFull, nil
+	return nil, nil
+}
+
+// flushOOOLocked writes a.ooo if it holds samples not written yet, and
+// forgets it.
+func (a *appender) flushOOOLocked() error {
+	c := &a.ooo
+	if c.s == nil {
+		return nil
 	}
-	sc.ts, sc.vs = slices.Insert(sc.ts, i, smp.T), slices.Insert(sc.vs, i, smp.V)
-	if invariants.Enabled && sc.ts[0] != mint {
-		panic(fmt.Sprintf("BUG: series %d: chunk at %d holds samples from %d", s.id, mint, sc.ts[0]))
+	s, dirty := c.s, c.dirty
+	c.s, c.dirty = nil, false
+	if !dirty {
+		return nil
 	}
-	return nil, a.writeSealedLocked(s, key, mint, sc.ts, sc.vs)
+	return a.writeSealedLocked(s, c.key, c.mint, a.scratch.ots, a.scratch.ovs)
 }
 
 // writeSealedLocked writes the sealed chunk of samples ts, vs (sorted,

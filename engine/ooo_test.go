@@ -66,6 +66,11 @@ func TestOutOfOrderWindow(t *testing.T) {
 			with(every100(100, 900), smps(50, 0.5, 120, 1.2, 150, 1.5, 350, 3.5)...)},
 		{"into an earlier partition", 5000, every100(500, 2500), nil, smps(450, 4.5, 1050, 10.5, 999, 9.99), "", nil, 0,
 			with(every100(500, 2500), smps(450, 4.5, 999, 9.99, 1050, 10.5)...)},
+		{"a backfill in one batch", 5000, every100(100, 2000), nil,
+			append(smps(1050, 10.5, 150, 1.5, 250, 2.5, 950, 9.5, 50, 0.5, 60, 0.6, 1150, 11.5, 1250, 1), smps(250, 2.5, 350, 3.5)...), "", nil, 0,
+			with(every100(100, 2000), smps(50, 0.5, 60, 0.6, 150, 1.5, 250, 2.5, 350, 3.5, 950, 9.5, 1050, 10.5, 1150, 11.5, 1250, 1)...)},
+		{"a duplicate in a backfill", 5000, every100(100, 2000), nil, smps(150, 1.5, 250, 2.5, 150, 7, 350, 3.5), "sample 2 at 150: write: duplicate sample for timestamp",
+			write.ErrDuplicateSample, 1, with(every100(100, 2000), smps(150, 1.5, 250, 2.5, 350, 3.5)...)},
 		{"into a partition without samples", 5000, smps(100, 1, 2100, 21, 2200, 22), nil, smps(1500, 15, 1400, 14, 1600, 16), "", nil, 0,
 			smps(100, 1, 1400, 14, 1500, 15, 1600, 16, 2100, 21, 2200, 22)},
 		{"the window is from the tenant's newest", 5000, smps(1000, 1, 8000, 2), smps(10_000, 1), smps(4000, 3, 5500, 4), "sample 0 at 4000",
@@ -318,35 +323,54 @@ func TestOutOfOrderDense(t *testing.T) {
 // 1000 series with 250 samples every 15s (two sealed chunks of 120 and
 // ten samples in the open one), then batches of one sample per series,
 // 7.5s after a scrape: in the open chunk, in the newest sealed chunk, or
-// in order (the baseline of the same run). The window is 1h.
+// in order (the baseline of the same run); and the same eight samples of
+// each series into its sealed chunk in one batch (a backfill). The
+// window is 1h.
 func BenchmarkApplyOutOfOrder(b *testing.B) {
 	const nSeries, rounds, per = 1000, 250, 1000
 	lsets := benchLabels(nSeries)
 	setup := benchBatches(b, lsets, rounds, per)
-	at := func(rs []int) [][]byte {
+	// Batches of every series with a sample of each round, 7.5s after
+	// it: a batch per round, or one batch of all rounds (a backfill).
+	at := func(rs []int, burst bool) [][]byte {
+		sample := func(i, r int) write.Sample {
+			return write.Sample{T: int64(1_700_000_000_000) + int64(r)*15000 + 7500, V: float64(r*i%1000) * 1.5}
+		}
 		var out [][]byte
-		for _, r := range rs {
-			ts := int64(1_700_000_000_000) + int64(r)*15000 + 7500
+		emit := func(rs []int) {
 			bb := write.NewBuilder("bench")
 			for i, lset := range lsets {
-				require.NoError(b, bb.Add(lset, []write.Sample{{T: ts, V: float64(r*i%1000) * 1.5}}))
+				var smp []write.Sample
+				for _, r := range rs {
+					smp = append(smp, sample(i, r))
+				}
+				require.NoError(b, bb.Add(lset, smp))
 			}
 			batch := bb.Batch()
 			batch.OutOfOrderWindowMs = time.Hour.Milliseconds()
 			out = append(out, write.Append(nil, batch))
+		}
+		if burst {
+			emit(rs)
+			return out
+		}
+		for _, r := range rs {
+			emit([]int{r})
 		}
 		return out
 	}
 	for _, tc := range []struct {
 		name   string
 		rounds []int
+		burst  bool
 	}{
-		{"in-order", []int{249, 250, 251, 252, 253, 254, 255, 256}},
-		{"open", []int{240, 241, 242, 243, 244, 245, 246, 247}},
-		{"sealed", []int{200, 201, 202, 203, 204, 205, 206, 207}},
+		{"in-order", []int{249, 250, 251, 252, 253, 254, 255, 256}, false},
+		{"open", []int{240, 241, 242, 243, 244, 245, 246, 247}, false},
+		{"sealed", []int{200, 201, 202, 203, 204, 205, 206, 207}, false},
+		{"sealed-burst", []int{200, 201, 202, 203, 204, 205, 206, 207}, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			batches := at(tc.rounds)
+			batches := at(tc.rounds, tc.burst)
 			b.ReportAllocs()
 			samples := 0
 			for b.Loop() {
@@ -366,7 +390,7 @@ func BenchmarkApplyOutOfOrder(b *testing.B) {
 						b.Fatal(err, errs)
 					}
 				}
-				samples += nSeries * len(batches)
+				samples += nSeries * len(tc.rounds)
 				b.StopTimer()
 				require.NoError(b, db.Close())
 				b.StartTimer()
