@@ -296,7 +296,7 @@ func (l *Limits) Validate() error {
 		}
 	}
 	if w := time.Duration(l.OutOfOrderTimeWindow); w < 0 || w%time.Millisecond != 0 || w.Milliseconds() > write.MaxOutOfOrderWindow {
-		bad("out_of_order_time_window", "%v: want 0 (off) or a positive whole number of milliseconds up to %v", l.OutOfOrderTimeWindow, Duration(write.MaxOutOfOrderWindow*time.Millisecond))
+		bad("out_of_order_time_window", "%v: want 0 (off) or a positive whole number of milliseconds, at most 2^40 (34 years)", l.OutOfOrderTimeWindow)
 	}
 	// The frontend's: 0 has a meaning of its own for each (doc of the
 	// fields), below 0 none.
