@@ -151,6 +151,46 @@ func TestOutOfOrderHistograms(t *testing.T) {
 	require.Len(t, got[0].hists, 3)
 }
 
+// TestOutOfOrderEvicted: a series evicted from the head (its open chunk
+// sealed, its newest sample in an 'e' record) takes out-of-order samples
+// within the window into its sealed chunks without coming back into the
+// head count, the same on a replica that restarted in between.
+func TestOutOfOrderEvicted(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		opts := testOptions(vfs.NewMem())
+		db, err := Open(opts)
+		require.NoError(t, err)
+		g, _, err := db.OpenGroup(7)
+		require.NoError(t, err)
+		up, other := labels.FromStrings("__name__", "up"), labels.FromStrings("__name__", "other")
+		require.Empty(t, apply(t, g, 1, buildBatch(t, "t", up, smps(1000, 1, 1500, 1.5, 2000, 2), other, smps(6000, 6))))
+		require.Equal(t, 1, g.Stats()[0].HeadSeries, "up is evicted (EvictIdle 3s)")
+		if restart {
+			require.NoError(t, g.Checkpoint())
+			require.NoError(t, db.Close())
+			db, err = Open(opts)
+			require.NoError(t, err)
+			g, _, err = db.OpenGroup(7)
+			require.NoError(t, err)
+		}
+		b := buildBatch(t, "t", up, smps(1250, 1.25, 1500, 1.5, 1500, 9, 900, 0.9))
+		b.OutOfOrderWindowMs = 5500
+		errs := apply(t, g, 2, b)
+		require.Len(t, errs, 1)
+		require.Equal(t, 1, errs[0].Rejected)
+		require.ErrorIs(t, errs[0].Err, write.ErrDuplicateSample)
+		require.Equal(t, 1, g.Stats()[0].HeadSeries)
+		want := []seriesSamples{{up.String(), smps(900, 0.9, 1000, 1, 1250, 1.25, 1500, 1.5, 2000, 2), nil}}
+		require.Equal(t, want, selectAll(t, g, "t", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+		require.Equal(t, want, selectFrom(t, pebbleQuerier(t, g, "t", math.MinInt64, math.MaxInt64), labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
+		requireNoOverlap(t, db)
+		// An in-order sample brings it back.
+		require.Empty(t, apply(t, g, 3, buildBatch(t, "t", up, smps(6100, 61))))
+		require.Equal(t, 2, g.Stats()[0].HeadSeries)
+		require.NoError(t, db.Close())
+	}
+}
+
 // requireNoOverlap checks the INVARIANT of ooo.go on every stored chunk:
 // the chunks of a series in a partition decode to samples in key order,
 // each from its key's mint to its value's maxt, and never overlap.
