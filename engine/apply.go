@@ -185,7 +185,10 @@ type applyScratch struct {
 	vs       []float64
 	mts      []int64 // merged samples of a run
 	mvs      []float64
-	hist     histSealer // re-encodes sealed histogram chunks
+	hist     histSealer       // re-encodes sealed histogram chunks
+	enc      chunkenc.Encoder // re-encodes chunks an out-of-order sample went into
+	ots      []int64          // samples of appender.ooo
+	ovs      []float64
 }
 
 // appender applies one batch to one tenant. The caller holds t.mu.
@@ -195,6 +198,7 @@ type appender struct {
 	pb      *pebble.Batch
 	scratch *applyScratch
 	index   uint64 // of the entry being applied
+	ooo     oooChunk
 }
 
 func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
@@ -222,8 +226,17 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 			case s != nil && t.hasLastLocked(s):
 				lt := t.lastTimeLocked(s)
 				switch {
+				case smp.T < lt && inWindow(smp.T, t.mu.maxT, b.OutOfOrderWindowMs):
+					r, err := a.insertOOOLocked(s, smp)
+					if err != nil {
+						return nil, err
+					}
+					if r == nil {
+						continue // accepted, out of order: the series' newest and the tenant's maxT stay
+					}
+					rej = r
 				case smp.T < lt:
-					rej = write.ErrOutOfOrder
+					rej = outOfOrder(b.OutOfOrderWindowMs)
 				case smp.T == lt:
 					l, err := t.lastLocked(s)
 					if err != nil {
@@ -241,6 +254,11 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				}
 				se.Rejected++
 				continue
+			}
+			// An in-order sample may seal and merge chunks: the
+			// out-of-order chunk being filled is written first.
+			if err := a.flushOOOLocked(); err != nil {
+				return nil, err
 			}
 			ns, err := a.admitLocked(s, h, bs, b.Limits, &se, len(bs.Samples)-j)
 			if err != nil {
@@ -270,6 +288,9 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				delete(t.mu.lastOfEmpty, s)
 			}
 		}
+		if err := a.flushOOOLocked(); err != nil {
+			return nil, err
+		}
 		for j := range bs.Histograms {
 			hs := &bs.Histograms[j]
 			var rej error
@@ -290,8 +311,10 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 			if rej == nil && s != nil && t.hasLastLocked(s) {
 				lt := t.lastTimeLocked(s)
 				switch {
+				case hs.T < lt && inWindow(hs.T, t.mu.maxT, b.OutOfOrderWindowMs):
+					rej = errOOOHistogram
 				case hs.T < lt:
-					rej = write.ErrOutOfOrder
+					rej = outOfOrder(b.OutOfOrderWindowMs)
 				case hs.T == lt:
 					l, err := t.lastLocked(s)
 					if err != nil {
@@ -671,8 +694,11 @@ func (a *appender) sealLocked(s *memSeries, final bool) error {
 		}
 		// The merged chunk starts at its first sample: the run's earlier
 		// chunks may be gone (dropped by retention after they were
-		// sealed), and then it starts after s.runMint.
-		mint, s.run = sc.ts[0], 0
+		// sealed), and then it starts after s.runMint. It ends at its
+		// last: in a replay after a crash, the merged chunk the first
+		// run wrote may hold out-of-order samples later entries inserted
+		// after the open chunk's last one (ooo.go).
+		mint, maxt, s.run = sc.ts[0], sc.ts[len(sc.ts)-1], 0
 	} else if !final && opts.MergeChunks > 1 {
 		if s.run == 0 {
 			s.runMint = s.mint

@@ -35,7 +35,8 @@ func TestCrashChild(t *testing.T) {
 	}
 	seed, err := strconv.ParseUint(os.Getenv("ENGINE_CRASH_SEED"), 10, 64)
 	require.NoError(t, err)
-	batches := randomBatches(t, seed, crashBatches)
+	window, _ := strconv.ParseInt(os.Getenv("ENGINE_CRASH_WINDOW"), 10, 64)
+	batches := crashBatchesOf(t, seed, window)
 	db, err := Open(crashOptions(dir))
 	require.NoError(t, err)
 	g, from, err := db.OpenGroup(7)
@@ -53,10 +54,28 @@ func TestCrashChild(t *testing.T) {
 	fmt.Println("done")
 }
 
+// crashBatchesOf returns the batches of the crash test: randomBatches,
+// with an out-of-order window of windowMs if not 0 (withWindow).
+func crashBatchesOf(t testing.TB, seed uint64, windowMs int64) []*write.Batch {
+	batches := randomBatches(t, seed, crashBatches)
+	if windowMs > 0 {
+		withWindow(seed, batches, windowMs)
+	}
+	return batches
+}
+
 // TestCrashRecovery kills a child process with SIGKILL while it applies
 // batches, three times, then recovers the store, replays the rest and
 // checks it holds exactly what a store that never crashed holds.
-func TestCrashRecovery(t *testing.T) {
+func TestCrashRecovery(t *testing.T) { crashRecovery(t, 0) }
+
+// TestCrashRecoveryOutOfOrder is TestCrashRecovery with batches that
+// carry an out-of-order window and samples in it: the entries replayed
+// after a crash insert into sealed chunks that later entries may have
+// changed already.
+func TestCrashRecoveryOutOfOrder(t *testing.T) { crashRecovery(t, 700) }
+
+func crashRecovery(t *testing.T, windowMs int64) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
@@ -65,7 +84,7 @@ func TestCrashRecovery(t *testing.T) {
 	rng := newRand(seed)
 	for round := range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "ENGINE_CRASH_DIR="+dir, fmt.Sprintf("ENGINE_CRASH_SEED=%d", seed))
+		cmd.Env = append(os.Environ(), "ENGINE_CRASH_DIR="+dir, fmt.Sprintf("ENGINE_CRASH_SEED=%d", seed), fmt.Sprintf("ENGINE_CRASH_WINDOW=%d", windowMs))
 		out, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		cmd.Stderr = os.Stderr
@@ -91,7 +110,7 @@ func TestCrashRecovery(t *testing.T) {
 		require.GreaterOrEqual(t, applied, target, "child stopped early")
 	}
 
-	batches := randomBatches(t, seed, crashBatches)
+	batches := crashBatchesOf(t, seed, windowMs)
 	db, err := Open(crashOptions(dir))
 	require.NoError(t, err)
 	defer db.Close()

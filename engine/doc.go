@@ -68,6 +68,16 @@
 // write.ErrInvalidLabels. A refused sample never stops the rest of the
 // batch.
 //
+// Out-of-order window (ooo.go): a float sample older than its series'
+// newest is accepted when the batch carries a window
+// (write.Batch.OutOfOrderWindowMs) and the sample is within it of the
+// tenant's newest sample (maxT); it goes into the open chunk or into the
+// sealed chunk of its partition whose mint is the newest at or before it
+// (a new chunk at its time if there is none), re-encoded at the same
+// key. Chunks never overlap, their keys never move and they are never
+// split, so a replay makes the same choices. Beyond the window the
+// refusal names it; out-of-order histograms are refused.
+//
 // # Series limits
 //
 // A batch carries the series limits of its tenant in this group

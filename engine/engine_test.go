@@ -616,8 +616,20 @@ func TestConcurrentApplyAndQuery(t *testing.T) {
 }
 
 func TestSnapshotRestore(t *testing.T) {
+	// With an out-of-order window too: the snapshot holds sealed chunks
+	// that out-of-order samples changed, and the open chunks they went
+	// into.
+	for _, windowMs := range []int64{0, 700} {
+		t.Run(fmt.Sprintf("window=%dms", windowMs), func(t *testing.T) { snapshotRestore(t, windowMs) })
+	}
+}
+
+func snapshotRestore(t *testing.T, windowMs int64) {
 	seed := seedFromEnv(t)
 	batches := randomBatches(t, seed, 100)
+	if windowMs > 0 {
+		withWindow(seed, batches, windowMs)
+	}
 	opts := testOptions(nil)
 	opts.Retention = 2 * time.Second
 	opts.FS = vfs.NewMem()

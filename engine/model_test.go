@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,7 @@ func seedFromEnv(t testing.TB) uint64 {
 type model struct {
 	retentionMs, partitionMs int64
 	tenants                  map[string]*modelTenant
+	ooo                      int // out-of-order samples accepted
 }
 
 type modelTenant struct {
@@ -118,7 +120,12 @@ func (m *model) apply(b *write.Batch) []string {
 				if !ok {
 					break
 				}
-				if smp.T < lt {
+				if smp.T < lt && b.OutOfOrderWindowMs > 0 && mt.maxT-smp.T <= b.OutOfOrderWindowMs {
+					kind = m.insertOOO(s, smp)
+					if kind == "" {
+						continue
+					}
+				} else if smp.T < lt {
 					kind = "out-of-order"
 				} else if smp.T == lt {
 					if lh == nil && math.Float64bits(smp.V) == math.Float64bits(lv) {
@@ -186,6 +193,37 @@ func (m *model) apply(b *write.Batch) []string {
 		}
 	}
 	return errs
+}
+
+// insertOOO is the model of an out-of-order float sample within the
+// window: refused if the newest sample at or before it in its partition
+// is a histogram (the engine keeps a chunk to one kind); otherwise an
+// equal float is a retry, another value at its time a duplicate, and a
+// new time is inserted in order.
+func (m *model) insertOOO(s *modelSeries, smp write.Sample) string {
+	i, found := slices.BinarySearchFunc(s.samples, smp.T, func(x write.Sample, t int64) int { return cmp.Compare(x.T, t) })
+	if found {
+		if math.Float64bits(s.samples[i].V) == math.Float64bits(smp.V) {
+			return ""
+		}
+		return "duplicate"
+	}
+	p := partitionOf(smp.T, m.partitionMs)
+	prevF, prevH := int64(math.MinInt64), int64(math.MinInt64)
+	if i > 0 && partitionOf(s.samples[i-1].T, m.partitionMs) == p {
+		prevF = s.samples[i-1].T
+	}
+	for _, h := range s.hists {
+		if h.T <= smp.T && partitionOf(h.T, m.partitionMs) == p {
+			prevH = max(prevH, h.T)
+		}
+	}
+	if prevH > prevF {
+		return "out-of-order"
+	}
+	s.samples = slices.Insert(s.samples, i, smp)
+	m.ooo++
+	return ""
 }
 
 func errKinds(errs []write.Refusal) []string {
@@ -377,11 +415,36 @@ func TestModel(t *testing.T) {
 	for _, tc := range []struct {
 		enc       chunkenc.Encoding
 		retention time.Duration
-	}{{chunkenc.EncXOR, 2 * time.Second}, {chunkenc.EncPack, 2 * time.Second}, {chunkenc.EncPack, 0}} {
-		t.Run(fmt.Sprintf("%s/retention=%v", tc.enc, tc.retention), func(t *testing.T) {
+		windowMs  int64
+	}{
+		{chunkenc.EncXOR, 2 * time.Second, 0}, {chunkenc.EncPack, 2 * time.Second, 0}, {chunkenc.EncPack, 0, 0},
+		// Out-of-order windows: shorter than a partition (1s) and the
+		// retention, and longer than both.
+		{chunkenc.EncXOR, 2 * time.Second, 700}, {chunkenc.EncPack, 0, 2500},
+	} {
+		t.Run(fmt.Sprintf("%s/retention=%v/window=%dms", tc.enc, tc.retention, tc.windowMs), func(t *testing.T) {
 			seed := seedFromEnv(t)
-			runModel(t, seed, tc.enc, tc.retention, 150)
+			runModelWindow(t, seed, tc.enc, tc.retention, 150, tc.windowMs)
 		})
+	}
+}
+
+// withWindow gives three in four batches the window windowMs and moves
+// one float sample in four back by up to twice the window, so that about
+// half of the moved ones are in it.
+func withWindow(seed uint64, batches []*write.Batch, windowMs int64) {
+	rng := newRand(seed + 2)
+	for _, b := range batches {
+		if rng.IntN(4) > 0 {
+			b.OutOfOrderWindowMs = windowMs
+		}
+		for i := range b.Series {
+			for j := range b.Series[i].Samples {
+				if rng.IntN(4) == 0 {
+					b.Series[i].Samples[j].T = max(0, b.Series[i].Samples[j].T-int64(rng.IntN(int(2*windowMs))))
+				}
+			}
+		}
 	}
 }
 
@@ -397,6 +460,12 @@ func TestModelSeeds(t *testing.T) {
 }
 
 func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.Duration, steps int) {
+	runModelWindow(t, seed, enc, retention, steps, 0)
+}
+
+// runModelWindow is runModel with batches that carry an out-of-order
+// window (withWindow), none if windowMs is 0.
+func runModelWindow(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.Duration, steps int, windowMs int64) {
 	rng := newRand(seed + 1)
 	opts := testOptions(vfs.NewMem())
 	opts.SealEncoding = enc
@@ -407,6 +476,9 @@ func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.D
 	opts.IndexGhosts = time.Duration(1+seed%8) * time.Second // not from rng: seeds replay as before
 	fs := opts.FS
 	batches := randomBatches(t, seed, steps)
+	if windowMs > 0 {
+		withWindow(seed, batches, windowMs)
+	}
 	mdl := newModel(opts)
 
 	db, err := Open(opts)
@@ -504,8 +576,8 @@ func runModel(t *testing.T, seed uint64, enc chunkenc.Encoding, retention time.D
 	}
 	check(len(batches))
 	require.NoError(t, g.Checkpoint())
-	t.Logf("chunk samples %d: %d selects (%d non-empty), %d restarts, %d series with rejections",
-		opts.ChunkSamples, selects, nonEmpty, restarts, rejections)
+	t.Logf("chunk samples %d: %d selects (%d non-empty), %d restarts, %d series with rejections, %d out-of-order samples accepted",
+		opts.ChunkSamples, selects, nonEmpty, restarts, rejections, mdl.ooo)
 
 	// A replica that never restarted holds the same bytes.
 	opts.FS = vfs.NewMem()

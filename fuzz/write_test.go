@@ -61,6 +61,14 @@ func FuzzBatchDecode(f *testing.F) {
 	f.Add(hseed)
 	f.Add(write.Compress(nil, hseed))
 	f.Add(hseed[:len(hseed)-1])
+	// Version 6: an out-of-order window around a version 4 and 5 batch.
+	limited.OutOfOrderWindowMs = 600_000
+	f.Add(write.Append(nil, limited))
+	hwin := hb.Batch()
+	hwin.OutOfOrderWindowMs = 1
+	f.Add(write.Append(nil, hwin))
+	f.Add(write.Compress(nil, write.Append(nil, hwin)))
+	f.Add([]byte{6, 0, 4, 1, 't', 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := write.Decode(data)
 		if err != nil {
@@ -80,7 +88,7 @@ func FuzzBatchDecode(f *testing.F) {
 		if again2 := write.Append(nil, &b2); !bytes.Equal(again, again2) {
 			t.Fatalf("encode/decode is not stable:\n%x\n%x", again, again2)
 		}
-		if b.Tenant != b2.Tenant || b.Limits != b2.Limits || len(b.Series) != len(b2.Series) || b.NumSamples() != b2.NumSamples() || b.NumHistograms() != b2.NumHistograms() {
+		if b.Tenant != b2.Tenant || b.Limits != b2.Limits || b.OutOfOrderWindowMs != b2.OutOfOrderWindowMs || len(b.Series) != len(b2.Series) || b.NumSamples() != b2.NumSamples() || b.NumHistograms() != b2.NumHistograms() {
 			t.Fatalf("batch changed in a round trip")
 		}
 	})

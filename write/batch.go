@@ -49,7 +49,13 @@ type Batch struct {
 	// sends the batch to. Every replica applies the entry with the same
 	// limits, so they refuse the same series.
 	Limits SeriesLimits
-	Series []Series
+	// OutOfOrderWindowMs: the tenant's out-of-order time window
+	// (out_of_order_time_window) in milliseconds, 0 for none, at most
+	// MaxOutOfOrderWindow. Set by the proposer, like Limits: every
+	// replica accepts a sample older than its series' newest one when it
+	// is within this of the tenant's newest sample in the group.
+	OutOfOrderWindowMs int64
+	Series             []Series
 }
 
 // SeriesLimits bound the series a tenant has in one group's head: the
@@ -198,7 +204,8 @@ func (bb *Builder) Batch() *Batch {
 
 // Append appends the encoding of b (layout in doc.go) to dst and returns
 // the extended slice: VersionHistograms if a series has histogram
-// samples, Version otherwise. b must be valid (as built by a Builder or
+// samples, Version otherwise, in a VersionWindow envelope if the batch
+// has an out-of-order window. b must be valid (as built by a Builder or
 // returned by Decode, each Histogram with exactly one of H and FH); Append
 // does not check it.
 func Append(dst []byte, b *Batch) []byte {
@@ -214,7 +221,8 @@ func Append(dst []byte, b *Batch) []byte {
 	// slice doubled it a dozen times (6% of the node's write path), and an
 	// upper bound (10 bytes per varint) left entries twice their size in
 	// Raft's log cache.
-	dst = slices.Grow(dst, encodedSize(b, hists))
+	dst = slices.Grow(dst, windowSize(b.OutOfOrderWindowMs)+encodedSize(b, hists))
+	dst = appendWindow(dst, b.OutOfOrderWindowMs)
 	dst = append(dst, version)
 	dst = appendString(dst, b.Tenant)
 	dst = binary.AppendUvarint(dst, uint64(clampLimit(b.Limits.MaxSeries)))

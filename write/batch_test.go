@@ -78,7 +78,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"no tenant length", []byte{2}, 1},
 		{"empty tenant", []byte{2, 0}, 2},
 		{"tenant too long", []byte{2, 5, 'a'}, 2},
-		{"series count exceeds input", []byte{2, 1, 't', 1, 4, 'a', 0xff, 'b', 0xff}, 4},
+		{"series count exceeds input", []byte{2, 1, 't', 2, 4, 'a', 0xff}, 4},
 		{"huge series count", []byte{2, 1, 't', 0xff, 0xff, 0xff, 0xff, 0x0f}, 8},
 		{"label set exceeds input", []byte{2, 1, 't', 1, 9, 'a', 0xff, 'b', 0xff, 0}, 5},
 		{"no labels", []byte{2, 1, 't', 1, 0, 0, 0, 0, 0, 0}, 5},

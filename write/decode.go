@@ -29,8 +29,8 @@ func (e *CorruptError) Error() string {
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 
 // Decode decodes an encoded batch, VersionHistograms, Version,
-// VersionNoLimits (whose Limits are zero) or VersionS2 of any of them
-// (Compress). It
+// VersionNoLimits (whose Limits are zero), VersionWindow of one of the
+// first two, or VersionS2 of any of them (Compress). It
 // checks the structure: version, counts, lengths; not the label sets
 // (CheckLabels; the engine refuses a series with invalid labels). It
 // never panics and allocates O(len(src)); an error is a *CorruptError.
@@ -67,7 +67,7 @@ const maxDecompressed = 1 << 30
 // allocating: a count never makes Decode allocate more than a small
 // multiple of len(src).
 const (
-	minSeriesBytes = 1 + 4 + 1 // label set length, one label ("a\xffb\xff"), sample count
+	minSeriesBytes = 1 + 1 + 1 // label set length, one byte of labels (Decode does not check them), sample count
 	minSampleBytes = 1 + 8     // varint delta + value
 )
 
@@ -137,8 +137,8 @@ func (d *Decoder) decompress(src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &CorruptError{Offset: 1, Reason: fmt.Sprintf("s2: %v", err)}
 	}
-	if len(raw) == 0 || raw[0] != Version && raw[0] != VersionNoLimits && raw[0] != VersionHistograms {
-		return nil, &CorruptError{Offset: 1, Reason: "compressed content is not a version 2, 4 or 5 batch"}
+	if len(raw) == 0 || raw[0] != Version && raw[0] != VersionNoLimits && raw[0] != VersionHistograms && raw[0] != VersionWindow {
+		return nil, &CorruptError{Offset: 1, Reason: "compressed content is not a version 2, 4, 5 or 6 batch"}
 	}
 	return raw, nil
 }
@@ -165,11 +165,18 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 		src = raw
 		r = reader{src: src}
 	}
-	version := src[0]
+	window, err := r.window()
+	if err != nil {
+		return nil, err
+	}
+	version := src[r.off]
 	if version != Version && version != VersionNoLimits && version != VersionHistograms {
 		return nil, r.fail("unknown version %d", version)
 	}
-	r.off = 1
+	if window > 0 && version == VersionNoLimits {
+		return nil, r.fail("version %d batch in an out-of-order window", version)
+	}
+	r.off++
 	n, err := r.count("tenant length", 1)
 	if err != nil {
 		return nil, err
@@ -181,6 +188,7 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 	b.Tenant = string(src[r.off : r.off+n])
 	r.off += n
 	b.Limits = SeriesLimits{}
+	b.OutOfOrderWindowMs = window
 	if version != VersionNoLimits {
 		if b.Limits.MaxSeries, err = r.limit("series limit"); err != nil {
 			return nil, err

@@ -46,7 +46,8 @@
 //
 // labels is the label set encoding below. tdelta is the difference to the
 // previous sample of the series (to 0 for the first); samples need not be
-// sorted (the engine refuses the out-of-order ones). Values are stored as
+// sorted (the engine refuses the out-of-order ones beyond the window of
+// version 6). Values are stored as
 // raw bits so the StaleNaN marker round-trips. The tenant is not empty; a
 // series has a non-empty label set. limits are SeriesLimits, each at most
 // 2^31-1, 0 for none: the proposer scales the tenant's global limits to
@@ -121,11 +122,29 @@
 // histograms arrive before every replica runs this one.
 // testdata/batch_v5.golden freezes it.
 //
+// # Batch encoding (version 6)
+//
+// A batch with an out-of-order time window (Batch.OutOfOrderWindowMs,
+// the tenant's out_of_order_time_window, stamped by the proposer like
+// the limits) is an envelope around the batch Append would write
+// without it:
+//
+//	batch6 = version:byte(6) windowMs:uvarint batch
+//
+// batch is a version 4 or 5 batch, as above (never 2, 3 or 6). windowMs
+// is 1 to 2^40 (MaxOutOfOrderWindow); a batch without a window is never
+// wrapped, so a tenant without one writes what the previous release
+// decodes, and VersionS2 compresses the whole envelope. An envelope, not
+// a new layout: the window is one number per batch, and the batch inside
+// keeps its own version as it evolves (exemplars are added with a version
+// 7 at the same time; it wraps as it is). testdata/batch_v6.golden
+// freezes it.
+//
 // # Deletion entries (versions 0x40, 0x41 and 0x42)
 //
 // A Raft log entry is a write batch or a deletion, told apart by its first
 // byte (IsDelete), so decoders dispatch on it before decoding a batch. The
-// deletion bytes are far above the batch versions (2 to 5), which new
+// deletion bytes are far above the batch versions (2 to 6), which new
 // batch kinds take next.
 //
 //	delete_series = version:byte(0x40) tenant:string start:varint end:varint

@@ -23,6 +23,7 @@ type limitsConfig struct {
 	ingestionBurst         int
 	maxSeriesPerUser       int
 	maxSeriesPerMetric     int
+	oooWindow              promDuration
 	maxFetchedSeries       int
 	maxFetchedChunkBytes   int
 	maxQueryLength         promDuration
@@ -49,6 +50,11 @@ func (c *limitsConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxSeriesPerMetric, "ingester.max-global-series-per-metric", d.MaxGlobalSeriesPerMetric,
 		"Default per-tenant limit of in-memory series of one metric name in the cluster. 0 means no limit.\n"+
 			"Overridden by max_global_series_per_metric.")
+	c.oooWindow = promDuration(d.OutOfOrderTimeWindow)
+	fs.Var(&c.oooWindow, "ingester.out-of-order-time-window",
+		"Default per-tenant window for out-of-order float samples: a sample older than its series' newest one is\n"+
+			"accepted within this of the tenant's newest sample (\"10m\"); 0 refuses them (400). Overridden by\n"+
+			"out_of_order_time_window.")
 	fs.IntVar(&c.maxFetchedSeries, "querier.max-fetched-series-per-query", d.MaxFetchedSeriesPerQuery,
 		"Default per-tenant limit of series one query may select; a query past it stops with 422 before it loads\n"+
 			"them. 0 means no limit. Overridden by max_fetched_series_per_query.")
@@ -99,6 +105,7 @@ func (cfg *config) defaultLimits() limits.Limits {
 		IngestionBurstSize:           cfg.limits.ingestionBurst,
 		MaxGlobalSeriesPerUser:       cfg.limits.maxSeriesPerUser,
 		MaxGlobalSeriesPerMetric:     cfg.limits.maxSeriesPerMetric,
+		OutOfOrderTimeWindow:         limits.Duration(cfg.limits.oooWindow),
 		MaxLabelNamesPerSeries:       cfg.maxLabelNames,
 		MaxLabelNameLength:           cfg.maxLabelNameBytes,
 		MaxLabelValueLength:          cfg.maxLabelValueBytes,
@@ -128,7 +135,9 @@ func frontendLimits(defaults frontend.Limits, o *limits.Overrides) func(tenant s
 		l := o.For(tenant)
 		fl := defaults
 		fl.AlignQueriesWithStep = l.AlignQueriesWithStep
-		fl.MaxCacheFreshness = time.Duration(l.MaxCacheFreshness)
+		// Results newer than the out-of-order window may still change:
+		// they are not cached, as in Mimir's frontend.
+		fl.MaxCacheFreshness = max(time.Duration(l.MaxCacheFreshness), time.Duration(l.OutOfOrderTimeWindow))
 		fl.ResultsCacheTTL = time.Duration(l.ResultsCacheTTL)
 		fl.MaxQueriersPerTenant = l.MaxQueriersPerTenant
 		fl.TotalShards = l.QueryShardingTotalShards

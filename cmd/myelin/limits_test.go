@@ -112,7 +112,8 @@ func TestFrontendLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := limits.ParseConfig([]byte("overrides:\n  a:\n    results_cache_ttl: 5m\n    query_sharding_total_shards: 4\n"), cfg.defaultLimits())
+	c, err := limits.ParseConfig([]byte("overrides:\n  a:\n    results_cache_ttl: 5m\n    query_sharding_total_shards: 4\n"+
+		"  late:\n    out_of_order_time_window: 2h\n  late-short:\n    out_of_order_time_window: 1m\n"), cfg.defaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +126,14 @@ func TestFrontendLimits(t *testing.T) {
 	want.ResultsCacheTTL, want.TotalShards = 5*time.Minute, 4
 	if l := get("a"); l != want {
 		t.Errorf("tenant a: %+v, want %+v", l, want)
+	}
+	// An out-of-order window longer than the cache freshness is the
+	// freshness: results it may still change are not cached.
+	if l := get("late"); l.MaxCacheFreshness != 2*time.Hour {
+		t.Errorf("tenant with a 2h out-of-order window: max cache freshness %v, want 2h", l.MaxCacheFreshness)
+	}
+	if l := get("late-short"); l != cfg.frontend.limits {
+		t.Errorf("tenant with a 1m out-of-order window: %+v, want the flags' %+v", l, cfg.frontend.limits)
 	}
 	if want.MaxQueriersPerTenant != 3 || want.SplitInterval != 24*time.Hour {
 		t.Errorf("flags not applied: %+v", want)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/myelindb/myelin/raftgroup/ring"
 	"github.com/myelindb/myelin/write"
@@ -25,11 +26,13 @@ type Proposer interface {
 // whole must be retried (5xx).
 var ErrIncomplete = errors.New("distributor: write not committed in every group")
 
-// Limits are a tenant's global series limits, read per write (0: no
-// limit). server/limits' Overrides implements it.
+// Limits are a tenant's global series limits (0: no limit) and its
+// out-of-order time window (0: none), read per write. server/limits'
+// Overrides implements it.
 type Limits interface {
 	MaxGlobalSeriesPerUser(tenant string) int
 	MaxGlobalSeriesPerMetric(tenant string) int
+	OutOfOrderTimeWindow(tenant string) time.Duration
 }
 
 // Distributor routes write batches to groups. It is safe for concurrent
@@ -101,17 +104,22 @@ func GroupLimit(global int, share float64) int {
 }
 
 // limited returns b with the series limits of its tenant in the group
-// of index gi of a ring with these shares.
+// of index gi of a ring with these shares, and the tenant's out-of-order
+// window.
 func (d *Distributor) limited(b *write.Batch, shares []float64, gi int) *write.Batch {
 	if d.limits == nil {
 		return b
 	}
 	perUser, perMetric := d.limits.MaxGlobalSeriesPerUser(b.Tenant), d.limits.MaxGlobalSeriesPerMetric(b.Tenant)
-	if perUser <= 0 && perMetric <= 0 && b.Limits == (write.SeriesLimits{}) {
+	// The window is the tenant's as it is, not a share: every group
+	// measures it from the tenant's newest sample in the group.
+	window := d.limits.OutOfOrderTimeWindow(b.Tenant).Milliseconds()
+	if perUser <= 0 && perMetric <= 0 && b.Limits == (write.SeriesLimits{}) && window == b.OutOfOrderWindowMs {
 		return b
 	}
 	lb := *b
 	lb.Limits = write.SeriesLimits{MaxSeries: GroupLimit(perUser, shares[gi]), MaxSeriesPerMetric: GroupLimit(perMetric, shares[gi])}
+	lb.OutOfOrderWindowMs = window
 	return &lb
 }
 

@@ -6,15 +6,20 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/myelindb/myelin/raftgroup/ring"
 	"github.com/myelindb/myelin/write"
 )
 
-type fixedLimits struct{ perUser, perMetric int }
+type fixedLimits struct {
+	perUser, perMetric int
+	window             time.Duration
+}
 
-func (l fixedLimits) MaxGlobalSeriesPerUser(string) int   { return l.perUser }
-func (l fixedLimits) MaxGlobalSeriesPerMetric(string) int { return l.perMetric }
+func (l fixedLimits) MaxGlobalSeriesPerUser(string) int         { return l.perUser }
+func (l fixedLimits) MaxGlobalSeriesPerMetric(string) int       { return l.perMetric }
+func (l fixedLimits) OutOfOrderTimeWindow(string) time.Duration { return l.window }
 
 func TestGroupLimit(t *testing.T) {
 	for _, tc := range []struct {
@@ -65,14 +70,30 @@ func TestWriteCarriesLimits(t *testing.T) {
 	}
 	// No limits: the entries carry none.
 	r := evenRing(t, 3)
+	// A window alone: every part carries it whole, in milliseconds, and
+	// through the log entry's encoding.
+	{
+		w := &fakeWriter{r: r}
+		d := New(w, func() (*ring.Ring, error) { return r, nil }, fixedLimits{window: 10 * time.Minute})
+		if _, err := d.Write(context.Background(), batch(t, "t", 50, nil)); err != nil {
+			t.Fatal(err)
+		}
+		for g, parts := range w.parts {
+			for _, p := range parts {
+				if p.OutOfOrderWindowMs != 600_000 || p.Limits != (write.SeriesLimits{}) {
+					t.Fatalf("group %d: window %d ms, limits %+v; want 600000 ms and no limits", g, p.OutOfOrderWindowMs, p.Limits)
+				}
+			}
+		}
+	}
 	w := &fakeWriter{r: r}
 	if _, err := New(w, func() (*ring.Ring, error) { return r, nil }, fixedLimits{}).Write(context.Background(), batch(t, "t", 50, nil)); err != nil {
 		t.Fatal(err)
 	}
 	for _, parts := range w.parts {
 		for _, p := range parts {
-			if p.Limits != (write.SeriesLimits{}) {
-				t.Fatalf("limits %+v without limits", p.Limits)
+			if p.Limits != (write.SeriesLimits{}) || p.OutOfOrderWindowMs != 0 {
+				t.Fatalf("limits %+v, window %d ms without limits", p.Limits, p.OutOfOrderWindowMs)
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/myelindb/myelin/write"
 )
 
 // Limits are one tenant's limits. The YAML names are Mimir's (and
@@ -33,6 +34,12 @@ type Limits struct {
 	// MaxGlobalSeriesPerMetric: in-memory series of one metric name of
 	// the tenant across the cluster. Zero means no limit.
 	MaxGlobalSeriesPerMetric int `yaml:"max_global_series_per_metric"`
+	// OutOfOrderTimeWindow: a sample older than its series' newest one
+	// is accepted when it is within this of the tenant's newest sample
+	// (in its Raft group), as Mimir's out_of_order_time_window; zero
+	// refuses every such sample. Whole milliseconds. The distributor
+	// stamps it in each write batch, so every replica applies the same.
+	OutOfOrderTimeWindow Duration `yaml:"out_of_order_time_window"`
 
 	// MaxLabelNamesPerSeries: labels per series, __name__ included.
 	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
@@ -179,6 +186,7 @@ var Flag = map[string]string{
 	"ingestion_burst_size":              "distributor.ingestion-burst-size",
 	"max_global_series_per_user":        "ingester.max-global-series-per-user",
 	"max_global_series_per_metric":      "ingester.max-global-series-per-metric",
+	"out_of_order_time_window":          "ingester.out-of-order-time-window",
 	"max_label_names_per_series":        "validation.max-label-names-per-series",
 	"max_label_name_length":             "validation.max-length-label-name",
 	"max_label_value_length":            "validation.max-length-label-value",
@@ -215,6 +223,7 @@ func (l *Limits) Values() []Value {
 		{"ingestion_burst_size", float64(l.IngestionBurstSize)},
 		{"max_global_series_per_user", float64(l.MaxGlobalSeriesPerUser)},
 		{"max_global_series_per_metric", float64(l.MaxGlobalSeriesPerMetric)},
+		{"out_of_order_time_window", sec(l.OutOfOrderTimeWindow)},
 		{"max_label_names_per_series", float64(l.MaxLabelNamesPerSeries)},
 		{"max_label_name_length", float64(l.MaxLabelNameLength)},
 		{"max_label_value_length", float64(l.MaxLabelValueLength)},
@@ -298,6 +307,9 @@ func (l *Limits) Validate() error {
 		if f.v < 0 {
 			bad(f.name, "%v is negative: want 0 for no limit, or more", f.v)
 		}
+	}
+	if w := time.Duration(l.OutOfOrderTimeWindow); w < 0 || w%time.Millisecond != 0 || w.Milliseconds() > write.MaxOutOfOrderWindow {
+		bad("out_of_order_time_window", "%v: want 0 (off) or a positive whole number of milliseconds, at most 2^40 (34 years)", l.OutOfOrderTimeWindow)
 	}
 	// The frontend's: 0 has a meaning of its own for each (doc of the
 	// fields), below 0 none.

@@ -42,6 +42,7 @@ overrides:
     results_cache_ttl: 5m
     query_sharding_total_shards: 4
     align_queries_with_step: true
+    out_of_order_time_window: 10m
 `, want: map[string]func(*Limits){
 			"team-a": func(l *Limits) {
 				l.IngestionRate, l.IngestionBurstSize, l.MaxGlobalSeriesPerUser = 50000, 500000, 2000000
@@ -54,6 +55,7 @@ overrides:
 				l.ResultsCacheTTL = Duration(5 * time.Minute)
 				l.QueryShardingTotalShards = 4
 				l.AlignQueriesWithStep = true
+				l.OutOfOrderTimeWindow = Duration(10 * time.Minute)
 			},
 		}},
 		{name: "unknown section", in: "multi_kv_config: {}\noverrides: {}\n", wantErr: []string{`line 1: unknown section "multi_kv_config"`}},
@@ -74,7 +76,10 @@ overrides:
     query_timeout: 3m
   e:
     max_queriers_per_tenant: -1
+  f:
+    out_of_order_time_window: 100y
 `, wantErr: []string{
+			`tenant "f" (line 16): out_of_order_time_window (-ingester.out-of-order-time-window): 100y: want 0 (off) or a positive whole number of milliseconds, at most 2^40 (34 years)`,
 			`tenant "e" (line 14): max_queriers_per_tenant (-query-frontend.max-queriers-per-tenant): -1 is negative`,
 			`tenant "d" (line 12): query_timeout (-query.timeout): 3m is above the default 2m`,
 			`tenant "a" (line 3): ingestion_rate (-distributor.ingestion-rate-limit): -1`,

@@ -79,6 +79,9 @@ func (o *Overrides) MaxGlobalSeriesPerUser(tenant string) int {
 func (o *Overrides) MaxGlobalSeriesPerMetric(tenant string) int {
 	return o.For(tenant).MaxGlobalSeriesPerMetric
 }
+func (o *Overrides) OutOfOrderTimeWindow(tenant string) time.Duration {
+	return time.Duration(o.For(tenant).OutOfOrderTimeWindow)
+}
 func (o *Overrides) MaxFetchedSeriesPerQuery(tenant string) int {
 	return o.For(tenant).MaxFetchedSeriesPerQuery
 }
