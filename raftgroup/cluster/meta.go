@@ -35,6 +35,9 @@ type View struct {
 	Index uint64
 	// Rules are the tenants' rule groups (nil: none).
 	Rules *RuleGroups
+	// Alerts are the tenants' Alertmanager configurations, silences and
+	// notification logs (nil: none).
+	Alerts *AlertState
 
 	ruleRing *ruleRing // RuleOwner's, nil: built per call
 }
@@ -64,12 +67,14 @@ func (v *View) Bootstraps(g ring.GroupID, node ring.NodeID) bool {
 // file, rewritten atomically at every checkpoint (the state is small: a
 // few KB for hundreds of groups).
 //
-// Checkpoint file and snapshot stream (version 3):
+// Checkpoint file and snapshot stream (version 4):
 //
-//	"mymt" | version:byte(3) | index:uint64 big-endian | rules section (rules.go) | state: the rest, ring.AppendState
+//	"mymt" | version:byte(4) | index:uint64 big-endian | rules section (rules.go)
+//	  | alertmanager section (alerts.go) | state: the rest, ring.AppendState
 //
-// Version 2 is version 3 without the rules section; it is still written
-// while there is no rule group (encodeLocked).
+// Version 3 is version 4 without the alertmanager section, version 2
+// version 3 without the rules section; the lowest version that holds the
+// state is written (encodeLocked).
 //
 // Version 1 held two side maps between the index and the state (groups
 // awaiting their bootstrap, removed nodes); they are part of ring.State
@@ -83,10 +88,11 @@ type metaFSM struct {
 	checkpoint uint64
 	// mu guards state and index: Apply and Restore on raft's goroutine
 	// against Checkpoint and Snapshot on others.
-	mu    sync.Mutex
-	state *ring.State
-	index uint64
-	rules *RuleGroups // immutable; replaced by a rule change
+	mu     sync.Mutex
+	state  *ring.State
+	index  uint64
+	rules  *RuleGroups // immutable; replaced by a rule change
+	alerts *AlertState // immutable; replaced by an Alertmanager change
 
 	view    atomic.Pointer[View]
 	changed func() // called after every change, outside mu
@@ -96,7 +102,7 @@ var _ raftgroup.Applier = (*metaFSM)(nil)
 
 const (
 	metaMagic   = "mymt"
-	metaVersion = 3
+	metaVersion = 4
 )
 
 // ErrCorruptMeta: the metadata checkpoint or snapshot does not decode.
@@ -126,7 +132,7 @@ func (f *metaFSM) View() *View { return f.view.Load() }
 
 // publishLocked stores a copy of the state as the current view.
 func (f *metaFSM) publishLocked() {
-	f.view.Store(&View{State: f.state.Clone(), Index: f.index, Rules: f.rules, ruleRing: &ruleRing{}})
+	f.view.Store(&View{State: f.state.Clone(), Index: f.index, Rules: f.rules, Alerts: f.alerts, ruleRing: &ruleRing{}})
 }
 
 // Apply applies one metadata entry. An entry that does not decode or a
@@ -148,6 +154,14 @@ func (f *metaFSM) apply(index uint64, entry []byte) error {
 	f.index = index
 	defer f.publishLocked()
 	var st ring.Step
+	if len(entry) > 0 && entry[0] == entryAlerts {
+		c, err := DecodeAlertChange(entry)
+		if err != nil {
+			return err
+		}
+		f.alerts = f.alerts.Apply(c)
+		return nil
+	}
 	if len(entry) > 0 && entry[0] == entryRules {
 		c, err := DecodeRuleChange(entry)
 		if err != nil {
@@ -219,22 +233,31 @@ func (f *metaFSM) Restore(r io.Reader) (uint64, error) {
 	return idx, nil
 }
 
-// encodeLocked writes version 2 while there is no rule group, so nodes
-// of the version before rule groups still restore this node's snapshots
-// during a rolling upgrade (until the first group is set).
+// encodeLocked writes version 2 while there is no rule group and no
+// Alertmanager state, and version 3 while there is no Alertmanager
+// state, so nodes of the versions before them still restore this node's
+// snapshots during a rolling upgrade (until the first group or
+// configuration is set).
 func (f *metaFSM) encodeLocked() []byte {
-	if f.rules.Len() == 0 {
-		b := append([]byte(metaMagic), 2)
-		b = binary.BigEndian.AppendUint64(b, f.index)
-		return ring.AppendState(b, f.state)
+	version := byte(2)
+	switch {
+	case f.alerts.Len() > 0:
+		version = 4
+	case f.rules.Len() > 0:
+		version = 3
 	}
-	b := append([]byte(metaMagic), metaVersion)
+	b := append([]byte(metaMagic), version)
 	b = binary.BigEndian.AppendUint64(b, f.index)
-	b = appendRulesSection(b, f.rules)
+	if version >= 3 {
+		b = appendRulesSection(b, f.rules)
+	}
+	if version >= 4 {
+		b = appendAlertsSection(b, f.alerts)
+	}
 	return ring.AppendState(b, f.state)
 }
 
-// decode replaces the FSM's contents with b (version 1, 2 or 3); on error it
+// decode replaces the FSM's contents with b (version 1 to 4); on error it
 // changes nothing.
 func (f *metaFSM) decode(b []byte) (err error) {
 	if len(b) < len(metaMagic)+9 || !bytes.HasPrefix(b, []byte(metaMagic)) {
@@ -250,8 +273,14 @@ func (f *metaFSM) decode(b []byte) (err error) {
 	var pending map[ring.GroupID]ring.NodeID
 	var removed []ring.Removed
 	var rules *RuleGroups
+	var alerts *AlertState
 	if version >= 3 {
 		if rules, b, err = decodeRulesSection(b); err != nil {
+			return err
+		}
+	}
+	if version >= 4 {
+		if alerts, b, err = decodeAlertsSection(b); err != nil {
 			return err
 		}
 	}
@@ -276,7 +305,7 @@ func (f *metaFSM) decode(b []byte) (err error) {
 			return fmt.Errorf("%w: %w", ErrCorruptMeta, err)
 		}
 	}
-	f.state, f.index, f.rules = s, index, rules
+	f.state, f.index, f.rules, f.alerts = s, index, rules, alerts
 	return nil
 }
 
@@ -338,11 +367,11 @@ func DecodeMetadata(b []byte) (*View, error) {
 	if err := f.decode(b); err != nil {
 		return nil, err
 	}
-	return &View{State: f.state, Index: f.index, Rules: f.rules}, nil
+	return &View{State: f.state, Index: f.index, Rules: f.rules, Alerts: f.alerts}, nil
 }
 
 // AppendMetadata appends the encoding of v, as a checkpoint holds it.
 func AppendMetadata(dst []byte, v *View) []byte {
-	f := &metaFSM{state: v.State, index: v.Index, rules: v.Rules}
+	f := &metaFSM{state: v.State, index: v.Index, rules: v.Rules, alerts: v.Alerts}
 	return append(dst, f.encodeLocked()...)
 }

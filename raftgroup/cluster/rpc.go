@@ -26,6 +26,8 @@ import (
 //	GET  replica?group=G    raftgroup.Status of this node's replica (404: none)
 //	POST rules              body: a rule change entry (rules.go); metadata
 //	                        leader only; 200: {index, outcome} once committed
+//	POST alertmanager       the same, body: an Alertmanager change entry
+//	                        (alerts.go)
 //	POST propose?group=G    body: a log entry; this node's replica must lead;
 //	                        200: committed, the body is the apply outcome;
 //	                        507: refused, the leader's disk is full (the
@@ -83,7 +85,8 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathPrefix+"status", n.serveStatus)
 	mux.HandleFunc("GET "+PathPrefix+"replica", n.serveReplica)
 	mux.HandleFunc("POST "+PathPrefix+"propose", n.servePropose)
-	mux.HandleFunc("POST "+PathPrefix+"rules", n.serveRules)
+	mux.HandleFunc("POST "+PathPrefix+"rules", n.serveMetaChange)
+	mux.HandleFunc("POST "+PathPrefix+"alertmanager", n.serveMetaChange)
 	return mux
 }
 
@@ -148,17 +151,17 @@ func (n *Node) serveStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, st)
 }
 
-func (n *Node) serveRules(w http.ResponseWriter, r *http.Request) {
+func (n *Node) serveMetaChange(w http.ResponseWriter, r *http.Request) {
 	entry, err := io.ReadAll(io.LimitReader(r.Body, maxEntryBytes+1))
 	if err != nil {
-		http.Error(w, "read rule change: "+err.Error(), http.StatusBadRequest)
+		http.Error(w, "read metadata change: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	if !n.meta.isLeader() {
 		n.notMetaLeader(w)
 		return
 	}
-	res, err := n.proposeRules(r.Context(), entry)
+	res, err := n.proposeMetaChange(r.Context(), entry)
 	if err != nil {
 		code := http.StatusServiceUnavailable
 		if permanent(err) {

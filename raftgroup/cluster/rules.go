@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -307,7 +305,7 @@ func appendBytes(b, s []byte) []byte {
 
 func readBytes(b []byte, limit uint64) ([]byte, []byte, error) {
 	l, k := binary.Uvarint(b)
-	if k <= 0 || l > uint64(len(b)-k) || l > limit {
+	if k <= 0 || l > uint64(len(b)-k) || l > limit || k != len(binary.AppendUvarint(nil, l)) {
 		return nil, nil, fmt.Errorf("%w: string", ErrCorruptMeta)
 	}
 	return slices.Clone(b[k : k+int(l)]), b[k+int(l):], nil
@@ -362,17 +360,7 @@ func RuleGroupHash(tenant, ns, name string) uint64 {
 // RuleOwner returns the node that evaluates the rule group: the first
 // active node clockwise from RuleGroupHash; "" when no node is active.
 func (v *View) RuleOwner(tenant, ns, name string) ring.NodeID {
-	rr := v.ruleRing
-	if rr == nil {
-		rr = &ruleRing{}
-	}
-	ts := rr.build(v)
-	if len(ts) == 0 {
-		return ""
-	}
-	h := RuleGroupHash(tenant, ns, name)
-	i, _ := slices.BinarySearchFunc(ts, h, func(t ruleToken, h uint64) int { return cmp.Compare(t.token, h) })
-	return ts[i%len(ts)].node
+	return v.ownerOf(RuleGroupHash(tenant, ns, name))
 }
 
 // ChangeRules commits a rule change through the metadata leader (this
@@ -385,22 +373,9 @@ func (n *Node) ChangeRules(ctx context.Context, c RuleChange) error {
 	if len(entry) > maxEntryBytes {
 		return fmt.Errorf("rule group of %d bytes: too large", len(entry))
 	}
-	var res ruleChangeResult
-	if n.meta.isLeader() {
-		var err error
-		if res, err = n.proposeRules(ctx, entry); err != nil {
-			return err
-		}
-	} else if err := n.meta.callLeader(ctx, http.MethodPost, "rules", nil, entry, &res); err != nil {
+	res, err := n.commitMeta(ctx, entry, "rules")
+	if err != nil {
 		return err
-	}
-	// Wait for this node's replica to apply it.
-	for n.meta.View().Index < res.Index {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: committed at index %d, not applied here yet: %w", ErrUnavailable, res.Index, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
 	}
 	switch res.Outcome {
 	case "":
@@ -414,19 +389,9 @@ func (n *Node) ChangeRules(ctx context.Context, c RuleChange) error {
 	}
 }
 
-// ruleChangeResult answers POST rules: the entry's index and outcome.
+// ruleChangeResult answers POST rules and POST alertmanager: the entry's
+// index and outcome.
 type ruleChangeResult struct {
 	Index   uint64 `json:"index"`
 	Outcome string `json:"outcome,omitempty"`
-}
-
-func (n *Node) proposeRules(ctx context.Context, entry []byte) (ruleChangeResult, error) {
-	if _, err := DecodeRuleChange(entry); err != nil {
-		return ruleChangeResult{}, permanentError{err}
-	}
-	idx, outcome, err := n.meta.g.Propose(ctx, entry)
-	if err != nil {
-		return ruleChangeResult{}, fmt.Errorf("%w: propose rule change: %w", ErrUnavailable, err)
-	}
-	return ruleChangeResult{Index: idx, Outcome: string(outcome)}, nil
 }

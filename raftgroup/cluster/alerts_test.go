@@ -1,0 +1,74 @@
+package cluster
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/raftgroup/ring"
+)
+
+func TestAlertStateApply(t *testing.T) {
+	rec := func(key string, updated, expires int64, p string) AlertRecord {
+		return AlertRecord{Kind: 1, Key: key, UpdatedNanos: updated, ExpiresNanos: expires, Payload: []byte(p)}
+	}
+	var s0 *AlertState
+	s1 := s0.Apply(SetAlertConfig("t", []byte("a")))
+	s2 := s1.Apply(PutAlertRecord("t", rec("s", 10, 100, "v10")))
+	s3 := s2.Apply(PutAlertRecord("t", rec("s", 20, 200, "v20")))
+	cfg, ok := s1.Config("t")
+	require.True(t, ok)
+	require.Equal(t, "a", string(cfg))
+	require.Empty(t, s1.Records("t"), "an applied change leaves the old value as it was")
+	require.Equal(t, "v10", string(s2.Records("t")[0].Payload))
+	require.Equal(t, "v20", string(s3.Records("t")[0].Payload), "a newer record replaces")
+
+	for _, tc := range []struct {
+		name    string
+		updated int64
+	}{{"older", 15}, {"same time", 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := s3.Apply(PutAlertRecord("t", rec("s", tc.updated, 300, "x")))
+			require.Equal(t, "v20", string(s.Records("t")[0].Payload), "as the library's Merge: only a later update wins")
+		})
+	}
+
+	s4 := s3.Apply(PutAlertRecord("t", rec("r", 5, 150, "r"))).Apply(GCAlertRecords("t", time.Unix(0, 150)))
+	require.Len(t, s4.Records("t"), 1, "a record expiring at the collection time is dropped")
+	require.Equal(t, "s", s4.Records("t")[0].Key)
+
+	s5 := s4.Apply(DeleteAlertConfig("t"))
+	require.Empty(t, s5.ConfigTenants())
+	require.Len(t, s5.Records("t"), 1, "deleting the configuration keeps the silences")
+	s6 := s5.Apply(GCAlertRecords("t", time.Unix(0, 1000)))
+	require.Zero(t, s6.Len())
+	require.Nil(t, s6.tenants["t"], "a tenant with nothing left is gone")
+	require.Equal(t, []string{"t"}, s3.ConfigTenants())
+}
+
+// TestAlertmanagerOwner: every tenant's Alertmanager has one owner
+// among the active nodes, the same on every view of the state; when a
+// node dies only its tenants move.
+func TestAlertmanagerOwner(t *testing.T) {
+	nodes := []ring.NodeID{"a", "b", "c"}
+	v := viewOf(t, nodes)
+	dead := viewOf(t, nodes, "b")
+	count := map[ring.NodeID]int{}
+	for i := range 3000 {
+		tn := fmt.Sprintf("tenant-%d", i)
+		o := v.AlertmanagerOwner(tn)
+		require.Contains(t, nodes, o)
+		require.Equal(t, o, (&View{State: v.State}).AlertmanagerOwner(tn), "a view without its cached ring")
+		count[o]++
+		if o != "b" {
+			require.Equal(t, o, dead.AlertmanagerOwner(tn), "tenant %s of a live node moved", tn)
+		} else {
+			require.NotEqual(t, ring.NodeID("b"), dead.AlertmanagerOwner(tn))
+		}
+	}
+	for _, n := range nodes {
+		require.Greater(t, count[n], 600, "node %s owns too few tenants: %v", n, count)
+	}
+}
