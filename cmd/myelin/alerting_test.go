@@ -23,9 +23,10 @@ import (
 // hookReceiver is a test's own HTTP server receiving Alertmanager's
 // webhook notifications.
 type hookReceiver struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	msgs []hookMessage
+	srv   *httptest.Server
+	mu    sync.Mutex
+	msgs  []hookMessage
+	times []time.Time // when each of msgs came
 }
 
 type hookMessage struct {
@@ -45,6 +46,7 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 		}
 		h.mu.Lock()
 		h.msgs = append(h.msgs, m)
+		h.times = append(h.times, time.Now())
 		h.mu.Unlock()
 	}))
 	t.Cleanup(h.srv.Close)

@@ -28,9 +28,23 @@ const PathPrefix = "/alertmanager"
 
 // Options configure a Multitenant.
 type Options struct {
+	// Store holds the configurations. Nil with Metadata: the replicated
+	// MetaStore.
 	Store Store
+	// Metadata, if not nil, replicates the Alertmanager over a cluster
+	// (docs/design.md "Alertmanager"): each tenant's Alertmanager runs on
+	// its owner node only, which other nodes forward its requests and
+	// alerts to, and its silences and notification log are committed
+	// through the metadata group instead of written to DataDir.
+	Metadata Metadata
+	// Fence: with Metadata, a node that has not heard from the metadata
+	// leader for this long owns no tenant (give it less than the
+	// cluster's DeadAfter, so a node cut off stops notifying before
+	// another takes its tenants). Zero means 5s.
+	Fence time.Duration
 	// DataDir holds each tenant's silences and notification log under
-	// DataDir/<tenant> (Cortex's -alertmanager.storage.path).
+	// DataDir/<tenant> (Cortex's -alertmanager.storage.path); unused with
+	// Metadata.
 	DataDir string
 	// ExternalURL is where PathPrefix is reachable, for the links in
 	// notifications. Nil means http://localhost/alertmanager.
@@ -75,16 +89,22 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Metadata != nil && o.Store == nil {
+		o.Store = NewMetaStore(o.Metadata)
+	}
+	if o.Fence == 0 {
+		o.Fence = 5 * time.Second
+	}
 	return o
 }
 
 // Validate reports every problem at once.
 func (o Options) Validate() error {
 	var errs []error
-	if o.Store == nil {
+	if o.Store == nil && o.Metadata == nil {
 		errs = append(errs, errors.New("alertmanager: no Store"))
 	}
-	if o.DataDir == "" {
+	if o.DataDir == "" && o.Metadata == nil {
 		errs = append(errs, errors.New("alertmanager: no DataDir"))
 	}
 	if o.FallbackConfig != "" {
@@ -166,12 +186,23 @@ func (m *Multitenant) loop(ctx context.Context) {
 	defer close(m.done)
 	t := time.NewTicker(m.opts.PollInterval)
 	defer t.Stop()
+	// With Metadata, the applied metadata is watched: a configuration
+	// set elsewhere, or a tenant that moved, applies within versionPoll.
+	vt := time.NewTicker(versionPoll)
+	defer vt.Stop()
+	version := m.version()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-m.kick:
+		case <-vt.C:
+			if v := m.version(); v != version {
+				version = v
+				break
+			}
+			continue
 		}
 		if err := m.sync(ctx); err != nil && ctx.Err() == nil {
 			m.opts.Logger.Error("alertmanager: sync configurations", "err", err)
@@ -180,14 +211,20 @@ func (m *Multitenant) loop(ctx context.Context) {
 }
 
 // sync applies every stored configuration that differs from the one its
-// tenant runs, and the fallback to running tenants that have none.
+// tenant runs, and the fallback to running tenants that have none; with
+// Metadata, only to the tenants this node owns, and it stops those it
+// no longer owns.
 func (m *Multitenant) sync(ctx context.Context) error {
 	tenants, err := m.opts.Store.Tenants(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
+	m.stopUnowned()
 	for _, t := range tenants {
+		if _, self := m.owner(t); !self {
+			continue
+		}
 		if err := m.syncTenant(ctx, t); err != nil {
 			errs = append(errs, fmt.Errorf("tenant %s: %w", t, err))
 		}
@@ -274,6 +311,7 @@ func (m *Multitenant) tenant(t string, uc UserConfig) (*tenantAM, error) {
 		retention:           m.opts.Retention,
 		maintenanceInterval: m.opts.MaintenanceInterval,
 		logger:              m.opts.Logger.With("tenant", t),
+		repl:                m.replication(t),
 	})
 	if err != nil {
 		return nil, err
@@ -285,6 +323,20 @@ func (m *Multitenant) tenant(t string, uc UserConfig) (*tenantAM, error) {
 	m.mu.tenants[t] = am
 	m.metrics.Add(t, am.reg)
 	return am, nil
+}
+
+// replication returns tenant t's replicated state, nil without
+// Metadata.
+func (m *Multitenant) replication(t string) *tenantRepl {
+	md := m.opts.Metadata
+	if md == nil {
+		return nil
+	}
+	return &tenantRepl{
+		records: md.Records(t),
+		put:     func(ctx context.Context, r Record) error { return md.PutRecord(ctx, t, r) },
+		gc:      func(ctx context.Context, now time.Time) error { return md.GCRecords(ctx, t, now) },
+	}
 }
 
 // running returns t's Alertmanager, started with its stored
@@ -308,8 +360,13 @@ func (m *Multitenant) running(ctx context.Context, t string) (*tenantAM, error) 
 
 // Send hands alerts to the tenant's Alertmanager as its POST
 // /api/v2/alerts would (the ruler's in-process path): alerts that do not
-// validate are refused with the reason, the others are taken.
+// validate are refused with the reason, the others are taken. With
+// Metadata, the alerts of a tenant another node owns are sent to it.
 func (m *Multitenant) Send(ctx context.Context, tenant string, alerts []*alert.Alert) error {
+	owner, self := m.owner(tenant)
+	if !self {
+		return m.forwardAlerts(ctx, owner, tenant, alerts)
+	}
 	am, err := m.running(ctx, tenant)
 	if err != nil {
 		return err
@@ -320,18 +377,103 @@ func (m *Multitenant) Send(ctx context.Context, tenant string, alerts []*alert.A
 // ServeHTTP serves the Alertmanager API v2 of the request's tenant under
 // PathPrefix (/alertmanager/api/v2/alerts, /silences, /status, ...), as
 // amtool and Grafana's Alertmanager data source call it.
+//
+// With Metadata, the request of a tenant another node owns is forwarded
+// to it (forward.go).
 func (m *Multitenant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	org, ok := tenantOf(w, r, m.opts.MultiTenant)
 	if !ok {
 		return
 	}
+	if owner, self := m.owner(org); !self {
+		m.forward(w, r, owner, org)
+		return
+	}
+	m.serveLocal(w, r, org)
+}
+
+// serveLocal serves the request with the tenant's Alertmanager on this
+// node.
+func (m *Multitenant) serveLocal(w http.ResponseWriter, r *http.Request, org string) {
 	am, err := m.running(r.Context(), org)
 	if err != nil {
 		m.opts.Logger.Error("alertmanager: start tenant", "tenant", org, "err", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	am.handler.ServeHTTP(w, r)
+	if m.opts.Metadata == nil || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		am.handler.ServeHTTP(w, r)
+		return
+	}
+	// A change (a silence set or expired) is acknowledged only if its
+	// records were committed: the library cannot fail its broadcast, so
+	// the answer is held until the handler returns.
+	before := am.replFailures.Load()
+	var buf bufferedResponse
+	am.handler.ServeHTTP(&buf, r)
+	if am.replFailures.Load() != before {
+		http.Error(w, "the change was not replicated (no metadata leader?); retry", http.StatusServiceUnavailable)
+		return
+	}
+	buf.writeTo(w)
+}
+
+// owner returns the node that runs tenant t's Alertmanager and whether
+// it is this node: always this node without Metadata; none ("", false)
+// while this node is fenced off.
+func (m *Multitenant) owner(t string) (string, bool) {
+	md := m.opts.Metadata
+	if md == nil {
+		return "", true
+	}
+	if m.fenced() {
+		return "", false
+	}
+	o := md.Owner(t)
+	return o, o == md.ID()
+}
+
+func (m *Multitenant) fenced() bool {
+	return m.opts.Metadata != nil && m.opts.Metadata.MetadataAge() > m.opts.Fence
+}
+
+// versionPoll is how often the applied metadata is looked at (a
+// comparison of two integers).
+const versionPoll = 200 * time.Millisecond
+
+// version changes whenever the configurations or the owners may have:
+// the applied metadata index, and whether the node is fenced off.
+func (m *Multitenant) version() uint64 {
+	if m.opts.Metadata == nil {
+		return 0
+	}
+	v := m.opts.Metadata.Index() << 1
+	if m.fenced() {
+		v |= 1
+	}
+	return v
+}
+
+// stopUnowned stops the Alertmanagers of the tenants another node owns
+// now: their state is replicated, and the owner notifies.
+func (m *Multitenant) stopUnowned() {
+	if m.opts.Metadata == nil {
+		return
+	}
+	m.mu.Lock()
+	var stop []*tenantAM
+	for t, am := range m.mu.tenants {
+		if _, self := m.owner(t); !self {
+			delete(m.mu.tenants, t)
+			m.metrics.Remove(t)
+			stop = append(stop, am)
+		}
+	}
+	m.mu.Unlock()
+	for _, am := range stop {
+		m.opts.Logger.Info("alertmanager: tenant moved to another node", "tenant", am.opts.tenant)
+		am.close()
+	}
 }
 
 // Close stops every tenant's Alertmanager, snapshotting its state; it is
