@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/alertmanager/nflog"
 	"github.com/prometheus/alertmanager/silence"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Import moves what a node kept in dir (DATA/alertmanager) before the
@@ -98,11 +99,11 @@ func exists(path string) bool {
 // one per silence and per notification log entry.
 func readTenantState(dir string, retention time.Duration) ([]Record, error) {
 	discard := slog.New(slog.DiscardHandler)
-	sil, err := silence.New(silence.Options{SnapshotFile: filepath.Join(dir, "silences"), Retention: retention, Logger: discard})
+	sil, err := silence.New(silence.Options{SnapshotFile: filepath.Join(dir, "silences"), Retention: retention, Logger: discard, Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		return nil, err
 	}
-	nfl, err := nflog.New(nflog.Options{SnapshotFile: filepath.Join(dir, "nflog"), Retention: retention, Logger: discard})
+	nfl, err := nflog.New(nflog.Options{SnapshotFile: filepath.Join(dir, "nflog"), Retention: retention, Logger: discard, Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		return nil, err
 	}

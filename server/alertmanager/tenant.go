@@ -86,6 +86,8 @@ type tenantAM struct {
 	// replFailures counts the records that could not be committed: a
 	// silence change that raised it is answered 503 (ServeHTTP).
 	replFailures atomic.Int64
+	replicated   *prometheus.CounterVec // by kind, in reg; nil when not replicated
+	replFailed   *prometheus.CounterVec
 
 	disp           atomic.Pointer[dispatch.Dispatcher]
 	inhibitor      atomic.Pointer[inhibit.Inhibitor]
@@ -133,6 +135,13 @@ func newTenantAM(opts tenantOptions) (t *tenantAM, err error) {
 		return nil, fmt.Errorf("open notification log of tenant %s: %w", opts.tenant, err)
 	}
 	if opts.repl != nil {
+		t.replicated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alertmanager_state_replicated_total"}, []string{"kind"})
+		t.replFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alertmanager_state_replication_failed_total"}, []string{"kind"})
+		for _, k := range []string{"silences", "nflog"} {
+			t.replicated.WithLabelValues(k)
+			t.replFailed.WithLabelValues(k)
+		}
+		t.reg.MustRegister(t.replicated, t.replFailed)
 		// Merged before the broadcast is set: Merge broadcasts what it
 		// takes, and these records are committed already.
 		for _, r := range opts.repl.records {
@@ -241,10 +250,17 @@ func (t *tenantAM) replicate(kind byte, payload []byte) {
 		err = t.opts.repl.put(ctx, r)
 		cancel()
 	}
+	kindName := "silences"
+	if kind == KindNflog {
+		kindName = "nflog"
+	}
 	if err != nil {
 		t.replFailures.Add(1)
-		t.opts.logger.Error("alertmanager: replicate state", "kind", kind, "key", r.Key, "err", err)
+		t.replFailed.WithLabelValues(kindName).Inc()
+		t.opts.logger.Error("alertmanager: replicate state", "kind", kindName, "key", r.Key, "err", err)
+		return
 	}
+	t.replicated.WithLabelValues(kindName).Inc()
 }
 
 // snapshot writes the silences and the notification log and drops the
