@@ -81,6 +81,20 @@ func TestAlertmanagerClusterNotifyOnce(t *testing.T) {
 	if err != nil || code != 201 {
 		t.Fatalf("set the alertmanager config through node %s: %d %s %v", c.nodes[0].id, code, body, err)
 	}
+	// Every node reads it (its applied copy of the metadata).
+	for _, n := range c.nodes {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			code, body, err := rulerDo("GET", n.http, "/api/v1/alerts", "")
+			if err == nil && code == 200 && strings.Contains(body, hook.srv.URL) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s reads the config: %d %s %v", n.id, code, body, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	owner := amOwner(t, c.nodes, 10*time.Second)
 	var names []string
 	for i := range 6 {

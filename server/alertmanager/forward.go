@@ -65,7 +65,9 @@ func (m *Multitenant) forward(w http.ResponseWriter, r *http.Request, owner, org
 		Transport: m.opts.Metadata.Client().Transport,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			m.opts.Logger.Warn("alertmanager: forward to the owner", "tenant", org, "owner", owner, "err", err)
-			http.Error(w, fmt.Sprintf("forward to node %s, which runs the Alertmanager of tenant %s: %v", owner, org, err), http.StatusBadGateway)
+			// 503, not 502: the owner may be dying, and the next one
+			// answers once the cluster has declared it dead; retry.
+			http.Error(w, fmt.Sprintf("forward to node %s, which runs the Alertmanager of tenant %s: %v; retry", owner, org, err), http.StatusServiceUnavailable)
 		},
 	}
 	p.ServeHTTP(w, r)
