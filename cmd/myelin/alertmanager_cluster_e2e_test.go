@@ -266,3 +266,35 @@ func jsonDo(method, addr, path, body string) (int, string, error) {
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(b)), err
 }
+
+// TestAlertmanagerSilenceSurvivesKill9: on a single node (a cluster of
+// one, the same path) a silence the API acknowledged is in the metadata
+// group's log: kill -9 right after the answer and a restart find it.
+func TestAlertmanagerSilenceSurvivesKill9(t *testing.T) {
+	c := newClusterE2E(t, 1, false)
+	c.startAll()
+	n := c.nodes[0]
+	sil := fmt.Sprintf(`{"matchers":[{"name":"alertname","value":"A","isRegex":false}],"startsAt":%q,"endsAt":%q,"createdBy":"test","comment":"kept"}`,
+		time.Now().Format(time.RFC3339), time.Now().Add(time.Hour).Format(time.RFC3339))
+	code, body, err := jsonDo("POST", n.http, "/alertmanager/api/v2/silences", sil)
+	if err != nil || code != 200 {
+		t.Fatalf("set a silence: %d %s %v", code, body, err)
+	}
+	c.kill(n)
+	c.start(n)
+	waitReady(t, n.http)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body, err = jsonDo("GET", n.http, "/alertmanager/api/v2/silences", "")
+		if err == nil && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("silences after the restart: %d %s %v", code, body, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(body, `"comment":"kept"`) {
+		t.Fatalf("silences after kill -9 and a restart: %s", body)
+	}
+}
