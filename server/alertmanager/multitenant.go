@@ -229,6 +229,7 @@ func (m *Multitenant) sync(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("tenant %s: %w", t, err))
 		}
 	}
+	m.catchUp()
 	m.mu.Lock()
 	running := slices.Collect(maps.Keys(m.mu.tenants))
 	m.mu.Unlock()
@@ -452,6 +453,38 @@ func (m *Multitenant) version() uint64 {
 		v |= 1
 	}
 	return v
+}
+
+// handoverGrace: how long after this node started a tenant's
+// Alertmanager it merges records other nodes commit (catchUp).
+const handoverGrace = time.Minute
+
+// catchUp merges into the Alertmanagers this node started within
+// handoverGrace the records committed since by another node: the
+// previous owner may commit one (a notification it was sending) between
+// the view change's commit and its own apply of it, after this node
+// read the records at the start. Merge keeps the later of two versions,
+// so merging again what is there changes nothing.
+func (m *Multitenant) catchUp() {
+	md := m.opts.Metadata
+	if md == nil {
+		return
+	}
+	m.mu.Lock()
+	var ams []*tenantAM
+	for _, am := range m.mu.tenants {
+		if time.Since(am.started) < handoverGrace {
+			ams = append(ams, am)
+		}
+	}
+	m.mu.Unlock()
+	for _, am := range ams {
+		for _, r := range md.Records(am.opts.tenant) {
+			if err := am.mergeReplicated(r); err != nil {
+				m.opts.Logger.Warn("alertmanager: merge a replicated record", "tenant", am.opts.tenant, "key", r.Key, "err", err)
+			}
+		}
+	}
 }
 
 // stopUnowned stops the Alertmanagers of the tenants another node owns

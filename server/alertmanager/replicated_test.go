@@ -1,6 +1,7 @@
 package alertmanager
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/silence/silencepb"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protodelim"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // fakeMeta is the metadata group as the room sees it, shared by the
@@ -25,6 +29,7 @@ type fakeMeta struct {
 	configs map[string][]byte
 	records map[string]map[string]Record // tenant -> kind/key -> latest
 	failPut bool
+	puts    int // records committed
 	addrs   map[string]string // node -> internal host:port
 }
 
@@ -98,6 +103,7 @@ func (f fakeNodeMeta) PutRecord(_ context.Context, tenant string, r Record) erro
 	if f.records[tenant] == nil {
 		f.records[tenant] = map[string]Record{}
 	}
+	f.puts++
 	k := string(r.Kind) + "/" + r.Key
 	if prev, ok := f.records[tenant][k]; !ok || prev.Updated.Before(r.Updated) {
 		f.records[tenant][k] = r
@@ -322,5 +328,60 @@ func TestImport(t *testing.T) {
 	code, body = a.do(t, "GET", PathPrefix+"/api/v2/silences", "t1", "")
 	if code != 200 || !strings.Contains(body, `"comment":"kept"`) {
 		t.Fatalf("silences after the import: %d %s", code, body)
+	}
+}
+
+// meshSilence is the library's broadcast of a silence (as another node's
+// Alertmanager would have committed it).
+func meshSilence(t *testing.T, id, comment string, now time.Time) []byte {
+	t.Helper()
+	m := &silencepb.MeshSilence{
+		Silence: &silencepb.Silence{
+			Id:          id,
+			MatcherSets: []*silencepb.MatcherSet{{Matchers: []*silencepb.Matcher{{Type: silencepb.Matcher_EQUAL, Name: "alertname", Pattern: "X"}}}},
+			StartsAt:    timestamppb.New(now),
+			EndsAt:      timestamppb.New(now.Add(time.Hour)),
+			UpdatedAt:   timestamppb.New(now),
+			CreatedBy:   "other node",
+			Comment:     comment,
+		},
+		ExpiresAt: timestamppb.New(now.Add(2 * time.Hour)),
+	}
+	var buf bytes.Buffer
+	if _, err := protodelim.MarshalTo(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestHandoverCatchUp: a record the previous owner commits after the new
+// owner started the tenant (the moments between two nodes applying the
+// same view change) is merged by the new owner, and not committed again.
+func TestHandoverCatchUp(t *testing.T) {
+	meta := newFakeMeta()
+	meta.setOwner("b")
+	b := startReplicatedNode(t, meta, "b")
+	if code, body := b.do(t, "GET", PathPrefix+"/api/v2/status", "t1", ""); code != 200 {
+		t.Fatalf("status: %d %s", code, body)
+	}
+	payload := meshSilence(t, "late-silence", "committed late", time.Now())
+	r, err := recordOf(KindSilences, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (fakeNodeMeta{meta, "a"}).PutRecord(context.Background(), "t1", r); err != nil {
+		t.Fatal(err)
+	}
+	meta.mu.Lock()
+	puts := meta.puts
+	meta.mu.Unlock()
+	waitFor(t, "b merges the late record", func() bool {
+		_, body := b.do(t, "GET", PathPrefix+"/api/v2/silences", "t1", "")
+		return strings.Contains(body, "committed late")
+	})
+	meta.mu.Lock()
+	defer meta.mu.Unlock()
+	if meta.puts != puts {
+		t.Fatalf("%d records committed by the merge, want none", meta.puts-puts)
 	}
 }

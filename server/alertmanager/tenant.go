@@ -87,6 +87,10 @@ type tenantAM struct {
 	// silence change that raised it is answered 503 (ServeHTTP).
 	replFailures atomic.Int64
 	replicated   *prometheus.CounterVec // by kind, in reg; nil when not replicated
+	// merging is the first byte of the replicated record being merged
+	// (mergeReplicated): the library broadcasts what Merge takes, with
+	// the same slice, and a committed record is not committed again.
+	merging atomic.Pointer[byte]
 	replFailed   *prometheus.CounterVec
 
 	disp           atomic.Pointer[dispatch.Dispatcher]
@@ -149,8 +153,16 @@ func newTenantAM(opts tenantOptions) (t *tenantAM, err error) {
 				return nil, fmt.Errorf("merge replicated alertmanager state of tenant %s, record %q: %w", opts.tenant, r.Key, err)
 			}
 		}
-		t.silences.SetBroadcast(func(b []byte) { t.replicate(KindSilences, b) })
-		t.nflog.SetBroadcast(func(b []byte) { t.replicate(KindNflog, b) })
+		t.silences.SetBroadcast(func(b []byte) {
+			if !t.isMerging(b) {
+				t.replicate(KindSilences, b)
+			}
+		})
+		t.nflog.SetBroadcast(func(b []byte) {
+			if !t.isMerging(b) {
+				t.replicate(KindNflog, b)
+			}
+		})
 	} else {
 		if err := t.replay(); err != nil {
 			if t.state != nil {
@@ -236,6 +248,23 @@ func (t *tenantAM) merge(kind byte, payload []byte) error {
 		return t.nflog.Merge(payload)
 	}
 	return fmt.Errorf("unknown record kind %d", kind)
+}
+
+// mergeReplicated merges a record committed by another node (one call
+// at a time: the Multitenant's sync).
+func (t *tenantAM) mergeReplicated(r Record) error {
+	if len(r.Payload) == 0 {
+		return nil
+	}
+	t.merging.Store(&r.Payload[0])
+	defer t.merging.Store(nil)
+	return t.merge(r.Kind, r.Payload)
+}
+
+// isMerging reports whether b is the record mergeReplicated merges.
+func (t *tenantAM) isMerging(b []byte) bool {
+	p := t.merging.Load()
+	return p != nil && len(b) > 0 && &b[0] == p
 }
 
 // replicate commits one change the library broadcast (called with the
