@@ -29,7 +29,7 @@ type fakeMeta struct {
 	configs map[string][]byte
 	records map[string]map[string]Record // tenant -> kind/key -> latest
 	failPut bool
-	puts    int // records committed
+	puts    int               // records committed
 	addrs   map[string]string // node -> internal host:port
 }
 

@@ -90,8 +90,8 @@ type tenantAM struct {
 	// merging is the first byte of the replicated record being merged
 	// (mergeReplicated): the library broadcasts what Merge takes, with
 	// the same slice, and a committed record is not committed again.
-	merging atomic.Pointer[byte]
-	replFailed   *prometheus.CounterVec
+	merging    atomic.Pointer[byte]
+	replFailed *prometheus.CounterVec
 
 	disp           atomic.Pointer[dispatch.Dispatcher]
 	inhibitor      atomic.Pointer[inhibit.Inhibitor]
