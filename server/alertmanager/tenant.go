@@ -86,12 +86,13 @@ type tenantAM struct {
 	// replFailures counts the records that could not be committed: a
 	// silence change that raised it is answered 503 (ServeHTTP).
 	replFailures atomic.Int64
-	replicated   *prometheus.CounterVec // by kind, in reg; nil when not replicated
+	// replicated and replFailed count the records committed and not, by
+	// kind, in reg; nil when not replicated.
+	replicated, replFailed *prometheus.CounterVec
 	// merging is the first byte of the replicated record being merged
 	// (mergeReplicated): the library broadcasts what Merge takes, with
 	// the same slice, and a committed record is not committed again.
-	merging    atomic.Pointer[byte]
-	replFailed *prometheus.CounterVec
+	merging atomic.Pointer[byte]
 
 	disp           atomic.Pointer[dispatch.Dispatcher]
 	inhibitor      atomic.Pointer[inhibit.Inhibitor]
