@@ -373,7 +373,7 @@ func (n *Node) ChangeRules(ctx context.Context, c RuleChange) error {
 	if len(entry) > maxEntryBytes {
 		return fmt.Errorf("rule group of %d bytes: too large", len(entry))
 	}
-	res, err := n.commitMeta(ctx, entry, "rules")
+	res, err := n.commitMeta(ctx, entry, "rules", true)
 	if err != nil {
 		return err
 	}
