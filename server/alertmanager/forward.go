@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -154,6 +155,10 @@ func (m *Multitenant) servePush(w http.ResponseWriter, r *http.Request, org stri
 		alerts[i] = &alert.Alert{Alert: in[i]}
 	}
 	am, err := m.running(r.Context(), org)
+	if errors.Is(err, errMoved) {
+		http.Error(w, err.Error(), http.StatusMisdirectedRequest)
+		return
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

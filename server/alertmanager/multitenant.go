@@ -300,6 +300,11 @@ func (m *Multitenant) tenant(t string, uc UserConfig) (*tenantAM, error) {
 	if am := m.mu.tenants[t]; am != nil {
 		return am, nil
 	}
+	// Checked under mu, as stopUnowned does: an Alertmanager is never
+	// started after the view that moved its tenant away was seen.
+	if _, self := m.owner(t); !self {
+		return nil, errMoved
+	}
 	cfg, tmpl, err := ParseConfig(uc)
 	if err != nil {
 		return nil, fmt.Errorf("invalid alertmanager config: %w", err)
@@ -339,6 +344,10 @@ func (m *Multitenant) replication(t string) *tenantRepl {
 		gc:      func(ctx context.Context, now time.Time) error { return md.GCRecords(ctx, t, now) },
 	}
 }
+
+// errMoved: the tenant's Alertmanager runs on another node now (a view
+// change since the request was routed); answered 503, retried.
+var errMoved = errors.New("alertmanager: the tenant's Alertmanager moved to another node; retry")
 
 // running returns t's Alertmanager, started with its stored
 // configuration, or with the fallback if it has none.
@@ -397,6 +406,10 @@ func (m *Multitenant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // node.
 func (m *Multitenant) serveLocal(w http.ResponseWriter, r *http.Request, org string) {
 	am, err := m.running(r.Context(), org)
+	if errors.Is(err, errMoved) {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		m.opts.Logger.Error("alertmanager: start tenant", "tenant", org, "err", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
