@@ -249,7 +249,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.StringVar(&cfg.logLevel, "log.level", "info", "Only log messages with the given severity or above: debug, info, warn, error.")
 	fs.StringVar(&cfg.logFormat, "log.format", "logfmt", "Output format of log messages: logfmt or json.")
 	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this and delete them, a day at a time; 0 keeps everything.\n"+
-		"A tenant's retention_period in the runtime config deletes samples older than now minus it; the shorter one wins.")
+		"A tenant's retention_period in the runtime config replaces it for that tenant, longer or shorter, and also deletes samples older than now minus it.")
 	fs.DurationVar(&cfg.retentionInterval, "compactor.cleanup-interval", 15*time.Minute,
 		"How often the node proposes the retention steps of the tenants it holds (deleting data past retention and the series left empty).")
 	fs.Int64Var(&cfg.cacheBytes, "storage.cache-size", 64<<20, "Block cache of the embedded Pebble store, shared by index and chunk reads, in `bytes`.")

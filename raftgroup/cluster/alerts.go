@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strconv"
 	"time"
@@ -40,7 +39,8 @@ import (
 // at (the proposer's clock, carried in the entry: apply stays
 // deterministic).
 //
-// The snapshot section (metadata version 4, after the rules section):
+// The snapshot section (metadata version 5, after the cache generations
+// section):
 //
 //	len:uvarint | version:byte(1)
 //	  | configs:uvarint { tenant:str config:bytes }
@@ -48,7 +48,7 @@ import (
 //
 // in (tenant) and (tenant, kind, key) order.
 const (
-	entryAlerts       byte = 0x82
+	entryAlerts       byte = 0x83
 	alertsVersion     byte = 1
 	alertConfigSet    byte = 1
 	alertConfigDelete byte = 2
@@ -462,7 +462,7 @@ func (n *Node) ChangeAlerts(ctx context.Context, c AlertChange) error {
 		return fmt.Errorf("alertmanager change of %d bytes: too large", len(entry))
 	}
 	wait := c.Op == alertConfigSet || c.Op == alertConfigDelete
-	res, err := n.commitMeta(ctx, entry, "alertmanager", wait)
+	res, err := n.commitMeta(ctx, entry, wait)
 	if err != nil {
 		return err
 	}
@@ -470,47 +470,4 @@ func (n *Node) ChangeAlerts(ctx context.Context, c AlertChange) error {
 		return fmt.Errorf("%w: %s", errRefused, res.Outcome)
 	}
 	return nil
-}
-
-// commitMeta commits entry through the metadata leader, on this node or
-// by POST path on the leader, and if wait, waits until this node has
-// applied it.
-func (n *Node) commitMeta(ctx context.Context, entry []byte, path string, wait bool) (ruleChangeResult, error) {
-	var res ruleChangeResult
-	if n.meta.isLeader() {
-		var err error
-		if res, err = n.proposeMetaChange(ctx, entry); err != nil {
-			return res, err
-		}
-	} else if err := n.meta.callLeader(ctx, http.MethodPost, path, nil, entry, &res); err != nil {
-		return res, err
-	}
-	for wait && n.meta.View().Index < res.Index {
-		select {
-		case <-ctx.Done():
-			return res, fmt.Errorf("%w: committed at index %d, not applied here yet: %w", ErrUnavailable, res.Index, ctx.Err())
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-	return res, nil
-}
-
-// proposeMetaChange proposes a rule or Alertmanager change entry on the
-// metadata leader, after checking that it decodes.
-func (n *Node) proposeMetaChange(ctx context.Context, entry []byte) (ruleChangeResult, error) {
-	var err error
-	switch {
-	case len(entry) > 0 && entry[0] == entryAlerts:
-		_, err = DecodeAlertChange(entry)
-	default:
-		_, err = DecodeRuleChange(entry)
-	}
-	if err != nil {
-		return ruleChangeResult{}, permanentError{err}
-	}
-	idx, outcome, err := n.meta.g.Propose(ctx, entry)
-	if err != nil {
-		return ruleChangeResult{}, fmt.Errorf("%w: propose metadata change: %w", ErrUnavailable, err)
-	}
-	return ruleChangeResult{Index: idx, Outcome: string(outcome)}, nil
 }

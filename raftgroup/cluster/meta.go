@@ -19,7 +19,8 @@ import (
 )
 
 // Metadata log entries: a ring step (ring.AppendStep, first byte
-// ring.StepVersion, 1). Logs written before StepStartGroup existed may
+// ring.StepVersion, 1), a rule change (0x81, rules.go) or a cache
+// generation bump (0x82, cachegen.go). Logs written before StepStartGroup existed may
 // also hold
 //
 //	entryStarted | group:uvarint
@@ -35,6 +36,9 @@ type View struct {
 	Index uint64
 	// Rules are the tenants' rule groups (nil: none).
 	Rules *RuleGroups
+	// CacheGens are the tenants' results-cache generations (nil: all
+	// zero).
+	CacheGens *CacheGenerations
 	// Alerts are the tenants' Alertmanager configurations, silences and
 	// notification logs (nil: none).
 	Alerts *AlertState
@@ -67,14 +71,16 @@ func (v *View) Bootstraps(g ring.GroupID, node ring.NodeID) bool {
 // file, rewritten atomically at every checkpoint (the state is small: a
 // few KB for hundreds of groups).
 //
-// Checkpoint file and snapshot stream (version 4):
+// Checkpoint file and snapshot stream (version 5):
 //
-//	"mymt" | version:byte(4) | index:uint64 big-endian | rules section (rules.go)
-//	  | alertmanager section (alerts.go) | state: the rest, ring.AppendState
+//	"mymt" | version:byte(5) | index:uint64 big-endian | rules section (rules.go) |
+//	  cache generations section (cachegen.go) | alertmanager section (alerts.go) |
+//	  state: the rest, ring.AppendState
 //
-// Version 3 is version 4 without the alertmanager section, version 2
-// version 3 without the rules section; the lowest version that holds the
-// state is written (encodeLocked).
+// Version 4 is version 5 without the alertmanager section, version 3
+// also without the cache generations section, version 2 also without
+// the rules section; each is still written while the sections it lacks
+// would be empty (encodeLocked).
 //
 // Version 1 held two side maps between the index and the state (groups
 // awaiting their bootstrap, removed nodes); they are part of ring.State
@@ -88,11 +94,13 @@ type metaFSM struct {
 	checkpoint uint64
 	// mu guards state and index: Apply and Restore on raft's goroutine
 	// against Checkpoint and Snapshot on others.
-	mu     sync.Mutex
-	state  *ring.State
-	index  uint64
-	rules  *RuleGroups // immutable; replaced by a rule change
-	alerts *AlertState // immutable; replaced by an Alertmanager change
+	mu    sync.Mutex
+	state *ring.State
+	index uint64
+	rules *RuleGroups       // immutable; replaced by a rule change
+	gens  *CacheGenerations // immutable; replaced by a bump
+	// alerts is immutable; replaced by an Alertmanager change.
+	alerts *AlertState
 
 	view    atomic.Pointer[View]
 	changed func() // called after every change, outside mu
@@ -102,7 +110,7 @@ var _ raftgroup.Applier = (*metaFSM)(nil)
 
 const (
 	metaMagic   = "mymt"
-	metaVersion = 4
+	metaVersion = 5
 )
 
 // ErrCorruptMeta: the metadata checkpoint or snapshot does not decode.
@@ -132,7 +140,7 @@ func (f *metaFSM) View() *View { return f.view.Load() }
 
 // publishLocked stores a copy of the state as the current view.
 func (f *metaFSM) publishLocked() {
-	f.view.Store(&View{State: f.state.Clone(), Index: f.index, Rules: f.rules, Alerts: f.alerts, ruleRing: &ruleRing{}})
+	f.view.Store(&View{State: f.state.Clone(), Index: f.index, Rules: f.rules, CacheGens: f.gens, Alerts: f.alerts, ruleRing: &ruleRing{}})
 }
 
 // Apply applies one metadata entry. An entry that does not decode or a
@@ -160,6 +168,14 @@ func (f *metaFSM) apply(index uint64, entry []byte) error {
 			return err
 		}
 		f.alerts = f.alerts.Apply(c)
+		return nil
+	}
+	if len(entry) > 0 && entry[0] == entryCacheGen {
+		tenant, err := DecodeCacheGenBump(entry)
+		if err != nil {
+			return err
+		}
+		f.gens = f.gens.Bump(tenant)
 		return nil
 	}
 	if len(entry) > 0 && entry[0] == entryRules {
@@ -233,18 +249,23 @@ func (f *metaFSM) Restore(r io.Reader) (uint64, error) {
 	return idx, nil
 }
 
-// encodeLocked writes version 2 while there is no rule group and no
-// Alertmanager state, and version 3 while there is no Alertmanager
-// state, so nodes of the versions before them still restore this node's
-// snapshots during a rolling upgrade (until the first group or
-// configuration is set).
+// encodeLocked writes the oldest version that holds the state: version
+// 2 while there is no rule group, no cache generation and no
+// Alertmanager state, 3 while there is no cache generation and no
+// Alertmanager state, 4 while there is no Alertmanager state, so nodes
+// of the versions before them still restore this node's snapshots
+// during a rolling upgrade (until the first rule group is set, the first
+// deletion is made or the first Alertmanager configuration or silence
+// is set).
 func (f *metaFSM) encodeLocked() []byte {
-	version := byte(2)
+	version := byte(metaVersion)
 	switch {
-	case f.alerts.Len() > 0:
-		version = 4
-	case f.rules.Len() > 0:
+	case f.rules.Len() == 0 && f.gens.Len() == 0 && f.alerts.Len() == 0:
+		version = 2
+	case f.gens.Len() == 0 && f.alerts.Len() == 0:
 		version = 3
+	case f.alerts.Len() == 0:
+		version = 4
 	}
 	b := append([]byte(metaMagic), version)
 	b = binary.BigEndian.AppendUint64(b, f.index)
@@ -252,12 +273,15 @@ func (f *metaFSM) encodeLocked() []byte {
 		b = appendRulesSection(b, f.rules)
 	}
 	if version >= 4 {
+		b = appendCacheGenSection(b, f.gens)
+	}
+	if version >= 5 {
 		b = appendAlertsSection(b, f.alerts)
 	}
 	return ring.AppendState(b, f.state)
 }
 
-// decode replaces the FSM's contents with b (version 1 to 4); on error it
+// decode replaces the FSM's contents with b (version 1 to 5); on error it
 // changes nothing.
 func (f *metaFSM) decode(b []byte) (err error) {
 	if len(b) < len(metaMagic)+9 || !bytes.HasPrefix(b, []byte(metaMagic)) {
@@ -273,6 +297,7 @@ func (f *metaFSM) decode(b []byte) (err error) {
 	var pending map[ring.GroupID]ring.NodeID
 	var removed []ring.Removed
 	var rules *RuleGroups
+	var gens *CacheGenerations
 	var alerts *AlertState
 	if version >= 3 {
 		if rules, b, err = decodeRulesSection(b); err != nil {
@@ -280,6 +305,11 @@ func (f *metaFSM) decode(b []byte) (err error) {
 		}
 	}
 	if version >= 4 {
+		if gens, b, err = decodeCacheGenSection(b); err != nil {
+			return err
+		}
+	}
+	if version >= 5 {
 		if alerts, b, err = decodeAlertsSection(b); err != nil {
 			return err
 		}
@@ -305,7 +335,7 @@ func (f *metaFSM) decode(b []byte) (err error) {
 			return fmt.Errorf("%w: %w", ErrCorruptMeta, err)
 		}
 	}
-	f.state, f.index, f.rules, f.alerts = s, index, rules, alerts
+	f.state, f.index, f.rules, f.gens, f.alerts = s, index, rules, gens, alerts
 	return nil
 }
 
@@ -367,11 +397,11 @@ func DecodeMetadata(b []byte) (*View, error) {
 	if err := f.decode(b); err != nil {
 		return nil, err
 	}
-	return &View{State: f.state, Index: f.index, Rules: f.rules, Alerts: f.alerts}, nil
+	return &View{State: f.state, Index: f.index, Rules: f.rules, CacheGens: f.gens, Alerts: f.alerts}, nil
 }
 
 // AppendMetadata appends the encoding of v, as a checkpoint holds it.
 func AppendMetadata(dst []byte, v *View) []byte {
-	f := &metaFSM{state: v.State, index: v.Index, rules: v.Rules, alerts: v.Alerts}
+	f := &metaFSM{state: v.State, index: v.Index, rules: v.Rules, gens: v.CacheGens, alerts: v.Alerts}
 	return append(dst, f.encodeLocked()...)
 }

@@ -83,12 +83,22 @@ func goldenMetaFSM(t *testing.T) *metaFSM {
 	} {
 		apply(AppendRuleChange(nil, c))
 	}
-	// Alertmanager state: two configurations (one replaced), one deleted,
-	// records of two tenants, one replaced by a newer one, one older
-	// refused, two collected.
+	for _, tenant := range []string{"t2", "t1", "t2", "deleted tenant"} {
+		apply(AppendCacheGenBump(nil, tenant))
+	}
+	for _, c := range goldenAlertChanges() {
+		apply(AppendAlertChange(nil, c))
+	}
+	return f
+}
+
+// goldenAlertChanges is the Alertmanager history of goldenMetaFSM: two
+// configurations (one replaced), one deleted, records of three tenants,
+// one replaced by a newer one, one older refused, two collected.
+func goldenAlertChanges() []AlertChange {
 	const sec = int64(1e9)
 	at := int64(1_795_238_700) * sec
-	for _, c := range []AlertChange{
+	return []AlertChange{
 		SetAlertConfig("t1", []byte("alertmanager_config: |\n  route:\n    receiver: a\n")),
 		SetAlertConfig("t2", []byte("old")),
 		SetAlertConfig("t2", []byte("alertmanager_config: |\n  route:\n    receiver: b\n")),
@@ -103,10 +113,25 @@ func goldenMetaFSM(t *testing.T) *metaFSM {
 		PutAlertRecord("t5", AlertRecord{Kind: 1, Key: "expired", UpdatedNanos: at, ExpiresNanos: at + sec, Payload: []byte("s5")}),
 		GCAlertRecords("t1", time.Unix(0, at)),
 		GCAlertRecords("t5", time.Unix(0, at+sec)),
-	} {
-		apply(AppendAlertChange(nil, c))
 	}
-	return f
+}
+
+// goldenMetaV4 is goldenMetaFSM's view without its Alertmanager state:
+// what testdata/meta-v4.golden holds.
+func goldenMetaV4(t *testing.T) *View {
+	v := *goldenMetaFSM(t).View()
+	v.Alerts = nil
+	v.Index -= uint64(len(goldenAlertChanges()))
+	return &v
+}
+
+// goldenMetaV3 is goldenMetaV4 without its cache generations: what
+// testdata/meta-v3.golden holds.
+func goldenMetaV3(t *testing.T) *View {
+	v := goldenMetaV4(t)
+	v.CacheGens = nil
+	v.Index -= 4
+	return v
 }
 
 // describeView lists what a view holds, for the golden file's header.
@@ -143,6 +168,9 @@ func describeView(v *View) string {
 			}
 		}
 	}
+	for _, t := range v.CacheGens.Tenants() {
+		fmt.Fprintf(&b, "# cache generation tenant %q: %d\n", t, v.CacheGens.Get(t))
+	}
 	for _, t := range v.Alerts.ConfigTenants() {
 		cfg, _ := v.Alerts.Config(t)
 		fmt.Fprintf(&b, "# alertmanager config tenant %q: %d bytes\n", t, len(cfg))
@@ -159,7 +187,7 @@ func describeView(v *View) string {
 }
 
 // TestMetaGolden freezes the metadata checkpoint and snapshot format
-// ("mymt" version 4, metaFSM): the fixed view of goldenMetaFSM must encode
+// ("mymt" version 5, metaFSM): the fixed view of goldenMetaFSM must encode
 // byte for byte to testdata/meta.golden (hex.Dump below a description of
 // the view), its checkpoint file and snapshot must be those bytes, and the
 // stored bytes must decode to the same view and encode again identically.
@@ -171,7 +199,7 @@ func TestMetaGolden(t *testing.T) {
 	checkGoldenView(t, v)
 
 	enc := AppendMetadata(nil, v)
-	text := "# metaFSM checkpoint (\"mymt\" version 4) of goldenMetaFSM in meta_golden_test.go.\n" +
+	text := "# metaFSM checkpoint (\"mymt\" version 5) of goldenMetaFSM in meta_golden_test.go.\n" +
 		"# Rewrite: go test ./raftgroup/cluster -run TestMetaGolden -rewrite\n" +
 		describeView(v) + hex.Dump(enc)
 	path := filepath.Join("testdata", "meta.golden")
@@ -249,6 +277,9 @@ func checkGoldenView(t *testing.T, v *View) {
 	require.Positive(t, multi, "groups with several replicas")
 	require.Equal(t, []string{"t1", "t2"}, v.Rules.Tenants(), "rule tenants")
 	require.Equal(t, 4, v.Rules.Len(), "rule groups")
+	require.Equal(t, []string{"deleted tenant", "t1", "t2"}, v.CacheGens.Tenants(), "cache generation tenants")
+	require.Equal(t, uint64(2), v.CacheGeneration("t2"))
+	require.Equal(t, uint64(0), v.CacheGeneration("t3"))
 	require.Equal(t, []string{"t1", "t2"}, v.Alerts.ConfigTenants(), "alertmanager configurations")
 	require.Equal(t, 5, v.Alerts.Len(), "alertmanager configurations and records")
 	recs := v.Alerts.Records("t1")
@@ -264,6 +295,10 @@ func requireSameView(t *testing.T, want, got *View) {
 	for _, tn := range want.Rules.Tenants() {
 		require.Equal(t, want.Rules.Tenant(tn), got.Rules.Tenant(tn), "rule groups of %s", tn)
 	}
+	require.Equal(t, want.CacheGens.Tenants(), got.CacheGens.Tenants(), "cache generation tenants")
+	for _, tn := range want.CacheGens.Tenants() {
+		require.Equal(t, want.CacheGeneration(tn), got.CacheGeneration(tn), "cache generation of %s", tn)
+	}
 	require.Equal(t, want.Alerts.Len(), got.Alerts.Len(), "alertmanager state")
 	require.Equal(t, want.Alerts.ConfigTenants(), got.Alerts.ConfigTenants(), "alertmanager configurations")
 	if want.Alerts != nil {
@@ -277,10 +312,24 @@ func requireSameView(t *testing.T, want, got *View) {
 	}
 }
 
-// TestMetaV3 decodes a checkpoint of version 3, written before the
-// Alertmanager state was in the metadata: the same ring state and rule
-// groups, no Alertmanager state; written back as version 3, byte for
-// byte.
+// TestMetaV4 reads a checkpoint of the version before the Alertmanager
+// state: a node that has set no Alertmanager configuration or silence
+// still writes it.
+func TestMetaV4(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "meta-v4.golden"))
+	require.NoError(t, err)
+	stored, err := parseHexDump(string(b))
+	require.NoError(t, err)
+	require.Equal(t, byte(4), stored[len(metaMagic)])
+	v, err := DecodeMetadata(stored)
+	require.NoError(t, err)
+	requireSameView(t, goldenMetaV4(t), v)
+	require.Zero(t, v.Alerts.Len())
+	require.Equal(t, stored, AppendMetadata(nil, v))
+}
+
+// TestMetaV3 reads a checkpoint of the version before cache generations:
+// a node that has had no deletion still writes it.
 func TestMetaV3(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("testdata", "meta-v3.golden"))
 	require.NoError(t, err)
@@ -289,13 +338,8 @@ func TestMetaV3(t *testing.T) {
 	require.Equal(t, byte(3), stored[len(metaMagic)])
 	v, err := DecodeMetadata(stored)
 	require.NoError(t, err)
-	golden := goldenMetaFSM(t).View()
-	require.True(t, golden.State.Equal(v.State), "ring state")
-	require.Equal(t, golden.Rules.Len(), v.Rules.Len(), "rule groups")
-	for _, tn := range golden.Rules.Tenants() {
-		require.Equal(t, golden.Rules.Tenant(tn), v.Rules.Tenant(tn), "rule groups of %s", tn)
-	}
-	require.Zero(t, v.Alerts.Len())
+	requireSameView(t, goldenMetaV3(t), v)
+	require.Zero(t, v.CacheGens.Len())
 	require.Equal(t, stored, AppendMetadata(nil, v))
 }
 

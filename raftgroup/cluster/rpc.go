@@ -24,10 +24,10 @@ import (
 //	POST drain?node=ID      plan the node's drain; metadata leader only
 //	GET  status             Status (JSON); metadata leader only
 //	GET  replica?group=G    raftgroup.Status of this node's replica (404: none)
-//	POST rules              body: a rule change entry (rules.go); metadata
-//	                        leader only; 200: {index, outcome} once committed
-//	POST alertmanager       the same, body: an Alertmanager change entry
-//	                        (alerts.go)
+//	POST rules              body: a rule change, cache generation or
+//	                        Alertmanager entry (rules.go, cachegen.go,
+//	                        alerts.go); metadata leader only;
+//	                        200: {index, outcome} once committed
 //	POST propose?group=G    body: a log entry; this node's replica must lead;
 //	                        200: committed, the body is the apply outcome;
 //	                        507: refused, the leader's disk is full (the
@@ -85,8 +85,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathPrefix+"status", n.serveStatus)
 	mux.HandleFunc("GET "+PathPrefix+"replica", n.serveReplica)
 	mux.HandleFunc("POST "+PathPrefix+"propose", n.servePropose)
-	mux.HandleFunc("POST "+PathPrefix+"rules", n.serveMetaChange)
-	mux.HandleFunc("POST "+PathPrefix+"alertmanager", n.serveMetaChange)
+	mux.HandleFunc("POST "+PathPrefix+"rules", n.serveRules)
 	return mux
 }
 
@@ -151,7 +150,7 @@ func (n *Node) serveStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, st)
 }
 
-func (n *Node) serveMetaChange(w http.ResponseWriter, r *http.Request) {
+func (n *Node) serveRules(w http.ResponseWriter, r *http.Request) {
 	entry, err := io.ReadAll(io.LimitReader(r.Body, maxEntryBytes+1))
 	if err != nil {
 		http.Error(w, "read metadata change: "+err.Error(), http.StatusBadRequest)

@@ -91,9 +91,10 @@ type Limits struct {
 	// RetentionPeriod: the tenant's samples older than now minus this are
 	// deleted, a time partition (a day) at a time, with the series left
 	// without samples (cmd's retention loop proposes the steps; engine's
-	// ApplyRetain applies them). Zero means the global retention
-	// (-storage.retention, relative to the tenant's newest sample). Both
-	// apply: the shorter one wins.
+	// ApplyRetain applies them), and the engine keeps the tenant's
+	// samples this long behind its newest one in place of the global
+	// retention (-storage.retention), longer or shorter. Zero means the
+	// global retention.
 	RetentionPeriod Duration `yaml:"retention_period"`
 
 	// The ruler's (server/ruler.Limits), checked when a group is set.
