@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -72,6 +73,26 @@ func TestAlertmanagerOwner(t *testing.T) {
 	for _, n := range nodes {
 		require.Greater(t, count[n], 600, "node %s owns too few tenants: %v", n, count)
 	}
+
+	// A draining node owns nothing from the start of its drain; a node
+	// that joins takes a share from the others.
+	draining := viewOf(t, nodes)
+	steps, err := ring.Plan(draining.State, ring.Event{Kind: ring.EventDrain, Node: "c", AtMillis: 100})
+	require.NoError(t, err)
+	require.NoError(t, draining.State.Apply(steps[0]))
+	require.Equal(t, ring.NodeDraining, draining.State.Node("c").State)
+	joined := viewOf(t, append(slices.Clone(nodes), "d"))
+	took := 0
+	for i := range 3000 {
+		tn := fmt.Sprintf("tenant-%d", i)
+		require.NotEqual(t, ring.NodeID("c"), (&View{State: draining.State}).AlertmanagerOwner(tn), "tenant %s on the draining node", tn)
+		if o := joined.AlertmanagerOwner(tn); o == "d" {
+			took++
+		} else {
+			require.Equal(t, v.AlertmanagerOwner(tn), o, "tenant %s moved between old nodes on a join", tn)
+		}
+	}
+	require.Greater(t, took, 400, "the new node's share")
 }
 
 // TestChangeAlertsThroughFollower: an Alertmanager configuration
