@@ -64,7 +64,10 @@ func (m alertMetadata) Owner(tenant string) string {
 
 func (m alertMetadata) ID() string { return m.n.ID() }
 
-func (m alertMetadata) Index() uint64 { return m.n.View().Index }
+// Index is the metadata index of the last change of the configurations
+// or their placement: silences and notifications do not make every
+// node sync its configurations.
+func (m alertMetadata) Index() uint64 { return m.n.View().AlertConfigsIndex }
 
 func (m alertMetadata) MetadataAge() time.Duration { return m.n.MetadataAge() }
 

@@ -185,3 +185,54 @@ func BenchmarkPutAlertRecord(b *testing.B) {
 		})
 	}
 }
+
+// TestSyncIndexes: a silence or notification record moves the metadata
+// index but neither RulesIndex nor AlertConfigsIndex, so the rulers and
+// the Alertmanagers of every node do not sync at each one; a rule
+// change moves RulesIndex, a configuration AlertConfigsIndex, a ring
+// step both; a restart sets both to the checkpoint's index.
+func TestSyncIndexes(t *testing.T) {
+	dir := t.TempDir()
+	f, err := openMetaFSM(dir, ring.Options{}, func() {})
+	require.NoError(t, err)
+	index := uint64(0)
+	apply := func(entry []byte) *View {
+		t.Helper()
+		index++
+		_, err := f.Apply(index, entry)
+		require.NoError(t, err)
+		return f.View()
+	}
+	rec := AlertRecord{Kind: 1, Key: "s", UpdatedNanos: 1, ExpiresNanos: 2, Payload: []byte("p")}
+	for _, tc := range []struct {
+		name          string
+		entry         []byte
+		rules, alerts bool // moved
+	}{
+		{"ring step", ring.AppendStep(nil, ring.Step{Kind: ring.StepStartGroup, Group: 1}), true, true},
+		{"rule change", AppendRuleChange(nil, SetRuleGroup("t", "ns", "g", []byte("name: g\n"))), true, false},
+		{"configuration", AppendAlertChange(nil, SetAlertConfig("t", []byte("c"))), false, true},
+		{"record", AppendAlertChange(nil, PutAlertRecord("t", rec)), false, false},
+		{"collection", AppendAlertChange(nil, GCAlertRecords("t", time.Unix(0, 5))), false, false},
+		{"cache generation", AppendCacheGenBump(nil, "t"), false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := f.View()
+			v := apply(tc.entry)
+			require.Equal(t, tc.rules, v.RulesIndex != before.RulesIndex, "RulesIndex moved")
+			require.Equal(t, tc.alerts, v.AlertConfigsIndex != before.AlertConfigsIndex, "AlertConfigsIndex moved")
+			if tc.rules {
+				require.Equal(t, v.Index, v.RulesIndex)
+			}
+			if tc.alerts {
+				require.Equal(t, v.Index, v.AlertConfigsIndex)
+			}
+		})
+	}
+	_, err = f.Checkpoint()
+	require.NoError(t, err)
+	g, err := openMetaFSM(dir, ring.Options{}, func() {})
+	require.NoError(t, err)
+	v := g.View()
+	require.Equal(t, []uint64{index, index}, []uint64{v.RulesIndex, v.AlertConfigsIndex})
+}

@@ -42,6 +42,14 @@ type View struct {
 	// Alerts are the tenants' Alertmanager configurations, silences and
 	// notification logs (nil: none).
 	Alerts *AlertState
+	// RulesIndex and AlertConfigsIndex are the indexes of the last
+	// entries that may have changed the rule groups or their placement
+	// (a rule change, a ring step), and the Alertmanager configurations
+	// or their placement (a configuration change, a ring step): a
+	// reader that syncs on them does not sync at every silence or
+	// notification (Index moves with each). After a restart or a
+	// restore they are Index.
+	RulesIndex, AlertConfigsIndex uint64
 
 	ruleRing *ruleRing // RuleOwner's, nil: built per call
 }
@@ -101,6 +109,9 @@ type metaFSM struct {
 	gens  *CacheGenerations // immutable; replaced by a bump
 	// alerts is immutable; replaced by an Alertmanager change.
 	alerts *AlertState
+	// rulesIndex and alertConfigsIndex: View's RulesIndex and
+	// AlertConfigsIndex; set to index by decode.
+	rulesIndex, alertConfigsIndex uint64
 
 	view    atomic.Pointer[View]
 	changed func() // called after every change, outside mu
@@ -140,7 +151,8 @@ func (f *metaFSM) View() *View { return f.view.Load() }
 
 // publishLocked stores a copy of the state as the current view.
 func (f *metaFSM) publishLocked() {
-	f.view.Store(&View{State: f.state.Clone(), Index: f.index, Rules: f.rules, CacheGens: f.gens, Alerts: f.alerts, ruleRing: &ruleRing{}})
+	f.view.Store(&View{State: f.state.Clone(), Index: f.index, Rules: f.rules, CacheGens: f.gens, Alerts: f.alerts,
+		RulesIndex: f.rulesIndex, AlertConfigsIndex: f.alertConfigsIndex, ruleRing: &ruleRing{}})
 }
 
 // Apply applies one metadata entry. An entry that does not decode or a
@@ -168,6 +180,9 @@ func (f *metaFSM) apply(index uint64, entry []byte) error {
 			return err
 		}
 		f.alerts = f.alerts.Apply(c)
+		if c.Op == alertConfigSet || c.Op == alertConfigDelete {
+			f.alertConfigsIndex = index
+		}
 		return nil
 	}
 	if len(entry) > 0 && entry[0] == entryCacheGen {
@@ -179,6 +194,7 @@ func (f *metaFSM) apply(index uint64, entry []byte) error {
 		return nil
 	}
 	if len(entry) > 0 && entry[0] == entryRules {
+		f.rulesIndex = index
 		c, err := DecodeRuleChange(entry)
 		if err != nil {
 			return err
@@ -190,6 +206,7 @@ func (f *metaFSM) apply(index uint64, entry []byte) error {
 		f.rules = r
 		return nil
 	}
+	f.rulesIndex, f.alertConfigsIndex = index, index // a ring step
 	if len(entry) > 0 && entry[0] == entryStarted {
 		g, n := binary.Uvarint(entry[1:])
 		if n <= 0 || 1+n != len(entry) || g == 0 || g > 1<<32-1 {
@@ -336,6 +353,7 @@ func (f *metaFSM) decode(b []byte) (err error) {
 		}
 	}
 	f.state, f.index, f.rules, f.gens, f.alerts = s, index, rules, gens, alerts
+	f.rulesIndex, f.alertConfigsIndex = index, index
 	return nil
 }
 

@@ -202,6 +202,9 @@ func (m *Multitenant) loop(ctx context.Context) {
 				version = v
 				break
 			}
+			// Records do not move the version: a tenant taken over
+			// lately merges what its previous owner committed late.
+			m.catchUp()
 			continue
 		}
 		if err := m.sync(ctx); err != nil && ctx.Err() == nil {

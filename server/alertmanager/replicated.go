@@ -45,8 +45,8 @@ type Metadata interface {
 	Owner(tenant string) string
 	// ID is this node's ID.
 	ID() string
-	// Index is the applied metadata index: it changes whenever the
-	// configurations or the owners may have.
+	// Index changes whenever the configurations or the owners may have
+	// (the applied metadata index of the last such change).
 	Index() uint64
 	// MetadataAge is how long ago this node last heard from the metadata
 	// leader (zero on the leader).
