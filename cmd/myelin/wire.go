@@ -548,6 +548,8 @@ func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Regis
 		EvaluationInterval: cfg.rulerEvalInterval,
 		PollInterval:       cfg.rulerPollInterval,
 		ResendDelay:        cfg.rulerResendDelay,
+		MaxConcurrentEvals: cfg.rulerConcurrency,
+		TenantConcurrency:  n.limits.o.RulerMaxIndependentRuleEvaluationConcurrencyPerTenant,
 		Notifier:           notifier,
 		Registerer:         reg,
 		Logger:             logger.With("component", "ruler"),

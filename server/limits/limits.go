@@ -104,6 +104,12 @@ type Limits struct {
 	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant"`
 	// RulerMaxRulesPerRuleGroup: rules in one group. Zero means no limit.
 	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group"`
+	// RulerMaxIndependentRuleEvaluationConcurrencyPerTenant: rules of the
+	// tenant evaluated at once beside their group's sequence (rules that
+	// no other rule of the group depends on, or that depend on none),
+	// within the node's -ruler.max-independent-rule-evaluation-concurrency.
+	// Zero evaluates the tenant's rules one after the other.
+	RulerMaxIndependentRuleEvaluationConcurrencyPerTenant int `yaml:"ruler_max_independent_rule_evaluation_concurrency_per_tenant"`
 }
 
 // Defaults returns the default limits: Myelin's flag defaults. They are
@@ -123,6 +129,9 @@ func Defaults() Limits {
 		QueryTimeout:           Duration(2 * time.Minute),
 		MaxCacheFreshness:      Duration(10 * time.Minute),
 		ResultsCacheTTL:        Duration(time.Hour),
+		// Mimir's: used once -ruler.max-independent-rule-evaluation-concurrency
+		// turns concurrent evaluation on.
+		RulerMaxIndependentRuleEvaluationConcurrencyPerTenant: 4,
 	}
 }
 
@@ -188,6 +197,7 @@ var Flag = map[string]string{
 	"retention_period":                  "storage.retention",
 	"ruler_max_rule_groups_per_tenant":  "ruler.max-rule-groups-per-tenant",
 	"ruler_max_rules_per_rule_group":    "ruler.max-rules-per-rule-group",
+	"ruler_max_independent_rule_evaluation_concurrency_per_tenant": "ruler.max-independent-rule-evaluation-concurrency-per-tenant",
 }
 
 // Value is one limit of a Limits as a number, for metrics and listings.
@@ -223,6 +233,7 @@ func (l *Limits) Values() []Value {
 		{"retention_period", sec(l.RetentionPeriod)},
 		{"ruler_max_rule_groups_per_tenant", float64(l.RulerMaxRuleGroupsPerTenant)},
 		{"ruler_max_rules_per_rule_group", float64(l.RulerMaxRulesPerRuleGroup)},
+		{"ruler_max_independent_rule_evaluation_concurrency_per_tenant", float64(l.RulerMaxIndependentRuleEvaluationConcurrencyPerTenant)},
 	}
 }
 
@@ -257,6 +268,7 @@ func (l *Limits) Validate() error {
 		{"max_fetched_chunk_bytes_per_query", l.MaxFetchedChunkBytesPerQuery},
 		{"ruler_max_rule_groups_per_tenant", l.RulerMaxRuleGroupsPerTenant},
 		{"ruler_max_rules_per_rule_group", l.RulerMaxRulesPerRuleGroup},
+		{"ruler_max_independent_rule_evaluation_concurrency_per_tenant", l.RulerMaxIndependentRuleEvaluationConcurrencyPerTenant},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%d is negative: want 0 for no limit, or more", f.v)
