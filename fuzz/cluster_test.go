@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/myelindb/myelin/raftgroup/cluster"
 	"github.com/myelindb/myelin/raftgroup/ring"
@@ -38,6 +39,12 @@ func FuzzMetadataDecode(f *testing.F) {
 	gens := (*cluster.CacheGenerations)(nil).Bump("t1").Bump("t2").Bump("t1")
 	f.Add(cluster.AppendMetadata(nil, &cluster.View{State: s, Index: 44, Rules: rules, CacheGens: gens}))
 	f.Add(cluster.AppendMetadata(nil, &cluster.View{State: s, Index: 45, CacheGens: gens}))
+	var alerts *cluster.AlertState
+	for _, c := range alertChanges() {
+		alerts = alerts.Apply(c)
+	}
+	f.Add(cluster.AppendMetadata(nil, &cluster.View{State: s, Index: 46, Rules: rules, CacheGens: gens, Alerts: alerts}))
+	f.Add(cluster.AppendMetadata(nil, &cluster.View{State: s, Index: 47, Alerts: alerts}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := cluster.DecodeMetadata(data)
 		if err != nil {
@@ -98,6 +105,41 @@ func FuzzCacheGenBumpDecode(f *testing.F) {
 		}
 		if b := cluster.AppendCacheGenBump(nil, tenant); !bytes.Equal(b, data) {
 			t.Fatalf("cache generation bump re-encodes to %x, not %x", b, data)
+		}
+	})
+}
+
+func alertChanges() []cluster.AlertChange {
+	return []cluster.AlertChange{
+		cluster.SetAlertConfig("t1", []byte("alertmanager_config: x")),
+		cluster.SetAlertConfig("t2", nil),
+		cluster.DeleteAlertConfig("t3"),
+		cluster.PutAlertRecord("t1", cluster.AlertRecord{Kind: 1, Key: "s", UpdatedNanos: 5, ExpiresNanos: 10, Payload: []byte("p")}),
+		cluster.PutAlertRecord("t4", cluster.AlertRecord{Kind: 2, Key: "n", UpdatedNanos: -1, ExpiresNanos: 1 << 62}),
+		cluster.GCAlertRecords("t1", time.Unix(0, 7)),
+	}
+}
+
+// FuzzAlertChangeDecode feeds arbitrary bytes to
+// cluster.DecodeAlertChange, the decoder of the metadata log's
+// Alertmanager changes (configurations, silences, notification log). It
+// must not panic and fail only with cluster.ErrCorruptMeta; what decodes
+// re-encodes to the same bytes.
+func FuzzAlertChangeDecode(f *testing.F) {
+	f.Add([]byte{})
+	for _, c := range alertChanges() {
+		f.Add(cluster.AppendAlertChange(nil, c))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := cluster.DecodeAlertChange(data)
+		if err != nil {
+			if !errors.Is(err, cluster.ErrCorruptMeta) {
+				t.Fatalf("error %v does not match ErrCorruptMeta", err)
+			}
+			return
+		}
+		if b := cluster.AppendAlertChange(nil, c); !bytes.Equal(b, data) {
+			t.Fatalf("alertmanager change re-encodes to %x, not %x", b, data)
 		}
 	})
 }

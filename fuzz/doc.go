@@ -64,8 +64,10 @@
 //     metadata group's checkpoints and snapshots ("mymt", with a ring
 //     state inside), never panics, fails only with ErrCorruptMeta, and
 //     what it accepts re-encodes stably (details in cluster_test.go).
-//     FuzzRuleChangeDecode and FuzzCacheGenBumpDecode: the metadata log's
-//     rule changes and results-cache generation bumps, the same way.
+//     FuzzRuleChangeDecode, FuzzCacheGenBumpDecode and
+//     FuzzAlertChangeDecode: the metadata log's rule changes,
+//     results-cache generation bumps and Alertmanager changes, the same
+//     way.
 //
 // FuzzChunkDecode also loads EncXOR inputs with chunkenc.XOR.Load, which
 // must fail exactly where the iterator does.

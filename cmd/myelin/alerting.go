@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -85,21 +86,23 @@ func (c *alertingConfig) parse(httpAddr string) error {
 	return errors.Join(errs...)
 }
 
-// newAlerting starts the node's Alertmanager (its configurations in
-// DATA/alertmanager/configs, its tenants' state in
-// DATA/alertmanager/state) and the ruler's notifier: the Alertmanager in
-// process, or the external ones of -ruler.alertmanager-url. Both are
-// kept in n to be closed with it.
+// newAlerting starts the node's Alertmanager, replicated over the
+// metadata group (a single node is a cluster of one: docs/design.md
+// "Alertmanager"): its configurations and its tenants' silences and
+// notification logs there, each tenant's Alertmanager on the node the
+// node ring gives it; and the ruler's notifier: the Alertmanager in
+// process (which sends to the owner), or the external ones of
+// -ruler.alertmanager-url. Both are kept in n to be closed with it.
 func newAlerting(n *node, cfg config, reg prometheus.Registerer, logger *slog.Logger) (*alertmanager.Multitenant, ruler.Notifier, error) {
 	ac := cfg.alerting
 	dir := filepath.Join(cfg.dataDir, "alertmanager")
-	store, err := alertmanager.NewFileStore(filepath.Join(dir, "configs"))
-	if err != nil {
-		return nil, nil, err
-	}
+	md := alertMetadata{n.cluster}
 	am, err := alertmanager.New(alertmanager.Options{
-		Store:          store,
-		DataDir:        filepath.Join(dir, "state"),
+		Metadata: md,
+		// Fenced after half of DeadAfter without the metadata leader: a
+		// node cut off stops notifying before the others take its
+		// tenants.
+		Fence:          cfg.cluster.deadAfter / 2,
 		ExternalURL:    ac.parsedExternalURL,
 		FallbackConfig: ac.fallback,
 		Retention:      ac.retention,
@@ -112,6 +115,16 @@ func newAlerting(n *node, cfg config, reg prometheus.Registerer, logger *slog.Lo
 		return nil, nil, err
 	}
 	n.alertmanager = am
+	// Configurations and state a node kept in DATA/alertmanager before
+	// they were replicated move into the metadata once it has a leader.
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stopAMImport, n.amImportDone = cancel, make(chan struct{})
+	go func() {
+		defer close(n.amImportDone)
+		if err := alertmanager.Import(ctx, dir, md, ac.retention); err != nil && ctx.Err() == nil {
+			logger.Error("alertmanager: import "+dir+" into the replicated store", "err", err)
+		}
+	}()
 	if len(ac.parsedURLs) == 0 {
 		return am, am.PrometheusSender(), nil
 	}

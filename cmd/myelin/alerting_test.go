@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/myelindb/myelin/server/alertmanager"
 )
 
 // This file tests the ruler's alerts end to end: to the node's own
@@ -23,9 +26,10 @@ import (
 // hookReceiver is a test's own HTTP server receiving Alertmanager's
 // webhook notifications.
 type hookReceiver struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	msgs []hookMessage
+	srv   *httptest.Server
+	mu    sync.Mutex
+	msgs  []hookMessage
+	times []time.Time // when each of msgs came
 }
 
 type hookMessage struct {
@@ -45,6 +49,7 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 		}
 		h.mu.Lock()
 		h.msgs = append(h.msgs, m)
+		h.times = append(h.times, time.Now())
 		h.mu.Unlock()
 	}))
 	t.Cleanup(h.srv.Close)
@@ -324,4 +329,38 @@ func TestExternalAlertmanager(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// TestAlertmanagerImportsFiles: the configuration a node kept in
+// DATA/alertmanager/configs before it was replicated is in the
+// replicated store after the node's start, and the directory is renamed
+// so it is imported once.
+func TestAlertmanagerImportsFiles(t *testing.T) {
+	path, tokens := writeAuthFile(t, matrixEntries())
+	dir := t.TempDir()
+	fs, err := alertmanager.NewFileStore(filepath.Join(dir, "alertmanager", "configs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Set(context.Background(), alpha, alertmanager.UserConfig{AlertmanagerConfig: hookAMConfig("http://127.0.0.1:1/legacy")}); err != nil {
+		t.Fatal(err)
+	}
+	_, base := startAuthNode(t, path, "-data.dir", dir)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := authDo(t, base, "GET", "/api/v1/alerts", tokens["alertmanager"], alpha, nil)
+		if code == 200 && strings.Contains(body, "127.0.0.1:1/legacy") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("imported configuration: %d %s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for !fileExists(filepath.Join(dir, "alertmanager.imported")) {
+		if time.Now().After(deadline) {
+			t.Fatal("DATA/alertmanager not renamed after the import")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -52,6 +52,7 @@ type config struct {
 	// The ruler (server/ruler).
 	rulerEvalInterval  time.Duration
 	rulerPollInterval  time.Duration
+	rulerResendDelay   time.Duration
 	queryExperimental  bool
 	maxLabelNames      int
 	maxLabelNameBytes  int
@@ -269,6 +270,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.rulerEvalInterval, "ruler.evaluation-interval", time.Minute, "How often a rule group without its own interval is evaluated.")
 	fs.DurationVar(&cfg.rulerPollInterval, "ruler.poll-interval", time.Minute, "How often the ruler re-reads every stored rule group, a backstop: a change applied to this node's copy of the\n"+
 		"metadata (through any node) is loaded within moments.")
+	fs.DurationVar(&cfg.rulerResendDelay, "ruler.resend-delay", time.Minute, "How long a firing alert waits before the ruler sends it to the Alertmanager again.")
 	fs.BoolVar(&cfg.queryExperimental, "query.enable-experimental", false,
 		"Enable all of Prometheus 3's experimental PromQL features: experimental functions,\n"+
 			"duration expressions, extended range selectors, binop fill modifiers, delayed name removal.")

@@ -23,7 +23,10 @@ func (m rulerMetadata) RuleGroups(tenant string) map[string]map[string][]byte {
 	return m.n.View().Rules.Tenant(tenant)
 }
 
-func (m rulerMetadata) Index() uint64 { return m.n.View().Index }
+// Index is the metadata index of the last change of the rule groups or
+// their placement: silences and notifications (which move the metadata
+// index) do not make the ruler sync.
+func (m rulerMetadata) Index() uint64 { return m.n.View().RulesIndex }
 
 func (m rulerMetadata) RuleOwner(tenant, ns, name string) string {
 	return string(m.n.View().RuleOwner(tenant, ns, name))

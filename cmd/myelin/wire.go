@@ -63,6 +63,10 @@ type node struct {
 	// is closed when it ended.
 	stopImport context.CancelFunc
 	importDone chan struct{}
+	// stopAMImport ends the import of DATA/alertmanager (newAlerting),
+	// amImportDone is closed when it has.
+	stopAMImport context.CancelFunc
+	amImportDone chan struct{}
 	// retention proposes the tenants' retention steps; nil until install.
 	retention *server.Retention
 	// alertmanager is the node's multi-tenant Alertmanager, notifier the
@@ -244,7 +248,8 @@ func waitForSpace(ctx context.Context, disk *raftgroup.DiskGuard, logger *slog.L
 }
 
 // internalHandler serves what other nodes call over the Raft listener:
-// the cluster's control RPCs and the querier's remote protocol.
+// the cluster's control RPCs, the querier's remote protocol and the
+// Alertmanager's forwarded requests.
 func (n *node) internalHandler(logger *slog.Logger) http.Handler {
 	m := http.NewServeMux()
 	m.Handle(cluster.PathPrefix, n.cluster.Handler())
@@ -254,6 +259,13 @@ func (n *node) internalHandler(logger *slog.Logger) http.Handler {
 	}
 	if n.peerRules != nil {
 		m.Handle("GET "+server.PathPeerRules, n.peerRules)
+	}
+	if n.alertmanager != nil {
+		// Tenants' Alertmanager requests and alerts forwarded to the node
+		// that runs them (docs/design.md "Alertmanager").
+		ah := n.alertmanager.InternalHandler()
+		m.Handle(alertmanager.InternalPrefix+alertmanager.PathPrefix+"/", ah)
+		m.Handle(alertmanager.PushPath, ah)
 	}
 	return m
 }
@@ -265,6 +277,10 @@ func (n *node) close() error {
 	if n.stopImport != nil {
 		n.stopImport()
 		<-n.importDone
+	}
+	if n.stopAMImport != nil {
+		n.stopAMImport()
+		<-n.amImportDone
 	}
 	if n.ruler != nil {
 		n.ruler.Close()
@@ -548,6 +564,7 @@ func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Regis
 		Parser:             p,
 		EvaluationInterval: cfg.rulerEvalInterval,
 		PollInterval:       cfg.rulerPollInterval,
+		ResendDelay:        cfg.rulerResendDelay,
 		MaxConcurrentEvals: cfg.rulerConcurrency,
 		TenantConcurrency:  n.limits.o.RulerMaxIndependentRuleEvaluationConcurrencyPerTenant,
 		Notifier:           notifier,

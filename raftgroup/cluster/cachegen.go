@@ -151,7 +151,7 @@ func (n *Node) BumpCacheGeneration(ctx context.Context, tenant string) error {
 	if tenant == "" {
 		return fmt.Errorf("bump cache generation: empty tenant")
 	}
-	res, err := n.commitMeta(ctx, AppendCacheGenBump(nil, tenant))
+	res, err := n.commitMeta(ctx, AppendCacheGenBump(nil, tenant), true)
 	if err != nil {
 		return err
 	}

@@ -117,14 +117,14 @@ type testNode struct {
 type serveHTTP struct{ wg sync.WaitGroup }
 
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	ring  ring.Options
 	nodes []*testNode
 	disks map[string]*raftgroup.DiskGuard // by node ID, for the nodes started after it is set
 }
 
-func newTestCluster(t *testing.T) *testCluster {
+func newTestCluster(t testing.TB) *testCluster {
 	return &testCluster{t: t, dir: t.TempDir()}
 }
 

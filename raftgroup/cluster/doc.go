@@ -64,13 +64,17 @@
 // # Metadata log entries
 //
 // A ring step (ring.AppendStep, first byte ring.StepVersion), a rule
-// group change (AppendRuleChange, first byte 0x81, rules.go), or a bump
+// group change (AppendRuleChange, first byte 0x81, rules.go), a bump
 // of a tenant's results-cache generation (AppendCacheGenBump, first
-// byte 0x82, cachegen.go). The metadata is one ring.State (membership,
-// placement, ring history, which groups await their bootstrap, which
-// nodes were removed), the tenants' rule groups (RuleGroups), placed on
-// the active nodes by View.RuleOwner, and the tenants' cache generations
-// (CacheGenerations); Node.ChangeRules and Node.BumpCacheGeneration
+// byte 0x82, cachegen.go), or an Alertmanager change (AppendAlertChange,
+// first byte 0x83, alerts.go). The metadata is one ring.State
+// (membership, placement, ring history, which groups await their
+// bootstrap, which nodes were removed), the tenants' rule groups
+// (RuleGroups), placed on the active nodes by View.RuleOwner, the
+// tenants' cache generations (CacheGenerations), and their Alertmanager
+// configurations, silences and notification logs (AlertState), each
+// tenant's Alertmanager placed by View.AlertmanagerOwner;
+// Node.ChangeRules, Node.BumpCacheGeneration and Node.ChangeAlerts
 // commit a change through the metadata leader. Logs written
 // before ring.StepStartGroup may hold 0x80 | group:uvarint, applied as
 // that step. The checkpoint and snapshot format is in meta.go (metaFSM).

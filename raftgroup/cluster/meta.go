@@ -39,6 +39,17 @@ type View struct {
 	// CacheGens are the tenants' results-cache generations (nil: all
 	// zero).
 	CacheGens *CacheGenerations
+	// Alerts are the tenants' Alertmanager configurations, silences and
+	// notification logs (nil: none).
+	Alerts *AlertState
+	// RulesIndex and AlertConfigsIndex are the indexes of the last
+	// entries that may have changed the rule groups or their placement
+	// (a rule change, a ring step), and the Alertmanager configurations
+	// or their placement (a configuration change, a ring step): a
+	// reader that syncs on them does not sync at every silence or
+	// notification (Index moves with each). After a restart or a
+	// restore they are Index.
+	RulesIndex, AlertConfigsIndex uint64
 
 	ruleRing *ruleRing // RuleOwner's, nil: built per call
 }
@@ -68,14 +79,16 @@ func (v *View) Bootstraps(g ring.GroupID, node ring.NodeID) bool {
 // file, rewritten atomically at every checkpoint (the state is small: a
 // few KB for hundreds of groups).
 //
-// Checkpoint file and snapshot stream (version 4):
+// Checkpoint file and snapshot stream (version 5):
 //
-//	"mymt" | version:byte(4) | index:uint64 big-endian | rules section (rules.go) |
-//	  cache generations section (cachegen.go) | state: the rest, ring.AppendState
+//	"mymt" | version:byte(5) | index:uint64 big-endian | rules section (rules.go) |
+//	  cache generations section (cachegen.go) | alertmanager section (alerts.go) |
+//	  state: the rest, ring.AppendState
 //
-// Version 3 is version 4 without the cache generations section, version
-// 2 also without the rules section; each is still written while the
-// sections it lacks would be empty (encodeLocked).
+// Version 4 is version 5 without the alertmanager section, version 3
+// also without the cache generations section, version 2 also without
+// the rules section; each is still written while the sections it lacks
+// would be empty (encodeLocked).
 //
 // Version 1 held two side maps between the index and the state (groups
 // awaiting their bootstrap, removed nodes); they are part of ring.State
@@ -94,6 +107,11 @@ type metaFSM struct {
 	index uint64
 	rules *RuleGroups       // immutable; replaced by a rule change
 	gens  *CacheGenerations // immutable; replaced by a bump
+	// alerts is immutable; replaced by an Alertmanager change.
+	alerts *AlertState
+	// rulesIndex and alertConfigsIndex: View's RulesIndex and
+	// AlertConfigsIndex; set to index by decode.
+	rulesIndex, alertConfigsIndex uint64
 
 	view    atomic.Pointer[View]
 	changed func() // called after every change, outside mu
@@ -103,7 +121,7 @@ var _ raftgroup.Applier = (*metaFSM)(nil)
 
 const (
 	metaMagic   = "mymt"
-	metaVersion = 4
+	metaVersion = 5
 )
 
 // ErrCorruptMeta: the metadata checkpoint or snapshot does not decode.
@@ -133,7 +151,8 @@ func (f *metaFSM) View() *View { return f.view.Load() }
 
 // publishLocked stores a copy of the state as the current view.
 func (f *metaFSM) publishLocked() {
-	f.view.Store(&View{State: f.state.Clone(), Index: f.index, Rules: f.rules, CacheGens: f.gens, ruleRing: &ruleRing{}})
+	f.view.Store(&View{State: f.state.Clone(), Index: f.index, Rules: f.rules, CacheGens: f.gens, Alerts: f.alerts,
+		RulesIndex: f.rulesIndex, AlertConfigsIndex: f.alertConfigsIndex, ruleRing: &ruleRing{}})
 }
 
 // Apply applies one metadata entry. An entry that does not decode or a
@@ -155,6 +174,17 @@ func (f *metaFSM) apply(index uint64, entry []byte) error {
 	f.index = index
 	defer f.publishLocked()
 	var st ring.Step
+	if len(entry) > 0 && entry[0] == entryAlerts {
+		c, err := DecodeAlertChange(entry)
+		if err != nil {
+			return err
+		}
+		f.alerts = f.alerts.Apply(c)
+		if c.Op == alertConfigSet || c.Op == alertConfigDelete {
+			f.alertConfigsIndex = index
+		}
+		return nil
+	}
 	if len(entry) > 0 && entry[0] == entryCacheGen {
 		tenant, err := DecodeCacheGenBump(entry)
 		if err != nil {
@@ -164,6 +194,7 @@ func (f *metaFSM) apply(index uint64, entry []byte) error {
 		return nil
 	}
 	if len(entry) > 0 && entry[0] == entryRules {
+		f.rulesIndex = index
 		c, err := DecodeRuleChange(entry)
 		if err != nil {
 			return err
@@ -175,6 +206,7 @@ func (f *metaFSM) apply(index uint64, entry []byte) error {
 		f.rules = r
 		return nil
 	}
+	f.rulesIndex, f.alertConfigsIndex = index, index // a ring step
 	if len(entry) > 0 && entry[0] == entryStarted {
 		g, n := binary.Uvarint(entry[1:])
 		if n <= 0 || 1+n != len(entry) || g == 0 || g > 1<<32-1 {
@@ -235,17 +267,22 @@ func (f *metaFSM) Restore(r io.Reader) (uint64, error) {
 }
 
 // encodeLocked writes the oldest version that holds the state: version
-// 2 while there is no rule group and no cache generation, 3 while there
-// is no cache generation, so nodes of the versions before them still
-// restore this node's snapshots during a rolling upgrade (until the
-// first rule group is set or the first deletion is made).
+// 2 while there is no rule group, no cache generation and no
+// Alertmanager state, 3 while there is no cache generation and no
+// Alertmanager state, 4 while there is no Alertmanager state, so nodes
+// of the versions before them still restore this node's snapshots
+// during a rolling upgrade (until the first rule group is set, the first
+// deletion is made or the first Alertmanager configuration or silence
+// is set).
 func (f *metaFSM) encodeLocked() []byte {
 	version := byte(metaVersion)
 	switch {
-	case f.rules.Len() == 0 && f.gens.Len() == 0:
+	case f.rules.Len() == 0 && f.gens.Len() == 0 && f.alerts.Len() == 0:
 		version = 2
-	case f.gens.Len() == 0:
+	case f.gens.Len() == 0 && f.alerts.Len() == 0:
 		version = 3
+	case f.alerts.Len() == 0:
+		version = 4
 	}
 	b := append([]byte(metaMagic), version)
 	b = binary.BigEndian.AppendUint64(b, f.index)
@@ -255,10 +292,13 @@ func (f *metaFSM) encodeLocked() []byte {
 	if version >= 4 {
 		b = appendCacheGenSection(b, f.gens)
 	}
+	if version >= 5 {
+		b = appendAlertsSection(b, f.alerts)
+	}
 	return ring.AppendState(b, f.state)
 }
 
-// decode replaces the FSM's contents with b (version 1 to 4); on error it
+// decode replaces the FSM's contents with b (version 1 to 5); on error it
 // changes nothing.
 func (f *metaFSM) decode(b []byte) (err error) {
 	if len(b) < len(metaMagic)+9 || !bytes.HasPrefix(b, []byte(metaMagic)) {
@@ -275,6 +315,7 @@ func (f *metaFSM) decode(b []byte) (err error) {
 	var removed []ring.Removed
 	var rules *RuleGroups
 	var gens *CacheGenerations
+	var alerts *AlertState
 	if version >= 3 {
 		if rules, b, err = decodeRulesSection(b); err != nil {
 			return err
@@ -282,6 +323,11 @@ func (f *metaFSM) decode(b []byte) (err error) {
 	}
 	if version >= 4 {
 		if gens, b, err = decodeCacheGenSection(b); err != nil {
+			return err
+		}
+	}
+	if version >= 5 {
+		if alerts, b, err = decodeAlertsSection(b); err != nil {
 			return err
 		}
 	}
@@ -306,7 +352,8 @@ func (f *metaFSM) decode(b []byte) (err error) {
 			return fmt.Errorf("%w: %w", ErrCorruptMeta, err)
 		}
 	}
-	f.state, f.index, f.rules, f.gens = s, index, rules, gens
+	f.state, f.index, f.rules, f.gens, f.alerts = s, index, rules, gens, alerts
+	f.rulesIndex, f.alertConfigsIndex = index, index
 	return nil
 }
 
@@ -368,11 +415,11 @@ func DecodeMetadata(b []byte) (*View, error) {
 	if err := f.decode(b); err != nil {
 		return nil, err
 	}
-	return &View{State: f.state, Index: f.index, Rules: f.rules, CacheGens: f.gens}, nil
+	return &View{State: f.state, Index: f.index, Rules: f.rules, CacheGens: f.gens, Alerts: f.alerts}, nil
 }
 
 // AppendMetadata appends the encoding of v, as a checkpoint holds it.
 func AppendMetadata(dst []byte, v *View) []byte {
-	f := &metaFSM{state: v.State, index: v.Index, rules: v.Rules, gens: v.CacheGens}
+	f := &metaFSM{state: v.State, index: v.Index, rules: v.Rules, gens: v.CacheGens, alerts: v.Alerts}
 	return append(dst, f.encodeLocked()...)
 }

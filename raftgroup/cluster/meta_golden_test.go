@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -85,16 +86,52 @@ func goldenMetaFSM(t *testing.T) *metaFSM {
 	for _, tenant := range []string{"t2", "t1", "t2", "deleted tenant"} {
 		apply(AppendCacheGenBump(nil, tenant))
 	}
+	for _, c := range goldenAlertChanges() {
+		apply(AppendAlertChange(nil, c))
+	}
 	return f
 }
 
-// goldenMetaV3 is goldenMetaFSM's view without its cache generations: what
+// goldenAlertChanges is the Alertmanager history of goldenMetaFSM: two
+// configurations (one replaced), one deleted, records of three tenants,
+// one replaced by a newer one, one older refused, two collected.
+func goldenAlertChanges() []AlertChange {
+	const sec = int64(1e9)
+	at := int64(1_795_238_700) * sec
+	return []AlertChange{
+		SetAlertConfig("t1", []byte("alertmanager_config: |\n  route:\n    receiver: a\n")),
+		SetAlertConfig("t2", []byte("old")),
+		SetAlertConfig("t2", []byte("alertmanager_config: |\n  route:\n    receiver: b\n")),
+		SetAlertConfig("t4", []byte("gone")),
+		DeleteAlertConfig("t4"),
+		PutAlertRecord("t1", AlertRecord{Kind: 1, Key: "silence-1", UpdatedNanos: at, ExpiresNanos: at + 3600*sec, Payload: []byte("s1 v1")}),
+		PutAlertRecord("t1", AlertRecord{Kind: 1, Key: "silence-1", UpdatedNanos: at + sec, ExpiresNanos: at + 7200*sec, Payload: []byte("s1 v2")}),
+		PutAlertRecord("t1", AlertRecord{Kind: 1, Key: "silence-1", UpdatedNanos: at - sec, ExpiresNanos: at, Payload: []byte("s1 v0")}),
+		PutAlertRecord("t1", AlertRecord{Kind: 2, Key: "{}:{alertname=\"A\"}:web/webhook/0", UpdatedNanos: at, ExpiresNanos: at + 3600*sec, Payload: []byte("n1")}),
+		PutAlertRecord("t1", AlertRecord{Kind: 2, Key: "old", UpdatedNanos: at - 10*sec, ExpiresNanos: at - 5*sec, Payload: []byte("n0")}),
+		PutAlertRecord("t3", AlertRecord{Kind: 1, Key: "silence-3", UpdatedNanos: at, ExpiresNanos: at + 60*sec, Payload: []byte("s3")}),
+		PutAlertRecord("t5", AlertRecord{Kind: 1, Key: "expired", UpdatedNanos: at, ExpiresNanos: at + sec, Payload: []byte("s5")}),
+		GCAlertRecords("t1", time.Unix(0, at)),
+		GCAlertRecords("t5", time.Unix(0, at+sec)),
+	}
+}
+
+// goldenMetaV4 is goldenMetaFSM's view without its Alertmanager state:
+// what testdata/meta-v4.golden holds.
+func goldenMetaV4(t *testing.T) *View {
+	v := *goldenMetaFSM(t).View()
+	v.Alerts = nil
+	v.Index -= uint64(len(goldenAlertChanges()))
+	return &v
+}
+
+// goldenMetaV3 is goldenMetaV4 without its cache generations: what
 // testdata/meta-v3.golden holds.
 func goldenMetaV3(t *testing.T) *View {
-	v := *goldenMetaFSM(t).View()
+	v := goldenMetaV4(t)
 	v.CacheGens = nil
 	v.Index -= 4
-	return &v
+	return v
 }
 
 // describeView lists what a view holds, for the golden file's header.
@@ -134,11 +171,23 @@ func describeView(v *View) string {
 	for _, t := range v.CacheGens.Tenants() {
 		fmt.Fprintf(&b, "# cache generation tenant %q: %d\n", t, v.CacheGens.Get(t))
 	}
+	for _, t := range v.Alerts.ConfigTenants() {
+		cfg, _ := v.Alerts.Config(t)
+		fmt.Fprintf(&b, "# alertmanager config tenant %q: %d bytes\n", t, len(cfg))
+	}
+	if v.Alerts != nil {
+		for _, t := range slices.Sorted(maps.Keys(v.Alerts.tenants)) {
+			for _, r := range v.Alerts.Records(t) {
+				fmt.Fprintf(&b, "# alertmanager record tenant %q kind %d key %q updated %d expires %d: %q\n",
+					t, r.Kind, r.Key, r.UpdatedNanos, r.ExpiresNanos, r.Payload)
+			}
+		}
+	}
 	return b.String()
 }
 
 // TestMetaGolden freezes the metadata checkpoint and snapshot format
-// ("mymt" version 4, metaFSM): the fixed view of goldenMetaFSM must encode
+// ("mymt" version 5, metaFSM): the fixed view of goldenMetaFSM must encode
 // byte for byte to testdata/meta.golden (hex.Dump below a description of
 // the view), its checkpoint file and snapshot must be those bytes, and the
 // stored bytes must decode to the same view and encode again identically.
@@ -150,7 +199,7 @@ func TestMetaGolden(t *testing.T) {
 	checkGoldenView(t, v)
 
 	enc := AppendMetadata(nil, v)
-	text := "# metaFSM checkpoint (\"mymt\" version 4) of goldenMetaFSM in meta_golden_test.go.\n" +
+	text := "# metaFSM checkpoint (\"mymt\" version 5) of goldenMetaFSM in meta_golden_test.go.\n" +
 		"# Rewrite: go test ./raftgroup/cluster -run TestMetaGolden -rewrite\n" +
 		describeView(v) + hex.Dump(enc)
 	path := filepath.Join("testdata", "meta.golden")
@@ -231,6 +280,11 @@ func checkGoldenView(t *testing.T, v *View) {
 	require.Equal(t, []string{"deleted tenant", "t1", "t2"}, v.CacheGens.Tenants(), "cache generation tenants")
 	require.Equal(t, uint64(2), v.CacheGeneration("t2"))
 	require.Equal(t, uint64(0), v.CacheGeneration("t3"))
+	require.Equal(t, []string{"t1", "t2"}, v.Alerts.ConfigTenants(), "alertmanager configurations")
+	require.Equal(t, 5, v.Alerts.Len(), "alertmanager configurations and records")
+	recs := v.Alerts.Records("t1")
+	require.Len(t, recs, 2, "t1's records after the collection")
+	require.Equal(t, "s1 v2", string(recs[0].Payload), "the newer silence record wins")
 }
 
 func requireSameView(t *testing.T, want, got *View) {
@@ -245,6 +299,33 @@ func requireSameView(t *testing.T, want, got *View) {
 	for _, tn := range want.CacheGens.Tenants() {
 		require.Equal(t, want.CacheGeneration(tn), got.CacheGeneration(tn), "cache generation of %s", tn)
 	}
+	require.Equal(t, want.Alerts.Len(), got.Alerts.Len(), "alertmanager state")
+	require.Equal(t, want.Alerts.ConfigTenants(), got.Alerts.ConfigTenants(), "alertmanager configurations")
+	if want.Alerts != nil {
+		for tn := range want.Alerts.tenants {
+			wc, wok := want.Alerts.Config(tn)
+			gc, gok := got.Alerts.Config(tn)
+			require.Equal(t, wok, gok, "alertmanager config of %s", tn)
+			require.Equal(t, wc, gc, "alertmanager config of %s", tn)
+			require.Equal(t, want.Alerts.Records(tn), got.Alerts.Records(tn), "alertmanager records of %s", tn)
+		}
+	}
+}
+
+// TestMetaV4 reads a checkpoint of the version before the Alertmanager
+// state: a node that has set no Alertmanager configuration or silence
+// still writes it.
+func TestMetaV4(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "meta-v4.golden"))
+	require.NoError(t, err)
+	stored, err := parseHexDump(string(b))
+	require.NoError(t, err)
+	require.Equal(t, byte(4), stored[len(metaMagic)])
+	v, err := DecodeMetadata(stored)
+	require.NoError(t, err)
+	requireSameView(t, goldenMetaV4(t), v)
+	require.Zero(t, v.Alerts.Len())
+	require.Equal(t, stored, AppendMetadata(nil, v))
 }
 
 // TestMetaV3 reads a checkpoint of the version before cache generations:

@@ -24,8 +24,9 @@ import (
 //	POST drain?node=ID      plan the node's drain; metadata leader only
 //	GET  status             Status (JSON); metadata leader only
 //	GET  replica?group=G    raftgroup.Status of this node's replica (404: none)
-//	POST rules              body: a rule change or cache generation entry
-//	                        (rules.go, cachegen.go); metadata leader only;
+//	POST rules              body: a rule change, cache generation or
+//	                        Alertmanager entry (rules.go, cachegen.go,
+//	                        alerts.go); metadata leader only;
 //	                        200: {index, outcome} once committed
 //	POST propose?group=G    body: a log entry; this node's replica must lead;
 //	                        200: committed, the body is the apply outcome;

@@ -103,10 +103,15 @@ func (m *Multitenant) setConfig(w http.ResponseWriter, r *http.Request) {
 	defer m.applyMu.Unlock()
 	if err := m.opts.Store.Set(r.Context(), org, uc); err != nil {
 		m.opts.Logger.Error("alertmanager: store config", "tenant", org, "err", err)
-		http.Error(w, fmt.Sprintf("%s: %v", errStoringConfiguration, err), http.StatusInternalServerError)
+		http.Error(w, fmt.Sprintf("%s: %v", errStoringConfiguration, err), storeErrorCode(err))
 		return
 	}
-	// Stored: this node runs it now, others at their next poll.
+	// Stored: this node runs it now if it runs the tenant's
+	// Alertmanager, others at their next poll.
+	if _, self := m.owner(org); !self {
+		w.WriteHeader(http.StatusCreated)
+		return
+	}
 	if err := m.applyParsed(org, uc, cfg, tmpl); err != nil {
 		m.opts.Logger.Error("alertmanager: apply config", "tenant", org, "err", err)
 		http.Error(w, fmt.Sprintf("apply the Alertmanager config: %v", err), http.StatusInternalServerError)
@@ -122,9 +127,18 @@ func (m *Multitenant) deleteConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := m.opts.Store.Delete(r.Context(), org); err != nil {
 		m.opts.Logger.Error("alertmanager: delete config", "tenant", org, "err", err)
-		http.Error(w, fmt.Sprintf("%s: %v", errDeletingConfig, err), http.StatusInternalServerError)
+		http.Error(w, fmt.Sprintf("%s: %v", errDeletingConfig, err), storeErrorCode(err))
 		return
 	}
 	m.Changed() // the tenant goes back to the fallback
 	w.WriteHeader(http.StatusOK)
+}
+
+// storeErrorCode: 503 (retry) when the replicated store has no leader,
+// 500 otherwise.
+func storeErrorCode(err error) int {
+	if errors.Is(err, ErrUnavailable) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }

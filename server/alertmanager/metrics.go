@@ -17,6 +17,8 @@ var exported = map[string]string{
 	"alertmanager_alerts_received_total":              "The total number of alerts received through the API, per tenant and status.",
 	"alertmanager_alerts_invalid_total":               "The total number of alerts received through the API that did not validate, per tenant.",
 	"alertmanager_silences":                           "How many silences the tenant has, by state.",
+	"alertmanager_state_replicated_total":             "The total number of silence (kind silences) and notification log (kind nflog) changes committed to the metadata group, per tenant.",
+	"alertmanager_state_replication_failed_total":     "The total number of silence and notification log changes that could not be committed to the metadata group, per tenant and kind.",
 }
 
 func newTenantMetrics() *tenantreg.Collector { return tenantreg.New("myelin_", exported) }

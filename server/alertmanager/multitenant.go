@@ -28,9 +28,23 @@ const PathPrefix = "/alertmanager"
 
 // Options configure a Multitenant.
 type Options struct {
+	// Store holds the configurations. Nil with Metadata: the replicated
+	// MetaStore.
 	Store Store
+	// Metadata, if not nil, replicates the Alertmanager over a cluster
+	// (docs/design.md "Alertmanager"): each tenant's Alertmanager runs on
+	// its owner node only, which other nodes forward its requests and
+	// alerts to, and its silences and notification log are committed
+	// through the metadata group instead of written to DataDir.
+	Metadata Metadata
+	// Fence: with Metadata, a node that has not heard from the metadata
+	// leader for this long owns no tenant (give it less than the
+	// cluster's DeadAfter, so a node cut off stops notifying before
+	// another takes its tenants). Zero means 5s.
+	Fence time.Duration
 	// DataDir holds each tenant's silences and notification log under
-	// DataDir/<tenant> (Cortex's -alertmanager.storage.path).
+	// DataDir/<tenant> (Cortex's -alertmanager.storage.path); unused with
+	// Metadata.
 	DataDir string
 	// ExternalURL is where PathPrefix is reachable, for the links in
 	// notifications. Nil means http://localhost/alertmanager.
@@ -75,16 +89,22 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Metadata != nil && o.Store == nil {
+		o.Store = NewMetaStore(o.Metadata)
+	}
+	if o.Fence == 0 {
+		o.Fence = 5 * time.Second
+	}
 	return o
 }
 
 // Validate reports every problem at once.
 func (o Options) Validate() error {
 	var errs []error
-	if o.Store == nil {
+	if o.Store == nil && o.Metadata == nil {
 		errs = append(errs, errors.New("alertmanager: no Store"))
 	}
-	if o.DataDir == "" {
+	if o.DataDir == "" && o.Metadata == nil {
 		errs = append(errs, errors.New("alertmanager: no DataDir"))
 	}
 	if o.FallbackConfig != "" {
@@ -166,12 +186,26 @@ func (m *Multitenant) loop(ctx context.Context) {
 	defer close(m.done)
 	t := time.NewTicker(m.opts.PollInterval)
 	defer t.Stop()
+	// With Metadata, the applied metadata is watched: a configuration
+	// set elsewhere, or a tenant that moved, applies within versionPoll.
+	vt := time.NewTicker(versionPoll)
+	defer vt.Stop()
+	version := m.version()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-m.kick:
+		case <-vt.C:
+			if v := m.version(); v != version {
+				version = v
+				break
+			}
+			// Records do not move the version: a tenant taken over
+			// lately merges what its previous owner committed late.
+			m.catchUp()
+			continue
 		}
 		if err := m.sync(ctx); err != nil && ctx.Err() == nil {
 			m.opts.Logger.Error("alertmanager: sync configurations", "err", err)
@@ -180,18 +214,25 @@ func (m *Multitenant) loop(ctx context.Context) {
 }
 
 // sync applies every stored configuration that differs from the one its
-// tenant runs, and the fallback to running tenants that have none.
+// tenant runs, and the fallback to running tenants that have none; with
+// Metadata, only to the tenants this node owns, and it stops those it
+// no longer owns.
 func (m *Multitenant) sync(ctx context.Context) error {
 	tenants, err := m.opts.Store.Tenants(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
+	m.stopUnowned()
 	for _, t := range tenants {
+		if _, self := m.owner(t); !self {
+			continue
+		}
 		if err := m.syncTenant(ctx, t); err != nil {
 			errs = append(errs, fmt.Errorf("tenant %s: %w", t, err))
 		}
 	}
+	m.catchUp()
 	m.mu.Lock()
 	running := slices.Collect(maps.Keys(m.mu.tenants))
 	m.mu.Unlock()
@@ -262,6 +303,11 @@ func (m *Multitenant) tenant(t string, uc UserConfig) (*tenantAM, error) {
 	if am := m.mu.tenants[t]; am != nil {
 		return am, nil
 	}
+	// Checked under mu, as stopUnowned does: an Alertmanager is never
+	// started after the view that moved its tenant away was seen.
+	if _, self := m.owner(t); !self {
+		return nil, errMoved
+	}
 	cfg, tmpl, err := ParseConfig(uc)
 	if err != nil {
 		return nil, fmt.Errorf("invalid alertmanager config: %w", err)
@@ -274,6 +320,7 @@ func (m *Multitenant) tenant(t string, uc UserConfig) (*tenantAM, error) {
 		retention:           m.opts.Retention,
 		maintenanceInterval: m.opts.MaintenanceInterval,
 		logger:              m.opts.Logger.With("tenant", t),
+		repl:                m.replication(t),
 	})
 	if err != nil {
 		return nil, err
@@ -286,6 +333,24 @@ func (m *Multitenant) tenant(t string, uc UserConfig) (*tenantAM, error) {
 	m.metrics.Add(t, am.reg)
 	return am, nil
 }
+
+// replication returns tenant t's replicated state, nil without
+// Metadata.
+func (m *Multitenant) replication(t string) *tenantRepl {
+	md := m.opts.Metadata
+	if md == nil {
+		return nil
+	}
+	return &tenantRepl{
+		records: md.Records(t),
+		put:     func(ctx context.Context, r Record) error { return md.PutRecord(ctx, t, r) },
+		gc:      func(ctx context.Context, now time.Time) error { return md.GCRecords(ctx, t, now) },
+	}
+}
+
+// errMoved: the tenant's Alertmanager runs on another node now (a view
+// change since the request was routed); answered 503, retried.
+var errMoved = errors.New("alertmanager: the tenant's Alertmanager moved to another node; retry")
 
 // running returns t's Alertmanager, started with its stored
 // configuration, or with the fallback if it has none.
@@ -308,8 +373,13 @@ func (m *Multitenant) running(ctx context.Context, t string) (*tenantAM, error) 
 
 // Send hands alerts to the tenant's Alertmanager as its POST
 // /api/v2/alerts would (the ruler's in-process path): alerts that do not
-// validate are refused with the reason, the others are taken.
+// validate are refused with the reason, the others are taken. With
+// Metadata, the alerts of a tenant another node owns are sent to it.
 func (m *Multitenant) Send(ctx context.Context, tenant string, alerts []*alert.Alert) error {
+	owner, self := m.owner(tenant)
+	if !self {
+		return m.forwardAlerts(ctx, owner, tenant, alerts)
+	}
 	am, err := m.running(ctx, tenant)
 	if err != nil {
 		return err
@@ -320,18 +390,139 @@ func (m *Multitenant) Send(ctx context.Context, tenant string, alerts []*alert.A
 // ServeHTTP serves the Alertmanager API v2 of the request's tenant under
 // PathPrefix (/alertmanager/api/v2/alerts, /silences, /status, ...), as
 // amtool and Grafana's Alertmanager data source call it.
+//
+// With Metadata, the request of a tenant another node owns is forwarded
+// to it (forward.go).
 func (m *Multitenant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	org, ok := tenantOf(w, r, m.opts.MultiTenant)
 	if !ok {
 		return
 	}
+	if owner, self := m.owner(org); !self {
+		m.forward(w, r, owner, org)
+		return
+	}
+	m.serveLocal(w, r, org)
+}
+
+// serveLocal serves the request with the tenant's Alertmanager on this
+// node.
+func (m *Multitenant) serveLocal(w http.ResponseWriter, r *http.Request, org string) {
 	am, err := m.running(r.Context(), org)
+	if errors.Is(err, errMoved) {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		m.opts.Logger.Error("alertmanager: start tenant", "tenant", org, "err", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	am.handler.ServeHTTP(w, r)
+	if m.opts.Metadata == nil || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		am.handler.ServeHTTP(w, r)
+		return
+	}
+	// A change (a silence set or expired) is acknowledged only if its
+	// records were committed: the library cannot fail its broadcast, so
+	// the answer is held until the handler returns.
+	before := am.replFailures.Load()
+	var buf bufferedResponse
+	am.handler.ServeHTTP(&buf, r)
+	if am.replFailures.Load() != before {
+		http.Error(w, "the change was not replicated (no metadata leader?); retry", http.StatusServiceUnavailable)
+		return
+	}
+	buf.writeTo(w)
+}
+
+// owner returns the node that runs tenant t's Alertmanager and whether
+// it is this node: always this node without Metadata; none ("", false)
+// while this node is fenced off.
+func (m *Multitenant) owner(t string) (string, bool) {
+	md := m.opts.Metadata
+	if md == nil {
+		return "", true
+	}
+	if m.fenced() {
+		return "", false
+	}
+	o := md.Owner(t)
+	return o, o == md.ID()
+}
+
+func (m *Multitenant) fenced() bool {
+	return m.opts.Metadata != nil && m.opts.Metadata.MetadataAge() > m.opts.Fence
+}
+
+// versionPoll is how often the applied metadata is looked at (a
+// comparison of two integers).
+const versionPoll = 200 * time.Millisecond
+
+// version changes whenever the configurations or the owners may have:
+// the applied metadata index, and whether the node is fenced off.
+func (m *Multitenant) version() uint64 {
+	if m.opts.Metadata == nil {
+		return 0
+	}
+	v := m.opts.Metadata.Index() << 1
+	if m.fenced() {
+		v |= 1
+	}
+	return v
+}
+
+// handoverGrace: how long after this node started a tenant's
+// Alertmanager it merges records other nodes commit (catchUp).
+const handoverGrace = time.Minute
+
+// catchUp merges into the Alertmanagers this node started within
+// handoverGrace the records committed since by another node: the
+// previous owner may commit one (a notification it was sending) between
+// the view change's commit and its own apply of it, after this node
+// read the records at the start. Merge keeps the later of two versions,
+// so merging again what is there changes nothing.
+func (m *Multitenant) catchUp() {
+	md := m.opts.Metadata
+	if md == nil {
+		return
+	}
+	m.mu.Lock()
+	var ams []*tenantAM
+	for _, am := range m.mu.tenants {
+		if time.Since(am.started) < handoverGrace {
+			ams = append(ams, am)
+		}
+	}
+	m.mu.Unlock()
+	for _, am := range ams {
+		for _, r := range md.Records(am.opts.tenant) {
+			if err := am.mergeReplicated(r); err != nil {
+				m.opts.Logger.Warn("alertmanager: merge a replicated record", "tenant", am.opts.tenant, "key", r.Key, "err", err)
+			}
+		}
+	}
+}
+
+// stopUnowned stops the Alertmanagers of the tenants another node owns
+// now: their state is replicated, and the owner notifies.
+func (m *Multitenant) stopUnowned() {
+	if m.opts.Metadata == nil {
+		return
+	}
+	m.mu.Lock()
+	var stop []*tenantAM
+	for t, am := range m.mu.tenants {
+		if _, self := m.owner(t); !self {
+			delete(m.mu.tenants, t)
+			m.metrics.Remove(t)
+			stop = append(stop, am)
+		}
+	}
+	m.mu.Unlock()
+	for _, am := range stop {
+		m.opts.Logger.Info("alertmanager: tenant moved to another node", "tenant", am.opts.tenant)
+		am.close()
+	}
 }
 
 // Close stops every tenant's Alertmanager, snapshotting its state; it is

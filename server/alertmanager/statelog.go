@@ -36,8 +36,10 @@ import (
 // never acknowledged (the crash came before its sync): it is dropped.
 // A bad checksum or a short record anywhere else is a CorruptError.
 //
-// The same records are the commands the replicated state would carry in
-// the metadata Raft group (docs/design.md "Alertmanager").
+// This is the state without a cluster (Options.Metadata nil). On a
+// cluster the same payloads are committed as Records to the metadata
+// Raft group instead (replicated.go, docs/design.md "Alertmanager"), and
+// these files are read once, by Import.
 const StateLogVersion = 1
 
 // Kinds of state log records.

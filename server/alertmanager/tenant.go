@@ -47,6 +47,18 @@ type tenantOptions struct {
 	retention           time.Duration
 	maintenanceInterval time.Duration
 	logger              *slog.Logger
+	// repl, if not nil, replicates the state instead of dir's files.
+	repl *tenantRepl
+}
+
+// tenantRepl is a tenant's replicated state (docs/design.md
+// "Alertmanager"): the records it starts from, and how a change is
+// committed.
+type tenantRepl struct {
+	records []Record
+	// put commits a record; gc the removal of the records expired by now.
+	put func(ctx context.Context, r Record) error
+	gc  func(ctx context.Context, now time.Time) error
 }
 
 // tenantAM is one tenant's Alertmanager, built of the library's parts
@@ -69,8 +81,18 @@ type tenantAM struct {
 	handler   http.Handler
 	pipeline  *notify.PipelineBuilder
 	dispStats *dispatch.DispatcherMetrics
-	state     *stateLog
+	state     *stateLog // nil when replicated
 	started   time.Time
+	// replFailures counts the records that could not be committed: a
+	// silence change that raised it is answered 503 (ServeHTTP).
+	replFailures atomic.Int64
+	// replicated and replFailed count the records committed and not, by
+	// kind, in reg; nil when not replicated.
+	replicated, replFailed *prometheus.CounterVec
+	// merging is the first byte of the replicated record being merged
+	// (mergeReplicated): the library broadcasts what Merge takes, with
+	// the same slice, and a committed record is not committed again.
+	merging atomic.Pointer[byte]
 
 	disp           atomic.Pointer[dispatch.Dispatcher]
 	inhibitor      atomic.Pointer[inhibit.Inhibitor]
@@ -91,14 +113,18 @@ func (t *tenantAM) nflogPath() string    { return filepath.Join(t.opts.dir, "nfl
 // merged on top) and starts its parts; applyConfig must be called
 // before it routes alerts.
 func newTenantAM(opts tenantOptions) (t *tenantAM, err error) {
-	if err := os.MkdirAll(opts.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create alertmanager state directory of tenant %s: %w", opts.tenant, err)
+	var silencesFile, nflogFile string
+	if opts.repl == nil {
+		if err := os.MkdirAll(opts.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create alertmanager state directory of tenant %s: %w", opts.tenant, err)
+		}
+		silencesFile, nflogFile = filepath.Join(opts.dir, "silences"), filepath.Join(opts.dir, "nflog")
 	}
 	logger := opts.logger
 	t = &tenantAM{opts: opts, reg: prometheus.NewRegistry(), marker: marker.NewGroupMarker(), stop: make(chan struct{}), started: time.Now()}
 	t.resolveTimeout.Store(int64(5 * time.Minute))
 	if t.silences, err = silence.New(silence.Options{
-		SnapshotFile: t.silencesPath(),
+		SnapshotFile: silencesFile,
 		Retention:    opts.retention,
 		Logger:       logger.With("component", "silences"),
 		Metrics:      t.reg,
@@ -106,21 +132,48 @@ func newTenantAM(opts tenantOptions) (t *tenantAM, err error) {
 		return nil, fmt.Errorf("open silences of tenant %s: %w", opts.tenant, err)
 	}
 	if t.nflog, err = nflog.New(nflog.Options{
-		SnapshotFile: t.nflogPath(),
+		SnapshotFile: nflogFile,
 		Retention:    opts.retention,
 		Logger:       logger.With("component", "nflog"),
 		Metrics:      t.reg,
 	}); err != nil {
 		return nil, fmt.Errorf("open notification log of tenant %s: %w", opts.tenant, err)
 	}
-	if err := t.replay(); err != nil {
-		if t.state != nil {
-			err = errors.Join(err, t.state.close())
+	if opts.repl != nil {
+		t.replicated = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alertmanager_state_replicated_total"}, []string{"kind"})
+		t.replFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alertmanager_state_replication_failed_total"}, []string{"kind"})
+		for _, k := range []string{"silences", "nflog"} {
+			t.replicated.WithLabelValues(k)
+			t.replFailed.WithLabelValues(k)
 		}
-		return nil, err
+		t.reg.MustRegister(t.replicated, t.replFailed)
+		// Merged before the broadcast is set: Merge broadcasts what it
+		// takes, and these records are committed already.
+		for _, r := range opts.repl.records {
+			if err := t.merge(r.Kind, r.Payload); err != nil {
+				return nil, fmt.Errorf("merge replicated alertmanager state of tenant %s, record %q: %w", opts.tenant, r.Key, err)
+			}
+		}
+		t.silences.SetBroadcast(func(b []byte) {
+			if !t.isMerging(b) {
+				t.replicate(KindSilences, b)
+			}
+		})
+		t.nflog.SetBroadcast(func(b []byte) {
+			if !t.isMerging(b) {
+				t.replicate(KindNflog, b)
+			}
+		})
+	} else {
+		if err := t.replay(); err != nil {
+			if t.state != nil {
+				err = errors.Join(err, t.state.close())
+			}
+			return nil, err
+		}
+		t.silences.SetBroadcast(func(b []byte) { t.state.append(KindSilences, b) })
+		t.nflog.SetBroadcast(func(b []byte) { t.state.append(KindNflog, b) })
 	}
-	t.silences.SetBroadcast(func(b []byte) { t.state.append(KindSilences, b) })
-	t.nflog.SetBroadcast(func(b []byte) { t.state.append(KindNflog, b) })
 	t.wg.Go(t.maintenance)
 	defer func() {
 		if err != nil {
@@ -170,13 +223,7 @@ func (t *tenantAM) replay() error {
 		return fmt.Errorf("read alertmanager state of tenant %s: %w", t.opts.tenant, err)
 	}
 	for _, r := range recs {
-		switch r.Kind {
-		case KindSilences:
-			err = t.silences.Merge(r.Payload)
-		case KindNflog:
-			err = t.nflog.Merge(r.Payload)
-		}
-		if err != nil {
+		if err := t.merge(r.Kind, r.Payload); err != nil {
 			return fmt.Errorf("merge alertmanager state of tenant %s: %w", t.opts.tenant, err)
 		}
 	}
@@ -191,6 +238,59 @@ func (t *tenantAM) replay() error {
 		return nil
 	}
 	return t.snapshot(last)
+}
+
+// merge merges one record of kind into the state.
+func (t *tenantAM) merge(kind byte, payload []byte) error {
+	switch kind {
+	case KindSilences:
+		return t.silences.Merge(payload)
+	case KindNflog:
+		return t.nflog.Merge(payload)
+	}
+	return fmt.Errorf("unknown record kind %d", kind)
+}
+
+// mergeReplicated merges a record committed by another node (one call
+// at a time: the Multitenant's sync).
+func (t *tenantAM) mergeReplicated(r Record) error {
+	if len(r.Payload) == 0 {
+		return nil
+	}
+	t.merging.Store(&r.Payload[0])
+	defer t.merging.Store(nil)
+	return t.merge(r.Kind, r.Payload)
+}
+
+// isMerging reports whether b is the record mergeReplicated merges.
+func (t *tenantAM) isMerging(b []byte) bool {
+	p := t.merging.Load()
+	return p != nil && len(b) > 0 && &b[0] == p
+}
+
+// replicate commits one change the library broadcast (called with the
+// library's lock held, before the change returns to its caller). The
+// broadcast cannot fail: a record not committed is counted in
+// replFailures (a silence change that raised it is answered 503) and
+// logged.
+func (t *tenantAM) replicate(kind byte, payload []byte) {
+	r, err := recordOf(kind, payload)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		err = t.opts.repl.put(ctx, r)
+		cancel()
+	}
+	kindName := "silences"
+	if kind == KindNflog {
+		kindName = "nflog"
+	}
+	if err != nil {
+		t.replFailures.Add(1)
+		t.replFailed.WithLabelValues(kindName).Inc()
+		t.opts.logger.Error("alertmanager: replicate state", "kind", kindName, "key", r.Key, "err", err)
+		return
+	}
+	t.replicated.WithLabelValues(kindName).Inc()
 }
 
 // snapshot writes the silences and the notification log and drops the
@@ -209,6 +309,16 @@ func (t *tenantAM) snapshot(gen uint64) error {
 // snapshots the state: the state log is rotated first, so the snapshot
 // covers every record of the files it drops.
 func (t *tenantAM) maintain() error {
+	if t.opts.repl != nil {
+		// Replicated: every replica drops what expired by the time in
+		// the committed entry; the library drops its own copy.
+		now := time.Now()
+		_, err1 := t.silences.GC()
+		_, err2 := t.nflog.GC()
+		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		defer cancel()
+		return errors.Join(err1, err2, t.opts.repl.gc(ctx, now))
+	}
 	gen, err := t.state.rotate()
 	if err != nil {
 		t.opts.logger.Error("alertmanager: state log", "err", err) // the snapshot below covers it
@@ -224,6 +334,9 @@ func (t *tenantAM) maintenance() {
 	for {
 		select {
 		case <-t.stop:
+			if t.opts.repl != nil {
+				return // nothing of the node's own to write
+			}
 			if err := t.maintain(); err != nil {
 				t.opts.logger.Error("alertmanager: final maintenance", "err", err)
 			}
@@ -348,6 +461,9 @@ func (t *tenantAM) close() {
 	}
 	close(t.stop)
 	t.wg.Wait()
+	if t.state == nil {
+		return
+	}
 	if err := t.state.close(); err != nil {
 		t.opts.logger.Error("alertmanager: close state log", "err", err)
 	}

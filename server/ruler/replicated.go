@@ -27,8 +27,8 @@ type Metadata interface {
 	// RuleGroups returns a tenant's applied groups: namespace -> name ->
 	// YAML. Shared: read only.
 	RuleGroups(tenant string) map[string]map[string][]byte
-	// Index is the applied metadata index: it changes whenever the groups
-	// or the nodes may have.
+	// Index changes whenever the groups or the nodes may have (the
+	// applied metadata index of the last such change).
 	Index() uint64
 	// RuleOwner is the node that evaluates the group by the applied
 	// metadata ("" if none).

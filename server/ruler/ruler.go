@@ -62,6 +62,10 @@ type Options struct {
 	// PollInterval: how often the store is read for changes another
 	// writer made. Zero means 1m (Cortex's -ruler.poll-interval).
 	PollInterval time.Duration
+	// ResendDelay: how long a firing alert waits before it is sent to
+	// the Alertmanager again (Mimir's -ruler.resend-delay). Zero means
+	// 1m.
+	ResendDelay time.Duration
 	// Owns says whether this node evaluates a group (the placement of
 	// MetaStore.Owns). Nil means every group.
 	Owns func(tenant, ns, group string) bool
@@ -98,6 +102,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PollInterval == 0 {
 		o.PollInterval = time.Minute
+	}
+	if o.ResendDelay == 0 {
+		o.ResendDelay = time.Minute
 	}
 	if o.Parser == nil {
 		o.Parser = parser.NewParser(parser.Options{})
@@ -319,10 +326,11 @@ func (r *Ruler) newTenant(ctx context.Context, t string) *tenantRules {
 		Queryable:   q,
 		Logger:      r.opts.Logger.With("tenant", t),
 		// Prometheus's defaults (--rules.alert.for-outage-tolerance,
-		// --rules.alert.for-grace-period, --rules.alert.resend-delay).
+		// --rules.alert.for-grace-period); --rules.alert.resend-delay is
+		// Options.ResendDelay.
 		OutageTolerance: time.Hour,
 		ForGracePeriod:  10 * time.Minute,
-		ResendDelay:     time.Minute,
+		ResendDelay:     r.opts.ResendDelay,
 		// A group that starts here (a restart, or moved from another
 		// node) restores its alerts' `for` state from ALERTS_FOR_STATE.
 		RestoreNewRuleGroups: true,
