@@ -57,14 +57,17 @@ type OTLPHandler struct {
 // byte of its decompressed body: the body, the decoded pmetric request
 // (pdata copies every string), the translator's label sets and the
 // batch. Measured by TestOTLPMemory: 8.4 for node_exporter-like gauges,
-// 12 for points of 28 one-byte attributes, 68 for points without
+// 12 for points of 28 one-byte attributes, 68 for gauge points without
 // attributes (11 bytes each on the wire, ~750 in memory: pdata's point,
-// the series, its three labels and batch entry), 72 with -race. The
-// handler reserves
-// otlpMemPerByte/pushMemPerByte times the decompressed size in the
-// node's in-flight bytes, so that the bound the in-flight limit keeps
-// for remote write (pushMemPerByte per reserved byte) holds for OTLP too.
-const otlpMemPerByte = 80
+// the series, its three labels and batch entry), 72 with -race; the
+// most, 80 (84 with -race), for exponential histogram points without
+// buckets or attributes (a pdata point and the translator's native
+// histogram more; 96 before the histograms' slices were presized). The
+// handler reserves otlpMemPerByte/pushMemPerByte times the decompressed
+// size in the node's in-flight bytes, so that the bound the in-flight
+// limit keeps for remote write (pushMemPerByte per reserved byte) holds
+// for OTLP too.
+const otlpMemPerByte = 96
 
 // otlpState is the memory one OTLP request works in, pooled.
 type otlpState struct {
@@ -83,7 +86,7 @@ func NewOTLPHandler(wh *WriteHandler, opts OTLPOptions) (*OTLPHandler, error) {
 		maxDecompressed: orDefault(d.MaxDecompressedBytes, remotewrite.DefaultMaxDecompressedBytes),
 	}
 	// A request at the limits must fit in the in-flight bytes alone, or
-	// it would be refused forever: at the defaults (160 MiB) 22.5 MiB.
+	// it would be refused forever: at the defaults (160 MiB) 18.75 MiB.
 	if lim := wh.opts.MaxInflightBytes; lim > 0 {
 		h.maxDecompressed = min(h.maxDecompressed, (lim-h.maxCompressed)*pushMemPerByte/otlpMemPerByte)
 	}
@@ -492,15 +495,17 @@ type otlpAppender struct {
 var _ storage.AppenderV2 = (*otlpAppender)(nil)
 
 // reset empties the appender's request and sizes it for about samples
-// series (one sample each) of labels labels in all.
-func (a *otlpAppender) reset(samples, labels int) {
+// series (one sample or histogram each) of labels labels in all, hists of
+// them native histograms.
+func (a *otlpAppender) reset(samples, hists, labels int) {
 	st := a.st
 	req := &st.push.req
 	req.Reset()
 	req.Series = grow(req.Series, samples)
-	req.Samples = grow(req.Samples, samples)
+	req.Samples = grow(req.Samples, samples-hists)
 	req.Labels = grow(req.Labels, labels)
-	st.push.built = st.push.built[:0]
+	req.Histograms = grow(req.Histograms, hists)
+	st.push.built = grow(st.push.built[:0], hists)
 	st.keys = st.keys[:0]
 	st.lens = grow(st.lens[:0], samples)
 }
@@ -512,10 +517,14 @@ func (a *otlpAppender) reset(samples, labels int) {
 // (exponential, or explicit with nhcb); each with its attributes and
 // extra labels more (name, job, instance, le or quantile, promoted).
 // Presizing from it allocates the request once: TestOTLPMemory.
-func countOTLP(md pmetric.Metrics, extra int, nhcb bool) (samples, labels int) {
+func countOTLP(md pmetric.Metrics, extra int, nhcb bool) (samples, hists, labels int) {
 	add := func(n, attrs int) {
 		samples += n
 		labels += n * (attrs + extra)
+	}
+	addHist := func(attrs int) {
+		add(1, attrs)
+		hists++
 	}
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
@@ -542,7 +551,7 @@ func countOTLP(md pmetric.Metrics, extra int, nhcb bool) (samples, labels int) {
 					for p := range dps.Len() {
 						dp := dps.At(p)
 						if nhcb {
-							add(1, dp.Attributes().Len())
+							addHist(dp.Attributes().Len())
 						} else {
 							add(dp.ExplicitBounds().Len()+3, dp.Attributes().Len())
 						}
@@ -550,7 +559,7 @@ func countOTLP(md pmetric.Metrics, extra int, nhcb bool) (samples, labels int) {
 				case pmetric.MetricTypeExponentialHistogram:
 					dps := m.ExponentialHistogram().DataPoints()
 					for p := range dps.Len() {
-						add(1, dps.At(p).Attributes().Len())
+						addHist(dps.At(p).Attributes().Len())
 					}
 				case pmetric.MetricTypeSummary:
 					dps := m.Summary().DataPoints()
@@ -562,7 +571,7 @@ func countOTLP(md pmetric.Metrics, extra int, nhcb bool) (samples, labels int) {
 			}
 		}
 	}
-	return samples, labels
+	return samples, hists, labels
 }
 
 // Append implements storage.AppenderV2: a float sample, or a native

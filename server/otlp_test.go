@@ -379,6 +379,36 @@ func otlpShapes(now time.Time, size int) map[string]pmetric.Metrics {
 			g.DataPoints().AppendEmpty().SetTimestamp(ts)
 		}
 	})
+	// Exponential histograms: points without buckets or attributes (the
+	// most memory per wire byte: a pdata point and a native histogram
+	// each), and points of 160 buckets of small counts (one byte each on
+	// the wire, 8 in pdata and 8 as the translator's deltas).
+	build("bare exponential histograms", func(ms pmetric.MetricSlice, i int) {
+		m := ms.AppendEmpty()
+		m.SetName("m")
+		h := m.SetEmptyExponentialHistogram()
+		h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		for range 64 {
+			dp := h.DataPoints().AppendEmpty()
+			dp.SetTimestamp(ts)
+		}
+	})
+	build("exponential histograms of 160 buckets", func(ms pmetric.MetricSlice, i int) {
+		m := ms.AppendEmpty()
+		m.SetName("m")
+		h := m.SetEmptyExponentialHistogram()
+		h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dp := h.DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetScale(3)
+		dp.Attributes().PutStr("i", fmt.Sprint(i))
+		counts := make([]uint64, 160)
+		for j := range counts {
+			counts[j] = uint64(j % 5)
+			dp.SetCount(dp.Count() + counts[j])
+		}
+		dp.Positive().BucketCounts().FromRaw(counts)
+	})
 	build("one-byte attributes", func(ms pmetric.MetricSlice, i int) {
 		m := ms.AppendEmpty()
 		m.SetName("m")

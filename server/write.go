@@ -567,6 +567,9 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	// INVARIANT: fewer than 2^31 series and histograms (2 bytes each at
 	// least, in a body of at most 2^32-1), so an int32 holds an index.
 	st.kept = grow(st.kept[:0], len(req.Series))
+	// The valid histograms, at most all of them: allocated once (append
+	// would copy a large request's several times over).
+	st.hists = grow(st.hists, len(st.hists)+len(req.Histograms))
 	firstBad := -1 // series of the first validation refusal of labels or samples
 	var firstHistErr error
 	hi := 0 // next of req.Histograms
