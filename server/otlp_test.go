@@ -130,7 +130,7 @@ func postOTLP(h http.Handler, org, contentType, encoding string, body []byte) *h
 }
 
 // partial decodes an ExportMetricsServiceResponse (protobuf or JSON).
-func partial(t *testing.T, w *httptest.ResponseRecorder) (int64, string) {
+func partial(t testing.TB, w *httptest.ResponseRecorder) (int64, string) {
 	t.Helper()
 	resp := pmetricotlp.NewExportResponse()
 	if w.Header().Get("Content-Type") == otlpJSON {
