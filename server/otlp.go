@@ -375,15 +375,24 @@ func (h *OTLPHandler) write(ctx context.Context, tenantID string, st *otlpState,
 	var msgs []string
 	lim := h.wh.opts.Limits.For(tenantID)
 	settings := h.settings(lim)
-	if !lim.OTelNativeDeltaIngestion {
-		// Refused before translation: the converter refuses delta
-		// temporality with a terse error per metric and no count; they
-		// are taken out, counted and explained.
-		if n, names := takeDelta(md); n > 0 {
-			msgs = append(msgs, deltaRefusal(n, names))
-			res.rejectedPoints = n
-		}
+	// Refused before translation: the converter refuses delta
+	// temporality with a terse error per metric and no count, and stops
+	// at an exponential histogram point of a scale below -4 with the
+	// metric's later points silently dropped; they are taken out,
+	// counted and explained.
+	delta, lowScale := takeRefused(md, lim.OTelNativeDeltaIngestion)
+	if delta.points > 0 {
+		msgs = append(msgs, fmt.Sprintf("delta temporality is not supported: %d data points of delta sums and histograms (%s) were not written; "+
+			"Myelin stores cumulative series and does not convert deltas (the running sum would live on the node that receives the write); "+
+			"convert them to cumulative before sending (the OpenTelemetry Collector's deltatocumulative processor), "+
+			"or store the raw deltas with otel_native_delta_ingestion", delta.points, delta.names()))
 	}
+	if lowScale.points > 0 {
+		msgs = append(msgs, fmt.Sprintf("exponential histograms of a scale below %d cannot be native histograms: %d data points (%s) were not written; "+
+			"allow more buckets (the SDK's or Collector's max_size) so that the scale stays at %[1]d or above",
+			histogram.ExponentialSchemaMin, lowScale.points, lowScale.names()))
+	}
+	res.rejectedPoints = delta.points + lowScale.points
 
 	app := &otlpAppender{st: st}
 	app.reset(countOTLP(md, len(lim.PromoteOTelResourceAttributes)+3, settings.ConvertHistogramsToNHCB))
@@ -414,72 +423,90 @@ func (h *OTLPHandler) write(ctx context.Context, tenantID string, st *otlpState,
 	return res, strings.Join(msgs, "; "), nil
 }
 
-// maxDeltaNames: the delta metrics a refusal names; more are counted.
-const maxDeltaNames = 5
+// maxRefusedNames: the metrics a refusal names; more are counted.
+const maxRefusedNames = 5
 
-// deltaRefusal is the partial_success message for n refused delta
-// points of the metrics names (OTel names, at most maxDeltaNames, then
-// how many more).
-func deltaRefusal(n int, names []string) string {
+// refused counts the data points of one reason taken out of a request,
+// and names their metrics (OTel names) in request order, each once.
+type refused struct {
+	points int
+	list   []string
+	seen   map[string]bool
+}
+
+func (r *refused) add(name string, points int) {
+	r.points += points
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	if !r.seen[name] {
+		r.seen[name] = true
+		r.list = append(r.list, name)
+	}
+}
+
+// names lists the first maxRefusedNames metrics quoted, then how many
+// more.
+func (r *refused) names() string {
 	var b strings.Builder
-	for i, name := range names[:min(len(names), maxDeltaNames)] {
+	for i, name := range r.list[:min(len(r.list), maxRefusedNames)] {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		fmt.Fprintf(&b, "%q", name)
 	}
-	if len(names) > maxDeltaNames {
-		fmt.Fprintf(&b, " and %d more", len(names)-maxDeltaNames)
+	if len(r.list) > maxRefusedNames {
+		fmt.Fprintf(&b, " and %d more", len(r.list)-maxRefusedNames)
 	}
-	return fmt.Sprintf("delta temporality is not supported: %d data points of delta sums and histograms (%s) were not written; "+
-		"Myelin stores cumulative series and does not convert deltas (the running sum would live on the node that receives the write); "+
-		"convert them to cumulative before sending (the OpenTelemetry Collector's deltatocumulative processor), "+
-		"or store the raw deltas with otel_native_delta_ingestion", n, b.String())
+	return b.String()
 }
 
-// takeDelta removes from md the sums and histograms (explicit and
-// exponential) of delta temporality, and returns how many data points
-// they had and their names, in request order, each once.
-func takeDelta(md pmetric.Metrics) (points int, names []string) {
-	var seen map[string]bool
+// takeRefused removes from md what the translator would refuse without
+// a count: the sums and histograms (explicit and exponential) of delta
+// temporality unless allowDelta, and the exponential histogram points
+// of a scale below Prometheus's lowest schema (-4).
+func takeRefused(md pmetric.Metrics, allowDelta bool) (delta, lowScale refused) {
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
 		sms := rms.At(i).ScopeMetrics()
 		for j := range sms.Len() {
 			sms.At(j).Metrics().RemoveIf(func(m pmetric.Metric) bool {
 				var n int
+				var temporality pmetric.AggregationTemporality
 				switch m.Type() {
 				case pmetric.MetricTypeSum:
-					if m.Sum().AggregationTemporality() != pmetric.AggregationTemporalityDelta {
-						return false
-					}
-					n = m.Sum().DataPoints().Len()
+					n, temporality = m.Sum().DataPoints().Len(), m.Sum().AggregationTemporality()
 				case pmetric.MetricTypeHistogram:
-					if m.Histogram().AggregationTemporality() != pmetric.AggregationTemporalityDelta {
-						return false
-					}
-					n = m.Histogram().DataPoints().Len()
+					n, temporality = m.Histogram().DataPoints().Len(), m.Histogram().AggregationTemporality()
 				case pmetric.MetricTypeExponentialHistogram:
-					if m.ExponentialHistogram().AggregationTemporality() != pmetric.AggregationTemporalityDelta {
-						return false
-					}
-					n = m.ExponentialHistogram().DataPoints().Len()
+					n, temporality = m.ExponentialHistogram().DataPoints().Len(), m.ExponentialHistogram().AggregationTemporality()
 				default:
 					return false
 				}
-				points += n
-				if seen == nil {
-					seen = map[string]bool{}
+				if temporality == pmetric.AggregationTemporalityDelta && !allowDelta {
+					delta.add(m.Name(), n)
+					return true
 				}
-				if !seen[m.Name()] {
-					seen[m.Name()] = true
-					names = append(names, m.Name())
+				if m.Type() != pmetric.MetricTypeExponentialHistogram {
+					return false
 				}
-				return true
+				dps := m.ExponentialHistogram().DataPoints()
+				low := 0
+				dps.RemoveIf(func(dp pmetric.ExponentialHistogramDataPoint) bool {
+					if dp.Scale() < histogram.ExponentialSchemaMin {
+						low++
+						return true
+					}
+					return false
+				})
+				if low > 0 {
+					lowScale.add(m.Name(), low)
+				}
+				return low > 0 && dps.Len() == 0
 			})
 		}
 	}
-	return points, names
+	return delta, lowScale
 }
 
 // otlpAppender is the storage.AppenderV2 the translator appends to: it

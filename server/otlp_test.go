@@ -211,6 +211,19 @@ func TestOTLPHandler(t *testing.T) {
 			addGauge(rm.ScopeMetrics().AppendEmpty().Metrics(), "future", "", pcommon.NewTimestampFromTime(now.Add(time.Hour)), 1)
 			return md
 		}(), code: 200, rejected: 1, msg: "too far in the future", want: want},
+		{name: "exponential histogram of scale -5", md: otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+			counter(ms, ts)
+			addExpHistogram(ms, "latency", ts)
+			// A point of scale -5 before the valid one: the translator
+			// would stop at it and drop the valid one without a word.
+			dps := ms.At(ms.Len() - 1).ExponentialHistogram().DataPoints()
+			bad := pmetric.NewExponentialHistogramDataPoint()
+			dps.At(0).CopyTo(bad)
+			bad.SetScale(-5)
+			valid := dps.AppendEmpty()
+			dps.At(0).CopyTo(valid)
+			bad.CopyTo(dps.At(0))
+		}), code: 200, rejected: 1, msg: `exponential histograms of a scale below -4 cannot be native histograms: 1 data points ("latency") were not written`, want: withHist},
 		{name: "invalid histogram", md: otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
 			counter(ms, ts)
 			addExpHistogram(ms, "latency", ts)
