@@ -233,7 +233,7 @@ func (h *OTLPHandler) serve(w http.ResponseWriter, r *http.Request) (string, *wr
 		otlpError(w, ct, code, err.Error())
 		return tenantID, nil, size
 	}
-	if res.samples == 0 && res.rejectedPoints > 0 {
+	if res.samples+res.histograms == 0 && res.rejectedPoints > 0 {
 		otlpError(w, ct, http.StatusBadRequest, msg)
 		return tenantID, &res.writeResult, size
 	}

@@ -230,6 +230,15 @@ func TestOTLPHandler(t *testing.T) {
 			// Two observations in its one bucket, one counted.
 			ms.At(ms.Len() - 1).ExponentialHistogram().DataPoints().At(0).SetCount(1)
 		}), code: 200, rejected: 1, msg: `invalid native histogram (histogram 0 at 1000000 ms: 2 observations found in buckets, but the Count field is 1`, want: want},
+		{name: "only a histogram written", md: func() pmetric.Metrics {
+			md := otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+				addExpHistogram(ms, "latency", ts)
+				addSum(ms, "d", "", pmetric.AggregationTemporalityDelta, ts, 1)
+			})
+			md.ResourceMetrics().At(0).Resource().Attributes().Remove("host.name") // no target_info
+			return md
+		}(), code: 200, rejected: 1, msg: `delta temporality is not supported: 1 data points of delta sums and histograms ("d")`,
+			want: []string{fmt.Sprintf(`{__name__="latency", instance="i1", job="svc"}: %d={count:2, sum:3, (1,2]:2}`, nowMs)}},
 		{name: "everything refused", md: otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
 			addDeltaHistograms(ms, ts)
 		}), code: 400, msg: `delta temporality is not supported: 2 data points of delta sums and histograms ("dh", "deh")`},
