@@ -415,6 +415,11 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	}
 	errs = append(errs, cfg.frontend.parse(), cfg.cluster.parse(cfg.set), cfg.alerting.parse(cfg.listenAddr))
 	errs = append(errs, cfg.limits.validate(cfg.defaultLimits()))
+	if d := cfg.defaultLimits(); cfg.legacyNames && !d.OTelStrategy(true).ShouldEscape() {
+		// Every OTLP series with a dot in a name would be refused.
+		errs = append(errs, fmt.Errorf("-distributor.otel-translation-strategy %s keeps UTF-8 names, which -validation.legacy-names refuses: "+
+			"use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes", d.OTelStrategy(true)))
+	}
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintln(stderr, err)
 		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)

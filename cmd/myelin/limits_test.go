@@ -85,6 +85,8 @@ func TestLimitsFlags(t *testing.T) {
 		{"no GC target", []string{"-runtime.gogc", "0"}, "-runtime.gogc 0: want more than 0"},
 		{"OTel strategy", []string{"-distributor.otel-translation-strategy", "Bogus"},
 			`otel_translation_strategy (-distributor.otel-translation-strategy): unknown strategy "Bogus"`},
+		{"OTel strategy keeps UTF-8 names", []string{"-validation.legacy-names", "-distributor.otel-translation-strategy", "NoUTF8EscapingWithSuffixes"},
+			"-distributor.otel-translation-strategy NoUTF8EscapingWithSuffixes keeps UTF-8 names, which -validation.legacy-names refuses"},
 		{"OTel strategy and suffixes disagree", []string{"-distributor.otel-translation-strategy", "NoTranslation", "-distributor.otel-metric-suffixes-enabled"},
 			"otel_translation_strategy (-distributor.otel-translation-strategy): NoTranslation disagrees with otel_metric_suffixes_enabled: true"},
 	} {
