@@ -266,6 +266,8 @@ func (h *OTLPHandler) putState(st *otlpState) {
 	clear(ps.req.Labels[:cap(ps.req.Labels)]) // the translator's strings
 	clear(ps.built[:cap(ps.built)])           // the translator's histograms
 	ps.built = ps.built[:0]
+	clear(ps.hists) // the valid ones, as WriteHandler's states drop them
+	ps.hists = ps.hists[:0]
 	if ps.retainedBytes()+cap(st.raw)+cap(st.keys)+8*cap(st.lens) <= maxPooledStateBytes {
 		h.states.Put(st)
 	}

@@ -599,3 +599,31 @@ func TestOTLPNativeHistograms(t *testing.T) {
 		})
 	}
 }
+
+// A pooled OTLP state holds no histogram of the request it served: the
+// next request starts from empty slices, and the old histograms can be
+// collected.
+func TestOTLPStateReleasesHistograms(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	gw := newGroupWriter(t)
+	wh, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	h, err := NewOTLPHandler(wh, OTLPOptions{})
+	require.NoError(t, err)
+	st := &otlpState{}
+	md := otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) { addExpHistogram(ms, "latency", ts) })
+	res, msg, err := h.write(context.Background(), "t1", st, md)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.histograms, msg)
+	require.Len(t, st.push.hists, 1)
+	require.Len(t, st.push.built, 1)
+	h.putState(st)
+	require.Empty(t, st.push.hists)
+	require.Empty(t, st.push.built)
+	for _, x := range st.push.hists[:cap(st.push.hists)] {
+		require.Nil(t, x.H)
+	}
+	for _, x := range st.push.built[:cap(st.push.built)] {
+		require.Nil(t, x.H)
+	}
+}
