@@ -58,8 +58,8 @@ e2e-deps: ## install Prometheus, Chromium, memcached and Alertmanager for the en
 prometheus3: ## build Prometheus v3.14 into bin/prometheus-3 from the Go module proxy (a few minutes; once)
 	OUT=bin/prometheus-3 scripts/build-prometheus3.sh
 
-e2e-prometheus3: prometheus3 ## Prometheus 3 remote-writes native histograms with Remote-Write 2.0 into myelin: identical query answers
-	PROMETHEUS3_REQUIRED=1 $(GO) test -count=1 -run '^TestE2EPrometheus3' -v ./cmd/myelin/
+e2e-prometheus3: prometheus3 ## Prometheus 3 remote-writes native histograms into myelin, and the OTel SDK exports to both: identical query answers
+	PROMETHEUS3_REQUIRED=1 $(GO) test -count=1 -run '^TestE2E(Prometheus3|OTLPPrometheus3)' -v ./cmd/myelin/
 
 # The UI's sources are in ui/ (TypeScript, built by esbuild; versions pinned
 # in ui/package-lock.json); the built bundle is committed in server/ui/dist

@@ -14,7 +14,6 @@ import (
 	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
-	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -31,36 +30,13 @@ import (
 	"github.com/myelindb/myelin/write"
 )
 
-// OTLPOptions configure the OTLP/HTTP metrics handler: how OTLP names and
-// resources become Prometheus series, Prometheus 3's otlp: settings.
+// OTLPOptions configure the OTLP/HTTP metrics handler node-wide. How a
+// tenant's OTLP names and resources become Prometheus series (Prometheus
+// 3's otlp: settings) is per tenant, in its limits (limits.Limits'
+// OTel* fields), read per request.
 type OTLPOptions struct {
-	// TranslationStrategy is Prometheus's otlp.translation_strategy.
-	// Empty means UnderscoreEscapingWithSuffixes, Prometheus's default.
-	TranslationStrategy otlptranslator.TranslationStrategyOption
-	// PromoteResourceAttributes: resource attributes copied as labels
-	// onto every series of the resource (otlp.promote_resource_attributes).
-	PromoteResourceAttributes []string
-	// KeepIdentifyingResourceAttributes keeps service.name,
-	// service.namespace and service.instance.id on target_info
-	// (otlp.keep_identifying_resource_attributes).
-	KeepIdentifyingResourceAttributes bool
-	// PromoteScopeMetadata adds otel_scope_name, _version, _schema_url
-	// and the scope's attributes as labels (otlp.promote_scope_metadata).
-	PromoteScopeMetadata bool
 	// DisableTargetInfo: no target_info series for the resources.
 	DisableTargetInfo bool
-}
-
-// Validate reports every problem of o at once.
-func (o OTLPOptions) Validate() error {
-	switch o.TranslationStrategy {
-	case "", otlptranslator.UnderscoreEscapingWithSuffixes, otlptranslator.UnderscoreEscapingWithoutSuffixes,
-		otlptranslator.NoUTF8EscapingWithSuffixes, otlptranslator.NoTranslation:
-		return nil
-	}
-	return fmt.Errorf("unknown OTLP translation strategy %q: want %s, %s, %s or %s", o.TranslationStrategy,
-		otlptranslator.UnderscoreEscapingWithSuffixes, otlptranslator.UnderscoreEscapingWithoutSuffixes,
-		otlptranslator.NoUTF8EscapingWithSuffixes, otlptranslator.NoTranslation)
 }
 
 // OTLPHandler serves OTLP/HTTP metrics (POST /otlp/v1/metrics): it decodes
@@ -69,27 +45,29 @@ func (o OTLPOptions) Validate() error {
 // them through its WriteHandler's path: the same tenant, validation,
 // limits, in-flight bounds, metrics and Writer as remote write.
 type OTLPHandler struct {
-	wh       *WriteHandler
-	settings prometheusremotewrite.Settings // immutable
-	states   sync.Pool                      // *otlpState
+	wh     *WriteHandler
+	opts   OTLPOptions // immutable
+	states sync.Pool   // *otlpState
 	// maxBytes: the longest body, compressed or not, and the most bytes
 	// a gzip body decompresses to.
 	maxCompressed, maxDecompressed int
-	promoted                       int // resource attributes promoted
 }
 
 // otlpMemPerByte: an OTLP request allocates at most this many bytes per
 // byte of its decompressed body: the body, the decoded pmetric request
 // (pdata copies every string), the translator's label sets and the
 // batch. Measured by TestOTLPMemory: 8.4 for node_exporter-like gauges,
-// 12 for points of 28 one-byte attributes, 68 for points without
+// 12 for points of 28 one-byte attributes, 68 for gauge points without
 // attributes (11 bytes each on the wire, ~750 in memory: pdata's point,
-// the series, its three labels and batch entry), 72 with -race. The
-// handler reserves
-// otlpMemPerByte/pushMemPerByte times the decompressed size in the
-// node's in-flight bytes, so that the bound the in-flight limit keeps
-// for remote write (pushMemPerByte per reserved byte) holds for OTLP too.
-const otlpMemPerByte = 80
+// the series, its three labels and batch entry), 72 with -race; the
+// most, 80 (84 with -race), for exponential histogram points without
+// buckets or attributes (a pdata point and the translator's native
+// histogram more; 96 before the histograms' slices were presized). The
+// handler reserves otlpMemPerByte/pushMemPerByte times the decompressed
+// size in the node's in-flight bytes, so that the bound the in-flight
+// limit keeps for remote write (pushMemPerByte per reserved byte) holds
+// for OTLP too.
+const otlpMemPerByte = 96
 
 // otlpState is the memory one OTLP request works in, pooled.
 type otlpState struct {
@@ -102,37 +80,41 @@ type otlpState struct {
 
 // NewOTLPHandler returns the OTLP handler of wh.
 func NewOTLPHandler(wh *WriteHandler, opts OTLPOptions) (*OTLPHandler, error) {
-	if err := opts.Validate(); err != nil {
-		return nil, err
-	}
-	strategy := opts.TranslationStrategy
-	if strategy == "" {
-		strategy = otlptranslator.UnderscoreEscapingWithSuffixes
-	}
-	cfg := config.DefaultOTLPConfig
-	cfg.PromoteResourceAttributes = opts.PromoteResourceAttributes
 	d := wh.opts.Decoder
-	h := &OTLPHandler{wh: wh, promoted: len(opts.PromoteResourceAttributes),
-		settings: prometheusremotewrite.Settings{
-			AddMetricSuffixes:                    strategy.ShouldAddSuffixes(),
-			AllowUTF8:                            !strategy.ShouldEscape(),
-			PromoteResourceAttributes:            prometheusremotewrite.NewPromoteResourceAttributes(cfg),
-			KeepIdentifyingResourceAttributes:    opts.KeepIdentifyingResourceAttributes,
-			PromoteScopeMetadata:                 opts.PromoteScopeMetadata,
-			DisableTargetInfo:                    opts.DisableTargetInfo,
-			LabelNameUnderscoreSanitization:      cfg.LabelNameUnderscoreSanitization,
-			LabelNamePreserveMultipleUnderscores: cfg.LabelNamePreserveMultipleUnderscores,
-		},
+	h := &OTLPHandler{wh: wh, opts: opts,
 		maxCompressed:   orDefault(d.MaxCompressedBytes, remotewrite.DefaultMaxCompressedBytes),
 		maxDecompressed: orDefault(d.MaxDecompressedBytes, remotewrite.DefaultMaxDecompressedBytes),
 	}
 	// A request at the limits must fit in the in-flight bytes alone, or
-	// it would be refused forever: at the defaults (160 MiB) 22.5 MiB.
+	// it would be refused forever: at the defaults (160 MiB) 18.75 MiB.
 	if lim := wh.opts.MaxInflightBytes; lim > 0 {
 		h.maxDecompressed = min(h.maxDecompressed, (lim-h.maxCompressed)*pushMemPerByte/otlpMemPerByte)
 	}
 	h.states.New = func() any { return new(otlpState) }
 	return h, nil
+}
+
+// settings are the translator's settings for a tenant of limits l:
+// Prometheus 3's defaults (config.DefaultOTLPConfig: label underscore
+// sanitization and preserved underscores on) with the tenant's OTel
+// settings. Built per request (a map of the promoted attributes): the
+// limits may change with every runtime config reload.
+func (h *OTLPHandler) settings(l *limits.Limits) prometheusremotewrite.Settings {
+	strategy := l.OTelStrategy(h.wh.opts.LegacyNames)
+	cfg := config.DefaultOTLPConfig
+	cfg.PromoteResourceAttributes = l.PromoteOTelResourceAttributes
+	return prometheusremotewrite.Settings{
+		AddMetricSuffixes:                    strategy.ShouldAddSuffixes(),
+		AllowUTF8:                            !strategy.ShouldEscape(),
+		PromoteResourceAttributes:            prometheusremotewrite.NewPromoteResourceAttributes(cfg),
+		KeepIdentifyingResourceAttributes:    l.OTelKeepIdentifyingResourceAttributes,
+		PromoteScopeMetadata:                 l.OTelPromoteScopeMetadata,
+		ConvertHistogramsToNHCB:              l.OTelConvertHistogramsToNHCB,
+		AllowDeltaTemporality:                l.OTelNativeDeltaIngestion,
+		DisableTargetInfo:                    h.opts.DisableTargetInfo,
+		LabelNameUnderscoreSanitization:      cfg.LabelNameUnderscoreSanitization,
+		LabelNamePreserveMultipleUnderscores: cfg.LabelNamePreserveMultipleUnderscores,
+	}
 }
 
 func orDefault(v, def int) int {
@@ -166,7 +148,7 @@ func (h *OTLPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tenant, res, size := h.serve(cw, r)
 	h.wh.metrics.record(tenant, cw.code, res)
 	if res != nil {
-		h.wh.opts.Tenants.Add(tenant, res.samples)
+		h.wh.opts.Tenants.Add(tenant, res.samples+res.histograms)
 	}
 	if h.wh.mem.done(time.Now(), size) {
 		h.wh.freeMemory()
@@ -251,7 +233,7 @@ func (h *OTLPHandler) serve(w http.ResponseWriter, r *http.Request) (string, *wr
 		otlpError(w, ct, code, err.Error())
 		return tenantID, nil, size
 	}
-	if res.samples == 0 && res.rejectedPoints > 0 {
+	if res.samples+res.histograms == 0 && res.rejectedPoints > 0 {
 		otlpError(w, ct, http.StatusBadRequest, msg)
 		return tenantID, &res.writeResult, size
 	}
@@ -282,6 +264,10 @@ func (h *OTLPHandler) putState(st *otlpState) {
 	ps.batch = ps.batch[:0]
 	ps.req.Reset()
 	clear(ps.req.Labels[:cap(ps.req.Labels)]) // the translator's strings
+	clear(ps.built[:cap(ps.built)])           // the translator's histograms
+	ps.built = ps.built[:0]
+	clear(ps.hists) // the valid ones, as WriteHandler's states drop them
+	ps.hists = ps.hists[:0]
 	if ps.retainedBytes()+cap(st.raw)+cap(st.keys)+8*cap(st.lens) <= maxPooledStateBytes {
 		h.states.Put(st)
 	}
@@ -378,9 +364,9 @@ func decodeOTLP(body []byte, ct string) (pmetric.Metrics, error) {
 type otlpResult struct {
 	writeResult
 	// rejectedPoints: the OTLP data points refused (partial_success):
-	// the exponential histogram and delta points, plus every sample the
-	// write path refused (a classic histogram or summary point refused
-	// whole counts once per sample).
+	// the delta points, plus every sample and native histogram the write
+	// path refused (a classic histogram or summary point refused whole
+	// counts once per sample).
 	rejectedPoints int
 }
 
@@ -389,24 +375,31 @@ type otlpResult struct {
 func (h *OTLPHandler) write(ctx context.Context, tenantID string, st *otlpState, md pmetric.Metrics) (*otlpResult, string, error) {
 	res := &otlpResult{}
 	var msgs []string
-	// Refused before translation: the converter would turn exponential
-	// histograms into native histograms, which the engine cannot store
-	// yet, and refuses delta temporality with a terse error; they are
-	// taken out, counted and explained.
-	expo, delta, deltaName := takeUnsupported(md)
-	if expo > 0 {
-		res.histograms = expo
-		msgs = append(msgs, fmt.Sprintf("exponential histograms are not supported yet (they need native histograms): %d data points were not written", expo))
+	lim := h.wh.opts.Limits.For(tenantID)
+	settings := h.settings(lim)
+	// Refused before translation: the converter refuses delta
+	// temporality with a terse error per metric and no count, and stops
+	// at an exponential histogram point of a scale below -4 with the
+	// metric's later points silently dropped; they are taken out,
+	// counted and explained.
+	delta, lowScale := takeRefused(md, lim.OTelNativeDeltaIngestion)
+	if delta.points > 0 {
+		msgs = append(msgs, fmt.Sprintf("delta temporality is not supported: %d data points of delta sums and histograms (%s) were not written; "+
+			"Myelin stores cumulative series and does not convert deltas (the running sum would live on the node that receives the write); "+
+			"convert them to cumulative before sending (the OpenTelemetry Collector's deltatocumulative processor), "+
+			"or store the raw deltas with otel_native_delta_ingestion", delta.points, delta.names()))
 	}
-	if delta > 0 {
-		msgs = append(msgs, fmt.Sprintf("delta temporality is not supported: %d data points of delta sums and histograms (the first %q) were not written; convert them to cumulative (the Collector's deltatocumulative processor)", delta, deltaName))
+	if lowScale.points > 0 {
+		msgs = append(msgs, fmt.Sprintf("exponential histograms of a scale below %d cannot be native histograms: %d data points (%s) were not written; "+
+			"allow more buckets (the SDK's or Collector's max_size) so that the scale stays at %[1]d or above",
+			histogram.ExponentialSchemaMin, lowScale.points, lowScale.names()))
 	}
-	res.rejectedPoints = expo + delta
+	res.rejectedPoints = delta.points + lowScale.points
 
 	app := &otlpAppender{st: st}
-	app.reset(countOTLP(md, h.promoted+3))
+	app.reset(countOTLP(md, len(lim.PromoteOTelResourceAttributes)+3, settings.ConvertHistogramsToNHCB))
 	conv := prometheusremotewrite.NewPrometheusConverter(app)
-	_, convErr := conv.FromMetrics(ctx, md, h.settings)
+	_, convErr := conv.FromMetrics(ctx, md, settings)
 	if ctx.Err() != nil {
 		return nil, "", ctx.Err()
 	}
@@ -414,69 +407,115 @@ func (h *OTLPHandler) write(ctx context.Context, tenantID string, st *otlpState,
 		msgs = append(msgs, "translate: "+convErr.Error())
 	}
 	app.link()
-	res.exemplars = app.exemplars
 	wres, err := h.wh.write(ctx, tenantID, &st.push)
 	if wres != nil {
-		wres.histograms, wres.exemplars = res.histograms, res.exemplars
+		wres.exemplars = app.exemplars
 		res.writeResult = *wres
 	}
 	if err != nil {
 		return res, "", err
 	}
-	res.rejectedPoints += res.badSamples
+	res.rejectedPoints += res.badSamples + res.badHistograms
 	if res.badSeries > 0 && res.firstErr != nil {
-		msgs = append(msgs, fmt.Sprintf("%v; %d series (%d samples) refused in total", res.firstErr, res.badSeries, res.badSamples))
+		msgs = append(msgs, fmt.Sprintf("%v; %d series (%d samples, %d histograms) refused in total", res.firstErr, res.badSeries, res.badSamples, res.badHistograms))
 	}
 	if len(msgs) > 0 {
-		msgs = append(msgs, fmt.Sprintf("%d series (%d samples) were written", res.series, res.samples))
+		msgs = append(msgs, fmt.Sprintf("%d series (%d samples, %d histograms) were written", res.series, res.samples, res.histograms))
 	}
 	return res, strings.Join(msgs, "; "), nil
 }
 
-// takeUnsupported removes from md the exponential histograms and the
-// metrics of delta temporality, and returns how many data points each
-// had, and the name of the first delta metric.
-func takeUnsupported(md pmetric.Metrics) (expo, delta int, deltaName string) {
+// maxRefusedNames: the metrics a refusal names; more are counted.
+const maxRefusedNames = 5
+
+// refused counts the data points of one reason taken out of a request,
+// and names their metrics (OTel names) in request order, each once.
+type refused struct {
+	points int
+	list   []string
+	seen   map[string]bool
+}
+
+func (r *refused) add(name string, points int) {
+	r.points += points
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	if !r.seen[name] {
+		r.seen[name] = true
+		r.list = append(r.list, name)
+	}
+}
+
+// names lists the first maxRefusedNames metrics quoted, then how many
+// more.
+func (r *refused) names() string {
+	var b strings.Builder
+	for i, name := range r.list[:min(len(r.list), maxRefusedNames)] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", name)
+	}
+	if len(r.list) > maxRefusedNames {
+		fmt.Fprintf(&b, " and %d more", len(r.list)-maxRefusedNames)
+	}
+	return b.String()
+}
+
+// takeRefused removes from md what the translator would refuse without
+// a count: the sums and histograms (explicit and exponential) of delta
+// temporality unless allowDelta, and the exponential histogram points
+// of a scale below Prometheus's lowest schema (-4).
+func takeRefused(md pmetric.Metrics, allowDelta bool) (delta, lowScale refused) {
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
 		sms := rms.At(i).ScopeMetrics()
 		for j := range sms.Len() {
 			sms.At(j).Metrics().RemoveIf(func(m pmetric.Metric) bool {
+				var n int
+				var temporality pmetric.AggregationTemporality
 				switch m.Type() {
-				case pmetric.MetricTypeExponentialHistogram:
-					expo += m.ExponentialHistogram().DataPoints().Len()
-					return true
 				case pmetric.MetricTypeSum:
-					if m.Sum().AggregationTemporality() == pmetric.AggregationTemporalityDelta {
-						delta += m.Sum().DataPoints().Len()
-						deltaName = cmpOr(deltaName, m.Name())
-						return true
-					}
+					n, temporality = m.Sum().DataPoints().Len(), m.Sum().AggregationTemporality()
 				case pmetric.MetricTypeHistogram:
-					if m.Histogram().AggregationTemporality() == pmetric.AggregationTemporalityDelta {
-						delta += m.Histogram().DataPoints().Len()
-						deltaName = cmpOr(deltaName, m.Name())
+					n, temporality = m.Histogram().DataPoints().Len(), m.Histogram().AggregationTemporality()
+				case pmetric.MetricTypeExponentialHistogram:
+					n, temporality = m.ExponentialHistogram().DataPoints().Len(), m.ExponentialHistogram().AggregationTemporality()
+				default:
+					return false
+				}
+				if temporality == pmetric.AggregationTemporalityDelta && !allowDelta {
+					delta.add(m.Name(), n)
+					return true
+				}
+				if m.Type() != pmetric.MetricTypeExponentialHistogram {
+					return false
+				}
+				dps := m.ExponentialHistogram().DataPoints()
+				low := 0
+				dps.RemoveIf(func(dp pmetric.ExponentialHistogramDataPoint) bool {
+					if dp.Scale() < histogram.ExponentialSchemaMin {
+						low++
 						return true
 					}
+					return false
+				})
+				if low > 0 {
+					lowScale.add(m.Name(), low)
 				}
-				return false
+				return low > 0 && dps.Len() == 0
 			})
 		}
 	}
-	return expo, delta, deltaName
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+	return delta, lowScale
 }
 
 // otlpAppender is the storage.AppenderV2 the translator appends to: it
 // lays the samples out as a remotewrite.Request of one series per
-// sample, in append order, for WriteHandler.write. Labels alias the
-// translator's label strings (immutable), kept alive by the Request.
+// sample or native histogram, in append order, for WriteHandler.write.
+// Labels alias the translator's label strings (immutable), kept alive by
+// the Request; histograms are the translator's (each its own).
 type otlpAppender struct {
 	st        *otlpState
 	exemplars int
@@ -485,14 +524,17 @@ type otlpAppender struct {
 var _ storage.AppenderV2 = (*otlpAppender)(nil)
 
 // reset empties the appender's request and sizes it for about samples
-// series (one sample each) of labels labels in all.
-func (a *otlpAppender) reset(samples, labels int) {
+// series (one sample or histogram each) of labels labels in all, hists of
+// them native histograms.
+func (a *otlpAppender) reset(samples, hists, labels int) {
 	st := a.st
 	req := &st.push.req
 	req.Reset()
 	req.Series = grow(req.Series, samples)
-	req.Samples = grow(req.Samples, samples)
+	req.Samples = grow(req.Samples, samples-hists)
 	req.Labels = grow(req.Labels, labels)
+	req.Histograms = grow(req.Histograms, hists)
+	st.push.built = grow(st.push.built[:0], hists)
 	st.keys = st.keys[:0]
 	st.lens = grow(st.lens[:0], samples)
 }
@@ -500,13 +542,18 @@ func (a *otlpAppender) reset(samples, labels int) {
 // countOTLP returns about how many samples and labels the translation of
 // md appends: a sample per gauge or sum point, per bucket, sum and count
 // of a histogram point, per quantile, sum and count of a summary point,
-// plus one target_info per resource; each with its attributes and extra
-// labels more (name, job, instance, le or quantile, promoted).
+// plus one target_info per resource, and one per native histogram point
+// (exponential, or explicit with nhcb); each with its attributes and
+// extra labels more (name, job, instance, le or quantile, promoted).
 // Presizing from it allocates the request once: TestOTLPMemory.
-func countOTLP(md pmetric.Metrics, extra int) (samples, labels int) {
+func countOTLP(md pmetric.Metrics, extra int, nhcb bool) (samples, hists, labels int) {
 	add := func(n, attrs int) {
 		samples += n
 		labels += n * (attrs + extra)
+	}
+	addHist := func(attrs int) {
+		add(1, attrs)
+		hists++
 	}
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
@@ -532,7 +579,16 @@ func countOTLP(md pmetric.Metrics, extra int) (samples, labels int) {
 					dps := m.Histogram().DataPoints()
 					for p := range dps.Len() {
 						dp := dps.At(p)
-						add(dp.ExplicitBounds().Len()+3, dp.Attributes().Len())
+						if nhcb {
+							addHist(dp.Attributes().Len())
+						} else {
+							add(dp.ExplicitBounds().Len()+3, dp.Attributes().Len())
+						}
+					}
+				case pmetric.MetricTypeExponentialHistogram:
+					dps := m.ExponentialHistogram().DataPoints()
+					for p := range dps.Len() {
+						addHist(dps.At(p).Attributes().Len())
 					}
 				case pmetric.MetricTypeSummary:
 					dps := m.Summary().DataPoints()
@@ -544,19 +600,18 @@ func countOTLP(md pmetric.Metrics, extra int) (samples, labels int) {
 			}
 		}
 	}
-	return samples, labels
+	return samples, hists, labels
 }
 
-// Append implements storage.AppenderV2. Histograms cannot come: the
-// handler takes exponential histograms out before translating, and
-// classic ones are translated to float series (ConvertHistogramsToNHCB
-// is off).
+// Append implements storage.AppenderV2: a float sample, or a native
+// histogram (the translator's integer histograms: exponential ones, and
+// explicit ones with nhcb), each as a series of its own. The start
+// timestamp is not stored (docs/design.md "OTLP metrics ingest":
+// otel_created_timestamp_zero_ingestion_enabled).
 func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	if h != nil || fh != nil {
-		panic("BUG: a native histogram from the OTLP translator")
-	}
 	a.exemplars += len(opts.Exemplars)
-	req := &a.st.push.req
+	ps := &a.st.push
+	req := &ps.req
 	k0, n := len(a.st.keys), 0
 	ls.Range(func(l labels.Label) {
 		if l.Value == "" {
@@ -570,8 +625,18 @@ func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64,
 		a.st.keys = write.AppendLabel(a.st.keys, name, value)
 		n++
 	})
-	req.Samples = push(req.Samples, remotewrite.Sample{T: t, V: v})
-	req.Series = push(req.Series, remotewrite.Series{KeyLabels: int32(n)})
+	s := remotewrite.Series{KeyLabels: int32(n)}
+	switch {
+	case h != nil || fh != nil:
+		// The write path takes it from built, in the place of the bytes
+		// a remote-write histogram has (pushState.histogram).
+		s.Histograms = 1
+		req.Histograms = push(req.Histograms, remotewrite.Span{Series: len(req.Series)})
+		ps.built = push(ps.built, write.Histogram{T: t, H: h, FH: fh})
+	default:
+		req.Samples = push(req.Samples, remotewrite.Sample{T: t, V: v})
+	}
+	req.Series = push(req.Series, s)
 	a.st.lens = push(a.st.lens, len(a.st.keys)-k0)
 	return 0, nil
 }
@@ -591,12 +656,15 @@ func push[E any](s []E, e E) []E {
 // grow.
 func (a *otlpAppender) link() {
 	req := &a.st.push.req
-	nl, nk := 0, 0
+	nl, nk, ns := 0, 0, 0
 	for i := range req.Series {
 		s := &req.Series[i]
 		l, k := int(s.KeyLabels), a.st.lens[i]
 		s.Labels = req.Labels[nl : nl+l : nl+l]
-		s.Samples = req.Samples[i : i+1 : i+1]
+		if s.Histograms == 0 {
+			s.Samples = req.Samples[ns : ns+1 : ns+1]
+			ns++
+		}
 		s.Key = a.st.keys[nk : nk+k : nk+k]
 		nl, nk = nl+l, nk+k
 	}

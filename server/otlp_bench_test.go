@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -25,6 +28,13 @@ import (
 // service.instance.id become job and instance, no target_info) and a
 // gauge per family whose points carry the other labels as attributes:
 // Prometheus 3's translation gives exactly the remote-write series.
+//
+// The -histograms cases send the same series as native histograms: an
+// OTLP exponential histogram point (scale 3, 16 dense buckets from an
+// offset per series, counts growing scrape after scrape) against remote
+// write 1.0 carrying the integer histogram Prometheus's translator makes
+// of it (schema 3, OTel's bucket index i at i+1); ns/sample is per
+// histogram.
 //
 //	go test -run '^$' -bench 'Ingest' -benchtime 200x ./server
 func BenchmarkIngest(b *testing.B) {
@@ -44,7 +54,37 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		return out
 	}
-	otlp := func(zip bool) func(req int) []byte {
+	// The histogram of series i at a scrape.
+	const nBuckets = 16
+	histAt := func(i, scrape int) (offset int32, counts []uint64, count uint64, sum float64) {
+		offset = int32(i%7) - 3
+		counts = make([]uint64, nBuckets)
+		for j := range counts {
+			counts[j] = uint64((i+j)%5) * uint64(scrape+1)
+			count += counts[j]
+		}
+		return offset, counts, count, float64(count) * 0.37
+	}
+	rwHist := func(req int) []byte {
+		scrape, lo := req/(nSeries/perReq), req%(nSeries/perReq)*perReq
+		var wr prompb.WriteRequest
+		for i := lo; i < lo+perReq; i++ {
+			offset, counts, count, sum := histAt(i, scrape)
+			h := histogram.Histogram{Schema: 3, ZeroThreshold: 1e-128, Count: count, Sum: sum,
+				PositiveSpans: []histogram.Span{{Offset: offset + 1, Length: nBuckets}}}
+			prev := int64(0)
+			for _, c := range counts {
+				h.PositiveBuckets = append(h.PositiveBuckets, int64(c)-prev)
+				prev = int64(c)
+			}
+			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{Labels: lsets[i],
+				Histograms: []prompb.Histogram{prompb.FromIntHistogram(int64(scrape)*15000, &h)}})
+		}
+		raw, err := wr.Marshal()
+		require.NoError(b, err)
+		return snappy.Encode(nil, raw)
+	}
+	otlp := func(zip, hist bool) func(req int) []byte {
 		return func(req int) []byte {
 			scrape, lo := req/(nSeries/perReq), req%(nSeries/perReq)*perReq
 			md := pmetric.NewMetrics()
@@ -75,12 +115,29 @@ func BenchmarkIngest(b *testing.B) {
 				if name != family {
 					m = rm.ScopeMetrics().At(0).Metrics().AppendEmpty()
 					m.SetName(name)
-					m.SetEmptyGauge()
+					if hist {
+						m.SetEmptyExponentialHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+					} else {
+						m.SetEmptyGauge()
+					}
 					family = name
+				}
+				ts := pcommon.Timestamp(int64(scrape) * 15000 * 1e6)
+				if hist {
+					dp := m.ExponentialHistogram().DataPoints().AppendEmpty()
+					attrs.MoveTo(dp.Attributes())
+					dp.SetTimestamp(ts)
+					offset, counts, count, sum := histAt(i, scrape)
+					dp.SetScale(3)
+					dp.SetCount(count)
+					dp.SetSum(sum)
+					dp.Positive().SetOffset(offset)
+					dp.Positive().BucketCounts().FromRaw(counts)
+					continue
 				}
 				dp := m.Gauge().DataPoints().AppendEmpty()
 				attrs.MoveTo(dp.Attributes())
-				dp.SetTimestamp(pcommon.Timestamp(int64(scrape) * 15000 * 1e6))
+				dp.SetTimestamp(ts)
 				dp.SetDoubleValue(float64(i*scrape) * 0.25)
 			}
 			raw, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
@@ -102,8 +159,10 @@ func BenchmarkIngest(b *testing.B) {
 		code      int
 	}{
 		{"remote-write-1.0", rw, "/api/v1/push", "snappy", http.StatusNoContent},
-		{"otlp-gzip", otlp(true), "/otlp/v1/metrics", "gzip", http.StatusOK},
-		{"otlp-uncompressed", otlp(false), "/otlp/v1/metrics", "", http.StatusOK},
+		{"otlp-gzip", otlp(true, false), "/otlp/v1/metrics", "gzip", http.StatusOK},
+		{"otlp-uncompressed", otlp(false, false), "/otlp/v1/metrics", "", http.StatusOK},
+		{"remote-write-1.0-histograms", rwHist, "/api/v1/push", "snappy", http.StatusNoContent},
+		{"otlp-gzip-histograms", otlp(true, true), "/otlp/v1/metrics", "gzip", http.StatusOK},
 		{"import-text", text, "/api/v1/import/prometheus", "", http.StatusOK},
 	} {
 		b.Run(c.name, func(b *testing.B) {
@@ -134,6 +193,11 @@ func BenchmarkIngest(b *testing.B) {
 				h.ServeHTTP(w, r)
 				if w.Code != c.code {
 					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+				if c.path == "/otlp/v1/metrics" {
+					if rejected, msg := partial(b, w); rejected != 0 || msg != "" {
+						b.Fatalf("partial success: %d rejected: %s", rejected, msg)
+					}
 				}
 			}
 			req := 0

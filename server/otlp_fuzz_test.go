@@ -4,14 +4,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/otlptranslator"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/myelindb/myelin/server/limits"
 )
 
 // FuzzOTLPHandler: arbitrary bytes as an OTLP/HTTP metrics body, in
-// protobuf or JSON, through the whole handler (pdata's decoder,
+// protobuf or JSON, for a tenant of arbitrary OTel settings (bits of
+// opts: NHCB, native delta ingestion, no name translation), through the
+// whole handler (pdata's decoder,
 // Prometheus's translator, our appender, validation, the engine). Nothing
 // panics; the answer is 200 or 400 (the content type and the tenant are
 // right, there are no limits); a body pdata cannot decode is a 400; a 200
@@ -28,6 +33,16 @@ func FuzzOTLPHandler(f *testing.F) {
 			addGauge(ms, "process.memory.usage", "By", ts, 1024)
 			addExpHistogram(ms, "latency", ts)
 			addSum(ms, "d", "", pmetric.AggregationTemporalityDelta, ts, 1)
+			addDeltaHistograms(ms, ts)
+			m := ms.AppendEmpty()
+			m.SetName("rpc.duration")
+			h := m.SetEmptyHistogram()
+			h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			dp := h.DataPoints().AppendEmpty()
+			dp.SetTimestamp(ts)
+			dp.SetCount(3)
+			dp.ExplicitBounds().FromRaw([]float64{0.1, 1})
+			dp.BucketCounts().FromRaw([]uint64{1, 1, 1})
 		}),
 	}
 	for _, md := range otlpShapes(now, 2048) { // small: a seed is run on every make test
@@ -37,14 +52,24 @@ func FuzzOTLPHandler(f *testing.F) {
 		req := pmetricotlp.NewExportRequestFromMetrics(md)
 		b, err := req.MarshalProto()
 		require.NoError(f, err)
-		f.Add(b, false)
 		j, err := req.MarshalJSON()
 		require.NoError(f, err)
-		f.Add(j, true)
+		for _, opts := range []uint8{0, 7} {
+			f.Add(b, false, opts)
+			f.Add(j, true, opts)
+		}
 	}
-	f.Fuzz(func(t *testing.T, body []byte, json bool) {
+	f.Fuzz(func(t *testing.T, body []byte, json bool, opts uint8) {
+		d := limits.Defaults()
+		d.OTelConvertHistogramsToNHCB = opts&1 != 0
+		d.OTelNativeDeltaIngestion = opts&2 != 0
+		if opts&4 != 0 {
+			d.OTelTranslationStrategy, d.OTelMetricSuffixesEnabled = otlptranslator.NoTranslation, false
+		}
+		lim, err := limits.NewOverrides(d)
+		require.NoError(t, err)
 		gw := newGroupWriter(t)
-		wh, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Now: func() time.Time { return now }})
+		wh, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Limits: lim, Now: func() time.Time { return now }})
 		require.NoError(t, err)
 		h, err := NewOTLPHandler(wh, OTLPOptions{})
 		require.NoError(t, err)

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,12 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/server/tenant"
 )
 
@@ -73,6 +78,22 @@ func addExpHistogram(ms pmetric.MetricSlice, name string, ts pcommon.Timestamp) 
 	dp.Positive().BucketCounts().FromRaw([]uint64{2})
 }
 
+// addDeltaHistograms adds an explicit and an exponential histogram of
+// delta temporality, "dh" and "deh".
+func addDeltaHistograms(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+	m := ms.AppendEmpty()
+	m.SetName("dh")
+	h := m.SetEmptyHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	dp := h.DataPoints().AppendEmpty()
+	dp.SetTimestamp(ts)
+	dp.SetCount(1)
+	dp.ExplicitBounds().FromRaw([]float64{1})
+	dp.BucketCounts().FromRaw([]uint64{1, 0})
+	addExpHistogram(ms, "deh", ts)
+	ms.At(ms.Len() - 1).ExponentialHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+}
+
 func otlpBody(t *testing.T, md pmetric.Metrics, json, zip bool) []byte {
 	req := pmetricotlp.NewExportRequestFromMetrics(md)
 	var b []byte
@@ -109,7 +130,7 @@ func postOTLP(h http.Handler, org, contentType, encoding string, body []byte) *h
 }
 
 // partial decodes an ExportMetricsServiceResponse (protobuf or JSON).
-func partial(t *testing.T, w *httptest.ResponseRecorder) (int64, string) {
+func partial(t testing.TB, w *httptest.ResponseRecorder) (int64, string) {
 	t.Helper()
 	resp := pmetricotlp.NewExportResponse()
 	if w.Header().Get("Content-Type") == otlpJSON {
@@ -153,6 +174,8 @@ func TestOTLPHandler(t *testing.T) {
 		fmt.Sprintf(`{__name__="process_memory_usage_bytes", instance="i1", job="svc"}: %d=1024`, nowMs),
 		fmt.Sprintf(`{__name__="target_info", host_name="h1", instance="i1", job="svc"}: %d=1`, nowMs),
 	}
+	withHist := append(want[:0:0], want...)
+	withHist = append(withHist[:1], append([]string{fmt.Sprintf(`{__name__="latency", instance="i1", job="svc"}: %d={count:2, sum:3, (1,2]:2}`, nowMs)}, withHist[1:]...)...)
 	for _, tc := range []struct {
 		name       string
 		md         pmetric.Metrics
@@ -172,11 +195,14 @@ func TestOTLPHandler(t *testing.T) {
 		{name: "exponential histogram", md: otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
 			counter(ms, ts)
 			addExpHistogram(ms, "latency", ts)
-		}), code: 200, rejected: 1, msg: "exponential histograms are not supported yet (they need native histograms): 1 data points were not written", want: want},
+		}), code: 200, want: withHist},
 		{name: "delta", md: otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
 			counter(ms, ts)
 			addSum(ms, "d", "", pmetric.AggregationTemporalityDelta, ts, 1)
-		}), code: 200, rejected: 1, msg: `delta temporality is not supported: 1 data points of delta sums and histograms (the first "d") were not written`, want: want},
+			addSum(ms, "d", "", pmetric.AggregationTemporalityDelta, ts, 2)
+			addDeltaHistograms(ms, ts)
+		}), code: 200, rejected: 4, msg: `delta temporality is not supported: 4 data points of delta sums and histograms ("d", "dh", "deh") were not written; ` +
+			`Myelin stores cumulative series and does not convert deltas`, want: want},
 		{name: "too far in the future", md: func() pmetric.Metrics {
 			md := otlpMetrics(now, counter)
 			// A resource of its own: no target_info spanning the hour.
@@ -185,9 +211,37 @@ func TestOTLPHandler(t *testing.T) {
 			addGauge(rm.ScopeMetrics().AppendEmpty().Metrics(), "future", "", pcommon.NewTimestampFromTime(now.Add(time.Hour)), 1)
 			return md
 		}(), code: 200, rejected: 1, msg: "too far in the future", want: want},
-		{name: "everything refused", md: otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+		{name: "exponential histogram of scale -5", md: otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+			counter(ms, ts)
 			addExpHistogram(ms, "latency", ts)
-		}), code: 400, msg: "exponential histograms are not supported yet"},
+			// A point of scale -5 before the valid one: the translator
+			// would stop at it and drop the valid one without a word.
+			dps := ms.At(ms.Len() - 1).ExponentialHistogram().DataPoints()
+			bad := pmetric.NewExponentialHistogramDataPoint()
+			dps.At(0).CopyTo(bad)
+			bad.SetScale(-5)
+			valid := dps.AppendEmpty()
+			dps.At(0).CopyTo(valid)
+			bad.CopyTo(dps.At(0))
+		}), code: 200, rejected: 1, msg: `exponential histograms of a scale below -4 cannot be native histograms: 1 data points ("latency") were not written`, want: withHist},
+		{name: "invalid histogram", md: otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+			counter(ms, ts)
+			addExpHistogram(ms, "latency", ts)
+			// Two observations in its one bucket, one counted.
+			ms.At(ms.Len() - 1).ExponentialHistogram().DataPoints().At(0).SetCount(1)
+		}), code: 200, rejected: 1, msg: `invalid native histogram (histogram 0 at 1000000 ms: 2 observations found in buckets, but the Count field is 1`, want: want},
+		{name: "only a histogram written", md: func() pmetric.Metrics {
+			md := otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+				addExpHistogram(ms, "latency", ts)
+				addSum(ms, "d", "", pmetric.AggregationTemporalityDelta, ts, 1)
+			})
+			md.ResourceMetrics().At(0).Resource().Attributes().Remove("host.name") // no target_info
+			return md
+		}(), code: 200, rejected: 1, msg: `delta temporality is not supported: 1 data points of delta sums and histograms ("d")`,
+			want: []string{fmt.Sprintf(`{__name__="latency", instance="i1", job="svc"}: %d={count:2, sum:3, (1,2]:2}`, nowMs)}},
+		{name: "everything refused", md: otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+			addDeltaHistograms(ms, ts)
+		}), code: 400, msg: `delta temporality is not supported: 2 data points of delta sums and histograms ("dh", "deh")`},
 		{name: "undecodable", body: []byte("\xff\xff"), code: 400, msg: "decode OTLP metrics request"},
 		{name: "bad gzip", body: []byte("not gzip"), enc: "gzip", code: 400, msg: "decompress gzip body"},
 		{name: "snappy", md: otlpMetrics(now, counter), enc: "snappy", code: 415, msg: "unsupported Content-Encoding"},
@@ -241,7 +295,9 @@ func TestOTLPHandler(t *testing.T) {
 }
 
 // The name strategies and the resource options change the series as
-// Prometheus 3's settings of the same names do.
+// Prometheus 3's settings of the same names do, per tenant: each case is
+// tenant t1's runtime config overrides, and tenant t2 (no overrides)
+// keeps the defaults.
 func TestOTLPTranslationOptions(t *testing.T) {
 	now := time.UnixMilli(1_000_000)
 	md := func() pmetric.Metrics {
@@ -249,42 +305,61 @@ func TestOTLPTranslationOptions(t *testing.T) {
 			addSum(ms, "http.server.requests", "s", pmetric.AggregationTemporalityCumulative, ts, 7, "http.method", "GET")
 		})
 	}
+	defaults := []string{
+		`{__name__="http_server_requests_seconds_total", http_method="GET", instance="i1", job="svc"}: 1000000=7`,
+		`{__name__="target_info", host_name="h1", instance="i1", job="svc"}: 1000000=1`}
 	for _, tc := range []struct {
-		name string
-		opts OTLPOptions
-		want []string
+		name      string
+		overrides string // tenant t1's
+		opts      OTLPOptions
+		want      []string
 	}{
-		{"default", OTLPOptions{}, []string{
-			`{__name__="http_server_requests_seconds_total", http_method="GET", instance="i1", job="svc"}: 1000000=7`,
-			`{__name__="target_info", host_name="h1", instance="i1", job="svc"}: 1000000=1`}},
-		{"without suffixes", OTLPOptions{TranslationStrategy: "UnderscoreEscapingWithoutSuffixes"}, []string{
+		{"default", "", OTLPOptions{}, defaults},
+		{"without suffixes", "otel_translation_strategy: UnderscoreEscapingWithoutSuffixes", OTLPOptions{}, []string{
 			`{__name__="http_server_requests", http_method="GET", instance="i1", job="svc"}: 1000000=7`,
 			`{__name__="target_info", host_name="h1", instance="i1", job="svc"}: 1000000=1`}},
-		{"UTF-8 with suffixes", OTLPOptions{TranslationStrategy: "NoUTF8EscapingWithSuffixes"}, []string{
+		{"Mimir's suffixes switch alone", "otel_metric_suffixes_enabled: false", OTLPOptions{}, []string{
+			`{__name__="http_server_requests", http_method="GET", instance="i1", job="svc"}: 1000000=7`,
+			`{__name__="target_info", host_name="h1", instance="i1", job="svc"}: 1000000=1`}},
+		{"UTF-8 with suffixes", "otel_translation_strategy: NoUTF8EscapingWithSuffixes", OTLPOptions{}, []string{
 			`{__name__="http.server.requests_seconds_total", "http.method"="GET", instance="i1", job="svc"}: 1000000=7`,
 			`{__name__="target_info", "host.name"="h1", instance="i1", job="svc"}: 1000000=1`}},
-		{"no translation", OTLPOptions{TranslationStrategy: "NoTranslation"}, []string{
+		{"no translation", "otel_translation_strategy: NoTranslation", OTLPOptions{}, []string{
 			`{__name__="http.server.requests", "http.method"="GET", instance="i1", job="svc"}: 1000000=7`,
 			`{__name__="target_info", "host.name"="h1", instance="i1", job="svc"}: 1000000=1`}},
-		{"promoted, no target_info", OTLPOptions{PromoteResourceAttributes: []string{"host.name"}, DisableTargetInfo: true}, []string{
+		{"derived: UTF-8 names allowed, no suffixes", "otel_translation_strategy: ''\n    otel_metric_suffixes_enabled: false", OTLPOptions{}, []string{
+			`{__name__="http.server.requests", "http.method"="GET", instance="i1", job="svc"}: 1000000=7`,
+			`{__name__="target_info", "host.name"="h1", instance="i1", job="svc"}: 1000000=1`}},
+		{"promoted, no target_info", "promote_otel_resource_attributes: host.name", OTLPOptions{DisableTargetInfo: true}, []string{
 			`{__name__="http_server_requests_seconds_total", host_name="h1", http_method="GET", instance="i1", job="svc"}: 1000000=7`}},
-		{"identifying attributes kept", OTLPOptions{KeepIdentifyingResourceAttributes: true}, []string{
+		{"identifying attributes kept", "otel_keep_identifying_resource_attributes: true", OTLPOptions{}, []string{
 			`{__name__="http_server_requests_seconds_total", http_method="GET", instance="i1", job="svc"}: 1000000=7`,
 			`{__name__="target_info", host_name="h1", instance="i1", job="svc", service_instance_id="i1", service_name="svc"}: 1000000=1`}},
+		{"scope metadata", "otel_promote_scope_metadata: true", OTLPOptions{}, []string{
+			`{__name__="http_server_requests_seconds_total", http_method="GET", instance="i1", job="svc", otel_scope_name="test"}: 1000000=7`,
+			`{__name__="target_info", host_name="h1", instance="i1", job="svc"}: 1000000=1`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			o, err := limits.NewOverrides(limits.Defaults())
+			require.NoError(t, err)
+			cfg, err := limits.ParseConfig([]byte("overrides:\n  t1:\n    "+tc.overrides+"\n"), limits.Defaults())
+			require.NoError(t, err)
+			o.Set(cfg)
 			gw := newGroupWriter(t)
-			wh, err := NewWriteHandler(gw, WriteOptions{Now: func() time.Time { return now }})
+			wh, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Limits: o, Now: func() time.Time { return now }})
 			require.NoError(t, err)
 			h, err := NewOTLPHandler(wh, tc.opts)
 			require.NoError(t, err)
-			w := postOTLP(h, "", otlpProto, "", otlpBody(t, md(), false, false))
-			require.Equal(t, 200, w.Code, w.Body.String())
-			require.Equal(t, tc.want, stored(t, gw.g, "anonymous"))
+			for _, org := range []string{"t1", "t2"} {
+				w := postOTLP(h, org, otlpProto, "", otlpBody(t, md(), false, false))
+				require.Equal(t, 200, w.Code, w.Body.String())
+			}
+			require.Equal(t, tc.want, stored(t, gw.g, "t1"))
+			if !tc.opts.DisableTargetInfo {
+				require.Equal(t, defaults, stored(t, gw.g, "t2"))
+			}
 		})
 	}
-	_, err := NewOTLPHandler(nil, OTLPOptions{TranslationStrategy: "Bogus"})
-	require.ErrorContains(t, err, `unknown OTLP translation strategy "Bogus"`)
 }
 
 // otlpShapes are request shapes for the memory bound: realistic
@@ -325,6 +400,36 @@ func otlpShapes(now time.Time, size int) map[string]pmetric.Metrics {
 		for range 64 {
 			g.DataPoints().AppendEmpty().SetTimestamp(ts)
 		}
+	})
+	// Exponential histograms: points without buckets or attributes (the
+	// most memory per wire byte: a pdata point and a native histogram
+	// each), and points of 160 buckets of small counts (one byte each on
+	// the wire, 8 in pdata and 8 as the translator's deltas).
+	build("bare exponential histograms", func(ms pmetric.MetricSlice, i int) {
+		m := ms.AppendEmpty()
+		m.SetName("m")
+		h := m.SetEmptyExponentialHistogram()
+		h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		for range 64 {
+			dp := h.DataPoints().AppendEmpty()
+			dp.SetTimestamp(ts)
+		}
+	})
+	build("exponential histograms of 160 buckets", func(ms pmetric.MetricSlice, i int) {
+		m := ms.AppendEmpty()
+		m.SetName("m")
+		h := m.SetEmptyExponentialHistogram()
+		h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dp := h.DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetScale(3)
+		dp.Attributes().PutStr("i", fmt.Sprint(i))
+		counts := make([]uint64, 160)
+		for j := range counts {
+			counts[j] = uint64(j % 5)
+			dp.SetCount(dp.Count() + counts[j])
+		}
+		dp.Positive().BucketCounts().FromRaw(counts)
 	})
 	build("one-byte attributes", func(ms pmetric.MetricSlice, i int) {
 		m := ms.AppendEmpty()
@@ -377,5 +482,148 @@ func TestOTLPMemory(t *testing.T) {
 				runtime.KeepAlive(md)
 			})
 		}
+	}
+}
+
+// Exponential histograms become native histograms as Prometheus 3's
+// OTLP receiver makes them (its translator, then its appender's
+// rules): scales above 8 merged down to schema 8, OTel's bucket index i
+// as Prometheus's i+1, the zero bucket with Prometheus's threshold
+// (1e-128; OTel's zero_threshold, min and max are not kept), no recorded
+// value as the stale marker. Explicit histograms become native
+// histograms with custom buckets for a tenant with
+// otel_convert_histograms_to_nhcb, and deltas are stored raw for one
+// with otel_native_delta_ingestion.
+func TestOTLPNativeHistograms(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	expo := func(name string, scale int32, fill func(dp pmetric.ExponentialHistogramDataPoint)) func(pmetric.MetricSlice, pcommon.Timestamp) {
+		return func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+			m := ms.AppendEmpty()
+			m.SetName(name)
+			m.SetUnit("s")
+			h := m.SetEmptyExponentialHistogram()
+			h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			dp := h.DataPoints().AppendEmpty()
+			dp.SetTimestamp(ts)
+			dp.SetScale(scale)
+			fill(dp)
+		}
+	}
+	explicit := func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+		m := ms.AppendEmpty()
+		m.SetName("rpc.duration")
+		m.SetUnit("s")
+		h := m.SetEmptyHistogram()
+		h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dp := h.DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts)
+		dp.SetCount(6)
+		dp.SetSum(5)
+		dp.ExplicitBounds().FromRaw([]float64{0.1, 1})
+		dp.BucketCounts().FromRaw([]uint64{1, 2, 3})
+	}
+	for _, tc := range []struct {
+		name      string
+		overrides string
+		fill      func(pmetric.MetricSlice, pcommon.Timestamp)
+		want      string // the one series but target_info
+		stale     bool   // want is a stale marker
+	}{
+		{name: "scale 10 to schema 8, zero and negative buckets, min and max ignored",
+			fill: expo("latency", 10, func(dp pmetric.ExponentialHistogramDataPoint) {
+				dp.SetCount(9)
+				dp.SetSum(1.5)
+				dp.SetMin(-5)
+				dp.SetMax(10)
+				dp.SetZeroCount(3)
+				dp.SetZeroThreshold(0.5)
+				dp.Positive().BucketCounts().FromRaw([]uint64{1, 1, 1, 1}) // OTel indexes 0-3: Prometheus's 1-4 at schema 10, 1 at 8
+				dp.Negative().SetOffset(-1)
+				dp.Negative().BucketCounts().FromRaw([]uint64{2})
+			}),
+			want: `{__name__="latency_seconds", instance="i1", job="svc"}: 1000000={count:9, sum:1.5, [-1,-0.9972960560854698):2, [-1e-128,1e-128]:3, (1,1.0027112750502025]:4}`},
+		{name: "scale 8 kept", fill: expo("latency", 8, func(dp pmetric.ExponentialHistogramDataPoint) {
+			dp.SetCount(1)
+			dp.SetSum(1.001)
+			dp.Positive().BucketCounts().FromRaw([]uint64{1})
+		}), want: `{__name__="latency_seconds", instance="i1", job="svc"}: 1000000={count:1, sum:1.001, (1,1.0027112750502025]:1}`},
+		{name: "no recorded value is the stale marker", fill: expo("latency", 0, func(dp pmetric.ExponentialHistogramDataPoint) {
+			dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+		}), want: `{__name__="latency_seconds", instance="i1", job="svc"}: 1000000={count:0, sum:NaN}`, stale: true},
+		{name: "explicit buckets as classic series by default", fill: explicit,
+			want: `{__name__="rpc_duration_seconds_bucket", instance="i1", job="svc", le="+Inf"}: 1000000=6`},
+		{name: "explicit buckets as NHCB", overrides: "otel_convert_histograms_to_nhcb: true", fill: explicit,
+			want: `{__name__="rpc_duration_seconds", instance="i1", job="svc"}: 1000000={count:6, sum:5, [-Inf,0.1]:1, (0.1,1]:2, (1,+Inf]:3}`},
+		{name: "native delta: a raw delta sum", overrides: "otel_native_delta_ingestion: true", fill: func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+			addSum(ms, "d", "", pmetric.AggregationTemporalityDelta, ts, 2.5)
+		}, want: `{__name__="d_total", instance="i1", job="svc"}: 1000000=2.5`},
+		{name: "native delta: a raw delta exponential histogram", overrides: "otel_native_delta_ingestion: true", fill: func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+			expo("deh", 0, func(dp pmetric.ExponentialHistogramDataPoint) {
+				dp.SetCount(2)
+				dp.SetSum(3)
+				dp.Positive().BucketCounts().FromRaw([]uint64{2})
+			})(ms, ts)
+			ms.At(0).ExponentialHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+		}, want: `{__name__="deh_seconds", instance="i1", job="svc"}: 1000000={count:2, sum:3, (1,2]:2}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := limits.NewOverrides(limits.Defaults())
+			require.NoError(t, err)
+			if tc.overrides != "" {
+				cfg, err := limits.ParseConfig([]byte("overrides:\n  t1:\n    "+tc.overrides+"\n"), limits.Defaults())
+				require.NoError(t, err)
+				o.Set(cfg)
+			}
+			gw := newGroupWriter(t)
+			wh, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Limits: o, Now: func() time.Time { return now }})
+			require.NoError(t, err)
+			h, err := NewOTLPHandler(wh, OTLPOptions{DisableTargetInfo: true})
+			require.NoError(t, err)
+			w := postOTLP(h, "t1", otlpProto, "", otlpBody(t, otlpMetrics(now, tc.fill), false, false))
+			require.Equal(t, 200, w.Code, w.Body.String())
+			rejected, msg := partial(t, w)
+			require.Zero(t, rejected, msg)
+			got := stored(t, gw.g, "t1")
+			require.Contains(t, got, tc.want, "stored: %q", got)
+			if tc.stale {
+				q, err := gw.g.Querier("t1", 0, 1<<62)
+				require.NoError(t, err)
+				defer q.Close()
+				ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "latency_seconds"))
+				require.True(t, ss.Next())
+				it := ss.At().Iterator(nil)
+				require.Equal(t, chunkenc.ValHistogram, it.Next())
+				_, hist := it.AtHistogram(nil)
+				require.True(t, value.IsStaleNaN(hist.Sum), "not the stale marker: %v", hist)
+			}
+		})
+	}
+}
+
+// A pooled OTLP state holds no histogram of the request it served: the
+// next request starts from empty slices, and the old histograms can be
+// collected.
+func TestOTLPStateReleasesHistograms(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	gw := newGroupWriter(t)
+	wh, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	h, err := NewOTLPHandler(wh, OTLPOptions{})
+	require.NoError(t, err)
+	st := &otlpState{}
+	md := otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) { addExpHistogram(ms, "latency", ts) })
+	res, msg, err := h.write(context.Background(), "t1", st, md)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.histograms, msg)
+	require.Len(t, st.push.hists, 1)
+	require.Len(t, st.push.built, 1)
+	h.putState(st)
+	require.Empty(t, st.push.hists)
+	require.Empty(t, st.push.built)
+	for _, x := range st.push.hists[:cap(st.push.hists)] {
+		require.Nil(t, x.H)
+	}
+	for _, x := range st.push.built[:cap(st.push.built)] {
+		require.Nil(t, x.H)
 	}
 }

@@ -131,12 +131,25 @@ type pushState struct {
 	batch  []write.Series      // aliases req's keys and samples
 	hists  []write.Histogram   // the valid native histograms, series after series
 	labels []remotewrite.Label // one 2.0 series' labels (labelsOf)
+	// built (OTLP): the request's native histograms already built, one
+	// per req.Histograms entry, whose spans then hold no bytes. Nil for
+	// remote write, which decodes them from the body (histogram).
+	built []write.Histogram
+}
+
+// histogram returns the request's i-th native histogram: built[i] for
+// OTLP, else decoded from the body (Request.Histogram).
+func (st *pushState) histogram(i int) (write.Histogram, error) {
+	if len(st.built) > 0 {
+		return st.built[i], nil
+	}
+	return st.req.Histogram(i)
 }
 
 // retainedBytes is the memory st keeps between requests.
 func (st *pushState) retainedBytes() int {
 	return cap(st.body) + st.req.RetainedBytes() + int(unsafe.Sizeof(kept{}))*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch) +
-		int(unsafe.Sizeof(write.Histogram{}))*cap(st.hists) +
+		int(unsafe.Sizeof(write.Histogram{}))*(cap(st.hists)+cap(st.built)) +
 		int(unsafe.Sizeof(remotewrite.Label{}))*cap(st.labels)
 }
 
@@ -554,6 +567,9 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	// INVARIANT: fewer than 2^31 series and histograms (2 bytes each at
 	// least, in a body of at most 2^32-1), so an int32 holds an index.
 	st.kept = grow(st.kept[:0], len(req.Series))
+	// The valid histograms, at most all of them: allocated once (append
+	// would copy a large request's several times over).
+	st.hists = grow(st.hists, len(st.hists)+len(req.Histograms))
 	firstBad := -1 // series of the first validation refusal of labels or samples
 	var firstHistErr error
 	hi := 0 // next of req.Histograms
@@ -593,7 +609,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		h0 := len(st.hists)
 		if s.Histograms > 0 {
 			for j := range int(s.Histograms) {
-				hist, err := req.Histogram(hi + j)
+				hist, err := st.histogram(hi + j)
 				if err == nil {
 					err = lim.ValidateHistogram(st.labelsOf(s), j, &hist, now)
 				}

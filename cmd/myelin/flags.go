@@ -23,6 +23,7 @@ import (
 	"github.com/myelindb/myelin/raftgroup"
 	"github.com/myelindb/myelin/server"
 	"github.com/myelindb/myelin/server/frontend"
+	"github.com/myelindb/myelin/server/limits"
 	"github.com/myelindb/myelin/server/remotewrite"
 )
 
@@ -291,16 +292,36 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 			"memory of pushes. 0 means no limit (Mimir's default); otherwise at least -distributor.max-recv-msg-size + 10 MiB,\n"+
 			"one request at the size limits.")
 	// OTLP translation: Mimir's -distributor.otel-* names, Prometheus 3's
-	// otlp: settings and defaults.
-	fs.StringVar(&cfg.otlp.strategy, "distributor.otel-translation-strategy", string(otlptranslator.UnderscoreEscapingWithSuffixes),
-		"How OTLP metric and label names become Prometheus names (Prometheus's otlp.translation_strategy):\n"+
-			"UnderscoreEscapingWithSuffixes, UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes or NoTranslation.")
-	fs.StringVar(&cfg.otlp.promote, "distributor.promote-otel-resource-attributes", "",
-		"Comma-separated OTel resource attributes copied as labels onto every series of the resource (otlp.promote_resource_attributes).")
+	// otlp: settings and defaults; per tenant in -runtime-config.file.
+	d := limits.Defaults()
+	fs.StringVar(&cfg.otlp.strategy, "distributor.otel-translation-strategy", string(d.OTelTranslationStrategy),
+		"Default of how OTLP metric and label names become Prometheus names (Prometheus's otlp.translation_strategy):\n"+
+			"UnderscoreEscapingWithSuffixes, UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes, NoTranslation,\n"+
+			"or empty: Mimir's derivation from -distributor.otel-metric-suffixes-enabled and -validation.legacy-names.\n"+
+			"Overridden by otel_translation_strategy.")
+	fs.BoolVar(&cfg.otlp.suffixes, "distributor.otel-metric-suffixes-enabled", d.OTelMetricSuffixesEnabled,
+		"Default of whether OTLP metric names get unit and _total suffixes; set alone, it switches the suffixes of\n"+
+			"-distributor.otel-translation-strategy. Overridden by otel_metric_suffixes_enabled.")
+	for _, name := range []string{"distributor.otel-promote-resource-attributes", "distributor.promote-otel-resource-attributes"} {
+		usage := "Default comma-separated OTel resource attributes copied as labels onto every series of the resource\n" +
+			"(otlp.promote_resource_attributes). Overridden by promote_otel_resource_attributes."
+		if name == "distributor.promote-otel-resource-attributes" {
+			usage = "Deprecated: -distributor.otel-promote-resource-attributes (Mimir's name)."
+		}
+		fs.StringVar(&cfg.otlp.promote, name, "", usage)
+	}
 	fs.BoolVar(&cfg.otlp.keepIdentifying, "distributor.otel-keep-identifying-resource-attributes", false,
-		"Keep service.name, service.namespace and service.instance.id on target_info (otlp.keep_identifying_resource_attributes).")
+		"Default of keeping service.name, service.namespace and service.instance.id on target_info\n"+
+			"(otlp.keep_identifying_resource_attributes). Overridden by otel_keep_identifying_resource_attributes.")
 	fs.BoolVar(&cfg.otlp.promoteScope, "distributor.otel-promote-scope-metadata", false,
-		"Add the OTel instrumentation scope's name, version, schema URL and attributes as otel_scope_* labels (otlp.promote_scope_metadata).")
+		"Default of adding the OTel instrumentation scope's name, version, schema URL and attributes as otel_scope_*\n"+
+			"labels (otlp.promote_scope_metadata). Overridden by otel_promote_scope_metadata.")
+	fs.BoolVar(&cfg.otlp.nhcb, "distributor.otel-convert-histograms-to-nhcb", false,
+		"Default of storing OTLP explicit-bucket histograms as native histograms with custom buckets instead of\n"+
+			"_bucket, _sum and _count series (otlp.convert_histograms_to_nhcb). Overridden by otel_convert_histograms_to_nhcb.")
+	fs.BoolVar(&cfg.otlp.nativeDelta, "distributor.otel-native-delta-ingestion", false,
+		"Default of storing OTLP delta sums and histograms as their raw delta values (Prometheus's native-delta-ingestion);\n"+
+			"off, they are refused as a partial success. Overridden by otel_native_delta_ingestion.")
 	fs.BoolVar(&cfg.otlp.targetInfo, "distributor.otel-target-info-enabled", true,
 		"Write a target_info series per OTel resource with its non-identifying attributes, as Prometheus does.")
 	// Query guards (server.QueryOptions): Prometheus's and Mimir's flag
@@ -362,9 +383,6 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 		}
 	}
 	var errs []error
-	if err := cfg.otlp.options().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("-distributor.otel-translation-strategy: %w", err))
-	}
 	if _, err := parseLevel(cfg.logLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -399,6 +417,11 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	}
 	errs = append(errs, cfg.frontend.parse(), cfg.cluster.parse(cfg.set), cfg.alerting.parse(cfg.listenAddr))
 	errs = append(errs, cfg.limits.validate(cfg.defaultLimits()))
+	if d := cfg.defaultLimits(); cfg.legacyNames && !d.OTelStrategy(true).ShouldEscape() {
+		// Every OTLP series with a dot in a name would be refused.
+		errs = append(errs, fmt.Errorf("-distributor.otel-translation-strategy %s keeps UTF-8 names, which -validation.legacy-names refuses: "+
+			"use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes", d.OTelStrategy(true)))
+	}
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintln(stderr, err)
 		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
@@ -661,24 +684,31 @@ func (c *clusterConfig) voters() []raftgroup.Voter {
 	return vs
 }
 
-// otlpConfig is the -distributor.otel-* flags.
+// otlpConfig is the -distributor.otel-* flags: the node's OTLP options
+// and the tenants' default OTel settings (config.defaultLimits).
 type otlpConfig struct {
-	strategy, promote                         string
-	keepIdentifying, promoteScope, targetInfo bool
+	strategy, promote                                                      string
+	suffixes, keepIdentifying, promoteScope, nhcb, nativeDelta, targetInfo bool
 }
 
 func (c otlpConfig) options() server.OTLPOptions {
-	var promote []string
+	return server.OTLPOptions{DisableTargetInfo: !c.targetInfo}
+}
+
+// limits sets the OTel settings of d from the flags; set: the flags
+// named on the command line or in the config file.
+func (c otlpConfig) limits(d *limits.Limits, set map[string]bool) {
+	d.OTelTranslationStrategy = otlptranslator.TranslationStrategyOption(c.strategy)
+	d.OTelMetricSuffixesEnabled = c.suffixes
+	d.PromoteOTelResourceAttributes = nil
 	for a := range strings.SplitSeq(c.promote, ",") {
 		if a = strings.TrimSpace(a); a != "" {
-			promote = append(promote, a)
+			d.PromoteOTelResourceAttributes = append(d.PromoteOTelResourceAttributes, a)
 		}
 	}
-	return server.OTLPOptions{
-		TranslationStrategy:               otlptranslator.TranslationStrategyOption(c.strategy),
-		PromoteResourceAttributes:         promote,
-		KeepIdentifyingResourceAttributes: c.keepIdentifying,
-		PromoteScopeMetadata:              c.promoteScope,
-		DisableTargetInfo:                 !c.targetInfo,
-	}
+	d.OTelKeepIdentifyingResourceAttributes = c.keepIdentifying
+	d.OTelPromoteScopeMetadata = c.promoteScope
+	d.OTelConvertHistogramsToNHCB = c.nhcb
+	d.OTelNativeDeltaIngestion = c.nativeDelta
+	d.ReconcileOTelNames(set["distributor.otel-translation-strategy"], set["distributor.otel-metric-suffixes-enabled"])
 }

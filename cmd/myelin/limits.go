@@ -100,7 +100,7 @@ func (c *limitsConfig) validate(d limits.Limits) error {
 
 // defaultLimits are the tenants' limits of the flags.
 func (cfg *config) defaultLimits() limits.Limits {
-	return limits.Limits{
+	l := limits.Limits{
 		IngestionRate:                cfg.limits.ingestionRate,
 		IngestionBurstSize:           cfg.limits.ingestionBurst,
 		MaxGlobalSeriesPerUser:       cfg.limits.maxSeriesPerUser,
@@ -125,6 +125,8 @@ func (cfg *config) defaultLimits() limits.Limits {
 		RulerMaxRulesPerRuleGroup:    cfg.limits.rulerMaxRulesPerGroup,
 		RulerMaxIndependentRuleEvaluationConcurrencyPerTenant: cfg.limits.rulerEvalConcurrency,
 	}
+	cfg.otlp.limits(&l, cfg.set)
+	return l
 }
 
 // frontendLimits returns the query frontend's limits of a tenant: the

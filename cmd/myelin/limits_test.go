@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/myelindb/myelin/server/distributor"
@@ -81,6 +83,12 @@ func TestLimitsFlags(t *testing.T) {
 		{"bad duration", []string{"-querier.max-query-lookback", "soon"}, `invalid value "soon" for flag -querier.max-query-lookback`},
 		{"no reload period", []string{"-runtime-config.reload-period", "0s"}, "-runtime-config.reload-period 0s: want a positive duration"},
 		{"no GC target", []string{"-runtime.gogc", "0"}, "-runtime.gogc 0: want more than 0"},
+		{"OTel strategy", []string{"-distributor.otel-translation-strategy", "Bogus"},
+			`otel_translation_strategy (-distributor.otel-translation-strategy): unknown strategy "Bogus"`},
+		{"OTel strategy keeps UTF-8 names", []string{"-validation.legacy-names", "-distributor.otel-translation-strategy", "NoUTF8EscapingWithSuffixes"},
+			"-distributor.otel-translation-strategy NoUTF8EscapingWithSuffixes keeps UTF-8 names, which -validation.legacy-names refuses"},
+		{"OTel strategy and suffixes disagree", []string{"-distributor.otel-translation-strategy", "NoTranslation", "-distributor.otel-metric-suffixes-enabled"},
+			"otel_translation_strategy (-distributor.otel-translation-strategy): NoTranslation disagrees with otel_metric_suffixes_enabled: true"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -97,6 +105,36 @@ func TestLimitsFlags(t *testing.T) {
 	}
 	if d := cfg.defaultLimits(); time.Duration(d.MaxQueryLookback) != 30*24*time.Hour || time.Duration(d.MaxQueryLength) != 14*24*time.Hour {
 		t.Fatalf("durations %v, %v", d.MaxQueryLookback, d.MaxQueryLength)
+	}
+	// The OTel flags are the tenants' defaults; the suffixes flag alone
+	// switches the default strategy's suffixes, as an override does.
+	for _, tc := range []struct {
+		args []string
+		want limits.Limits
+	}{
+		{nil, limits.Limits{OTelTranslationStrategy: otlptranslator.UnderscoreEscapingWithSuffixes, OTelMetricSuffixesEnabled: true}},
+		{[]string{"-distributor.otel-metric-suffixes-enabled=false"}, limits.Limits{OTelTranslationStrategy: otlptranslator.UnderscoreEscapingWithoutSuffixes}},
+		{[]string{"-distributor.otel-translation-strategy=NoTranslation"}, limits.Limits{OTelTranslationStrategy: otlptranslator.NoTranslation}},
+		{[]string{"-distributor.otel-promote-resource-attributes", "a, b", "-distributor.otel-convert-histograms-to-nhcb",
+			"-distributor.otel-native-delta-ingestion", "-distributor.otel-keep-identifying-resource-attributes", "-distributor.otel-promote-scope-metadata"},
+			limits.Limits{OTelTranslationStrategy: otlptranslator.UnderscoreEscapingWithSuffixes, OTelMetricSuffixesEnabled: true,
+				PromoteOTelResourceAttributes: limits.CSV{"a", "b"}, OTelConvertHistogramsToNHCB: true, OTelNativeDeltaIngestion: true,
+				OTelKeepIdentifyingResourceAttributes: true, OTelPromoteScopeMetadata: true}},
+		{[]string{"-distributor.promote-otel-resource-attributes", "c"}, limits.Limits{OTelTranslationStrategy: otlptranslator.UnderscoreEscapingWithSuffixes,
+			OTelMetricSuffixesEnabled: true, PromoteOTelResourceAttributes: limits.CSV{"c"}}},
+	} {
+		cfg, _, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := cfg.defaultLimits()
+		got := limits.Limits{OTelTranslationStrategy: d.OTelTranslationStrategy, OTelMetricSuffixesEnabled: d.OTelMetricSuffixesEnabled,
+			PromoteOTelResourceAttributes: d.PromoteOTelResourceAttributes, OTelConvertHistogramsToNHCB: d.OTelConvertHistogramsToNHCB,
+			OTelNativeDeltaIngestion: d.OTelNativeDeltaIngestion, OTelKeepIdentifyingResourceAttributes: d.OTelKeepIdentifyingResourceAttributes,
+			OTelPromoteScopeMetadata: d.OTelPromoteScopeMetadata}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: OTel defaults %+v, want %+v", tc.args, got, tc.want)
+		}
 	}
 }
 

@@ -146,7 +146,7 @@ func TestOTLPSDKExporter(t *testing.T) {
 		})
 	}
 
-	t.Run("exponential histogram is a partial success", func(t *testing.T) {
+	t.Run("exponential histogram", func(t *testing.T) {
 		exp := sdkmetric.NewView(sdkmetric.Instrument{Name: "expo"}, sdkmetric.Stream{
 			Aggregation: sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}})
 		mp := newOTLPProvider(t, base, map[string]string{"Authorization": "Bearer " + tokens["alpha"]}, true, exp)
@@ -154,22 +154,27 @@ func TestOTLPSDKExporter(t *testing.T) {
 		h, _ := m.Float64Histogram("expo")
 		g, _ := m.Float64Gauge("beside.expo")
 		h.Record(ctx, 1)
+		h.Record(ctx, 3)
 		g.Record(ctx, 5)
-		// The SDK reports the partial success as the flush's error.
-		if err := mp.ForceFlush(ctx); err == nil || !strings.Contains(err.Error(),
-			"OTLP partial success: exponential histograms are not supported yet (they need native histograms): 1 data points were not written") {
+		if err := mp.ForceFlush(ctx); err != nil {
 			t.Fatalf("flush: %v", err)
 		}
 		if got := otlpQuery(t, base, tokens["alpha"], "", `beside_expo`); len(got) != 1 || !strings.HasSuffix(got[0], "=5") {
-			t.Errorf("the gauge beside the refused histogram: %v", got)
+			t.Errorf("the gauge beside the histogram: %v", got)
+		}
+		// A native histogram: its count and sum, one series.
+		if got := otlpQuery(t, base, tokens["alpha"], "", `histogram_count(expo) + histogram_sum(expo)`); len(got) != 1 || !strings.HasSuffix(got[0], "=6") {
+			t.Errorf("count + sum of the native histogram: %v", got)
 		}
 	})
 
 	t.Run("json", func(t *testing.T) {
+		// bad.expo counts one observation in no bucket: an invalid native
+		// histogram, refused alone as a partial success.
 		body := `{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"j"}}]},
 			"scopeMetrics":[{"metrics":[{"name":"json.gauge","unit":"By","gauge":{"dataPoints":[{"asDouble":42,"timeUnixNano":"` +
 			jsonNanos(time.Now()) + `"}]}},
-			{"name":"expo","exponentialHistogram":{"aggregationTemporality":2,"dataPoints":[{"count":"1","timeUnixNano":"` + jsonNanos(time.Now()) + `"}]}}]}]}]}`
+			{"name":"bad.expo","exponentialHistogram":{"aggregationTemporality":2,"dataPoints":[{"count":"1","timeUnixNano":"` + jsonNanos(time.Now()) + `"}]}}]}]}]}`
 		var zipped bytes.Buffer
 		zw := gzip.NewWriter(&zipped)
 		_, _ = zw.Write([]byte(body))
@@ -193,7 +198,7 @@ func TestOTLPSDKExporter(t *testing.T) {
 			t.Fatal(err)
 		}
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" ||
-			out.PartialSuccess.RejectedDataPoints != "1" || !strings.Contains(out.PartialSuccess.ErrorMessage, "exponential histograms are not supported yet") {
+			out.PartialSuccess.RejectedDataPoints != "1" || !strings.Contains(out.PartialSuccess.ErrorMessage, `invalid native histogram (histogram 0 at`) {
 			t.Errorf("answer %d %s: %+v", resp.StatusCode, resp.Header.Get("Content-Type"), out)
 		}
 		if got := otlpQuery(t, base, tokens["alpha"], "", `json_gauge_bytes`); len(got) != 1 || got[0] != "{__name__=json_gauge_bytes,job=j}=42" {

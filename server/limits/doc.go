@@ -23,11 +23,15 @@
 //	    max_global_series_per_user: 2000000
 //	    max_fetched_series_per_query: 100000
 //	    max_query_lookback: 30d
+//	    otel_translation_strategy: NoTranslation  # OTLP settings, not amounts
+//	    promote_otel_resource_attributes: "k8s.cluster.name,k8s.pod.name"
 //	  team-b: {}                          # the defaults
 //
 // A tenant's limits are the defaults (flags, or -config.file) with the
 // values it names replaced. Durations are Prometheus durations ("30d",
-// "1h30m"). Limits.Values lists the names. Unknown sections and limits,
+// "1h30m"). Limits.Values lists the names of the amounts; the OTLP
+// settings (OTel*, PromoteOTelResourceAttributes: a comma-separated
+// string, as Mimir writes it) are overridden the same way. Unknown sections and limits,
 // invalid tenant IDs, and values Limits.Validate refuses make the whole
 // file refused, every problem named with its line.
 //

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/otlptranslator"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/myelindb/myelin/server/remotewrite"
@@ -117,14 +119,129 @@ type Limits struct {
 	// within the node's -ruler.max-independent-rule-evaluation-concurrency.
 	// Zero evaluates the tenant's rules one after the other.
 	RulerMaxIndependentRuleEvaluationConcurrencyPerTenant int `yaml:"ruler_max_independent_rule_evaluation_concurrency_per_tenant"`
+
+	// How the OTLP handler translates a tenant's OTel metrics (Prometheus
+	// 3's otlp: settings, the names Mimir gives them per tenant); their
+	// defaults are the -distributor.otel-* flags. Not in Values: they
+	// are settings, not amounts.
+
+	// OTelTranslationStrategy: how OTel metric and attribute names become
+	// Prometheus names (Prometheus's otlp.translation_strategy). Empty
+	// means Mimir's derivation: underscore escaping if the node refuses
+	// UTF-8 names (-validation.legacy-names), none otherwise, with
+	// suffixes if OTelMetricSuffixesEnabled (OTelStrategy).
+	OTelTranslationStrategy otlptranslator.TranslationStrategyOption `yaml:"otel_translation_strategy"`
+	// OTelMetricSuffixesEnabled: add the unit and _total suffixes. With
+	// a strategy it must agree with it (Validate); an override that
+	// names only one of the two changes the other to agree
+	// (ReconcileOTelNames).
+	OTelMetricSuffixesEnabled bool `yaml:"otel_metric_suffixes_enabled"`
+	// PromoteOTelResourceAttributes: resource attributes copied as labels
+	// onto every series of the resource (otlp.promote_resource_attributes).
+	PromoteOTelResourceAttributes CSV `yaml:"promote_otel_resource_attributes"`
+	// OTelKeepIdentifyingResourceAttributes: keep service.name,
+	// service.namespace and service.instance.id on target_info too.
+	OTelKeepIdentifyingResourceAttributes bool `yaml:"otel_keep_identifying_resource_attributes"`
+	// OTelPromoteScopeMetadata: add otel_scope_name, _version,
+	// _schema_url and the scope's attributes as labels.
+	OTelPromoteScopeMetadata bool `yaml:"otel_promote_scope_metadata"`
+	// OTelConvertHistogramsToNHCB: explicit-bucket histograms become
+	// native histograms with custom buckets instead of _bucket, _sum and
+	// _count series (otlp.convert_histograms_to_nhcb).
+	OTelConvertHistogramsToNHCB bool `yaml:"otel_convert_histograms_to_nhcb"`
+	// OTelNativeDeltaIngestion: store delta sums and histograms as their
+	// raw delta values, as Prometheus's native-delta-ingestion feature
+	// does; off, they are refused (docs/design.md "OTLP metrics ingest").
+	OTelNativeDeltaIngestion bool `yaml:"otel_native_delta_ingestion"`
 }
+
+// otelNames are the YAML names of the OTLP settings of Limits, which
+// Values leaves out.
+var otelNames = []string{"otel_translation_strategy", "otel_metric_suffixes_enabled", "promote_otel_resource_attributes",
+	"otel_keep_identifying_resource_attributes", "otel_promote_scope_metadata", "otel_convert_histograms_to_nhcb", "otel_native_delta_ingestion"}
+
+// OTelStrategy returns the translation strategy in force: the one set,
+// or Mimir's derivation from the suffixes setting and the node's name
+// validation (legacyNames: Prometheus 2's character set only).
+func (l *Limits) OTelStrategy(legacyNames bool) otlptranslator.TranslationStrategyOption {
+	if l.OTelTranslationStrategy != "" {
+		return l.OTelTranslationStrategy
+	}
+	switch {
+	case legacyNames && l.OTelMetricSuffixesEnabled:
+		return otlptranslator.UnderscoreEscapingWithSuffixes
+	case legacyNames:
+		return otlptranslator.UnderscoreEscapingWithoutSuffixes
+	case l.OTelMetricSuffixesEnabled:
+		return otlptranslator.NoUTF8EscapingWithSuffixes
+	}
+	return otlptranslator.NoTranslation
+}
+
+// ReconcileOTelNames makes the strategy and the suffixes setting agree
+// when only one of them was named (by a tenant's override, or a flag):
+// the named one wins. Naming only otel_metric_suffixes_enabled keeps the
+// strategy's escaping and switches its suffixes, so a Mimir override of
+// the suffixes alone does what it says over our default strategy
+// (Mimir's default is empty, derived). Naming both leaves them to
+// Validate.
+func (l *Limits) ReconcileOTelNames(namedStrategy, namedSuffixes bool) {
+	switch {
+	case namedStrategy && !namedSuffixes && l.OTelTranslationStrategy != "":
+		l.OTelMetricSuffixesEnabled = l.OTelTranslationStrategy.ShouldAddSuffixes()
+	case namedSuffixes && !namedStrategy && l.OTelTranslationStrategy != "":
+		escape := l.OTelTranslationStrategy.ShouldEscape()
+		switch {
+		case escape && l.OTelMetricSuffixesEnabled:
+			l.OTelTranslationStrategy = otlptranslator.UnderscoreEscapingWithSuffixes
+		case escape:
+			l.OTelTranslationStrategy = otlptranslator.UnderscoreEscapingWithoutSuffixes
+		case l.OTelMetricSuffixesEnabled:
+			l.OTelTranslationStrategy = otlptranslator.NoUTF8EscapingWithSuffixes
+		default:
+			l.OTelTranslationStrategy = otlptranslator.NoTranslation
+		}
+	}
+}
+
+// CSV is a list written in YAML as one comma-separated string, as
+// Mimir's flagext.StringSliceCSV ("service.name,k8s.pod.name"); a YAML
+// sequence is read too.
+type CSV []string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (c *CSV) UnmarshalYAML(n *yaml.Node) error {
+	var list []string
+	if n.Kind == yaml.SequenceNode {
+		if err := n.Decode(&list); err != nil {
+			return err
+		}
+	} else {
+		var s string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		list = strings.Split(s, ",")
+	}
+	out := CSV{}
+	for _, v := range list {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	*c = out
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (c CSV) MarshalYAML() (any, error) { return strings.Join(c, ","), nil }
 
 // Defaults returns the default limits: Myelin's flag defaults. They are
 // Mimir's except the ingestion rate and burst, which Mimir sets to 10,000
 // samples/s and 200,000: here no rate limit by default (a node of one
 // tenant, the quick start and the benchmarks, would be refused at its
 // first backfill), the burst Mimir's. Query timeout and samples are
-// Prometheus's.
+// Prometheus's, and so is the OTLP translation (UnderscoreEscapingWithSuffixes).
 func Defaults() Limits {
 	return Limits{
 		IngestionBurstSize:     200_000,
@@ -139,6 +256,9 @@ func Defaults() Limits {
 		// Mimir's: used once -ruler.max-independent-rule-evaluation-concurrency
 		// turns concurrent evaluation on.
 		RulerMaxIndependentRuleEvaluationConcurrencyPerTenant: 4,
+		// Prometheus 3's OTLP default, not Mimir's (empty, derived).
+		OTelTranslationStrategy:   otlptranslator.UnderscoreEscapingWithSuffixes,
+		OTelMetricSuffixesEnabled: true,
 	}
 }
 
@@ -206,6 +326,13 @@ var Flag = map[string]string{
 	"ruler_max_rule_groups_per_tenant":  "ruler.max-rule-groups-per-tenant",
 	"ruler_max_rules_per_rule_group":    "ruler.max-rules-per-rule-group",
 	"ruler_max_independent_rule_evaluation_concurrency_per_tenant": "ruler.max-independent-rule-evaluation-concurrency-per-tenant",
+	"otel_translation_strategy":                                    "distributor.otel-translation-strategy",
+	"otel_metric_suffixes_enabled":                                 "distributor.otel-metric-suffixes-enabled",
+	"promote_otel_resource_attributes":                             "distributor.otel-promote-resource-attributes",
+	"otel_keep_identifying_resource_attributes":                    "distributor.otel-keep-identifying-resource-attributes",
+	"otel_promote_scope_metadata":                                  "distributor.otel-promote-scope-metadata",
+	"otel_convert_histograms_to_nhcb":                              "distributor.otel-convert-histograms-to-nhcb",
+	"otel_native_delta_ingestion":                                  "distributor.otel-native-delta-ingestion",
 }
 
 // Value is one limit of a Limits as a number, for metrics and listings.
@@ -324,6 +451,19 @@ func (l *Limits) Validate() error {
 	}
 	if l.ResultsCacheTTL < 0 {
 		bad("results_cache_ttl", "%v is negative", l.ResultsCacheTTL)
+	}
+	switch st := l.OTelTranslationStrategy; st {
+	case "":
+	case otlptranslator.UnderscoreEscapingWithSuffixes, otlptranslator.UnderscoreEscapingWithoutSuffixes,
+		otlptranslator.NoUTF8EscapingWithSuffixes, otlptranslator.NoTranslation:
+		if st.ShouldAddSuffixes() != l.OTelMetricSuffixesEnabled {
+			bad("otel_translation_strategy", "%s disagrees with otel_metric_suffixes_enabled: %v (-%s): set both to agree, or only one",
+				st, l.OTelMetricSuffixesEnabled, Flag["otel_metric_suffixes_enabled"])
+		}
+	default:
+		bad("otel_translation_strategy", "unknown strategy %q: want %s, %s, %s, %s, or empty (derived from otel_metric_suffixes_enabled and the name validation)", st,
+			otlptranslator.UnderscoreEscapingWithSuffixes, otlptranslator.UnderscoreEscapingWithoutSuffixes,
+			otlptranslator.NoUTF8EscapingWithSuffixes, otlptranslator.NoTranslation)
 	}
 	for _, f := range []struct {
 		name string

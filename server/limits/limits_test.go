@@ -4,12 +4,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/otlptranslator"
 )
 
 // testDefaults are valid defaults, Myelin's flag defaults.
@@ -57,6 +59,55 @@ overrides:
 				l.AlignQueriesWithStep = true
 				l.OutOfOrderTimeWindow = Duration(10 * time.Minute)
 			},
+		}},
+		{name: "OTLP settings, Mimir's shapes", in: `
+overrides:
+  nhcb:
+    otel_convert_histograms_to_nhcb: true
+    otel_native_delta_ingestion: true
+    promote_otel_resource_attributes: "service.version, k8s.pod.name"
+    otel_keep_identifying_resource_attributes: true
+    otel_promote_scope_metadata: true
+  list:
+    promote_otel_resource_attributes: [a, b]
+  no-suffixes:
+    otel_metric_suffixes_enabled: false
+  utf8:
+    otel_translation_strategy: NoUTF8EscapingWithSuffixes
+  bare:
+    otel_translation_strategy: NoTranslation
+  derived:
+    otel_translation_strategy: ""
+    otel_metric_suffixes_enabled: false
+`, want: map[string]func(*Limits){
+			"nhcb": func(l *Limits) {
+				l.OTelConvertHistogramsToNHCB, l.OTelNativeDeltaIngestion = true, true
+				l.PromoteOTelResourceAttributes = CSV{"service.version", "k8s.pod.name"}
+				l.OTelKeepIdentifyingResourceAttributes, l.OTelPromoteScopeMetadata = true, true
+			},
+			"list": func(l *Limits) { l.PromoteOTelResourceAttributes = CSV{"a", "b"} },
+			// Only the suffixes named: the default strategy's escaping
+			// stays, its suffixes go.
+			"no-suffixes": func(l *Limits) {
+				l.OTelMetricSuffixesEnabled, l.OTelTranslationStrategy = false, otlptranslator.UnderscoreEscapingWithoutSuffixes
+			},
+			"utf8": func(l *Limits) { l.OTelTranslationStrategy = otlptranslator.NoUTF8EscapingWithSuffixes },
+			// Only the strategy named: the suffixes follow it.
+			"bare": func(l *Limits) {
+				l.OTelMetricSuffixesEnabled, l.OTelTranslationStrategy = false, otlptranslator.NoTranslation
+			},
+			"derived": func(l *Limits) { l.OTelMetricSuffixesEnabled, l.OTelTranslationStrategy = false, "" },
+		}},
+		{name: "OTLP settings refused", in: `
+overrides:
+  a:
+    otel_translation_strategy: Bogus
+  b:
+    otel_translation_strategy: NoTranslation
+    otel_metric_suffixes_enabled: true
+`, wantErr: []string{
+			`tenant "a" (line 3): otel_translation_strategy (-distributor.otel-translation-strategy): unknown strategy "Bogus"`,
+			`tenant "b" (line 5): otel_translation_strategy (-distributor.otel-translation-strategy): NoTranslation disagrees with otel_metric_suffixes_enabled: true`,
 		}},
 		{name: "unknown section", in: "multi_kv_config: {}\noverrides: {}\n", wantErr: []string{`line 1: unknown section "multi_kv_config"`}},
 		{name: "unknown limit", in: "overrides:\n  a:\n    max_global_series_per_usr: 5\n", wantErr: []string{`line 3: unknown limit "max_global_series_per_usr"`, "max_global_series_per_user"}},
@@ -114,7 +165,7 @@ overrides:
 			for name, change := range tc.want {
 				want := d
 				change(&want)
-				if got := c.Tenants[name]; got == nil || *got != want {
+				if got := c.Tenants[name]; got == nil || !reflect.DeepEqual(*got, want) {
 					t.Errorf("tenant %s: %+v, want %+v", name, got, want)
 				}
 			}
@@ -307,5 +358,25 @@ func TestLoader(t *testing.T) {
 	write("overrides:\n  a:\n    nope: 1\n")
 	if _, err := NewLoader(LoaderOptions{Path: path, Overrides: o}); err == nil || !strings.Contains(err.Error(), `unknown limit "nope"`) {
 		t.Fatalf("bad file at start: %v", err)
+	}
+}
+
+// OTelStrategy derives the strategy as Mimir does when none is set.
+func TestOTelStrategy(t *testing.T) {
+	for _, tc := range []struct {
+		strategy         otlptranslator.TranslationStrategyOption
+		suffixes, legacy bool
+		want             otlptranslator.TranslationStrategyOption
+	}{
+		{"", true, true, otlptranslator.UnderscoreEscapingWithSuffixes},
+		{"", false, true, otlptranslator.UnderscoreEscapingWithoutSuffixes},
+		{"", true, false, otlptranslator.NoUTF8EscapingWithSuffixes},
+		{"", false, false, otlptranslator.NoTranslation},
+		{otlptranslator.UnderscoreEscapingWithSuffixes, true, false, otlptranslator.UnderscoreEscapingWithSuffixes},
+	} {
+		l := Limits{OTelTranslationStrategy: tc.strategy, OTelMetricSuffixesEnabled: tc.suffixes}
+		if got := l.OTelStrategy(tc.legacy); got != tc.want {
+			t.Errorf("%+v, legacy names %v: %s, want %s", tc, tc.legacy, got, tc.want)
+		}
 	}
 }

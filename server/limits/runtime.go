@@ -115,7 +115,16 @@ func decodeLimits(n *yaml.Node, l *Limits, known map[string]bool) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	return n.Decode(l)
+	if err := n.Decode(l); err != nil {
+		return err
+	}
+	var namedStrategy, namedSuffixes bool
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		namedStrategy = namedStrategy || n.Content[i].Value == "otel_translation_strategy"
+		namedSuffixes = namedSuffixes || n.Content[i].Value == "otel_metric_suffixes_enabled"
+	}
+	l.ReconcileOTelNames(namedStrategy, namedSuffixes)
+	return nil
 }
 
 // prefixEach returns each error joined in err (errors.Join) with prefix.
@@ -140,6 +149,9 @@ func knownNames() map[string]bool {
 	m := map[string]bool{}
 	for _, v := range l.Values() {
 		m[v.Name] = true
+	}
+	for _, n := range otelNames {
+		m[n] = true
 	}
 	return m
 }
