@@ -192,6 +192,8 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 		"GET /prometheus/config/v1/rules/{namespace}/{groupName}":    {"GET", "/prometheus/config/v1/rules/ns1/g", nil, 404},
 		"DELETE /prometheus/config/v1/rules/{namespace}/{groupName}": {"DELETE", "/prometheus/config/v1/rules/ns1/g", nil, 404},
 		"/prometheus/api/v1/":                                        {"GET", "/prometheus" + query, nil, 200},
+		"GET /prometheus/api/v1/rules":                               {"GET", "/prometheus/api/v1/rules", nil, 200},
+		"GET /prometheus/api/v1/alerts":                              {"GET", "/prometheus/api/v1/alerts", nil, 200},
 		// The Alertmanager's configuration API, in registration order:
 		// none yet, one set, deleted; then a tenant's API v2 (the
 		// fallback configuration's status).
