@@ -61,6 +61,22 @@ func FuzzBatchDecode(f *testing.F) {
 	f.Add(hseed)
 	f.Add(write.Compress(nil, hseed))
 	f.Add(hseed[:len(hseed)-1])
+	// Version 7: exemplars and metadata, alone and with samples.
+	eb := write.NewBuilder("tenant-e")
+	if err := eb.Add(labels.FromStrings("__name__", "http_requests_total", "job", "api"), []write.Sample{{T: 5, V: 1}}); err != nil {
+		f.Fatal(err)
+	}
+	if err := eb.Add(labels.FromStrings("__name__", "http_requests_total"), nil); err != nil {
+		f.Fatal(err)
+	}
+	bx := eb.Batch()
+	bx.Series[0].Exemplars = []write.Exemplar{{T: 5, V: 1, Labels: write.AppendLabel(nil, "trace_id", "abc")}, {T: 4, V: 0.5}}
+	bx.Series[1].Metadata = &write.Metadata{Family: "http_requests_total", Type: 1, Unit: "requests", Help: "Requests."}
+	bx.Meta = write.MetaLimits{MaxExemplars: 1000, MaxMetadata: 10, MaxMetadataPerMetric: 2}
+	xseed := write.Append(nil, bx)
+	f.Add(xseed)
+	f.Add(write.Compress(nil, xseed))
+	f.Add(xseed[:len(xseed)-3])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := write.Decode(data)
 		if err != nil {
@@ -80,7 +96,8 @@ func FuzzBatchDecode(f *testing.F) {
 		if again2 := write.Append(nil, &b2); !bytes.Equal(again, again2) {
 			t.Fatalf("encode/decode is not stable:\n%x\n%x", again, again2)
 		}
-		if b.Tenant != b2.Tenant || b.Limits != b2.Limits || len(b.Series) != len(b2.Series) || b.NumSamples() != b2.NumSamples() || b.NumHistograms() != b2.NumHistograms() {
+		if b.Tenant != b2.Tenant || b.Limits != b2.Limits || len(b.Series) != len(b2.Series) || b.NumSamples() != b2.NumSamples() || b.NumHistograms() != b2.NumHistograms() ||
+			b.NumExemplars() != b2.NumExemplars() {
 			t.Fatalf("batch changed in a round trip")
 		}
 	})

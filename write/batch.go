@@ -49,6 +49,10 @@ type Batch struct {
 	// sends the batch to. Every replica applies the entry with the same
 	// limits, so they refuse the same series.
 	Limits SeriesLimits
+	// Meta: the exemplar and metadata limits the group applies to the
+	// batch's tenant, set by the proposer as Limits. Encoded only in a
+	// VersionExemplars batch (one with exemplars or metadata).
+	Meta   MetaLimits
 	Series []Series
 }
 
@@ -84,6 +88,14 @@ type Series struct {
 	// the sender sent them, as Samples. A batch with any is encoded as
 	// VersionHistograms.
 	Histograms []Histogram
+	// Exemplars of the series, in the order the sender sent them. A
+	// batch with any is encoded as VersionExemplars.
+	Exemplars []Exemplar
+	// Metadata of the series' metric family, or nil. A batch series with
+	// no samples, histograms nor exemplars may carry metadata alone (its
+	// labels then only place it on a group). A batch with any is encoded
+	// as VersionExemplars.
+	Metadata *Metadata
 }
 
 // Labels returns the label set of series i, or an error wrapping
@@ -205,20 +217,27 @@ func Append(dst []byte, b *Batch) []byte {
 	// A float-only batch keeps the version a replica of the previous
 	// release decodes: a rolling upgrade writes nothing it cannot apply
 	// until histograms arrive.
-	hists := b.hasHistograms()
+	meta := b.hasMeta()
+	hists := meta || b.hasHistograms()
 	version := Version
-	if hists {
+	switch {
+	case meta:
+		version = VersionExemplars
+	case hists:
 		version = VersionHistograms
 	}
 	// Grow once to the exact size: appending a 2000-series batch to a nil
 	// slice doubled it a dozen times (6% of the node's write path), and an
 	// upper bound (10 bytes per varint) left entries twice their size in
 	// Raft's log cache.
-	dst = slices.Grow(dst, encodedSize(b, hists))
+	dst = slices.Grow(dst, encodedSize(b, hists, meta))
 	dst = append(dst, version)
 	dst = appendString(dst, b.Tenant)
 	dst = binary.AppendUvarint(dst, uint64(clampLimit(b.Limits.MaxSeries)))
 	dst = binary.AppendUvarint(dst, uint64(clampLimit(b.Limits.MaxSeriesPerMetric)))
+	if meta {
+		dst = appendMetaLimits(dst, b.Meta)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(b.Series)))
 	for i := range b.Series {
 		s := &b.Series[i]
@@ -240,7 +259,12 @@ func Append(dst []byte, b *Batch) []byte {
 				prev = h.T
 				dst = appendHistogram(dst, h)
 			}
-			dst = append(dst, seriesFlags)
+			if meta {
+				dst = append(dst, flagsOf(s))
+				dst = appendSeriesMeta(dst, s)
+			} else {
+				dst = append(dst, seriesFlags)
+			}
 		}
 	}
 	return dst
@@ -251,10 +275,13 @@ func Append(dst []byte, b *Batch) []byte {
 func clampLimit(v int) int { return min(max(v, 0), maxLimit) }
 
 // encodedSize is the length of Append's encoding of b, in
-// VersionHistograms if hists.
-func encodedSize(b *Batch, hists bool) int {
+// VersionHistograms if hists, VersionExemplars if meta too.
+func encodedSize(b *Batch, hists, meta bool) int {
 	n := 1 + uvarintLen(uint64(len(b.Tenant))) + len(b.Tenant) + uvarintLen(uint64(len(b.Series))) +
 		uvarintLen(uint64(clampLimit(b.Limits.MaxSeries))) + uvarintLen(uint64(clampLimit(b.Limits.MaxSeriesPerMetric)))
+	if meta {
+		n += metaLimitsSize(b.Meta)
+	}
 	for i := range b.Series {
 		s := &b.Series[i]
 		n += uvarintLen(uint64(len(s.Labels))) + len(s.Labels) + uvarintLen(uint64(len(s.Samples)))
@@ -271,6 +298,9 @@ func encodedSize(b *Batch, hists bool) int {
 				h := &s.Histograms[j]
 				n += varintLen(h.T-prev) + histogramSize(h)
 				prev = h.T
+			}
+			if meta {
+				n += seriesMetaSize(s)
 			}
 		}
 	}
