@@ -209,7 +209,7 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 		if len(bs.Samples) == 0 && len(bs.Histograms) == 0 {
 			// Exemplars or metadata alone: no series to look up (a
 			// metadata series' labels only placed it on the group).
-			if se := a.applyMetaLocked(h, bs, b.Meta); se.Rejected > 0 {
+			if se := a.applyMetaLocked(h, bs, b.MetaLimits); se.Rejected > 0 {
 				se.Series = i
 				errs = append(errs, se)
 			}
@@ -342,8 +342,8 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				delete(t.mu.lastOfEmpty, s)
 			}
 		}
-		if len(bs.Exemplars) > 0 || bs.Metadata != nil {
-			if me := a.applyMetaLocked(h, bs, b.Meta); me.Rejected > 0 {
+		if bs.Meta != nil {
+			if me := a.applyMetaLocked(h, bs, b.MetaLimits); me.Rejected > 0 {
 				if se.Rejected == 0 {
 					se.Err = me.Err
 				}
@@ -375,13 +375,13 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 // exemplars refused, and 1 for refused metadata.
 func (a *appender) applyMetaLocked(h uint64, bs *write.Series, lim write.MetaLimits) write.Refusal {
 	var se write.Refusal
-	if len(bs.Exemplars) > 0 {
+	if len(bs.Exemplars()) > 0 {
 		if n, err := a.applyExemplarsLocked(h, bs, lim); n > 0 {
 			se.Rejected, se.Err = n, err
 		}
 	}
-	if bs.Metadata != nil {
-		if err := a.applyMetadataLocked(bs.Metadata, lim); err != nil {
+	if m := bs.Metadata(); m != nil {
+		if err := a.applyMetadataLocked(m, lim); err != nil {
 			if se.Rejected == 0 {
 				se.Err = err
 			}

@@ -189,13 +189,13 @@ func (es *exemplarStore) evict(slot int) {
 func (a *appender) applyExemplarsLocked(h uint64, bs *write.Series, lim write.MetaLimits) (int, error) {
 	t := a.t
 	if lim.MaxExemplars <= 0 {
-		return len(bs.Exemplars), ErrExemplarsDisabled
+		return len(bs.Exemplars()), ErrExemplarsDisabled
 	}
 	// Only for a series with samples in the head: whether a series is
 	// in the head with samples is the same on every replica (the series
 	// limits' count rests on it), unlike a series merely looked up.
 	if s := t.lookupLocked(h, bs.Labels); s == nil || s.numSamples() == 0 {
-		return len(bs.Exemplars), ErrExemplarNoSeries
+		return len(bs.Exemplars()), ErrExemplarNoSeries
 	}
 	es := t.exemplarsLocked()
 	es.resize(lim.MaxExemplars)
@@ -206,8 +206,9 @@ func (a *appender) applyExemplarsLocked(h uint64, bs *write.Series, lim write.Me
 	refused := 0
 	var first error
 	key := string(bs.Labels)
-	for j := range bs.Exemplars {
-		e := &bs.Exemplars[j]
+	exs := bs.Exemplars()
+	for j := range exs {
+		e := &exs[j]
 		if err := es.add(key, lsetOf, e); err != nil {
 			if refused == 0 {
 				first = fmt.Errorf("exemplar %d at %d: %w", j, e.T, err)

@@ -31,9 +31,9 @@ func exBatch(t testing.TB, tenant string, max int, ts int64, series ...string) *
 	b := bb.Batch()
 	for i := range series {
 		s := &b.Series[len(series)+i]
-		s.Exemplars = []write.Exemplar{{T: ts, V: float64(ts), Labels: write.AppendLabel(nil, "trace_id", fmt.Sprint(series[i], ts))}}
+		s.Meta = &write.SeriesMeta{Exemplars: []write.Exemplar{{T: ts, V: float64(ts), Labels: write.AppendLabel(nil, "trace_id", fmt.Sprint(series[i], ts))}}}
 	}
-	b.Meta.MaxExemplars = max
+	b.MetaLimits.MaxExemplars = max
 	return b
 }
 
@@ -76,7 +76,7 @@ func TestExemplarsApplyAndSelect(t *testing.T) {
 	retry := exBatch(t, "t", 10, 1100, "a")
 	require.Empty(t, apply(t, g, 3, retry))
 	old := exBatch(t, "t", 10, 1200, "a")
-	old.Series[1].Exemplars = append(old.Series[1].Exemplars, write.Exemplar{T: 1150, V: 1})
+	old.Series[1].Meta.Exemplars = append(old.Series[1].Meta.Exemplars, write.Exemplar{T: 1150, V: 1})
 	refused := apply(t, g, 4, old)
 	require.Len(t, refused, 1)
 	require.Equal(t, 1, refused[0].Series)
@@ -88,8 +88,8 @@ func TestExemplarsApplyAndSelect(t *testing.T) {
 	orphan := write.NewBuilder("t")
 	require.NoError(t, orphan.Add(labels.FromStrings("__name__", "none"), nil))
 	ob := orphan.Batch()
-	ob.Series[0].Exemplars = []write.Exemplar{{T: 5, V: 1}, {T: 6, V: 2}}
-	ob.Meta.MaxExemplars = 10
+	ob.Series[0].Meta = &write.SeriesMeta{Exemplars: []write.Exemplar{{T: 5, V: 1}, {T: 6, V: 2}}}
+	ob.MetaLimits.MaxExemplars = 10
 	refused = apply(t, g, 5, ob)
 	require.Len(t, refused, 1)
 	require.Equal(t, 2, refused[0].Rejected)
@@ -130,7 +130,7 @@ func TestExemplarsRestartAndSnapshot(t *testing.T) {
 			require.NoError(t, bb.Add(labels.FromStrings("__name__", "a"), nil))
 			mb := bb.Batch()
 			b.Series = append(b.Series, mb.Series[0])
-			b.Series[len(b.Series)-1].Metadata = &write.Metadata{Family: "a", Type: 1, Help: fmt.Sprint("help ", i%2)}
+			b.Series[len(b.Series)-1].Meta = &write.SeriesMeta{Metadata: &write.Metadata{Family: "a", Type: 1, Help: fmt.Sprint("help ", i%2)}}
 		}
 		batches = append(batches, b)
 	}
@@ -205,9 +205,9 @@ func TestMetadataLimits(t *testing.T) {
 		}
 		b := bb.Batch()
 		for i := range ms {
-			b.Series[i+1].Metadata = &ms[i]
+			b.Series[i+1].Meta = &write.SeriesMeta{Metadata: &ms[i]}
 		}
-		b.Meta = lim
+		b.MetaLimits = lim
 		idx++
 		return apply(t, g, idx, b)
 	}

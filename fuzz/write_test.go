@@ -70,9 +70,9 @@ func FuzzBatchDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	bx := eb.Batch()
-	bx.Series[0].Exemplars = []write.Exemplar{{T: 5, V: 1, Labels: write.AppendLabel(nil, "trace_id", "abc")}, {T: 4, V: 0.5}}
-	bx.Series[1].Metadata = &write.Metadata{Family: "http_requests_total", Type: 1, Unit: "requests", Help: "Requests."}
-	bx.Meta = write.MetaLimits{MaxExemplars: 1000, MaxMetadata: 10, MaxMetadataPerMetric: 2}
+	bx.Series[0].Meta = &write.SeriesMeta{Exemplars: []write.Exemplar{{T: 5, V: 1, Labels: write.AppendLabel(nil, "trace_id", "abc")}, {T: 4, V: 0.5}}}
+	bx.Series[1].Meta = &write.SeriesMeta{Metadata: &write.Metadata{Family: "http_requests_total", Type: 1, Unit: "requests", Help: "Requests."}}
+	bx.MetaLimits = write.MetaLimits{MaxExemplars: 1000, MaxMetadata: 10, MaxMetadataPerMetric: 2}
 	xseed := write.Append(nil, bx)
 	f.Add(xseed)
 	f.Add(write.Compress(nil, xseed))

@@ -417,7 +417,7 @@ func (h *OTLPHandler) write(ctx context.Context, tenantID string, st *otlpState,
 	res.exemplars = app.exemplars
 	wres, err := h.wh.write(ctx, tenantID, &st.push)
 	if wres != nil {
-		wres.histograms, wres.exemplars = res.histograms, res.exemplars
+		wres.histograms, wres.ignoredExemplars = res.histograms, res.exemplars
 		res.writeResult = *wres
 	}
 	if err != nil {

@@ -131,13 +131,19 @@ type pushState struct {
 	batch  []write.Series      // aliases req's keys and samples
 	hists  []write.Histogram   // the valid native histograms, series after series
 	labels []remotewrite.Label // one 2.0 series' labels (labelsOf)
+	exs    []write.Exemplar    // the valid exemplars, series after series
+	exLbls []remotewrite.Label // one exemplar's labels (Request.Exemplar)
+	metas  []write.Metadata    // the request's distinct valid metadata
+	smeta  []write.SeriesMeta  // the batch series' exemplars and metadata
+	mkeys  [][]byte            // the label set placing each of metas on a group
 }
 
 // retainedBytes is the memory st keeps between requests.
 func (st *pushState) retainedBytes() int {
 	return cap(st.body) + st.req.RetainedBytes() + int(unsafe.Sizeof(kept{}))*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch) +
 		int(unsafe.Sizeof(write.Histogram{}))*cap(st.hists) +
-		int(unsafe.Sizeof(remotewrite.Label{}))*cap(st.labels)
+		int(unsafe.Sizeof(remotewrite.Label{}))*(cap(st.labels)+cap(st.exLbls)) +
+		int(unsafe.Sizeof(write.Exemplar{}))*cap(st.exs)
 }
 
 // kept is one series of a push's batch: float samples of
@@ -154,9 +160,19 @@ func (st *pushState) retainedBytes() int {
 // writeResult.badSeries already.
 type kept struct {
 	series, lo, hi int32
-	hist           bool
+	kind           keptKind
 	counted        bool
 }
+
+// keptKind is what a batch series of a push holds.
+type keptKind uint8
+
+const (
+	keptFloats    keptKind = iota // float samples: Samples[lo:hi] of the series
+	keptHists                     // native histograms: st.hists[lo:hi]
+	keptExemplars                 // exemplars: st.exs[lo:hi], after the series' samples
+	keptMetadata                  // metadata st.metas[lo] alone (series is -1)
+)
 
 // labelsOf returns the labels of s, a series of st.req: a 1.0 series'
 // own, or a 2.0 series' resolved into st.labels, valid until the next
@@ -334,6 +350,14 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		st.batch = st.batch[:0]
 		clear(st.hists)
 		st.hists = st.hists[:0]
+		clear(st.exs)
+		st.exs = st.exs[:0]
+		clear(st.metas)
+		st.metas = st.metas[:0]
+		clear(st.mkeys)
+		st.mkeys = st.mkeys[:0]
+		clear(st.smeta)
+		st.smeta = st.smeta[:0]
 		if st.retainedBytes() <= maxPooledStateBytes {
 			h.states.Put(st)
 		}
@@ -403,13 +427,13 @@ const (
 // 2.0: 1.0 senders may not rely on them, and the receiver suite's 1.0
 // case expects none.
 func setWritten(h http.Header, res *writeResult) {
-	samples, histograms := 0, 0
+	samples, histograms, exemplars := 0, 0, 0
 	if res != nil {
-		samples, histograms = res.samples, res.histograms
+		samples, histograms, exemplars = res.samples, res.histograms, res.exemplars
 	}
 	h.Set(headerSamplesWritten, strconv.Itoa(samples))
 	h.Set(headerHistogramsWritten, strconv.Itoa(histograms))
-	h.Set(headerExemplarsWritten, "0")
+	h.Set(headerExemplarsWritten, strconv.Itoa(exemplars))
 }
 
 // readChunkBytes: a body without a Content-Length is read, and its bytes
@@ -499,7 +523,187 @@ type writeResult struct {
 	badHistograms         int // native histogram samples refused
 	firstErr              error
 	discarded             [numReasons]int // refused samples and histograms by reason
-	exemplars, meta       int             // not stored yet
+
+	exemplars    int   // exemplars written (X-Prometheus-Remote-Write-Exemplars-Written)
+	badExemplars int   // exemplars refused, by validation or the engine
+	exemplarErr  error // the first exemplar refusal's text
+	exemplarsOff int   // of them: 2.0 exemplars of a tenant that keeps none
+	// ignoredExemplars: 1.0 (and OTLP) exemplars of a tenant that keeps
+	// none, dropped without an error (myelin_ignored_total).
+	ignoredExemplars   int
+	discardedExemplars [numExemplarReasons]int
+	metadata           int // distinct metadata written
+	badMetadata        int // metadata refused
+	metadataErr        error
+	discardedMetadata  [numMetadataReasons]int
+}
+
+// Reasons of refused exemplars and metadata, the reason label of
+// myelin_discarded_exemplars_total and myelin_discarded_metadata_total
+// (Mimir's names where it has one).
+const (
+	exemplarInvalid = iota
+	exemplarSeriesRefused
+	exemplarOutOfOrder
+	exemplarSeriesMissing
+	exemplarsDisabled
+	exemplarOther
+	numExemplarReasons
+)
+
+var exemplarReasons = [numExemplarReasons]string{"exemplar_invalid", "exemplar_series_invalid", "exemplar_out_of_order",
+	"exemplar_series_missing", "exemplars_disabled", "other"}
+
+const (
+	metadataInvalid = iota
+	metadataPerUser
+	metadataPerMetric
+	metadataOther
+	numMetadataReasons
+)
+
+var metadataReasons = [numMetadataReasons]string{"metadata_invalid", "per_user_metadata_limit", "per_metric_metadata_limit", "other"}
+
+// refuseExemplars counts n exemplars refused for reason.
+func (res *writeResult) refuseExemplars(n, reason int) {
+	res.badExemplars += n
+	res.discardedExemplars[reason] += n
+}
+
+// exemplarsOutcome counts what the engine did with a batch series of n
+// exemplars (refusal: its refusal, or nil) of the series series names.
+func (res *writeResult) exemplarsOutcome(n int, refusal *write.Refusal, series func() string) {
+	if refusal == nil {
+		res.exemplars += n
+		return
+	}
+	rejected := min(refusal.Rejected, n)
+	res.exemplars += n - rejected
+	reason := exemplarOther
+	switch {
+	case strings.Contains(refusal.Err.Error(), engineOutOfOrderExemplar):
+		reason = exemplarOutOfOrder
+	case strings.Contains(refusal.Err.Error(), engineExemplarNoSeries):
+		reason = exemplarSeriesMissing
+	}
+	res.refuseExemplars(rejected, reason)
+	if res.exemplarErr == nil {
+		res.exemplarErr = fmt.Errorf("%v: %d of %d exemplars refused in series %s", refusal.Err, rejected, n, series())
+	}
+}
+
+// The texts of the engine's exemplar refusals (engine.ErrOutOfOrderExemplar,
+// ErrExemplarNoSeries): an outcome carries a refusal's text, not its
+// sentinel, for the causes it has no code for.
+const (
+	engineOutOfOrderExemplar = "out of order exemplar"
+	engineExemplarNoSeries   = "exemplar for a series with no samples in the head"
+)
+
+// metadataOutcome counts what the engine did with metadata m.
+func (res *writeResult) metadataOutcome(refusal *write.Refusal, m *write.Metadata, tl *limits.Limits) {
+	if refusal == nil {
+		res.metadata++
+		return
+	}
+	res.badMetadata++
+	reason, text := metadataOther, refusal.Err.Error()
+	switch {
+	case strings.Contains(text, engineMetadataLimit):
+		reason, text = metadataPerUser, limits.MetadataPerUserError(tl.MaxGlobalMetadataPerUser)
+	case strings.Contains(text, engineMetadataPerMetricLimit):
+		reason, text = metadataPerMetric, limits.MetadataPerMetricError(tl.MaxGlobalMetadataPerMetric)
+	}
+	res.discardedMetadata[reason]++
+	if res.metadataErr == nil {
+		res.metadataErr = fmt.Errorf("%s This is for metric %s", text, m.Family)
+	}
+}
+
+// The texts of the engine's metadata refusals (engine.ErrMetadataLimit,
+// ErrMetadataPerMetricLimit).
+const (
+	engineMetadataLimit          = "metric metadata limit of the tenant in the group reached"
+	engineMetadataPerMetricLimit = "metadata per metric limit of the tenant in the group reached"
+)
+
+// keepExemplars validates the exemplars of series i of st.req, the first
+// of them req.Exemplars[e0], and keeps the valid ones as a batch series
+// after the series' samples (stored: the series has samples or
+// histograms in the batch). A tenant that keeps no exemplars has them
+// refused in 2.0 (the spec allows no 2xx then) and dropped in 1.0.
+func (h *WriteHandler) keepExemplars(st *pushState, res *writeResult, i, e0 int, stored, on bool) {
+	req := &st.req
+	n := int(req.Series[i].Exemplars)
+	switch {
+	case !on && req.Proto == remotewrite.ProtoV2:
+		res.refuseExemplars(n, exemplarsDisabled)
+		res.exemplarsOff += n
+		return
+	case !on:
+		res.ignoredExemplars += n
+		return
+	case !stored:
+		// The series' samples were all refused: its exemplars go with them.
+		res.refuseExemplars(n, exemplarSeriesRefused)
+		return
+	}
+	x0 := len(st.exs)
+	for j := range n {
+		var e write.Exemplar
+		var err error
+		e, st.exLbls, err = req.Exemplar(e0+j, h.opts.LegacyNames, st.exLbls)
+		if err != nil {
+			res.refuseExemplars(1, exemplarInvalid)
+			if res.exemplarErr == nil {
+				res.exemplarErr = fmt.Errorf("exemplar %d of series %s: %w", j, req.SeriesString(&req.Series[i]), err)
+			}
+			continue
+		}
+		st.exs = append(st.exs, e)
+	}
+	if len(st.exs) > x0 {
+		st.kept = append(st.kept, kept{series: int32(i), lo: int32(x0), hi: int32(len(st.exs)), kind: keptExemplars})
+	}
+}
+
+// keepMetadata validates the request's metadata and keeps each distinct
+// one once, as a batch series of its own whose labels
+// ({__name__=family}) place it on a group. 2.0 metadata of a series
+// refused whole is left out with it.
+func (h *WriteHandler) keepMetadata(st *pushState, res *writeResult) {
+	req := &st.req
+	seen := make(map[write.Metadata]bool, min(len(req.Metadata), 1024))
+	m0 := len(st.metas)
+	for j, sp := range req.Metadata {
+		if req.Proto == remotewrite.ProtoV2 && !h.seriesKept(st, sp.Series) {
+			continue
+		}
+		m, err := req.MetadataOf(j)
+		if err != nil {
+			res.badMetadata++
+			res.discardedMetadata[metadataInvalid]++
+			if res.metadataErr == nil {
+				res.metadataErr = err
+			}
+			continue
+		}
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		st.metas = append(st.metas, m)
+		st.mkeys = append(st.mkeys, write.AppendLabel(nil, "__name__", m.Family))
+	}
+	for k := m0; k < len(st.metas); k++ {
+		st.kept = append(st.kept, kept{series: -1, lo: int32(k), hi: int32(k + 1), kind: keptMetadata})
+	}
+}
+
+// seriesKept reports whether series i of st.req has a batch series.
+func (h *WriteHandler) seriesKept(st *pushState, i int) bool {
+	_, ok := slices.BinarySearchFunc(st.kept, int32(i), func(k kept, i int32) int { return int(k.series - i) })
+	return ok
 }
 
 // refuse counts a series whose samples (and histograms) were all refused
@@ -524,17 +728,28 @@ func (res *writeResult) message() string {
 	// A 2.0 answer may not be a 2xx while exemplars were not written
 	// (spec, "Response"); 1.0 has no such rule and no written headers, so
 	// a 1.0 sender would count its stored samples as failed: there they
-	// are only counted (myelin_ignored_total), as before.
-	if res.exemplars > 0 && res.proto == remotewrite.ProtoV2 {
-		parts = append(parts, fmt.Sprintf("exemplars are not supported yet: %d exemplars were not written", res.exemplars))
+	// are only counted (myelin_ignored_total).
+	if res.exemplarsOff > 0 {
+		parts = append(parts, fmt.Sprintf("exemplars are not kept for this tenant (max_global_exemplars_per_user is 0; -%s): %d exemplars were not written",
+			limits.Flag["max_global_exemplars_per_user"], res.exemplarsOff))
+	}
+	if n := res.badExemplars - res.exemplarsOff - res.discardedExemplars[exemplarSeriesRefused]; n > 0 && res.exemplarErr != nil {
+		parts = append(parts, fmt.Sprintf("%v; %d exemplars refused in total", res.exemplarErr, n))
+	}
+	if res.badMetadata > 0 {
+		parts = append(parts, fmt.Sprintf("%v; %d metadata refused in total", res.metadataErr, res.badMetadata))
 	}
 	if len(parts) == 0 {
 		return ""
 	}
+	written := fmt.Sprintf("%d samples", res.samples)
 	if res.histograms > 0 {
-		return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%d samples, %d histograms) were written", res.series, res.samples, res.histograms)
+		written += fmt.Sprintf(", %d histograms", res.histograms)
 	}
-	return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%d samples) were written", res.series, res.samples)
+	if res.exemplars > 0 {
+		written += fmt.Sprintf(", %d exemplars", res.exemplars)
+	}
+	return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%s) were written", res.series, written)
 }
 
 // write validates the decoded request in st, writes its valid series as
@@ -543,9 +758,10 @@ func (res *writeResult) message() string {
 // runs.
 func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) (*writeResult, error) {
 	req := &st.req
-	res := &writeResult{proto: req.Proto, exemplars: len(req.Exemplars), meta: len(req.Metadata)}
+	res := &writeResult{proto: req.Proto}
 	now := h.opts.Now()
 	tl := h.opts.Limits.For(tenant)
+	exemplarsOn := tl.MaxGlobalExemplarsPerUser > 0
 	v := tl.Validation(h.opts.LegacyNames)
 	lim := &v
 	// kept: room for every series at once, so that it never grows by
@@ -556,20 +772,27 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	st.kept = grow(st.kept[:0], len(req.Series))
 	firstBad := -1 // series of the first validation refusal of labels or samples
 	var firstHistErr error
-	hi := 0 // next of req.Histograms
+	hi, ei := 0, 0 // next of req.Histograms, req.Exemplars
 	for i := range req.Series {
 		s := &req.Series[i]
-		// The histograms of series i are req.Histograms[hi:hend].
+		// The histograms of series i are req.Histograms[hi:hend], its
+		// exemplars req.Exemplars[ei:eend].
 		for hi < len(req.Histograms) && req.Histograms[hi].Series < i {
 			hi++
 		}
-		hend := hi + int(s.Histograms)
+		for ei < len(req.Exemplars) && req.Exemplars[ei].Series < i {
+			ei++
+		}
+		hend, eend := hi+int(s.Histograms), ei+int(s.Exemplars)
+		e0 := ei
+		ei = eend
 		err := s.Err() // 2.0: bad references, no samples nor histograms
 		if err == nil {
 			err = lim.CheckSeries(s, st.labelsOf(s))
 		}
 		if err != nil {
 			res.refuse(len(s.Samples), int(s.Histograms), err)
+			res.refuseExemplars(int(s.Exemplars), exemplarSeriesRefused)
 			if firstBad < 0 {
 				firstBad = i
 			}
@@ -615,6 +838,9 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		}
 		st.kept = appendRuns(st.kept, int32(i), floats, st.hists[h0:], int32(h0))
 		hi = hend
+		if s.Exemplars > 0 {
+			h.keepExemplars(st, res, i, e0, len(st.kept) > k0, exemplarsOn)
+		}
 		if badSeries {
 			res.badSeries++
 			for k := k0; k < len(st.kept); k++ {
@@ -637,12 +863,30 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	if res.firstErr == nil {
 		res.firstErr = firstHistErr
 	}
+	if len(req.Metadata) > 0 {
+		h.keepMetadata(st, res)
+	}
 	if len(st.kept) == 0 {
 		return res, nil
 	}
 	st.batch = grow(st.batch[:0], len(st.kept))
+	// Room for every batch series' SeriesMeta at once: the batch points
+	// into it.
+	nmeta := 0
+	for _, k := range st.kept {
+		if k.kind == keptExemplars || k.kind == keptMetadata {
+			nmeta++
+		}
+	}
+	st.smeta = grow(st.smeta[:0], nmeta)
 	valid := 0
 	for _, k := range st.kept {
+		if k.kind == keptMetadata {
+			st.smeta = append(st.smeta, write.SeriesMeta{Metadata: &st.metas[k.lo]})
+			st.batch = append(st.batch, write.Series{Labels: st.mkeys[k.lo], Meta: &st.smeta[len(st.smeta)-1]})
+			valid++
+			continue
+		}
 		s := &req.Series[k.series]
 		// Valid labels, without the empty-valued ones, in wire order are
 		// sorted and unique: s.Key is then the engine's encoding of the
@@ -653,9 +897,13 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			}
 		}
 		valid += int(k.hi - k.lo)
-		if k.hist {
+		switch k.kind {
+		case keptHists:
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Histograms: st.hists[k.lo:k.hi:k.hi]})
-		} else {
+		case keptExemplars:
+			st.smeta = append(st.smeta, write.SeriesMeta{Exemplars: st.exs[k.lo:k.hi:k.hi]})
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Meta: &st.smeta[len(st.smeta)-1]})
+		default:
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples[k.lo:k.hi:k.hi]})
 		}
 	}
@@ -667,7 +915,11 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		res.discarded[reasonOf(limits.ErrIngestionRate)] += valid
 		return res, limits.ErrIngestionRate
 	}
-	refused, err := h.w.Write(ctx, &write.Batch{Tenant: tenant, Series: st.batch})
+	// The tenant's global exemplar and metadata limits: the distributor
+	// gives each group its share.
+	meta := write.MetaLimits{MaxExemplars: tl.MaxGlobalExemplarsPerUser, MaxMetadata: tl.MaxGlobalMetadataPerUser,
+		MaxMetadataPerMetric: tl.MaxGlobalMetadataPerMetric}
+	refused, err := h.w.Write(ctx, &write.Batch{Tenant: tenant, MetaLimits: meta, Series: st.batch})
 	if err != nil {
 		return nil, err
 	}
@@ -696,15 +948,27 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			flush()
 			prevSeries, prevWrote, prevBad = k.series, false, false
 		}
-		s := &req.Series[k.series]
 		n := int(k.hi - k.lo)
 		for len(refused) > 0 && refused[0].Series < bi {
 			refused = refused[1:] // a second refusal of a series: not expected
 		}
-		rejected := 0
+		var refusal *write.Refusal
 		if len(refused) > 0 && refused[0].Series == bi {
-			e := refused[0]
+			refusal = &refused[0]
 			refused = refused[1:]
+		}
+		switch k.kind {
+		case keptExemplars:
+			res.exemplarsOutcome(n, refusal, func() string { return req.SeriesString(&req.Series[k.series]) })
+			continue
+		case keptMetadata:
+			res.metadataOutcome(refusal, &st.metas[k.lo], tl)
+			continue
+		}
+		s := &req.Series[k.series]
+		rejected := 0
+		if refusal != nil {
+			e := *refusal
 			rejected = min(e.Rejected, n)
 			res.discarded[reasonOf(e.Err)] += rejected
 			if res.firstErr == nil {
@@ -712,7 +976,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			}
 			prevBad = prevBad || !k.counted
 		}
-		if !k.hist {
+		if k.kind == keptFloats {
 			res.samples += n - rejected
 			res.badSamples += rejected
 		} else {
@@ -744,7 +1008,7 @@ func appendRuns(dst []kept, i int32, floats []remotewrite.Sample, hists []write.
 		for hi < len(hists) && (fi == len(floats) || hists[hi].T < floats[fi].T) {
 			hi++
 		}
-		dst = append(dst, kept{series: i, lo: h0 + int32(start), hi: h0 + int32(hi), hist: true})
+		dst = append(dst, kept{series: i, lo: h0 + int32(start), hi: h0 + int32(hi), kind: keptHists})
 	}
 	return dst
 }

@@ -55,6 +55,7 @@ type Decoder struct {
 	ext     []extent
 	hists   []Histogram
 	exs     []Exemplar
+	metas   []SeriesMeta
 	raw     []byte // the decompressed form of a VersionS2 batch
 }
 
@@ -199,15 +200,15 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 			return nil, err
 		}
 	}
-	b.Meta = MetaLimits{}
+	b.MetaLimits = MetaLimits{}
 	if version == VersionExemplars {
-		if b.Meta.MaxExemplars, err = r.limit("exemplar limit"); err != nil {
+		if b.MetaLimits.MaxExemplars, err = r.limit("exemplar limit"); err != nil {
 			return nil, err
 		}
-		if b.Meta.MaxMetadata, err = r.limit("metadata limit"); err != nil {
+		if b.MetaLimits.MaxMetadata, err = r.limit("metadata limit"); err != nil {
 			return nil, err
 		}
-		if b.Meta.MaxMetadataPerMetric, err = r.limit("per-metric metadata limit"); err != nil {
+		if b.MetaLimits.MaxMetadataPerMetric, err = r.limit("per-metric metadata limit"); err != nil {
 			return nil, err
 		}
 	}
@@ -290,15 +291,31 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 	} else if cap(b.Series) < nser {
 		b.Series = make([]Series, 0, nser)
 	}
+	// Room for every series' SeriesMeta at once: Series.Meta points into
+	// it, so it must not move while the batch is built.
+	nmeta := 0
+	for _, e := range ext {
+		if e.e1 > e.e0 || e.meta != nil {
+			nmeta++
+		}
+	}
+	clear(d.metas)
+	if cap(d.metas) < nmeta {
+		d.metas = make([]SeriesMeta, 0, nmeta)
+	}
+	d.metas = d.metas[:0]
 	for _, e := range ext {
 		s := Series{Labels: src[e.l0:e.l1:e.l1], Samples: samples[e.s0:e.s1:e.s1]}
 		if e.h1 > e.h0 {
 			s.Histograms = hists[e.h0:e.h1:e.h1]
 		}
-		if e.e1 > e.e0 {
-			s.Exemplars = exs[e.e0:e.e1:e.e1]
+		if e.e1 > e.e0 || e.meta != nil {
+			d.metas = append(d.metas, SeriesMeta{Metadata: e.meta})
+			if e.e1 > e.e0 {
+				d.metas[len(d.metas)-1].Exemplars = exs[e.e0:e.e1:e.e1]
+			}
+			s.Meta = &d.metas[len(d.metas)-1]
 		}
-		s.Metadata = e.meta
 		b.Series = append(b.Series, s)
 	}
 	return b, nil

@@ -23,6 +23,32 @@ const (
 	knownFlags         = flagExemplars | flagMetadata
 )
 
+// SeriesMeta is what a batch series carries beside its samples.
+type SeriesMeta struct {
+	// Exemplars of the series, in the order the sender sent them.
+	Exemplars []Exemplar
+	// Metadata of the series' metric family, or nil. A batch series with
+	// no samples, histograms nor exemplars may carry metadata alone (its
+	// labels then only place it on a group).
+	Metadata *Metadata
+}
+
+// Exemplars returns the series' exemplars (nil for none).
+func (s *Series) Exemplars() []Exemplar {
+	if s.Meta == nil {
+		return nil
+	}
+	return s.Meta.Exemplars
+}
+
+// Metadata returns the series' metadata, or nil.
+func (s *Series) Metadata() *Metadata {
+	if s.Meta == nil {
+		return nil
+	}
+	return s.Meta.Metadata
+}
+
 // Exemplar is one exemplar of a series: a sample of its value at T with
 // labels of its own (typically a trace ID), as Prometheus's
 // exemplar.Exemplar.
@@ -75,10 +101,10 @@ type MetaLimits struct {
 // is a timestamp delta, a value and an empty label set.
 const minExemplarBytes = 1 + 8 + 1
 
-// hasMeta reports whether any series of b has exemplars or metadata.
-func (b *Batch) hasMeta() bool {
+// HasMeta reports whether any series of b has exemplars or metadata.
+func (b *Batch) HasMeta() bool {
 	for i := range b.Series {
-		if len(b.Series[i].Exemplars) > 0 || b.Series[i].Metadata != nil {
+		if len(b.Series[i].Exemplars()) > 0 || b.Series[i].Metadata() != nil {
 			return true
 		}
 	}
@@ -89,7 +115,7 @@ func (b *Batch) hasMeta() bool {
 func (b *Batch) NumExemplars() int {
 	n := 0
 	for i := range b.Series {
-		n += len(b.Series[i].Exemplars)
+		n += len(b.Series[i].Exemplars())
 	}
 	return n
 }
@@ -97,10 +123,10 @@ func (b *Batch) NumExemplars() int {
 // flagsOf returns the series flags byte of s.
 func flagsOf(s *Series) byte {
 	var f byte
-	if len(s.Exemplars) > 0 {
+	if len(s.Exemplars()) > 0 {
 		f |= flagExemplars
 	}
-	if s.Metadata != nil {
+	if s.Metadata() != nil {
 		f |= flagMetadata
 	}
 	return f
@@ -121,10 +147,10 @@ func metaLimitsSize(l MetaLimits) int {
 // appendSeriesMeta appends the sections flagsOf(s) announces: the
 // exemplars, then the metadata.
 func appendSeriesMeta(dst []byte, s *Series) []byte {
-	if len(s.Exemplars) > 0 {
-		dst = binary.AppendUvarint(dst, uint64(len(s.Exemplars)))
+	if exs := s.Exemplars(); len(exs) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(exs)))
 		prev := int64(0)
-		for _, e := range s.Exemplars {
+		for _, e := range exs {
 			dst = binary.AppendVarint(dst, e.T-prev)
 			prev = e.T
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(e.V))
@@ -132,7 +158,7 @@ func appendSeriesMeta(dst []byte, s *Series) []byte {
 			dst = append(dst, e.Labels...)
 		}
 	}
-	if m := s.Metadata; m != nil {
+	if m := s.Metadata(); m != nil {
 		dst = append(dst, byte(m.Type))
 		dst = appendString(dst, m.Family)
 		dst = appendString(dst, m.Unit)
@@ -143,15 +169,15 @@ func appendSeriesMeta(dst []byte, s *Series) []byte {
 
 func seriesMetaSize(s *Series) int {
 	n := 0
-	if len(s.Exemplars) > 0 {
-		n += uvarintLen(uint64(len(s.Exemplars)))
+	if exs := s.Exemplars(); len(exs) > 0 {
+		n += uvarintLen(uint64(len(exs)))
 		prev := int64(0)
-		for _, e := range s.Exemplars {
+		for _, e := range exs {
 			n += varintLen(e.T-prev) + 8 + uvarintLen(uint64(len(e.Labels))) + len(e.Labels)
 			prev = e.T
 		}
 	}
-	if m := s.Metadata; m != nil {
+	if m := s.Metadata(); m != nil {
 		n += 1 + uvarintLen(uint64(len(m.Family))) + len(m.Family) + uvarintLen(uint64(len(m.Unit))) + len(m.Unit) +
 			uvarintLen(uint64(len(m.Help))) + len(m.Help)
 	}

@@ -22,16 +22,16 @@ func goldenExemplarBatch(t testing.TB) *Batch {
 	require.NoError(t, bb.AddHistograms(labels.FromStrings("__name__", "rpc_duration_seconds", "job", "api"), nil, goldenHistograms()[:1]))
 	require.NoError(t, bb.Add(labels.FromStrings("__name__", "process_cpu_seconds_total"), nil))
 	b := bb.Batch()
-	b.Series[0].Exemplars = []Exemplar{
+	b.Series[0].Meta = &SeriesMeta{Exemplars: []Exemplar{
 		{T: 1_700_000_000_000, V: 3, Labels: trace},
 		{T: 1_699_999_999_000, V: math.Float64frombits(value.StaleNaN)},
 		{T: math.MinInt64, V: math.Inf(-1), Labels: AppendLabel(nil, "a", "\x00→")},
-	}
-	b.Series[1].Exemplars = []Exemplar{{T: 10, V: 0.25, Labels: trace}}
-	b.Series[1].Metadata = &Metadata{Family: "rpc_duration_seconds", Type: 3, Unit: "seconds", Help: "RPC latency."}
-	b.Series[2].Metadata = &Metadata{Family: "process_cpu_seconds_total", Type: 1, Help: "Total CPU time — ü."}
+	}}
+	b.Series[1].Meta = &SeriesMeta{Exemplars: []Exemplar{{T: 10, V: 0.25, Labels: trace}},
+		Metadata: &Metadata{Family: "rpc_duration_seconds", Type: 3, Unit: "seconds", Help: "RPC latency."}}
+	b.Series[2].Meta = &SeriesMeta{Metadata: &Metadata{Family: "process_cpu_seconds_total", Type: 1, Help: "Total CPU time — ü."}}
 	b.Limits = SeriesLimits{MaxSeries: 50_546, MaxSeriesPerMetric: 127}
-	b.Meta = MetaLimits{MaxExemplars: 100_000, MaxMetadata: 3_000, MaxMetadataPerMetric: 10}
+	b.MetaLimits = MetaLimits{MaxExemplars: 100_000, MaxMetadata: 3_000, MaxMetadataPerMetric: 10}
 	return b
 }
 
@@ -39,17 +39,17 @@ func goldenExemplarBatch(t testing.TB) *Batch {
 func requireSameMeta(t *testing.T, want, got *Batch) {
 	t.Helper()
 	requireSameBatch(t, want, got)
-	require.Equal(t, want.Meta, got.Meta)
+	require.Equal(t, want.MetaLimits, got.MetaLimits)
 	for i := range want.Series {
 		w, g := &want.Series[i], &got.Series[i]
-		require.Len(t, g.Exemplars, len(w.Exemplars), "series %d", i)
-		for j := range w.Exemplars {
-			we, ge := w.Exemplars[j], g.Exemplars[j]
+		require.Len(t, g.Exemplars(), len(w.Exemplars()), "series %d", i)
+		for j := range w.Exemplars() {
+			we, ge := w.Exemplars()[j], g.Exemplars()[j]
 			require.Equal(t, we.T, ge.T)
 			require.Equal(t, math.Float64bits(we.V), math.Float64bits(ge.V))
 			require.Equal(t, string(we.Labels), string(ge.Labels))
 		}
-		require.Equal(t, w.Metadata, g.Metadata, "series %d", i)
+		require.Equal(t, w.Metadata(), g.Metadata(), "series %d", i)
 	}
 }
 
@@ -78,9 +78,9 @@ func TestBatchExemplarsGolden(t *testing.T) {
 // version an earlier release decodes.
 func TestNoMetaKeepsVersion(t *testing.T) {
 	b := goldenLimitsBatch(t)
-	b.Meta = MetaLimits{MaxExemplars: 5}
+	b.MetaLimits = MetaLimits{MaxExemplars: 5}
 	require.Equal(t, Version, Append(nil, b)[0])
-	b.Series[0].Exemplars = []Exemplar{}
+	b.Series[0].Meta = &SeriesMeta{Exemplars: []Exemplar{}}
 	require.Equal(t, Version, Append(nil, b)[0], "an empty exemplar slice is no exemplar")
 	h := goldenHistogramBatch(t)
 	require.Equal(t, VersionHistograms, Append(nil, h)[0])
@@ -98,7 +98,7 @@ func TestExemplarsCorrupt(t *testing.T) {
 	}
 	// The third series (metadata only) ends the batch: flags byte,
 	// type, family, unit, help.
-	m := goldenExemplarBatch(t).Series[2].Metadata
+	m := goldenExemplarBatch(t).Series[2].Metadata()
 	tail := 1 + 1 + 1 + len(m.Family) + 1 + len(m.Unit) + 1 + len(m.Help)
 	flagsAt := len(enc) - tail
 	require.Equal(t, flagMetadata, enc[flagsAt])

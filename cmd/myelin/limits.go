@@ -28,6 +28,9 @@ type limitsConfig struct {
 	maxQueryLength         promDuration
 	maxQueryLookback       promDuration
 	rulerMaxGroups         int
+	maxExemplars           int
+	maxMetadata            int
+	maxMetadataPerMetric   int
 	rulerMaxRulesPerGroup  int
 	runtimeConfigFile      string
 	runtimeConfigReloadDur time.Duration
@@ -48,6 +51,16 @@ func (c *limitsConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxSeriesPerMetric, "ingester.max-global-series-per-metric", d.MaxGlobalSeriesPerMetric,
 		"Default per-tenant limit of in-memory series of one metric name in the cluster. 0 means no limit.\n"+
 			"Overridden by max_global_series_per_metric.")
+	fs.IntVar(&c.maxExemplars, "ingester.max-global-exemplars-per-user", d.MaxGlobalExemplarsPerUser,
+		"Default per-tenant number of exemplars kept in the cluster, newest first (a circular buffer per Raft group of\n"+
+			"its share). 0 means exemplars are not kept, as in Mimir: remote write 2.0 requests with exemplars get a 400,\n"+
+			"1.0 ones have them dropped. Overridden by max_global_exemplars_per_user.")
+	fs.IntVar(&c.maxMetadata, "ingester.max-global-metadata-per-user", d.MaxGlobalMetadataPerUser,
+		"Default per-tenant limit of metric families with metadata in the cluster (400 for new ones past it). 0 means\n"+
+			"no limit. Overridden by max_global_metadata_per_user.")
+	fs.IntVar(&c.maxMetadataPerMetric, "ingester.max-global-metadata-per-metric", d.MaxGlobalMetadataPerMetric,
+		"Default per-tenant limit of distinct metadata of one metric family. 0 means no limit. Overridden by\n"+
+			"max_global_metadata_per_metric.")
 	fs.IntVar(&c.maxFetchedSeries, "querier.max-fetched-series-per-query", d.MaxFetchedSeriesPerQuery,
 		"Default per-tenant limit of series one query may select; a query past it stops with 422 before it loads\n"+
 			"them. 0 means no limit. Overridden by max_fetched_series_per_query.")
@@ -95,6 +108,9 @@ func (cfg *config) defaultLimits() limits.Limits {
 		IngestionBurstSize:           cfg.limits.ingestionBurst,
 		MaxGlobalSeriesPerUser:       cfg.limits.maxSeriesPerUser,
 		MaxGlobalSeriesPerMetric:     cfg.limits.maxSeriesPerMetric,
+		MaxGlobalExemplarsPerUser:    cfg.limits.maxExemplars,
+		MaxGlobalMetadataPerUser:     cfg.limits.maxMetadata,
+		MaxGlobalMetadataPerMetric:   cfg.limits.maxMetadataPerMetric,
 		MaxLabelNamesPerSeries:       cfg.maxLabelNames,
 		MaxLabelNameLength:           cfg.maxLabelNameBytes,
 		MaxLabelValueLength:          cfg.maxLabelValueBytes,

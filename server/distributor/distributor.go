@@ -32,6 +32,14 @@ type Limits interface {
 	MaxGlobalSeriesPerMetric(tenant string) int
 }
 
+// MetaLimits are a tenant's global exemplar and metadata limits, read
+// per write that carries exemplars or metadata (server/limits'
+// Overrides implements it). A Limits that implements it too gives the
+// parts of such writes their share (GroupLimit), as the series limits.
+type MetaLimits interface {
+	MetaLimits(tenant string) (exemplars, metadata, metadataPerMetric int)
+}
+
 // Distributor routes write batches to groups. It is safe for concurrent
 // use; its only state is the pool of the entry encoder and the shares
 // of the last ring it routed with.
@@ -107,11 +115,18 @@ func (d *Distributor) limited(b *write.Batch, shares []float64, gi int) *write.B
 		return b
 	}
 	perUser, perMetric := d.limits.MaxGlobalSeriesPerUser(b.Tenant), d.limits.MaxGlobalSeriesPerMetric(b.Tenant)
-	if perUser <= 0 && perMetric <= 0 && b.Limits == (write.SeriesLimits{}) {
+	var meta write.MetaLimits
+	if ml, ok := d.limits.(MetaLimits); ok && b.HasMeta() {
+		ex, md, mdPerMetric := ml.MetaLimits(b.Tenant)
+		meta = write.MetaLimits{MaxExemplars: GroupLimit(ex, shares[gi]), MaxMetadata: GroupLimit(md, shares[gi]),
+			MaxMetadataPerMetric: GroupLimit(mdPerMetric, shares[gi])}
+	}
+	if perUser <= 0 && perMetric <= 0 && b.Limits == (write.SeriesLimits{}) && meta == b.MetaLimits {
 		return b
 	}
 	lb := *b
 	lb.Limits = write.SeriesLimits{MaxSeries: GroupLimit(perUser, shares[gi]), MaxSeriesPerMetric: GroupLimit(perMetric, shares[gi])}
+	lb.MetaLimits = meta
 	return &lb
 }
 
@@ -177,7 +192,7 @@ func Split(r *ring.Ring, b *write.Batch) []Part {
 		}
 		parts = append(parts, Part{
 			Group: groups[g],
-			Batch: write.Batch{Tenant: b.Tenant, Series: series[lo:hi:hi]},
+			Batch: write.Batch{Tenant: b.Tenant, MetaLimits: b.MetaLimits, Series: series[lo:hi:hi]},
 			Index: index[lo:hi:hi],
 		})
 	}

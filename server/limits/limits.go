@@ -33,6 +33,17 @@ type Limits struct {
 	// MaxGlobalSeriesPerMetric: in-memory series of one metric name of
 	// the tenant across the cluster. Zero means no limit.
 	MaxGlobalSeriesPerMetric int `yaml:"max_global_series_per_metric"`
+	// MaxGlobalExemplarsPerUser: exemplars the tenant keeps across the
+	// cluster, in a circular buffer per group of its share (the oldest
+	// go first). Zero means exemplars are not kept, as in Mimir: a 2.0
+	// request with exemplars is answered 400, a 1.0 one drops them.
+	MaxGlobalExemplarsPerUser int `yaml:"max_global_exemplars_per_user"`
+	// MaxGlobalMetadataPerUser: metric families with metadata the tenant
+	// keeps across the cluster. Zero means no limit.
+	MaxGlobalMetadataPerUser int `yaml:"max_global_metadata_per_user"`
+	// MaxGlobalMetadataPerMetric: distinct metadata of one metric family.
+	// Zero means no limit.
+	MaxGlobalMetadataPerMetric int `yaml:"max_global_metadata_per_metric"`
 
 	// MaxLabelNamesPerSeries: labels per series, __name__ included.
 	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
@@ -169,6 +180,9 @@ var Flag = map[string]string{
 	"ingestion_burst_size":              "distributor.ingestion-burst-size",
 	"max_global_series_per_user":        "ingester.max-global-series-per-user",
 	"max_global_series_per_metric":      "ingester.max-global-series-per-metric",
+	"max_global_exemplars_per_user":     "ingester.max-global-exemplars-per-user",
+	"max_global_metadata_per_user":      "ingester.max-global-metadata-per-user",
+	"max_global_metadata_per_metric":    "ingester.max-global-metadata-per-metric",
 	"max_label_names_per_series":        "validation.max-label-names-per-series",
 	"max_label_name_length":             "validation.max-length-label-name",
 	"max_label_value_length":            "validation.max-length-label-value",
@@ -204,6 +218,9 @@ func (l *Limits) Values() []Value {
 		{"ingestion_burst_size", float64(l.IngestionBurstSize)},
 		{"max_global_series_per_user", float64(l.MaxGlobalSeriesPerUser)},
 		{"max_global_series_per_metric", float64(l.MaxGlobalSeriesPerMetric)},
+		{"max_global_exemplars_per_user", float64(l.MaxGlobalExemplarsPerUser)},
+		{"max_global_metadata_per_user", float64(l.MaxGlobalMetadataPerUser)},
+		{"max_global_metadata_per_metric", float64(l.MaxGlobalMetadataPerMetric)},
 		{"max_label_names_per_series", float64(l.MaxLabelNamesPerSeries)},
 		{"max_label_name_length", float64(l.MaxLabelNameLength)},
 		{"max_label_value_length", float64(l.MaxLabelValueLength)},
@@ -252,6 +269,9 @@ func (l *Limits) Validate() error {
 	}{
 		{"max_global_series_per_user", l.MaxGlobalSeriesPerUser},
 		{"max_global_series_per_metric", l.MaxGlobalSeriesPerMetric},
+		{"max_global_exemplars_per_user", l.MaxGlobalExemplarsPerUser},
+		{"max_global_metadata_per_user", l.MaxGlobalMetadataPerUser},
+		{"max_global_metadata_per_metric", l.MaxGlobalMetadataPerMetric},
 		{"max_fetched_series_per_query", l.MaxFetchedSeriesPerQuery},
 		{"max_fetched_chunk_bytes_per_query", l.MaxFetchedChunkBytesPerQuery},
 		{"ruler_max_rule_groups_per_tenant", l.RulerMaxRuleGroupsPerTenant},

@@ -79,6 +79,14 @@ func (o *Overrides) MaxGlobalSeriesPerUser(tenant string) int {
 func (o *Overrides) MaxGlobalSeriesPerMetric(tenant string) int {
 	return o.For(tenant).MaxGlobalSeriesPerMetric
 }
+
+// MetaLimits returns the tenant's exemplar and metadata limits
+// (max_global_exemplars_per_user, max_global_metadata_per_user,
+// max_global_metadata_per_metric), for the distributor.
+func (o *Overrides) MetaLimits(tenant string) (exemplars, metadata, metadataPerMetric int) {
+	l := o.For(tenant)
+	return l.MaxGlobalExemplarsPerUser, l.MaxGlobalMetadataPerUser, l.MaxGlobalMetadataPerMetric
+}
 func (o *Overrides) MaxFetchedSeriesPerQuery(tenant string) int {
 	return o.For(tenant).MaxFetchedSeriesPerQuery
 }
