@@ -36,10 +36,10 @@ type writeMetrics struct {
 	// discardedExemplars and discardedMetadata: tenant, reason.
 	discardedExemplars, discardedMetadata *prometheus.CounterVec
 	metadata                              *prometheus.CounterVec // tenant
-	tenants    *tenantLabels
-	limits     *limits.Overrides
-	limitsDesc *prometheus.Desc
-	now        func() time.Time
+	tenants                               *tenantLabels
+	limits                                *limits.Overrides
+	limitsDesc                            *prometheus.Desc
+	now                                   func() time.Time
 }
 
 // tenantLimitNames are the limits myelin_tenant_limits exports per
