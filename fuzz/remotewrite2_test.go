@@ -132,8 +132,32 @@ func rw2Compare(want *writev2.Request, got *remotewrite.Request) error {
 			return fmt.Errorf("symbol %d: %q, want %q", i, got.Symbols[i], sym)
 		}
 	}
+	// Start timestamps, in sample order: the non-zero ones.
+	var wantST, gotST []int64
+	for i := range want.Timeseries {
+		for _, smp := range want.Timeseries[i].Samples {
+			if smp.StartTimestamp != 0 {
+				wantST = append(wantST, smp.StartTimestamp)
+			}
+		}
+	}
+	for _, st := range got.StartTimestamps {
+		gotST = append(gotST, st.ST)
+	}
+	if !slices.Equal(wantST, gotST) {
+		return fmt.Errorf("start timestamps %v, want %v", gotST, wantST)
+	}
+	n := 0
 	for i := range want.Timeseries {
 		ws, gs := &want.Timeseries[i], &got.Series[i]
+		for j, smp := range ws.Samples {
+			if smp.StartTimestamp != 0 {
+				if got.StartTimestamps[n].Sample != sampleIndex(got, gs)+j {
+					return fmt.Errorf("series %d sample %d: start timestamp of another sample", i, j)
+				}
+				n++
+			}
+		}
 		wantErr := rw2SeriesErr(ws, want.Symbols)
 		if err := gs.Err(); err != wantErr {
 			return fmt.Errorf("series %d: error %v, want %v", i, err, wantErr)
@@ -300,4 +324,16 @@ func v2ToV1Histogram(h writev2.Histogram) prompb.Histogram {
 		out.NegativeSpans = append(out.NegativeSpans, prompb.BucketSpan{Offset: s.Offset, Length: s.Length})
 	}
 	return out
+}
+
+// sampleIndex is the index in r.Samples of s's first sample.
+func sampleIndex(r *remotewrite.Request, s *remotewrite.Series) int {
+	n := 0
+	for i := range r.Series {
+		if &r.Series[i] == s {
+			return n
+		}
+		n += len(r.Series[i].Samples)
+	}
+	return -1
 }

@@ -228,3 +228,42 @@ func encodeRW1(t *testing.T, req *prompb.WriteRequest) []byte {
 	require.NoError(t, err)
 	return snappy.Encode(nil, b)
 }
+
+// TestStartTimestampZeroIngestion: with start_timestamp_zero_ingestion_enabled
+// a 2.0 sample's start timestamp before it stores a zero sample there
+// first, once (a later request's zero at the same start is refused by the
+// engine and ignored, not a 400), and not counted as written; without
+// it, start timestamps are accepted and not stored.
+func TestStartTimestampZeroIngestion(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	o := testOverrides(t, "overrides:\n  st:\n    start_timestamp_zero_ingestion_enabled: true\n")
+	d, groups := limitedNode(t, 1, o)
+	h, err := NewWriteHandler(d, WriteOptions{MultiTenant: true, Limits: o, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	push := func(tenant string, samples ...writev2.Sample) *httptest.ResponseRecorder {
+		st := writev2.NewSymbolTable()
+		return post(h, "/api/v1/write", tenant, contentTypeV2, encodeV2(t, &st,
+			v2Series(&st, []string{"__name__", "c_total"}, samples...),
+			v2Series(&st, []string{"__name__", "no_start"}, writev2.Sample{Timestamp: 9000, Value: 1})))
+	}
+	for _, tenant := range []string{"st", "off"} {
+		w := push(tenant, writev2.Sample{Timestamp: 10_000, Value: 5, StartTimestamp: 5000})
+		require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+		require.Equal(t, counts(2, 0, 0), written(w))
+		// Same start, later samples: the zero is not stored again.
+		w = push(tenant, writev2.Sample{Timestamp: 20_000, Value: 7, StartTimestamp: 5000}, writev2.Sample{Timestamp: 30_000, Value: 9, StartTimestamp: 5000})
+		require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+		require.Equal(t, counts(3, 0, 0), written(w)) // no_start's retry is idempotent and counted
+		// A start at or after the sample is ignored.
+		w = push(tenant, writev2.Sample{Timestamp: 40_000, Value: 1, StartTimestamp: 40_000})
+		require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	}
+	require.Equal(t, []string{
+		`{__name__="c_total"}: 5000=0 10000=5 20000=7 30000=9 40000=1`,
+		`{__name__="no_start"}: 9000=1`,
+	}, stored(t, groups[1], "st"))
+	require.Equal(t, []string{
+		`{__name__="c_total"}: 10000=5 20000=7 30000=9 40000=1`,
+		`{__name__="no_start"}: 9000=1`,
+	}, stored(t, groups[1], "off"))
+}

@@ -135,6 +135,7 @@ type pushState struct {
 	exLbls []remotewrite.Label // one exemplar's labels (Request.Exemplar)
 	metas  []write.Metadata    // the request's distinct valid metadata
 	smeta  []write.SeriesMeta  // the batch series' exemplars and metadata
+	zeros  []write.Sample      // zero samples at start timestamps, series after series
 	mkeys  [][]byte            // the label set placing each of metas on a group
 }
 
@@ -172,6 +173,7 @@ const (
 	keptHists                     // native histograms: st.hists[lo:hi]
 	keptExemplars                 // exemplars: st.exs[lo:hi], after the series' samples
 	keptMetadata                  // metadata st.metas[lo] alone (series is -1)
+	keptZeros                     // a zero sample at a start timestamp: st.zeros[lo:hi], before the series' samples
 )
 
 // labelsOf returns the labels of s, a series of st.req: a 1.0 series'
@@ -358,6 +360,7 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		st.mkeys = st.mkeys[:0]
 		clear(st.smeta)
 		st.smeta = st.smeta[:0]
+		st.zeros = st.zeros[:0]
 		if st.retainedBytes() <= maxPooledStateBytes {
 			h.states.Put(st)
 		}
@@ -627,6 +630,27 @@ const (
 	engineMetadataPerMetricLimit = "metadata per metric limit of the tenant in the group reached"
 )
 
+// keepStartZero keeps a zero sample at the start timestamp startTS of
+// series i, whose first float sample in the request is at t, as a batch
+// series before the series' samples: Prometheus's AppendSTZeroSample
+// (created-timestamp-zero-ingestion). Only for a start before the
+// sample and within what queries read; the engine refuses it, and the
+// server ignores the refusal, when the series has a sample at or after
+// the start already (the start was ingested before, as Prometheus
+// ignores ErrOutOfOrderST). Only the first sample's start of each series
+// in a request: a later sample's start after the previous sample (a
+// counter reset inside one request) would need the zero between the two,
+// in the same batch series (not done: Prometheus's sender puts a series'
+// samples of one scrape in a request, one each).
+func keepStartZero(st *pushState, i int, startTS, t int64) {
+	if startTS >= t || startTS < remotewrite.MinTimestamp {
+		return
+	}
+	z := len(st.zeros)
+	st.zeros = append(st.zeros, write.Sample{T: startTS, V: 0})
+	st.kept = append(st.kept, kept{series: int32(i), lo: int32(z), hi: int32(z + 1), kind: keptZeros})
+}
+
 // keepExemplars validates the exemplars of series i of st.req, the first
 // of them req.Exemplars[e0], and keeps the valid ones as a batch series
 // after the series' samples (stored: the series has samples or
@@ -773,8 +797,14 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	firstBad := -1 // series of the first validation refusal of labels or samples
 	var firstHistErr error
 	hi, ei := 0, 0 // next of req.Histograms, req.Exemplars
+	si, s0 := 0, 0 // next of req.StartTimestamps; index of series i's first sample
 	for i := range req.Series {
 		s := &req.Series[i]
+		first := s0 // series i's samples are req.Samples[first:first+len(s.Samples)]
+		s0 += len(s.Samples)
+		for si < len(req.StartTimestamps) && req.StartTimestamps[si].Sample < first {
+			si++
+		}
 		// The histograms of series i are req.Histograms[hi:hend], its
 		// exemplars req.Exemplars[ei:eend].
 		for hi < len(req.Histograms) && req.Histograms[hi].Series < i {
@@ -835,6 +865,9 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		var floats []remotewrite.Sample
 		if floatsOK {
 			floats = s.Samples
+			if tl.StartTimestampZeroIngestion && s.Histograms == 0 && si < len(req.StartTimestamps) && req.StartTimestamps[si].Sample == first {
+				keepStartZero(st, i, req.StartTimestamps[si].ST, floats[0].T)
+			}
 		}
 		st.kept = appendRuns(st.kept, int32(i), floats, st.hists[h0:], int32(h0))
 		hi = hend
@@ -900,6 +933,9 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		switch k.kind {
 		case keptHists:
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Histograms: st.hists[k.lo:k.hi:k.hi]})
+		case keptZeros:
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: st.zeros[k.lo:k.hi:k.hi]})
+			continue
 		case keptExemplars:
 			st.smeta = append(st.smeta, write.SeriesMeta{Exemplars: st.exs[k.lo:k.hi:k.hi]})
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Meta: &st.smeta[len(st.smeta)-1]})
@@ -958,6 +994,11 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			refused = refused[1:]
 		}
 		switch k.kind {
+		case keptZeros:
+			// Neither written nor refused, as Prometheus counts them: a
+			// refusal (out of order: the start was ingested already, or
+			// the series has newer samples) is the common case and ignored.
+			continue
 		case keptExemplars:
 			res.exemplarsOutcome(n, refusal, func() string { return req.SeriesString(&req.Series[k.series]) })
 			continue

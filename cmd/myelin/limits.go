@@ -31,6 +31,7 @@ type limitsConfig struct {
 	maxExemplars           int
 	maxMetadata            int
 	maxMetadataPerMetric   int
+	stZeroIngestion        bool
 	rulerMaxRulesPerGroup  int
 	runtimeConfigFile      string
 	runtimeConfigReloadDur time.Duration
@@ -61,6 +62,10 @@ func (c *limitsConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxMetadataPerMetric, "ingester.max-global-metadata-per-metric", d.MaxGlobalMetadataPerMetric,
 		"Default per-tenant limit of distinct metadata of one metric family. 0 means no limit. Overridden by\n"+
 			"max_global_metadata_per_metric.")
+	fs.BoolVar(&c.stZeroIngestion, "distributor.start-timestamp-zero-ingestion-enabled", d.StartTimestampZeroIngestion,
+		"Default per-tenant: for a remote write 2.0 sample with a start timestamp before it, store a zero sample at\n"+
+			"the start timestamp first (Prometheus's created-timestamp-zero-ingestion). Overridden by\n"+
+			"start_timestamp_zero_ingestion_enabled.")
 	fs.IntVar(&c.maxFetchedSeries, "querier.max-fetched-series-per-query", d.MaxFetchedSeriesPerQuery,
 		"Default per-tenant limit of series one query may select; a query past it stops with 422 before it loads\n"+
 			"them. 0 means no limit. Overridden by max_fetched_series_per_query.")
@@ -111,6 +116,7 @@ func (cfg *config) defaultLimits() limits.Limits {
 		MaxGlobalExemplarsPerUser:    cfg.limits.maxExemplars,
 		MaxGlobalMetadataPerUser:     cfg.limits.maxMetadata,
 		MaxGlobalMetadataPerMetric:   cfg.limits.maxMetadataPerMetric,
+		StartTimestampZeroIngestion:  cfg.limits.stZeroIngestion,
 		MaxLabelNamesPerSeries:       cfg.maxLabelNames,
 		MaxLabelNameLength:           cfg.maxLabelNameBytes,
 		MaxLabelValueLength:          cfg.maxLabelValueBytes,

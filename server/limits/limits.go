@@ -44,6 +44,12 @@ type Limits struct {
 	// MaxGlobalMetadataPerMetric: distinct metadata of one metric family.
 	// Zero means no limit.
 	MaxGlobalMetadataPerMetric int `yaml:"max_global_metadata_per_metric"`
+	// StartTimestampZeroIngestion: for a remote write 2.0 float sample
+	// with a start timestamp before it, store a zero sample at the start
+	// timestamp first, as Prometheus does behind its feature flag
+	// (created-timestamp-zero-ingestion), so that rate() and increase()
+	// count a counter's first increase. Off by default, as in Prometheus.
+	StartTimestampZeroIngestion bool `yaml:"start_timestamp_zero_ingestion_enabled"`
 
 	// MaxLabelNamesPerSeries: labels per series, __name__ included.
 	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
@@ -183,6 +189,7 @@ var Flag = map[string]string{
 	"max_global_exemplars_per_user":     "ingester.max-global-exemplars-per-user",
 	"max_global_metadata_per_user":      "ingester.max-global-metadata-per-user",
 	"max_global_metadata_per_metric":    "ingester.max-global-metadata-per-metric",
+	"start_timestamp_zero_ingestion_enabled": "distributor.start-timestamp-zero-ingestion-enabled",
 	"max_label_names_per_series":        "validation.max-label-names-per-series",
 	"max_label_name_length":             "validation.max-length-label-name",
 	"max_label_value_length":            "validation.max-length-label-value",
@@ -221,6 +228,7 @@ func (l *Limits) Values() []Value {
 		{"max_global_exemplars_per_user", float64(l.MaxGlobalExemplarsPerUser)},
 		{"max_global_metadata_per_user", float64(l.MaxGlobalMetadataPerUser)},
 		{"max_global_metadata_per_metric", float64(l.MaxGlobalMetadataPerMetric)},
+		{"start_timestamp_zero_ingestion_enabled", b2f(l.StartTimestampZeroIngestion)},
 		{"max_label_names_per_series", float64(l.MaxLabelNamesPerSeries)},
 		{"max_label_name_length", float64(l.MaxLabelNameLength)},
 		{"max_label_value_length", float64(l.MaxLabelValueLength)},
