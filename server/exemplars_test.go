@@ -104,6 +104,20 @@ overrides:
 	require.Equal(t, http.StatusNoContent, w.Code, "a retry is accepted: %s", w.Body.String())
 	require.Equal(t, counts(1, 0, 1), written(w))
 
+	// As Prometheus 3.14's 2.0 sender sends them: exemplars in series of
+	// their own, after the samples; exemplars of a series without samples
+	// are refused.
+	st = writev2.NewSymbolTable()
+	s = v2Series(&st, []string{"__name__", "http_requests_total", "job", "api"}, writev2.Sample{Timestamp: 5000, Value: 5})
+	exOnly := v2Series(&st, []string{"__name__", "http_requests_total", "job", "api"})
+	exOnly.Exemplars = []writev2.Exemplar{{LabelsRefs: []uint32{st.Symbolize("trace_id"), st.Symbolize("t5")}, Value: 5, Timestamp: 5000}}
+	orphan := v2Series(&st, []string{"__name__", "orphan"})
+	orphan.Exemplars = []writev2.Exemplar{{Value: 1, Timestamp: 5000}}
+	w = post(h, "/api/v1/write", "ex", contentTypeV2, encodeV2(t, &st, s, exOnly, orphan))
+	require.Equal(t, http.StatusBadRequest, w.Code, w.Body.String())
+	require.Equal(t, counts(1, 0, 1), written(w))
+	require.Contains(t, w.Body.String(), `exemplar for a series with no samples in the head: 1 of 1 exemplars refused in series {__name__="orphan"}`)
+
 	code, resp := call(t, api, http.MethodGet, "/api/v1/query_exemplars", "ex", url.Values{
 		"query": {`http_requests_total or rpc_seconds_bucket`}, "start": {"0"}, "end": {"10"}})
 	require.Equal(t, http.StatusOK, code, resp.Error)
@@ -111,7 +125,8 @@ overrides:
 		{"seriesLabels": {"__name__": "http_requests_total", "job": "api"}, "exemplars": [
 			{"labels": {"trace_id": "t1"}, "value": "1", "timestamp": 1},
 			{"labels": {"trace_id": "t3"}, "value": "3", "timestamp": 3},
-			{"labels": {"trace_id": "t4"}, "value": "4", "timestamp": 4}]},
+			{"labels": {"trace_id": "t4"}, "value": "4", "timestamp": 4},
+			{"labels": {"trace_id": "t5"}, "value": "5", "timestamp": 5}]},
 		{"seriesLabels": {"__name__": "rpc_seconds_bucket", "le": "0.5"}, "exemplars": [
 			{"labels": {"span_id": "s2", "trace_id": "t2"}, "value": "0.3", "timestamp": 1}]}
 	]`, resp.Data)
@@ -152,9 +167,10 @@ overrides:
 	requireJSON(t, `{}`, resp.Data)
 
 	for _, c := range []struct{ metric, labels, want string }{
-		{"myelin_ingested_exemplars_total", `tenant="ex"`, "5"},
+		{"myelin_ingested_exemplars_total", `tenant="ex"`, "6"},
 		{"myelin_discarded_exemplars_total", `reason="exemplar_invalid",tenant="ex"`, "1"},
 		{"myelin_discarded_exemplars_total", `reason="exemplar_out_of_order",tenant="ex"`, "1"},
+		{"myelin_discarded_exemplars_total", `reason="exemplar_series_missing",tenant="ex"`, "1"},
 		{"myelin_discarded_metadata_total", `reason="metadata_invalid",tenant="ex"`, "1"},
 	} {
 		require.Contains(t, gatherText(t, reg, c.metric), c.metric+"{"+c.labels+"} "+c.want, c.metric)

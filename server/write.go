@@ -817,6 +817,16 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		e0 := ei
 		ei = eend
 		err := s.Err() // 2.0: bad references, no samples nor histograms
+		// Exemplars alone: the 2.0 spec asks senders for samples or
+		// histograms in every series, but Prometheus's own 2.0 sender
+		// (3.14) sends a scrape's exemplars in series of their own,
+		// without samples, which its receiver refuses. They are taken: the
+		// engine keeps them if the series has samples (this request's, or
+		// earlier ones'), and refuses them otherwise.
+		exemplarsOnly := len(s.Samples) == 0 && s.Histograms == 0 && s.Exemplars > 0
+		if exemplarsOnly && errors.Is(err, remotewrite.ErrNoSamples) {
+			err = nil
+		}
 		if err == nil {
 			err = lim.CheckSeries(s, st.labelsOf(s))
 		}
@@ -872,7 +882,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		st.kept = appendRuns(st.kept, int32(i), floats, st.hists[h0:], int32(h0))
 		hi = hend
 		if s.Exemplars > 0 {
-			h.keepExemplars(st, res, i, e0, len(st.kept) > k0, exemplarsOn)
+			h.keepExemplars(st, res, i, e0, len(st.kept) > k0 || exemplarsOnly, exemplarsOn)
 		}
 		if badSeries {
 			res.badSeries++
@@ -885,6 +895,9 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		// The one error text of the request's validation refusals.
 		s := &req.Series[firstBad]
 		res.firstErr = req.SeriesError(firstBad)
+		if s.Exemplars > 0 && errors.Is(res.firstErr, remotewrite.ErrNoSamples) {
+			res.firstErr = nil // exemplars alone are taken: its labels were refused
+		}
 		if res.firstErr == nil {
 			ls := req.LabelsOf(s, nil)
 			res.firstErr = lim.ValidateSeries(s, ls)

@@ -176,19 +176,19 @@ func startPrometheusWith(t *testing.T, bin, targetAddr, remoteWrite, global stri
 }
 
 // runPrometheus runs the Prometheus binary with the configuration cfg on
-// the TSDB directory dataDir, its web API on addr, and waits until it is
-// ready. It is stopped at the end of the test if still running.
-func runPrometheus(t *testing.T, bin, cfg, dataDir, addr string) *promProc {
+// the TSDB directory dataDir, its web API on addr (and more flags args),
+// and waits until it is ready. It is stopped at the end of the test if still running.
+func runPrometheus(t *testing.T, bin, cfg, dataDir, addr string, args ...string) *promProc {
 	t.Helper()
 	cfgFile := filepath.Join(t.TempDir(), "prometheus.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin,
-		"--config.file="+cfgFile,
-		"--storage.tsdb.path="+dataDir,
-		"--web.listen-address="+addr,
-	)
+	cmd := exec.Command(bin, append([]string{
+		"--config.file=" + cfgFile,
+		"--storage.tsdb.path=" + dataDir,
+		"--web.listen-address=" + addr,
+	}, args...)...)
 	cmd.SysProcAttr = childProcAttr()
 	p := &promProc{cmd: cmd, log: &syncBuffer{}, done: make(chan error, 1), addr: addr, dataDir: dataDir}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
