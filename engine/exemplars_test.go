@@ -3,14 +3,19 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/write"
@@ -237,4 +242,93 @@ func TestMetadataLimits(t *testing.T) {
 	require.Equal(t, []write.Metadata{{Family: "a", Type: 1, Help: "A2"}}, list(""))
 	require.Empty(t, put(2002+metadataRetain, lim, write.Metadata{Family: "c", Type: 2, Help: "C"}))
 	require.Len(t, list(""), 2)
+}
+
+// TestExemplarPagesGolden freezes the stored form of exemplars and
+// metadata ('m' 'E' and 'm' 'M' pages, version 1): fixed entries
+// (exemplars with and without labels, a StaleNaN value, a buffer that
+// wrapped, metadata of two families), checkpointed, every page key and
+// value compared with testdata/exemplar_pages.golden (-rewrite). A format
+// change bumps the page version, updates exemplars.go and doc.go, and
+// rewrites it; and what was stored stays readable: the golden pages
+// load back to the same exemplars.
+func TestExemplarPagesGolden(t *testing.T) {
+	db, g := openTest(t, testOptions(vfs.NewMem()))
+	for i := range 6 {
+		b := exBatch(t, "acme", 4, int64(1000+i*100), "a", "b")
+		b.Series[2].Meta.Exemplars[0].Labels = nil // a's exemplars without labels
+		if i == 5 {
+			b.Series[3].Meta.Exemplars[0].V = math.Float64frombits(value.StaleNaN)
+		}
+		bb := write.NewBuilder("acme")
+		require.NoError(t, bb.Add(labels.FromStrings("__name__", "a"), nil))
+		require.NoError(t, bb.Add(labels.FromStrings("__name__", "b_seconds"), nil))
+		mb := bb.Batch()
+		mb.Series[0].Meta = &write.SeriesMeta{Metadata: &write.Metadata{Family: "a", Type: 2, Help: "Gauge α."}}
+		mb.Series[1].Meta = &write.SeriesMeta{Metadata: &write.Metadata{Family: "b_seconds", Type: 3, Unit: "seconds", Help: fmt.Sprint("v", i%2)}}
+		b.Series = append(b.Series, mb.Series...)
+		require.Empty(t, apply(t, g, uint64(i+1), b))
+	}
+	require.NoError(t, g.Checkpoint())
+	want := exemplarsOf(t, g, "acme", math.MinInt64, math.MaxInt64)
+	require.Len(t, want, 4)
+
+	var text strings.Builder
+	it, err := db.pdb.NewIter(nil)
+	require.NoError(t, err)
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) > prefixLen && k[8] == kindMeta && (k[9] == metaExemplars || k[9] == metaMetadata) {
+			fmt.Fprintf(&text, "%x %c %x\n%s", k[:9], k[9], k[10:], hex.Dump(it.Value()))
+		}
+	}
+	require.NoError(t, errors.Join(it.Error(), it.Close()))
+	path := filepath.Join("testdata", "exemplar_pages.golden")
+	if *rewrite {
+		require.NoError(t, os.WriteFile(path, []byte(text.String()), 0o644))
+	}
+	golden, err := os.ReadFile(path)
+	require.NoError(t, err, "run with -rewrite to create it")
+	if text.String() != string(golden) {
+		t.Errorf("the stored exemplar or metadata pages changed (bump their version, update doc.go, -rewrite):\n%s", lineDiff(string(golden), text.String()))
+	}
+
+	// The golden pages load back.
+	es := &exemplarStore{series: map[string]*exSeries{}}
+	ms := &metaStore{families: map[string][]metaEntry{}}
+	var kind byte
+	var dump strings.Builder
+	flush := func() {
+		if dump.Len() == 0 {
+			return
+		}
+		var v []byte
+		for line := range strings.Lines(dump.String()) {
+			hexPart, _, _ := strings.Cut(line[10:], "  |")
+			for f := range strings.FieldsSeq(hexPart) {
+				b, err := hex.DecodeString(f)
+				require.NoError(t, err)
+				v = append(v, b...)
+			}
+		}
+		if kind == metaExemplars {
+			require.NoError(t, loadExemplarPage(es, v))
+		} else {
+			require.NoError(t, loadMetadataPage(ms, v))
+		}
+		dump.Reset()
+	}
+	for line := range strings.Lines(string(golden)) {
+		if f := strings.Fields(line); len(f) == 3 && len(f[0]) == 18 {
+			flush()
+			kind = f[1][0]
+			continue
+		}
+		dump.WriteString(line)
+	}
+	flush()
+	require.Equal(t, want, formatExemplars(es.selectExemplars(math.MinInt64, math.MaxInt64, nil)))
+	require.Equal(t, []write.Metadata{{Family: "a", Type: 2, Help: "Gauge α."},
+		{Family: "b_seconds", Type: 3, Unit: "seconds", Help: "v0"}, {Family: "b_seconds", Type: 3, Unit: "seconds", Help: "v1"}},
+		ms.list("", 1500))
 }
