@@ -507,8 +507,8 @@ func (r *pageReader) byte() byte {
 // loadExemplarPage appends the exemplars of a stored page to es.
 func loadExemplarPage(es *exemplarStore, v []byte) error {
 	r := pageReader{b: v}
-	if r.byte() != exemplarPageVersion {
-		return fmt.Errorf("exemplar page version %d", v[0])
+	if ver := r.byte(); r.err != nil || ver != exemplarPageVersion {
+		return fmt.Errorf("exemplar page version %d: %v", ver, r.err)
 	}
 	size := r.uvarint()
 	if r.err == nil && (size == 0 || size > math.MaxInt32) {
@@ -601,8 +601,8 @@ func appendMetadataPages(ms *metaStore, put func(page int, v []byte) error) erro
 // loadMetadataPage adds the families of a stored page to ms.
 func loadMetadataPage(ms *metaStore, v []byte) error {
 	r := pageReader{b: v}
-	if r.byte() != metadataPageVersion {
-		return fmt.Errorf("metadata page version %d", v[0])
+	if ver := r.byte(); r.err != nil || ver != metadataPageVersion {
+		return fmt.Errorf("metadata page version %d: %v", ver, r.err)
 	}
 	nf := r.uvarint()
 	for i := uint64(0); i < nf && r.err == nil; i++ {

@@ -75,6 +75,7 @@ func (r *Request) Exemplar(i int, legacy bool, scratch []Label) (write.Exemplar,
 				if start, stop, err = readLen(b, pos, end, "labels_refs"); err != nil {
 					return e, ls, err
 				}
+				pos = stop // an empty packed field has no element to move it
 			}
 			for p := start; p < stop; {
 				v, nx := uvarint(b, p, stop)
