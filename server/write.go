@@ -964,10 +964,13 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		res.discarded[reasonOf(limits.ErrIngestionRate)] += valid
 		return res, limits.ErrIngestionRate
 	}
-	// The tenant's global exemplar and metadata limits: the distributor
-	// gives each group its share.
-	meta := write.MetaLimits{MaxExemplars: tl.MaxGlobalExemplarsPerUser, MaxMetadata: tl.MaxGlobalMetadataPerUser,
-		MaxMetadataPerMetric: tl.MaxGlobalMetadataPerMetric}
+	// The tenant's global exemplar and metadata limits, for a batch that
+	// carries either: the distributor gives each group its share.
+	var meta write.MetaLimits
+	if nmeta > 0 {
+		meta = write.MetaLimits{MaxExemplars: tl.MaxGlobalExemplarsPerUser, MaxMetadata: tl.MaxGlobalMetadataPerUser,
+			MaxMetadataPerMetric: tl.MaxGlobalMetadataPerMetric}
+	}
 	refused, err := h.w.Write(ctx, &write.Batch{Tenant: tenant, MetaLimits: meta, Series: st.batch})
 	if err != nil {
 		return nil, err
