@@ -201,7 +201,7 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 	var errs []write.Refusal
 	t, sc := a.t, a.scratch
 	opts := &a.g.db.opts
-	retMs := opts.Retention.Milliseconds()
+	retMs := t.retentionMsLocked(opts)
 	nextID0 := t.mu.nextID
 	for i := range b.Series {
 		bs := &b.Series[i]
@@ -838,7 +838,7 @@ func sortDedup(ts []int64, vs []float64) ([]int64, []float64) {
 // postings are covered by this batch's range, which comes after them.
 func (a *appender) retainLocked() error {
 	t := a.t
-	rp := retainPartition(t.mu.maxT, a.g.db.opts.Retention.Milliseconds(), a.g.db.partitionMs)
+	rp := retainPartition(t.mu.maxT, t.retentionMsLocked(&a.g.db.opts), a.g.db.partitionMs)
 	if rp <= t.mu.retainPart {
 		return nil
 	}

@@ -478,18 +478,23 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 			t.mu.indexFrom = max(t.mu.indexFrom, t.mu.evictedNewest+1)
 		}
 	}
-	t.mu.retainPart = retainPartition(t.mu.maxT, db.opts.Retention.Milliseconds(), db.partitionMs)
+	// The last retention step's partition and period, if any.
 	v, closer, err := db.pdb.Get(t.ks.metaKey(nil, metaRetain))
+	stepped := err == nil
+	cut := uint32(0)
 	switch {
-	case err == nil:
-		if len(v) != 4 {
-			closer.Close()
-			return nil, fmt.Errorf("retention key of tenant %q: value of %d bytes, want 4", name, len(v))
-		}
-		t.raiseRetainLocked(binary.BigEndian.Uint32(v), db.partitionMs)
+	case stepped:
+		cut, t.mu.retainMs, err = decodeRetainMeta(v)
 		closer.Close()
+		if err != nil {
+			return nil, fmt.Errorf("retention key of tenant %q: %w", name, err)
+		}
 	case !errors.Is(err, pebble.ErrNotFound):
 		return nil, fmt.Errorf("read retention: %w", err)
+	}
+	t.mu.retainPart = retainPartition(t.mu.maxT, t.retentionMsLocked(&db.opts), db.partitionMs)
+	if stepped {
+		t.raiseRetainLocked(cut, db.partitionMs)
 	}
 	t.mu.evictEpoch = evictEpoch(t.mu.maxT, db.opts.EvictIdle.Milliseconds())
 	if err := g.loadMetaLocked(t); err != nil {

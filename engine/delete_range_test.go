@@ -117,7 +117,18 @@ func TestDeleteRangeDeterministic(t *testing.T) {
 // memtables on disk), recovers and replays: every store must hold the
 // reference's bytes, and so must a replica restored from a snapshot.
 func requireDeterministic(t *testing.T, log [][]byte) {
-	refDB, ref := openTest(t, testOptions(vfs.NewMem()))
+	requireDeterministicWith(t, log, func(*Options) {})
+}
+
+// requireDeterministicWith is requireDeterministic with options set by
+// setOpts on every replica.
+func requireDeterministicWith(t *testing.T, log [][]byte, setOpts func(*Options)) {
+	withOpts := func(fs vfs.FS) Options {
+		o := testOptions(fs)
+		setOpts(&o)
+		return o
+	}
+	refDB, ref := openTest(t, withOpts(vfs.NewMem()))
 	for i, e := range log {
 		applyRaw(t, ref, uint64(i+1), e)
 	}
@@ -129,7 +140,7 @@ func requireDeterministic(t *testing.T, log [][]byte) {
 			for _, flush := range []bool{true, false} {
 				t.Run(fmt.Sprintf("checkpoint %d crash %d flush %v", checkpointAt, crashAfter, flush), func(t *testing.T) {
 					fs := vfs.NewCrashableMem()
-					opts := testOptions(fs)
+					opts := withOpts(fs)
 					db, err := Open(opts)
 					require.NoError(t, err)
 					g, _, err := db.OpenGroup(7)
@@ -160,7 +171,7 @@ func requireDeterministic(t *testing.T, log [][]byte) {
 
 	var snap bytes.Buffer
 	require.NoError(t, ref.Snapshot(&snap))
-	db3, g3 := openTest(t, testOptions(vfs.NewMem()))
+	db3, g3 := openTest(t, withOpts(vfs.NewMem()))
 	require.NoError(t, g3.Restore(&snap))
 	requireSameDump(t, want, dump(t, db3))
 }

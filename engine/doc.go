@@ -61,7 +61,8 @@
 // is write.ErrOutOfOrder; one at the same timestamp with different value
 // bits is write.ErrDuplicateSample, with the same bits it is accepted and
 // ignored (retries are idempotent); one older than the tenant's newest
-// sample minus Options.Retention is write.ErrTooOld; the samples of a new
+// sample minus its retention (Options.Retention, or the tenant's
+// retention_period from a retention entry) is write.ErrTooOld; the samples of a new
 // series whose label set is not valid (write.CheckLabels, checked only
 // when the tenant does not have the series yet) are
 // write.ErrInvalidLabels. A refused sample never stops the rest of the
@@ -101,6 +102,7 @@
 //	[g][t]'m' 'i'                          -> next series id, uint64 BE
 //	[g][t]'m' 'x'                          -> newest sample time at the checkpoint
 //	[g][t]'m' 'r'                          -> oldest partition kept by retention entries, uint32 BE
+//	                                          [+ the tenant's retention period in ms, uint64 BE]
 //	[g][t]'m' 'g'                          -> newest sample time left to a series a range deletion evicted
 //	[g][t]'m' 'E' page:4                   -> a page of the tenant's exemplars, at the checkpoint
 //	[g][t]'m' 'M' page:4                   -> a page of the tenant's metric metadata, at the checkpoint
@@ -161,15 +163,18 @@
 // to decoding the 1.7 billion samples (at a 15s interval) they return. The chunk value starts with its
 // maxt so a reader skips chunks outside the range without decoding.
 //
-// Retention: after each batch, when maxT - Options.Retention enters a new
+// Retention: after each batch, when maxT - the tenant's retention
+// (Options.Retention, or the period of its last retention entry that had
+// one) enters a new
 // partition, the 'c' and 'p' keys of the partitions it passed are deleted
 // with two DeleteRanges (disjoint from earlier ones: Pebble fragments
 // overlapping tombstones on every iterator), and readers clamp to the kept
 // partitions. Series keys ('s', 'h', 'e', 'o') of series that only had
 // data in dropped partitions stay until a retention entry
 // (Group.ApplyRetain, write.Retain) collects them: it drops the
-// partitions before its time, stores the partition under 'm' 'r' (reads
-// clamp to it and older samples are write.ErrTooOld, across restarts),
+// partitions before its time, stores the partition and its period under
+// 'm' 'r' (reads clamp to it and older samples are write.ErrTooOld,
+// across restarts),
 // and deletes the series keys of every series in no kept partition's
 // all-series postings.
 //

@@ -100,9 +100,13 @@ type tenant struct {
 		// are in Pebble but not in the recovered head.
 		allInHead bool
 		// retainPart is the oldest partition kept under retention:
-		// partitionOf(maxT - Retention) after the last batch, 0 without
+		// partitionOf(maxT - retention) after the last batch, 0 without
 		// retention. Older partitions are deleted and never read.
 		retainPart uint32
+		// retainMs is the tenant's retention_period (write.Retain.Period)
+		// in place of Options.Retention, 0 for none. Stored under 'm' 'r'
+		// after the partition.
+		retainMs int64
 		// collectedPart is the partition of the last retention entry
 		// (ApplyRetain): series with no samples at or after it were
 		// collected. retainFloor is its first time: older samples are
@@ -282,6 +286,15 @@ func (t *tenant) markDirtyLocked(s *memSeries) {
 		s.dirty = true
 		t.mu.dirty = append(t.mu.dirty, s)
 	}
+}
+
+// retentionMsLocked is the tenant's retention in milliseconds: its
+// retention_period if a retention step gave one, else the engine's.
+func (t *tenant) retentionMsLocked(o *Options) int64 {
+	if t.mu.retainMs > 0 {
+		return t.mu.retainMs
+	}
+	return o.Retention.Milliseconds()
 }
 
 // retainPartition returns the oldest partition kept when the newest sample

@@ -49,7 +49,7 @@ const (
 const (
 	metaNextSeries = 'i' // -> uint64 BE next series id; written by Apply
 	metaMaxTime    = 'x' // -> uint64 BE (sign-flipped) newest sample time; written by Checkpoint
-	metaRetain     = 'r' // -> uint32 BE oldest partition kept by retention entries; written by ApplyRetain
+	metaRetain     = 'r' // -> uint32 BE oldest partition kept by retention entries [+ uint64 BE retention period ms]; written by ApplyRetain
 	// metaEvictedNewest -> time (sign-flipped) at or after the newest sample
 	// left to a series a range deletion evicted; written by ApplyDeleteSeries
 	metaEvictedNewest = 'g'

@@ -20,10 +20,14 @@ import (
 // then on (write.ErrTooOld), and the series left with no sample in a kept
 // partition are collected: their 's', 'h', 'o' and 'e' keys go, and they
 // leave the head. r.Before = math.MinInt64 drops nothing new and only
-// collects what Options.Retention left.
+// collects what Options.Retention left. r.Period becomes the tenant's
+// retention in place of Options.Retention (0: Options.Retention again).
 //
-// A step whose partition is at or below the tenant's last collected one
-// changes nothing but the applied index, and takes no barrier: nodes
+// A step with a period for a tenant the group does not have yet creates
+// it (empty) with that period. A step whose partition is at or below the
+// tenant's last collected one, with the period the tenant has, changes
+// nothing but the applied index,
+// and takes no barrier: nodes
 // propose the same step once each (cmd's retention loop), and only the
 // first one costs. Otherwise it is a checkpoint barrier like
 // ApplyDelete, and its replay changes only the head: the series whose
@@ -50,33 +54,62 @@ func (g *Group) ApplyRetain(index uint64, r write.Retain) error {
 
 	pw := g.db.partitionMs
 	cut := uint32(0)
+	if r.Before != math.MinInt64 {
+		cut = partitionOf(r.Before, pw)
+	}
+	// A step with a period creates the tenant, which keeps its period
+	// for the data that comes later. (In a replay, a tenant it created
+	// was loaded from the store.)
+	create := t == nil && r.Period != 0
 	if t != nil {
 		t.mu.RLock()
-		cut = t.mu.retainPart
-		if r.Before != math.MinInt64 {
-			cut = max(cut, partitionOf(r.Before, pw))
+		// A new period moves the kept partitions to what it keeps
+		// behind the tenant's newest sample: a shorter one drops at
+		// once what it no longer keeps, a longer one takes samples
+		// older than the engine's retention kept (the partitions it
+		// dropped stay empty). Either way the partition kept after any
+		// entry is retainPartition of the tenant's newest sample and
+		// retention, or the last step's cut, which a restart recomputes
+		// (openTenant) without replaying the entries before.
+		base := t.mu.retainPart
+		if r.Period != t.mu.retainMs {
+			ret := r.Period
+			if ret == 0 {
+				ret = g.db.opts.Retention.Milliseconds()
+			}
+			base = retainPartition(t.mu.maxT, ret, pw)
 		}
-		done := cut <= t.mu.collectedPart
+		cut = max(cut, base)
+		done := cut <= t.mu.collectedPart && r.Period == t.mu.retainMs
 		t.mu.RUnlock()
 		if done {
 			t = nil // nothing new to drop or collect
 		}
 	}
-	if t != nil && !replay {
+	if (t != nil || create) && !replay {
 		if err := g.checkpointLocked(); err != nil {
 			return g.fail(fmt.Errorf("apply retention %d: checkpoint before it: %w", index, err))
 		}
 	}
 	pb := g.db.pdb.NewBatch()
 	defer pb.Close()
+	if create {
+		g.mu.Lock()
+		var err error
+		t, err = g.tenantLocked(r.Tenant, true, pb)
+		g.mu.Unlock()
+		if err != nil {
+			return g.fail(fmt.Errorf("apply retention %d: %w", index, err))
+		}
+	}
 	if t != nil {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		var err error
 		if replay {
-			err = g.replayRetainLocked(t, cut)
+			err = g.replayRetainLocked(t, cut, r.Period)
 		} else {
-			err = g.retainStoredLocked(t, pb, cut)
+			err = g.retainStoredLocked(t, pb, cut, r.Period)
 		}
 		if err != nil {
 			return g.fail(fmt.Errorf("apply retention %d of tenant %q: %w", index, r.Tenant, err))
@@ -97,6 +130,41 @@ func (g *Group) ApplyRetain(index uint64, r write.Retain) error {
 	return nil
 }
 
+// appendRetainMeta appends the value of a tenant's 'm' 'r' key: the
+// partition of its last retention step, uint32 big-endian, then its
+// retention period in milliseconds, uint64 big-endian, if it has one
+// (keys written before periods existed have 4 bytes).
+func appendRetainMeta(dst []byte, cut uint32, period int64) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, cut)
+	if period > 0 {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(period))
+	}
+	return dst
+}
+
+// decodeRetainMeta decodes appendRetainMeta's value.
+func decodeRetainMeta(v []byte) (cut uint32, period int64, err error) {
+	switch len(v) {
+	case 4:
+	case 12:
+		period = int64(binary.BigEndian.Uint64(v[4:]))
+		if period <= 0 {
+			return 0, 0, fmt.Errorf("retention period %d", period)
+		}
+	default:
+		return 0, 0, fmt.Errorf("value of %d bytes, want 4 or 12", len(v))
+	}
+	return binary.BigEndian.Uint32(v), period, nil
+}
+
+// setPeriodLocked makes period the tenant's retention (write.Retain.Period);
+// when it changes, cut is its first kept partition, also when lower.
+func (t *tenant) setPeriodLocked(cut uint32, period int64) {
+	if period != t.mu.retainMs {
+		t.mu.retainMs, t.mu.retainPart = period, cut
+	}
+}
+
 // raiseRetainLocked moves the tenant's retention to partition cut.
 func (t *tenant) raiseRetainLocked(cut uint32, pw int64) {
 	t.mu.retainPart = max(t.mu.retainPart, cut)
@@ -105,8 +173,9 @@ func (t *tenant) raiseRetainLocked(cut uint32, pw int64) {
 }
 
 // retainStoredLocked drops the partitions below cut and collects the
-// series with no postings in a kept partition, in pb; the head follows.
-func (g *Group) retainStoredLocked(t *tenant, pb *pebble.Batch, cut uint32) error {
+// series with no postings in a kept partition, in pb; the head follows,
+// with period as its retention (write.Retain.Period).
+func (g *Group) retainStoredLocked(t *tenant, pb *pebble.Batch, cut uint32, period int64) error {
 	ks := t.ks
 	if cut > t.mu.retainPart {
 		if err := pb.DeleteRange(ks.chunkPart(nil, t.mu.retainPart), ks.chunkPart(nil, cut), nil); err != nil {
@@ -116,8 +185,9 @@ func (g *Group) retainStoredLocked(t *tenant, pb *pebble.Batch, cut uint32) erro
 			return err
 		}
 	}
+	t.setPeriodLocked(cut, period)
 	t.raiseRetainLocked(cut, g.db.partitionMs)
-	if err := pb.Set(ks.metaKey(nil, metaRetain), binary.BigEndian.AppendUint32(nil, cut), nil); err != nil {
+	if err := pb.Set(ks.metaKey(nil, metaRetain), appendRetainMeta(nil, cut, period), nil); err != nil {
 		return err
 	}
 
@@ -199,7 +269,8 @@ func (g *Group) retainStoredLocked(t *tenant, pb *pebble.Batch, cut uint32) erro
 // replayRetainLocked is the head's part of a replayed retention step:
 // the store holds its deletions, so a head series whose 's' key is gone
 // was collected.
-func (g *Group) replayRetainLocked(t *tenant, cut uint32) error {
+func (g *Group) replayRetainLocked(t *tenant, cut uint32, period int64) error {
+	t.setPeriodLocked(cut, period)
 	t.raiseRetainLocked(cut, g.db.partitionMs)
 	type match struct {
 		h uint64

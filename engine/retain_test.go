@@ -121,3 +121,66 @@ func TestRetainCollectsAfterGlobalRetention(t *testing.T) {
 	applyRaw(t, g, stored+1, write.AppendRetain(nil, write.Retain{Tenant: "acme", Before: math.MinInt64}))
 	require.Equal(t, stored+1, g.AppliedIndex())
 }
+
+// periodLog (1s partitions, the engine's retention 2s): acme gets a
+// retention period of 10s before its first sample, so its data older
+// than 2s behind its newest stays and old samples are accepted; other,
+// without one, loses its partitions older than 2s. A step without a
+// period puts acme back on the engine's 2s: the next batch drops its
+// old partitions. other then gets a period of 10s: a sample 3.5s behind
+// its newest is taken, where its partitions were dropped.
+func periodLog(t testing.TB) [][]byte {
+	b := func(tenant string, series map[string][]write.Sample) []byte {
+		return write.Append(nil, batchOf(t, tenant, series))
+	}
+	return [][]byte{
+		write.AppendRetain(nil, write.Retain{Tenant: "acme", Before: math.MinInt64, Period: 10_000}),
+		b("acme", map[string][]write.Sample{"a": samplesAt(0, 500), "b": samplesAt(0, 1500)}),
+		b("other", map[string][]write.Sample{"a": samplesAt(0, 500), "b": samplesAt(0, 1500)}),
+		b("acme", map[string][]write.Sample{"b": samplesAt(4500)}),
+		b("other", map[string][]write.Sample{"b": samplesAt(4500)}),
+		b("acme", map[string][]write.Sample{"c": samplesAt(1000)}),  // 3.5s behind: kept
+		b("other", map[string][]write.Sample{"c": samplesAt(1000)}), // refused
+		write.AppendRetain(nil, write.Retain{Tenant: "acme", Before: math.MinInt64}),
+		b("acme", map[string][]write.Sample{"b": samplesAt(5000)}),
+		write.AppendRetain(nil, write.Retain{Tenant: "other", Before: math.MinInt64, Period: 10_000}),
+		b("other", map[string][]write.Sample{"c": samplesAt(1000)}),
+	}
+}
+
+// TestRetainPeriod: a tenant's retention period replaces the engine's
+// retention, longer, and back; replicas stay identical through crashes
+// and a snapshot.
+func TestRetainPeriod(t *testing.T) {
+	opts := testOptions(vfs.NewMem())
+	opts.Retention = 2 * time.Second
+	_, g := openTest(t, opts)
+	var refused []string
+	for i, e := range periodLog(t) {
+		for _, r := range applyRaw(t, g, uint64(i+1), e) {
+			refused = append(refused, fmt.Sprintf("entry %d series %d: %v", i+1, r.Series, r.Err))
+		}
+		if i+1 == 7 {
+			all := labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")
+			require.Equal(t, []seriesSamples{
+				{`{__name__="a", job="x"}`, samplesAt(0, 500), nil},
+				{`{__name__="b", job="x"}`, samplesAt(0, 1500, 4500), nil},
+				{`{__name__="c", job="x"}`, samplesAt(1000), nil},
+			}, selectAll(t, g, "acme", math.MinInt64, math.MaxInt64, all), "acme keeps 10s")
+			require.Equal(t, []seriesSamples{
+				{`{__name__="b", job="x"}`, samplesAt(4500), nil},
+			}, selectAll(t, g, "other", math.MinInt64, math.MaxInt64, all), "other keeps 2s")
+		}
+	}
+	require.Equal(t, []string{"entry 7 series 0: sample 0 at 1000: write: sample too old for retention"}, refused)
+	all := labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")
+	require.Equal(t, []seriesSamples{
+		{`{__name__="b", job="x"}`, samplesAt(4500, 5000), nil},
+	}, selectAll(t, g, "acme", math.MinInt64, math.MaxInt64, all), "acme back on 2s")
+	require.Equal(t, []seriesSamples{
+		{`{__name__="b", job="x"}`, samplesAt(4500), nil},
+		{`{__name__="c", job="x"}`, samplesAt(1000), nil},
+	}, selectAll(t, g, "other", math.MinInt64, math.MaxInt64, all), "other on 10s")
+
+	requireDeterministicWith(t, periodLog(t), func(o *Options) { o.Retention = 2 * time.Second })
+}

@@ -15,6 +15,9 @@ type TenantStats struct {
 	// what the series limits count.
 	HeadSeries int
 	MaxTime    int64 // newest accepted sample time (ms)
+	// RetentionPeriod is the tenant's retention from its last retention
+	// step (write.Retain.Period, ms), 0 for none: the engine's own.
+	RetentionPeriod int64
 }
 
 // Stats returns per-tenant statistics of the group, sorted by tenant. It
@@ -29,7 +32,7 @@ func (g *Group) Stats() []TenantStats {
 	out := make([]TenantStats, 0, len(ts))
 	for _, t := range ts {
 		t.mu.RLock()
-		out = append(out, TenantStats{Tenant: t.name, HeadSeries: t.mu.headSeries, MaxTime: t.mu.maxT})
+		out = append(out, TenantStats{Tenant: t.name, HeadSeries: t.mu.headSeries, MaxTime: t.mu.maxT, RetentionPeriod: t.mu.retainMs})
 		t.mu.RUnlock()
 	}
 	slices.SortFunc(out, func(a, b TenantStats) int { return strings.Compare(a.Tenant, b.Tenant) })

@@ -35,6 +35,9 @@ func FuzzMetadataDecode(f *testing.F) {
 		}
 	}
 	f.Add(cluster.AppendMetadata(nil, &cluster.View{State: s, Index: 43, Rules: rules}))
+	gens := (*cluster.CacheGenerations)(nil).Bump("t1").Bump("t2").Bump("t1")
+	f.Add(cluster.AppendMetadata(nil, &cluster.View{State: s, Index: 44, Rules: rules, CacheGens: gens}))
+	f.Add(cluster.AppendMetadata(nil, &cluster.View{State: s, Index: 45, CacheGens: gens}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := cluster.DecodeMetadata(data)
 		if err != nil {
@@ -73,6 +76,28 @@ func FuzzRuleChangeDecode(f *testing.F) {
 		}
 		if b := cluster.AppendRuleChange(nil, c); !bytes.Equal(b, data) {
 			t.Fatalf("rule change re-encodes to %x, not %x", b, data)
+		}
+	})
+}
+
+// FuzzCacheGenBumpDecode feeds arbitrary bytes to
+// cluster.DecodeCacheGenBump, the decoder of the metadata log's
+// results-cache generation bumps. It must not panic and fail only with
+// cluster.ErrCorruptMeta; what decodes re-encodes to the same bytes.
+func FuzzCacheGenBumpDecode(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(cluster.AppendCacheGenBump(nil, "t"))
+	f.Add(cluster.AppendCacheGenBump(nil, "a|b"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tenant, err := cluster.DecodeCacheGenBump(data)
+		if err != nil {
+			if !errors.Is(err, cluster.ErrCorruptMeta) {
+				t.Fatalf("error %v does not match ErrCorruptMeta", err)
+			}
+			return
+		}
+		if b := cluster.AppendCacheGenBump(nil, tenant); !bytes.Equal(b, data) {
+			t.Fatalf("cache generation bump re-encodes to %x, not %x", b, data)
 		}
 	})
 }

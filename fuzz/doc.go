@@ -64,6 +64,8 @@
 //     metadata group's checkpoints and snapshots ("mymt", with a ring
 //     state inside), never panics, fails only with ErrCorruptMeta, and
 //     what it accepts re-encodes stably (details in cluster_test.go).
+//     FuzzRuleChangeDecode and FuzzCacheGenBumpDecode: the metadata log's
+//     rule changes and results-cache generation bumps, the same way.
 //
 // FuzzChunkDecode also loads EncXOR inputs with chunkenc.XOR.Load, which
 // must fail exactly where the iterator does.

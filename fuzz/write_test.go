@@ -171,6 +171,7 @@ func FuzzDeleteDecode(f *testing.F) {
 	f.Add([]byte{write.VersionDeleteSeries})
 	f.Add([]byte{write.VersionDeleteTenant, 1, 't'})
 	f.Add(write.AppendRetain(nil, write.Retain{Tenant: "t", Before: math.MinInt64}))
+	f.Add(write.AppendRetain(nil, write.Retain{Tenant: "t", Before: 1, Period: 86_400_000}))
 	f.Add(write.AppendDeleteSeries(nil, &write.DeleteSeries{
 		Tenant: "tenant-a",
 		Matchers: []*labels.Matcher{

@@ -39,9 +39,13 @@ type DeleteOptions struct {
 	// /purger/delete_tenant_status.
 	HasData func(ctx context.Context, tenant string) (bool, error)
 	// Deleted is called after a deletion of the tenant's data was
-	// attempted, applied or not (some groups may have applied it): the
-	// query frontend forgets the tenant's cached results. Nil: none.
-	Deleted func(tenant string)
+	// attempted, applied or not (some groups may have applied it): every
+	// node's query frontend must stop using the tenant's cached results
+	// (the cluster's cache generation, docs/design.md "Deletion and
+	// retention"). An error answers 503 after a deletion that was
+	// applied: sent again, the request deletes nothing more and calls
+	// Deleted again. Nil: none.
+	Deleted func(ctx context.Context, tenant string) error
 	Logger  *slog.Logger // nil means discard
 }
 
@@ -122,19 +126,33 @@ func (a *DeleteAPI) DeleteSeries(w http.ResponseWriter, r *http.Request) {
 		}
 		sets = append(sets, ms)
 	}
-	if a.opts.Deleted != nil {
-		defer a.opts.Deleted(org)
-	}
 	for i, ms := range sets {
 		d := &write.DeleteSeries{Tenant: org, Matchers: ms, Start: start, End: end}
 		if err := a.d.DeleteSeries(r.Context(), d); err != nil {
+			a.deleted(r.Context(), org)
 			a.opts.Logger.Warn("delete series", "tenant", org, "match", sels[i], "start", start, "end", end, "err", err)
 			writeAPIError(w, deleteErrorCode(err), apiErrorType(deleteErrorCode(err)), fmt.Sprintf("delete series %s: %v", sels[i], err))
 			return
 		}
 		a.opts.Logger.Info("deleted series", "tenant", org, "match", sels[i], "start", start, "end", end)
 	}
+	if err := a.deleted(r.Context(), org); err != nil {
+		writeAPIError(w, deleteErrorCode(err), apiErrorType(deleteErrorCode(err)), fmt.Sprintf("series deleted, but the cached query results were not invalidated (send the request again): %v", err))
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// deleted calls DeleteOptions.Deleted, logging its error.
+func (a *DeleteAPI) deleted(ctx context.Context, org string) error {
+	if a.opts.Deleted == nil {
+		return nil
+	}
+	err := a.opts.Deleted(ctx, org)
+	if err != nil {
+		a.opts.Logger.Warn("invalidate the cached query results after a deletion", "tenant", org, "err", err)
+	}
+	return err
 }
 
 // CleanTombstones serves POST and PUT /api/v1/admin/tsdb/clean_tombstones:
@@ -159,15 +177,17 @@ func (a *DeleteAPI) DeleteTenant(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, msg, code)
 		return
 	}
-	if a.opts.Deleted != nil {
-		defer a.opts.Deleted(org)
-	}
 	if err := a.d.DeleteTenant(r.Context(), org); err != nil {
+		a.deleted(r.Context(), org)
 		a.opts.Logger.Warn("delete tenant", "tenant", org, "err", err)
 		http.Error(w, fmt.Sprintf("delete tenant: %v", err), deleteErrorCode(err))
 		return
 	}
 	a.opts.Logger.Info("deleted tenant", "tenant", org)
+	if err := a.deleted(r.Context(), org); err != nil {
+		http.Error(w, fmt.Sprintf("tenant deleted, but the cached query results were not invalidated (send the request again): %v", err), deleteErrorCode(err))
+		return
+	}
 	w.WriteHeader(http.StatusOK)
 }
 

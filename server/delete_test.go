@@ -101,6 +101,55 @@ func TestDeleteTenantHandlers(t *testing.T) {
 	}
 }
 
+// TestDeleteInvalidatesCache: every deletion, applied or failed, calls
+// Deleted (the cache generation bump); a bump that fails after an
+// applied deletion is a 503 saying so, so the client sends it again.
+func TestDeleteInvalidatesCache(t *testing.T) {
+	f := &fakeDeleter{}
+	var called []string
+	var bumpErr error
+	api := NewDeleteAPI(f, DeleteOptions{MultiTenant: true, Deleted: func(_ context.Context, org string) error {
+		called = append(called, org)
+		return bumpErr
+	}})
+	do := func(h http.HandlerFunc, url string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", url, nil)
+		req.Header.Set("X-Scope-OrgID", "a")
+		w := httptest.NewRecorder()
+		h(w, req)
+		return w
+	}
+	for _, tc := range []struct {
+		name      string
+		deleteErr error
+		bumpErr   error
+		h         http.HandlerFunc
+		url       string
+		code      int
+		body      string
+	}{
+		{"series", nil, nil, api.DeleteSeries, "/api/v1/admin/tsdb/delete_series?match[]=up", 204, ""},
+		{"series, bump fails", nil, errors.New("no metadata leader"), api.DeleteSeries, "/api/v1/admin/tsdb/delete_series?match[]=up", 503,
+			"series deleted, but the cached query results were not invalidated (send the request again): no metadata leader"},
+		{"series, deletion fails", errors.New("no leader"), nil, api.DeleteSeries, "/api/v1/admin/tsdb/delete_series?match[]=up", 503, "no leader"},
+		{"tenant", nil, nil, api.DeleteTenant, "/purger/delete_tenant", 200, ""},
+		{"tenant, bump fails", nil, errors.New("no metadata leader"), api.DeleteTenant, "/purger/delete_tenant", 503,
+			"tenant deleted, but the cached query results were not invalidated (send the request again): no metadata leader"},
+		{"tenant, deletion fails", errors.New("no leader"), nil, api.DeleteTenant, "/purger/delete_tenant", 503, "no leader"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			called, f.err, bumpErr = nil, tc.deleteErr, tc.bumpErr
+			w := do(tc.h, tc.url)
+			if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
+				t.Fatalf("%d %s, want %d with %q", w.Code, w.Body.String(), tc.code, tc.body)
+			}
+			if len(called) != 1 || called[0] != "a" {
+				t.Fatalf("Deleted called for %q, want once for a", called)
+			}
+		})
+	}
+}
+
 func TestRetentionSteps(t *testing.T) {
 	now := time.UnixMilli(1_800_000_000_000)
 	period := func(tenant string) time.Duration {
@@ -109,12 +158,21 @@ func TestRetentionSteps(t *testing.T) {
 		}
 		return 0
 	}
-	got := Steps([]string{"long", "short"}, now, 0, period)
-	if len(got) != 1 || got[0] != (write.Retain{Tenant: "short", Before: now.Add(-24 * time.Hour).UnixMilli()}) {
+	tenants := []LocalTenant{{Name: "long"}, {Name: "short"}}
+	short := write.Retain{Tenant: "short", Before: now.Add(-24 * time.Hour).UnixMilli(), Period: 86_400_000}
+	got := Steps(tenants, now, 0, period)
+	if len(got) != 1 || got[0] != short {
 		t.Fatalf("without a global retention: %+v", got)
 	}
-	got = Steps([]string{"long", "short"}, now, time.Hour, period)
-	if len(got) != 2 || got[0] != (write.Retain{Tenant: "long", Before: math.MinInt64}) {
+	got = Steps(tenants, now, time.Hour, period)
+	if len(got) != 2 || got[0] != (write.Retain{Tenant: "long", Before: math.MinInt64}) || got[1] != short {
 		t.Fatalf("with a global retention: %+v", got)
+	}
+	// long's replicas still hold the period it had: a step without one
+	// puts it back on the engine's retention.
+	tenants[0].Period = 48 * time.Hour
+	got = Steps(tenants, now, 0, period)
+	if len(got) != 2 || got[0] != (write.Retain{Tenant: "long", Before: math.MinInt64}) {
+		t.Fatalf("a period removed: %+v", got)
 	}
 }

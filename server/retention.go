@@ -27,7 +27,7 @@ type RetentionOptions struct {
 	// Period returns a tenant's retention_period (zero: Global).
 	Period func(tenant string) time.Duration
 	// Tenants returns the tenants this node holds data of.
-	Tenants func() []string
+	Tenants func() []LocalTenant
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger // nil means discard
@@ -35,9 +35,9 @@ type RetentionOptions struct {
 
 // Retention proposes retention steps (write.Retain) for the tenants of
 // this node, every Interval: a tenant with a retention_period gets the
-// step before now minus it; one without, with a global retention, a
-// step that only collects the series the engine's retention left
-// without samples. Each node proposes for the tenants it holds; a step
+// step before now minus it, with the period; one without, with a global
+// retention, a step that only collects the series the engine's retention
+// left without samples (Steps). Each node proposes for the tenants it holds; a step
 // a group already applied costs it a log entry and a compare
 // (engine.Group.ApplyRetain), so nodes need not agree on who proposes.
 type Retention struct {
@@ -79,15 +79,28 @@ func StartRetention(r Retainer, opts RetentionOptions) *Retention {
 	return ret
 }
 
-// Steps returns the retention steps for tenants at now.
-func Steps(tenants []string, now time.Time, global time.Duration, period func(string) time.Duration) []write.Retain {
+// LocalTenant is a tenant of this node's replicas.
+type LocalTenant struct {
+	Name string
+	// Period is the retention period its replicas here apply in place
+	// of -storage.retention (the longest if they differ), 0 for none.
+	Period time.Duration
+}
+
+// Steps returns the retention steps for tenants at now. A tenant with a
+// retention_period gets a step before now minus it, carrying the period
+// (the engine keeps the tenant's data that long, also when it is longer
+// than -storage.retention); one without, a collect-only step without a
+// period when there is a global retention or when its replicas still
+// hold a period (which the step removes).
+func Steps(tenants []LocalTenant, now time.Time, global time.Duration, period func(string) time.Duration) []write.Retain {
 	var out []write.Retain
 	for _, t := range tenants {
-		switch p := period(t); {
+		switch p := period(t.Name); {
 		case p > 0:
-			out = append(out, write.Retain{Tenant: t, Before: now.Add(-p).UnixMilli()})
-		case global > 0:
-			out = append(out, write.Retain{Tenant: t, Before: math.MinInt64})
+			out = append(out, write.Retain{Tenant: t.Name, Before: now.Add(-p).UnixMilli(), Period: p.Milliseconds()})
+		case global > 0 || t.Period > 0:
+			out = append(out, write.Retain{Tenant: t.Name, Before: math.MinInt64})
 		}
 	}
 	return out

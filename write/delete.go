@@ -58,11 +58,20 @@ func IsDelete(entry []byte) bool {
 type Retain struct {
 	Tenant string
 	Before int64
+	// Period is the tenant's retention_period in milliseconds, or 0 for
+	// none: from this step on, the engine keeps the tenant's samples that
+	// long behind its newest one, in place of its own retention (longer
+	// or shorter), until a step says otherwise.
+	Period int64
 }
 
 // AppendRetain appends the encoding of r (doc.go) to dst.
 func AppendRetain(dst []byte, r Retain) []byte {
-	return binary.AppendVarint(appendString(append(dst, VersionRetain), r.Tenant), r.Before)
+	dst = binary.AppendVarint(appendString(append(dst, VersionRetain), r.Tenant), r.Before)
+	if r.Period != 0 {
+		dst = binary.AppendVarint(dst, r.Period)
+	}
+	return dst
 }
 
 // DecodeRetain decodes a VersionRetain entry; an error is a
@@ -83,6 +92,14 @@ func DecodeRetain(src []byte) (Retain, error) {
 	}
 	if ret.Before, err = r.varint("before"); err != nil {
 		return Retain{}, err
+	}
+	if r.off < len(src) {
+		if ret.Period, err = r.varint("period"); err != nil {
+			return Retain{}, err
+		}
+		if ret.Period <= 0 {
+			return Retain{}, r.fail("period %d, want more than 0", ret.Period)
+		}
 	}
 	if r.off != len(src) {
 		return Retain{}, r.fail("%d trailing bytes", len(src)-r.off)

@@ -51,7 +51,16 @@ func TestDeleteGolden(t *testing.T) {
 	if got, err := DecodeRetain(readGolden(t, "retain_v66.golden")); err != nil || got != ret {
 		t.Errorf("decoded %+v, %v; want %+v", got, err, ret)
 	}
-	for _, bad := range [][]byte{{VersionRetain, 0, 0}, {VersionRetain, 1, 't'}, {VersionRetain, 1, 't', 0, 0}} {
+	withPeriod := Retain{Tenant: "tenant-ü", Before: 1_700_000_000_000, Period: 90 * 86_400_000}
+	checkGolden(t, "retain_period_v66.golden", hex.Dump(AppendRetain(nil, withPeriod)))
+	if got, err := DecodeRetain(readGolden(t, "retain_period_v66.golden")); err != nil || got != withPeriod {
+		t.Errorf("decoded %+v, %v; want %+v", got, err, withPeriod)
+	}
+	for _, bad := range [][]byte{
+		{VersionRetain, 0, 0}, {VersionRetain, 1, 't'}, {VersionRetain, 1, 't', 0, 0}, // period 0
+		{VersionRetain, 1, 't', 0, 1},    // period -1
+		{VersionRetain, 1, 't', 0, 2, 0}, // trailing byte after the period
+	} {
 		if _, err := DecodeRetain(bad); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("DecodeRetain(%x) = %v, want ErrCorrupt", bad, err)
 		}
@@ -67,7 +76,7 @@ func TestDeleteRoundTrip(t *testing.T) {
 	if !got.All() || got.Start != math.MinInt64 || got.End != math.MaxInt64 {
 		t.Errorf("range [%d, %d], want every time", got.Start, got.End)
 	}
-	if !IsDelete(AppendDeleteSeries(nil, all)) || !IsDelete(AppendDeleteTenant(nil, "t")) || !IsDelete(AppendRetain(nil, Retain{"t", 0})) {
+	if !IsDelete(AppendDeleteSeries(nil, all)) || !IsDelete(AppendDeleteTenant(nil, "t")) || !IsDelete(AppendRetain(nil, Retain{Tenant: "t"})) {
 		t.Error("IsDelete false for a deletion")
 	}
 	if IsDelete(Append(nil, &Batch{Tenant: "t"})) || IsDelete(Compress(nil, Append(nil, &Batch{Tenant: "t"}))) || IsDelete(nil) {

@@ -166,7 +166,7 @@
 //	                nmatchers:uvarint matcher*nmatchers
 //	matcher       = type:byte name:string value:string
 //	delete_tenant = version:byte(0x41) tenant:string
-//	retain        = version:byte(0x42) tenant:string before:varint
+//	retain        = version:byte(0x42) tenant:string before:varint [period:varint]
 //
 // A delete_series entry (DeleteSeries) deletes the samples in [start, end]
 // (milliseconds, both included; math.MinInt64 and math.MaxInt64 for every
@@ -177,9 +177,13 @@
 // delete_tenant entry deletes every series and sample of the tenant. A
 // retain entry (Retain) drops the tenant's time partitions that end at or
 // before before (milliseconds) and the series left without samples;
-// before is math.MinInt64 to only collect the series. Golden files:
+// before is math.MinInt64 to only collect the series. period, present
+// when above 0 (absent in entries written before it existed), is the
+// tenant's retention_period in milliseconds: the engine applies it in
+// place of its own retention from then on; a retain entry without it
+// puts the tenant back on the engine's. Golden files:
 // testdata/delete_series_v64.golden, testdata/delete_tenant_v65.golden,
-// testdata/retain_v66.golden. Their apply outcome is the empty
+// testdata/retain_v66.golden, testdata/retain_period_v66.golden. Their apply outcome is the empty
 // outcome, or the error of an entry that does not decode.
 //
 // # Label set encoding

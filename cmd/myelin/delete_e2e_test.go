@@ -47,8 +47,9 @@ func TestClusterDelete(t *testing.T) {
 	// Pebble log store and short logs: the restarted node catches up
 	// from a snapshot taken after the deletions (raft-wal would still
 	// serve truncated entries from its open segment).
+	// Answers older than a minute are cached: the whole test window.
 	c := newCluster(t, 3, false, "-auth.multitenancy-enabled=true", "-raft.log-store=pebble",
-		"-raft.snapshot-threshold=32", "-raft.trailing-logs=16")
+		"-raft.snapshot-threshold=32", "-raft.trailing-logs=16", "-query-frontend.max-cache-freshness=1m")
 	c.startAll()
 	nodes := c.nodes
 	ts0 := time.Now().Add(-10 * time.Minute).UnixMilli()
@@ -184,9 +185,35 @@ func TestClusterDelete(t *testing.T) {
 	}
 	check("node 3 restored from a snapshot", nodes, true)
 
+	// Nodes 1 and 3 cache a range query of the tenant deleted next
+	// through node 2: they must stop using it (the cache generation in
+	// the metadata), not serve the deleted series for the cache's TTL.
+	hits := func(n *e2eNode) float64 {
+		return metricValue(t, "http://"+n.http, `myelin_query_frontend_results_cache_hits_total{kind="full"}`)
+	}
+	for _, n := range []*e2eNode{nodes[0], nodes[2]} {
+		other := apiClient{name: "node " + n.id + " other", base: "http://" + n.http + "/api/v1", tenant: "other"}
+		before := hits(n)
+		for range 2 {
+			if res, err := other.queryRange("count(c)", ts0, ts1, time.Minute); err != nil || len(res) != 1 {
+				t.Fatalf("%s: count(c) = %v, %v", other.name, res, err)
+			}
+		}
+		if after := hits(n); after <= before {
+			t.Fatalf("%s: the second range query was not answered from the cache (hits %v, then %v)", other.name, before, after)
+		}
+	}
+
 	// Mimir's tenant deletion.
 	if code, body := deleteReq(t, "POST", nodes[1].http, "/purger/delete_tenant", "other"); code != 200 {
 		t.Fatalf("delete_tenant: %d %s", code, body)
+	}
+	for _, n := range []*e2eNode{nodes[0], nodes[2]} {
+		other := apiClient{name: "node " + n.id + " other", base: "http://" + n.http + "/api/v1", tenant: "other"}
+		poll(t, 10*time.Second, 50*time.Millisecond, other.name+": cached count(c) after the tenant deletion", func() (bool, string) {
+			res, err := other.queryRange("count(c)", ts0, ts1, time.Minute)
+			return err == nil && len(res) == 0, fmt.Sprintf("%v, %v", res, err)
+		})
 	}
 	code, body := deleteReq(t, "GET", nodes[0].http, "/purger/delete_tenant_status", "other")
 	if code != 200 || !strings.Contains(body, `"blocks_deleted":true`) || !strings.Contains(body, `"tenant_id":"other"`) {
@@ -304,6 +331,70 @@ func TestRetentionPeriod(t *testing.T) {
 	// An old sample is refused now, as too old.
 	if code, body := clusterPush(addr, "short", seriesBody(t, "gone", 0, 1, old)); code != 400 || !strings.Contains(body, "too old") {
 		t.Fatalf("push past retention: %d %s", code, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRetentionPeriodLonger: a tenant's retention_period longer than
+// -storage.retention keeps the tenant's data for its period: once a
+// retention step carried it, samples 3 days behind the newest are taken
+// for that tenant and refused for another, and stay across a restart.
+func TestRetentionPeriodLonger(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runtime.yaml")
+	if err := os.WriteFile(path, []byte("overrides:\n  long:\n    retention_period: 30d\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	argv := []string{"-data.dir", dir, "-http.listen-address", "127.0.0.1:0", "-storage.retention", "48h",
+		"-runtime-config.file", path, "-compactor.cleanup-interval", "100ms"}
+	start := func() (string, context.CancelFunc, chan error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		stderr := newLogWatcher()
+		done := make(chan error, 1)
+		goRun(t, cancel, done, func() error { return run(ctx, argv, io.Discard, stderr) })
+		addr := stderr.addr(t, done)
+		waitReady(t, addr)
+		return addr, cancel, done
+	}
+	addr, cancel, done := start()
+	now := time.Now()
+	old, recent := now.Add(-72*time.Hour).UnixMilli(), now.Add(-time.Minute).UnixMilli()
+	for _, tenant := range []string{"short", "long"} {
+		push(t, addr, tenant, seriesBody(t, "recent", 0, 2, recent))
+	}
+	// The first retention step gives long its period.
+	poll(t, 20*time.Second, 50*time.Millisecond, "an old sample of tenant long accepted", func() (bool, string) {
+		code, body := clusterPush(addr, "long", seriesBody(t, "old", 0, 3, old))
+		return code == 204, fmt.Sprintf("%d %s", code, body)
+	})
+	if code, body := clusterPush(addr, "short", seriesBody(t, "old", 0, 3, old)); code != 400 || !strings.Contains(body, "too old") {
+		t.Fatalf("short: push 3 days back: %d %s, want 400 too old", code, body)
+	}
+	count := func(addr, tenant string) int {
+		api := apiClient{name: tenant, base: "http://" + addr + "/api/v1", tenant: tenant}
+		v, err := api.scalarValue(fmt.Sprintf("count(count_over_time(old[5m] @ %s))", apiTime(old+60_000)))
+		if err != nil || math.IsNaN(v) {
+			return 0
+		}
+		return int(v)
+	}
+	if n := count(addr, "long"); n != 3 {
+		t.Fatalf("long: %d old series answer, want 3", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	addr, cancel, done = start()
+	if n := count(addr, "long"); n != 3 {
+		t.Fatalf("long after a restart: %d old series answer, want 3", n)
+	}
+	if code, body := clusterPush(addr, "long", seriesBody(t, "old", 3, 4, old)); code != 204 {
+		t.Fatalf("long after a restart: push 3 days back: %d %s", code, body)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -28,16 +28,18 @@ import (
 
 // config is every flag's value.
 type config struct {
-	configFile   string
-	dataDir      string
-	listenAddr   string
-	multitenancy bool
-	authFile     string
-	authReload   time.Duration
-	version      bool
-	logLevel     string
-	logFormat    string
-	retention    time.Duration
+	configFile       string
+	dataDir          string
+	listenAddr       string
+	multitenancy     bool
+	authFile         string
+	authReload       time.Duration
+	version          bool
+	logLevel         string
+	logFormat        string
+	gogc             int
+	rulerConcurrency int
+	retention        time.Duration
 	// retentionInterval: how often the node proposes retention steps.
 	retentionInterval time.Duration
 	cacheBytes        int64
@@ -247,8 +249,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 		"How often to check -auth.config-file for changes; 0 reloads it on SIGHUP only.")
 	fs.StringVar(&cfg.logLevel, "log.level", "info", "Only log messages with the given severity or above: debug, info, warn, error.")
 	fs.StringVar(&cfg.logFormat, "log.format", "logfmt", "Output format of log messages: logfmt or json.")
+	fs.IntVar(&cfg.gogc, "runtime.gogc", defaultGOGC, "Go garbage collector target percentage (GOGC) unless the GOGC environment variable is set; lower trades CPU for memory.")
 	fs.DurationVar(&cfg.retention, "storage.retention", 0, "Refuse samples older than a tenant's newest sample minus this and delete them, a day at a time; 0 keeps everything.\n"+
-		"A tenant's retention_period in the runtime config deletes samples older than now minus it; the shorter one wins.")
+		"A tenant's retention_period in the runtime config replaces it for that tenant, longer or shorter, and also deletes samples older than now minus it.")
 	fs.DurationVar(&cfg.retentionInterval, "compactor.cleanup-interval", 15*time.Minute,
 		"How often the node proposes the retention steps of the tenants it holds (deleting data past retention and the series left empty).")
 	fs.Int64Var(&cfg.cacheBytes, "storage.cache-size", 64<<20, "Block cache of the embedded Pebble store, shared by index and chunk reads, in `bytes`.")
@@ -260,6 +263,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.DurationVar(&cfg.queryTimeout, "query.timeout", 2*time.Minute, "Maximum time one query may take; the default of query_timeout, which -runtime-config.file may lower per tenant.")
 	fs.IntVar(&cfg.queryMaxSamples, "query.max-samples", 50_000_000, "Maximum number of samples one query may load into memory; the default of max_samples_per_query per tenant.")
 	fs.DurationVar(&cfg.lookbackDelta, "query.lookback-delta", 5*time.Minute, "How far back an instant selector looks for the latest sample.")
+	fs.IntVar(&cfg.rulerConcurrency, "ruler.max-independent-rule-evaluation-concurrency", 0,
+		"Rules of every tenant this node evaluates at once beside their group's sequence: rules that depend on no\n"+
+			"other rule of their group, or that none depends on. 0 evaluates each group's rules one after the other.")
 	fs.DurationVar(&cfg.rulerEvalInterval, "ruler.evaluation-interval", time.Minute, "How often a rule group without its own interval is evaluated.")
 	fs.DurationVar(&cfg.rulerPollInterval, "ruler.poll-interval", time.Minute, "How often the ruler re-reads every stored rule group, a backstop: a change applied to this node's copy of the\n"+
 		"metadata (through any node) is loaded within moments.")
@@ -359,6 +365,12 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	}
 	if _, err := parseLevel(cfg.logLevel); err != nil {
 		errs = append(errs, err)
+	}
+	if cfg.rulerConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("-ruler.max-independent-rule-evaluation-concurrency %d is negative", cfg.rulerConcurrency))
+	}
+	if cfg.gogc <= 0 {
+		errs = append(errs, fmt.Errorf("-runtime.gogc %d: want more than 0", cfg.gogc))
 	}
 	if cfg.logFormat != "logfmt" && cfg.logFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log.format %q: want logfmt or json", cfg.logFormat))

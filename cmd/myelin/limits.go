@@ -33,6 +33,7 @@ type limitsConfig struct {
 	maxMetadataPerMetric   int
 	stZeroIngestion        bool
 	rulerMaxRulesPerGroup  int
+	rulerEvalConcurrency   int
 	runtimeConfigFile      string
 	runtimeConfigReloadDur time.Duration
 }
@@ -86,6 +87,9 @@ func (c *limitsConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.rulerMaxRulesPerGroup, "ruler.max-rules-per-rule-group", d.RulerMaxRulesPerRuleGroup,
 		"Default per-tenant limit of rules in one rule group (400 past it). 0 means no limit (Mimir's default is 20).\n"+
 			"Overridden by ruler_max_rules_per_rule_group.")
+	fs.IntVar(&c.rulerEvalConcurrency, "ruler.max-independent-rule-evaluation-concurrency-per-tenant", d.RulerMaxIndependentRuleEvaluationConcurrencyPerTenant,
+		"Default per-tenant limit of rules evaluated at once beside their group's sequence, within\n"+
+			"-ruler.max-independent-rule-evaluation-concurrency. Overridden by ruler_max_independent_rule_evaluation_concurrency_per_tenant.")
 	fs.StringVar(&c.runtimeConfigFile, "runtime-config.file", "",
 		"YAML `file` of per-tenant limit overrides (Mimir's format: 'overrides:' tenant -> limits), reloaded every\n"+
 			"-runtime-config.reload-period; a bad file keeps the last good one (log, /metrics and /runtime_config say why).")
@@ -134,6 +138,7 @@ func (cfg *config) defaultLimits() limits.Limits {
 		QueryShardingTotalShards:     cfg.frontend.limits.TotalShards,
 		RulerMaxRuleGroupsPerTenant:  cfg.limits.rulerMaxGroups,
 		RulerMaxRulesPerRuleGroup:    cfg.limits.rulerMaxRulesPerGroup,
+		RulerMaxIndependentRuleEvaluationConcurrencyPerTenant: cfg.limits.rulerEvalConcurrency,
 	}
 }
 

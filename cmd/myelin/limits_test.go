@@ -80,6 +80,7 @@ func TestLimitsFlags(t *testing.T) {
 			"ingestion_burst_size (-distributor.ingestion-burst-size): 0: want at least 1 with an ingestion rate"},
 		{"bad duration", []string{"-querier.max-query-lookback", "soon"}, `invalid value "soon" for flag -querier.max-query-lookback`},
 		{"no reload period", []string{"-runtime-config.reload-period", "0s"}, "-runtime-config.reload-period 0s: want a positive duration"},
+		{"no GC target", []string{"-runtime.gogc", "0"}, "-runtime.gogc 0: want more than 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer

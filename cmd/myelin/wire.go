@@ -450,12 +450,15 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 			names, _, err := q.LabelNames(ctx, nil)
 			return len(names) > 0, err
 		},
-		// This node's query frontend forgets the tenant's cached
-		// results (set below, before the server serves).
-		Deleted: func(org string) {
+		// Every node's query frontend stops using the tenant's cached
+		// results: this one at once (set below, before the server
+		// serves), the others when they apply the bump of the tenant's
+		// cache generation in the metadata.
+		Deleted: func(ctx context.Context, org string) error {
 			if n.frontend != nil {
 				n.frontend.Forget(org)
 			}
+			return n.cluster.BumpCacheGeneration(ctx, org)
 		},
 		Logger: logger.With("component", "delete"),
 	})
@@ -528,6 +531,8 @@ func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Regis
 		Parser:             p,
 		EvaluationInterval: cfg.rulerEvalInterval,
 		PollInterval:       cfg.rulerPollInterval,
+		MaxConcurrentEvals: cfg.rulerConcurrency,
+		TenantConcurrency:  n.limits.o.RulerMaxIndependentRuleEvaluationConcurrencyPerTenant,
 		Notifier:           notifier,
 		Registerer:         reg,
 		Logger:             logger.With("component", "ruler"),
@@ -592,6 +597,8 @@ func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate,
 		Parser:        server.NewParser(cfg.queryExperimental),
 		LookbackDelta: cfg.lookbackDelta,
 		Cache:         cache,
+		// Bumped by deletions on any node (the metadata's).
+		Generation: func(org string) uint64 { return n.cluster.View().CacheGeneration(org) },
 
 		ParallelizeShardableQueries: fc.parallelize,
 		DelayedNameRemoval:          cfg.queryExperimental,
@@ -605,19 +612,24 @@ func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate,
 	return fe, nil
 }
 
-// localTenants returns the tenants of this node's replicas, sorted.
-func (n *node) localTenants() []string {
+// localTenants returns the tenants of this node's replicas, sorted, with
+// the longest retention period a replica holds for each.
+func (n *node) localTenants() []server.LocalTenant {
 	r, err := n.cluster.Router().Ring()
 	if err != nil {
 		return nil
 	}
-	seen := map[string]bool{}
+	period := map[string]int64{}
 	for _, id := range r.Groups() {
 		if g := n.db.Group(uint32(id)); g != nil {
 			for _, ts := range g.Stats() {
-				seen[ts.Tenant] = true
+				period[ts.Tenant] = max(period[ts.Tenant], ts.RetentionPeriod)
 			}
 		}
 	}
-	return slices.Sorted(maps.Keys(seen))
+	out := make([]server.LocalTenant, 0, len(period))
+	for _, t := range slices.Sorted(maps.Keys(period)) {
+		out = append(out, server.LocalTenant{Name: t, Period: time.Duration(period[t]) * time.Millisecond})
+	}
+	return out
 }

@@ -63,13 +63,15 @@
 //
 // # Metadata log entries
 //
-// A ring step (ring.AppendStep, first byte ring.StepVersion), or a rule
-// group change (AppendRuleChange, first byte 0x81, rules.go). The
-// metadata is one ring.State (membership, placement, ring history, which
-// groups await their bootstrap, which nodes were removed) and the
-// tenants' rule groups (RuleGroups), placed on the active nodes by
-// View.RuleOwner; Node.ChangeRules commits a change through the
-// metadata leader. Logs written
+// A ring step (ring.AppendStep, first byte ring.StepVersion), a rule
+// group change (AppendRuleChange, first byte 0x81, rules.go), or a bump
+// of a tenant's results-cache generation (AppendCacheGenBump, first
+// byte 0x82, cachegen.go). The metadata is one ring.State (membership,
+// placement, ring history, which groups await their bootstrap, which
+// nodes were removed), the tenants' rule groups (RuleGroups), placed on
+// the active nodes by View.RuleOwner, and the tenants' cache generations
+// (CacheGenerations); Node.ChangeRules and Node.BumpCacheGeneration
+// commit a change through the metadata leader. Logs written
 // before ring.StepStartGroup may hold 0x80 | group:uvarint, applied as
 // that step. The checkpoint and snapshot format is in meta.go (metaFSM).
 package cluster

@@ -19,7 +19,8 @@ import (
 )
 
 // Metadata log entries: a ring step (ring.AppendStep, first byte
-// ring.StepVersion, 1). Logs written before StepStartGroup existed may
+// ring.StepVersion, 1), a rule change (0x81, rules.go) or a cache
+// generation bump (0x82, cachegen.go). Logs written before StepStartGroup existed may
 // also hold
 //
 //	entryStarted | group:uvarint
@@ -35,6 +36,9 @@ type View struct {
 	Index uint64
 	// Rules are the tenants' rule groups (nil: none).
 	Rules *RuleGroups
+	// CacheGens are the tenants' results-cache generations (nil: all
+	// zero).
+	CacheGens *CacheGenerations
 
 	ruleRing *ruleRing // RuleOwner's, nil: built per call
 }
@@ -64,12 +68,14 @@ func (v *View) Bootstraps(g ring.GroupID, node ring.NodeID) bool {
 // file, rewritten atomically at every checkpoint (the state is small: a
 // few KB for hundreds of groups).
 //
-// Checkpoint file and snapshot stream (version 3):
+// Checkpoint file and snapshot stream (version 4):
 //
-//	"mymt" | version:byte(3) | index:uint64 big-endian | rules section (rules.go) | state: the rest, ring.AppendState
+//	"mymt" | version:byte(4) | index:uint64 big-endian | rules section (rules.go) |
+//	  cache generations section (cachegen.go) | state: the rest, ring.AppendState
 //
-// Version 2 is version 3 without the rules section; it is still written
-// while there is no rule group (encodeLocked).
+// Version 3 is version 4 without the cache generations section, version
+// 2 also without the rules section; each is still written while the
+// sections it lacks would be empty (encodeLocked).
 //
 // Version 1 held two side maps between the index and the state (groups
 // awaiting their bootstrap, removed nodes); they are part of ring.State
@@ -86,7 +92,8 @@ type metaFSM struct {
 	mu    sync.Mutex
 	state *ring.State
 	index uint64
-	rules *RuleGroups // immutable; replaced by a rule change
+	rules *RuleGroups       // immutable; replaced by a rule change
+	gens  *CacheGenerations // immutable; replaced by a bump
 
 	view    atomic.Pointer[View]
 	changed func() // called after every change, outside mu
@@ -96,7 +103,7 @@ var _ raftgroup.Applier = (*metaFSM)(nil)
 
 const (
 	metaMagic   = "mymt"
-	metaVersion = 3
+	metaVersion = 4
 )
 
 // ErrCorruptMeta: the metadata checkpoint or snapshot does not decode.
@@ -126,7 +133,7 @@ func (f *metaFSM) View() *View { return f.view.Load() }
 
 // publishLocked stores a copy of the state as the current view.
 func (f *metaFSM) publishLocked() {
-	f.view.Store(&View{State: f.state.Clone(), Index: f.index, Rules: f.rules, ruleRing: &ruleRing{}})
+	f.view.Store(&View{State: f.state.Clone(), Index: f.index, Rules: f.rules, CacheGens: f.gens, ruleRing: &ruleRing{}})
 }
 
 // Apply applies one metadata entry. An entry that does not decode or a
@@ -148,6 +155,14 @@ func (f *metaFSM) apply(index uint64, entry []byte) error {
 	f.index = index
 	defer f.publishLocked()
 	var st ring.Step
+	if len(entry) > 0 && entry[0] == entryCacheGen {
+		tenant, err := DecodeCacheGenBump(entry)
+		if err != nil {
+			return err
+		}
+		f.gens = f.gens.Bump(tenant)
+		return nil
+	}
 	if len(entry) > 0 && entry[0] == entryRules {
 		c, err := DecodeRuleChange(entry)
 		if err != nil {
@@ -219,22 +234,31 @@ func (f *metaFSM) Restore(r io.Reader) (uint64, error) {
 	return idx, nil
 }
 
-// encodeLocked writes version 2 while there is no rule group, so nodes
-// of the version before rule groups still restore this node's snapshots
-// during a rolling upgrade (until the first group is set).
+// encodeLocked writes the oldest version that holds the state: version
+// 2 while there is no rule group and no cache generation, 3 while there
+// is no cache generation, so nodes of the versions before them still
+// restore this node's snapshots during a rolling upgrade (until the
+// first rule group is set or the first deletion is made).
 func (f *metaFSM) encodeLocked() []byte {
-	if f.rules.Len() == 0 {
-		b := append([]byte(metaMagic), 2)
-		b = binary.BigEndian.AppendUint64(b, f.index)
-		return ring.AppendState(b, f.state)
+	version := byte(metaVersion)
+	switch {
+	case f.rules.Len() == 0 && f.gens.Len() == 0:
+		version = 2
+	case f.gens.Len() == 0:
+		version = 3
 	}
-	b := append([]byte(metaMagic), metaVersion)
+	b := append([]byte(metaMagic), version)
 	b = binary.BigEndian.AppendUint64(b, f.index)
-	b = appendRulesSection(b, f.rules)
+	if version >= 3 {
+		b = appendRulesSection(b, f.rules)
+	}
+	if version >= 4 {
+		b = appendCacheGenSection(b, f.gens)
+	}
 	return ring.AppendState(b, f.state)
 }
 
-// decode replaces the FSM's contents with b (version 1, 2 or 3); on error it
+// decode replaces the FSM's contents with b (version 1 to 4); on error it
 // changes nothing.
 func (f *metaFSM) decode(b []byte) (err error) {
 	if len(b) < len(metaMagic)+9 || !bytes.HasPrefix(b, []byte(metaMagic)) {
@@ -250,8 +274,14 @@ func (f *metaFSM) decode(b []byte) (err error) {
 	var pending map[ring.GroupID]ring.NodeID
 	var removed []ring.Removed
 	var rules *RuleGroups
+	var gens *CacheGenerations
 	if version >= 3 {
 		if rules, b, err = decodeRulesSection(b); err != nil {
+			return err
+		}
+	}
+	if version >= 4 {
+		if gens, b, err = decodeCacheGenSection(b); err != nil {
 			return err
 		}
 	}
@@ -276,7 +306,7 @@ func (f *metaFSM) decode(b []byte) (err error) {
 			return fmt.Errorf("%w: %w", ErrCorruptMeta, err)
 		}
 	}
-	f.state, f.index, f.rules = s, index, rules
+	f.state, f.index, f.rules, f.gens = s, index, rules, gens
 	return nil
 }
 
@@ -338,11 +368,11 @@ func DecodeMetadata(b []byte) (*View, error) {
 	if err := f.decode(b); err != nil {
 		return nil, err
 	}
-	return &View{State: f.state, Index: f.index, Rules: f.rules}, nil
+	return &View{State: f.state, Index: f.index, Rules: f.rules, CacheGens: f.gens}, nil
 }
 
 // AppendMetadata appends the encoding of v, as a checkpoint holds it.
 func AppendMetadata(dst []byte, v *View) []byte {
-	f := &metaFSM{state: v.State, index: v.Index, rules: v.Rules}
+	f := &metaFSM{state: v.State, index: v.Index, rules: v.Rules, gens: v.CacheGens}
 	return append(dst, f.encodeLocked()...)
 }

@@ -82,7 +82,19 @@ func goldenMetaFSM(t *testing.T) *metaFSM {
 	} {
 		apply(AppendRuleChange(nil, c))
 	}
+	for _, tenant := range []string{"t2", "t1", "t2", "deleted tenant"} {
+		apply(AppendCacheGenBump(nil, tenant))
+	}
 	return f
+}
+
+// goldenMetaV3 is goldenMetaFSM's view without its cache generations: what
+// testdata/meta-v3.golden holds.
+func goldenMetaV3(t *testing.T) *View {
+	v := *goldenMetaFSM(t).View()
+	v.CacheGens = nil
+	v.Index -= 4
+	return &v
 }
 
 // describeView lists what a view holds, for the golden file's header.
@@ -119,11 +131,14 @@ func describeView(v *View) string {
 			}
 		}
 	}
+	for _, t := range v.CacheGens.Tenants() {
+		fmt.Fprintf(&b, "# cache generation tenant %q: %d\n", t, v.CacheGens.Get(t))
+	}
 	return b.String()
 }
 
 // TestMetaGolden freezes the metadata checkpoint and snapshot format
-// ("mymt" version 3, metaFSM): the fixed view of goldenMetaFSM must encode
+// ("mymt" version 4, metaFSM): the fixed view of goldenMetaFSM must encode
 // byte for byte to testdata/meta.golden (hex.Dump below a description of
 // the view), its checkpoint file and snapshot must be those bytes, and the
 // stored bytes must decode to the same view and encode again identically.
@@ -135,7 +150,7 @@ func TestMetaGolden(t *testing.T) {
 	checkGoldenView(t, v)
 
 	enc := AppendMetadata(nil, v)
-	text := "# metaFSM checkpoint (\"mymt\" version 3) of goldenMetaFSM in meta_golden_test.go.\n" +
+	text := "# metaFSM checkpoint (\"mymt\" version 4) of goldenMetaFSM in meta_golden_test.go.\n" +
 		"# Rewrite: go test ./raftgroup/cluster -run TestMetaGolden -rewrite\n" +
 		describeView(v) + hex.Dump(enc)
 	path := filepath.Join("testdata", "meta.golden")
@@ -213,6 +228,9 @@ func checkGoldenView(t *testing.T, v *View) {
 	require.Positive(t, multi, "groups with several replicas")
 	require.Equal(t, []string{"t1", "t2"}, v.Rules.Tenants(), "rule tenants")
 	require.Equal(t, 4, v.Rules.Len(), "rule groups")
+	require.Equal(t, []string{"deleted tenant", "t1", "t2"}, v.CacheGens.Tenants(), "cache generation tenants")
+	require.Equal(t, uint64(2), v.CacheGeneration("t2"))
+	require.Equal(t, uint64(0), v.CacheGeneration("t3"))
 }
 
 func requireSameView(t *testing.T, want, got *View) {
@@ -223,6 +241,25 @@ func requireSameView(t *testing.T, want, got *View) {
 	for _, tn := range want.Rules.Tenants() {
 		require.Equal(t, want.Rules.Tenant(tn), got.Rules.Tenant(tn), "rule groups of %s", tn)
 	}
+	require.Equal(t, want.CacheGens.Tenants(), got.CacheGens.Tenants(), "cache generation tenants")
+	for _, tn := range want.CacheGens.Tenants() {
+		require.Equal(t, want.CacheGeneration(tn), got.CacheGeneration(tn), "cache generation of %s", tn)
+	}
+}
+
+// TestMetaV3 reads a checkpoint of the version before cache generations:
+// a node that has had no deletion still writes it.
+func TestMetaV3(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "meta-v3.golden"))
+	require.NoError(t, err)
+	stored, err := parseHexDump(string(b))
+	require.NoError(t, err)
+	require.Equal(t, byte(3), stored[len(metaMagic)])
+	v, err := DecodeMetadata(stored)
+	require.NoError(t, err)
+	requireSameView(t, goldenMetaV3(t), v)
+	require.Zero(t, v.CacheGens.Len())
+	require.Equal(t, stored, AppendMetadata(nil, v))
 }
 
 // TestMetaV2 decodes a checkpoint of version 2, written before the rule

@@ -24,8 +24,9 @@ import (
 //	POST drain?node=ID      plan the node's drain; metadata leader only
 //	GET  status             Status (JSON); metadata leader only
 //	GET  replica?group=G    raftgroup.Status of this node's replica (404: none)
-//	POST rules              body: a rule change entry (rules.go); metadata
-//	                        leader only; 200: {index, outcome} once committed
+//	POST rules              body: a rule change or cache generation entry
+//	                        (rules.go, cachegen.go); metadata leader only;
+//	                        200: {index, outcome} once committed
 //	POST propose?group=G    body: a log entry; this node's replica must lead;
 //	                        200: committed, the body is the apply outcome;
 //	                        507: refused, the leader's disk is full (the
@@ -151,14 +152,14 @@ func (n *Node) serveStatus(w http.ResponseWriter, r *http.Request) {
 func (n *Node) serveRules(w http.ResponseWriter, r *http.Request) {
 	entry, err := io.ReadAll(io.LimitReader(r.Body, maxEntryBytes+1))
 	if err != nil {
-		http.Error(w, "read rule change: "+err.Error(), http.StatusBadRequest)
+		http.Error(w, "read metadata change: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	if !n.meta.isLeader() {
 		n.notMetaLeader(w)
 		return
 	}
-	res, err := n.proposeRules(r.Context(), entry)
+	res, err := n.proposeMetaChange(r.Context(), entry)
 	if err != nil {
 		code := http.StatusServiceUnavailable
 		if permanent(err) {

@@ -248,20 +248,10 @@ func appendRulesSection(dst []byte, r *RuleGroups) []byte {
 
 // decodeRulesSection reads the snapshot section and returns the rest.
 func decodeRulesSection(b []byte) (*RuleGroups, []byte, error) {
-	l, k := binary.Uvarint(b)
-	if k <= 0 || l > uint64(len(b)-k) || l < 1 {
-		return nil, nil, fmt.Errorf("%w: rules section length", ErrCorruptMeta)
+	sec, n, rest, err := readSection(b, rulesVersion, "rules")
+	if err != nil {
+		return nil, nil, err
 	}
-	sec, rest := b[k:k+int(l)], b[k+int(l):]
-	if sec[0] != rulesVersion {
-		return nil, nil, fmt.Errorf("%w: rules section version %d", ErrCorruptMeta, sec[0])
-	}
-	sec = sec[1:]
-	n, k := binary.Uvarint(sec)
-	if k <= 0 || n > uint64(len(sec)) {
-		return nil, nil, fmt.Errorf("%w: rule group count", ErrCorruptMeta)
-	}
-	sec = sec[k:]
 	r := &RuleGroups{tenants: map[string]map[string]map[string][]byte{}}
 	for range n {
 		var t, ns, name, yaml []byte
@@ -298,6 +288,28 @@ func decodeRulesSection(b []byte) (*RuleGroups, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: %d bytes after the rule groups", ErrCorruptMeta, len(sec))
 	}
 	return r, rest, nil
+}
+
+// readSection reads a snapshot section of the metadata,
+//
+//	len:uvarint | version:byte | count:uvarint | entries
+//
+// and returns its entries, their count and the rest of b.
+func readSection(b []byte, version byte, what string) (entries []byte, count uint64, rest []byte, err error) {
+	l, k := binary.Uvarint(b)
+	if k <= 0 || l > uint64(len(b)-k) || l < 1 {
+		return nil, 0, nil, fmt.Errorf("%w: %s section length", ErrCorruptMeta, what)
+	}
+	sec, rest := b[k:k+int(l)], b[k+int(l):]
+	if sec[0] != version {
+		return nil, 0, nil, fmt.Errorf("%w: %s section version %d", ErrCorruptMeta, what, sec[0])
+	}
+	sec = sec[1:]
+	n, k := binary.Uvarint(sec)
+	if k <= 0 || n > uint64(len(sec)) {
+		return nil, 0, nil, fmt.Errorf("%w: %s count", ErrCorruptMeta, what)
+	}
+	return sec[k:], n, rest, nil
 }
 
 func appendBytes(b, s []byte) []byte {
@@ -385,22 +397,9 @@ func (n *Node) ChangeRules(ctx context.Context, c RuleChange) error {
 	if len(entry) > maxEntryBytes {
 		return fmt.Errorf("rule group of %d bytes: too large", len(entry))
 	}
-	var res ruleChangeResult
-	if n.meta.isLeader() {
-		var err error
-		if res, err = n.proposeRules(ctx, entry); err != nil {
-			return err
-		}
-	} else if err := n.meta.callLeader(ctx, http.MethodPost, "rules", nil, entry, &res); err != nil {
+	res, err := n.commitMeta(ctx, entry)
+	if err != nil {
 		return err
-	}
-	// Wait for this node's replica to apply it.
-	for n.meta.View().Index < res.Index {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: committed at index %d, not applied here yet: %w", ErrUnavailable, res.Index, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
 	}
 	switch res.Outcome {
 	case "":
@@ -414,19 +413,52 @@ func (n *Node) ChangeRules(ctx context.Context, c RuleChange) error {
 	}
 }
 
-// ruleChangeResult answers POST rules: the entry's index and outcome.
-type ruleChangeResult struct {
+// commitMeta commits a rule change or cache generation entry through
+// the metadata leader (this node or another) and returns its index and
+// outcome once this node has applied it, so a read here after it sees
+// it. No leader: an error wrapping ErrUnavailable.
+func (n *Node) commitMeta(ctx context.Context, entry []byte) (metaChangeResult, error) {
+	var res metaChangeResult
+	if n.meta.isLeader() {
+		var err error
+		if res, err = n.proposeMetaChange(ctx, entry); err != nil {
+			return res, err
+		}
+	} else if err := n.meta.callLeader(ctx, http.MethodPost, "rules", nil, entry, &res); err != nil {
+		return res, err
+	}
+	// Wait for this node's replica to apply it.
+	for n.meta.View().Index < res.Index {
+		select {
+		case <-ctx.Done():
+			return res, fmt.Errorf("%w: committed at index %d, not applied here yet: %w", ErrUnavailable, res.Index, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return res, nil
+}
+
+// metaChangeResult answers POST rules: the entry's index and outcome.
+type metaChangeResult struct {
 	Index   uint64 `json:"index"`
 	Outcome string `json:"outcome,omitempty"`
 }
 
-func (n *Node) proposeRules(ctx context.Context, entry []byte) (ruleChangeResult, error) {
-	if _, err := DecodeRuleChange(entry); err != nil {
-		return ruleChangeResult{}, permanentError{err}
+// proposeMetaChange proposes a rule change or a cache generation bump,
+// refusing any other entry (the RPC's body comes from another node).
+func (n *Node) proposeMetaChange(ctx context.Context, entry []byte) (metaChangeResult, error) {
+	var err error
+	if len(entry) > 0 && entry[0] == entryCacheGen {
+		_, err = DecodeCacheGenBump(entry)
+	} else {
+		_, err = DecodeRuleChange(entry)
+	}
+	if err != nil {
+		return metaChangeResult{}, permanentError{err}
 	}
 	idx, outcome, err := n.meta.g.Propose(ctx, entry)
 	if err != nil {
-		return ruleChangeResult{}, fmt.Errorf("%w: propose rule change: %w", ErrUnavailable, err)
+		return metaChangeResult{}, fmt.Errorf("%w: propose metadata change: %w", ErrUnavailable, err)
 	}
-	return ruleChangeResult{Index: idx, Outcome: string(outcome)}, nil
+	return metaChangeResult{Index: idx, Outcome: string(outcome)}, nil
 }

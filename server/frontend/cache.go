@@ -41,13 +41,14 @@ type extent struct {
 // cacheKey names a piece: everything the piece's answer depends on.
 // The query's step grid is in it (step and start modulo step), so a
 // piece is only ever reused for the same steps. Mimir's key, plus the
-// version of the format and lookback_delta.
-func cacheKey(tenantID, query string, step, start, interval int64, lookback string) string {
+// version of the format, the tenant's cache generation
+// (Options.Generation) and lookback_delta.
+func cacheKey(tenantID string, gen uint64, query string, step, start, interval int64, lookback string) string {
 	idx := int64(0)
 	if interval > 0 {
 		idx = floorDiv(start, interval)
 	}
-	return fmt.Sprintf("fe1:%s:%s:%d:%d:%d:%d:%s", tenantID, query, step, floorMod(start, step), interval, idx, lookback)
+	return fmt.Sprintf("fe1:%s:%d:%s:%d:%d:%d:%d:%s", tenantID, gen, query, step, floorMod(start, step), interval, idx, lookback)
 }
 
 // hashKey is the key a backend stores under: memcached keys are at most

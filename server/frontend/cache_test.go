@@ -216,6 +216,76 @@ func TestForget(t *testing.T) {
 	})
 }
 
+// TestGeneration: a deletion on another node bumps the tenant's cache
+// generation; every frontend then stops using the results cached before
+// it, from its own cache and from a shared one, and keeps the other
+// tenants' results.
+func TestGeneration(t *testing.T) {
+	backends(t, func(t *testing.T, newCache func(func() time.Time) Cache) {
+		api := newFakeAPI(t)
+		now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+		clk := &clock{t: now}
+		for _, org := range []string{"t1", "t2"} {
+			loadCounter(t, api, org, "up", 1, now.Add(-48*time.Hour), now)
+		}
+		var mu sync.Mutex
+		gens := map[string]uint64{}
+		gen := func(tenant string) uint64 { mu.Lock(); defer mu.Unlock(); return gens[tenant] }
+		shared := newCache(clk.now)
+		nodes := []*Frontend{
+			newTestFrontend(t, api, Options{Cache: shared, Now: clk.now, Generation: gen}),
+			newTestFrontend(t, api, Options{Cache: shared, Now: clk.now, Generation: gen}),
+			newTestFrontend(t, api, Options{Cache: NewLRU(64<<20, clk.now, nil), Now: clk.now, Generation: gen}),
+		}
+		end := clk.now().Truncate(time.Minute)
+		form := rangeForm(`count(up)`, end.Add(-24*time.Hour), end, time.Minute)
+		for _, f := range nodes {
+			for _, org := range []string{"t1", "t2"} {
+				code, body := get(t, f, "/api/v1/query_range", org, form)
+				require.Equal(t, 200, code, body)
+			}
+		}
+		// t1's data is deleted through another node, which bumps its
+		// generation; no frontend here forgets anything itself.
+		api.deleteAll(t, "t1")
+		mu.Lock()
+		gens["t1"]++
+		mu.Unlock()
+		clk.add(time.Second)
+		for i, f := range nodes {
+			for org, want := range map[string]int{"t1": 0, "t2": 1} {
+				api.ranges = nil
+				code, body := get(t, f, "/api/v1/query_range", org, form)
+				require.Equal(t, 200, code, body)
+				res, err := decodeResult([]byte(body))
+				require.NoError(t, err)
+				require.Len(t, res.series, want, "node %d, %s: %s", i, org, body)
+				if org == "t2" {
+					require.Len(t, api.ranges, 1, "node %d: t2's refresh computes only the fresh piece", i)
+				}
+			}
+		}
+	})
+}
+
+// TestGenerationFederated: a federated read's cache generation grows with
+// any of its tenants', and a Forget of one of them forgets it.
+func TestGenerationFederated(t *testing.T) {
+	gens := map[string]uint64{"a": 3, "b": 0}
+	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	f := newTestFrontend(t, newFakeAPI(t), Options{Now: clk.now, Generation: func(tn string) uint64 { return gens[tn] }})
+	before := f.generation("a|b")
+	require.Equal(t, uint64(3), before)
+	gens["b"]++
+	require.Greater(t, f.generation("a|b"), before)
+	require.Equal(t, uint64(1), f.generation("b"))
+
+	require.Zero(t, f.forgottenBefore("a|b"))
+	f.Forget("b")
+	require.Equal(t, clk.now().UnixMilli(), f.forgottenBefore("a|b"))
+	require.Zero(t, f.forgottenBefore("a"))
+}
+
 // TestCacheNotUsed: queries that must not be answered from the cache.
 func TestCacheNotUsed(t *testing.T) {
 	api := newFakeAPI(t)

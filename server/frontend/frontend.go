@@ -46,8 +46,9 @@ type Frontend struct {
 
 // Forget makes the frontend ignore every result of tenant cached until
 // now, in its cache and in a shared one: the tenant's data was deleted
-// (server.DeleteOptions.Deleted). Only this frontend forgets; docs/design.md
-// "Deletion and retention" says what other nodes' frontends keep.
+// (server.DeleteOptions.Deleted). Only this frontend forgets, at once;
+// every node's frontend stops using them when it sees the tenant's new
+// Options.Generation.
 func (f *Frontend) Forget(tenant string) {
 	now := f.opts.Now().UnixMilli()
 	f.mu.Lock()
@@ -58,12 +59,31 @@ func (f *Frontend) Forget(tenant string) {
 	f.mu.forgotten[tenant] = now
 }
 
-// forgottenBefore returns the time before which tenant's cached results
-// are not used, 0 if none.
-func (f *Frontend) forgottenBefore(tenant string) int64 {
+// forgottenBefore returns the time before which the cached results of a
+// tenant ID ("a|b" for a federated read: the latest of theirs) are not
+// used, 0 if none.
+func (f *Frontend) forgottenBefore(id string) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.mu.forgotten[tenant]
+	t := int64(0)
+	for _, tn := range tenant.Split(id) {
+		t = max(t, f.mu.forgotten[tn])
+	}
+	return t
+}
+
+// generation returns the results-cache generation of a tenant ID: for a
+// federated read ("a|b"), the sum of theirs, which grows whenever one of
+// them does.
+func (f *Frontend) generation(id string) uint64 {
+	if f.opts.Generation == nil {
+		return 0
+	}
+	g := uint64(0)
+	for _, tn := range tenant.Split(id) {
+		g += f.opts.Generation(tn)
+	}
+	return g
 }
 
 // New returns a frontend in front of next and starts its workers.

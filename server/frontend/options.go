@@ -147,6 +147,13 @@ type Options struct {
 	ParallelizeShardableQueries bool
 	// Cache holds the results; nil caches nothing.
 	Cache Cache
+	// Generation returns a tenant's results-cache generation: a counter
+	// bumped after each deletion of its data, on whichever node took it
+	// (the cluster metadata's, docs/design.md "Deletion and retention").
+	// It is part of every cache key, so the results cached before a
+	// deletion are not used once this node has seen the bump. Nil means
+	// zero for every tenant.
+	Generation func(tenant string) uint64
 	// Now is the clock of cache freshness and TTL. Nil means time.Now.
 	Now        func() time.Time
 	Logger     *slog.Logger          // nil means discard

@@ -59,10 +59,14 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, req *r
 	cacheable := f.opts.Cache != nil && l.CacheResults && !req.info.negativeOffset && !req.info.rangeFunc &&
 		!(req.info.at && req.info.maxAt > maxCacheTime)
 	pieces := make([]*piece, len(spans))
+	gen := uint64(0)
+	if cacheable {
+		gen = f.generation(req.tenant)
+	}
 	for i, s := range spans {
 		p := &piece{span: s}
 		if cacheable {
-			p.key = cacheKey(req.tenant, req.query, step, s.start, interval, req.form.Get("lookback_delta"))
+			p.key = cacheKey(req.tenant, gen, req.query, step, s.start, interval, req.form.Get("lookback_delta"))
 		}
 		pieces[i] = p
 	}

@@ -108,9 +108,10 @@ type Limits struct {
 	// RetentionPeriod: the tenant's samples older than now minus this are
 	// deleted, a time partition (a day) at a time, with the series left
 	// without samples (cmd's retention loop proposes the steps; engine's
-	// ApplyRetain applies them). Zero means the global retention
-	// (-storage.retention, relative to the tenant's newest sample). Both
-	// apply: the shorter one wins.
+	// ApplyRetain applies them), and the engine keeps the tenant's
+	// samples this long behind its newest one in place of the global
+	// retention (-storage.retention), longer or shorter. Zero means the
+	// global retention.
 	RetentionPeriod Duration `yaml:"retention_period"`
 
 	// The ruler's (server/ruler.Limits), checked when a group is set.
@@ -120,6 +121,12 @@ type Limits struct {
 	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant"`
 	// RulerMaxRulesPerRuleGroup: rules in one group. Zero means no limit.
 	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group"`
+	// RulerMaxIndependentRuleEvaluationConcurrencyPerTenant: rules of the
+	// tenant evaluated at once beside their group's sequence (rules that
+	// no other rule of the group depends on, or that depend on none),
+	// within the node's -ruler.max-independent-rule-evaluation-concurrency.
+	// Zero evaluates the tenant's rules one after the other.
+	RulerMaxIndependentRuleEvaluationConcurrencyPerTenant int `yaml:"ruler_max_independent_rule_evaluation_concurrency_per_tenant"`
 }
 
 // Defaults returns the default limits: Myelin's flag defaults. They are
@@ -139,6 +146,9 @@ func Defaults() Limits {
 		QueryTimeout:           Duration(2 * time.Minute),
 		MaxCacheFreshness:      Duration(10 * time.Minute),
 		ResultsCacheTTL:        Duration(time.Hour),
+		// Mimir's: used once -ruler.max-independent-rule-evaluation-concurrency
+		// turns concurrent evaluation on.
+		RulerMaxIndependentRuleEvaluationConcurrencyPerTenant: 4,
 	}
 }
 
@@ -182,32 +192,33 @@ func (d Duration) String() string { return model.Duration(d).String() }
 // (the validation limits keep the names Myelin had before, which are
 // Mimir's too); error texts name them, as Mimir's do.
 var Flag = map[string]string{
-	"ingestion_rate":                         "distributor.ingestion-rate-limit",
-	"ingestion_burst_size":                   "distributor.ingestion-burst-size",
-	"max_global_series_per_user":             "ingester.max-global-series-per-user",
-	"max_global_series_per_metric":           "ingester.max-global-series-per-metric",
-	"max_global_exemplars_per_user":          "ingester.max-global-exemplars-per-user",
-	"max_global_metadata_per_user":           "ingester.max-global-metadata-per-user",
-	"max_global_metadata_per_metric":         "ingester.max-global-metadata-per-metric",
-	"start_timestamp_zero_ingestion_enabled": "distributor.start-timestamp-zero-ingestion-enabled",
-	"max_label_names_per_series":             "validation.max-label-names-per-series",
-	"max_label_name_length":                  "validation.max-length-label-name",
-	"max_label_value_length":                 "validation.max-length-label-value",
-	"creation_grace_period":                  "validation.create-grace-period",
-	"max_fetched_series_per_query":           "querier.max-fetched-series-per-query",
-	"max_fetched_chunk_bytes_per_query":      "querier.max-fetched-chunk-bytes-per-query",
-	"max_query_length":                       "store.max-query-length",
-	"max_query_lookback":                     "querier.max-query-lookback",
-	"max_samples_per_query":                  "query.max-samples",
-	"query_timeout":                          "query.timeout",
-	"align_queries_with_step":                "query-frontend.align-queries-with-step",
-	"max_cache_freshness":                    "query-frontend.max-cache-freshness",
-	"results_cache_ttl":                      "query-frontend.results-cache-ttl",
-	"max_queriers_per_tenant":                "query-frontend.max-queriers-per-tenant",
-	"query_sharding_total_shards":            "query-frontend.query-sharding-total-shards",
-	"retention_period":                       "storage.retention",
-	"ruler_max_rule_groups_per_tenant":       "ruler.max-rule-groups-per-tenant",
-	"ruler_max_rules_per_rule_group":         "ruler.max-rules-per-rule-group",
+	"ingestion_rate":                                               "distributor.ingestion-rate-limit",
+	"ingestion_burst_size":                                         "distributor.ingestion-burst-size",
+	"max_global_series_per_user":                                   "ingester.max-global-series-per-user",
+	"max_global_series_per_metric":                                 "ingester.max-global-series-per-metric",
+	"max_global_exemplars_per_user":                                "ingester.max-global-exemplars-per-user",
+	"max_global_metadata_per_user":                                 "ingester.max-global-metadata-per-user",
+	"max_global_metadata_per_metric":                               "ingester.max-global-metadata-per-metric",
+	"start_timestamp_zero_ingestion_enabled":                       "distributor.start-timestamp-zero-ingestion-enabled",
+	"max_label_names_per_series":                                   "validation.max-label-names-per-series",
+	"max_label_name_length":                                        "validation.max-length-label-name",
+	"max_label_value_length":                                       "validation.max-length-label-value",
+	"creation_grace_period":                                        "validation.create-grace-period",
+	"max_fetched_series_per_query":                                 "querier.max-fetched-series-per-query",
+	"max_fetched_chunk_bytes_per_query":                            "querier.max-fetched-chunk-bytes-per-query",
+	"max_query_length":                                             "store.max-query-length",
+	"max_query_lookback":                                           "querier.max-query-lookback",
+	"max_samples_per_query":                                        "query.max-samples",
+	"query_timeout":                                                "query.timeout",
+	"align_queries_with_step":                                      "query-frontend.align-queries-with-step",
+	"max_cache_freshness":                                          "query-frontend.max-cache-freshness",
+	"results_cache_ttl":                                            "query-frontend.results-cache-ttl",
+	"max_queriers_per_tenant":                                      "query-frontend.max-queriers-per-tenant",
+	"query_sharding_total_shards":                                  "query-frontend.query-sharding-total-shards",
+	"retention_period":                                             "storage.retention",
+	"ruler_max_rule_groups_per_tenant":                             "ruler.max-rule-groups-per-tenant",
+	"ruler_max_rules_per_rule_group":                               "ruler.max-rules-per-rule-group",
+	"ruler_max_independent_rule_evaluation_concurrency_per_tenant": "ruler.max-independent-rule-evaluation-concurrency-per-tenant",
 }
 
 // Value is one limit of a Limits as a number, for metrics and listings.
@@ -247,6 +258,7 @@ func (l *Limits) Values() []Value {
 		{"retention_period", sec(l.RetentionPeriod)},
 		{"ruler_max_rule_groups_per_tenant", float64(l.RulerMaxRuleGroupsPerTenant)},
 		{"ruler_max_rules_per_rule_group", float64(l.RulerMaxRulesPerRuleGroup)},
+		{"ruler_max_independent_rule_evaluation_concurrency_per_tenant", float64(l.RulerMaxIndependentRuleEvaluationConcurrencyPerTenant)},
 	}
 }
 
@@ -284,6 +296,7 @@ func (l *Limits) Validate() error {
 		{"max_fetched_chunk_bytes_per_query", l.MaxFetchedChunkBytesPerQuery},
 		{"ruler_max_rule_groups_per_tenant", l.RulerMaxRuleGroupsPerTenant},
 		{"ruler_max_rules_per_rule_group", l.RulerMaxRulesPerRuleGroup},
+		{"ruler_max_independent_rule_evaluation_concurrency_per_tenant", l.RulerMaxIndependentRuleEvaluationConcurrencyPerTenant},
 	} {
 		if f.v < 0 {
 			bad(f.name, "%d is negative: want 0 for no limit, or more", f.v)

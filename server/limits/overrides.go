@@ -108,6 +108,10 @@ func (o *Overrides) RulerMaxRuleGroupsPerTenant(tenant string) int {
 func (o *Overrides) RulerMaxRulesPerRuleGroup(tenant string) int {
 	return o.For(tenant).RulerMaxRulesPerRuleGroup
 }
+
+func (o *Overrides) RulerMaxIndependentRuleEvaluationConcurrencyPerTenant(tenant string) int {
+	return o.For(tenant).RulerMaxIndependentRuleEvaluationConcurrencyPerTenant
+}
 func (o *Overrides) QueryTimeout(tenant string) time.Duration {
 	return time.Duration(o.For(tenant).QueryTimeout)
 }

@@ -71,6 +71,16 @@ type Options struct {
 	Version func() uint64
 	// ExternalURL is the ruler's URL in alerts' generator URL.
 	ExternalURL *url.URL
+	// MaxConcurrentEvals bounds the rules of every tenant this node
+	// evaluates at once beside their group's sequence (Mimir's
+	// -ruler.max-independent-rule-evaluation-concurrency); zero
+	// evaluates each group's rules one after the other, as Prometheus
+	// does by default.
+	MaxConcurrentEvals int
+	// TenantConcurrency returns a tenant's own bound within
+	// MaxConcurrentEvals (ruler_max_independent_rule_evaluation_concurrency_per_tenant),
+	// read for every rule. Nil means MaxConcurrentEvals.
+	TenantConcurrency func(tenant string) int
 	// Notifier sends the alerts (the node's Alertmanager or external
 	// ones, docs/design.md "Alertmanager"). Nil means alerts are
 	// evaluated, written and shown, not sent.
@@ -100,6 +110,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.TenantConcurrency == nil {
+		o.TenantConcurrency = func(string) int { return o.MaxConcurrentEvals }
 	}
 	return o
 }
@@ -132,6 +145,7 @@ func (o Options) Validate() error {
 type Ruler struct {
 	opts    Options
 	metrics *tenantreg.Collector
+	slots   *evalSlots // of MaxConcurrentEvals
 	kick    chan struct{}
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -156,7 +170,8 @@ func New(opts Options) (*Ruler, error) {
 	}
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Ruler{opts: opts, metrics: tenantreg.New("myelin_", exportedMetrics), kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	r := &Ruler{opts: opts, metrics: tenantreg.New("myelin_", exportedMetrics), slots: newEvalSlots(opts.MaxConcurrentEvals),
+		kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	r.mu.managers = map[string]*tenantRules{}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(r.metrics); err != nil {
@@ -316,6 +331,10 @@ func (r *Ruler) newTenant(ctx context.Context, t string) *tenantRules {
 		Metrics:              rules.NewGroupMetrics(reg),
 		NameValidationScheme: model.UTF8Validation,
 		Parser:               r.opts.Parser,
+		// The manager's dependency analysis runs either way; the
+		// controller decides what runs at once.
+		ConcurrentEvalsEnabled:    r.opts.MaxConcurrentEvals > 0,
+		RuleConcurrencyController: &tenantConcurrency{slots: r.slots, tenant: t, limit: r.opts.TenantConcurrency},
 	})
 	tr := &tenantRules{m: m, loader: ld}
 	tr.wg.Go(m.Run)

@@ -45,6 +45,7 @@ import (
 	"github.com/myelindb/myelin/bench/internal/load"
 	"github.com/myelindb/myelin/bench/internal/query"
 	"github.com/myelindb/myelin/bench/internal/report"
+	"github.com/myelindb/myelin/bench/internal/server"
 	"github.com/myelindb/myelin/internal/tsdata"
 )
 
@@ -167,7 +168,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	prom, err := ingest(ctx, cfg, work, "prometheus", logf)
 	if err != nil {
-		return errors.Join(err, my.srv.stop())
+		return errors.Join(err, my.srv.Stop())
 	}
 	queries(ctx, cfg.queryRuns, []*measured{my, prom}, logf)
 	if err := errors.Join(finishServer(ctx, my, logf), finishServer(ctx, prom, logf)); err != nil {
@@ -213,7 +214,7 @@ func finish(stdout io.Writer, cfg config, in report.Input) error {
 // measured is one server's run.
 type measured struct {
 	load.Result
-	srv       *server
+	srv       *server.Server
 	instance  string // for the query set
 	queryBase string
 	tenant    string
@@ -240,12 +241,12 @@ func ingest(ctx context.Context, cfg config, work, name string, logf func(string
 	rc := load.RunConfig{Name: name, Log: logf}
 	switch name {
 	case "myelin":
-		m.srv, err = startMyelin(ctx, cfg.myelinBin, work)
+		m.srv, err = server.StartMyelin(ctx, cfg.myelinBin, work)
 		m.tenant = "bench"
 		rc.Target = load.Target{WriteURL: "http://" + addrOf(m.srv) + "/api/v1/push", Tenant: m.tenant}
 		m.queryBase = "http://" + addrOf(m.srv) + "/prometheus"
 	case "prometheus":
-		m.srv, err = startPrometheus(ctx, cfg.promBin, work)
+		m.srv, err = server.StartPrometheus(ctx, cfg.promBin, work, "")
 		rc.Target = load.Target{WriteURL: "http://" + addrOf(m.srv) + "/api/v1/write"}
 		m.queryBase = "http://" + addrOf(m.srv)
 		rc.SkipDirs = []string{"snapshots"}
@@ -253,9 +254,9 @@ func ingest(ctx context.Context, cfg config, work, name string, logf func(string
 	if err != nil {
 		return nil, err
 	}
-	rc.PID, rc.DataDir = m.srv.pid(), m.srv.dataDir
+	rc.PID, rc.DataDir = m.srv.PID(), m.srv.DataDir
 	if m.Result, err = load.Run(ctx, rc, p, time.Second); err != nil {
-		return nil, errors.Join(fmt.Errorf("%w (server log: %s)", err, m.srv.logPath), m.srv.stop())
+		return nil, errors.Join(fmt.Errorf("%w (server log: %s)", err, m.srv.LogPath), m.srv.Stop())
 	}
 	return m, nil
 }
@@ -267,18 +268,18 @@ func finishServer(ctx context.Context, m *measured, logf func(string, ...any)) e
 	var err error
 	if m.Name == "prometheus" {
 		if m.blockBytes, err = promSnapshot(ctx, m.srv); err != nil {
-			return errors.Join(err, m.srv.stop())
+			return errors.Join(err, m.srv.Stop())
 		}
 		logf("prometheus: head snapshot as a block: %.1f MiB", float64(m.blockBytes)/(1<<20))
 	}
-	if err := m.srv.stop(); err != nil {
+	if err := m.srv.Stop(); err != nil {
 		return err
 	}
 	if m.Name == "myelin" {
-		if m.stoppedBytes, err = load.DirBytes(m.srv.dataDir); err != nil {
+		if m.stoppedBytes, err = load.DirBytes(m.srv.DataDir); err != nil {
 			return err
 		}
-		if m.engineBytes, err = load.DirBytes(filepath.Join(m.srv.dataDir, "engine")); err != nil {
+		if m.engineBytes, err = load.DirBytes(filepath.Join(m.srv.DataDir, "engine")); err != nil {
 			return err
 		}
 		logf("myelin: after a graceful stop: %.1f MiB, of which the engine %.1f MiB",
@@ -304,11 +305,11 @@ func queries(ctx context.Context, runs int, ms []*measured, logf func(string, ..
 	}
 }
 
-func addrOf(s *server) string {
+func addrOf(s *server.Server) string {
 	if s == nil {
 		return ""
 	}
-	return s.addr
+	return s.Addr
 }
 
 // chunkRows runs chunkbench -json on the shared data.

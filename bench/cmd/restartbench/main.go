@@ -30,7 +30,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,6 +44,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/myelindb/myelin/bench/internal/load"
+	"github.com/myelindb/myelin/bench/internal/server"
 	"github.com/myelindb/myelin/internal/tsdata"
 )
 
@@ -157,17 +157,8 @@ type node struct {
 	log    *os.File
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := l.Addr().String()
-	return addr, l.Close()
-}
-
 func startNode(bin, data, logPath, extra string) (*node, error) {
-	addr, err := freeAddr()
+	addr, err := server.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
