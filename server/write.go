@@ -242,8 +242,10 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //     symbol references, samples too far in the future, out of order,
 //     duplicates, too old), native histograms that Prometheus's
 //     validation refuses (bucket counts that do not match the spans,
-//     negative counts, ...), or in 2.0 exemplars, which are not stored
-//     yet. The valid series, samples and histograms of a partly bad
+//     negative counts, ...), exemplars that are invalid, out of order or
+//     of a series without samples (and in 2.0 any exemplar of a tenant
+//     that keeps none), metadata that is invalid or past its limits.
+//     The valid series, samples, histograms and exemplars of a partly bad
 //     request are written all the same, and the body says how many; the
 //     sender must not retry a 400;
 //   - 401 "no org id" for a request without a tenant, as Mimir answers;
@@ -423,9 +425,9 @@ const (
 )
 
 // setWritten sets the 2.0 "written" headers to what res wrote (nil:
-// nothing): the float samples and the native histograms the engine
-// stored. Exemplars are not stored yet, so their count is 0 (every one
-// of them is refused, and the answer is a 400).
+// nothing): the float samples, native histograms and exemplars the
+// engine stored (refusals subtracted; an exemplar the engine took as a
+// retry of the newest counts, as Prometheus counts it).
 // 1.0 answers have none, as Prometheus's receiver sends them only for
 // 2.0: 1.0 senders may not rely on them, and the receiver suite's 1.0
 // case expects none.

@@ -637,7 +637,7 @@ func (r *Request) keyV2(r0 int) (int, error) {
 }
 
 // decodeSampleV2 decodes the 2.0 Sample in b[pos:end]: 1.0's fields plus
-// start_timestamp (3), checked and not kept. As in proto3, a field that
+// start_timestamp (3), returned (0 if absent). As in proto3, a field that
 // occurs twice keeps its last value; a missing field is 0.
 func decodeSampleV2(b []byte, pos, end int) (Sample, int64, error) {
 	// Fast path: value then timestamp, as every encoder writes them
