@@ -210,6 +210,15 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 	for i := range b.Series {
 		bs := &b.Series[i]
 		h := xxhash.Sum64(bs.Labels)
+		if len(bs.Samples) == 0 && len(bs.Histograms) == 0 {
+			// Exemplars or metadata alone: no series to look up (a
+			// metadata series' labels only placed it on the group).
+			if se := a.applyMetaLocked(h, bs, b.MetaLimits); se.Rejected > 0 {
+				se.Series = i
+				errs = append(errs, se)
+			}
+			continue
+		}
 		s := t.lookupLocked(h, bs.Labels)
 		if s == nil && !t.mu.allInHead {
 			var err error
@@ -356,6 +365,14 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				delete(t.mu.lastOfEmpty, s)
 			}
 		}
+		if bs.Meta != nil {
+			if me := a.applyMetaLocked(h, bs, b.MetaLimits); me.Rejected > 0 {
+				if se.Rejected == 0 {
+					se.Err = me.Err
+				}
+				se.Rejected += me.Rejected
+			}
+		}
 		if se.Rejected > 0 {
 			se.Series = i
 			errs = append(errs, se)
@@ -374,6 +391,27 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 		}
 	}
 	return errs, nil
+}
+
+// applyMetaLocked applies the exemplars and metadata of batch series bs
+// (label hash h), after its samples, and returns what it refused: the
+// exemplars refused, and 1 for refused metadata.
+func (a *appender) applyMetaLocked(h uint64, bs *write.Series, lim write.MetaLimits) write.Refusal {
+	var se write.Refusal
+	if len(bs.Exemplars()) > 0 {
+		if n, err := a.applyExemplarsLocked(h, bs, lim); n > 0 {
+			se.Rejected, se.Err = n, err
+		}
+	}
+	if m := bs.Metadata(); m != nil {
+		if err := a.applyMetadataLocked(m, lim); err != nil {
+			if se.Rejected == 0 {
+				se.Err = err
+			}
+			se.Rejected++
+		}
+	}
+	return se
 }
 
 // admitLocked returns the series the next accepted sample of bs goes to:

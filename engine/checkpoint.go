@@ -55,7 +55,8 @@ func (g *Group) checkpointLocked() error {
 	g.mu.Unlock()
 	slices.SortFunc(ts, func(a, b *tenant) int { return strings.Compare(a.name, b.name) })
 
-	if err := g.commitCheckpointLocked(ts, applied); err != nil {
+	pages, err := g.commitCheckpointLocked(ts, applied)
+	if err != nil {
 		return err
 	}
 	// Durable only once flushed (no Pebble WAL): this is the point after
@@ -68,8 +69,14 @@ func (g *Group) checkpointLocked() error {
 	if err := g.db.syncPebble(); err != nil {
 		return fmt.Errorf("sync checkpoint of group %d at %d: %w", g.id, applied, err)
 	}
-	for _, t := range ts {
+	for i, t := range ts {
 		t.mu.Lock()
+		if p := pages[i][0]; p >= 0 {
+			t.mu.exemplars.pages, t.mu.exemplars.dirty = p, false
+		}
+		if p := pages[i][1]; p >= 0 {
+			t.mu.metadata.pages, t.mu.metadata.dirty = p, false
+		}
 		for _, s := range t.mu.dirty {
 			s.dirty = false
 		}
@@ -97,10 +104,11 @@ func (g *Group) checkpointLocked() error {
 
 // commitCheckpointLocked writes the checkpoint at applied (the open
 // chunks of the dirty series, the evictions, the tenants' newest sample
-// times and the checkpoint index) in one batch to the memtable; the
-// caller holds applyMu. It holds every tenant's write lock while it
-// reads them.
-func (g *Group) commitCheckpointLocked(ts []*tenant, applied uint64) error {
+// times, their changed exemplars and metadata, and the checkpoint index)
+// in one batch to the memtable; the caller holds applyMu. It holds every
+// tenant's write lock while it reads them. It returns per tenant the
+// exemplar and metadata pages written (-1: unchanged).
+func (g *Group) commitCheckpointLocked(ts []*tenant, applied uint64) ([][2]int, error) {
 	pb := g.db.pdb.NewBatch()
 	defer pb.Close()
 	for _, t := range ts {
@@ -108,14 +116,20 @@ func (g *Group) commitCheckpointLocked(ts []*tenant, applied uint64) error {
 		defer t.mu.Unlock()
 	}
 	var key, val []byte
-	for _, t := range ts {
+	pages := make([][2]int, len(ts))
+	for i, t := range ts {
+		ex, md, err := checkpointMetaLocked(pb, t)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint exemplars and metadata of tenant %q: %w", t.name, err)
+		}
+		pages[i] = [2]int{ex, md}
 		// Deletes before sets: a series evicted and then revived is both.
 		for _, id := range t.mu.evictedOpen {
 			if err := pb.Delete(t.ks.openKey(key[:0], id), nil); err != nil {
-				return err
+				return nil, err
 			}
 			if err := g.pruneEvictionsLocked(pb, t.ks, id, applied); err != nil {
-				return fmt.Errorf("checkpoint group %d: %w", g.id, err)
+				return nil, fmt.Errorf("checkpoint group %d: %w", g.id, err)
 			}
 		}
 		for _, s := range t.mu.dirty {
@@ -125,23 +139,23 @@ func (g *Group) commitCheckpointLocked(ts []*tenant, applied uint64) error {
 			key = t.ks.openKey(key[:0], s.id)
 			val = appendOpen(val[:0], s)
 			if err := pb.Set(key, val, nil); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if t.mu.maxT != minTime {
 			key = t.ks.metaKey(key[:0], metaMaxTime)
 			if err := pb.Set(key, appendTime(nil, t.mu.maxT), nil); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	if err := pb.Set(groupKey(key[:0], g.id, kindCheckpoint), binary.BigEndian.AppendUint64(nil, applied), nil); err != nil {
-		return err
+		return nil, err
 	}
 	if err := pb.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("commit checkpoint of group %d at %d: %w", g.id, applied, err)
+		return nil, fmt.Errorf("commit checkpoint of group %d at %d: %w", g.id, applied, err)
 	}
-	return nil
+	return pages, nil
 }
 
 // checkCountsLocked panics unless the counts of series with samples

@@ -497,6 +497,9 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 		t.raiseRetainLocked(cut, db.partitionMs)
 	}
 	t.mu.evictEpoch = evictEpoch(t.mu.maxT, db.opts.EvictIdle.Milliseconds())
+	if err := g.loadMetaLocked(t); err != nil {
+		return nil, fmt.Errorf("load exemplars and metadata of tenant %q: %w", name, err)
+	}
 	return t, nil
 }
 

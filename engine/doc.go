@@ -114,6 +114,8 @@
 //	[g][t]'m' 'r'                          -> oldest partition kept by retention entries, uint32 BE
 //	                                          [+ the tenant's retention period in ms, uint64 BE]
 //	[g][t]'m' 'g'                          -> newest sample time left to a series a range deletion evicted
+//	[g][t]'m' 'E' page:4                   -> a page of the tenant's exemplars, at the checkpoint
+//	[g][t]'m' 'M' page:4                   -> a page of the tenant's metric metadata, at the checkpoint
 //	[g][t]'s' id:8                         -> labels
 //	[g][t]'h' hash:8 id:8                  -> (empty)
 //	[g][t]'p' part:4 esc(name) esc(value) id:8 -> (empty)
@@ -263,6 +265,30 @@
 // chunk appender assumes a valid histogram). A float stale marker
 // (StaleNaN) for a series whose newest sample is a histogram is stored
 // as a histogram stale marker of that kind, as Prometheus's head does.
+//
+// # Exemplars and metric metadata
+//
+// A batch series may carry exemplars and a metric family's metadata
+// (write batch version 7). Exemplars go to a circular buffer per tenant
+// of the entry's write.MetaLimits.MaxExemplars (exemplars.go; the design
+// of Prometheus's CircularExemplarStorage): a full buffer drops its
+// oldest, an entry with another size resizes it keeping the newest. An
+// exemplar is refused (ErrOutOfOrderExemplar) when older than its
+// series' newest, accepted and not stored again when equal to it, and
+// refused (ErrExemplarNoSeries) when its series has no samples in the
+// head: that, unlike a series merely looked up, is the same on every
+// replica. Metadata is kept per family, each distinct (type, unit, help)
+// with the tenant's newest sample time when it last arrived; entries not
+// seen for 10 minutes of sample time (Mimir's metadata retain period)
+// are not served and are dropped when a limit needs room; a new family
+// or entry past MaxMetadata or MaxMetadataPerMetric is refused. Both are
+// in memory and written whole by Checkpoint when changed, in pages of at
+// most 4,096 exemplars or families under 'm' 'E' and 'm' 'M' (layouts in
+// exemplars.go, each page starting with its version byte 1), so a
+// restart recovers them from the checkpoint and the replay of the
+// entries after it, and a snapshot carries them like any key. Deleting
+// the tenant deletes them; deleting series does not delete their
+// exemplars (Prometheus's head does not either).
 //
 // # Recovery
 //

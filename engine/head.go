@@ -134,6 +134,11 @@ type tenant struct {
 		// evictedOpen lists series evicted since the last checkpoint,
 		// whose 'o' keys it deletes.
 		evictedOpen []uint64
+		// exemplars and metadata: the tenant's exemplars and metric
+		// metadata in the group (exemplars.go), nil until some arrive.
+		// Stored by Checkpoint under 'm' 'E' and 'm' 'M' when dirty.
+		exemplars *exemplarStore
+		metadata  *metaStore
 	}
 }
 

@@ -35,6 +35,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/myelindb/myelin/write"
 )
 
 func FuzzRemoteWrite2Decode(f *testing.F) {
@@ -86,6 +87,16 @@ func FuzzRemoteWrite2Decode(f *testing.F) {
 			if err := histCompare(hs, &r); err != nil {
 				t.Fatalf("decoding %x: %v", data, err)
 			}
+			// Every exemplar the server takes is what the reference's
+			// conversion builds: its value and timestamp, its labels
+			// sorted with the empty values dropped. The server may refuse
+			// more (invalid UTF-8, duplicate names, over 128 runes).
+			if err := exemplarCompare(&want, &r); err != nil {
+				t.Fatalf("decoding %x: %v", data, err)
+			}
+			for i := range r.Metadata {
+				_, _ = r.MetadataOf(i) // never panics
+			}
 		}
 
 		// The snappy path gives the same answer.
@@ -132,8 +143,32 @@ func rw2Compare(want *writev2.Request, got *remotewrite.Request) error {
 			return fmt.Errorf("symbol %d: %q, want %q", i, got.Symbols[i], sym)
 		}
 	}
+	// Start timestamps, in sample order: the non-zero ones.
+	var wantST, gotST []int64
+	for i := range want.Timeseries {
+		for _, smp := range want.Timeseries[i].Samples {
+			if smp.StartTimestamp != 0 {
+				wantST = append(wantST, smp.StartTimestamp)
+			}
+		}
+	}
+	for _, st := range got.StartTimestamps {
+		gotST = append(gotST, st.ST)
+	}
+	if !slices.Equal(wantST, gotST) {
+		return fmt.Errorf("start timestamps %v, want %v", gotST, wantST)
+	}
+	n := 0
 	for i := range want.Timeseries {
 		ws, gs := &want.Timeseries[i], &got.Series[i]
+		for j, smp := range ws.Samples {
+			if smp.StartTimestamp != 0 {
+				if got.StartTimestamps[n].Sample != sampleIndex(got, gs)+j {
+					return fmt.Errorf("series %d sample %d: start timestamp of another sample", i, j)
+				}
+				n++
+			}
+		}
 		wantErr := rw2SeriesErr(ws, want.Symbols)
 		if err := gs.Err(); err != wantErr {
 			return fmt.Errorf("series %d: error %v, want %v", i, err, wantErr)
@@ -300,4 +335,60 @@ func v2ToV1Histogram(h writev2.Histogram) prompb.Histogram {
 		out.NegativeSpans = append(out.NegativeSpans, prompb.BucketSpan{Offset: s.Offset, Length: s.Length})
 	}
 	return out
+}
+
+// sampleIndex is the index in r.Samples of s's first sample.
+func sampleIndex(r *remotewrite.Request, s *remotewrite.Series) int {
+	n := 0
+	for i := range r.Series {
+		if &r.Series[i] == s {
+			return n
+		}
+		n += len(r.Series[i].Samples)
+	}
+	return -1
+}
+
+// exemplarCompare checks each exemplar got decodes (Request.Exemplar)
+// against the reference's ToExemplar.
+func exemplarCompare(want *writev2.Request, got *remotewrite.Request) error {
+	var b labels.ScratchBuilder
+	i := 0
+	for si := range want.Timeseries {
+		for _, we := range want.Timeseries[si].Exemplars {
+			if i >= len(got.Exemplars) {
+				return fmt.Errorf("%d exemplars, want more", len(got.Exemplars))
+			}
+			ge, _, err := got.Exemplar(i, false, nil)
+			i++
+			ref, rerr := we.ToExemplar(&b, want.Symbols)
+			switch {
+			case err != nil && rerr != nil:
+				continue
+			case err != nil:
+				if !errors.Is(err, remotewrite.ErrInvalidExemplar) {
+					return fmt.Errorf("exemplar %d: error %v is not ErrInvalidExemplar", i-1, err)
+				}
+				continue // stricter on purpose
+			case rerr != nil:
+				return fmt.Errorf("exemplar %d: we take it, the reference refuses it: %v", i-1, rerr)
+			}
+			if ge.T != ref.Ts || math.Float64bits(ge.V) != math.Float64bits(ref.Value) {
+				return fmt.Errorf("exemplar %d: %d %x, want %d %x", i-1, ge.T, math.Float64bits(ge.V), ref.Ts, math.Float64bits(ref.Value))
+			}
+			var enc []byte
+			ref.Labels.Range(func(l labels.Label) {
+				if l.Value != "" {
+					enc = write.AppendLabel(enc, l.Name, l.Value)
+				}
+			})
+			if string(enc) != string(ge.Labels) {
+				return fmt.Errorf("exemplar %d: labels %q, want %q", i-1, ge.Labels, enc)
+			}
+		}
+	}
+	if i != len(got.Exemplars) {
+		return fmt.Errorf("%d exemplars, want %d", len(got.Exemplars), i)
+	}
+	return nil
 }

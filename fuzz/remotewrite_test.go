@@ -48,6 +48,7 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/myelindb/myelin/internal/tsdata"
 	"github.com/myelindb/myelin/server/remotewrite"
+	"github.com/myelindb/myelin/write"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
@@ -105,6 +106,39 @@ func FuzzRemoteWriteDecode(f *testing.F) {
 			}
 			if err := histCompare(hs, &r); err != nil {
 				t.Fatalf("decoding %x: %v", data, err)
+			}
+			// Every exemplar the server takes is prompb's: value,
+			// timestamp, labels sorted with empty values dropped.
+			i := 0
+			for _, ts := range want.Timeseries {
+				for _, we := range ts.Exemplars {
+					ge, _, err := r.Exemplar(i, false, nil)
+					i++
+					if err != nil {
+						if !errors.Is(err, remotewrite.ErrInvalidExemplar) {
+							t.Fatalf("decoding %x: exemplar %d: %v is not ErrInvalidExemplar", data, i-1, err)
+						}
+						continue
+					}
+					var ls []prompb.Label
+					for _, l := range we.Labels {
+						if l.Value != "" {
+							ls = append(ls, l)
+						}
+					}
+					slices.SortStableFunc(ls, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+					var enc []byte
+					for _, l := range ls {
+						enc = write.AppendLabel(enc, l.Name, l.Value)
+					}
+					if ge.T != we.Timestamp || math.Float64bits(ge.V) != math.Float64bits(we.Value) || string(ge.Labels) != string(enc) {
+						t.Fatalf("decoding %x: exemplar %d: %d %x %q, want %d %x %q", data, i-1, ge.T, math.Float64bits(ge.V), ge.Labels,
+							we.Timestamp, math.Float64bits(we.Value), enc)
+					}
+				}
+			}
+			for i := range r.Metadata {
+				_, _ = r.MetadataOf(i) // never panics
 			}
 		}
 

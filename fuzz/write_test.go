@@ -69,6 +69,25 @@ func FuzzBatchDecode(f *testing.F) {
 	f.Add(write.Append(nil, hwin))
 	f.Add(write.Compress(nil, write.Append(nil, hwin)))
 	f.Add([]byte{6, 0, 4, 1, 't', 0, 0, 0})
+	// Version 7: exemplars and metadata, alone and with samples.
+	eb := write.NewBuilder("tenant-e")
+	if err := eb.Add(labels.FromStrings("__name__", "http_requests_total", "job", "api"), []write.Sample{{T: 5, V: 1}}); err != nil {
+		f.Fatal(err)
+	}
+	if err := eb.Add(labels.FromStrings("__name__", "http_requests_total"), nil); err != nil {
+		f.Fatal(err)
+	}
+	bx := eb.Batch()
+	bx.Series[0].Meta = &write.SeriesMeta{Exemplars: []write.Exemplar{{T: 5, V: 1, Labels: write.AppendLabel(nil, "trace_id", "abc")}, {T: 4, V: 0.5}}}
+	bx.Series[1].Meta = &write.SeriesMeta{Metadata: &write.Metadata{Family: "http_requests_total", Type: 1, Unit: "requests", Help: "Requests."}}
+	bx.MetaLimits = write.MetaLimits{MaxExemplars: 1000, MaxMetadata: 10, MaxMetadataPerMetric: 2}
+	xseed := write.Append(nil, bx)
+	f.Add(xseed)
+	f.Add(write.Compress(nil, xseed))
+	f.Add(xseed[:len(xseed)-3])
+	// Version 6 around version 7.
+	bx.OutOfOrderWindowMs = 60_000
+	f.Add(write.Append(nil, bx))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := write.Decode(data)
 		if err != nil {
@@ -88,7 +107,8 @@ func FuzzBatchDecode(f *testing.F) {
 		if again2 := write.Append(nil, &b2); !bytes.Equal(again, again2) {
 			t.Fatalf("encode/decode is not stable:\n%x\n%x", again, again2)
 		}
-		if b.Tenant != b2.Tenant || b.Limits != b2.Limits || b.OutOfOrderWindowMs != b2.OutOfOrderWindowMs || len(b.Series) != len(b2.Series) || b.NumSamples() != b2.NumSamples() || b.NumHistograms() != b2.NumHistograms() {
+		if b.Tenant != b2.Tenant || b.Limits != b2.Limits || b.OutOfOrderWindowMs != b2.OutOfOrderWindowMs || len(b.Series) != len(b2.Series) ||
+			b.NumSamples() != b2.NumSamples() || b.NumHistograms() != b2.NumHistograms() || b.NumExemplars() != b2.NumExemplars() {
 			t.Fatalf("batch changed in a round trip")
 		}
 	})

@@ -31,11 +31,15 @@ type writeMetrics struct {
 	samples    *prometheus.CounterVec // tenant
 	discarded  *prometheus.CounterVec // tenant, reason
 	requests   *prometheus.CounterVec // tenant, code
-	unexpected *prometheus.CounterVec // tenant, kind: histograms, exemplars, metadata not stored yet
-	tenants    *tenantLabels
-	limits     *limits.Overrides
-	limitsDesc *prometheus.Desc
-	now        func() time.Time
+	unexpected *prometheus.CounterVec // tenant, kind: exemplars of a tenant that keeps none
+	exemplars  *prometheus.CounterVec // tenant
+	// discardedExemplars and discardedMetadata: tenant, reason.
+	discardedExemplars, discardedMetadata *prometheus.CounterVec
+	metadata                              *prometheus.CounterVec // tenant
+	tenants                               *tenantLabels
+	limits                                *limits.Overrides
+	limitsDesc                            *prometheus.Desc
+	now                                   func() time.Time
 }
 
 // tenantLimitNames are the limits myelin_tenant_limits exports per
@@ -64,11 +68,28 @@ func newWriteMetrics(reg prometheus.Registerer, idle time.Duration, maxTenants i
 		}, []string{"tenant", "code"}),
 		unexpected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "myelin_ignored_total",
-			Help: "Remote-write items not stored yet (native histograms, exemplars, metadata) per tenant and kind.",
+			Help: "Remote-write items dropped without an error per tenant and kind: exemplars sent by remote write 1.0 or OTLP for a tenant that keeps none (max_global_exemplars_per_user 0).",
 		}, []string{"tenant", "kind"}),
+		exemplars: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "myelin_ingested_exemplars_total",
+			Help: "Exemplars written (committed and applied) per tenant.",
+		}, []string{"tenant"}),
+		discardedExemplars: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "myelin_discarded_exemplars_total",
+			Help: "Exemplars refused per tenant and reason.",
+		}, []string{"tenant", "reason"}),
+		metadata: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "myelin_ingested_metadata_total",
+			Help: "Distinct metric metadata written per request, per tenant.",
+		}, []string{"tenant"}),
+		discardedMetadata: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "myelin_discarded_metadata_total",
+			Help: "Metric metadata refused per tenant and reason.",
+		}, []string{"tenant", "reason"}),
 		now: now,
 	}
-	m.tenants = newTenantLabels(idle, maxTenants, m.samples, m.discarded, m.requests, m.unexpected)
+	m.tenants = newTenantLabels(idle, maxTenants, m.samples, m.discarded, m.requests, m.unexpected,
+		m.exemplars, m.discardedExemplars, m.metadata, m.discardedMetadata)
 	if reg != nil {
 		reg.MustRegister(m)
 	}
@@ -89,12 +110,23 @@ func (m *writeMetrics) record(tenant string, code int, res *writeResult) {
 				m.discarded.WithLabelValues(t, discardReasons[r].name).Add(float64(n))
 			}
 		}
-		for _, u := range [...]struct {
-			kind string
-			n    int
-		}{{"exemplars", res.exemplars}, {"metadata", res.meta}} {
-			if u.n > 0 {
-				m.unexpected.WithLabelValues(t, u.kind).Add(float64(u.n))
+		if res.ignoredExemplars > 0 {
+			m.unexpected.WithLabelValues(t, "exemplars").Add(float64(res.ignoredExemplars))
+		}
+		if res.exemplars > 0 {
+			m.exemplars.WithLabelValues(t).Add(float64(res.exemplars))
+		}
+		if res.metadata > 0 {
+			m.metadata.WithLabelValues(t).Add(float64(res.metadata))
+		}
+		for r, n := range res.discardedExemplars {
+			if n > 0 {
+				m.discardedExemplars.WithLabelValues(t, exemplarReasons[r]).Add(float64(n))
+			}
+		}
+		for r, n := range res.discardedMetadata {
+			if n > 0 {
+				m.discardedMetadata.WithLabelValues(t, metadataReasons[r]).Add(float64(n))
 			}
 		}
 	})

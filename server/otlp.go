@@ -409,7 +409,8 @@ func (h *OTLPHandler) write(ctx context.Context, tenantID string, st *otlpState,
 	app.link()
 	wres, err := h.wh.write(ctx, tenantID, &st.push)
 	if wres != nil {
-		wres.exemplars = app.exemplars
+		// OTLP exemplars are not stored yet: counted as ignored.
+		wres.ignoredExemplars = app.exemplars
 		res.writeResult = *wres
 	}
 	if err != nil {

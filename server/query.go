@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
-	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -255,7 +254,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 	engs := newEngines(engine, engineOpts)
 	q := tenantQueryable{s: s, shardHints: opts.ShardHints}
 	api := v1.NewAPI(
-		costEngine{engs}, q, nil, nil, noExemplars{},
+		costEngine{engs}, q, nil, nil, tenantExemplars{s},
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
 		func(context.Context) v1.AlertmanagerRetriever { return noTargets{} },
@@ -411,6 +410,10 @@ func (a *QueryAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.Path = p
 		u.RawPath = ""
 		r2.URL = &u
+	}
+	if rest == "/metadata" {
+		a.serveMetadata(w, r2)
+		return
 	}
 	if !gated(rest) {
 		a.router.ServeHTTP(w, r2)
@@ -714,8 +717,9 @@ func (q *tenantQuerier) Close() error {
 }
 
 // noTargets answers the API's questions about scrape targets and
-// alertmanagers: Myelin scrapes nothing. /api/v1/metadata, which asks the
-// targets, is therefore empty until metadata is stored from remote write.
+// alertmanagers: Myelin scrapes nothing. /api/v1/metadata, which
+// Prometheus answers from its targets, is served from remote write's
+// metadata instead (serveMetadata).
 type noTargets struct{}
 
 func (noTargets) ScrapePools() []string                       { return nil }
@@ -726,15 +730,4 @@ func (noTargets) Alertmanagers() []*url.URL                   { return nil }
 func (noTargets) DroppedAlertmanagers() []*url.URL            { return nil }
 func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) {
 	return nil, errors.New("server: no scrape pools")
-}
-
-// noExemplars answers exemplar queries: none are stored yet.
-type noExemplars struct{}
-
-func (noExemplars) ExemplarQuerier(context.Context) (storage.ExemplarQuerier, error) {
-	return noExemplars{}, nil
-}
-
-func (noExemplars) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
-	return []exemplar.QueryResult{}, nil
 }

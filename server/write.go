@@ -131,6 +131,12 @@ type pushState struct {
 	batch  []write.Series      // aliases req's keys and samples
 	hists  []write.Histogram   // the valid native histograms, series after series
 	labels []remotewrite.Label // one 2.0 series' labels (labelsOf)
+	exs    []write.Exemplar    // the valid exemplars, series after series
+	exLbls []remotewrite.Label // one exemplar's labels (Request.Exemplar)
+	metas  []write.Metadata    // the request's distinct valid metadata
+	smeta  []write.SeriesMeta  // the batch series' exemplars and metadata
+	zeros  []write.Sample      // zero samples at start timestamps, series after series
+	mkeys  [][]byte            // the label set placing each of metas on a group
 	// built (OTLP): the request's native histograms already built, one
 	// per req.Histograms entry, whose spans then hold no bytes. Nil for
 	// remote write, which decodes them from the body (histogram).
@@ -150,7 +156,8 @@ func (st *pushState) histogram(i int) (write.Histogram, error) {
 func (st *pushState) retainedBytes() int {
 	return cap(st.body) + st.req.RetainedBytes() + int(unsafe.Sizeof(kept{}))*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch) +
 		int(unsafe.Sizeof(write.Histogram{}))*(cap(st.hists)+cap(st.built)) +
-		int(unsafe.Sizeof(remotewrite.Label{}))*cap(st.labels)
+		int(unsafe.Sizeof(remotewrite.Label{}))*(cap(st.labels)+cap(st.exLbls)) +
+		int(unsafe.Sizeof(write.Exemplar{}))*cap(st.exs)
 }
 
 // kept is one series of a push's batch: float samples of
@@ -167,9 +174,20 @@ func (st *pushState) retainedBytes() int {
 // writeResult.badSeries already.
 type kept struct {
 	series, lo, hi int32
-	hist           bool
+	kind           keptKind
 	counted        bool
 }
+
+// keptKind is what a batch series of a push holds.
+type keptKind uint8
+
+const (
+	keptFloats    keptKind = iota // float samples: Samples[lo:hi] of the series
+	keptHists                     // native histograms: st.hists[lo:hi]
+	keptExemplars                 // exemplars: st.exs[lo:hi], after the series' samples
+	keptMetadata                  // metadata st.metas[lo] alone (series is -1)
+	keptZeros                     // a zero sample at a start timestamp: st.zeros[lo:hi], before the series' samples
+)
 
 // labelsOf returns the labels of s, a series of st.req: a 1.0 series'
 // own, or a 2.0 series' resolved into st.labels, valid until the next
@@ -237,8 +255,10 @@ func NewWriteHandler(w Writer, opts WriteOptions) (*WriteHandler, error) {
 //     symbol references, samples too far in the future, out of order,
 //     duplicates, too old), native histograms that Prometheus's
 //     validation refuses (bucket counts that do not match the spans,
-//     negative counts, ...), or in 2.0 exemplars, which are not stored
-//     yet. The valid series, samples and histograms of a partly bad
+//     negative counts, ...), exemplars that are invalid, out of order or
+//     of a series without samples (and in 2.0 any exemplar of a tenant
+//     that keeps none), metadata that is invalid or past its limits.
+//     The valid series, samples, histograms and exemplars of a partly bad
 //     request are written all the same, and the body says how many; the
 //     sender must not retry a 400;
 //   - 401 "no org id" for a request without a tenant, as Mimir answers;
@@ -347,6 +367,15 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		st.batch = st.batch[:0]
 		clear(st.hists)
 		st.hists = st.hists[:0]
+		clear(st.exs)
+		st.exs = st.exs[:0]
+		clear(st.metas)
+		st.metas = st.metas[:0]
+		clear(st.mkeys)
+		st.mkeys = st.mkeys[:0]
+		clear(st.smeta)
+		st.smeta = st.smeta[:0]
+		st.zeros = st.zeros[:0]
 		if st.retainedBytes() <= maxPooledStateBytes {
 			h.states.Put(st)
 		}
@@ -409,20 +438,20 @@ const (
 )
 
 // setWritten sets the 2.0 "written" headers to what res wrote (nil:
-// nothing): the float samples and the native histograms the engine
-// stored. Exemplars are not stored yet, so their count is 0 (every one
-// of them is refused, and the answer is a 400).
+// nothing): the float samples, native histograms and exemplars the
+// engine stored (refusals subtracted; an exemplar the engine took as a
+// retry of the newest counts, as Prometheus counts it).
 // 1.0 answers have none, as Prometheus's receiver sends them only for
 // 2.0: 1.0 senders may not rely on them, and the receiver suite's 1.0
 // case expects none.
 func setWritten(h http.Header, res *writeResult) {
-	samples, histograms := 0, 0
+	samples, histograms, exemplars := 0, 0, 0
 	if res != nil {
-		samples, histograms = res.samples, res.histograms
+		samples, histograms, exemplars = res.samples, res.histograms, res.exemplars
 	}
 	h.Set(headerSamplesWritten, strconv.Itoa(samples))
 	h.Set(headerHistogramsWritten, strconv.Itoa(histograms))
-	h.Set(headerExemplarsWritten, "0")
+	h.Set(headerExemplarsWritten, strconv.Itoa(exemplars))
 }
 
 // readChunkBytes: a body without a Content-Length is read, and its bytes
@@ -512,7 +541,208 @@ type writeResult struct {
 	badHistograms         int // native histogram samples refused
 	firstErr              error
 	discarded             [numReasons]int // refused samples and histograms by reason
-	exemplars, meta       int             // not stored yet
+
+	exemplars    int   // exemplars written (X-Prometheus-Remote-Write-Exemplars-Written)
+	badExemplars int   // exemplars refused, by validation or the engine
+	exemplarErr  error // the first exemplar refusal's text
+	exemplarsOff int   // of them: 2.0 exemplars of a tenant that keeps none
+	// ignoredExemplars: 1.0 (and OTLP) exemplars of a tenant that keeps
+	// none, dropped without an error (myelin_ignored_total).
+	ignoredExemplars   int
+	discardedExemplars [numExemplarReasons]int
+	metadata           int // distinct metadata written
+	badMetadata        int // metadata refused
+	metadataErr        error
+	discardedMetadata  [numMetadataReasons]int
+}
+
+// Reasons of refused exemplars and metadata, the reason label of
+// myelin_discarded_exemplars_total and myelin_discarded_metadata_total
+// (Mimir's names where it has one).
+const (
+	exemplarInvalid = iota
+	exemplarSeriesRefused
+	exemplarOutOfOrder
+	exemplarSeriesMissing
+	exemplarsDisabled
+	exemplarOther
+	numExemplarReasons
+)
+
+var exemplarReasons = [numExemplarReasons]string{"exemplar_invalid", "exemplar_series_invalid", "exemplar_out_of_order",
+	"exemplar_series_missing", "exemplars_disabled", "other"}
+
+const (
+	metadataInvalid = iota
+	metadataPerUser
+	metadataPerMetric
+	metadataOther
+	numMetadataReasons
+)
+
+var metadataReasons = [numMetadataReasons]string{"metadata_invalid", "per_user_metadata_limit", "per_metric_metadata_limit", "other"}
+
+// refuseExemplars counts n exemplars refused for reason.
+func (res *writeResult) refuseExemplars(n, reason int) {
+	res.badExemplars += n
+	res.discardedExemplars[reason] += n
+}
+
+// exemplarsOutcome counts what the engine did with a batch series of n
+// exemplars (refusal: its refusal, or nil) of the series series names.
+func (res *writeResult) exemplarsOutcome(n int, refusal *write.Refusal, series func() string) {
+	if refusal == nil {
+		res.exemplars += n
+		return
+	}
+	rejected := min(refusal.Rejected, n)
+	res.exemplars += n - rejected
+	reason := exemplarOther
+	switch {
+	case strings.Contains(refusal.Err.Error(), engineOutOfOrderExemplar):
+		reason = exemplarOutOfOrder
+	case strings.Contains(refusal.Err.Error(), engineExemplarNoSeries):
+		reason = exemplarSeriesMissing
+	}
+	res.refuseExemplars(rejected, reason)
+	if res.exemplarErr == nil {
+		res.exemplarErr = fmt.Errorf("%v: %d of %d exemplars refused in series %s", refusal.Err, rejected, n, series())
+	}
+}
+
+// The texts of the engine's exemplar refusals (engine.ErrOutOfOrderExemplar,
+// ErrExemplarNoSeries): an outcome carries a refusal's text, not its
+// sentinel, for the causes it has no code for.
+const (
+	engineOutOfOrderExemplar = "out of order exemplar"
+	engineExemplarNoSeries   = "exemplar for a series with no samples in the head"
+)
+
+// metadataOutcome counts what the engine did with metadata m.
+func (res *writeResult) metadataOutcome(refusal *write.Refusal, m *write.Metadata, tl *limits.Limits) {
+	if refusal == nil {
+		res.metadata++
+		return
+	}
+	res.badMetadata++
+	reason, text := metadataOther, refusal.Err.Error()
+	switch {
+	case strings.Contains(text, engineMetadataLimit):
+		reason, text = metadataPerUser, limits.MetadataPerUserError(tl.MaxGlobalMetadataPerUser)
+	case strings.Contains(text, engineMetadataPerMetricLimit):
+		reason, text = metadataPerMetric, limits.MetadataPerMetricError(tl.MaxGlobalMetadataPerMetric)
+	}
+	res.discardedMetadata[reason]++
+	if res.metadataErr == nil {
+		res.metadataErr = fmt.Errorf("%s This is for metric %s", text, m.Family)
+	}
+}
+
+// The texts of the engine's metadata refusals (engine.ErrMetadataLimit,
+// ErrMetadataPerMetricLimit).
+const (
+	engineMetadataLimit          = "metric metadata limit of the tenant in the group reached"
+	engineMetadataPerMetricLimit = "metadata per metric limit of the tenant in the group reached"
+)
+
+// keepStartZero keeps a zero sample at the start timestamp startTS of
+// series i, whose first float sample in the request is at t, as a batch
+// series before the series' samples: Prometheus's AppendSTZeroSample
+// (created-timestamp-zero-ingestion). Only for a start before the
+// sample and within what queries read; the engine refuses it, and the
+// server ignores the refusal, when the series has a sample at or after
+// the start already (the start was ingested before, as Prometheus
+// ignores ErrOutOfOrderST). Only the first sample's start of each series
+// in a request: a later sample's start after the previous sample (a
+// counter reset inside one request) would need the zero between the two,
+// in the same batch series (not done: Prometheus's sender puts a series'
+// samples of one scrape in a request, one each).
+func keepStartZero(st *pushState, i int, startTS, t int64) {
+	if startTS >= t || startTS < remotewrite.MinTimestamp {
+		return
+	}
+	z := len(st.zeros)
+	st.zeros = append(st.zeros, write.Sample{T: startTS, V: 0})
+	st.kept = append(st.kept, kept{series: int32(i), lo: int32(z), hi: int32(z + 1), kind: keptZeros})
+}
+
+// keepExemplars validates the exemplars of series i of st.req, the first
+// of them req.Exemplars[e0], and keeps the valid ones as a batch series
+// after the series' samples (stored: the series has samples or
+// histograms in the batch). A tenant that keeps no exemplars has them
+// refused in 2.0 (the spec allows no 2xx then) and dropped in 1.0.
+func (h *WriteHandler) keepExemplars(st *pushState, res *writeResult, i, e0 int, stored, on bool) {
+	req := &st.req
+	n := int(req.Series[i].Exemplars)
+	switch {
+	case !on && req.Proto == remotewrite.ProtoV2:
+		res.refuseExemplars(n, exemplarsDisabled)
+		res.exemplarsOff += n
+		return
+	case !on:
+		res.ignoredExemplars += n
+		return
+	case !stored:
+		// The series' samples were all refused: its exemplars go with them.
+		res.refuseExemplars(n, exemplarSeriesRefused)
+		return
+	}
+	x0 := len(st.exs)
+	for j := range n {
+		var e write.Exemplar
+		var err error
+		e, st.exLbls, err = req.Exemplar(e0+j, h.opts.LegacyNames, st.exLbls)
+		if err != nil {
+			res.refuseExemplars(1, exemplarInvalid)
+			if res.exemplarErr == nil {
+				res.exemplarErr = fmt.Errorf("exemplar %d of series %s: %w", j, req.SeriesString(&req.Series[i]), err)
+			}
+			continue
+		}
+		st.exs = append(st.exs, e)
+	}
+	if len(st.exs) > x0 {
+		st.kept = append(st.kept, kept{series: int32(i), lo: int32(x0), hi: int32(len(st.exs)), kind: keptExemplars})
+	}
+}
+
+// keepMetadata validates the request's metadata and keeps each distinct
+// one once, as a batch series of its own whose labels
+// ({__name__=family}) place it on a group. 2.0 metadata of a series
+// refused whole is left out with it.
+func (h *WriteHandler) keepMetadata(st *pushState, res *writeResult) {
+	req := &st.req
+	seen := make(map[write.Metadata]bool, min(len(req.Metadata), 1024))
+	m0 := len(st.metas)
+	for j, sp := range req.Metadata {
+		if req.Proto == remotewrite.ProtoV2 && !h.seriesKept(st, sp.Series) {
+			continue
+		}
+		m, err := req.MetadataOf(j)
+		if err != nil {
+			res.badMetadata++
+			res.discardedMetadata[metadataInvalid]++
+			if res.metadataErr == nil {
+				res.metadataErr = err
+			}
+			continue
+		}
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		st.metas = append(st.metas, m)
+		st.mkeys = append(st.mkeys, write.AppendLabel(nil, "__name__", m.Family))
+	}
+	for k := m0; k < len(st.metas); k++ {
+		st.kept = append(st.kept, kept{series: -1, lo: int32(k), hi: int32(k + 1), kind: keptMetadata})
+	}
+}
+
+// seriesKept reports whether series i of st.req has a batch series.
+func (h *WriteHandler) seriesKept(st *pushState, i int) bool {
+	_, ok := slices.BinarySearchFunc(st.kept, int32(i), func(k kept, i int32) int { return int(k.series - i) })
+	return ok
 }
 
 // refuse counts a series whose samples (and histograms) were all refused
@@ -537,17 +767,28 @@ func (res *writeResult) message() string {
 	// A 2.0 answer may not be a 2xx while exemplars were not written
 	// (spec, "Response"); 1.0 has no such rule and no written headers, so
 	// a 1.0 sender would count its stored samples as failed: there they
-	// are only counted (myelin_ignored_total), as before.
-	if res.exemplars > 0 && res.proto == remotewrite.ProtoV2 {
-		parts = append(parts, fmt.Sprintf("exemplars are not supported yet: %d exemplars were not written", res.exemplars))
+	// are only counted (myelin_ignored_total).
+	if res.exemplarsOff > 0 {
+		parts = append(parts, fmt.Sprintf("exemplars are not kept for this tenant (max_global_exemplars_per_user is 0; -%s): %d exemplars were not written",
+			limits.Flag["max_global_exemplars_per_user"], res.exemplarsOff))
+	}
+	if n := res.badExemplars - res.exemplarsOff - res.discardedExemplars[exemplarSeriesRefused]; n > 0 && res.exemplarErr != nil {
+		parts = append(parts, fmt.Sprintf("%v; %d exemplars refused in total", res.exemplarErr, n))
+	}
+	if res.badMetadata > 0 {
+		parts = append(parts, fmt.Sprintf("%v; %d metadata refused in total", res.metadataErr, res.badMetadata))
 	}
 	if len(parts) == 0 {
 		return ""
 	}
+	written := fmt.Sprintf("%d samples", res.samples)
 	if res.histograms > 0 {
-		return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%d samples, %d histograms) were written", res.series, res.samples, res.histograms)
+		written += fmt.Sprintf(", %d histograms", res.histograms)
 	}
-	return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%d samples) were written", res.series, res.samples)
+	if res.exemplars > 0 {
+		written += fmt.Sprintf(", %d exemplars", res.exemplars)
+	}
+	return strings.Join(parts, "; ") + fmt.Sprintf("; %d series (%s) were written", res.series, written)
 }
 
 // write validates the decoded request in st, writes its valid series as
@@ -556,9 +797,10 @@ func (res *writeResult) message() string {
 // runs.
 func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) (*writeResult, error) {
 	req := &st.req
-	res := &writeResult{proto: req.Proto, exemplars: len(req.Exemplars), meta: len(req.Metadata)}
+	res := &writeResult{proto: req.Proto}
 	now := h.opts.Now()
 	tl := h.opts.Limits.For(tenant)
+	exemplarsOn := tl.MaxGlobalExemplarsPerUser > 0
 	v := tl.Validation(h.opts.LegacyNames)
 	lim := &v
 	// kept: room for every series at once, so that it never grows by
@@ -572,20 +814,43 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	st.hists = grow(st.hists, len(st.hists)+len(req.Histograms))
 	firstBad := -1 // series of the first validation refusal of labels or samples
 	var firstHistErr error
-	hi := 0 // next of req.Histograms
+	hi, ei := 0, 0 // next of req.Histograms, req.Exemplars
+	si, s0 := 0, 0 // next of req.StartTimestamps; index of series i's first sample
 	for i := range req.Series {
 		s := &req.Series[i]
-		// The histograms of series i are req.Histograms[hi:hend].
+		first := s0 // series i's samples are req.Samples[first:first+len(s.Samples)]
+		s0 += len(s.Samples)
+		for si < len(req.StartTimestamps) && req.StartTimestamps[si].Sample < first {
+			si++
+		}
+		// The histograms of series i are req.Histograms[hi:hend], its
+		// exemplars req.Exemplars[ei:eend].
 		for hi < len(req.Histograms) && req.Histograms[hi].Series < i {
 			hi++
 		}
-		hend := hi + int(s.Histograms)
+		for ei < len(req.Exemplars) && req.Exemplars[ei].Series < i {
+			ei++
+		}
+		hend, eend := hi+int(s.Histograms), ei+int(s.Exemplars)
+		e0 := ei
+		ei = eend
 		err := s.Err() // 2.0: bad references, no samples nor histograms
+		// Exemplars alone: the 2.0 spec asks senders for samples or
+		// histograms in every series, but Prometheus's own 2.0 sender
+		// (3.14) sends a scrape's exemplars in series of their own,
+		// without samples, which its receiver refuses. They are taken: the
+		// engine keeps them if the series has samples (this request's, or
+		// earlier ones'), and refuses them otherwise.
+		exemplarsOnly := len(s.Samples) == 0 && s.Histograms == 0 && s.Exemplars > 0
+		if exemplarsOnly && errors.Is(err, remotewrite.ErrNoSamples) {
+			err = nil
+		}
 		if err == nil {
 			err = lim.CheckSeries(s, st.labelsOf(s))
 		}
 		if err != nil {
 			res.refuse(len(s.Samples), int(s.Histograms), err)
+			res.refuseExemplars(int(s.Exemplars), exemplarSeriesRefused)
 			if firstBad < 0 {
 				firstBad = i
 			}
@@ -628,9 +893,15 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		var floats []remotewrite.Sample
 		if floatsOK {
 			floats = s.Samples
+			if tl.StartTimestampZeroIngestion && s.Histograms == 0 && si < len(req.StartTimestamps) && req.StartTimestamps[si].Sample == first {
+				keepStartZero(st, i, req.StartTimestamps[si].ST, floats[0].T)
+			}
 		}
 		st.kept = appendRuns(st.kept, int32(i), floats, st.hists[h0:], int32(h0))
 		hi = hend
+		if s.Exemplars > 0 {
+			h.keepExemplars(st, res, i, e0, len(st.kept) > k0 || exemplarsOnly, exemplarsOn)
+		}
 		if badSeries {
 			res.badSeries++
 			for k := k0; k < len(st.kept); k++ {
@@ -642,6 +913,9 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		// The one error text of the request's validation refusals.
 		s := &req.Series[firstBad]
 		res.firstErr = req.SeriesError(firstBad)
+		if s.Exemplars > 0 && errors.Is(res.firstErr, remotewrite.ErrNoSamples) {
+			res.firstErr = nil // exemplars alone are taken: its labels were refused
+		}
 		if res.firstErr == nil {
 			ls := req.LabelsOf(s, nil)
 			res.firstErr = lim.ValidateSeries(s, ls)
@@ -653,12 +927,30 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 	if res.firstErr == nil {
 		res.firstErr = firstHistErr
 	}
+	if len(req.Metadata) > 0 {
+		h.keepMetadata(st, res)
+	}
 	if len(st.kept) == 0 {
 		return res, nil
 	}
 	st.batch = grow(st.batch[:0], len(st.kept))
+	// Room for every batch series' SeriesMeta at once: the batch points
+	// into it.
+	nmeta := 0
+	for _, k := range st.kept {
+		if k.kind == keptExemplars || k.kind == keptMetadata {
+			nmeta++
+		}
+	}
+	st.smeta = grow(st.smeta[:0], nmeta)
 	valid := 0
 	for _, k := range st.kept {
+		if k.kind == keptMetadata {
+			st.smeta = append(st.smeta, write.SeriesMeta{Metadata: &st.metas[k.lo]})
+			st.batch = append(st.batch, write.Series{Labels: st.mkeys[k.lo], Meta: &st.smeta[len(st.smeta)-1]})
+			valid++
+			continue
+		}
 		s := &req.Series[k.series]
 		// Valid labels, without the empty-valued ones, in wire order are
 		// sorted and unique: s.Key is then the engine's encoding of the
@@ -669,9 +961,16 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			}
 		}
 		valid += int(k.hi - k.lo)
-		if k.hist {
+		switch k.kind {
+		case keptHists:
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Histograms: st.hists[k.lo:k.hi:k.hi]})
-		} else {
+		case keptZeros:
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: st.zeros[k.lo:k.hi:k.hi]})
+			continue
+		case keptExemplars:
+			st.smeta = append(st.smeta, write.SeriesMeta{Exemplars: st.exs[k.lo:k.hi:k.hi]})
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Meta: &st.smeta[len(st.smeta)-1]})
+		default:
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples[k.lo:k.hi:k.hi]})
 		}
 	}
@@ -683,7 +982,14 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		res.discarded[reasonOf(limits.ErrIngestionRate)] += valid
 		return res, limits.ErrIngestionRate
 	}
-	refused, err := h.w.Write(ctx, &write.Batch{Tenant: tenant, Series: st.batch})
+	// The tenant's global exemplar and metadata limits, for a batch that
+	// carries either: the distributor gives each group its share.
+	var meta write.MetaLimits
+	if nmeta > 0 {
+		meta = write.MetaLimits{MaxExemplars: tl.MaxGlobalExemplarsPerUser, MaxMetadata: tl.MaxGlobalMetadataPerUser,
+			MaxMetadataPerMetric: tl.MaxGlobalMetadataPerMetric}
+	}
+	refused, err := h.w.Write(ctx, &write.Batch{Tenant: tenant, MetaLimits: meta, Series: st.batch})
 	if err != nil {
 		return nil, err
 	}
@@ -712,15 +1018,32 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			flush()
 			prevSeries, prevWrote, prevBad = k.series, false, false
 		}
-		s := &req.Series[k.series]
 		n := int(k.hi - k.lo)
 		for len(refused) > 0 && refused[0].Series < bi {
 			refused = refused[1:] // a second refusal of a series: not expected
 		}
-		rejected := 0
+		var refusal *write.Refusal
 		if len(refused) > 0 && refused[0].Series == bi {
-			e := refused[0]
+			refusal = &refused[0]
 			refused = refused[1:]
+		}
+		switch k.kind {
+		case keptZeros:
+			// Neither written nor refused, as Prometheus counts them: a
+			// refusal (out of order: the start was ingested already, or
+			// the series has newer samples) is the common case and ignored.
+			continue
+		case keptExemplars:
+			res.exemplarsOutcome(n, refusal, func() string { return req.SeriesString(&req.Series[k.series]) })
+			continue
+		case keptMetadata:
+			res.metadataOutcome(refusal, &st.metas[k.lo], tl)
+			continue
+		}
+		s := &req.Series[k.series]
+		rejected := 0
+		if refusal != nil {
+			e := *refusal
 			rejected = min(e.Rejected, n)
 			res.discarded[reasonOf(e.Err)] += rejected
 			if res.firstErr == nil {
@@ -728,7 +1051,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			}
 			prevBad = prevBad || !k.counted
 		}
-		if !k.hist {
+		if k.kind == keptFloats {
 			res.samples += n - rejected
 			res.badSamples += rejected
 		} else {
@@ -760,7 +1083,7 @@ func appendRuns(dst []kept, i int32, floats []remotewrite.Sample, hists []write.
 		for hi < len(hists) && (fi == len(floats) || hists[hi].T < floats[fi].T) {
 			hi++
 		}
-		dst = append(dst, kept{series: i, lo: h0 + int32(start), hi: h0 + int32(hi), hist: true})
+		dst = append(dst, kept{series: i, lo: h0 + int32(start), hi: h0 + int32(hi), kind: keptHists})
 	}
 	return dst
 }

@@ -82,7 +82,7 @@ func TestWriteHandlerV2(t *testing.T) {
 			written:  counts(3, 0, 0),
 		},
 		{
-			name: "metadata and start timestamps are accepted and not stored",
+			name: "metadata is stored, start timestamps accepted and not stored",
 			body: func(st *writev2.SymbolsTable) []byte {
 				s := v2Series(st, []string{"__name__", "requests_total", "job", "a"}, writev2.Sample{Timestamp: 1000, Value: 5, StartTimestamp: 500})
 				s.Metadata = writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER, HelpRef: st.Symbolize("Requests."), UnitRef: st.Symbolize("")}
@@ -166,14 +166,14 @@ func TestWriteHandlerV2(t *testing.T) {
 			written: counts(0, 1, 0),
 		},
 		{
-			name: "exemplars are refused, their samples stored",
+			name: "exemplars are refused for a tenant that keeps none, their samples stored",
 			body: func(st *writev2.SymbolsTable) []byte {
 				s := v2Series(st, []string{"__name__", "with_exemplar"}, smp(1000, 1))
 				s.Exemplars = []writev2.Exemplar{{LabelsRefs: []uint32{st.Symbolize("trace_id"), st.Symbolize("abc")}, Value: 1, Timestamp: 1000}}
 				return encodeV2(t, st, s)
 			},
 			wantCode: http.StatusBadRequest,
-			wantBody: []string{"exemplars are not supported yet: 1 exemplars were not written", "1 series (1 samples) were written"},
+			wantBody: []string{"exemplars are not kept for this tenant (max_global_exemplars_per_user is 0; -ingester.max-global-exemplars-per-user): 1 exemplars were not written", "1 series (1 samples) were written"},
 			written:  counts(1, 0, 0),
 		},
 		{
@@ -247,8 +247,8 @@ func TestWriteHandlerV2(t *testing.T) {
 		{"myelin_discarded_samples_total", `reason="too_far_in_future",tenant="t1"`, 1},
 		{"myelin_discarded_samples_total", `reason="symbol_ref_invalid",tenant="t1"`, 3},
 		{"myelin_discarded_samples_total", `reason="invalid_native_histogram",tenant="t1"`, 2},
-		{"myelin_ignored_total", `kind="exemplars",tenant="t1"`, 1},
-		{"myelin_ignored_total", `kind="metadata",tenant="t1"`, 2}, // badmeta's too
+		{"myelin_discarded_exemplars_total", `reason="exemplars_disabled",tenant="t1"`, 1},
+		{"myelin_ingested_metadata_total", `tenant="t1"`, 1}, // not badmeta's: its series is refused
 	} {
 		require.Contains(t, gatherText(t, reg, c.metric), c.metric+"{"+c.labels+"} "+strconv.FormatFloat(c.want, 'g', -1, 64), c.metric)
 	}

@@ -189,7 +189,7 @@ func TestEncodedSizeIsExact(t *testing.T) {
 		}
 		b := bb.Batch()
 		enc := Append(nil, b)
-		require.Equal(t, len(enc), encodedSize(b, false))
+		require.Equal(t, len(enc), encodedSize(b, false, false))
 		require.LessOrEqual(t, cap(enc), len(enc)*5/4+64, "grown once to the size (plus the allocator's size class)")
 	}
 }

@@ -54,6 +54,8 @@ type Decoder struct {
 	samples []Sample
 	ext     []extent
 	hists   []Histogram
+	exs     []Exemplar
+	metas   []SeriesMeta
 	raw     []byte // the decompressed form of a VersionS2 batch
 }
 
@@ -137,16 +139,25 @@ func (d *Decoder) decompress(src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &CorruptError{Offset: 1, Reason: fmt.Sprintf("s2: %v", err)}
 	}
-	if len(raw) == 0 || raw[0] != Version && raw[0] != VersionNoLimits && raw[0] != VersionHistograms && raw[0] != VersionWindow {
-		return nil, &CorruptError{Offset: 1, Reason: "compressed content is not a version 2, 4, 5 or 6 batch"}
+	if len(raw) == 0 || !knownVersion(raw[0]) && raw[0] != VersionWindow {
+		return nil, &CorruptError{Offset: 1, Reason: "compressed content is not a version 2, 4, 5, 6 or 7 batch"}
 	}
 	return raw, nil
 }
 
+// knownVersion reports whether v is the version of a batch Decode reads.
+func knownVersion(v byte) bool {
+	return v == Version || v == VersionNoLimits || v == VersionHistograms || v == VersionExemplars
+}
+
 // extent locates one series in the input: its label set in [l0, l1), its
 // samples in [s0, s1) of the shared sample slice, its histograms in
-// [h0, h1) of the shared histogram slice.
-type extent struct{ l0, l1, s0, s1, h0, h1 int }
+// [h0, h1) of the shared histogram slice, its exemplars in [e0, e1) of
+// the shared exemplar slice; meta is its metadata.
+type extent struct {
+	l0, l1, s0, s1, h0, h1, e0, e1 int
+	meta                           *Metadata
+}
 
 // Decode is the package's Decode reusing d's slices. The Batch it returns
 // is d's own, valid until the next Decode; its label sets alias src (or,
@@ -170,7 +181,7 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 		return nil, err
 	}
 	version := src[r.off]
-	if version != Version && version != VersionNoLimits && version != VersionHistograms {
+	if !knownVersion(version) {
 		return nil, r.fail("unknown version %d", version)
 	}
 	if window > 0 && version == VersionNoLimits {
@@ -197,6 +208,18 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 			return nil, err
 		}
 	}
+	b.MetaLimits = MetaLimits{}
+	if version == VersionExemplars {
+		if b.MetaLimits.MaxExemplars, err = r.limit("exemplar limit"); err != nil {
+			return nil, err
+		}
+		if b.MetaLimits.MaxMetadata, err = r.limit("metadata limit"); err != nil {
+			return nil, err
+		}
+		if b.MetaLimits.MaxMetadataPerMetric, err = r.limit("per-metric metadata limit"); err != nil {
+			return nil, err
+		}
+	}
 
 	nser, err := r.count("series count", minSeriesBytes)
 	if err != nil {
@@ -210,6 +233,7 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 		samples = make([]Sample, 0, c)
 	}
 	hists := d.hists[:0]
+	exs := d.exs[:0]
 	ext := d.ext[:0]
 	if cap(ext) < nser {
 		ext = make([]extent, 0, nser)
@@ -250,15 +274,22 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 		}
 		e.s1 = len(samples)
 		e.h0 = len(hists)
-		if version == VersionHistograms {
-			if hists, err = decodeHistograms(&r, hists); err != nil {
+		e.e0 = len(exs)
+		if version == VersionHistograms || version == VersionExemplars {
+			var flags byte
+			if hists, flags, err = decodeHistograms(&r, hists, version == VersionExemplars); err != nil {
 				return nil, err
 			}
+			if flags != 0 {
+				if exs, e.meta, err = decodeSeriesMeta(&r, flags, exs); err != nil {
+					return nil, err
+				}
+			}
 		}
-		e.h1 = len(hists)
+		e.h1, e.e1 = len(hists), len(exs)
 		ext = append(ext, e)
 	}
-	d.samples, d.ext, d.hists = samples, ext, hists
+	d.samples, d.ext, d.hists, d.exs = samples, ext, hists, exs
 	if r.off != len(src) {
 		return nil, r.fail("%d trailing bytes", len(src)-r.off)
 	}
@@ -268,10 +299,30 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 	} else if cap(b.Series) < nser {
 		b.Series = make([]Series, 0, nser)
 	}
+	// Room for every series' SeriesMeta at once: Series.Meta points into
+	// it, so it must not move while the batch is built.
+	nmeta := 0
+	for _, e := range ext {
+		if e.e1 > e.e0 || e.meta != nil {
+			nmeta++
+		}
+	}
+	clear(d.metas)
+	if cap(d.metas) < nmeta {
+		d.metas = make([]SeriesMeta, 0, nmeta)
+	}
+	d.metas = d.metas[:0]
 	for _, e := range ext {
 		s := Series{Labels: src[e.l0:e.l1:e.l1], Samples: samples[e.s0:e.s1:e.s1]}
 		if e.h1 > e.h0 {
 			s.Histograms = hists[e.h0:e.h1:e.h1]
+		}
+		if e.e1 > e.e0 || e.meta != nil {
+			d.metas = append(d.metas, SeriesMeta{Metadata: e.meta})
+			if e.e1 > e.e0 {
+				d.metas[len(d.metas)-1].Exemplars = exs[e.e0:e.e1:e.e1]
+			}
+			s.Meta = &d.metas[len(d.metas)-1]
 		}
 		b.Series = append(b.Series, s)
 	}
@@ -279,31 +330,34 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 }
 
 // decodeHistograms reads the histogram samples and the flags byte that
-// end a VersionHistograms series, appending the samples to hists.
-func decodeHistograms(r *reader, hists []Histogram) ([]Histogram, error) {
+// end a VersionHistograms series, appending the samples to hists. With
+// meta (VersionExemplars) the flags may announce exemplars and metadata,
+// returned for the caller to read their sections.
+func decodeHistograms(r *reader, hists []Histogram, meta bool) ([]Histogram, byte, error) {
 	nh, err := r.count("histogram count", minHistogramBytes)
 	if err != nil {
-		return hists, err
+		return hists, 0, err
 	}
 	prev := int64(0)
 	for range nh {
 		dt, err := r.varint("histogram timestamp delta")
 		if err != nil {
-			return hists, err
+			return hists, 0, err
 		}
 		prev += dt
 		h, err := r.histogram(prev)
 		if err != nil {
-			return hists, err
+			return hists, 0, err
 		}
 		hists = append(hists, h)
 	}
 	if r.off >= len(r.src) {
-		return hists, r.fail("truncated series flags")
+		return hists, 0, r.fail("truncated series flags")
 	}
-	if f := r.src[r.off]; f != seriesFlags {
-		return hists, r.fail("unknown series flags %#x", f)
+	f := r.src[r.off]
+	if f != seriesFlags && (!meta || f&^knownFlags != 0) {
+		return hists, 0, r.fail("unknown series flags %#x", f)
 	}
 	r.off++
-	return hists, nil
+	return hists, f, nil
 }

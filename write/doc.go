@@ -131,20 +131,54 @@
 //
 //	batch6 = version:byte(6) windowMs:uvarint batch
 //
-// batch is a version 4 or 5 batch, as above (never 2, 3 or 6). windowMs
+// batch is a version 4, 5 or 7 batch (never 2, 3 or 6). windowMs
 // is 1 to 2^40 (MaxOutOfOrderWindow); a batch without a window is never
 // wrapped, so a tenant without one writes what the previous release
 // decodes, and VersionS2 compresses the whole envelope. An envelope, not
 // a new layout: the window is one number per batch, and the batch inside
-// keeps its own version as it evolves (exemplars are added with a version
-// 7 at the same time; it wraps as it is). testdata/batch_v6.golden
+// keeps its own version as it evolves (a version 7 batch, with
+// exemplars or metadata, wraps as it is). testdata/batch_v6.golden
 // freezes it.
+//
+// # Batch encoding (version 7): exemplars and metric metadata
+//
+// VersionExemplars is version 5 with the tenant's exemplar and metadata
+// limits after the series limits, and series flags that announce
+// sections after the flags byte:
+//
+//	batch      = version:byte(7) tenant:string limits metalimits
+//	             nseries:uvarint series*nseries
+//	metalimits = maxExemplars:uvarint maxMetadata:uvarint
+//	             maxMetadataPerMetric:uvarint
+//	series     = labels:string nsamples:uvarint sample*nsamples
+//	             nhist:uvarint hsample*nhist flags:byte
+//	             [exemplars] [metadata]
+//	flags      = bit 0: exemplars follow; bit 1: metadata follows;
+//	             the other bits 0
+//	exemplars  = n:uvarint (n > 0) (tdelta:varint value:f64 labels:string)*n
+//	metadata   = type:byte(0-7) family:string unit:string help:string
+//
+// metalimits are MetaLimits, each at most 2^31-1: the tenant's global
+// limits scaled to the group by the proposer. An exemplar's tdelta is to
+// the previous exemplar of the series (0 for the first), its labels the
+// label set encoding below, possibly empty (not checked on decode: the
+// server validated them). type is remote write's MetricType; family is
+// not empty. A series may have no samples and no histograms: one with
+// exemplars only carries the exemplars of a series whose samples are in
+// another batch series of the same batch (the server gives them their
+// own batch series, so a refusal of exemplars is told from a refusal of
+// samples), one with metadata only carries a metric family's metadata
+// and its labels ({__name__=family}) only place it on a group. Append
+// writes version 7 only for a batch with exemplars or metadata: others
+// keep versions 4 and 5, which earlier releases decode. Version 6 is
+// the out-of-order window's envelope, which may hold a version 7 batch.
+// testdata/batch_v7.golden freezes it.
 //
 // # Deletion entries (versions 0x40, 0x41 and 0x42)
 //
 // A Raft log entry is a write batch or a deletion, told apart by its first
 // byte (IsDelete), so decoders dispatch on it before decoding a batch. The
-// deletion bytes are far above the batch versions (2 to 6), which new
+// deletion bytes are far above the batch versions (2 to 7), which new
 // batch kinds take next.
 //
 //	delete_series = version:byte(0x40) tenant:string start:varint end:varint

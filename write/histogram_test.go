@@ -124,7 +124,7 @@ func TestFloatOnlyStaysVersion4(t *testing.T) {
 func TestHistogramEncodedSize(t *testing.T) {
 	b := goldenHistogramBatch(t)
 	enc := Append(nil, b)
-	require.Equal(t, len(enc), encodedSize(b, true))
+	require.Equal(t, len(enc), encodedSize(b, true, false))
 }
 
 // TestHistogramCorrupt: every truncation of a version 5 batch is refused

@@ -81,7 +81,7 @@ func TestWindowEncodedSize(t *testing.T) {
 		b := goldenHistogramBatch(t)
 		b.OutOfOrderWindowMs = ms
 		enc := Append(nil, b)
-		require.Equal(t, len(enc), windowSize(ms)+encodedSize(b, true), "window %d", ms)
+		require.Equal(t, len(enc), windowSize(ms)+encodedSize(b, true, false), "window %d", ms)
 	}
 }
 
@@ -108,5 +108,24 @@ func TestWindowCorrupt(t *testing.T) {
 			require.ErrorAs(t, err, &ce)
 			require.Equal(t, tc.off, ce.Offset, "%v", err)
 		})
+	}
+}
+
+// TestWindowAroundExemplars: a version 7 batch (exemplars, metadata) in
+// an out-of-order window envelope round-trips whole, compressed or not,
+// and Append's size is exact.
+func TestWindowAroundExemplars(t *testing.T) {
+	b := goldenExemplarBatch(t)
+	b.OutOfOrderWindowMs = 600_000
+	enc := Append(nil, b)
+	require.Equal(t, VersionWindow, enc[0])
+	require.Equal(t, len(enc), windowSize(b.OutOfOrderWindowMs)+encodedSize(b, b.NumHistograms() > 0, true))
+	for _, src := range [][]byte{enc, Compress(nil, enc)} {
+		got, err := Decode(src)
+		require.NoError(t, err)
+		require.Equal(t, b.OutOfOrderWindowMs, got.OutOfOrderWindowMs)
+		require.Equal(t, b.MetaLimits, got.MetaLimits)
+		require.Equal(t, b.NumExemplars(), got.NumExemplars())
+		require.Equal(t, enc, Append(nil, &got))
 	}
 }

@@ -3,11 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -120,4 +123,137 @@ func trimTo(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// startExemplarTarget serves OpenMetrics with exemplars: a counter, a
+// classic histogram with an exemplar on two buckets, and a gauge, each
+// exemplar new every scrape (its trace id and timestamp the scrape's).
+func startExemplarTarget(t *testing.T) string {
+	t.Helper()
+	var scrapes atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		n := scrapes.Add(1)
+		ts := float64(time.Now().UnixMilli()) / 1000
+		w.Header().Set("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+		fmt.Fprintf(w, `# TYPE ex_requests counter
+# HELP ex_requests Requests served.
+ex_requests_total{path="/a"} %[1]d # {trace_id="a-%[1]d"} 1 %.3[2]f
+# TYPE ex_latency_seconds histogram
+# UNIT ex_latency_seconds seconds
+# HELP ex_latency_seconds Request latency.
+ex_latency_seconds_bucket{le="0.1"} %[1]d # {trace_id="fast-%[1]d",span_id="s%[1]d"} 0.05 %.3[2]f
+ex_latency_seconds_bucket{le="1"} %[3]d # {trace_id="slow-%[1]d"} 0.5 %.3[2]f
+ex_latency_seconds_bucket{le="+Inf"} %[3]d
+ex_latency_seconds_sum %[4]g
+ex_latency_seconds_count %[3]d
+# TYPE ex_temperature gauge
+# HELP ex_temperature A gauge with metadata.
+ex_temperature 21.5
+# EOF
+`, n, ts, 2*n, 0.55*float64(n))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// TestE2EPrometheus3Exemplars: a real Prometheus 3 with its exemplar
+// storage scrapes OpenMetrics exemplars and remote-writes them to myelin
+// twice, as two tenants: with 2.0 (send_exemplars: its 2.0 sender puts
+// each scrape's exemplars in series of their own, without samples, and
+// sends no metadata, even with metadata-wal-records) and with 1.0 (with
+// metadata every second). /api/v1/query_exemplars over a past window
+// answers identically from Prometheus and from each tenant, and
+// /api/v1/metadata of the 1.0 tenant identically for every family.
+func TestE2EPrometheus3Exemplars(t *testing.T) {
+	bin := findPrometheus3(t)
+	target := startExemplarTarget(t)
+	my := startMyelin(t, t.TempDir(), "127.0.0.1:0", "-auth.multitenancy-enabled=true", "-ingester.max-global-exemplars-per-user=100000")
+	addr := freeAddr(t)
+	const v1Tenant = e2eTenant + "-v1"
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: ex
+    static_configs: [{targets: [%q]}]
+remote_write:
+  - url: http://%[2]s/api/v1/push
+    protobuf_message: io.prometheus.write.v2.Request
+    send_exemplars: true
+    headers:
+      X-Scope-OrgID: %[3]s
+`+e2eQueueConfig+`  - url: http://%[2]s/api/v1/push
+    send_exemplars: true
+    metadata_config:
+      send: true
+      send_interval: 1s
+    headers:
+      X-Scope-OrgID: %[4]s
+`+e2eQueueConfig, target, my.addr, e2eTenant, v1Tenant)
+	prom := runPrometheus(t, bin, cfg, filepath.Join(t.TempDir(), "data"), addr, "--enable-feature=exemplar-storage")
+	promAPI := apiClient{name: "prometheus", base: "http://" + prom.addr + "/api/v1"}
+	myAPIs := []apiClient{
+		{name: "myelin (2.0)", base: "http://" + my.addr + "/prometheus/api/v1", tenant: e2eTenant},
+		{name: "myelin (1.0)", base: "http://" + my.addr + "/prometheus/api/v1", tenant: v1Tenant},
+	}
+
+	const q = `ex_requests_total or ex_latency_seconds_bucket`
+	// The window starts once Prometheus scrapes (its first scrape comes
+	// seconds after it is ready).
+	poll(t, 60*time.Second, 200*time.Millisecond, "prometheus scraping exemplars", func() (bool, string) {
+		raw, err := promAPI.get("/query_exemplars", url.Values{"query": {q}, "start": {"0"}, "end": {apiTime(time.Now().Add(time.Hour).UnixMilli())}})
+		return err == nil && strings.Contains(string(raw), "trace_id"), fmt.Sprint(string(raw), err)
+	})
+	start := time.Now().UnixMilli()
+	end := start + 6_000
+	exemplars := func(c apiClient) (string, int, error) {
+		raw, err := c.get("/query_exemplars", url.Values{"query": {q}, "start": {apiTime(start)}, "end": {apiTime(end)}})
+		if err != nil {
+			return "", 0, err
+		}
+		var data []json.RawMessage
+		if err := json.Unmarshal(raw, &data); err != nil {
+			return "", 0, err
+		}
+		lines := make([]string, 0, len(data))
+		for _, d := range data {
+			lines = append(lines, string(d))
+		}
+		slices.Sort(lines)
+		return strings.Join(lines, "\n"), strings.Count(string(raw), "trace_id"), nil
+	}
+	for _, myAPI := range myAPIs {
+		poll(t, 60*time.Second, 500*time.Millisecond, myAPI.name+" has exemplars past the window", func() (bool, string) {
+			raw, err := myAPI.get("/query_exemplars", url.Values{"query": {q}, "start": {apiTime(end + 1000)}, "end": {apiTime(end + 60_000)}})
+			return err == nil && strings.Contains(string(raw), "trace_id"), fmt.Sprint(string(raw), err)
+		})
+		poll(t, 20*time.Second, 500*time.Millisecond, myAPI.name+": identical exemplars", func() (bool, string) {
+			a, na, errA := exemplars(promAPI)
+			b, _, errB := exemplars(myAPI)
+			switch {
+			case errA != nil || errB != nil:
+				return false, fmt.Sprintf("prometheus: %v, myelin: %v", errA, errB)
+			case a != b:
+				return false, fmt.Sprintf("prometheus:\n%s\n%s:\n%s", trimTo(a, 3000), myAPI.name, trimTo(b, 3000))
+			case na < 9: // three exemplars a scrape, six scrapes in the window
+				return false, "too few exemplars: " + trimTo(a, 1000)
+			}
+			t.Logf("%s: %d exemplars, identical", myAPI.name, na)
+			return true, ""
+		})
+	}
+	for _, metric := range []string{"ex_requests", "ex_latency_seconds", "ex_temperature"} {
+		poll(t, 20*time.Second, 500*time.Millisecond, "identical metadata of "+metric, func() (bool, string) {
+			params := url.Values{"metric": {metric}}
+			a, errA := promAPI.get("/metadata", params)
+			b, errB := myAPIs[1].get("/metadata", params)
+			if errA != nil || errB != nil || string(a) != string(b) || !strings.Contains(string(a), `"help"`) {
+				return false, fmt.Sprintf("prometheus: %s %v\nmyelin: %s %v", a, errA, b, errB)
+			}
+			t.Logf("metadata of %q: %s", metric, a)
+			return true, ""
+		})
+	}
 }

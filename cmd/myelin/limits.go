@@ -29,6 +29,10 @@ type limitsConfig struct {
 	maxQueryLength         promDuration
 	maxQueryLookback       promDuration
 	rulerMaxGroups         int
+	maxExemplars           int
+	maxMetadata            int
+	maxMetadataPerMetric   int
+	stZeroIngestion        bool
 	rulerMaxRulesPerGroup  int
 	rulerEvalConcurrency   int
 	runtimeConfigFile      string
@@ -55,6 +59,20 @@ func (c *limitsConfig) register(fs *flag.FlagSet) {
 		"Default per-tenant window for out-of-order float samples: a sample older than its series' newest one is\n"+
 			"accepted within this of the tenant's newest sample (\"10m\"); 0 refuses them (400). Overridden by\n"+
 			"out_of_order_time_window.")
+	fs.IntVar(&c.maxExemplars, "ingester.max-global-exemplars-per-user", d.MaxGlobalExemplarsPerUser,
+		"Default per-tenant number of exemplars kept in the cluster, newest first (a circular buffer per Raft group of\n"+
+			"its share). 0 means exemplars are not kept, as in Mimir: remote write 2.0 requests with exemplars get a 400,\n"+
+			"1.0 ones have them dropped. Overridden by max_global_exemplars_per_user.")
+	fs.IntVar(&c.maxMetadata, "ingester.max-global-metadata-per-user", d.MaxGlobalMetadataPerUser,
+		"Default per-tenant limit of metric families with metadata in the cluster (400 for new ones past it). 0 means\n"+
+			"no limit. Overridden by max_global_metadata_per_user.")
+	fs.IntVar(&c.maxMetadataPerMetric, "ingester.max-global-metadata-per-metric", d.MaxGlobalMetadataPerMetric,
+		"Default per-tenant limit of distinct metadata of one metric family. 0 means no limit. Overridden by\n"+
+			"max_global_metadata_per_metric.")
+	fs.BoolVar(&c.stZeroIngestion, "distributor.start-timestamp-zero-ingestion-enabled", d.StartTimestampZeroIngestion,
+		"Default per-tenant: for a remote write 2.0 sample with a start timestamp before it, store a zero sample at\n"+
+			"the start timestamp first (Prometheus's created-timestamp-zero-ingestion). Overridden by\n"+
+			"start_timestamp_zero_ingestion_enabled.")
 	fs.IntVar(&c.maxFetchedSeries, "querier.max-fetched-series-per-query", d.MaxFetchedSeriesPerQuery,
 		"Default per-tenant limit of series one query may select; a query past it stops with 422 before it loads\n"+
 			"them. 0 means no limit. Overridden by max_fetched_series_per_query.")
@@ -106,6 +124,10 @@ func (cfg *config) defaultLimits() limits.Limits {
 		MaxGlobalSeriesPerUser:       cfg.limits.maxSeriesPerUser,
 		MaxGlobalSeriesPerMetric:     cfg.limits.maxSeriesPerMetric,
 		OutOfOrderTimeWindow:         limits.Duration(cfg.limits.oooWindow),
+		MaxGlobalExemplarsPerUser:    cfg.limits.maxExemplars,
+		MaxGlobalMetadataPerUser:     cfg.limits.maxMetadata,
+		MaxGlobalMetadataPerMetric:   cfg.limits.maxMetadataPerMetric,
+		StartTimestampZeroIngestion:  cfg.limits.stZeroIngestion,
 		MaxLabelNamesPerSeries:       cfg.maxLabelNames,
 		MaxLabelNameLength:           cfg.maxLabelNameBytes,
 		MaxLabelValueLength:          cfg.maxLabelValueBytes,

@@ -125,7 +125,7 @@ func TestRemoteWrite2(t *testing.T) {
 				s.Exemplars = []writev2.Exemplar{{LabelsRefs: []uint32{st.Symbolize("trace_id"), st.Symbolize("abc")}, Value: 1, Timestamp: 10_000}}
 				s.Metadata = writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER, HelpRef: st.Symbolize("help")}
 				return []writev2.TimeSeries{s}
-			}), 400, "exemplars are not supported yet: 1 exemplars were not written", [3]string{"1", "0", "0"}, []string{p + "f"}},
+			}), 400, "exemplars are not kept for this tenant", [3]string{"1", "0", "0"}, []string{p + "f"}},
 			{"malformed", snappy.Encode(nil, []byte{0x2a, 0x09, 0x0a}), 400, "malformed protobuf at byte", [3]string{"0", "0", "0"}, nil},
 		} {
 			t.Run(path+" "+tc.name, func(t *testing.T) {

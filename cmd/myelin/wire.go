@@ -254,7 +254,7 @@ func (n *node) internalHandler(logger *slog.Logger) http.Handler {
 	m := http.NewServeMux()
 	m.Handle(cluster.PathPrefix, n.cluster.Handler())
 	qh := querier.NewHandler(querier.Verified(n.cluster.Router().VerifyRead, engineLocal(n.db)), querier.HandlerOptions{Logger: logger})
-	for _, p := range []string{querier.PathSelect, querier.PathLabels, querier.PathValues} {
+	for _, p := range []string{querier.PathSelect, querier.PathLabels, querier.PathValues, querier.PathExemplars, querier.PathMetadata} {
 		m.Handle(p, qh)
 	}
 	if n.peerRules != nil {

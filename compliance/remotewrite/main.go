@@ -165,9 +165,11 @@ var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // startMyelin starts the binary on a free port of 127.0.0.1 with its data
 // in dir, waits for the address it logs ("msg=listening addr=...") and
-// for /ready.
+// for /ready. Exemplars are kept (Prometheus's default buffer of
+// --storage.tsdb.max-exemplars, 100,000): Myelin's default, Mimir's 0,
+// keeps none and refuses 2.0 exemplars, which would test only that.
 func startMyelin(bin, dir string) (*node, error) {
-	cmd := exec.Command(bin, "-data.dir", dir, "-http.listen-address", "127.0.0.1:0")
+	cmd := exec.Command(bin, "-data.dir", dir, "-http.listen-address", "127.0.0.1:0", "-ingester.max-global-exemplars-per-user=100000")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

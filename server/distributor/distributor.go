@@ -35,6 +35,14 @@ type Limits interface {
 	OutOfOrderTimeWindow(tenant string) time.Duration
 }
 
+// MetaLimits are a tenant's global exemplar and metadata limits, read
+// per write that carries exemplars or metadata (server/limits'
+// Overrides implements it). A Limits that implements it too gives the
+// parts of such writes their share (GroupLimit), as the series limits.
+type MetaLimits interface {
+	MetaLimits(tenant string) (exemplars, metadata, metadataPerMetric int)
+}
+
 // Distributor routes write batches to groups. It is safe for concurrent
 // use; its only state is the pool of the entry encoder and the shares
 // of the last ring it routed with.
@@ -114,12 +122,19 @@ func (d *Distributor) limited(b *write.Batch, shares []float64, gi int) *write.B
 	// The window is the tenant's as it is, not a share: every group
 	// measures it from the tenant's newest sample in the group.
 	window := d.limits.OutOfOrderTimeWindow(b.Tenant).Milliseconds()
-	if perUser <= 0 && perMetric <= 0 && b.Limits == (write.SeriesLimits{}) && window == b.OutOfOrderWindowMs {
+	var meta write.MetaLimits
+	if ml, ok := d.limits.(MetaLimits); ok && b.HasMeta() {
+		ex, md, mdPerMetric := ml.MetaLimits(b.Tenant)
+		meta = write.MetaLimits{MaxExemplars: GroupLimit(ex, shares[gi]), MaxMetadata: GroupLimit(md, shares[gi]),
+			MaxMetadataPerMetric: GroupLimit(mdPerMetric, shares[gi])}
+	}
+	if perUser <= 0 && perMetric <= 0 && b.Limits == (write.SeriesLimits{}) && window == b.OutOfOrderWindowMs && meta == b.MetaLimits {
 		return b
 	}
 	lb := *b
 	lb.Limits = write.SeriesLimits{MaxSeries: GroupLimit(perUser, shares[gi]), MaxSeriesPerMetric: GroupLimit(perMetric, shares[gi])}
 	lb.OutOfOrderWindowMs = window
+	lb.MetaLimits = meta
 	return &lb
 }
 
@@ -185,7 +200,7 @@ func Split(r *ring.Ring, b *write.Batch) []Part {
 		}
 		parts = append(parts, Part{
 			Group: groups[g],
-			Batch: write.Batch{Tenant: b.Tenant, Series: series[lo:hi:hi]},
+			Batch: write.Batch{Tenant: b.Tenant, MetaLimits: b.MetaLimits, Series: series[lo:hi:hi]},
 			Index: index[lo:hi:hi],
 		})
 	}

@@ -42,6 +42,23 @@ type Limits struct {
 	// refuses every such sample. Whole milliseconds. The distributor
 	// stamps it in each write batch, so every replica applies the same.
 	OutOfOrderTimeWindow Duration `yaml:"out_of_order_time_window"`
+	// MaxGlobalExemplarsPerUser: exemplars the tenant keeps across the
+	// cluster, in a circular buffer per group of its share (the oldest
+	// go first). Zero means exemplars are not kept, as in Mimir: a 2.0
+	// request with exemplars is answered 400, a 1.0 one drops them.
+	MaxGlobalExemplarsPerUser int `yaml:"max_global_exemplars_per_user"`
+	// MaxGlobalMetadataPerUser: metric families with metadata the tenant
+	// keeps across the cluster. Zero means no limit.
+	MaxGlobalMetadataPerUser int `yaml:"max_global_metadata_per_user"`
+	// MaxGlobalMetadataPerMetric: distinct metadata of one metric family.
+	// Zero means no limit.
+	MaxGlobalMetadataPerMetric int `yaml:"max_global_metadata_per_metric"`
+	// StartTimestampZeroIngestion: for a remote write 2.0 float sample
+	// with a start timestamp before it, store a zero sample at the start
+	// timestamp first, as Prometheus does behind its feature flag
+	// (created-timestamp-zero-ingestion), so that rate() and increase()
+	// count a counter's first increase. Off by default, as in Prometheus.
+	StartTimestampZeroIngestion bool `yaml:"start_timestamp_zero_ingestion_enabled"`
 
 	// MaxLabelNamesPerSeries: labels per series, __name__ included.
 	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
@@ -302,29 +319,33 @@ func (d Duration) String() string { return model.Duration(d).String() }
 // (the validation limits keep the names Myelin had before, which are
 // Mimir's too); error texts name them, as Mimir's do.
 var Flag = map[string]string{
-	"ingestion_rate":                    "distributor.ingestion-rate-limit",
-	"ingestion_burst_size":              "distributor.ingestion-burst-size",
-	"max_global_series_per_user":        "ingester.max-global-series-per-user",
-	"max_global_series_per_metric":      "ingester.max-global-series-per-metric",
-	"out_of_order_time_window":          "ingester.out-of-order-time-window",
-	"max_label_names_per_series":        "validation.max-label-names-per-series",
-	"max_label_name_length":             "validation.max-length-label-name",
-	"max_label_value_length":            "validation.max-length-label-value",
-	"creation_grace_period":             "validation.create-grace-period",
-	"max_fetched_series_per_query":      "querier.max-fetched-series-per-query",
-	"max_fetched_chunk_bytes_per_query": "querier.max-fetched-chunk-bytes-per-query",
-	"max_query_length":                  "store.max-query-length",
-	"max_query_lookback":                "querier.max-query-lookback",
-	"max_samples_per_query":             "query.max-samples",
-	"query_timeout":                     "query.timeout",
-	"align_queries_with_step":           "query-frontend.align-queries-with-step",
-	"max_cache_freshness":               "query-frontend.max-cache-freshness",
-	"results_cache_ttl":                 "query-frontend.results-cache-ttl",
-	"max_queriers_per_tenant":           "query-frontend.max-queriers-per-tenant",
-	"query_sharding_total_shards":       "query-frontend.query-sharding-total-shards",
-	"retention_period":                  "storage.retention",
-	"ruler_max_rule_groups_per_tenant":  "ruler.max-rule-groups-per-tenant",
-	"ruler_max_rules_per_rule_group":    "ruler.max-rules-per-rule-group",
+	"ingestion_rate":                                               "distributor.ingestion-rate-limit",
+	"ingestion_burst_size":                                         "distributor.ingestion-burst-size",
+	"max_global_series_per_user":                                   "ingester.max-global-series-per-user",
+	"max_global_series_per_metric":                                 "ingester.max-global-series-per-metric",
+	"out_of_order_time_window":                                     "ingester.out-of-order-time-window",
+	"max_global_exemplars_per_user":                                "ingester.max-global-exemplars-per-user",
+	"max_global_metadata_per_user":                                 "ingester.max-global-metadata-per-user",
+	"max_global_metadata_per_metric":                               "ingester.max-global-metadata-per-metric",
+	"start_timestamp_zero_ingestion_enabled":                       "distributor.start-timestamp-zero-ingestion-enabled",
+	"max_label_names_per_series":                                   "validation.max-label-names-per-series",
+	"max_label_name_length":                                        "validation.max-length-label-name",
+	"max_label_value_length":                                       "validation.max-length-label-value",
+	"creation_grace_period":                                        "validation.create-grace-period",
+	"max_fetched_series_per_query":                                 "querier.max-fetched-series-per-query",
+	"max_fetched_chunk_bytes_per_query":                            "querier.max-fetched-chunk-bytes-per-query",
+	"max_query_length":                                             "store.max-query-length",
+	"max_query_lookback":                                           "querier.max-query-lookback",
+	"max_samples_per_query":                                        "query.max-samples",
+	"query_timeout":                                                "query.timeout",
+	"align_queries_with_step":                                      "query-frontend.align-queries-with-step",
+	"max_cache_freshness":                                          "query-frontend.max-cache-freshness",
+	"results_cache_ttl":                                            "query-frontend.results-cache-ttl",
+	"max_queriers_per_tenant":                                      "query-frontend.max-queriers-per-tenant",
+	"query_sharding_total_shards":                                  "query-frontend.query-sharding-total-shards",
+	"retention_period":                                             "storage.retention",
+	"ruler_max_rule_groups_per_tenant":                             "ruler.max-rule-groups-per-tenant",
+	"ruler_max_rules_per_rule_group":                               "ruler.max-rules-per-rule-group",
 	"ruler_max_independent_rule_evaluation_concurrency_per_tenant": "ruler.max-independent-rule-evaluation-concurrency-per-tenant",
 	"otel_translation_strategy":                                    "distributor.otel-translation-strategy",
 	"otel_metric_suffixes_enabled":                                 "distributor.otel-metric-suffixes-enabled",
@@ -351,6 +372,10 @@ func (l *Limits) Values() []Value {
 		{"max_global_series_per_user", float64(l.MaxGlobalSeriesPerUser)},
 		{"max_global_series_per_metric", float64(l.MaxGlobalSeriesPerMetric)},
 		{"out_of_order_time_window", sec(l.OutOfOrderTimeWindow)},
+		{"max_global_exemplars_per_user", float64(l.MaxGlobalExemplarsPerUser)},
+		{"max_global_metadata_per_user", float64(l.MaxGlobalMetadataPerUser)},
+		{"max_global_metadata_per_metric", float64(l.MaxGlobalMetadataPerMetric)},
+		{"start_timestamp_zero_ingestion_enabled", b2f(l.StartTimestampZeroIngestion)},
 		{"max_label_names_per_series", float64(l.MaxLabelNamesPerSeries)},
 		{"max_label_name_length", float64(l.MaxLabelNameLength)},
 		{"max_label_value_length", float64(l.MaxLabelValueLength)},
@@ -400,6 +425,9 @@ func (l *Limits) Validate() error {
 	}{
 		{"max_global_series_per_user", l.MaxGlobalSeriesPerUser},
 		{"max_global_series_per_metric", l.MaxGlobalSeriesPerMetric},
+		{"max_global_exemplars_per_user", l.MaxGlobalExemplarsPerUser},
+		{"max_global_metadata_per_user", l.MaxGlobalMetadataPerUser},
+		{"max_global_metadata_per_metric", l.MaxGlobalMetadataPerMetric},
 		{"max_fetched_series_per_query", l.MaxFetchedSeriesPerQuery},
 		{"max_fetched_chunk_bytes_per_query", l.MaxFetchedChunkBytesPerQuery},
 		{"ruler_max_rule_groups_per_tenant", l.RulerMaxRuleGroupsPerTenant},

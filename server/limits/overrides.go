@@ -82,6 +82,14 @@ func (o *Overrides) MaxGlobalSeriesPerMetric(tenant string) int {
 func (o *Overrides) OutOfOrderTimeWindow(tenant string) time.Duration {
 	return time.Duration(o.For(tenant).OutOfOrderTimeWindow)
 }
+
+// MetaLimits returns the tenant's exemplar and metadata limits
+// (max_global_exemplars_per_user, max_global_metadata_per_user,
+// max_global_metadata_per_metric), for the distributor.
+func (o *Overrides) MetaLimits(tenant string) (exemplars, metadata, metadataPerMetric int) {
+	l := o.For(tenant)
+	return l.MaxGlobalExemplarsPerUser, l.MaxGlobalMetadataPerUser, l.MaxGlobalMetadataPerMetric
+}
 func (o *Overrides) MaxFetchedSeriesPerQuery(tenant string) int {
 	return o.For(tenant).MaxFetchedSeriesPerQuery
 }

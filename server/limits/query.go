@@ -90,6 +90,18 @@ func SeriesPerMetricError(limit int) string {
 	return perTenantMessage(fmt.Sprintf("per-metric series limit of %d exceeded", limit), "max-series-per-metric", "max_global_series_per_metric")
 }
 
+// MetadataPerUserError is the text of metadata refused by
+// max_global_metadata_per_user, Mimir's.
+func MetadataPerUserError(limit int) string {
+	return perTenantMessage(fmt.Sprintf("per-user metric metadata limit of %d exceeded", limit), "max-metadata-per-user", "max_global_metadata_per_user")
+}
+
+// MetadataPerMetricError is the text of metadata refused by
+// max_global_metadata_per_metric, Mimir's.
+func MetadataPerMetricError(limit int) string {
+	return perTenantMessage(fmt.Sprintf("per-metric metadata limit of %d exceeded", limit), "max-metadata-per-metric", "max_global_metadata_per_metric")
+}
+
 // QueryBudget is what one query (one request of the query API) may
 // still read: max_fetched_series_per_query, counted as the query's
 // series are returned to PromQL (each label set once, whichever groups

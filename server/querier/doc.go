@@ -112,6 +112,26 @@
 // (Prometheus's /api/v1/series) no chunk is sent: the series carry labels
 // only and iterate no samples, as in Prometheus's TSDB.
 //
+// Exemplars and metadata: PathExemplars and PathMetadata take the same
+// request with the tails
+//
+//	exemplars tail = nsets:uvarint size:uvarint*nsets
+//	metadata  tail = metric:string
+//
+// where the matchers are the exemplar query's matcher sets one after the
+// other (their sizes add up to nmatchers) and metric is "" for every
+// family. Their responses are the version byte, frames, and the trailer
+// (its count the series, or the metadata, sent):
+//
+//	exemplars: frame = series exemplar*
+//	exemplar = 'E' ts:varint value:8 bytes LE nlabels:uvarint
+//	           (name:string value:string)*nlabels
+//	metadata:  frame = 'M' family:string type:byte unit:string help:string
+//
+// A node of an earlier release answers these paths 404, so during an
+// upgrade an exemplar or metadata query that needs such a node fails
+// (it answers again once every node runs this release).
+//
 // Versions: the request's version says what the client reads. A request
 // of version 3 (RequestVersion; the layout of version 2) gets response
 // version 2 (Version); one of version 1 or 2, from a node of an earlier

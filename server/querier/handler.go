@@ -86,7 +86,7 @@ func NewHandler(local LocalGroups, opts HandlerOptions) *Handler {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
-	if path != PathSelect && path != PathLabels && path != PathValues {
+	if path != PathSelect && path != PathLabels && path != PathValues && path != PathExemplars && path != PathMetadata {
 		http.NotFound(w, r)
 		return
 	}
@@ -128,6 +128,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case PathValues:
 		values, ws, err := q.LabelValues(ctx, req.name, &storage.LabelHints{Limit: req.limit}, req.matchers...)
 		h.serveStrings(w, req, values, ws, err)
+	case PathExemplars:
+		h.serveExemplars(ctx, w, q, req)
+	case PathMetadata:
+		h.serveMetadata(ctx, w, q, req)
 	}
 }
 

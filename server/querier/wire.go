@@ -78,8 +78,11 @@ type request struct {
 	// them (limits.QueryBudget.CheckSelect).
 	maxSeries int
 	// labels, values
-	name  string // values only
+	name  string // values only; metadata: the metric ("" for all)
 	limit int
+	// exemplars: the sizes of the matcher sets, in order; matchers holds
+	// them one after the other.
+	sets []int
 	// version is the request's version (decodeRequest): a client of
 	// version 3 reads response Version, older ones VersionFloats.
 	version byte
@@ -135,6 +138,13 @@ func appendRequest(dst []byte, path string, r *request) []byte {
 		dst = binary.AppendUvarint(dst, uint64(max(r.limit, 0)))
 	case PathLabels:
 		dst = binary.AppendUvarint(dst, uint64(max(r.limit, 0)))
+	case PathExemplars:
+		dst = binary.AppendUvarint(dst, uint64(len(r.sets)))
+		for _, n := range r.sets {
+			dst = binary.AppendUvarint(dst, uint64(n))
+		}
+	case PathMetadata:
+		dst = appendString(dst, r.name)
 	default:
 		panic("BUG: unknown path " + path)
 	}
@@ -207,6 +217,19 @@ func decodeRequest(path string, src []byte) (*request, error) {
 		r.limit = d.int("limit")
 	case PathLabels:
 		r.limit = d.int("limit")
+	case PathExemplars:
+		ns := d.count("matcher sets", maxMatchers, 1)
+		total := 0
+		for i := 0; i < ns && d.err == nil; i++ {
+			n := d.int("matcher set size")
+			total += n
+			r.sets = append(r.sets, n)
+		}
+		if d.err == nil && total != len(r.matchers) {
+			d.fail("%v: %d and %d", errSets, total, len(r.matchers))
+		}
+	case PathMetadata:
+		r.name = d.string("metric")
 	default:
 		return nil, fmt.Errorf("decode request: unknown path %q", path)
 	}

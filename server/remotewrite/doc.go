@@ -36,9 +36,9 @@
 //  4. Native histograms: req.Histogram(j) for each of req.Histograms
 //     (a series' are s.Histograms consecutive ones, in series order)
 //     builds one, and lim.ValidateHistogram checks it as Prometheus's
-//     receiver does (histogram.go). len(req.Exemplars),
-//     len(req.Metadata): not stored yet; say so in the response or a
-//     metric.
+//     receiver does (histogram.go). Exemplars and metadata likewise:
+//     req.Exemplar(j) and req.MetadataOf(j) build and check them
+//     (exemplar.go); 2.0 start timestamps are in req.StartTimestamps.
 //  5. Copy whatever outlives the request (label bytes and samples alias
 //     the Request's buffers), then return the Request to the pool
 //     (dropping it instead if RetainedBytes is more than the pool should
@@ -137,9 +137,10 @@
 // the symbols table, refuses the series, as Prometheus's receiver
 // refuses it (ToLabels, ToMetadata), and so does a series without
 // samples or histograms (the spec's MUST; Prometheus refuses it too).
-// Start timestamps and metadata are checked and not kept; exemplars and
-// histograms are checked and counted (spans), as in 1.0, and histograms
-// decoded by Request.Histogram. A reference of
+// Start timestamps of float samples are kept (Request.StartTimestamps),
+// those of histograms checked and skipped; metadata, exemplars and
+// histograms are checked and counted (spans), as in 1.0, and decoded by
+// MetadataOf, Exemplar and Histogram. A reference of
 // more than 32 bits keeps its low 32 bits, as every protobuf decoder
 // reads a uint32 field.
 //

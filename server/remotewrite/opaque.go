@@ -2,9 +2,9 @@ package remotewrite
 
 import "fmt"
 
-// Exemplars and metadata are not stored yet, and native histograms are
-// built apart (Request.Histogram, only for the series stored), but a
-// request that prompb would reject must be rejected here too, so their
+// Exemplars, metadata and native histograms are built apart
+// (Request.Exemplar, MetadataOf, Histogram: only for the series stored),
+// but a request that prompb would reject must be rejected here too, so their
 // bytes are checked against the schema of types.proto (wire types of known
 // fields, nested messages, packed fields) without building anything.
 // Rejected alternative: skipping them unchecked, which accepts requests

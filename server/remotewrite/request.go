@@ -66,6 +66,13 @@ type Series struct {
 	problem problem
 }
 
+// StartTimestamp is the start timestamp (2.0's Sample.start_timestamp, the
+// created timestamp of 2.0-rc.3) of the float sample Request.Samples[Sample].
+type StartTimestamp struct {
+	Sample int
+	ST     int64
+}
+
 // Proto is the protobuf message of a remote-write body.
 type Proto uint8
 
@@ -114,6 +121,11 @@ type Request struct {
 	// request's MetricMetadata; 2.0: each series' Metadata that is not
 	// empty), which are checked for well-formedness but not decoded.
 	Exemplars, Histograms, Metadata []Span
+	// StartTimestamps (2.0 only) are the start timestamps of the float
+	// samples that carry one (not zero), in sample order: Sample indexes
+	// Request.Samples. Empty for a request without any (the usual one):
+	// it costs nothing then.
+	StartTimestamps []StartTimestamp
 	// Body is the uncompressed message the slices point into.
 	Body []byte
 
@@ -303,7 +315,7 @@ func grow[E any](s []E, n int) []E {
 func (r *Request) RetainedBytes() int {
 	return cap(r.buf) + cap(r.keys) + cap(r.Series)*seriesBytes + cap(r.Labels)*labelBytes +
 		cap(r.Samples)*sampleBytes + (cap(r.Exemplars)+cap(r.Histograms)+cap(r.Metadata))*spanBytes +
-		cap(r.Symbols)*symbolBytes + cap(r.Refs)*refBytes + 8*cap(r.ends)
+		cap(r.Symbols)*symbolBytes + cap(r.Refs)*refBytes + 8*cap(r.ends) + cap(r.StartTimestamps)*startTimestampBytes
 }
 
 // Reset empties r and drops its references to the body, keeping capacity.
@@ -322,6 +334,7 @@ func (r *Request) Reset() {
 	r.Exemplars = r.Exemplars[:0]
 	r.Histograms = r.Histograms[:0]
 	r.Metadata = r.Metadata[:0]
+	r.StartTimestamps = r.StartTimestamps[:0]
 	r.Body = nil
 }
 

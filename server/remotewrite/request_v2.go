@@ -312,9 +312,15 @@ func (r *Request) decodeSeriesV2(b []byte, pos, end int) error {
 			if err != nil {
 				return err
 			}
-			s, err := decodeSampleV2(b, start, stop)
+			s, st, err := decodeSampleV2(b, start, stop)
 			if err != nil {
 				return prefix(err, "samples["+strconv.Itoa(len(r.Samples)-s0)+"]")
+			}
+			if st != 0 {
+				if !r.spend(startTimestampBytes) {
+					return r.tooLarge()
+				}
+				r.StartTimestamps = append(r.StartTimestamps, StartTimestamp{Sample: len(r.Samples), ST: st})
 			}
 			if !r.spend(sampleBytes) {
 				return r.tooLarge()
@@ -631,31 +637,32 @@ func (r *Request) keyV2(r0 int) (int, error) {
 }
 
 // decodeSampleV2 decodes the 2.0 Sample in b[pos:end]: 1.0's fields plus
-// start_timestamp (3), checked and not kept. As in proto3, a field that
+// start_timestamp (3), returned (0 if absent). As in proto3, a field that
 // occurs twice keeps its last value; a missing field is 0.
-func decodeSampleV2(b []byte, pos, end int) (Sample, error) {
+func decodeSampleV2(b []byte, pos, end int) (Sample, int64, error) {
 	// Fast path: value then timestamp, as every encoder writes them
 	// (without a start timestamp, which proto3 omits when zero).
 	if end-pos >= 11 && b[pos] == 1<<3|wireFixed64 && b[pos+9] == 2<<3|wireVarint {
 		if t, next := uvarint(b, pos+10, end); next == end {
-			return Sample{T: int64(t), V: math.Float64frombits(fixed64(b, pos+1))}, nil
+			return Sample{T: int64(t), V: math.Float64frombits(fixed64(b, pos+1))}, 0, nil
 		}
 	}
 	var s Sample
+	var st int64
 	for pos < end {
 		tagPos := pos
 		num, wt, next, err := readTag(b, pos, end)
 		if err != nil {
-			return s, err
+			return s, st, err
 		}
 		pos = next
 		switch num {
 		case 1: // double value = 1
 			if err := wantWire(wt, wireFixed64, tagPos, "value"); err != nil {
-				return s, err
+				return s, st, err
 			}
 			if end-pos < 8 {
-				return s, protoErr(pos, "value", ReasonTruncated, "fixed64")
+				return s, st, protoErr(pos, "value", ReasonTruncated, "fixed64")
 			}
 			s.V = math.Float64frombits(fixed64(b, pos))
 			pos += 8
@@ -665,24 +672,29 @@ func decodeSampleV2(b []byte, pos, end int) (Sample, error) {
 				name = "start_timestamp"
 			}
 			if err := wantWire(wt, wireVarint, tagPos, name); err != nil {
-				return s, err
+				return s, st, err
 			}
 			v, next := uvarint(b, pos, end)
 			if next < 0 {
-				return s, varintErr(next, pos, name)
+				return s, st, varintErr(next, pos, name)
 			}
 			if num == 2 {
 				s.T = int64(v)
+			} else {
+				st = int64(v)
 			}
 			pos = next
 		default:
 			if pos, err = skip(b, tagPos, pos, end, wt, num); err != nil {
-				return s, err
+				return s, st, err
 			}
 		}
 	}
-	return s, nil
+	return s, st, nil
 }
+
+// startTimestampBytes is what a StartTimestamp costs the decoder's budget.
+const startTimestampBytes = int(unsafe.Sizeof(StartTimestamp{}))
 
 // decodeMetadataV2 decodes the 2.0 Metadata in b[pos:end] into m (fields
 // present overwrite those of an earlier occurrence): type (1), help_ref
