@@ -64,7 +64,7 @@ func (r *Request) Exemplar(i int, legacy bool, scratch []Label) (write.Exemplar,
 				return e, ls, err
 			}
 			pos = stop
-			l, err := readLabel(b, start, stop)
+			l, err := decodeLabel(b, start, stop)
 			if err != nil {
 				return e, ls, err
 			}
@@ -150,36 +150,6 @@ func (r *Request) Exemplar(i int, legacy bool, scratch []Label) (write.Exemplar,
 		}
 	}
 	return e, ls, nil
-}
-
-// readLabel reads a 1.0 Label message.
-func readLabel(b []byte, pos, end int) (Label, error) {
-	var l Label
-	for pos < end {
-		tagPos := pos
-		num, wt, next, err := readTag(b, pos, end)
-		if err != nil {
-			return l, err
-		}
-		pos = next
-		if (num == 1 || num == 2) && wt == wireBytes {
-			start, stop, err := readLen(b, pos, end, "label")
-			if err != nil {
-				return l, err
-			}
-			if num == 1 {
-				l.Name = b[start:stop:stop]
-			} else {
-				l.Value = b[start:stop:stop]
-			}
-			pos = stop
-			continue
-		}
-		if pos, err = skip(b, tagPos, pos, end, wt, num); err != nil {
-			return l, err
-		}
-	}
-	return l, nil
 }
 
 // MetadataOf decodes the request's i-th metadata (Request.Metadata[i]):
