@@ -99,7 +99,13 @@ func TestE2EPrometheus3NativeHistograms(t *testing.T) {
 // canonical returns the result of the instant query q at tMillis as JSON
 // with its series sorted by labels, for comparing two servers.
 func canonical(c apiClient, q string, tMillis int64) (string, error) {
-	raw, err := c.get("/query", url.Values{"query": {q}, "time": {apiTime(tMillis)}})
+	return canonicalAt(c, "/query", url.Values{"query": {q}, "time": {apiTime(tMillis)}})
+}
+
+// canonicalAt returns the result of the query API's path with params as
+// JSON with its series sorted by labels.
+func canonicalAt(c apiClient, path string, params url.Values) (string, error) {
+	raw, err := c.get(path, params)
 	if err != nil {
 		return "", err
 	}

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,21 +199,5 @@ func canonicalRange(c apiClient, q string, params url.Values) (string, error) {
 	for k, v := range params {
 		p[k] = v
 	}
-	raw, err := c.get("/query_range", p)
-	if err != nil {
-		return "", err
-	}
-	var data struct {
-		ResultType string            `json:"resultType"`
-		Result     []json.RawMessage `json:"result"`
-	}
-	if err := json.Unmarshal(raw, &data); err != nil {
-		return "", err
-	}
-	lines := make([]string, 0, len(data.Result))
-	for _, r := range data.Result {
-		lines = append(lines, string(r))
-	}
-	slices.Sort(lines)
-	return fmt.Sprintf("%s\n%s", data.ResultType, strings.Join(lines, "\n")), nil
+	return canonicalAt(c, "/query_range", p)
 }
