@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/myelindb/myelin/server/querier"
 )
@@ -282,4 +284,49 @@ func TestStartTimestampZeroIngestion(t *testing.T) {
 		`{__name__="c_total"}: 10000=5 20000=7 30000=9 40000=1`,
 		`{__name__="no_start"}: 9000=1`,
 	}, stored(t, groups[1], "off"))
+}
+
+// TestOTLPExemplars: an OTLP point's exemplars (trace and span IDs as
+// labels, as Prometheus's translator gives them) are kept like remote
+// write's for a tenant that keeps exemplars, and dropped for one that
+// keeps none (the points are written either way).
+func TestOTLPExemplars(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	o := testOverrides(t, `
+overrides:
+  ex:
+    max_global_exemplars_per_user: 100
+`)
+	d, groups := limitedNode(t, 2, o)
+	reg := prometheus.NewRegistry()
+	wh, err := NewWriteHandler(d, WriteOptions{MultiTenant: true, Limits: o, Now: func() time.Time { return now }, Registerer: reg})
+	require.NoError(t, err)
+	h, err := NewOTLPHandler(wh, OTLPOptions{DisableTargetInfo: true})
+	require.NoError(t, err)
+	api, err := NewQueryAPI(querier.New(engineReadGroups(groups), querier.Options{}), QueryOptions{MultiTenant: true, Limits: o})
+	require.NoError(t, err)
+	md := otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+		addSum(ms, "requests", "", pmetric.AggregationTemporalityCumulative, ts, 7)
+		ex := ms.At(0).Sum().DataPoints().At(0).Exemplars().AppendEmpty()
+		ex.SetTimestamp(ts - 500_000_000) // half a second before the point
+		ex.SetDoubleValue(1.5)
+		ex.SetTraceID(pcommon.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36})
+		ex.SetSpanID(pcommon.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7})
+	})
+	for _, org := range []string{"ex", "none"} {
+		w := postOTLP(h, org, otlpProto, "", otlpBody(t, md, false, false))
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		rejected, msg := partial(t, w)
+		require.Zero(t, rejected, msg)
+	}
+	code, resp := call(t, api, http.MethodGet, "/api/v1/query_exemplars", "ex", url.Values{
+		"query": {`requests_total`}, "start": {"999"}, "end": {"1001"}})
+	require.Equal(t, http.StatusOK, code, resp.Error)
+	requireJSON(t, `[{"seriesLabels": {"__name__": "requests_total", "instance": "i1", "job": "svc"}, "exemplars": [
+		{"labels": {"span_id": "00f067aa0ba902b7", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}, "value": "1.5", "timestamp": 999.5}]}]`, resp.Data)
+	code, resp = call(t, api, http.MethodGet, "/api/v1/query_exemplars", "none", url.Values{
+		"query": {`requests_total`}, "start": {"999"}, "end": {"1001"}})
+	require.Equal(t, http.StatusOK, code, resp.Error)
+	requireJSON(t, `[]`, resp.Data)
+	require.Contains(t, gatherText(t, reg, "myelin_ingested_exemplars_total"), `myelin_ingested_exemplars_total{tenant="ex"} 1`)
 }

@@ -409,8 +409,6 @@ func (h *OTLPHandler) write(ctx context.Context, tenantID string, st *otlpState,
 	app.link()
 	wres, err := h.wh.write(ctx, tenantID, &st.push)
 	if wres != nil {
-		// OTLP exemplars are not stored yet: counted as ignored.
-		wres.ignoredExemplars = app.exemplars
 		res.writeResult = *wres
 	}
 	if err != nil {
@@ -518,8 +516,7 @@ func takeRefused(md pmetric.Metrics, allowDelta bool) (delta, lowScale refused) 
 // Labels alias the translator's label strings (immutable), kept alive by
 // the Request; histograms are the translator's (each its own).
 type otlpAppender struct {
-	st        *otlpState
-	exemplars int
+	st *otlpState
 }
 
 var _ storage.AppenderV2 = (*otlpAppender)(nil)
@@ -536,6 +533,7 @@ func (a *otlpAppender) reset(samples, hists, labels int) {
 	req.Labels = grow(req.Labels, labels)
 	req.Histograms = grow(req.Histograms, hists)
 	st.push.built = grow(st.push.built[:0], hists)
+	st.push.builtEx = st.push.builtEx[:0]
 	st.keys = st.keys[:0]
 	st.lens = grow(st.lens[:0], samples)
 }
@@ -610,9 +608,22 @@ func countOTLP(md pmetric.Metrics, extra int, nhcb bool) (samples, hists, labels
 // timestamp is not stored (docs/design.md "OTLP metrics ingest":
 // otel_created_timestamp_zero_ingestion_enabled).
 func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	a.exemplars += len(opts.Exemplars)
 	ps := &a.st.push
 	req := &ps.req
+	// The point's exemplars (the translator's, from the OTLP point's
+	// exemplars: trace_id and span_id as labels), checked and kept by
+	// the write path as remote write's are.
+	for _, ex := range opts.Exemplars {
+		b := builtExemplar{T: t, V: ex.Value, Labels: make([]remotewrite.Label, 0, ex.Labels.Len())}
+		if ex.HasTs {
+			b.T = ex.Ts
+		}
+		ex.Labels.Range(func(l labels.Label) {
+			b.Labels = append(b.Labels, remotewrite.Label{Name: bytesOf(l.Name), Value: bytesOf(l.Value)})
+		})
+		req.Exemplars = push(req.Exemplars, remotewrite.Span{Series: len(req.Series)})
+		ps.builtEx = push(ps.builtEx, b)
+	}
 	k0, n := len(a.st.keys), 0
 	ls.Range(func(l labels.Label) {
 		if l.Value == "" {
@@ -626,7 +637,7 @@ func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64,
 		a.st.keys = write.AppendLabel(a.st.keys, name, value)
 		n++
 	})
-	s := remotewrite.Series{KeyLabels: int32(n)}
+	s := remotewrite.Series{KeyLabels: int32(n), Exemplars: int32(len(opts.Exemplars))}
 	switch {
 	case h != nil || fh != nil:
 		// The write path takes it from built, in the place of the bytes

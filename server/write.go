@@ -141,6 +141,29 @@ type pushState struct {
 	// per req.Histograms entry, whose spans then hold no bytes. Nil for
 	// remote write, which decodes them from the body (histogram).
 	built []write.Histogram
+	// builtEx (OTLP): the request's exemplars, one per req.Exemplars
+	// entry (whose spans then hold no bytes), their labels not checked
+	// yet. Nil for remote write (exemplar).
+	builtEx []builtExemplar
+}
+
+// builtExemplar is an exemplar OTLP's translator gave, as it gave it.
+type builtExemplar struct {
+	T      int64
+	V      float64
+	Labels []remotewrite.Label
+}
+
+// exemplar returns the request's i-th exemplar with its labels checked
+// and encoded: from builtEx for OTLP, else decoded from the body
+// (Request.Exemplar). scratch is reused for labels.
+func (st *pushState) exemplar(i int, legacy bool, scratch []remotewrite.Label) (write.Exemplar, []remotewrite.Label, error) {
+	if len(st.builtEx) > 0 {
+		b := st.builtEx[i]
+		ls, err := remotewrite.EncodeExemplarLabels(append(scratch[:0], b.Labels...), legacy)
+		return write.Exemplar{T: b.T, V: b.V, Labels: ls}, scratch, err
+	}
+	return st.req.Exemplar(i, legacy, scratch)
 }
 
 // histogram returns the request's i-th native histogram: built[i] for
@@ -157,7 +180,7 @@ func (st *pushState) retainedBytes() int {
 	return cap(st.body) + st.req.RetainedBytes() + int(unsafe.Sizeof(kept{}))*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch) +
 		int(unsafe.Sizeof(write.Histogram{}))*(cap(st.hists)+cap(st.built)) +
 		int(unsafe.Sizeof(remotewrite.Label{}))*(cap(st.labels)+cap(st.exLbls)) +
-		int(unsafe.Sizeof(write.Exemplar{}))*cap(st.exs)
+		int(unsafe.Sizeof(write.Exemplar{}))*cap(st.exs) + int(unsafe.Sizeof(builtExemplar{}))*cap(st.builtEx)
 }
 
 // kept is one series of a push's batch: float samples of
@@ -691,7 +714,7 @@ func (h *WriteHandler) keepExemplars(st *pushState, res *writeResult, i, e0 int,
 	for j := range n {
 		var e write.Exemplar
 		var err error
-		e, st.exLbls, err = req.Exemplar(e0+j, h.opts.LegacyNames, st.exLbls)
+		e, st.exLbls, err = st.exemplar(e0+j, h.opts.LegacyNames, st.exLbls)
 		if err != nil {
 			res.refuseExemplars(1, exemplarInvalid)
 			if res.exemplarErr == nil {

@@ -120,6 +120,18 @@ func (r *Request) Exemplar(i int, legacy bool, scratch []Label) (write.Exemplar,
 	if name != nil {
 		return e, ls, fmt.Errorf("%w: an odd number of label references", ErrInvalidExemplar)
 	}
+	var err error
+	e.Labels, err = EncodeExemplarLabels(ls, legacy)
+	return e, ls, err
+}
+
+// EncodeExemplarLabels sorts an exemplar's labels by name (in place),
+// drops those with an empty value, checks them as Request.Exemplar does
+// (valid names and UTF-8 values, no duplicate name, at most
+// ExemplarMaxLabelSetLength runes together; else an error wrapping
+// ErrInvalidExemplar) and returns their encoding (write.AppendLabel) in
+// a slice of its own, nil for none.
+func EncodeExemplarLabels(ls []Label, legacy bool) ([]byte, error) {
 	slices.SortStableFunc(ls, func(a, b Label) int { return bytes.Compare(a.Name, b.Name) })
 	runes, n := 0, 0
 	for j, l := range ls {
@@ -127,29 +139,30 @@ func (r *Request) Exemplar(i int, legacy bool, scratch []Label) (write.Exemplar,
 			continue
 		}
 		if !validName(l.Name, legacy, false, false) {
-			return e, ls, fmt.Errorf("%w: invalid label name %s", ErrInvalidExemplar, quote(l.Name))
+			return nil, fmt.Errorf("%w: invalid label name %s", ErrInvalidExemplar, quote(l.Name))
 		}
 		if !utf8.Valid(l.Value) {
-			return e, ls, fmt.Errorf("%w: label %s has a value that is not valid UTF-8", ErrInvalidExemplar, quote(l.Name))
+			return nil, fmt.Errorf("%w: label %s has a value that is not valid UTF-8", ErrInvalidExemplar, quote(l.Name))
 		}
 		if j > 0 && bytes.Equal(ls[j-1].Name, l.Name) {
-			return e, ls, fmt.Errorf("%w: duplicate label name %s", ErrInvalidExemplar, quote(l.Name))
+			return nil, fmt.Errorf("%w: duplicate label name %s", ErrInvalidExemplar, quote(l.Name))
 		}
 		runes += utf8.RuneCount(l.Name) + utf8.RuneCount(l.Value)
 		n += len(l.Name) + len(l.Value) + 2
 	}
 	if runes > ExemplarMaxLabelSetLength {
-		return e, ls, fmt.Errorf("%w: label length for exemplar exceeds maximum of %d UTF-8 characters (%d)", ErrInvalidExemplar, ExemplarMaxLabelSetLength, runes)
+		return nil, fmt.Errorf("%w: label length for exemplar exceeds maximum of %d UTF-8 characters (%d)", ErrInvalidExemplar, ExemplarMaxLabelSetLength, runes)
 	}
-	if n > 0 {
-		e.Labels = make([]byte, 0, n)
-		for _, l := range ls {
-			if len(l.Value) > 0 {
-				e.Labels = write.AppendLabel(e.Labels, string(l.Name), string(l.Value))
-			}
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]byte, 0, n)
+	for _, l := range ls {
+		if len(l.Value) > 0 {
+			out = write.AppendLabel(out, string(l.Name), string(l.Value))
 		}
 	}
-	return e, ls, nil
+	return out, nil
 }
 
 // MetadataOf decodes the request's i-th metadata (Request.Metadata[i]):
