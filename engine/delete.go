@@ -55,25 +55,14 @@ func (g *Group) ApplyDelete(index uint64, tenant string, ms []*labels.Matcher) (
 // their 's' key (gone from the store, which holds the entry), and trims
 // the others' open chunks as the first run did.
 func (g *Group) ApplyDeleteSeries(index uint64, d *write.DeleteSeries) (int, error) {
-	tenant, ms := d.Tenant, d.Matchers
+	ms := d.Matchers
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
-	if g.db.closed() {
-		return 0, ErrClosed
-	}
-	g.mu.Lock()
-	if err := g.mu.failed; err != nil {
-		g.mu.Unlock()
+	e, ok, err := g.beginControl(index, d.Tenant)
+	if !ok {
 		return 0, err
 	}
-	if index <= g.mu.applied {
-		g.mu.Unlock()
-		return 0, nil
-	}
-	replay := index <= g.mu.stored
-	stored := max(g.mu.stored, index)
-	t := g.mu.tenants[tenant]
-	g.mu.Unlock()
+	replay, t := e.replay, e.t
 	// A tenant this group does not have loses nothing: no barrier (a
 	// delete_series goes to every group, most of which may not hold the
 	// tenant).
@@ -109,18 +98,9 @@ func (g *Group) ApplyDeleteSeries(index uint64, d *write.DeleteSeries) (int, err
 			return 0, g.fail(fmt.Errorf("apply deletion %d: %w", index, err))
 		}
 	}
-	if err := pb.Set(groupKey(nil, g.id, kindApplied), binary.BigEndian.AppendUint64(nil, stored), nil); err != nil {
-		return 0, g.fail(err)
+	if err := g.commitControl(pb, e, "deletion", nil); err != nil {
+		return 0, err
 	}
-	if err := pb.Commit(pebble.NoSync); err != nil {
-		return 0, g.fail(fmt.Errorf("commit deletion %d: %w", index, err))
-	}
-	g.mu.Lock()
-	if invariants.Enabled && (index <= g.mu.applied || stored < g.mu.stored) {
-		panic(fmt.Sprintf("BUG: group %d: deletion %d applied after %d, stored index %d after %d", g.id, index, g.mu.applied, stored, g.mu.stored))
-	}
-	g.mu.applied, g.mu.stored = index, stored
-	g.mu.Unlock()
 	return n, nil
 }
 

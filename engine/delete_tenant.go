@@ -1,12 +1,7 @@
 package engine
 
 import (
-	"encoding/binary"
 	"fmt"
-
-	"github.com/cockroachdb/pebble/v2"
-
-	"github.com/myelindb/myelin/internal/invariants"
 )
 
 // ApplyDeleteTenant applies log entry index as the deletion of tenant
@@ -25,22 +20,11 @@ import (
 func (g *Group) ApplyDeleteTenant(index uint64, tenant string) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
-	if g.db.closed() {
-		return ErrClosed
-	}
-	g.mu.Lock()
-	if err := g.mu.failed; err != nil {
-		g.mu.Unlock()
+	e, ok, err := g.beginControl(index, tenant)
+	if !ok {
 		return err
 	}
-	if index <= g.mu.applied {
-		g.mu.Unlock()
-		return nil
-	}
-	replay := index <= g.mu.stored
-	stored := max(g.mu.stored, index)
-	t := g.mu.tenants[tenant]
-	g.mu.Unlock()
+	replay, t := e.replay, e.t
 	if !replay && t != nil { // an unknown tenant: nothing to delete, no barrier
 		if err := g.checkpointLocked(); err != nil {
 			return g.fail(fmt.Errorf("apply tenant deletion %d: checkpoint before it: %w", index, err))
@@ -59,20 +43,9 @@ func (g *Group) ApplyDeleteTenant(index uint64, tenant string) error {
 			return g.fail(err)
 		}
 	}
-	if err := pb.Set(groupKey(nil, g.id, kindApplied), binary.BigEndian.AppendUint64(nil, stored), nil); err != nil {
-		return g.fail(err)
-	}
-	if err := pb.Commit(pebble.NoSync); err != nil {
-		return g.fail(fmt.Errorf("commit tenant deletion %d: %w", index, err))
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if invariants.Enabled && (index <= g.mu.applied || stored < g.mu.stored) {
-		panic(fmt.Sprintf("BUG: group %d: tenant deletion %d applied after %d, stored index %d after %d", g.id, index, g.mu.applied, stored, g.mu.stored))
-	}
-	if t != nil && !replay {
-		delete(g.mu.tenants, tenant)
-	}
-	g.mu.applied, g.mu.stored = index, stored
-	return nil
+	return g.commitControl(pb, e, "tenant deletion", func() {
+		if t != nil && !replay {
+			delete(g.mu.tenants, tenant)
+		}
+	})
 }

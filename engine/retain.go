@@ -9,7 +9,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/myelindb/myelin/internal/invariants"
 	"github.com/myelindb/myelin/write"
 )
 
@@ -35,22 +34,11 @@ import (
 func (g *Group) ApplyRetain(index uint64, r write.Retain) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
-	if g.db.closed() {
-		return ErrClosed
-	}
-	g.mu.Lock()
-	if err := g.mu.failed; err != nil {
-		g.mu.Unlock()
+	e, ok, err := g.beginControl(index, r.Tenant)
+	if !ok {
 		return err
 	}
-	if index <= g.mu.applied {
-		g.mu.Unlock()
-		return nil
-	}
-	replay := index <= g.mu.stored
-	stored := max(g.mu.stored, index)
-	t := g.mu.tenants[r.Tenant]
-	g.mu.Unlock()
+	replay, t := e.replay, e.t
 
 	pw := g.db.partitionMs
 	cut := uint32(0)
@@ -115,19 +103,7 @@ func (g *Group) ApplyRetain(index uint64, r write.Retain) error {
 			return g.fail(fmt.Errorf("apply retention %d of tenant %q: %w", index, r.Tenant, err))
 		}
 	}
-	if err := pb.Set(groupKey(nil, g.id, kindApplied), binary.BigEndian.AppendUint64(nil, stored), nil); err != nil {
-		return g.fail(err)
-	}
-	if err := pb.Commit(pebble.NoSync); err != nil {
-		return g.fail(fmt.Errorf("commit retention %d: %w", index, err))
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if invariants.Enabled && (index <= g.mu.applied || stored < g.mu.stored) {
-		panic(fmt.Sprintf("BUG: group %d: retention %d applied after %d, stored index %d after %d", g.id, index, g.mu.applied, stored, g.mu.stored))
-	}
-	g.mu.applied, g.mu.stored = index, stored
-	return nil
+	return g.commitControl(pb, e, "retention", nil)
 }
 
 // appendRetainMeta appends the value of a tenant's 'm' 'r' key: the
