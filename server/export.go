@@ -29,11 +29,22 @@ import (
 type ExportHandler struct {
 	s           Storage
 	multiTenant bool
+	native      bool
 }
 
 // NewExportHandler returns the export handler reading s.
 func NewExportHandler(s Storage, multiTenant bool) *ExportHandler {
 	return &ExportHandler{s: s, multiTenant: multiTenant}
+}
+
+// NewNativeExportHandler returns the handler of GET /api/v1/export/native
+// (VictoriaMetrics' path for its own binary format): the same parameters
+// and order as the text export, in the native format (NativeMagic, then
+// remote write 2.0 frames), which carries staleness markers, native
+// histograms and every float's bits. `myelin import -format native`
+// posts its frames to /api/v1/push.
+func NewNativeExportHandler(s Storage, multiTenant bool) *ExportHandler {
+	return &ExportHandler{s: s, multiTenant: multiTenant, native: true}
 }
 
 // exportParser parses match[] selectors.
@@ -106,16 +117,29 @@ func (h *ExportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer q.Close()
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	rc := http.NewResponseController(w)
 	bw := bufio.NewWriterSize(w, exportFlushBytes)
-	err = exportSeries(r.Context(), q, sets, mint, maxt, bw, func() error {
+	flush := func() error {
 		_ = rc.SetWriteDeadline(time.Now().Add(2 * time.Minute))
 		if err := bw.Flush(); err != nil {
 			return err
 		}
 		return rc.Flush()
-	})
+	}
+	if h.native {
+		w.Header().Set("Content-Type", NativeContentType)
+		bw.WriteString(NativeMagic)
+		err = exportNative(r.Context(), q, sets, mint, maxt, bw, flush)
+		if err != nil {
+			// The status has gone out: the stream ends with an error
+			// trailer, which ReadNativeFrames returns.
+			bw.Write(AppendNativeError(nil, err.Error()))
+		}
+		_ = bw.Flush()
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	err = exportSeries(r.Context(), q, sets, mint, maxt, bw, flush)
 	if err != nil {
 		fmt.Fprintf(bw, "# ERROR %s\n", err)
 	}
@@ -141,17 +165,7 @@ func parseExportTime(s string) (int64, error) {
 // exportSeries writes the series of q matching any of sets, samples in
 // [mint, maxt], to w, calling flush whenever w holds exportFlushBytes.
 func exportSeries(ctx context.Context, q storage.Querier, sets [][]*labels.Matcher, mint, maxt int64, w *bufio.Writer, flush func() error) error {
-	hints := &storage.SelectHints{Start: mint, End: maxt}
-	var ss storage.SeriesSet
-	if len(sets) == 1 {
-		ss = q.Select(ctx, true, hints, sets[0]...)
-	} else {
-		all := make([]storage.SeriesSet, 0, len(sets))
-		for _, ms := range sets {
-			all = append(all, q.Select(ctx, true, hints, ms...))
-		}
-		ss = storage.NewMergeSeriesSet(all, 0, storage.ChainedSeriesMerge)
-	}
+	ss := exportSelect(ctx, q, sets, mint, maxt)
 	var it chunkenc.Iterator
 	var line []byte
 	histograms := 0
@@ -198,6 +212,51 @@ func exportSeries(ctx context.Context, q storage.Querier, sets [][]*labels.Match
 		return err
 	}
 	return nil
+}
+
+// exportSelect selects the series of q matching any of sets, in label
+// order.
+func exportSelect(ctx context.Context, q storage.Querier, sets [][]*labels.Matcher, mint, maxt int64) storage.SeriesSet {
+	hints := &storage.SelectHints{Start: mint, End: maxt}
+	if len(sets) == 1 {
+		return q.Select(ctx, true, hints, sets[0]...)
+	}
+	all := make([]storage.SeriesSet, 0, len(sets))
+	for _, ms := range sets {
+		all = append(all, q.Select(ctx, true, hints, ms...))
+	}
+	return storage.NewMergeSeriesSet(all, 0, storage.ChainedSeriesMerge)
+}
+
+// exportNative writes the series of q matching any of sets, samples in
+// [mint, maxt] with staleness markers and histograms, as native frames to
+// w, flushing after every frame.
+func exportNative(ctx context.Context, q storage.Querier, sets [][]*labels.Matcher, mint, maxt int64, w *bufio.Writer, flush func() error) error {
+	ss := exportSelect(ctx, q, sets, mint, maxt)
+	nw := NewNativeWriter(func(frame []byte) error {
+		if _, err := w.Write(frame); err != nil {
+			return err
+		}
+		return flush()
+	}, 0)
+	var it chunkenc.Iterator
+	for ss.Next() {
+		s := ss.At()
+		it = s.Iterator(it)
+		if err := nw.WriteSeries(s.Labels(), it, mint, maxt); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return fmt.Errorf("select: %w", err)
+	}
+	if ws := ss.Warnings(); len(ws) > 0 {
+		return errors.Join(ws.AsErrors()...)
+	}
+	return nw.Flush()
 }
 
 // AppendSeriesText appends ls in the text format: name{l="v",...}, or

@@ -22,10 +22,11 @@
 //
 // `myelin token create` and `myelin secret create` make an auth token
 // (and its entry in the auth file) and a cluster secret (token.go).
-// `myelin import` streams a Prometheus text / OpenMetrics file, or a
-// Prometheus TSDB directory opened read-only, to a node's
-// /api/v1/import/prometheus with progress; `myelin export` writes a
-// tenant's series from /api/v1/export (import.go).
+// `myelin import` streams a Prometheus text / OpenMetrics file to a
+// node's /api/v1/import/prometheus, or a native export or a Prometheus
+// TSDB directory opened read-only as remote write 2.0 frames to its
+// /api/v1/push, with progress; `myelin export` writes a tenant's series
+// from /api/v1/export or /api/v1/export/native (import.go).
 //
 // Exit status: 0 after a clean shutdown or -help/-version, 2 for bad flags,
 // 1 for any other error. `myelin -help` lists the flags.

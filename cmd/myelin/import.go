@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,13 +15,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/value"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
@@ -94,39 +98,27 @@ func importCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	case "prometheus":
 	case "openmetrics":
 		ct = "application/openmetrics-text; version=1.0.0"
+	case "native":
 	default:
-		fmt.Fprintf(stderr, "unknown -format %q: want prometheus or openmetrics\n", *format)
+		fmt.Fprintf(stderr, "unknown -format %q: want prometheus, openmetrics or native\n", *format)
 		return fmt.Errorf("%w: unknown -format %q", errUsage, *format)
 	}
 	var (
 		body  io.Reader
 		total int64 = -1 // bytes, for the progress; -1 unknown
 		read  atomic.Int64
-		done  = make(chan struct{})
 	)
 	switch {
 	case *dir != "" && fs.NArg() == 0:
-		if *format != "prometheus" {
-			return fmt.Errorf("%w: -tsdb sends the prometheus format; drop -format", errUsage)
+		if *format != "prometheus" && *format != "native" {
+			return fmt.Errorf("%w: -tsdb sends the native format; drop -format", errUsage)
 		}
-		pr, pw := io.Pipe()
-		stats := &tsdbStats{}
-		written := make(chan struct{})
-		go func() {
-			defer close(written)
-			pw.CloseWithError(writeTSDB(ctx, *dir, pw, stats))
-		}()
-		// After the answer: the reader closed (an early answer, a 400,
-		// leaves the writer blocked otherwise), the writer done.
-		defer func() {
-			pr.Close()
-			<-written
-			if stats.stale > 0 || stats.histograms > 0 {
-				fmt.Fprintf(stderr, "not sent: %d staleness markers, %d native histogram samples (the text format cannot carry them)\n",
-					stats.stale, stats.histograms)
-			}
-		}()
-		body = pr
+		p := &pusher{c: &c, sent: &read}
+		stop := startProgress(stderr, *progress, &read, total)
+		err := importTSDB(ctx, *dir, p)
+		stop()
+		p.report(stdout)
+		return err
 	case *dir == "" && fs.NArg() == 1:
 		name := fs.Arg(0)
 		if name == "-" {
@@ -146,26 +138,18 @@ func importCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fs.Usage()
 		return fmt.Errorf("%w: want one FILE, or -tsdb DIR", errUsage)
 	}
-	body = &countingReader{r: body, n: &read}
-	// The progress printer is owned here: stopped by closing done, waited
-	// for on stopped before anything else writes to stderr.
-	stopped := make(chan struct{})
-	if *progress > 0 {
-		start := time.Now()
-		go func() {
-			defer close(stopped)
-			tick := time.NewTicker(*progress)
-			defer tick.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-tick.C:
-					fmt.Fprintln(stderr, progressLine(read.Load(), total, time.Since(start)))
-				}
-			}
-		}()
+	if *format == "native" {
+		p := &pusher{c: &c}
+		stop := startProgress(stderr, *progress, &read, total)
+		err := server.ReadNativeFrames(&countingReader{r: body, n: &read}, func(frame []byte) error {
+			return p.push(ctx, frame)
+		})
+		stop()
+		p.report(stdout)
+		return err
 	}
+	body = &countingReader{r: body, n: &read}
+	stop := startProgress(stderr, *progress, &read, total)
 	req, err := c.request(ctx, http.MethodPost, "/api/v1/import/prometheus", body)
 	if err == nil {
 		req.Header.Set("Content-Type", ct)
@@ -174,10 +158,7 @@ func importCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err == nil {
 		resp, err = http.DefaultClient.Do(req)
 	}
-	close(done)
-	if *progress > 0 {
-		<-stopped
-	}
+	stop()
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
@@ -204,6 +185,34 @@ func importCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
+// startProgress prints a progress line to stderr every interval (0:
+// never) until the returned stop is called; nothing else may write to
+// stderr until then.
+func startProgress(stderr io.Writer, interval time.Duration, read *atomic.Int64, total int64) (stop func()) {
+	if interval <= 0 {
+		return func() {}
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fmt.Fprintln(stderr, progressLine(read.Load(), total, time.Since(start)))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
 // progressLine says how far an import is.
 func progressLine(read, total int64, took time.Duration) string {
 	rate := float64(read) / max(took.Seconds(), 1e-3) / (1 << 20)
@@ -224,15 +233,12 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// tsdbStats counts what writeTSDB could not send.
-type tsdbStats struct{ stale, histograms int }
-
-// writeTSDB writes every float sample of the Prometheus TSDB in dir (its
+// importTSDB sends every sample of the Prometheus TSDB in dir (its
 // blocks and its head's WAL, opened read-only: Prometheus may be running
-// on it, its files are not changed) to w in the text format, series
-// after series in label order, each series' samples in time order. It
-// leaves out staleness markers and native histograms, counted in stats.
-func writeTSDB(ctx context.Context, dir string, w io.Writer, stats *tsdbStats) error {
+// on it, its files are not changed) through p in native frames, series
+// after series in label order, each series' samples in time order:
+// floats, staleness markers and native histograms alike.
+func importTSDB(ctx context.Context, dir string, p *pusher) error {
 	sandbox, err := os.MkdirTemp("", "myelin-import-")
 	if err != nil {
 		return err
@@ -248,37 +254,132 @@ func writeTSDB(ctx context.Context, dir string, w io.Writer, stats *tsdbStats) e
 		return fmt.Errorf("query TSDB %s: %w", dir, err)
 	}
 	defer q.Close()
-	bw := bufio.NewWriterSize(w, 1<<20)
+	nw := server.NewNativeWriter(func(frame []byte) error {
+		// The frame's length prefix is the stream's, not the body's.
+		_, n := binary.Uvarint(frame)
+		return p.push(ctx, frame[n:])
+	}, 0)
 	ss := q.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+"))
 	var it chunkenc.Iterator
-	var line []byte
 	for ss.Next() {
 		s := ss.At()
-		head := server.AppendSeriesText(nil, s.Labels())
 		it = s.Iterator(it)
-		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-			if vt != chunkenc.ValFloat {
-				stats.histograms++
-				continue
-			}
-			t, v := it.At()
-			if value.IsStaleNaN(v) {
-				stats.stale++
-				continue
-			}
-			line = server.AppendSampleText(line[:0], head, t, v)
-			if _, err := bw.Write(line); err != nil {
-				return err
-			}
-		}
-		if err := it.Err(); err != nil {
-			return fmt.Errorf("read series %s: %w", s.Labels(), err)
+		if err := nw.WriteSeries(s.Labels(), it, math.MinInt64, math.MaxInt64); err != nil {
+			return err
 		}
 	}
 	if err := ss.Err(); err != nil {
 		return fmt.Errorf("read TSDB %s: %w", dir, err)
 	}
-	return bw.Flush()
+	return nw.Flush()
+}
+
+// pusher posts native frames, each a remote write 2.0 body, to the node's
+// /api/v1/push, and counts what the node wrote and refused. A frame the
+// node's limits turn away (429) waits and is sent again, as a remote
+// write sender does: an import is throttled, not failed; so is one the
+// node could not make durable (5xx), a few times.
+type pusher struct {
+	c    *clientFlags
+	sent *atomic.Int64 // bytes posted, for the progress; nil: not counted
+
+	frames, samples, histograms int // sent
+	written, histWritten         int // of them, written
+	firstRefusal                 string
+}
+
+// push posts one frame (a snappy-compressed remote write 2.0 request).
+func (p *pusher) push(ctx context.Context, body []byte) error {
+	samples, histograms, err := nativeFrameCounts(body)
+	if err != nil {
+		return fmt.Errorf("frame %d: %w", p.frames+1, err)
+	}
+	p.frames++
+	p.samples += samples
+	p.histograms += histograms
+	if p.sent != nil {
+		p.sent.Add(int64(len(body)))
+	}
+	backoff, failures := 250*time.Millisecond, 0
+	for {
+		req, err := p.c.request(ctx, http.MethodPost, "/api/v1/push", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+		req.Header.Set("Content-Encoding", "snappy")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("import: frame %d: %w", p.frames, err)
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		switch code := resp.StatusCode; {
+		case code == http.StatusNoContent || code == http.StatusOK || code == http.StatusBadRequest:
+			w, errW := strconv.Atoi(resp.Header.Get("X-Prometheus-Remote-Write-Samples-Written"))
+			hw, errH := strconv.Atoi(resp.Header.Get("X-Prometheus-Remote-Write-Histograms-Written"))
+			if errW != nil || errH != nil {
+				// Not a node that says what it wrote: a 400 is the whole
+				// frame refused, a 2xx the whole frame written.
+				w, hw = samples, histograms
+				if code == http.StatusBadRequest {
+					w, hw = 0, 0
+				}
+			}
+			p.written += w
+			p.histWritten += hw
+			if code == http.StatusBadRequest && p.firstRefusal == "" {
+				p.firstRefusal = strings.TrimSpace(string(msg))
+			}
+			return nil
+		case code == http.StatusTooManyRequests || code >= 500:
+			if code >= 500 {
+				if failures++; failures > 10 {
+					return fmt.Errorf("import: frame %d: %s: %s", p.frames, resp.Status, strings.TrimSpace(string(msg)))
+				}
+			}
+			wait := backoff
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+				wait = time.Duration(s) * time.Second
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+		default:
+			return fmt.Errorf("import: frame %d: %s: %s", p.frames, resp.Status, strings.TrimSpace(string(msg)))
+		}
+	}
+}
+
+// report prints what was sent, written and refused.
+func (p *pusher) report(stdout io.Writer) {
+	fmt.Fprintf(stdout, "%d frames sent, %d samples and %d histogram samples written, %d samples refused\n",
+		p.frames, p.written, p.histWritten, p.samples+p.histograms-p.written-p.histWritten)
+	if p.firstRefusal != "" {
+		fmt.Fprintf(stdout, "  first refusal: %s\n", p.firstRefusal)
+	}
+}
+
+// nativeFrameCounts returns how many float and histogram samples a frame
+// (a snappy-compressed remote write 2.0 request) holds.
+func nativeFrameCounts(body []byte) (samples, histograms int, err error) {
+	raw, err := snappy.Decode(nil, body)
+	if err != nil {
+		return 0, 0, fmt.Errorf("snappy: %w", err)
+	}
+	var req writev2.Request
+	if err := req.Unmarshal(raw); err != nil {
+		return 0, 0, fmt.Errorf("remote write 2.0 request: %w", err)
+	}
+	for _, ts := range req.Timeseries {
+		samples += len(ts.Samples)
+		histograms += len(ts.Histograms)
+	}
+	return samples, histograms, nil
 }
 
 // exportCommand runs `myelin export`.
@@ -292,8 +393,17 @@ func exportCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	start := fs.String("start", "", "Start `time` (RFC 3339 or Unix seconds); default: the beginning.")
 	end := fs.String("end", "", "End `time` (RFC 3339 or Unix seconds); default: now.")
 	output := fs.String("o", "-", "Write to this `file` (- is stdout).")
+	format := fs.String("format", "prometheus", "Export `format`: prometheus (the text format: floats, no staleness markers) or native (everything, for myelin import -format native).")
 	if done, err := parseCommandFlags(fs, args); done || err != nil {
 		return err
+	}
+	path := "/api/v1/export"
+	switch *format {
+	case "prometheus":
+	case "native":
+		path = "/api/v1/export/native"
+	default:
+		return fmt.Errorf("%w: unknown -format %q: want prometheus or native", errUsage, *format)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
@@ -308,7 +418,7 @@ func exportCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *end != "" {
 		form.Set("end", *end)
 	}
-	req, err := c.request(ctx, http.MethodPost, "/api/v1/export", strings.NewReader(form.Encode()))
+	req, err := c.request(ctx, http.MethodPost, path, strings.NewReader(form.Encode()))
 	if err != nil {
 		return err
 	}
@@ -331,10 +441,31 @@ func exportCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		defer f.Close()
 		out = f
 	}
+	bw := bufio.NewWriterSize(out, 1<<20)
+	if *format == "native" {
+		// Copied frame by frame: an error trailer is the server's failure
+		// after the answer began.
+		var err error
+		if _, werr := bw.WriteString(server.NativeMagic); werr == nil {
+			err = server.ReadNativeFrames(resp.Body, func(body []byte) error {
+				var n [binary.MaxVarintLen64]byte
+				if _, err := bw.Write(n[:binary.PutUvarint(n[:], uint64(len(body)))]); err != nil {
+					return err
+				}
+				_, err := bw.Write(body)
+				return err
+			})
+		} else {
+			err = werr
+		}
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		return closeExport(bw, out, stdout)
+	}
 	// Copied line by line: a "# ERROR" line is the server's failure after
 	// the answer began (server.ExportHandler).
 	br := bufio.NewReaderSize(resp.Body, 1<<20)
-	bw := bufio.NewWriterSize(out, 1<<20)
 	for {
 		line, err := br.ReadSlice('\n')
 		if strings.HasPrefix(string(line), "# ERROR ") {
@@ -359,6 +490,11 @@ func exportCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return fmt.Errorf("export: read answer: %w", err)
 		}
 	}
+	return closeExport(bw, out, stdout)
+}
+
+// closeExport flushes an export and syncs its file.
+func closeExport(bw *bufio.Writer, out, stdout io.Writer) error {
 	if err := bw.Flush(); err != nil {
 		return err
 	}

@@ -29,14 +29,17 @@ const commandsUsage = `Commands:
   myelin secret create [-file F]
       Make a cluster secret for -raft.secret-file (64 hex digits), on stdout or
       into a new file F (mode 0600). Every node of a cluster gets the same one.
-  myelin import [-url U] [-tenant T] [-token-file F] [-format prometheus|openmetrics] FILE|-
+  myelin import [-url U] [-tenant T] [-token-file F] [-format prometheus|openmetrics|native] FILE|-
   myelin import [-url U] [-tenant T] [-token-file F] -tsdb DIR
-      Backfill a Prometheus text / OpenMetrics file with timestamps, or a Prometheus
-      TSDB directory (read-only), into a tenant through POST /api/v1/import/prometheus;
-      shows progress on stderr and what was written and refused, per reason.
-  myelin export [-url U] [-tenant T] [-token-file F] [-match SEL]... [-start T] [-end T] [-o FILE]
+      Backfill a Prometheus text / OpenMetrics file with timestamps through
+      POST /api/v1/import/prometheus, or a native export or a Prometheus TSDB
+      directory (read-only; staleness markers and native histograms too) through
+      remote write 2.0 to /api/v1/push; shows progress on stderr and what was
+      written and refused.
+  myelin export [-url U] [-tenant T] [-token-file F] [-match SEL]... [-start T] [-end T] [-format prometheus|native] [-o FILE]
       Write a tenant's series in the Prometheus text format with timestamps
-      (GET /api/v1/export), which myelin import reads back.
+      (GET /api/v1/export), or in the native format with staleness markers and
+      native histograms (GET /api/v1/export/native); myelin import reads both back.
 `
 
 // runCommand runs a command (args[0] is not a flag): token, secret,

@@ -451,6 +451,10 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 	for _, p := range []string{"/api/v1/export", "/prometheus/api/v1/export"} {
 		handle(p, "export", auth.Read, exp)
 	}
+	expNative := server.NewNativeExportHandler(n.query, cfg.multitenancy)
+	for _, p := range []string{"/api/v1/export/native", "/prometheus/api/v1/export/native"} {
+		handle(p, "export", auth.Read, expNative)
+	}
 	// The Cortex and Mimir rule configuration API: the rules scope.
 	// Prometheus's read of rules and alerts is the query API's
 	// /prometheus/api/v1/rules and /alerts (GET /api/v1/rules is
