@@ -284,8 +284,8 @@ type pusher struct {
 	sent *atomic.Int64 // bytes posted, for the progress; nil: not counted
 
 	frames, samples, histograms int // sent
-	written, histWritten         int // of them, written
-	firstRefusal                 string
+	written, histWritten        int // of them, written
+	firstRefusal                string
 }
 
 // push posts one frame (a snappy-compressed remote write 2.0 request).
