@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist bench-rules histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist bench-rules bench-vm victoriametrics histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,9 @@ e2e-deps: ## install Prometheus, Chromium, memcached and Alertmanager for the en
 # histograms with Remote-Write 2.0 (Debian's 2.42 has no 2.0 sender);
 # `make test` runs that test when bin/prometheus-3 exists and skips it
 # otherwise, CI builds it first.
+victoriametrics: ## build single-node VictoriaMetrics v1.151.0 into bin/victoria-metrics from the Go module proxy (a minute or two; once)
+	OUT=bin/victoria-metrics scripts/build-victoriametrics.sh
+
 prometheus3: ## build Prometheus v3.14 into bin/prometheus-3 from the Go module proxy (a few minutes; once)
 	OUT=bin/prometheus-3 scripts/build-prometheus3.sh
 
@@ -147,6 +150,13 @@ bench: build e2e-deps ## Myelin vs Prometheus side by side: table of ratios, rep
 		-command "make bench$(if $(SERIES), SERIES=$(SERIES))$(if $(HOURS), HOURS=$(HOURS))" $(BENCHARGS)
 
 # One large run (requests built while sending; chunk and engine benchmarks skipped).
+# The same run against VictoriaMetrics instead of Prometheus (issue 19's
+# goals name it): load, footprint and queries; no engine/chunk rows (those
+# compare with Prometheus's libraries).
+bench-vm: build victoriametrics ## Myelin vs VictoriaMetrics side by side (SERIES, HOURS as for bench)
+	$(GO) run ./bench/cmd/compare -baseline victoriametrics -series $(or $(SERIES),50000) -hours $(or $(HOURS),2) -label vm \
+		-command "make bench-vm$(if $(SERIES), SERIES=$(SERIES))$(if $(HOURS), HOURS=$(HOURS))" $(BENCHARGS)
+
 bench-scale: build e2e-deps ## one large side-by-side run: SERIES=1000000 HOURS=0.25 by default (~30 min)
 	$(GO) run ./bench/cmd/compare -series $(or $(SERIES),1000000) -hours $(or $(HOURS),0.25) \
 		-prebuild=false -chunks=false -engine=false -label scale \

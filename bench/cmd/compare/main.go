@@ -1,7 +1,8 @@
-// Command compare measures Myelin against Prometheus on the same machine
-// and the same remote-write load, one after the other, and writes one
-// table of ratios (Myelin / Prometheus) with the raw figures beside them.
-// It is what `make bench` runs:
+// Command compare measures Myelin against Prometheus (or, with -baseline
+// victoriametrics, against VictoriaMetrics: `make bench-vm`) on the same
+// machine and the same remote-write load, one after the other, and writes
+// one table of ratios (Myelin / the baseline) with the raw figures beside
+// them. It is what `make bench` runs:
 //
 //  1. Start bin/myelin (one node) in a temporary directory, send it the
 //     load, wait for it to settle and measure it (bench/internal/load).
@@ -72,6 +73,7 @@ func (e errFailed) Error() string {
 
 type config struct {
 	myelinBin, promBin string
+	baseline, vmBin    string
 	workload, dataDir  string
 	series             int
 	opts               load.Options
@@ -93,6 +95,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.myelinBin, "myelin", "bin/myelin", "Myelin binary (make build).")
 	fs.StringVar(&cfg.promBin, "prometheus", "", "Prometheus binary (default: prometheus on PATH, else /usr/bin/prometheus).")
+	fs.StringVar(&cfg.baseline, "baseline", "prometheus", `The server measured against Myelin: "prometheus" or "victoriametrics".`)
+	fs.StringVar(&cfg.vmBin, "victoriametrics", "bin/victoria-metrics", "VictoriaMetrics single-node binary (make victoriametrics), for -baseline victoriametrics.")
 	fs.StringVar(&cfg.workload, "workload", "", `"replay" (the shared data's label sets and values, copied per instance) or "synthetic"; default replay if the shared data is found.`)
 	fs.StringVar(&cfg.dataDir, "data", tsdata.SharedDir(), "Shared data directory.")
 	fs.IntVar(&cfg.series, "series", 50000, "Active series.")
@@ -144,7 +148,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	in := report.Input{
 		Date: time.Now(), Commit: report.Commit(), Machine: report.Machine(), Command: cfg.command,
 		Hours: cfg.opts.Hours, Shards: cfg.opts.Shards, Batch: cfg.opts.Batch,
-		PrometheusVersion: firstLine(exec.Command(cfg.promBin, "--version")),
+	}
+	switch cfg.baseline {
+	case "prometheus":
+		in.PrometheusVersion = firstLine(exec.Command(cfg.promBin, "--version"))
+	case "victoriametrics":
+		in.Baseline = report.VictoriaMetrics
+		in.PrometheusVersion = vmVersion(cfg.vmBin)
+		if cfg.engine || cfg.chunks {
+			fmt.Fprintf(stderr, "compare: -baseline victoriametrics: the engine and chunk benchmarks compare with Prometheus's libraries; left out\n")
+			cfg.engine, cfg.chunks = false, false
+		}
+	default:
+		return fmt.Errorf("-baseline %q: want prometheus or victoriametrics", cfg.baseline)
 	}
 	// Both servers get the same scrapes: one end time for both.
 	cfg.opts.End = in.Date
@@ -166,7 +182,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	prom, err := ingest(ctx, cfg, work, "prometheus", logf)
+	prom, err := ingest(ctx, cfg, work, cfg.baseline, logf)
 	if err != nil {
 		return errors.Join(err, my.srv.Stop())
 	}
@@ -195,7 +211,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 // finish prints the table of in and writes the report.
 func finish(stdout io.Writer, cfg config, in report.Input) error {
 	rows := report.Rows(in)
-	report.WriteTable(stdout, rows)
+	report.WriteTable(stdout, in.BaselineName(), rows)
 	base := in.Date.UTC().Format("2006-01-02") + "-" + in.Commit
 	if cfg.label != "" {
 		base += "-" + cfg.label
@@ -250,6 +266,25 @@ func ingest(ctx context.Context, cfg config, work, name string, logf func(string
 		rc.Target = load.Target{WriteURL: "http://" + addrOf(m.srv) + "/api/v1/write"}
 		m.queryBase = "http://" + addrOf(m.srv)
 		rc.SkipDirs = []string{"snapshots"}
+	case "victoriametrics":
+		m.srv, err = server.StartVictoriaMetrics(ctx, cfg.vmBin, work)
+		rc.Target = load.Target{WriteURL: "http://" + addrOf(m.srv) + "/api/v1/write"}
+		m.queryBase = "http://" + addrOf(m.srv)
+		// Pending samples made searchable, then in-memory parts written:
+		// every -inmemoryDataFlushInterval (1 s here), seen on disk 2-3 s
+		// later; settling alone (3 s without a change) can end first.
+		rc.Flush = func(ctx context.Context) error {
+			if err := httpGet(ctx, "http://"+addrOf(m.srv)+"/internal/force_flush"); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(4 * time.Second):
+				return nil
+			}
+		}
+		rc.SkipDirs = []string{vmCacheDir}
 	}
 	if err != nil {
 		return nil, err
@@ -274,6 +309,13 @@ func finishServer(ctx context.Context, m *measured, logf func(string, ...any)) e
 	}
 	if err := m.srv.Stop(); err != nil {
 		return err
+	}
+	if m.Name == "victoriametrics" {
+		// After its graceful stop, which flushes its in-memory parts.
+		if m.blockBytes, err = load.DirBytes(m.srv.DataDir, vmCacheDir); err != nil {
+			return err
+		}
+		logf("victoriametrics: after a graceful stop: %.1f MiB", float64(m.blockBytes)/(1<<20))
 	}
 	if m.Name == "myelin" {
 		if m.stoppedBytes, err = load.DirBytes(m.srv.DataDir); err != nil {
@@ -303,6 +345,28 @@ func queries(ctx context.Context, runs int, ms []*measured, logf func(string, ..
 			logf("%s: query %-28s median %8.1f ms  max %8.1f ms  %5d series  %s %s", m.Name, r.Name, r.MedianS*1e3, r.MaxS*1e3, r.Series, r.Checksum, r.Err)
 		}
 	}
+}
+
+// vmCacheDir is where VictoriaMetrics saves its in-memory caches at a
+// stop: not data, not counted.
+const vmCacheDir = "cache"
+
+// httpGet gets url and wants a 200.
+func httpGet(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
 }
 
 func addrOf(s *server.Server) string {
@@ -378,6 +442,25 @@ func write(dir, base, plotFormat string, in report.Input, rows []report.Row) (st
 		return "", err
 	}
 	return path, os.WriteFile(filepath.Join(dir, base+".json"), raw, 0o644)
+}
+
+// vmVersion is VictoriaMetrics' version: its -version, or the module
+// version `go version -m` finds in a binary built without the release's
+// ldflags (make victoriametrics).
+func vmVersion(bin string) string {
+	if v := firstLine(exec.Command(bin, "-version")); v != "" && v != "unknown version" {
+		return v
+	}
+	out, err := exec.Command("go", "version", "-m", bin).Output()
+	if err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 3 && f[0] == "mod" && f[1] == "github.com/VictoriaMetrics/VictoriaMetrics" {
+				return "VictoriaMetrics " + f[2]
+			}
+		}
+	}
+	return "VictoriaMetrics, unknown version"
 }
 
 func firstLine(cmd *exec.Cmd) string {

@@ -25,6 +25,11 @@ type RunConfig struct {
 	// MaxSettle bounds the wait for the receiver to go quiet after the
 	// load. Zero means 2 minutes.
 	MaxSettle time.Duration
+	// Flush, if set, is called once the load is sent, before settling: a
+	// receiver that buffers acknowledged samples in memory for a while
+	// (VictoriaMetrics: 5 s) is told to make them searchable and durable
+	// now, as it would shortly on its own.
+	Flush func(ctx context.Context) error
 	// Log, if set, is told about progress.
 	Log func(format string, args ...any)
 }
@@ -96,6 +101,11 @@ func Run(ctx context.Context, cfg RunConfig, p *Plan, rateEvery time.Duration) (
 	}
 	res.SamplesPerSec = float64(sent.Samples) / sent.Elapsed.Seconds()
 	logf("%s: sent in %.1f s (%.0f samples/s, %d retries)", cfg.Name, res.SendSeconds, res.SamplesPerSec, res.Retries)
+	if cfg.Flush != nil {
+		if err := cfg.Flush(ctx); err != nil {
+			return res, fmt.Errorf("flush %s: %w", cfg.Name, err)
+		}
+	}
 	if cfg.PID != 0 && cfg.DataDir != "" {
 		// Quiet: under 0.05 CPU-s over 3 s (idle housekeeping) and no
 		// change on disk.

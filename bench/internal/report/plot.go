@@ -94,7 +94,7 @@ func ingestPlot(in Input) (*plot.Plot, error) {
 		name string
 		r    load.Result
 		c    color.Color
-	}{{"Myelin", in.Myelin, myelinColor}, {"Prometheus", in.Prometheus, promColor}} {
+	}{{"Myelin", in.Myelin, myelinColor}, {in.BaselineName(), in.Prometheus, promColor}} {
 		xys := make(plotter.XYs, len(s.r.Rate))
 		for i, pt := range s.r.Rate {
 			xys[i] = plotter.XY{X: pt.Seconds, Y: pt.SamplesPerSec}
@@ -136,7 +136,7 @@ func queryPlot(in Input) (*plot.Plot, error) {
 		name string
 		r    load.Result
 		c    color.Color
-	}{{"Myelin", in.Myelin, myelinColor}, {"Prometheus", in.Prometheus, promColor}} {
+	}{{"Myelin", in.Myelin, myelinColor}, {in.BaselineName(), in.Prometheus, promColor}} {
 		byName := map[string]query.Result{}
 		for _, q := range s.r.Queries {
 			byName[q.Name] = q

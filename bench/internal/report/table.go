@@ -21,8 +21,12 @@ type Input struct {
 	Hours    float64
 	Shards   int
 	Batch    int
-	// PrometheusVersion is the first line of `prometheus --version`.
+	// PrometheusVersion is the first line of the baseline's `--version`.
 	PrometheusVersion string
+	// Baseline names the server measured against Myelin: "" (Prometheus,
+	// the default, what older reports hold) or "VictoriaMetrics". The
+	// Prometheus fields below are the baseline's figures.
+	Baseline string `json:",omitempty"`
 
 	Myelin, Prometheus load.Result
 	// MyelinStoppedBytes and MyelinEngineBytes: Myelin's data directory,
@@ -37,6 +41,14 @@ type Input struct {
 	Engine    []Pair // from bench/engine_bench_test.go
 	EngineRaw string // its `go test -bench` output
 	Chunks    []chunkmeasure.Row
+}
+
+// BaselineName is the name of the server measured against Myelin.
+func (in Input) BaselineName() string {
+	if in.Baseline == "" {
+		return "Prometheus"
+	}
+	return in.Baseline
 }
 
 // Row is one line of the table: a figure of Myelin and of Prometheus.
@@ -86,16 +98,24 @@ func Rows(in Input) []Row {
 		MyelinText: fmt.Sprintf("%.0f (%s)", m.RSSPerSeries, mib(m.RSSBytes)), PrometheusText: fmt.Sprintf("%.0f (%s)", p.RSSPerSeries, mib(p.RSSBytes))})
 	add(Row{Section: "load", Metric: "peak RSS per active series, bytes (VmHWM)", Myelin: m.HWMPerSeries, Prometheus: p.HWMPerSeries,
 		MyelinText: fmt.Sprintf("%.0f (%s)", m.HWMPerSeries, mib(m.HWMBytes)), PrometheusText: fmt.Sprintf("%.0f (%s)", p.HWMPerSeries, mib(p.HWMBytes))})
+	diskNote, restMetric, restNote := "Myelin: Raft log + Pebble; Prometheus: WAL + head chunks (no block is cut before the head spans 3 h)",
+		"disk bytes per sample at rest: Myelin's engine vs Prometheus's block",
+		"Prometheus: the block its TSDB snapshot cuts from the head, WAL not counted"
+	if in.Baseline == VictoriaMetrics {
+		diskNote, restMetric, restNote = "Myelin: Raft log + Pebble; VictoriaMetrics: its storage directory, its caches not counted",
+			"disk bytes per sample at rest: Myelin's engine vs VictoriaMetrics' storage",
+			"VictoriaMetrics: its storage directory after a graceful stop, its saved caches (cache/) not counted"
+	}
 	add(Row{Section: "load", Metric: "disk bytes per sample after settling, as on disk", Myelin: m.DiskPerSample, Prometheus: p.DiskPerSample,
 		MyelinText: fmt.Sprintf("%.3f (%s)", m.DiskPerSample, mib(m.DiskBytes)), PrometheusText: fmt.Sprintf("%.3f (%s)", p.DiskPerSample, mib(p.DiskBytes)),
-		Note: "Myelin: Raft log + Pebble; Prometheus: WAL + head chunks (no block is cut before the head spans 3 h)"})
+		Note: diskNote})
 	if in.PrometheusBlockBytes > 0 && in.MyelinEngineBytes > 0 && m.Samples > 0 && p.Samples > 0 {
 		a := float64(in.MyelinEngineBytes) / float64(m.Samples)
 		b := float64(in.PrometheusBlockBytes) / float64(p.Samples)
-		add(Row{Section: "load", Metric: "disk bytes per sample at rest: Myelin's engine vs Prometheus's block", Myelin: a, Prometheus: b,
+		add(Row{Section: "load", Metric: restMetric, Myelin: a, Prometheus: b,
 			MyelinText: fmt.Sprintf("%.3f (%s)", a, mib(in.MyelinEngineBytes)), PrometheusText: fmt.Sprintf("%.3f (%s)", b, mib(in.PrometheusBlockBytes)),
-			Note: fmt.Sprintf("Myelin: engine directory after a graceful stop (checkpointed; whole data dir then %s, Raft log included); "+
-				"Prometheus: the block its TSDB snapshot cuts from the head, WAL not counted", mib(in.MyelinStoppedBytes))})
+			Note: fmt.Sprintf("Myelin: engine directory after a graceful stop (checkpointed; whole data dir then %s, Raft log included); %s",
+				mib(in.MyelinStoppedBytes), restNote)})
 	}
 	byName := map[string]int{}
 	for i, q := range p.Queries {
@@ -112,6 +132,11 @@ func Rows(in Input) []Row {
 		switch {
 		case mq.Err != "" || pq.Err != "":
 			r.Fail, r.Note = true, "FAIL: "+strings.TrimSpace(mq.Err+" "+pq.Err)
+		case mq.Checksum != pq.Checksum && in.Baseline == VictoriaMetrics:
+			// MetricsQL is not PromQL: VictoriaMetrics drops NaN samples
+			// and computes rate() without extrapolation, by design. A
+			// difference is said, not failed; Prometheus is the reference.
+			r.Note = fmt.Sprintf("MetricsQL's answer differs from PromQL's (%s %d series, %s %d series)", mq.Checksum, mq.Series, pq.Checksum, pq.Series)
 		case mq.Checksum != pq.Checksum:
 			r.Fail, r.Note = true, fmt.Sprintf("FAIL: results differ (%s %d series, %s %d series)", mq.Checksum, mq.Series, pq.Checksum, pq.Series)
 		default:
@@ -169,10 +194,13 @@ func Failed(rows []Row) bool {
 	return false
 }
 
-// WriteTable writes rows as a Markdown table: metric, Myelin, Prometheus,
-// ratio, and whether Myelin is ahead.
-func WriteTable(w io.Writer, rows []Row) {
-	fmt.Fprintln(w, "| | Myelin | Prometheus | Myelin / Prometheus | Myelin ahead | note |")
+// VictoriaMetrics is Input.Baseline for a run against VictoriaMetrics.
+const VictoriaMetrics = "VictoriaMetrics"
+
+// WriteTable writes rows as a Markdown table: metric, Myelin, the
+// baseline (named baseline), ratio, and whether Myelin is ahead.
+func WriteTable(w io.Writer, baseline string, rows []Row) {
+	fmt.Fprintf(w, "| | Myelin | %s | Myelin / %[1]s | Myelin ahead | note |\n", baseline)
 	fmt.Fprintln(w, "|---|---:|---:|---:|:-:|---|")
 	for _, r := range rows {
 		ratio := "–"
@@ -193,10 +221,16 @@ func WriteTable(w io.Writer, rows []Row) {
 // WriteMarkdown writes the whole report: what ran where, the table, the
 // plots (file names relative to the report) and the raw engine output.
 func WriteMarkdown(w io.Writer, in Input, rows []Row, plots []string) {
-	fmt.Fprintf(w, "# Myelin vs Prometheus, %s, commit %s\n\n", in.Date.UTC().Format("2006-01-02 15:04 UTC"), in.Commit)
+	fmt.Fprintf(w, "# Myelin vs %s, %s, commit %s\n\n", in.BaselineName(), in.Date.UTC().Format("2006-01-02 15:04 UTC"), in.Commit)
 	fmt.Fprintf(w, "Command: `%s`\n\nMachine: %s\n\n", in.Command, in.Machine)
-	fmt.Fprintf(w, "Prometheus: %s, run with `--web.enable-remote-write-receiver` and its own empty `--storage.tsdb.path`. "+
-		"Myelin: a single node (one Raft group of one replica), tenant `bench` in X-Scope-OrgID.\n\n", in.PrometheusVersion)
+	if in.Baseline == VictoriaMetrics {
+		fmt.Fprintf(w, "VictoriaMetrics: single-node %s, run with its own empty `-storageDataPath`, `-retentionPeriod=100y` "+
+			"`-search.latencyOffset=0s` (by default it hides the newest 30 s from queries) `-search.disableCache` (its results cache would answer every run after the first, and aligns range queries to the step) "+
+			"and `-inmemoryDataFlushInterval=1s` (acknowledged samples on disk within 1 s rather than 5 s; the load is followed by `/internal/force_flush`). ", in.PrometheusVersion)
+	} else {
+		fmt.Fprintf(w, "Prometheus: %s, run with `--web.enable-remote-write-receiver` and its own empty `--storage.tsdb.path`. ", in.PrometheusVersion)
+	}
+	fmt.Fprintf(w, "Myelin: a single node (one Raft group of one replica), tenant `bench` in X-Scope-OrgID.\n\n")
 	fmt.Fprintf(w, "Workload: %s, %d active series, %.3g h of 15 s scrapes ending at the start of the run, sent in time order "+
 		"as remote write 1.0 by %d concurrent shards of %d samples per request (%d samples). "+
 		"Both servers got the same requests, one after the other, on the same machine. "+
@@ -206,12 +240,17 @@ func WriteMarkdown(w io.Writer, in Input, rows []Row, plots []string) {
 	if Failed(rows) {
 		fmt.Fprintf(w, "**FAILED: some query results differ between the two or failed; see the notes.**\n\n")
 	}
-	WriteTable(w, rows)
+	WriteTable(w, in.BaselineName(), rows)
 	fmt.Fprintf(w, "\nQueries: run after both servers have ingested and settled, taking turns between the two run by run "+
 		"(so both meet the same load from the machine's other tenants), 5 runs each by default, the first one cold; median and max. "+
 		"The result of every run is checksummed in a canonical form "+
 		"(series sorted, computed values to 9 significant digits, raw samples exact) and the two servers must agree. "+
 		"Evaluation times sit 7.001 s off the scrape grid so that Prometheus 2.42's closed and 3.x's left-open range selectors pick the same samples.\n\n")
+	if in.Baseline == VictoriaMetrics {
+		fmt.Fprintf(w, "VictoriaMetrics answers MetricsQL, not PromQL: it drops NaN samples (Prometheus's own summaries have NaN quantiles) "+
+			"and computes rate() without extrapolation, so its answers may differ; the notes say where. "+
+			"Myelin's answers are checked against Prometheus by `make bench`.\n\n")
+	}
 	for _, q := range in.Myelin.Queries {
 		fmt.Fprintf(w, "- %s: `%s`\n", q.Name, q.Query)
 	}

@@ -1,6 +1,6 @@
 // Package server starts and stops the servers the bench tools measure: a
-// single Myelin node and Prometheus, each a child process with its own
-// data directory and log file.
+// single Myelin node, Prometheus and VictoriaMetrics, each a child
+// process with its own data directory and log file.
 package server
 
 import (
@@ -124,4 +124,24 @@ func StartPrometheus(ctx context.Context, bin, dir, config string, extra ...stri
 	return Start(ctx, "prometheus", bin, dir, data, addr, "/-/ready",
 		append([]string{"--config.file=" + cfg, "--storage.tsdb.path=" + data, "--web.listen-address=" + addr,
 			"--web.enable-remote-write-receiver", "--web.enable-admin-api"}, extra...)...)
+}
+
+// StartVictoriaMetrics runs single-node VictoriaMetrics with its storage
+// in dir/victoriametrics, everything kept (-retentionPeriod=100y) and the
+// newest samples queryable at once (-search.latencyOffset=0s: by default
+// it hides the newest 30 s), no results cache (-search.disableCache: its
+// cache would answer every run after the first, and it aligns a range
+// query's start and end to the step for it, which changes the answer),
+// acknowledged samples on disk within 1 s (-inmemoryDataFlushInterval,
+// its minimum; 5 s by default, samples a crash may lose), and the extra
+// flags.
+func StartVictoriaMetrics(ctx context.Context, bin, dir string, extra ...string) (*Server, error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(dir, "victoriametrics")
+	return Start(ctx, "victoriametrics", bin, dir, data, addr, "/health",
+		append([]string{"-storageDataPath=" + data, "-httpListenAddr=" + addr, "-retentionPeriod=100y",
+			"-search.latencyOffset=0s", "-search.disableCache", "-inmemoryDataFlushInterval=1s"}, extra...)...)
 }
