@@ -1,6 +1,10 @@
 package write
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/klauspost/compress/s2"
+)
 
 // Encoder makes Raft log entries of batches: an entry is the batch in its
 // compressed form (Append, then Compress; VersionS2), ~10x smaller than
@@ -9,7 +13,9 @@ import "sync"
 // copied after first use.
 type Encoder struct {
 	// bufs holds *[]byte buffers for the uncompressed batch, which is
-	// compressed into the entry and then no longer needed.
+	// compressed into the entry and then no longer needed, and for s2's
+	// output, which needs room for the worst case (more than the batch)
+	// and is copied into an entry of its exact size.
 	bufs sync.Pool
 }
 
@@ -25,9 +31,21 @@ func (e *Encoder) Entry(b *Batch) []byte {
 		buf = new([]byte)
 	}
 	*buf = Append((*buf)[:0], b)
-	entry := Compress(nil, *buf)
-	if cap(*buf) <= maxPooledBytes {
-		e.bufs.Put(buf)
+	out, _ := e.bufs.Get().(*[]byte)
+	if out == nil {
+		out = new([]byte)
+	}
+	if n := s2.MaxEncodedLen(len(*buf)); cap(*out) < n {
+		*out = make([]byte, n)
+	}
+	c := s2.Encode((*out)[:cap(*out)], *buf)
+	entry := make([]byte, 1+len(c))
+	entry[0] = VersionS2
+	copy(entry[1:], c)
+	for _, p := range []*[]byte{buf, out} {
+		if cap(*p) <= maxPooledBytes {
+			e.bufs.Put(p)
+		}
 	}
 	return entry
 }
