@@ -202,6 +202,10 @@ func (c Client) get(ctx context.Context, q Query) ([]byte, error) {
 	if c.Tenant != "" {
 		req.Header.Set("X-Scope-OrgID", c.Tenant)
 	}
+	// Every run is evaluated: Myelin's query frontend (as Mimir's) neither
+	// reads nor writes its results cache for no-store, so later runs do
+	// not measure the cache; Prometheus ignores the header.
+	req.Header.Set("Cache-Control", "no-store")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, err
