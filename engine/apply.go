@@ -189,6 +189,7 @@ type applyScratch struct {
 	enc      chunkenc.Encoder // re-encodes chunks an out-of-order sample went into
 	ots      []int64          // samples of appender.ooo
 	ovs      []float64
+	ooh      oooHistScratch // out-of-order histograms (ooo_hist.go)
 }
 
 // appender applies one batch to one tenant. The caller holds t.mu.
@@ -321,7 +322,14 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				lt := t.lastTimeLocked(s)
 				switch {
 				case hs.T < lt && inWindow(hs.T, t.mu.maxT, b.OutOfOrderWindowMs):
-					rej = errOOOHistogram
+					r, err := a.insertHistOOOLocked(s, hs)
+					if err != nil {
+						return nil, err
+					}
+					if r == nil {
+						continue // accepted, out of order
+					}
+					rej = r
 				case hs.T < lt:
 					rej = outOfOrder(b.OutOfOrderWindowMs)
 				case hs.T == lt:

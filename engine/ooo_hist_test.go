@@ -1,0 +1,195 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	promchunk "github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/write"
+)
+
+// ch is an integer counter histogram sample of count c (one bucket).
+func ch(ts int64, c uint64) write.Histogram {
+	return write.Histogram{T: ts, H: &histogram.Histogram{Count: c, Sum: float64(c), ZeroThreshold: 0.001,
+		PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{int64(c)}}}
+}
+
+// chs builds counter histograms from time, count pairs.
+func chs(tc ...int64) []write.Histogram {
+	var out []write.Histogram
+	for i := 0; i+1 < len(tc); i += 2 {
+		out = append(out, ch(tc[i], uint64(tc[i+1])))
+	}
+	return out
+}
+
+// fhist is a float gauge histogram sample.
+func fhist(ts int64, c float64) write.Histogram {
+	return write.Histogram{T: ts, FH: &histogram.FloatHistogram{CounterResetHint: histogram.GaugeType, Count: c, Sum: c, ZeroThreshold: 0.001,
+		PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []float64{c}}}
+}
+
+// histHints returns "time:hint" of every histogram sample of the series
+// named name, as a reader sees them, through the head's or Pebble's read
+// path.
+func histHints(t testing.TB, g *Group, name string, pebbleOnly bool) []string {
+	t.Helper()
+	qr := pebbleQuerier(t, g, "t", math.MinInt64, math.MaxInt64)
+	if !pebbleOnly {
+		var err error
+		qr, err = g.Querier("t", math.MinInt64, math.MaxInt64)
+		require.NoError(t, err)
+	}
+	defer qr.Close()
+	ss := qr.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", name))
+	var out []string
+	for ss.Next() {
+		it := ss.At().Iterator(nil)
+		for vt := it.Next(); vt != promchunk.ValNone; vt = it.Next() {
+			switch vt {
+			case promchunk.ValHistogram:
+				ts, h := it.AtHistogram(nil)
+				out = append(out, fmt.Sprintf("%d:%d", ts, h.CounterResetHint))
+			case promchunk.ValFloatHistogram:
+				ts, h := it.AtFloatHistogram(nil)
+				out = append(out, fmt.Sprintf("%d:%d", ts, h.CounterResetHint))
+			}
+		}
+		require.NoError(t, it.Err())
+	}
+	require.NoError(t, ss.Err())
+	return out
+}
+
+// TestOutOfOrderHistogramWindow: the rules of the window for native
+// histograms, one case each, through both read paths and again after a
+// restart, with the counter reset hints a reader gets (0 unknown, 1
+// reset, 2 not a reset, 3 gauge).
+func TestOutOfOrderHistogramWindow(t *testing.T) {
+	lat := labels.FromStrings("__name__", "lat")
+	every100 := func(from, to int64) []write.Histogram {
+		var out []write.Histogram
+		for ts := from; ts <= to; ts += 100 {
+			out = append(out, ch(ts, uint64(ts)))
+		}
+		return out
+	}
+	with := func(hs []write.Histogram, add ...write.Histogram) []write.Histogram {
+		out := append(slices.Clone(hs), add...)
+		slices.SortFunc(out, func(a, b write.Histogram) int { return int(a.T - b.T) })
+		return out
+	}
+	for _, tc := range []struct {
+		name      string
+		first     []write.Histogram // applied first, in order
+		firstF    []write.Sample    // floats of the series, before first
+		then      []write.Histogram
+		thenF     []write.Sample
+		refused   string // text of the first refusal of then, "" for none
+		sentinel  error
+		rejected  int
+		want      []write.Histogram
+		wantF     []write.Sample
+		wantHints []string // nil: not checked
+	}{
+		{name: "into the open chunk", first: chs(100, 1, 200, 2, 400, 4), then: chs(300, 3),
+			want: chs(100, 1, 200, 2, 300, 3, 400, 4), wantHints: []string{"100:0", "200:2", "300:2", "400:2"}},
+		{name: "a counter reset into the open chunk", first: chs(100, 1, 200, 2, 300, 5), then: chs(250, 1),
+			want: chs(100, 1, 200, 2, 250, 1, 300, 5), wantHints: []string{"100:0", "200:2", "250:0", "300:2"}},
+		{name: "an explicit reset hint is not kept", first: chs(100, 1, 200, 2, 300, 5),
+			then: []write.Histogram{func() write.Histogram { h := ch(250, 3); h.H.CounterResetHint = histogram.CounterReset; return h }()},
+			want: chs(100, 1, 200, 2, 250, 3, 300, 5), wantHints: []string{"100:0", "200:2", "250:2", "300:2"}},
+		{name: "into a sealed chunk", first: every100(100, 900), then: chs(250, 250, 450, 450),
+			want:      with(every100(100, 900), chs(250, 250, 450, 450)...),
+			wantHints: []string{"100:0", "200:2", "250:0", "300:0", "400:2", "450:0", "500:0", "600:2", "700:2", "800:2", "900:0"}},
+		{name: "a reset into a sealed chunk", first: every100(100, 900), then: chs(150, 1),
+			want:      with(every100(100, 900), chs(150, 1)...),
+			wantHints: []string{"100:0", "150:0", "200:0", "300:2", "400:2", "500:0", "600:2", "700:2", "800:2", "900:0"}},
+		{name: "before the open chunk", first: chs(100, 100, 200, 200, 300, 1), then: chs(250, 250),
+			want: chs(100, 100, 200, 200, 250, 250, 300, 1), wantHints: []string{"100:0", "200:2", "250:0", "300:0"}},
+		{name: "into an earlier partition", first: every100(1500, 2500), then: chs(450, 450, 999, 999, 1050, 1050),
+			want: with(every100(1500, 2500), chs(450, 450, 999, 999, 1050, 1050)...)},
+		{name: "duplicate in the open chunk", first: chs(100, 1, 200, 2, 400, 4), then: chs(200, 3), refused: "histogram 0 at 200: write: duplicate sample for timestamp",
+			sentinel: write.ErrDuplicateSample, rejected: 1, want: chs(100, 1, 200, 2, 400, 4)},
+		{name: "retry in the open chunk", first: chs(100, 1, 200, 2, 400, 4), then: chs(200, 2), want: chs(100, 1, 200, 2, 400, 4)},
+		{name: "duplicate in a sealed chunk", first: every100(100, 900), then: chs(200, 7), refused: "histogram 0 at 200: write: duplicate sample for timestamp",
+			sentinel: write.ErrDuplicateSample, rejected: 1, want: every100(100, 900)},
+		{name: "retry in a sealed chunk", first: every100(100, 900), then: chs(200, 200), want: every100(100, 900)},
+		{name: "beyond the window", first: chs(0, 1, 7000, 2), then: chs(1000, 1),
+			refused: "histogram 0 at 1000: write: out-of-order sample: the sample has been rejected because another sample with a more recent timestamp " +
+				"has already been ingested and this sample is beyond the out-of-order time window of 5s", sentinel: write.ErrOutOfOrder, rejected: 1,
+			want: chs(0, 1, 7000, 2)},
+		{name: "a float histogram among integer ones", first: every100(100, 900), then: []write.Histogram{fhist(250, 1)},
+			refused:  "histogram 0 at 250: write: out-of-order sample: an integer native histogram among float histograms of the series, or the reverse",
+			sentinel: write.ErrOutOfOrder, rejected: 1, want: every100(100, 900)},
+		{name: "a histogram among floats", firstF: smps(100, 1, 200, 2, 300, 3), first: chs(400, 4), then: chs(250, 1),
+			refused:  "histogram 0 at 250: write: out-of-order sample: a native histogram sample in the time range of the series' float samples",
+			sentinel: write.ErrOutOfOrder, rejected: 1, want: chs(400, 4), wantF: smps(100, 1, 200, 2, 300, 3)},
+		{name: "a histogram among open floats", firstF: smps(100, 1, 200, 2, 300, 3), then: chs(250, 1),
+			refused:  "histogram 0 at 250: write: out-of-order sample: a native histogram sample in the time range of the series' float samples",
+			sentinel: write.ErrOutOfOrder, rejected: 1, wantF: smps(100, 1, 200, 2, 300, 3)},
+		{name: "a float among histograms", first: every100(100, 900), thenF: smps(250, 1),
+			refused:  "sample 0 at 250: write: out-of-order sample: a float sample in the time range of the series' native histograms",
+			sentinel: write.ErrOutOfOrder, rejected: 1, want: every100(100, 900)},
+		{name: "gauge histograms", first: []write.Histogram{fhist(100, 1), fhist(200, 5), fhist(300, 2), fhist(400, 1), fhist(500, 3), fhist(600, 1)},
+			then:      []write.Histogram{fhist(250, 9), fhist(450, 0)},
+			want:      []write.Histogram{fhist(100, 1), fhist(200, 5), fhist(250, 9), fhist(300, 2), fhist(400, 1), fhist(450, 0), fhist(500, 3), fhist(600, 1)},
+			wantHints: []string{"100:3", "200:3", "250:3", "300:3", "400:3", "450:3", "500:3", "600:3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := testOptions(vfs.NewMem())
+			db, err := Open(opts)
+			require.NoError(t, err)
+			defer func() { require.NoError(t, db.Close()) }()
+			g, _, err := db.OpenGroup(7)
+			require.NoError(t, err)
+			bb := write.NewBuilder("t")
+			require.NoError(t, bb.AddHistograms(lat, tc.firstF, tc.first))
+			require.Empty(t, apply(t, g, 1, bb.Batch()))
+			bb.Reset("t")
+			require.NoError(t, bb.AddHistograms(lat, tc.thenF, tc.then))
+			b := bb.Batch()
+			b.OutOfOrderWindowMs = 5000
+			errs := apply(t, g, 2, b)
+			if tc.refused == "" {
+				require.Empty(t, errs)
+			} else {
+				require.Len(t, errs, 1)
+				require.Contains(t, errs[0].Err.Error(), tc.refused)
+				require.ErrorIs(t, errs[0].Err, tc.sentinel, "%v", errs[0].Err)
+				require.Equal(t, tc.rejected, errs[0].Rejected)
+			}
+			var want []string
+			for _, h := range tc.want {
+				want = append(want, histString(h.T, h.H, h.FH))
+			}
+			check := func(what string) {
+				m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "lat")
+				wantSel := []seriesSamples{{lat.String(), tc.wantF, want}}
+				require.Equal(t, wantSel, selectAll(t, g, "t", math.MinInt64, math.MaxInt64, m), what)
+				require.Equal(t, wantSel, selectFrom(t, pebbleQuerier(t, g, "t", math.MinInt64, math.MaxInt64), m), what)
+				if tc.wantHints != nil {
+					require.Equal(t, tc.wantHints, histHints(t, g, "lat", false), what)
+					require.Equal(t, tc.wantHints, histHints(t, g, "lat", true), what)
+				}
+				requireNoOverlap(t, db)
+			}
+			check("after apply")
+			require.NoError(t, g.Checkpoint())
+			require.NoError(t, db.Close())
+			db, err = Open(opts)
+			require.NoError(t, err)
+			g, _, err = db.OpenGroup(7)
+			require.NoError(t, err)
+			check("after a restart")
+		})
+	}
+}
