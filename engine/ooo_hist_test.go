@@ -3,8 +3,10 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -192,4 +194,174 @@ func TestOutOfOrderHistogramWindow(t *testing.T) {
 			check("after a restart")
 		})
 	}
+}
+
+// randHist returns a small random histogram of series kind: "int"
+// (exponential, integer counts), "float" (float counts, counter) or
+// "nhcb" (custom buckets). Counts are small, so that most pairs of
+// samples are counter resets and layouts change often (recoded and cut
+// chunks); one in twenty is a stale marker.
+func randHist(rng randSource, kind string) (*histogram.Histogram, *histogram.FloatHistogram) {
+	if rng.IntN(20) == 0 {
+		stale := math.Float64frombits(0x7ff0000000000002) // value.StaleNaN
+		if kind == "float" {
+			return nil, &histogram.FloatHistogram{Sum: stale}
+		}
+		return &histogram.Histogram{Sum: stale}, nil
+	}
+	n := 1 + rng.IntN(3)
+	h := &histogram.Histogram{Schema: int32(rng.IntN(2)), ZeroThreshold: 0.001, ZeroCount: uint64(rng.IntN(2)),
+		PositiveSpans: []histogram.Span{{Offset: int32(rng.IntN(3)), Length: uint32(n)}}}
+	if kind == "nhcb" {
+		h.Schema, h.ZeroThreshold, h.ZeroCount = histogram.CustomBucketsSchema, 0, 0
+		h.CustomValues = []float64{0.1, 0.5, 1, 5, 10}
+		h.PositiveSpans[0].Offset = int32(rng.IntN(2))
+	}
+	prev := int64(0)
+	h.Count = h.ZeroCount
+	for range n {
+		c := int64(rng.IntN(4))
+		h.PositiveBuckets = append(h.PositiveBuckets, c-prev)
+		prev = c
+		h.Count += uint64(c)
+	}
+	h.Sum = float64(h.Count) * 0.25
+	if kind == "float" {
+		return nil, h.ToFloat(nil)
+	}
+	return h, nil
+}
+
+// TestOutOfOrderHistogramsDense: TestOutOfOrderDense with native
+// histograms, integer, float and custom-bucket series, most of them out
+// of order within the window: small chunks and partitions, a brute-force
+// map of every accepted histogram, checkpoints and restarts that replay
+// from the checkpoint over a store holding what later entries wrote, and
+// a replica that never restarted holding the same bytes at the end.
+func TestOutOfOrderHistogramsDense(t *testing.T) {
+	seed := seedFromEnv(t)
+	rng := newRand(seed)
+	const windowMs = 1500
+	opts := testOptions(vfs.NewMem())
+	opts.ChunkSamples = 3
+	names := []string{"int", "float", "nhcb"}
+	var batches []*write.Batch
+	ts := int64(0)
+	for range 300 {
+		bb := write.NewBuilder("t")
+		for _, name := range names {
+			var hs []write.Histogram
+			for range rng.IntN(4) {
+				ts += int64(rng.IntN(40))
+				st := ts
+				if rng.IntN(3) > 0 {
+					st -= int64(rng.IntN(2 * windowMs)) // half in the window
+				}
+				h, fh := randHist(rng, name)
+				hs = append(hs, write.Histogram{T: max(0, st), H: h, FH: fh})
+				if rng.IntN(8) == 0 { // the same again: a retry, or a duplicate
+					h, fh := randHist(rng, name)
+					if rng.IntN(2) == 0 {
+						h, fh = hs[len(hs)-1].H, hs[len(hs)-1].FH
+					}
+					hs = append(hs, write.Histogram{T: max(0, st), H: h, FH: fh})
+				}
+			}
+			require.NoError(t, bb.AddHistograms(labels.FromStrings("__name__", name), nil, hs))
+		}
+		b := bb.Batch()
+		b.OutOfOrderWindowMs = windowMs
+		batches = append(batches, b)
+	}
+	// The brute force: accepted histograms by series and time, rendered
+	// as selectAll renders them.
+	want := map[string]map[int64]write.Histogram{}
+	maxT := int64(math.MinInt64)
+	newest := map[string]int64{}
+	wantRefused := make([]int, len(batches))
+	for i, b := range batches {
+		for j := range b.Series {
+			name := names[j]
+			if want[name] == nil {
+				want[name] = map[int64]write.Histogram{}
+			}
+			for _, hs := range b.Series[j].Histograms {
+				last, ok := newest[name]
+				switch v, dup := want[name][hs.T]; {
+				case ok && hs.T < last && maxT-hs.T > windowMs:
+					wantRefused[i]++
+				case dup && sameHistogram(v.H, v.FH, hs.H, hs.FH):
+				case dup:
+					wantRefused[i]++
+				default:
+					want[name][hs.T] = hs
+					maxT, newest[name] = max(maxT, hs.T), max(last, hs.T)
+					if !ok {
+						newest[name] = hs.T
+					}
+				}
+			}
+		}
+	}
+
+	db, err := Open(opts)
+	require.NoError(t, err)
+	g, _, err := db.OpenGroup(7)
+	require.NoError(t, err)
+	accepted, restarts := 0, 0
+	for i, b := range batches {
+		errs := apply(t, g, uint64(i+1), b)
+		refused := 0
+		for _, e := range errs {
+			refused += e.Rejected
+		}
+		require.Equal(t, wantRefused[i], refused, "batch %d: %v", i, errs)
+		accepted += b.NumHistograms() - refused
+		switch rng.IntN(20) {
+		case 0:
+			require.NoError(t, g.Checkpoint())
+		case 1:
+			if rng.IntN(2) == 0 {
+				require.NoError(t, g.Checkpoint())
+			}
+			require.NoError(t, db.Close())
+			db, err = Open(opts)
+			require.NoError(t, err)
+			var from uint64
+			g, from, err = db.OpenGroup(7)
+			require.NoError(t, err)
+			for j := from; j <= uint64(i); j++ {
+				apply(t, g, j+1, batches[j])
+			}
+			restarts++
+		}
+	}
+	var wantSel []seriesSamples
+	for _, name := range names {
+		var hs []string
+		for _, ts := range slices.Sorted(maps.Keys(want[name])) {
+			hs = append(hs, histString(ts, want[name][ts].H, want[name][ts].FH))
+		}
+		wantSel = append(wantSel, seriesSamples{labels.FromStrings("__name__", name).String(), nil, hs})
+	}
+	slices.SortFunc(wantSel, func(a, b seriesSamples) int { return strings.Compare(a.lset, b.lset) })
+	require.Equal(t, wantSel, selectAll(t, g, "t", math.MinInt64, math.MaxInt64))
+	require.Equal(t, wantSel, selectFrom(t, pebbleQuerier(t, g, "t", math.MinInt64, math.MaxInt64)))
+	requireNoOverlap(t, db)
+	require.NoError(t, g.Checkpoint())
+
+	opts2 := opts
+	opts2.FS = vfs.NewMem()
+	db2, g2 := openTest(t, opts2)
+	for i, b := range batches {
+		apply(t, g2, uint64(i+1), b)
+	}
+	require.NoError(t, g2.Checkpoint())
+	requireSameDump(t, dump(t, db2), dump(t, db))
+	require.NoError(t, db.Close())
+	total := 0
+	for _, b := range batches {
+		total += b.NumHistograms()
+	}
+	t.Logf("%d histograms accepted of %d, %d restarts", accepted, total, restarts)
 }
