@@ -8,11 +8,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 	promchunk "github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/write"
@@ -364,4 +368,153 @@ func TestOutOfOrderHistogramsDense(t *testing.T) {
 		total += b.NumHistograms()
 	}
 	t.Logf("%d histograms accepted of %d, %d restarts", accepted, total, restarts)
+}
+
+// TestOutOfOrderHistogramPromQL: PromQL over native histograms written
+// out of order (a third of them up to 30 scrapes late, within a 10m
+// window) answers as Prometheus's TSDB holding the same samples written
+// in order: counter histograms whose buckets grow, reset, change schema
+// or go back to an earlier sample's counts, custom-bucket ones, float
+// gauge histograms, partitions and a restart replaying from a
+// checkpoint. rate, increase and resets read the counter reset hints, so
+// they check that the hints of inserted histograms and of the ones after
+// them let PromQL find every reset and no other (without the mark of the
+// next histogram in a sealed chunk this test fails).
+func TestOutOfOrderHistogramPromQL(t *testing.T) {
+	ctx := context.Background()
+	prom := teststorage.New(t)
+	opts := testOptions(vfs.NewMem())
+	opts.ChunkSamples = 30
+	opts.Partition = 20 * time.Minute
+	opts.EvictIdle = time.Hour
+	db, err := Open(opts)
+	require.NoError(t, err)
+	g, _, err := db.OpenGroup(7)
+	require.NoError(t, err)
+
+	const step, n, maxDelay = 15_000, 2 * 3600 * 1000 / 15_000, 30
+	start := int64(1_700_000_000_000)/3600000*3600000 + 600_000
+	rng := newRand(seedFromEnv(t))
+	type hseries struct {
+		lset        labels.Labels
+		kind        string
+		state, prev *histogram.Histogram
+	}
+	var ss []*hseries
+	for inst := range 3 {
+		l := func(name string) labels.Labels {
+			return labels.FromStrings("__name__", name, "instance", fmt.Sprintf("host-%d", inst))
+		}
+		ss = append(ss, &hseries{lset: l("rpc_seconds"), kind: "counter"}, &hseries{lset: l("req_seconds"), kind: "nhcb"},
+			&hseries{lset: l("queue_bytes"), kind: "gauge"})
+	}
+	// Every sample, in order into Prometheus, and by the step it is
+	// delivered at into the engine.
+	app := prom.Appender(ctx)
+	late := map[int][][]write.Histogram{} // delivery step -> per series
+	for i := range n {
+		ts := start + int64(i)*step
+		for j, s := range ss {
+			var hs write.Histogram
+			if s.kind == "gauge" {
+				h := &histogram.FloatHistogram{CounterResetHint: histogram.GaugeType, ZeroThreshold: 0.001,
+					PositiveSpans: []histogram.Span{{Offset: int32(rng.IntN(2)), Length: 3}}}
+				for range 3 {
+					c := float64(rng.IntN(50))
+					h.PositiveBuckets = append(h.PositiveBuckets, c)
+					h.Count += c
+				}
+				h.Sum = h.Count * 1.5
+				hs = write.Histogram{T: ts, FH: h}
+				_, err = app.AppendHistogram(0, s.lset, ts, nil, h.Copy())
+			} else {
+				prev := s.state
+				if s.prev != nil && rng.IntN(20) == 0 {
+					// A reset that the sample before the previous one does
+					// not show: the counts go back to it and grow from
+					// there. Delivered late, the previous one is inserted
+					// between two histograms its appender saw as no reset.
+					prev = s.prev
+				}
+				s.prev = s.state
+				s.state = nextCounterHistogram(rng, prev, s.kind == "nhcb", rng.IntN(60) == 0, i == n/3 && j == 0)
+				hs = write.Histogram{T: ts, H: s.state.Copy()}
+				_, err = app.AppendHistogram(0, s.lset, ts, s.state.Copy(), nil)
+			}
+			require.NoError(t, err)
+			d := i
+			if rng.IntN(3) == 0 {
+				d += rng.IntN(maxDelay + 1)
+			}
+			if late[d] == nil {
+				late[d] = make([][]write.Histogram, len(ss))
+			}
+			late[d][j] = append(late[d][j], hs)
+		}
+	}
+	require.NoError(t, app.Commit())
+	var log []*write.Batch // the Raft log, for the replay after the restart
+	for d := range n + maxDelay + 1 {
+		if late[d] == nil {
+			continue
+		}
+		bb := write.NewBuilder("t")
+		for j, s := range ss {
+			if len(late[d][j]) > 0 {
+				require.NoError(t, bb.AddHistograms(s.lset, nil, late[d][j]))
+			}
+		}
+		b := bb.Batch()
+		b.OutOfOrderWindowMs = (10 * time.Minute).Milliseconds()
+		log = append(log, b)
+		require.Empty(t, apply(t, g, uint64(len(log)), b))
+		switch len(log) {
+		case n / 2:
+			require.NoError(t, g.Checkpoint())
+		case n/2 + 60: // restart: replay from the checkpoint
+			require.NoError(t, db.Close())
+			db, err = Open(opts)
+			require.NoError(t, err)
+			var from uint64
+			g, from, err = db.OpenGroup(7)
+			require.NoError(t, err)
+			require.Less(t, from, uint64(len(log)))
+			for k := from + 1; k <= uint64(len(log)); k++ {
+				require.Empty(t, apply(t, g, k, log[k-1]))
+			}
+		}
+	}
+	t.Cleanup(func() { require.NoError(t, db.Close()) })
+	requireNoOverlap(t, db)
+
+	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e8, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	qStart, qEnd := time.UnixMilli(start), time.UnixMilli(start+int64(n)*step)
+	for _, q := range []string{
+		`rpc_seconds`,
+		`req_seconds`,
+		`queue_bytes`,
+		`rate(rpc_seconds[5m])`,
+		`increase(req_seconds[10m])`,
+		`resets(rpc_seconds[30m])`,
+		`resets(req_seconds[30m])`,
+		`histogram_quantile(0.9, sum(rate(rpc_seconds[5m])))`,
+		`histogram_quantile(0.5, rate(req_seconds[10m]))`,
+		`histogram_count(increase(rpc_seconds[10m]))`,
+		`histogram_sum(queue_bytes)`,
+		`avg_over_time(queue_bytes[10m])`,
+	} {
+		t.Run(q, func(t *testing.T) {
+			run := func(qa storage.Queryable) string {
+				qry, err := eng.NewRangeQuery(ctx, qa, nil, q, qStart, qEnd, time.Minute)
+				require.NoError(t, err)
+				defer qry.Close()
+				res := qry.Exec(ctx)
+				require.NoError(t, res.Err)
+				return res.Value.String() + fmt.Sprint(res.Warnings)
+			}
+			want := run(prom)
+			require.NotEmpty(t, want)
+			require.Equal(t, want, run(g.Queryable("t")))
+		})
+	}
 }
