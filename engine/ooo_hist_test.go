@@ -518,3 +518,101 @@ func TestOutOfOrderHistogramPromQL(t *testing.T) {
 		})
 	}
 }
+
+// benchHist is the histogram of series i at round r: schema 3, 20
+// buckets whose counts grow every round (a latency histogram of a busy
+// handler), as an integer counter.
+func benchHist(i, r int) *histogram.Histogram {
+	h := &histogram.Histogram{Schema: 3, ZeroThreshold: 1e-128, PositiveSpans: []histogram.Span{{Offset: int32(i % 7), Length: 20}}}
+	prev := int64(0)
+	for k := range 20 {
+		c := int64(r*(1+(i+k)%5) + k)
+		h.PositiveBuckets = append(h.PositiveBuckets, c-prev)
+		prev = c
+		h.Count += uint64(c)
+	}
+	h.Sum = float64(h.Count) * 0.042
+	return h
+}
+
+// BenchmarkApplyOutOfOrderHistograms is BenchmarkApplyOutOfOrder for
+// native histograms: 1000 series with 250 histograms every 15s (two
+// sealed chunks of 98, cut at 1 KiB of Prometheus's encoding, and 54
+// histograms in the open one), then batches of one histogram per
+// series, 7.5s after a scrape: in the open chunk (appended again), in
+// the newest sealed chunk (decoded and re-encoded in histpack), or in
+// order (the baseline of the same run); and the same eight histograms
+// of each series into its sealed chunk in one batch (a backfill: each
+// pays for its chunk, histograms are not kept decoded across a batch).
+// The window is 1h.
+func BenchmarkApplyOutOfOrderHistograms(b *testing.B) {
+	const nSeries, rounds = 1000, 250
+	lsets := benchLabels(nSeries)
+	batch := func(rs []int, offset int64) []byte {
+		bb := write.NewBuilder("bench")
+		for i, lset := range lsets {
+			var hs []write.Histogram
+			for _, r := range rs {
+				hs = append(hs, write.Histogram{T: int64(1_700_000_000_000) + int64(r)*15000 + offset, H: benchHist(i, r)})
+			}
+			require.NoError(b, bb.AddHistograms(lset, nil, hs))
+		}
+		wb := bb.Batch()
+		wb.OutOfOrderWindowMs = time.Hour.Milliseconds()
+		return write.Append(nil, wb)
+	}
+	var setup [][]byte
+	for r := range rounds {
+		setup = append(setup, batch([]int{r}, 0))
+	}
+	at := func(rs []int, burst bool) [][]byte {
+		if burst {
+			return [][]byte{batch(rs, 7500)}
+		}
+		var out [][]byte
+		for _, r := range rs {
+			out = append(out, batch([]int{r}, 7500))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		rounds []int
+		burst  bool
+	}{
+		{"in-order", []int{249, 250, 251, 252, 253, 254, 255, 256}, false},
+		{"open", []int{240, 241, 242, 243, 244, 245, 246, 247}, false},
+		{"sealed", []int{150, 151, 152, 153, 154, 155, 156, 157}, false},
+		{"sealed-burst", []int{150, 151, 152, 153, 154, 155, 156, 157}, true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			batches := at(tc.rounds, tc.burst)
+			b.ReportAllocs()
+			samples := 0
+			for b.Loop() {
+				b.StopTimer()
+				db, err := Open(Options{Dir: "db", FS: vfs.NewMem()})
+				require.NoError(b, err)
+				g, _, err := db.OpenGroup(1)
+				require.NoError(b, err)
+				for i, e := range setup {
+					_, err := g.Apply(uint64(i+1), e)
+					require.NoError(b, err)
+				}
+				b.StartTimer()
+				for i, e := range batches {
+					errs, err := g.Apply(uint64(len(setup)+i+1), e)
+					if err != nil || len(errs) > 0 {
+						b.Fatal(err, errs)
+					}
+				}
+				samples += nSeries * len(tc.rounds)
+				b.StopTimer()
+				require.NoError(b, db.Close())
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(samples), "ns/histogram")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
