@@ -116,7 +116,8 @@ func cmpHistSampleTime(x histSample, t int64) int {
 // part of applyScratch, guarded by Group.applyMu.
 type oooHistScratch struct {
 	enc  chunkenc.Encoder
-	smps []histSample
+	smps []histSample // of a sealed chunk, histograms reused
+	open []histSample // of the open chunk, no histograms past its length
 	ts   []int64
 	hs   []chunkenc.Histogram
 	fhs  []chunkenc.FloatHistogram
@@ -124,22 +125,38 @@ type oooHistScratch struct {
 }
 
 // readHistSamples appends copies of the samples of a histogram chunk
-// iterator to dst.
+// iterator to dst, into the histograms dst holds past its length (its
+// capacity) where there are some: a caller that reads chunk after chunk
+// into the same slice allocates once. Histograms handed to Prometheus's
+// appender must not be read into again (it keeps their spans): such a
+// caller passes a slice without histograms past its length.
 func readHistSamples(dst []histSample, it promchunk.Iterator) ([]histSample, error) {
 	for {
-		switch vt := it.Next(); vt {
+		vt := it.Next()
+		var x histSample
+		if len(dst) < cap(dst) {
+			x = dst[:len(dst)+1][len(dst)]
+		}
+		switch vt {
 		case promchunk.ValNone:
 			return dst, it.Err()
 		case promchunk.ValHistogram:
-			// Into a new histogram: nil would share the iterator's spans.
-			t, h := it.AtHistogram(&histogram.Histogram{})
-			dst = append(dst, histSample{t: t, h: h})
+			if x.h == nil {
+				// Into a histogram: nil would share the iterator's spans.
+				x.h = &histogram.Histogram{}
+			}
+			x.t, x.h = it.AtHistogram(x.h)
+			x.fh = nil
 		case promchunk.ValFloatHistogram:
-			t, fh := it.AtFloatHistogram(&histogram.FloatHistogram{})
-			dst = append(dst, histSample{t: t, fh: fh})
+			if x.fh == nil {
+				x.fh = &histogram.FloatHistogram{}
+			}
+			x.t, x.fh = it.AtFloatHistogram(x.fh)
+			x.h = nil
 		default:
 			return dst, fmt.Errorf("sample of type %v in a histogram chunk", vt)
 		}
+		dst = append(dst, x)
 	}
 }
 
@@ -194,8 +211,13 @@ type histPiece struct {
 func (a *appender) insertHistHeadLocked(s *memSeries, x histSample) (refusal, err error) {
 	sc := &a.scratch.ooh
 	old := s.hist.c
-	smps, err := readHistSamples(sc.smps[:0], old.Iterator(nil))
-	sc.smps = smps
+	// Histograms of their own (sc.open holds none past its length): the
+	// appender keeps the spans of the ones it appends.
+	smps, err := readHistSamples(sc.open[:0], old.Iterator(nil))
+	defer func() {
+		clear(smps[:cap(smps)])
+		sc.open = smps[:0]
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("open histogram chunk of series %d: %w", s.id, err)
 	}
@@ -207,7 +229,6 @@ func (a *appender) insertHistHeadLocked(s *memSeries, x histSample) (refusal, er
 		return errOOOChunkFull, nil
 	}
 	smps = slices.Insert(smps, i, x)
-	sc.smps = smps
 	// The first sample's counter reset header is the chunk's to keep (a
 	// NotCounterReset header reads back as a hint that appending does not
 	// set again): the samples are appended again as read, and x with its
