@@ -353,41 +353,87 @@ func (a *appender) insertHistSealedLocked(s *memSeries, x histSample) (refusal, 
 // returns a refusal when they do not fit one chunk (chunkenc.ErrFull: too
 // many buckets).
 func (a *appender) writeHistSamplesLocked(s *memSeries, key []byte, smps []histSample) (refusal, err error) {
-	sc, val := &a.scratch.ooh, a.scratch.val
-	mint, maxt := smps[0].t, smps[len(smps)-1].t
-	sc.ts = sc.ts[:0]
-	for _, x := range smps {
-		sc.ts = append(sc.ts, x.t)
-	}
-	val = binary.AppendUvarint(val[:0], uint64(maxt-mint))
+	val := binary.AppendUvarint(a.scratch.val[:0], uint64(smps[len(smps)-1].t-smps[0].t))
 	hdr := len(val)
-	if smps[0].fh != nil {
-		sc.fhs = slices.Grow(sc.fhs[:0], len(smps))[:len(smps)]
-		for i, x := range smps {
-			fromPromFloatHistogram(&sc.fhs[i], x.fh)
-		}
-		val, err = sc.enc.EncodeFloatHistograms(val, sc.ts, sc.fhs)
-	} else {
-		sc.hs = slices.Grow(sc.hs[:0], len(smps))[:len(smps)]
-		for i, x := range smps {
-			fromPromHistogram(&sc.hs[i], x.h)
-		}
-		val, err = sc.enc.EncodeHistograms(val, sc.ts, sc.hs)
-	}
+	val, err = a.scratch.ooh.encode(val, smps)
 	a.scratch.val = val
 	if errors.Is(err, chunkenc.ErrFull) {
 		return fmt.Errorf("%w: the chunk of its time range cannot take it: %v", write.ErrOutOfOrder, err), nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("out-of-order histogram chunk of series %d at %d: %w", s.id, mint, err)
+		return nil, fmt.Errorf("out-of-order histogram chunk of series %d at %d: %w", s.id, smps[0].t, err)
 	}
 	if invariants.Enabled {
-		if h := smps[0].hint(); h != histogram.UnknownCounterReset && h != histogram.GaugeType {
-			panic(fmt.Sprintf("BUG: series %d: histogram chunk at %d starts with counter reset hint %d", s.id, mint, h))
-		}
 		checkSealedHist(s.id, val[hdr:], smps)
 	}
 	return nil, a.pb.Set(key, val, nil)
+}
+
+// encode appends the histpack chunk of smps (sorted, one kind) to dst,
+// the samples copied field for field, hints included.
+func (sc *oooHistScratch) encode(dst []byte, smps []histSample) ([]byte, error) {
+	if invariants.Enabled {
+		if h := smps[0].hint(); h != histogram.UnknownCounterReset && h != histogram.GaugeType {
+			panic(fmt.Sprintf("BUG: histogram chunk at %d starts with counter reset hint %d", smps[0].t, h))
+		}
+	}
+	sc.ts = sc.ts[:0]
+	for _, x := range smps {
+		sc.ts = append(sc.ts, x.t)
+	}
+	if smps[0].fh != nil {
+		sc.fhs = slices.Grow(sc.fhs[:0], len(smps))[:len(smps)]
+		for i, x := range smps {
+			fromPromFloatHistogram(&sc.fhs[i], x.fh)
+		}
+		return sc.enc.EncodeFloatHistograms(dst, sc.ts, sc.fhs)
+	}
+	sc.hs = slices.Grow(sc.hs[:0], len(smps))[:len(smps)]
+	for i, x := range smps {
+		fromPromHistogram(&sc.hs[i], x.h)
+	}
+	return sc.enc.EncodeHistograms(dst, sc.ts, sc.hs)
+}
+
+// histpackOutside is histOutside (delete_range.go) for a histpack chunk
+// that Prometheus's appender cannot take whole: one that out-of-order
+// histograms went into may hold a counter reset or a schema change
+// between two samples, which histpack keeps and Prometheus's chunk
+// cuts at. The samples outside [start, end] are kept as they are, in
+// histpack, but for the hints of the first of them and of each one
+// after a deleted sample: UnknownCounterReset unless gauge histograms,
+// as an insertion marks its next (their predecessor changed). Without
+// it the chunk would be kept whole, its deleted samples with it.
+func histpackOutside(data []byte, start, end int64) (out []byte, first, last int64, kept int, err error) {
+	var hi histIters
+	it, err := hi.iterator(data)
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	smps, err := readHistSamples(nil, it)
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	keep, gap := smps[:0], true
+	for _, x := range smps {
+		if x.t >= start && x.t <= end {
+			gap = true
+			continue
+		}
+		if gap {
+			x.markOOO()
+			gap = false
+		}
+		keep = append(keep, x)
+	}
+	if len(keep) == 0 {
+		return nil, 0, 0, 0, nil
+	}
+	var sc oooHistScratch
+	if out, err = sc.encode(nil, keep); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	return out, keep[0].t, keep[len(keep)-1].t, len(keep), nil
 }
 
 // checkSealedHist panics unless chunk holds exactly smps, every field's

@@ -616,3 +616,56 @@ func BenchmarkApplyOutOfOrderHistograms(b *testing.B) {
 		})
 	}
 }
+
+// TestOutOfOrderHistogramRangeDeletion: a range deletion over a sealed
+// chunk that an out-of-order histogram put a counter reset into (which
+// Prometheus's appender cannot take whole) deletes the samples in the
+// range, keeps the others, and marks the one after the deleted ones:
+// the same after a restart and on a replica.
+func TestOutOfOrderHistogramRangeDeletion(t *testing.T) {
+	lat := labels.FromStrings("__name__", "lat")
+	var logs [][]byte
+	bb := write.NewBuilder("t")
+	require.NoError(t, bb.AddHistograms(lat, nil, chs(100, 10, 200, 20, 300, 30, 400, 40, 500, 50, 600, 60, 700, 70)))
+	logs = append(logs, write.Append(nil, bb.Batch()))
+	bb.Reset("t")
+	// A reset into the sealed chunk [100, 400], which the deletion of
+	// 200 keeps.
+	require.NoError(t, bb.AddHistograms(lat, nil, chs(250, 1)))
+	b := bb.Batch()
+	b.OutOfOrderWindowMs = 5000
+	logs = append(logs, write.Append(nil, b), delEntry("t", 150, 200, "lat"))
+	var dumps [][]string
+	for _, restart := range []bool{false, true} {
+		opts := testOptions(vfs.NewMem())
+		db, err := Open(opts)
+		require.NoError(t, err)
+		g, _, err := db.OpenGroup(7)
+		require.NoError(t, err)
+		for i, e := range logs {
+			errs, err := g.Apply(uint64(i+1), e)
+			require.NoError(t, err)
+			require.Empty(t, errs)
+			if restart && i == 0 {
+				require.NoError(t, g.Checkpoint())
+				require.NoError(t, db.Close())
+				db, err = Open(opts)
+				require.NoError(t, err)
+				g, _, err = db.OpenGroup(7)
+				require.NoError(t, err)
+			}
+		}
+		var want []string
+		for _, h := range chs(100, 10, 250, 1, 300, 30, 400, 40, 500, 50, 600, 60, 700, 70) {
+			want = append(want, histString(h.T, h.H, h.FH))
+		}
+		m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "lat")
+		require.Equal(t, []seriesSamples{{lat.String(), nil, want}}, selectAll(t, g, "t", math.MinInt64, math.MaxInt64, m))
+		require.Equal(t, []string{"100:0", "250:0", "300:0", "400:2", "500:0", "600:2", "700:2"}, histHints(t, g, "lat", true))
+		requireNoOverlap(t, db)
+		require.NoError(t, g.Checkpoint())
+		dumps = append(dumps, dump(t, db))
+		require.NoError(t, db.Close())
+	}
+	requireSameDump(t, dumps[0], dumps[1])
+}
