@@ -669,3 +669,57 @@ func TestOutOfOrderHistogramRangeDeletion(t *testing.T) {
 	}
 	requireSameDump(t, dumps[0], dumps[1])
 }
+
+// TestOutOfOrderHistogramEvicted: a histogram series evicted from the
+// head (its open chunk sealed, its newest histogram in an 'e' record)
+// takes out-of-order histograms within the window into its sealed
+// chunks without coming back into the head count, the same on a replica
+// that restarted in between; an in-order one brings it back.
+func TestOutOfOrderHistogramEvicted(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		opts := testOptions(vfs.NewMem())
+		db, err := Open(opts)
+		require.NoError(t, err)
+		g, _, err := db.OpenGroup(7)
+		require.NoError(t, err)
+		lat, other := labels.FromStrings("__name__", "lat"), labels.FromStrings("__name__", "other")
+		bb := write.NewBuilder("t")
+		require.NoError(t, bb.AddHistograms(lat, nil, chs(1000, 10, 1500, 15, 2000, 20)))
+		require.NoError(t, bb.Add(other, smps(6000, 6)))
+		require.Empty(t, apply(t, g, 1, bb.Batch()))
+		require.Equal(t, 1, g.Stats()[0].HeadSeries, "lat is evicted (EvictIdle 3s)")
+		if restart {
+			require.NoError(t, g.Checkpoint())
+			require.NoError(t, db.Close())
+			db, err = Open(opts)
+			require.NoError(t, err)
+			g, _, err = db.OpenGroup(7)
+			require.NoError(t, err)
+		}
+		bb.Reset("t")
+		require.NoError(t, bb.AddHistograms(lat, nil, chs(1250, 12, 1500, 15, 1500, 16, 900, 9, 1750, 1)))
+		b := bb.Batch()
+		b.OutOfOrderWindowMs = 5500
+		errs := apply(t, g, 2, b)
+		require.Len(t, errs, 1)
+		require.Equal(t, 1, errs[0].Rejected)
+		require.ErrorIs(t, errs[0].Err, write.ErrDuplicateSample)
+		require.Equal(t, 1, g.Stats()[0].HeadSeries)
+		var want []string
+		for _, h := range chs(900, 9, 1000, 10, 1250, 12, 1500, 15, 1750, 1, 2000, 20) {
+			want = append(want, histString(h.T, h.H, h.FH))
+		}
+		m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "lat")
+		require.Equal(t, []seriesSamples{{lat.String(), nil, want}}, selectAll(t, g, "t", math.MinInt64, math.MaxInt64, m))
+		require.Equal(t, []seriesSamples{{lat.String(), nil, want}}, selectFrom(t, pebbleQuerier(t, g, "t", math.MinInt64, math.MaxInt64), m))
+		// 900 starts a chunk of its own (partition 0); in partition 1 the
+		// inserted ones and the one after each are unknown.
+		require.Equal(t, []string{"900:0", "1000:0", "1250:0", "1500:0", "1750:0", "2000:0"}, histHints(t, g, "lat", true))
+		requireNoOverlap(t, db)
+		bb.Reset("t")
+		require.NoError(t, bb.AddHistograms(lat, nil, chs(6100, 61)))
+		require.Empty(t, apply(t, g, 3, bb.Batch()))
+		require.Equal(t, 2, g.Stats()[0].HeadSeries)
+		require.NoError(t, db.Close())
+	}
+}
