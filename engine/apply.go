@@ -200,6 +200,7 @@ type appender struct {
 	scratch *applyScratch
 	index   uint64 // of the entry being applied
 	ooo     oooChunk
+	oooh    oooHistChunk
 }
 
 func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
@@ -350,6 +351,11 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				se.Rejected++
 				continue
 			}
+			// An in-order histogram may seal: the out-of-order chunk
+			// being filled is written first.
+			if err := a.flushOOOHistLocked(); err != nil {
+				return nil, err
+			}
 			ns, err := a.admitLocked(s, h, bs, b.Limits, &se, len(bs.Histograms)-j)
 			if err != nil {
 				return nil, err
@@ -372,6 +378,9 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 			if len(t.mu.lastOfEmpty) > 0 {
 				delete(t.mu.lastOfEmpty, s)
 			}
+		}
+		if err := a.flushOOOHistLocked(); err != nil {
+			return nil, err
 		}
 		if bs.Meta != nil {
 			if me := a.applyMetaLocked(h, bs, b.MetaLimits); me.Rejected > 0 {

@@ -32,7 +32,9 @@ import (
 //     re-encoded in chunkenc's histpack at the same key, which keeps any
 //     sequence of histograms with each sample's own counter reset hint,
 //     so a sealed chunk never splits; if the partition has no such chunk,
-//     into a new chunk of that one sample at its own key.
+//     into a new chunk of that one sample at its own key. As for floats,
+//     the chunk stays decoded while the next histograms of the batch
+//     series go into it (oooHistChunk).
 //
 // Counter reset hints. A reader trusts CounterReset and NotCounterReset
 // and compares with the previous sample otherwise (PromQL's
@@ -189,6 +191,10 @@ func (a *appender) insertHistOOOLocked(s *memSeries, hs *write.Histogram) (refus
 	}
 	x.markOOO()
 	if s.numSamples() > 0 && x.t >= s.mint {
+		// Its cuts write chunks at and after s.mint.
+		if err := a.flushOOOHistLocked(); err != nil {
+			return nil, err
+		}
 		switch {
 		case !s.histOpen():
 			return errOOOHistInFloat, nil
@@ -281,11 +287,79 @@ func setCounterResetHeader(c promchunk.Chunk, header byte) {
 	b[2] = b[2]&^promchunk.CounterResetHeaderMask | header&promchunk.CounterResetHeaderMask
 }
 
+// oooHistChunk is oooChunk (ooo.go) for histograms: the sealed chunk the
+// last out-of-order histogram of a batch series went into, decoded (in
+// oooHistScratch.smps), while the next histograms of the series go into
+// it too: a backfill of n histograms into one chunk decodes and encodes
+// it once, not n times. It takes the histograms in [mint, end), the ones
+// insertHistSealedLocked would send to it. flushOOOHistLocked writes it
+// before anything else reads or writes chunks of the series (an
+// in-order histogram, the open chunk's insertions, the end of the batch
+// series), so the entry writes what inserting them one by one would.
+type oooHistChunk struct {
+	s         *memSeries // nil: none
+	key       []byte
+	mint, end int64
+	float     bool // of float histograms
+	dirty     bool // holds histograms not written yet
+	buckets   int  // bucket counts and custom values of its samples
+}
+
+// histBuckets is what x adds to a histpack chunk's bound on buckets
+// (chunkenc.MaxHistogramBuckets): its bucket counts and custom values,
+// the custom values counted for every sample (a chunk stores them once
+// per run of one layout): a bound above the encoder's own, so the chunk
+// written at the flush always encodes.
+func histBuckets(x histSample) int {
+	if x.fh != nil {
+		return len(x.fh.PositiveBuckets) + len(x.fh.NegativeBuckets) + len(x.fh.CustomValues)
+	}
+	return len(x.h.PositiveBuckets) + len(x.h.NegativeBuckets) + len(x.h.CustomValues)
+}
+
 // insertHistSealedLocked inserts x, older than the open chunk of s (or s
 // has none), into the sealed chunks of its partition, read through the
-// apply batch.
+// apply batch, through a.oooh.
 func (a *appender) insertHistSealedLocked(s *memSeries, x histSample) (refusal, err error) {
-	sc, ks := &a.scratch.ooh, a.t.ks
+	c, sc := &a.oooh, &a.scratch.ooh
+	if c.s != s || x.t < c.mint || x.t >= c.end {
+		if err := a.flushOOOHistLocked(); err != nil {
+			return nil, err
+		}
+		if r, err := a.loadOOOHistLocked(s, x); r != nil || err != nil {
+			return r, err
+		}
+	}
+	if c.float != (x.fh != nil) {
+		return errOOOHistKind, nil
+	}
+	smps := sc.smps
+	i, dup := slices.BinarySearchFunc(smps, x.t, cmpHistSampleTime)
+	switch {
+	case dup:
+		return sameOrDuplicateHist(smps[i], x), nil
+	case len(smps) >= chunkenc.MaxSamples:
+		return errOOOChunkFull, nil
+	case c.buckets+histBuckets(x) > chunkenc.MaxHistogramBuckets:
+		return fmt.Errorf("%w: the chunk of its time range holds %d buckets, the most a chunk holds is %d", write.ErrOutOfOrder, c.buckets, chunkenc.MaxHistogramBuckets), nil
+	}
+	smps = slices.Insert(smps, i, x)
+	sc.smps = smps
+	if i+1 < len(smps) {
+		smps[i+1].markOOO()
+	}
+	c.buckets += histBuckets(x)
+	c.dirty = true
+	return nil, nil
+}
+
+// loadOOOHistLocked makes a.oooh the chunk of s that x goes into: the one
+// of its partition with the newest mint at or before x, or, if there is
+// none, a new one at x (empty until x is inserted; the series' postings
+// of the partition are written now). It returns a refusal if that chunk
+// is a float chunk or of the other kind of histograms.
+func (a *appender) loadOOOHistLocked(s *memSeries, x histSample) (refusal, err error) {
+	c, sc, ks := &a.oooh, &a.scratch.ooh, a.t.ks
 	p := partitionOf(x.t, a.g.db.partitionMs)
 	if p < a.t.mu.retainPart {
 		return write.ErrTooOld, nil
@@ -296,56 +370,72 @@ func (a *appender) insertHistSealedLocked(s *memSeries, x histSample) (refusal, 
 		return nil, err
 	}
 	// x.t is below the series' newest sample: x.t+1 does not overflow.
-	var key []byte
+	*c = oooHistChunk{s: s, key: c.key[:0], mint: x.t, end: partitionEnd(p, a.g.db.partitionMs), float: x.fh != nil}
 	smps := sc.smps[:0]
 	found := it.SeekLT(ks.chunkKey(nil, p, s.id, x.t+1))
 	if found {
-		key = slices.Clone(it.Key())
+		c.key = append(c.key, it.Key()...)
+		c.mint = readTime(c.key[len(c.key)-8:])
 		v := it.Value()
 		_, n := binary.Uvarint(v)
 		switch {
 		case n <= 0:
-			err = fmt.Errorf("chunk %x: bad header", key)
+			err = fmt.Errorf("chunk %x: bad header", c.key)
 		case !isHistChunk(v[n:]):
 			refusal = errOOOHistInFloat
-		case isFloatHistChunk(v[n:]) != (x.fh != nil):
-			refusal = errOOOHistKind
 		default:
+			c.float = isFloatHistChunk(v[n:])
 			var hit promchunk.Iterator
 			if hit, err = sc.hi.iterator(v[n:]); err == nil {
 				smps, err = readHistSamples(smps, hit)
 			}
 		}
+		if err == nil && refusal == nil && it.Next() {
+			c.end = readTime(it.Key()[len(it.Key())-8:])
+		}
+	} else if it.First() {
+		c.end = readTime(it.Key()[len(it.Key())-8:])
 	}
 	sc.smps = smps
 	if err := errors.Join(err, it.Error(), it.Close()); err != nil {
+		c.s = nil
 		return nil, fmt.Errorf("out-of-order histogram of series %d at %d: %w", s.id, x.t, err)
 	}
 	if refusal != nil {
+		c.s = nil
 		return refusal, nil
+	}
+	for _, y := range smps {
+		c.buckets += histBuckets(y)
 	}
 	if !found {
 		// The series' first sample in this partition before its sealed
 		// chunks there, if any: a chunk of its own.
-		if err := a.writePostings(s, p); err != nil {
-			return nil, err
-		}
-		sc.smps = append(smps, x)
-		return a.writeHistSamplesLocked(s, ks.chunkKey(nil, p, s.id, x.t), sc.smps)
+		c.key = ks.chunkKey(c.key[:0], p, s.id, x.t)
+		return nil, a.writePostings(s, p)
 	}
-	i, dup := slices.BinarySearchFunc(smps, x.t, cmpHistSampleTime)
-	switch {
-	case dup:
-		return sameOrDuplicateHist(smps[i], x), nil
-	case len(smps) >= chunkenc.MaxSamples:
-		return errOOOChunkFull, nil
+	return nil, nil
+}
+
+// flushOOOHistLocked writes a.oooh if it holds histograms not written
+// yet, and forgets it.
+func (a *appender) flushOOOHistLocked() error {
+	c := &a.oooh
+	if c.s == nil {
+		return nil
 	}
-	smps = slices.Insert(smps, i, x)
-	sc.smps = smps
-	if i+1 < len(smps) {
-		smps[i+1].markOOO()
+	s, dirty := c.s, c.dirty
+	c.s, c.dirty = nil, false
+	if !dirty {
+		return nil
 	}
-	return a.writeHistSamplesLocked(s, key, smps)
+	r, err := a.writeHistSamplesLocked(s, c.key, a.scratch.ooh.smps)
+	if r != nil {
+		// Inserting checked the bound on buckets, which is above the
+		// encoder's.
+		panic(fmt.Sprintf("BUG: series %d: out-of-order histogram chunk at %d does not encode: %v", s.id, c.mint, r))
+	}
+	return err
 }
 
 // writeHistSamplesLocked writes the sealed histogram chunk of smps (sorted,

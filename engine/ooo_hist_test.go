@@ -542,9 +542,8 @@ func benchHist(i, r int) *histogram.Histogram {
 // series, 7.5s after a scrape: in the open chunk (appended again), in
 // the newest sealed chunk (decoded and re-encoded in histpack), or in
 // order (the baseline of the same run); and the same eight histograms
-// of each series into its sealed chunk in one batch (a backfill: each
-// pays for its chunk, histograms are not kept decoded across a batch).
-// The window is 1h.
+// of each series into its sealed chunk in one batch (a backfill: the
+// chunk stays decoded across them, appender.oooh). The window is 1h.
 func BenchmarkApplyOutOfOrderHistograms(b *testing.B) {
 	const nSeries, rounds = 1000, 250
 	lsets := benchLabels(nSeries)
