@@ -373,13 +373,14 @@ func TestOutOfOrderHistogramsDense(t *testing.T) {
 // TestOutOfOrderHistogramPromQL: PromQL over native histograms written
 // out of order (a third of them up to 30 scrapes late, within a 10m
 // window) answers as Prometheus's TSDB holding the same samples written
-// in order: counter histograms whose buckets grow, reset, change schema
-// or go back to an earlier sample's counts, custom-bucket ones, float
-// gauge histograms, partitions and a restart replaying from a
-// checkpoint. rate, increase and resets read the counter reset hints, so
-// they check that the hints of inserted histograms and of the ones after
-// them let PromQL find every reset and no other (without the mark of the
-// next histogram in a sealed chunk this test fails).
+// in order: counter histograms, integer and float, whose buckets grow,
+// reset, change schema or go back to an earlier sample's counts,
+// custom-bucket ones, float gauge histograms, partitions and a restart
+// replaying from a checkpoint. rate, increase and resets read the
+// counter reset hints, so they check that the hints of inserted
+// histograms and of the ones after them let PromQL find every reset and
+// no other (without the mark of the next histogram in a sealed chunk
+// this test fails).
 func TestOutOfOrderHistogramPromQL(t *testing.T) {
 	ctx := context.Background()
 	prom := teststorage.New(t)
@@ -406,7 +407,7 @@ func TestOutOfOrderHistogramPromQL(t *testing.T) {
 			return labels.FromStrings("__name__", name, "instance", fmt.Sprintf("host-%d", inst))
 		}
 		ss = append(ss, &hseries{lset: l("rpc_seconds"), kind: "counter"}, &hseries{lset: l("req_seconds"), kind: "nhcb"},
-			&hseries{lset: l("queue_bytes"), kind: "gauge"})
+			&hseries{lset: l("queue_bytes"), kind: "gauge"}, &hseries{lset: l("frpc_seconds"), kind: "float"})
 	}
 	// Every sample, in order into Prometheus, and by the step it is
 	// delivered at into the engine.
@@ -438,8 +439,13 @@ func TestOutOfOrderHistogramPromQL(t *testing.T) {
 				}
 				s.prev = s.state
 				s.state = nextCounterHistogram(rng, prev, s.kind == "nhcb", rng.IntN(60) == 0, i == n/3 && j == 0)
-				hs = write.Histogram{T: ts, H: s.state.Copy()}
-				_, err = app.AppendHistogram(0, s.lset, ts, s.state.Copy(), nil)
+				if s.kind == "float" { // float counts, a counter
+					hs = write.Histogram{T: ts, FH: s.state.ToFloat(nil)}
+					_, err = app.AppendHistogram(0, s.lset, ts, nil, s.state.ToFloat(nil))
+				} else {
+					hs = write.Histogram{T: ts, H: s.state.Copy()}
+					_, err = app.AppendHistogram(0, s.lset, ts, s.state.Copy(), nil)
+				}
 			}
 			require.NoError(t, err)
 			d := i
@@ -494,6 +500,9 @@ func TestOutOfOrderHistogramPromQL(t *testing.T) {
 		`req_seconds`,
 		`queue_bytes`,
 		`rate(rpc_seconds[5m])`,
+		`frpc_seconds`,
+		`rate(frpc_seconds[5m])`,
+		`resets(frpc_seconds[30m])`,
 		`increase(req_seconds[10m])`,
 		`resets(rpc_seconds[30m])`,
 		`resets(req_seconds[30m])`,
