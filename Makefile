@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist bench-rules bench-vm victoriametrics otelcol histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist bench-rules bench-vm victoriametrics otelcol histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend bench-30d
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -122,6 +122,14 @@ bench-frontend: ## the query frontend's benchmarks: dashboard refreshes, shardin
 # on a single Myelin node and on Prometheus, one after the other: the
 # rules' CPU per 1,000 rules per evaluation, missed iterations, and the
 # recorded series compared (README "Alerting", issue 18).
+# `make bench-30d`: issue 17's long-range goal. 1,000 counter series
+# (100 hosts x 2 cpus x 5 modes, one scrape a minute, 30 days ending now)
+# into one Myelin node by remote write and into Prometheus 3.14 as its
+# compacted blocks, then `sum by (instance) (rate(...[5m]))` over the 30
+# days at a 30-minute step, cold and warm, taking turns (bench/cmd/longquery).
+bench-30d: build prometheus3 ## 30-day sum by (instance) (rate(...[5m])) over 1,000 series: Myelin vs Prometheus 3 (~4 min)
+	$(GO) run ./bench/cmd/longquery $(BENCHARGS)
+
 bench-rules: build e2e-deps ## recording rules: CPU per 1,000 rules, Myelin vs Prometheus (~12 min)
 	$(GO) run ./bench/cmd/rulebench -rules $(or $(RULES),10000) $(BENCHARGS)
 

@@ -247,3 +247,27 @@ func Named(name, dataDir string, n int, seed uint64) (Workload, error) {
 	}
 	return Workload{}, fmt.Errorf("workload %q: want replay or synthetic", name)
 }
+
+// CPUCounters returns instances x len(modes) x cpus series of
+// node_cpu_seconds_total{cpu, mode, instance="host-<i>:9100", job="node"}:
+// counters of centiseconds at a random rate each, seed fixing the values.
+// It is the long-range query benchmark's workload (bench/cmd/longquery),
+// one metric so that every series is read by its query.
+func CPUCounters(instances, cpus int, modes []string, seed uint64) Workload {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	w := Workload{Name: "cpu-counters", Instance: "host-0:9100"}
+	for inst := range instances {
+		for _, ls := range cross([]string{"cpu"}, seq(cpus), []string{"mode"}, modes) {
+			l := []prompb.Label{{Name: "__name__", Value: "node_cpu_seconds_total"},
+				{Name: ls[0], Value: ls[1]}, {Name: ls[2], Value: ls[3]},
+				{Name: "instance", Value: fmt.Sprintf("host-%d:9100", inst)}, {Name: "job", Value: "node"}}
+			sortLabels(l)
+			w.Series = append(w.Series, Series{Labels: l, gen: generator{
+				kind: kindCounter,
+				v:    math.Round(rng.Float64()*1e4) / 100,
+				rate: math.Round(rng.ExpFloat64()*500) / 100,
+			}})
+		}
+	}
+	return w
+}

@@ -100,6 +100,11 @@ func StartMyelin(ctx context.Context, bin, dir string, extra ...string) (*Server
 	if err != nil {
 		return nil, err
 	}
+	return StartMyelinAt(ctx, bin, dir, addr, extra...)
+}
+
+// StartMyelinAt is StartMyelin listening on addr (host:port).
+func StartMyelinAt(ctx context.Context, bin, dir, addr string, extra ...string) (*Server, error) {
 	data := filepath.Join(dir, "myelin")
 	return Start(ctx, "myelin", bin, dir, data, addr, "/ready",
 		append([]string{"-data.dir", data, "-http.listen-address", addr}, extra...)...)
@@ -114,6 +119,11 @@ func StartPrometheus(ctx context.Context, bin, dir, config string, extra ...stri
 	if err != nil {
 		return nil, err
 	}
+	return StartPrometheusAt(ctx, bin, dir, addr, config, extra...)
+}
+
+// StartPrometheusAt is StartPrometheus listening on addr (host:port).
+func StartPrometheusAt(ctx context.Context, bin, dir, addr, config string, extra ...string) (*Server, error) {
 	if config == "" {
 		config = "# no scrape jobs: remote-write receiver only\nglobal:\n  scrape_interval: 15s\n"
 	}
