@@ -65,14 +65,18 @@ func main() {
 		work      = flag.String("work", "", "work directory (default: a new temporary one, removed at the end)")
 		profile   = flag.String("profile", "", "save Myelin's CPU profile over 20 s of warm runs to this file")
 		extra     = flag.String("myelin-args", "", "extra Myelin flags, space separated")
+		reuse     = flag.Bool("reuse", false, "query the servers' data left in -work by an earlier run with the same -instances, -days and -interval, without loading again")
 	)
 	flag.Parse()
-	if err := run(*myelinBin, *promBin, *instances, *days, *interval, *runs, *portBase, *work, *profile, *extra); err != nil {
+	if *reuse && *work == "" {
+		log.Fatal("-reuse needs -work")
+	}
+	if err := run(*myelinBin, *promBin, *instances, *days, *interval, *runs, *portBase, *work, *profile, *extra, *reuse); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(myelinBin, promBin string, instances int, days float64, interval time.Duration, runs, portBase int, work, profile, extra string) (err error) {
+func run(myelinBin, promBin string, instances int, days float64, interval time.Duration, runs, portBase int, work, profile, extra string, reuse bool) (err error) {
 	ctx := context.Background()
 	if work == "" {
 		if work, err = os.MkdirTemp("", "longquery-"); err != nil {
@@ -84,38 +88,34 @@ func run(myelinBin, promBin string, instances int, days float64, interval time.D
 	opts := load.Options{Hours: days * 24, Interval: interval, End: time.Now(), Seed: 1}
 	plan := func() *load.Plan { return load.Build(load.CPUCounters(instances, 2, modes, opts.Seed), opts, false) }
 
-	// Prometheus: blocks first, then the server.
-	t0 := time.Now()
-	p := plan()
-	promDir := filepath.Join(work, "prometheus")
-	if err := writeBlocks(ctx, p, promDir); err != nil {
-		return err
+	endFile := filepath.Join(work, "end_ms")
+	if reuse {
+		b, err := os.ReadFile(endFile)
+		if err != nil {
+			return fmt.Errorf("reuse: %w", err)
+		}
+		ms, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			return fmt.Errorf("reuse %s: %w", endFile, err)
+		}
+		opts.End = time.UnixMilli(ms)
 	}
-	log.Printf("prometheus: %d series, %d samples written as blocks in %v", p.Series, p.Samples, time.Since(t0).Round(time.Millisecond))
-
-	// Myelin: remote write, settle, restart (so that its first query is cold).
+	p := plan()
 	myelinAddr := "127.0.0.1:" + strconv.Itoa(portBase)
 	args := strings.Fields(extra)
+	if !reuse {
+		if err := loadBoth(ctx, p, plan(), myelinBin, work, myelinAddr, args); err != nil {
+			return err
+		}
+		if err := os.WriteFile(endFile, []byte(strconv.FormatInt(p.End, 10)), 0o644); err != nil {
+			return err
+		}
+	}
 	my, err := server.StartMyelinAt(ctx, myelinBin, work, myelinAddr, args...)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, my.Stop()) }()
-	res, err := load.Run(ctx, load.RunConfig{Name: "myelin", Log: log.Printf, PID: my.PID(), DataDir: my.DataDir,
-		Target: load.Target{WriteURL: "http://" + myelinAddr + "/api/v1/push", Tenant: "bench"}}, plan(), time.Second)
-	if err != nil {
-		return fmt.Errorf("load myelin (log %s): %w", my.LogPath, err)
-	}
-	log.Printf("myelin: %d samples accepted in %.1f s (%.0f/s), settled after %.0f s", res.Samples, res.SendSeconds, res.SamplesPerSec, res.SettleSeconds)
-	if res.Samples != p.Samples {
-		return fmt.Errorf("myelin accepted %d of %d samples", res.Samples, p.Samples)
-	}
-	if err := my.Stop(); err != nil {
-		return err
-	}
-	if my, err = server.StartMyelinAt(ctx, myelinBin, work, myelinAddr, args...); err != nil {
-		return err
-	}
 	prom, err := server.StartPrometheusAt(ctx, promBin, work, "127.0.0.1:"+strconv.Itoa(portBase+1), "")
 	if err != nil {
 		return err
@@ -132,7 +132,23 @@ func run(myelinBin, promBin string, instances int, days float64, interval time.D
 	for k, c := range clients {
 		cold[k] = c.Run(ctx, q, 1)
 	}
+	pids := []int{my.PID(), prom.PID()}
+	var cpu [2]float64 // CPU-s per warm run: the servers are idle between their turns
+	for k, pid := range pids {
+		pr, err := load.ReadProc(pid)
+		if err != nil {
+			return err
+		}
+		cpu[k] = -pr.CPUSeconds
+	}
 	warm := query.RunInterleaved(ctx, clients, []query.Query{q}, runs)
+	for k, pid := range pids {
+		pr, err := load.ReadProc(pid)
+		if err != nil {
+			return err
+		}
+		cpu[k] = (cpu[k] + pr.CPUSeconds) / float64(runs)
+	}
 	for k, r := range []query.Result{cold[0], cold[1], warm[0][0], warm[1][0]} {
 		if r.Err != "" {
 			return fmt.Errorf("%s: %s", []string{"myelin cold", "prometheus cold", "myelin warm", "prometheus warm"}[k], r.Err)
@@ -150,8 +166,37 @@ func run(myelinBin, promBin string, instances int, days float64, interval time.D
 	fmt.Printf("| cold (first query after start) | %.0f ms | %.0f ms | %.2fx |\n", cold[0].MedianS*1e3, cold[1].MedianS*1e3, cold[0].MedianS/cold[1].MedianS)
 	fmt.Printf("| warm, median of %d | %.0f ms | %.0f ms | **%.2fx** |\n", runs, warm[0][0].MedianS*1e3, warm[1][0].MedianS*1e3, warm[0][0].MedianS/warm[1][0].MedianS)
 	fmt.Printf("| warm, max | %.0f ms | %.0f ms | |\n", warm[0][0].MaxS*1e3, warm[1][0].MaxS*1e3)
+	fmt.Printf("| server CPU per warm run | %.2f s | %.2f s | %.2fx |\n", cpu[0], cpu[1], cpu[0]/cpu[1])
 	if profile != "" {
 		return saveProfile(ctx, clients[0], q, "http://"+myelinAddr, profile)
+	}
+	return nil
+}
+
+// loadBoth writes plan pp as Prometheus's blocks while it sends pm, the
+// same samples, to a Myelin node on myelinAddr, and stops the node once
+// it has settled.
+func loadBoth(ctx context.Context, pp, pm *load.Plan, myelinBin, work, myelinAddr string, args []string) (err error) {
+	blocks := make(chan error, 1)
+	go func() {
+		t0 := time.Now()
+		err := writeBlocks(ctx, pp, filepath.Join(work, "prometheus"))
+		log.Printf("prometheus: %d series, %d samples written as blocks in %v", pp.Series, pp.Samples, time.Since(t0).Round(time.Millisecond))
+		blocks <- err
+	}()
+	defer func() { err = errors.Join(err, <-blocks) }()
+	my, err := server.StartMyelinAt(ctx, myelinBin, work, myelinAddr, args...)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, my.Stop()) }()
+	res, err := load.Run(ctx, load.RunConfig{Name: "myelin", Log: log.Printf, PID: my.PID(), DataDir: my.DataDir,
+		Target: load.Target{WriteURL: "http://" + myelinAddr + "/api/v1/push", Tenant: "bench"}}, pm, time.Second)
+	if err != nil {
+		return fmt.Errorf("load myelin (log %s): %w", my.LogPath, err)
+	}
+	if res.Samples != pm.Samples {
+		return fmt.Errorf("myelin accepted %d of %d samples", res.Samples, pm.Samples)
 	}
 	return nil
 }
