@@ -4,10 +4,12 @@ import (
 	"compress/gzip"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -316,4 +318,26 @@ func TestDirBytes(t *testing.T) {
 	n, err = DirBytes(dir, "snapshots")
 	require.NoError(t, err)
 	require.Equal(t, int64(15), n)
+}
+
+func TestCPUCounters(t *testing.T) {
+	w := CPUCounters(100, 2, []string{"idle", "iowait", "system", "user", "softirq"}, 1)
+	require.Len(t, w.Series, 1000)
+	seen := map[string]bool{}
+	for _, s := range w.Series {
+		require.Equal(t, "node_cpu_seconds_total", s.Labels[0].Value)
+		require.True(t, sort.SliceIsSorted(s.Labels, func(i, j int) bool { return s.Labels[i].Name < s.Labels[j].Name }))
+		seen[labelsKey(s.Labels)] = true
+	}
+	require.Len(t, seen, 1000, "series are distinct")
+	// Counters never go down.
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, s := range w.Series[:10] {
+		prev := s.gen.next(rng, 0)
+		for st := 1; st < 100; st++ {
+			v := s.gen.next(rng, st)
+			require.GreaterOrEqual(t, v, prev)
+			prev = v
+		}
+	}
 }
