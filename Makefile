@@ -127,7 +127,8 @@ bench-frontend: ## the query frontend's benchmarks: dashboard refreshes, shardin
 # into one Myelin node by remote write and into Prometheus 3.14 as its
 # compacted blocks, then `sum by (instance) (rate(...[5m]))` over the 30
 # days at a 30-minute step, cold and warm, taking turns (bench/cmd/longquery).
-bench-30d: build prometheus3 ## 30-day sum by (instance) (rate(...[5m])) over 1,000 series: Myelin vs Prometheus 3 (~4 min)
+# The load is most of the time: -work DIR keeps it, -reuse queries it again.
+bench-30d: build prometheus3 ## 30-day sum by (instance) (rate(...[5m])) over 1,000 series: Myelin vs Prometheus 3 (~10 min; BENCHARGS='-reuse -work DIR' to query a loaded DIR again)
 	$(GO) run ./bench/cmd/longquery $(BENCHARGS)
 
 bench-rules: build e2e-deps ## recording rules: CPU per 1,000 rules, Myelin vs Prometheus (~12 min)
