@@ -83,6 +83,8 @@ func run(myelinBin, promBin string, instances int, days float64, interval time.D
 			return err
 		}
 		defer func() { err = errors.Join(err, os.RemoveAll(work)) }()
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
 	}
 	modes := []string{"idle", "iowait", "system", "user", "softirq"}
 	opts := load.Options{Hours: days * 24, Interval: interval, End: time.Now(), Seed: 1}
