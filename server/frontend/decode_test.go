@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -187,4 +188,38 @@ func TestDecodeCheckpoints(t *testing.T) {
 		require.ErrorIs(t, err, context.Canceled)
 		heavy.Release()
 	})
+}
+
+// BenchmarkDecodeResult: a day of a heavy range query's piece (100
+// series of 1,440 points), with encoding/json (the decoder before) and
+// the streaming one.
+func BenchmarkDecodeResult(b *testing.B) {
+	m := promql.Matrix{}
+	for i := range 100 {
+		s := promql.Series{Metric: labels.FromStrings("instance", fmt.Sprintf("host-%d", i), "job", "job-1")}
+		for j := range 1440 {
+			s.Floats = append(s.Floats, promql.FPoint{T: 1700000000000 + int64(j)*60_000, F: float64(j*i) * 1.37})
+		}
+		m = append(m, s)
+	}
+	body, err := v1.JSONCodec{}.Encode(&v1.Response{Status: "success", Data: &v1.QueryData{ResultType: m.Type(), Result: m}})
+	require.NoError(b, err)
+	for _, d := range []struct {
+		name   string
+		decode func([]byte) (*result, error)
+	}{
+		{"encoding-json", decodeResultStd},
+		{"stream", func(b []byte) (*result, error) { return decodeResult(b, nil) }},
+	} {
+		b.Run(d.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := d.decode(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/144000, "ns/point")
+		})
+	}
 }
