@@ -490,7 +490,7 @@ type metrics struct {
 	wait    *prometheus.HistogramVec // tenant
 	yields  *prometheus.CounterVec   // tenant
 	lent    prometheus.Counter
-	held    *prometheus.CounterVec   // tenant
+	held    *prometheus.CounterVec // tenant
 	waiting prometheus.Gauge
 	slots   prometheus.Gauge
 }
