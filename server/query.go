@@ -641,8 +641,8 @@ func (q *tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 }
 
 // slotSeriesSet checkpoints in the query's CPU slot (server/cpuslot:
-// the query frontend's request carries it) at every series and every
-// cpuslot.TickEvery samples its iterators read, so that a heavy query
+// the query frontend's request carries it) every cpuslot.TickEvery
+// series or samples its iterators read, so that a heavy query
 // gives its slot up to a lighter tenant within tens of microseconds.
 // The engine evaluates a query in one goroutine, the slot's holder.
 type slotSeriesSet struct {
@@ -685,7 +685,7 @@ func (s slotSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	}
 	si.Iterator = s.Series.Iterator(it)
 	si.slot = s.slot
-	if err := s.slot.Checkpoint(); err != nil {
+	if err := s.slot.Tick(); err != nil {
 		si.err = err
 	}
 	return si
