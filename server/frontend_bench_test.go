@@ -367,6 +367,7 @@ func BenchmarkFrontendSlotsAlone(b *testing.B) {
 				require.NoError(b, err)
 				defer fe.Close()
 				b.ReportAllocs()
+				cpu0 := processCPU()
 				for b.Loop() {
 					r := httptest.NewRequest(http.MethodGet, q.path+"?"+q.form.Encode(), nil)
 					r.Header.Set(tenant.Header, "dash")
@@ -376,6 +377,9 @@ func BenchmarkFrontendSlotsAlone(b *testing.B) {
 						b.Fatalf("%d %s", w.Code, w.Body.String())
 					}
 				}
+				// CPU per query: the checkpoints' cost, less sensitive
+				// than wall time to other work on the machine.
+				b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 			})
 		}
 	}
