@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -17,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/myelindb/myelin/server/cpuslot"
+	"github.com/myelindb/myelin/server/tenant"
 )
 
 // apiAnswers are answers as the query API writes them (Prometheus's
@@ -222,4 +225,52 @@ func BenchmarkDecodeResult(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/144000, "ns/point")
 		})
 	}
+}
+
+// TestCanceledWhileDecoding: a query whose client goes away while the
+// decoding of its answer gave the CPU slot to a lighter tenant ends with
+// 499, not with the API's answer passed on undecoded.
+func TestCanceledWhileDecoding(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Enough series for the decoder to check its slot, too few
+		// points for the frontend's encoding to take one.
+		var b strings.Builder
+		b.WriteString(`{"status":"success","data":{"resultType":"vector","result":[`)
+		for i := range 2 * cpuslot.TickEvery {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"metric":{"i":"%d"},"value":[1,"1"]}`, i)
+		}
+		b.WriteString(`]}}`)
+		require.Less(t, 2*cpuslot.TickEvery, minSlotPoints)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		var f *Frontend
+		api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(time.Second) // the heavy tenant's slot time
+			// A light query waits for a slot as the answer is decoded; it
+			// keeps the slot until the heavy query has answered.
+			go func() {
+				light, _, err := f.slots.Acquire(context.Background(), "light")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				cancel() // the heavy query's client goes away
+				<-done
+				light.Release()
+			}()
+			time.Sleep(time.Millisecond) // less than the stall bound
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(b.String()))
+		})
+		f = newTestFrontend(t, api, Options{CPUSlots: 1})
+		r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/api/v1/query?query=up&time=1", nil)
+		r.Header.Set(tenant.Header, "heavy")
+		w := httptest.NewRecorder()
+		f.ServeHTTP(w, r)
+		close(done)
+		require.Equal(t, statusClientClosed, w.Code, w.Body.String()[:min(200, w.Body.Len())])
+	})
 }

@@ -411,7 +411,14 @@ func (f *Frontend) call(ctx context.Context, req *request, query string, start, 
 			resp.code = http.StatusOK
 		}
 		if resp.code == http.StatusOK {
-			resp.res, _ = decodeResult(resp.body.Bytes(), sl)
+			res, err := decodeResult(resp.body.Bytes(), sl)
+			if err != nil && ctx.Err() != nil {
+				// The query ended while the decoder waited for its slot
+				// again: the query's error, not an answer passed on.
+				slotErr = ctx.Err()
+				return
+			}
+			resp.res = res
 		}
 	})
 	if err == nil {
