@@ -13,7 +13,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist bench-rules bench-vm victoriametrics histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist bench-rules bench-vm victoriametrics otelcol histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,14 +55,17 @@ e2e-deps: ## install Prometheus, Chromium, memcached and Alertmanager for the en
 # histograms with Remote-Write 2.0 (Debian's 2.42 has no 2.0 sender);
 # `make test` runs that test when bin/prometheus-3 exists and skips it
 # otherwise, CI builds it first.
+otelcol: ## build an OpenTelemetry Collector (v0.165.0: OTLP receiver, batch, OTLP/HTTP exporter) into bin/otelcol from tools/otelcol (a minute or two; once)
+	@test -x bin/otelcol || (cd tools/otelcol && $(GO) build -o ../../bin/otelcol .)
+
 victoriametrics: ## build single-node VictoriaMetrics v1.151.0 into bin/victoria-metrics from the Go module proxy (a minute or two; once)
 	OUT=bin/victoria-metrics scripts/build-victoriametrics.sh
 
 prometheus3: ## build Prometheus v3.14 into bin/prometheus-3 from the Go module proxy (a few minutes; once)
 	OUT=bin/prometheus-3 scripts/build-prometheus3.sh
 
-e2e-prometheus3: prometheus3 ## Prometheus 3 remote-writes native histograms into myelin, and the OTel SDK exports to both: identical query answers
-	PROMETHEUS3_REQUIRED=1 $(GO) test -count=1 -run '^TestE2E(Prometheus3|OTLPPrometheus3)' -v ./cmd/myelin/
+e2e-prometheus3: prometheus3 otelcol ## Prometheus 3 remote-writes native histograms into myelin, and the OTel SDK exports to both, directly and through an OpenTelemetry Collector: identical query answers
+	PROMETHEUS3_REQUIRED=1 OTELCOL_REQUIRED=1 $(GO) test -count=1 -run '^TestE2E(Prometheus3|OTLPPrometheus3|OTLPCollector)' -v ./cmd/myelin/
 
 # The UI's sources are in ui/ (TypeScript, built by esbuild; versions pinned
 # in ui/package-lock.json); the built bundle is committed in server/ui/dist
@@ -136,6 +139,8 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy diff
 	$(GO) mod tidy -diff
 	@# compliance/remotewrite is a module of its own (make compliance-rw).
 	cd compliance/remotewrite && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) mod tidy -diff
+	@# tools/otelcol too (make otelcol): vet and tidy.
+	cd tools/otelcol && $(GO) vet ./... && $(GO) mod tidy -diff
 
 # `make bench`: Myelin against Prometheus on one remote-write load, plus the
 # chunk-encoding and engine benchmarks; prints the table of ratios and writes

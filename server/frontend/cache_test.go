@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
+
+	"github.com/myelindb/myelin/server/tenant"
 )
 
 // startMemcached starts Debian's memcached (make e2e-deps and .ci/run
@@ -386,4 +390,41 @@ func TestLRU(t *testing.T) {
 	require.Equal(t, 0, c.Len())
 	c.Store(ctx, "big", make([]byte, 1000), time.Minute)
 	require.Equal(t, 0, c.Len(), "a value over a quarter of the cache is not kept")
+}
+
+// TestCacheControlNoStore: a range query with Cache-Control: no-store is
+// computed whole and leaves nothing in the cache; without it, the same
+// query is cached as usual.
+func TestCacheControlNoStore(t *testing.T) {
+	api := newFakeAPI(t)
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	clk := &clock{t: now}
+	loadCounter(t, api, "t1", "c_total", 1, now.Add(-49*time.Hour), now)
+	f := newTestFrontend(t, api, Options{Cache: NewLRU(64<<20, clk.now, nil), Now: clk.now})
+	end := now.Truncate(time.Minute)
+	form := rangeForm(`c_total`, end.Add(-48*time.Hour), end, time.Minute)
+	noStoreGet := func(value string) string {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/query_range?"+form.Encode(), nil)
+		r.Header.Set(tenant.Header, "t1")
+		r.Header.Set("Cache-Control", value)
+		w := httptest.NewRecorder()
+		f.ServeHTTP(w, r)
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		return w.Body.String()
+	}
+	want := noStoreGet("no-store")
+	api.ranges = nil
+	require.Equal(t, want, noStoreGet("max-age=0, No-Store"))
+	require.Len(t, api.ranges, 3, "no-store: every piece computed again")
+	api.ranges = nil
+	_, got := get(t, f, "/api/v1/query_range", "t1", form)
+	require.Equal(t, want, got)
+	require.Len(t, api.ranges, 3, "no-store stored nothing")
+	api.ranges = nil
+	_, got = get(t, f, "/api/v1/query_range", "t1", form)
+	require.Equal(t, want, got)
+	require.Len(t, api.ranges, 1, "without it, only the fresh piece computed again")
+	api.ranges = nil
+	require.Equal(t, want, noStoreGet("no-cache"))
+	require.Len(t, api.ranges, 1, "no-cache is not no-store")
 }

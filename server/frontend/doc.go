@@ -31,7 +31,7 @@
 //     across tenants, take a CPU slot of the tenant's (server/cpuslot,
 //     Options.CPUSlots) and call the API under it, always with
 //     stats=true (or all), and decode its answer under the same slot
-//     (decode.go: one streaming pass that checkpoints in the slot). A
+//     (result.go: one pass that checkpoints in the slot). A
 //     client that goes away or a timeout drops its waiting pieces and
 //     cancels the running ones; the first failed piece fails the query
 //     with the API's own answer.

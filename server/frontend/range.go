@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -57,7 +58,7 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, req *r
 	// still arrive for them.
 	maxCacheTime := now - l.MaxCacheFreshness.Milliseconds()
 	cacheable := f.opts.Cache != nil && l.CacheResults && !req.info.negativeOffset && !req.info.rangeFunc &&
-		!(req.info.at && req.info.maxAt > maxCacheTime)
+		!(req.info.at && req.info.maxAt > maxCacheTime) && !noStore(req.header)
 	pieces := make([]*piece, len(spans))
 	gen := uint64(0)
 	if cacheable {
@@ -350,4 +351,19 @@ func (f *Frontend) run(ctx context.Context, req *request, fetches []*fetch, st *
 		failed.err = ctx.Err()
 	}
 	return failed
+}
+
+// noStore reports whether the request's Cache-Control has the no-store
+// directive: as in Mimir's query-frontend, its answer is neither read
+// from the results cache nor written to it (a benchmark measuring the
+// evaluation, a client that must see what is stored now).
+func noStore(h http.Header) bool {
+	for _, v := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -51,6 +51,433 @@ type result struct {
 	stats      *queryStats // nil unless asked for
 }
 
+// apiResponse is the envelope of the Prometheus API's JSON, decoded in
+// one pass: encoding/json scans a json.RawMessage again when it is
+// decoded later, so nothing but the metric and a histogram's object is
+// kept raw, and points are parsed by their own UnmarshalJSON (a point's
+// generic decode cost five allocations; BenchmarkDecodeResult).
+type apiResponse struct {
+	Status    string   `json:"status"`
+	Data      apiData  `json:"data"`
+	ErrorType string   `json:"errorType"`
+	Error     string   `json:"error"`
+	Warnings  []string `json:"warnings"`
+	Infos     []string `json:"infos"`
+}
+
+type apiData struct {
+	ResultType string          `json:"resultType"`
+	Result     apiResult       `json:"result"`
+	Stats      json.RawMessage `json:"stats"`
+}
+
+// apiResult is a result: the series of a matrix or vector, or the raw
+// JSON of a scalar or string (an array that starts with a number or a
+// string, not an object).
+type apiResult struct {
+	series []apiSeries
+	raw    json.RawMessage
+	// slot is the query's CPU slot, checkpointed in every
+	// cpuslot.TickEvery points (set before decoding; nil: none).
+	slot *cpuslot.Slot
+}
+
+// UnmarshalJSON reads a result that encoding/json has checked to be valid
+// JSON in one pass of its own (seriesScanner): through encoding/json's
+// reflection a point cost ~1 µs and, kept raw, five allocations
+// (BenchmarkDecodeResult).
+func (r *apiResult) UnmarshalJSON(b []byte) error {
+	sc := &seriesScanner{b: b, slot: r.slot}
+	sc.ws()
+	if sc.peek() == '[' {
+		sc.i++
+		sc.ws()
+		if c := sc.peek(); c == '{' || c == ']' {
+			sc.i = 0
+			var err error
+			r.series, err = sc.seriesArray()
+			return err
+		}
+	}
+	r.raw = bytes.Clone(b)
+	return nil
+}
+
+type apiSeries struct {
+	metric     []byte
+	values     []fpoint
+	histograms []hpoint
+}
+
+// seriesScanner reads the series array of a query answer. Its input is
+// valid JSON (encoding/json checked it), so it only checks that the
+// shape is the API's: objects of metric, values/value, histograms/
+// histogram; any other key's value is skipped.
+type seriesScanner struct {
+	slot *cpuslot.Slot
+	b    []byte
+	i    int
+}
+
+// errShape: valid JSON, but not the query API's series.
+var errShape = errors.New("frontend: not the query API's series")
+
+func (sc *seriesScanner) peek() byte {
+	if sc.i < len(sc.b) {
+		return sc.b[sc.i]
+	}
+	return 0
+}
+
+func (sc *seriesScanner) ws() {
+	for sc.i < len(sc.b) {
+		switch sc.b[sc.i] {
+		case ' ', '\t', '\r', '\n':
+			sc.i++
+		default:
+			return
+		}
+	}
+}
+
+// expect consumes c after white space.
+func (sc *seriesScanner) expect(c byte) error {
+	sc.ws()
+	if sc.peek() != c {
+		return fmt.Errorf("%w: %q expected at offset %d", errShape, c, sc.i)
+	}
+	sc.i++
+	return nil
+}
+
+// next reports, after white space, whether a list goes on: it consumes a
+// comma (true) or the closing byte (false).
+func (sc *seriesScanner) next(closing byte) (bool, error) {
+	sc.ws()
+	switch sc.peek() {
+	case ',':
+		sc.i++
+		return true, nil
+	case closing:
+		sc.i++
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: ',' or %q expected at offset %d", errShape, closing, sc.i)
+}
+
+// empty consumes the closing byte of a list if it comes first.
+func (sc *seriesScanner) empty(closing byte) bool {
+	sc.ws()
+	if sc.peek() == closing {
+		sc.i++
+		return true
+	}
+	return false
+}
+
+// str returns the next string's raw content (escapes as written).
+func (sc *seriesScanner) str() ([]byte, error) {
+	if err := sc.expect('"'); err != nil {
+		return nil, err
+	}
+	start := sc.i
+	for sc.i < len(sc.b) {
+		switch sc.b[sc.i] {
+		case '\\':
+			sc.i += 2
+		case '"':
+			sc.i++
+			return sc.b[start : sc.i-1], nil
+		default:
+			sc.i++
+		}
+	}
+	return nil, fmt.Errorf("%w: unterminated string", errShape)
+}
+
+// value skips the next value and returns its bytes.
+func (sc *seriesScanner) value() ([]byte, error) {
+	sc.ws()
+	start := sc.i
+	switch sc.peek() {
+	case '"':
+		if _, err := sc.str(); err != nil {
+			return nil, err
+		}
+		return sc.b[start:sc.i], nil
+	case '{', '[':
+		depth := 0
+		for sc.i < len(sc.b) {
+			switch sc.b[sc.i] {
+			case '"':
+				if _, err := sc.str(); err != nil {
+					return nil, err
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					sc.i++
+					return sc.b[start:sc.i], nil
+				}
+			}
+			sc.i++
+		}
+		return nil, fmt.Errorf("%w: unterminated value at offset %d", errShape, start)
+	}
+	// A number, true, false or null.
+	for sc.i < len(sc.b) {
+		switch sc.b[sc.i] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			if sc.i == start {
+				return nil, fmt.Errorf("%w: a value expected at offset %d", errShape, start)
+			}
+			return sc.b[start:sc.i], nil
+		}
+		sc.i++
+	}
+	if sc.i == start {
+		return nil, fmt.Errorf("%w: a value expected at offset %d", errShape, start)
+	}
+	return sc.b[start:sc.i], nil
+}
+
+// point reads [t, v] and returns t and v's bytes.
+func (sc *seriesScanner) point() (int64, []byte, error) {
+	if err := sc.expect('['); err != nil {
+		return 0, nil, err
+	}
+	ts, err := sc.value()
+	if err != nil {
+		return 0, nil, err
+	}
+	t, err := parseTimestamp(ts)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := sc.expect(','); err != nil {
+		return 0, nil, err
+	}
+	v, err := sc.value()
+	if err != nil {
+		return 0, nil, err
+	}
+	return t, v, sc.expect(']')
+}
+
+func (sc *seriesScanner) fpoint() (fpoint, error) {
+	t, v, err := sc.point()
+	if err != nil {
+		return fpoint{}, err
+	}
+	vs, ok := plainString(v)
+	if !ok {
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return fpoint{}, fmt.Errorf("value %s: %w", v, err)
+		}
+		vs = []byte(s)
+	}
+	f, err := strconv.ParseFloat(string(vs), 64)
+	if err != nil {
+		return fpoint{}, fmt.Errorf("value %q: %w", vs, err)
+	}
+	return fpoint{t: t, v: f}, nil
+}
+
+func (sc *seriesScanner) hpoint() (hpoint, error) {
+	t, v, err := sc.point()
+	if err != nil {
+		return hpoint{}, err
+	}
+	return hpoint{t: t, raw: bytes.Clone(v)}, nil
+}
+
+// seriesArray reads [{...}, ...].
+func (sc *seriesScanner) seriesArray() ([]apiSeries, error) {
+	if err := sc.expect('['); err != nil {
+		return nil, err
+	}
+	var out []apiSeries
+	if sc.empty(']') {
+		return out, nil
+	}
+	for {
+		s, err := sc.series()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+		if err := sc.slot.Work(len(s.values) + len(s.histograms)); err != nil {
+			return nil, err
+		}
+		more, err := sc.next(']')
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			return out, nil
+		}
+	}
+}
+
+// series reads one {"metric": {...}, "values": [...], ...}.
+func (sc *seriesScanner) series() (apiSeries, error) {
+	var s apiSeries
+	if err := sc.expect('{'); err != nil {
+		return s, err
+	}
+	if sc.empty('}') {
+		return s, nil
+	}
+	for {
+		key, err := sc.str()
+		if err != nil {
+			return s, err
+		}
+		if err := sc.expect(':'); err != nil {
+			return s, err
+		}
+		switch string(key) {
+		case "metric":
+			v, err := sc.value()
+			if err != nil {
+				return s, err
+			}
+			s.metric = bytes.Clone(v)
+		case "value":
+			p, err := sc.fpoint()
+			if err != nil {
+				return s, err
+			}
+			s.values = []fpoint{p}
+		case "histogram":
+			p, err := sc.hpoint()
+			if err != nil {
+				return s, err
+			}
+			s.histograms = []hpoint{p}
+		case "values":
+			if err := sc.list(func() error {
+				p, err := sc.fpoint()
+				s.values = append(s.values, p)
+				return err
+			}); err != nil {
+				return s, err
+			}
+		case "histograms":
+			if err := sc.list(func() error {
+				p, err := sc.hpoint()
+				s.histograms = append(s.histograms, p)
+				return err
+			}); err != nil {
+				return s, err
+			}
+		default:
+			if _, err := sc.value(); err != nil {
+				return s, err
+			}
+		}
+		more, err := sc.next('}')
+		if err != nil {
+			return s, err
+		}
+		if !more {
+			return s, nil
+		}
+	}
+}
+
+// list reads [elem, ...], calling elem for each.
+func (sc *seriesScanner) list(elem func() error) error {
+	if err := sc.expect('['); err != nil {
+		return err
+	}
+	if sc.empty(']') {
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
+			return err
+		}
+		more, err := sc.next(']')
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// plainString returns the content of the JSON string s when it has no
+// escapes (every value Prometheus writes: digits, a sign, "NaN", "Inf").
+func plainString(s []byte) ([]byte, bool) {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return nil, false
+	}
+	c := s[1 : len(s)-1]
+	if bytes.IndexByte(c, '\\') >= 0 {
+		return nil, false
+	}
+	return c, true
+}
+
+// decodeResult decodes a successful answer of the query API.
+//
+// Under a CPU slot (sl, nil for none) the series are read with a
+// checkpoint every cpuslot.TickEvery points; encoding/json's validating
+// pass over the whole answer before them has none.
+func decodeResult(body []byte, sl *cpuslot.Slot) (*result, error) {
+	resp := apiResponse{Data: apiData{Result: apiResult{slot: sl}}}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return nil, fmt.Errorf("decode answer: %w", err)
+	}
+	if resp.Status != "success" {
+		return nil, fmt.Errorf("decode answer: status %q: %s", resp.Status, resp.Error)
+	}
+	data := resp.Data
+	r := &result{resultType: data.ResultType, warnings: resp.Warnings, infos: resp.Infos}
+	if len(data.Stats) > 0 && !bytes.Equal(data.Stats, []byte("null")) {
+		r.stats = new(queryStats)
+		if err := json.Unmarshal(data.Stats, r.stats); err != nil {
+			return nil, fmt.Errorf("decode answer's stats: %w", err)
+		}
+	}
+	switch data.ResultType {
+	case "matrix", "vector":
+		if data.Result.raw != nil {
+			return nil, fmt.Errorf("decode %s: a result of series expected, got %.40s", data.ResultType, data.Result.raw)
+		}
+		r.series = make([]series, len(data.Result.series))
+		for i, rs := range data.Result.series {
+			s, err := decodeSeries(rs)
+			if err != nil {
+				return nil, fmt.Errorf("decode %s: %w", data.ResultType, err)
+			}
+			r.series[i] = s
+		}
+	case "scalar", "string":
+		// Kept as written: Prometheus writes these with encoding/json
+		// (promql.Scalar.MarshalJSON), not the codec of series.
+		r.raw = data.Result.raw
+	default:
+		return nil, fmt.Errorf("decode answer: unknown result type %q", data.ResultType)
+	}
+	return r, nil
+}
+
+func decodeSeries(rs apiSeries) (series, error) {
+	s := series{metric: rs.metric, floats: rs.values, hists: rs.histograms}
+	if s.floats == nil {
+		s.floats = []fpoint{}
+	}
+	var m map[string]string
+	if err := json.Unmarshal(rs.metric, &m); err != nil {
+		return s, fmt.Errorf("metric: %w", err)
+	}
+	s.lbls = labels.FromMap(m)
+	return s, nil
+}
+
 var errTimestamp = errors.New("frontend: bad timestamp")
 
 // parseTimestamp reads a timestamp as Prometheus writes it (seconds with

@@ -43,9 +43,12 @@ func Set(instance string, startMs, endMs int64) []Query {
 		return Query{Name: name, Path: "/api/v1/query", Exact: exact,
 			Params: url.Values{"query": {expr}, "time": {sec(endEval)}}}
 	}
+	// A dashboard's resolution: 1,440 points at most (Grafana's default
+	// for a wide panel), never under a minute; 60 s for the default 2 h.
+	step := max(int64(60), (endEval-rangeStart)/1000/1440)
 	rng := func(name, expr string) Query {
 		return Query{Name: name, Path: "/api/v1/query_range",
-			Params: url.Values{"query": {expr}, "start": {sec(rangeStart)}, "end": {sec(endEval)}, "step": {"60"}}}
+			Params: url.Values{"query": {expr}, "start": {sec(rangeStart)}, "end": {sec(endEval)}, "step": {strconv.FormatInt(step, 10)}}}
 	}
 	window := url.Values{"start": {sec(startMs)}, "end": {sec(endEval)}}
 	with := func(v url.Values, k, val string) url.Values {
@@ -202,6 +205,10 @@ func (c Client) get(ctx context.Context, q Query) ([]byte, error) {
 	if c.Tenant != "" {
 		req.Header.Set("X-Scope-OrgID", c.Tenant)
 	}
+	// Every run is evaluated: Myelin's query frontend (as Mimir's) neither
+	// reads nor writes its results cache for no-store, so later runs do
+	// not measure the cache; Prometheus ignores the header.
+	req.Header.Set("Cache-Control", "no-store")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, err

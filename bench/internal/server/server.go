@@ -106,8 +106,9 @@ func StartMyelin(ctx context.Context, bin, dir string, extra ...string) (*Server
 }
 
 // StartPrometheus runs Prometheus as a remote-write receiver with config
-// (its YAML; empty: scrape nothing), its TSDB in dir/prometheus, the
-// admin API on (for the snapshot) and the extra flags.
+// (its YAML; empty: scrape nothing), its TSDB in dir/prometheus keeping
+// everything (its default retention, 15 days, would delete part of a
+// longer load), the admin API on (for the snapshot) and the extra flags.
 func StartPrometheus(ctx context.Context, bin, dir, config string, extra ...string) (*Server, error) {
 	addr, err := FreeAddr()
 	if err != nil {
@@ -123,7 +124,8 @@ func StartPrometheus(ctx context.Context, bin, dir, config string, extra ...stri
 	data := filepath.Join(dir, "prometheus")
 	return Start(ctx, "prometheus", bin, dir, data, addr, "/-/ready",
 		append([]string{"--config.file=" + cfg, "--storage.tsdb.path=" + data, "--web.listen-address=" + addr,
-			"--web.enable-remote-write-receiver", "--web.enable-admin-api"}, extra...)...)
+			"--web.enable-remote-write-receiver", "--web.enable-admin-api",
+			"--storage.tsdb.retention.time=100y"}, extra...)...)
 }
 
 // StartVictoriaMetrics runs single-node VictoriaMetrics with its storage
