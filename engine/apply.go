@@ -189,6 +189,7 @@ type applyScratch struct {
 	enc      chunkenc.Encoder // re-encodes chunks an out-of-order sample went into
 	ots      []int64          // samples of appender.ooo
 	ovs      []float64
+	ooh      oooHistScratch // out-of-order histograms (ooo_hist.go)
 }
 
 // appender applies one batch to one tenant. The caller holds t.mu.
@@ -199,6 +200,7 @@ type appender struct {
 	scratch *applyScratch
 	index   uint64 // of the entry being applied
 	ooo     oooChunk
+	oooh    oooHistChunk
 }
 
 func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
@@ -321,7 +323,14 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				lt := t.lastTimeLocked(s)
 				switch {
 				case hs.T < lt && inWindow(hs.T, t.mu.maxT, b.OutOfOrderWindowMs):
-					rej = errOOOHistogram
+					r, err := a.insertHistOOOLocked(s, hs)
+					if err != nil {
+						return nil, err
+					}
+					if r == nil {
+						continue // accepted, out of order
+					}
+					rej = r
 				case hs.T < lt:
 					rej = outOfOrder(b.OutOfOrderWindowMs)
 				case hs.T == lt:
@@ -341,6 +350,11 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				}
 				se.Rejected++
 				continue
+			}
+			// An in-order histogram may seal: the out-of-order chunk
+			// being filled is written first.
+			if err := a.flushOOOHistLocked(); err != nil {
+				return nil, err
 			}
 			ns, err := a.admitLocked(s, h, bs, b.Limits, &se, len(bs.Histograms)-j)
 			if err != nil {
@@ -364,6 +378,9 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 			if len(t.mu.lastOfEmpty) > 0 {
 				delete(t.mu.lastOfEmpty, s)
 			}
+		}
+		if err := a.flushOOOHistLocked(); err != nil {
+			return nil, err
 		}
 		if bs.Meta != nil {
 			if me := a.applyMetaLocked(h, bs, b.MetaLimits); me.Rejected > 0 {

@@ -422,9 +422,9 @@ func outside(ts []int64, vs []float64, start, end int64) ([]int64, []float64) {
 // only on them: the same on every replica. The result has the encoding
 // of data: Prometheus's stays Prometheus's (the open chunk, sealed chunks
 // of earlier stores), a sealed chunk of chunkenc's is sealed again. ok is
-// false when Prometheus's
-// appender refuses one of them (the chunk is then kept whole); err is a
-// chunk that does not decode.
+// false when Prometheus's appender refuses one of them in a chunk of its
+// encoding (the chunk is then kept whole; a histpack chunk is rewritten
+// by histpackOutside); err is a chunk that does not decode.
 func histOutside(data []byte, start, end int64) (out []byte, first, last int64, kept int, ok bool, err error) {
 	var hi histIters
 	it, err := hi.iterator(data)
@@ -457,6 +457,10 @@ func histOutside(data []byte, start, end int64) (out []byte, first, last int64, 
 			return nil, 0, 0, 0, false, fmt.Errorf("sample of type %v in a histogram chunk of encoding %#x", vt, data[0])
 		}
 		if aerr != nil || nc != nil {
+			if !isPromHistChunk(data) { // out-of-order histograms went into it
+				out, first, last, kept, err = histpackOutside(data, start, end)
+				return out, first, last, kept, err == nil, err
+			}
 			return nil, 0, 0, 0, false, nil
 		}
 		if n == 0 {

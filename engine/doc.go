@@ -68,15 +68,17 @@
 // write.ErrInvalidLabels. A refused sample never stops the rest of the
 // batch.
 //
-// Out-of-order window (ooo.go): a float sample older than its series'
-// newest is accepted when the batch carries a window
-// (write.Batch.OutOfOrderWindowMs) and the sample is within it of the
+// Out-of-order window (ooo.go, ooo_hist.go): a sample or histogram
+// older than its series' newest is accepted when the batch carries a
+// window (write.Batch.OutOfOrderWindowMs) and it is within it of the
 // tenant's newest sample (maxT); it goes into the open chunk or into the
 // sealed chunk of its partition whose mint is the newest at or before it
 // (a new chunk at its time if there is none), re-encoded at the same
-// key. Chunks never overlap, their keys never move and they are never
-// split, so a replay makes the same choices. Beyond the window the
-// refusal names it; out-of-order histograms are refused.
+// key. Chunks never overlap, their keys never move and sealed chunks are
+// never split (a histogram into the open chunk may cut it where
+// Prometheus's appender cuts, as in order), so a replay makes the same
+// choices. A sample is refused in a chunk of another kind (float,
+// integer or float histogram). Beyond the window the refusal names it.
 //
 // # Series limits
 //

@@ -617,8 +617,8 @@ func TestConcurrentApplyAndQuery(t *testing.T) {
 
 func TestSnapshotRestore(t *testing.T) {
 	// With an out-of-order window too: the snapshot holds sealed chunks
-	// that out-of-order samples changed, and the open chunks they went
-	// into.
+	// that out-of-order samples and histograms changed, and the open
+	// chunks they went into.
 	for _, windowMs := range []int64{0, 700} {
 		t.Run(fmt.Sprintf("window=%dms", windowMs), func(t *testing.T) { snapshotRestore(t, windowMs) })
 	}

@@ -42,13 +42,9 @@ import (
 // the samples it wrote (they are there already: a no-op) or the ones a
 // replayed seal overwrote. Reads need no merge of overlapping chunks.
 //
-// Out-of-order native histograms are refused (errOOOHistogram), and so
-// is a float sample that falls in the time range of a histogram chunk
+// Native histograms follow the same rules (ooo_hist.go); a float sample
+// that falls in the time range of a histogram chunk is refused
 // (errOOOInHistogram).
-
-// errOOOHistogram refuses a histogram sample older than its series'
-// newest sample, within the window: only float samples are inserted.
-var errOOOHistogram = fmt.Errorf("%w: out-of-order native histogram samples are not supported, only float samples are accepted within the out-of-order time window", write.ErrOutOfOrder)
 
 // errOOOInHistogram refuses an out-of-order float sample in the time
 // range of a histogram chunk of its series.

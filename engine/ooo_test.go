@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
@@ -117,40 +116,6 @@ func TestOutOfOrderWindow(t *testing.T) {
 	}
 }
 
-// TestOutOfOrderHistograms: out-of-order histograms are refused within
-// the window too, and so is a float whose newest earlier sample in its
-// partition is a histogram (its chunk would be the histogram chunk).
-func TestOutOfOrderHistograms(t *testing.T) {
-	_, g := openTest(t, testOptions(vfs.NewMem()))
-	h := func(ts int64) write.Histogram {
-		return write.Histogram{T: ts, H: &histogram.Histogram{Count: 1, ZeroCount: 1, Sum: 1, ZeroThreshold: 0.001}}
-	}
-	lset := labels.FromStrings("__name__", "lat")
-	bb := write.NewBuilder("t")
-	require.NoError(t, bb.AddHistograms(lset, nil, []write.Histogram{h(100), h(200), h(300)}))
-	require.Empty(t, apply(t, g, 1, bb.Batch()))
-	bb.Reset("t")
-	require.NoError(t, bb.AddHistograms(lset, smps(400, 4), []write.Histogram{h(250)}))
-	b := bb.Batch()
-	b.OutOfOrderWindowMs = 5000
-	errs := apply(t, g, 2, b)
-	require.Len(t, errs, 1)
-	require.ErrorIs(t, errs[0].Err, write.ErrOutOfOrder)
-	require.Contains(t, errs[0].Err.Error(), "histogram 0 at 250: write: out-of-order sample: out-of-order native histogram samples are not supported")
-	bb.Reset("t")
-	require.NoError(t, bb.Add(lset, smps(150, 1.5, 350, 3.5, 450, 4.5)))
-	b = bb.Batch()
-	b.OutOfOrderWindowMs = 5000
-	errs = apply(t, g, 3, b)
-	require.Len(t, errs, 1)
-	require.Equal(t, 2, errs[0].Rejected) // 150 and 350, after the histogram at 300
-	require.Contains(t, errs[0].Err.Error(), "sample 0 at 150: write: out-of-order sample: a float sample in the time range of the series' native histograms")
-	got := selectAll(t, g, "t", math.MinInt64, math.MaxInt64)
-	require.Len(t, got, 1)
-	require.Equal(t, smps(400, 4, 450, 4.5), got[0].samples)
-	require.Len(t, got[0].hists, 3)
-}
-
 // TestOutOfOrderEvicted: a series evicted from the head (its open chunk
 // sealed, its newest sample in an 'e' record) takes out-of-order samples
 // within the window into its sealed chunks without coming back into the
@@ -214,11 +179,21 @@ func requireNoOverlap(t testing.TB, db *DB) {
 			require.Greater(t, mint, prevMaxt, "chunk %x overlaps the one before", k)
 		}
 		prevSeries, prevMaxt = append(prevSeries[:0], series...), maxt
-		if isHistChunk(it.Value()[n:]) {
-			continue
+		var ts []int64
+		if data := it.Value()[n:]; isHistChunk(data) {
+			var hi histIters
+			hit, err := hi.iterator(data)
+			require.NoError(t, err)
+			smps, err := readHistSamples(nil, hit)
+			require.NoError(t, err)
+			for _, x := range smps {
+				ts = append(ts, x.t)
+			}
+		} else {
+			var err error
+			ts, _, err = chunkenc.Decode(nil, nil, data)
+			require.NoError(t, err)
 		}
-		ts, _, err := chunkenc.Decode(nil, nil, it.Value()[n:])
-		require.NoError(t, err)
 		require.Equal(t, mint, ts[0], "chunk %x", k)
 		require.Equal(t, maxt, ts[len(ts)-1], "chunk %x", k)
 		require.True(t, slices.IsSorted(ts))
