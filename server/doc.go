@@ -147,7 +147,11 @@
 // of a query carries the selector __query_shard__="i_of_n"
 // (server/queryshard); tenantQuerier.Select takes it out of the matchers
 // and drops the series of other shards before their chunks are read.
-// The API's engine keeps per-step statistics for stats=all.
+// The API's engine keeps per-step statistics for stats=all. A request
+// from the frontend carries the query's CPU slot in its context
+// (server/cpuslot); tenantQuerier.Select's series then checkpoint in it
+// every 1,024 series or samples read (slotSeriesSet), in the engine's
+// goroutine, the slot's holder.
 //
 // # Rooms
 //
