@@ -31,15 +31,17 @@ var errOTLPSlow = errors.New("otlp: not for the fast path")
 // allocates nothing (histograms take their spans and deltas from
 // arenas). Naming is otlptranslator's own (MetricNamer, LabelNamer).
 //
-// It takes gauges, sums and exponential histograms whose attributes are
-// strings, integers or booleans, with promoted resource attributes,
-// scope metadata, target_info, deltas (refused or kept) and exponential
+// It takes gauges, sums, explicit histograms (classic or NHCB),
+// exponential histograms and summaries whose attributes are strings,
+// integers or booleans, with promoted resource attributes, scope
+// metadata, target_info, deltas (refused or kept) and exponential
 // histograms of a low scale (refused), exactly as the pdata path does.
 // Anything else makes it give up (errOTLPSlow) and the pdata path
-// translate the whole request: explicit histograms and summaries,
-// exemplars, other attribute types, unknown or repeated fields, bodies
-// that do not decode, label names that collide once sanitized or that
-// the namer refuses, timestamps past 2^63 ns. So the refusals and their
+// translate the whole request: exemplars, other attribute types,
+// metric metadata, unknown or repeated fields, bodies that do not
+// decode, label names that collide once sanitized or that the namer
+// refuses, metrics without points or of an unknown temporality,
+// timestamps past 2^63 ns. So the refusals and their
 // texts are always the pdata path's, and equivalence is only needed
 // where the fast path finishes (TestOTLPFastEquivalence, FuzzOTLPFast).
 //
@@ -79,6 +81,10 @@ type otlpFast struct {
 	over     []remotewrite.Label
 	nResOver int
 
+	// The names of a classic histogram's or summary's series.
+	nameSum, nameCount, nameBucket []byte
+	floats                         []float64 // arena: NHCB's custom values
+
 	// body: the request; sized: its slices were sized for it (presize).
 	body  []byte
 	sized bool
@@ -87,6 +93,9 @@ type otlpFast struct {
 	attrs          []otlpAttr
 	ls             []remotewrite.Label
 	counts, ncount []uint64
+	bounds         []float64
+	quantiles      [][2]float64
+	base           []remotewrite.Label
 	key            []byte
 
 	// Caches across requests (bounded by otlpCacheEntries): label names
@@ -206,7 +215,7 @@ func (f *otlpFast) translate(st *otlpState, body []byte, set prometheusremotewri
 	f.body = nil
 	tr := f.tr
 	f.tr = otlpTranslation{}
-	f.text, f.hists, f.spans, f.deltas = nil, nil, nil, nil
+	f.text, f.hists, f.spans, f.deltas, f.floats = nil, nil, nil, nil, nil
 	if err != nil {
 		return otlpTranslation{}, false
 	}
@@ -687,10 +696,10 @@ func (f *otlpFast) metric(b []byte) error {
 		case fMetricDescription:
 		case fMetricUnit:
 			unit = m
-		case fMetricGauge, fMetricSum, fMetricExpHist:
+		case fMetricGauge, fMetricSum, fMetricHistogram, fMetricExpHist, fMetricSummary:
 			data, dataNum = m, num
 			nData++
-		default: // explicit histograms, summaries, metadata, unknown
+		default: // metadata, unknown
 			return errOTLPSlow
 		}
 	}
@@ -708,7 +717,7 @@ func (f *otlpFast) metric(b []byte) error {
 		switch {
 		case num == fDataPoints && typ == protowire.BytesType:
 			points++
-		case num == fTemporality && typ == protowire.VarintType && dataNum != fMetricGauge:
+		case num == fTemporality && typ == protowire.VarintType && dataNum != fMetricGauge && dataNum != fMetricSummary:
 			temporality = int32(v)
 		case num == fMonotonic && typ == protowire.VarintType && dataNum == fMetricSum:
 			monotonic = v != 0
@@ -720,13 +729,17 @@ func (f *otlpFast) metric(b []byte) error {
 	switch {
 	case dataNum == fMetricExpHist:
 		mtype = otlptranslator.MetricTypeExponentialHistogram
+	case dataNum == fMetricHistogram:
+		mtype = otlptranslator.MetricTypeHistogram
+	case dataNum == fMetricSummary:
+		mtype = otlptranslator.MetricTypeSummary
 	case dataNum == fMetricSum && monotonic:
 		mtype = otlptranslator.MetricTypeMonotonicCounter
 	case dataNum == fMetricSum:
 		mtype = otlptranslator.MetricTypeNonMonotonicCounter
 	}
 	emit := true
-	if dataNum != fMetricGauge {
+	if dataNum != fMetricGauge && dataNum != fMetricSummary {
 		if temporality == temporalityDelta && !f.allowDelta {
 			// takeRefused: the metric is taken out whole, named even
 			// without points; its points must still decode.
@@ -745,6 +758,11 @@ func (f *otlpFast) metric(b []byte) error {
 		if prom, err = f.metricName(name, unit, mtype); err != nil {
 			return err
 		}
+		if dataNum == fMetricSummary || dataNum == fMetricHistogram && !f.set.ConvertHistogramsToNHCB {
+			f.nameSum = f.concat(prom, "_sum", nil)
+			f.nameCount = f.concat(prom, "_count", nil)
+			f.nameBucket = f.concat(prom, "_bucket", nil)
+		}
 	}
 	low := 0
 	for rest := data; len(rest) > 0; {
@@ -754,13 +772,18 @@ func (f *otlpFast) metric(b []byte) error {
 			continue
 		}
 		var err error
-		if dataNum == fMetricExpHist {
+		switch dataNum {
+		case fMetricExpHist:
 			var refused bool
 			refused, err = f.expPoint(m, prom, temporality, emit)
 			if refused {
 				low++
 			}
-		} else {
+		case fMetricHistogram:
+			err = f.histPoint(m, prom, temporality, emit)
+		case fMetricSummary:
+			err = f.summaryPoint(m, prom)
+		default:
 			err = f.numberPoint(m, prom, emit)
 		}
 		if err != nil {
@@ -906,8 +929,8 @@ func (f *otlpFast) expPoint(b, name []byte, temporality int32, emit bool) (refus
 	h.Schema = scale
 	h.ZeroThreshold = 1e-128 // Prometheus's, whatever OTel's zero_threshold says
 	h.ZeroCount = zeroCount
-	h.PositiveSpans, h.PositiveBuckets = f.bucketLayout(f.counts, pOffset, scaleDown)
-	h.NegativeSpans, h.NegativeBuckets = f.bucketLayout(f.ncount, nOffset, scaleDown)
+	h.PositiveSpans, h.PositiveBuckets = f.bucketLayout(f.counts, pOffset, scaleDown, true)
+	h.NegativeSpans, h.NegativeBuckets = f.bucketLayout(f.ncount, nOffset, scaleDown, true)
 	if temporality == temporalityDelta {
 		h.CounterResetHint = histogram.GaugeType
 	}
@@ -925,6 +948,259 @@ func (f *otlpFast) expPoint(b, name []byte, temporality int32, emit bool) (refus
 	}
 	f.emit(ls, ms, 0, h)
 	return false, nil
+}
+
+// Fields of HistogramDataPoint, SummaryDataPoint and ValueAtQuantile.
+const (
+	fHistAttributes = 9
+	fHistStart      = 2
+	fHistTime       = 3
+	fHistCount      = 4
+	fHistSum        = 5
+	fHistCounts     = 6
+	fHistBounds     = 7
+	fHistExemplars  = 8
+	fHistFlags      = 10
+	fHistMin        = 11
+	fHistMax        = 12
+
+	fSumAttributes = 7
+	fSumStart      = 2
+	fSumTime       = 3
+	fSumCount      = 4
+	fSumSum        = 5
+	fSumQuantiles  = 6
+	fSumFlags      = 8
+
+	fQuantile      = 1
+	fQuantileValue = 2
+)
+
+// fixed64s reads a repeated fixed64 field as pdata does: a packed one
+// replaces what came before (pdata makes a new slice), one value
+// appends.
+func fixed64s[E uint64 | float64](typ protowire.Type, v uint64, m []byte, dst []E, conv func(uint64) E) ([]E, error) {
+	if typ == protowire.Fixed64Type {
+		return append(dst, conv(v)), nil
+	}
+	if typ != protowire.BytesType || len(m)%8 != 0 {
+		return dst, errOTLPSlow
+	}
+	dst = dst[:0]
+	for ; len(m) > 0; m = m[8:] {
+		x, _ := protowire.ConsumeFixed64(m)
+		dst = append(dst, conv(x))
+	}
+	return dst, nil
+}
+
+func u64(v uint64) uint64 { return v }
+
+// histPoint translates a HistogramDataPoint: a native histogram with
+// custom buckets with NHCB (Prometheus's
+// explicitHistogramToCustomBucketsHistogram), else the classic _sum,
+// _count and cumulative _bucket series (addHistogramDataPoints).
+func (f *otlpFast) histPoint(b, name []byte, temporality int32, emit bool) error {
+	attrs := f.attrs[:0]
+	var t, count uint64
+	var sum float64
+	var flags uint32
+	hasSum := false
+	f.counts, f.bounds = f.counts[:0], f.bounds[:0]
+	for len(b) > 0 {
+		num, typ, x, m, rest, err := pbField(b)
+		if err != nil {
+			return err
+		}
+		b = rest
+		switch {
+		case num == fHistAttributes && typ == protowire.BytesType:
+			a, err := f.keyValue(m)
+			if err != nil {
+				return err
+			}
+			attrs = append(attrs, a)
+		case num == fHistStart && typ == protowire.Fixed64Type:
+		case num == fHistTime && typ == protowire.Fixed64Type:
+			t = x
+		case num == fHistCount && typ == protowire.Fixed64Type:
+			count = x
+		case num == fHistSum && typ == protowire.Fixed64Type:
+			sum, hasSum = math.Float64frombits(x), true
+		case num == fHistCounts:
+			if f.counts, err = fixed64s(typ, x, m, f.counts, u64); err != nil {
+				return err
+			}
+		case num == fHistBounds:
+			if f.bounds, err = fixed64s(typ, x, m, f.bounds, math.Float64frombits); err != nil {
+				return err
+			}
+		case num == fHistFlags && typ == protowire.VarintType:
+			flags = uint32(x)
+		case num == fHistMin && typ == protowire.Fixed64Type:
+		case num == fHistMax && typ == protowire.Fixed64Type:
+		default: // exemplars, unknown
+			return errOTLPSlow
+		}
+	}
+	f.attrs = attrs
+	if !emit {
+		return nil
+	}
+	ms, err := f.point(t)
+	if err != nil {
+		return err
+	}
+	stale := flags&flagNoRecordedValue != 0
+	if f.set.ConvertHistogramsToNHCB {
+		h := f.histogram()
+		h.Schema = histogram.CustomBucketsSchema
+		first := 0
+		for first < len(f.counts) && f.counts[first] == 0 {
+			first++
+		}
+		h.PositiveSpans, h.PositiveBuckets = f.bucketLayout(f.counts[first:], int32(first), 0, false)
+		if len(f.bounds) > 0 {
+			if cap(f.floats)-len(f.floats) < len(f.bounds) {
+				f.floats = make([]float64, 0, max(1024, len(f.bounds)))
+			}
+			n := len(f.floats)
+			f.floats = append(f.floats, f.bounds...)
+			h.CustomValues = f.floats[n:len(f.floats):len(f.floats)]
+		}
+		if temporality == temporalityDelta {
+			h.CounterResetHint = histogram.GaugeType
+		}
+		if stale {
+			h.Sum, h.Count = math.Float64frombits(value.StaleNaN), value.StaleNaN
+		} else {
+			if hasSum {
+				h.Sum = sum
+			}
+			h.Count = count
+		}
+		ls, err := f.labels(attrs, false, name)
+		if err != nil {
+			return err
+		}
+		f.emit(ls, ms, 0, h)
+		return nil
+	}
+	if err := f.baseLabels(attrs); err != nil {
+		return err
+	}
+	if hasSum {
+		f.emitWith(f.nameSum, nil, nil, ms, sum, stale)
+	}
+	f.emitWith(f.nameCount, nil, nil, ms, float64(count), stale)
+	var cum uint64
+	for i := range min(len(f.bounds), len(f.counts)) {
+		cum += f.counts[i]
+		f.emitWith(f.nameBucket, bytesOf("le"), f.formatFloat(f.bounds[i]), ms, float64(cum), stale)
+	}
+	f.emitWith(f.nameBucket, bytesOf("le"), bytesOf("+Inf"), ms, float64(count), stale)
+	return nil
+}
+
+// summaryPoint translates a SummaryDataPoint: the _sum, _count and one
+// series per quantile (addSummaryDataPoints).
+func (f *otlpFast) summaryPoint(b, name []byte) error {
+	attrs := f.attrs[:0]
+	var t, count uint64
+	var sum float64
+	var flags uint32
+	f.quantiles = f.quantiles[:0]
+	for len(b) > 0 {
+		num, typ, x, m, rest, err := pbField(b)
+		if err != nil {
+			return err
+		}
+		b = rest
+		switch {
+		case num == fSumAttributes && typ == protowire.BytesType:
+			a, err := f.keyValue(m)
+			if err != nil {
+				return err
+			}
+			attrs = append(attrs, a)
+		case num == fSumStart && typ == protowire.Fixed64Type:
+		case num == fSumTime && typ == protowire.Fixed64Type:
+			t = x
+		case num == fSumCount && typ == protowire.Fixed64Type:
+			count = x
+		case num == fSumSum && typ == protowire.Fixed64Type:
+			sum = math.Float64frombits(x)
+		case num == fSumQuantiles && typ == protowire.BytesType:
+			var q [2]float64
+			for len(m) > 0 {
+				qnum, qtyp, qx, _, qrest, err := pbField(m)
+				if err != nil || qtyp != protowire.Fixed64Type || qnum != fQuantile && qnum != fQuantileValue {
+					return errOTLPSlow
+				}
+				m = qrest
+				q[qnum-1] = math.Float64frombits(qx)
+			}
+			f.quantiles = append(f.quantiles, q)
+		case num == fSumFlags && typ == protowire.VarintType:
+			flags = uint32(x)
+		default: // unknown
+			return errOTLPSlow
+		}
+	}
+	f.attrs = attrs
+	ms, err := f.point(t)
+	if err != nil {
+		return err
+	}
+	stale := flags&flagNoRecordedValue != 0
+	if err := f.baseLabels(attrs); err != nil {
+		return err
+	}
+	f.emitWith(f.nameSum, nil, nil, ms, sum, stale)
+	f.emitWith(f.nameCount, nil, nil, ms, float64(count), stale)
+	for _, q := range f.quantiles {
+		f.emitWith(name, bytesOf("quantile"), f.formatFloat(q[0]), ms, q[1], stale)
+	}
+	return nil
+}
+
+// baseLabels makes f.base, a classic histogram's or summary's point's
+// labels (createAttributes without extras): labels with a placeholder
+// name emitWith replaces.
+func (f *otlpFast) baseLabels(attrs []otlpAttr) error {
+	ls, err := f.labels(attrs, false, f.nameCount)
+	if err != nil {
+		return err
+	}
+	f.base = append(f.base[:0], ls...)
+	return nil
+}
+
+// emitWith emits a series of f.base's labels named name, with the label
+// extra=extraValue if extra is not nil (addLabels), of value v or the
+// stale marker.
+func (f *otlpFast) emitWith(name, extra, extraValue []byte, t int64, v float64, stale bool) {
+	ls := append(f.ls[:0], f.base...)
+	ls[labelIndex(ls, bytesOf("__name__"))].Value = name
+	if extra != nil {
+		ls = setLabel(ls, remotewrite.Label{Name: extra, Value: extraValue})
+		sortLabelSet(ls)
+	}
+	f.ls = ls
+	if stale {
+		v = math.Float64frombits(value.StaleNaN)
+	}
+	f.emit(ls, t, v, nil)
+}
+
+// formatFloat is strconv.FormatFloat(v, 'f', -1, 64) in the text arena.
+func (f *otlpFast) formatFloat(v float64) []byte {
+	free := f.alloc(24)
+	out := strconv.AppendFloat(free, v, 'f', -1, 64)
+	if len(out) <= cap(free) { // else it moved ('f' of 1e300)
+		f.text = f.text[:len(f.text)+len(out)]
+	}
+	return out[:len(out):len(out)]
 }
 
 // buckets reads an ExponentialHistogramDataPoint.Buckets, appending its
@@ -969,14 +1245,15 @@ func (f *otlpFast) histogram() *histogram.Histogram {
 
 // bucketLayout turns OTel's dense bucket counts from offset into
 // Prometheus's spans and deltas, merging 2^scaleDown buckets into one,
-// OTel's index i at Prometheus's i+1. It gives exactly what Prometheus's
+// OTel's index i at Prometheus's i+1 (adjust; without, for custom
+// buckets, the first span is at offset). It gives exactly what Prometheus's
 // convertBucketsLayout gives (prometheusremotewrite/histograms.go, after
 // client_golang's makeBuckets: gaps of up to two buckets filled with
 // zeros, longer ones a new span), quirks included: a merged bucket whose
 // count so far is zero does not move the current index, so the next
 // bucket's count is laid out from the old one. The spans and deltas are
 // in the arenas, capped: appending to them copies.
-func (f *otlpFast) bucketLayout(counts []uint64, offset, scaleDown int32) ([]histogram.Span, []int64) {
+func (f *otlpFast) bucketLayout(counts []uint64, offset, scaleDown int32, adjust bool) ([]histogram.Span, []int64) {
 	if len(counts) == 0 {
 		return nil, nil
 	}
@@ -1004,7 +1281,11 @@ func (f *otlpFast) bucketLayout(counts []uint64, offset, scaleDown int32) ([]his
 		}
 	}
 	at := offset>>scaleDown + 1
-	f.spans = append(f.spans, histogram.Span{Offset: at})
+	if adjust {
+		f.spans = append(f.spans, histogram.Span{Offset: at})
+	} else {
+		f.spans = append(f.spans, histogram.Span{Offset: offset})
+	}
 	var pending int64
 	for i, c := range counts {
 		next := (int32(i)+offset)>>scaleDown + 1
@@ -1113,7 +1394,7 @@ func (f *otlpFast) emit(ls []remotewrite.Label, t int64, v float64, h *histogram
 // they fill allocated twice the final size (TestOTLPMemory).
 func (f *otlpFast) presize() {
 	f.sized = true
-	points, hists, labels := otlpCount(f.body, 3+len(f.promote), f.set.PromoteScopeMetadata)
+	points, hists, labels := otlpCount(f.body, 3+len(f.promote), f.set.PromoteScopeMetadata, f.set.ConvertHistogramsToNHCB)
 	st := f.app.st
 	req := &st.push.req
 	req.Series = grow(req.Series, points)
@@ -1123,13 +1404,16 @@ func (f *otlpFast) presize() {
 	st.push.built = grow(st.push.built, hists)
 }
 
-// otlpCount counts the number and exponential histogram points of an
-// ExportMetricsServiceRequest and the labels they will have at most:
+// otlpCount counts the series of an ExportMetricsServiceRequest (a
+// number or native histogram point one each, a classic histogram one per
+// bound and three more, a summary one per quantile and two more), the
+// native histograms among them, and the labels they will have at most:
 // their attributes and extra each (job, instance, name, promoted
-// attributes), and the scope's attributes and 3 more with scope
-// metadata; and two target_info samples per resource. Malformed bytes
+// attributes), one more for le and quantile, and the scope's attributes
+// and 3 more with scope metadata; and two target_info samples per
+// resource. Malformed bytes
 // end the count (translation refuses them).
-func otlpCount(b []byte, extra int, scopeLabels bool) (points, hists, labels int) {
+func otlpCount(b []byte, extra int, scopeLabels, nhcb bool) (points, hists, labels int) {
 	each := func(b []byte, num protowire.Number, f func(m []byte)) {
 		for len(b) > 0 {
 			n, typ, _, m, rest, err := pbField(b)
@@ -1147,6 +1431,16 @@ func otlpCount(b []byte, extra int, scopeLabels bool) (points, hists, labels int
 		each(b, num, func([]byte) { n++ })
 		return n
 	}
+	perPoint := 0
+	// add counts n series of labels labels each.
+	add := func(n int, hist bool, labels1 int) {
+		points += n
+		if hist {
+			hists += n
+		}
+		labels += n * labels1
+	}
+	number := func(p []byte) { add(1, false, count(p, fNumAttributes)+perPoint) }
 	each(b, fResourceMetrics, func(rm []byte) {
 		// target_info: a sample at the first and last point; more for
 		// points over 2.5 minutes apart (then the slices grow).
@@ -1155,25 +1449,43 @@ func otlpCount(b []byte, extra int, scopeLabels bool) (points, hists, labels int
 			labels += 2 * (count(r, fResAttributes) + 3)
 		})
 		each(rm, fRMScopeMetrics, func(sm []byte) {
-			perPoint := extra
+			perPoint = extra
 			if scopeLabels {
 				each(sm, fSMScope, func(s []byte) { perPoint += count(s, fScopeAttributes) + 3 })
 			}
 			each(sm, fSMMetrics, func(m []byte) {
-				for _, d := range []struct {
-					num, attrs protowire.Number
-					hist       bool
-				}{{fMetricGauge, fNumAttributes, false}, {fMetricSum, fNumAttributes, false}, {fMetricExpHist, fExpAttributes, true}} {
-					each(m, d.num, func(data []byte) {
-						each(data, fDataPoints, func(p []byte) {
-							points++
-							if d.hist {
-								hists++
+				each(m, fMetricGauge, func(data []byte) { each(data, fDataPoints, number) })
+				each(m, fMetricSum, func(data []byte) { each(data, fDataPoints, number) })
+				each(m, fMetricExpHist, func(data []byte) {
+					each(data, fDataPoints, func(p []byte) { add(1, true, count(p, fExpAttributes)+perPoint) })
+				})
+				each(m, fMetricHistogram, func(data []byte) {
+					each(data, fDataPoints, func(p []byte) {
+						if nhcb {
+							add(1, true, count(p, fHistAttributes)+perPoint)
+							return
+						}
+						bounds := 0
+						for q := p; len(q) > 0; {
+							n, typ, _, m, rest, err := pbField(q)
+							if err != nil {
+								break
 							}
-							labels += count(p, d.attrs) + perPoint
-						})
+							q = rest
+							if n == fHistBounds && typ == protowire.Fixed64Type {
+								bounds++
+							} else if n == fHistBounds && typ == protowire.BytesType {
+								bounds = len(m) / 8 // a packed one replaces
+							}
+						}
+						add(bounds+3, false, count(p, fHistAttributes)+perPoint+1)
 					})
-				}
+				})
+				each(m, fMetricSummary, func(data []byte) {
+					each(data, fDataPoints, func(p []byte) {
+						add(count(p, fSumQuantiles)+2, false, count(p, fSumAttributes)+perPoint+1)
+					})
+				})
 			})
 		})
 	})

@@ -157,7 +157,7 @@ func randomOTLP(r *rand.Rand, now time.Time) pmetric.Metrics {
 				if r.IntN(20) == 0 {
 					n = 0 // the pdata path's, but for deltas and histograms of low scales only
 				}
-				switch r.IntN(25) {
+				switch r.IntN(33) {
 				case 0, 1, 2, 3, 4, 5, 6, 7:
 					g := m.SetEmptyGauge()
 					for range n {
@@ -207,14 +207,52 @@ func randomOTLP(r *rand.Rand, now time.Time) pmetric.Metrics {
 							dp.SetZeroThreshold(0.001)
 						}
 					}
-				case 24: // the pdata path's
+				case 24, 25, 26, 27, 28, 29:
 					h := m.SetEmptyHistogram()
 					h.SetAggregationTemporality(temporality)
-					dp := h.DataPoints().AppendEmpty()
-					dp.SetTimestamp(ts())
-					dp.ExplicitBounds().FromRaw([]float64{1})
-					dp.BucketCounts().FromRaw([]uint64{1, 2})
-					dp.SetCount(3)
+					for range n {
+						dp := h.DataPoints().AppendEmpty()
+						put(dp.Attributes())
+						dp.SetTimestamp(ts())
+						bounds := []float64{0.005, 0.01, 0.25, 1, 2.5, 1e21, math.Inf(1)}[:r.IntN(7)]
+						dp.ExplicitBounds().FromRaw(bounds)
+						counts := make([]uint64, len(bounds)+1-r.IntN(2))
+						var count uint64
+						for i := range counts {
+							if r.IntN(2) == 0 {
+								counts[i] = uint64(r.IntN(4))
+								count += counts[i]
+							}
+						}
+						dp.BucketCounts().FromRaw(counts)
+						dp.SetCount(count)
+						if r.IntN(3) > 0 {
+							dp.SetSum(float64(r.IntN(40)) / 8)
+						}
+						if r.IntN(8) == 0 {
+							dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+						}
+						if r.IntN(100) == 0 {
+							dp.Exemplars().AppendEmpty().SetIntValue(1) // the pdata path's
+						}
+					}
+				default:
+					sum := m.SetEmptySummary()
+					for range n {
+						dp := sum.DataPoints().AppendEmpty()
+						put(dp.Attributes())
+						dp.SetTimestamp(ts())
+						dp.SetCount(uint64(r.IntN(10)))
+						dp.SetSum(float64(r.IntN(40)) / 8)
+						for _, q := range []float64{0.5, 0.9, 0.99, 1}[:r.IntN(5)] {
+							qv := dp.QuantileValues().AppendEmpty()
+							qv.SetQuantile(q)
+							qv.SetValue(float64(r.IntN(100)) / 10)
+						}
+						if r.IntN(8) == 0 {
+							dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+						}
+					}
 				}
 			}
 		}
@@ -296,9 +334,16 @@ func TestOTLPFastHandler(t *testing.T) {
 			addGauge(ms, "g", "", ts, 1, "ok", string([]byte{0xff}))
 			addGauge(ms, "h", "", ts, 1)
 		}),
-		"explicit histograms (pdata path)": otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+		"explicit histograms": otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
 			addDeltaHistograms(ms, ts)
 			ms.At(0).Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		}),
+		"exemplars (pdata path)": otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+			addSum(ms, "c", "", pmetric.AggregationTemporalityCumulative, ts, 1)
+			ex := ms.At(0).Sum().DataPoints().At(0).Exemplars().AppendEmpty()
+			ex.SetDoubleValue(1)
+			ex.SetTimestamp(ts)
+			ex.SetTraceID(pcommon.TraceID{1, 2, 3})
 		}),
 	}
 	for name, md := range cases {
