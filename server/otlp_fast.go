@@ -1,9 +1,11 @@
 package server
 
 import (
+	"encoding/hex"
 	"errors"
 	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/otlptranslator"
@@ -33,11 +35,12 @@ var errOTLPSlow = errors.New("otlp: not for the fast path")
 //
 // It takes gauges, sums, explicit histograms (classic or NHCB),
 // exponential histograms and summaries whose attributes are strings,
-// integers or booleans, with promoted resource attributes, scope
-// metadata, target_info, deltas (refused or kept) and exponential
+// integers or booleans, with exemplars, promoted resource attributes,
+// scope metadata, target_info, deltas (refused or kept) and exponential
 // histograms of a low scale (refused), exactly as the pdata path does.
 // Anything else makes it give up (errOTLPSlow) and the pdata path
-// translate the whole request: exemplars, other attribute types,
+// translate the whole request: other attribute types, exemplars without
+// a value or with clashing label names,
 // metric metadata, unknown or repeated fields, bodies that do not
 // decode, label names that collide once sanitized or that the namer
 // refuses, metrics without points or of an unknown temporality,
@@ -83,7 +86,8 @@ type otlpFast struct {
 
 	// The names of a classic histogram's or summary's series.
 	nameSum, nameCount, nameBucket []byte
-	floats                         []float64 // arena: NHCB's custom values
+	floats                         []float64           // arena: NHCB's custom values
+	exLabels                       []remotewrite.Label // arena: exemplars' labels
 
 	// body: the request; sized: its slices were sized for it (presize).
 	body  []byte
@@ -95,6 +99,9 @@ type otlpFast struct {
 	counts, ncount []uint64
 	bounds         []float64
 	quantiles      [][2]float64
+	exs            []otlpExemplar
+	exAttrs        []otlpAttr
+	built          []builtExemplar
 	base           []remotewrite.Label
 	key            []byte
 
@@ -215,7 +222,7 @@ func (f *otlpFast) translate(st *otlpState, body []byte, set prometheusremotewri
 	f.body = nil
 	tr := f.tr
 	f.tr = otlpTranslation{}
-	f.text, f.hists, f.spans, f.deltas, f.floats = nil, nil, nil, nil, nil
+	f.text, f.hists, f.spans, f.deltas, f.floats, f.exLabels = nil, nil, nil, nil, nil, nil
 	if err != nil {
 		return otlpTranslation{}, false
 	}
@@ -784,7 +791,7 @@ func (f *otlpFast) metric(b []byte) error {
 		case fMetricSummary:
 			err = f.summaryPoint(m, prom)
 		default:
-			err = f.numberPoint(m, prom, emit)
+			err = f.numberPoint(m, prom, emit, dataNum == fMetricSum)
 		}
 		if err != nil {
 			return err
@@ -805,9 +812,12 @@ func (f *otlpFast) point(t uint64) (int64, error) {
 	return int64(t) / 1e6, nil
 }
 
-// numberPoint translates a NumberDataPoint of a gauge or sum.
-func (f *otlpFast) numberPoint(b, name []byte, emit bool) error {
+// numberPoint translates a NumberDataPoint of a gauge or sum; a sum's
+// exemplars are the series', a gauge's are dropped (as the translator
+// does).
+func (f *otlpFast) numberPoint(b, name []byte, emit, sum bool) error {
 	attrs := f.attrs[:0]
+	f.exs, f.exAttrs = f.exs[:0], f.exAttrs[:0]
 	var t uint64
 	var v float64
 	var flags uint32
@@ -833,13 +843,20 @@ func (f *otlpFast) numberPoint(b, name []byte, emit bool) error {
 			v = float64(int64(x))
 		case num == fNumFlags && typ == protowire.VarintType:
 			flags = uint32(x)
-		default: // exemplars, unknown
+		case num == fNumExemplars && typ == protowire.BytesType:
+			if err := f.exemplar(m); err != nil {
+				return err
+			}
+		default: // unknown
 			return errOTLPSlow
 		}
 	}
 	f.attrs = attrs
 	if !emit {
 		return nil
+	}
+	if !sum {
+		f.exs = f.exs[:0]
 	}
 	if flags&flagNoRecordedValue != 0 {
 		v = math.Float64frombits(value.StaleNaN)
@@ -852,7 +869,11 @@ func (f *otlpFast) numberPoint(b, name []byte, emit bool) error {
 	if err != nil {
 		return err
 	}
-	f.emit(ls, ms, v, nil)
+	exs, err := f.exemplars(ms, f.exs)
+	if err != nil {
+		return err
+	}
+	f.emit(ls, ms, v, nil, exs)
 	return nil
 }
 
@@ -867,6 +888,7 @@ func (f *otlpFast) expPoint(b, name []byte, temporality int32, emit bool) (refus
 	var flags uint32
 	hasSum, seenPos, seenNeg := false, false, false
 	f.counts, f.ncount = f.counts[:0], f.ncount[:0]
+	f.exs, f.exAttrs = f.exs[:0], f.exAttrs[:0]
 	for len(b) > 0 {
 		num, typ, x, m, rest, err := pbField(b)
 		if err != nil {
@@ -906,7 +928,11 @@ func (f *otlpFast) expPoint(b, name []byte, temporality int32, emit bool) (refus
 		case num == fExpMin && typ == protowire.Fixed64Type:
 		case num == fExpMax && typ == protowire.Fixed64Type:
 		case num == fExpZeroThreshold && typ == protowire.Fixed64Type:
-		default: // exemplars, unknown
+		case num == fExpExemplars && typ == protowire.BytesType:
+			if err := f.exemplar(m); err != nil {
+				return false, err
+			}
+		default: // unknown
 			return false, errOTLPSlow
 		}
 	}
@@ -946,7 +972,11 @@ func (f *otlpFast) expPoint(b, name []byte, temporality int32, emit bool) (refus
 	if err != nil {
 		return false, err
 	}
-	f.emit(ls, ms, 0, h)
+	exs, err := f.exemplars(ms, f.exs)
+	if err != nil {
+		return false, err
+	}
+	f.emit(ls, ms, 0, h, exs)
 	return false, nil
 }
 
@@ -1007,6 +1037,7 @@ func (f *otlpFast) histPoint(b, name []byte, temporality int32, emit bool) error
 	var flags uint32
 	hasSum := false
 	f.counts, f.bounds = f.counts[:0], f.bounds[:0]
+	f.exs, f.exAttrs = f.exs[:0], f.exAttrs[:0]
 	for len(b) > 0 {
 		num, typ, x, m, rest, err := pbField(b)
 		if err != nil {
@@ -1039,7 +1070,11 @@ func (f *otlpFast) histPoint(b, name []byte, temporality int32, emit bool) error
 			flags = uint32(x)
 		case num == fHistMin && typ == protowire.Fixed64Type:
 		case num == fHistMax && typ == protowire.Fixed64Type:
-		default: // exemplars, unknown
+		case num == fHistExemplars && typ == protowire.BytesType:
+			if err := f.exemplar(m); err != nil {
+				return err
+			}
+		default: // unknown
 			return errOTLPSlow
 		}
 	}
@@ -1052,6 +1087,10 @@ func (f *otlpFast) histPoint(b, name []byte, temporality int32, emit bool) error
 		return err
 	}
 	stale := flags&flagNoRecordedValue != 0
+	exs, err := f.exemplars(ms, f.exs)
+	if err != nil {
+		return err
+	}
 	if f.set.ConvertHistogramsToNHCB {
 		h := f.histogram()
 		h.Schema = histogram.CustomBucketsSchema
@@ -1083,22 +1122,30 @@ func (f *otlpFast) histPoint(b, name []byte, temporality int32, emit bool) error
 		if err != nil {
 			return err
 		}
-		f.emit(ls, ms, 0, h)
+		f.emit(ls, ms, 0, h, exs)
 		return nil
 	}
 	if err := f.baseLabels(attrs); err != nil {
 		return err
 	}
 	if hasSum {
-		f.emitWith(f.nameSum, nil, nil, ms, sum, stale)
+		f.emitWith(f.nameSum, nil, nil, ms, sum, stale, nil)
 	}
-	f.emitWith(f.nameCount, nil, nil, ms, float64(count), stale)
+	f.emitWith(f.nameCount, nil, nil, ms, float64(count), stale, nil)
+	// A bucket's exemplars are those up to its bound not taken by a
+	// lower bucket, in their order (they are meant to be sorted); +Inf
+	// takes the rest.
 	var cum uint64
 	for i := range min(len(f.bounds), len(f.counts)) {
 		cum += f.counts[i]
-		f.emitWith(f.nameBucket, bytesOf("le"), f.formatFloat(f.bounds[i]), ms, float64(cum), stale)
+		n := 0
+		for n < len(exs) && exs[n].V <= f.bounds[i] {
+			n++
+		}
+		f.emitWith(f.nameBucket, bytesOf("le"), f.formatFloat(f.bounds[i]), ms, float64(cum), stale, exs[:n])
+		exs = exs[n:]
 	}
-	f.emitWith(f.nameBucket, bytesOf("le"), bytesOf("+Inf"), ms, float64(count), stale)
+	f.emitWith(f.nameBucket, bytesOf("le"), bytesOf("+Inf"), ms, float64(count), stale, exs)
 	return nil
 }
 
@@ -1156,10 +1203,10 @@ func (f *otlpFast) summaryPoint(b, name []byte) error {
 	if err := f.baseLabels(attrs); err != nil {
 		return err
 	}
-	f.emitWith(f.nameSum, nil, nil, ms, sum, stale)
-	f.emitWith(f.nameCount, nil, nil, ms, float64(count), stale)
+	f.emitWith(f.nameSum, nil, nil, ms, sum, stale, nil)
+	f.emitWith(f.nameCount, nil, nil, ms, float64(count), stale, nil)
 	for _, q := range f.quantiles {
-		f.emitWith(name, bytesOf("quantile"), f.formatFloat(q[0]), ms, q[1], stale)
+		f.emitWith(name, bytesOf("quantile"), f.formatFloat(q[0]), ms, q[1], stale, nil)
 	}
 	return nil
 }
@@ -1178,8 +1225,8 @@ func (f *otlpFast) baseLabels(attrs []otlpAttr) error {
 
 // emitWith emits a series of f.base's labels named name, with the label
 // extra=extraValue if extra is not nil (addLabels), of value v or the
-// stale marker.
-func (f *otlpFast) emitWith(name, extra, extraValue []byte, t int64, v float64, stale bool) {
+// stale marker, and exemplars exs.
+func (f *otlpFast) emitWith(name, extra, extraValue []byte, t int64, v float64, stale bool, exs []builtExemplar) {
 	ls := append(f.ls[:0], f.base...)
 	ls[labelIndex(ls, bytesOf("__name__"))].Value = name
 	if extra != nil {
@@ -1190,7 +1237,7 @@ func (f *otlpFast) emitWith(name, extra, extraValue []byte, t int64, v float64, 
 	if stale {
 		v = math.Float64frombits(value.StaleNaN)
 	}
-	f.emit(ls, t, v, nil)
+	f.emit(ls, t, v, nil, exs)
 }
 
 // formatFloat is strconv.FormatFloat(v, 'f', -1, 64) in the text arena.
@@ -1201,6 +1248,124 @@ func (f *otlpFast) formatFloat(v float64) []byte {
 		f.text = f.text[:len(f.text)+len(out)]
 	}
 	return out[:len(out):len(out)]
+}
+
+// otlpExemplar is an Exemplar as read: its attributes are
+// f.exAttrs[attrs0:attrs1].
+type otlpExemplar struct {
+	t              uint64
+	v              float64
+	trace, span    []byte
+	attrs0, attrs1 int
+}
+
+// Fields of Exemplar.
+const (
+	fExAttributes = 7
+	fExTime       = 2
+	fExDouble     = 3
+	fExInt        = 6
+	fExSpanID     = 4
+	fExTraceID    = 5
+)
+
+// exemplar reads an Exemplar into f.exs.
+func (f *otlpFast) exemplar(b []byte) error {
+	ex := otlpExemplar{attrs0: len(f.exAttrs)}
+	hasValue := false
+	for len(b) > 0 {
+		num, typ, x, m, rest, err := pbField(b)
+		if err != nil {
+			return err
+		}
+		b = rest
+		switch {
+		case num == fExAttributes && typ == protowire.BytesType:
+			a, err := f.keyValue(m)
+			if err != nil {
+				return err
+			}
+			f.exAttrs = append(f.exAttrs, a)
+		case num == fExTime && typ == protowire.Fixed64Type:
+			ex.t = x
+		case num == fExDouble && typ == protowire.Fixed64Type:
+			ex.v, hasValue = math.Float64frombits(x), true
+		case num == fExInt && typ == protowire.Fixed64Type:
+			ex.v, hasValue = float64(int64(x)), true
+		case num == fExTraceID && typ == protowire.BytesType && (len(m) == 0 || len(m) == 16):
+			ex.trace = m
+		case num == fExSpanID && typ == protowire.BytesType && (len(m) == 0 || len(m) == 8):
+			ex.span = m
+		default: // unknown; trace and span IDs pdata refuses
+			return errOTLPSlow
+		}
+	}
+	if !hasValue || ex.t > math.MaxInt64 {
+		return errOTLPSlow // the translator's "unsupported exemplar value type"
+	}
+	ex.attrs1 = len(f.exAttrs)
+	f.exs = append(f.exs, ex)
+	return nil
+}
+
+// exemplars makes a point's exemplars as the translator
+// (getPromExemplars) and our appender make them: trace_id and span_id
+// in hex unless zero, the filtered attributes as they are if all of it
+// fits in 128 runes, sorted by name; the exemplar's time, else the
+// point's (t). Valid until the next call.
+func (f *otlpFast) exemplars(t int64, exs []otlpExemplar) ([]builtExemplar, error) {
+	out := f.built[:0]
+	for _, ex := range exs {
+		attrs := f.exAttrs[ex.attrs0:ex.attrs1]
+		if cap(f.exLabels)-len(f.exLabels) < len(attrs)+2 {
+			f.exLabels = make([]remotewrite.Label, 0, max(1024, len(attrs)+2))
+		}
+		ls := f.exLabels[len(f.exLabels):len(f.exLabels)]
+		runes := 0
+		for _, id := range []struct {
+			name string
+			id   []byte
+		}{{"trace_id", ex.trace}, {"span_id", ex.span}} {
+			if !nonZero(id.id) {
+				continue
+			}
+			h := hex.AppendEncode(f.alloc(2*len(id.id)), id.id)
+			f.text = f.text[:len(f.text)+len(h)]
+			ls = append(ls, remotewrite.Label{Name: bytesOf(id.name), Value: h[:len(h):len(h)]})
+			runes += len(id.name) + len(h)
+		}
+		for _, a := range attrs {
+			runes += utf8.RuneCount(a.key) + utf8.RuneCount(a.value)
+		}
+		if runes <= 128 {
+			for _, a := range attrs {
+				ls = append(ls, remotewrite.Label{Name: a.key, Value: a.value})
+			}
+		}
+		sortLabelSet(ls)
+		for i := 1; i < len(ls); i++ {
+			if string(ls[i].Name) == string(ls[i-1].Name) {
+				return nil, errOTLPSlow // the translator's order is its sort's
+			}
+		}
+		f.exLabels = f.exLabels[:len(f.exLabels)+len(ls)]
+		b := builtExemplar{T: t, V: ex.v, Labels: ls[:len(ls):len(ls)]}
+		if ms := int64(ex.t) / 1e6; ms != 0 {
+			b.T = ms
+		}
+		out = append(out, b)
+	}
+	f.built = out
+	return out, nil
+}
+
+func nonZero(id []byte) bool {
+	for _, c := range id {
+		if c != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // buckets reads an ExponentialHistogramDataPoint.Buckets, appending its
@@ -1377,16 +1542,21 @@ func setLabel(ls []remotewrite.Label, l remotewrite.Label) []remotewrite.Label {
 }
 
 // emit appends a series of labels ls (sorted, no empty value) with one
-// sample, or h if not nil. Its key is made by keys, at the end.
-func (f *otlpFast) emit(ls []remotewrite.Label, t int64, v float64, h *histogram.Histogram) {
+// sample, or h if not nil, and exemplars exs. Its key is made by keys,
+// at the end.
+func (f *otlpFast) emit(ls []remotewrite.Label, t int64, v float64, h *histogram.Histogram, exs []builtExemplar) {
 	req := &f.app.st.push.req
 	if !f.sized && (len(req.Series) == cap(req.Series) || len(req.Labels)+len(ls) > cap(req.Labels) || h != nil && len(req.Histograms) == cap(req.Histograms)) {
 		f.presize()
 	}
+	for _, ex := range exs {
+		req.Exemplars = push(req.Exemplars, remotewrite.Span{Series: len(req.Series)})
+		f.app.st.push.builtEx = push(f.app.st.push.builtEx, ex)
+	}
 	for _, l := range ls {
 		req.Labels = push(req.Labels, l)
 	}
-	f.app.endSeries(len(ls), 0, t, v, h, nil)
+	f.app.endSeries(len(ls), len(exs), t, v, h, nil)
 }
 
 // presize sizes the request's slices for the whole body at once, when
@@ -1566,7 +1736,7 @@ func (f *otlpFast) targetInfo() error {
 			f.targets = make(map[otlpTargetKey]struct{})
 		}
 		f.targets[k] = struct{}{}
-		f.emit(ls, k.t, 1, nil)
+		f.emit(ls, k.t, 1, nil, nil)
 	}
 	for t := f.minT; t < f.maxT; t += targetInfoStepNanos {
 		add(t)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,7 @@ func otlpFastCheck(t testing.TB, h *OTLPHandler, lim *limits.Limits, body []byte
 	require.Equal(t, str.lowScale.points, ftr.lowScale.points, "low-scale points")
 	require.Equal(t, str.lowScale.list, ftr.lowScale.list, "low-scale metrics")
 	require.Equal(t, otlpRequestView(slow), otlpRequestView(fast))
+	require.Len(t, fast.push.req.Exemplars, len(fast.push.builtEx))
 	return true
 }
 
@@ -76,13 +78,14 @@ type otlpSeriesView struct {
 	Exemplars, Histograms int32
 	Samples               []string // time and value bits
 	Hist                  *histogram.Histogram
-	HistSum               uint64 // its Sum's bits (NaN is not equal to itself)
+	HistSum               uint64   // its Sum's bits (NaN is not equal to itself)
+	Ex                    []string // exemplars: time, value bits, labels
 }
 
 func otlpRequestView(st *otlpState) []otlpSeriesView {
 	req := &st.push.req
 	var out []otlpSeriesView
-	hi := 0
+	hi, ei := 0, 0
 	for _, s := range req.Series {
 		v := otlpSeriesView{Key: string(s.Key), KeyLabels: s.KeyLabels, Exemplars: s.Exemplars, Histograms: s.Histograms}
 		for _, l := range s.Labels {
@@ -98,6 +101,15 @@ func otlpRequestView(st *otlpState) []otlpSeriesView {
 			v.HistSum, h.Sum = math.Float64bits(h.Sum), 0
 			v.Hist = &h
 			v.Samples = append(v.Samples, fmt.Sprintf("%d:h", b.T))
+		}
+		for range s.Exemplars {
+			ex := st.push.builtEx[ei]
+			ei++
+			e := fmt.Sprintf("%d:%x", ex.T, math.Float64bits(ex.V))
+			for _, l := range ex.Labels {
+				e += " " + string(l.Name) + "=" + string(l.Value)
+			}
+			v.Ex = append(v.Ex, e)
 		}
 		out = append(out, v)
 	}
@@ -206,6 +218,7 @@ func randomOTLP(r *rand.Rand, now time.Time) pmetric.Metrics {
 							dp.SetMax(7)
 							dp.SetZeroThreshold(0.001)
 						}
+						addExemplars(r, dp.Exemplars(), ts)
 					}
 				case 24, 25, 26, 27, 28, 29:
 					h := m.SetEmptyHistogram()
@@ -232,9 +245,7 @@ func randomOTLP(r *rand.Rand, now time.Time) pmetric.Metrics {
 						if r.IntN(8) == 0 {
 							dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
 						}
-						if r.IntN(100) == 0 {
-							dp.Exemplars().AppendEmpty().SetIntValue(1) // the pdata path's
-						}
+						addExemplars(r, dp.Exemplars(), ts)
 					}
 				default:
 					sum := m.SetEmptySummary()
@@ -272,10 +283,38 @@ func numberPoint(r *rand.Rand, dp pmetric.NumberDataPoint, put func(pcommon.Map)
 	if r.IntN(8) == 0 {
 		dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
 	}
-	if r.IntN(100) == 0 {
-		ex := dp.Exemplars().AppendEmpty() // the pdata path's
-		ex.SetDoubleValue(1)
-		ex.SetTimestamp(ts())
+	addExemplars(r, dp.Exemplars(), ts)
+}
+
+// addExemplars adds up to three exemplars of increasing values (or
+// none), with trace and span IDs, attributes, and a time or not.
+func addExemplars(r *rand.Rand, exs pmetric.ExemplarSlice, ts func() pcommon.Timestamp) {
+	if r.IntN(3) > 0 {
+		return
+	}
+	for i := range r.IntN(4) {
+		ex := exs.AppendEmpty()
+		switch r.IntN(20) {
+		case 0: // no value: the pdata path's
+		case 1, 2, 3, 4, 5:
+			ex.SetIntValue(int64(i))
+		default:
+			ex.SetDoubleValue(float64(i)*0.7 + r.Float64()/2)
+		}
+		if r.IntN(3) > 0 {
+			ex.SetTimestamp(ts())
+		}
+		if r.IntN(3) > 0 {
+			ex.SetTraceID(pcommon.TraceID{byte(r.IntN(256)), 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, byte(i)})
+		}
+		if r.IntN(2) > 0 {
+			ex.SetSpanID(pcommon.SpanID{byte(r.IntN(256)), 2, 3, 4, 5, 6, 7, byte(i)})
+		}
+		for range r.IntN(3) {
+			k := []string{"user", "path", "trace_id", "ä", "long"}[r.IntN(5)]
+			v := []string{"", "x", "/api/v1/push", strings.Repeat("ü", 60)}[r.IntN(4)]
+			ex.FilteredAttributes().PutStr(k, v)
+		}
 	}
 }
 
@@ -338,7 +377,7 @@ func TestOTLPFastHandler(t *testing.T) {
 			addDeltaHistograms(ms, ts)
 			ms.At(0).Histogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 		}),
-		"exemplars (pdata path)": otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+		"exemplars": otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
 			addSum(ms, "c", "", pmetric.AggregationTemporalityCumulative, ts, 1)
 			ex := ms.At(0).Sum().DataPoints().At(0).Exemplars().AppendEmpty()
 			ex.SetDoubleValue(1)
