@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -223,6 +225,10 @@ func (f *otlpFast) translate(st *otlpState, body []byte, set prometheusremotewri
 	tr := f.tr
 	f.tr = otlpTranslation{}
 	f.text, f.hists, f.spans, f.deltas, f.floats, f.exLabels = nil, nil, nil, nil, nil, nil
+	// Scratch of an outsized point is not kept in the pool.
+	if cap(f.counts)+cap(f.ncount)+cap(f.bounds)+cap(f.attrs)+cap(f.exAttrs)+cap(f.ls)+cap(f.base) > 1<<14 {
+		f.counts, f.ncount, f.bounds, f.attrs, f.exAttrs, f.ls, f.base = nil, nil, nil, nil, nil, nil, nil
+	}
 	if err != nil {
 		return otlpTranslation{}, false
 	}
@@ -406,9 +412,15 @@ func sortedLabels(ls []remotewrite.Label) ([]remotewrite.Label, error) {
 	return out, nil
 }
 
-// sortLabelSet is an insertion sort by name: label sets are small and
-// usually sorted already (the SDKs sort attributes).
+// sortLabelSet sorts by name: an insertion sort, as label sets are
+// small and usually sorted already (the SDKs sort attributes), but
+// pdqsort past 32 labels, so that a point of many attributes in reverse
+// order costs n log n.
 func sortLabelSet(ls []remotewrite.Label) {
+	if len(ls) > 32 {
+		slices.SortFunc(ls, func(a, b remotewrite.Label) int { return bytes.Compare(a.Name, b.Name) })
+		return
+	}
 	for i := 1; i < len(ls); i++ {
 		for j := i; j > 0 && string(ls[j].Name) < string(ls[j-1].Name); j-- {
 			ls[j], ls[j-1] = ls[j-1], ls[j]
@@ -437,6 +449,19 @@ func findAttr(as []otlpAttr, key string) ([]byte, bool) {
 // dupKeys: two attributes of one key (pdata keeps both; the translator's
 // answer then depends on their order).
 func dupKeys(as []otlpAttr) bool {
+	if len(as) > 32 {
+		keys := make([][]byte, len(as))
+		for i, a := range as {
+			keys[i] = a.key
+		}
+		slices.SortFunc(keys, bytes.Compare)
+		for i := 1; i < len(keys); i++ {
+			if bytes.Equal(keys[i], keys[i-1]) {
+				return true
+			}
+		}
+		return false
+	}
 	for i := range as {
 		for j := i + 1; j < len(as); j++ {
 			if string(as[i].key) == string(as[j].key) {
