@@ -42,13 +42,19 @@ var errOTLPSlow = errors.New("otlp: not for the fast path")
 // histograms of a low scale (refused), exactly as the pdata path does.
 // Anything else makes it give up (errOTLPSlow) and the pdata path
 // translate the whole request: other attribute types, exemplars without
-// a value or with clashing label names,
-// metric metadata, unknown or repeated fields, bodies that do not
-// decode, label names that collide once sanitized or that the namer
-// refuses, metrics without points or of an unknown temporality,
-// timestamps past 2^63 ns. So the refusals and their
-// texts are always the pdata path's, and equivalence is only needed
-// where the fast path finishes (TestOTLPFastEquivalence, FuzzOTLPFast).
+// a value or with clashing label names, metric metadata, unknown or
+// repeated fields, bodies that do not decode, label names that collide
+// once sanitized or that the namer refuses, metrics without points or
+// of an unknown temporality, timestamps past 2^63 ns. So the refusals
+// and their texts are always the pdata path's, and equivalence is only
+// needed where the fast path finishes (TestOTLPFastEquivalence,
+// FuzzOTLPFast; docs/design.md, "The fast path").
+//
+// INVARIANT: when translate answers true, st.push holds exactly what
+// translatePdata would have put there for the same body and settings
+// (series, labels, keys, samples bit for bit, histograms, exemplars),
+// and its otlpTranslation counts the same refused points of the same
+// metrics.
 //
 // One otlpFast lives in each pooled otlpState; it is used by one request
 // at a time.
