@@ -211,7 +211,8 @@ func (f *otlpFast) translate(st *otlpState, body []byte, set prometheusremotewri
 	f.app = otlpAppender{st: st}
 	f.set = set
 	f.labelNamer = otlptranslator.LabelNamer{
-		UTF8Allowed:                 set.AllowUTF8,
+		UTF8Allowed: set.AllowUTF8,
+		//lint:ignore SA1019 the translator sets it from the same setting; names must agree
 		UnderscoreLabelSanitization: set.LabelNameUnderscoreSanitization,
 		PreserveMultipleUnderscores: set.LabelNamePreserveMultipleUnderscores,
 	}

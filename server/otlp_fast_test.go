@@ -391,10 +391,8 @@ func TestOTLPFastHandler(t *testing.T) {
 				var answers [2]string
 				var series [2][]string
 				for i, pdataOnly := range []bool{true, false} {
-					d := limits.Defaults()
 					_, lim := otlpVariant(nil, v)
-					d = *lim
-					o, err := limits.NewOverrides(d)
+					o, err := limits.NewOverrides(*lim)
 					require.NoError(t, err)
 					gw := newGroupWriter(t)
 					wh, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Limits: o, Now: func() time.Time { return now }})
