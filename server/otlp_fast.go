@@ -37,7 +37,7 @@ var errOTLPSlow = errors.New("otlp: not for the fast path")
 //
 // It takes gauges, sums, explicit histograms (classic or NHCB),
 // exponential histograms and summaries whose attributes are strings,
-// integers or booleans, with exemplars, promoted resource attributes,
+// integers, doubles or booleans, with exemplars, promoted resource attributes,
 // scope metadata, target_info, deltas (refused or kept) and exponential
 // histograms of a low scale (refused), exactly as the pdata path does.
 // Anything else makes it give up (errOTLPSlow) and the pdata path
@@ -194,6 +194,7 @@ const (
 	fAnyString = 1 // AnyValue
 	fAnyBool   = 2
 	fAnyInt    = 3
+	fAnyDouble = 4
 
 	temporalityDelta      = 1
 	temporalityCumulative = 2
@@ -480,7 +481,8 @@ func dupKeys(as []otlpAttr) bool {
 }
 
 // keyValue reads a KeyValue: the key and the value as AsString renders
-// it (strings, booleans and integers; other types are errOTLPSlow).
+// it (strings, booleans, integers and doubles; other types are
+// errOTLPSlow).
 func (f *otlpFast) keyValue(b []byte) (otlpAttr, error) {
 	var a otlpAttr
 	seen := false
@@ -526,11 +528,44 @@ func (f *otlpFast) anyValue(b []byte) ([]byte, error) {
 			out = strconv.AppendInt(out, int64(v), 10)
 			f.text = f.text[:len(f.text)+len(out)]
 			out = out[:len(out):len(out)]
+		case num == fAnyDouble && typ == protowire.Fixed64Type:
+			free := f.alloc(32)
+			out = appendOTelFloat(free, math.Float64frombits(v))
+			if len(out) <= cap(free) {
+				f.text = f.text[:len(f.text)+len(out)]
+			}
+			out = out[:len(out):len(out)]
 		default:
 			return nil, errOTLPSlow
 		}
 	}
 	return out, nil
+}
+
+// appendOTelFloat appends f as pcommon.Value.AsString renders a double:
+// ES6's number to string (encoding/json's: 'f', or 'e' below 1e-6 and
+// from 1e21, without a leading zero in the exponent), NaN, Infinity
+// and -Infinity.
+func appendOTelFloat(dst []byte, f float64) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, "NaN"...)
+	case math.IsInf(f, 1):
+		return append(dst, "Infinity"...)
+	case math.IsInf(f, -1):
+		return append(dst, "-Infinity"...)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	n0 := len(dst)
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if n := len(dst); format == 'e' && n-n0 >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+		dst[n-2] = dst[n-1]
+		dst = dst[:n-1]
+	}
+	return dst
 }
 
 // alloc returns an empty slice of the text arena with room for n bytes;

@@ -138,8 +138,10 @@ func randomOTLP(r *rand.Rand, now time.Time) pmetric.Metrics {
 				m.PutBool(k, r.IntN(2) == 0)
 			case 2, 3:
 				m.PutStr(k, "")
-			case 4:
-				m.PutDouble(k, 1.5) // the pdata path's
+			case 4, 5:
+				m.PutDouble(k, []float64{1.5, 0, math.Copysign(0, -1), 1e-7, -2.5e-9, 1e21, 123456789e15, 1.0 / 3, math.NaN(), math.Inf(1), math.Inf(-1), 1e300}[r.IntN(12)])
+			case 6:
+				m.PutEmptySlice(k).AppendEmpty().SetStr("x") // the pdata path's
 			default:
 				m.PutStr(k, pick([]string{"x", "y", "GET", "node-1", "ns", "a;b"}))
 			}
@@ -436,5 +438,18 @@ func TestOTLPFastBucketLayout(t *testing.T) {
 				require.True(t, otlpFastCheck(t, h, lim, otlpBody(t, md, false, false)))
 			}
 		}
+	}
+}
+
+// appendOTelFloat renders doubles as pdata's AsString does.
+func TestOTLPFastFloatString(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	vs := []float64{0, math.Copysign(0, -1), 1, -1, 1e-6, 9.99e-7, 1e21, 9.99e20, 1e-7, 1e22, 5e-324, math.MaxFloat64,
+		math.NaN(), math.Inf(1), math.Inf(-1), 1.0 / 3, 100, 1e-10}
+	for range 20000 {
+		vs = append(vs, math.Float64frombits(r.Uint64()), r.NormFloat64()*math.Pow(10, float64(r.IntN(60)-30)))
+	}
+	for _, v := range vs {
+		require.Equal(t, pcommon.NewValueDouble(v).AsString(), string(appendOTelFloat(nil, v)), "%b", v)
 	}
 }
