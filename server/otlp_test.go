@@ -612,7 +612,9 @@ func TestOTLPStateReleasesHistograms(t *testing.T) {
 	require.NoError(t, err)
 	st := &otlpState{}
 	md := otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) { addExpHistogram(ms, "latency", ts) })
-	res, msg, err := h.write(context.Background(), "t1", st, md)
+	tr, err := h.translate(context.Background(), wh.opts.Limits.For("t1"), st, otlpBody(t, md, false, false), otlpProto)
+	require.NoError(t, err)
+	res, msg, err := h.write(context.Background(), "t1", st, tr)
 	require.NoError(t, err)
 	require.Equal(t, 1, res.histograms, msg)
 	require.Len(t, st.push.hists, 1)
