@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -380,6 +382,9 @@ type otlpResult struct {
 type otlpTranslation struct {
 	// delta and lowScale: the points taken out of the request (takeRefused).
 	delta, lowScale refused
+	// noTargetInfo: why the request's target_info was not written
+	// (targetInfoBound), or "".
+	noTargetInfo string
 	// err: what Prometheus's translator answered (the pdata path only: the
 	// fast path hands every request it would answer to the pdata path).
 	err error
@@ -414,6 +419,11 @@ func translatePdata(ctx context.Context, st *otlpState, md pmetric.Metrics, sett
 	// counted and explained.
 	var tr otlpTranslation
 	tr.delta, tr.lowScale = takeRefused(md, lim.OTelNativeDeltaIngestion)
+	if !settings.DisableTargetInfo {
+		if tr.noTargetInfo = targetInfoBound(md); tr.noTargetInfo != "" {
+			settings.DisableTargetInfo = true
+		}
+	}
 	app := &otlpAppender{st: st}
 	app.reset(countOTLP(md, len(lim.PromoteOTelResourceAttributes)+3, settings.ConvertHistogramsToNHCB))
 	conv := prometheusremotewrite.NewPrometheusConverter(app)
@@ -441,6 +451,9 @@ func (h *OTLPHandler) write(ctx context.Context, tenantID string, st *otlpState,
 		msgs = append(msgs, fmt.Sprintf("exponential histograms of a scale below %d cannot be native histograms: %d data points (%s) were not written; "+
 			"allow more buckets (the SDK's or Collector's max_size) so that the scale stays at %[1]d or above",
 			histogram.ExponentialSchemaMin, lowScale.points, lowScale.names()))
+	}
+	if tr.noTargetInfo != "" {
+		msgs = append(msgs, "target_info was not written for this request (its data points were): "+tr.noTargetInfo)
 	}
 	res.rejectedPoints = delta.points + lowScale.points
 	if tr.err != nil {
@@ -547,6 +560,83 @@ func takeRefused(md pmetric.Metrics, allowDelta bool) (delta, lowScale refused) 
 		}
 	}
 	return delta, lowScale
+}
+
+// Bounds on target_info. Prometheus's translator writes a resource's
+// target_info every 2.5 minutes from its first data point in the request
+// to its last: two points a year apart in a 140-byte request made 210,000
+// samples (250 MB), ten years 2.5 GB, none of it counted against the
+// node's in-flight bytes. An exporter's request spans seconds to
+// minutes; a backfill of a day through OTLP still fits.
+const (
+	// otlpMaxTargetInfoPerResource: a day's span (24h / 2.5m + 1).
+	otlpMaxTargetInfoPerResource = 577
+	// otlpMaxTargetInfoPerRequest: ~4 MB of samples at most.
+	otlpMaxTargetInfoPerRequest = 100_000
+)
+
+// targetInfoSamples is how many target_info samples the translator writes
+// for a resource whose data points span [minT, maxT] (ns): one every
+// targetInfoStepNanos from minT while before maxT, and one at maxT.
+func targetInfoSamples(minT, maxT uint64) uint64 {
+	if minT > maxT {
+		return 0
+	}
+	return (maxT-minT+targetInfoStepNanos-1)/targetInfoStepNanos + 1
+}
+
+// targetInfoBound says why the request's target_info would pass the
+// bounds (a resource's span, or the request's sum), or "": the spans of
+// the resources' data points as the translator takes them
+// (findMinAndMaxTimestamps: every point of every remaining metric).
+func targetInfoBound(md pmetric.Metrics) string {
+	var total uint64
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		minT, maxT := uint64(math.MaxUint64), uint64(0)
+		note := func(ts pcommon.Timestamp) {
+			minT, maxT = min(minT, uint64(ts)), max(maxT, uint64(ts))
+		}
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				switch m := ms.At(k); m.Type() {
+				case pmetric.MetricTypeGauge:
+					for p := range m.Gauge().DataPoints().Len() {
+						note(m.Gauge().DataPoints().At(p).Timestamp())
+					}
+				case pmetric.MetricTypeSum:
+					for p := range m.Sum().DataPoints().Len() {
+						note(m.Sum().DataPoints().At(p).Timestamp())
+					}
+				case pmetric.MetricTypeHistogram:
+					for p := range m.Histogram().DataPoints().Len() {
+						note(m.Histogram().DataPoints().At(p).Timestamp())
+					}
+				case pmetric.MetricTypeExponentialHistogram:
+					for p := range m.ExponentialHistogram().DataPoints().Len() {
+						note(m.ExponentialHistogram().DataPoints().At(p).Timestamp())
+					}
+				case pmetric.MetricTypeSummary:
+					for p := range m.Summary().DataPoints().Len() {
+						note(m.Summary().DataPoints().At(p).Timestamp())
+					}
+				}
+			}
+		}
+		n := targetInfoSamples(minT, maxT)
+		if n > otlpMaxTargetInfoPerResource {
+			return fmt.Sprintf("resource %d's data points span %v, which would make %d target_info samples (one every 2.5 minutes across the span, as Prometheus writes them; at most %d per resource); "+
+				"send a resource's points closer in time, or turn target_info off (-distributor.otel-target-info-enabled=false)",
+				i, time.Duration(maxT-minT), n, otlpMaxTargetInfoPerResource)
+		}
+		if total += n; total > otlpMaxTargetInfoPerRequest {
+			return fmt.Sprintf("its resources' data points would make more than %d target_info samples (one every 2.5 minutes across each resource's span); "+
+				"send smaller requests, or turn target_info off (-distributor.otel-target-info-enabled=false)", otlpMaxTargetInfoPerRequest)
+		}
+	}
+	return ""
 }
 
 // otlpAppender is the storage.AppenderV2 the translator appends to: it

@@ -75,6 +75,9 @@ type otlpFast struct {
 	// targets: the target_info samples appended (labels hash and time),
 	// as the translator deduplicates them across resources.
 	targets map[otlpTargetKey]struct{}
+	// targetCount: target_info samples the request's resources make so
+	// far, bounded by otlpMaxTargetInfo*.
+	targetCount uint64
 
 	// The resource being translated: its attributes, job and instance
 	// labels, promoted labels (sorted, no empty value), and the time
@@ -150,6 +153,7 @@ func (f *otlpFast) translate(st *otlpState, body []byte, set prometheusremotewri
 		return otlpTranslation{}, false // settings we never set; the translator has them
 	}
 	clear(f.targets)
+	f.targetCount = 0
 	f.app.reset(0, 0, 0)
 	f.body, f.sized = body, false
 	err := f.request(body)
@@ -930,6 +934,13 @@ func (f *otlpFast) targetInfo() error {
 	for _, l := range ls {
 		f.key = write.AppendLabel(f.key, l.Name, l.Value)
 	}
+	// Beyond the bounds the pdata path writes no target_info for the
+	// request and says why (targetInfoBound).
+	n := targetInfoSamples(f.minT, f.maxT)
+	if n > otlpMaxTargetInfoPerResource || f.targetCount+n > otlpMaxTargetInfoPerRequest {
+		return errOTLPSlow
+	}
+	f.targetCount += n
 	hash := xxhash.Sum64(f.key)
 	add := func(t uint64) {
 		k := otlpTargetKey{hash: hash, t: int64(t) / 1e6}
