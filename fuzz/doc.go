@@ -56,6 +56,10 @@
 //     FuzzRemoteWrite2Decode: the 2.0 decoder against the reference
 //     writev2.Request.Unmarshal and Prometheus's per-series refusals
 //     (details in remotewrite2_test.go).
+//   - OTLP's decoders are fuzzed in package server, whose unexported
+//     translation they drive: FuzzOTLPHandler (any body through the
+//     handler) and FuzzOTLPFast (the protobuf fast path against pdata and
+//     Prometheus's translator: same series and refusals, or no answer).
 //   - FuzzRingDecode and FuzzRingPlan: the cluster state of raftgroup/ring
 //     (the future metadata group's state machine) never panics on
 //     arbitrary bytes, re-encodes stably, and the placement planner keeps

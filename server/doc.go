@@ -61,6 +61,21 @@
 // queue_config.retry_on_http_429 (off by default: it drops the batch),
 // while it always retries a 5xx. docs/design.md has the trade-off.
 //
+// # OTLP
+//
+// OTLPHandler serves OTLP/HTTP metrics through WriteHandler's write: it
+//  1. reads the body (gunzipped) with every byte reserved, then reserves
+//     otlpMemPerByte per decompressed byte for the translation;
+//  2. translates it into the same remotewrite.Request remote write
+//     decodes into: a protobuf body with otlpFast (otlp_fast.go: the
+//     bytes straight into the request, no allocation per point), and
+//     anything otlpFast gives up on with pdata and Prometheus's
+//     translator (translatePdata), which also gives every error;
+//  3. writes it with WriteHandler.write and answers per the OTLP spec.
+//
+// The two translations give the same request and refusals (otlpFast's
+// INVARIANT; TestOTLPFastEquivalence and FuzzOTLPFast check it).
+//
 // # Query API
 //
 // QueryAPI is Prometheus's own web/api/v1 implementation restricted to the
@@ -147,7 +162,11 @@
 // of a query carries the selector __query_shard__="i_of_n"
 // (server/queryshard); tenantQuerier.Select takes it out of the matchers
 // and drops the series of other shards before their chunks are read.
-// The API's engine keeps per-step statistics for stats=all.
+// The API's engine keeps per-step statistics for stats=all. A request
+// from the frontend carries the query's CPU slot in its context
+// (server/cpuslot); tenantQuerier.Select's series then checkpoint in it
+// every 1,024 series or samples read (slotSeriesSet), in the engine's
+// goroutine, the slot's holder.
 //
 // # Rooms
 //

@@ -211,18 +211,29 @@ func (a anyTenant) Querier(_ string, mint, maxt int64) (storage.Querier, error) 
 // BenchmarkFrontendFairness: one tenant floods the frontend with heavy
 // range queries (8 clients, 7 days at 1m, no results cache) while another
 // runs a light instant query every 100 ms; the light tenant's p99 under
-// the flood against its p99 alone.
+// the flood against its p99 alone, without CPU slots (the fair queue
+// alone) and with them (-query-frontend.cpu-slots, GOMAXPROCS).
 //
 //	make bench-frontend
 func BenchmarkFrontendFairness(b *testing.B) {
 	end := time.Now().UTC().Truncate(time.Minute)
 	s := anyTenant{loadDashboardData(b, 25, 4, 7*24*time.Hour, end), "dash"}
+	for _, slots := range []int{-1, 0} {
+		name := "slots=off"
+		if slots >= 0 {
+			name = "slots=on"
+		}
+		b.Run(name, func(b *testing.B) { benchFairness(b, s, end, slots) })
+	}
+}
+
+func benchFairness(b *testing.B, s Storage, end time.Time, slots int) {
 	api, err := NewQueryAPI(s, QueryOptions{MultiTenant: true, ShardHints: true})
 	require.NoError(b, err)
 	lim := frontend.DefaultLimits
 	lim.CacheResults = false
 	reg := prometheus.NewRegistry()
-	fe, err := frontend.New(api, frontend.Options{Defaults: lim, MultiTenant: true, Registerer: reg})
+	fe, err := frontend.New(api, frontend.Options{Defaults: lim, MultiTenant: true, Registerer: reg, CPUSlots: slots})
 	require.NoError(b, err)
 	defer fe.Close()
 	ask := func(org, path string, form url.Values) {
@@ -234,7 +245,7 @@ func BenchmarkFrontendFairness(b *testing.B) {
 			b.Errorf("%s: %d %s", org, w.Code, w.Body.String())
 		}
 	}
-	light := func(n int) time.Duration {
+	light := func(n int) (p50, p99 time.Duration) {
 		var ds []time.Duration
 		for range n {
 			t0 := time.Now()
@@ -243,11 +254,32 @@ func BenchmarkFrontendFairness(b *testing.B) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		slices.Sort(ds)
-		return ds[len(ds)*99/100]
+		return ds[len(ds)/2], ds[len(ds)*99/100]
 	}
+	// hist returns the sum and count of a histogram of the light
+	// tenant's.
+	hist := func(name string) (sum, count float64) {
+		mfs, err := reg.Gather()
+		require.NoError(b, err)
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "tenant" && l.GetValue() == "light" {
+						h := m.GetHistogram()
+						return h.GetSampleSum(), float64(h.GetSampleCount())
+					}
+				}
+			}
+		}
+		return 0, 0
+	}
+	const queueWait, slotWait = "myelin_query_frontend_queue_duration_seconds", "myelin_query_frontend_cpu_slot_wait_seconds"
 	for b.Loop() {
 		light(5) // warm up
-		idle := light(50)
+		idle50, idle := light(50)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		var heavy atomic.Int64
@@ -266,27 +298,89 @@ func BenchmarkFrontendFairness(b *testing.B) {
 			})
 		}
 		time.Sleep(time.Second)
-		flood := light(50)
+		qs0, _ := hist(queueWait)
+		ss0, sn0 := hist(slotWait)
+		t0 := time.Now()
+		h0 := heavy.Load()
+		flood50, flood := light(50)
+		heavyPerSec := float64(heavy.Load()-h0) / time.Since(t0).Seconds()
+		qs1, _ := hist(queueWait)
+		ss1, sn1 := hist(slotWait)
+		if testing.Verbose() {
+			mfs, err := reg.Gather()
+			require.NoError(b, err)
+			for _, mf := range mfs {
+				if mf.GetName() == slotWait || mf.GetName() == queueWait || mf.GetName() == "myelin_query_frontend_cpu_slots_lent_total" {
+					b.Logf("%s", mf)
+				}
+			}
+		}
 		close(stop)
 		wg.Wait()
 		b.ReportMetric(float64(idle.Microseconds())/1000, "idle-p99-ms")
 		b.ReportMetric(float64(flood.Microseconds())/1000, "flood-p99-ms")
+		b.ReportMetric(float64(idle50.Microseconds())/1000, "idle-p50-ms")
+		b.ReportMetric(float64(flood50.Microseconds())/1000, "flood-p50-ms")
 		b.ReportMetric(float64(flood)/float64(idle), "flood/idle")
-		b.ReportMetric(float64(heavy.Load()), "heavy-queries")
-		// The light tenant's mean wait in the queue: the fair queue's
-		// share of its latency.
-		mfs, err := reg.Gather()
-		require.NoError(b, err)
-		for _, mf := range mfs {
-			if mf.GetName() != "myelin_query_frontend_queue_duration_seconds" {
-				continue
+		// The flood's throughput while the light tenant ran: what the
+		// slots cost the heavy tenant.
+		b.ReportMetric(heavyPerSec, "heavy-queries/s")
+		// The light tenant's mean waits per query under the flood: in the
+		// fair queue, and for CPU slots (per wait: one per query, more if
+		// it yielded or the frontend's work on it took one).
+		b.ReportMetric((qs1-qs0)/50*1000, "light-queue-wait-ms")
+		if sn1 > sn0 {
+			b.ReportMetric((ss1-ss0)/(sn1-sn0)*1000, "light-slot-wait-ms")
+		}
+	}
+}
+
+// BenchmarkFrontendSlotsAlone: one query alone through the frontend,
+// without and with CPU slots: what the slots' checkpoints cost a query
+// that never waits (a heavy 7-day range query, split by day, and the
+// fairness benchmark's light instant query).
+//
+//	go test -count=6 -run '^$' -bench '^BenchmarkFrontendSlotsAlone$' ./server
+func BenchmarkFrontendSlotsAlone(b *testing.B) {
+	end := time.Now().UTC().Truncate(time.Minute)
+	s := loadDashboardData(b, 25, 4, 7*24*time.Hour, end)
+	for _, q := range []struct {
+		name string
+		path string
+		form url.Values
+	}{
+		{"heavy", "/api/v1/query_range", url.Values{"query": {`sum by (instance) (rate(http_requests_total[5m]))`},
+			"start": {fmt.Sprint(end.Add(-7 * 24 * time.Hour).Unix())}, "end": {fmt.Sprint(end.Unix())}, "step": {"60"}}},
+		{"light", "/api/v1/query", url.Values{"query": {`sum by (job) (rate(http_requests_total[5m]))`}, "time": {fmt.Sprint(end.Unix())}}},
+	} {
+		for _, slots := range []int{-1, 0} {
+			name := "slots=off"
+			if slots >= 0 {
+				name = "slots=on"
 			}
-			for _, m := range mf.GetMetric() {
-				if m.GetLabel()[0].GetValue() == "light" {
-					h := m.GetHistogram()
-					b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount())*1000, "light-queue-wait-ms")
+			b.Run(q.name+"/"+name, func(b *testing.B) {
+				api, err := NewQueryAPI(s, QueryOptions{MultiTenant: true})
+				require.NoError(b, err)
+				lim := frontend.DefaultLimits
+				lim.CacheResults = false
+				fe, err := frontend.New(api, frontend.Options{Defaults: lim, MultiTenant: true, CPUSlots: slots})
+				require.NoError(b, err)
+				defer fe.Close()
+				b.ReportAllocs()
+				cpu0 := processCPU()
+				for b.Loop() {
+					r := httptest.NewRequest(http.MethodGet, q.path+"?"+q.form.Encode(), nil)
+					r.Header.Set(tenant.Header, "dash")
+					w := httptest.NewRecorder()
+					fe.ServeHTTP(w, r)
+					if w.Code != http.StatusOK {
+						b.Fatalf("%d %s", w.Code, w.Body.String())
+					}
 				}
-			}
+				// CPU per query: the checkpoints' cost, less sensitive
+				// than wall time to other work on the machine.
+				b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+			})
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -51,6 +53,8 @@ type OTLPHandler struct {
 	// maxBytes: the longest body, compressed or not, and the most bytes
 	// a gzip body decompresses to.
 	maxCompressed, maxDecompressed int
+	// pdataOnly: never the fast path (tests compare the two).
+	pdataOnly bool
 }
 
 // otlpMemPerByte: an OTLP request allocates at most this many bytes per
@@ -76,6 +80,8 @@ type otlpState struct {
 	keys []byte    // Series.Key of all series
 	// lens: labels and key bytes of each series, until link.
 	lens []int
+	// fast: the fast path's scratch and caches (otlp_fast.go).
+	fast otlpFast
 }
 
 // NewOTLPHandler returns the OTLP handler of wh.
@@ -201,11 +207,13 @@ func (h *OTLPHandler) serve(w http.ResponseWriter, r *http.Request) (string, *wr
 	defer h.putState(st)
 	body, err := h.readBody(st, r, enc, &t)
 	size := len(body)
-	var md pmetric.Metrics
+	lim := h.wh.opts.Limits.For(tenantID)
+	var tr otlpTranslation
 	if err == nil {
-		// The decoded request and its translation, on top of the body.
+		// The decoded request and its translation, on top of the body:
+		// the bound is pdata's (otlpMemPerByte), whichever path runs.
 		if err = t.reserve(size * (otlpMemPerByte - pushMemPerByte) / pushMemPerByte); err == nil {
-			md, err = decodeOTLP(body, ct)
+			tr, err = h.translate(r.Context(), lim, st, body, ct)
 		}
 	}
 	if err != nil {
@@ -216,9 +224,8 @@ func (h *OTLPHandler) serve(w http.ResponseWriter, r *http.Request) (string, *wr
 		otlpError(w, ct, code, err.Error())
 		return tenantID, nil, size
 	}
-	res, msg, err := h.write(r.Context(), tenantID, st, md)
+	res, msg, err := h.write(r.Context(), tenantID, st, tr)
 	if errors.Is(err, limits.ErrIngestionRate) {
-		lim := h.wh.opts.Limits.For(tenantID)
 		otlpError(w, ct, http.StatusTooManyRequests, limits.IngestionRateError(lim.IngestionRate, lim.IngestionBurstSize))
 		return tenantID, &res.writeResult, size
 	}
@@ -370,19 +377,70 @@ type otlpResult struct {
 	rejectedPoints int
 }
 
-// write translates md into the series of st.push and writes them with
-// the write handler's write; msg is the partial_success error message.
-func (h *OTLPHandler) write(ctx context.Context, tenantID string, st *otlpState, md pmetric.Metrics) (*otlpResult, string, error) {
-	res := &otlpResult{}
-	var msgs []string
-	lim := h.wh.opts.Limits.For(tenantID)
+// otlpTranslation is what translating a request into st.push refused
+// before the write path saw it.
+type otlpTranslation struct {
+	// delta and lowScale: the points taken out of the request (takeRefused).
+	delta, lowScale refused
+	// noTargetInfo: why the request's target_info was not written
+	// (targetInfoBound), or "".
+	noTargetInfo string
+	// err: what Prometheus's translator answered (the pdata path only: the
+	// fast path hands every request it would answer to the pdata path).
+	err error
+}
+
+// translate lays the request body (of content type ct) out in st.push:
+// with otlpFast when it can (protobuf bodies of the shapes it knows),
+// else with pdata and Prometheus's translator. Both give the same
+// series, samples and refusals (TestOTLPFastEquivalence, FuzzOTLPFast).
+// The error is the body's decoding error (400).
+func (h *OTLPHandler) translate(ctx context.Context, lim *limits.Limits, st *otlpState, body []byte, ct string) (otlpTranslation, error) {
 	settings := h.settings(lim)
+	if ct == otlpProto && !h.pdataOnly {
+		if tr, ok := st.fast.translate(st, body, settings, lim); ok {
+			return tr, nil
+		}
+	}
+	md, err := decodeOTLP(body, ct)
+	if err != nil {
+		return otlpTranslation{}, err
+	}
+	return translatePdata(ctx, st, md, settings, lim), nil
+}
+
+// translatePdata is the reference path: Prometheus's translator on
+// pdata's decoded request, into an otlpAppender.
+func translatePdata(ctx context.Context, st *otlpState, md pmetric.Metrics, settings prometheusremotewrite.Settings, lim *limits.Limits) otlpTranslation {
 	// Refused before translation: the converter refuses delta
 	// temporality with a terse error per metric and no count, and stops
 	// at an exponential histogram point of a scale below -4 with the
 	// metric's later points silently dropped; they are taken out,
 	// counted and explained.
-	delta, lowScale := takeRefused(md, lim.OTelNativeDeltaIngestion)
+	var tr otlpTranslation
+	tr.delta, tr.lowScale = takeRefused(md, lim.OTelNativeDeltaIngestion)
+	if !settings.DisableTargetInfo {
+		if tr.noTargetInfo = targetInfoBound(md); tr.noTargetInfo != "" {
+			settings.DisableTargetInfo = true
+		}
+	}
+	app := &otlpAppender{st: st}
+	app.reset(countOTLP(md, len(lim.PromoteOTelResourceAttributes)+3, settings.ConvertHistogramsToNHCB))
+	conv := prometheusremotewrite.NewPrometheusConverter(app)
+	_, tr.err = conv.FromMetrics(ctx, md, settings)
+	app.link()
+	return tr
+}
+
+// write writes the series translate laid out in st.push with the write
+// handler's write; msg is the partial_success error message.
+func (h *OTLPHandler) write(ctx context.Context, tenantID string, st *otlpState, tr otlpTranslation) (*otlpResult, string, error) {
+	if ctx.Err() != nil {
+		return nil, "", ctx.Err()
+	}
+	res := &otlpResult{}
+	var msgs []string
+	delta, lowScale := &tr.delta, &tr.lowScale
 	if delta.points > 0 {
 		msgs = append(msgs, fmt.Sprintf("delta temporality is not supported: %d data points of delta sums and histograms (%s) were not written; "+
 			"Myelin stores cumulative series and does not convert deltas (the running sum would live on the node that receives the write); "+
@@ -394,19 +452,13 @@ func (h *OTLPHandler) write(ctx context.Context, tenantID string, st *otlpState,
 			"allow more buckets (the SDK's or Collector's max_size) so that the scale stays at %[1]d or above",
 			histogram.ExponentialSchemaMin, lowScale.points, lowScale.names()))
 	}
+	if tr.noTargetInfo != "" {
+		msgs = append(msgs, "target_info was not written for this request (its data points were): "+tr.noTargetInfo)
+	}
 	res.rejectedPoints = delta.points + lowScale.points
-
-	app := &otlpAppender{st: st}
-	app.reset(countOTLP(md, len(lim.PromoteOTelResourceAttributes)+3, settings.ConvertHistogramsToNHCB))
-	conv := prometheusremotewrite.NewPrometheusConverter(app)
-	_, convErr := conv.FromMetrics(ctx, md, settings)
-	if ctx.Err() != nil {
-		return nil, "", ctx.Err()
+	if tr.err != nil {
+		msgs = append(msgs, "translate: "+tr.err.Error())
 	}
-	if convErr != nil {
-		msgs = append(msgs, "translate: "+convErr.Error())
-	}
-	app.link()
 	wres, err := h.wh.write(ctx, tenantID, &st.push)
 	if wres != nil {
 		res.writeResult = *wres
@@ -508,6 +560,83 @@ func takeRefused(md pmetric.Metrics, allowDelta bool) (delta, lowScale refused) 
 		}
 	}
 	return delta, lowScale
+}
+
+// Bounds on target_info. Prometheus's translator writes a resource's
+// target_info every 2.5 minutes from its first data point in the request
+// to its last: two points a year apart in a 140-byte request made 210,000
+// samples (250 MB), ten years 2.5 GB, none of it counted against the
+// node's in-flight bytes. An exporter's request spans seconds to
+// minutes; a backfill of a day through OTLP still fits.
+const (
+	// otlpMaxTargetInfoPerResource: a day's span (24h / 2.5m + 1).
+	otlpMaxTargetInfoPerResource = 577
+	// otlpMaxTargetInfoPerRequest: ~4 MB of samples at most.
+	otlpMaxTargetInfoPerRequest = 100_000
+)
+
+// targetInfoSamples is how many target_info samples the translator writes
+// for a resource whose data points span [minT, maxT] (ns): one every
+// targetInfoStepNanos from minT while before maxT, and one at maxT.
+func targetInfoSamples(minT, maxT uint64) uint64 {
+	if minT > maxT {
+		return 0
+	}
+	return (maxT-minT+targetInfoStepNanos-1)/targetInfoStepNanos + 1
+}
+
+// targetInfoBound says why the request's target_info would pass the
+// bounds (a resource's span, or the request's sum), or "": the spans of
+// the resources' data points as the translator takes them
+// (findMinAndMaxTimestamps: every point of every remaining metric).
+func targetInfoBound(md pmetric.Metrics) string {
+	var total uint64
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		minT, maxT := uint64(math.MaxUint64), uint64(0)
+		note := func(ts pcommon.Timestamp) {
+			minT, maxT = min(minT, uint64(ts)), max(maxT, uint64(ts))
+		}
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				switch m := ms.At(k); m.Type() {
+				case pmetric.MetricTypeGauge:
+					for p := range m.Gauge().DataPoints().Len() {
+						note(m.Gauge().DataPoints().At(p).Timestamp())
+					}
+				case pmetric.MetricTypeSum:
+					for p := range m.Sum().DataPoints().Len() {
+						note(m.Sum().DataPoints().At(p).Timestamp())
+					}
+				case pmetric.MetricTypeHistogram:
+					for p := range m.Histogram().DataPoints().Len() {
+						note(m.Histogram().DataPoints().At(p).Timestamp())
+					}
+				case pmetric.MetricTypeExponentialHistogram:
+					for p := range m.ExponentialHistogram().DataPoints().Len() {
+						note(m.ExponentialHistogram().DataPoints().At(p).Timestamp())
+					}
+				case pmetric.MetricTypeSummary:
+					for p := range m.Summary().DataPoints().Len() {
+						note(m.Summary().DataPoints().At(p).Timestamp())
+					}
+				}
+			}
+		}
+		n := targetInfoSamples(minT, maxT)
+		if n > otlpMaxTargetInfoPerResource {
+			return fmt.Sprintf("resource %d's data points span %v, which would make %d target_info samples (one every 2.5 minutes across the span, as Prometheus writes them; at most %d per resource); "+
+				"send a resource's points closer in time, or turn target_info off (-distributor.otel-target-info-enabled=false)",
+				i, time.Duration(maxT-minT), n, otlpMaxTargetInfoPerResource)
+		}
+		if total += n; total > otlpMaxTargetInfoPerRequest {
+			return fmt.Sprintf("its resources' data points would make more than %d target_info samples (one every 2.5 minutes across each resource's span); "+
+				"send smaller requests, or turn target_info off (-distributor.otel-target-info-enabled=false)", otlpMaxTargetInfoPerRequest)
+		}
+	}
+	return ""
 }
 
 // otlpAppender is the storage.AppenderV2 the translator appends to: it
@@ -629,15 +758,32 @@ func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64,
 		if l.Value == "" {
 			return
 		}
-		name, value := bytesOf(l.Name), bytesOf(l.Value)
-		req.Labels = push(req.Labels, remotewrite.Label{Name: name, Value: value})
-		if need := len(a.st.keys) + len(name) + len(value) + 2; need > cap(a.st.keys) {
-			a.st.keys = grow(a.st.keys, max(2*cap(a.st.keys), need, 4096))
-		}
-		a.st.keys = write.AppendLabel(a.st.keys, name, value)
+		a.appendLabel(bytesOf(l.Name), bytesOf(l.Value))
 		n++
 	})
-	s := remotewrite.Series{KeyLabels: int32(n), Exemplars: int32(len(opts.Exemplars))}
+	a.endSeries(n, len(opts.Exemplars), t, v, h, fh)
+	a.st.lens = push(a.st.lens, len(a.st.keys)-k0)
+	return 0, nil
+}
+
+// appendLabel appends a label of the series being appended: name and
+// value must stay valid and unmodified until the request is written.
+func (a *otlpAppender) appendLabel(name, value []byte) {
+	req := &a.st.push.req
+	req.Labels = push(req.Labels, remotewrite.Label{Name: name, Value: value})
+	if need := len(a.st.keys) + len(name) + len(value) + 2; need > cap(a.st.keys) {
+		a.st.keys = grow(a.st.keys, max(2*cap(a.st.keys), need, 4096))
+	}
+	a.st.keys = write.AppendLabel(a.st.keys, name, value)
+}
+
+// endSeries ends the series whose n labels were appended, with nEx
+// exemplars appended before them: a float sample, or h or fh if either
+// is not nil. The caller notes the length of its key in st.lens.
+func (a *otlpAppender) endSeries(n, nEx int, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram) {
+	ps := &a.st.push
+	req := &ps.req
+	s := remotewrite.Series{KeyLabels: int32(n), Exemplars: int32(nEx)}
 	switch {
 	case h != nil || fh != nil:
 		// The write path takes it from built, in the place of the bytes
@@ -649,8 +795,6 @@ func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64,
 		req.Samples = push(req.Samples, remotewrite.Sample{T: t, V: v})
 	}
 	req.Series = push(req.Series, s)
-	a.st.lens = push(a.st.lens, len(a.st.keys)-k0)
-	return 0, nil
 }
 
 // push appends e to s, doubling s when it is full: append grows large

@@ -29,6 +29,10 @@ import (
 // gauge per family whose points carry the other labels as attributes:
 // Prometheus 3's translation gives exactly the remote-write series.
 //
+// The -pdata cases take OTLP through pdata's decoder and Prometheus's
+// translator only (the path for requests the fast path hands over, and
+// the only one before it).
+//
 // The -histograms cases send the same series as native histograms: an
 // OTLP exponential histogram point (scale 3, 16 dense buckets from an
 // offset per series, counts growing scrape after scrape) against remote
@@ -157,13 +161,16 @@ func BenchmarkIngest(b *testing.B) {
 		body      func(req int) []byte
 		path, enc string
 		code      int
+		pdata     bool // OTLP through pdata and Prometheus's translator only
 	}{
-		{"remote-write-1.0", rw, "/api/v1/push", "snappy", http.StatusNoContent},
-		{"otlp-gzip", otlp(true, false), "/otlp/v1/metrics", "gzip", http.StatusOK},
-		{"otlp-uncompressed", otlp(false, false), "/otlp/v1/metrics", "", http.StatusOK},
-		{"remote-write-1.0-histograms", rwHist, "/api/v1/push", "snappy", http.StatusNoContent},
-		{"otlp-gzip-histograms", otlp(true, true), "/otlp/v1/metrics", "gzip", http.StatusOK},
-		{"import-text", text, "/api/v1/import/prometheus", "", http.StatusOK},
+		{"remote-write-1.0", rw, "/api/v1/push", "snappy", http.StatusNoContent, false},
+		{"otlp-gzip", otlp(true, false), "/otlp/v1/metrics", "gzip", http.StatusOK, false},
+		{"otlp-gzip-pdata", otlp(true, false), "/otlp/v1/metrics", "gzip", http.StatusOK, true},
+		{"otlp-uncompressed", otlp(false, false), "/otlp/v1/metrics", "", http.StatusOK, false},
+		{"remote-write-1.0-histograms", rwHist, "/api/v1/push", "snappy", http.StatusNoContent, false},
+		{"otlp-gzip-histograms", otlp(true, true), "/otlp/v1/metrics", "gzip", http.StatusOK, false},
+		{"otlp-gzip-histograms-pdata", otlp(true, true), "/otlp/v1/metrics", "gzip", http.StatusOK, true},
+		{"import-text", text, "/api/v1/import/prometheus", "", http.StatusOK, false},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			db, err := engine.Open(engine.Options{Dir: b.TempDir()})
@@ -177,9 +184,12 @@ func BenchmarkIngest(b *testing.B) {
 			ct := "application/x-protobuf"
 			switch c.path {
 			case "/otlp/v1/metrics":
-				if h, err = NewOTLPHandler(wh, OTLPOptions{}); err != nil {
+				oh, err := NewOTLPHandler(wh, OTLPOptions{})
+				if err != nil {
 					b.Fatal(err)
 				}
+				oh.pdataOnly = c.pdata
+				h = oh
 			case "/api/v1/import/prometheus":
 				h, ct = NewImportHandler(wh, ImportOptions{}), "text/plain"
 			}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -95,5 +96,35 @@ func FuzzOTLPHandler(f *testing.F) {
 		default:
 			t.Fatalf("answer %d: %s", w.Code, w.Body.String())
 		}
+	})
+}
+
+// FuzzOTLPFast: arbitrary bytes as a protobuf OTLP body, for a tenant
+// of arbitrary OTel settings (otlpVariant), through both translations:
+// the fast path never takes a body pdata refuses or a request the
+// translator refuses part of, and whenever it takes one it lays out the
+// same series, samples and histograms and refuses the same points as
+// pdata and Prometheus's translator (otlpFastCheck). Seeds: random
+// requests of every shape the fast path takes or hands over.
+//
+//	go test -run '^$' -fuzz '^FuzzOTLPFast$' -fuzztime 60s ./server
+func FuzzOTLPFast(f *testing.F) {
+	now := time.UnixMilli(1_700_000_000_000)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 24 {
+		req := pmetricotlp.NewExportRequestFromMetrics(randomOTLP(r, now))
+		b, err := req.MarshalProto()
+		require.NoError(f, err)
+		f.Add(b, uint8(i*37))
+	}
+	wh, err := NewWriteHandler(nodeWriter(f, nil), WriteOptions{})
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, body []byte, opts uint8) {
+		// Without target_info: both paths write one every 2.5 minutes
+		// between a resource's first and last point, and random
+		// timestamps are years apart (docs/design.md, "The fast path");
+		// TestOTLPFastEquivalence checks target_info.
+		h, lim := otlpVariant(wh, opts|128)
+		otlpFastCheck(t, h, lim, body)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -612,7 +613,9 @@ func TestOTLPStateReleasesHistograms(t *testing.T) {
 	require.NoError(t, err)
 	st := &otlpState{}
 	md := otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) { addExpHistogram(ms, "latency", ts) })
-	res, msg, err := h.write(context.Background(), "t1", st, md)
+	tr, err := h.translate(context.Background(), wh.opts.Limits.For("t1"), st, otlpBody(t, md, false, false), otlpProto)
+	require.NoError(t, err)
+	res, msg, err := h.write(context.Background(), "t1", st, tr)
 	require.NoError(t, err)
 	require.Equal(t, 1, res.histograms, msg)
 	require.Len(t, st.push.hists, 1)
@@ -625,5 +628,67 @@ func TestOTLPStateReleasesHistograms(t *testing.T) {
 	}
 	for _, x := range st.push.built[:cap(st.push.built)] {
 		require.Nil(t, x.H)
+	}
+}
+
+// TestOTLPTargetInfoBound: a resource whose data points span a year
+// would make 210,000 target_info samples (250 MB from 140 bytes): the
+// request's points are written, its target_info is not, and the partial
+// success says why; a day's span is written as Prometheus writes it. The
+// fast path and the pdata path answer alike.
+func TestOTLPTargetInfoBound(t *testing.T) {
+	now := time.UnixMilli(1_800_000_000_000)
+	spanned := func(span time.Duration) pmetric.Metrics {
+		return otlpMetrics(now, func(ms pmetric.MetricSlice, ts pcommon.Timestamp) {
+			addGauge(ms, "g", "", pcommon.NewTimestampFromTime(now.Add(-span)), 2)
+			dp := ms.At(0).Gauge().DataPoints().AppendEmpty()
+			dp.SetTimestamp(ts)
+			dp.SetDoubleValue(1)
+		})
+	}
+	for _, pdataOnly := range []bool{false, true} {
+		for _, tc := range []struct {
+			span       time.Duration
+			targetInfo int // samples written
+		}{
+			{365 * 24 * time.Hour, 0},
+			{24 * time.Hour, 577},
+			{24*time.Hour + 150*time.Second, 0},
+			{time.Minute, 2},
+		} {
+			t.Run(fmt.Sprintf("pdata=%v/%v", pdataOnly, tc.span), func(t *testing.T) {
+				gw := newGroupWriter(t)
+				wh, err := NewWriteHandler(gw, WriteOptions{MultiTenant: true, Now: func() time.Time { return now }})
+				require.NoError(t, err)
+				h, err := NewOTLPHandler(wh, OTLPOptions{})
+				require.NoError(t, err)
+				h.pdataOnly = pdataOnly
+				var m0, m1 runtime.MemStats
+				runtime.ReadMemStats(&m0)
+				w := postOTLP(h, "t1", otlpProto, "", otlpBody(t, spanned(tc.span), false, false))
+				runtime.ReadMemStats(&m1)
+				require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+				rejected, msg := partial(t, w)
+				require.Zero(t, rejected)
+				var g, ti int
+				for _, s := range stored(t, gw.g, "t1") {
+					n := strings.Count(s, "=") - strings.Count(strings.SplitN(s, "}", 2)[0], "=")
+					switch {
+					case strings.HasPrefix(s, `{__name__="g"`):
+						g += n
+					case strings.HasPrefix(s, `{__name__="target_info"`):
+						ti += n
+					}
+				}
+				require.Equal(t, 2, g, "the data points are written")
+				require.Equal(t, tc.targetInfo, ti)
+				if tc.targetInfo == 0 {
+					require.Contains(t, msg, "target_info was not written for this request (its data points were)")
+					require.Less(t, m1.TotalAlloc-m0.TotalAlloc, uint64(64<<20), "the request allocated as if it wrote the target_info")
+				} else {
+					require.Empty(t, msg)
+				}
+			})
+		}
 	}
 }

@@ -175,6 +175,8 @@ func sampleRequests(t *testing.T) map[string]sampleRequest {
 		"/prometheus/api/v1/import/prometheus": {"POST", "/prometheus/api/v1/import/prometheus", imported, 200},
 		"/api/v1/export":                       {"GET", "/api/v1/export?match[]=" + alphaMetric, nil, 200},
 		"/prometheus/api/v1/export":            {"GET", "/prometheus/api/v1/export?match[]=" + alphaMetric, nil, 200},
+		"/api/v1/export/native":                {"GET", "/api/v1/export/native?match[]=" + alphaMetric, nil, 200},
+		"/prometheus/api/v1/export/native":     {"GET", "/prometheus/api/v1/export/native?match[]=" + alphaMetric, nil, 200},
 		"/api/v1/":                             {"GET", query, nil, 200},
 		// The rule configuration API, in registration order (TestAuthRoutes
 		// walks the routes in order): nothing to list, a group set, its

@@ -101,6 +101,7 @@ type frontendConfig struct {
 	memcachedTimeout time.Duration
 	logSlowerThan    time.Duration
 	parallelize      bool
+	cpuSlots         int
 }
 
 func (c *frontendConfig) register(fs *flag.FlagSet) {
@@ -139,6 +140,10 @@ func (c *frontendConfig) register(fs *flag.FlagSet) {
 			"Off by default, as in Mimir: each shard still reads the index of every series (docs/design.md).")
 	fs.IntVar(&c.limits.TotalShards, "query-frontend.query-sharding-total-shards", 16,
 		"Number of shards of a sharded query (Mimir's default). 0 or 1 does not shard.")
+	fs.IntVar(&c.cpuSlots, "query-frontend.cpu-slots", 0,
+		"Number of queries whose CPU work (PromQL evaluation of each piece or shard, the frontend's decoding and joining)\n"+
+			"runs at once, handed out fairly across tenants: a query yields its slot to a tenant that used less CPU lately.\n"+
+			"0 means GOMAXPROCS (one per core); -1 turns the slots off (the per-tenant queue alone).")
 	fs.DurationVar(&c.logSlowerThan, "query-frontend.log-queries-longer-than", 0,
 		"Log queries that take longer than this (tenant, query, duration, series and samples fetched). 0 logs none.")
 }
@@ -159,6 +164,9 @@ func (c *frontendConfig) parse() error {
 	}
 	if c.logSlowerThan < 0 {
 		errs = append(errs, fmt.Errorf("-query-frontend.log-queries-longer-than %v is negative", c.logSlowerThan))
+	}
+	if c.cpuSlots < -1 {
+		errs = append(errs, fmt.Errorf("-query-frontend.cpu-slots %d: want -1 (off), 0 (GOMAXPROCS) or more", c.cpuSlots))
 	}
 	if err := (frontend.Options{Defaults: c.limits}).Validate(); err != nil {
 		errs = append(errs, err)

@@ -30,6 +30,8 @@ var roomRules = []roomRule{
 		why: "tenant helpers sit below every room so that each may import them"},
 	{rel: "server/queryshard", forbidden: []string{"server", "engine", "raftgroup", "raftgroup/cluster", "server/querier", "server/distributor", "server/frontend"},
 		why: "the shard selector's vocabulary sits below the frontend that writes it and the storage side that honours it"},
+	{rel: "server/cpuslot", forbidden: []string{"server", "engine", "raftgroup", "raftgroup/cluster", "server/querier", "server/distributor", "server/frontend"},
+		why: "the CPU slots sit below the frontend that owns them and the query API's storage side that checkpoints in them"},
 	{rel: "server/limits", forbidden: []string{"server", "engine", "raftgroup", "raftgroup/cluster", "server/querier", "server/distributor"},
 		why: "limits are per-tenant values read per request; the rooms that enforce them import limits, not the reverse"},
 	{rel: "server/auth", forbidden: []string{"server", "engine", "raftgroup", "raftgroup/cluster", "server/querier", "server/distributor"},

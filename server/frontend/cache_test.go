@@ -161,7 +161,7 @@ func TestBackfillWithinTTL(t *testing.T) {
 		countAt := func(ts int64) string {
 			code, body := get(t, f, "/api/v1/query_range", "t1", form())
 			require.Equal(t, 200, code, body)
-			res, err := decodeResult([]byte(body))
+			res, err := decodeResult([]byte(body), nil)
 			require.NoError(t, err)
 			require.Len(t, res.series, 1)
 			for _, p := range res.series[0].floats {
@@ -210,7 +210,7 @@ func TestForget(t *testing.T) {
 			api.ranges = nil
 			code, body := get(t, f, "/api/v1/query_range", org, form)
 			require.Equal(t, 200, code, body)
-			res, err := decodeResult([]byte(body))
+			res, err := decodeResult([]byte(body), nil)
 			require.NoError(t, err)
 			require.Len(t, res.series, want, "%s: %s", org, body)
 			if org == "t2" {
@@ -261,7 +261,7 @@ func TestGeneration(t *testing.T) {
 				api.ranges = nil
 				code, body := get(t, f, "/api/v1/query_range", org, form)
 				require.Equal(t, 200, code, body)
-				res, err := decodeResult([]byte(body))
+				res, err := decodeResult([]byte(body), nil)
 				require.NoError(t, err)
 				require.Len(t, res.series, want, "node %d, %s: %s", i, org, body)
 				if org == "t2" {
@@ -334,7 +334,7 @@ func TestCacheNotUsed(t *testing.T) {
 	api.ranges = nil
 	_, body := get(t, f, "/api/v1/query_range", "t2", rangeForm(`c_total`, start, end, time.Minute))
 	require.Len(t, api.ranges, 3)
-	res, err := decodeResult([]byte(body))
+	res, err := decodeResult([]byte(body), nil)
 	require.NoError(t, err)
 	require.Len(t, res.series, 2)
 }

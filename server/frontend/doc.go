@@ -28,15 +28,20 @@
 //     steps before or after it are computed.
 //  4. Every piece to compute (or the instant query) waits in its tenant's
 //     FIFO of the fair queue; MaxInFlight workers take them round-robin
-//     across tenants and call the API, always with stats=true (or all).
-//     A client that goes away or a timeout drops its waiting pieces and
+//     across tenants, take a CPU slot of the tenant's (server/cpuslot,
+//     Options.CPUSlots) and call the API under it, always with
+//     stats=true (or all), and decode its answer under the same slot
+//     (result.go: one pass that checkpoints in the slot). A
+//     client that goes away or a timeout drops its waiting pieces and
 //     cancels the running ones; the first failed piece fails the query
 //     with the API's own answer.
 //  5. The answers are joined (mergeMatrices: series by labels, points in
 //     time order, sorted as the engine sorts a matrix; annotations
 //     merged; stats added up) and written in the API's JSON, byte for
-//     byte what the API writes for the same result; the pieces' new
-//     extents are stored.
+//     byte what the API writes for the same result, under a CPU slot of
+//     the tenant's if they hold more than minSlotPoints points; then
+//     the pieces' new extents are stored (without a slot: a shared
+//     cache is a network call).
 //  6. A query longer than LogQueriesLongerThan is logged ("slow query
 //     detected") with tenant, query, times, duration, series and samples
 //     fetched.
@@ -75,6 +80,9 @@
 // The queue owns MaxInFlight worker goroutines (New starts them, Close
 // stops and waits for them). A query's goroutine starts one goroutine per
 // piece it computes (and a sharded piece one per shard) and waits for all
-// of them before it answers. The Frontend's fields are immutable after
+// of them before it answers. CPU slots: a worker holds one while it
+// calls the API and decodes; a sharded piece's engine holds one of its
+// own and pauses it while it waits for its shards (which take theirs
+// from the workers), so no goroutine waits for a slot while holding one. The Frontend's fields are immutable after
 // New but the outstanding counts, which mu guards.
 package frontend

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/httputil"
 
+	"github.com/myelindb/myelin/server/cpuslot"
 	"github.com/myelindb/myelin/server/tenant"
 )
 
@@ -32,6 +33,9 @@ type Frontend struct {
 	next  http.Handler
 	queue *queue
 	m     *metrics
+	// slots shares the CPU between tenants' queries; nil with
+	// Options.CPUSlots negative.
+	slots *cpuslot.Scheduler
 	// engine evaluates sharded queries over their shards' answers; nil
 	// without Options.ParallelizeShardableQueries.
 	engine *promql.Engine
@@ -93,7 +97,15 @@ func New(next http.Handler, opts Options) (*Frontend, error) {
 	}
 	opts = opts.withDefaults()
 	m := newMetrics(opts.Registerer)
-	f := &Frontend{opts: opts, next: next, m: m, queue: newQueue(opts.MaxInFlight, m)}
+	f := &Frontend{opts: opts, next: next, m: m}
+	if opts.CPUSlots >= 0 {
+		slots, err := cpuslot.New(cpuslot.Options{Slots: opts.CPUSlots, Registerer: opts.Registerer})
+		if err != nil {
+			return nil, err
+		}
+		f.slots = slots
+	}
+	f.queue = newQueue(opts.MaxInFlight, m)
 	if opts.ParallelizeShardableQueries {
 		f.engine = promql.NewEngine(promql.EngineOpts{
 			// The shards hold the samples; this engine holds their
@@ -310,6 +322,9 @@ type response struct {
 	code   int
 	header http.Header
 	body   bytes.Buffer
+	// res is the answer decoded (call decodes a 200 under the query's
+	// CPU slot), nil if it is not one or cannot be read.
+	res *result
 }
 
 func (r *response) Header() http.Header { return r.header }
@@ -336,11 +351,22 @@ func (r *response) writeTo(w http.ResponseWriter) {
 	w.Write(r.body.Bytes())
 }
 
+// acquire waits for a CPU slot for tenant (nil without slots) and
+// returns it with a context that carries it.
+func (f *Frontend) acquire(ctx context.Context, tenant string) (*cpuslot.Slot, context.Context, error) {
+	if f.slots == nil {
+		return nil, ctx, nil
+	}
+	return f.slots.Acquire(ctx, tenant)
+}
+
 // call runs one request of the query on the API, in the tenant's turn
-// of the queue: query for an instant query at start (or now), a range
-// query over [start, end] otherwise. The API is always asked for stats
-// (for the slow-query log and stats=all); the frontend drops them from
-// its answer unless the client asked.
+// of the queue and under a CPU slot of its own (the API's storage reads
+// checkpoint in it): query for an instant query at start (or now), a
+// range query over [start, end] otherwise. A 200 is decoded under the
+// same slot (response.res). The API is always asked for stats (for the
+// slow-query log and stats=all); the frontend drops them from its
+// answer unless the client asked.
 func (f *Frontend) call(ctx context.Context, req *request, query string, start, end int64) (*response, error) {
 	form := make(url.Values, len(req.form)+1)
 	for k, v := range req.form {
@@ -360,8 +386,17 @@ func (f *Frontend) call(ctx context.Context, req *request, query string, start, 
 	} else {
 		form.Set("stats", "true")
 	}
-	var resp *response
+	var (
+		resp    *response
+		slotErr error
+	)
 	err := f.queue.do(ctx, req.tenant, f.maxWorkers(req.limits), func(ctx context.Context) {
+		sl, ctx, err := f.acquire(ctx, req.tenant)
+		if err != nil {
+			slotErr = err
+			return
+		}
+		defer sl.Release()
 		r, err := http.NewRequestWithContext(ctx, http.MethodGet, req.path+"?"+form.Encode(), nil)
 		if err != nil {
 			panic("BUG: request of a parsed URL: " + err.Error())
@@ -375,7 +410,20 @@ func (f *Frontend) call(ctx context.Context, req *request, query string, start, 
 		if resp.code == 0 {
 			resp.code = http.StatusOK
 		}
+		if resp.code == http.StatusOK {
+			res, err := decodeResult(resp.body.Bytes(), sl)
+			if err != nil && ctx.Err() != nil {
+				// The query ended while the decoder waited for its slot
+				// again: the query's error, not an answer passed on.
+				slotErr = ctx.Err()
+				return
+			}
+			resp.res = res
+		}
 	})
+	if err == nil {
+		err = slotErr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -445,9 +493,20 @@ func (f *Frontend) serveInstant(ctx context.Context, w http.ResponseWriter, req 
 		resp.writeTo(w)
 		return st
 	}
-	st.status = http.StatusOK
 	st.addStats(res.stats)
-	f.writeResult(w, resp.header, res, req.stats != "")
+	sl, err := f.workSlot(ctx, req.tenant, countPoints(res.series))
+	if err != nil {
+		st.status = writeError(w, err)
+		return st
+	}
+	body, err := res.encodeSlot(nil, req.stats != "", sl)
+	sl.Release()
+	if err != nil {
+		st.status = writeError(w, err)
+		return st
+	}
+	st.status = http.StatusOK
+	f.writeBody(w, resp.header, body)
 	return st
 }
 
@@ -486,14 +545,11 @@ func (f *Frontend) fetch(ctx context.Context, req *request, start, end int64, st
 	if err != nil {
 		return nil, nil, err
 	}
-	if resp.code != http.StatusOK {
+	if resp.res == nil {
+		// The API's error, or an answer the frontend cannot read.
 		return nil, resp, nil
 	}
-	res, err := decodeResult(resp.body.Bytes())
-	if err != nil {
-		return nil, resp, nil
-	}
-	return res, resp, nil
+	return resp.res, resp, nil
 }
 
 func (st *serveStats) addStats(s *queryStats) {
@@ -516,8 +572,9 @@ func skipHeader(k string) bool {
 	return false
 }
 
-// writeResult answers res with the headers of the API's answer.
-func (f *Frontend) writeResult(w http.ResponseWriter, header http.Header, res *result, withStats bool) {
+// writeBody answers an encoded result with the headers of the API's
+// answer.
+func (f *Frontend) writeBody(w http.ResponseWriter, header http.Header, body []byte) {
 	for k, v := range header {
 		if !skipHeader(k) {
 			w.Header()[k] = v
@@ -525,5 +582,22 @@ func (f *Frontend) writeResult(w http.ResponseWriter, header http.Header, res *r
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	w.Write(res.encode(nil, withStats))
+	w.Write(body)
+}
+
+// minSlotPoints: the frontend's own work on an answer of fewer points
+// (joining, encoding: some microseconds) takes no CPU slot, so that a
+// light query waits for one slot only, the API's.
+const minSlotPoints = 4 * cpuslot.TickEvery
+
+// workSlot takes a CPU slot for the frontend's own work on answers of
+// points points, which the holder checkpoints in: nil (and no slot)
+// without slots or for fewer than minSlotPoints. It returns ctx's error
+// if ctx ends first.
+func (f *Frontend) workSlot(ctx context.Context, tenant string, points int) (*cpuslot.Slot, error) {
+	if f.slots == nil || points < minSlotPoints {
+		return nil, nil
+	}
+	sl, _, err := f.slots.Acquire(ctx, tenant)
+	return sl, err
 }

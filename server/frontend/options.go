@@ -110,6 +110,15 @@ type Options struct {
 	// to the query API at once: its workers. Zero means 4, the query
 	// API's -query.max-concurrency default.
 	MaxInFlight int
+	// CPUSlots is how many queries' CPU work runs at once on this node:
+	// the query API's evaluation of each piece or shard (storage reads
+	// included) and the frontend's decoding, joining and encoding of
+	// answers run only while they hold one of these slots, handed out
+	// by fair order across tenants and given up at checkpoints to a
+	// tenant that used less CPU lately (server/cpuslot). Zero means
+	// GOMAXPROCS; negative turns the slots off (the queue's fairness
+	// only). -query-frontend.cpu-slots.
+	CPUSlots int
 	// MultiTenant: the tenant comes from the X-Scope-OrgID header, as in
 	// the query API (server.QueryOptions.MultiTenant).
 	MultiTenant bool

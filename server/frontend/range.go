@@ -117,17 +117,52 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, req *r
 	var all [][]series
 	for _, p := range pieces {
 		all = append(all, p.assemble()...)
-		if cacheable {
-			f.store(ctx, p, req, now, maxCacheTime)
+	}
+	// Joining, encoding and the extents to cache are CPU work of the
+	// query's too: under a CPU slot of its tenant's, if large.
+	sl, err := f.workSlot(ctx, req.tenant, countPoints(all...))
+	if err != nil {
+		st.status = writeError(w, err)
+		return st
+	}
+	defer sl.Release()
+	var stores []extentStore
+	if cacheable {
+		for _, p := range pieces {
+			if s, ok := f.extentToStore(p, req, now, maxCacheTime); ok {
+				stores = append(stores, s)
+			}
 		}
 	}
 	out.series = mergeMatrices(all)
 	if out.series == nil {
 		out.series = []series{}
 	}
+	body, err := out.encodeSlot(nil, req.stats != "", sl)
+	sl.Release()
+	if err != nil {
+		st.status = writeError(w, err)
+		return st
+	}
 	st.status = http.StatusOK
-	f.writeResult(w, header, out, req.stats != "")
+	f.writeBody(w, header, body)
+	// Stores last, without a slot: a shared cache is a network call.
+	for _, s := range stores {
+		f.opts.Cache.Store(ctx, s.key, s.value, s.ttl)
+		f.m.cacheStores.WithLabelValues("stored").Inc()
+	}
 	return st
+}
+
+// countPoints returns the points of the series of some answers.
+func countPoints(parts ...[]series) int {
+	n := 0
+	for _, p := range parts {
+		for _, s := range p {
+			n += len(s.floats) + len(s.hists)
+		}
+	}
+	return n
 }
 
 // lookup finds the pieces' cached extents; an extent computed before
@@ -192,13 +227,21 @@ func (p *piece) assemble() [][]series {
 	return parts
 }
 
-// store writes the piece's new extent: the cached one joined with what
-// was computed, cut at maxCacheTime. Nothing is written if nothing was
-// computed, or if an answer carries annotations (which cannot be cut to
-// a part of the range) or native histograms (kept as JSON only).
-func (f *Frontend) store(ctx context.Context, p *piece, req *request, now, maxCacheTime int64) {
+// extentStore is an extent to write to the results cache.
+type extentStore struct {
+	key   string // hashed
+	value []byte
+	ttl   time.Duration
+}
+
+// extentToStore returns the piece's new extent: the cached one joined
+// with what was computed, cut at maxCacheTime. Nothing is written if
+// nothing was computed, or if an answer carries annotations (which
+// cannot be cut to a part of the range) or native histograms (kept as
+// JSON only).
+func (f *Frontend) extentToStore(p *piece, req *request, now, maxCacheTime int64) (extentStore, bool) {
 	if len(p.fetches) == 0 {
-		return
+		return extentStore{}, false
 	}
 	start, end := p.start, p.end
 	parts := [][]series{}
@@ -217,23 +260,23 @@ func (f *Frontend) store(ctx context.Context, p *piece, req *request, now, maxCa
 	for _, fe := range p.fetches {
 		if len(fe.res.warnings) > 0 || len(fe.res.infos) > 0 {
 			f.m.cacheStores.WithLabelValues("not_cacheable").Inc()
-			return
+			return extentStore{}, false
 		}
 		for _, s := range fe.res.series {
 			if len(s.hists) > 0 {
 				f.m.cacheStores.WithLabelValues("not_cacheable").Inc()
-				return
+				return extentStore{}, false
 			}
 		}
 	}
 	if end > maxCacheTime {
 		if maxCacheTime < start {
-			return
+			return extentStore{}, false
 		}
 		end = start + (maxCacheTime-start)/req.step*req.step
 	}
 	if p.ext != nil && start == p.ext.start && end == p.ext.end {
-		return // what was computed is all too fresh to cache
+		return extentStore{}, false // what was computed is all too fresh to cache
 	}
 	// INVARIANT: an extent's cachedAt is when its oldest part was
 	// computed, so joining fresh steps to it never extends the life of
@@ -244,16 +287,15 @@ func (f *Frontend) store(ctx context.Context, p *piece, req *request, now, maxCa
 	}
 	ttl := req.limits.ResultsCacheTTL - time.Duration(now-cachedAt)*time.Millisecond
 	if ttl <= 0 {
-		return
+		return extentStore{}, false
 	}
 	e := &extent{key: p.key, cachedAt: cachedAt, start: start, end: end, series: cut(mergeMatrices(parts), start, end)}
 	v := encodeExtent(e)
 	if len(v) > maxExtentBytes {
 		f.m.cacheStores.WithLabelValues("too_large").Inc()
-		return
+		return extentStore{}, false
 	}
-	f.opts.Cache.Store(ctx, hashKey(p.key), v, ttl)
-	f.m.cacheStores.WithLabelValues("stored").Inc()
+	return extentStore{key: hashKey(p.key), value: v, ttl: ttl}, true
 }
 
 // maxExtentBytes is the largest extent written: memcached's default item

@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/myelindb/myelin/server/cpuslot"
 )
 
 // series is one series of a query's answer as the frontend holds it: the
@@ -75,6 +77,9 @@ type apiData struct {
 type apiResult struct {
 	series []apiSeries
 	raw    json.RawMessage
+	// slot is the query's CPU slot, checkpointed in every
+	// cpuslot.TickEvery points (set before decoding; nil: none).
+	slot *cpuslot.Slot
 }
 
 // UnmarshalJSON reads a result that encoding/json has checked to be valid
@@ -82,7 +87,7 @@ type apiResult struct {
 // reflection a point cost ~1 µs and, kept raw, five allocations
 // (BenchmarkDecodeResult).
 func (r *apiResult) UnmarshalJSON(b []byte) error {
-	sc := &seriesScanner{b: b}
+	sc := &seriesScanner{b: b, slot: r.slot}
 	sc.ws()
 	if sc.peek() == '[' {
 		sc.i++
@@ -109,8 +114,9 @@ type apiSeries struct {
 // shape is the API's: objects of metric, values/value, histograms/
 // histogram; any other key's value is skipped.
 type seriesScanner struct {
-	b []byte
-	i int
+	slot *cpuslot.Slot
+	b    []byte
+	i    int
 }
 
 // errShape: valid JSON, but not the query API's series.
@@ -303,6 +309,9 @@ func (sc *seriesScanner) seriesArray() ([]apiSeries, error) {
 			return nil, err
 		}
 		out = append(out, s)
+		if err := sc.slot.Work(len(s.values) + len(s.histograms)); err != nil {
+			return nil, err
+		}
 		more, err := sc.next(']')
 		if err != nil {
 			return nil, err
@@ -413,8 +422,12 @@ func plainString(s []byte) ([]byte, bool) {
 }
 
 // decodeResult decodes a successful answer of the query API.
-func decodeResult(body []byte) (*result, error) {
-	var resp apiResponse
+//
+// Under a CPU slot (sl, nil for none) the series are read with a
+// checkpoint every cpuslot.TickEvery points; encoding/json's validating
+// pass over the whole answer before them has none.
+func decodeResult(body []byte, sl *cpuslot.Slot) (*result, error) {
+	resp := apiResponse{Data: apiData{Result: apiResult{slot: sl}}}
 	if err := json.Unmarshal(body, &resp); err != nil {
 		return nil, fmt.Errorf("decode answer: %w", err)
 	}
@@ -555,6 +568,14 @@ func appendString(dst []byte, s string) []byte {
 // what Prometheus's JSON codec writes for the same result; stats only if
 // withStats.
 func (r *result) encode(dst []byte, withStats bool) []byte {
+	dst, _ = r.encodeSlot(dst, withStats, nil)
+	return dst
+}
+
+// encodeSlot is encode under a CPU slot, which it checkpoints in every
+// cpuslot.TickEvery points; it fails only if the slot's context ends
+// while it waits for the slot.
+func (r *result) encodeSlot(dst []byte, withStats bool, sl *cpuslot.Slot) ([]byte, error) {
 	dst = append(dst, `{"status":"success","data":{"resultType":`...)
 	dst = appendString(dst, r.resultType)
 	dst = append(dst, `,"result":`...)
@@ -566,6 +587,9 @@ func (r *result) encode(dst []byte, withStats bool) []byte {
 				dst = append(dst, ',')
 			}
 			dst = s.appendMatrixSeries(dst)
+			if err := sl.Work(len(s.floats) + len(s.hists)); err != nil {
+				return nil, err
+			}
 		}
 		dst = append(dst, ']')
 	case "vector":
@@ -575,6 +599,9 @@ func (r *result) encode(dst []byte, withStats bool) []byte {
 				dst = append(dst, ',')
 			}
 			dst = s.appendVectorSample(dst)
+			if err := sl.Tick(); err != nil {
+				return nil, err
+			}
 		}
 		dst = append(dst, ']')
 	case "scalar", "string":
@@ -607,7 +634,7 @@ func (r *result) encode(dst []byte, withStats bool) []byte {
 		}
 		dst = append(dst, ']')
 	}
-	return append(dst, '}')
+	return append(dst, '}'), nil
 }
 
 func (s *series) appendMatrixSeries(dst []byte) []byte {

@@ -38,7 +38,7 @@ func BenchmarkDecodeResult(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				r, err := decodeResult(body)
+				r, err := decodeResult(body, nil)
 				if err != nil || len(r.series) != c.series {
 					b.Fatal(err)
 				}

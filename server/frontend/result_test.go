@@ -83,7 +83,7 @@ func TestDecodeResultShapes(t *testing.T) {
 		`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"m"},"values":[[1,"1"]],"histograms":[[2,{"count":"1","sum":"\"q\""}],[3,{}]]}]},"warnings":["w,]"],"infos":["i"]}`,
 		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[-1.5,"-0"]}]}}`,
 	} {
-		r, err := decodeResult([]byte(body))
+		r, err := decodeResult([]byte(body), nil)
 		require.NoError(t, err, body)
 		want := refDecode(t, body)
 		require.Len(t, r.series, len(want), body)
@@ -104,7 +104,7 @@ func TestDecodeResultShapes(t *testing.T) {
 		}
 	}
 	// Scalars and strings stay raw; shapes that are not the API's fail.
-	r, err := decodeResult([]byte(`{"status":"success","data":{"resultType":"scalar","result":[1, "2"]}}`))
+	r, err := decodeResult([]byte(`{"status":"success","data":{"resultType":"scalar","result":[1, "2"]}}`), nil)
 	require.NoError(t, err)
 	require.JSONEq(t, `[1, "2"]`, string(r.raw))
 	for _, bad := range []string{
@@ -116,7 +116,7 @@ func TestDecodeResultShapes(t *testing.T) {
 		`{"status":"success","data":{"resultType":"matrix","result":[{"metric":1}]}}`,
 		`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"]]}`,
 	} {
-		_, err := decodeResult([]byte(bad))
+		_, err := decodeResult([]byte(bad), nil)
 		require.Error(t, err, bad)
 	}
 }
@@ -130,7 +130,7 @@ func FuzzDecodeResult(f *testing.F) {
 	f.Add([]byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1,"2"]}]}}`))
 	f.Add([]byte(`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"histograms":[[2,{"count":"1"}]]}]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := decodeResult(b)
+		r, err := decodeResult(b, nil)
 		if err != nil || (r.resultType != "matrix" && r.resultType != "vector") {
 			return
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/myelindb/myelin/server/cpuslot"
 	"github.com/myelindb/myelin/server/queryshard"
 )
 
@@ -319,10 +320,15 @@ type shardRun struct {
 // refused, or an error (errShardFallback: run it unsharded).
 func (f *Frontend) callSharded(ctx context.Context, req *request, plan *shardPlan, start, end int64) (*result, *response, error) {
 	run := &shardRun{f: f, req: req, plan: plan, start: start, end: end}
-	var (
-		q   promql.Query
-		err error
-	)
+	// The frontend's engine evaluates under a CPU slot of the tenant's,
+	// paused while it waits for the shards (shardRun.Select), which take
+	// slots of their own.
+	sl, ctx, err := f.acquire(ctx, req.tenant)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer sl.Release()
+	var q promql.Query
 	if req.instant {
 		q, err = f.engine.NewInstantQuery(ctx, run, nil, plan.outer, timestamp.Time(start))
 	} else {
@@ -419,6 +425,9 @@ func (r *shardRun) Select(ctx context.Context, sortSeries bool, _ *storage.Selec
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The shards need slots: this goroutine holds none while it waits.
+	sl := cpuslot.FromContext(ctx)
+	sl.Pause()
 	for i, q := range queries {
 		wg.Go(func() {
 			resp, err := r.f.call(ctx, r.req, q, r.start, r.end)
@@ -431,8 +440,8 @@ func (r *shardRun) Select(ctx context.Context, sortSeries bool, _ *storage.Selec
 				cancel()
 				return
 			}
-			res, err := decodeResult(resp.body.Bytes())
-			if err != nil || res.resultType != "matrix" && res.resultType != "vector" {
+			res := resp.res
+			if res == nil || res.resultType != "matrix" && res.resultType != "vector" {
 				r.fail(resp)
 				cancel()
 				return
@@ -441,6 +450,9 @@ func (r *shardRun) Select(ctx context.Context, sortSeries bool, _ *storage.Selec
 		})
 	}
 	wg.Wait()
+	if err := sl.Resume(); err != nil {
+		return storage.ErrSeriesSet(err)
+	}
 	r.mu.Lock()
 	r.shards += len(queries)
 	r.mu.Unlock()

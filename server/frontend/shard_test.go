@@ -142,9 +142,9 @@ func TestShardedEqualsUnsharded(t *testing.T) {
 // in any order).
 func requireClose(t *testing.T, wantBody, gotBody string) {
 	t.Helper()
-	want, err := decodeResult([]byte(wantBody))
+	want, err := decodeResult([]byte(wantBody), nil)
 	require.NoError(t, err, wantBody)
-	got, err := decodeResult([]byte(gotBody))
+	got, err := decodeResult([]byte(gotBody), nil)
 	require.NoError(t, err, gotBody)
 	require.Equal(t, want.resultType, got.resultType)
 	byMetric := map[string]series{}

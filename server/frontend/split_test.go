@@ -97,7 +97,7 @@ func TestEncodeLikePrometheus(t *testing.T) {
 				}
 				want, err := v1.JSONCodec{}.Encode(resp)
 				require.NoError(t, err)
-				res, err := decodeResult(want)
+				res, err := decodeResult(want, nil)
 				require.NoError(t, err)
 				require.Equal(t, string(want), string(res.encode(nil, false)))
 			}
