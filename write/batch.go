@@ -99,6 +99,11 @@ type Series struct {
 	// fields cost 32 (a 2,000-series batch lives in three copies on the
 	// write path). A batch with any is encoded as VersionExemplars.
 	Meta *SeriesMeta
+	// StartTimestamps are the start (created) timestamps of the series'
+	// samples, as remote write 2.0 sends them: nil for none, as most
+	// series, or one per sample, Samples' then Histograms', 0 where the
+	// sender gave none. A batch with any is encoded as VersionST.
+	StartTimestamps []int64
 }
 
 // Labels returns the label set of series i, or an error wrapping
@@ -213,8 +218,9 @@ func (bb *Builder) Batch() *Batch {
 
 // Append appends the encoding of b (layout in doc.go) to dst and returns
 // the extended slice: VersionHistograms if a series has histogram
-// samples, Version otherwise, in a VersionWindow envelope if the batch
-// has an out-of-order window. b must be valid (as built by a Builder or
+// samples, Version otherwise, in a VersionST envelope if a series has
+// start timestamps, that in a VersionWindow envelope if the batch has an
+// out-of-order window. b must be valid (as built by a Builder or
 // returned by Decode, each Histogram with exactly one of H and FH); Append
 // does not check it.
 func Append(dst []byte, b *Batch) []byte {
@@ -234,8 +240,16 @@ func Append(dst []byte, b *Batch) []byte {
 	// slice doubled it a dozen times (6% of the node's write path), and an
 	// upper bound (10 bytes per varint) left entries twice their size in
 	// Raft's log cache.
-	dst = slices.Grow(dst, windowSize(b.OutOfOrderWindowMs)+encodedSize(b, hists, meta))
+	sts := b.HasStartTimestamps()
+	size := windowSize(b.OutOfOrderWindowMs) + encodedSize(b, hists, meta)
+	if sts {
+		size += stsSize(b)
+	}
+	dst = slices.Grow(dst, size)
 	dst = appendWindow(dst, b.OutOfOrderWindowMs)
+	if sts {
+		dst = appendSTs(dst, b)
+	}
 	dst = append(dst, version)
 	dst = appendString(dst, b.Tenant)
 	dst = binary.AppendUvarint(dst, uint64(clampLimit(b.Limits.MaxSeries)))
