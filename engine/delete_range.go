@@ -58,6 +58,7 @@ func (g *Group) deleteRangeLocked(t *tenant, pb *pebble.Batch, index uint64, d *
 			return 0, fmt.Errorf("delete [%d, %d] of series %d: %w", d.Start, d.End, v.id, err)
 		}
 	}
+	t.forgetSTsLocked()
 	return len(vs), nil
 }
 
@@ -92,6 +93,11 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 	parts, err := g.seriesPartitions(ks, id)
 	if err != nil {
 		return err
+	}
+	if t.mu.hasST {
+		if err := g.deleteSTRangeLocked(t, pb, id, parts, start, end); err != nil {
+			return err
+		}
 	}
 	left := openLeft
 	// newest: at or after the newest sample left, in its partition (the
@@ -333,6 +339,7 @@ func trimHist(s *memSeries, start, end int64) (histTrim, error) {
 // is gone was deleted whole by the entry; the others have their open
 // chunks trimmed.
 func (g *Group) replayRangeLocked(t *tenant, d *write.DeleteSeries) (int, error) {
+	t.forgetSTsLocked()
 	type match struct {
 		h uint64
 		s *memSeries

@@ -54,6 +54,11 @@ type memSeries struct {
 	dirty bool
 	// evicted: removed from the head; Checkpoint skips it.
 	evicted bool
+	// stKnown: st is what Pebble holds of the series' start timestamp
+	// rules at its newest sample (nil: no rule in force); false: unknown,
+	// read from Pebble at the next sample (st.go). Memory only.
+	stKnown bool
+	st      *stCache
 }
 
 // tenant is the head of one tenant in one group.
@@ -139,6 +144,10 @@ type tenant struct {
 		// Stored by Checkpoint under 'm' 'E' and 'm' 'M' when dirty.
 		exemplars *exemplarStore
 		metadata  *metaStore
+		// hasST: a sample of the tenant had a start timestamp (stored
+		// under 'm' 's'); until then samples skip the ST rules and
+		// readers do not look for any.
+		hasST bool
 	}
 }
 

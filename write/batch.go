@@ -186,6 +186,17 @@ func (bb *Builder) AddEncoded(enc []byte, samples []Sample) {
 	bb.add(samples, nil)
 }
 
+// SetStartTimestamps gives the series added last its start timestamps
+// (Series.StartTimestamps): one per sample, its float samples' first, 0
+// where the sender gave none; nil for none. The slice is retained.
+func (bb *Builder) SetStartTimestamps(sts []int64) {
+	s := &bb.b.Series[len(bb.b.Series)-1]
+	if sts != nil && len(sts) != len(s.Samples)+len(s.Histograms) {
+		panic(fmt.Sprintf("BUG: %d start timestamps for %d samples", len(sts), len(s.Samples)+len(s.Histograms)))
+	}
+	s.StartTimestamps = sts
+}
+
 func (bb *Builder) add(samples []Sample, hists []Histogram) {
 	bb.ext = append(bb.ext, len(bb.buf))
 	bb.b.Series = append(bb.b.Series, Series{Samples: samples, Histograms: hists})

@@ -56,7 +56,7 @@ type Decoder struct {
 	hists   []Histogram
 	exs     []Exemplar
 	metas   []SeriesMeta
-	raw     []byte // the decompressed form of a VersionS2 batch
+	raw     []byte  // the decompressed form of a VersionS2 batch
 	sts     []int64 // start timestamps of a VersionST batch, all series'
 	stn     []int   // the number of start timestamps of each series
 }
