@@ -229,7 +229,7 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 			}
 		}
 		var se write.Refusal
-		sts := bs.StartTimestamps
+		sts := bs.StartTimestamps()
 		if sts != nil && len(sts) != len(bs.Samples)+len(bs.Histograms) {
 			panic(fmt.Sprintf("BUG: series %d of the batch has %d start timestamps for %d samples", i, len(sts), len(bs.Samples)+len(bs.Histograms)))
 		}

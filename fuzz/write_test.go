@@ -99,14 +99,14 @@ func FuzzBatchDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	bs := sb.Batch()
-	bs.Series[0].StartTimestamps = []int64{500, 500}
+	bs.Series[0].SetStartTimestamps([]int64{500, 500})
 	f.Add(write.Append(nil, bs))
 	f.Add(write.Compress(nil, write.Append(nil, bs)))
 	bs.OutOfOrderWindowMs = 1000
 	f.Add(write.Append(nil, bs))
 	hst := hb.Batch()
 	hst.OutOfOrderWindowMs = 0
-	hst.Series[0].StartTimestamps = []int64{0, -1, 5, math.MinInt64}
+	hst.Series[0].SetStartTimestamps([]int64{0, -1, 5, math.MinInt64})
 	f.Add(write.Append(nil, hst))
 	f.Add([]byte{8, 1, 1, 2, 4, 1, 't', 0, 0, 1, 1, 'x', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -133,7 +133,7 @@ func FuzzBatchDecode(f *testing.F) {
 			t.Fatalf("batch changed in a round trip")
 		}
 		for i := range b.Series {
-			if !slices.Equal(b.Series[i].StartTimestamps, b2.Series[i].StartTimestamps) {
+			if !slices.Equal(b.Series[i].StartTimestamps(), b2.Series[i].StartTimestamps()) {
 				t.Fatalf("start timestamps of series %d changed in a round trip", i)
 			}
 		}

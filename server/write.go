@@ -1043,8 +1043,8 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		valid += int(k.hi - k.lo)
 		switch k.kind {
 		case keptHists:
-			st.batch = append(st.batch, write.Series{Labels: s.Key, Histograms: st.hists[k.lo:k.hi:k.hi],
-				StartTimestamps: st.histogramSTs(k)})
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Histograms: st.hists[k.lo:k.hi:k.hi]})
+			st.batch[len(st.batch)-1].SetStartTimestamps(st.histogramSTs(k))
 		case keptZeros:
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: st.zeros[k.lo:k.hi:k.hi]})
 			continue
@@ -1052,8 +1052,8 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			st.smeta = append(st.smeta, write.SeriesMeta{Exemplars: st.exs[k.lo:k.hi:k.hi]})
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Meta: &st.smeta[len(st.smeta)-1]})
 		default:
-			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples[k.lo:k.hi:k.hi],
-				StartTimestamps: st.floatSTs(k, firsts)})
+			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples[k.lo:k.hi:k.hi]})
+			st.batch[len(st.batch)-1].SetStartTimestamps(st.floatSTs(k, firsts))
 		}
 	}
 	// The valid samples and histograms take their share of the tenant's

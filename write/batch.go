@@ -99,11 +99,6 @@ type Series struct {
 	// fields cost 32 (a 2,000-series batch lives in three copies on the
 	// write path). A batch with any is encoded as VersionExemplars.
 	Meta *SeriesMeta
-	// StartTimestamps are the start (created) timestamps of the series'
-	// samples, as remote write 2.0 sends them: nil for none, as most
-	// series, or one per sample, Samples' then Histograms', 0 where the
-	// sender gave none. A batch with any is encoded as VersionST.
-	StartTimestamps []int64
 }
 
 // Labels returns the label set of series i, or an error wrapping
@@ -187,14 +182,9 @@ func (bb *Builder) AddEncoded(enc []byte, samples []Sample) {
 }
 
 // SetStartTimestamps gives the series added last its start timestamps
-// (Series.StartTimestamps): one per sample, its float samples' first, 0
-// where the sender gave none; nil for none. The slice is retained.
+// (SeriesMeta.StartTimestamps). The slice is retained.
 func (bb *Builder) SetStartTimestamps(sts []int64) {
-	s := &bb.b.Series[len(bb.b.Series)-1]
-	if sts != nil && len(sts) != len(s.Samples)+len(s.Histograms) {
-		panic(fmt.Sprintf("BUG: %d start timestamps for %d samples", len(sts), len(s.Samples)+len(s.Histograms)))
-	}
-	s.StartTimestamps = sts
+	bb.b.Series[len(bb.b.Series)-1].SetStartTimestamps(sts)
 }
 
 func (bb *Builder) add(samples []Sample, hists []Histogram) {

@@ -59,6 +59,7 @@ type Decoder struct {
 	raw     []byte  // the decompressed form of a VersionS2 batch
 	sts     []int64 // start timestamps of a VersionST batch, all series'
 	stn     []int   // the number of start timestamps of each series
+	stMetas []SeriesMeta
 }
 
 // maxDecompressed bounds the decompressed size of a VersionS2 batch, read

@@ -22,7 +22,7 @@ const VersionST byte = 8
 // timestamps.
 func (b *Batch) HasStartTimestamps() bool {
 	for i := range b.Series {
-		if len(b.Series[i].StartTimestamps) > 0 {
+		if len(b.Series[i].StartTimestamps()) > 0 {
 			return true
 		}
 	}
@@ -35,7 +35,7 @@ func appendSTs(dst []byte, b *Batch) []byte {
 	dst = append(dst, VersionST)
 	dst = binary.AppendUvarint(dst, uint64(len(b.Series)))
 	for i := range b.Series {
-		sts := b.Series[i].StartTimestamps
+		sts := b.Series[i].StartTimestamps()
 		dst = binary.AppendUvarint(dst, uint64(len(sts)))
 		prev := int64(0)
 		for _, st := range sts {
@@ -50,7 +50,7 @@ func appendSTs(dst []byte, b *Batch) []byte {
 func stsSize(b *Batch) int {
 	n := 1 + uvarintLen(uint64(len(b.Series)))
 	for i := range b.Series {
-		sts := b.Series[i].StartTimestamps
+		sts := b.Series[i].StartTimestamps()
 		n += uvarintLen(uint64(len(sts)))
 		prev := int64(0)
 		for _, st := range sts {
@@ -111,6 +111,19 @@ func (d *Decoder) linkSTs(b *Batch, off int) error {
 	if len(d.stn) != len(b.Series) {
 		return &CorruptError{Offset: off, Reason: fmt.Sprintf("start timestamps of %d series for a batch of %d", len(d.stn), len(b.Series))}
 	}
+	// SeriesMetas for the series with start timestamps and no exemplars
+	// nor metadata, allocated at once: Series.Meta points into them.
+	nmeta := 0
+	for i, n := range d.stn {
+		if n > 0 && b.Series[i].Meta == nil {
+			nmeta++
+		}
+	}
+	clear(d.stMetas)
+	if cap(d.stMetas) < nmeta {
+		d.stMetas = make([]SeriesMeta, 0, nmeta)
+	}
+	d.stMetas = d.stMetas[:0]
 	start := 0
 	for i, n := range d.stn {
 		s := &b.Series[i]
@@ -120,7 +133,11 @@ func (d *Decoder) linkSTs(b *Batch, off int) error {
 		if n != len(s.Samples)+len(s.Histograms) {
 			return &CorruptError{Offset: off, Reason: fmt.Sprintf("series %d has %d start timestamps for %d samples", i, n, len(s.Samples)+len(s.Histograms))}
 		}
-		s.StartTimestamps = d.sts[start : start+n : start+n]
+		if s.Meta == nil {
+			d.stMetas = append(d.stMetas, SeriesMeta{})
+			s.Meta = &d.stMetas[len(d.stMetas)-1]
+		}
+		s.Meta.StartTimestamps = d.sts[start : start+n : start+n]
 		start += n
 	}
 	return nil

@@ -32,7 +32,7 @@ func withSTs(b *Batch) *Batch {
 				sts[j] = int64(j-1) * 15_000
 			}
 		}
-		s.StartTimestamps = sts
+		s.SetStartTimestamps(sts)
 	}
 	return b
 }
@@ -81,12 +81,12 @@ func TestNoSTsNoEnvelope(t *testing.T) {
 	plain := Append(nil, b)
 	require.Equal(t, VersionHistograms, plain[0])
 	require.Equal(t, hex.Dump(plain), hex.Dump(readGolden(t, "batch_v5.golden")))
-	b.Series[0].StartTimestamps = []int64{}
+	b.Series[0].Meta = &SeriesMeta{StartTimestamps: []int64{}}
 	require.Equal(t, plain, Append(nil, b))
 	got, err := Decode(plain)
 	require.NoError(t, err)
 	for _, s := range got.Series {
-		require.Nil(t, s.StartTimestamps)
+		require.Nil(t, s.StartTimestamps())
 	}
 }
 
@@ -96,11 +96,11 @@ func TestSTDecoderReuse(t *testing.T) {
 	var d Decoder
 	b, err := d.Decode(Append(nil, withSTs(goldenLimitsBatch(t))))
 	require.NoError(t, err)
-	require.NotNil(t, b.Series[0].StartTimestamps)
+	require.NotNil(t, b.Series[0].StartTimestamps())
 	b, err = d.Decode(Append(nil, goldenLimitsBatch(t)))
 	require.NoError(t, err)
 	for _, s := range b.Series {
-		require.Nil(t, s.StartTimestamps)
+		require.Nil(t, s.StartTimestamps())
 	}
 }
 
@@ -114,7 +114,7 @@ func TestSTCorrupt(t *testing.T) {
 		require.True(t, errors.Is(err, ErrCorrupt), "truncated to %d: %v", n, err)
 	}
 	b := withSTs(goldenLimitsBatch(t))
-	b.Series[0].StartTimestamps = b.Series[0].StartTimestamps[1:] // one short
+	b.Series[0].Meta.StartTimestamps = b.Series[0].Meta.StartTimestamps[1:] // one short
 	_, err := Decode(Append(nil, b))
 	require.ErrorContains(t, err, "start timestamps for")
 	require.True(t, errors.Is(err, ErrCorrupt))
