@@ -2,9 +2,9 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"context"
 	"fmt"
 	"math"
 	"strings"

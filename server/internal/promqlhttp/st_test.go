@@ -118,4 +118,3 @@ func queryHTTP(t *testing.T, h http.Handler, q string, at time.Time) float64 {
 	require.NoError(t, err)
 	return v
 }
-
