@@ -94,11 +94,6 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 	if err != nil {
 		return err
 	}
-	if t.mu.hasST {
-		if err := g.deleteSTRangeLocked(t, pb, id, parts, start, end); err != nil {
-			return err
-		}
-	}
 	left := openLeft
 	// newest: at or after the newest sample left, in its partition (the
 	// head index's ghosts and inViewLocked read the partition).
@@ -202,6 +197,10 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 		}
 		if partLeft == 0 {
 			if err := g.deleteSeriesPart(pb, ks, p, id, lbls); err != nil {
+				return err
+			}
+		} else if t.mu.hasST {
+			if err := g.deleteSTRangeLocked(t, pb, id, p, start, end); err != nil {
 				return err
 			}
 		}

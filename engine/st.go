@@ -241,50 +241,45 @@ func (t *tenant) forgetSTsLocked() {
 }
 
 // deleteSTRangeLocked deletes, in pb, the start timestamps of series id in
-// [start, end] in partitions parts (those the series has samples in): its
-// points there, and its rules there, with the rule that was in force at
-// end+1 written again at end+1 when it started inside the range. Reads
-// Pebble as of the entry before.
-func (g *Group) deleteSTRangeLocked(t *tenant, pb *pebble.Batch, id uint64, parts []uint32, start, end int64) error {
+// [start, end] in partition p, where the series keeps samples (a
+// partition it keeps none in goes whole, deleteSeriesPart): its points
+// there, and its rules there, with the rule that was in force at end+1
+// written again at end+1 when it started inside the range. Reads Pebble
+// as of the entry before.
+func (g *Group) deleteSTRangeLocked(t *tenant, pb *pebble.Batch, id uint64, p uint32, start, end int64) error {
 	pw := g.db.partitionMs
-	p0, p1 := partitionOf(start, pw), partitionOf(end, pw)
-	for _, p := range parts {
-		if p < p0 || p > p1 {
-			continue
+	prefix := t.ks.stSeries(nil, p, id)
+	it, err := g.db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	if err != nil {
+		return err
+	}
+	var after stRule // the rule in force at end+1
+	afterFrom, atAfter := int64(minTime), false
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != len(prefix)+1+8 {
+			return errors.Join(fmt.Errorf("start timestamp key %x: bad length", k), it.Close())
 		}
-		prefix := t.ks.stSeries(nil, p, id)
-		it, err := g.db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
-		if err != nil {
+		kt := readTime(k[len(prefix)+1:])
+		if k[len(prefix)] == stRuleKey && end < partitionEnd(p, pw)-1 && kt <= end+1 {
+			r, err := decodeRule(it.Value())
+			if err != nil {
+				return errors.Join(fmt.Errorf("key %x: %w", k, err), it.Close())
+			}
+			after, afterFrom, atAfter = r, kt, kt == end+1
+		}
+		if kt >= start && kt <= end {
+			if err := pb.Delete(k, nil); err != nil {
+				return errors.Join(err, it.Close())
+			}
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	if !atAfter && afterFrom >= start && afterFrom != minTime {
+		if err := pb.Set(t.ks.stKey(nil, p, id, stRuleKey, end+1), appendRule(nil, after), nil); err != nil {
 			return err
-		}
-		var after stRule // the rule in force at end+1
-		afterFrom, atAfter := int64(minTime), false
-		for it.First(); it.Valid(); it.Next() {
-			k := it.Key()
-			if len(k) != len(prefix)+1+8 {
-				return errors.Join(fmt.Errorf("start timestamp key %x: bad length", k), it.Close())
-			}
-			kt := readTime(k[len(prefix)+1:])
-			if k[len(prefix)] == stRuleKey && end < partitionEnd(p, pw)-1 && kt <= end+1 {
-				r, err := decodeRule(it.Value())
-				if err != nil {
-					return errors.Join(fmt.Errorf("key %x: %w", k, err), it.Close())
-				}
-				after, afterFrom, atAfter = r, kt, kt == end+1
-			}
-			if kt >= start && kt <= end {
-				if err := pb.Delete(k, nil); err != nil {
-					return errors.Join(err, it.Close())
-				}
-			}
-		}
-		if err := errors.Join(it.Error(), it.Close()); err != nil {
-			return err
-		}
-		if !atAfter && afterFrom >= start && afterFrom != minTime {
-			if err := pb.Set(t.ks.stKey(nil, p, id, stRuleKey, end+1), appendRule(nil, after), nil); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
