@@ -309,3 +309,28 @@ func mustHex(t testing.TB, s string) []byte {
 // binaryTenant and binaryPart read a key's tenant id and partition.
 func binaryTenant(k []byte) uint32 { return binary.BigEndian.Uint32(k[4:]) }
 func binaryPart(k []byte) uint32   { return binary.BigEndian.Uint32(k[prefixLen:]) }
+
+// TestStartTimestampsDeleteWholeRange: a range deletion that leaves a
+// series no sample deletes it whole, its start timestamps included.
+func TestStartTimestampsDeleteWholeRange(t *testing.T) {
+	opts := testOptions(vfs.NewMem())
+	opts.Partition = time.Hour
+	db, g := openTest(t, opts)
+	bb := write.NewBuilder("alpha")
+	var smp []write.Sample
+	for ts := int64(0); ts < 5000; ts += 10 {
+		smp = append(smp, write.Sample{T: ts, V: float64(ts)})
+	}
+	require.NoError(t, bb.Add(labels.FromStrings("__name__", "c_total"), smp))
+	b := bb.Batch()
+	withSTs([]*write.Batch{b})
+	apply(t, g, 1, b)
+	require.NotEmpty(t, stKeys(dump(t, db))[1:], "rules beside the flag")
+	_, err := g.ApplyDeleteSeries(2, &write.DeleteSeries{Tenant: "alpha", Start: 0, End: 4995,
+		Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "c_total")}})
+	require.NoError(t, err)
+	require.NoError(t, g.Checkpoint())
+	for _, kv := range stKeys(dump(t, db)) {
+		require.NotEqual(t, fmt.Sprintf("%x", kindST), kv[16:18], "start timestamp key %s of a deleted series", kv)
+	}
+}
