@@ -14,8 +14,9 @@ const minTime = math.MinInt64
 
 // memSeries is a series in the head: its identity and its open chunk.
 //
-// Memory: 152 bytes of struct (the 160-byte size class; the histogram
-// chunk pointer took it from 144), the encoded labels, the open chunk's
+// Memory: 160 bytes of struct (the 160-byte size class; the histogram
+// chunk pointer took it from 144, the start timestamp cache's pointer
+// and flag to 160), the encoded labels, the open chunk's
 // buffer (grows to the largest chunk the series has cut, ~160 bytes at
 // 120 samples of real data) and one map entry in tenant.mu.byHash.
 // BenchmarkHeadBytesPerSeries measures ~481 heap bytes per series with 10
