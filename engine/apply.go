@@ -344,7 +344,11 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 						return nil, err
 					}
 					if r == nil {
-						continue // accepted, out of order
+						// Accepted, out of order.
+						if err := a.notePointSTLocked(s, hs.T, stOf(sts, len(bs.Samples)+j)); err != nil {
+							return nil, err
+						}
+						continue
 					}
 					rej = r
 				case hs.T < lt:

@@ -662,7 +662,6 @@ func (a *otlpAppender) reset(samples, hists, labels int) {
 	req.Labels = grow(req.Labels, labels)
 	req.Histograms = grow(req.Histograms, hists)
 	st.push.built = grow(st.push.built[:0], hists)
-	st.push.builtST = st.push.builtST[:0]
 	st.push.builtEx = st.push.builtEx[:0]
 	st.keys = st.keys[:0]
 	st.lens = grow(st.lens[:0], samples)
@@ -735,11 +734,10 @@ func countOTLP(md pmetric.Metrics, extra int, nhcb bool) (samples, hists, labels
 // Append implements storage.AppenderV2: a float sample, or a native
 // histogram (the translator's integer histograms: exponential ones, and
 // explicit ones with nhcb), each as a series of its own. The start
-// timestamp st (the point's start time) is stored with the sample, as
-// remote write 2.0's (docs/design.md "Start timestamps"); no zero sample
-// is injected at it (docs/design.md "OTLP metrics ingest":
-// otel_created_timestamp_zero_ingestion_enabled).
-func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+// timestamp is not stored: the fast path (otlp_fast.go) would have to
+// give the same ones (docs/design.md "Start timestamps"; "OTLP metrics
+// ingest": otel_created_timestamp_zero_ingestion_enabled).
+func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
 	ps := &a.st.push
 	req := &ps.req
 	// The point's exemplars (the translator's, from the OTLP point's
@@ -793,17 +791,8 @@ func (a *otlpAppender) endSeries(n, nEx int, t int64, v float64, h *histogram.Hi
 		// a remote-write histogram has (pushState.histogram).
 		s.Histograms = 1
 		req.Histograms = push(req.Histograms, remotewrite.Span{Series: len(req.Series)})
-		if st != 0 {
-			for len(ps.builtST) < len(ps.built) {
-				ps.builtST = push(ps.builtST, 0)
-			}
-			ps.builtST = push(ps.builtST, st)
-		}
 		ps.built = push(ps.built, write.Histogram{T: t, H: h, FH: fh})
 	default:
-		if st != 0 {
-			req.StartTimestamps = push(req.StartTimestamps, remotewrite.StartTimestamp{Sample: len(req.Samples), ST: st})
-		}
 		req.Samples = push(req.Samples, remotewrite.Sample{T: t, V: v})
 	}
 	req.Series = push(req.Series, s)

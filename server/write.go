@@ -139,9 +139,6 @@ type pushState struct {
 	smeta  []write.SeriesMeta  // the batch series' exemplars and metadata
 	zeros  []write.Sample      // zero samples at start timestamps, series after series
 	mkeys  [][]byte            // the label set placing each of metas on a group
-	// builtST (OTLP): the start timestamps of built, when one has one
-	// (else shorter than built: 0 for the rest).
-	builtST []int64
 	// built (OTLP): the request's native histograms already built, one
 	// per req.Histograms entry, whose spans then hold no bytes. Nil for
 	// remote write, which decodes them from the body (histogram).
@@ -175,9 +172,6 @@ func (st *pushState) exemplar(i int, legacy bool, scratch []remotewrite.Label) (
 // OTLP, else decoded from the body (Request.Histogram).
 func (st *pushState) histogram(i int) (write.Histogram, int64, error) {
 	if len(st.built) > 0 {
-		if i < len(st.builtST) {
-			return st.built[i], st.builtST[i], nil
-		}
 		return st.built[i], 0, nil
 	}
 	return st.req.HistogramST(i)
@@ -186,7 +180,7 @@ func (st *pushState) histogram(i int) (write.Histogram, int64, error) {
 // retainedBytes is the memory st keeps between requests.
 func (st *pushState) retainedBytes() int {
 	return cap(st.body) + st.req.RetainedBytes() + int(unsafe.Sizeof(kept{}))*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch) +
-		int(unsafe.Sizeof(write.Histogram{}))*(cap(st.hists)+cap(st.built)) + 8*(cap(st.builtST)+cap(st.hsts)) +
+		int(unsafe.Sizeof(write.Histogram{}))*(cap(st.hists)+cap(st.built)) + 8*cap(st.hsts) +
 		int(unsafe.Sizeof(remotewrite.Label{}))*(cap(st.labels)+cap(st.exLbls)) +
 		int(unsafe.Sizeof(write.Exemplar{}))*cap(st.exs) + int(unsafe.Sizeof(builtExemplar{}))*cap(st.builtEx)
 }
