@@ -229,6 +229,10 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 			}
 		}
 		var se write.Refusal
+		sts := bs.StartTimestamps()
+		if sts != nil && len(sts) != len(bs.Samples)+len(bs.Histograms) {
+			panic(fmt.Sprintf("BUG: series %d of the batch has %d start timestamps for %d samples", i, len(sts), len(bs.Samples)+len(bs.Histograms)))
+		}
 		for j, smp := range bs.Samples {
 			var rej error
 			switch {
@@ -243,7 +247,12 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 						return nil, err
 					}
 					if r == nil {
-						continue // accepted, out of order: the series' newest and the tenant's maxT stay
+						// Accepted, out of order: the series' newest and
+						// the tenant's maxT stay.
+						if err := a.notePointSTLocked(s, smp.T, stOf(sts, j)); err != nil {
+							return nil, err
+						}
+						continue
 					}
 					rej = r
 				case smp.T < lt:
@@ -279,6 +288,10 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				break // refused: the rest of the series' samples with it
 			}
 			s = ns
+			st, prevT := stOf(sts, j), int64(minTime)
+			if (st != 0 || t.mu.hasST) && t.hasLastLocked(s) {
+				prevT = t.lastTimeLocked(s)
+			}
 			// A stale marker of a histogram series is a histogram stale
 			// marker, of its kind, as Prometheus's head appends it.
 			if isHist, float := t.lastKindLocked(s); isHist && value.IsStaleNaN(smp.V) {
@@ -292,6 +305,9 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 					return nil, err
 				}
 			} else if err := a.appendLocked(s, smp); err != nil {
+				return nil, err
+			}
+			if err := a.noteSTLocked(s, smp.T, st, prevT); err != nil {
 				return nil, err
 			}
 			t.mu.maxT = max(t.mu.maxT, smp.T)
@@ -328,7 +344,11 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 						return nil, err
 					}
 					if r == nil {
-						continue // accepted, out of order
+						// Accepted, out of order.
+						if err := a.notePointSTLocked(s, hs.T, stOf(sts, len(bs.Samples)+j)); err != nil {
+							return nil, err
+						}
+						continue
 					}
 					rej = r
 				case hs.T < lt:
@@ -364,6 +384,10 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				break
 			}
 			s = ns
+			st, prevT := stOf(sts, len(bs.Samples)+j), int64(minTime)
+			if (st != 0 || t.mu.hasST) && t.hasLastLocked(s) {
+				prevT = t.lastTimeLocked(s)
+			}
 			// Copies: Prometheus's appender may adjust the spans, and the
 			// batch's histograms are the caller's.
 			if hs.FH != nil {
@@ -372,6 +396,9 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 				err = a.appendHistLocked(s, hs.T, hs.H.Copy(), nil)
 			}
 			if err != nil {
+				return nil, err
+			}
+			if err := a.noteSTLocked(s, hs.T, st, prevT); err != nil {
 				return nil, err
 			}
 			t.mu.maxT = max(t.mu.maxT, hs.T)
@@ -534,7 +561,7 @@ func (a *appender) createLocked(h uint64, lbls []byte) (*memSeries, error) {
 	if invariants.Enabled {
 		a.checkNewID(t.mu.nextID)
 	}
-	s := &memSeries{id: t.mu.nextID, lbls: string(lbls)}
+	s := &memSeries{id: t.mu.nextID, lbls: string(lbls), stKnown: true} // a new series has no ST rules
 	t.mu.nextID++
 	s.head.Reset(nil)
 	if err := a.pb.Set(t.ks.seriesKey(sc.key[:0], s.id), lbls, nil); err != nil {
@@ -889,6 +916,11 @@ func (a *appender) retainLocked() error {
 	t.mu.retainPart = rp
 	if err := a.pb.DeleteRange(t.ks.chunkPart(nil, old), t.ks.chunkPart(nil, rp), nil); err != nil {
 		return err
+	}
+	if t.mu.hasST {
+		if err := a.pb.DeleteRange(t.ks.stPart(nil, old), t.ks.stPart(nil, rp), nil); err != nil {
+			return err
+		}
 	}
 	return a.pb.DeleteRange(t.ks.postingsPart(nil, old), t.ks.postingsPart(nil, rp), nil)
 }

@@ -55,11 +55,13 @@ func TestCrashChild(t *testing.T) {
 }
 
 // crashBatchesOf returns the batches of the crash test: randomBatches,
-// with an out-of-order window of windowMs if not 0 (withWindow).
+// with an out-of-order window of windowMs if not 0 (withWindow), and then
+// with start timestamps too (withSTs).
 func crashBatchesOf(t testing.TB, seed uint64, windowMs int64) []*write.Batch {
 	batches := randomBatches(t, seed, crashBatches)
 	if windowMs > 0 {
 		withWindow(seed, batches, windowMs)
+		withSTs(batches)
 	}
 	return batches
 }
@@ -73,6 +75,8 @@ func TestCrashRecovery(t *testing.T) { crashRecovery(t, 0) }
 // carry an out-of-order window and samples and histograms in it (some
 // 550 and 180 of them accepted): the entries replayed after a crash
 // insert into sealed chunks that later entries may have changed already.
+// Their samples have start timestamps: a replay finds the keys of later
+// entries' starts in Pebble.
 func TestCrashRecoveryOutOfOrder(t *testing.T) { crashRecovery(t, 700) }
 
 func crashRecovery(t *testing.T, windowMs int64) {
@@ -130,4 +134,9 @@ func crashRecovery(t *testing.T, windowMs int64) {
 	}
 	require.NoError(t, ref.Checkpoint())
 	requireSameDump(t, dump(t, refDB), dump(t, db))
+	if windowMs > 0 {
+		for _, tenant := range []string{"alpha", "beta"} {
+			requireSTs(t, g, tenant)
+		}
+	}
 }

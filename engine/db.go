@@ -384,6 +384,15 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 	} else if ok {
 		t.mu.maxT = int64(u ^ 1<<63)
 	}
+	if v, closer, err := db.pdb.Get(t.ks.metaKey(nil, metaHasST)); err == nil {
+		t.mu.hasST = true
+		_ = v
+		if err := closer.Close(); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return nil, err
+	}
 	prefix := appendPrefix(nil, g.id, id, kindOpen)
 	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
 	if err != nil {

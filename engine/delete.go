@@ -278,6 +278,9 @@ func (g *Group) deleteSeriesPart(pb *pebble.Batch, ks keyspace, p uint32, id uin
 	if err != nil {
 		return err
 	}
+	if err := deletePrefix(g.db.pdb, pb, ks.stSeries(nil, p, id)); err != nil {
+		return err
+	}
 	return deletePrefix(g.db.pdb, pb, ks.chunkSeries(nil, p, id))
 }
 

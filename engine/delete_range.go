@@ -58,6 +58,7 @@ func (g *Group) deleteRangeLocked(t *tenant, pb *pebble.Batch, index uint64, d *
 			return 0, fmt.Errorf("delete [%d, %d] of series %d: %w", d.Start, d.End, v.id, err)
 		}
 	}
+	t.forgetSTsLocked()
 	return len(vs), nil
 }
 
@@ -198,6 +199,10 @@ func (g *Group) deleteSeriesRangeLocked(t *tenant, pb *pebble.Batch, index, id u
 			if err := g.deleteSeriesPart(pb, ks, p, id, lbls); err != nil {
 				return err
 			}
+		} else if t.mu.hasST {
+			if err := g.deleteSTRangeLocked(t, pb, id, p, start, end); err != nil {
+				return err
+			}
 		}
 		left += partLeft
 	}
@@ -333,6 +338,7 @@ func trimHist(s *memSeries, start, end int64) (histTrim, error) {
 // is gone was deleted whole by the entry; the others have their open
 // chunks trimmed.
 func (g *Group) replayRangeLocked(t *tenant, d *write.DeleteSeries) (int, error) {
+	t.forgetSTsLocked()
 	type match struct {
 		h uint64
 		s *memSeries

@@ -126,6 +126,9 @@
 //	                                          or 0xff histogram chunk (see Native histograms)
 //	[g][t]'e' id:8 index:8                 -> t:8 vbits:8, newest sample at eviction
 //	                                          or t:8 histogram chunk of that one sample
+//	[g][t]'S' part:4 id:8 0x00 t:8         -> mode:1 param:varint, a start timestamp rule
+//	[g][t]'S' part:4 id:8 0x01 t:8         -> st:varint, an out-of-order sample's start timestamp
+//	[g][t]'m' 's'                          -> (empty) the tenant has start timestamps
 //
 // Integers are big-endian so keys sort numerically; times (mint, the 'x'
 // value) have the sign bit flipped so negative times sort first. labels is
@@ -267,6 +270,38 @@
 // chunk appender assumes a valid histogram). A float stale marker
 // (StaleNaN) for a series whose newest sample is a histogram is stored
 // as a histogram stale marker of that kind, as Prometheus's head does.
+//
+// # Start timestamps
+//
+// A sample may carry a start timestamp (ST: remote write 2.0's
+// start_timestamp; write.SeriesMeta.StartTimestamps), which readers
+// return through AtST (st.go). They are kept beside the chunks, under
+// 'S' keys per partition and series, never in them: the ST of a sample
+// at t is its point's (0x01 key at t) if it has one, else that of the
+// newest rule (0x00 key) at or before t in t's partition, else 0. A rule
+// is stNone (0), stAbsolute (param) or stOffset (t - param). An in-order
+// sample writes a rule at its time when the rule in force does not give
+// its ST (offset when its ST is the previous sample's time, else
+// absolute); an out-of-order one writes a point when the rule in force at
+// its time does not give its ST. Every path that moves samples between
+// chunks (seal, merge runs, out-of-order re-encodes, range rewrites,
+// histogram recodes) keeps their times, so it keeps their STs untouched.
+//
+// Determinism: rules are written by in-order samples only, at a time
+// after every sample of the series then, and the rule in force is read
+// from the head's cache (memSeries.st) or, when the head does not know
+// it (after a restart, a revival, a range deletion), from the apply
+// batch and Pebble at or before t: a replay that finds later entries'
+// keys in Pebble finds none at or before t but points, which rule reads
+// skip. A rule never spans partitions, so retention drops a partition's
+// STs with its chunks ('S' keys in the same DeleteRange steps); a series
+// deletion deletes its 'S' keys per partition; a range deletion deletes
+// the 'S' keys in the range and writes the rule in force after it again
+// at end+1 when that rule started inside the range. A tenant without any
+// ST ('m' 's' absent) skips all of it: its store is byte for byte what
+// it was (TestKeySchemaGolden), and readers do not look. The format
+// version stays 3: the keys are new, old stores have none (every ST is
+// 0), and a binary without them ignores them.
 //
 // # Exemplars and metric metadata
 //

@@ -14,8 +14,9 @@ const minTime = math.MinInt64
 
 // memSeries is a series in the head: its identity and its open chunk.
 //
-// Memory: 152 bytes of struct (the 160-byte size class; the histogram
-// chunk pointer took it from 144), the encoded labels, the open chunk's
+// Memory: 160 bytes of struct (the 160-byte size class; the histogram
+// chunk pointer took it from 144, the start timestamp cache's pointer
+// and flag to 160), the encoded labels, the open chunk's
 // buffer (grows to the largest chunk the series has cut, ~160 bytes at
 // 120 samples of real data) and one map entry in tenant.mu.byHash.
 // BenchmarkHeadBytesPerSeries measures ~481 heap bytes per series with 10
@@ -54,6 +55,11 @@ type memSeries struct {
 	dirty bool
 	// evicted: removed from the head; Checkpoint skips it.
 	evicted bool
+	// stKnown: st is what Pebble holds of the series' start timestamp
+	// rules at its newest sample (nil: no rule in force); false: unknown,
+	// read from Pebble at the next sample (st.go). Memory only.
+	stKnown bool
+	st      *stCache
 }
 
 // tenant is the head of one tenant in one group.
@@ -139,6 +145,10 @@ type tenant struct {
 		// Stored by Checkpoint under 'm' 'E' and 'm' 'M' when dirty.
 		exemplars *exemplarStore
 		metadata  *metaStore
+		// hasST: a sample of the tenant had a start timestamp (stored
+		// under 'm' 's'); until then samples skip the ST rules and
+		// readers do not look for any.
+		hasST bool
 	}
 }
 

@@ -39,6 +39,7 @@ type seriesIterator struct {
 	state   iterState
 	err     error
 	key     []byte
+	st      stReader // the start timestamps, read at the first AtST
 }
 
 type storedChunk struct {
@@ -64,6 +65,7 @@ func (it *seriesIterator) reset(s *series) {
 	it.err = nil
 	it.cur.Reset(nil)
 	it.curHist = false
+	it.st.reset()
 }
 
 // open makes chunk i the current chunk.
@@ -318,8 +320,16 @@ func (it *seriesIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64,
 // AtT implements promchunk.Iterator.
 func (it *seriesIterator) AtT() int64 { return it.t }
 
-// AtST implements promchunk.Iterator: no start timestamps.
-func (it *seriesIterator) AtST() int64 { return 0 }
+// AtST implements promchunk.Iterator: the current sample's start timestamp.
+// The series' start timestamps are read at its first call (none for a
+// tenant that never had any); a failed read is the iterator's error.
+func (it *seriesIterator) AtST() int64 {
+	st := it.st.at(it.s, it.t)
+	if it.st.err != nil && it.err == nil {
+		it.err = fmt.Errorf("read start timestamps of series %d: %w", it.s.id, it.st.err)
+	}
+	return st
+}
 
 // Err implements promchunk.Iterator.
 func (it *seriesIterator) Err() error { return it.err }

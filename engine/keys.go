@@ -43,6 +43,7 @@ const (
 	kindChunk    = 'c' // + partition + series id + chunk mint -> uvarint(maxt-mint) + chunk
 	kindOpen     = 'o' // + series id -> head (open) chunk, EncXOR, as of the checkpoint
 	kindEvicted  = 'e' // + series id + entry index -> time:8, value bits:8 of the newest sample
+	kindST       = 'S' // + partition + series id + sub + time -> a start timestamp rule or point (st.go)
 )
 
 // Tenant meta keys ([g][t]['m'][sub]).
@@ -53,6 +54,8 @@ const (
 	// metaEvictedNewest -> time (sign-flipped) at or after the newest sample
 	// left to a series a range deletion evicted; written by ApplyDeleteSeries
 	metaEvictedNewest = 'g'
+	// metaHasST -> empty: the tenant has start timestamps (st.go); written by Apply
+	metaHasST = 's'
 )
 
 // groupMetaTenant is the tenant id under which group meta keys live. Real

@@ -27,10 +27,10 @@ import (
 // TestPromQLScripts runs Prometheus's own PromQL test scripts (kept
 // unchanged in the shared directory, read from there, never copied) with
 // the same PromQL engine over our storage. A script is cut at its "clear"
-// commands into independent parts; parts that need what we do not store
-// yet (start timestamps) are skipped and counted. Native histograms run
-// (server/internal/promqlhttp runs the same scripts with the loads
-// pushed by remote write).
+// commands into independent parts, and every part runs: native
+// histograms, and start timestamps (the loads' @st lines, with the test
+// engine's UseStartTimestamps) included (server/internal/promqlhttp runs
+// the same scripts with the loads pushed by remote write).
 func TestPromQLScripts(t *testing.T) {
 	data := tsdata.RequireSharedDir(t) // .../shared/data
 	dir := filepath.Join(filepath.Dir(data), "promqltest-testdata")
@@ -56,10 +56,6 @@ func TestPromQLScripts(t *testing.T) {
 				content, err := os.ReadFile(f)
 				require.NoError(t, err)
 				for i, part := range splitScript(string(content)) {
-					if reason := unsupported(part); reason != "" {
-						skipped++
-						continue
-					}
 					if chunkSamples > 0 && filepath.Base(f) == "native_histograms.test" && i == 48 {
 						// Its results carry the counter reset hint
 						// not_reset of samples that, in 3-sample chunks,
@@ -77,7 +73,7 @@ func TestPromQLScripts(t *testing.T) {
 					})
 				}
 			}
-			t.Logf("ran %d script parts, skipped %d (start timestamps; chunk-start hints)", ran, skipped)
+			t.Logf("ran %d script parts, skipped %d (chunk-start hints)", ran, skipped)
 		})
 	}
 }
@@ -95,15 +91,6 @@ func splitScript(s string) []string {
 		cur.WriteString(line)
 	}
 	return append(parts, cur.String())
-}
-
-// unsupported says why a script part cannot run on our storage yet.
-func unsupported(part string) string {
-	switch {
-	case strings.Contains(part, "}@st") || strings.Contains(part, "@st "):
-		return "start timestamps"
-	}
-	return ""
 }
 
 // scriptStorage is storage.Storage over one tenant of a fresh in-memory
@@ -157,6 +144,9 @@ type scriptAppender struct {
 type scriptRun struct {
 	floats []write.Sample
 	hists  []write.Histogram
+	// fsts and hsts are the samples' start timestamps; hasST: one is set.
+	fsts, hsts []int64
+	hasST      bool
 }
 
 func (a *scriptAppender) runOf(l labels.Labels, hist bool) *scriptRun {
@@ -176,14 +166,26 @@ func (a *scriptAppender) runOf(l labels.Labels, hist bool) *scriptRun {
 }
 
 func (a *scriptAppender) Append(_ storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
+	return a.appendST(l, 0, t, v)
+}
+
+func (a *scriptAppender) appendST(l labels.Labels, st, t int64, v float64) (storage.SeriesRef, error) {
 	r := a.runOf(l, false)
 	r.floats = append(r.floats, write.Sample{T: t, V: v})
+	r.fsts = append(r.fsts, st)
+	r.hasST = r.hasST || st != 0
 	return 0, nil
 }
 
 func (a *scriptAppender) AppendHistogram(_ storage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return a.appendHistogramST(l, 0, t, h, fh)
+}
+
+func (a *scriptAppender) appendHistogramST(l labels.Labels, st, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
 	r := a.runOf(l, true)
 	r.hists = append(r.hists, write.Histogram{T: t, H: h, FH: fh})
+	r.hsts = append(r.hsts, st)
+	r.hasST = r.hasST || st != 0
 	return 0, nil
 }
 
@@ -193,6 +195,9 @@ func (a *scriptAppender) Commit() error {
 		for _, r := range a.series[l.String()] {
 			if err := a.bb.AddHistograms(l, r.floats, r.hists); err != nil {
 				return err
+			}
+			if r.hasST {
+				a.bb.SetStartTimestamps(append(r.fsts, r.hsts...))
 			}
 			names = append(names, l)
 		}
@@ -225,13 +230,10 @@ func (a *scriptAppender) AppendSTZeroSample(storage.SeriesRef, labels.Labels, in
 type scriptAppenderV2 struct{ a scriptAppender }
 
 func (a *scriptAppenderV2) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
-	switch {
-	case st != 0:
-		return 0, errors.New("start timestamps not supported")
-	case h != nil || fh != nil:
-		return a.a.AppendHistogram(0, ls, t, h, fh)
+	if h != nil || fh != nil {
+		return a.a.appendHistogramST(ls, st, t, h, fh)
 	}
-	return a.a.Append(0, ls, t, v)
+	return a.a.appendST(ls, st, t, v)
 }
 
 func (a *scriptAppenderV2) Commit() error   { return a.a.Commit() }

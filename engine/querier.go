@@ -118,6 +118,8 @@ type view struct {
 	empty  bool
 	// retainPart is the tenant's oldest partition under retention.
 	retainPart uint32
+	// hasST: the tenant had start timestamps when the view was opened.
+	hasST bool
 }
 
 // openViewLocked opens a view over the tenant's keys for [mint, maxt]. The
@@ -160,7 +162,7 @@ func (q *querier) openHeadViewLocked(mint, maxt int64, snap bool) (*view, error)
 		return nil, errors.New("engine: querier closed")
 	}
 	t, pw := q.t, q.g.db.partitionMs
-	v := &view{q: q, r: indexReader{ks: t.ks}, retainPart: t.mu.retainPart}
+	v := &view{q: q, r: indexReader{ks: t.ks}, retainPart: t.mu.retainPart, hasST: t.mu.hasST}
 	if snap {
 		v.snap = q.g.db.pdb.NewSnapshot()
 		q.mu.snaps = append(q.mu.snaps, v.snap)
@@ -438,7 +440,7 @@ func (q *querier) buildSeries(sel selection, mint, maxt int64, hints *storage.Se
 	var sb labels.ScratchBuilder
 	pw := q.g.db.partitionMs
 	for i, id := range sel.ids {
-		s := &series{snap: v.snap, ks: q.t.ks, id: id, mint: mint, maxt: maxt, p0: v.p0, p1: v.p1, pw: pw, head: sel.heads[i], budget: q.budget}
+		s := &series{snap: v.snap, ks: q.t.ks, id: id, mint: mint, maxt: maxt, p0: v.p0, p1: v.p1, pw: pw, head: sel.heads[i], budget: q.budget, hasST: v.hasST}
 		// An idle series' open chunk may be in a partition that retention
 		// dropped.
 		s.hasHead = s.head.chunk != nil && partitionOf(s.head.mint, pw) >= v.retainPart
@@ -695,6 +697,9 @@ type series struct {
 	// [mint, maxt]; sealed chunks are not read.
 	headOnly bool
 	budget   ReadBudget // of the querier; nil: none
+	// hasST: the tenant has start timestamps; the iterator reads the
+	// series' at its first AtST (st.go).
+	hasST bool
 }
 
 func (s *series) Labels() labels.Labels { return s.lset }

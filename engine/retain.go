@@ -160,6 +160,11 @@ func (g *Group) retainStoredLocked(t *tenant, pb *pebble.Batch, cut uint32, peri
 		if err := pb.DeleteRange(ks.postingsPart(nil, t.mu.retainPart), ks.postingsPart(nil, cut), nil); err != nil {
 			return err
 		}
+		if t.mu.hasST {
+			if err := pb.DeleteRange(ks.stPart(nil, t.mu.retainPart), ks.stPart(nil, cut), nil); err != nil {
+				return err
+			}
+		}
 	}
 	t.setPeriodLocked(cut, period)
 	t.raiseRetainLocked(cut, g.db.partitionMs)

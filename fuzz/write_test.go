@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -88,6 +89,26 @@ func FuzzBatchDecode(f *testing.F) {
 	// Version 6 around version 7.
 	bx.OutOfOrderWindowMs = 60_000
 	f.Add(write.Append(nil, bx))
+	// Version 8: start timestamps around a version 4 and 5 batch, and
+	// inside a version 6 envelope.
+	sb := write.NewBuilder("tenant-s")
+	if err := sb.Add(labels.FromStrings("__name__", "c_total"), []write.Sample{{T: 1000, V: 1}, {T: 2000, V: 2}}); err != nil {
+		f.Fatal(err)
+	}
+	if err := sb.Add(labels.FromStrings("__name__", "g"), []write.Sample{{T: 1000, V: 1}}); err != nil {
+		f.Fatal(err)
+	}
+	bs := sb.Batch()
+	bs.Series[0].SetStartTimestamps([]int64{500, 500})
+	f.Add(write.Append(nil, bs))
+	f.Add(write.Compress(nil, write.Append(nil, bs)))
+	bs.OutOfOrderWindowMs = 1000
+	f.Add(write.Append(nil, bs))
+	hst := hb.Batch()
+	hst.OutOfOrderWindowMs = 0
+	hst.Series[0].SetStartTimestamps([]int64{0, -1, 5, math.MinInt64})
+	f.Add(write.Append(nil, hst))
+	f.Add([]byte{8, 1, 1, 2, 4, 1, 't', 0, 0, 1, 1, 'x', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := write.Decode(data)
 		if err != nil {
@@ -110,6 +131,11 @@ func FuzzBatchDecode(f *testing.F) {
 		if b.Tenant != b2.Tenant || b.Limits != b2.Limits || b.OutOfOrderWindowMs != b2.OutOfOrderWindowMs || len(b.Series) != len(b2.Series) ||
 			b.NumSamples() != b2.NumSamples() || b.NumHistograms() != b2.NumHistograms() || b.NumExemplars() != b2.NumExemplars() {
 			t.Fatalf("batch changed in a round trip")
+		}
+		for i := range b.Series {
+			if !slices.Equal(b.Series[i].StartTimestamps(), b2.Series[i].StartTimestamps()) {
+				t.Fatalf("start timestamps of series %d changed in a round trip", i)
+			}
 		}
 	})
 }

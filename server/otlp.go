@@ -734,8 +734,9 @@ func countOTLP(md pmetric.Metrics, extra int, nhcb bool) (samples, hists, labels
 // Append implements storage.AppenderV2: a float sample, or a native
 // histogram (the translator's integer histograms: exponential ones, and
 // explicit ones with nhcb), each as a series of its own. The start
-// timestamp is not stored (docs/design.md "OTLP metrics ingest":
-// otel_created_timestamp_zero_ingestion_enabled).
+// timestamp is not stored: the fast path (otlp_fast.go) would have to
+// give the same ones (docs/design.md "Start timestamps"; "OTLP metrics
+// ingest": otel_created_timestamp_zero_ingestion_enabled).
 func (a *otlpAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
 	ps := &a.st.push
 	req := &ps.req

@@ -60,6 +60,11 @@ type QueryOptions struct {
 	// extended range selectors, binop fill modifiers, delayed name
 	// removal. Off by default, as in Prometheus.
 	EnableExperimental bool
+	// UseStartTimestamps: rate, irate, increase and resets use the
+	// samples' start timestamps where they have one (remote write 2.0's
+	// start_timestamp), as Prometheus 3.14's
+	// --enable-feature=use-start-timestamps. Off by default, as there.
+	UseStartTimestamps bool
 	// MultiTenant: the tenant comes from the X-Scope-OrgID header (401 if
 	// missing, as in Mimir); otherwise every request is tenant.Default.
 	MultiTenant bool
@@ -250,6 +255,7 @@ func NewQueryAPI(s Storage, opts QueryOptions) (*QueryAPI, error) {
 		// --enable-feature=promql-per-step-stats); kept only for the
 		// queries that ask.
 		EnablePerStepStats: true,
+		UseStartTimestamps: opts.UseStartTimestamps,
 		Parser:             p,
 	}
 	engine := promql.NewEngine(engineOpts)

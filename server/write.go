@@ -130,6 +130,8 @@ type pushState struct {
 	kept   []kept              // what each batch series holds of req.Series
 	batch  []write.Series      // aliases req's keys and samples
 	hists  []write.Histogram   // the valid native histograms, series after series
+	hsts   []int64             // their start timestamps (0: none), when the request has any
+	hasHST bool                // a histogram of hsts has a start timestamp
 	labels []remotewrite.Label // one 2.0 series' labels (labelsOf)
 	exs    []write.Exemplar    // the valid exemplars, series after series
 	exLbls []remotewrite.Label // one exemplar's labels (Request.Exemplar)
@@ -168,19 +170,55 @@ func (st *pushState) exemplar(i int, legacy bool, scratch []remotewrite.Label) (
 
 // histogram returns the request's i-th native histogram: built[i] for
 // OTLP, else decoded from the body (Request.Histogram).
-func (st *pushState) histogram(i int) (write.Histogram, error) {
+func (st *pushState) histogram(i int) (write.Histogram, int64, error) {
 	if len(st.built) > 0 {
-		return st.built[i], nil
+		return st.built[i], 0, nil
 	}
-	return st.req.Histogram(i)
+	return st.req.HistogramST(i)
 }
 
 // retainedBytes is the memory st keeps between requests.
 func (st *pushState) retainedBytes() int {
 	return cap(st.body) + st.req.RetainedBytes() + int(unsafe.Sizeof(kept{}))*cap(st.kept) + int(unsafe.Sizeof(write.Series{}))*cap(st.batch) +
-		int(unsafe.Sizeof(write.Histogram{}))*(cap(st.hists)+cap(st.built)) +
+		int(unsafe.Sizeof(write.Histogram{}))*(cap(st.hists)+cap(st.built)) + 8*cap(st.hsts) +
 		int(unsafe.Sizeof(remotewrite.Label{}))*(cap(st.labels)+cap(st.exLbls)) +
 		int(unsafe.Sizeof(write.Exemplar{}))*cap(st.exs) + int(unsafe.Sizeof(builtExemplar{}))*cap(st.builtEx)
+}
+
+// floatSTs returns the start timestamps of the float samples of batch
+// series k (0 where the sender gave none), nil if none has one. firsts
+// holds the index in req.Samples of each series' first sample; nil when
+// the request has no start timestamps.
+func (st *pushState) floatSTs(k kept, firsts []int) []int64 {
+	if firsts == nil {
+		return nil
+	}
+	all := st.req.StartTimestamps
+	lo, hi := firsts[k.series]+int(k.lo), firsts[k.series]+int(k.hi)
+	i, _ := slices.BinarySearchFunc(all, lo, func(s remotewrite.StartTimestamp, n int) int { return s.Sample - n })
+	if i == len(all) || all[i].Sample >= hi {
+		return nil
+	}
+	sts := make([]int64, hi-lo)
+	for ; i < len(all) && all[i].Sample < hi; i++ {
+		sts[all[i].Sample-lo] = all[i].ST
+	}
+	return sts
+}
+
+// histogramSTs returns the start timestamps of the histograms of batch
+// series k, nil if none has one.
+func (st *pushState) histogramSTs(k kept) []int64 {
+	if !st.hasHST {
+		return nil
+	}
+	sts := st.hsts[k.lo:k.hi:k.hi]
+	for _, v := range sts {
+		if v != 0 {
+			return sts
+		}
+	}
+	return nil
 }
 
 // kept is one series of a push's batch: float samples of
@@ -390,6 +428,7 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) (string, *w
 		st.batch = st.batch[:0]
 		clear(st.hists)
 		st.hists = st.hists[:0]
+		st.hsts, st.hasHST = st.hsts[:0], false
 		clear(st.exs)
 		st.exs = st.exs[:0]
 		clear(st.metas)
@@ -897,7 +936,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		h0 := len(st.hists)
 		if s.Histograms > 0 {
 			for j := range int(s.Histograms) {
-				hist, err := st.histogram(hi + j)
+				hist, hst, err := st.histogram(hi + j)
 				if err == nil {
 					err = lim.ValidateHistogram(st.labelsOf(s), j, &hist, now)
 				}
@@ -911,12 +950,19 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 					continue
 				}
 				st.hists = append(st.hists, hist)
+				if hst != 0 && !st.hasHST {
+					st.hasHST = true
+					st.hsts = append(st.hsts[:0], make([]int64, len(st.hists)-1)...)
+				}
+				if st.hasHST {
+					st.hsts = append(st.hsts, hst)
+				}
 			}
 		}
 		var floats []remotewrite.Sample
 		if floatsOK {
 			floats = s.Samples
-			if tl.StartTimestampZeroIngestion && s.Histograms == 0 && si < len(req.StartTimestamps) && req.StartTimestamps[si].Sample == first {
+			if tl.StartTimestampZeroIngestion && req.Proto == remotewrite.ProtoV2 && s.Histograms == 0 && si < len(req.StartTimestamps) && req.StartTimestamps[si].Sample == first {
 				keepStartZero(st, i, req.StartTimestamps[si].ST, floats[0].T)
 			}
 		}
@@ -966,6 +1012,17 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		}
 	}
 	st.smeta = grow(st.smeta[:0], nmeta)
+	// firsts: the index in req.Samples of each series' first sample, for
+	// the start timestamps (only when the request has any).
+	var firsts []int
+	if len(req.StartTimestamps) > 0 {
+		firsts = make([]int, len(req.Series))
+		n := 0
+		for i := range req.Series {
+			firsts[i] = n
+			n += len(req.Series[i].Samples)
+		}
+	}
 	valid := 0
 	for _, k := range st.kept {
 		if k.kind == keptMetadata {
@@ -987,6 +1044,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 		switch k.kind {
 		case keptHists:
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Histograms: st.hists[k.lo:k.hi:k.hi]})
+			st.batch[len(st.batch)-1].SetStartTimestamps(st.histogramSTs(k))
 		case keptZeros:
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: st.zeros[k.lo:k.hi:k.hi]})
 			continue
@@ -995,6 +1053,7 @@ func (h *WriteHandler) write(ctx context.Context, tenant string, st *pushState) 
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Meta: &st.smeta[len(st.smeta)-1]})
 		default:
 			st.batch = append(st.batch, write.Series{Labels: s.Key, Samples: s.Samples[k.lo:k.hi:k.hi]})
+			st.batch[len(st.batch)-1].SetStartTimestamps(st.floatSTs(k, firsts))
 		}
 	}
 	// The valid samples and histograms take their share of the tenant's

@@ -181,6 +181,12 @@ func (bb *Builder) AddEncoded(enc []byte, samples []Sample) {
 	bb.add(samples, nil)
 }
 
+// SetStartTimestamps gives the series added last its start timestamps
+// (SeriesMeta.StartTimestamps). The slice is retained.
+func (bb *Builder) SetStartTimestamps(sts []int64) {
+	bb.b.Series[len(bb.b.Series)-1].SetStartTimestamps(sts)
+}
+
 func (bb *Builder) add(samples []Sample, hists []Histogram) {
 	bb.ext = append(bb.ext, len(bb.buf))
 	bb.b.Series = append(bb.b.Series, Series{Samples: samples, Histograms: hists})
@@ -213,8 +219,9 @@ func (bb *Builder) Batch() *Batch {
 
 // Append appends the encoding of b (layout in doc.go) to dst and returns
 // the extended slice: VersionHistograms if a series has histogram
-// samples, Version otherwise, in a VersionWindow envelope if the batch
-// has an out-of-order window. b must be valid (as built by a Builder or
+// samples, Version otherwise, in a VersionST envelope if a series has
+// start timestamps, that in a VersionWindow envelope if the batch has an
+// out-of-order window. b must be valid (as built by a Builder or
 // returned by Decode, each Histogram with exactly one of H and FH); Append
 // does not check it.
 func Append(dst []byte, b *Batch) []byte {
@@ -234,8 +241,16 @@ func Append(dst []byte, b *Batch) []byte {
 	// slice doubled it a dozen times (6% of the node's write path), and an
 	// upper bound (10 bytes per varint) left entries twice their size in
 	// Raft's log cache.
-	dst = slices.Grow(dst, windowSize(b.OutOfOrderWindowMs)+encodedSize(b, hists, meta))
+	sts := b.HasStartTimestamps()
+	size := windowSize(b.OutOfOrderWindowMs) + encodedSize(b, hists, meta)
+	if sts {
+		size += stsSize(b)
+	}
+	dst = slices.Grow(dst, size)
 	dst = appendWindow(dst, b.OutOfOrderWindowMs)
+	if sts {
+		dst = appendSTs(dst, b)
+	}
 	dst = append(dst, version)
 	dst = appendString(dst, b.Tenant)
 	dst = binary.AppendUvarint(dst, uint64(clampLimit(b.Limits.MaxSeries)))

@@ -56,7 +56,10 @@ type Decoder struct {
 	hists   []Histogram
 	exs     []Exemplar
 	metas   []SeriesMeta
-	raw     []byte // the decompressed form of a VersionS2 batch
+	raw     []byte  // the decompressed form of a VersionS2 batch
+	sts     []int64 // start timestamps of a VersionST batch, all series'
+	stn     []int   // the number of start timestamps of each series
+	stMetas []SeriesMeta
 }
 
 // maxDecompressed bounds the decompressed size of a VersionS2 batch, read
@@ -139,8 +142,8 @@ func (d *Decoder) decompress(src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &CorruptError{Offset: 1, Reason: fmt.Sprintf("s2: %v", err)}
 	}
-	if len(raw) == 0 || !knownVersion(raw[0]) && raw[0] != VersionWindow {
-		return nil, &CorruptError{Offset: 1, Reason: "compressed content is not a version 2, 4, 5, 6 or 7 batch"}
+	if len(raw) == 0 || !knownVersion(raw[0]) && raw[0] != VersionWindow && raw[0] != VersionST {
+		return nil, &CorruptError{Offset: 1, Reason: "compressed content is not a version 2, 4, 5, 6, 7 or 8 batch"}
 	}
 	return raw, nil
 }
@@ -177,6 +180,11 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 		r = reader{src: src}
 	}
 	window, err := r.window()
+	if err != nil {
+		return nil, err
+	}
+	stOff := r.off
+	hasSTs, err := d.readSTs(&r)
 	if err != nil {
 		return nil, err
 	}
@@ -325,6 +333,11 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 			s.Meta = &d.metas[len(d.metas)-1]
 		}
 		b.Series = append(b.Series, s)
+	}
+	if hasSTs {
+		if err := d.linkSTs(b, stOff); err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
 }

@@ -174,11 +174,32 @@
 // the out-of-order window's envelope, which may hold a version 7 batch.
 // testdata/batch_v7.golden freezes it.
 //
+// # Batch encoding (version 8): start timestamps
+//
+// A batch in which some series has start timestamps
+// (Series.StartTimestamps: remote write 2.0's per-sample
+// start_timestamp) is an envelope around the batch Append would write
+// without them:
+//
+//	batch8 = version:byte(8) nseries:uvarint sts*nseries batch
+//	sts    = n:uvarint stdelta:varint*n
+//
+// batch is a version 4, 5 or 7 batch (never 2, 3, 6 or 8); a version 6
+// envelope may wrap a version 8 one (window first). nseries is the batch's
+// series count; n is 0 for a series without start timestamps, otherwise
+// its number of float samples plus histogram samples, the float
+// samples' first. stdelta is the start timestamp minus the previous one
+// of the series (0 before the first); a start timestamp of 0 means the
+// sender gave none for that sample. Decode checks the counts against the
+// batch (a *CorruptError at the envelope's offset otherwise). A batch
+// without any start timestamp is never wrapped: it is byte for byte what
+// earlier releases write and decode. testdata/batch_v8.golden freezes it.
+//
 // # Deletion entries (versions 0x40, 0x41 and 0x42)
 //
 // A Raft log entry is a write batch or a deletion, told apart by its first
 // byte (IsDelete), so decoders dispatch on it before decoding a batch. The
-// deletion bytes are far above the batch versions (2 to 7), which new
+// deletion bytes are far above the batch versions (2 to 8), which new
 // batch kinds take next.
 //
 //	delete_series = version:byte(0x40) tenant:string start:varint end:varint

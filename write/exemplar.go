@@ -2,6 +2,7 @@ package write
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 )
 
@@ -31,6 +32,39 @@ type SeriesMeta struct {
 	// no samples, histograms nor exemplars may carry metadata alone (its
 	// labels then only place it on a group).
 	Metadata *Metadata
+	// StartTimestamps are the start (created) timestamps of the series'
+	// samples, as remote write 2.0 sends them: nil for none, as most
+	// series, or one per sample, Samples' then Histograms', 0 where the
+	// sender gave none. A batch with any is encoded as VersionST. Here,
+	// behind Series.Meta, rather than in Series: 24 bytes more per
+	// Series cost a push of tiny series 14% more memory
+	// (TestWriteMemory), for a field most series leave empty.
+	StartTimestamps []int64
+}
+
+// StartTimestamps returns the series' start timestamps (nil for none).
+func (s *Series) StartTimestamps() []int64 {
+	if s.Meta == nil {
+		return nil
+	}
+	return s.Meta.StartTimestamps
+}
+
+// SetStartTimestamps sets the series' start timestamps: one per sample,
+// its float samples' first, 0 where the sender gave none; nil for none.
+// It allocates the series' SeriesMeta if it has none. The slice is
+// retained.
+func (s *Series) SetStartTimestamps(sts []int64) {
+	if sts != nil && len(sts) != len(s.Samples)+len(s.Histograms) {
+		panic(fmt.Sprintf("BUG: %d start timestamps for %d samples", len(sts), len(s.Samples)+len(s.Histograms)))
+	}
+	if s.Meta == nil {
+		if sts == nil {
+			return
+		}
+		s.Meta = &SeriesMeta{}
+	}
+	s.Meta.StartTimestamps = sts
 }
 
 // Exemplars returns the series' exemplars (nil for none).

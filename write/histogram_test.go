@@ -90,6 +90,7 @@ func requireSameBatch(t *testing.T, want, got *Batch) {
 			require.Equal(t, w.Samples[j].T, g.Samples[j].T)
 			require.Equal(t, math.Float64bits(w.Samples[j].V), math.Float64bits(g.Samples[j].V))
 		}
+		require.Equal(t, w.StartTimestamps(), g.StartTimestamps(), "series %d", i)
 		require.Len(t, g.Histograms, len(w.Histograms), "series %d", i)
 		for j := range w.Histograms {
 			wh, gh := w.Histograms[j], g.Histograms[j]

@@ -55,6 +55,7 @@ type config struct {
 	rulerPollInterval  time.Duration
 	rulerResendDelay   time.Duration
 	queryExperimental  bool
+	queryStartTimes    bool
 	maxLabelNames      int
 	maxLabelNameBytes  int
 	maxLabelValueBytes int
@@ -283,6 +284,9 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 	fs.BoolVar(&cfg.queryExperimental, "query.enable-experimental", false,
 		"Enable all of Prometheus 3's experimental PromQL features: experimental functions,\n"+
 			"duration expressions, extended range selectors, binop fill modifiers, delayed name removal.")
+	fs.BoolVar(&cfg.queryStartTimes, "query.use-start-timestamps", false,
+		"rate, irate, increase and resets use the samples' start timestamps (remote write 2.0's start_timestamp)\n"+
+			"where they have one, as Prometheus's --enable-feature=use-start-timestamps; queries and rules.")
 	fs.IntVar(&cfg.maxLabelNames, "validation.max-label-names-per-series", 30, "Refuse series with more labels than this (default of max_label_names_per_series per tenant).")
 	fs.IntVar(&cfg.maxLabelNameBytes, "validation.max-length-label-name", 1024, "Refuse series with a longer label name, in `bytes` (default of max_label_name_length per tenant).")
 	fs.IntVar(&cfg.maxLabelValueBytes, "validation.max-length-label-value", 2048, "Refuse series with a longer label value, in `bytes` (default of max_label_value_length per tenant).")

@@ -381,6 +381,7 @@ func install(h *server.Routes, n *node, cfg config, gate *server.AuthGate, reg *
 		Limits:             n.limits.o,
 		LookbackDelta:      cfg.lookbackDelta,
 		EnableExperimental: cfg.queryExperimental,
+		UseStartTimestamps: cfg.queryStartTimes,
 		MultiTenant:        cfg.multitenancy,
 		Federation:         gate.On(),
 		MaxExpressionBytes: cfg.maxExprBytes,
@@ -552,6 +553,7 @@ func newRuler(n *node, cfg config, notifier ruler.Notifier, reg prometheus.Regis
 		NoStepSubqueryIntervalFn: func(int64) int64 { return cfg.rulerEvalInterval.Milliseconds() },
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
+		UseStartTimestamps:       cfg.queryStartTimes,
 		Parser:                   p,
 	})
 	rl, err := ruler.New(ruler.Options{

@@ -52,9 +52,10 @@
 // encoding/binary uvarints and varints (zig-zag) unless given a width;
 // string = len:uvarint bytes.
 //
-// Request body (version 3, RequestVersion; version 2 has the same layout):
+// Request body (version 4, RequestVersion; versions 2 and 3 have the
+// same layout):
 //
-//	request  = version:byte(3) group:uvarint tenant:string
+//	request  = version:byte(4) group:uvarint tenant:string
 //	           mint:varint maxt:varint
 //	           nmatchers:uvarint matcher*nmatchers
 //	           tail
@@ -84,11 +85,12 @@
 // otherwise; the client's other errors wrap ErrRemote. A 200 body is a
 // stream of frames:
 //
-//	response = version:byte(2) frame* trailer
-//	select:  frame = series (chunk | hchunk)*
+//	response = version:byte(3) frame* trailer
+//	select:  frame = series ((chunk | hchunk) [sts])*
 //	series   = 'S' nlabels:uvarint (name:string value:string)*nlabels
 //	chunk    = 'C' mint:varint maxtDelta:uvarint len:uvarint data:len bytes
 //	hchunk   = 'H' enc:byte mint:varint maxtDelta:uvarint len:uvarint data:len bytes
+//	sts      = 'P' n:uvarint stdelta:varint*n
 //	labels, values: frame = 'N' value:string
 //	trailer  = 'T' count:uvarint error:string
 //	           nwarnings:uvarint (info:byte(0|1) text:string)*nwarnings
@@ -132,12 +134,22 @@
 // upgrade an exemplar or metadata query that needs such a node fails
 // (it answers again once every node runs this release).
 //
+// Start timestamps (response version 3): a 'P' frame after a chunk holds
+// the start timestamps of its n samples (remote write 2.0's
+// start_timestamp, the engine's AtST), each the difference to the one
+// before (to 0 for the first), 0 for a sample without one; a chunk none
+// of whose samples has one gets no 'P' frame, so a series without start
+// timestamps costs nothing. The client returns them through AtST; a
+// chunk with more samples than its 'P' frame's n is corrupt.
+//
 // Versions: the request's version says what the client reads. A request
-// of version 3 (RequestVersion; the layout of version 2) gets response
-// version 2 (Version); one of version 1 or 2, from a node of an earlier
+// of version 4 (RequestVersion; the layout of version 2) gets response
+// version 3 (Version); one of version 3 gets version 2
+// (VersionHistograms: version 3 without 'P' frames, so its client reads
+// no start timestamps); one of version 1 or 2, from a node of an earlier
 // release during an upgrade, gets response version 1 (VersionFloats):
 // version 2 without 'H' frames, where a histogram sample fails the select
-// as it did before. The client reads responses 1 and 2.
+// as it did before. The client reads responses 1, 2 and 3.
 // testdata/select_request_v2.hex and select_response_v1.hex hold them;
 // select_response_histograms.hex freezes 'H' frames.
 //

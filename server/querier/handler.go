@@ -175,7 +175,7 @@ func (h *Handler) serveSelect(ctx context.Context, w http.ResponseWriter, q stor
 	var (
 		n   uint64
 		it  chunkenc.Iterator
-		enc = chunkEncoder{histograms: version >= Version}
+		enc = chunkEncoder{histograms: version >= VersionHistograms, sts: version >= Version}
 		err error
 	)
 	for ; more; more = ss.Next() {
@@ -220,8 +220,13 @@ func (h *Handler) serveSelect(ctx context.Context, w http.ResponseWriter, q stor
 // bucket layout the appender cannot recode (as in Prometheus's head).
 type chunkEncoder struct {
 	histograms bool // the client reads 'H' frames
-	c          myelinchunk.XOR
-	buf        []byte
+	sts        bool // the client reads 'P' frames
+	// st holds the open chunk's start timestamps when sts; anyST: one
+	// is not 0 (a chunk without any gets no 'P' frame).
+	st    []int64
+	anyST bool
+	c     myelinchunk.XOR
+	buf   []byte
 	// The open chunk: a float one (kind ValFloat) in c, or a histogram
 	// one in hc, appended through happ.
 	kind       chunkenc.ValueType
@@ -246,6 +251,10 @@ func (e *chunkEncoder) flush(sw *streamWriter) {
 		}
 		sw.buf = appendHistFrame(sw.buf, enc, e.mint, e.maxt, e.hc.Bytes())
 	}
+	if e.anyST {
+		sw.buf = appendSTFrame(sw.buf, e.st)
+	}
+	e.st, e.anyST = e.st[:0], false
 	e.n = 0
 	sw.maybeFlush()
 }
@@ -287,6 +296,11 @@ func (e *chunkEncoder) encode(sw *streamWriter, it chunkenc.Iterator) error {
 		}
 		if err != nil {
 			return err
+		}
+		if e.sts {
+			st := it.AtST()
+			e.st = append(e.st, st)
+			e.anyST = e.anyST || st != 0
 		}
 		e.n++
 	}
@@ -360,8 +374,11 @@ type streamWriter struct {
 // VersionFloats for a client of an earlier release (a request before
 // RequestVersion).
 func responseVersion(req *request) byte {
-	if req.version < RequestVersion {
+	switch {
+	case req.version < 3:
 		return VersionFloats
+	case req.version < RequestVersion:
+		return VersionHistograms
 	}
 	return Version
 }

@@ -128,8 +128,8 @@ func (r *Remote) start(ctx context.Context, path string, body []byte) (io.ReadCl
 	}
 	br := bufio.NewReaderSize(resp.Body, 32<<10)
 	v, err := br.ReadByte()
-	if err == nil && v != Version && v != VersionFloats {
-		err = fmt.Errorf("%w: response version %d, want %d or %d", ErrCorrupt, v, VersionFloats, Version)
+	if err == nil && v != Version && v != VersionHistograms && v != VersionFloats {
+		err = fmt.Errorf("%w: response version %d, want %d to %d", ErrCorrupt, v, VersionFloats, Version)
 	}
 	if err != nil {
 		_ = resp.Body.Close()
@@ -325,6 +325,14 @@ func (s *remoteSet) readSeries() (*remoteSeries, error) {
 		if err != nil {
 			return nil, err
 		}
+		if kind == frameST && len(rs.chunks) > 0 && rs.chunks[len(rs.chunks)-1].sts == nil {
+			sts, err := s.readSTs()
+			if err != nil {
+				return nil, err
+			}
+			rs.chunks[len(rs.chunks)-1].sts = sts
+			continue
+		}
 		if kind != frameChunk && kind != frameHist {
 			s.next = kind
 			return rs, nil
@@ -373,6 +381,33 @@ func (s *remoteSet) readSeries() (*remoteSeries, error) {
 	}
 }
 
+// maxChunkSamples bounds the start timestamps of one chunk: a chunk's
+// sample count is a uint16.
+const maxChunkSamples = 1<<16 - 1
+
+// readSTs reads a 'P' frame after its kind: the start timestamps of the
+// chunk before it.
+func (s *remoteSet) readSTs() ([]int64, error) {
+	n, err := s.fr.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || n > maxChunkSamples {
+		return nil, fmt.Errorf("%w: %d start timestamps for a chunk", ErrCorrupt, n)
+	}
+	sts := make([]int64, n)
+	prev := int64(0)
+	for i := range sts {
+		d, err := s.fr.varint()
+		if err != nil {
+			return nil, err
+		}
+		prev += d
+		sts[i] = prev
+	}
+	return sts, nil
+}
+
 // finish ends the stream: err nil means a complete one.
 func (s *remoteSet) finish(err error) {
 	s.done = true
@@ -404,6 +439,7 @@ type wireChunk struct {
 	mint, maxt int64
 	data       []byte
 	hist       byte
+	sts        []int64 // its samples' start timestamps, nil for none ('P')
 }
 
 type remoteSeries struct {
@@ -443,6 +479,7 @@ type chunksIterator struct {
 	hcur  chunkenc.Iterator
 	vt    chunkenc.ValueType
 	valid bool // cur (or hcur) is at a sample
+	k     int  // index of the current sample in the current chunk
 	err   error
 }
 
@@ -460,6 +497,7 @@ func (ci *chunksIterator) nextChunk() bool {
 		return false
 	}
 	ci.i++
+	ci.k = -1
 	c := ci.chunks[ci.i]
 	if c.hist == 0 {
 		ci.cur.Reset(c.data)
@@ -504,10 +542,12 @@ func (ci *chunksIterator) Next() chunkenc.ValueType {
 			if ci.isHist() {
 				if vt := ci.hcur.Next(); vt != chunkenc.ValNone {
 					ci.valid, ci.vt = true, vt
+					ci.k++
 					return vt
 				}
 			} else if ci.cur.Next() {
 				ci.valid, ci.vt = true, chunkenc.ValFloat
+				ci.k++
 				return chunkenc.ValFloat
 			}
 			if !ci.checkErr() {
@@ -545,6 +585,16 @@ func (ci *chunksIterator) Seek(t millis) chunkenc.ValueType {
 	if ci.i >= len(ci.chunks) {
 		return chunkenc.ValNone
 	}
+	if ci.chunks[ci.i].sts != nil {
+		// Step, counting the samples for AtST: the chunk iterators'
+		// Seek does not say how many it passed.
+		for {
+			vt := ci.Next()
+			if vt == chunkenc.ValNone || ci.AtT() >= t {
+				return vt
+			}
+		}
+	}
 	if ci.isHist() {
 		if vt := ci.hcur.Seek(t); vt != chunkenc.ValNone {
 			ci.valid, ci.vt = true, vt
@@ -572,8 +622,25 @@ func (ci *chunksIterator) AtT() int64 {
 	return t
 }
 
-func (ci *chunksIterator) AtST() int64 { return 0 }
-func (ci *chunksIterator) Err() error  { return ci.err }
+// AtST implements chunkenc.Iterator: the start timestamp the 'P' frame
+// after the current chunk gave the current sample, 0 without one.
+func (ci *chunksIterator) AtST() int64 {
+	if ci.i < 0 || ci.i >= len(ci.chunks) {
+		return 0
+	}
+	sts := ci.chunks[ci.i].sts
+	switch {
+	case sts == nil:
+		return 0
+	case ci.k >= len(sts):
+		if ci.err == nil {
+			ci.err = fmt.Errorf("%w: chunk %d has more samples than its %d start timestamps", ErrCorrupt, ci.i, len(sts))
+		}
+		return 0
+	}
+	return sts[ci.k]
+}
+func (ci *chunksIterator) Err() error { return ci.err }
 
 // AtHistogram implements chunkenc.Iterator for a ValHistogram sample.
 func (ci *chunksIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {

@@ -14,23 +14,30 @@ import (
 )
 
 // Version is the first byte of every response body of the remote
-// protocol: 2 since a select may carry native histogram chunks ('H'
-// frames). A format change bumps it and updates doc.go and the golden
-// test together. The handler answers version 1 (no 'H' frame: a
-// histogram is an error) to a request of version 1 or 2, from a node of
-// an earlier release that cannot read version 2; the client reads both.
-const Version byte = 2
+// protocol: 3 since a chunk may be followed by its samples' start
+// timestamps ('P' frames), 2 since a select may carry native histogram
+// chunks ('H' frames). A format change bumps it and updates doc.go and
+// the golden test together. The handler answers version 2 (no 'P'
+// frame) to a request of version 3, and version 1 (no 'H' frame: a
+// histogram is an error) to a request of version 1 or 2, from nodes of
+// earlier releases; the client reads all three.
+const Version byte = 3
 
-// VersionFloats is the response version before histograms: Version
-// without 'H' frames.
+// VersionHistograms is the response version before start timestamps:
+// Version without 'P' frames.
+const VersionHistograms byte = 2
+
+// VersionFloats is the response version before histograms:
+// VersionHistograms without 'H' frames.
 const VersionFloats byte = 1
 
 // RequestVersion is the first byte of every request body: 2 since
 // selects carry the query's series limit, 3 since the client reads
-// response Version (2); the layout of 3 is that of 2. The handler still
-// decodes version 1 (no limit) and 2, from nodes of earlier releases,
-// and answers them VersionFloats.
-const RequestVersion byte = 3
+// response version 2, 4 since it reads Version (3); the layouts of 3 and
+// 4 are that of 2. The handler still decodes version 1 (no limit), 2 and
+// 3, from nodes of earlier releases, and answers them VersionFloats
+// (1 and 2) or VersionHistograms (3).
+const RequestVersion byte = 4
 
 // Paths of the remote protocol, below the handler's mount point.
 const (
@@ -43,7 +50,8 @@ const (
 const (
 	frameSeries  byte = 'S'
 	frameChunk   byte = 'C'
-	frameHist    byte = 'H' // a native histogram chunk (Version 2)
+	frameHist    byte = 'H' // a native histogram chunk (version 2 on)
+	frameST      byte = 'P' // the start timestamps of the chunk before (Version 3)
 	frameString  byte = 'N'
 	frameTrailer byte = 'T'
 )
@@ -157,7 +165,7 @@ func decodeRequest(path string, src []byte) (*request, error) {
 	d := decoder{src: src}
 	r := &request{}
 	v := d.byte("version")
-	if d.err == nil && v != RequestVersion && v != 2 && v != 1 {
+	if d.err == nil && v != RequestVersion && v != 3 && v != 2 && v != 1 {
 		return nil, fmt.Errorf("decode request: %w: version %d, want 1 to %d", ErrCorrupt, v, RequestVersion)
 	}
 	r.version = v
@@ -284,6 +292,19 @@ const (
 	histInteger byte = 1 // Prometheus's tsdb/chunkenc HistogramChunk
 	histFloat   byte = 2 // Prometheus's tsdb/chunkenc FloatHistogramChunk
 )
+
+// appendSTFrame appends the start timestamps of the chunk frame before
+// it, one per sample, each as the difference to the previous one (to 0
+// for the first).
+func appendSTFrame(dst []byte, sts []int64) []byte {
+	dst = binary.AppendUvarint(append(dst, frameST), uint64(len(sts)))
+	prev := int64(0)
+	for _, st := range sts {
+		dst = binary.AppendVarint(dst, st-prev)
+		prev = st
+	}
+	return dst
+}
 
 func appendHistFrame(dst []byte, enc byte, mint, maxt int64, data []byte) []byte {
 	dst = append(dst, frameHist, enc)

@@ -36,13 +36,29 @@ var ErrInvalidHistogram = errors.New("invalid native histogram")
 // enum (0-3) is read as UNKNOWN. It does not validate the histogram
 // (ValidateHistogram). The result does not alias the request.
 func (r *Request) Histogram(i int) (write.Histogram, error) {
+	h, _, err := r.HistogramST(i)
+	return h, err
+}
+
+// HistogramST is Histogram with the histogram's start timestamp: 2.0's
+// start_timestamp (field 17), 0 if absent and for a 1.0 request (whose
+// Histogram has no such field).
+func (r *Request) HistogramST(i int) (write.Histogram, int64, error) {
+	h, st, err := r.histogram(i)
+	if r.Proto != ProtoV2 {
+		st = 0
+	}
+	return h, st, err
+}
+
+func (r *Request) histogram(i int) (write.Histogram, int64, error) {
 	sp := r.Histograms[i]
 	var (
 		h                      histogram.Histogram // schema, sum, zero threshold
 		countInt, zeroCountInt uint64
 		countF, zeroF          float64
 		floatCount             bool
-		ts                     int64
+		ts, st                 int64
 		resetHint              uint64
 		posSpans, negSpans     []histogram.Span
 		posD, negD             []int64
@@ -53,14 +69,14 @@ func (r *Request) Histogram(i int) (write.Histogram, error) {
 		tagPos := pos
 		num, wt, next, err := readTag(b, pos, end)
 		if err != nil {
-			return write.Histogram{}, err
+			return write.Histogram{}, 0, err
 		}
 		pos = next
 		switch {
-		case wt == wireVarint && (num == 1 || num == 4 || num == 6 || num == 14 || num == 15 || num == 9 || num == 12):
+		case wt == wireVarint && (num == 1 || num == 4 || num == 6 || num == 14 || num == 15 || num == 9 || num == 12 || num == 17):
 			v, next := uvarint(b, pos, end)
 			if next < 0 {
-				return write.Histogram{}, varintErr(next, pos, "histogram")
+				return write.Histogram{}, 0, varintErr(next, pos, "histogram")
 			}
 			pos = next
 			switch num {
@@ -74,6 +90,8 @@ func (r *Request) Histogram(i int) (write.Histogram, error) {
 				resetHint = v
 			case 15:
 				ts = int64(v)
+			case 17: // 2.0's int64 start_timestamp
+				st = int64(v)
 			case 9:
 				negD = append(negD, zigzag(v))
 			case 12:
@@ -81,7 +99,7 @@ func (r *Request) Histogram(i int) (write.Histogram, error) {
 			}
 		case wt == wireFixed64 && (num == 2 || num == 3 || num == 5 || num == 7 || num == 10 || num == 13 || num == 16):
 			if end-pos < 8 {
-				return write.Histogram{}, protoErr(pos, "histogram", ReasonTruncated, "fixed64")
+				return write.Histogram{}, 0, protoErr(pos, "histogram", ReasonTruncated, "fixed64")
 			}
 			v := math.Float64frombits(fixed64(b, pos))
 			pos += 8
@@ -104,14 +122,14 @@ func (r *Request) Histogram(i int) (write.Histogram, error) {
 		case wt == wireBytes && (num == 8 || num == 11 || num == 9 || num == 12 || num == 10 || num == 13 || num == 16):
 			start, stop, err := readLen(b, pos, end, "histogram")
 			if err != nil {
-				return write.Histogram{}, err
+				return write.Histogram{}, 0, err
 			}
 			pos = stop
 			switch num {
 			case 8, 11:
 				s, err := readBucketSpan(b, start, stop)
 				if err != nil {
-					return write.Histogram{}, err
+					return write.Histogram{}, 0, err
 				}
 				if num == 8 {
 					negSpans = append(negSpans, s)
@@ -122,7 +140,7 @@ func (r *Request) Histogram(i int) (write.Histogram, error) {
 				for p := start; p < stop; {
 					v, next := uvarint(b, p, stop)
 					if next < 0 {
-						return write.Histogram{}, varintErr(next, p, "histogram deltas")
+						return write.Histogram{}, 0, varintErr(next, p, "histogram deltas")
 					}
 					p = next
 					if num == 9 {
@@ -133,7 +151,7 @@ func (r *Request) Histogram(i int) (write.Histogram, error) {
 				}
 			default: // packed doubles: 10, 13, 16
 				if (stop-start)%8 != 0 {
-					return write.Histogram{}, protoErr(start, "histogram", ReasonPacked, fmt.Sprintf("%d bytes of doubles", stop-start))
+					return write.Histogram{}, 0, protoErr(start, "histogram", ReasonPacked, fmt.Sprintf("%d bytes of doubles", stop-start))
 				}
 				for p := start; p < stop; p += 8 {
 					v := math.Float64frombits(fixed64(b, p))
@@ -148,10 +166,10 @@ func (r *Request) Histogram(i int) (write.Histogram, error) {
 				}
 			}
 		default:
-			// Unknown fields (2.0's start_timestamp among them) and known
+			// Unknown fields and known
 			// fields of another wire type, which Unmarshal refused.
 			if pos, err = skip(b, tagPos, pos, end, wt, num); err != nil {
-				return write.Histogram{}, err
+				return write.Histogram{}, 0, err
 			}
 		}
 	}
@@ -172,14 +190,14 @@ func (r *Request) Histogram(i int) (write.Histogram, error) {
 			NegativeSpans:    negSpans,
 			NegativeBuckets:  negC,
 			CustomValues:     cvs,
-		}}, nil
+		}}, st, nil
 	}
 	h.CounterResetHint = hint
 	h.Count, h.ZeroCount = countInt, zeroCountInt
 	h.PositiveSpans, h.NegativeSpans = posSpans, negSpans
 	h.PositiveBuckets, h.NegativeBuckets = posD, negD
 	h.CustomValues = cvs
-	return write.Histogram{T: ts, H: &h}, nil
+	return write.Histogram{T: ts, H: &h}, st, nil
 }
 
 // readBucketSpan reads a BucketSpan { sint32 offset = 1; uint32 length
