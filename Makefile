@@ -5,7 +5,9 @@ GO          ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Extra flags for `go test`, e.g. TESTFLAGS="-race -tags invariants" (as check does).
 TESTFLAGS   ?=
-TESTTIMEOUT ?= 10m
+# Per test binary: server/internal/promqlhttp runs every PromQL script part
+# three ways and the compliance queries, ~8 minutes under -race on 2 busy cores.
+TESTTIMEOUT ?= 20m
 # Time per fuzz target for `make fuzz`.
 FUZZTIME    ?= 30s
 # Arguments for `make run`, e.g. ARGS="-http.listen-address :9010".
