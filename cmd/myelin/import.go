@@ -142,7 +142,11 @@ func importCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		p := &pusher{c: &c}
 		stop := startProgress(stderr, *progress, &read, total)
 		err := server.ReadNativeFrames(&countingReader{r: body, n: &read}, func(frame []byte) error {
-			return p.push(ctx, frame)
+			samples, histograms, err := nativeFrameCounts(frame)
+			if err != nil {
+				return fmt.Errorf("frame %d: %w", p.frames+1, err)
+			}
+			return p.push(ctx, frame, samples, histograms)
 		})
 		stop()
 		p.report(stdout)
@@ -254,10 +258,16 @@ func importTSDB(ctx context.Context, dir string, p *pusher) error {
 		return fmt.Errorf("query TSDB %s: %w", dir, err)
 	}
 	defer q.Close()
-	nw := server.NewNativeWriter(func(frame []byte) error {
+	// The writer counts what each frame holds: the counts at one frame's
+	// emit less those at the one before.
+	var nw *server.NativeWriter
+	var samples, histograms int
+	nw = server.NewNativeWriter(func(frame []byte) error {
+		s, h := nw.Samples-samples, nw.Histograms-histograms
+		samples, histograms = nw.Samples, nw.Histograms
 		// The frame's length prefix is the stream's, not the body's.
 		_, n := binary.Uvarint(frame)
-		return p.push(ctx, frame[n:])
+		return p.push(ctx, frame[n:], s, h)
 	}, 0)
 	ss := q.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+"))
 	var it chunkenc.Iterator
@@ -288,12 +298,9 @@ type pusher struct {
 	firstRefusal                string
 }
 
-// push posts one frame (a snappy-compressed remote write 2.0 request).
-func (p *pusher) push(ctx context.Context, body []byte) error {
-	samples, histograms, err := nativeFrameCounts(body)
-	if err != nil {
-		return fmt.Errorf("frame %d: %w", p.frames+1, err)
-	}
+// push posts one frame (a snappy-compressed remote write 2.0 request)
+// holding samples float and histograms histogram samples.
+func (p *pusher) push(ctx context.Context, body []byte, samples, histograms int) error {
 	p.frames++
 	p.samples += samples
 	p.histograms += histograms
