@@ -56,9 +56,9 @@ func (c *limitsConfig) register(fs *flag.FlagSet) {
 			"Overridden by max_global_series_per_metric.")
 	c.oooWindow = promDuration(d.OutOfOrderTimeWindow)
 	fs.Var(&c.oooWindow, "ingester.out-of-order-time-window",
-		"Default per-tenant window for out-of-order float samples: a sample older than its series' newest one is\n"+
-			"accepted within this of the tenant's newest sample (\"10m\"); 0 refuses them (400). Overridden by\n"+
-			"out_of_order_time_window.")
+		"Default per-tenant window for out-of-order samples (floats and native histograms): a sample older than its\n"+
+			"series' newest one is accepted within this of the tenant's newest sample (\"10m\"); 0 refuses them (400).\n"+
+			"Overridden by out_of_order_time_window.")
 	fs.IntVar(&c.maxExemplars, "ingester.max-global-exemplars-per-user", d.MaxGlobalExemplarsPerUser,
 		"Default per-tenant number of exemplars kept in the cluster, newest first (a circular buffer per Raft group of\n"+
 			"its share). 0 means exemplars are not kept, as in Mimir: remote write 2.0 requests with exemplars get a 400,\n"+
