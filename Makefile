@@ -15,7 +15,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist bench-rules bench-vm victoriametrics otelcol histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend bench-30d
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist bench-rules bench-vm bench-prom3 victoriametrics otelcol histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend bench-30d
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -164,6 +164,12 @@ BENCHARGS   ?=
 bench: build e2e-deps ## Myelin vs Prometheus side by side: table of ratios, report and plots in bench/results
 	$(GO) run ./bench/cmd/compare -series $(or $(SERIES),50000) -hours $(or $(HOURS),2) \
 		-command "make bench$(if $(SERIES), SERIES=$(SERIES))$(if $(HOURS), HOURS=$(HOURS))" $(BENCHARGS)
+
+# The same run against Prometheus 3.14 (make prometheus3) instead of
+# Debian's 2.42: issue 19's goals name Prometheus 3.14.
+bench-prom3: build prometheus3 ## Myelin vs Prometheus 3.14 side by side (SERIES, HOURS as for bench)
+	$(GO) run ./bench/cmd/compare -prometheus bin/prometheus-3 -series $(or $(SERIES),50000) -hours $(or $(HOURS),2) -label prom3 -chunks=false -engine=false \
+		-command "make bench-prom3$(if $(SERIES), SERIES=$(SERIES))$(if $(HOURS), HOURS=$(HOURS))" $(BENCHARGS)
 
 # One large run (requests built while sending; chunk and engine benchmarks skipped).
 # The same run against VictoriaMetrics instead of Prometheus (issue 19's

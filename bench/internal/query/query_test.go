@@ -69,7 +69,7 @@ func TestChecksumIgnoresOrderAndLastBits(t *testing.T) {
 func TestSetOffGrid(t *testing.T) {
 	const start, end = int64(1_795_238_700_000), int64(1_795_245_885_000) // 2h - 15s
 	qs := Set("host-0:9100", start, end)
-	require.Len(t, qs, 9)
+	require.Len(t, qs, 13)
 	names := map[string]bool{}
 	for _, q := range qs {
 		require.False(t, names[q.Name], "unique name %s", q.Name)
