@@ -28,5 +28,7 @@ require github.com/prometheus/prometheus v0.314.0
 replace cloud.google.com/go => cloud.google.com/go v0.123.0
 MOD
 echo "building Prometheus v3.14 (module v0.314.0) into $OUT"
-(cd "$WORK" && GOFLAGS=-mod=mod go build -o "$OUT.tmp" github.com/prometheus/prometheus/cmd/prometheus)
+(cd "$WORK" && GOFLAGS=-mod=mod go build -o "$OUT.tmp" \
+	-ldflags "-X github.com/prometheus/common/version.Version=3.14.0 -X github.com/prometheus/common/version.Revision=module-v0.314.0 -X github.com/prometheus/common/version.Branch=module-proxy" \
+	github.com/prometheus/prometheus/cmd/prometheus)
 mv "$OUT.tmp" "$OUT"
