@@ -44,10 +44,7 @@ type seriesIterator struct {
 
 type storedChunk struct {
 	mint, maxt int64
-	off, end   int // data in buf, if pre is nil
-	// pre: the data, read ahead by the select (series.pre); not the
-	// iterator's to write.
-	pre []byte
+	off, end   int // data in buf
 }
 
 type iterState uint8
@@ -126,15 +123,7 @@ func (it *seriesIterator) load() bool {
 		}
 		return it.loadHead()
 	}
-	from := s.p0
-	if s.pre != nil {
-		it.chunks = append(it.chunks, s.pre.chunks...)
-		if s.pre.rest > s.p1 {
-			return it.loadHead() // the select read every sealed chunk
-		}
-		from = s.pre.rest
-	}
-	lo := s.ks.chunkPart(nil, from)
+	lo := s.ks.chunkPart(nil, s.p0)
 	hi := s.ks.chunkPart(nil, s.p1)
 	hi = successor(hi)
 	pit, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
@@ -142,7 +131,7 @@ func (it *seriesIterator) load() bool {
 		return it.fail(err)
 	}
 	var budgetErr error
-	err = s.chunksFrom(from, pit, &it.key, func(cmint, cmaxt int64, data []byte) (bool, error) {
+	err = s.chunks(pit, &it.key, func(cmint, cmaxt int64, data []byte) (bool, error) {
 		// Counted before it is held: a series past the query's chunk
 		// budget stops at the chunk that crosses it.
 		if s.budget != nil {
@@ -210,9 +199,6 @@ func (it *seriesIterator) fail(err error) bool {
 
 func (it *seriesIterator) data(i int) []byte {
 	c := it.chunks[i]
-	if c.pre != nil {
-		return c.pre
-	}
 	return it.buf[c.off:c.end]
 }
 

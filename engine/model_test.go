@@ -547,18 +547,6 @@ func runModelWindow(t *testing.T, seed uint64, enc chunkenc.Encoding, retention 
 			got := selectAll(t, g, tenant, mint, maxt, ms...)
 			require.Equal(t, want, got, "step %d select %s %v [%d,%d]", step, tenant, ms, mint, maxt)
 			require.Equal(t, want, selectFrom(t, pebbleQuerier(t, g, tenant, mint, maxt), ms...), "step %d select from Pebble %s %v [%d,%d]", step, tenant, ms, mint, maxt)
-			// Chunks not read ahead by the select, and read ahead only
-			// until a limit that stops it in some partition (not from
-			// rng: seeds replay as before).
-			for k, limit := range []int{-1, 1 + (step*37+selects*11)%600} {
-				pq := pebbleQuerier(t, g, tenant, mint, maxt)
-				if k == 0 {
-					pq, err = g.Querier(tenant, mint, maxt)
-					require.NoError(t, err)
-				}
-				pq.(*querier).preloadLimit = limit
-				require.Equal(t, want, selectFrom(t, pq, ms...), "step %d select, preload limit %d, %s %v [%d,%d]", step, limit, tenant, ms, mint, maxt)
-			}
 			// The series API's select (labels only) lists the same series.
 			var wantLabels []string
 			for _, s := range want {

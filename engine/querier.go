@@ -80,10 +80,7 @@ type querier struct {
 	// noHeadIndex: read the postings in Pebble even where the head index
 	// covers the range (tests compare the two).
 	noHeadIndex bool
-	// preloadLimit bounds the chunk bytes a select reads ahead
-	// (preload): 0 means preloadBytes, < 0 none (tests vary it).
-	preloadLimit int
-	mu           struct {
+	mu          struct {
 		sync.Mutex
 		snaps  []*pebble.Snapshot
 		closed bool
@@ -442,27 +439,12 @@ func (q *querier) buildSeries(sel selection, mint, maxt int64, hints *storage.Se
 	var out []*series
 	var sb labels.ScratchBuilder
 	pw := q.g.db.partitionMs
-	all := make([]series, len(sel.ids))
 	for i, id := range sel.ids {
-		s := &all[i]
-		*s = series{snap: v.snap, ks: q.t.ks, id: id, mint: mint, maxt: maxt, p0: v.p0, p1: v.p1, pw: pw, head: sel.heads[i], budget: q.budget, hasST: v.hasST}
+		s := &series{snap: v.snap, ks: q.t.ks, id: id, mint: mint, maxt: maxt, p0: v.p0, p1: v.p1, pw: pw, head: sel.heads[i], budget: q.budget, hasST: v.hasST}
 		// An idle series' open chunk may be in a partition that retention
 		// dropped.
 		s.hasHead = s.head.chunk != nil && partitionOf(s.head.mint, pw) >= v.retainPart
 		s.headOnly = replayed && s.hasHead && s.head.mint <= mint
-	}
-	// The series API's select reads labels only.
-	if sel.checked == nil && (hints == nil || hints.Func != "series") && q.preloadLimit >= 0 {
-		ptrs := make([]*series, len(all))
-		for i := range all {
-			ptrs[i] = &all[i]
-		}
-		if err := q.preload(v, ptrs); err != nil {
-			return nil, err
-		}
-	}
-	for i := range all {
-		s := &all[i]
 		if sel.checked == nil || !sel.checked[i] {
 			ok, err := s.hasSamples(v)
 			if err != nil {
@@ -474,7 +456,7 @@ func (q *querier) buildSeries(sel selection, mint, maxt int64, hints *storage.Se
 		}
 		lset, err := write.DecodeLabels(&sb, sel.encs[i])
 		if err != nil {
-			return nil, fmt.Errorf("series %d: %w", s.id, err)
+			return nil, fmt.Errorf("series %d: %w", id, err)
 		}
 		s.lset = lset
 		if invariants.Enabled && hints != nil && hints.ShardCount > 0 && labels.StableHash(s.lset)%hints.ShardCount != hints.ShardIndex {
@@ -714,9 +696,7 @@ type series struct {
 	// headOnly: the open chunk holds every sample of the series in
 	// [mint, maxt]; sealed chunks are not read.
 	headOnly bool
-	// pre: sealed chunks the select read ahead (preload); nil: none.
-	pre    *preloaded
-	budget ReadBudget // of the querier; nil: none
+	budget   ReadBudget // of the querier; nil: none
 	// hasST: the tenant has start timestamps; the iterator reads the
 	// series' at its first AtST (st.go).
 	hasST bool
@@ -736,24 +716,12 @@ func (s *series) hasSamples(v *view) (bool, error) {
 	if s.headOnly {
 		return false, nil // the open chunk holds every sample in the range
 	}
-	from := s.p0
-	if s.pre != nil {
-		for _, c := range s.pre.chunks {
-			if ok, err := sampleIn(c.pre, c.mint, c.maxt, s.mint, s.maxt); ok || err != nil {
-				return ok, err
-			}
-		}
-		if s.pre.rest > s.p1 {
-			return false, nil
-		}
-		from = s.pre.rest
-	}
 	r, err := v.reader()
 	if err != nil {
 		return false, err
 	}
 	found := false
-	err = s.chunksFrom(from, r.it, &r.key, func(cmint, cmaxt int64, data []byte) (bool, error) {
+	err = s.chunks(r.it, &r.key, func(cmint, cmaxt int64, data []byte) (bool, error) {
 		ok, err := sampleIn(data, cmint, cmaxt, s.mint, s.maxt)
 		found = ok
 		return !ok, err
@@ -793,12 +761,7 @@ func sampleIn(chunk []byte, cmint, cmaxt, mint, maxt int64) (bool, error) {
 // [mint, maxt], in time order, until f returns false. data is valid only
 // during the call.
 func (s *series) chunks(it *pebble.Iterator, key *[]byte, f func(cmint, cmaxt int64, data []byte) (bool, error)) error {
-	return s.chunksFrom(s.p0, it, key, f)
-}
-
-// chunksFrom is chunks from partition from on (from >= s.p0).
-func (s *series) chunksFrom(from uint32, it *pebble.Iterator, key *[]byte, f func(cmint, cmaxt int64, data []byte) (bool, error)) error {
-	for p := from; p <= s.p1; p++ {
+	for p := s.p0; p <= s.p1; p++ {
 		*key = s.ks.chunkSeries((*key)[:0], p, s.id)
 		n := len(*key)
 		for ok := it.SeekGE(*key); ok && bytes.HasPrefix(it.Key(), *key); ok = it.Next() {
