@@ -29,18 +29,26 @@ func counterChunk(tb testing.TB, n int, rate float64) []byte {
 	return c
 }
 
-// BenchmarkPackCounters decodes a 960-sample counter chunk (the size of
-// a merged run of the engine's sealed chunks) through the Iterator:
-// whole, as a full read does, and the way PromQL reads a 30-day panel
-// at a 30-minute step, rate over 5 minutes: a Seek every 30 samples and
-// 5 samples read after it.
+// BenchmarkPackCounters decodes counter chunks of 960 samples (a merged
+// run of the engine's sealed chunks) and of 30 (the mean of make
+// bench-30d's store, whose backfill the head's eviction cut short)
+// through the Iterator: whole, as a full read does, and the way PromQL
+// reads a 30-day panel at a 30-minute step, rate over 5 minutes: a Seek
+// every 30 samples and 5 samples read after it.
 //
 //	go test -run '^$' -bench PackCounters -count 10 ./chunkenc
 func BenchmarkPackCounters(b *testing.B) {
-	const n = 960
-	for _, rate := range []float64{0.05, 5, 500} {
-		c := counterChunk(b, n, rate)
-		b.Run("rate="+ftoa(rate)+"/all", func(b *testing.B) {
+	for _, n := range []int{960, 30} {
+		for _, rate := range []float64{0.05, 5, 500} {
+			benchPackCounters(b, n, rate)
+		}
+	}
+}
+
+func benchPackCounters(b *testing.B, n int, rate float64) {
+	c := counterChunk(b, n, rate)
+	b.Run("n="+strconv.Itoa(n)+"/rate="+ftoa(rate), func(b *testing.B) {
+		b.Run("all", func(b *testing.B) {
 			var it Iterator
 			for b.Loop() {
 				it.Reset(c)
@@ -52,7 +60,7 @@ func BenchmarkPackCounters(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
 		})
-		b.Run("rate="+ftoa(rate)+"/window", func(b *testing.B) {
+		b.Run("window", func(b *testing.B) {
 			var it Iterator
 			for b.Loop() {
 				it.Reset(c)
@@ -69,7 +77,7 @@ func BenchmarkPackCounters(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
 		})
-	}
+	})
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }

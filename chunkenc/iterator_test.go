@@ -136,3 +136,74 @@ func mustEncode(t *testing.T, enc Encoding, ts []int64, vs []float64) []byte {
 	require.NoError(t, err)
 	return c
 }
+
+// TestReadUvarint compares readUvarint's fast path with the byte loop:
+// values of every length at every bit alignment, the stream cut at every
+// byte, and bytes that are no valid varint (11 bytes of continuation, a
+// 10th byte above 1).
+func TestReadUvarint(t *testing.T) {
+	seed := uint64(rand.Int64())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 13))
+	for range 3000 {
+		var w bitWriter
+		lead := uint8(rng.IntN(64))
+		w.writeBits(rng.Uint64(), lead)
+		var want []uint64
+		for range 1 + rng.IntN(4) {
+			u := rng.Uint64() >> rng.IntN(64)
+			want = append(want, u)
+			w.writeUvarint(u)
+		}
+		if rng.IntN(4) == 0 { // garbage: continuation bytes, or a big 10th byte
+			for i := range 9 + rng.IntN(3) {
+				w.writeBits(0x80|uint64(rng.IntN(128)), 8)
+				if i == 8 && rng.IntN(2) == 0 {
+					w.writeBits(uint64(2+rng.IntN(126)), 8)
+					break
+				}
+			}
+		}
+		for cut := len(w.b); cut >= max(len(w.b)-12, 0); cut-- {
+			var a, b bitReader
+			a.reset(w.b[:cut])
+			b.reset(w.b[:cut])
+			_, _ = a.readBits(lead)
+			_, _ = b.readBits(lead)
+			for {
+				ua, oka := a.readUvarint()
+				ub, okb := b.readUvarintBytes()
+				require.Equal(t, okb, oka, "cut %d of %d, lead %d", cut, len(w.b), lead)
+				if !oka {
+					break
+				}
+				require.Equal(t, ub, ua)
+				require.Equal(t, restBits(b), restBits(a), "bits left, cut %d", cut)
+			}
+			if cut == len(w.b) {
+				var r bitReader
+				r.reset(w.b)
+				_, _ = r.readBits(lead)
+				for _, u := range want {
+					got, ok := r.readUvarint()
+					require.True(t, ok)
+					require.Equal(t, u, got)
+				}
+			}
+		}
+	}
+}
+
+// restBits returns the bits r has left (r is a copy: the caller's reader
+// does not move). Readers that buffer differently compare equal if they
+// would read the same.
+func restBits(r bitReader) []bool {
+	var out []bool
+	for {
+		bit, ok := r.readBit()
+		if !ok {
+			return out
+		}
+		out = append(out, bit)
+	}
+}
