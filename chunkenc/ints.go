@@ -252,14 +252,7 @@ func readInts(r *bitReader, dst []int64) bool {
 		if !ok {
 			return false
 		}
-		for i := range dst {
-			u, ok := r.readRice(uint8(k))
-			if !ok {
-				return false
-			}
-			dst[i] = unzigzag(u)
-		}
-		return true
+		return r.readRices(dst, uint8(k))
 	}
 	pairs := kind == intsPairs
 	c, ok := r.readUvarint()

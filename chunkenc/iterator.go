@@ -17,7 +17,8 @@ type Iterator struct {
 	err error
 	xor xorIter
 	pd  packDecoder
-	// Block encodings decode the whole chunk into these on Reset.
+	// Block encodings decode the whole chunk into these on Reset (a
+	// decimal chunk's values into pd's mantissas: see packDecoder).
 	ts  []int64
 	vs  []float64
 	pos int // index of the current sample in ts/vs, -1 before the first
@@ -30,6 +31,7 @@ type Iterator struct {
 func (it *Iterator) Reset(chunk []byte) {
 	it.err, it.done = nil, false
 	it.ts, it.vs, it.pos = it.ts[:0], it.vs[:0], -1
+	it.pd.mantissasKept = false
 	it.enc, it.err = EncodingOf(chunk)
 	if it.err != nil {
 		return
@@ -38,6 +40,7 @@ func (it *Iterator) Reset(chunk []byte) {
 	case EncXOR:
 		it.err = it.xor.reset(chunk)
 	case EncPack:
+		it.pd.keepMantissas = true
 		it.ts, it.vs, it.err = it.pd.decode(it.ts, it.vs, chunk)
 	default:
 		// Not a float chunk: to a float reader, as corrupt as any
@@ -104,6 +107,9 @@ func (it *Iterator) Seek(t millis) bool {
 func (it *Iterator) At() (int64, float64) {
 	if it.enc == EncXOR {
 		return it.xor.t, it.xor.v
+	}
+	if it.pd.mantissasKept {
+		return it.ts[it.pos], it.pd.value(it.pos)
 	}
 	return it.ts[it.pos], it.vs[it.pos]
 }

@@ -3,13 +3,18 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 	promchunk "github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 
@@ -345,4 +350,80 @@ func BenchmarkSelectRecent(b *testing.B) {
 			require.NoError(b, q.Close())
 		}
 	})
+}
+
+// BenchmarkDayPieces runs the 30-day panel's day pieces in process:
+// `sum by (instance) (rate(node_cpu_seconds_total[5m]))` at a 30-minute
+// step, one range query per day as the query frontend splits it, over
+// counters scraped every minute (bench/cmd/longquery's shape: 10 series
+// per instance, values of two decimals). It is the engine's part of
+// `make bench-30d` (chunk decoding, the select's reads) without HTTP:
+// each piece reads its own day and the last 5 minutes of the day before.
+//
+//	go test -run '^$' -bench DayPieces -count 10 ./engine
+func BenchmarkDayPieces(b *testing.B) {
+	const instances, days = 30, 4
+	const scrapeMs, dayMs = 60_000, 86_400_000
+	db, err := Open(Options{Dir: "db", FS: vfs.NewMem()})
+	require.NoError(b, err)
+	b.Cleanup(func() { db.Close() })
+	g, _, err := db.OpenGroup(1)
+	require.NoError(b, err)
+	var lsets []labels.Labels
+	var vs, rates []float64
+	rng := rand.New(rand.NewPCG(1, 2))
+	for inst := range instances {
+		for cpu := range 2 {
+			for _, mode := range []string{"idle", "iowait", "system", "user", "softirq"} {
+				lsets = append(lsets, labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", strconv.Itoa(cpu),
+					"instance", fmt.Sprintf("host-%d:9100", inst), "job", "node", "mode", mode))
+				vs = append(vs, math.Round(rng.Float64()*1e4)/100)
+				rates = append(rates, math.Round(rng.ExpFloat64()*500)/100)
+			}
+		}
+	}
+	t0 := int64(1_700_000_000_000) / dayMs * dayMs
+	const perBatch = 60 // an hour of scrapes per series and batch
+	index := uint64(0)
+	samples := make([]write.Sample, perBatch)
+	for r := 0; r < days*dayMs/scrapeMs; r += perBatch {
+		bb := write.NewBuilder("bench")
+		for i, l := range lsets {
+			for j := range samples {
+				vs[i] = math.Round((vs[i]+rates[i]*(0.5+rng.Float64()))*100) / 100
+				samples[j] = write.Sample{T: t0 + int64(r+j)*scrapeMs, V: vs[i]}
+			}
+			require.NoError(b, bb.Add(l, samples))
+		}
+		index++
+		_, err := g.ApplyBatch(index, bb.Batch())
+		require.NoError(b, err)
+	}
+	require.NoError(b, g.Checkpoint())
+	require.NoError(b, db.pdb.Flush())
+
+	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 5e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	ctx := context.Background()
+	const q = `sum by (instance) (rate(node_cpu_seconds_total[5m]))`
+	run := func() string {
+		var out strings.Builder
+		for d := 1; d < days; d++ {
+			start := t0 + int64(d)*dayMs + 7001
+			qry, err := eng.NewRangeQuery(ctx, g.Queryable("bench"), nil, q,
+				time.UnixMilli(start), time.UnixMilli(start+dayMs-30*60_000), 30*time.Minute)
+			require.NoError(b, err)
+			res := qry.Exec(ctx)
+			require.NoError(b, res.Err)
+			out.WriteString(res.Value.String())
+			qry.Close()
+		}
+		return out.String()
+	}
+	want := run()
+	require.Equal(b, instances, strings.Count(want, "instance=")/(days-1))
+	b.ReportAllocs()
+	for b.Loop() {
+		run()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(days-1)*len(lsets)), "ns/series-day")
 }

@@ -265,7 +265,8 @@ func parseFlags(args []string, stderr io.Writer) (cfg config, help bool, err err
 		"A tenant's retention_period in the runtime config replaces it for that tenant, longer or shorter, and also deletes samples older than now minus it.")
 	fs.DurationVar(&cfg.retentionInterval, "compactor.cleanup-interval", 15*time.Minute,
 		"How often the node proposes the retention steps of the tenants it holds (deleting data past retention and the series left empty).")
-	fs.Int64Var(&cfg.cacheBytes, "storage.cache-size", 64<<20, "Block cache of the embedded Pebble store, shared by index and chunk reads, in `bytes`.")
+	fs.Int64Var(&cfg.cacheBytes, "storage.cache-size", 0, "Block cache of the embedded Pebble store, shared by index and chunk reads, in `bytes`; it fills only as reads bring blocks in.\n"+
+		"0 sizes it to a sixteenth of the machine's memory (or of the cgroup's limit), between 64 MiB and 512 MiB.")
 	fs.Int64Var(&cfg.memTable, "storage.memtable-size", 32<<20, "Size of one memtable of the embedded Pebble store, in `bytes`; up to two are in memory.")
 	fs.Int64Var(&cfg.minFreeBytes, "storage.min-free-disk-space-bytes", defaultMinFreeBytes,
 		"Refuse writes (503) while the data directory's file system has less than this many `bytes` free, so that\n"+

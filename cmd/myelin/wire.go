@@ -111,10 +111,16 @@ func openNode(ctx context.Context, cfg config, nodeID string, lims tenantLimits,
 		disk.Close()
 		return nil, err
 	}
+	cacheBytes := cfg.cacheBytes
+	if cacheBytes == 0 {
+		mem := memoryLimit()
+		cacheBytes = autoCacheBytes(mem)
+		logger.Info("block cache sized to the memory", "cache_bytes", cacheBytes, "memory_bytes", mem)
+	}
 	db, err := engine.Open(engine.Options{
 		Dir:           enginePath(cfg),
 		Retention:     cfg.retention,
-		CacheBytes:    cfg.cacheBytes,
+		CacheBytes:    cacheBytes,
 		MemTableBytes: cfg.memTable,
 		OnDiskFull:    disk.Report,
 		Logger:        logger,
