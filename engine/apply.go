@@ -835,7 +835,7 @@ func (a *appender) sealLocked(s *memSeries, final bool) error {
 	}
 	sc.val = binary.AppendUvarint(sc.val[:0], uint64(maxt-mint))
 	hdr := len(sc.val)
-	if sc.val, err = chunkenc.Encode(sc.val, opts.SealEncoding, sc.ts, sc.vs); err != nil {
+	if sc.val, err = sc.enc.Encode(sc.val, opts.SealEncoding, sc.ts, sc.vs); err != nil {
 		return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
 	}
 	// INVARIANT: a sealed chunk decodes back to the samples it was built
