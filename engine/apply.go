@@ -190,6 +190,8 @@ type applyScratch struct {
 	ots      []int64          // samples of appender.ooo
 	ovs      []float64
 	ooh      oooHistScratch // out-of-order histograms (ooo_hist.go)
+	hashes   []uint64       // label hashes of a batch's series (resolveLocked)
+	found    []*memSeries   // their head series, nil if not found; cleared after the batch
 }
 
 // appender applies one batch to one tenant. The caller holds t.mu.
@@ -209,9 +211,11 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 	opts := &a.g.db.opts
 	retMs := t.retentionMsLocked(opts)
 	nextID0 := t.mu.nextID
+	hashes, found := a.resolveLocked(b)
+	defer clear(found) // holds no series past the batch
 	for i := range b.Series {
 		bs := &b.Series[i]
-		h := xxhash.Sum64(bs.Labels)
+		h := hashes[i]
 		if len(bs.Samples) == 0 && len(bs.Histograms) == 0 {
 			// Exemplars or metadata alone: no series to look up (a
 			// metadata series' labels only placed it on the group).
@@ -221,7 +225,12 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 			}
 			continue
 		}
-		s := t.lookupLocked(h, bs.Labels)
+		s := found[i]
+		if s == nil {
+			// New, or created by an earlier series of this batch with
+			// the same labels.
+			s = t.lookupLocked(h, bs.Labels)
+		}
 		if s == nil && !t.mu.allInHead {
 			var err error
 			if s, err = a.lookupStoredLocked(h, bs.Labels); err != nil {
@@ -435,6 +444,43 @@ func (a *appender) applyLocked(b *write.Batch) ([]write.Refusal, error) {
 		}
 	}
 	return errs, nil
+}
+
+// resolveLocked hashes the label set of every series of b and looks it
+// up in the head, before any of them is applied: hashes[i] and found[i]
+// (nil if not in the head) are series i's. They are the caller's until
+// the next resolveLocked; found must be cleared after the batch.
+//
+// One pass of lookups rather than a lookup per series as it is applied:
+// at 50,000 series the head does not fit the CPU caches, and a lookup is
+// a chain of misses (the map's group, the series, its label bytes). With
+// nothing else between them, the lookups of consecutive series are
+// independent loads the CPU overlaps; in the apply loop each waited
+// behind the previous series' append (BenchmarkApplyScrape, docs/design.md
+// "Ingest CPU"). Rejected: resolving series references on the proposer
+// and carrying them in the entry, which a replica whose head differs (a
+// restart, an eviction) cannot trust, and which the replay rules would
+// have to cover.
+//
+// It changes nothing: the apply loop uses found[i] only if not nil
+// (INVARIANT: nothing in the loop removes a series from byHash:
+// eviction and retention run after it), and looks up again a series not
+// found, which an earlier series of the batch may have created.
+func (a *appender) resolveLocked(b *write.Batch) (hashes []uint64, found []*memSeries) {
+	sc, t := a.scratch, a.t
+	n := len(b.Series)
+	if cap(sc.hashes) < n {
+		sc.hashes = make([]uint64, n)
+		sc.found = make([]*memSeries, n)
+	}
+	hashes, found = sc.hashes[:n], sc.found[:n]
+	for i := range b.Series {
+		hashes[i] = xxhash.Sum64(b.Series[i].Labels)
+	}
+	for i := range b.Series {
+		found[i] = t.lookupLocked(hashes[i], b.Series[i].Labels)
+	}
+	return hashes, found
 }
 
 // applyMetaLocked applies the exemplars and metadata of batch series bs
@@ -789,7 +835,7 @@ func (a *appender) sealLocked(s *memSeries, final bool) error {
 	}
 	sc.val = binary.AppendUvarint(sc.val[:0], uint64(maxt-mint))
 	hdr := len(sc.val)
-	if sc.val, err = chunkenc.Encode(sc.val, opts.SealEncoding, sc.ts, sc.vs); err != nil {
+	if sc.val, err = sc.enc.Encode(sc.val, opts.SealEncoding, sc.ts, sc.vs); err != nil {
 		return fmt.Errorf("seal chunk of series %d: %w", s.id, err)
 	}
 	// INVARIANT: a sealed chunk decodes back to the samples it was built

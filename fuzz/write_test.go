@@ -15,7 +15,8 @@ import (
 )
 
 // FuzzBatchDecode feeds arbitrary bytes to write.Decode, the decoder
-// of Raft log entries (written by any node's server, read by every
+// of Raft log entries (every version, the prefix-coded form nodes
+// propose included) (written by any node's server, read by every
 // replica). It must not panic; an error must wrap write.ErrCorrupt;
 // a batch that decodes re-encodes to bytes that decode to the same batch.
 func FuzzBatchDecode(f *testing.F) {
@@ -109,6 +110,11 @@ func FuzzBatchDecode(f *testing.F) {
 	hst.Series[0].SetStartTimestamps([]int64{0, -1, 5, math.MinInt64})
 	f.Add(write.Append(nil, hst))
 	f.Add([]byte{8, 1, 1, 2, 4, 1, 't', 0, 0, 1, 1, 'x', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	// Version 9: prefix-coded label sets, as a node proposes every batch.
+	var enc write.Encoder
+	for _, b := range []*write.Batch{bb.Batch(), limited, hb.Batch(), bx, bs, hst} {
+		f.Add(enc.Entry(b))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := write.Decode(data)
 		if err != nil {

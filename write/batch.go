@@ -31,6 +31,21 @@ const VersionNoLimits byte = 2
 // batch follows.
 const VersionS2 byte = 3
 
+// VersionS2Prefix is the first byte of a compressed batch whose label
+// sets are prefix-coded: each series' label set is written as the number
+// of leading bytes it shares with the previous series' label set and the
+// rest (doc.go). It is what Encoder writes; Decode reads it and
+// VersionS2.
+const VersionS2Prefix byte = 9
+
+// maxLabelExpansion bounds the label sets a VersionS2Prefix batch
+// decodes to: at most this many times the length of its decompressed
+// content. Shared prefixes make a few bytes of input name a long label
+// set; without a bound a crafted entry would decode to a quadratic
+// amount of memory. The Encoder writes VersionS2 instead for a batch
+// past it (a remote-write batch decodes to ~2x).
+const maxLabelExpansion = 64
+
 // Sample is one float sample: a millisecond timestamp and a value. Values
 // round-trip bit-exact (the Prometheus StaleNaN included).
 type Sample struct {
@@ -225,6 +240,12 @@ func (bb *Builder) Batch() *Batch {
 // returned by Decode, each Histogram with exactly one of H and FH); Append
 // does not check it.
 func Append(dst []byte, b *Batch) []byte {
+	return appendBatch(dst, b, false)
+}
+
+// appendBatch is Append, with the label sets prefix-coded if prefix (the
+// content of a VersionS2Prefix batch).
+func appendBatch(dst []byte, b *Batch, prefix bool) []byte {
 	// A float-only batch keeps the version a replica of the previous
 	// release decodes: a rolling upgrade writes nothing it cannot apply
 	// until histograms arrive.
@@ -259,10 +280,19 @@ func Append(dst []byte, b *Batch) []byte {
 		dst = appendMetaLimits(dst, b.MetaLimits)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(b.Series)))
+	var prev []byte // the previous series' label set
 	for i := range b.Series {
 		s := &b.Series[i]
-		dst = binary.AppendUvarint(dst, uint64(len(s.Labels)))
-		dst = append(dst, s.Labels...)
+		if prefix {
+			n := sharedPrefix(prev, s.Labels)
+			dst = binary.AppendUvarint(dst, uint64(n))
+			dst = binary.AppendUvarint(dst, uint64(len(s.Labels)-n))
+			dst = append(dst, s.Labels[n:]...)
+			prev = s.Labels
+		} else {
+			dst = binary.AppendUvarint(dst, uint64(len(s.Labels)))
+			dst = append(dst, s.Labels...)
+		}
 		dst = binary.AppendUvarint(dst, uint64(len(s.Samples)))
 		prev := int64(0)
 		for _, smp := range s.Samples {
@@ -288,6 +318,22 @@ func Append(dst []byte, b *Batch) []byte {
 		}
 	}
 	return dst
+}
+
+// sharedPrefix returns the length of the longest common prefix of a and
+// b, comparing 8 bytes at a time.
+func sharedPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
 }
 
 // clampLimit is a limit as encoded: negative means none (0), and a limit

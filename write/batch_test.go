@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/stretchr/testify/require"
@@ -254,9 +255,10 @@ func TestDecoderReuse(t *testing.T) {
 }
 
 func TestEncoder(t *testing.T) {
-	b := buildBatch(t, "t", labels.FromStrings("__name__", "up", "job", "a"), []Sample{{1, 1}, {2, 2}})
+	b := buildBatch(t, "t", labels.FromStrings("__name__", "up", "job", "a"), []Sample{{1, 1}, {2, 2}},
+		labels.FromStrings("__name__", "up", "job", "b"), []Sample{{1, 3}})
 	var e Encoder
-	want := Compress(nil, Append(nil, b))
+	want := append([]byte{VersionS2Prefix}, s2.Encode(nil, appendBatch(nil, b, true))...)
 	e1 := e.Entry(b)
 	e2 := e.Entry(b)
 	require.Equal(t, want, e1)
@@ -266,4 +268,120 @@ func TestEncoder(t *testing.T) {
 	got, err := Decode(e2)
 	require.NoError(t, err)
 	require.Equal(t, Append(nil, b), Append(nil, &got))
+}
+
+// TestPrefixedLabels: the label sets of a VersionS2Prefix batch come back
+// byte for byte whatever they share (nothing, a part, all, a whole label
+// set that the next one extends), across Decoder reuse and with the
+// other sections (histograms, exemplars, windows, start timestamps).
+func TestPrefixedLabels(t *testing.T) {
+	lsets := []labels.Labels{
+		labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", "0", "mode", "idle"),
+		labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", "0", "mode", "user"),
+		labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", "0", "mode", "user"), // all shared
+		labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", "0", "mode", "user", "x", "y"),
+		labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", "0"), // a prefix of the one before
+		labels.FromStrings("a", "\x00→"),                                     // nothing shared
+		labels.FromStrings("a", "\x00→", "b", "1"),
+	}
+	var series []any
+	for i, l := range lsets {
+		series = append(series, l, []Sample{{int64(1000 + i), float64(i)}})
+	}
+	plain := buildBatch(t, "tenant", series...)
+	window := buildBatch(t, "tenant", series...)
+	window.OutOfOrderWindowMs = 60_000
+	window.Series[1].SetStartTimestamps([]int64{500})
+	var d Decoder
+	var e Encoder
+	for _, b := range []*Batch{plain, goldenHistogramBatch(t), goldenExemplarBatch(t), window, buildBatch(t, "t"), plain} {
+		entry := e.Entry(b)
+		require.Equal(t, VersionS2Prefix, entry[0])
+		got, err := d.Decode(entry)
+		require.NoError(t, err)
+		require.Equal(t, Append(nil, b), Append(nil, got), "decodes to the same batch")
+		for i := range b.Series {
+			require.Equal(t, string(b.Series[i].Labels), string(got.Series[i].Labels), "series %d", i)
+		}
+	}
+	content := appendBatch(nil, plain, true)
+	require.Less(t, len(content), len(Append(nil, plain)), "prefix coding makes the batch smaller")
+}
+
+// TestPrefixedLabelsBound: a batch whose label sets would decode to more
+// than maxLabelExpansion times its content is refused, and the Encoder
+// writes such a batch as VersionS2, which has no such bound.
+func TestPrefixedLabelsBound(t *testing.T) {
+	long := labels.FromStrings("__name__", strings.Repeat("n", 2000))
+	var series []any
+	for i := range 1000 {
+		series = append(series, long, []Sample{{int64(i), 0}})
+	}
+	b := buildBatch(t, "t", series...)
+	content := appendBatch(nil, b, true)
+	require.Greater(t, labelBytes(b), maxLabelExpansion*len(content), "the test batch is past the bound")
+	_, err := Decode(append([]byte{VersionS2Prefix}, s2.Encode(nil, content)...))
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.ErrorContains(t, err, "label sets of")
+	var e Encoder
+	entry := e.Entry(b)
+	require.Equal(t, VersionS2, entry[0])
+	got, err := Decode(entry)
+	require.NoError(t, err)
+	require.Equal(t, Append(nil, b), Append(nil, &got))
+}
+
+// TestPrefixedLabelsCorrupt: a shared length past the previous label set,
+// an empty label set, and every truncation and random corruption of a
+// prefixed batch are errors with offsets, never panics.
+func TestPrefixedLabelsCorrupt(t *testing.T) {
+	s2of := func(content []byte) []byte { return append([]byte{VersionS2Prefix}, s2.Encode(nil, content)...) }
+	for _, tc := range []struct {
+		name    string
+		content []byte
+		offset  int
+		reason  string
+	}{
+		{"first shares", []byte{4, 1, 't', 0, 0, 1, 1, 1, 'a', 0}, 6, "shares 1 bytes of the previous label set of 0"},
+		{"shares past the previous", []byte{4, 1, 't', 0, 0, 2, 0, 2, 'a', 0xff, 0, 3, 0, 0}, 11, "shares 3 bytes"},
+		{"empty label set", []byte{4, 1, 't', 0, 0, 1, 0, 0, 0}, 8, "has no labels"},
+		{"suffix past the input", []byte{4, 1, 't', 0, 0, 1, 0, 9, 'a'}, 8, "exceeds remaining"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode(s2of(tc.content))
+			var ce *CorruptError
+			require.True(t, errors.As(err, &ce), "err %v", err)
+			require.Equal(t, tc.offset, ce.Offset, "offset; err %v", err)
+			require.ErrorContains(t, err, tc.reason)
+		})
+	}
+	b := buildBatch(t, "tenant",
+		labels.FromStrings("__name__", "up", "job", "a"), []Sample{{1000, 1}, {2000, 0}},
+		labels.FromStrings("__name__", "up", "job", "b"), []Sample{{1500, 2}},
+	)
+	content := appendBatch(nil, b, true)
+	for i := range content {
+		_, err := Decode(s2of(content[:i]))
+		require.ErrorIs(t, err, ErrCorrupt, "prefix of %d bytes", i)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		c := append([]byte(nil), content...)
+		c[rng.IntN(len(c))] = byte(rng.Uint32())
+		_, _ = Decode(s2of(c)) // must not panic
+	}
+}
+
+func TestSharedPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"", "abc", 0}, {"abc", "abd", 2}, {"abc", "abc", 3}, {"abc", "abcdef", 3},
+		{"0123456789abcdef", "0123456789abcdef", 16}, {"0123456789abcdefX", "0123456789abcdefY", 16},
+		{"01234567x", "01234567y", 8}, {"0123456x", "0123456y", 7}, {"x1234567", "y1234567", 0},
+	} {
+		require.Equal(t, tc.want, sharedPrefix([]byte(tc.a), []byte(tc.b)), "%q %q", tc.a, tc.b)
+		require.Equal(t, tc.want, sharedPrefix([]byte(tc.b), []byte(tc.a)), "%q %q", tc.b, tc.a)
+	}
 }

@@ -32,7 +32,8 @@ func benchBatch(b *testing.B, n int) *Batch {
 }
 
 // BenchmarkDecode decodes a 1000-series batch with a warm Decoder, as the
-// engine does, in both versions; and with Decode, which allocates the
+// engine does, uncompressed, compressed (VersionS2) and as the Encoder
+// writes it (VersionS2Prefix); and with Decode, which allocates the
 // batch's slices every time.
 func BenchmarkDecode(b *testing.B) {
 	const n = 1000
@@ -47,10 +48,11 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/series")
 	})
+	var e Encoder
 	for _, tc := range []struct {
 		name string
 		in   []byte
-	}{{"v2", enc}, {"s2", Compress(nil, enc)}} {
+	}{{"v2", enc}, {"s2", Compress(nil, enc)}, {"s2prefix", e.Entry(benchBatch(b, n))}} {
 		b.Run(tc.name, func(b *testing.B) {
 			var d Decoder
 			b.SetBytes(int64(len(tc.in)))
@@ -65,8 +67,7 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// BenchmarkEncoderEntry makes the log entry of a 2000-series batch
-// (Append, then Compress).
+// BenchmarkEncoderEntry makes the log entry of a 2000-series batch.
 func BenchmarkEncoderEntry(b *testing.B) {
 	const n = 2000
 	batch := benchBatch(b, n)

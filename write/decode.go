@@ -30,12 +30,13 @@ func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
 
 // Decode decodes an encoded batch, VersionHistograms, Version,
 // VersionNoLimits (whose Limits are zero), VersionWindow of one of the
-// first two, or VersionS2 of any of them (Compress). It
+// first two, or VersionS2 of any of them (Compress), or VersionS2Prefix
+// (Encoder). It
 // checks the structure: version, counts, lengths; not the label sets
 // (CheckLabels; the engine refuses a series with invalid labels). It
 // never panics and allocates O(len(src)); an error is a *CorruptError.
-// The returned batch's label sets alias src (or, for VersionS2, a buffer
-// of its own); the samples share one slice, and so do the histogram
+// The returned batch's label sets alias src (or, for VersionS2 and
+// VersionS2Prefix, a buffer of its own); the samples share one slice, and so do the histogram
 // samples (each histogram's spans and buckets are allocated).
 func Decode(src []byte) (Batch, error) {
 	var d Decoder
@@ -56,7 +57,8 @@ type Decoder struct {
 	hists   []Histogram
 	exs     []Exemplar
 	metas   []SeriesMeta
-	raw     []byte  // the decompressed form of a VersionS2 batch
+	raw     []byte  // the decompressed form of a VersionS2 or VersionS2Prefix batch
+	lbls    []byte  // the label sets of a VersionS2Prefix batch, one after the other
 	sts     []int64 // start timestamps of a VersionST batch, all series'
 	stn     []int   // the number of start timestamps of each series
 	stMetas []SeriesMeta
@@ -164,13 +166,15 @@ type extent struct {
 
 // Decode is the package's Decode reusing d's slices. The Batch it returns
 // is d's own, valid until the next Decode; its label sets alias src (or,
-// for VersionS2, d's decompression buffer, reused by the next Decode).
+// for VersionS2, d's decompression buffer, and for VersionS2Prefix, d's
+// label buffer, both reused by the next Decode).
 func (d *Decoder) Decode(src []byte) (*Batch, error) {
 	r := reader{src: src}
 	if len(src) == 0 {
 		return nil, r.fail("empty")
 	}
-	if src[0] == VersionS2 {
+	prefixed := src[0] == VersionS2Prefix
+	if src[0] == VersionS2 || prefixed {
 		raw, err := d.decompress(src)
 		if err != nil {
 			return nil, err
@@ -246,20 +250,37 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 	if cap(ext) < nser {
 		ext = make([]extent, 0, nser)
 	}
+	// The label sets of a prefixed batch are rebuilt in lbls, and the
+	// extents' label offsets are in it; they are in src otherwise.
+	lbls := d.lbls[:0]
+	maxLbls := min(maxLabelExpansion*len(src), maxDecompressed)
 	for i := range nser {
-		nl, err := r.count("label set length", 1)
-		if err != nil {
-			return nil, err
-		}
-		if nl == 0 {
-			return nil, r.fail("series %d has no labels", i)
-		}
 		// The label set itself is checked by the engine's apply, and only
 		// for a series it does not know: bytes equal to a stored label set
 		// are valid. Checking every series here cost 19% of apply.
 		var e extent
-		e.l0, e.l1 = r.off, r.off+nl
-		r.off = e.l1
+		if prefixed {
+			var prev []byte // the previous series' label set
+			if i > 0 {
+				p := ext[i-1]
+				prev = lbls[p.l0:p.l1]
+			}
+			e.l0 = len(lbls)
+			if lbls, err = r.prefixedLabels(lbls, prev, maxLbls, i); err != nil {
+				return nil, err
+			}
+			e.l1 = len(lbls)
+		} else {
+			nl, err := r.count("label set length", 1)
+			if err != nil {
+				return nil, err
+			}
+			if nl == 0 {
+				return nil, r.fail("series %d has no labels", i)
+			}
+			e.l0, e.l1 = r.off, r.off+nl
+			r.off = e.l1
+		}
 		ns, err := r.count("sample count", minSampleBytes)
 		if err != nil {
 			return nil, err
@@ -297,9 +318,13 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 		e.h1, e.e1 = len(hists), len(exs)
 		ext = append(ext, e)
 	}
-	d.samples, d.ext, d.hists, d.exs = samples, ext, hists, exs
+	d.samples, d.ext, d.hists, d.exs, d.lbls = samples, ext, hists, exs, lbls
 	if r.off != len(src) {
 		return nil, r.fail("%d trailing bytes", len(src)-r.off)
+	}
+	lsrc := src
+	if prefixed {
+		lsrc = lbls
 	}
 	b.Series = b.Series[:0]
 	if nser == 0 {
@@ -321,7 +346,7 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 	}
 	d.metas = d.metas[:0]
 	for _, e := range ext {
-		s := Series{Labels: src[e.l0:e.l1:e.l1], Samples: samples[e.s0:e.s1:e.s1]}
+		s := Series{Labels: lsrc[e.l0:e.l1:e.l1], Samples: samples[e.s0:e.s1:e.s1]}
 		if e.h1 > e.h0 {
 			s.Histograms = hists[e.h0:e.h1:e.h1]
 		}
@@ -340,6 +365,37 @@ func (d *Decoder) Decode(src []byte) (*Batch, error) {
 		}
 	}
 	return b, nil
+}
+
+// prefixedLabels reads the label set of series i of a VersionS2Prefix
+// batch, whose previous series' label set is prev, and appends it to
+// lbls, which must stay within maxLbls bytes.
+func (r *reader) prefixedLabels(lbls, prev []byte, maxLbls, i int) ([]byte, error) {
+	off := r.off
+	shared, err := r.uvarint("shared label set length")
+	if err != nil {
+		return lbls, err
+	}
+	if shared > uint64(len(prev)) {
+		r.off = off
+		return lbls, r.fail("series %d shares %d bytes of the previous label set of %d", i, shared, len(prev))
+	}
+	nl, err := r.count("label set length", 1)
+	if err != nil {
+		return lbls, err
+	}
+	if shared == 0 && nl == 0 {
+		return lbls, r.fail("series %d has no labels", i)
+	}
+	if n := len(lbls) + int(shared) + nl; n > maxLbls {
+		return lbls, r.fail("label sets of %d bytes, more than %d", n, maxLbls)
+	}
+	// prev is in lbls, before the bytes appended: an append that moves
+	// lbls copies from the old array, which prev still holds.
+	lbls = append(lbls, prev[:shared]...)
+	lbls = append(lbls, r.src[r.off:r.off+nl]...)
+	r.off += nl
+	return lbls, nil
 }
 
 // decodeHistograms reads the histogram samples and the flags byte that

@@ -6,11 +6,11 @@ import (
 	"github.com/klauspost/compress/s2"
 )
 
-// Encoder makes Raft log entries of batches: an entry is the batch in its
-// compressed form (Append, then Compress; VersionS2), ~10x smaller than
-// Version for remote-write batches, whose label sets repeat. The zero
-// value is ready to use; it is safe for concurrent use and must not be
-// copied after first use.
+// Encoder makes Raft log entries of batches: an entry is the batch with
+// its label sets prefix-coded, in S2 compressed form (VersionS2Prefix),
+// ~13x smaller than Append's encoding for remote-write batches, whose
+// label sets repeat. The zero value is ready to use; it is safe for
+// concurrent use and must not be copied after first use.
 type Encoder struct {
 	// bufs holds *[]byte buffers for the uncompressed batch, which is
 	// compressed into the entry and then no longer needed, and for s2's
@@ -30,7 +30,16 @@ func (e *Encoder) Entry(b *Batch) []byte {
 	if buf == nil {
 		buf = new([]byte)
 	}
-	*buf = Append((*buf)[:0], b)
+	// Prefix coding first: consecutive series of a remote-write batch
+	// share most of their label set (the metric name, then the labels of
+	// one target), and S2 then compresses half the bytes; see doc.go
+	// (VersionS2Prefix) and docs/design.md "Ingest CPU".
+	version := VersionS2Prefix
+	*buf = appendBatch((*buf)[:0], b, true)
+	if labelBytes(b) > maxLabelExpansion*len(*buf) {
+		version = VersionS2
+		*buf = Append((*buf)[:0], b)
+	}
 	out, _ := e.bufs.Get().(*[]byte)
 	if out == nil {
 		out = new([]byte)
@@ -40,7 +49,7 @@ func (e *Encoder) Entry(b *Batch) []byte {
 	}
 	c := s2.Encode((*out)[:cap(*out)], *buf)
 	entry := make([]byte, 1+len(c))
-	entry[0] = VersionS2
+	entry[0] = version
 	copy(entry[1:], c)
 	for _, p := range []*[]byte{buf, out} {
 		if cap(*p) <= maxPooledBytes {
@@ -48,4 +57,13 @@ func (e *Encoder) Entry(b *Batch) []byte {
 		}
 	}
 	return entry
+}
+
+// labelBytes is the length of b's label sets, all series'.
+func labelBytes(b *Batch) int {
+	n := 0
+	for i := range b.Series {
+		n += len(b.Series[i].Labels)
+	}
+	return n
 }

@@ -112,14 +112,33 @@ func TestBatchV2Golden(t *testing.T) {
 	}
 }
 
-// TestBatchS2Golden freezes the compressed form a node proposes (version
-// 3 of version 4). The bytes are those of the s2 library's encoder; if
-// only it changed, the golden bytes still decode to the batch (checked
-// first) and -rewrite is right. A change of the layout needs a new
-// version.
+// TestBatchS2Golden: the compressed form nodes proposed before version 9
+// (version 3 of version 4), still in Raft logs, decodes to the batch;
+// Compress writes it. The golden file is frozen: never rewritten.
 func TestBatchS2Golden(t *testing.T) {
-	const name = "batch_v3_of_v4.golden"
 	b := goldenLimitsBatch(t)
+	got, err := Decode(readGolden(t, "batch_v3_of_v4.golden"))
+	if err != nil {
+		t.Fatalf("golden batch does not decode: %v", err)
+	}
+	if string(Append(nil, &got)) != string(Append(nil, b)) {
+		t.Fatalf("golden batch decodes to another batch")
+	}
+	if c := Compress(nil, Append(nil, b)); c[0] != VersionS2 {
+		t.Fatalf("Compress writes version %d", c[0])
+	}
+}
+
+// TestBatchPrefixGolden freezes the form a node proposes (version 9:
+// prefix-coded label sets, S2-compressed), and its content before
+// compression, which is ours alone. The compressed bytes are those of the
+// s2 library's encoder; if only it changed, the golden bytes still decode
+// to the batch (checked first) and -rewrite is right. A change of the
+// layout needs a new version.
+func TestBatchPrefixGolden(t *testing.T) {
+	const name = "batch_v9.golden"
+	b := goldenLimitsBatch(t)
+	checkGolden(t, "batch_v9_content.golden", hex.Dump(appendBatch(nil, b, true)))
 	if _, err := os.Stat(filepath.Join("testdata", name)); err == nil || !*rewrite {
 		got, err := Decode(readGolden(t, name))
 		if err != nil {
@@ -130,7 +149,11 @@ func TestBatchS2Golden(t *testing.T) {
 		}
 	}
 	var e Encoder
-	checkGolden(t, name, hex.Dump(e.Entry(b)))
+	entry := e.Entry(b)
+	if entry[0] != VersionS2Prefix {
+		t.Fatalf("Encoder writes version %d", entry[0])
+	}
+	checkGolden(t, name, hex.Dump(entry))
 }
 
 // TestOutcomeGolden freezes the version 2 outcome encoding, and checks
