@@ -268,6 +268,15 @@ func TestEncoder(t *testing.T) {
 	got, err := Decode(e2)
 	require.NoError(t, err)
 	require.Equal(t, Append(nil, b), Append(nil, &got))
+
+	// Plain: the encoding before version 9, byte for byte what the
+	// releases before it wrote (Append, then S2), which they decode.
+	plain := Encoder{Plain: true}
+	e3 := plain.Entry(b)
+	require.Equal(t, append([]byte{VersionS2}, s2.Encode(nil, Append(nil, b))...), e3)
+	got, err = Decode(e3)
+	require.NoError(t, err)
+	require.Equal(t, Append(nil, b), Append(nil, &got))
 }
 
 // TestPrefixedLabels: the label sets of a VersionS2Prefix batch come back

@@ -12,6 +12,11 @@ import (
 // label sets repeat. The zero value is ready to use; it is safe for
 // concurrent use and must not be copied after first use.
 type Encoder struct {
+	// Plain makes entries in the encoding before version 9 (VersionS2:
+	// Append, then S2), which releases before it decode: for a cluster
+	// some of whose nodes still run one (they refuse VersionS2Prefix
+	// entries). Set before the first Entry.
+	Plain bool
 	// bufs holds *[]byte buffers for the uncompressed batch, which is
 	// compressed into the entry and then no longer needed, and for s2's
 	// output, which needs room for the worst case (more than the batch)
@@ -35,8 +40,10 @@ func (e *Encoder) Entry(b *Batch) []byte {
 	// one target), and S2 then compresses half the bytes; see doc.go
 	// (VersionS2Prefix) and docs/design.md "Ingest CPU".
 	version := VersionS2Prefix
-	*buf = appendBatch((*buf)[:0], b, true)
-	if labelBytes(b) > maxLabelExpansion*len(*buf) {
+	if !e.Plain {
+		*buf = appendBatch((*buf)[:0], b, true)
+	}
+	if e.Plain || labelBytes(b) > maxLabelExpansion*len(*buf) {
 		version = VersionS2
 		*buf = Append((*buf)[:0], b)
 	}

@@ -54,6 +54,7 @@ func TestClusterFlags(t *testing.T) {
 		{"key without cert", []string{"-raft.insecure", "-cluster.node-id", "1", "-raft.listen-address", "127.0.0.1:1", "-cluster.peers", "1=a:1", "-raft.tls-key-file", "k"}, "go together", nil},
 		{"bad log store", []string{"-raft.insecure", "-cluster.node-id", "1", "-raft.listen-address", "127.0.0.1:1", "-cluster.peers", "1=a:1", "-raft.log-store", "x"}, "raft-wal or pebble", nil},
 		{"bad log store, single node", []string{"-raft.log-store", "x"}, "raft-wal or pebble", nil},
+		{"bad entry format", []string{"-raft.entry-format", "v9"}, "want auto, prefix or plain", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, _, err := parseFlags(tc.args, io.Discard)
@@ -70,6 +71,31 @@ func TestClusterFlags(t *testing.T) {
 				t.Fatalf("voters %v, want %v", got, tc.voters)
 			}
 		})
+	}
+}
+
+// TestEntryFormat: -raft.entry-format's auto writes prefix-coded entries
+// on a cluster of one and the encoding earlier releases apply on a node
+// that can have peers (a rolling upgrade); prefix and plain say which.
+func TestEntryFormat(t *testing.T) {
+	clustered := []string{"-raft.insecure", "-cluster.node-id", "1", "-raft.listen-address", "127.0.0.1:1"}
+	for _, tc := range []struct {
+		args  []string
+		plain bool
+	}{
+		{nil, false},
+		{clustered, true},
+		{append(slices.Clone(clustered), "-raft.entry-format", "prefix"), false},
+		{[]string{"-raft.entry-format", "plain"}, true},
+		{[]string{"-raft.entry-format", "auto"}, false},
+	} {
+		cfg, _, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.cluster.plainEntries(); got != tc.plain {
+			t.Errorf("%v: plain entries %v, want %v", tc.args, got, tc.plain)
+		}
 	}
 }
 

@@ -221,6 +221,9 @@ func openNode(ctx context.Context, cfg config, nodeID string, lims tenantLimits,
 	// Each part of a write carries its tenant's series limits, scaled
 	// to its group.
 	n.dist = distributor.New(router, router.Ring, lims.o)
+	if cc.plainEntries() {
+		n.dist.PlainEntries()
+	}
 	n.query = querier.New(querier.Routed(router, engineLocal(db), cluster.ReadWindow(cfg.maxFutureSkew), cluster.ForwardTimeout),
 		querier.Options{Logger: logger})
 	n.api = server.NewClusterAPI(n.cluster, db)

@@ -70,6 +70,11 @@ func New(p Proposer, current func() (*ring.Ring, error), limits Limits) *Distrib
 	return &Distributor{p: p, ring: current, limits: limits}
 }
 
+// PlainEntries makes the distributor write Raft entries in the encoding
+// releases before batch version 9 decode (write.Encoder.Plain): for a
+// cluster during a rolling upgrade. Call it before the first write.
+func (d *Distributor) PlainEntries() { d.entries.Plain = true }
+
 // sharesOf returns the shares of r's groups (cached for the last ring).
 func (d *Distributor) sharesOf(r *ring.Ring) []float64 {
 	if c := d.shares.Load(); c != nil && c.r == r {
