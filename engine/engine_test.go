@@ -845,6 +845,13 @@ func TestFormatCheck(t *testing.T) {
 				require.NoError(t, db.pdb.Set([]byte(k), v, pebble.NoSync))
 			}
 			require.NoError(t, db.pdb.Set(key, []byte{from}, pebble.NoSync))
+			// A snapshot of the old group (a leader still on the old
+			// binary) restored here is upgraded alike.
+			var snap bytes.Buffer
+			require.NoError(t, g9.Snapshot(&snap))
+			g10, _, err := db.OpenGroup(10)
+			require.NoError(t, err)
+			require.NoError(t, g10.Restore(bytes.NewReader(snap.Bytes())))
 			db.mu.Lock()
 			delete(db.mu.groups, 9)
 			db.mu.Unlock()
@@ -859,9 +866,19 @@ func TestFormatCheck(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, append([]byte{openVersion, openAppended}, old...), v)
 				require.NoError(t, closer.Close())
+				k10 := append(binary.BigEndian.AppendUint32(nil, 10), k[4:]...)
+				v, closer, err = db.pdb.Get(k10)
+				require.NoError(t, err, "restored group 10")
+				require.Equal(t, append([]byte{openVersion, openAppended}, old...), v, "restored group 10")
+				require.NoError(t, closer.Close())
 			}
+			v, closer, err = db.pdb.Get(groupKey(nil, 10, kindFormat))
+			require.NoError(t, err)
+			require.Equal(t, []byte{formatVersion}, v, "restored group 10")
+			require.NoError(t, closer.Close())
 			for _, tenant := range []string{"t", "u"} {
 				require.Equal(t, want[tenant], selectAll(t, g9, tenant, math.MinInt64, math.MaxInt64))
+				require.Equal(t, want[tenant], selectAll(t, g10, tenant, math.MinInt64, math.MaxInt64), "restored group 10")
 				g9.mu.Lock()
 				tn := g9.mu.tenants[tenant]
 				g9.mu.Unlock()
@@ -874,6 +891,7 @@ func TestFormatCheck(t *testing.T) {
 				tn.mu.Unlock()
 			}
 			require.NoError(t, db.DropGroup(9))
+			require.NoError(t, db.DropGroup(10))
 		})
 	}
 }
