@@ -79,6 +79,11 @@ func (x *XOR) Reset(buf []byte) {
 // state; re-appending the decoded samples cost 40% more when the engine
 // restores its open chunks at start.
 func (x *XOR) Load(buf, chunk []byte) error {
+	if len(chunk) > 0 && chunk[0] != byte(EncXOR) {
+		// The decoders dispatch on this byte; Load is handed the bytes
+		// directly (a stored open chunk), so it checks it itself.
+		return corrupt(EncXOR, 0, fmt.Sprintf("encoding byte %d, not EncXOR", chunk[0]))
+	}
 	var it xorIter
 	if err := it.reset(chunk); err != nil {
 		return err

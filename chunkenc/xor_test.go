@@ -153,4 +153,9 @@ func TestXORLoad(t *testing.T) {
 	}
 	var x XOR
 	require.Error(t, x.Load(nil, []byte{byte(EncXOR), 0, 5}), "count beyond the data")
+	// Found by engine's FuzzOpenRecord: another encoding byte was
+	// adopted as an empty XOR chunk (a panic under the invariants tag).
+	var ce *CorruptError
+	require.ErrorAs(t, x.Load(nil, []byte{0x30, 0, 0, 0x30}), &ce, "not an XOR chunk")
+	require.Equal(t, 0, ce.Offset)
 }

@@ -683,7 +683,7 @@ func (a *appender) appendLocked(s *memSeries, smp write.Sample) error {
 	if err := s.head.Append(smp.T, smp.V); err != nil {
 		panic(fmt.Sprintf("BUG: append checked sample %d to series %d: %v", smp.T, s.id, err))
 	}
-	a.t.markDirtyLocked(s)
+	a.t.appendedLocked(s)
 	return nil
 }
 
@@ -757,7 +757,7 @@ func (a *appender) appendHistLocked(s *memSeries, ts int64, h *histogram.Histogr
 		}
 		s.mint = ts
 	}
-	a.t.markDirtyLocked(s)
+	a.t.appendedLocked(s)
 	return nil
 }
 

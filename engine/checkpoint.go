@@ -176,7 +176,20 @@ func (t *tenant) checkCountsLocked() {
 	}
 }
 
-// openHistogram is the first byte of the 'o' value of a series whose
+// openVersion is the first byte of an 'o' value, openAppended the bit of
+// its flags byte (the second) that says the series accepted a sample
+// since the last eviction scan (memSeries.appended). The rest is the
+// body, the layout of version 1, which had neither byte: the series'
+// merge run, or openHistogram. Groups of format 3 and before hold
+// version 1 values; OpenGroup rewrites them to version 2 with the flag
+// set before it reads them (upgradeOpenRecords): the series stays in
+// the head one more eviction scan, as a series just written does.
+const (
+	openVersion  byte = 2
+	openAppended byte = 1 << 0
+)
+
+// openHistogram is the first byte of the body of an 'o' value whose
 // open chunk is a histogram chunk: its stored form follows
 // (histchunk.go). A merge run is at most 254 chunks (Options.MergeChunks
 // is at most 255, and a run that reaches it is merged), so the byte is
@@ -184,10 +197,15 @@ func (t *tenant) checkCountsLocked() {
 // start, so there is no run to record.
 const openHistogram byte = 0xff
 
-// appendOpen appends the 'o' value of s: its merge run, then its open
-// chunk, or openHistogram and its open histogram chunk (doc.go has the
-// layout).
+// appendOpen appends the 'o' value of s: the version, the flags, then
+// its merge run and its open chunk, or openHistogram and its open
+// histogram chunk (doc.go has the layout).
 func appendOpen(dst []byte, s *memSeries) []byte {
+	var flags byte
+	if s.appended {
+		flags |= openAppended
+	}
+	dst = append(dst, openVersion, flags)
 	if s.histOpen() {
 		return s.hist.appendBytes(append(dst, openHistogram))
 	}
@@ -198,24 +216,54 @@ func appendOpen(dst []byte, s *memSeries) []byte {
 	return append(dst, s.head.Bytes()...)
 }
 
-// parseOpen splits an 'o' value into the merge run and the open chunk,
-// or for openHistogram, the open histogram chunk (hist).
-func parseOpen(v []byte) (run uint8, runMint int64, chunk []byte, hist bool, err error) {
+// openRecord is a parsed 'o' value. chunk aliases the value.
+type openRecord struct {
+	run      uint8
+	runMint  int64
+	chunk    []byte // the open chunk, EncXOR, or the histogram chunk if hist
+	hist     bool
+	appended bool
+}
+
+// parseOpen parses an 'o' value of version 2 (appendOpen).
+func parseOpen(v []byte) (openRecord, error) {
+	var r openRecord
+	if len(v) < 2 {
+		return r, errors.New("truncated open chunk record")
+	}
+	if v[0] != openVersion {
+		return r, fmt.Errorf("open chunk record of version %d, want %d", v[0], openVersion)
+	}
+	if v[1]&^openAppended != 0 {
+		return r, fmt.Errorf("open chunk record with unknown flags %#x", v[1])
+	}
+	r.appended = v[1]&openAppended != 0
+	v = v[2:]
 	if len(v) == 0 {
-		return 0, 0, nil, false, errors.New("empty open chunk record")
+		return r, errors.New("open chunk record without a body")
 	}
 	if v[0] == openHistogram {
 		if !isPromHistChunk(v[1:]) {
-			return 0, 0, nil, false, errors.New("open histogram chunk record without a histogram chunk")
+			return r, errors.New("open histogram chunk record without a histogram chunk")
 		}
-		return 0, 0, v[1:], true, nil
+		r.chunk, r.hist = v[1:], true
+		return r, nil
 	}
-	run, v = v[0], v[1:]
-	if run > 0 {
+	r.run, v = v[0], v[1:]
+	if r.run > 0 {
 		if len(v) < 8 {
-			return 0, 0, nil, false, errors.New("truncated open chunk record")
+			return r, errors.New("truncated open chunk record")
 		}
-		runMint, v = int64(binary.BigEndian.Uint64(v)^(1<<63)), v[8:]
+		r.runMint, v = int64(binary.BigEndian.Uint64(v)^(1<<63)), v[8:]
 	}
-	return run, runMint, v, false, nil
+	r.chunk = v
+	return r, nil
+}
+
+// upgradeOpen returns the version 2 value of a version 1 'o' value v (a
+// group of format 3 or before): the flags say appended, which keeps the
+// series one more eviction scan, never less than the binary that wrote
+// it would have.
+func upgradeOpen(v []byte) []byte {
+	return append([]byte{openVersion, openAppended}, v...)
 }

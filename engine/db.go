@@ -326,9 +326,9 @@ func (g *Group) checkFormat() error {
 	switch {
 	case err == nil:
 		ok := len(v) == 1 && v[0] == formatVersion
-		upgrade := len(v) == 1 && v[0] == formatUpgradable
+		upgrade := len(v) == 1 && v[0] >= formatUpgradable && v[0] < formatVersion
 		if !ok && !upgrade {
-			err := fmt.Errorf("%w: group %d has format %x, this binary reads %d and %d", ErrFormat, g.id, v, formatUpgradable, formatVersion)
+			err := fmt.Errorf("%w: group %d has format %x, this binary reads %d to %d", ErrFormat, g.id, v, formatUpgradable, formatVersion)
 			return errors.Join(err, closer.Close())
 		}
 		if err := closer.Close(); err != nil || ok {
@@ -336,8 +336,9 @@ func (g *Group) checkFormat() error {
 		}
 		// Marked before anything of the new version is written: a
 		// binary of the old one then refuses the group with ErrFormat
-		// instead of failing on a chunk it cannot read.
-		return g.writeFormat(key)
+		// instead of failing on a chunk it cannot read. The 'o' values
+		// are rewritten in the same synced batch.
+		return g.upgradeFormat(key)
 	case !errors.Is(err, pebble.ErrNotFound):
 		return fmt.Errorf("read format: %w", err)
 	}
@@ -356,6 +357,64 @@ func (g *Group) checkFormat() error {
 		return fmt.Errorf("%w: group %d has data but no format key (written before format %d)", ErrFormat, g.id, formatVersion)
 	}
 	return g.writeFormat(key)
+}
+
+// upgradeFormat rewrites every 'o' value of the group (format 3 and
+// before: version 1, without the flags byte) to version 2
+// (upgradeOpen) and formatVersion at key, in one synced batch: a crash
+// leaves the group in the old format or the new one, never between.
+// Only the head's open chunks are rewritten, one key per series in the
+// head.
+func (g *Group) upgradeFormat(key []byte) error {
+	db := g.db
+	pb := db.pdb.NewBatch()
+	defer pb.Close()
+	prefix := groupKey(nil, g.id, kindTenant)
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+	if err != nil {
+		return err
+	}
+	var ids []uint32
+	for it.First(); it.Valid(); it.Next() {
+		if len(it.Value()) != 4 {
+			it.Close()
+			return fmt.Errorf("tenant key %q: bad value", it.Key())
+		}
+		ids = append(ids, binary.BigEndian.Uint32(it.Value()))
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("upgrade format: read tenants: %w", err)
+	}
+	for _, id := range ids {
+		prefix := appendPrefix(nil, g.id, id, kindOpen)
+		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: successor(prefix)})
+		if err != nil {
+			return err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			v, err := it.ValueAndErr()
+			if err == nil {
+				err = pb.Set(it.Key(), upgradeOpen(v), nil)
+			}
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("upgrade format: open chunk %x: %w", it.Key(), err)
+			}
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return fmt.Errorf("upgrade format: read open chunks: %w", err)
+		}
+	}
+	if err := pb.Set(key, []byte{formatVersion}, nil); err != nil {
+		return err
+	}
+	if err := pb.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("upgrade format: %w", err)
+	}
+	if err := db.syncPebble(); err != nil {
+		return fmt.Errorf("upgrade format: %w", err)
+	}
+	return nil
 }
 
 // writeFormat writes formatVersion at key, durably.
@@ -433,12 +492,13 @@ func (g *Group) loadTenant(name string, id uint32) (*tenant, error) {
 			return nil, fmt.Errorf("read labels of series %d: %w", sid, pebble.ErrNotFound)
 		}
 		s := &memSeries{id: sid, lbls: string(sit.Value())}
-		run, runMint, chunk, hist, err := parseOpen(it.Value())
+		rec, err := parseOpen(it.Value())
 		if err != nil {
 			return nil, fmt.Errorf("restore open chunk of series %d: %w", sid, err)
 		}
-		s.run, s.runMint = run, runMint
-		if hist {
+		s.run, s.runMint, s.appended = rec.run, rec.runMint, rec.appended
+		chunk := rec.chunk
+		if rec.hist {
 			// Prometheus's histogram chunk: load recovers its appender
 			// from the bytes, as the head left it.
 			s.head.Reset(nil)

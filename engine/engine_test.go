@@ -810,26 +810,90 @@ func TestFormatCheck(t *testing.T) {
 			require.NoError(t, db.DropGroup(9))
 		})
 	}
-	t.Run("version 2 upgraded", func(t *testing.T) {
-		// Version 2 groups (sealed histogram chunks in Prometheus's
-		// encodings) open, and are marked 3 before anything is written.
-		key := groupKey(nil, 9, kindFormat)
-		g9, _, err := db.OpenGroup(9)
-		require.NoError(t, err)
-		apply(t, g9, 1, buildBatch(t, "t", labels.FromStrings("a", "b"), []write.Sample{{T: 1, V: 1}}))
-		require.NoError(t, g9.Checkpoint())
-		require.NoError(t, db.pdb.Set(key, []byte{2}, pebble.NoSync))
-		db.mu.Lock()
-		delete(db.mu.groups, 9)
-		db.mu.Unlock()
-		_, _, err = db.OpenGroup(9)
-		require.NoError(t, err)
-		v, closer, err := db.pdb.Get(key)
-		require.NoError(t, err)
-		require.Equal(t, []byte{formatVersion}, v)
-		require.NoError(t, closer.Close())
-		require.NoError(t, db.DropGroup(9))
-	})
+	for _, from := range []byte{2, 3} {
+		t.Run(fmt.Sprintf("version %d upgraded", from), func(t *testing.T) {
+			// Version 2 groups (sealed histogram chunks in Prometheus's
+			// encodings) and 3 open; their 'o' values (version 1: no
+			// version or flags byte) are rewritten to version 2 with the
+			// appended flag set, with the format byte.
+			key := groupKey(nil, 9, kindFormat)
+			g9, _, err := db.OpenGroup(9)
+			require.NoError(t, err)
+			x, y := labels.FromStrings("a", "b"), labels.FromStrings("a", "c")
+			apply(t, g9, 1, buildBatch(t, "t", x, []write.Sample{{T: 1, V: 1}}, y, []write.Sample{{T: 1, V: 2}, {T: 2, V: 3}}))
+			apply(t, g9, 2, buildBatch(t, "u", x, []write.Sample{{T: 1, V: 4}}))
+			require.NoError(t, g9.Checkpoint())
+			want := map[string][]seriesSamples{}
+			for _, tenant := range []string{"t", "u"} {
+				want[tenant] = selectAll(t, g9, tenant, math.MinInt64, math.MaxInt64)
+			}
+			// Write the open chunks as a binary of format 3 did.
+			opens := map[string][]byte{}
+			it, err := db.pdb.NewIter(nil)
+			require.NoError(t, err)
+			for it.First(); it.Valid(); it.Next() {
+				k := it.Key()
+				if len(k) == prefixLen+8 && binary.BigEndian.Uint32(k) == 9 && k[prefixLen-1] == kindOpen {
+					v := it.Value()
+					require.Equal(t, openVersion, v[0])
+					opens[string(k)] = append([]byte(nil), v[2:]...)
+				}
+			}
+			require.NoError(t, it.Close())
+			require.Len(t, opens, 3)
+			for k, v := range opens {
+				require.NoError(t, db.pdb.Set([]byte(k), v, pebble.NoSync))
+			}
+			require.NoError(t, db.pdb.Set(key, []byte{from}, pebble.NoSync))
+			// A snapshot of the old group (a leader still on the old
+			// binary) restored here is upgraded alike.
+			var snap bytes.Buffer
+			require.NoError(t, g9.Snapshot(&snap))
+			g10, _, err := db.OpenGroup(10)
+			require.NoError(t, err)
+			require.NoError(t, g10.Restore(bytes.NewReader(snap.Bytes())))
+			db.mu.Lock()
+			delete(db.mu.groups, 9)
+			db.mu.Unlock()
+			g9, _, err = db.OpenGroup(9)
+			require.NoError(t, err)
+			v, closer, err := db.pdb.Get(key)
+			require.NoError(t, err)
+			require.Equal(t, []byte{formatVersion}, v)
+			require.NoError(t, closer.Close())
+			for k, old := range opens {
+				v, closer, err := db.pdb.Get([]byte(k))
+				require.NoError(t, err)
+				require.Equal(t, append([]byte{openVersion, openAppended}, old...), v)
+				require.NoError(t, closer.Close())
+				k10 := append(binary.BigEndian.AppendUint32(nil, 10), k[4:]...)
+				v, closer, err = db.pdb.Get(k10)
+				require.NoError(t, err, "restored group 10")
+				require.Equal(t, append([]byte{openVersion, openAppended}, old...), v, "restored group 10")
+				require.NoError(t, closer.Close())
+			}
+			v, closer, err = db.pdb.Get(groupKey(nil, 10, kindFormat))
+			require.NoError(t, err)
+			require.Equal(t, []byte{formatVersion}, v, "restored group 10")
+			require.NoError(t, closer.Close())
+			for _, tenant := range []string{"t", "u"} {
+				require.Equal(t, want[tenant], selectAll(t, g9, tenant, math.MinInt64, math.MaxInt64))
+				require.Equal(t, want[tenant], selectAll(t, g10, tenant, math.MinInt64, math.MaxInt64), "restored group 10")
+				g9.mu.Lock()
+				tn := g9.mu.tenants[tenant]
+				g9.mu.Unlock()
+				tn.mu.Lock()
+				for _, s := range tn.mu.byHash {
+					for ; s != nil; s = s.next {
+						require.True(t, s.appended, "series %d of %s: an old record reads as appended", s.id, tenant)
+					}
+				}
+				tn.mu.Unlock()
+			}
+			require.NoError(t, db.DropGroup(9))
+			require.NoError(t, db.DropGroup(10))
+		})
+	}
 }
 
 // TestMergeRunsAcrossRestarts: sealed chunks merge in runs of MergeChunks,

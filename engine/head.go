@@ -59,7 +59,14 @@ type memSeries struct {
 	// rules at its newest sample (nil: no rule in force); false: unknown,
 	// read from Pebble at the next sample (st.go). Memory only.
 	stKnown bool
-	st      *stCache
+	// appended: the series accepted a sample into its open chunk since
+	// the last eviction scan (evictLocked), which keeps it in the head
+	// and clears the flag. Checkpointed in the 'o' key (appendOpen), so
+	// a restarted replica decides the next scan as one that did not
+	// restart. It sits in the padding before st: the struct stays 160
+	// bytes.
+	appended bool
+	st       *stCache
 }
 
 // tenant is the head of one tenant in one group.
@@ -288,6 +295,14 @@ func index[S string | []byte](s S, c byte) int {
 		}
 	}
 	return -1
+}
+
+// appendedLocked records that s accepted a sample into its open chunk:
+// it stays in the head at the next eviction scan, and its open chunk is
+// written at the next checkpoint.
+func (t *tenant) appendedLocked(s *memSeries) {
+	s.appended = true
+	t.markDirtyLocked(s)
 }
 
 // markDirtyLocked records that s must be written at the next checkpoint.

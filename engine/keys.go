@@ -15,11 +15,16 @@ import (
 // chunk at query time, so 3 is a new version; this binary opens a
 // group of version 2 (whose sealed histogram chunks are Prometheus's,
 // which it reads as they are) and marks it 3 before writing to it.
-const formatVersion byte = 3
+// 4 starts every 'o' value with a version byte and a flags byte
+// (appendOpen): a binary that reads only 3 would take them for a merge
+// run.
+const formatVersion byte = 4
 
-// formatUpgradable is the earlier format this binary opens and upgrades
-// to formatVersion by rewriting the format byte alone: 3 only adds
-// encodings, so every key and value of a version 2 group reads the same.
+// formatUpgradable is the earliest format this binary opens and upgrades
+// to formatVersion (Group.upgradeFormat): 3 only added encodings, so
+// every key and value of a version 2 group reads as one of 3; from 3 to
+// 4 only the 'o' values change, and they are rewritten with the format
+// byte.
 const formatUpgradable byte = 2
 
 // ErrFormat: a group's data was written in a format this binary cannot read.

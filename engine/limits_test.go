@@ -67,6 +67,10 @@ func TestSeriesLimits(t *testing.T) {
 			[]string{"2:1:series-limit"}, 5},
 		{"refused samples before the refusal count once", lim(buildBatch(t, "t", m("e", "1"), smp(1600, 1700)), 5, 0),
 			[]string{"0:2:series-limit"}, 5},
+		// The first scan since the others were written keeps them (a
+		// series written since the previous scan is not idle); a:1 goes
+		// on alone.
+		{"written since the last scan: kept", lim(buildBatch(t, "t", m("a", "1"), smp(6_000)), 5, 0), nil, 5},
 		// Only a:1 writes for 10 s of sample time: the others are evicted.
 		{"eviction frees the count", lim(buildBatch(t, "t", m("a", "1"), smp(11_600)), 5, 0), nil, 1},
 		{"new series after eviction", lim(buildBatch(t, "t", m("f", "1"), smp(11_700)), 2, 0), nil, 2},

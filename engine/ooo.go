@@ -128,7 +128,7 @@ func (a *appender) insertHeadLocked(s *memSeries, smp write.Sample) (refusal, er
 			panic(fmt.Sprintf("BUG: re-append sorted sample %d to series %d: %v", t, s.id, err))
 		}
 	}
-	a.t.markDirtyLocked(s)
+	a.t.appendedLocked(s)
 	return nil, nil
 }
 

@@ -276,7 +276,7 @@ func (a *appender) insertHistHeadLocked(s *memSeries, x histSample) (refusal, er
 	}
 	*s.hist = nh
 	s.mint = mint
-	a.t.markDirtyLocked(s)
+	a.t.appendedLocked(s)
 	return nil, nil
 }
 

@@ -693,8 +693,11 @@ func TestOutOfOrderHistogramEvicted(t *testing.T) {
 		lat, other := labels.FromStrings("__name__", "lat"), labels.FromStrings("__name__", "other")
 		bb := write.NewBuilder("t")
 		require.NoError(t, bb.AddHistograms(lat, nil, chs(1000, 10, 1500, 15, 2000, 20)))
-		require.NoError(t, bb.Add(other, smps(6000, 6)))
+		require.NoError(t, bb.Add(other, smps(2000, 2)))
 		require.Empty(t, apply(t, g, 1, bb.Batch()))
+		// The scan after entry 1 keeps lat (just written), the next one
+		// evicts it.
+		require.Empty(t, apply(t, g, 2, buildBatch(t, "t", other, smps(6000, 6))))
 		require.Equal(t, 1, g.Stats()[0].HeadSeries, "lat is evicted (EvictIdle 3s)")
 		if restart {
 			require.NoError(t, g.Checkpoint())
@@ -708,7 +711,7 @@ func TestOutOfOrderHistogramEvicted(t *testing.T) {
 		require.NoError(t, bb.AddHistograms(lat, nil, chs(1250, 12, 1500, 15, 1500, 16, 900, 9, 1750, 1)))
 		b := bb.Batch()
 		b.OutOfOrderWindowMs = 5500
-		errs := apply(t, g, 2, b)
+		errs := apply(t, g, 3, b)
 		require.Len(t, errs, 1)
 		require.Equal(t, 1, errs[0].Rejected)
 		require.ErrorIs(t, errs[0].Err, write.ErrDuplicateSample)
@@ -726,7 +729,7 @@ func TestOutOfOrderHistogramEvicted(t *testing.T) {
 		requireNoOverlap(t, db)
 		bb.Reset("t")
 		require.NoError(t, bb.AddHistograms(lat, nil, chs(6100, 61)))
-		require.Empty(t, apply(t, g, 3, bb.Batch()))
+		require.Empty(t, apply(t, g, 4, bb.Batch()))
 		require.Equal(t, 2, g.Stats()[0].HeadSeries)
 		require.NoError(t, db.Close())
 	}

@@ -128,7 +128,10 @@ func TestOutOfOrderEvicted(t *testing.T) {
 		g, _, err := db.OpenGroup(7)
 		require.NoError(t, err)
 		up, other := labels.FromStrings("__name__", "up"), labels.FromStrings("__name__", "other")
-		require.Empty(t, apply(t, g, 1, buildBatch(t, "t", up, smps(1000, 1, 1500, 1.5, 2000, 2), other, smps(6000, 6))))
+		require.Empty(t, apply(t, g, 1, buildBatch(t, "t", up, smps(1000, 1, 1500, 1.5, 2000, 2), other, smps(2000, 2))))
+		// The scan after entry 1 keeps up (just written), the next one
+		// evicts it.
+		require.Empty(t, apply(t, g, 2, buildBatch(t, "t", other, smps(6000, 6))))
 		require.Equal(t, 1, g.Stats()[0].HeadSeries, "up is evicted (EvictIdle 3s)")
 		if restart {
 			require.NoError(t, g.Checkpoint())
@@ -140,7 +143,7 @@ func TestOutOfOrderEvicted(t *testing.T) {
 		}
 		b := buildBatch(t, "t", up, smps(1250, 1.25, 1500, 1.5, 1500, 9, 900, 0.9))
 		b.OutOfOrderWindowMs = 5500
-		errs := apply(t, g, 2, b)
+		errs := apply(t, g, 3, b)
 		require.Len(t, errs, 1)
 		require.Equal(t, 1, errs[0].Rejected)
 		require.ErrorIs(t, errs[0].Err, write.ErrDuplicateSample)
@@ -150,7 +153,7 @@ func TestOutOfOrderEvicted(t *testing.T) {
 		require.Equal(t, want, selectFrom(t, pebbleQuerier(t, g, "t", math.MinInt64, math.MaxInt64), labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")))
 		requireNoOverlap(t, db)
 		// An in-order sample brings it back.
-		require.Empty(t, apply(t, g, 3, buildBatch(t, "t", up, smps(6100, 61))))
+		require.Empty(t, apply(t, g, 4, buildBatch(t, "t", up, smps(6100, 61))))
 		require.Equal(t, 2, g.Stats()[0].HeadSeries)
 		require.NoError(t, db.Close())
 	}
