@@ -7,13 +7,20 @@ import (
 	"time"
 )
 
-// memoryReturnInterval: at most one return of memory this often. A
-// return is two garbage collections and the release of the free heap:
-// ~40 ms of CPU with the 50,000-series head of make bench's load, and in
-// proportion to the live heap above it. Groups of one node go quiet
-// within a few seconds of each other when a load stops; their returns
-// coalesce into one or two.
-const memoryReturnInterval = 5 * time.Second
+// memoryReturnInterval: at most one return of memory this often, and
+// memoryReturnShare: the wait after a return is at least this many times
+// what it took, so that returns cost at most ~1 % of the time (the
+// budget of Go's own scavenger). A return is two garbage collections and
+// the release of the free heap, in proportion to the live heap: tens of
+// ms with the 50,000-series head of make bench's load, about a second at
+// a million series, where a sender that pauses between bursts would
+// otherwise cost a return every 5 s. Groups of one node go quiet within
+// a few seconds of each other when a load stops; their requests coalesce
+// into one or two returns.
+const (
+	memoryReturnInterval = 5 * time.Second
+	memoryReturnShare    = 100
+)
 
 // memoryReturner gives the heap that a burst of writes used back to the
 // operating system once the burst is over: when a Raft group has
@@ -53,8 +60,9 @@ func newMemoryReturner(interval time.Duration, free func()) *memoryReturner {
 	return m
 }
 
-// quiesced asks for a return: now if none ran in the last interval,
-// else once the interval has passed. It never blocks.
+// quiesced asks for a return: now if none ran in the last interval (or
+// memoryReturnShare times the last return's duration, if longer), else
+// once it has passed. It never blocks.
 func (m *memoryReturner) quiesced() {
 	select {
 	case m.due <- struct{}{}:
@@ -70,8 +78,9 @@ func (m *memoryReturner) run() {
 			return
 		case <-m.due:
 		}
+		start := time.Now()
 		m.free()
-		t := time.NewTimer(m.interval)
+		t := time.NewTimer(max(m.interval, memoryReturnShare*time.Since(start)))
 		select {
 		case <-m.done:
 			t.Stop()

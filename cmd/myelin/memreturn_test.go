@@ -41,3 +41,26 @@ func TestMemoryReturner(t *testing.T) {
 		expect(3, "after close")
 	})
 }
+
+// TestMemoryReturnerBacksOff: after a return that took a second (a large
+// heap), the next waits memoryReturnShare seconds.
+func TestMemoryReturnerBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var returns atomic.Int64
+		m := newMemoryReturner(5*time.Second, func() { time.Sleep(time.Second); returns.Add(1) })
+		defer m.close()
+		m.quiesced()
+		time.Sleep(2 * time.Second)
+		m.quiesced()
+		time.Sleep(memoryReturnShare*time.Second - time.Second)
+		synctest.Wait()
+		if got := returns.Load(); got != 1 {
+			t.Fatalf("%d returns before the back-off passed, want 1", got)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if got := returns.Load(); got != 2 {
+			t.Fatalf("%d returns after the back-off, want 2", got)
+		}
+	})
+}
