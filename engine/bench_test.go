@@ -208,8 +208,13 @@ func BenchmarkHeadBytesPerSeries(b *testing.B) {
 // benchmark) holding rounds 15 s scrapes of n series of benchLabels from
 // t0, a day boundary, in batches of up to 2,000 series.
 func scrapedGroup(b *testing.B, n, rounds int) (*Group, int64) {
+	return scrapedGroupIn(b, Options{Dir: "db", FS: vfs.NewMem()}, n, rounds)
+}
+
+// scrapedGroupIn is scrapedGroup in a database of opts.
+func scrapedGroupIn(b *testing.B, opts Options, n, rounds int) (*Group, int64) {
 	lsets := benchLabels(n)
-	db, err := Open(Options{Dir: "db", FS: vfs.NewMem()})
+	db, err := Open(opts)
 	require.NoError(b, err)
 	b.Cleanup(func() { db.Close() })
 	g, _, err := db.OpenGroup(1)
@@ -487,4 +492,33 @@ func BenchmarkDayPieces(b *testing.B) {
 		run()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(days-1)*len(lsets)), "ns/series-day")
+}
+
+// BenchmarkCheckpoint is one checkpoint of 50,000 dirty series of 40
+// samples (their open chunks, ~90 bytes each) on a real directory (an
+// in-memory one would count the flushed tables as heap); B/op is the
+// transient a checkpoint adds to the heap, its batch most of it (see
+// checkpointBytesLocked).
+//
+//	go test -run '^$' -bench '^BenchmarkCheckpoint$' -count 5 ./engine
+func BenchmarkCheckpoint(b *testing.B) {
+	const nSeries, rounds = 50_000, 40
+	g, t0 := scrapedGroupIn(b, Options{Dir: b.TempDir()}, nSeries, rounds)
+	lsets := benchLabels(nSeries)
+	index := g.AppliedIndex()
+	b.ReportAllocs()
+	for r := 0; b.Loop(); r++ {
+		b.StopTimer()
+		for lo := 0; lo < nSeries; lo += 2000 {
+			bb := write.NewBuilder("bench")
+			for i := lo; i < min(lo+2000, nSeries); i++ {
+				require.NoError(b, bb.Add(lsets[i], []write.Sample{{T: t0 + int64(rounds+r)*15000, V: float64(r * i % 1000)}}))
+			}
+			index++
+			_, err := g.ApplyBatch(index, bb.Batch())
+			require.NoError(b, err)
+		}
+		b.StartTimer()
+		require.NoError(b, g.Checkpoint())
+	}
 }

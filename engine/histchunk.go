@@ -96,6 +96,9 @@ func (hh *histHead) numSamples() int {
 // size is the chunk's length in bytes.
 func (hh *histHead) size() int { return len(hh.c.Bytes()) }
 
+// storedLen is len(hh.appendBytes(nil)).
+func (hh *histHead) storedLen() int { return 1 + hh.size() }
+
 // appendBytes appends the stored form of the open chunk: its encoding
 // byte and Prometheus's bytes.
 func (hh *histHead) appendBytes(dst []byte) []byte {

@@ -228,6 +228,9 @@ func (k keyspace) chunkKey(dst []byte, part uint32, id uint64, mint int64) []byt
 	return appendTime(k.chunkSeries(dst, part, id), mint)
 }
 
+// openKeyLen is the length of an openKey.
+const openKeyLen = 4 + 4 + 1 + 8
+
 func (k keyspace) openKey(dst []byte, id uint64) []byte {
 	return binary.BigEndian.AppendUint64(appendPrefix(dst, k.group, k.tenant, kindOpen), id)
 }

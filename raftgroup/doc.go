@@ -111,7 +111,9 @@
 // under that load), or SnapshotMaxLogAge (1 m) has passed with entries
 // applied, or the writes stopped (no entry for SnapshotInterval) after
 // at least a segment's worth (WALSegmentBytes) of entries, so the log's
-// disk is freed when a load ends, not a minute later. A group whose
+// disk is freed when a load ends, not a minute later; Options.Quiesced
+// is then told that the burst is over (the node returns the memory it
+// held to the operating system). A group whose
 // configuration has one server keeps no TrailingLogs behind a snapshot
 // (raft.ReloadConfig, checked every SnapshotInterval): no replica can
 // lag, and one that joins later catches up from a snapshot. The loop

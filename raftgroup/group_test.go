@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,6 +266,8 @@ func TestSnapshotWhenWritesStop(t *testing.T) {
 	opts.SnapshotInterval = 20 * time.Millisecond
 	opts.WALSegmentBytes = 64 << 10
 	opts.TrailingLogs = 1000
+	var quiesced atomic.Int64
+	opts.Quiesced = func() { quiesced.Add(1) }
 	g := openLeader(t, opts)
 	defer g.Close()
 	entry := strings.Repeat("x", 1000)
@@ -282,6 +285,44 @@ func TestSnapshotWhenWritesStop(t *testing.T) {
 			t.Fatalf("no snapshot and truncation after the writes stopped at %d: %+v", last, st)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	// The snapshot loop calls Quiesced after the snapshot it took.
+	for quiesced.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Quiesced not called after the snapshot when the writes stopped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Nothing new since: no snapshot, and Quiesced is not called again.
+	n := quiesced.Load()
+	time.Sleep(10 * opts.SnapshotInterval)
+	if got := quiesced.Load(); got != n {
+		t.Errorf("Quiesced called %d more times with nothing applied", got-n)
+	}
+}
+
+// TestQuiescedNotWhileWriting: snapshots by the log's size while entries
+// keep coming do not call Quiesced.
+func TestQuiescedNotWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	a := openChain(t, filepath.Join(dir, "a.json"))
+	opts := testOptions(filepath.Join(dir, "raft"), a, LogStorePebble)
+	opts.SnapshotMaxLogBytes = 20 << 10
+	opts.SnapshotInterval = 5 * time.Second // longer than any pause between proposals
+	var quiesced atomic.Int64
+	opts.Quiesced = func() { quiesced.Add(1) }
+	g := openLeader(t, opts)
+	defer g.Close()
+	entry := strings.Repeat("x", 1000)
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; g.Stats().FirstIndex < 100; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no truncation past index 100 after %d entries: %+v", i, g.Stats())
+		}
+		propose(t, g, fmt.Sprint(i, entry))
+	}
+	if n := quiesced.Load(); n != 0 {
+		t.Errorf("Quiesced called %d times while writing", n)
 	}
 }
 

@@ -100,6 +100,13 @@ type Options struct {
 	// random time in [interval, 2*interval)), and the group
 	// SnapshotMaxLogAge. Zero means 2s.
 	SnapshotInterval time.Duration
+	// Quiesced, if set, is called after each snapshot the group took
+	// while its writes had stopped (no entry for SnapshotInterval; see
+	// "Snapshots" in doc.go): a burst of writes is over and checkpointed,
+	// so what it held in memory (requests, entries, the checkpoint's
+	// batch) is garbage. Called from the group's snapshot loop, which
+	// waits for it: it must return quickly.
+	Quiesced func()
 	// TrailingLogs: entries kept behind a snapshot so a lagging follower can
 	// catch up from the log instead of a snapshot. Zero means 1024.
 	TrailingLogs uint64

@@ -82,6 +82,9 @@ func (g *Group) snapshotLoop() {
 		case err == nil, errors.Is(err, raft.ErrNothingNewToSnapshot):
 			backoff = minSnapshotBackoff
 			notBefore = time.Time{}
+			if err == nil && idle >= policy.idle && g.opts.Quiesced != nil {
+				g.opts.Quiesced()
+			}
 		case errors.Is(err, raft.ErrRaftShutdown):
 			return
 		default:

@@ -56,6 +56,9 @@ type node struct {
 	// by close.
 	frontend  *frontend.Frontend
 	memcached *frontend.Memcached
+	// memory returns the heap of a burst of writes once the node's
+	// groups go quiet; closed by close after the cluster.
+	memory *memoryReturner
 	// ruler evaluates the tenants' rule groups: set by install, closed
 	// by close (before the cluster it writes through).
 	ruler *ruler.Ruler
@@ -164,6 +167,7 @@ func openNode(ctx context.Context, cfg config, nodeID string, lims tenantLimits,
 				"addr", ln.Addr().String())
 		}
 	}
+	n.memory = newMemoryReturner(memoryReturnInterval, returnMemory)
 	var cn atomic.Pointer[cluster.Node]
 	n.mux, err = raftgroup.NewMux(raftgroup.MuxOptions{
 		Listener:  ln,
@@ -208,6 +212,7 @@ func openNode(ctx context.Context, cfg config, nodeID string, lims tenantLimits,
 			SnapshotMaxLogBytes: cc.snapshotLogBytes,
 			SnapshotMaxLogAge:   cc.snapshotLogAge,
 			TrailingLogs:        cc.trailing,
+			Quiesced:            n.memory.quiesced,
 		},
 		Tenants:    n.tenants.Report,
 		Registerer: reg,
@@ -311,6 +316,9 @@ func (n *node) close() error {
 	}
 	if n.cluster != nil {
 		errs = append(errs, n.cluster.Close())
+	}
+	if n.memory != nil {
+		n.memory.close()
 	}
 	if n.mux != nil {
 		errs = append(errs, n.mux.Close())
