@@ -107,9 +107,12 @@ func Run(ctx context.Context, cfg RunConfig, p *Plan, rateEvery time.Duration) (
 		}
 	}
 	if cfg.PID != 0 && cfg.DataDir != "" {
-		// Quiet: under 0.05 CPU-s over 3 s (idle housekeeping) and no
-		// change on disk.
-		waited, err := Settle(ctx, cfg.PID, cfg.DataDir, 3*time.Second, 0.05, cfg.MaxSettle)
+		// Quiet: under 0.05 CPU-s over 5 s (idle housekeeping) and no
+		// change on disk. 5 s, longer than the 2-4 s after its last write
+		// at which a Myelin node snapshots (raftgroup's snapshot when the
+		// writes stop): a shorter window could close before that work,
+		// leaving its CPU out and its log bytes and memory in.
+		waited, err := Settle(ctx, cfg.PID, cfg.DataDir, 5*time.Second, 0.05, cfg.MaxSettle)
 		if err != nil {
 			return res, fmt.Errorf("settle %s: %w", cfg.Name, err)
 		}
