@@ -159,23 +159,32 @@ func (c *benchClock) advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// BenchmarkFrontendSharding: heavy instant queries over 50,000 series
-// (25,000 hosts x 1 job x 2 metrics, 30 minutes at 15 s), unsharded and
-// in shards, through the frontend on this machine's cores.
+// BenchmarkFrontendSharding: heavy instant queries through the frontend
+// on this machine's cores, over 100,000 series (12,500 hosts x 4 jobs x 2
+// metrics, 30 minutes at 15 s): a count of all of them, and sums over
+// the 50,000 of one metric. Unsharded, in 2, 4 and 16 shards exactly
+// (ShardParallelism -1), and as the defaults cut them (16 shards,
+// bounded by the node's CPU slots: "default").
 //
 //	make bench-frontend
 func BenchmarkFrontendSharding(b *testing.B) {
 	end := time.Now().UTC().Truncate(time.Minute)
-	s := loadDashboardData(b, 6250, 4, 30*time.Minute, end)
+	s := loadDashboardData(b, 12500, 4, 30*time.Minute, end)
 	for _, q := range []string{`count by (job) ({__name__=~".+"})`, `sum(rate(http_requests_total[5m]))`, `sum by (job) (memory_usage_bytes)`} {
-		for _, shards := range []int{0, 2, 4, 16} {
-			b.Run(fmt.Sprintf("%s/shards=%d", q, shards), func(b *testing.B) {
+		for _, v := range []struct {
+			name        string
+			shards      int
+			parallelism int
+		}{{"unsharded", 0, -1}, {"shards=2", 2, -1}, {"shards=4", 4, -1}, {"shards=16", 16, -1}, {"default", 16, 0}} {
+			b.Run(q+"/"+v.name, func(b *testing.B) {
 				api, err := NewQueryAPI(s, QueryOptions{MultiTenant: true, ShardHints: true})
 				require.NoError(b, err)
 				lim := frontend.DefaultLimits
-				lim.TotalShards = shards
+				lim.TotalShards = v.shards
 				lim.CacheResults = false
-				fe, err := frontend.New(api, frontend.Options{Defaults: lim, MultiTenant: true, ParallelizeShardableQueries: shards > 1})
+				reg := prometheus.NewRegistry()
+				fe, err := frontend.New(api, frontend.Options{Defaults: lim, MultiTenant: true, Registerer: reg,
+					ParallelizeShardableQueries: v.shards > 1, ShardParallelism: v.parallelism})
 				require.NoError(b, err)
 				defer fe.Close()
 				form := url.Values{"query": {q}, "time": {fmt.Sprint(end.Unix())}}
@@ -193,9 +202,23 @@ func BenchmarkFrontendSharding(b *testing.B) {
 				// spreads over cores, against ns/op, the wall time, which
 				// shows a gain only when cores are free.
 				b.ReportMetric(float64((processCPU()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
+				// The shards each query was cut into.
+				b.ReportMetric(counterValue(b, reg, "myelin_query_frontend_shards_total")/float64(b.N), "shards/op")
 			})
 		}
 	}
+}
+
+// counterValue is the value of a counter without labels in reg.
+func counterValue(tb testing.TB, reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	require.NoError(tb, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // anyTenant serves every tenant the data of one.
