@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime/trace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -272,7 +274,11 @@ func benchFairness(b *testing.B, s Storage, end time.Time, slots int) {
 		var ds []time.Duration
 		for range n {
 			t0 := time.Now()
-			ask("light", "/api/v1/query", url.Values{"query": {`sum by (job) (rate(http_requests_total[5m]))`}, "time": {fmt.Sprint(end.Unix())}})
+			// A region of its own in an execution trace (-test.trace),
+			// to find what the slow ones waited for.
+			trace.WithRegion(context.Background(), "light-query", func() {
+				ask("light", "/api/v1/query", url.Values{"query": {`sum by (job) (rate(http_requests_total[5m]))`}, "time": {fmt.Sprint(end.Unix())}})
+			})
 			ds = append(ds, time.Since(t0))
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -321,6 +327,7 @@ func benchFairness(b *testing.B, s Storage, end time.Time, slots int) {
 			})
 		}
 		time.Sleep(time.Second)
+		trace.Log(context.Background(), "phase", "flood")
 		qs0, _ := hist(queueWait)
 		ss0, sn0 := hist(slotWait)
 		t0 := time.Now()
