@@ -543,7 +543,7 @@ func (f *Frontend) planShards(req *request, computations int) {
 //     the tenant's workers), and shards past it only queue, each paying
 //     its select's postings and label work again and a trip through
 //     JSON and the frontend's engine (docs/design.md: 16 shards on two
-//     cores took 1.3x the CPU of 2 and answered 25 % slower); a query
+//     cores took 1.3x the CPU of 2 and answered 22-36 % slower); a query
 //     split into as many pieces as cores is already parallel;
 //   - maxSharded / (computations x legs) (at least 1), when maxSharded
 //     > 0: Mimir's -query-frontend.query-sharding-max-sharded-queries,
