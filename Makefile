@@ -116,7 +116,7 @@ promql-rw: ## PromQL scripts with native histograms, loads pushed by remote writ
 # first refresh against the mean of the later ones (README); a light
 # tenant's p99 under another's flood; heavy queries over 50,000 series
 # unsharded and in shards (docs/design.md "Query frontend").
-bench-frontend: ## the query frontend's benchmarks: dashboard refreshes, sharding, fairness (~2 min)
+bench-frontend: ## the query frontend's benchmarks: dashboard refreshes, sharding, fairness (~4 min)
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFrontend(Dashboard|Fairness)$$' -benchtime 1x ./server
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFrontendSharding$$' -benchtime 5x ./server
 
