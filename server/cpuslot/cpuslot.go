@@ -156,9 +156,10 @@ type Slot struct {
 	// since is when the holder's slot time was last charged.
 	since time.Time
 	// use is its tenant's use when it was last charged or granted, in
-	// seconds, and lightest whether no other tenant known then used less
-	// (both set under the scheduler's lock before the holder reads them:
-	// the grant's channel, or the holder's own call).
+	// seconds, and lightest whether no other tenant known at the grant
+	// used less, nor a waiting one at a checkpoint since (both set under
+	// the scheduler's lock before the holder reads them: the grant's
+	// channel, or the holder's own call).
 	use      float64
 	lightest bool
 	// n counts Tick calls, for checkpoints every TickEvery.
@@ -303,12 +304,15 @@ func (s *Scheduler) chargeLocked(t *tenantState, sl *Slot, now time.Time) {
 		t.at = now
 	}
 	sl.since = now
-	s.noteUseLocked(t, sl, now)
+	sl.use = t.use
 	s.m.held.WithLabelValues(t.id).Add(d.Seconds())
 }
 
-// noteUseLocked records in sl, t's holder, its tenant's use and
-// whether t is the lightest of two or more tenants known (gosched).
+// noteUseLocked records in sl, t's holder being granted, its tenant's
+// use and whether t is the lightest of two or more tenants known
+// (gosched). A walk over the tenants per grant, not per checkpoint: a
+// checkpoint only compares with the lightest waiting tenant, which it
+// finds anyway.
 func (s *Scheduler) noteUseLocked(t *tenantState, sl *Slot, now time.Time) {
 	sl.use = s.useLocked(t, now)
 	sl.lightest = len(s.mu.tenants) > 1
@@ -476,7 +480,10 @@ func (sl *Slot) Checkpoint() error {
 	t := s.mu.tenants[sl.tenant]
 	s.chargeLocked(t, sl, now)
 	next, nextUse := s.nextLocked(now)
-	if next == nil || next == t || nextUse+s.opts.Quantum.Seconds() >= s.useLocked(t, now) {
+	if next != nil && next != t && nextUse < t.use {
+		sl.lightest = false
+	}
+	if next == nil || next == t || nextUse+s.opts.Quantum.Seconds() >= t.use {
 		s.mu.Unlock()
 		sl.gosched()
 		return nil

@@ -415,6 +415,23 @@ func TestBusy(t *testing.T) {
 		use(20 * time.Millisecond)
 		require.NoError(t, light.Checkpoint())
 		require.False(t, light.busy(), "the lightest tenant")
+		// A lighter tenant waits: light yields to it at the checkpoint,
+		// has the slot again when it is done, and is no longer the
+		// lightest: busy.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sl, _, err := s.Acquire(ctx, "new")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			sl.Release()
+		}()
+		synctest.Wait() // new waits
+		require.NoError(t, light.Checkpoint())
+		require.True(t, light.busy(), "a lighter tenant waits")
 		light.Release()
+		<-done
 	})
 }
