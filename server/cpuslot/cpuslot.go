@@ -516,10 +516,10 @@ func (sl *Slot) gosched() {
 }
 
 // busy reports whether the holder's tenant has used at least
-// Options.Quantum of slot time lately (this slot's time included) and,
-// when last charged, was not the lightest of the tenants known: a tenant
-// alone may be joined by a new one at any time, whose readied goroutines
-// it lets run.
+// Options.Quantum of slot time lately (this slot's time included) and is
+// not the lightest of the tenants known (at the grant; a lighter waiting
+// tenant at a checkpoint since makes it not): a tenant alone may be
+// joined by a new one at any time, whose readied goroutines it lets run.
 func (sl *Slot) busy() bool {
 	return !sl.lightest && sl.use+sl.s.opts.Now().Sub(sl.since).Seconds() >= sl.s.opts.Quantum.Seconds()
 }

@@ -236,10 +236,10 @@ func (o Options) Validate() error {
 
 // combineLimits is the limits of a read of several tenants: the most
 // careful of each (Mimir's rules for federated queries): the smallest
-// positive split interval, shard count and sharded queries, the largest freshness window
-// and the smallest TTL of the results cache (the least staleness any
-// tenant asked for), caching only if every tenant caches, and the smallest positive
-// outstanding bound.
+// positive split interval, shard count and sharded queries, the largest
+// freshness window and the smallest TTL of the results cache (the least
+// staleness any tenant asked for), caching only if every tenant caches,
+// and the smallest positive outstanding bound.
 func combineLimits(ls []Limits) Limits {
 	c := ls[0]
 	for _, l := range ls[1:] {

@@ -572,9 +572,6 @@ func (r *result) encode(dst []byte, withStats bool) []byte {
 	return dst
 }
 
-// encodeSlot is encode under a CPU slot, which it checkpoints in every
-// cpuslot.TickEvery points; it fails only if the slot's context ends
-// while it waits for the slot.
 // encodedSizeHint is about the size of r's encoding: 32 bytes a float
 // point (`[1796678670.123,"12345.678"]` and a comma is 31), 256 a
 // histogram's, its labels and a little per series, plus the raw value.
@@ -586,6 +583,9 @@ func (r *result) encodedSizeHint() int {
 	return n
 }
 
+// encodeSlot is encode under a CPU slot, which it checkpoints in every
+// cpuslot.TickEvery points; it fails only if the slot's context ends
+// while it waits for the slot.
 func (r *result) encodeSlot(dst []byte, withStats bool, sl *cpuslot.Slot) ([]byte, error) {
 	if dst == nil {
 		// Sized once: appending a large answer to a growing slice
