@@ -15,7 +15,7 @@ ARGS        ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist bench-rules bench-vm bench-prom3 victoriametrics otelcol histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend bench-30d
+.PHONY: help run cluster build test e2e-deps check lint bench bench-scale bench-go bench-hist bench-rules bench-vm bench-prom3 victoriametrics otelcol histdata histdata-record fuzz clean ui ui-check ui-screenshot compliance-rw promql-frontend promql-rw bench-frontend bench-fairness bench-30d
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -116,9 +116,13 @@ promql-rw: ## PromQL scripts with native histograms, loads pushed by remote writ
 # first refresh against the mean of the later ones (README); a light
 # tenant's p99 under another's flood; heavy queries over 50,000 series
 # unsharded and in shards (docs/design.md "Query frontend").
-bench-frontend: ## the query frontend's benchmarks: dashboard refreshes, sharding, fairness (~2 min)
+bench-frontend: ## the query frontend's benchmarks: dashboard refreshes, sharding, fairness (~4 min)
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFrontend(Dashboard|Fairness)$$' -benchtime 1x ./server
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkFrontendSharding$$' -benchtime 5x ./server
+
+bench-fairness: ## issue 17's fairness goal: a light query a second, 300 alone and 300 under a heavy tenant's flood (~11 min)
+	$(GO) test -count=1 -timeout 30m -run '^$$' -bench '^BenchmarkFrontendFairness/slots=on$$' -benchtime 1x ./server \
+		-args -fairness.light=300 -fairness.every=1s
 
 # 10,000 recording rules of one tenant, each over 50 series, every 15 s,
 # on a single Myelin node and on Prometheus, one after the other: the

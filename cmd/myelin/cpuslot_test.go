@@ -51,3 +51,19 @@ func TestCPUSlots(t *testing.T) {
 		t.Errorf("-query-frontend.cpu-slots -2: %v, want an error naming it", err)
 	}
 }
+
+// TestShardParallelismFlag: -query-frontend.query-sharding-parallelism
+// takes -1 (no bound), 0 (the CPU slots) or more, and refuses less.
+func TestShardParallelismFlag(t *testing.T) {
+	if _, _, err := parseFlags([]string{"-query-frontend.query-sharding-parallelism", "-2"}, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "-query-frontend.query-sharding-parallelism -2") {
+		t.Errorf("-query-frontend.query-sharding-parallelism -2: %v, want an error naming it", err)
+	}
+	if cfg, _, err := parseFlags([]string{"-query-frontend.query-sharding-parallelism", "-1"}, io.Discard); err != nil ||
+		cfg.frontend.shardParallelism != -1 {
+		t.Errorf("-query-frontend.query-sharding-parallelism -1: %v", err)
+	}
+	if cfg, _, err := parseFlags(nil, io.Discard); err != nil || cfg.frontend.shardParallelism != 0 {
+		t.Errorf("default: %v, want 0", err)
+	}
+}

@@ -102,6 +102,7 @@ type frontendConfig struct {
 	memcachedTimeout time.Duration
 	logSlowerThan    time.Duration
 	parallelize      bool
+	shardParallelism int
 	cpuSlots         int
 }
 
@@ -140,7 +141,16 @@ func (c *frontendConfig) register(fs *flag.FlagSet) {
 			"-query-frontend.query-sharding-total-shards queries over disjoint sets of series, merged by the frontend.\n"+
 			"Off by default, as in Mimir: each shard still reads the index of every series (docs/design.md).")
 	fs.IntVar(&c.limits.TotalShards, "query-frontend.query-sharding-total-shards", 16,
-		"Number of shards of a sharded query (Mimir's default). 0 or 1 does not shard.")
+		"Number of shards of a sharded query (Mimir's default). 0 or 1 does not shard. A query is cut into at most as many\n"+
+			"as the node runs at once (-query-frontend.cpu-slots, the tenant's workers) divided by its pieces to compute,\n"+
+			"and at most -query-frontend.query-sharding-max-sharded-queries / (pieces x shardable aggregations).")
+	fs.IntVar(&c.limits.MaxShardedQueries, "query-frontend.query-sharding-max-sharded-queries", d.MaxShardedQueries,
+		"Maximum number of sub-queries (pieces x shards x shardable aggregations) one sharded query is cut into. 0 means\n"+
+			"no limit.")
+	fs.IntVar(&c.shardParallelism, "query-frontend.query-sharding-parallelism", 0,
+		"Sub-queries of one query this node runs at once, which bounds the shards a query is cut into (at most this\n"+
+			"divided by its pieces to compute). 0 means -query-frontend.cpu-slots (GOMAXPROCS without them), at most the\n"+
+			"tenant's workers; -1 means no bound (-query-frontend.query-sharding-total-shards shards, as in Mimir).")
 	fs.IntVar(&c.cpuSlots, "query-frontend.cpu-slots", 0,
 		"Number of queries whose CPU work (PromQL evaluation of each piece or shard, the frontend's decoding and joining)\n"+
 			"runs at once, handed out fairly across tenants: a query yields its slot to a tenant that used less CPU lately.\n"+
@@ -165,6 +175,9 @@ func (c *frontendConfig) parse() error {
 	}
 	if c.logSlowerThan < 0 {
 		errs = append(errs, fmt.Errorf("-query-frontend.log-queries-longer-than %v is negative", c.logSlowerThan))
+	}
+	if c.shardParallelism < -1 {
+		errs = append(errs, fmt.Errorf("-query-frontend.query-sharding-parallelism %d: want -1 (no bound), 0 (the CPU slots) or more", c.shardParallelism))
 	}
 	if c.cpuSlots < -1 {
 		errs = append(errs, fmt.Errorf("-query-frontend.cpu-slots %d: want -1 (off), 0 (GOMAXPROCS) or more", c.cpuSlots))

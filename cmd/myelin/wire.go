@@ -659,6 +659,7 @@ func newFrontend(n *node, query http.Handler, cfg config, gate *server.AuthGate,
 		Generation: func(org string) uint64 { return n.cluster.View().CacheGeneration(org) },
 
 		ParallelizeShardableQueries: fc.parallelize,
+		ShardParallelism:            fc.shardParallelism,
 		DelayedNameRemoval:          cfg.queryExperimental,
 		Logger:                      logger,
 		Registerer:                  reg,

@@ -155,6 +155,13 @@ type Slot struct {
 	held atomic.Bool
 	// since is when the holder's slot time was last charged.
 	since time.Time
+	// use is its tenant's use when it was last charged or granted, in
+	// seconds, and lightest whether no other tenant known at the grant
+	// used less, nor a waiting one at a checkpoint since (both set under
+	// the scheduler's lock before the holder reads them: the grant's
+	// channel, or the holder's own call).
+	use      float64
+	lightest bool
 	// n counts Tick calls, for checkpoints every TickEvery.
 	n int
 }
@@ -196,6 +203,7 @@ func (s *Scheduler) acquire(sl *Slot, front bool) error {
 		s.mu.free--
 		t.held++
 		sl.since = now
+		s.noteUseLocked(t, sl, now)
 		sl.held.Store(true)
 		s.mu.holders[sl] = struct{}{}
 		s.checkLocked()
@@ -296,7 +304,24 @@ func (s *Scheduler) chargeLocked(t *tenantState, sl *Slot, now time.Time) {
 		t.at = now
 	}
 	sl.since = now
+	sl.use = t.use
 	s.m.held.WithLabelValues(t.id).Add(d.Seconds())
+}
+
+// noteUseLocked records in sl, t's holder being granted, its tenant's
+// use and whether t is the lightest of two or more tenants known
+// (gosched). A walk over the tenants per grant, not per checkpoint: a
+// checkpoint only compares with the lightest waiting tenant, which it
+// finds anyway.
+func (s *Scheduler) noteUseLocked(t *tenantState, sl *Slot, now time.Time) {
+	sl.use = s.useLocked(t, now)
+	sl.lightest = len(s.mu.tenants) > 1
+	for _, o := range s.mu.tenants {
+		if o != t && s.useLocked(o, now) < sl.use {
+			sl.lightest = false
+			return
+		}
+	}
 }
 
 // nextLocked returns the waiting tenant with the least use (ties: the
@@ -342,6 +367,7 @@ func (s *Scheduler) grantLocked(now time.Time) {
 		t.held++
 		w.granted = true
 		w.slot.since = now
+		s.noteUseLocked(t, w.slot, now)
 		w.slot.held.Store(true)
 		s.mu.holders[w.slot] = struct{}{}
 		s.m.wait.WithLabelValues(t.id).Observe(now.Sub(w.since).Seconds())
@@ -433,18 +459,19 @@ func (sl *Slot) Work(n int) error {
 // returns the slot's context's error if that ends first (the slot is
 // then not held).
 //
-// Else it lets the goroutines readied on its core run first
-// (runtime.Gosched): a light query's goroutine woken by a holder that
-// keeps computing waits in that core's run queue, which Go looks at
-// only when the holder blocks or is preempted, every 10 ms. Without
-// waiters and without such goroutines it costs an atomic load and a
-// trip through the Go scheduler (~0.2 us, every TickEvery samples).
+// Else, if its tenant is busy (gosched), it lets the goroutines readied
+// on its core run first (runtime.Gosched): a light query's goroutine
+// woken by a holder that keeps computing waits in that core's run
+// queue, which Go looks at only when the holder blocks or is preempted,
+// every 10 ms. Without waiters and without such goroutines it costs an
+// atomic load, a clock read and a trip through the Go scheduler (~0.2
+// us, every TickEvery samples).
 func (sl *Slot) Checkpoint() error {
 	if sl == nil || sl.nested || !sl.held.Load() {
 		return nil
 	}
 	if sl.s.waiting.Load() == 0 {
-		runtime.Gosched()
+		sl.gosched()
 		return nil
 	}
 	s := sl.s
@@ -453,9 +480,12 @@ func (sl *Slot) Checkpoint() error {
 	t := s.mu.tenants[sl.tenant]
 	s.chargeLocked(t, sl, now)
 	next, nextUse := s.nextLocked(now)
-	if next == nil || next == t || nextUse+s.opts.Quantum.Seconds() >= s.useLocked(t, now) {
+	if next != nil && next != t && nextUse < t.use {
+		sl.lightest = false
+	}
+	if next == nil || next == t || nextUse+s.opts.Quantum.Seconds() >= t.use {
 		s.mu.Unlock()
-		runtime.Gosched()
+		sl.gosched()
 		return nil
 	}
 	s.giveBackLocked(sl, now, false)
@@ -469,6 +499,29 @@ func (sl *Slot) Checkpoint() error {
 	s.mu.Unlock()
 	s.m.yields.WithLabelValues(sl.tenant).Inc()
 	return s.wait(sl, w)
+}
+
+// gosched calls runtime.Gosched if the holder's tenant is busy: a busy
+// tenant lets the goroutines readied on its core run (another tenant's
+// may be among them), the lightest keeps its core. Gosched puts the
+// caller on Go's global run queue, behind whatever else is runnable: a
+// light query's holder that called it at every checkpoint waited there
+// 5-15 ms at a time, behind the heavy tenant's frontend work and the
+// garbage collector's mark worker (an execution trace of
+// BenchmarkFrontendFairness, docs/design.md "CPU slots").
+func (sl *Slot) gosched() {
+	if sl.busy() {
+		runtime.Gosched()
+	}
+}
+
+// busy reports whether the holder's tenant has used at least
+// Options.Quantum of slot time lately (this slot's time included) and is
+// not the lightest of the tenants known (at the grant; a lighter waiting
+// tenant at a checkpoint since makes it not): a tenant alone may be
+// joined by a new one at any time, whose readied goroutines it lets run.
+func (sl *Slot) busy() bool {
+	return !sl.lightest && sl.use+sl.s.opts.Now().Sub(sl.since).Seconds() >= sl.s.opts.Quantum.Seconds()
 }
 
 // Pause gives the slot up while its holder waits for work that needs

@@ -375,3 +375,63 @@ func TestStalledHolderLends(t *testing.T) {
 		require.Zero(t, s.mu.lent)
 	})
 }
+
+// TestBusy: a holder lets readied goroutines run first (Gosched) only
+// once its tenant has used a quantum of slot time lately and is not the
+// lightest of the tenants known, so a light query's holder keeps its
+// core.
+func TestBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(t, 1)
+		ctx := context.Background()
+		light, _, err := s.Acquire(ctx, "light")
+		require.NoError(t, err)
+		require.False(t, light.busy(), "a new tenant")
+		use(4 * time.Millisecond)
+		require.NoError(t, light.Checkpoint())
+		require.False(t, light.busy(), "4ms used, under the 5ms quantum")
+		use(2 * time.Millisecond)
+		require.True(t, light.busy(), "6ms held")
+		light.Release()
+		// Its use decays with the half-life: after 10 half-lives 6ms
+		// are ~6us.
+		use(10 * time.Second)
+		light, _, err = s.Acquire(ctx, "light")
+		require.NoError(t, err)
+		require.False(t, light.busy(), "use decayed")
+		light.Release()
+		heavy, _, err := s.Acquire(ctx, "heavy")
+		require.NoError(t, err)
+		use(time.Second)
+		heavy.Release()
+		heavy, _, err = s.Acquire(ctx, "heavy")
+		require.NoError(t, err)
+		require.True(t, heavy.busy(), "a tenant that used a second: busy from its grant on")
+		heavy.Release()
+		// The lightest of two tenants keeps its core however long it
+		// holds the slot.
+		light, _, err = s.Acquire(ctx, "light")
+		require.NoError(t, err)
+		use(20 * time.Millisecond)
+		require.NoError(t, light.Checkpoint())
+		require.False(t, light.busy(), "the lightest tenant")
+		// A lighter tenant waits: light yields to it at the checkpoint,
+		// has the slot again when it is done, and is no longer the
+		// lightest: busy.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sl, _, err := s.Acquire(ctx, "new")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			sl.Release()
+		}()
+		synctest.Wait() // new waits
+		require.NoError(t, light.Checkpoint())
+		require.True(t, light.busy(), "a lighter tenant waits")
+		light.Release()
+		<-done
+	})
+}

@@ -44,7 +44,11 @@
 // holder yields at a checkpoint when a waiting tenant's use is lower
 // than its own tenant's by more than Options.Quantum (5ms), so two heavy
 // tenants hand slots over every few milliseconds, not at every
-// checkpoint.
+// checkpoint. A holder that keeps its slot lets the goroutines readied
+// on its core run first (runtime.Gosched) if its tenant is busy: it used
+// at least the quantum lately and is not the lightest tenant known. The
+// lightest keeps its core: Gosched would queue it behind heavier work
+// and the garbage collector's.
 //
 // Slot time stands for CPU time: with no more slots than cores, a
 // holder runs unless it blocks (a disk read), which is short beside the

@@ -50,11 +50,19 @@ type Limits struct {
 	// -query-frontend.max-queriers-per-tenant (Mimir's name; there it
 	// bounds the queriers of a tenant's shuffle shard, default all).
 	MaxQueriersPerTenant int
-	// TotalShards: shardable queries run as this many shards over
-	// disjoint sets of series (shard.go). 0 or 1 does not shard.
-	// -query-frontend.query-sharding-total-shards, used when
-	// -query-frontend.parallelize-shardable-queries is on.
+	// TotalShards: shardable queries run as up to this many shards over
+	// disjoint sets of series (shard.go). 0 or 1 does not shard. Used when
+	// -query-frontend.parallelize-shardable-queries is on. A query is cut
+	// into fewer when the node cannot run that many at once, or past
+	// MaxShardedQueries (shardCount in frontend.go).
+	// -query-frontend.query-sharding-total-shards.
 	TotalShards int
+	// MaxShardedQueries bounds the sub-queries of one query: a query of
+	// p pieces to compute and l shardable aggregations runs at most
+	// MaxShardedQueries / (p x l) shards per piece (at least 1). Zero
+	// means no bound. -query-frontend.query-sharding-max-sharded-queries
+	// (Mimir's).
+	MaxShardedQueries int
 }
 
 // DefaultLimits are the flags' defaults.
@@ -65,6 +73,7 @@ var DefaultLimits = Limits{
 	ResultsCacheTTL:   time.Hour,
 	MaxOutstanding:    100,
 	TotalShards:       0,
+	MaxShardedQueries: 128,
 }
 
 func (l Limits) validate(what string) []error {
@@ -89,6 +98,9 @@ func (l Limits) validate(what string) []error {
 	}
 	if l.MaxOutstanding < 0 {
 		errs = append(errs, fmt.Errorf("%s: max outstanding requests per tenant %d is negative", what, l.MaxOutstanding))
+	}
+	if l.MaxShardedQueries < 0 {
+		errs = append(errs, fmt.Errorf("%s: max sharded queries %d is negative", what, l.MaxShardedQueries))
 	}
 	if l.TotalShards < 0 || l.TotalShards > queryshard.MaxShards {
 		errs = append(errs, fmt.Errorf("%s: total shards %d: want 0 to %d", what, l.TotalShards, queryshard.MaxShards))
@@ -154,6 +166,14 @@ type Options struct {
 	// ParallelizeShardableQueries turns query sharding on, with
 	// Limits.TotalShards shards. -query-frontend.parallelize-shardable-queries.
 	ParallelizeShardableQueries bool
+	// ShardParallelism is how many sub-queries of one query this node
+	// runs at once, which bounds the shards a query is cut into: a query
+	// computing p pieces gets at most ShardParallelism / p shards per
+	// piece (shardCount). Zero means the CPU slots (GOMAXPROCS without
+	// them), at most the workers a tenant may hold; negative means no
+	// bound (Limits.TotalShards shards, as tests of the sharding itself
+	// want).
+	ShardParallelism int
 	// Cache holds the results; nil caches nothing.
 	Cache Cache
 	// Generation returns a tenant's results-cache generation: a counter
@@ -216,10 +236,10 @@ func (o Options) Validate() error {
 
 // combineLimits is the limits of a read of several tenants: the most
 // careful of each (Mimir's rules for federated queries): the smallest
-// positive split interval and shard count, the largest freshness window
-// and the smallest TTL of the results cache (the least staleness any
-// tenant asked for), caching only if every tenant caches, and the smallest positive
-// outstanding bound.
+// positive split interval, shard count and sharded queries, the largest
+// freshness window and the smallest TTL of the results cache (the least
+// staleness any tenant asked for), caching only if every tenant caches,
+// and the smallest positive outstanding bound.
 func combineLimits(ls []Limits) Limits {
 	c := ls[0]
 	for _, l := range ls[1:] {
@@ -231,6 +251,7 @@ func combineLimits(ls []Limits) Limits {
 		c.MaxOutstanding = int(smallestPositive(int64(c.MaxOutstanding), int64(l.MaxOutstanding)))
 		c.MaxQueriersPerTenant = int(smallestPositive(int64(c.MaxQueriersPerTenant), int64(l.MaxQueriersPerTenant)))
 		c.TotalShards = int(smallestPositive(int64(c.TotalShards), int64(l.TotalShards)))
+		c.MaxShardedQueries = int(smallestPositive(int64(c.MaxShardedQueries), int64(l.MaxShardedQueries)))
 	}
 	return c
 }

@@ -85,7 +85,7 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, req *r
 		}
 		fetches = append(fetches, p.fetches...)
 	}
-	f.planShards(req)
+	f.planShards(req, len(fetches))
 	if failed := f.run(ctx, req, fetches, &st); failed != nil {
 		if failed.resp != nil {
 			failed.resp.writeTo(w)

@@ -60,6 +60,7 @@ const (
 
 // shardPlan is a query rewritten for n shards.
 type shardPlan struct {
+	n        int        // shards of each embedded query
 	outer    string     // evaluated by the frontend's engine
 	embedded [][]string // by embedded ID: the query of each shard
 }
@@ -77,6 +78,7 @@ func planShards(p parser.Parser, query string, n int, delayedNameRemoval bool) (
 		return nil, false
 	}
 	pl.plan.outer = out.String()
+	pl.plan.n = n
 	return pl.plan, true
 }
 

@@ -97,7 +97,9 @@ func TestShardedEqualsUnsharded(t *testing.T) {
 	lim := DefaultLimits
 	lim.TotalShards = 3
 	lim.SplitInterval = 2 * time.Hour
-	f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true})
+	// Three shards whatever the machine's cores: what is tested is the
+	// sharding, not the bound on it.
+	f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true, ShardParallelism: -1})
 	queries := []string{
 		`sum(rate(req_total[5m]))`,
 		`sum by (job) (rate(req_total[5m]))`,
@@ -179,7 +181,7 @@ func TestShardedAnnotations(t *testing.T) {
 	shardingData(t, api, base)
 	lim := DefaultLimits
 	lim.TotalShards = 2
-	f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true})
+	f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true, ShardParallelism: -1})
 	form := rangeForm(`sum(rate(mem_bytes[5m]))`, base, base.Add(time.Hour), time.Minute)
 	_, want := get(t, api, "/api/v1/query_range", "t1", form)
 	require.Contains(t, want, `"infos"`)
@@ -200,7 +202,7 @@ func TestShardsRunInParallel(t *testing.T) {
 	lim := DefaultLimits
 	lim.TotalShards = 4
 	lim.MaxQueriersPerTenant = 4 // all workers (the default leaves one for others)
-	f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true, MaxInFlight: 4})
+	f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true, MaxInFlight: 4, ShardParallelism: 4})
 	done := make(chan int)
 	go func() {
 		code, _ := get(t, f, "/api/v1/query", "t1", url.Values{"query": {"sum(mem_bytes)"}, "time": {formatTime(base.Add(time.Hour).UnixMilli())}})
@@ -215,4 +217,73 @@ func TestShardsRunInParallel(t *testing.T) {
 	}
 	close(api.block)
 	require.Equal(t, 200, <-done)
+}
+
+func TestShardCount(t *testing.T) {
+	for _, tc := range []struct {
+		name                                               string
+		total, maxSharded, parallelism, computations, legs int
+		want                                               int
+	}{
+		{"no bounds", 16, 0, 0, 1, 1, 16},
+		{"two cores, one piece", 16, 128, 2, 1, 1, 2},
+		{"fewer shards than cores", 3, 128, 8, 1, 1, 3},
+		{"eight cores, two pieces", 16, 128, 8, 2, 1, 4},
+		{"pieces use the cores", 16, 128, 2, 2, 1, 1},
+		{"more pieces than cores", 16, 128, 2, 30, 1, 1},
+		{"legs do not divide the cores", 16, 128, 4, 1, 2, 4},
+		{"max sharded queries", 16, 128, 0, 8, 2, 8},
+		{"max sharded queries below one per piece", 16, 128, 0, 200, 1, 1},
+		{"both", 16, 20, 64, 2, 2, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, shardCount(tc.total, tc.maxSharded, tc.parallelism, tc.computations, tc.legs))
+		})
+	}
+}
+
+// TestShardsBoundedByParallelism: with 16 shards configured, a query is
+// cut into as many as the node's CPU slots run at once (two here), a
+// range query whose pieces already fill them is not sharded, and
+// Options.ShardParallelism overrides the bound.
+func TestShardsBoundedByParallelism(t *testing.T) {
+	api := newFakeAPI(t)
+	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	shardingData(t, api, base)
+	lim := DefaultLimits
+	lim.TotalShards = 16
+	lim.SplitInterval = 2 * time.Hour
+	lim.CacheResults = false
+	for _, tc := range []struct {
+		name        string
+		parallelism int
+		// shards of an instant query, of a range query in one piece,
+		// and of one in two pieces (0: not sharded)
+		instant, onePiece, twoPieces int
+	}{
+		{"slots", 0, 2, 2, 0},
+		{"set", 6, 6, 6, 2 * 3},
+		{"unbounded", -1, 16, 16, 2 * 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true, CPUSlots: 2, MaxInFlight: 4,
+				ShardParallelism: tc.parallelism})
+			for _, q := range []struct {
+				path string
+				form url.Values
+				want int
+			}{
+				{"/api/v1/query", url.Values{"query": {"sum(mem_bytes)"}, "time": {formatTime(base.Add(time.Hour).UnixMilli())}}, tc.instant},
+				{"/api/v1/query_range", rangeForm("sum(mem_bytes)", base.Add(10*time.Minute), base.Add(time.Hour), time.Minute), tc.onePiece},
+				{"/api/v1/query_range", rangeForm("sum(mem_bytes)", base.Add(time.Hour), base.Add(3*time.Hour), time.Minute), tc.twoPieces},
+			} {
+				shards := testutil.ToFloat64(f.m.shards)
+				_, want := get(t, api, q.path, "t1", q.form)
+				code, got := get(t, f, q.path, "t1", q.form)
+				require.Equal(t, 200, code, got)
+				requireClose(t, want, got)
+				require.Equal(t, float64(q.want), testutil.ToFloat64(f.m.shards)-shards, "%s %v", q.path, q.form)
+			}
+		})
+	}
 }

@@ -113,6 +113,10 @@ type Limits struct {
 	// -query-frontend.parallelize-shardable-queries is on; 0 or 1 does
 	// not shard.
 	QueryShardingTotalShards int `yaml:"query_sharding_total_shards"`
+	// QueryShardingMaxShardedQueries: the sub-queries one query may be
+	// cut into (pieces x shards x shardable aggregations); 0 means no
+	// bound.
+	QueryShardingMaxShardedQueries int `yaml:"query_sharding_max_sharded_queries"`
 
 	// RetentionPeriod: the tenant's samples older than now minus this are
 	// deleted, a time partition (a day) at a time, with the series left
@@ -343,6 +347,7 @@ var Flag = map[string]string{
 	"results_cache_ttl":                                            "query-frontend.results-cache-ttl",
 	"max_queriers_per_tenant":                                      "query-frontend.max-queriers-per-tenant",
 	"query_sharding_total_shards":                                  "query-frontend.query-sharding-total-shards",
+	"query_sharding_max_sharded_queries":                           "query-frontend.query-sharding-max-sharded-queries",
 	"retention_period":                                             "storage.retention",
 	"ruler_max_rule_groups_per_tenant":                             "ruler.max-rule-groups-per-tenant",
 	"ruler_max_rules_per_rule_group":                               "ruler.max-rules-per-rule-group",
@@ -391,6 +396,7 @@ func (l *Limits) Values() []Value {
 		{"results_cache_ttl", sec(l.ResultsCacheTTL)},
 		{"max_queriers_per_tenant", float64(l.MaxQueriersPerTenant)},
 		{"query_sharding_total_shards", float64(l.QueryShardingTotalShards)},
+		{"query_sharding_max_sharded_queries", float64(l.QueryShardingMaxShardedQueries)},
 		{"retention_period", sec(l.RetentionPeriod)},
 		{"ruler_max_rule_groups_per_tenant", float64(l.RulerMaxRuleGroupsPerTenant)},
 		{"ruler_max_rules_per_rule_group", float64(l.RulerMaxRulesPerRuleGroup)},
@@ -473,6 +479,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.QueryShardingTotalShards < 0 {
 		bad("query_sharding_total_shards", "%d is negative: want 0 (no sharding) or more", l.QueryShardingTotalShards)
+	}
+	if l.QueryShardingMaxShardedQueries < 0 {
+		bad("query_sharding_max_sharded_queries", "%d is negative: want 0 (no bound) or more", l.QueryShardingMaxShardedQueries)
 	}
 	if l.MaxCacheFreshness < 0 {
 		bad("max_cache_freshness", "%v is negative", l.MaxCacheFreshness)

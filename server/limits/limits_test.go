@@ -43,6 +43,7 @@ overrides:
     max_fetched_series_per_query: 1000
     results_cache_ttl: 5m
     query_sharding_total_shards: 4
+    query_sharding_max_sharded_queries: 32
     align_queries_with_step: true
     out_of_order_time_window: 10m
 `, want: map[string]func(*Limits){
@@ -56,6 +57,7 @@ overrides:
 				l.MaxFetchedSeriesPerQuery = 1000
 				l.ResultsCacheTTL = Duration(5 * time.Minute)
 				l.QueryShardingTotalShards = 4
+				l.QueryShardingMaxShardedQueries = 32
 				l.AlignQueriesWithStep = true
 				l.OutOfOrderTimeWindow = Duration(10 * time.Minute)
 			},

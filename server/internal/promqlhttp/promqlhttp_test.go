@@ -234,6 +234,7 @@ func promqlHandlers(t *testing.T, s server.Storage, split time.Duration) map[str
 		CheckExpr:                   func(e string) error { return server.CheckExpression(e, 0, 0) },
 		Cache:                       frontend.NewLRU(64<<20, nil, nil),
 		ParallelizeShardableQueries: true,
+		ShardParallelism:            -1,   // 3 shards on any machine
 		DelayedNameRemoval:          true, // the API's, with EnableExperimental
 	})
 	require.NoError(t, err)
