@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/myelindb/myelin/bench/internal/query"
 	"github.com/myelindb/myelin/bench/internal/report"
 )
 
@@ -157,7 +158,7 @@ func TestRun(t *testing.T) {
 	require.Equal(t, []int{1, 1, 2}, []int{in.Runs[0].Nodes, in.Runs[1].Nodes, in.Runs[2].Nodes})
 	for _, r := range in.Runs {
 		require.Equal(t, int64(600), r.Samples, r.Label())
-		require.Len(t, r.Queries, 9)
+		require.Len(t, r.Queries, len(query.Set("host", 0, 1)))
 		require.Len(t, r.NodeQueries, r.Nodes)
 	}
 	require.Equal(t, "1 groups, 1 voters each, leaders n1:1", in.Runs[2].Ring)
