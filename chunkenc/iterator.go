@@ -78,12 +78,16 @@ func (it *Iterator) Seek(t millis) bool {
 		if it.xor.i > 0 && it.xor.t >= t {
 			return true
 		}
-		for it.Next() {
+		for {
+			ok, err := it.xor.next()
+			if !ok {
+				it.err, it.done = err, true
+				return false
+			}
 			if it.xor.t >= t {
 				return true
 			}
 		}
-		return false
 	}
 	if it.pos >= 0 && it.pos < len(it.ts) && it.ts[it.pos] >= t {
 		return true

@@ -276,7 +276,8 @@ func (x *headIndex) union(name string, f valueFilter) []uint64 {
 	return out
 }
 
-// names returns the label names of the indexed series that in selects.
+// names returns the label names of the indexed series that in selects
+// (see any).
 func (x *headIndex) names(in func(id uint64) bool) []string {
 	var out []string
 	for name, vs := range x.postings {
@@ -291,7 +292,7 @@ func (x *headIndex) names(in func(id uint64) bool) []string {
 }
 
 // values returns the values of label name of the indexed series that in
-// selects.
+// selects (see any).
 func (x *headIndex) values(name string, in func(id uint64) bool) []string {
 	vs := x.postings[name]
 	out := make([]string, 0, len(vs))
@@ -303,11 +304,13 @@ func (x *headIndex) values(name string, in func(id uint64) bool) []string {
 	return out
 }
 
-// any reports whether the sorted list l holds an indexed id that in
-// selects. It stops at the first: a value's series are mostly alike.
+// any reports whether the sorted list l holds an id that in selects. It
+// stops at the first: a value's series are mostly alike. in must refuse
+// stale ids (querier.inViewLocked does, through headIndex.last: one map
+// lookup per id, not two).
 func (x *headIndex) any(l []uint64, in func(id uint64) bool) bool {
 	for _, id := range l {
-		if x.live(id) && in(id) {
+		if in(id) {
 			return true
 		}
 	}

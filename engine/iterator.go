@@ -207,6 +207,14 @@ func (it *seriesIterator) Next() promchunk.ValueType {
 	if it.state == iterDone || !it.load() {
 		return promchunk.ValNone
 	}
+	if it.ci < 0 && len(it.chunks) > 0 && it.chunks[0].mint < it.s.mint {
+		// The first sample is the first at or after mint: the chunk
+		// decoder skips to it in its own loop (an instant query's
+		// select starts 5 minutes before the end of a chunk of up to
+		// 30 minutes: most of the decoded samples are skipped). Seek
+		// opens a chunk, so this runs once.
+		return it.Seek(it.s.mint)
+	}
 	for {
 		if it.ci >= 0 {
 			if t, vt := it.step(); vt != promchunk.ValNone {
