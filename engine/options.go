@@ -63,7 +63,7 @@ type Options struct {
 	// every short select read them again with pread.
 	CacheBytes int64
 	// MemTableBytes is the size of one Pebble memtable (up to two are
-	// live while one flushes). Zero means 32 MiB. Pebble's default, 4
+	// live while one flushes). Zero means 16 MiB. Pebble's default, 4
 	// MiB, flushed an L0 table every few thousand series' seals and
 	// compacted them again.
 	MemTableBytes int64
@@ -82,7 +82,7 @@ type Options struct {
 
 const (
 	defaultCacheBytes    = 64 << 20
-	defaultMemTableBytes = 32 << 20
+	defaultMemTableBytes = 16 << 20
 	defaultChunkSamples  = 120
 	defaultMergeChunks   = 8
 	defaultPartition     = 24 * time.Hour
