@@ -310,18 +310,29 @@ func TestUIBrowser(t *testing.T) {
 	// A graph of three series: the legend names them, the plot draws them.
 	query := `sum by (code) (rate(ui_test_requests_total[5m]))`
 	b.typeQuery(query)
+	runAt := time.Now()
 	b.do("run the query", chromedp.KeyEvent(kb.Escape), chromedp.Click(chromedp.CSS("button.run")))
 	b.waitFor("a plot of 3 series", `document.querySelector(".plot[data-series='3'] canvas") && document.querySelectorAll(".legend-item").length === 3`)
+	plotted := time.Now()
 	legend := evalJS[[]string](b, `[...document.querySelectorAll(".legend-item .labels")].map(e => e.textContent)`)
 	want := []string{`{code="200"}`, `{code="404"}`, `{code="500"}`}
 	if strings.Join(legend, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("legend = %q, want %q", legend, want)
 	}
 	stats := evalJS[string](b, `document.querySelector(".status-line").innerText`)
-	for _, w := range []string{"Result series 3", "Series fetched 3", "Samples read"} {
+	for _, w := range []string{"Result series 3", "Samples read"} {
 		if !strings.Contains(stats, w) {
 			t.Errorf("stats %q lack %q", stats, w)
 		}
+	}
+	// The query frontend splits the graph's hour at UTC midnight, and
+	// each piece fetches the 3 series: 6 in the hour after midnight.
+	fetched := map[string]bool{}
+	for _, end := range []time.Time{runAt, plotted} {
+		fetched[fmt.Sprintf("Series fetched %d", 3*dayPieces(end.Add(-time.Hour), end))] = true
+	}
+	if ok := fetched[uiStatLine(stats, "Series fetched")]; !ok {
+		t.Errorf("stats %q: want one of %v (the UI's hour ends between %v and %v)", stats, fetched, runAt, plotted)
 	}
 	colors := evalJS[[]string](b, `[...document.querySelectorAll(".legend-item")].map(e => e.dataset.color)`)
 	b.do("move the mouse away", chromedp.MouseEvent(chromedp.MouseMoved, 5, 5))
@@ -508,4 +519,23 @@ func countNear(img image.Image, r, g, b uint8, tol int) int {
 		}
 	}
 	return n
+}
+
+// dayPieces is how many pieces the query frontend's 24 h split cuts
+// [start, end] into: its boundaries are multiples of a day since the
+// epoch, UTC midnights.
+func dayPieces(start, end time.Time) int {
+	day := int64(24 * time.Hour / time.Millisecond)
+	return int(end.UnixMilli()/day-start.UnixMilli()/day) + 1
+}
+
+// uiStatLine returns the line of the UI's status line that starts with
+// name, "" if none.
+func uiStatLine(stats, name string) string {
+	for _, l := range strings.Split(stats, "\n") {
+		if strings.HasPrefix(l, name) {
+			return l
+		}
+	}
+	return ""
 }
