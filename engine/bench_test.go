@@ -73,14 +73,7 @@ func BenchmarkApply(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				opts := Options{Dir: "db", FS: vfs.NewMem(), SealEncoding: enc}
-				db, err := Open(opts)
-				require.NoError(b, err)
-				g, _, err := db.OpenGroup(1)
-				require.NoError(b, err)
-				for i, e := range batches[:first] {
-					_, err := g.Apply(uint64(i+1), e)
-					require.NoError(b, err)
-				}
+				db, g := openApplied(b, opts, batches[:first])
 				b.StartTimer()
 				for i, e := range batches[first:] {
 					if _, err := g.Apply(uint64(first+i+1), e); err != nil {
@@ -132,14 +125,7 @@ func BenchmarkApplyScrape(b *testing.B) {
 			var cpu time.Duration
 			for b.Loop() {
 				b.StopTimer()
-				db, err := Open(Options{Dir: "db", FS: vfs.NewMem()})
-				require.NoError(b, err)
-				g, _, err := db.OpenGroup(1)
-				require.NoError(b, err)
-				for i, e := range entries[:first] {
-					_, err := g.Apply(uint64(i+1), e)
-					require.NoError(b, err)
-				}
+				db, g := openApplied(b, Options{Dir: "db", FS: vfs.NewMem()}, entries[:first])
 				b.StartTimer()
 				cpu0 := processCPU()
 				for i, e := range entries[first:] {
@@ -300,14 +286,7 @@ func BenchmarkApplyCheckpoint(b *testing.B) {
 			var cpu time.Duration
 			for b.Loop() {
 				b.StopTimer()
-				db, err := Open(Options{Dir: b.TempDir()})
-				require.NoError(b, err)
-				g, _, err := db.OpenGroup(1)
-				require.NoError(b, err)
-				for i, e := range batches[:first] {
-					_, err := g.Apply(uint64(i+1), e)
-					require.NoError(b, err)
-				}
+				db, g := openApplied(b, Options{Dir: b.TempDir()}, batches[:first])
 				b.StartTimer()
 				cpu0 := processCPU()
 				since := 0
@@ -336,6 +315,21 @@ func BenchmarkApplyCheckpoint(b *testing.B) {
 			b.ReportMetric(float64(checkpoints)/float64(b.N), "checkpoints/op")
 		})
 	}
+}
+
+// openApplied opens a store with opts and its group 1, and applies
+// entries as the log's first indexes: the series that a benchmark's timed
+// part then appends to.
+func openApplied(b *testing.B, opts Options, entries [][]byte) (*DB, *Group) {
+	db, err := Open(opts)
+	require.NoError(b, err)
+	g, _, err := db.OpenGroup(1)
+	require.NoError(b, err)
+	for i, e := range entries {
+		_, err := g.Apply(uint64(i+1), e)
+		require.NoError(b, err)
+	}
+	return db, g
 }
 
 // processCPU is this process's user and system CPU time so far.
