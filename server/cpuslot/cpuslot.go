@@ -234,7 +234,12 @@ wait:
 	for {
 		select {
 		case <-w.ready:
-			return nil
+			if sl.ctx.Err() == nil {
+				return nil
+			}
+			// Granted as the context ended, and select chose the grant:
+			// the holder stops all the same, whichever was seen first.
+			break wait
 		case <-sl.ctx.Done():
 			break wait
 		case <-tick.C:

@@ -224,6 +224,34 @@ func TestCancelWhileWaiting(t *testing.T) {
 	})
 }
 
+// TestGrantedAsCanceled: a waiter woken by its grant whose context ends
+// before it runs returns the context's error and gives the slot back (a
+// query whose client went away does not go on because its slot came at
+// the same moment; TestDecodeCheckpoints in server/frontend failed in CI
+// once on this).
+func TestGrantedAsCanceled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(t, 1)
+		holder, _, err := s.Acquire(context.Background(), "heavy")
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() {
+			_, _, err := s.Acquire(ctx, "light")
+			done <- err
+		}()
+		synctest.Wait()
+		// The grant wakes the waiter; its context ends before it runs.
+		holder.Release()
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+		s.mu.Lock()
+		require.Equal(t, 1, s.mu.free)
+		require.Zero(t, s.mu.waiters)
+		s.mu.Unlock()
+	})
+}
+
 // TestNestedNoDeadlock: with one slot, work started under a held slot
 // runs under it (Acquire returns at once), and a holder that waits for
 // sub-queries with slots of their own pauses, so neither deadlocks.
