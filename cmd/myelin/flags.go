@@ -136,10 +136,10 @@ func (c *frontendConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.limits.MaxQueriersPerTenant, "query-frontend.max-queriers-per-tenant", d.MaxQueriersPerTenant,
 		"Maximum number of the frontend's workers (-query.max-concurrency) a tenant's queries hold at once. 0 means all but\n"+
 			"one, so that a tenant flooding heavy queries always leaves a worker for the others.")
-	fs.BoolVar(&c.parallelize, "query-frontend.parallelize-shardable-queries", false,
+	fs.BoolVar(&c.parallelize, "query-frontend.parallelize-shardable-queries", true,
 		"Run shardable queries (sum, count, min, max, avg, topk, bottomk of per-series expressions) as\n"+
-			"-query-frontend.query-sharding-total-shards queries over disjoint sets of series, merged by the frontend.\n"+
-			"Off by default, as in Mimir: each shard still reads the index of every series (docs/design.md).")
+			"-query-frontend.query-sharding-total-shards queries over disjoint sets of series, merged by the frontend,\n"+
+			"once they are known to read enough series (-query-frontend.query-sharding-target-series-per-shard).")
 	fs.IntVar(&c.limits.TotalShards, "query-frontend.query-sharding-total-shards", 16,
 		"Number of shards of a sharded query (Mimir's default). 0 or 1 does not shard. A query is cut into at most as many\n"+
 			"as the node runs at once (-query-frontend.cpu-slots, the tenant's workers) divided by its pieces to compute,\n"+
@@ -147,6 +147,10 @@ func (c *frontendConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.limits.MaxShardedQueries, "query-frontend.query-sharding-max-sharded-queries", d.MaxShardedQueries,
 		"Maximum number of sub-queries (pieces x shards x shardable aggregations) one sharded query is cut into. 0 means\n"+
 			"no limit.")
+	fs.IntVar(&c.limits.TargetSeriesPerShard, "query-frontend.query-sharding-target-series-per-shard", frontend.DefaultTargetSeriesPerShard,
+		"A shardable query gets at most one shard per this many series it read the last time it ran on this node, and\n"+
+			"runs unsharded the first time, so that small queries are never cut. 0 cuts every shardable query\n"+
+			"(Mimir's behaviour without cardinality estimates).")
 	fs.IntVar(&c.shardParallelism, "query-frontend.query-sharding-parallelism", 0,
 		"Sub-queries of one query this node runs at once, which bounds the shards a query is cut into (at most this\n"+
 			"divided by its pieces to compute). 0 means -query-frontend.cpu-slots (GOMAXPROCS without them), at most the\n"+

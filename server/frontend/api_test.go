@@ -129,10 +129,38 @@ func (q *lazyQuerier) Select(ctx context.Context, sorted bool, h *storage.Select
 	}
 	ss := sq.Select(ctx, sorted, h, ms...)
 	if ok {
-		return &shardFilter{SeriesSet: ss, shard: shard}
+		ss = &shardFilter{SeriesSet: ss, shard: shard}
+	}
+	if n, ok := ctx.Value(seriesFetchedKey{}).(*atomic.Int64); ok {
+		ss = &countingSet{SeriesSet: ss, n: n}
 	}
 	return ss
 }
+
+// seriesFetchedKey: the request's count of series its selects returned,
+// which the fake API reports in its stats as the query API does.
+type seriesFetchedKey struct{}
+
+type countingSet struct {
+	storage.SeriesSet
+	n *atomic.Int64
+}
+
+func (s *countingSet) Next() bool {
+	if !s.SeriesSet.Next() {
+		return false
+	}
+	s.n.Add(1)
+	return true
+}
+
+// statsWithSeries are Prometheus's stats with the API's seriesFetched.
+type statsWithSeries struct {
+	stats.BuiltinStats
+	SeriesFetched int64 `json:"seriesFetched"`
+}
+
+func (s statsWithSeries) Builtin() stats.BuiltinStats { return s.BuiltinStats }
 
 type shardFilter struct {
 	storage.SeriesSet
@@ -179,7 +207,8 @@ func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
-	ctx := tenant.With(r.Context(), org)
+	var fetched atomic.Int64
+	ctx := context.WithValue(tenant.With(r.Context(), org), seriesFetchedKey{}, &fetched)
 	opts := promql.NewPrometheusQueryOpts(r.FormValue("stats") == "all", 0)
 	var (
 		qry promql.Query
@@ -237,7 +266,7 @@ func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	warnings, infos := res.Warnings.AsStrings(r.FormValue("query"), 10, 10)
 	data := &v1.QueryData{ResultType: res.Value.Type(), Result: res.Value}
 	if r.FormValue("stats") != "" {
-		data.Stats = stats.NewQueryStats(qry.Stats())
+		data.Stats = statsWithSeries{stats.NewQueryStats(qry.Stats()).Builtin(), fetched.Load()}
 	}
 	resp := &v1.Response{Status: "success", Data: data}
 	if len(warnings) > 0 {

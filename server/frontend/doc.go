@@ -73,7 +73,11 @@
 // engine evaluates the rest of the query over their answers. Values equal
 // the unsharded ones to a relative 1e-12, but for sums that mix
 // magnitudes 2^53 apart and averages whose sum overflows; a query whose
-// shards give annotations runs again unsharded.
+// shards give annotations runs again unsharded. With
+// Limits.TargetSeriesPerShard (the default), a query is cut only once it
+// has run and read enough series for two shards, into one shard per that
+// many series it read (estimate.go), and not again after its shards gave
+// annotations.
 //
 // # Concurrency
 //

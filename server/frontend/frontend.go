@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/util/httputil"
 
 	"github.com/myelindb/myelin/server/cpuslot"
+	"github.com/myelindb/myelin/server/queryshard"
 	"github.com/myelindb/myelin/server/tenant"
 )
 
@@ -40,7 +41,10 @@ type Frontend struct {
 	// engine evaluates sharded queries over their shards' answers; nil
 	// without Options.ParallelizeShardableQueries.
 	engine *promql.Engine
-	mu     struct {
+	// est holds the series each shardable query read when it last ran
+	// (estimate.go), for Limits.TargetSeriesPerShard.
+	est estimates
+	mu  struct {
 		sync.Mutex
 		outstanding map[string]int // tenant ID -> queries in the frontend
 		// forgotten: tenant ID -> the time (ms) before which its cached
@@ -147,6 +151,13 @@ type request struct {
 	stats            string // the client's stats parameter
 	// shards is the query's sharding plan, nil if it is not sharded.
 	shards *shardPlan
+	// learn: the query is shardable and the tenant's shards follow
+	// estimates; its computations record the series they read.
+	learn bool
+}
+
+func (r *request) estimateKey() estimateKey {
+	return estimateKey{tenant: r.tenant, instant: r.instant, query: r.query}
 }
 
 func (r *request) op() string {
@@ -513,7 +524,9 @@ func (f *Frontend) serveInstant(ctx context.Context, w http.ResponseWriter, req 
 
 // planShards sets req.shards if the tenant's queries are sharded and
 // this one can be, for a query that computes computations pieces (1 for
-// an instant query): in shardCount's number of shards.
+// an instant query): in shardCount's number of shards, and with
+// Limits.TargetSeriesPerShard at most one shard per that many series the
+// query read last time (none without an estimate, estimate.go).
 func (f *Frontend) planShards(req *request, computations int) {
 	l := req.limits
 	if f.engine == nil || l.TotalShards < 2 || req.info.rangeFunc {
@@ -526,12 +539,29 @@ func (f *Frontend) planShards(req *request, computations int) {
 		return
 	}
 	n := shardCount(l.TotalShards, l.MaxShardedQueries, f.shardParallelism(l), max(computations, 1), len(one.embedded))
+	if t := int64(l.TargetSeriesPerShard); t > 0 {
+		req.learn = true
+		est, ok := f.est.get(req.estimateKey(), f.opts.Now())
+		if !ok || est.unshardable {
+			return
+		}
+		n = min(n, int(min((est.series+t-1)/t, int64(queryshard.MaxShards))))
+	}
 	if n < 2 {
 		return
 	}
 	if plan, ok := planShards(f.opts.Parser, req.query, n, f.opts.DelayedNameRemoval); ok {
 		req.shards = plan
 	}
+}
+
+// learn records the series a computation of req read (its stats), and
+// whether its shards sent it back unsharded.
+func (f *Frontend) learn(req *request, res *result, unshardable bool) {
+	if !req.learn || res == nil || res.stats == nil {
+		return
+	}
+	f.est.record(req.estimateKey(), res.stats.SeriesFetched, unshardable, f.opts.Now())
 }
 
 // shardCount is the number of shards each of a query's computations
@@ -587,11 +617,13 @@ func (f *Frontend) shardParallelism(l Limits) int {
 // (an error, or one the frontend cannot read), or an error of the
 // frontend's own (the context ended).
 func (f *Frontend) fetch(ctx context.Context, req *request, start, end int64, st *serveStats) (*result, *response, error) {
+	fellBack := false
 	if req.shards != nil {
 		res, resp, err := f.callSharded(ctx, req, req.shards, start, end)
 		switch {
 		case err == nil && resp == nil:
 			st.shards += len(req.shards.embedded) * req.shards.n
+			f.learn(req, res, false)
 			return res, &response{code: http.StatusOK, header: http.Header{"Content-Type": {"application/json"}}}, nil
 		case resp != nil:
 			return nil, resp, nil
@@ -599,6 +631,7 @@ func (f *Frontend) fetch(ctx context.Context, req *request, start, end int64, st
 			return nil, nil, err
 		}
 		f.m.unsharded.Inc()
+		fellBack = true
 	}
 	resp, err := f.call(ctx, req, req.query, start, end)
 	if err != nil {
@@ -608,6 +641,7 @@ func (f *Frontend) fetch(ctx context.Context, req *request, start, end int64, st
 		// The API's error, or an answer the frontend cannot read.
 		return nil, resp, nil
 	}
+	f.learn(req, resp.res, fellBack)
 	return resp.res, resp, nil
 }
 

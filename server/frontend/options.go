@@ -63,7 +63,20 @@ type Limits struct {
 	// means no bound. -query-frontend.query-sharding-max-sharded-queries
 	// (Mimir's).
 	MaxShardedQueries int
+	// TargetSeriesPerShard: a shardable query is cut into at most one
+	// shard per this many series it read the last time it ran, and runs
+	// unsharded until it has run once (estimate.go), so that a small
+	// query is never cut. Zero cuts every shardable query into
+	// TotalShards (as bounded by shardCount), Mimir's behaviour without
+	// its cardinality estimates.
+	// -query-frontend.query-sharding-target-series-per-shard (Mimir's).
+	TargetSeriesPerShard int
 }
+
+// DefaultTargetSeriesPerShard is
+// -query-frontend.query-sharding-target-series-per-shard's default
+// (docs/design.md "Sharding on by default, by estimates").
+const DefaultTargetSeriesPerShard = 1000
 
 // DefaultLimits are the flags' defaults.
 var DefaultLimits = Limits{
@@ -101,6 +114,9 @@ func (l Limits) validate(what string) []error {
 	}
 	if l.MaxShardedQueries < 0 {
 		errs = append(errs, fmt.Errorf("%s: max sharded queries %d is negative", what, l.MaxShardedQueries))
+	}
+	if l.TargetSeriesPerShard < 0 {
+		errs = append(errs, fmt.Errorf("%s: target series per shard %d is negative", what, l.TargetSeriesPerShard))
 	}
 	if l.TotalShards < 0 || l.TotalShards > queryshard.MaxShards {
 		errs = append(errs, fmt.Errorf("%s: total shards %d: want 0 to %d", what, l.TotalShards, queryshard.MaxShards))
@@ -239,7 +255,8 @@ func (o Options) Validate() error {
 // positive split interval, shard count and sharded queries, the largest
 // freshness window and the smallest TTL of the results cache (the least
 // staleness any tenant asked for), caching only if every tenant caches,
-// and the smallest positive outstanding bound.
+// the smallest positive outstanding bound, and the largest target series
+// per shard (the fewest shards).
 func combineLimits(ls []Limits) Limits {
 	c := ls[0]
 	for _, l := range ls[1:] {
@@ -252,6 +269,7 @@ func combineLimits(ls []Limits) Limits {
 		c.MaxQueriersPerTenant = int(smallestPositive(int64(c.MaxQueriersPerTenant), int64(l.MaxQueriersPerTenant)))
 		c.TotalShards = int(smallestPositive(int64(c.TotalShards), int64(l.TotalShards)))
 		c.MaxShardedQueries = int(smallestPositive(int64(c.MaxShardedQueries), int64(l.MaxShardedQueries)))
+		c.TargetSeriesPerShard = max(c.TargetSeriesPerShard, l.TargetSeriesPerShard)
 	}
 	return c
 }

@@ -287,3 +287,82 @@ func TestShardsBoundedByParallelism(t *testing.T) {
 		})
 	}
 }
+
+// TestShardingByEstimate: with a target of series per shard, a shardable
+// query runs unsharded until it has run once, then in as many shards as
+// its series call for (30 series: 2 shards at 20 a shard, none at 40),
+// and a query whose shards gave annotations is not cut again.
+func TestShardingByEstimate(t *testing.T) {
+	api := newFakeAPI(t)
+	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	shardingData(t, api, base)
+	instant := func(q string) url.Values {
+		return url.Values{"query": {q}, "time": {formatTime(base.Add(time.Hour).UnixMilli())}}
+	}
+	for _, tc := range []struct {
+		target int
+		want   []float64 // shards of each run
+	}{
+		{20, []float64{0, 2, 2}},
+		{40, []float64{0, 0, 0}},
+		{0, []float64{4, 4, 4}}, // no estimates: every run cut
+	} {
+		t.Run(fmt.Sprint(tc.target), func(t *testing.T) {
+			lim := DefaultLimits
+			lim.TotalShards = 4
+			lim.TargetSeriesPerShard = tc.target
+			f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true, ShardParallelism: -1})
+			form := instant(`sum by (job) (mem_bytes)`)
+			_, want := get(t, api, "/api/v1/query", "t1", form)
+			for run, shards := range tc.want {
+				before := testutil.ToFloat64(f.m.shards)
+				code, got := get(t, f, "/api/v1/query", "t1", form)
+				require.Equal(t, 200, code, got)
+				requireClose(t, want, got)
+				require.Equal(t, shards, testutil.ToFloat64(f.m.shards)-before, "run %d", run)
+			}
+			// Another tenant's run of the same query learns for itself.
+			if tc.target > 0 {
+				before := testutil.ToFloat64(f.m.shards)
+				get(t, f, "/api/v1/query", "t2", form)
+				require.Equal(t, before, testutil.ToFloat64(f.m.shards), "t2's first run")
+			}
+		})
+	}
+
+	t.Run("annotations", func(t *testing.T) {
+		lim := DefaultLimits
+		lim.TotalShards = 2
+		lim.TargetSeriesPerShard = 10
+		f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true, ShardParallelism: -1})
+		form := instant(`sum(rate(mem_bytes[5m]))`)
+		_, want := get(t, api, "/api/v1/query", "t1", form)
+		for run, unsharded := range []float64{0, 1, 1} {
+			code, got := get(t, f, "/api/v1/query", "t1", form)
+			require.Equal(t, 200, code)
+			require.Equal(t, want, got)
+			require.Equal(t, unsharded, testutil.ToFloat64(f.m.unsharded), "run %d", run)
+		}
+	})
+}
+
+// TestEstimatesBounded: past maxEstimates the least recently used go.
+func TestEstimatesBounded(t *testing.T) {
+	var e estimates
+	now := time.Unix(0, 0)
+	key := func(i int) estimateKey { return estimateKey{tenant: "t", query: fmt.Sprint(i)} }
+	for i := range maxEstimates {
+		e.record(key(i), int64(i), false, now.Add(time.Duration(i)*time.Second))
+	}
+	_, ok := e.get(key(0), now.Add(time.Duration(maxEstimates)*time.Second)) // used again: the newest
+	require.True(t, ok)
+	e.record(key(maxEstimates), 1, false, now.Add(time.Duration(maxEstimates+1)*time.Second))
+	require.LessOrEqual(t, e.len(), maxEstimates)
+	for _, tc := range []struct {
+		i    int
+		kept bool
+	}{{0, true}, {1, false}, {maxEstimates / 10, false}, {maxEstimates/10 + 1, true}, {maxEstimates, true}} {
+		_, ok := e.get(key(tc.i), now)
+		require.Equal(t, tc.kept, ok, "estimate %d", tc.i)
+	}
+}

@@ -117,6 +117,10 @@ type Limits struct {
 	// cut into (pieces x shards x shardable aggregations); 0 means no
 	// bound.
 	QueryShardingMaxShardedQueries int `yaml:"query_sharding_max_sharded_queries"`
+	// QueryShardingTargetSeriesPerShard: a shardable query gets at most
+	// one shard per this many series it read when it last ran, none
+	// before it ran once; 0 cuts every shardable query.
+	QueryShardingTargetSeriesPerShard int `yaml:"query_sharding_target_series_per_shard"`
 
 	// RetentionPeriod: the tenant's samples older than now minus this are
 	// deleted, a time partition (a day) at a time, with the series left
@@ -348,6 +352,7 @@ var Flag = map[string]string{
 	"max_queriers_per_tenant":                                      "query-frontend.max-queriers-per-tenant",
 	"query_sharding_total_shards":                                  "query-frontend.query-sharding-total-shards",
 	"query_sharding_max_sharded_queries":                           "query-frontend.query-sharding-max-sharded-queries",
+	"query_sharding_target_series_per_shard":                       "query-frontend.query-sharding-target-series-per-shard",
 	"retention_period":                                             "storage.retention",
 	"ruler_max_rule_groups_per_tenant":                             "ruler.max-rule-groups-per-tenant",
 	"ruler_max_rules_per_rule_group":                               "ruler.max-rules-per-rule-group",
@@ -397,6 +402,7 @@ func (l *Limits) Values() []Value {
 		{"max_queriers_per_tenant", float64(l.MaxQueriersPerTenant)},
 		{"query_sharding_total_shards", float64(l.QueryShardingTotalShards)},
 		{"query_sharding_max_sharded_queries", float64(l.QueryShardingMaxShardedQueries)},
+		{"query_sharding_target_series_per_shard", float64(l.QueryShardingTargetSeriesPerShard)},
 		{"retention_period", sec(l.RetentionPeriod)},
 		{"ruler_max_rule_groups_per_tenant", float64(l.RulerMaxRuleGroupsPerTenant)},
 		{"ruler_max_rules_per_rule_group", float64(l.RulerMaxRulesPerRuleGroup)},
@@ -482,6 +488,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.QueryShardingMaxShardedQueries < 0 {
 		bad("query_sharding_max_sharded_queries", "%d is negative: want 0 (no bound) or more", l.QueryShardingMaxShardedQueries)
+	}
+	if l.QueryShardingTargetSeriesPerShard < 0 {
+		bad("query_sharding_target_series_per_shard", "%d is negative: want 0 (shard every shardable query) or more", l.QueryShardingTargetSeriesPerShard)
 	}
 	if l.MaxCacheFreshness < 0 {
 		bad("max_cache_freshness", "%v is negative", l.MaxCacheFreshness)
