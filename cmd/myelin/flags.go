@@ -148,9 +148,13 @@ func (c *frontendConfig) register(fs *flag.FlagSet) {
 		"Maximum number of sub-queries (pieces x shards x shardable aggregations) one sharded query is cut into. 0 means\n"+
 			"no limit.")
 	fs.IntVar(&c.limits.TargetSeriesPerShard, "query-frontend.query-sharding-target-series-per-shard", frontend.DefaultTargetSeriesPerShard,
-		"A shardable query gets at most one shard per this many series it read the last time it ran on this node, and\n"+
-			"runs unsharded the first time, so that small queries are never cut. 0 cuts every shardable query\n"+
-			"(Mimir's behaviour without cardinality estimates).")
+		"A shardable query gets at most one shard per this many series it read the last time it ran on this node (or per\n"+
+			"-query-frontend.query-sharding-target-samples-per-shard samples, whichever gives more), and runs unsharded the\n"+
+			"first time, so that small queries are never cut. Both 0 cut every shardable query (Mimir's behaviour without\n"+
+			"cardinality estimates).")
+	fs.IntVar(&c.limits.TargetSamplesPerShard, "query-frontend.query-sharding-target-samples-per-shard", frontend.DefaultTargetSamplesPerShard,
+		"A shardable query gets at most one shard per this many samples it read the last time it ran on this node (or\n"+
+			"per -query-frontend.query-sharding-target-series-per-shard series, whichever gives more).")
 	fs.IntVar(&c.shardParallelism, "query-frontend.query-sharding-parallelism", 0,
 		"Sub-queries of one query this node runs at once, which bounds the shards a query is cut into (at most this\n"+
 			"divided by its pieces to compute). 0 means -query-frontend.cpu-slots (GOMAXPROCS without them), at most the\n"+

@@ -119,34 +119,35 @@ func (c *limitsConfig) validate(d limits.Limits) error {
 // defaultLimits are the tenants' limits of the flags.
 func (cfg *config) defaultLimits() limits.Limits {
 	l := limits.Limits{
-		IngestionRate:                     cfg.limits.ingestionRate,
-		IngestionBurstSize:                cfg.limits.ingestionBurst,
-		MaxGlobalSeriesPerUser:            cfg.limits.maxSeriesPerUser,
-		MaxGlobalSeriesPerMetric:          cfg.limits.maxSeriesPerMetric,
-		OutOfOrderTimeWindow:              limits.Duration(cfg.limits.oooWindow),
-		MaxGlobalExemplarsPerUser:         cfg.limits.maxExemplars,
-		MaxGlobalMetadataPerUser:          cfg.limits.maxMetadata,
-		MaxGlobalMetadataPerMetric:        cfg.limits.maxMetadataPerMetric,
-		StartTimestampZeroIngestion:       cfg.limits.stZeroIngestion,
-		MaxLabelNamesPerSeries:            cfg.maxLabelNames,
-		MaxLabelNameLength:                cfg.maxLabelNameBytes,
-		MaxLabelValueLength:               cfg.maxLabelValueBytes,
-		CreationGracePeriod:               limits.Duration(cfg.maxFutureSkew),
-		MaxFetchedSeriesPerQuery:          cfg.limits.maxFetchedSeries,
-		MaxFetchedChunkBytesPerQuery:      cfg.limits.maxFetchedChunkBytes,
-		MaxQueryLength:                    limits.Duration(cfg.limits.maxQueryLength),
-		MaxQueryLookback:                  limits.Duration(cfg.limits.maxQueryLookback),
-		MaxSamplesPerQuery:                cfg.queryMaxSamples,
-		QueryTimeout:                      limits.Duration(cfg.queryTimeout),
-		AlignQueriesWithStep:              cfg.frontend.limits.AlignQueriesWithStep,
-		MaxCacheFreshness:                 limits.Duration(cfg.frontend.limits.MaxCacheFreshness),
-		ResultsCacheTTL:                   limits.Duration(cfg.frontend.limits.ResultsCacheTTL),
-		MaxQueriersPerTenant:              cfg.frontend.limits.MaxQueriersPerTenant,
-		QueryShardingTotalShards:          cfg.frontend.limits.TotalShards,
-		QueryShardingMaxShardedQueries:    cfg.frontend.limits.MaxShardedQueries,
-		QueryShardingTargetSeriesPerShard: cfg.frontend.limits.TargetSeriesPerShard,
-		RulerMaxRuleGroupsPerTenant:       cfg.limits.rulerMaxGroups,
-		RulerMaxRulesPerRuleGroup:         cfg.limits.rulerMaxRulesPerGroup,
+		IngestionRate:                      cfg.limits.ingestionRate,
+		IngestionBurstSize:                 cfg.limits.ingestionBurst,
+		MaxGlobalSeriesPerUser:             cfg.limits.maxSeriesPerUser,
+		MaxGlobalSeriesPerMetric:           cfg.limits.maxSeriesPerMetric,
+		OutOfOrderTimeWindow:               limits.Duration(cfg.limits.oooWindow),
+		MaxGlobalExemplarsPerUser:          cfg.limits.maxExemplars,
+		MaxGlobalMetadataPerUser:           cfg.limits.maxMetadata,
+		MaxGlobalMetadataPerMetric:         cfg.limits.maxMetadataPerMetric,
+		StartTimestampZeroIngestion:        cfg.limits.stZeroIngestion,
+		MaxLabelNamesPerSeries:             cfg.maxLabelNames,
+		MaxLabelNameLength:                 cfg.maxLabelNameBytes,
+		MaxLabelValueLength:                cfg.maxLabelValueBytes,
+		CreationGracePeriod:                limits.Duration(cfg.maxFutureSkew),
+		MaxFetchedSeriesPerQuery:           cfg.limits.maxFetchedSeries,
+		MaxFetchedChunkBytesPerQuery:       cfg.limits.maxFetchedChunkBytes,
+		MaxQueryLength:                     limits.Duration(cfg.limits.maxQueryLength),
+		MaxQueryLookback:                   limits.Duration(cfg.limits.maxQueryLookback),
+		MaxSamplesPerQuery:                 cfg.queryMaxSamples,
+		QueryTimeout:                       limits.Duration(cfg.queryTimeout),
+		AlignQueriesWithStep:               cfg.frontend.limits.AlignQueriesWithStep,
+		MaxCacheFreshness:                  limits.Duration(cfg.frontend.limits.MaxCacheFreshness),
+		ResultsCacheTTL:                    limits.Duration(cfg.frontend.limits.ResultsCacheTTL),
+		MaxQueriersPerTenant:               cfg.frontend.limits.MaxQueriersPerTenant,
+		QueryShardingTotalShards:           cfg.frontend.limits.TotalShards,
+		QueryShardingMaxShardedQueries:     cfg.frontend.limits.MaxShardedQueries,
+		QueryShardingTargetSeriesPerShard:  cfg.frontend.limits.TargetSeriesPerShard,
+		QueryShardingTargetSamplesPerShard: cfg.frontend.limits.TargetSamplesPerShard,
+		RulerMaxRuleGroupsPerTenant:        cfg.limits.rulerMaxGroups,
+		RulerMaxRulesPerRuleGroup:          cfg.limits.rulerMaxRulesPerGroup,
 		RulerMaxIndependentRuleEvaluationConcurrencyPerTenant: cfg.limits.rulerEvalConcurrency,
 	}
 	cfg.otlp.limits(&l, cfg.set)
@@ -169,6 +170,7 @@ func frontendLimits(defaults frontend.Limits, o *limits.Overrides) func(tenant s
 		fl.TotalShards = l.QueryShardingTotalShards
 		fl.MaxShardedQueries = l.QueryShardingMaxShardedQueries
 		fl.TargetSeriesPerShard = l.QueryShardingTargetSeriesPerShard
+		fl.TargetSamplesPerShard = l.QueryShardingTargetSamplesPerShard
 		return fl
 	}
 }

@@ -150,7 +150,7 @@ func TestFrontendLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := limits.ParseConfig([]byte("overrides:\n  a:\n    results_cache_ttl: 5m\n    query_sharding_total_shards: 4\n    query_sharding_max_sharded_queries: 32\n    query_sharding_target_series_per_shard: 5000\n"+
+	c, err := limits.ParseConfig([]byte("overrides:\n  a:\n    results_cache_ttl: 5m\n    query_sharding_total_shards: 4\n    query_sharding_max_sharded_queries: 32\n    query_sharding_target_series_per_shard: 5000\n    query_sharding_target_samples_per_shard: 7000\n"+
 		"  late:\n    out_of_order_time_window: 2h\n  late-short:\n    out_of_order_time_window: 1m\n"), cfg.defaultLimits())
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,8 @@ func TestFrontendLimits(t *testing.T) {
 		t.Errorf("tenant without overrides: %+v, want the flags' %+v", l, cfg.frontend.limits)
 	}
 	want := cfg.frontend.limits
-	want.ResultsCacheTTL, want.TotalShards, want.MaxShardedQueries, want.TargetSeriesPerShard = 5*time.Minute, 4, 32, 5000
+	want.ResultsCacheTTL, want.TotalShards, want.MaxShardedQueries = 5*time.Minute, 4, 32
+	want.TargetSeriesPerShard, want.TargetSamplesPerShard = 5000, 7000
 	if l := get("a"); l != want {
 		t.Errorf("tenant a: %+v, want %+v", l, want)
 	}

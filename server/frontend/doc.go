@@ -83,8 +83,9 @@
 //
 // The queue owns MaxInFlight worker goroutines (New starts them, Close
 // stops and waits for them). A query's goroutine starts one goroutine per
-// piece it computes (and a sharded piece one per shard) and waits for all
-// of them before it answers. CPU slots: a worker holds one while it
+// piece it computes (and a sharded piece one per shard of every leg, all
+// started before its engine selects any, and one per leg that closes the
+// leg's done channel) and waits for all of them before it answers. CPU slots: a worker holds one while it
 // calls the API and decodes; a sharded piece's engine holds one of its
 // own and pauses it while it waits for its shards (which take theirs
 // from the workers), so no goroutine waits for a slot while holding one. The Frontend's fields are immutable after

@@ -4,11 +4,14 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/myelindb/myelin/server/queryshard"
 )
 
-// Cardinality estimates, after Mimir's: how many series a query read the
-// last time it ran, which decides whether, and into how many shards, it
-// is cut the next time (Limits.TargetSeriesPerShard). A query with no
+// Cardinality estimates, after Mimir's: how many series (and, ours,
+// samples) a query read the last time it ran, which decides whether, and
+// into how many shards, it is cut the next time
+// (Limits.TargetSeriesPerShard, Limits.TargetSamplesPerShard). A query with no
 // estimate runs unsharded and leaves one: a small query is never cut,
 // and a heavy one is cut from its second run on (dashboards and alerts
 // run the same queries over and over). Mimir keeps its estimates in the
@@ -35,11 +38,26 @@ type estimateKey struct {
 
 // estimate is what the last runs of a query said.
 type estimate struct {
-	series int64 // read by one computation
+	series  int64 // read by one computation
+	samples int64 // its totalQueryableSamples
 	// unshardable: its shards gave annotations (or native histograms),
 	// so it ran again unsharded; it is not cut again.
 	unshardable bool
 	used        time.Time
+}
+
+// shards is how many shards the estimate calls for under l's targets:
+// one per TargetSeriesPerShard series or per TargetSamplesPerShard
+// samples, whichever gives more (a target of 0 is not used).
+func (est estimate) shards(l Limits) int {
+	n := int64(1)
+	if t := int64(l.TargetSeriesPerShard); t > 0 {
+		n = max(n, (est.series+t-1)/t)
+	}
+	if t := int64(l.TargetSamplesPerShard); t > 0 {
+		n = max(n, (est.samples+t-1)/t)
+	}
+	return int(min(n, queryshard.MaxShards))
 }
 
 type estimates struct {
@@ -59,9 +77,9 @@ func (e *estimates) get(key estimateKey, now time.Time) (estimate, bool) {
 	return *est, true
 }
 
-// record notes the series a computation of key read; unshardable marks
-// a query whose shards sent it back to run unsharded.
-func (e *estimates) record(key estimateKey, series int64, unshardable bool, now time.Time) {
+// record notes the series and samples a computation of key read;
+// unshardable marks a query whose shards sent it back to run unsharded.
+func (e *estimates) record(key estimateKey, series, samples int64, unshardable bool, now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	est, ok := e.m[key]
@@ -75,7 +93,7 @@ func (e *estimates) record(key estimateKey, series int64, unshardable bool, now 
 		est = &estimate{}
 		e.m[key] = est
 	}
-	est.series = series
+	est.series, est.samples = series, samples
 	est.unshardable = est.unshardable || unshardable
 	est.used = now
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/prometheus/util/httputil"
 
 	"github.com/myelindb/myelin/server/cpuslot"
-	"github.com/myelindb/myelin/server/queryshard"
 	"github.com/myelindb/myelin/server/tenant"
 )
 
@@ -525,8 +524,8 @@ func (f *Frontend) serveInstant(ctx context.Context, w http.ResponseWriter, req 
 // planShards sets req.shards if the tenant's queries are sharded and
 // this one can be, for a query that computes computations pieces (1 for
 // an instant query): in shardCount's number of shards, and with
-// Limits.TargetSeriesPerShard at most one shard per that many series the
-// query read last time (none without an estimate, estimate.go).
+// Limits.TargetSeriesPerShard or TargetSamplesPerShard at most as many
+// as the query's estimate calls for (none without one, estimate.go).
 func (f *Frontend) planShards(req *request, computations int) {
 	l := req.limits
 	if f.engine == nil || l.TotalShards < 2 || req.info.rangeFunc {
@@ -539,13 +538,13 @@ func (f *Frontend) planShards(req *request, computations int) {
 		return
 	}
 	n := shardCount(l.TotalShards, l.MaxShardedQueries, f.shardParallelism(l), max(computations, 1), len(one.embedded))
-	if t := int64(l.TargetSeriesPerShard); t > 0 {
+	if l.TargetSeriesPerShard > 0 || l.TargetSamplesPerShard > 0 {
 		req.learn = true
 		est, ok := f.est.get(req.estimateKey(), f.opts.Now())
 		if !ok || est.unshardable {
 			return
 		}
-		n = min(n, int(min((est.series+t-1)/t, int64(queryshard.MaxShards))))
+		n = min(n, est.shards(l))
 	}
 	if n < 2 {
 		return
@@ -561,20 +560,26 @@ func (f *Frontend) learn(req *request, res *result, unshardable bool) {
 	if !req.learn || res == nil || res.stats == nil {
 		return
 	}
-	f.est.record(req.estimateKey(), res.stats.SeriesFetched, unshardable, f.opts.Now())
+	samples := int64(0)
+	if res.stats.Samples != nil {
+		samples = res.stats.Samples.TotalQueryableSamples
+	}
+	f.est.record(req.estimateKey(), res.stats.SeriesFetched, samples, unshardable, f.opts.Now())
 }
 
 // shardCount is the number of shards each of a query's computations
 // (its pieces to compute, or the instant query) is cut into: total (the
 // tenant's -query-frontend.query-sharding-total-shards), but at most
 //
-//   - parallelism / computations (at least 1), when parallelism > 0: the
-//     node runs at most parallelism sub-queries at once (its CPU slots,
-//     the tenant's workers), and shards past it only queue, each paying
-//     its select's postings and label work again and a trip through
-//     JSON and the frontend's engine (docs/design.md: 16 shards on two
-//     cores took 1.3x the CPU of 2 and answered 22-36 % slower); a query
-//     split into as many pieces as cores is already parallel;
+//   - parallelism / (computations x legs) (at least 1), when parallelism
+//     > 0: the node runs at most parallelism sub-queries at once (its CPU
+//     slots, the tenant's workers), and shards past it only queue, each
+//     paying its select's postings and label work again and a trip
+//     through JSON and the frontend's engine (docs/design.md: 16 shards
+//     on two cores took 1.3x the CPU of 2 and answered 22-36 % slower); a
+//     query split into as many pieces as cores is already parallel, and
+//     the legs (shardable aggregations; avg is two, sum and count, which
+//     both read every series) run their shards at once;
 //   - maxSharded / (computations x legs) (at least 1), when maxSharded
 //     > 0: Mimir's -query-frontend.query-sharding-max-sharded-queries,
 //     the sub-queries one query may make, where legs are its shardable
@@ -584,7 +589,7 @@ func (f *Frontend) learn(req *request, res *result, unshardable bool) {
 func shardCount(total, maxSharded, parallelism, computations, legs int) int {
 	n := total
 	if parallelism > 0 {
-		n = min(n, max(1, parallelism/computations))
+		n = min(n, max(1, parallelism/(computations*max(legs, 1))))
 	}
 	if maxSharded > 0 {
 		n = min(n, max(1, maxSharded/(computations*max(legs, 1))))

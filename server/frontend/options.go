@@ -71,12 +71,22 @@ type Limits struct {
 	// its cardinality estimates.
 	// -query-frontend.query-sharding-target-series-per-shard (Mimir's).
 	TargetSeriesPerShard int
+	// TargetSamplesPerShard is TargetSeriesPerShard for the samples a
+	// query read (its stats' totalQueryableSamples): a range query over
+	// few series may still be heavy. With both set, the query gets the
+	// larger of the two counts; with both zero, every shardable query is
+	// cut. -query-frontend.query-sharding-target-samples-per-shard.
+	TargetSamplesPerShard int
 }
 
 // DefaultTargetSeriesPerShard is
 // -query-frontend.query-sharding-target-series-per-shard's default
 // (docs/design.md "Sharding on by default, by estimates").
 const DefaultTargetSeriesPerShard = 1000
+
+// DefaultTargetSamplesPerShard is
+// -query-frontend.query-sharding-target-samples-per-shard's default.
+const DefaultTargetSamplesPerShard = 250_000
 
 // DefaultLimits are the flags' defaults.
 var DefaultLimits = Limits{
@@ -117,6 +127,9 @@ func (l Limits) validate(what string) []error {
 	}
 	if l.TargetSeriesPerShard < 0 {
 		errs = append(errs, fmt.Errorf("%s: target series per shard %d is negative", what, l.TargetSeriesPerShard))
+	}
+	if l.TargetSamplesPerShard < 0 {
+		errs = append(errs, fmt.Errorf("%s: target samples per shard %d is negative", what, l.TargetSamplesPerShard))
 	}
 	if l.TotalShards < 0 || l.TotalShards > queryshard.MaxShards {
 		errs = append(errs, fmt.Errorf("%s: total shards %d: want 0 to %d", what, l.TotalShards, queryshard.MaxShards))
@@ -256,7 +269,7 @@ func (o Options) Validate() error {
 // freshness window and the smallest TTL of the results cache (the least
 // staleness any tenant asked for), caching only if every tenant caches,
 // the smallest positive outstanding bound, and the largest target series
-// per shard (the fewest shards).
+// and samples per shard (the fewest shards).
 func combineLimits(ls []Limits) Limits {
 	c := ls[0]
 	for _, l := range ls[1:] {
@@ -270,6 +283,7 @@ func combineLimits(ls []Limits) Limits {
 		c.TotalShards = int(smallestPositive(int64(c.TotalShards), int64(l.TotalShards)))
 		c.MaxShardedQueries = int(smallestPositive(int64(c.MaxShardedQueries), int64(l.MaxShardedQueries)))
 		c.TargetSeriesPerShard = max(c.TargetSeriesPerShard, l.TargetSeriesPerShard)
+		c.TargetSamplesPerShard = max(c.TargetSamplesPerShard, l.TargetSamplesPerShard)
 	}
 	return c
 }

@@ -310,11 +310,64 @@ type shardRun struct {
 	plan       *shardPlan
 	start, end int64 // of the piece; equal for an instant query
 
+	// legs are the embedded queries' shards, all started at once (launch)
+	// and waited for by Select.
+	legs   []*leg
+	cancel context.CancelFunc // stops the shards still running
+	wg     sync.WaitGroup     // the shards' goroutines
+
 	mu     sync.Mutex
 	failed *response // the first shard the API did not answer with success
 	annots bool
 	stats  *queryStats
 	shards int
+}
+
+// leg is the shards of one embedded query.
+type leg struct {
+	done    chan struct{} // closed when every shard has answered or failed
+	results []*result     // by shard; nil for one that failed
+}
+
+// launch runs the shards of every embedded query at once: the engine
+// selects its embedded queries one after the other, and a query with
+// two legs (avg: sum and count) would otherwise wait for the first's
+// shards before it starts the second's.
+func (r *shardRun) launch(ctx context.Context) {
+	ctx, r.cancel = context.WithCancel(ctx)
+	for _, queries := range r.plan.embedded {
+		l := &leg{done: make(chan struct{}), results: make([]*result, len(queries))}
+		r.legs = append(r.legs, l)
+		var shards sync.WaitGroup
+		for i, q := range queries {
+			shards.Add(1)
+			r.wg.Go(func() {
+				defer shards.Done()
+				resp, err := r.f.call(ctx, r.req, q, r.start, r.end)
+				switch {
+				case err != nil:
+				case resp.code != http.StatusOK:
+					r.fail(resp)
+				case resp.res == nil || resp.res.resultType != "matrix" && resp.res.resultType != "vector":
+					r.fail(resp)
+				default:
+					l.results[i] = resp.res
+					return
+				}
+				r.cancel()
+			})
+		}
+		r.wg.Go(func() {
+			shards.Wait()
+			close(l.done)
+		})
+	}
+}
+
+// stop cancels the shards still running and waits for them.
+func (r *shardRun) stop() {
+	r.cancel()
+	r.wg.Wait()
 }
 
 // callSharded evaluates the plan over [start, end] (an instant query at
@@ -341,6 +394,8 @@ func (f *Frontend) callSharded(ctx context.Context, req *request, plan *shardPla
 		return nil, nil, fmt.Errorf("%w: %v", errShardFallback, err)
 	}
 	defer q.Close()
+	run.launch(ctx)
+	defer run.stop()
 	res := q.Exec(ctx)
 	f.m.sharded.Inc()
 	f.m.shards.Add(float64(run.shards))
@@ -422,42 +477,24 @@ func (r *shardRun) Select(ctx context.Context, sortSeries bool, _ *storage.Selec
 	if id < 0 || id >= len(r.plan.embedded) {
 		return storage.ErrSeriesSet(fmt.Errorf("frontend: no embedded query %v", ms))
 	}
-	queries := r.plan.embedded[id]
-	results := make([]*result, len(queries))
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	l := r.legs[id]
 	// The shards need slots: this goroutine holds none while it waits.
 	sl := cpuslot.FromContext(ctx)
 	sl.Pause()
-	for i, q := range queries {
-		wg.Go(func() {
-			resp, err := r.f.call(ctx, r.req, q, r.start, r.end)
-			if err != nil {
-				cancel()
-				return
-			}
-			if resp.code != http.StatusOK {
-				r.fail(resp)
-				cancel()
-				return
-			}
-			res := resp.res
-			if res == nil || res.resultType != "matrix" && res.resultType != "vector" {
-				r.fail(resp)
-				cancel()
-				return
-			}
-			results[i] = res
-		})
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		// The shards may still write their results: not read.
+		sl.Resume()
+		return storage.ErrSeriesSet(ctx.Err())
 	}
-	wg.Wait()
 	if err := sl.Resume(); err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	r.mu.Lock()
-	r.shards += len(queries)
+	r.shards += len(l.results)
 	r.mu.Unlock()
+	results := l.results
 	var out []storage.Series
 	for _, res := range results {
 		if res == nil {

@@ -231,7 +231,8 @@ func TestShardCount(t *testing.T) {
 		{"eight cores, two pieces", 16, 128, 8, 2, 1, 4},
 		{"pieces use the cores", 16, 128, 2, 2, 1, 1},
 		{"more pieces than cores", 16, 128, 2, 30, 1, 1},
-		{"legs do not divide the cores", 16, 128, 4, 1, 2, 4},
+		{"legs divide the cores", 16, 128, 4, 1, 2, 2},
+		{"avg on two cores", 16, 128, 2, 1, 2, 1},
 		{"max sharded queries", 16, 128, 0, 8, 2, 8},
 		{"max sharded queries below one per piece", 16, 128, 0, 200, 1, 1},
 		{"both", 16, 20, 64, 2, 2, 5},
@@ -288,10 +289,11 @@ func TestShardsBoundedByParallelism(t *testing.T) {
 	}
 }
 
-// TestShardingByEstimate: with a target of series per shard, a shardable
-// query runs unsharded until it has run once, then in as many shards as
-// its series call for (30 series: 2 shards at 20 a shard, none at 40),
-// and a query whose shards gave annotations is not cut again.
+// TestShardingByEstimate: with a target of series (or samples) per shard,
+// a shardable query runs unsharded until it has run once, then in as
+// many shards as its series call for (30 series: 2 shards at 20 a shard,
+// none at 40; 30 samples, one a series, the same), and a query whose
+// shards gave annotations is not cut again.
 func TestShardingByEstimate(t *testing.T) {
 	api := newFakeAPI(t)
 	base := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
@@ -300,17 +302,19 @@ func TestShardingByEstimate(t *testing.T) {
 		return url.Values{"query": {q}, "time": {formatTime(base.Add(time.Hour).UnixMilli())}}
 	}
 	for _, tc := range []struct {
-		target int
-		want   []float64 // shards of each run
+		series, samples int
+		want            []float64 // shards of each run
 	}{
-		{20, []float64{0, 2, 2}},
-		{40, []float64{0, 0, 0}},
-		{0, []float64{4, 4, 4}}, // no estimates: every run cut
+		{20, 0, []float64{0, 2, 2}},
+		{40, 0, []float64{0, 0, 0}},
+		{0, 20, []float64{0, 2, 2}},
+		{40, 20, []float64{0, 2, 2}}, // the larger count
+		{0, 0, []float64{4, 4, 4}},   // no estimates: every run cut
 	} {
-		t.Run(fmt.Sprint(tc.target), func(t *testing.T) {
+		t.Run(fmt.Sprint(tc.series, "/", tc.samples), func(t *testing.T) {
 			lim := DefaultLimits
 			lim.TotalShards = 4
-			lim.TargetSeriesPerShard = tc.target
+			lim.TargetSeriesPerShard, lim.TargetSamplesPerShard = tc.series, tc.samples
 			f := newTestFrontend(t, api, Options{Defaults: lim, ParallelizeShardableQueries: true, ShardParallelism: -1})
 			form := instant(`sum by (job) (mem_bytes)`)
 			_, want := get(t, api, "/api/v1/query", "t1", form)
@@ -322,7 +326,7 @@ func TestShardingByEstimate(t *testing.T) {
 				require.Equal(t, shards, testutil.ToFloat64(f.m.shards)-before, "run %d", run)
 			}
 			// Another tenant's run of the same query learns for itself.
-			if tc.target > 0 {
+			if tc.series > 0 || tc.samples > 0 {
 				before := testutil.ToFloat64(f.m.shards)
 				get(t, f, "/api/v1/query", "t2", form)
 				require.Equal(t, before, testutil.ToFloat64(f.m.shards), "t2's first run")
@@ -352,11 +356,11 @@ func TestEstimatesBounded(t *testing.T) {
 	now := time.Unix(0, 0)
 	key := func(i int) estimateKey { return estimateKey{tenant: "t", query: fmt.Sprint(i)} }
 	for i := range maxEstimates {
-		e.record(key(i), int64(i), false, now.Add(time.Duration(i)*time.Second))
+		e.record(key(i), int64(i), 0, false, now.Add(time.Duration(i)*time.Second))
 	}
 	_, ok := e.get(key(0), now.Add(time.Duration(maxEstimates)*time.Second)) // used again: the newest
 	require.True(t, ok)
-	e.record(key(maxEstimates), 1, false, now.Add(time.Duration(maxEstimates+1)*time.Second))
+	e.record(key(maxEstimates), 1, 0, false, now.Add(time.Duration(maxEstimates+1)*time.Second))
 	require.LessOrEqual(t, e.len(), maxEstimates)
 	for _, tc := range []struct {
 		i    int

@@ -121,6 +121,8 @@ type Limits struct {
 	// one shard per this many series it read when it last ran, none
 	// before it ran once; 0 cuts every shardable query.
 	QueryShardingTargetSeriesPerShard int `yaml:"query_sharding_target_series_per_shard"`
+	// QueryShardingTargetSamplesPerShard: the same per samples read.
+	QueryShardingTargetSamplesPerShard int `yaml:"query_sharding_target_samples_per_shard"`
 
 	// RetentionPeriod: the tenant's samples older than now minus this are
 	// deleted, a time partition (a day) at a time, with the series left
@@ -353,6 +355,7 @@ var Flag = map[string]string{
 	"query_sharding_total_shards":                                  "query-frontend.query-sharding-total-shards",
 	"query_sharding_max_sharded_queries":                           "query-frontend.query-sharding-max-sharded-queries",
 	"query_sharding_target_series_per_shard":                       "query-frontend.query-sharding-target-series-per-shard",
+	"query_sharding_target_samples_per_shard":                      "query-frontend.query-sharding-target-samples-per-shard",
 	"retention_period":                                             "storage.retention",
 	"ruler_max_rule_groups_per_tenant":                             "ruler.max-rule-groups-per-tenant",
 	"ruler_max_rules_per_rule_group":                               "ruler.max-rules-per-rule-group",
@@ -403,6 +406,7 @@ func (l *Limits) Values() []Value {
 		{"query_sharding_total_shards", float64(l.QueryShardingTotalShards)},
 		{"query_sharding_max_sharded_queries", float64(l.QueryShardingMaxShardedQueries)},
 		{"query_sharding_target_series_per_shard", float64(l.QueryShardingTargetSeriesPerShard)},
+		{"query_sharding_target_samples_per_shard", float64(l.QueryShardingTargetSamplesPerShard)},
 		{"retention_period", sec(l.RetentionPeriod)},
 		{"ruler_max_rule_groups_per_tenant", float64(l.RulerMaxRuleGroupsPerTenant)},
 		{"ruler_max_rules_per_rule_group", float64(l.RulerMaxRulesPerRuleGroup)},
@@ -491,6 +495,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.QueryShardingTargetSeriesPerShard < 0 {
 		bad("query_sharding_target_series_per_shard", "%d is negative: want 0 (shard every shardable query) or more", l.QueryShardingTargetSeriesPerShard)
+	}
+	if l.QueryShardingTargetSamplesPerShard < 0 {
+		bad("query_sharding_target_samples_per_shard", "%d is negative: want 0 (shard every shardable query) or more", l.QueryShardingTargetSamplesPerShard)
 	}
 	if l.MaxCacheFreshness < 0 {
 		bad("max_cache_freshness", "%v is negative", l.MaxCacheFreshness)
