@@ -150,6 +150,9 @@ type request struct {
 	stats            string // the client's stats parameter
 	// shards is the query's sharding plan, nil if it is not sharded.
 	shards *shardPlan
+	// raw: the answer of the whole query, unsharded, goes to the client
+	// as the API wrote it (passthrough.go).
+	raw bool
 	// learn: the query is shardable and the tenant's shards follow
 	// estimates; its computations record the series they read.
 	learn bool
@@ -334,8 +337,12 @@ type response struct {
 	header http.Header
 	body   bytes.Buffer
 	// res is the answer decoded (call decodes a 200 under the query's
-	// CPU slot), nil if it is not one or cannot be read.
+	// CPU slot), nil if it is not one or cannot be read, or if it is
+	// passed through (passthrough.go).
 	res *result
+	// stats are those of an answer passed through; body then holds them
+	// only if the client asked for them.
+	stats *queryStats
 }
 
 func (r *response) Header() http.Header { return r.header }
@@ -378,7 +385,10 @@ func (f *Frontend) acquire(ctx context.Context, tenant string) (*cpuslot.Slot, c
 // same slot (response.res). The API is always asked for stats (for the
 // slow-query log and stats=all); the frontend drops them from its
 // answer unless the client asked.
-func (f *Frontend) call(ctx context.Context, req *request, query string, start, end int64) (*response, error) {
+//
+// With raw, a 200 is not decoded: its stats are read (response.stats) and
+// cut out of the body unless the client asked for them.
+func (f *Frontend) call(ctx context.Context, req *request, query string, start, end int64, raw bool) (*response, error) {
 	form := make(url.Values, len(req.form)+1)
 	for k, v := range req.form {
 		form[k] = v
@@ -420,6 +430,17 @@ func (f *Frontend) call(ctx context.Context, req *request, query string, start, 
 		f.next.ServeHTTP(resp, r)
 		if resp.code == 0 {
 			resp.code = http.StatusOK
+		}
+		if resp.code == http.StatusOK && raw {
+			rest, stats, ok := splitStats(resp.body.Bytes())
+			if ok {
+				resp.stats = readStats(stats)
+				if req.stats == "" {
+					resp.body.Reset()
+					resp.body.Write(rest)
+				}
+			}
+			return
 		}
 		if resp.code == http.StatusOK {
 			res, err := decodeResult(resp.body.Bytes(), sl)
@@ -488,6 +509,7 @@ func writeAPIError(w http.ResponseWriter, code int, errorType, msg string) {
 func (f *Frontend) serveInstant(ctx context.Context, w http.ResponseWriter, req *request) serveStats {
 	st := serveStats{pieces: 1}
 	f.planShards(req, 1)
+	req.raw = true // only the unsharded run's answer (fetch)
 	if req.shards != nil && !req.hasTime {
 		// Every shard must evaluate at the same time.
 		req.start, req.end, req.hasTime = f.opts.Now().UnixMilli(), f.opts.Now().UnixMilli(), true
@@ -498,8 +520,10 @@ func (f *Frontend) serveInstant(ctx context.Context, w http.ResponseWriter, req 
 		st.status = writeError(w, err)
 		return st
 	case res == nil:
-		// The API's error, or an answer we cannot read: passed on as it
-		// is (with stats the client may not have asked for).
+		// The API's error, an answer we cannot read (with stats the
+		// client may not have asked for), or one passed through: passed
+		// on as it is.
+		st.addStats(resp.stats)
 		st.status = resp.code
 		resp.writeTo(w)
 		return st
@@ -554,17 +578,17 @@ func (f *Frontend) planShards(req *request, computations int) {
 	}
 }
 
-// learn records the series a computation of req read (its stats), and
-// whether its shards sent it back unsharded.
-func (f *Frontend) learn(req *request, res *result, unshardable bool) {
-	if !req.learn || res == nil || res.stats == nil {
+// learn records the series and samples a computation of req read (its
+// stats), and whether its shards sent it back unsharded.
+func (f *Frontend) learn(req *request, stats *queryStats, unshardable bool) {
+	if !req.learn || stats == nil {
 		return
 	}
 	samples := int64(0)
-	if res.stats.Samples != nil {
-		samples = res.stats.Samples.TotalQueryableSamples
+	if stats.Samples != nil {
+		samples = stats.Samples.TotalQueryableSamples
 	}
-	f.est.record(req.estimateKey(), res.stats.SeriesFetched, samples, unshardable, f.opts.Now())
+	f.est.record(req.estimateKey(), stats.SeriesFetched, samples, unshardable, f.opts.Now())
 }
 
 // shardCount is the number of shards each of a query's computations
@@ -628,7 +652,7 @@ func (f *Frontend) fetch(ctx context.Context, req *request, start, end int64, st
 		switch {
 		case err == nil && resp == nil:
 			st.shards += len(req.shards.embedded) * req.shards.n
-			f.learn(req, res, false)
+			f.learn(req, res.stats, false)
 			return res, &response{code: http.StatusOK, header: http.Header{"Content-Type": {"application/json"}}}, nil
 		case resp != nil:
 			return nil, resp, nil
@@ -638,15 +662,17 @@ func (f *Frontend) fetch(ctx context.Context, req *request, start, end int64, st
 		f.m.unsharded.Inc()
 		fellBack = true
 	}
-	resp, err := f.call(ctx, req, req.query, start, end)
+	resp, err := f.call(ctx, req, req.query, start, end, req.raw)
 	if err != nil {
 		return nil, nil, err
 	}
 	if resp.res == nil {
-		// The API's error, or an answer the frontend cannot read.
+		// The API's error, an answer the frontend cannot read, or one
+		// passed through.
+		f.learn(req, resp.stats, fellBack)
 		return nil, resp, nil
 	}
-	f.learn(req, resp.res, fellBack)
+	f.learn(req, resp.res.stats, fellBack)
 	return resp.res, resp, nil
 }
 

@@ -86,8 +86,13 @@ func (f *Frontend) serveRange(ctx context.Context, w http.ResponseWriter, req *r
 		fetches = append(fetches, p.fetches...)
 	}
 	f.planShards(req, len(fetches))
+	// One fetch that is the whole query, and nothing to cache: the API's
+	// answer is the answer (passthrough.go), and run hands it back as it
+	// does an error.
+	req.raw = len(pieces) == 1 && pieces[0].ext == nil && !cacheable
 	if failed := f.run(ctx, req, fetches, &st); failed != nil {
 		if failed.resp != nil {
+			st.addStats(failed.resp.stats)
 			failed.resp.writeTo(w)
 			st.status = failed.resp.code
 		} else {

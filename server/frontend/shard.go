@@ -343,7 +343,7 @@ func (r *shardRun) launch(ctx context.Context) {
 			shards.Add(1)
 			r.wg.Go(func() {
 				defer shards.Done()
-				resp, err := r.f.call(ctx, r.req, q, r.start, r.end)
+				resp, err := r.f.call(ctx, r.req, q, r.start, r.end, false)
 				switch {
 				case err != nil:
 				case resp.code != http.StatusOK:
