@@ -332,6 +332,11 @@ func (it *seriesIterator) AtT() int64 { return it.t }
 // The series' start timestamps are read at its first call (none for a
 // tenant that never had any); a failed read is the iterator's error.
 func (it *seriesIterator) AtST() int64 {
+	if !it.s.hasST {
+		// PromQL's iterators ask at every sample; most tenants never
+		// sent one.
+		return 0
+	}
 	st := it.st.at(it.s, it.t)
 	if it.st.err != nil && it.err == nil {
 		it.err = fmt.Errorf("read start timestamps of series %d: %w", it.s.id, it.st.err)

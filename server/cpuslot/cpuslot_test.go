@@ -22,6 +22,23 @@ func newScheduler(t *testing.T, slots int) *Scheduler {
 	return s
 }
 
+// heldAndWaiting has tenant heavy hold the only slot of s and light wait
+// for it (in a synctest bubble): heavy's slot, what cancels light's
+// context, and light's Acquire's error once it returns.
+func heldAndWaiting(t *testing.T, s *Scheduler) (*Slot, context.CancelFunc, <-chan error) {
+	t.Helper()
+	holder, _, err := s.Acquire(context.Background(), "heavy")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, _, err := s.Acquire(ctx, "light")
+		done <- err
+	}()
+	synctest.Wait()
+	return holder, cancel, done
+}
+
 // use works for d while holding sl: the clock moves d (synctest's fake
 // clock), charged at the next checkpoint.
 func use(d time.Duration) { time.Sleep(d) }
@@ -178,15 +195,7 @@ func TestNoYieldWithinQuantum(t *testing.T) {
 func TestCancelWhileWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newScheduler(t, 1)
-		holder, _, err := s.Acquire(context.Background(), "heavy")
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() {
-			_, _, err := s.Acquire(ctx, "light")
-			done <- err
-		}()
-		synctest.Wait()
+		holder, cancel, done := heldAndWaiting(t, s)
 		cancel()
 		require.ErrorIs(t, <-done, context.Canceled)
 		require.Zero(t, s.waiting.Load())
@@ -232,15 +241,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 func TestGrantedAsCanceled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newScheduler(t, 1)
-		holder, _, err := s.Acquire(context.Background(), "heavy")
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() {
-			_, _, err := s.Acquire(ctx, "light")
-			done <- err
-		}()
-		synctest.Wait()
+		holder, cancel, done := heldAndWaiting(t, s)
 		// The grant wakes the waiter; its context ends before it runs.
 		holder.Release()
 		cancel()
