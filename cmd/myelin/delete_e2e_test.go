@@ -19,20 +19,31 @@ import (
 
 // deleteReq sends an admin request for tenant to the node at addr and
 // returns the status and body.
+//
+// A 503 that asks for the request again (the cluster's metadata leader
+// is being elected: a node was just killed) is sent again for up to 15 s,
+// as a client would.
 func deleteReq(t *testing.T, method, addr, path, tenant string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+addr+path, nil)
-	if err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		req, err := http.NewRequest(method, "http://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Scope-OrgID", tenant)
+		resp, err := clusterHTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(b), "send the request again") && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		return resp.StatusCode, string(b)
 	}
-	req.Header.Set("X-Scope-OrgID", tenant)
-	resp, err := clusterHTTP.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // TestClusterDelete: on a three-node cluster (three groups of three
