@@ -77,30 +77,114 @@ type apiData struct {
 type apiResult struct {
 	series []apiSeries
 	raw    json.RawMessage
-	// slot is the query's CPU slot, checkpointed in every
-	// cpuslot.TickEvery points (set before decoding; nil: none).
-	slot *cpuslot.Slot
 }
 
-// UnmarshalJSON reads a result that encoding/json has checked to be valid
-// JSON in one pass of its own (seriesScanner): through encoding/json's
-// reflection a point cost ~1 µs and, kept raw, five allocations
-// (BenchmarkDecodeResult).
-func (r *apiResult) UnmarshalJSON(b []byte) error {
-	sc := &seriesScanner{b: b, slot: r.slot}
+// decodeEnvelope reads the API's answer in one pass of its own
+// (seriesScanner): the series point by point, the small members (status,
+// errors, annotations, stats) with encoding/json. encoding/json's pass
+// over the whole answer to check it before its reflection took 60 % of
+// the decoding (BenchmarkDecodeResult); the answer comes from this
+// node's own API, and the scanner checks the shape of what it reads (a
+// value it skips is only scanned to its end).
+func decodeEnvelope(body []byte, sl *cpuslot.Slot) (apiResponse, error) {
+	var resp apiResponse
+	sc := &seriesScanner{b: body, slot: sl}
+	err := sc.object(func(key []byte) error {
+		switch string(key) {
+		case "data":
+			return sc.object(func(key []byte) error {
+				switch string(key) {
+				case "resultType":
+					return sc.small(&resp.Data.ResultType)
+				case "result":
+					return resp.Data.Result.read(sc)
+				case "stats":
+					v, err := sc.value()
+					resp.Data.Stats = v
+					return err
+				}
+				_, err := sc.value()
+				return err
+			})
+		case "status":
+			return sc.small(&resp.Status)
+		case "errorType":
+			return sc.small(&resp.ErrorType)
+		case "error":
+			return sc.small(&resp.Error)
+		case "warnings":
+			return sc.small(&resp.Warnings)
+		case "infos":
+			return sc.small(&resp.Infos)
+		}
+		_, err := sc.value()
+		return err
+	})
+	if err != nil {
+		return resp, err
+	}
+	if sc.ws(); sc.i != len(sc.b) {
+		return resp, fmt.Errorf("%w: data after the answer at offset %d", errShape, sc.i)
+	}
+	return resp, nil
+}
+
+// read reads a result: an array of series objects (or an empty array),
+// else kept raw (a scalar's or string's [t, v]).
+func (r *apiResult) read(sc *seriesScanner) error {
 	sc.ws()
+	start := sc.i
 	if sc.peek() == '[' {
 		sc.i++
 		sc.ws()
 		if c := sc.peek(); c == '{' || c == ']' {
-			sc.i = 0
+			sc.i = start
 			var err error
 			r.series, err = sc.seriesArray()
 			return err
 		}
+		sc.i = start
 	}
-	r.raw = bytes.Clone(b)
-	return nil
+	v, err := sc.value()
+	r.raw = bytes.Clone(v)
+	return err
+}
+
+// object reads {"key": value, ...}, calling member after each key's
+// colon to read its value.
+func (sc *seriesScanner) object(member func(key []byte) error) error {
+	if err := sc.expect('{'); err != nil {
+		return err
+	}
+	if sc.empty('}') {
+		return nil
+	}
+	for {
+		key, err := sc.str()
+		if err != nil {
+			return err
+		}
+		if err := sc.expect(':'); err != nil {
+			return err
+		}
+		if err := member(key); err != nil {
+			return err
+		}
+		more, err := sc.next('}')
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// small decodes the next value into v with encoding/json: for the
+// envelope's few small members.
+func (sc *seriesScanner) small(v any) error {
+	b, err := sc.value()
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }
 
 type apiSeries struct {
@@ -109,10 +193,9 @@ type apiSeries struct {
 	histograms []hpoint
 }
 
-// seriesScanner reads the series array of a query answer. Its input is
-// valid JSON (encoding/json checked it), so it only checks that the
-// shape is the API's: objects of metric, values/value, histograms/
-// histogram; any other key's value is skipped.
+// seriesScanner reads a query answer (decodeEnvelope). It checks that
+// the shape is the API's: an envelope object, series objects of metric,
+// values/value, histograms/histogram; any other key's value is skipped.
 type seriesScanner struct {
 	slot *cpuslot.Slot
 	b    []byte
@@ -427,8 +510,8 @@ func plainString(s []byte) ([]byte, bool) {
 // checkpoint every cpuslot.TickEvery points; encoding/json's validating
 // pass over the whole answer before them has none.
 func decodeResult(body []byte, sl *cpuslot.Slot) (*result, error) {
-	resp := apiResponse{Data: apiData{Result: apiResult{slot: sl}}}
-	if err := json.Unmarshal(body, &resp); err != nil {
+	resp, err := decodeEnvelope(body, sl)
+	if err != nil {
 		return nil, fmt.Errorf("decode answer: %w", err)
 	}
 	if resp.Status != "success" {
