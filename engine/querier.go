@@ -653,7 +653,9 @@ func (q *querier) inViewLocked(v *view, id uint64) (bool, error) {
 
 // sortLimit sorts out and cuts it to hints.Limit.
 func sortLimit(out []string, hints *storage.LabelHints) []string {
-	slices.Sort(out)
+	if !slices.IsSorted(out) { // the head index's values come sorted
+		slices.Sort(out)
+	}
 	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
 		out = out[:hints.Limit]
 	}
