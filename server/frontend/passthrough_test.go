@@ -19,7 +19,7 @@ func TestSplitStats(t *testing.T) {
 			`{"data":{"result":[]},"status":"success"}`, `{"x":[1,{"y":"}"}]}`, true},
 		{"middle, with warnings after", `{"status":"success","data":{"resultType":"matrix","stats":null,"result":[{"metric":{"a":"b\"}]"},"values":[[1,"2"]]}]},"warnings":["w"]}`,
 			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b\"}]"},"values":[[1,"2"]]}]},"warnings":["w"]}`, `null`, true},
-		{"spaces", "{ \"data\" : { \"result\" : [ ] , \"stats\" : { } } }", "{ \"data\" : { \"result\" : [ ]  } }", "{ }", true}, // the space before the comma stays
+		{"spaces", "{ \"data\" : { \"result\" : [ ] , \"stats\" : { } } }", "{ \"data\" : { \"result\" : [ ] } }", "{ }", true},
 		{"escaped key", `{"data":{"result":"stats\\","stats":1}}`, `{"data":{"result":"stats\\"}}`, `1`, true},
 		{"no stats", `{"status":"success","data":{"resultType":"vector","result":[]}}`, "", "", false},
 		{"data not an object", `{"status":"success","data":[1]}`, "", "", false},
