@@ -174,6 +174,16 @@ func FromContext(ctx context.Context) *Slot {
 	return sl
 }
 
+// Detach returns ctx without the slot it carries: work started under it
+// takes slots of its own (Acquire does not nest it), as work that runs
+// beside its starter rather than inside its turn must.
+func Detach(ctx context.Context) context.Context {
+	if FromContext(ctx) == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, ctxKey{}, (*Slot)(nil))
+}
+
 // Acquire waits for a slot for tenant in fair order and returns it with
 // a context that carries it. It returns ctx's error if ctx ends first.
 // Under a context whose slot is held, it returns a nested slot at once

@@ -253,6 +253,44 @@ func TestGrantedAsCanceled(t *testing.T) {
 	})
 }
 
+// TestDetach: under a held slot's context Acquire nests (returns at
+// once, the same turn); under Detach of it, it waits for a slot of its
+// own.
+func TestDetach(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(t, 1)
+		holder, ctx, err := s.Acquire(context.Background(), "a")
+		require.NoError(t, err)
+		nested, _, err := s.Acquire(ctx, "a")
+		require.NoError(t, err)
+		require.True(t, nested.nested)
+		nested.Release()
+		require.Same(t, holder, FromContext(ctx))
+		detached := Detach(ctx)
+		require.Nil(t, FromContext(detached))
+		got := make(chan *Slot)
+		go func() {
+			sl, _, err := s.Acquire(detached, "a")
+			if err != nil {
+				t.Error(err)
+			}
+			got <- sl
+		}()
+		synctest.Wait()
+		select {
+		case <-got:
+			t.Fatal("a detached acquire took the held slot's turn")
+		default:
+		}
+		holder.Release()
+		own := <-got
+		require.False(t, own.nested)
+		own.Release()
+		bg := context.Background()
+		require.Equal(t, bg, Detach(bg), "a context without a slot is kept")
+	})
+}
+
 // TestNestedNoDeadlock: with one slot, work started under a held slot
 // runs under it (Acquire returns at once), and a holder that waits for
 // sub-queries with slots of their own pauses, so neither deadlocks.

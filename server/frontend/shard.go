@@ -334,7 +334,10 @@ type leg struct {
 // two legs (avg: sum and count) would otherwise wait for the first's
 // shards before it starts the second's.
 func (r *shardRun) launch(ctx context.Context) {
-	ctx, r.cancel = context.WithCancel(ctx)
+	// The shards run beside the engine, which holds its slot until its
+	// first select pauses it: each takes a slot of its own (under the
+	// engine's, they would share it, and its checkpoint counter).
+	ctx, r.cancel = context.WithCancel(cpuslot.Detach(ctx))
 	for _, queries := range r.plan.embedded {
 		l := &leg{done: make(chan struct{}), results: make([]*result, len(queries))}
 		r.legs = append(r.legs, l)
