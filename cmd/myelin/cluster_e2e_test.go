@@ -64,6 +64,13 @@ func (c *testClusterE2E) pick(i int) (n *e2eNode, addr string, up bool) {
 	return n, n.http, n.up
 }
 
+// isUp reports whether n has not been killed.
+func (c *testClusterE2E) isUp(n *e2eNode) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return n.up
+}
+
 // kill sends SIGKILL to n and waits for it.
 func (c *testClusterE2E) kill(n *e2eNode) {
 	c.mu.Lock()
@@ -1146,8 +1153,10 @@ func startQueryChecker(t *testing.T, c *testClusterE2E, w *clusterWriter) *query
 			got, err := c.tryQueryCount(n, w, time.Now().UnixMilli()+60_000, false)
 			switch {
 			case got < 0:
-				if _, _, up := c.pick(i); !up {
-					continue // the test killed the node it asked
+				if !c.isUp(n) {
+					// The test killed the node it asked (asked by node,
+					// not by index: a killed node may have left the list).
+					continue
 				}
 				t.Logf("query through node %s failed: %v", n.id, err)
 				q.failed.Add(1)
