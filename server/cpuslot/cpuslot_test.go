@@ -39,6 +39,15 @@ func heldAndWaiting(t *testing.T, s *Scheduler) (*Slot, context.CancelFunc, <-ch
 	return holder, cancel, done
 }
 
+// requireIdle checks that s's only slot is free and no one waits.
+func requireIdle(t *testing.T, s *Scheduler) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.Equal(t, 1, s.mu.free)
+	require.Zero(t, s.mu.waiters)
+}
+
 // use works for d while holding sl: the clock moves d (synctest's fake
 // clock), charged at the next checkpoint.
 func use(d time.Duration) { time.Sleep(d) }
@@ -226,10 +235,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 		h2.Release() // no-op
 		light.Release()
 		light.Release() // idempotent
-		s.mu.Lock()
-		require.Equal(t, 1, s.mu.free)
-		require.Zero(t, s.mu.waiters)
-		s.mu.Unlock()
+		requireIdle(t, s)
 	})
 }
 
@@ -246,10 +252,7 @@ func TestGrantedAsCanceled(t *testing.T) {
 		holder.Release()
 		cancel()
 		require.ErrorIs(t, <-done, context.Canceled)
-		s.mu.Lock()
-		require.Equal(t, 1, s.mu.free)
-		require.Zero(t, s.mu.waiters)
-		s.mu.Unlock()
+		requireIdle(t, s)
 	})
 }
 

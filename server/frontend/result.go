@@ -51,24 +51,22 @@ type result struct {
 	stats      *queryStats // nil unless asked for
 }
 
-// apiResponse is the envelope of the Prometheus API's JSON, decoded in
-// one pass: encoding/json scans a json.RawMessage again when it is
-// decoded later, so nothing but the metric and a histogram's object is
-// kept raw, and points are parsed by their own UnmarshalJSON (a point's
-// generic decode cost five allocations; BenchmarkDecodeResult).
+// apiResponse is the envelope of the Prometheus API's JSON, as
+// decodeEnvelope reads it in one pass: nothing but the metric, the stats
+// and a histogram's object is kept raw.
 type apiResponse struct {
-	Status    string   `json:"status"`
-	Data      apiData  `json:"data"`
-	ErrorType string   `json:"errorType"`
-	Error     string   `json:"error"`
-	Warnings  []string `json:"warnings"`
-	Infos     []string `json:"infos"`
+	Status    string
+	Data      apiData
+	ErrorType string
+	Error     string
+	Warnings  []string
+	Infos     []string
 }
 
 type apiData struct {
-	ResultType string          `json:"resultType"`
-	Result     apiResult       `json:"result"`
-	Stats      json.RawMessage `json:"stats"`
+	ResultType string
+	Result     apiResult
+	Stats      json.RawMessage
 }
 
 // apiResult is a result: the series of a matrix or vector, or the raw
@@ -507,8 +505,7 @@ func plainString(s []byte) ([]byte, bool) {
 // decodeResult decodes a successful answer of the query API.
 //
 // Under a CPU slot (sl, nil for none) the series are read with a
-// checkpoint every cpuslot.TickEvery points; encoding/json's validating
-// pass over the whole answer before them has none.
+// checkpoint every cpuslot.TickEvery points.
 func decodeResult(body []byte, sl *cpuslot.Slot) (*result, error) {
 	resp, err := decodeEnvelope(body, sl)
 	if err != nil {
